@@ -1,0 +1,77 @@
+// The desired state of one cluster: what the hub renders from one Git commit and the
+// agent applies. Shared by both sides; its JSON form is what travels (gzip) on the stream.
+import { canonicalJson, digestOf } from './hash.js';
+
+/** A Kubernetes object as plain JSON. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+/** Fields of objects the agent ignores when comparing with the cluster. */
+export interface DriftIgnoreRule {
+  kind?: string;
+  name?: string;
+  namespace?: string;
+  /** JSON pointers, e.g. "/spec/replicas". */
+  paths: string[];
+}
+
+/** What the agent does about drift in a bundle's objects. */
+export interface DriftPolicy {
+  /** enforce: re-apply (default); warn: report only. */
+  mode: 'enforce' | 'warn';
+  ignore: DriftIgnoreRule[];
+}
+
+/** One bundle as rendered for one cluster. */
+export interface BundleDesiredState {
+  name: string;
+  /** Digest of this bundle's content (objects and policy). */
+  digest: string;
+  drift: DriftPolicy;
+  /** On a field-manager conflict: take ownership (force) or report it (default true). */
+  forceConflicts: boolean;
+  objects: KubeObject[];
+}
+
+/** Everything one cluster should run, rendered from one commit. */
+export interface DesiredState {
+  cluster: string;
+  /** The Git commit it was rendered from. Not part of the digest: two commits that render the same content are the same state. */
+  revision: string;
+  /** Content digest over cluster and bundles ("sha256:<hex>"). */
+  digest: string;
+  bundles: BundleDesiredState[];
+}
+
+/** Label put on every object Flotilla applies, naming its bundle. */
+export const BUNDLE_LABEL = 'flotilla.dev/bundle';
+/** Annotation that keeps an object in the cluster when it is pruned from Git. */
+export const KEEP_ON_PRUNE_ANNOTATION = 'flotilla.dev/prune';
+
+/** Digest of a bundle's content. */
+export function bundleDigest(b: Omit<BundleDesiredState, 'digest'>): string {
+  return digestOf(canonicalJson({ name: b.name, drift: b.drift, forceConflicts: b.forceConflicts, objects: b.objects }));
+}
+
+/** Digest of a cluster's desired state from its bundles' digests (bundles sorted by name). */
+export function desiredStateDigest(cluster: string, bundles: readonly { name: string; digest: string }[]): string {
+  const parts = [...bundles].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((b) => [b.name, b.digest]);
+  return digestOf(canonicalJson({ cluster, bundles: parts }));
+}
+
+/** Identity of an object within a cluster: group/kind/namespace/name. */
+export function objectKey(obj: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>): string {
+  const slash = obj.apiVersion.indexOf('/');
+  const group = slash < 0 ? '' : obj.apiVersion.slice(0, slash);
+  return `${group}/${obj.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+}

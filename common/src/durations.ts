@@ -1,0 +1,50 @@
+// Every tunable duration, in one place, in milliseconds. Config may override some of
+// them; these are the defaults.
+
+/** Named default durations (ms). */
+export const durations = {
+  /** Hub: how often a Git source is polled (default 30 s). */
+  sourcePollInterval: 30_000,
+  /** Hub: fraction of the poll interval added as random jitter (10 %). */
+  sourcePollJitter: 0.1,
+  /** Both: heartbeat on the agent stream when idle (10 s). */
+  streamHeartbeat: 10_000,
+  /** Both: gRPC keepalive ping interval (20 s) and the time to wait for its answer (10 s). */
+  grpcKeepaliveTime: 20_000,
+  grpcKeepaliveTimeout: 10_000,
+  /** Agent: reconnect backoff, first and longest delay (0.5 s .. 30 s). */
+  reconnectInitial: 500,
+  reconnectMax: 30_000,
+  /** Agent: re-apply the last desired state this often, as a safety net for missed watches (5 min). */
+  resyncInterval: 300_000,
+  /** Agent: retry a failed apply after this delay, growing to 2 min. */
+  applyRetryInitial: 2_000,
+  applyRetryMax: 120_000,
+  /** Hub: a cluster without heartbeats for this long is shown offline (45 s). */
+  clusterOfflineAfter: 45_000,
+  /** Both: time allowed for a clean shutdown before exiting anyway (10 s). */
+  shutdownGrace: 10_000,
+} as const;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses "250ms", "30s", "5m", "1h30m", "2d" (or a bare number of ms) into milliseconds. */
+export function parseDuration(text: string | number): number {
+  if (typeof text === 'number') {
+    if (!Number.isFinite(text) || text < 0) throw new RangeError(`invalid duration ${text}`);
+    return text;
+  }
+  const trimmed = text.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(trimmed); m; m = re.exec(trimmed)) {
+    total += Number(m[1]) * (UNITS[m[2] as string] as number);
+    matched = re.lastIndex;
+  }
+  if (trimmed.length === 0 || matched !== trimmed.length) {
+    throw new RangeError(`invalid duration "${text}" (use e.g. 500ms, 30s, 5m, 1h)`);
+  }
+  return total;
+}

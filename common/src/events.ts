@@ -1,0 +1,104 @@
+// The event schema agents publish to NATS JetStream: CloudEvents 1.0 in JSON. This
+// schema is an invariant: types and data fields are only ever added.
+import { randomUUID } from 'node:crypto';
+import { ValidationError } from './errors.js';
+import { isDnsLabel } from './names.js';
+
+/** JetStream stream that holds all agent events. */
+export const EVENTS_STREAM = 'FLOTILLA_EVENTS';
+/** Subject prefix; an agent publishes only under `flotilla.events.<its cluster>.>`. */
+export const EVENTS_SUBJECT_PREFIX = 'flotilla.events';
+
+/** Event types, by the short name used in subjects. */
+export const EVENT_TYPES = {
+  applied: 'dev.flotilla.applied',
+  'apply-failed': 'dev.flotilla.apply.failed',
+  'drift-detected': 'dev.flotilla.drift.detected',
+  'drift-corrected': 'dev.flotilla.drift.corrected',
+  'health-changed': 'dev.flotilla.health.changed',
+} as const;
+
+/** Short event kind, e.g. "applied". */
+export type EventKind = keyof typeof EVENT_TYPES;
+
+/** Per-bundle result of an apply. */
+export interface BundleApplyResult {
+  name: string;
+  digest: string;
+  created: number;
+  configured: number;
+  unchanged: number;
+  deleted: number;
+  failed: number;
+  /** First failures, "Kind/namespace/name: reason" (bounded). */
+  failures: string[];
+}
+
+/** data of "applied" and "apply-failed". */
+export interface AppliedData {
+  revision: string;
+  digest: string;
+  generation: number;
+  result: 'applied' | 'partial' | 'failed';
+  bundles: BundleApplyResult[];
+  durationMs: number;
+  message?: string;
+}
+
+/** A CloudEvent as Flotilla publishes it. */
+export interface FlotillaEvent<T = unknown> {
+  specversion: '1.0';
+  /** Unique and stable across retries: also the JetStream message id (de-duplication). */
+  id: string;
+  /** "flotilla/agent/<cluster>". */
+  source: string;
+  type: (typeof EVENT_TYPES)[EventKind];
+  time: string;
+  datacontenttype: 'application/json';
+  /** Extension attribute: the cluster the event is about. */
+  flotillacluster: string;
+  data: T;
+}
+
+/** Subject an event of this kind from this cluster is published on. */
+export function eventSubject(cluster: string, kind: EventKind): string {
+  return `${EVENTS_SUBJECT_PREFIX}.${cluster}.${kind}`;
+}
+
+/** Creates an event with a fresh id and the current time. */
+export function createEvent<T>(cluster: string, kind: EventKind, data: T, now = new Date()): FlotillaEvent<T> {
+  return {
+    specversion: '1.0',
+    id: randomUUID(),
+    source: `flotilla/agent/${cluster}`,
+    type: EVENT_TYPES[kind],
+    time: now.toISOString(),
+    datacontenttype: 'application/json',
+    flotillacluster: cluster,
+    data,
+  };
+}
+
+const KIND_BY_TYPE = new Map(Object.entries(EVENT_TYPES).map(([k, t]) => [t as string, k as EventKind]));
+
+/** Parses and checks an event's envelope; throws ValidationError naming what is wrong. */
+export function parseEvent(bytes: Uint8Array | string): { kind: EventKind; event: FlotillaEvent } {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof bytes === 'string' ? bytes : new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new ValidationError('event is not valid JSON', { cause: err });
+  }
+  if (!value || typeof value !== 'object') throw new ValidationError('event is not a JSON object');
+  const e = value as Partial<FlotillaEvent>;
+  if (e.specversion !== '1.0') throw new ValidationError(`event specversion must be "1.0", got ${JSON.stringify(e.specversion)}`);
+  if (typeof e.id !== 'string' || e.id === '') throw new ValidationError('event has no id');
+  const kind = typeof e.type === 'string' ? KIND_BY_TYPE.get(e.type) : undefined;
+  if (!kind) throw new ValidationError(`unknown event type ${JSON.stringify(e.type)}`);
+  if (typeof e.flotillacluster !== 'string' || !isDnsLabel(e.flotillacluster)) {
+    throw new ValidationError(`event has an invalid cluster ${JSON.stringify(e.flotillacluster)}`);
+  }
+  if (typeof e.time !== 'string' || Number.isNaN(Date.parse(e.time))) throw new ValidationError('event has an invalid time');
+  if (!e.data || typeof e.data !== 'object') throw new ValidationError('event has no data object');
+  return { kind, event: e as FlotillaEvent };
+}

@@ -1,0 +1,46 @@
+// @flotilla/common: what hub and agent share. Named exports only.
+export { Backoff, sleep } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
+export { durations, parseDuration } from './durations.js';
+export {
+  ConfigError,
+  FlotillaError,
+  NotFoundError,
+  TooLargeError,
+  UnavailableError,
+  ValidationError,
+  errorMessage,
+  isRetryable,
+} from './errors.js';
+export type { ErrorBody, ErrorCode } from './errors.js';
+export {
+  EVENTS_STREAM,
+  EVENTS_SUBJECT_PREFIX,
+  EVENT_TYPES,
+  createEvent,
+  eventSubject,
+  parseEvent,
+} from './events.js';
+export type { AppliedData, BundleApplyResult, EventKind, FlotillaEvent } from './events.js';
+export {
+  BUNDLE_LABEL,
+  KEEP_ON_PRUNE_ANNOTATION,
+  bundleDigest,
+  desiredStateDigest,
+  objectKey,
+} from './desired-state.js';
+export type {
+  BundleDesiredState,
+  DesiredState,
+  DriftIgnoreRule,
+  DriftPolicy,
+  KubeObject,
+} from './desired-state.js';
+export { canonicalJson, digestJson, digestOf, shortDigest } from './hash.js';
+export { LogFields, createLogger, silentLogger } from './logging.js';
+export type { Logger, LoggerOptions } from './logging.js';
+export { assertDnsLabel, isDnsLabel } from './names.js';
+export { compileLabelSelector, parseSelector } from './selector.js';
+export type { LabelSelector, LabelSelectorRequirement, Selector } from './selector.js';
+export { parseYamlDocuments, parseYamlObject } from './yaml.js';
+export type { YamlDocument } from './yaml.js';

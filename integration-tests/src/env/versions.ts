@@ -1,0 +1,46 @@
+// Pinned versions of the real servers the test environment runs, and the rules that
+// locate their binaries. tools/build-k8s.sh and tools/build-nats.sh follow the same
+// rules (cache root, version, file names): change both together.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Kubernetes release of the cached kube-apiserver (override: FLOTILLA_K8S_VERSION). */
+export const K8S_VERSION = 'v1.35.4';
+/** nats-server release of the cached binary (override: FLOTILLA_NATS_VERSION). */
+export const NATS_SERVER_VERSION = 'v2.12.2';
+/** k3s image used when a container runtime exists; same minor as K8S_VERSION where published. */
+export const K3S_IMAGE = 'rancher/k3s:v1.35.4-k3s1';
+/** NATS image used when a container runtime exists. */
+export const NATS_IMAGE = 'nats:2.12-alpine';
+
+/** Absolute paths of the server binaries the binaries mode runs. */
+export interface BinaryPaths {
+  kubeApiserver: string;
+  etcd: string;
+  natsServer: string;
+}
+
+/** Cache root: FLOTILLA_CACHE_DIR, else $XDG_CACHE_HOME/flotilla, else ~/.cache/flotilla. */
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.FLOTILLA_CACHE_DIR) return env.FLOTILLA_CACHE_DIR;
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'flotilla');
+}
+
+/**
+ * Where each binary is: FLOTILLA_KUBE_APISERVER / FLOTILLA_ETCD / FLOTILLA_NATS_SERVER
+ * win, else the cache layout written by tools/build-*.sh. Read at call time, never at
+ * import time, so a test can change the environment first.
+ */
+export function binaryPaths(env: NodeJS.ProcessEnv = process.env): BinaryPaths {
+  const root = cacheRoot(env);
+  const k8s = join(root, `k8s-${env.FLOTILLA_K8S_VERSION || K8S_VERSION}`);
+  const nats = join(root, `nats-server-${env.FLOTILLA_NATS_VERSION || NATS_SERVER_VERSION}`);
+  return {
+    kubeApiserver: env.FLOTILLA_KUBE_APISERVER || join(k8s, 'kube-apiserver'),
+    etcd: env.FLOTILLA_ETCD || join(k8s, 'etcd'),
+    natsServer: env.FLOTILLA_NATS_SERVER || join(nats, 'nats-server'),
+  };
+}
+
+/** The hint every "binary missing" message ends with. */
+export const PREREQS_HINT = 'run integration-tests/tools/prereqs.sh (builds and caches the pinned binaries)';

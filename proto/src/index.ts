@@ -1,0 +1,49 @@
+// @flotilla/proto: the wire contract between hub, agents and clients.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { fileURLToPath } from 'node:url';
+import type { ProtoGrpcType as AgentStreamProto } from './generated/agent_stream.js';
+import type { ProtoGrpcType as FleetProto } from './generated/fleet.js';
+
+export type { AgentMessage, AgentMessage__Output } from './generated/flotilla/v1/AgentMessage.js';
+export type { HubMessage, HubMessage__Output } from './generated/flotilla/v1/HubMessage.js';
+export type { Hello__Output } from './generated/flotilla/v1/Hello.js';
+export type { Ack, Ack__Output } from './generated/flotilla/v1/Ack.js';
+export type { AckResult } from './generated/flotilla/v1/AckResult.js';
+export type { DesiredStateChunk__Output } from './generated/flotilla/v1/DesiredStateChunk.js';
+export type { AgentStreamClient, AgentStreamHandlers } from './generated/flotilla/v1/AgentStream.js';
+export type { FleetServiceClient, FleetServiceHandlers } from './generated/flotilla/v1/FleetService.js';
+export type { ClusterStatus as ClusterStatusMessage } from './generated/flotilla/v1/ClusterStatus.js';
+
+/** Protocol version an agent announces in Hello; bumped only for incompatible changes. */
+export const PROTOCOL_VERSION = 1;
+
+/** Directory holding the .proto files (flotilla/v1/*.proto), for tools that need the sources. */
+export const PROTO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+// Options must match proto/tools/gen-types.mjs so the generated types describe the
+// objects proto-loader builds at run time.
+const LOADER_OPTIONS: protoLoader.Options = {
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [PROTO_ROOT],
+};
+
+/** The loaded gRPC services and messages of flotilla.v1. */
+export interface FlotillaProto {
+  AgentStream: AgentStreamProto['flotilla']['v1']['AgentStream'];
+  FleetService: FleetProto['flotilla']['v1']['FleetService'];
+}
+
+let cached: FlotillaProto | undefined;
+
+/** Loads the .proto files once and returns the service constructors and definitions. */
+export function loadFlotillaProto(): FlotillaProto {
+  if (cached) return cached;
+  const def = protoLoader.loadSync(['flotilla/v1/agent_stream.proto', 'flotilla/v1/fleet.proto'], LOADER_OPTIONS);
+  const pkg = grpc.loadPackageDefinition(def) as unknown as AgentStreamProto & FleetProto;
+  cached = { AgentStream: pkg.flotilla.v1.AgentStream, FleetService: pkg.flotilla.v1.FleetService };
+  return cached;
+}
