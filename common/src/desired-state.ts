@@ -51,6 +51,12 @@ export interface DesiredState {
   /** Content digest over cluster and bundles ("sha256:<hex>"). */
   digest: string;
   bundles: BundleDesiredState[];
+  /**
+   * Bundles the hub could not render this time (paused, or failed at this commit) and
+   * has no earlier rendering of to send: the agent must leave their objects alone, not
+   * prune them. Absent or empty when every bundle rendered.
+   */
+  held?: string[];
 }
 
 /** Label put on every object Flotilla applies, naming its bundle. */
@@ -63,10 +69,18 @@ export function bundleDigest(b: Omit<BundleDesiredState, 'digest'>): string {
   return digestOf(canonicalJson({ name: b.name, drift: b.drift, forceConflicts: b.forceConflicts, objects: b.objects }));
 }
 
-/** Digest of a cluster's desired state from its bundles' digests (bundles sorted by name). */
-export function desiredStateDigest(cluster: string, bundles: readonly { name: string; digest: string }[]): string {
+/**
+ * Digest of a cluster's desired state from its bundles' digests (bundles sorted by name)
+ * and the held bundles, if any.
+ */
+export function desiredStateDigest(
+  cluster: string,
+  bundles: readonly { name: string; digest: string }[],
+  held: readonly string[] = [],
+): string {
   const parts = [...bundles].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((b) => [b.name, b.digest]);
-  return digestOf(canonicalJson({ cluster, bundles: parts }));
+  const value = held.length > 0 ? { cluster, bundles: parts, held: [...held].sort() } : { cluster, bundles: parts };
+  return digestOf(canonicalJson(value));
 }
 
 /** Identity of an object within a cluster: group/kind/namespace/name. */

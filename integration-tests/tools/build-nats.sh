@@ -18,7 +18,7 @@ fi
 
 command -v go >/dev/null || { echo "flotilla: the Go toolchain is required to build nats-server (install Go 1.24+)" >&2; exit 1; }
 
-mkdir -p "$OUT"
+mkdir -p "$CACHE_ROOT"
 WORK="$(mktemp -d "$CACHE_ROOT/build-XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
@@ -42,7 +42,8 @@ import _ "github.com/nats-io/nats-server/v2"
 GO
 
 echo "flotilla: [1/2] resolving github.com/nats-io/nats-server/v2@$NATS_VERSION"
-GOFLAGS=-mod=mod go mod tidy >/dev/null || {
+GOFLAGS=-mod=mod go mod tidy >/dev/null 2>"$WORK/tidy.log" || {
+  cat "$WORK/tidy.log" >&2
   echo "flotilla: could not resolve nats-server $NATS_VERSION from the Go module proxy (set FLOTILLA_NATS_VERSION to a published v2.x tag)" >&2
   exit 1
 }
@@ -50,5 +51,6 @@ GOFLAGS=-mod=mod go mod tidy >/dev/null || {
 echo "flotilla: [2/2] compiling nats-server"
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$WORK/nats-server" github.com/nats-io/nats-server/v2
 [[ -x "$WORK/nats-server" ]] || { echo "flotilla: nats-server build failed" >&2; exit 1; }
+mkdir -p "$OUT"
 mv "$WORK/nats-server" "$OUT/"
 echo "flotilla: done: $OUT/nats-server"

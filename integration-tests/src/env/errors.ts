@@ -2,7 +2,8 @@
 // (fix the machine), a server that did not start (read its log), a wait that timed out.
 
 /** Stable codes of the test-environment errors. */
-export type EnvErrorCode = 'PREREQUISITE_MISSING' | 'SERVER_START_FAILED' | 'WAIT_TIMEOUT' | 'COMMAND_FAILED';
+export type EnvErrorCode =
+  'PREREQUISITE_MISSING' | 'SERVER_START_FAILED' | 'WAIT_TIMEOUT' | 'COMMAND_FAILED';
 
 /** Base class of every error the test environment throws. */
 export class EnvError extends Error {
@@ -22,7 +23,10 @@ export class PrerequisiteMissingError extends EnvError {
     readonly howToGet: string,
     detail?: string,
   ) {
-    super('PREREQUISITE_MISSING', `missing prerequisite ${prerequisite}${detail ? ` (${detail})` : ''}: ${howToGet}`);
+    super(
+      'PREREQUISITE_MISSING',
+      `missing prerequisite ${prerequisite}${detail ? ` (${detail})` : ''}: ${howToGet}`,
+    );
   }
 }
 

@@ -5,7 +5,7 @@
 // timeout). Children never inherit stdio: their output goes to a log file.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { ServerStartError } from './errors.js';
 
 /** A running server process whose output goes to `logFile`. */
@@ -27,31 +27,44 @@ const live = new Set<ChildProcess>();
 let watchdog: ChildProcess | undefined;
 let exitHookInstalled = false;
 
+const dirsToRemove = new Set<string>();
+
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // 'exit' also runs after an uncaught exception; only synchronous work is possible here.
+  // Children first, so none is still writing into a directory being removed.
   process.on('exit', () => {
     for (const child of live) child.kill('SIGKILL');
+    if (process.env.FLOTILLA_KEEP_TMP === '1') return;
+    for (const dir of dirsToRemove) rmSync(dir, { recursive: true, force: true });
   });
 }
 
-// The watchdog reads "+pid" / "-pid" lines; on EOF (this process is gone, however it
-// died) it SIGKILLs the pids still listed. It is unref'd so it never keeps Node alive.
+// The watchdog reads "+pid" / "-pid" / "rDIR" lines; on EOF (this process is gone,
+// however it died) it SIGKILLs the pids still listed and removes the dirs. It is
+// unref'd so it never keeps Node alive.
 const WATCHDOG_SCRIPT = `
 pids=" "
+dirs=""
 while IFS= read -r line; do
   case "$line" in
     +*) pids="$pids\${line#+} " ;;
     -*) pids=$(printf '%s' "$pids" | sed "s/ \${line#-} / /") ;;
+    r*) dirs="$dirs
+\${line#r}" ;;
   esac
 done
 for p in $pids; do kill -9 "$p" 2>/dev/null; done
+printf '%s\\n' "$dirs" | while IFS= read -r d; do [ -n "$d" ] && rm -rf -- "$d"; done
 `;
 
 function tellWatchdog(line: string): void {
   if (!watchdog) {
-    watchdog = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    watchdog = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      detached: true,
+    });
     watchdog.on('error', () => {
       // Without /bin/sh only the exit hook protects us; that is still the common case.
       watchdog = undefined;
@@ -70,7 +83,12 @@ export interface SpawnOptions {
 }
 
 /** Starts `command` with output appended to `options.logFile`, tracked for cleanup. */
-export function spawnServer(name: string, command: string, args: string[], options: SpawnOptions): ManagedProcess {
+export function spawnServer(
+  name: string,
+  command: string,
+  args: string[],
+  options: SpawnOptions,
+): ManagedProcess {
   installExitHook();
   const fd = openSync(options.logFile, 'a');
   let child: ChildProcess;
@@ -123,21 +141,47 @@ export function spawnServer(name: string, command: string, args: string[], optio
 }
 
 /**
- * Races `ready` against the process exiting; an early exit becomes a ServerStartError
- * carrying the log tail, so a bad flag is diagnosed in one read.
+ * Runs `ready` until it resolves, racing it against the exit of any of `procs`. An early
+ * exit becomes a ServerStartError with that process's log tail; any other failure (a
+ * readiness timeout) is reported with the log of `procs[0]`. The signal passed to
+ * `ready` aborts once the race is decided, so no poller outlives a failed start.
  */
-export async function untilReadyOrExit<T>(proc: ManagedProcess, ready: Promise<T>): Promise<T> {
-  const early = proc.exited.then((code) => {
-    throw new ServerStartError(proc.name, `exited (${code}) before it was ready; log ${proc.logFile}:\n${proc.logTail()}`);
-  });
+export async function untilReadyOrExit<T>(
+  procs: ManagedProcess[],
+  ready: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const abort = new AbortController();
+  const early = procs.map((proc) =>
+    proc.exited.then((code) => {
+      throw new ServerStartError(
+        proc.name,
+        `exited (${code}) before it was ready; log ${proc.logFile}:\n${proc.logTail()}`,
+      );
+    }),
+  );
   try {
-    return await Promise.race([ready, early]);
+    return await Promise.race([ready(abort.signal), ...early]);
   } catch (err) {
-    if (err instanceof ServerStartError) throw err;
-    throw new ServerStartError(proc.name, `not ready: ${(err as Error).message}; log ${proc.logFile}:\n${proc.logTail()}`, {
-      cause: err,
-    });
+    const main = procs[0];
+    if (err instanceof ServerStartError || !main) throw err;
+    throw new ServerStartError(
+      main.name,
+      `not ready: ${(err as Error).message}; log ${main.logFile}:\n${main.logTail()}`,
+      { cause: err },
+    );
   } finally {
-    early.catch(() => undefined); // the race is settled; a later exit is the caller's business
+    abort.abort(new Error('readiness race decided'));
+    // The race is settled; a later exit is the caller's business.
+    for (const e of early) e.catch(() => undefined);
   }
+}
+
+/**
+ * Removes `dir` when the test process exits, for state that must outlive stop() (a NATS
+ * store across a simulated outage). FLOTILLA_KEEP_TMP=1 keeps it for debugging.
+ */
+export function removeOnExit(dir: string): void {
+  installExitHook();
+  dirsToRemove.add(dir);
+  if (process.env.FLOTILLA_KEEP_TMP !== '1' && !dir.includes('\n')) tellWatchdog(`r${dir}`);
 }

@@ -25,6 +25,8 @@ export interface WaitForOptions {
   timeoutMs?: number;
   /** Pause between attempts. Default 100 ms. */
   intervalMs?: number;
+  /** Stops polling (rejecting with the signal's reason), e.g. once the server died. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -40,13 +42,15 @@ export async function waitFor<T>(
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
+    options.signal?.throwIfAborted();
     try {
       const value = await fn();
       if (value !== undefined && value !== false) return value;
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() >= deadline) throw new WaitTimeoutError(options.what, timeoutMs, { cause: lastError });
+    if (Date.now() >= deadline)
+      throw new WaitTimeoutError(options.what, timeoutMs, { cause: lastError });
     await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
   }
 }

@@ -43,4 +43,5 @@ export function binaryPaths(env: NodeJS.ProcessEnv = process.env): BinaryPaths {
 }
 
 /** The hint every "binary missing" message ends with. */
-export const PREREQS_HINT = 'run integration-tests/tools/prereqs.sh (builds and caches the pinned binaries)';
+export const PREREQS_HINT =
+  'run integration-tests/tools/prereqs.sh (builds and caches the pinned binaries)';

@@ -1,0 +1,88 @@
+// The whole agent (runAgentCli) against a real kube-apiserver, a real nats-server and a
+// scripted hub: apply → ack → event, then a restart that enforces the stored state
+// while the hub is away.
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { after, before, describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, parseEvent } from '@flotilla/common';
+import type { AppliedData } from '@flotilla/common';
+import { runAgentCli } from './cli.js';
+import { KubeClient, loadKubeConfig } from './kube/client.js';
+import { configMap, makeState } from './testing/desired.js';
+import { apiServerSkipReason, startTestApiServer } from './testing/kube-apiserver.js';
+import type { TestApiServer } from './testing/kube-apiserver.js';
+import { natsSkipReason, startTestNats } from './testing/nats-server.js';
+import type { TestNats } from './testing/nats-server.js';
+import { ScriptedHub, sendState, until } from './testing/scripted-hub.js';
+
+const skip = apiServerSkipReason() ?? natsSkipReason();
+
+describe('agent end to end', { skip }, () => {
+  let api: TestApiServer;
+  let nats: TestNats;
+  let kube: KubeClient;
+  const hub = new ScriptedHub();
+  before(async () => {
+    [api, nats] = await Promise.all([startTestApiServer(), startTestNats(), hub.start()]);
+    kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
+  });
+  after(async () => {
+    hub.server.forceShutdown();
+    kube?.close();
+    await Promise.all([api?.stop(), nats?.stop()]);
+  });
+
+  const state = makeState('east', 'rev1', [{ name: 'web', objects: [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'web' } }, configMap('web', 'settings', { color: 'blue' })] }]);
+  const startAgent = async (hubPort: number, controller: AbortController) => {
+    const tokenFile = join(tmpdir(), `flotilla-agent-token-${process.pid}`);
+    await writeFile(tokenFile, 'tok3n\n');
+    const out = new PassThrough();
+    out.resume();
+    const args = ['--cluster', 'east', '--hub', `127.0.0.1:${hubPort}`, '--insecure', '--kubeconfig', api.kubeconfigPath, '--nats', nats.url, '--token-file', tokenFile];
+    return runAgentCli(args, { env: {}, signal: controller.signal, stdout: out, stderr: out });
+  };
+
+  it('applies-a-desired-state-from-the-hub-acks-it-and-publishes-an-applied-event', async () => {
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] });
+    hub.streams = [];
+    hub.onStream = (call) => {
+      call.write({ welcome: { session: 'sess-1', heartbeatIntervalMs: 5_000, protocolVersion: 1 } });
+      sendState(call, state, 1);
+    };
+    const controller = new AbortController();
+    const exit = startAgent(hub.port, controller);
+    const ack = await until(() => hub.streams[0]?.received.find((m) => m.ack)?.ack, 'ack', 30_000);
+    assert.deepEqual([ack.result, ack.objectsApplied, ack.objectsFailed, ack.digest], ['ACK_RESULT_APPLIED', 2, 0, state.digest]);
+    assert.equal(hub.streams[0]?.auth, 'Bearer tok3n');
+    assert.equal(hub.streams[0]?.received[0]?.hello?.appliedDigest, '');
+    const live = await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'web', name: 'settings' });
+    assert.deepEqual(live?.data, { color: 'blue' });
+    const msg = await until(() => jsm.streams.getMessage(EVENTS_STREAM, { seq: 1 }).catch(() => null), 'event');
+    const { kind, event } = parseEvent(msg.data);
+    assert.equal(kind, 'applied');
+    assert.equal((event.data as AppliedData).bundles[0]?.created, 2);
+    controller.abort();
+    assert.equal(await exit, 0);
+    await nc.close();
+  });
+
+  it('after-a-restart-the-stored-state-is-enforced-before-the-hub-answers', async () => {
+    await kube.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'web', name: 'settings' });
+    hub.streams = [];
+    hub.onStream = () => {}; // the hub accepts the stream but never answers
+    const controller = new AbortController();
+    const exit = startAgent(hub.port, controller);
+    await until(() => kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'web', name: 'settings' }), 'ConfigMap re-created', 30_000);
+    const hello = await until(() => hub.streams[0]?.received[0]?.hello, 'hello');
+    assert.deepEqual([hello.appliedDigest, hello.appliedRevision], [state.digest, 'rev1']);
+    controller.abort();
+    assert.equal(await exit, 0);
+  });
+});

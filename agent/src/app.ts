@@ -1,0 +1,231 @@
+// The one place the agent is wired: config → Kubernetes client, stores, hub connection,
+// event publisher, apply queue. It owns the lifecycle (start, resync, retry, stop).
+import { readFile } from 'node:fs/promises';
+import { Backoff, ConfigError, LogFields, errorMessage, shortDigest, sleep } from '@flotilla/common';
+import type { AppliedData, DesiredState, Logger } from '@flotilla/common';
+import type { AgentConfig } from './config/config.js';
+import { HubConnection } from './connection/hub-connection.js';
+import type { AckInput, ReceivedState } from './connection/hub-connection.js';
+import { InventoryStore } from './inventory/inventory.js';
+import { StateStore } from './inventory/state-store.js';
+import type { AppliedMark } from './inventory/state-store.js';
+import { KubeClient, loadKubeConfig } from './kube/client.js';
+import { natsSink } from './report/nats-sink.js';
+import { EventPublisher } from './report/publisher.js';
+import { LatestWinsQueue } from './sync/queue.js';
+import { reconcile } from './sync/reconcile.js';
+import type { ReconcileOutcome } from './sync/reconcile.js';
+
+/** Why an apply runs: a state from the hub, the stored state at start, the periodic resync, a retry, or only recording a revision. */
+type Job =
+  | { kind: 'hub'; session: string; generation: number; state: DesiredState }
+  | { kind: 'stored' | 'resync' | 'retry'; state: DesiredState }
+  | { kind: 'record'; state: DesiredState };
+
+async function readSecretFile(path: string, field: string): Promise<string> {
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch (err) {
+    throw new ConfigError(field, `cannot read ${path}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/** The running agent. */
+export class AgentApp {
+  private kube: KubeClient | undefined;
+  private inventories!: InventoryStore;
+  private stateStore!: StateStore;
+  private connection: HubConnection | undefined;
+  private publisher: EventPublisher | undefined;
+  private readonly queue: LatestWinsQueue<Job>;
+  private readonly stopping = new AbortController();
+  private readonly retryBackoff: Backoff;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private lastState: DesiredState | undefined;
+  private applied: AppliedMark = { digest: '', revision: '' };
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly logger: Logger,
+  ) {
+    this.retryBackoff = new Backoff({ initialMs: config.applyRetryInitialMs, maxMs: config.applyRetryMaxMs });
+    // A periodic job never replaces a desired state from the hub that waits to be applied.
+    this.queue = new LatestWinsQueue((job, signal) => this.runJob(job, signal), logger, (pending, next) => pending.kind !== 'hub' || next.kind === 'hub');
+  }
+
+  /** Connects everything and starts enforcing; resolves once running (hub and NATS connect in the background). */
+  async start(): Promise<void> {
+    const c = this.config;
+    let kc;
+    try {
+      kc = loadKubeConfig(c.kubeconfigPath);
+    } catch (err) {
+      throw new ConfigError('kubeconfig', errorMessage(err), { cause: err });
+    }
+    this.kube = await KubeClient.create(kc);
+    this.inventories = new InventoryStore(this.kube, c.namespace);
+    this.stateStore = new StateStore(this.kube, c.namespace);
+    const token = c.tokenFile ? await readSecretFile(c.tokenFile, 'token-file') : c.token;
+    const caPem = c.caFile ? Buffer.from(await readSecretFile(c.caFile, 'ca-file')) : undefined;
+    this.publisher = new EventPublisher(natsSink({ servers: c.natsServers, name: `flotilla-agent-${c.cluster}`, logger: this.logger }), {
+      cluster: c.cluster,
+      logger: this.logger,
+      bufferSize: c.eventBufferSize,
+    });
+    await this.loadStoredState();
+    this.connection = new HubConnection(
+      {
+        cluster: c.cluster,
+        address: c.hubAddress,
+        agentVersion: c.agentVersion,
+        token,
+        insecure: c.insecure,
+        caPem,
+        keepaliveTimeMs: c.keepaliveTimeMs,
+        keepaliveTimeoutMs: c.keepaliveTimeoutMs,
+        reconnectInitialMs: c.reconnectInitialMs,
+        reconnectMaxMs: c.reconnectMaxMs,
+        heartbeatMs: c.heartbeatMs,
+        logger: this.logger,
+      },
+      {
+        appliedMark: () => this.applied,
+        onDesired: (r: ReceivedState) => void this.queue.submit({ kind: 'hub', ...r }),
+        onUpToDate: (digest, revision) => this.onUpToDate(digest, revision),
+      },
+    );
+    this.connection.start();
+    this.resyncTimer = setInterval(() => {
+      if (this.lastState && !this.queue.busy) this.queue.submit({ kind: 'resync', state: this.lastState });
+    }, c.resyncIntervalMs);
+    this.logger.info({ [LogFields.cluster]: c.cluster, hub: c.hubAddress, namespace: c.namespace, version: c.agentVersion }, 'agent started');
+  }
+
+  /** Stops accepting work, lets the current apply finish (or aborts it), closes the stream and drains NATS. */
+  async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    this.stopping.abort();
+    clearInterval(this.resyncTimer);
+    clearTimeout(this.retryTimer);
+    await this.queue.close(Math.floor(graceMs / 2));
+    await this.connection?.stop();
+    await this.publisher?.close(Math.floor(graceMs / 4));
+    this.kube?.close();
+    this.logger.info({ [LogFields.cluster]: this.config.cluster }, 'agent stopped');
+  }
+
+  /** Offline autonomy: re-apply the last stored state before the hub answers. A few tries, then go on without it. */
+  private async loadStoredState(): Promise<void> {
+    const backoff = new Backoff({ initialMs: 1_000, maxMs: 10_000 });
+    for (let attempt = 1; attempt <= 5 && !this.stopping.signal.aborted; attempt++) {
+      try {
+        const stored = await this.stateStore.load(this.stopping.signal);
+        if (!stored) return;
+        if (stored.state.cluster !== this.config.cluster) {
+          this.logger.warn({ stored: stored.state.cluster }, 'stored desired state is for another cluster; ignored');
+          return;
+        }
+        this.lastState = stored.state;
+        this.applied = stored.applied;
+        this.logger.info({ [LogFields.revision]: stored.state.revision, [LogFields.digest]: shortDigest(stored.state.digest) }, 'enforcing stored desired state');
+        this.queue.submit({ kind: 'stored', state: stored.state });
+        return;
+      } catch (err) {
+        const delayMs = backoff.next();
+        this.logger.warn({ [LogFields.err]: errorMessage(err), attempt, delayMs }, 'cannot read stored desired state (Kubernetes API unreachable?); retrying');
+        await sleep(delayMs, this.stopping.signal);
+      }
+    }
+    this.logger.warn('starting without the stored desired state; the hub will send it');
+  }
+
+  private onUpToDate(digest: string, revision: string): void {
+    if (this.lastState?.digest !== digest) {
+      this.logger.warn({ [LogFields.digest]: shortDigest(digest) }, 'hub says up to date, but that state is not stored here');
+      return;
+    }
+    this.logger.info({ [LogFields.revision]: revision, [LogFields.digest]: shortDigest(digest) }, 'desired state up to date');
+    if (revision !== this.lastState.revision) this.queue.submit({ kind: 'record', state: { ...this.lastState, revision } });
+  }
+
+  private async save(state: DesiredState, applied: AppliedMark, signal: AbortSignal): Promise<void> {
+    try {
+      await this.stateStore.save(state, applied, signal);
+    } catch (err) {
+      this.logger.warn({ [LogFields.err]: errorMessage(err) }, 'cannot store the desired state; it will not survive a restart');
+    }
+  }
+
+  private async runJob(job: Job, signal: AbortSignal): Promise<void> {
+    if (job.kind === 'record') {
+      this.lastState = job.state;
+      if (this.applied.digest === job.state.digest) this.applied = { digest: job.state.digest, revision: job.state.revision };
+      return this.save(job.state, this.applied, signal);
+    }
+    // Stored before applying, so a crash mid-apply restarts with the newest verified state.
+    if (job.kind === 'hub') await this.save(job.state, this.applied, signal);
+    this.lastState = job.state;
+    let outcome: ReconcileOutcome | undefined;
+    let error: string | undefined;
+    try {
+      outcome = await reconcile(this.kube as KubeClient, this.inventories, job.state, { concurrency: this.config.applyConcurrency, signal });
+    } catch (err) {
+      error = errorMessage(err);
+    }
+    const result = outcome?.result ?? 'failed';
+    if (result !== 'failed' && (this.applied.digest !== job.state.digest || this.applied.revision !== job.state.revision)) {
+      this.applied = { digest: job.state.digest, revision: job.state.revision };
+      await this.save(job.state, this.applied, signal);
+    }
+    this.report(job, outcome, error);
+    if (job.kind === 'hub') await this.connection?.ack(job.session, this.ackOf(job, outcome, error));
+    this.scheduleRetry(result !== 'applied');
+  }
+
+  private report(job: Exclude<Job, { kind: 'record' }>, outcome: ReconcileOutcome | undefined, error: string | undefined): void {
+    const s = job.state;
+    const totals = { created: 0, configured: 0, unchanged: 0, deleted: 0, failed: 0 };
+    for (const b of outcome?.bundles ?? []) for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += b[k];
+    const result = outcome?.result ?? 'failed';
+    const fields = { [LogFields.revision]: s.revision, [LogFields.digest]: shortDigest(s.digest), trigger: job.kind, result, ...totals, [LogFields.durationMs]: outcome?.durationMs ?? 0 };
+    if (error) this.logger.warn({ ...fields, [LogFields.err]: error }, 'apply failed');
+    else this.logger.info(fields, 'apply finished');
+    // Quiet resyncs (nothing written, nothing failed) are not events.
+    if (job.kind !== 'hub' && result === 'applied' && (outcome?.writes ?? 0) === 0) return;
+    const data: AppliedData = {
+      revision: s.revision,
+      digest: s.digest,
+      generation: job.kind === 'hub' ? job.generation : 0,
+      result,
+      bundles: outcome?.bundles ?? [],
+      durationMs: outcome?.durationMs ?? 0,
+      ...(error ? { message: error } : {}),
+    };
+    this.publisher?.publish(result === 'applied' ? 'applied' : 'apply-failed', data);
+  }
+
+  private ackOf(job: Extract<Job, { kind: 'hub' }>, outcome: ReconcileOutcome | undefined, error: string | undefined): AckInput {
+    const failures = (outcome?.bundles ?? []).flatMap((b) => b.failures);
+    const message = error ?? failures.slice(0, 5).join('; ');
+    return {
+      generation: job.generation,
+      digest: job.state.digest,
+      revision: job.state.revision,
+      result: outcome?.result ?? 'failed',
+      message: message.slice(0, 2_000),
+      objectsApplied: outcome?.objectsApplied ?? 0,
+      objectsFailed: outcome?.objectsFailed ?? 0,
+    };
+  }
+
+  /** After a failed or partial apply, try the last state again later (growing delay); a success resets it. */
+  private scheduleRetry(needed: boolean): void {
+    clearTimeout(this.retryTimer);
+    if (!needed) return this.retryBackoff.reset();
+    const delayMs = this.retryBackoff.next();
+    this.logger.info({ delayMs }, 'apply incomplete; retrying later');
+    this.retryTimer = setTimeout(() => {
+      if (this.lastState) this.queue.submit({ kind: 'retry', state: this.lastState });
+    }, delayMs);
+  }
+}

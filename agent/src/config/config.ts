@@ -1,0 +1,104 @@
+// Stages 2 and 3 of config: defaults, then one compiled, fully-required config validated
+// once at start. A ConfigError names the field (the flag) that is wrong.
+import { ConfigError, durations, isDnsLabel } from '@flotilla/common';
+import type { AgentOptions } from './options.js';
+
+/** Everything the agent runs with; durations in ms. */
+export interface AgentConfig {
+  cluster: string;
+  /** host:port of the hub. */
+  hubAddress: string;
+  /** kubeconfig file; undefined means the default loading rules. */
+  kubeconfigPath: string | undefined;
+  natsServers: string;
+  tokenFile: string | undefined;
+  /** Token from the environment; tokenFile wins when both are set. */
+  token: string | undefined;
+  namespace: string;
+  insecure: boolean;
+  caFile: string | undefined;
+  logLevel: string;
+  agentVersion: string;
+  heartbeatMs: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+  resyncIntervalMs: number;
+  applyRetryInitialMs: number;
+  applyRetryMaxMs: number;
+  shutdownGraceMs: number;
+  /** Events held while NATS is unavailable. */
+  eventBufferSize: number;
+  /** Applies in flight per stage. */
+  applyConcurrency: number;
+}
+
+/** Defaults for everything the user may leave out. */
+export const AGENT_DEFAULTS = {
+  namespace: 'flotilla-system',
+  logLevel: 'info',
+  heartbeatMs: durations.streamHeartbeat,
+  keepaliveTimeMs: durations.grpcKeepaliveTime,
+  keepaliveTimeoutMs: durations.grpcKeepaliveTimeout,
+  reconnectInitialMs: durations.reconnectInitial,
+  reconnectMaxMs: durations.reconnectMax,
+  resyncIntervalMs: durations.resyncInterval,
+  applyRetryInitialMs: durations.applyRetryInitial,
+  applyRetryMaxMs: durations.applyRetryMax,
+  shutdownGraceMs: durations.shutdownGrace,
+  eventBufferSize: 10_000,
+  applyConcurrency: 8,
+} as const;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+function required(value: string | undefined, field: string, env: string): string {
+  if (!value) throw new ConfigError(field, `is required (flag --${field} or env ${env})`);
+  return value;
+}
+
+function checkHub(address: string): string {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
+  const port = Number(m?.[2]);
+  if (!m || port < 1 || port > 65_535) throw new ConfigError('hub', `"${address}" is not HOST:PORT`);
+  return address;
+}
+
+function checkNats(servers: string): string {
+  for (const s of servers.split(',').map((x) => x.trim())) {
+    let ok = false;
+    try {
+      ok = ['nats:', 'tls:', 'ws:', 'wss:'].includes(new URL(s).protocol);
+    } catch {
+      ok = /^[A-Za-z0-9.-]+:\d+$/.test(s);
+    }
+    if (!ok) throw new ConfigError('nats', `"${s}" is not a NATS URL (nats://host:port)`);
+  }
+  return servers;
+}
+
+/** Applies defaults and validates; throws ConfigError naming the field. */
+export function compileConfig(opts: AgentOptions, agentVersion: string): AgentConfig {
+  const cluster = required(opts.cluster, 'cluster', 'FLOTILLA_CLUSTER');
+  if (!isDnsLabel(cluster)) throw new ConfigError('cluster', `"${cluster}" is not a DNS label (lower-case letters, digits, '-')`);
+  const namespace = opts.namespace ?? AGENT_DEFAULTS.namespace;
+  if (!isDnsLabel(namespace)) throw new ConfigError('namespace', `"${namespace}" is not a valid namespace name`);
+  const logLevel = opts.logLevel ?? AGENT_DEFAULTS.logLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('log-level', `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  if (opts.insecure && opts.caFile) throw new ConfigError('insecure', 'cannot be combined with --ca-file');
+  return {
+    ...AGENT_DEFAULTS,
+    cluster,
+    hubAddress: checkHub(required(opts.hub, 'hub', 'FLOTILLA_HUB')),
+    kubeconfigPath: opts.kubeconfig,
+    natsServers: checkNats(required(opts.nats, 'nats', 'FLOTILLA_NATS_URL')),
+    tokenFile: opts.tokenFile,
+    token: opts.token,
+    namespace,
+    insecure: opts.insecure ?? false,
+    caFile: opts.caFile,
+    logLevel,
+    agentVersion,
+  };
+}

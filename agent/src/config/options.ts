@@ -1,0 +1,80 @@
+// Stage 1 of config: what the user said, from flags with environment fallbacks. Nothing
+// is defaulted or validated here (see config.ts), and the environment is read only when
+// called, never at import time.
+import { parseArgs } from 'node:util';
+import { ConfigError } from '@flotilla/common';
+
+/** User options, as given (strings; absent when not given). */
+export interface AgentOptions {
+  cluster?: string;
+  hub?: string;
+  kubeconfig?: string;
+  nats?: string;
+  tokenFile?: string;
+  /** A token from FLOTILLA_TOKEN (no flag: flags show in `ps`). */
+  token?: string;
+  namespace?: string;
+  insecure?: boolean;
+  caFile?: string;
+  logLevel?: string;
+  help?: boolean;
+}
+
+/** Usage text of flotilla-agent. */
+export const USAGE = `Usage: flotilla-agent --cluster NAME --hub HOST:PORT --nats URL [options]
+
+  --cluster NAME        this cluster's name (env FLOTILLA_CLUSTER)
+  --hub HOST:PORT       the hub's gRPC address (env FLOTILLA_HUB)
+  --nats URL            NATS server URL(s), comma separated (env FLOTILLA_NATS_URL)
+  --kubeconfig PATH     kubeconfig (env KUBECONFIG; default: ~/.kube/config or in-cluster)
+  --token-file FILE     file holding the hub bearer token (env FLOTILLA_TOKEN_FILE; or FLOTILLA_TOKEN)
+  --namespace NS        namespace for inventories and stored state (default flotilla-system)
+  --ca-file FILE        CA bundle to verify the hub's TLS certificate (default: system roots)
+  --insecure            plaintext gRPC to the hub (development only)
+  --log-level LEVEL     trace|debug|info|warn|error (default info; env FLOTILLA_LOG_LEVEL)
+  -h, --help            show this help
+`;
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** Parses argv (without node and script) with env fallbacks; throws ConfigError on unknown flags. */
+export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        cluster: { type: 'string' },
+        hub: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        nats: { type: 'string' },
+        'token-file': { type: 'string' },
+        namespace: { type: 'string' },
+        'ca-file': { type: 'string' },
+        insecure: { type: 'boolean' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new ConfigError('arguments', err instanceof Error ? err.message : String(err));
+  }
+  const str = (k: string): string | undefined => nonEmpty(values[k] as string | undefined);
+  return {
+    cluster: str('cluster') ?? nonEmpty(env.FLOTILLA_CLUSTER),
+    hub: str('hub') ?? nonEmpty(env.FLOTILLA_HUB),
+    kubeconfig: str('kubeconfig') ?? nonEmpty(env.KUBECONFIG),
+    nats: str('nats') ?? nonEmpty(env.FLOTILLA_NATS_URL),
+    tokenFile: str('token-file') ?? nonEmpty(env.FLOTILLA_TOKEN_FILE),
+    token: nonEmpty(env.FLOTILLA_TOKEN),
+    namespace: str('namespace'),
+    caFile: str('ca-file'),
+    insecure: values.insecure === true,
+    logLevel: str('log-level') ?? nonEmpty(env.FLOTILLA_LOG_LEVEL),
+    help: values.help === true,
+  };
+}

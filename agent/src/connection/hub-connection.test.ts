@@ -1,0 +1,87 @@
+// HubConnection against an in-process gRPC server speaking our own AgentStream protocol.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { silentLogger } from '@flotilla/common';
+import { configMap, makeState } from '../testing/desired.js';
+import { ScriptedHub, sendState, until } from '../testing/scripted-hub.js';
+import type { ServerCall } from '../testing/scripted-hub.js';
+import { HubConnection } from './hub-connection.js';
+import type { HubHandler, ReceivedState } from './hub-connection.js';
+
+const state = makeState('east', 'rev1', [{ name: 'web', objects: [configMap('web', 'a', { x: '1' })] }]);
+
+function send(call: ServerCall, generation: number, digest = state.digest): void {
+  sendState(call, state, generation, 50, digest);
+}
+
+describe('hub connection', () => {
+  const hub = new ScriptedHub();
+  before(() => hub.start());
+  after(() => hub.server.forceShutdown());
+
+  function connect(received: ReceivedState[], heartbeatMs = 10_000): HubConnection {
+    const handler: HubHandler = {
+      appliedMark: () => ({ digest: 'sha256:old', revision: 'rev0' }),
+      onDesired: (r) => received.push(r),
+      onUpToDate: () => {},
+    };
+    return new HubConnection(
+      { cluster: 'east', address: `127.0.0.1:${hub.port}`, agentVersion: '0.1.0', token: 's3cret', insecure: true, keepaliveTimeMs: 20_000, keepaliveTimeoutMs: 10_000, reconnectInitialMs: 20, reconnectMaxMs: 50, heartbeatMs, logger: silentLogger() },
+      handler,
+    );
+  }
+
+  it('hello-then-verified-desired-state-then-ack', async () => {
+    hub.streams = [];
+    hub.onStream = (call) => {
+      call.write({ welcome: { session: 's1', heartbeatIntervalMs: 10_000, protocolVersion: 1 } });
+      send(call, 7);
+    };
+    const received: ReceivedState[] = [];
+    const conn = connect(received);
+    conn.start();
+    const got = await until(() => received[0], 'desired state');
+    assert.deepEqual(got, { session: 's1', generation: 7, state });
+    const stream = hub.streams[0];
+    assert.equal(stream?.auth, 'Bearer s3cret');
+    assert.deepEqual(stream?.received[0]?.hello, { cluster: 'east', agentVersion: '0.1.0', appliedDigest: 'sha256:old', appliedRevision: 'rev0', protocolVersion: 1 });
+    assert.equal(conn.machine.state, 'connected');
+    assert.equal(await conn.ack('s1', { generation: 7, digest: state.digest, revision: 'rev1', result: 'partial', message: 'm', objectsApplied: 1, objectsFailed: 1 }), true);
+    const ack = await until(() => stream?.received.find((m) => m.ack)?.ack, 'ack');
+    assert.deepEqual([ack.generation, ack.result, ack.objectsFailed], [7, 'ACK_RESULT_PARTIAL', 1]);
+    assert.equal(await conn.ack('old-session', { generation: 7, digest: '', revision: '', result: 'applied', message: '', objectsApplied: 0, objectsFailed: 0 }), false);
+    await conn.stop();
+    assert.equal(conn.machine.state, 'closed');
+  });
+
+  it('a-state-with-a-wrong-digest-is-acked-failed-and-not-handed-over', async () => {
+    hub.streams = [];
+    hub.onStream = (call) => {
+      call.write({ welcome: { session: 's2', heartbeatIntervalMs: 10_000, protocolVersion: 1 } });
+      send(call, 1, 'sha256:bogus');
+    };
+    const received: ReceivedState[] = [];
+    const conn = connect(received);
+    conn.start();
+    const ack = await until(() => hub.streams[0]?.received.find((m) => m.ack)?.ack, 'failed ack');
+    assert.equal(ack.result, 'ACK_RESULT_FAILED');
+    assert.match(ack.message, /digest/);
+    assert.equal(received.length, 0);
+    await conn.stop();
+  });
+
+  it('reconnects-when-the-hub-ends-the-stream-and-when-it-goes-silent', async () => {
+    hub.streams = [];
+    hub.onStream = (call) => {
+      // First stream: ended by the hub. Later streams: welcome, then silence.
+      if (hub.streams.length === 1) call.end();
+      else call.write({ welcome: { session: `s${hub.streams.length}`, heartbeatIntervalMs: 100, protocolVersion: 1 } });
+    };
+    const conn = connect([], 100);
+    conn.start();
+    await until(() => hub.streams.length >= 3, 'two reconnects', 10_000);
+    // While connected the agent sends heartbeats at the hub's interval.
+    assert.ok(hub.streams[1]?.received.some((m) => m.heartbeat));
+    await conn.stop();
+  });
+});

@@ -1,0 +1,232 @@
+// The agent's side of flotilla.v1.AgentStream/Connect: one long-lived stream to the hub,
+// re-dialled with jittered backoff whenever it breaks. It only receives, verifies and
+// hands over desired states; applying them is the caller's job (see app.ts).
+import * as grpc from '@grpc/grpc-js';
+import { Backoff, LogFields, errorMessage, sleep } from '@flotilla/common';
+import type { DesiredState, Logger } from '@flotilla/common';
+import { PROTOCOL_VERSION, loadFlotillaProto } from '@flotilla/proto';
+import type { AgentMessage, AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
+import { ChunkAssembler, decodeDesiredState } from './chunks.js';
+import { ConnectionStateMachine } from './state.js';
+
+type Call = grpc.ClientDuplexStream<AgentMessage, HubMessage__Output>;
+
+/** Options of HubConnection (all required: built by config). */
+export interface HubConnectionOptions {
+  cluster: string;
+  /** host:port of the hub's gRPC endpoint. */
+  address: string;
+  agentVersion: string;
+  /** Bearer token sent as `authorization` metadata; never logged. */
+  token?: string;
+  /** Plaintext (dev only); otherwise TLS with `caPem` or the system roots. */
+  insecure: boolean;
+  caPem?: Buffer;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+  /** Heartbeat interval assumed until the hub's Welcome says otherwise. */
+  heartbeatMs: number;
+  logger: Logger;
+}
+
+/** A verified desired state received in a session. */
+export interface ReceivedState {
+  session: string;
+  generation: number;
+  state: DesiredState;
+}
+
+/** What the connection needs from the rest of the agent. */
+export interface HubHandler {
+  /** Digest and revision of the last applied state, for Hello ("" when none). */
+  appliedMark(): { digest: string; revision: string };
+  /** A new verified desired state arrived. Must not block: applies are queued by the caller. */
+  onDesired(received: ReceivedState): void;
+  /** The hub says the applied digest is current; `revision` may be a newer commit with the same content. */
+  onUpToDate(digest: string, revision: string): void;
+}
+
+/** Ack content, in the agent's vocabulary. */
+export interface AckInput {
+  generation: number;
+  digest: string;
+  revision: string;
+  result: 'applied' | 'partial' | 'failed';
+  message: string;
+  objectsApplied: number;
+  objectsFailed: number;
+}
+
+const ACK_RESULT = { applied: 'ACK_RESULT_APPLIED', partial: 'ACK_RESULT_PARTIAL', failed: 'ACK_RESULT_FAILED' } as const;
+/** Missed heartbeat intervals after which the stream is presumed dead. */
+export const MISSED_HEARTBEATS = 3;
+
+/** The hub connection; start() once, stop() once. */
+export class HubConnection {
+  /** Lifecycle state, observable. */
+  readonly machine: ConnectionStateMachine;
+  private readonly client: AgentStreamClient;
+  private readonly stopping = new AbortController();
+  private call: Call | undefined;
+  private session = '';
+  private loop: Promise<void> | undefined;
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly opts: HubConnectionOptions,
+    private readonly handler: HubHandler,
+  ) {
+    this.machine = new ConnectionStateMachine(opts.logger);
+    const creds = opts.insecure ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(opts.caPem ?? null);
+    const { AgentStream } = loadFlotillaProto();
+    this.client = new AgentStream(opts.address, creds, {
+      // Only keepalive notices a peer that vanished without closing the connection.
+      'grpc.keepalive_time_ms': opts.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs,
+      'grpc.keepalive_permit_without_calls': 1,
+    }) as unknown as AgentStreamClient;
+  }
+
+  /** Starts dialling in the background. */
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Closes the stream and stops reconnecting. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    this.call?.end();
+    this.call?.cancel();
+    await this.loop;
+    this.client.close();
+    if (this.machine.state !== 'closed') this.machine.transition('closed', 'stopped');
+  }
+
+  /** Sends an ack if `session` is still the current one; false when it ended (the next Hello carries the applied digest instead). */
+  async ack(session: string, ack: AckInput): Promise<boolean> {
+    const call = this.call;
+    if (!call || session === '' || session !== this.session) return false;
+    await this.write(call, { ack: { ...ack, result: ACK_RESULT[ack.result] } });
+    return true;
+  }
+
+  private async run(): Promise<void> {
+    const backoff = new Backoff({ initialMs: this.opts.reconnectInitialMs, maxMs: this.opts.reconnectMaxMs });
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      this.machine.transition('connecting', `dial ${this.opts.address}`);
+      const reason = await this.runSession(backoff);
+      if (signal.aborted) break;
+      const delayMs = backoff.next();
+      this.machine.transition('backoff', reason);
+      this.opts.logger.warn({ reason, delayMs, attempt: backoff.attempts, hub: this.opts.address }, 'hub connection failed; retrying');
+      await sleep(delayMs, signal);
+    }
+    if (this.machine.state !== 'closed') this.machine.transition('closed', 'stopped');
+  }
+
+  /** One stream, from dial to its end; resolves with the reason it ended. */
+  private runSession(backoff: Backoff): Promise<string> {
+    const md = new grpc.Metadata();
+    if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
+    const call = this.client.Connect(md);
+    this.call = call;
+    const assembler = new ChunkAssembler();
+    let intervalMs = this.opts.heartbeatMs;
+    let lastSeen = Date.now();
+    let heartbeat: NodeJS.Timeout | undefined;
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (reason: string): void => {
+        if (done) return;
+        done = true;
+        clearInterval(heartbeat);
+        clearInterval(watchdog);
+        if (this.call === call) {
+          this.call = undefined;
+          this.session = '';
+        }
+        call.cancel();
+        resolve(reason);
+      };
+      // Before Welcome the default interval bounds how long a silent hub is waited for.
+      const watchdog = setInterval(() => {
+        const silentMs = Date.now() - lastSeen;
+        if (silentMs > MISSED_HEARTBEATS * intervalMs) finish(`no message from the hub for ${silentMs} ms`);
+      }, Math.max(50, Math.floor(this.opts.heartbeatMs / 4)));
+      call.on('data', (m: HubMessage__Output) => {
+        lastSeen = Date.now();
+        if (m.kind === 'welcome' && m.welcome) {
+          intervalMs = m.welcome.heartbeatIntervalMs > 0 ? m.welcome.heartbeatIntervalMs : this.opts.heartbeatMs;
+          clearInterval(heartbeat);
+          heartbeat = this.onWelcome(call, m.welcome, intervalMs, backoff);
+        } else if (m.kind === 'desired' && m.desired) {
+          this.onChunk(call, assembler, m.desired);
+        } else if (m.kind === 'upToDate' && m.upToDate) {
+          this.handler.onUpToDate(m.upToDate.digest, m.upToDate.revision);
+        }
+      });
+      call.on('error', (err: grpc.ServiceError) => finish(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+      call.on('end', () => finish('the hub closed the stream'));
+      const mark = this.handler.appliedMark();
+      void this.write(call, {
+        hello: {
+          cluster: this.opts.cluster,
+          agentVersion: this.opts.agentVersion,
+          appliedDigest: mark.digest,
+          appliedRevision: mark.revision,
+          protocolVersion: PROTOCOL_VERSION,
+        },
+      });
+    });
+  }
+
+  /** Marks the session connected and starts heartbeats; returns their timer. */
+  private onWelcome(call: Call, welcome: NonNullable<HubMessage__Output['welcome']>, intervalMs: number, backoff: Backoff): NodeJS.Timeout {
+    this.session = welcome.session;
+    backoff.reset();
+    this.machine.transition('connected', 'welcome');
+    this.opts.logger.info({ [LogFields.session]: this.session, heartbeatMs: intervalMs, hubProtocol: welcome.protocolVersion }, 'connected to hub');
+    return setInterval(() => void this.write(call, { heartbeat: { sentAtMs: Date.now() } }), intervalMs);
+  }
+
+  private onChunk(call: Call, assembler: ChunkAssembler, chunk: NonNullable<HubMessage__Output['desired']>): void {
+    const session = this.session;
+    try {
+      const whole = assembler.add(chunk);
+      if (!whole) return;
+      const state = decodeDesiredState(whole, this.opts.cluster);
+      this.handler.onDesired({ session, generation: whole.generation, state });
+    } catch (err) {
+      // A bad state is never applied; the hub learns why from the ack.
+      this.opts.logger.warn({ [LogFields.generation]: chunk.generation, [LogFields.err]: errorMessage(err) }, 'desired state rejected');
+      void this.write(call, {
+        ack: { generation: chunk.generation, digest: chunk.digest, revision: chunk.revision, result: 'ACK_RESULT_FAILED', message: errorMessage(err), objectsApplied: 0, objectsFailed: 0 },
+      });
+    }
+  }
+
+  /** Writes in order, waiting for 'drain' when the stream's buffer is full. */
+  private write(call: Call, msg: AgentMessage): Promise<void> {
+    const next = this.writes.then(
+      () =>
+        new Promise<void>((resolve) => {
+          if (call !== this.call || call.destroyed || call.writableEnded) return resolve();
+          if (call.write(msg)) return resolve();
+          const done = (): void => {
+            call.off('drain', done);
+            call.off('close', done);
+            call.off('error', done);
+            resolve();
+          };
+          call.on('drain', done);
+          call.on('close', done);
+          call.on('error', done);
+        }),
+    );
+    this.writes = next;
+    return next;
+  }
+}

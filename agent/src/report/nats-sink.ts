@@ -1,0 +1,66 @@
+// The NATS JetStream EventSink. The first connection is retried in the background with
+// backoff (abortable, so shutdown never hangs on it); once connected the client
+// reconnects by itself forever. An agent thus starts and applies while NATS is down.
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Backoff, LogFields, UnavailableError, errorMessage, sleep } from '@flotilla/common';
+import type { Logger } from '@flotilla/common';
+import type { EventSink } from './publisher.js';
+
+/** Options of natsSink. */
+export interface NatsSinkOptions {
+  /** nats:// URL(s), comma separated. */
+  servers: string;
+  /** Name shown in the server's connection list. */
+  name: string;
+  logger: Logger;
+  /** Time to wait for a JetStream ack (default 5 000 ms). */
+  publishTimeoutMs?: number;
+  /** First-connect retry delays (default 500 .. 30 000 ms). */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+}
+
+/** Connects to NATS in the background and publishes to JetStream with de-duplicating message ids. */
+export function natsSink(opts: NatsSinkOptions): EventSink {
+  let nc: NatsConnection | undefined;
+  const stopping = new AbortController();
+  const servers = opts.servers.split(',').map((s) => s.trim());
+
+  const watchStatus = async (conn: NatsConnection): Promise<void> => {
+    for await (const s of conn.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnect') opts.logger.info({ nats: s.server, status: s.type }, 'NATS connection status');
+    }
+  };
+  const dial = async (): Promise<void> => {
+    const backoff = new Backoff({ initialMs: opts.retryInitialMs ?? 500, maxMs: opts.retryMaxMs ?? 30_000 });
+    while (!stopping.signal.aborted) {
+      try {
+        const conn = await connect({ servers, name: opts.name, maxReconnectAttempts: -1, reconnectTimeWait: 2_000 });
+        if (stopping.signal.aborted) return void (await conn.close());
+        nc = conn;
+        opts.logger.info({ nats: conn.getServer() }, 'connected to NATS');
+        void watchStatus(conn);
+        return;
+      } catch (err) {
+        const delayMs = backoff.next();
+        opts.logger.warn({ [LogFields.err]: errorMessage(err), delayMs, nats: opts.servers }, 'cannot connect to NATS; retrying');
+        await sleep(delayMs, stopping.signal);
+      }
+    }
+  };
+  const dialing = dial();
+
+  return {
+    async publish(subject, data, msgID) {
+      if (!nc) throw new UnavailableError('NATS (not connected yet)');
+      await jetstream(nc).publish(subject, data, { msgID, timeout: opts.publishTimeoutMs ?? 5_000 });
+    },
+    async close() {
+      stopping.abort();
+      await dialing;
+      if (nc && !nc.isClosed()) await nc.drain();
+    },
+  };
+}

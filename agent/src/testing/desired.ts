@@ -1,0 +1,27 @@
+// Builders of well-formed desired states for tests: digests computed the way the hub does.
+import { bundleDigest, desiredStateDigest } from '@flotilla/common';
+import type { BundleDesiredState, DesiredState, KubeObject } from '@flotilla/common';
+
+/** A bundle as a test writes it: name, objects, optional conflict policy. */
+export interface TestBundle {
+  name: string;
+  objects: KubeObject[];
+  forceConflicts?: boolean;
+}
+
+/** A bundle with its digest. */
+export function makeBundle(b: TestBundle): BundleDesiredState {
+  const body = { name: b.name, drift: { mode: 'enforce' as const, ignore: [] }, forceConflicts: b.forceConflicts ?? true, objects: b.objects };
+  return { ...body, digest: bundleDigest(body) };
+}
+
+/** A desired state with correct digests. */
+export function makeState(cluster: string, revision: string, bundles: TestBundle[]): DesiredState {
+  const built = bundles.map(makeBundle);
+  return { cluster, revision, digest: desiredStateDigest(cluster, built), bundles: built };
+}
+
+/** A ConfigMap object. */
+export function configMap(namespace: string, name: string, data: Record<string, string>, annotations?: Record<string, string>): KubeObject {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...(annotations ? { annotations } : {}) }, data };
+}

@@ -1,0 +1,335 @@
+// The hub's one wiring place. It owns the lifecycle of every module:
+//
+//   config → sources → renderer → desired states → stream server (gRPC) → status → API
+//
+// start() brings them up in that order (what serves last starts last, so nobody is
+// served from a half-built hub) and stop() takes them down in reverse. Source and
+// renderer are reached through the small interfaces below, so they can be faked.
+import type { DesiredState, Logger } from '@flotilla/common';
+import { FlotillaError, LogFields, errorMessage, shortDigest } from '@flotilla/common';
+import type { HubConfig } from './config/hub-config.js';
+import { readAgentToken } from './config/load.js';
+import { startHttpApi } from './api/http.js';
+import type { RunningHttpApi } from './api/http.js';
+import { fleetServiceHandlers } from './api/grpc-fleet.js';
+import type { SourceStatus } from './api/types.js';
+import { AgentStreamService } from './stream/agent-stream.js';
+import { DesiredStateStore } from './stream/desired-store.js';
+import { startGrpcServer } from './stream/grpc-server.js';
+import type { RunningGrpcServer } from './stream/grpc-server.js';
+import { EventsConsumer } from './status/events-consumer.js';
+import { FleetStatus } from './status/fleet-status.js';
+import type { FleetEntry } from './status/fleet-status.js';
+import { KvStatusPersistence } from './status/kv-persistence.js';
+import { NatsLink } from './status/nats-link.js';
+import { GitSource } from './source/git-source.js';
+import type { SourceSnapshot } from './source/git-source.js';
+import { FleetRenderer } from './render/renderer.js';
+import { resolveSourceAuth } from './config/load.js';
+
+/** A fleet repo revision as a source hands it over (GitSource's SourceSnapshot fits). */
+export interface FleetSnapshot {
+  source: string;
+  revision: string;
+}
+
+/** What the hub needs from a Git source (GitSource implements it). */
+export interface FleetSource<S extends FleetSnapshot = FleetSnapshot> {
+  readonly name: string;
+  onSnapshot(listener: (snapshot: S) => void | Promise<void>): () => void;
+  start(): void;
+  stop(): Promise<void>;
+  status(): { lastFetchedRevision?: string | undefined; lastFetchAt?: Date | undefined; lastError?: string | undefined };
+}
+
+/** What one render of a snapshot gives the hub. */
+export interface FleetRendering {
+  revision: string;
+  /** Desired state per cluster (the renderer keeps the last good bundles of a failed one). */
+  clusters: ReadonlyMap<string, DesiredState>;
+  /** Labels of every declared cluster, for selectors. */
+  labels: ReadonlyMap<string, Record<string, string>>;
+  errors: readonly { message: string }[];
+}
+
+/** What the hub needs from the renderer. */
+export interface HubRenderer<S extends FleetSnapshot = FleetSnapshot> {
+  render(snapshot: S): Promise<FleetRendering>;
+}
+
+/** Builds a source for one configured source entry. */
+export type SourceFactory<S extends FleetSnapshot> = (cfg: HubConfig, index: number, logger: Logger) => Promise<FleetSource<S>>;
+
+/** The replaceable parts of the hub. */
+export interface HubParts<S extends FleetSnapshot> {
+  createSource: SourceFactory<S>;
+  renderer: HubRenderer<S>;
+  logger: Logger;
+}
+
+/** Lifecycle states of the hub. */
+export type HubState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+interface SourceEntry<S extends FleetSnapshot> {
+  source: FleetSource<S>;
+  url: string;
+  branch: string;
+  rendering: FleetRendering | undefined;
+  renderError: string;
+}
+
+/** The hub process: build it with a config and parts, start(), stop(). */
+export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
+  private stateValue: HubState = 'new';
+  private readonly log: Logger;
+  private readonly desired = new DesiredStateStore();
+  private readonly status: FleetStatus;
+  private readonly nats: NatsLink;
+  private readonly events: EventsConsumer;
+  private readonly persistence: KvStatusPersistence;
+  private readonly sources: SourceEntry<S>[] = [];
+  private stream: AgentStreamService | undefined;
+  private grpc: RunningGrpcServer | undefined;
+  private http: RunningHttpApi | undefined;
+
+  constructor(
+    readonly config: HubConfig,
+    private readonly parts: HubParts<S>,
+  ) {
+    this.log = parts.logger;
+    this.status = new FleetStatus({ offlineAfterMs: config.offlineAfterMs, logger: this.log.child({ [LogFields.component]: 'status' }) });
+    this.nats = new NatsLink({ url: config.nats.url, logger: this.log.child({ [LogFields.component]: 'nats' }) });
+    this.events = new EventsConsumer({
+      connection: () => this.nats.connection(),
+      sink: (kind, event) => this.status.foldEvent(kind, event),
+      logger: this.log.child({ [LogFields.component]: 'events' }),
+    });
+    this.persistence = new KvStatusPersistence({
+      connection: () => this.nats.connection(),
+      isConnected: () => this.nats.connected,
+      status: this.status,
+      logger: this.log.child({ [LogFields.component]: 'status-kv' }),
+    });
+  }
+
+  /** Current lifecycle state. */
+  get state(): HubState {
+    return this.stateValue;
+  }
+
+  /** Bound gRPC port (useful with port 0). */
+  get grpcPort(): number {
+    return this.grpc?.port ?? 0;
+  }
+
+  /** Bound HTTP port (useful with port 0). */
+  get httpPort(): number {
+    return this.http?.port ?? 0;
+  }
+
+  private transition(to: HubState): void {
+    this.log.info({ from: this.stateValue, to }, 'hub state');
+    this.stateValue = to;
+  }
+
+  /** Starts every module; on failure stops what started and rethrows. */
+  async start(): Promise<void> {
+    if (this.stateValue !== 'new') throw new Error(`hub cannot start from state ${this.stateValue}`);
+    this.transition('starting');
+    try {
+      await this.startModules();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.transition('running');
+  }
+
+  private async startModules(): Promise<void> {
+    const cfg = this.config;
+    const token = await readAgentToken(cfg);
+    if (token === undefined) this.log.warn('auth.tokenFile is not set: any agent may connect (development only)');
+    for (const [i, s] of cfg.sources.entries()) {
+      const source = await this.parts.createSource(cfg, i, this.log);
+      this.sources.push({ source, url: s.url, branch: s.branch, rendering: undefined, renderError: '' });
+    }
+    this.nats.start();
+    await this.restoreStatus();
+    this.stream = new AgentStreamService({
+      source: this.desired,
+      observer: this.status,
+      logger: this.log.child({ [LogFields.component]: 'stream' }),
+      token,
+      heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+    });
+    this.grpc = await startGrpcServer(cfg.grpc.listen.address, {
+      agentStream: this.stream.handlers(),
+      fleet: fleetServiceHandlers(this.status),
+    });
+    this.events.start();
+    this.persistence.start();
+    this.http = await startHttpApi(cfg.http.listen.host, cfg.http.listen.port, {
+      status: this.status,
+      sources: { sources: () => this.sourceStatuses() },
+      readiness: { check: () => this.readiness() },
+      logger: this.log.child({ [LogFields.component]: 'api' }),
+    });
+    this.log.info({ grpc: this.grpc.port, http: this.http.port, sources: this.sources.length }, 'hub listening');
+    for (const entry of this.sources) {
+      entry.source.onSnapshot((snap) => this.onSnapshot(entry, snap));
+      entry.source.start();
+    }
+  }
+
+  // A restarted hub serves the persisted status at once; NATS being down must not
+  // delay the start, so the restore gets a short window and is skipped after it.
+  private async restoreStatus(): Promise<void> {
+    const RESTORE_WINDOW_MS = 2_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), RESTORE_WINDOW_MS);
+    });
+    // Settles into a value either way: a restore finishing after the window must not
+    // become an unhandled rejection (it still adds the records it finds).
+    const restoring = this.persistence.restore().then(
+      (n) => ({ n }),
+      (err: unknown) => ({ err }),
+    );
+    const outcome = await Promise.race([restoring, timeout]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') this.log.warn('NATS not reachable at start: serving status without history for now');
+    else if ('err' in outcome) this.log.warn({ err: errorMessage(outcome.err) }, 'restoring status failed: starting empty');
+    else this.log.info({ clusters: outcome.n }, 'status restored');
+  }
+
+  private async onSnapshot(entry: SourceEntry<S>, snap: S): Promise<void> {
+    const log = this.log.child({ [LogFields.source]: entry.source.name, [LogFields.revision]: snap.revision });
+    let rendering: FleetRendering;
+    try {
+      rendering = await this.parts.renderer.render(snap);
+    } catch (err) {
+      // The last good rendering keeps being served; a bad commit never takes the fleet down.
+      entry.renderError = errorMessage(err);
+      log.error({ err: entry.renderError }, 'render failed, serving the last good desired states');
+      return;
+    }
+    entry.rendering = rendering;
+    entry.renderError = rendering.errors.map((e) => e.message).slice(0, 5).join('; ');
+    this.publish();
+    log.info({ clusters: rendering.clusters.size, errors: rendering.errors.length }, 'rendered');
+    for (const e of rendering.errors.slice(0, 20)) log.warn({ err: e.message }, 'render error');
+  }
+
+  // Merges every source's rendering; a cluster declared by two sources keeps the first.
+  private publish(): void {
+    const states = new Map<string, DesiredState>();
+    const labels = new Map<string, Record<string, string>>();
+    for (const { rendering, source } of this.sources) {
+      if (!rendering) continue;
+      for (const [name, l] of rendering.labels) {
+        if (labels.has(name)) {
+          this.log.warn({ [LogFields.cluster]: name, [LogFields.source]: source.name }, 'cluster declared by two sources, ignored here');
+          continue;
+        }
+        labels.set(name, l);
+        const state = rendering.clusters.get(name);
+        if (state) states.set(name, state);
+      }
+    }
+    const changed = this.desired.replace(states);
+    const fleet: FleetEntry[] = [...labels].map(([name, l]) => {
+      const s = states.get(name);
+      return { name, labels: l, desired: s ? { revision: s.revision, digest: s.digest } : undefined };
+    });
+    this.status.setFleet(fleet);
+    this.log.info({ clusters: fleet.length, changed: changed.length }, 'desired states updated');
+    for (const name of changed.slice(0, 5)) {
+      const s = states.get(name);
+      this.log.debug({ [LogFields.cluster]: name, [LogFields.digest]: s ? shortDigest(s.digest) : '' }, 'desired state changed');
+    }
+  }
+
+  private sourceStatuses(): SourceStatus[] {
+    return this.sources.map(({ source, url, branch, rendering, renderError }) => {
+      const st = source.status();
+      return {
+        name: source.name,
+        url: url.replace(/\/\/[^@/]*@/, '//'),
+        branch,
+        revision: st.lastFetchedRevision ?? '',
+        lastFetched: st.lastFetchAt ? st.lastFetchAt.toISOString() : null,
+        renderedRevision: rendering?.revision ?? '',
+        error: st.lastError ?? renderError,
+      };
+    });
+  }
+
+  private readiness(): { ready: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (this.stateValue !== 'running') reasons.push(`hub is ${this.stateValue}`);
+    for (const s of this.sources) if (!s.rendering) reasons.push(`source ${s.source.name} has not rendered yet`);
+    if (!this.nats.connected) reasons.push('NATS is not connected');
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  /** Stops every module in reverse order; errors are logged, never thrown, so shutdown completes. */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
+    this.transition('stopping');
+    const step = async (what: string, fn: () => Promise<void> | void): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err), code: err instanceof FlotillaError ? err.code : undefined }, `stopping ${what} failed`);
+      }
+    };
+    await Promise.all(this.sources.map((s) => step(`source ${s.source.name}`, () => s.source.stop())));
+    await step('HTTP API', () => this.http?.stop());
+    await step('agent streams', () => this.stream?.stop());
+    await step('gRPC server', () => this.grpc?.stop(graceMs));
+    await step('events consumer', () => this.events.stop());
+    await step('status persistence', () => this.persistence.stop());
+    await step('NATS', () => this.nats.stop());
+    this.transition('stopped');
+  }
+}
+
+// ─── Adapter to the real source and renderer (for the lead) ──────────────────────────
+// GitSource and FleetRenderer are written by the source/render engineer; this is the
+// only place that knows their shapes.
+
+/** The production parts: a GitSource per configured source, one FleetRenderer per source. */
+export function realHubParts(logger: Logger): HubParts<SourceSnapshot> {
+  const renderers = new Map<string, FleetRenderer>();
+  return {
+    logger,
+    createSource: async (cfg, index, log) => {
+      const s = cfg.sources[index];
+      if (!s) throw new Error(`no source at index ${index}`);
+      const auth = await resolveSourceAuth(cfg, index);
+      return new GitSource({
+        name: s.name,
+        url: s.url,
+        branch: s.branch,
+        pollIntervalMs: s.pollIntervalMs,
+        cacheDir: cfg.cacheDir,
+        ...(auth ? { auth } : {}),
+        logger: log,
+      });
+    },
+    renderer: {
+      render: async (snap) => {
+        let renderer = renderers.get(snap.source);
+        if (!renderer) {
+          renderer = new FleetRenderer({ logger: logger.child({ [LogFields.component]: 'render', [LogFields.source]: snap.source }) });
+          renderers.set(snap.source, renderer);
+        }
+        const result = renderer.render(await snap.readTree(), snap.revision);
+        // A cluster whose file is broken keeps its previous state; it has no labels this time.
+        const labels = new Map(result.labels);
+        for (const name of [...result.clusters.keys(), ...result.brokenClusters]) if (!labels.has(name)) labels.set(name, {});
+        return { revision: result.revision, clusters: result.clusters, labels, errors: result.errors };
+      },
+    },
+  };
+}

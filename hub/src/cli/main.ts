@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// `flotilla`: the one command users learn. Each subcommand lives in its own module;
+// this file only dispatches and turns errors into messages and exit codes.
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { errorMessage } from '@flotilla/common';
+import { ExitCode, UsageError, processIo } from './io.js';
+import type { CliIo } from './io.js';
+import { renderCommand } from './render.js';
+import { statusCommand } from './status.js';
+
+/** Top-level usage text. */
+export const USAGE = `Usage: flotilla <command> [options]
+
+Commands:
+  hub      run the hub (--config hub.yaml)
+  agent    run the agent in a cluster
+  render   render a fleet repo locally and print each cluster's desired state
+  status   show the fleet's status from a hub
+  version  print the version
+  help     show this help
+
+Run "flotilla <command> --help" for a command's options.
+`;
+
+/** The hub package's version. */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+type Command = (argv: string[], io: CliIo) => Promise<number>;
+
+// The agent is loaded on demand by a computed specifier: the hub's CLI must work where
+// the agent package (Kubernetes client and all) is not built; then it is a clear error.
+async function lazy(specifier: string, exportName: string, what: string): Promise<Command> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(specifier)) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`the ${what} is not available in this build (${errorMessage(err)})`);
+  }
+  const fn = mod[exportName];
+  if (typeof fn !== 'function') throw new Error(`the ${what} is not available in this build (${specifier} has no ${exportName})`);
+  return (argv, io) => Promise.resolve((fn as (a: string[], i: CliIo) => Promise<number> | number)(argv, io));
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  hub: async () => (await import('../main.js')).hubCommand,
+  agent: async () => {
+    const run = await lazy('@flotilla/agent', 'runAgentCli', 'agent command');
+    return (argv) => run(argv, processIo());
+  },
+  render: async () => renderCommand,
+  status: async () => statusCommand,
+};
+
+/** Runs the CLI with argv (without node and script); returns the exit code. */
+export async function runCli(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    io.stderr.write(USAGE);
+    return ExitCode.usage;
+  }
+  if (name === 'help' || name === '--help' || name === '-h') {
+    io.stdout.write(USAGE);
+    return ExitCode.ok;
+  }
+  if (name === 'version' || name === '--version') {
+    io.stdout.write(`flotilla ${version()}\n`);
+    return ExitCode.ok;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    io.stderr.write(`flotilla: unknown command "${name}"\n\n${USAGE}`);
+    return ExitCode.usage;
+  }
+  try {
+    return await (await load())(rest, io);
+  } catch (err) {
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    io.stderr.write(`flotilla ${name}: ${errorMessage(err)}\n`);
+    if (usage) io.stderr.write(`Run "flotilla ${name} --help" for usage.\n`);
+    return usage ? ExitCode.usage : ExitCode.error;
+  }
+}
+
+function isEntryPoint(): boolean {
+  // npm's bin is a symlink: compare real paths.
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+// Run only when executed as the bin, not when imported by tests.
+if (isEntryPoint()) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

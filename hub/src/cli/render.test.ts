@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { bundleYaml, clusterYaml, configMap } from '../render/testing.js';
+import { renderCommand } from './render.js';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await renderCommand(argv, {
+    stdout: { write: (t: string) => (out += t) },
+    stderr: { write: (t: string) => (err += t) },
+  });
+  return { code, out, err };
+}
+
+describe('flotilla render', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flotilla-cli-'));
+    const files: Record<string, string> = {
+      'clusters/prod-1.yaml': clusterYaml('prod-1', { env: 'prod' }),
+      'clusters/dev-1.yaml': clusterYaml('dev-1', { env: 'dev' }),
+      'bundles/web/bundle.yaml': bundleYaml('web', '  namespace: web\n  targets:\n    - clusterSelector: {}\n'),
+      'bundles/web/manifests/cm.yaml': configMap('web', { cluster: '${cluster.name}' }),
+      'bundles/devonly/bundle.yaml': bundleYaml('devonly', '  namespace: d\n  targets:\n    - clusterSelector: { matchLabels: { env: dev } }\n'),
+      'bundles/devonly/manifests/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  v: ${vars.missing}\n',
+    };
+    for (const [p, t] of Object.entries(files)) {
+      await mkdir(dirname(join(dir, p)), { recursive: true });
+      await writeFile(join(dir, p), t);
+    }
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test('prints-the-clusters-objects-as-a-yaml-stream-and-exits-0', async () => {
+    const r = await run(['--repo', dir, '--cluster', 'prod-1']);
+    assert.equal(r.err, '');
+    assert.equal(r.code, 0);
+    const docs = parseAllDocuments(r.out).map((d) => d.toJS() as { metadata: { name: string; namespace: string }; data: unknown });
+    assert.equal(docs.length, 1);
+    assert.equal(docs[0]?.metadata.namespace, 'web');
+    assert.deepEqual(docs[0]?.data, { cluster: 'prod-1' });
+  });
+
+  test('json-output-is-the-desired-state-with-its-digest', async () => {
+    const r = await run(['--repo', dir, '--cluster', 'prod-1', '-o', 'json', '--bundle', 'web']);
+    assert.equal(r.code, 0);
+    const state = JSON.parse(r.out) as { cluster: string; digest: string; bundles: { name: string }[] };
+    assert.equal(state.cluster, 'prod-1');
+    assert.match(state.digest, /^sha256:/);
+    assert.deepEqual(state.bundles.map((b) => b.name), ['web']);
+  });
+
+  test('render-errors-go-to-stderr-with-file-and-line-and-exit-1', async () => {
+    const r = await run(['--repo', dir, '--cluster', 'dev-1']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /bundles\/devonly\/manifests\/cm\.yaml:6: .*variable "missing"/);
+    assert.match(r.out, /name: web/, 'what rendered is still printed');
+  });
+
+  test('errors-of-other-clusters-are-not-shown', async () => {
+    const r = await run(['--repo', dir, '--cluster', 'prod-1', '--bundle', 'web']);
+    assert.equal(r.err, '');
+  });
+
+  test('unknown-cluster-exits-1', async () => {
+    const r = await run(['--repo', dir, '--cluster', 'nope']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /cluster "nope" not found/);
+  });
+
+  test('usage-errors-exit-2', async () => {
+    assert.equal((await run(['--repo', dir])).code, 2);
+    assert.equal((await run(['--cluster', 'x', '--bogus'])).code, 2);
+    assert.equal((await run(['--cluster', 'x', '-o', 'xml'])).code, 2);
+    assert.equal((await run(['--repo', join(dir, 'missing'), '--cluster', 'x'])).code, 2);
+    assert.equal((await run(['--help'])).code, 0);
+  });
+
+  test('a-symlinked-manifest-is-a-render-error', async () => {
+    await symlink('/etc/hostname', join(dir, 'bundles/web/manifests/host.yaml'));
+    const r = await run(['--repo', dir, '--cluster', 'prod-1']);
+    await rm(join(dir, 'bundles/web/manifests/host.yaml'));
+    assert.equal(r.code, 1);
+    assert.match(r.err, /bundles\/web\/manifests\/host\.yaml: symbolic links are not allowed/);
+  });
+});

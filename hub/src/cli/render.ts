@@ -1,0 +1,120 @@
+// `flotilla render`: renders a fleet repo checkout for one cluster, without a hub. What a
+// reviewer runs on a pull request to see exactly what a cluster would get.
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { errorMessage } from '@flotilla/common';
+import type { DesiredState } from '@flotilla/common';
+import { formatRenderError, renderFleet } from '../render/index.js';
+import type { RenderError, RenderResult } from '../render/index.js';
+import { readDirectoryTree } from '../source/index.js';
+
+/** Usage of `flotilla render`. */
+export const RENDER_USAGE = `Usage: flotilla render --cluster NAME [--repo DIR] [--bundle NAME] [-o yaml|json]
+
+Renders the fleet repo in DIR (default: the current directory) for one cluster and
+prints its objects: a YAML stream (default) or the desired state as JSON.
+
+Exit codes: 0 rendered without errors, 1 render errors (printed to stderr with
+file:line; what could be rendered is still printed), 2 usage error.
+`;
+
+/** Where renderCommand writes; process streams or anything with write(). */
+export interface RenderIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  /** Base for a relative --repo (default process.cwd()). */
+  cwd?: string;
+}
+
+interface Args {
+  repo: string;
+  cluster: string;
+  bundle: string | undefined;
+  output: 'yaml' | 'json';
+}
+
+function parse(argv: string[], io: RenderIo): Args | 'help' | string {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        repo: { type: 'string' },
+        cluster: { type: 'string' },
+        bundle: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    return errorMessage(err);
+  }
+  if (values.help) return 'help';
+  if (!values.cluster) return 'missing --cluster NAME';
+  const output = values.output ?? 'yaml';
+  if (output !== 'yaml' && output !== 'json') return `-o must be yaml or json, not "${output}"`;
+  return { repo: resolve(io.cwd ?? process.cwd(), values.repo ?? '.'), cluster: values.cluster, bundle: values.bundle, output };
+}
+
+/** Runs `flotilla render` with argv (after "render"); returns the exit code. */
+export async function renderCommand(argv: string[], io: RenderIo): Promise<number> {
+  const args = parse(argv, io);
+  if (args === 'help') {
+    io.stdout.write(RENDER_USAGE);
+    return 0;
+  }
+  if (typeof args === 'string') {
+    io.stderr.write(`flotilla render: ${args}\n\n${RENDER_USAGE}`);
+    return 2;
+  }
+  let result: RenderResult;
+  try {
+    result = renderFleet(await readDirectoryTree(args.repo), 'local');
+  } catch (err) {
+    io.stderr.write(`flotilla render: cannot read ${args.repo}: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  const errors = result.errors.filter((e) => relevant(e, args));
+  for (const e of errors) io.stderr.write(`error: ${formatRenderError(e)}\n`);
+  const state = result.clusters.get(args.cluster);
+  if (!state) return explainMissing(result, args, io, errors.length);
+  const bundles = state.bundles.filter((b) => args.bundle === undefined || b.name === args.bundle);
+  if (args.bundle !== undefined && bundles.length === 0 && errors.length === 0) {
+    io.stderr.write(`error: bundle "${args.bundle}" is not deployed to cluster "${args.cluster}"\n`);
+    return 1;
+  }
+  io.stdout.write(args.output === 'json' ? toJson(state, bundles) : toYaml(bundles));
+  return errors.length > 0 ? 1 : 0;
+}
+
+// Errors about other clusters are not this reviewer's question; repo-wide and
+// bundle-wide errors (no cluster) may well affect this cluster, so they are shown.
+function relevant(e: RenderError, args: Args): boolean {
+  if (e.cluster !== undefined && e.cluster !== args.cluster) return false;
+  return args.bundle === undefined || e.bundle === undefined || e.bundle === args.bundle;
+}
+
+function explainMissing(result: RenderResult, args: Args, io: RenderIo, errorCount: number): number {
+  if (result.pausedClusters.includes(args.cluster)) {
+    io.stderr.write(`cluster "${args.cluster}" is paused: the hub keeps sending what it rendered before the pause\n`);
+    return errorCount > 0 ? 1 : 0;
+  }
+  if (!result.brokenClusters.includes(args.cluster) && errorCount === 0) {
+    io.stderr.write(`error: cluster "${args.cluster}" not found (expected clusters/${args.cluster}.yaml)\n`);
+  }
+  return 1;
+}
+
+function toYaml(bundles: DesiredState['bundles']): string {
+  return bundles
+    .flatMap((b) => b.objects)
+    .map((o) => `---\n${stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })}`)
+    .join('');
+}
+
+function toJson(state: DesiredState, bundles: DesiredState['bundles']): string {
+  return `${JSON.stringify({ ...state, bundles }, null, 2)}\n`;
+}

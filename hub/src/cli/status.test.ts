@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import type { ClusterStatus } from '../status/model.js';
+import { formatClusters } from './format.js';
+import type { CliIo } from './io.js';
+import { runCli } from './main.js';
+import { statusCommand } from './status.js';
+import type { Fetch } from './status.js';
+
+const NOW = Date.parse('2026-11-26T12:00:00Z');
+
+const CLUSTERS: ClusterStatus[] = [
+  {
+    name: 'edge-1',
+    labels: { env: 'prod', region: 'eu' },
+    connected: true,
+    lastSeen: '2026-11-26T11:59:55Z',
+    desiredRevision: '3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39',
+    desiredDigest: 'sha256:aaaa',
+    appliedRevision: '3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39',
+    appliedDigest: 'sha256:aaaa',
+    state: 'Ready',
+    message: '',
+    bundles: [],
+  },
+  {
+    name: 'edge-long-name-2',
+    labels: {},
+    connected: false,
+    lastSeen: '2026-11-26T09:00:00Z',
+    desiredRevision: '3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39',
+    desiredDigest: 'sha256:aaaa',
+    appliedRevision: '0123456789abcdef0123456789abcdef01234567',
+    appliedDigest: 'sha256:bbbb',
+    state: 'Offline',
+    message: 'no contact since 2026-11-26T09:00:00.000Z',
+    bundles: [],
+  },
+  {
+    name: 'new',
+    labels: {},
+    connected: false,
+    lastSeen: null,
+    desiredRevision: '',
+    desiredDigest: '',
+    appliedRevision: '',
+    appliedDigest: '',
+    state: 'Pending',
+    message: 'agent has never connected',
+    bundles: [],
+  },
+];
+
+const GOLDEN_TABLE = `NAME               CONNECTED   STATE     DESIRED        APPLIED        LAST-SEEN
+edge-1             true        Ready     3f2a9c1d8e7b   3f2a9c1d8e7b   5s
+edge-long-name-2   false       Offline   3f2a9c1d8e7b   0123456789ab   3h
+new                false       Pending   <none>         <none>         <never>
+`;
+
+const GOLDEN_WIDE = `NAME               CONNECTED   STATE     DESIRED        APPLIED        LAST-SEEN   LABELS               MESSAGE
+edge-1             true        Ready     3f2a9c1d8e7b   3f2a9c1d8e7b   5s          env=prod,region=eu
+edge-long-name-2   false       Offline   3f2a9c1d8e7b   0123456789ab   3h          <none>               no contact since 2026-11-26T09:00:00.000Z
+new                false       Pending   <none>         <none>         <never>     <none>               agent has never connected
+`;
+
+test('status-table-matches-golden-output', () => {
+  assert.equal(formatClusters(CLUSTERS, 'table', NOW), GOLDEN_TABLE);
+  assert.equal(formatClusters(CLUSTERS, 'wide', NOW), GOLDEN_WIDE);
+  assert.equal(formatClusters([], 'table', NOW), 'No clusters found.\n');
+});
+
+test('status-json-and-yaml-carry-full-revisions', () => {
+  const json = JSON.parse(formatClusters(CLUSTERS, 'json', NOW)) as { clusters: ClusterStatus[] };
+  assert.deepEqual(json.clusters, CLUSTERS);
+  assert.match(formatClusters(CLUSTERS, 'yaml', NOW), /desiredRevision: 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39/);
+});
+
+function io(env: NodeJS.ProcessEnv = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const cli: CliIo = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env, cwd: '/' };
+  return { cli, out: () => out.join(''), err: () => err.join('') };
+}
+
+test('status-command-queries-hub-url-from-env-with-selector', async () => {
+  const urls: string[] = [];
+  const fetchFn: Fetch = async (url) => {
+    urls.push(url);
+    return { ok: true, status: 200, text: async () => JSON.stringify({ clusters: CLUSTERS.slice(0, 1) }) };
+  };
+  const t = io({ FLOTILLA_HUB_URL: 'http://hub:9000/' });
+  assert.equal(await statusCommand(['-l', 'env=prod'], t.cli, fetchFn, () => NOW), 0);
+  assert.deepEqual(urls, ['http://hub:9000/api/v1/clusters?selector=env%3Dprod']);
+  assert.match(t.out(), /^NAME/);
+});
+
+test('status-command-exit-codes-usage-2-error-1', async () => {
+  const t = io();
+  assert.equal(await runCli(['status', '-o', 'xml'], t.cli), 2);
+  assert.match(t.err(), /unknown output format "xml"/);
+  assert.equal(await runCli(['status', '--bogus'], io().cli), 2);
+  assert.equal(await runCli(['frobnicate'], io().cli), 2);
+  const down = io({ FLOTILLA_HUB_URL: 'http://127.0.0.1:1' });
+  assert.equal(await runCli(['status'], down.cli), 1);
+  assert.match(down.err(), /hub at http:\/\/127\.0\.0\.1:1 is unavailable/);
+  const v = io();
+  assert.equal(await runCli(['version'], v.cli), 0);
+  assert.match(v.out(), /^flotilla \d+\.\d+\.\d+/);
+});
+
+test('status-command-reports-hub-error-body', async () => {
+  const fetchFn: Fetch = async () => ({ ok: false, status: 404, text: async () => '{"error":{"code":"NOT_FOUND","message":"cluster \\"x\\" not found"}}' });
+  await assert.rejects(statusCommand(['x'], io().cli, fetchFn), /404 NOT_FOUND: cluster "x" not found/);
+});

@@ -1,0 +1,89 @@
+// `flotilla status`: the fleet as the hub sees it, from its HTTP API.
+import { parseArgs } from 'node:util';
+import { UnavailableError, errorMessage, parseSelector } from '@flotilla/common';
+import type { ClusterStatus } from '../status/model.js';
+import { OUTPUT_FORMATS, formatClusters } from './format.js';
+import type { OutputFormat } from './format.js';
+import { ExitCode, UsageError } from './io.js';
+import type { CliIo } from './io.js';
+
+/** Hub URL when neither --hub-url nor FLOTILLA_HUB_URL is given. */
+export const DEFAULT_HUB_URL = 'http://127.0.0.1:7080';
+
+/** Usage text of `flotilla status`. */
+export const STATUS_USAGE = `Usage: flotilla status [CLUSTER] [--hub-url URL] [-l SELECTOR] [-o table|wide|json|yaml]
+
+Shows each cluster's connection, state, desired and applied revision.
+
+Options:
+  --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
+  -l, --selector SEL  label selector, e.g. "env=prod,region in (eu,us)"
+  -o, --output FMT    table (default), wide, json or yaml
+`;
+
+/** A fetch function, injectable for tests. */
+export type Fetch = (url: string) => Promise<{ ok: boolean; status: number; text(): Promise<string> }>;
+
+async function getJson(fetchFn: Fetch, url: string): Promise<unknown> {
+  let res: Awaited<ReturnType<Fetch>>;
+  try {
+    res = await fetchFn(url);
+  } catch (err) {
+    throw new UnavailableError(`hub at ${new URL(url).origin}`, { cause: (err as Error).cause ?? err });
+  }
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(`hub answered ${res.status} with a non-JSON body from ${url}`);
+  }
+  if (!res.ok) {
+    const e = (body as { error?: { code?: string; message?: string } }).error;
+    throw new Error(`hub answered ${res.status} ${e?.code ?? ''}: ${e?.message ?? text}`.trim());
+  }
+  return body;
+}
+
+/** Runs `flotilla status`; returns the exit code. */
+export async function statusCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'hub-url': { type: 'string' },
+      selector: { type: 'string', short: 'l' },
+      output: { type: 'string', short: 'o', default: 'table' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    io.stdout.write(STATUS_USAGE);
+    return ExitCode.ok;
+  }
+  const format = values.output as OutputFormat;
+  if (!OUTPUT_FORMATS.includes(format)) throw new UsageError(`-o: unknown output format "${values.output}" (use ${OUTPUT_FORMATS.join(', ')})`);
+  if (positionals.length > 1) throw new UsageError(`expected at most one cluster name, got ${positionals.length}`);
+  if (values.selector !== undefined) {
+    try {
+      parseSelector(values.selector);
+    } catch (err) {
+      throw new UsageError(`-l: ${errorMessage(err)}`);
+    }
+  }
+  const base = (values['hub-url'] ?? io.env.FLOTILLA_HUB_URL ?? DEFAULT_HUB_URL).replace(/\/+$/, '');
+  try {
+    new URL(base);
+  } catch {
+    throw new UsageError(`--hub-url: "${base}" is not a URL`);
+  }
+  let clusters: ClusterStatus[];
+  if (positionals[0]) {
+    clusters = [(await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(positionals[0])}`)) as ClusterStatus];
+  } else {
+    const query = values.selector ? `?selector=${encodeURIComponent(values.selector)}` : '';
+    clusters = ((await getJson(fetchFn, `${base}/api/v1/clusters${query}`)) as { clusters: ClusterStatus[] }).clusters;
+  }
+  io.stdout.write(formatClusters(clusters, format, now()));
+  return ExitCode.ok;
+}

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'node:test';
+import { ConfigError, ValidationError } from '@flotilla/common';
+import { compileHubConfig } from './hub-config.js';
+import { loadHubConfig, resolveSourceAuth } from './load.js';
+
+const OPTS = { defaultCacheDir: '/cache' };
+const minimal = { sources: [{ name: 'fleet', url: 'https://git.example/fleet.git' }] };
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('minimal-config-gets-every-default', () => {
+  const cfg = compileHubConfig(minimal, 'hub.yaml', OPTS);
+  assert.deepEqual(cfg.sources[0], { name: 'fleet', url: 'https://git.example/fleet.git', branch: 'main', pollIntervalMs: 30_000, auth: undefined });
+  assert.deepEqual(cfg.grpc.listen, { address: '127.0.0.1:7443', host: '127.0.0.1', port: 7443 });
+  assert.equal(cfg.http.listen.port, 7080);
+  assert.equal(cfg.nats.url, 'nats://127.0.0.1:4222');
+  assert.equal(cfg.auth.tokenFile, undefined);
+  assert.equal(cfg.cacheDir, '/cache');
+  assert.equal(cfg.heartbeatIntervalMs, 10_000);
+  assert.equal(cfg.offlineAfterMs, 45_000);
+});
+
+test('durations-are-compiled-to-milliseconds', () => {
+  const cfg = compileHubConfig({ ...minimal, heartbeatInterval: '2s', offlineAfter: '1m', sources: [{ ...minimal.sources[0], pollInterval: '1m30s' }] }, 'hub.yaml', OPTS);
+  assert.equal(cfg.heartbeatIntervalMs, 2_000);
+  assert.equal(cfg.offlineAfterMs, 60_000);
+  assert.equal(cfg.sources[0]?.pollIntervalMs, 90_000);
+});
+
+test('unknown-key-is-an-error-naming-file-and-field', () => {
+  const err = configError(() => compileHubConfig({ ...minimal, grpc: { listne: ':1' } }, 'hub.yaml', OPTS));
+  assert.equal(err.field, 'grpc.listne');
+  assert.match(err.message, /^hub\.yaml: grpc\.listne: unknown field/);
+  assert.equal(configError(() => compileHubConfig({ ...minimal, heartbeat: '1s' }, 'f', OPTS)).field, 'heartbeat');
+});
+
+test('bad-values-name-their-field', () => {
+  const cases: [unknown, string][] = [
+    [{}, 'sources'],
+    [{ sources: [{ url: 'https://x' }] }, 'sources[0].name'],
+    [{ sources: [{ name: 'a' }] }, 'sources[0].url'],
+    [{ sources: [{ name: 'A_b', url: 'https://x' }] }, 'sources[0].name'],
+    [{ sources: [{ name: 'a', url: 'u' }, { name: 'a', url: 'u' }] }, 'sources[1].name'],
+    [{ ...minimal, sources: [{ name: 'a', url: 'u', pollInterval: 'soon' }] }, 'sources[0].pollInterval'],
+    [{ ...minimal, sources: [{ name: 'a', url: 'u', auth: { token: 'x' } }] }, 'sources[0].auth.token'],
+    [{ ...minimal, grpc: { listen: 'localhost' } }, 'grpc.listen'],
+    [{ ...minimal, http: { listen: '127.0.0.1:7443' } }, 'http.listen'],
+    [{ ...minimal, nats: { url: 'http://x' } }, 'nats.url'],
+    [{ ...minimal, heartbeatInterval: '0s' }, 'heartbeatInterval'],
+    [{ ...minimal, heartbeatInterval: '1m', offlineAfter: '30s' }, 'offlineAfter'],
+  ];
+  for (const [raw, field] of cases) {
+    assert.equal(configError(() => compileHubConfig(raw, 'hub.yaml', OPTS)).field, field, JSON.stringify(raw));
+  }
+});
+
+test('broken-yaml-names-file-and-line', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-cfg-'));
+  try {
+    const file = join(dir, 'hub.yaml');
+    await writeFile(file, 'sources:\n  - name: fleet\n    url: [unclosed\n');
+    await assert.rejects(loadHubConfig(file), (err: unknown) => err instanceof ValidationError && err.message.startsWith(`${file}:`) && err.line !== undefined);
+    await assert.rejects(loadHubConfig(join(dir, 'missing.yaml')), /cannot read/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('source-credentials-come-from-files-or-env', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-cfg-'));
+  try {
+    await writeFile(join(dir, 'pw'), 'hunter2\n');
+    const cfg = compileHubConfig(
+      { sources: [{ name: 'a', url: 'u', auth: { usernameEnv: 'GIT_USER', passwordFile: join(dir, 'pw') } }] },
+      'hub.yaml',
+      OPTS,
+    );
+    assert.deepEqual(await resolveSourceAuth(cfg, 0, { GIT_USER: 'bot' }), { username: 'bot', password: 'hunter2' });
+    await assert.rejects(resolveSourceAuth(cfg, 0, {}), /sources\[0\]\.auth\.usernameEnv: environment variable GIT_USER is not set/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

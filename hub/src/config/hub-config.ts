@@ -1,0 +1,185 @@
+// The hub's configuration in three stages: what the user wrote (HubConfigFile, every
+// field optional), the defaults, and the compiled HubConfig (every field present,
+// durations in ms) that the rest of the hub reads. Validation happens once, here, and
+// every error names the file and the field.
+import { ConfigError, durations, isDnsLabel, parseDuration } from '@flotilla/common';
+
+/** Credentials for a Git source: files or environment variable names, never inline secrets. */
+export interface SourceAuthConfig {
+  usernameFile?: string;
+  passwordFile?: string;
+  tokenFile?: string;
+  usernameEnv?: string;
+  passwordEnv?: string;
+  tokenEnv?: string;
+}
+
+/** One fleet repo the hub tracks. */
+export interface SourceConfig {
+  name: string;
+  url: string;
+  /** Branch to track (default "main"). */
+  branch: string;
+  /** How often to poll (default 30 s). */
+  pollIntervalMs: number;
+  auth: SourceAuthConfig | undefined;
+}
+
+/** A listen address split into host and port. */
+export interface ListenAddress {
+  /** As written, e.g. "127.0.0.1:7443". */
+  address: string;
+  host: string;
+  port: number;
+}
+
+/** The compiled hub configuration: every field present, durations in ms. */
+export interface HubConfig {
+  /** The file it was read from (for messages). */
+  file: string;
+  sources: SourceConfig[];
+  /** gRPC listen address for agents and FleetService (default 127.0.0.1:7443). */
+  grpc: { listen: ListenAddress };
+  /** HTTP listen address of the JSON API (default 127.0.0.1:7080). */
+  http: { listen: ListenAddress };
+  /** NATS server URL (default nats://127.0.0.1:4222). */
+  nats: { url: string };
+  /** Shared agent token file; undefined means agents are not authenticated. */
+  auth: { tokenFile: string | undefined };
+  /** Where Git clones are cached. */
+  cacheDir: string;
+  /** Heartbeat interval on agent streams (default 10 s). */
+  heartbeatIntervalMs: number;
+  /** A disconnected cluster is shown Offline after this long (default 45 s). */
+  offlineAfterMs: number;
+}
+
+/** Values used where the file says nothing. */
+export const HUB_CONFIG_DEFAULTS = {
+  branch: 'main',
+  pollInterval: durations.sourcePollInterval,
+  grpcListen: '127.0.0.1:7443',
+  httpListen: '127.0.0.1:7080',
+  natsUrl: 'nats://127.0.0.1:4222',
+  heartbeatInterval: durations.streamHeartbeat,
+  offlineAfter: durations.clusterOfflineAfter,
+} as const;
+
+type Obj = Record<string, unknown>;
+
+/** Field-path-aware checks; each throws ConfigError naming file and field. */
+class Checker {
+  constructor(readonly file: string) {}
+
+  fail(field: string, problem: string): never {
+    throw new ConfigError(field, problem, { file: this.file });
+  }
+
+  object(value: unknown, field: string, allowed: readonly string[]): Obj {
+    if (value === undefined || value === null) return {};
+    if (typeof value !== 'object' || Array.isArray(value)) this.fail(field, 'must be a mapping');
+    const obj = value as Obj;
+    for (const key of Object.keys(obj)) {
+      if (!allowed.includes(key)) {
+        this.fail(field ? `${field}.${key}` : key, `unknown field (allowed: ${allowed.join(', ')})`);
+      }
+    }
+    return obj;
+  }
+
+  string(value: unknown, field: string): string | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'string' || value.trim() === '') this.fail(field, 'must be a non-empty string');
+    return value;
+  }
+
+  duration(value: unknown, field: string, fallback: number): number {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'string' && typeof value !== 'number') this.fail(field, 'must be a duration such as "30s"');
+    let ms: number;
+    try {
+      ms = parseDuration(value);
+    } catch (err) {
+      return this.fail(field, (err as Error).message);
+    }
+    if (ms <= 0) this.fail(field, 'must be greater than zero');
+    return ms;
+  }
+
+  listen(value: unknown, field: string, fallback: string): ListenAddress {
+    const address = this.string(value, field) ?? fallback;
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(address);
+    const port = m ? Number(m[2]) : NaN;
+    if (!m || port > 65535) this.fail(field, `must be "host:port", got "${address}"`);
+    const host = (m[1] as string).replace(/^\[(.*)\]$/, '$1');
+    return { address, host, port };
+  }
+}
+
+const TOP_FIELDS = ['sources', 'grpc', 'http', 'nats', 'auth', 'cacheDir', 'heartbeatInterval', 'offlineAfter'] as const;
+const SOURCE_FIELDS = ['name', 'url', 'branch', 'pollInterval', 'auth'] as const;
+const AUTH_FIELDS = ['usernameFile', 'passwordFile', 'tokenFile', 'usernameEnv', 'passwordEnv', 'tokenEnv'] as const;
+
+function compileSource(c: Checker, value: unknown, field: string, seen: Set<string>): SourceConfig {
+  const s = c.object(value, field, SOURCE_FIELDS);
+  const name = c.string(s.name, `${field}.name`) ?? c.fail(`${field}.name`, 'is required');
+  if (!isDnsLabel(name)) c.fail(`${field}.name`, `"${name}" must be a DNS label (lower-case letters, digits, '-')`);
+  if (seen.has(name)) c.fail(`${field}.name`, `duplicate source name "${name}"`);
+  seen.add(name);
+  const url = c.string(s.url, `${field}.url`) ?? c.fail(`${field}.url`, 'is required');
+  let auth: SourceAuthConfig | undefined;
+  if (s.auth !== undefined && s.auth !== null) {
+    const a = c.object(s.auth, `${field}.auth`, AUTH_FIELDS);
+    auth = {};
+    for (const key of AUTH_FIELDS) {
+      const v = c.string(a[key], `${field}.auth.${key}`);
+      if (v !== undefined) auth[key] = v;
+    }
+  }
+  return {
+    name,
+    url,
+    branch: c.string(s.branch, `${field}.branch`) ?? HUB_CONFIG_DEFAULTS.branch,
+    pollIntervalMs: c.duration(s.pollInterval, `${field}.pollInterval`, HUB_CONFIG_DEFAULTS.pollInterval),
+    auth,
+  };
+}
+
+/** Options for compileHubConfig that come from the environment, for tests. */
+export interface CompileOptions {
+  /** cacheDir when the file has none. */
+  defaultCacheDir: string;
+}
+
+/** Validates the user's file content and fills defaults; throws ConfigError naming the field. */
+export function compileHubConfig(raw: unknown, file: string, opts: CompileOptions): HubConfig {
+  const c = new Checker(file);
+  const top = c.object(raw, '', TOP_FIELDS);
+  if (top.sources !== undefined && !Array.isArray(top.sources)) c.fail('sources', 'must be a list');
+  const sourcesRaw = (top.sources as unknown[] | undefined) ?? [];
+  if (sourcesRaw.length === 0) c.fail('sources', 'at least one source is required');
+  const seen = new Set<string>();
+  const sources = sourcesRaw.map((s, i) => compileSource(c, s, `sources[${i}]`, seen));
+  const grpc = c.object(top.grpc, 'grpc', ['listen']);
+  const http = c.object(top.http, 'http', ['listen']);
+  const nats = c.object(top.nats, 'nats', ['url']);
+  const auth = c.object(top.auth, 'auth', ['tokenFile']);
+  const natsUrl = c.string(nats.url, 'nats.url') ?? HUB_CONFIG_DEFAULTS.natsUrl;
+  if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(natsUrl)) c.fail('nats.url', `must be a NATS URL such as nats://host:4222, got "${natsUrl}"`);
+  const heartbeatIntervalMs = c.duration(top.heartbeatInterval, 'heartbeatInterval', HUB_CONFIG_DEFAULTS.heartbeatInterval);
+  const offlineAfterMs = c.duration(top.offlineAfter, 'offlineAfter', HUB_CONFIG_DEFAULTS.offlineAfter);
+  if (offlineAfterMs < heartbeatIntervalMs) c.fail('offlineAfter', 'must not be shorter than heartbeatInterval');
+  const cfg: HubConfig = {
+    file,
+    sources,
+    grpc: { listen: c.listen(grpc.listen, 'grpc.listen', HUB_CONFIG_DEFAULTS.grpcListen) },
+    http: { listen: c.listen(http.listen, 'http.listen', HUB_CONFIG_DEFAULTS.httpListen) },
+    nats: { url: natsUrl },
+    auth: { tokenFile: c.string(auth.tokenFile, 'auth.tokenFile') },
+    cacheDir: c.string(top.cacheDir, 'cacheDir') ?? opts.defaultCacheDir,
+    heartbeatIntervalMs,
+    offlineAfterMs,
+  };
+  if (cfg.grpc.listen.address === cfg.http.listen.address && cfg.grpc.listen.port !== 0) c.fail('http.listen', 'must differ from grpc.listen');
+  return cfg;
+}

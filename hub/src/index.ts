@@ -1,0 +1,25 @@
+// @flotilla/hub: the hub service and the `flotilla` CLI. Named exports only.
+export { HubApp, realHubParts } from './app.js';
+export type { FleetRendering, FleetSnapshot, FleetSource, HubParts, HubRenderer, HubState } from './app.js';
+export { hubCommand } from './main.js';
+export { runCli } from './cli/main.js';
+export { compileHubConfig, HUB_CONFIG_DEFAULTS } from './config/hub-config.js';
+export type { HubConfig, SourceConfig } from './config/hub-config.js';
+export { loadHubConfig } from './config/load.js';
+export { GitSource, MapRepoTree, readDirectoryTree } from './source/index.js';
+export type { GitAuth, GitSourceOptions, RepoTree, SourceSnapshot, SourceStatus } from './source/index.js';
+export { FleetRenderer, renderFleet, formatRenderError, DEFAULT_MAX_CLUSTER_BYTES } from './render/index.js';
+export type { RenderError, RenderOptions, RenderResult } from './render/index.js';
+export { AgentStreamService } from './stream/agent-stream.js';
+export { DesiredStateStore } from './stream/desired-store.js';
+export { startGrpcServer, GRPC_SERVER_OPTIONS } from './stream/grpc-server.js';
+export { encodeDesiredState, decodeDesiredState, MAX_CHUNK_BYTES } from './stream/chunks.js';
+export type { DesiredStateSource, SessionObserver } from './stream/types.js';
+export { FleetStatus } from './status/fleet-status.js';
+export { EventsConsumer, ensureEventsStream, STATUS_CONSUMER } from './status/events-consumer.js';
+export { KvStatusPersistence, STATUS_BUCKET } from './status/kv-persistence.js';
+export { NatsLink } from './status/nats-link.js';
+export type { BundleStatus, ClusterState, ClusterStatus } from './status/model.js';
+export { startHttpApi } from './api/http.js';
+export { fleetServiceHandlers } from './api/grpc-fleet.js';
+export type { SourceStatus as SourceStatusView } from './api/types.js';

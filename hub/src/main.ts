@@ -1,0 +1,49 @@
+// `flotilla hub`: parse the config path, build the app, run until SIGTERM/SIGINT.
+import { parseArgs } from 'node:util';
+import { createLogger, durations, errorMessage } from '@flotilla/common';
+import { HubApp, realHubParts } from './app.js';
+import { loadHubConfig } from './config/load.js';
+import type { CliIo } from './cli/io.js';
+import { ExitCode } from './cli/io.js';
+
+/** Usage text of `flotilla hub`. */
+export const HUB_USAGE = `Usage: flotilla hub --config hub.yaml
+
+Runs the hub: follows the fleet repo, streams desired state to agents, serves status.
+Environment: FLOTILLA_LOG_LEVEL (default info).
+`;
+
+/** Runs the hub until a signal; returns the exit code. */
+export async function hubCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    io.stdout.write(HUB_USAGE);
+    return ExitCode.ok;
+  }
+  if (!values.config) {
+    io.stderr.write(`flotilla hub: --config is required\n\n${HUB_USAGE}`);
+    return ExitCode.usage;
+  }
+  const config = await loadHubConfig(values.config, io.env);
+  const logger = createLogger({ name: 'hub', level: io.env.FLOTILLA_LOG_LEVEL ?? 'info' });
+  const app = new HubApp(config, realHubParts(logger));
+  await app.start();
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'shutting down');
+  // A stuck module must not keep the process past the grace period.
+  const force = setTimeout(() => {
+    logger.error({ graceMs: durations.shutdownGrace }, 'shutdown took too long, exiting');
+    process.exit(ExitCode.error);
+  }, durations.shutdownGrace);
+  force.unref();
+  try {
+    await app.stop(durations.shutdownGrace - 1_000);
+  } catch (err) {
+    logger.error({ err: errorMessage(err) }, 'shutdown failed');
+    return ExitCode.error;
+  }
+  return ExitCode.ok;
+}

@@ -1,0 +1,120 @@
+// Benchmark of the fleet renderer (a program, not a test): 1,000 clusters, 20 bundles
+// of 10 objects each. Prints medians of 3 runs against the targets.
+// Run: node --expose-gc hub/dist/render/bench.js
+import { performance } from 'node:perf_hooks';
+import type { RepoTree } from '../source/tree.js';
+import { FleetRenderer } from './renderer.js';
+import type { RenderResult } from './types.js';
+import { bundleYaml, clusterYaml, repo } from './testing.js';
+
+const CLUSTERS = 1000;
+const BUNDLES = 20;
+const OBJECTS = 10;
+const TARGETS = { coldMs: 2000, oneBundleMs: 200, heapMiB: 200 };
+const ENVS = ['prod', 'staging', 'dev'];
+const REGIONS = ['eu', 'us', 'ap'];
+
+// Bundles 0-3 use ${cluster.name} (a distinct rendering per cluster), 4-7 a region
+// label (3 renderings), the rest render once for everybody.
+function manifest(b: number, i: number, version: number): string {
+  const perCluster = b < 4 ? '${cluster.name}' : b < 8 ? '${cluster.labels.region}' : 'static';
+  const data = Array.from({ length: 20 }, (_, k) => `  key${k}: "value-${b}-${i}-${k}-v${version}"`).join('\n');
+  if (i === 0) {
+    return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app-${b}
+  labels: { app: app-${b} }
+spec:
+  replicas: \${vars.replicas}
+  selector: { matchLabels: { app: app-${b} } }
+  template:
+    metadata: { labels: { app: app-${b} } }
+    spec:
+      containers:
+        - name: app
+          image: registry.example.com/app-${b}:1.${version}
+          env: [{ name: CLUSTER, value: "${perCluster}" }]
+          resources: { requests: { cpu: 100m, memory: 128Mi } }
+`;
+  }
+  return `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg-${b}-${i}
+  annotations: { where: "${perCluster}" }
+data:
+${data}
+`;
+}
+
+function fleetFiles(changedBundle = -1): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (let c = 0; c < CLUSTERS; c++) {
+    const labels = { env: ENVS[c % 3] as string, region: REGIONS[Math.floor(c / 3) % 3] as string };
+    files[`clusters/cluster-${c}.yaml`] = clusterYaml(`cluster-${c}`, labels, '  vars: { replicas: "2" }\n');
+  }
+  for (let b = 0; b < BUNDLES; b++) {
+    files[`bundles/bundle-${b}/bundle.yaml`] = bundleYaml(
+      `bundle-${b}`,
+      `  namespace: ns-${b}
+  targets:
+    - clusterSelector: { matchLabels: { env: prod } }
+      vars: { replicas: "3" }
+    - clusterSelector: {}
+`,
+    );
+    for (let i = 0; i < OBJECTS; i++) {
+      files[`bundles/bundle-${b}/manifests/obj-${i}.yaml`] = manifest(b, i, b === changedBundle ? 2 : 1);
+    }
+  }
+  return files;
+}
+
+function heapUsed(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  return process.memoryUsage().heapUsed;
+}
+
+function median(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+}
+
+function timed(f: () => RenderResult): { ms: number; result: RenderResult } {
+  const t = performance.now();
+  const result = f();
+  return { ms: performance.now() - t, result };
+}
+
+function once(base: RepoTree, oneStatic: RepoTree, onePerCluster: RepoTree): number[] {
+  const before = heapUsed();
+  const renderer = new FleetRenderer();
+  const cold = timed(() => renderer.render(base, 'rev-1'));
+  if (cold.result.errors.length > 0) throw new Error(`unexpected errors: ${cold.result.errors[0]?.message}`);
+  const heap = heapUsed() - before;
+  const warm = timed(() => renderer.render(oneStatic, 'rev-2'));
+  const warmPer = timed(() => renderer.render(onePerCluster, 'rev-3'));
+  return [cold.ms, warm.ms, warmPer.ms, heap / 1024 / 1024, warm.result.stats.bundleRenders, warmPer.result.stats.bundleRenders];
+}
+
+function main(): void {
+  if (!(globalThis as { gc?: unknown }).gc) console.log('note: run with --expose-gc for an accurate heap figure');
+  const base = repo(fleetFiles());
+  const oneStatic = repo(fleetFiles(12));
+  const onePerCluster = repo(fleetFiles(0));
+  const runs = [0, 1, 2].map(() => once(base, oneStatic, onePerCluster));
+  const col = (i: number): number => median(runs.map((r) => r[i] as number));
+  const line = (what: string, value: number, unit: string, target?: number): void => {
+    const verdict = target === undefined ? '' : value <= target ? `  ok (target ≤ ${target} ${unit})` : `  OVER target ${target} ${unit}`;
+    console.log(`${what.padEnd(52)} ${value.toFixed(1).padStart(8)} ${unit}${verdict}`);
+  };
+  console.log(`fleet: ${CLUSTERS} clusters, ${BUNDLES} bundles x ${OBJECTS} objects; medians of ${runs.length} runs`);
+  line('cold render', col(0), 'ms', TARGETS.coldMs);
+  line(`re-render, one shared bundle changed (${col(4)} renders)`, col(1), 'ms', TARGETS.oneBundleMs);
+  line(`re-render, one per-cluster bundle changed (${col(5)} renders)`, col(2), 'ms');
+  line('heap held by rendered state + caches', col(3), 'MiB', TARGETS.heapMiB);
+}
+
+main();

@@ -1,0 +1,78 @@
+// Where things are in a fleet repo: clusters/<name>.yaml and bundles/<name>/bundle.yaml.
+import { isDnsLabel } from '@flotilla/common';
+import type { RepoTree } from '../source/tree.js';
+import type { RenderError } from './types.js';
+
+/** The files that declare clusters and bundles, found by path alone. */
+export interface RepoLayout {
+  /** Cluster name → its file. */
+  clusters: Map<string, string>;
+  /** Bundle name → its bundle.yaml. */
+  bundles: Map<string, string>;
+  errors: RenderError[];
+  /** Names with a problem found while scanning (they get no fresh render). */
+  brokenClusters: Set<string>;
+  brokenBundles: Set<string>;
+}
+
+const YAML_EXT = /\.ya?ml$/;
+
+/** True for a file render reads as YAML. */
+export function isYamlFile(path: string): boolean {
+  return YAML_EXT.test(path);
+}
+
+/** Finds cluster and bundle files; problems become errors, not exceptions. */
+export function scanLayout(tree: RepoTree): RepoLayout {
+  const out: RepoLayout = { clusters: new Map(), bundles: new Map(), errors: [], brokenClusters: new Set(), brokenBundles: new Set() };
+  const bundleDirs = new Set<string>();
+  for (const path of tree.paths()) {
+    const parts = path.split('/');
+    if (parts[0] === 'clusters' && parts.length === 2 && isYamlFile(path)) addCluster(out, path, parts[1] as string);
+    if (parts[0] === 'bundles' && parts.length >= 3) {
+      bundleDirs.add(parts[1] as string);
+      if (parts.length === 3 && parts[2] === 'bundle.yaml') out.bundles.set(parts[1] as string, path);
+    }
+  }
+  for (const dir of bundleDirs) {
+    if (out.bundles.has(dir)) continue;
+    out.errors.push({ bundle: dir, file: `bundles/${dir}`, message: `bundles/${dir}: has no bundle.yaml` });
+  }
+  for (const name of out.bundles.keys()) {
+    if (isDnsLabel(name)) continue;
+    out.errors.push({ bundle: name, file: `bundles/${name}`, message: `bundle name "${name}" is not a DNS label (lower-case letters, digits, '-')` });
+    out.bundles.delete(name);
+  }
+  for (const r of tree.rejected) attributeRejected(out, r.path, r.reason);
+  return out;
+}
+
+function addCluster(out: RepoLayout, path: string, base: string): void {
+  const name = base.replace(YAML_EXT, '');
+  if (!isDnsLabel(name)) {
+    out.errors.push({ file: path, message: `${path}: cluster name "${name}" is not a DNS label (lower-case letters, digits, '-')` });
+    return;
+  }
+  const other = out.clusters.get(name);
+  if (other) {
+    out.errors.push({ cluster: name, file: path, message: `${path}: cluster "${name}" is also declared in ${other}` });
+    out.brokenClusters.add(name);
+    return;
+  }
+  out.clusters.set(name, path);
+}
+
+function attributeRejected(out: RepoLayout, path: string, reason: string): void {
+  const parts = path.split('/');
+  const message = `${path}: ${reason}`;
+  if (parts[0] === 'bundles' && parts[1]) {
+    out.errors.push({ bundle: parts[1], file: path, message });
+    out.brokenBundles.add(parts[1]);
+  } else if (parts[0] === 'clusters' && parts[1] && parts.length === 2) {
+    const name = parts[1].replace(YAML_EXT, '');
+    out.errors.push({ cluster: name, file: path, message });
+    out.brokenClusters.add(name);
+  } else {
+    out.errors.push({ file: path, message });
+  }
+}

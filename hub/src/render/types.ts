@@ -1,0 +1,55 @@
+// Shapes the renderer hands to the rest of the hub.
+import type { DesiredState } from '@flotilla/common';
+
+/** One problem found while rendering; message already starts with "file:line: " when known. */
+export interface RenderError {
+  bundle?: string;
+  cluster?: string;
+  file?: string;
+  line?: number;
+  message: string;
+}
+
+/** Counters of one render, for logs, tests and the benchmark. */
+export interface RenderStats {
+  /** (bundle, cluster-inputs) combinations rendered from scratch: cache misses. */
+  bundleRenders: number;
+  /** Combinations served from the content-addressed cache. */
+  bundleCacheHits: number;
+  /** bundle.yaml + manifest sets parsed (new input digests). */
+  bundlesPrepared: number;
+  durationMs: number;
+}
+
+/** What one render produced. */
+export interface RenderResult {
+  revision: string;
+  /**
+   * Desired state per cluster. A paused cluster, or one over the size limit, carries
+   * the state this renderer produced for it before (if any); it is absent otherwise.
+   */
+  clusters: Map<string, DesiredState>;
+  errors: RenderError[];
+  /**
+   * Per cluster, bundles that are paused or failed there. Their objects must not be
+   * pruned: the state carries the bundle's previous rendering when this renderer had
+   * one, and leaves it out otherwise (e.g. right after a hub restart).
+   */
+  held: Map<string, string[]>;
+  /** Labels of every cluster declared in the repo (paused ones included). */
+  labels: Map<string, Record<string, string>>;
+  /** Clusters whose spec.paused is true. */
+  pausedClusters: string[];
+  /** Clusters whose file could not be read; like paused, they keep their previous state. */
+  brokenClusters: string[];
+  stats: RenderStats;
+}
+
+/** Options of the renderer. */
+export interface RenderOptions {
+  /** Largest desired state of one cluster, in bytes of JSON (default 16 MiB). */
+  maxClusterBytes?: number;
+}
+
+/** Default of RenderOptions.maxClusterBytes: 16 MiB. */
+export const DEFAULT_MAX_CLUSTER_BYTES = 16 * 1024 * 1024;

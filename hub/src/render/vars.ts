@@ -1,0 +1,131 @@
+// Variable substitution in manifests: ${cluster.name}, ${cluster.labels.<key>},
+// ${vars.<name>}; "$${" writes a literal "${". An unknown variable is an error, never an
+// empty string: a silently empty image tag or namespace is worse than a failed render.
+//
+// A manifest file is parsed once per version, not once per cluster (parsing dominated
+// the render time): each reference is first replaced by a placeholder token, which is
+// a valid plain scalar anywhere (block or flow context, key or value, inside quotes),
+// and placeholders are filled in the parsed values for each cluster. A plain
+// (unquoted) scalar is then typed the way YAML types it, so `replicas: ${vars.n}` is a
+// number, as if the text had been substituted; a quoted one stays a string. Unlike
+// textual substitution, a value can never inject YAML structure.
+import { ValidationError } from '@flotilla/common';
+
+/** Everything a cluster contributes to substitution. */
+export interface VarScope {
+  clusterName: string;
+  labels: Readonly<Record<string, string>>;
+  /** Cluster vars overlaid with the matching target's vars. */
+  vars: Readonly<Record<string, string>>;
+}
+
+/** One ${...} in a file: what it names and where. */
+export interface Occurrence {
+  ref: string;
+  line: number;
+}
+
+/** A manifest text with references replaced by placeholders. */
+export interface Template {
+  text: string;
+  occurrences: Occurrence[];
+}
+
+/** Marks a plain scalar that holds placeholders, so it is re-typed after filling. */
+export const PLAIN_MARK = '\u0001';
+const PLACEHOLDER_PREFIX = '__flotilla_var_';
+const PLACEHOLDER = /__flotilla_var_(\d+)__/g;
+const REF = /\$\$\{|\$\{([^}\n]*)(\}?)/g;
+const FORMS = 'use ${cluster.name}, ${cluster.labels.<key>} or ${vars.<name>}; write $${ for a literal ${';
+
+/** True when a string holds at least one placeholder. */
+export function hasPlaceholder(s: string): boolean {
+  return s.includes(PLACEHOLDER_PREFIX);
+}
+
+/** Replaces references by placeholders; throws ValidationError (file:line) on a malformed one. */
+export function compileTemplate(text: string, file: string): Template {
+  const occurrences: Occurrence[] = [];
+  if (!text.includes('${')) return { text, occurrences };
+  if (hasPlaceholder(text)) throw new ValidationError(`"${PLACEHOLDER_PREFIX}" is reserved`, { file });
+  const out = text.replace(REF, (match: string, inner: string | undefined, close: string, offset: number) => {
+    if (match === '$${') return '${';
+    const line = lineAt(text, offset);
+    if (close !== '}') throw new ValidationError(`unterminated variable reference "${match}"`, { file, line });
+    const ref = (inner ?? '').trim();
+    if (!(ref === 'cluster.name' || /^cluster\.labels\.[^\s]+$/.test(ref) || /^vars\.[A-Za-z_][A-Za-z0-9_-]*$/.test(ref))) {
+      throw new ValidationError(`\${${ref}}: unknown variable (${FORMS})`, { file, line });
+    }
+    occurrences.push({ ref, line });
+    return `${PLACEHOLDER_PREFIX}${occurrences.length - 1}__`;
+  });
+  return { text: out, occurrences };
+}
+
+/** The value of one reference in a scope, or an explanation of why there is none. */
+export function resolveVariable(ref: string, scope: VarScope): { value: string } | { problem: string } {
+  if (ref === 'cluster.name') return { value: scope.clusterName };
+  if (ref.startsWith('cluster.labels.')) {
+    const key = ref.slice('cluster.labels.'.length);
+    const v = Object.prototype.hasOwnProperty.call(scope.labels, key) ? scope.labels[key] : undefined;
+    return v === undefined ? { problem: `cluster "${scope.clusterName}" has no label "${key}"` } : { value: v };
+  }
+  if (ref.startsWith('vars.')) {
+    const name = ref.slice('vars.'.length);
+    const v = Object.prototype.hasOwnProperty.call(scope.vars, name) ? scope.vars[name] : undefined;
+    return v === undefined
+      ? { problem: `variable "${name}" is not defined for cluster "${scope.clusterName}" (set it in the cluster's spec.vars or the target's vars)` }
+      : { value: v };
+  }
+  return { problem: `unknown variable (${FORMS})` };
+}
+
+/** Indexes of the occurrences a string refers to. */
+export function placeholderIndexes(s: string): number[] {
+  return [...s.matchAll(PLACEHOLDER)].map((m) => Number(m[1]));
+}
+
+/** Fills placeholders in a parsed value (copying what changes); throws ValidationError at the reference's line. */
+export function fillValue(value: unknown, t: Template, file: string, scope: VarScope): unknown {
+  if (typeof value === 'string') return hasPlaceholder(value) ? fillString(value, t, file, scope) : value;
+  if (Array.isArray(value)) return value.map((v) => fillValue(v, t, file, scope));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[hasPlaceholder(k) ? String(fillString(k, t, file, scope)) : k] = fillValue(v, t, file, scope);
+    }
+    return out;
+  }
+  return value;
+}
+
+function fillString(s: string, t: Template, file: string, scope: VarScope): unknown {
+  const plain = s.startsWith(PLAIN_MARK);
+  const text = (plain ? s.slice(1) : s).replace(PLACEHOLDER, (_m, n: string) => {
+    const occ = t.occurrences[Number(n)] as Occurrence;
+    const r = resolveVariable(occ.ref, scope);
+    if ('problem' in r) throw new ValidationError(`\${${occ.ref}}: ${r.problem}`, { file, line: occ.line });
+    return r.value;
+  });
+  return plain ? typePlainScalar(text) : text;
+}
+
+/** Types a plain scalar as the YAML 1.2 core schema does (null, bool, int, float, else string). */
+export function typePlainScalar(s: string): unknown {
+  if (/^(?:~|[Nn]ull|NULL)?$/.test(s)) return null;
+  if (/^(?:[Tt]rue|TRUE)$/.test(s)) return true;
+  if (/^(?:[Ff]alse|FALSE)$/.test(s)) return false;
+  if (/^[-+]?[0-9]+$/.test(s)) return Number(s);
+  if (/^0o[0-7]+$/.test(s)) return Number.parseInt(s.slice(2), 8);
+  if (/^0x[0-9a-fA-F]+$/.test(s)) return Number.parseInt(s.slice(2), 16);
+  if (/^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(s)) return Number(s);
+  if (/^[-+]?\.(?:inf|Inf|INF)$/.test(s)) return s.startsWith('-') ? -Infinity : Infinity;
+  if (/^\.(?:nan|NaN|NAN)$/.test(s)) return NaN;
+  return s;
+}
+
+function lineAt(text: string, offset: number): number {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) line++;
+  return line;
+}

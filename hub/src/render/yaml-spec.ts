@@ -1,0 +1,145 @@
+// Parsing of the fleet repo's own files (Cluster, Bundle) with the line of every field,
+// so a validation error points at the line to fix, not just the file.
+import { LineCounter, isMap, isNode, isScalar, isSeq, parseAllDocuments } from 'yaml';
+import type { Document } from 'yaml';
+import { ValidationError } from '@flotilla/common';
+
+/** A parsed single-document YAML file that can say where a field is. */
+export interface SpecDocument {
+  file: string;
+  value: Record<string, unknown>;
+  /** 1-based line of the node at path, or of the nearest existing parent. */
+  lineOf(path: readonly (string | number)[]): number;
+}
+
+/** Parses a file that must hold one YAML mapping; throws ValidationError with file:line. */
+export function parseSpecDocument(text: string, file: string): SpecDocument {
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const real = (Array.isArray(docs) ? docs : []).filter((d) => d.contents !== null || d.errors.length > 0);
+  for (const d of real) {
+    const e = d.errors[0];
+    if (e) throw new ValidationError(`invalid YAML: ${e.message.split('\n')[0]}`, { file, line: lineCounter.linePos(e.pos[0]).line });
+  }
+  if (real.length !== 1) throw new ValidationError(`expected one YAML document, found ${real.length}`, { file });
+  const doc = real[0] as Document.Parsed;
+  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  const lineAt = (offset: number | undefined): number => lineCounter.linePos(offset ?? 0).line;
+  if (!isRecord(value)) throw new ValidationError('expected a YAML mapping', { file, line: lineAt(doc.contents?.range?.[0]) });
+  return {
+    file,
+    value,
+    lineOf(path) {
+      return lineAt(locate(doc.contents, path));
+    },
+  };
+}
+
+/**
+ * Offset of the deepest node on path that exists: for a mapping field, its key (the
+ * line that names the field); for a list item, the item.
+ */
+function locate(root: unknown, path: readonly (string | number)[]): number | undefined {
+  let node: unknown = root;
+  let offset = isNode(root) ? root.range?.[0] : undefined;
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === seg);
+      if (!pair) break;
+      if (isNode(pair.key) && pair.key.range) offset = pair.key.range[0];
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+      if (isNode(node) && node.range) offset = node.range[0];
+    } else {
+      break;
+    }
+  }
+  return offset;
+}
+
+/** True for a plain (non-array) object. */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Reads typed fields of one mapping in a SpecDocument and reports errors at their line. */
+export class FieldReader {
+  constructor(
+    private readonly doc: SpecDocument,
+    private readonly path: readonly (string | number)[],
+    private readonly obj: Record<string, unknown>,
+  ) {}
+
+  /** Rejects fields not in `known`, so typos ("targes:") are errors rather than ignored. */
+  only(known: readonly string[]): this {
+    for (const key of Object.keys(this.obj)) {
+      if (!known.includes(key)) this.fail([key], `unknown field "${this.at(key)}" (known: ${known.join(', ')})`);
+    }
+    return this;
+  }
+
+  str(key: string): string | undefined {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') this.fail([key], `${this.at(key)} must be a string`);
+    return v as string;
+  }
+
+  bool(key: string): boolean | undefined {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') this.fail([key], `${this.at(key)} must be true or false`);
+    return v as boolean;
+  }
+
+  /** A map of strings; numbers and booleans are accepted and turned into strings. */
+  stringMap(key: string): Record<string, string> | undefined {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (!isRecord(v)) this.fail([key], `${this.at(key)} must be a mapping`);
+    const out: Record<string, string> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean') {
+        this.fail([key, k], `${this.at(key)}.${k} must be a string`);
+      }
+      out[k] = String(x);
+    }
+    return out;
+  }
+
+  /** A nested mapping as its own reader, or undefined when absent. */
+  child(key: string): FieldReader | undefined {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (!isRecord(v)) this.fail([key], `${this.at(key)} must be a mapping`);
+    return new FieldReader(this.doc, [...this.path, key], v as Record<string, unknown>);
+  }
+
+  /** Items of a list of mappings as readers. */
+  list(key: string): FieldReader[] {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) this.fail([key], `${this.at(key)} must be a list`);
+    return (v as unknown[]).map((item, i) => {
+      if (!isRecord(item)) this.fail([key, i], `${this.at(key)}[${i}] must be a mapping`);
+      return new FieldReader(this.doc, [...this.path, key, i], item as Record<string, unknown>);
+    });
+  }
+
+  /** The raw value of a field. */
+  raw(key: string): unknown {
+    return this.obj[key];
+  }
+
+  /** Throws a ValidationError at the line of a field below this mapping. */
+  fail(sub: readonly (string | number)[], message: string, cause?: unknown): never {
+    throw new ValidationError(message, { file: this.doc.file, line: this.doc.lineOf([...this.path, ...sub]), cause });
+  }
+
+  /** Dotted path of a field, for messages ("spec.targets[0].vars"). */
+  at(key?: string): string {
+    const parts = key === undefined ? this.path : [...this.path, key];
+    return parts.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+  }
+}

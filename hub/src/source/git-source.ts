@@ -1,0 +1,309 @@
+// A Git source: keeps a shallow, single-branch clone of one fleet repo in a cache
+// directory, polls it, and hands out a snapshot whenever the branch head moves.
+// isomorphic-git speaks smart HTTP only; see field-notes.md.
+import fs from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import git from 'isomorphic-git';
+import http from 'isomorphic-git/http/node';
+import {
+  Backoff,
+  ConfigError,
+  FlotillaError,
+  LogFields,
+  UnavailableError,
+  durations,
+  errorMessage,
+  isDnsLabel,
+  sleep,
+} from '@flotilla/common';
+import type { BackoffOptions, Logger } from '@flotilla/common';
+import type { HttpClient } from 'isomorphic-git';
+import { readCommitTree } from './git-tree.js';
+import type { RepoTree } from './tree.js';
+
+/** Credentials for the Git server; sent as an Authorization header on every request. */
+export type GitAuth = { username: string; password: string } | { token: string };
+
+/** Options for GitSource. */
+export interface GitSourceOptions {
+  /** Source name (DNS label): log field, status key, cache subdirectory. */
+  name: string;
+  /** http(s) URL of the repository. */
+  url: string;
+  /** Branch to follow (default "main"). */
+  branch?: string;
+  /** Time between polls (default durations.sourcePollInterval, 30 s). */
+  pollIntervalMs?: number;
+  /** Fraction of the interval added at random to each wait, 0..1 (default 0.1). */
+  jitter?: number;
+  /** Root of the hub's source caches; this source keeps its clone in `<cacheDir>/<name>`. */
+  cacheDir: string;
+  /** Basic credentials, or a token sent as `Authorization: Bearer`. Never logged. */
+  auth?: GitAuth;
+  /** Idle time after which a request to the Git server fails (default 60 s), so a hung server cannot stall polling. */
+  requestTimeoutMs?: number;
+  /** Retry delays after a failed fetch (default 1 s growing to max(5 min, interval)). */
+  backoff?: BackoffOptions;
+  logger: Logger;
+}
+
+/** One revision of a source; readTree() loads its files (once, then memoized). */
+export interface SourceSnapshot {
+  source: string;
+  /** Commit SHA. */
+  revision: string;
+  readTree(): Promise<RepoTree>;
+}
+
+/** What a source did last; for the status API. */
+export interface SourceStatus {
+  lastFetchedRevision: string | undefined;
+  /** Time of the last successful fetch. */
+  lastFetchAt: Date | undefined;
+  /** Message of the last failure; cleared by the next success. */
+  lastError: string | undefined;
+  lastErrorAt: Date | undefined;
+  /** Stable code of the last failure (UNAUTHENTICATED, NOT_FOUND, UNAVAILABLE, ...). */
+  lastErrorCode: string | undefined;
+  consecutiveFailures: number;
+}
+
+/** Receives snapshots in revision order, one at a time (the next fetch waits for it). */
+export type SnapshotListener = (snapshot: SourceSnapshot) => void | Promise<void>;
+
+/** Follows one branch of one Git repository over smart HTTP. */
+export class GitSource {
+  readonly name: string;
+  private readonly url: string;
+  private readonly branch: string;
+  private readonly intervalMs: number;
+  private readonly jitter: number;
+  private readonly dir: string;
+  private readonly headers: Record<string, string>;
+  private readonly http: HttpClient;
+  private readonly backoff: Backoff;
+  private readonly log: Logger;
+  /** Shared by every isomorphic-git call: it holds parsed pack indexes. */
+  private readonly cache: object = {};
+  private readonly listeners = new Set<SnapshotListener>();
+  private current: SourceSnapshot | undefined;
+  private state: SourceStatus = {
+    lastFetchedRevision: undefined,
+    lastFetchAt: undefined,
+    lastError: undefined,
+    lastErrorAt: undefined,
+    lastErrorCode: undefined,
+    consecutiveFailures: 0,
+  };
+  private chain: Promise<unknown> = Promise.resolve();
+  private loopDone: Promise<void> | undefined;
+  private stopped = false;
+  private triggered = false;
+  private wake: AbortController | undefined;
+
+  constructor(opts: GitSourceOptions) {
+    if (!isDnsLabel(opts.name)) throw new ConfigError('name', `"${opts.name}" is not a DNS label`);
+    if (!/^https?:\/\//.test(opts.url)) throw new ConfigError(`sources.${opts.name}.url`, 'must be an http(s) URL');
+    this.name = opts.name;
+    this.url = opts.url;
+    this.branch = opts.branch ?? 'main';
+    this.intervalMs = opts.pollIntervalMs ?? durations.sourcePollInterval;
+    this.jitter = opts.jitter ?? durations.sourcePollJitter;
+    if (!(this.intervalMs > 0)) throw new ConfigError(`sources.${opts.name}.pollInterval`, 'must be positive');
+    if (!(this.jitter >= 0 && this.jitter <= 1)) throw new ConfigError(`sources.${opts.name}.jitter`, 'must be in 0..1');
+    this.dir = join(opts.cacheDir, opts.name);
+    this.headers = authHeaders(opts.auth);
+    this.http = withTimeout(opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    this.backoff = new Backoff(
+      opts.backoff ?? { initialMs: Math.min(1000, this.intervalMs), maxMs: Math.max(300_000, this.intervalMs) },
+    );
+    this.log = opts.logger.child({ [LogFields.component]: 'source', [LogFields.source]: opts.name });
+  }
+
+  /** Registers a listener; returns the function that removes it. Past snapshots are not replayed: see latest(). */
+  onSnapshot(listener: SnapshotListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The snapshot of the last fetched head, if any fetch succeeded. */
+  latest(): SourceSnapshot | undefined {
+    return this.current;
+  }
+
+  /** A copy of the source's status. */
+  status(): SourceStatus {
+    return { ...this.state };
+  }
+
+  /** Starts polling: a fetch now, then every interval (plus jitter), with backoff after failures. */
+  start(): void {
+    if (this.loopDone) return;
+    this.stopped = false;
+    this.loopDone = this.loop();
+  }
+
+  /** Stops polling; resolves when an in-flight fetch and its listeners are done. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.abort();
+    await this.loopDone;
+    this.loopDone = undefined;
+  }
+
+  /** Makes the poll loop fetch now (e.g. on a webhook); a fetch in progress is followed by another. */
+  triggerNow(): void {
+    this.triggered = true;
+    this.wake?.abort();
+  }
+
+  /**
+   * Fetches once now (serialized with the loop), emits a snapshot if the head moved, and
+   * returns the latest snapshot. Failures go to status() and the log, never thrown.
+   */
+  async poll(): Promise<SourceSnapshot | undefined> {
+    await this.pollOnce();
+    return this.current;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const ok = await this.pollOnce();
+      if (this.stopped) break;
+      if (this.triggered) {
+        this.triggered = false;
+        continue;
+      }
+      const delay = ok ? this.intervalMs * (1 + this.jitter * Math.random()) : this.backoff.next();
+      this.wake = new AbortController();
+      await sleep(delay, this.wake.signal);
+      this.triggered = false;
+    }
+  }
+
+  private pollOnce(): Promise<boolean> {
+    const run = this.chain.then(() => this.fetchAndEmit());
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async fetchAndEmit(): Promise<boolean> {
+    const started = Date.now();
+    let revision: string;
+    try {
+      revision = await this.fetchHead();
+    } catch (err) {
+      this.recordFailure(classify(err, this.name, this.branch, this.url));
+      return false;
+    }
+    const previous = this.state.lastFetchedRevision;
+    if (this.state.consecutiveFailures > 0) this.log.info({ failures: this.state.consecutiveFailures }, 'fetch recovered');
+    this.state = { ...this.state, lastFetchedRevision: revision, lastFetchAt: new Date(), lastError: undefined, lastErrorAt: undefined, lastErrorCode: undefined, consecutiveFailures: 0 };
+    this.backoff.reset();
+    if (revision === previous && this.current) return true;
+    this.log.info({ [LogFields.revision]: revision, [LogFields.durationMs]: Date.now() - started }, 'new revision');
+    this.current = this.snapshot(revision);
+    await this.emit(this.current);
+    return true;
+  }
+
+  private recordFailure(err: FlotillaError): void {
+    const failures = this.state.consecutiveFailures + 1;
+    this.state = { ...this.state, lastError: err.message, lastErrorAt: new Date(), lastErrorCode: err.code, consecutiveFailures: failures };
+    // Message only: the error object of an HTTP failure can carry request headers.
+    this.log.warn({ [LogFields.err]: err.message, code: err.code, failures }, 'fetch failed');
+  }
+
+  private async emit(snapshot: SourceSnapshot): Promise<void> {
+    for (const listener of [...this.listeners]) {
+      try {
+        await listener(snapshot);
+      } catch (err) {
+        this.log.error({ [LogFields.err]: errorMessage(err), [LogFields.revision]: snapshot.revision }, 'snapshot listener failed');
+      }
+    }
+  }
+
+  private snapshot(revision: string): SourceSnapshot {
+    let tree: Promise<RepoTree> | undefined;
+    const gitdir = join(this.dir, '.git');
+    return {
+      source: this.name,
+      revision,
+      readTree: () => {
+        tree ??= readCommitTree({ gitdir, commit: revision, cache: this.cache });
+        // A failed read may succeed later (e.g. a transient fs error): do not memoize it.
+        tree.catch(() => (tree = undefined));
+        return tree;
+      },
+    };
+  }
+
+  /** Clones into an empty (or foreign) cache dir, fetches otherwise; returns the branch head. */
+  private async fetchHead(): Promise<string> {
+    const common = { fs, http: this.http, dir: this.dir, cache: this.cache, headers: this.headers };
+    if (await this.hasUsableClone()) {
+      const res = await git.fetch({ ...common, remote: 'origin', ref: this.branch, singleBranch: true, depth: 1, tags: false });
+      if (!res.fetchHead) throw new FlotillaError('NOT_FOUND', `branch "${this.branch}" not found`);
+      return res.fetchHead;
+    }
+    await rm(this.dir, { recursive: true, force: true });
+    try {
+      await git.clone({ ...common, url: this.url, ref: this.branch, singleBranch: true, depth: 1, noCheckout: true, noTags: true });
+    } catch (err) {
+      // A half-written clone would be mistaken for a usable one next time.
+      await rm(this.dir, { recursive: true, force: true });
+      throw err;
+    }
+    return git.resolveRef({ fs, dir: this.dir, ref: `refs/remotes/origin/${this.branch}` });
+  }
+
+  private async hasUsableClone(): Promise<boolean> {
+    try {
+      const url: unknown = await git.getConfig({ fs, dir: this.dir, path: 'remote.origin.url' });
+      if (url === this.url) return true;
+      if (url !== undefined) this.log.info('cached clone is of another URL; cloning again');
+      return false;
+    } catch {
+      return false; // no repository there yet
+    }
+  }
+}
+
+/** Default of GitSourceOptions.requestTimeoutMs: 60 s. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+
+// isomorphic-git's node client (simple-get) honours `timeout` in fetchOptions as a
+// socket idle timeout; it has none by default.
+function withTimeout(timeout: number): HttpClient {
+  return { request: (req) => http.request({ ...req, fetchOptions: { ...(req.fetchOptions as object), timeout } }) };
+}
+
+function authHeaders(auth: GitAuth | undefined): Record<string, string> {
+  if (!auth) return {};
+  if ('token' in auth) return { authorization: `Bearer ${auth.token}` };
+  return { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+}
+
+/** Drops user:password@ from a URL so it can appear in messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(https?:\/\/)[^@/]*@/, '$1');
+}
+
+/** Maps isomorphic-git errors onto our typed errors (by their stable `code`, not by message). */
+function classify(err: unknown, source: string, branch: string, url: string): FlotillaError {
+  if (err instanceof FlotillaError) return err;
+  const e = err as { code?: string; data?: { statusCode?: number } };
+  const where = `source "${source}" (${redactUrl(url)})`;
+  if (e.code === 'HttpError' && (e.data?.statusCode === 401 || e.data?.statusCode === 403)) {
+    return new FlotillaError('UNAUTHENTICATED', `${where}: authentication failed (HTTP ${e.data.statusCode})`, { cause: err });
+  }
+  if (e.code === 'NotFoundError') {
+    return new FlotillaError('NOT_FOUND', `${where}: branch "${branch}" not found`, { cause: err, retryable: true });
+  }
+  if (e.code === 'HttpError' && e.data?.statusCode === 404) {
+    return new FlotillaError('NOT_FOUND', `${where}: repository not found (HTTP 404)`, { cause: err, retryable: true });
+  }
+  return new UnavailableError(`Git server for ${where}`, { cause: err });
+}

@@ -1,0 +1,106 @@
+// The files of a fleet repo at one revision, held in memory. Render reads only this
+// interface, so it works the same on a Git commit (hub) and a local directory
+// (`flotilla render --repo DIR`, what a reviewer runs on a pull request).
+import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Top-level directories render reads; everything else in the repo is ignored. */
+export const FLEET_ROOTS: readonly string[] = ['clusters', 'bundles'];
+
+/** An entry that exists but cannot be used (symlink, submodule), so render can report it. */
+export interface RejectedEntry {
+  /** POSIX path relative to the repo root. */
+  path: string;
+  reason: string;
+}
+
+/** A repo's files at one revision: POSIX paths relative to the root → bytes. Immutable. */
+export interface RepoTree {
+  /** Every regular file's path, sorted (byte order). */
+  paths(): readonly string[];
+  /** A file's bytes, or undefined when there is no such file. */
+  read(path: string): Buffer | undefined;
+  /** Entries skipped because they are not regular files. */
+  readonly rejected: readonly RejectedEntry[];
+}
+
+/** A RepoTree over a Map; what both the Git and the directory readers build. */
+export class MapRepoTree implements RepoTree {
+  private readonly files: ReadonlyMap<string, Buffer>;
+  private readonly sorted: readonly string[];
+  readonly rejected: readonly RejectedEntry[];
+
+  constructor(files: ReadonlyMap<string, Buffer>, rejected: readonly RejectedEntry[] = []) {
+    this.files = files;
+    this.sorted = [...files.keys()].sort(compareBytes);
+    this.rejected = rejected;
+  }
+
+  /** Builds a tree from path → text, for tests and generated repos. */
+  static fromStrings(files: Record<string, string>): MapRepoTree {
+    return new MapRepoTree(new Map(Object.entries(files).map(([p, t]) => [p, Buffer.from(t)])));
+  }
+
+  paths(): readonly string[] {
+    return this.sorted;
+  }
+
+  read(path: string): Buffer | undefined {
+    return this.files.get(path);
+  }
+}
+
+/** Byte-order string comparison, independent of locale, so sorting is the same everywhere. */
+export function compareBytes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Options for readDirectoryTree. */
+export interface DirectoryTreeOptions {
+  /** Top-level directories to read (default FLEET_ROOTS). */
+  roots?: readonly string[];
+}
+
+/**
+ * Reads a local checkout into memory. Symlinks are never followed (they could point
+ * outside the repo, and a Git commit would not carry their target's content): they are
+ * listed in `rejected` instead.
+ */
+export async function readDirectoryTree(dir: string, opts: DirectoryTreeOptions = {}): Promise<RepoTree> {
+  const root = await realpath(dir);
+  const files = new Map<string, Buffer>();
+  const rejected: RejectedEntry[] = [];
+  for (const top of opts.roots ?? FLEET_ROOTS) {
+    const st = await lstat(join(root, top)).catch(() => undefined);
+    if (!st) continue;
+    await walk(root, top, st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'other', files, rejected);
+  }
+  return new MapRepoTree(files, rejected);
+}
+
+type EntryKind = 'dir' | 'file' | 'symlink' | 'other';
+
+async function walk(
+  root: string,
+  rel: string,
+  kind: EntryKind,
+  files: Map<string, Buffer>,
+  rejected: RejectedEntry[],
+): Promise<void> {
+  switch (kind) {
+    case 'file':
+      files.set(rel, await readFile(join(root, rel)));
+      return;
+    case 'symlink':
+      rejected.push({ path: rel, reason: 'symbolic links are not allowed in a fleet repo' });
+      return;
+    case 'other':
+      rejected.push({ path: rel, reason: 'not a regular file or directory' });
+      return;
+    case 'dir':
+      for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
+        const k: EntryKind = e.isSymbolicLink() ? 'symlink' : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other';
+        await walk(root, `${rel}/${e.name}`, k, files, rejected);
+      }
+  }
+}

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import type { AppliedData, EventKind } from '@flotilla/common';
+import { createEvent, parseSelector, silentLogger } from '@flotilla/common';
+import type { Ack__Output, Hello__Output } from '@flotilla/proto';
+import { FleetStatus } from './fleet-status.js';
+
+function model(start = 1_000_000) {
+  const clock = { now: start };
+  const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger(), now: () => clock.now });
+  status.setFleet([
+    { name: 'edge-1', labels: { env: 'prod' }, desired: { revision: 'rev-2'.padEnd(40, '0'), digest: 'sha256:d2' } },
+    { name: 'edge-2', labels: { env: 'dev' }, desired: { revision: 'rev-2'.padEnd(40, '0'), digest: 'sha256:d2' } },
+  ]);
+  return { status, clock };
+}
+
+const hello = (appliedDigest = '', appliedRevision = ''): Hello__Output => ({
+  cluster: 'edge-1',
+  agentVersion: 't',
+  appliedDigest,
+  appliedRevision,
+  protocolVersion: 1,
+});
+const ack = (digest: string, result: Ack__Output['result'], message = ''): Ack__Output => ({
+  generation: 1,
+  digest,
+  revision: 'rev-2',
+  result,
+  message,
+  objectsApplied: 1,
+  objectsFailed: result === 'ACK_RESULT_APPLIED' ? 0 : 1,
+});
+
+function applied(digest: string, result: AppliedData['result'], time: Date, kind: EventKind = 'applied') {
+  const data: AppliedData = {
+    revision: 'rev-x',
+    digest,
+    generation: 1,
+    result,
+    durationMs: 5,
+    bundles: [{ name: 'app', digest: 'b', created: 1, configured: 2, unchanged: 3, deleted: 0, failed: result === 'applied' ? 0 : 1, failures: ['ConfigMap/default/a: boom'] }],
+  };
+  return createEvent('edge-1', kind, data, time);
+}
+
+test('never-connected-cluster-is-pending', () => {
+  const { status } = model();
+  assert.equal(status.get('edge-1')?.state, 'Pending');
+  assert.equal(status.get('edge-1')?.lastSeen, null);
+});
+
+test('connected-cluster-behind-is-progressing-then-ready-on-ack', () => {
+  const { status } = model();
+  status.connected('edge-1', 's1', hello('sha256:d1', 'rev-1'));
+  assert.equal(status.get('edge-1')?.state, 'Progressing');
+  status.acked('edge-1', ack('sha256:d2', 'ACK_RESULT_APPLIED'));
+  const c = status.get('edge-1');
+  assert.equal(c?.state, 'Ready');
+  assert.equal(c?.appliedRevision, c?.desiredRevision, 'same content means the cluster is at the desired commit');
+});
+
+test('agent-reporting-the-desired-digest-at-hello-is-ready-at-once', () => {
+  const { status } = model();
+  status.connected('edge-1', 's1', hello('sha256:d2', 'rev-1'));
+  assert.equal(status.get('edge-1')?.state, 'Ready');
+});
+
+test('failed-or-partial-apply-of-the-desired-digest-is-failed-with-message', () => {
+  const { status } = model();
+  status.connected('edge-1', 's1', hello());
+  status.acked('edge-1', ack('sha256:d2', 'ACK_RESULT_PARTIAL', '1 object failed: ConfigMap/a'));
+  assert.equal(status.get('edge-1')?.state, 'Failed');
+  assert.match(status.get('edge-1')?.message ?? '', /ConfigMap\/a/);
+  status.acked('edge-1', ack('sha256:d2', 'ACK_RESULT_APPLIED'));
+  assert.equal(status.get('edge-1')?.state, 'Ready');
+});
+
+test('disconnected-past-offline-after-is-offline-and-replaced-session-is-not-a-disconnect', () => {
+  const { status, clock } = model();
+  status.connected('edge-1', 's1', hello('sha256:d2'));
+  status.connected('edge-1', 's2', hello('sha256:d2'));
+  status.disconnected('edge-1', 's1', 'replaced');
+  assert.equal(status.get('edge-1')?.connected, true);
+  status.disconnected('edge-1', 's2', 'timeout');
+  assert.equal(status.get('edge-1')?.state, 'Ready', 'still within offlineAfter');
+  clock.now += 46_000;
+  assert.equal(status.get('edge-1')?.state, 'Offline');
+});
+
+test('duplicate-and-out-of-order-events-are-harmless', () => {
+  const { status } = model();
+  status.connected('edge-1', 's1', hello());
+  const newer = applied('sha256:d2', 'applied', new Date(2_000_000));
+  const older = applied('sha256:d2', 'failed', new Date(1_000_000), 'apply-failed');
+  assert.equal(status.foldEvent('applied', newer), 'folded');
+  assert.equal(status.foldEvent('applied', newer), 'folded', 'a redelivered event folds to the same result');
+  assert.equal(status.foldEvent('apply-failed', older), 'stale');
+  const c = status.get('edge-1');
+  assert.equal(c?.state, 'Ready');
+  assert.deepEqual(c?.bundles, [{ name: 'app', digest: 'b', created: 1, configured: 2, unchanged: 3, deleted: 0, failed: 0 }]);
+});
+
+test('malformed-event-data-throws-validation-error', () => {
+  const { status } = model();
+  const bad = createEvent('edge-1', 'applied', { digest: 1 });
+  assert.throws(() => status.foldEvent('applied', bad), /digest and revision/);
+  assert.equal(status.foldEvent('drift-detected', bad), 'ignored');
+});
+
+test('selector-filters-by-labels-and-unknown-agents-show-up', () => {
+  const { status } = model();
+  status.connected('stray', 's9', { ...hello(), cluster: 'stray' });
+  assert.deepEqual(status.list(parseSelector('env=prod')).map((c) => c.name), ['edge-1']);
+  assert.deepEqual(status.list().map((c) => c.name), ['edge-1', 'edge-2', 'stray']);
+  assert.equal(status.get('stray')?.state, 'OutOfSync');
+});
+
+test('restored-records-are-served-as-disconnected', () => {
+  const { status } = model();
+  status.connected('edge-1', 's1', hello('sha256:d2'));
+  const records = status.takeDirty();
+  assert.equal(records.length, 2);
+  const other = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger(), now: () => 1_000_000 });
+  other.restore(records);
+  assert.equal(other.get('edge-1')?.connected, false);
+  assert.equal(other.get('edge-1')?.appliedDigest, 'sha256:d2');
+  assert.deepEqual(status.takeDirty(), [], 'dirty set is cleared');
+});

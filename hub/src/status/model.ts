@@ -1,0 +1,154 @@
+// The fleet status model: one record per cluster, folded from three inputs (the
+// renderer's desired state, agent sessions, agent events) and a pure rule that turns a
+// record into the state users see. Records are what is persisted; views are computed.
+import type { BundleApplyResult } from '@flotilla/common';
+
+/** What a user sees for a cluster. */
+export type ClusterState = 'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | 'Failed' | 'Offline';
+
+/** Outcome of one apply as reported by an ack or an event. */
+export type ApplyResult = 'applied' | 'partial' | 'failed';
+
+/** Per-bundle object counts from the latest apply. */
+export interface BundleStatus {
+  name: string;
+  digest: string;
+  created: number;
+  configured: number;
+  unchanged: number;
+  deleted: number;
+  failed: number;
+}
+
+/** The last apply attempt of a cluster, successful or not. */
+export interface ApplyAttempt {
+  digest: string;
+  revision: string;
+  result: ApplyResult;
+  message: string;
+  /** When it happened (event time, or hub time for acks), ms since epoch. */
+  atMs: number;
+}
+
+/** Everything the hub knows about one cluster; the persisted form (JSON). */
+export interface ClusterRecord {
+  name: string;
+  labels: Record<string, string>;
+  /** False when the cluster is not declared in the fleet repo (an unknown agent connected). */
+  inFleet: boolean;
+  desiredRevision: string;
+  desiredDigest: string;
+  connected: boolean;
+  /** Current session id ("" when disconnected). */
+  session: string;
+  /** Last contact with the agent, ms since epoch; 0 for never. */
+  lastSeenMs: number;
+  /** Last successfully applied state. */
+  appliedDigest: string;
+  appliedRevision: string;
+  appliedAtMs: number;
+  lastAttempt: ApplyAttempt | undefined;
+  /** Time of the newest event folded; older events are ignored. */
+  lastEventMs: number;
+  bundles: BundleStatus[];
+}
+
+/** A cluster's status as the API returns it. */
+export interface ClusterStatus {
+  name: string;
+  labels: Record<string, string>;
+  connected: boolean;
+  /** ISO time of the last contact, or null for never. */
+  lastSeen: string | null;
+  desiredRevision: string;
+  desiredDigest: string;
+  appliedRevision: string;
+  appliedDigest: string;
+  state: ClusterState;
+  message: string;
+  bundles: BundleStatus[];
+}
+
+/** A record for a cluster seen for the first time. */
+export function emptyRecord(name: string): ClusterRecord {
+  return {
+    name,
+    labels: {},
+    inFleet: false,
+    desiredRevision: '',
+    desiredDigest: '',
+    connected: false,
+    session: '',
+    lastSeenMs: 0,
+    appliedDigest: '',
+    appliedRevision: '',
+    appliedAtMs: 0,
+    lastAttempt: undefined,
+    lastEventMs: 0,
+    bundles: [],
+  };
+}
+
+/** Records an apply outcome unless a newer one is already known; returns true when it changed the record. */
+export function recordAttempt(rec: ClusterRecord, attempt: ApplyAttempt): boolean {
+  if (rec.lastAttempt && rec.lastAttempt.atMs > attempt.atMs) return false;
+  rec.lastAttempt = attempt;
+  if (attempt.result === 'applied' && attempt.atMs >= rec.appliedAtMs) {
+    rec.appliedDigest = attempt.digest;
+    rec.appliedRevision = attempt.revision;
+    rec.appliedAtMs = attempt.atMs;
+  }
+  return true;
+}
+
+/** Per-bundle counts from an event's bundle results. */
+export function bundleCounts(results: readonly BundleApplyResult[]): BundleStatus[] {
+  return results
+    .map((b) => ({
+      name: b.name,
+      digest: b.digest,
+      created: b.created,
+      configured: b.configured,
+      unchanged: b.unchanged,
+      deleted: b.deleted,
+      failed: b.failed,
+    }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function stateOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number): { state: ClusterState; message: string } {
+  if (rec.lastSeenMs === 0 && !rec.connected) return { state: 'Pending', message: 'agent has never connected' };
+  if (!rec.connected && nowMs - rec.lastSeenMs > offlineAfterMs) {
+    return { state: 'Offline', message: `no contact since ${new Date(rec.lastSeenMs).toISOString()}` };
+  }
+  if (!rec.inFleet || rec.desiredDigest === '') {
+    return { state: 'OutOfSync', message: 'cluster is not declared in the fleet repo' };
+  }
+  const attempt = rec.lastAttempt;
+  if (attempt && attempt.digest === rec.desiredDigest && attempt.result !== 'applied') {
+    return { state: 'Failed', message: attempt.message || `apply ${attempt.result}` };
+  }
+  if (rec.appliedDigest === rec.desiredDigest) return { state: 'Ready', message: '' };
+  if (rec.connected) return { state: 'Progressing', message: `applying revision ${rec.desiredRevision.slice(0, 12)}` };
+  return { state: 'OutOfSync', message: 'agent disconnected before reaching the desired state' };
+}
+
+/** The user-facing status of a record at nowMs. */
+export function viewOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number): ClusterStatus {
+  const { state, message } = stateOf(rec, nowMs, offlineAfterMs);
+  // Same content means the cluster is at the desired commit, whichever commit it applied.
+  const atDesired = rec.appliedDigest !== '' && rec.appliedDigest === rec.desiredDigest;
+  return {
+    name: rec.name,
+    labels: { ...rec.labels },
+    connected: rec.connected,
+    lastSeen: rec.lastSeenMs ? new Date(rec.lastSeenMs).toISOString() : null,
+    desiredRevision: rec.desiredRevision,
+    desiredDigest: rec.desiredDigest,
+    appliedRevision: atDesired ? rec.desiredRevision : rec.appliedRevision,
+    appliedDigest: rec.appliedDigest,
+    state,
+    message,
+    bundles: rec.bundles.map((b) => ({ ...b })),
+  };
+}

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { credentials, Metadata, status as GrpcStatus } from '@grpc/grpc-js';
+import type { ServiceError } from '@grpc/grpc-js';
+import { silentLogger } from '@flotilla/common';
+import type { AgentMessage, AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
+import { loadFlotillaProto } from '@flotilla/proto';
+import { AgentStreamService } from './agent-stream.js';
+import { decodeDesiredState } from './chunks.js';
+import { DesiredStateStore } from './desired-store.js';
+import { desiredState } from './fixtures.js';
+import { startGrpcServer } from './grpc-server.js';
+import type { SessionObserver } from './types.js';
+
+const TOKEN = 'sekret-token';
+
+async function setup() {
+  const store = new DesiredStateStore();
+  store.replace(new Map([['edge-1', desiredState('edge-1', 'rev-1')]]));
+  const seen: string[] = [];
+  const observer: SessionObserver = {
+    connected: (c) => seen.push(`connected ${c}`),
+    seen: () => {},
+    acked: (c, a) => seen.push(`acked ${c} ${a.generation} ${a.result}`),
+    disconnected: (c, _s, reason) => seen.push(`disconnected ${c} ${reason.split(' ')[0]}`),
+  };
+  const service = new AgentStreamService({ source: store, observer, logger: silentLogger(), token: TOKEN, heartbeatIntervalMs: 10_000 });
+  const server = await startGrpcServer('127.0.0.1:0', {
+    agentStream: service.handlers(),
+    fleet: { ListClusters: (_c, cb) => cb(null, { clusters: [] }) },
+  });
+  const proto = loadFlotillaProto();
+  const client = new proto.AgentStream(`127.0.0.1:${server.port}`, credentials.createInsecure()) as AgentStreamClient;
+  const stop = async () => {
+    client.close();
+    service.stop();
+    await server.stop(1000);
+  };
+  return { store, seen, service, client, stop };
+}
+
+function open(client: AgentStreamClient, token: string) {
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  const call = client.Connect(md);
+  const received: HubMessage__Output[] = [];
+  const waiters: (() => void)[] = [];
+  call.on('data', (m: HubMessage__Output) => {
+    received.push(m);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const status = new Promise<ServiceError | 'ok'>((resolve) => {
+    call.on('error', (e: ServiceError) => resolve(e));
+    call.on('end', () => resolve('ok'));
+  });
+  const until = async (n: number) => {
+    while (received.length < n) await new Promise<void>((r) => waiters.push(r));
+  };
+  const send = (m: AgentMessage) => call.write(m);
+  return { call, received, until, status, send };
+}
+
+const hello = (cluster: string): AgentMessage => ({
+  hello: { cluster, agentVersion: 't', appliedDigest: '', appliedRevision: '', protocolVersion: 1 },
+});
+
+test('grpc-hello-welcome-desired-ack-round-trip', async () => {
+  const h = await setup();
+  try {
+    const a = open(h.client, TOKEN);
+    a.send(hello('edge-1'));
+    await a.until(2);
+    assert.equal(a.received[0]?.kind, 'welcome');
+    assert.equal(a.received[0]?.welcome?.heartbeatIntervalMs, 10_000);
+    const chunk = a.received[1]?.desired;
+    assert.ok(chunk);
+    const state = await decodeDesiredState([chunk]);
+    assert.equal(state.revision, 'rev-1');
+    a.send({ ack: { generation: chunk.generation, digest: chunk.digest, revision: chunk.revision, result: 'ACK_RESULT_APPLIED', message: '', objectsApplied: 1, objectsFailed: 0 } });
+    // A new commit reaches the live session.
+    h.store.replace(new Map([['edge-1', desiredState('edge-1', 'rev-2')]]));
+    await a.until(3);
+    assert.deepEqual(a.received[2]?.upToDate, { digest: chunk.digest, revision: 'rev-2' });
+    a.call.end();
+    assert.equal(await a.status, 'ok');
+    assert.deepEqual(h.seen.slice(0, 3), ['connected edge-1', 'acked edge-1 1 ACK_RESULT_APPLIED', 'disconnected edge-1 agent']);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('grpc-wrong-token-is-unauthenticated', async () => {
+  const h = await setup();
+  try {
+    const a = open(h.client, 'wrong');
+    a.send(hello('edge-1'));
+    const st = await a.status;
+    assert.notEqual(st, 'ok');
+    assert.equal((st as ServiceError).code, GrpcStatus.UNAUTHENTICATED);
+    assert.doesNotMatch((st as ServiceError).details, /sekret/);
+    assert.equal(a.received.length, 0);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('grpc-second-session-for-a-cluster-replaces-the-first', async () => {
+  const h = await setup();
+  try {
+    const first = open(h.client, TOKEN);
+    first.send(hello('edge-1'));
+    await first.until(2);
+    const second = open(h.client, TOKEN);
+    second.send(hello('edge-1'));
+    await second.until(2);
+    const st = await first.status;
+    assert.equal((st as ServiceError).code, GrpcStatus.ABORTED);
+    assert.equal(h.service.sessionCount, 1);
+    assert.ok(h.seen.includes('disconnected edge-1 replaced'));
+    second.call.end();
+    await second.status;
+  } finally {
+    await h.stop();
+  }
+});

@@ -1,0 +1,162 @@
+// The AgentStream service: authenticates each stream, runs one Session per stream and
+// keeps at most one active session per cluster (a new one replaces the old). Desired
+// state changes are fanned out to the sessions of the clusters that changed.
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { Metadata, ServerDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from '@flotilla/common';
+import { LogFields } from '@flotilla/common';
+import type { AgentMessage__Output, AgentStreamHandlers, HubMessage } from '@flotilla/proto';
+import { EncodingCache } from './chunks.js';
+import { Session } from './session.js';
+import type { SessionWire } from './session.js';
+import type { DesiredStateSource, SessionObserver } from './types.js';
+
+/** Options of AgentStreamService. */
+export interface AgentStreamOptions {
+  source: DesiredStateSource;
+  observer: SessionObserver;
+  logger: Logger;
+  /** Shared agent token; undefined accepts every agent (development only). */
+  token: string | undefined;
+  /** Heartbeat interval announced to agents (default from config, 10 s). */
+  heartbeatIntervalMs: number;
+}
+
+type Call = ServerDuplexStream<AgentMessage__Output, HubMessage>;
+
+function digestToken(token: string): Buffer {
+  // Hashing first gives equal-length buffers, so the compare's time says nothing about the token.
+  return createHash('sha256').update(token).digest();
+}
+
+/** Adapts a grpc-js server call to the SessionWire a session writes to. */
+function callWire(call: Call): SessionWire {
+  let ended = false;
+  return {
+    write: (message) => (ended || call.destroyed ? true : call.write(message)),
+    waitDrain: () =>
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          call.off('drain', done);
+          call.off('close', done);
+          resolve();
+        };
+        call.once('drain', done);
+        call.once('close', done);
+      }),
+    end: (error) => {
+      if (ended) return;
+      ended = true;
+      // grpc-js turns an 'error' event on a server stream into the call's status.
+      if (error) call.emit('error', { code: error.code, details: error.details });
+      else call.end();
+    },
+  };
+}
+
+/** Serves flotilla.v1.AgentStream/Connect. */
+export class AgentStreamService {
+  private readonly sessions = new Map<string, Session>();
+  /** Every open session, including those still awaiting hello. */
+  private readonly live = new Set<Session>();
+  private readonly generations = new Map<string, number>();
+  private readonly warnedUnknown = new Set<string>();
+  private readonly cache = new EncodingCache();
+  private readonly tokenDigest: Buffer | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private stopping = false;
+
+  constructor(private readonly opts: AgentStreamOptions) {
+    this.tokenDigest = opts.token === undefined ? undefined : digestToken(opts.token);
+    this.unsubscribe = opts.source.subscribe((clusters) => this.desiredChanged(clusters));
+  }
+
+  /** grpc-js handlers to register with server.addService. */
+  handlers(): AgentStreamHandlers {
+    return { Connect: (call: Call) => this.connect(call) };
+  }
+
+  /** Number of active sessions. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  private authorized(metadata: Metadata): boolean {
+    if (!this.tokenDigest) return true;
+    const header = metadata.get('authorization')[0];
+    if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false;
+    return timingSafeEqual(digestToken(header.slice('Bearer '.length)), this.tokenDigest);
+  }
+
+  private connect(call: Call): void {
+    if (this.stopping) {
+      call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: 'hub is shutting down' });
+      return;
+    }
+    if (!this.authorized(call.metadata)) {
+      // The peer address helps find a misconfigured agent; the token itself is never logged.
+      this.opts.logger.warn({ peer: call.getPeer() }, 'agent stream rejected: missing or invalid token');
+      call.emit('error', { code: GrpcStatus.UNAUTHENTICATED, details: 'missing or invalid agent token' });
+      return;
+    }
+    const session = new Session(randomUUID(), callWire(call), {
+      source: this.opts.source,
+      observer: this.opts.observer,
+      cache: this.cache,
+      logger: this.opts.logger,
+      heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      nextGeneration: (cluster) => this.nextGeneration(cluster),
+      onActive: (s) => this.activate(s),
+      onClosing: (s) => {
+        this.live.delete(s);
+        if (this.sessions.get(s.cluster) === s) this.sessions.delete(s.cluster);
+      },
+    });
+    this.live.add(session);
+    call.on('data', (msg: AgentMessage__Output) => session.received(msg));
+    call.on('end', () => session.close('agent ended the stream'));
+    call.on('cancelled', () => session.finished('cancelled by agent'));
+    call.on('error', (err: Error) => session.finished(`stream error: ${err.message}`));
+    call.on('close', () => session.finished('stream closed'));
+  }
+
+  private activate(session: Session): void {
+    const old = this.sessions.get(session.cluster);
+    this.sessions.set(session.cluster, session);
+    if (old && old !== session) old.close(`replaced by session ${session.id}`, GrpcStatus.ABORTED);
+    if (!this.opts.source.get(session.cluster) && !this.warnedUnknown.has(session.cluster)) {
+      this.warnedUnknown.add(session.cluster);
+      this.opts.logger.warn(
+        { [LogFields.cluster]: session.cluster, [LogFields.session]: session.id },
+        'agent connected for a cluster that is not in the fleet (yet); it gets its state when it appears',
+      );
+    }
+  }
+
+  private nextGeneration(cluster: string): number {
+    const g = (this.generations.get(cluster) ?? 0) + 1;
+    this.generations.set(cluster, g);
+    return g;
+  }
+
+  private desiredChanged(clusters: string[]): void {
+    let notified = 0;
+    for (const cluster of clusters) {
+      if (!this.opts.source.get(cluster)) this.cache.forget(cluster);
+      const session = this.sessions.get(cluster);
+      if (!session) continue;
+      session.desiredChanged();
+      notified++;
+    }
+    this.opts.logger.debug({ changed: clusters.length, notified }, 'desired states changed');
+  }
+
+  /** Closes every session (agents reconnect to another hub or later) and stops listening for changes. */
+  stop(): void {
+    this.stopping = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    for (const s of [...this.live]) s.close('hub shutting down', GrpcStatus.UNAVAILABLE);
+  }
+}

@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { DesiredState } from '@flotilla/common';
+import { silentLogger } from '@flotilla/common';
+import type { AgentMessage__Output, Hello__Output, HubMessage } from '@flotilla/proto';
+import { EncodingCache } from './chunks.js';
+import { configMap, desiredState } from './fixtures.js';
+import { Session } from './session.js';
+import type { SessionWire } from './session.js';
+import type { SessionObserver } from './types.js';
+
+class FakeWire implements SessionWire {
+  messages: HubMessage[] = [];
+  ended: { code: GrpcStatus; details: string } | 'ok' | undefined;
+  full = false;
+  private drained: (() => void) | undefined;
+  write(m: HubMessage): boolean {
+    this.messages.push(m);
+    return !this.full;
+  }
+  waitDrain(): Promise<void> {
+    return new Promise((r) => (this.drained = r));
+  }
+  drain(): void {
+    this.full = false;
+    this.drained?.();
+  }
+  end(error?: { code: GrpcStatus; details: string }): void {
+    this.ended = error ?? 'ok';
+  }
+  kinds(): string[] {
+    return this.messages.map((m) => Object.keys(m)[0] as string);
+  }
+}
+
+function harness(states: Map<string, DesiredState>, heartbeatIntervalMs = 60_000) {
+  const wire = new FakeWire();
+  const events: string[] = [];
+  let gen = 0;
+  const observer: SessionObserver = {
+    connected: (c) => events.push(`connected ${c}`),
+    seen: () => {},
+    acked: (c, a) => events.push(`acked ${c} ${a.result}`),
+    disconnected: (c, _s, r) => events.push(`disconnected ${c} ${r}`),
+  };
+  const session = new Session('s1', wire, {
+    source: { get: (c) => states.get(c), subscribe: () => () => {} },
+    observer,
+    cache: new EncodingCache(),
+    nextGeneration: () => ++gen,
+    onActive: () => {},
+    onClosing: () => {},
+    logger: silentLogger(),
+    heartbeatIntervalMs,
+  });
+  return { wire, events, session };
+}
+
+function hello(cluster: string, appliedDigest = '', appliedRevision = ''): AgentMessage__Output {
+  const h: Hello__Output = { cluster, agentVersion: 'test', appliedDigest, appliedRevision, protocolVersion: 1 };
+  return { kind: 'hello', hello: h };
+}
+
+const settle = () => delay(20);
+
+test('hello-gets-welcome-then-the-desired-state', async () => {
+  const state = desiredState('c1', 'r1');
+  const { wire, session, events } = harness(new Map([['c1', state]]));
+  session.received(hello('c1'));
+  await settle();
+  assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
+  const chunk = wire.messages[1]?.desired;
+  assert.equal(chunk?.digest, state.digest);
+  assert.equal(chunk?.generation, 1);
+  assert.equal(chunk?.total, 1);
+  assert.deepEqual(events, ['connected c1']);
+  session.close('test');
+});
+
+test('agent-already-at-the-digest-gets-up-to-date-and-no-state', async () => {
+  const state = desiredState('c1', 'r2');
+  const { wire, session } = harness(new Map([['c1', state]]));
+  session.received(hello('c1', state.digest, 'r1'));
+  await settle();
+  assert.deepEqual(wire.kinds(), ['welcome', 'upToDate']);
+  assert.deepEqual(wire.messages[1]?.upToDate, { digest: state.digest, revision: 'r2' });
+  session.close('test');
+});
+
+test('revision-only-change-sends-up-to-date-and-content-change-sends-new-generation', async () => {
+  const states = new Map([['c1', desiredState('c1', 'r1')]]);
+  const { wire, session } = harness(states);
+  session.received(hello('c1'));
+  await settle();
+  states.set('c1', desiredState('c1', 'r2'));
+  session.desiredChanged();
+  await settle();
+  session.desiredChanged(); // nothing new: nothing sent
+  await settle();
+  states.set('c1', desiredState('c1', 'r3', [configMap('b')]));
+  session.desiredChanged();
+  await settle();
+  assert.deepEqual(wire.kinds(), ['welcome', 'desired', 'upToDate', 'desired']);
+  assert.equal(wire.messages[2]?.upToDate?.revision, 'r2');
+  assert.equal(wire.messages[3]?.desired?.generation, 2);
+  session.close('test');
+});
+
+test('writes-wait-for-drain-and-only-the-latest-state-is-sent-after', async () => {
+  const states = new Map([['c1', desiredState('c1', 'r1')]]);
+  const { wire, session } = harness(states);
+  wire.full = true;
+  session.received(hello('c1'));
+  await settle();
+  assert.deepEqual(wire.kinds(), ['welcome'], 'nothing more until drain');
+  for (const r of ['r2', 'r3', 'r4']) {
+    states.set('c1', desiredState('c1', r, [configMap(r)]));
+    session.desiredChanged();
+  }
+  wire.drain();
+  await settle();
+  const revisions = wire.messages.filter((m) => m.desired).map((m) => m.desired?.revision);
+  assert.deepEqual(revisions, ['r4'], 'intermediate states are skipped, never queued');
+  session.close('test');
+});
+
+test('first-message-not-hello-closes-with-invalid-argument', () => {
+  const { wire, session, events } = harness(new Map());
+  session.received({ kind: 'heartbeat', heartbeat: { sentAtMs: 1 } });
+  assert.equal(typeof wire.ended === 'object' && wire.ended.code, GrpcStatus.INVALID_ARGUMENT);
+  assert.equal(session.state, 'closing');
+  assert.deepEqual(events, [], 'a session that never started is not reported');
+});
+
+test('unknown-cluster-keeps-session-and-gets-state-when-it-appears', async () => {
+  const states = new Map<string, DesiredState>();
+  const { wire, session } = harness(states);
+  session.received(hello('late'));
+  await settle();
+  assert.deepEqual(wire.kinds(), ['welcome']);
+  states.set('late', desiredState('late', 'r1'));
+  session.desiredChanged();
+  await settle();
+  assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
+  session.close('test');
+});
+
+test('silent-agent-is-closed-after-three-heartbeat-intervals', async () => {
+  const { wire, session, events } = harness(new Map(), 20);
+  session.received(hello('c1'));
+  await delay(120);
+  assert.ok(wire.kinds().includes('heartbeat'), 'idle hub sends heartbeats');
+  assert.equal(typeof wire.ended === 'object' && wire.ended.code, GrpcStatus.DEADLINE_EXCEEDED);
+  assert.match(events.at(-1) ?? '', /^disconnected c1 nothing received/);
+});

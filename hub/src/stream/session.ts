@@ -1,0 +1,265 @@
+// One agent stream. Its lifecycle is an explicit state machine:
+//
+//   awaiting-hello ──hello──► active ──(replaced | timeout | agent ended | hub stop)──► closing ──► closed
+//         └──────────────(bad first message | no hello)───────────────────────────────► closing
+//
+// Writes go through the Outbox and respect flow control: when write() returns false
+// the session waits for 'drain' before the next message.
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { DesiredState, Logger } from '@flotilla/common';
+import { LogFields, errorMessage, isDnsLabel } from '@flotilla/common';
+import type { AgentMessage__Output, Hello__Output, HubMessage } from '@flotilla/proto';
+import { PROTOCOL_VERSION } from '@flotilla/proto';
+import type { EncodingCache } from './chunks.js';
+import { Outbox } from './outbox.js';
+import type { DesiredStateSource, SessionObserver } from './types.js';
+
+/** Lifecycle states of a session. */
+export type SessionState = 'awaiting-hello' | 'active' | 'closing' | 'closed';
+
+const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
+  'awaiting-hello': ['active', 'closing'],
+  active: ['closing'],
+  closing: ['closed'],
+  closed: [],
+};
+
+/** A heartbeat silence of this many intervals closes the session. */
+export const MISSED_HEARTBEATS_LIMIT = 3;
+
+/** The transport under a session; a grpc-js duplex call in production, a fake in tests. */
+export interface SessionWire {
+  /** Writes a message; false means "wait for drain". */
+  write(message: HubMessage): boolean;
+  /** Resolves on 'drain' or when the stream closes. */
+  waitDrain(): Promise<void>;
+  /** Ends the stream, with an error status when given. */
+  end(error?: { code: GrpcStatus; details: string }): void;
+}
+
+/** Hub-wide services a session uses. */
+export interface SessionContext {
+  source: DesiredStateSource;
+  observer: SessionObserver;
+  cache: EncodingCache;
+  /** Next generation number for a cluster (increases for the hub's lifetime). */
+  nextGeneration(cluster: string): number;
+  /** Called once the hello is accepted, so the registry can replace an older session. */
+  onActive(session: Session): void;
+  /** Called once when the session starts closing. */
+  onClosing(session: Session): void;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  now?: () => number;
+}
+
+/** A desired state's identity as last told to the agent. */
+interface Sent {
+  digest: string;
+  revision: string;
+}
+
+/** One agent's stream: handshake, desired state delivery, acks and heartbeats. */
+export class Session {
+  private stateValue: SessionState = 'awaiting-hello';
+  private clusterName = '';
+  private hello: Hello__Output | undefined;
+  private readonly outbox = new Outbox();
+  private pumping = false;
+  private sent: Sent | undefined;
+  private lastReceived: number;
+  private lastWritten: number;
+  private timer: NodeJS.Timeout | undefined;
+  private log: Logger;
+  private readonly now: () => number;
+
+  constructor(
+    readonly id: string,
+    private readonly wire: SessionWire,
+    private readonly ctx: SessionContext,
+  ) {
+    this.now = ctx.now ?? Date.now;
+    this.lastReceived = this.now();
+    this.lastWritten = this.now();
+    this.log = ctx.logger.child({ [LogFields.session]: id });
+    this.timer = setInterval(() => this.tick(), ctx.heartbeatIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Current lifecycle state. */
+  get state(): SessionState {
+    return this.stateValue;
+  }
+
+  /** The cluster named in the hello ("" before it). */
+  get cluster(): string {
+    return this.clusterName;
+  }
+
+  private transition(to: SessionState, reason: string): boolean {
+    const from = this.stateValue;
+    if (!TRANSITIONS[from].includes(to)) return false;
+    this.stateValue = to;
+    this.log.debug({ from, to, reason }, 'session state');
+    return true;
+  }
+
+  /** Handles one message from the agent. */
+  received(msg: AgentMessage__Output): void {
+    if (this.stateValue === 'closing' || this.stateValue === 'closed') return;
+    this.lastReceived = this.now();
+    if (this.stateValue === 'awaiting-hello') {
+      this.handleHello(msg);
+      return;
+    }
+    switch (msg.kind) {
+      case 'ack':
+        if (msg.ack) this.ctx.observer.acked(this.clusterName, msg.ack);
+        this.ctx.observer.seen(this.clusterName, this.id);
+        break;
+      case 'heartbeat':
+        this.ctx.observer.seen(this.clusterName, this.id);
+        break;
+      default:
+        this.log.warn({ kind: msg.kind }, 'unexpected message after hello, ignored');
+    }
+  }
+
+  private handleHello(msg: AgentMessage__Output): void {
+    const hello = msg.kind === 'hello' ? msg.hello : undefined;
+    if (!hello) {
+      this.close(`first message was ${msg.kind ?? 'empty'}, not hello`, GrpcStatus.INVALID_ARGUMENT);
+      return;
+    }
+    if (!isDnsLabel(hello.cluster)) {
+      this.close(`hello has an invalid cluster name "${hello.cluster}"`, GrpcStatus.INVALID_ARGUMENT);
+      return;
+    }
+    this.hello = hello;
+    this.clusterName = hello.cluster;
+    this.log = this.log.child({ [LogFields.cluster]: hello.cluster });
+    if (!this.transition('active', 'hello')) return;
+    if (hello.protocolVersion !== PROTOCOL_VERSION) {
+      this.log.warn({ protocolVersion: hello.protocolVersion }, 'agent speaks another protocol version');
+    }
+    this.ctx.onActive(this);
+    this.ctx.observer.connected(this.clusterName, this.id, hello);
+    this.log.info(
+      { agentVersion: hello.agentVersion, appliedDigest: hello.appliedDigest, [LogFields.revision]: hello.appliedRevision },
+      'agent connected',
+    );
+    this.outbox.pushMessage({
+      welcome: { session: this.id, heartbeatIntervalMs: this.ctx.heartbeatIntervalMs, protocolVersion: PROTOCOL_VERSION },
+    });
+    this.desiredChanged();
+  }
+
+  /** Re-reads the cluster's desired state and queues it (latest wins). */
+  desiredChanged(): void {
+    if (this.stateValue !== 'active') return;
+    const state = this.ctx.source.get(this.clusterName);
+    if (state) this.outbox.offerState(state);
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (let item = this.outbox.next(); item && this.stateValue === 'active'; item = this.outbox.next()) {
+        if (item.kind === 'message') await this.write(item.message);
+        else await this.sendState(item.state);
+      }
+    } catch (err) {
+      this.log.error({ [LogFields.err]: errorMessage(err) }, 'sending to agent failed');
+      this.close('send failed', GrpcStatus.INTERNAL);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async write(message: HubMessage): Promise<void> {
+    if (this.stateValue !== 'active') return;
+    this.lastWritten = this.now();
+    if (!this.wire.write(message)) await this.wire.waitDrain();
+  }
+
+  private async sendState(state: DesiredState): Promise<void> {
+    const agentDigest = this.sent?.digest ?? this.hello?.appliedDigest ?? '';
+    if (state.digest === agentDigest) {
+      // Same content: the agent is at this state already; tell it the (maybe new) revision.
+      if (!this.sent || this.sent.revision !== state.revision) {
+        await this.write({ upToDate: { digest: state.digest, revision: state.revision } });
+      }
+      this.sent = { digest: state.digest, revision: state.revision };
+      return;
+    }
+    const encoded = await this.ctx.cache.get(state);
+    // A newer state arrived while encoding: skip this one, the newer one is next.
+    if (this.outbox.hasState || this.stateValue !== 'active') return;
+    const generation = this.ctx.nextGeneration(this.clusterName);
+    const total = encoded.slices.length;
+    for (const [index, data] of encoded.slices.entries()) {
+      await this.write({
+        desired: {
+          generation,
+          digest: encoded.digest,
+          revision: encoded.revision,
+          index,
+          total,
+          data,
+          compressedSize: encoded.compressedSize,
+        },
+      });
+    }
+    this.sent = { digest: state.digest, revision: state.revision };
+    this.log.info(
+      {
+        [LogFields.generation]: generation,
+        [LogFields.digest]: state.digest,
+        [LogFields.revision]: state.revision,
+        chunks: total,
+        bytes: encoded.compressedSize,
+      },
+      'desired state sent',
+    );
+  }
+
+  private tick(): void {
+    const now = this.now();
+    const interval = this.ctx.heartbeatIntervalMs;
+    if (now - this.lastReceived >= MISSED_HEARTBEATS_LIMIT * interval) {
+      const what = this.stateValue === 'awaiting-hello' ? 'no hello' : 'nothing received';
+      this.close(`${what} for ${now - this.lastReceived} ms`, GrpcStatus.DEADLINE_EXCEEDED);
+      return;
+    }
+    // Only when idle: anything else written is already a sign of life.
+    if (this.stateValue === 'active' && this.outbox.idle && !this.pumping && now - this.lastWritten >= interval * 0.9) {
+      this.outbox.pushMessage({ heartbeat: { sentAtMs: now } });
+      void this.pump();
+    }
+  }
+
+  /** Starts closing: ends the stream (with an error status when code is given) and reports it once. */
+  close(reason: string, code?: GrpcStatus): void {
+    const wasActive = this.stateValue === 'active';
+    if (!this.transition('closing', reason)) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.ctx.onClosing(this);
+    if (code === undefined || code === GrpcStatus.OK) this.wire.end();
+    else this.wire.end({ code, details: reason });
+    if (wasActive) {
+      this.ctx.observer.disconnected(this.clusterName, this.id, reason);
+      this.log.info({ reason }, 'agent disconnected');
+    } else {
+      this.log.warn({ reason }, 'session rejected');
+    }
+  }
+
+  /** The underlying stream is gone. */
+  finished(reason: string): void {
+    this.close(reason);
+    this.transition('closed', reason);
+  }
+}

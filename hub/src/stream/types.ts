@@ -1,0 +1,32 @@
+// What the stream module needs from the rest of the hub, declared here so it depends
+// on nothing bigger (the renderer and the status model implement these).
+import type { DesiredState } from '@flotilla/common';
+import type { Ack__Output, Hello__Output } from '@flotilla/proto';
+
+/** Where sessions get each cluster's current desired state. */
+export interface DesiredStateSource {
+  /** The latest good desired state of a cluster, or undefined when it is not in the fleet. */
+  get(cluster: string): DesiredState | undefined;
+  /** Calls listener with the clusters whose desired state changed; returns an unsubscribe function. */
+  subscribe(listener: (clusters: string[]) => void): () => void;
+}
+
+/** Told about agent sessions; the status model implements it. */
+export interface SessionObserver {
+  /** A session for cluster finished its handshake. */
+  connected(cluster: string, session: string, hello: Hello__Output): void;
+  /** Anything was received on the session (heartbeat or ack): the agent is alive. */
+  seen(cluster: string, session: string): void;
+  /** The agent reported the result of applying a generation. */
+  acked(cluster: string, ack: Ack__Output): void;
+  /** A session ended (replaced, timed out, closed by either side). */
+  disconnected(cluster: string, session: string, reason: string): void;
+}
+
+/** An observer that ignores everything, for tests and tools. */
+export const nullObserver: SessionObserver = {
+  connected() {},
+  seen() {},
+  acked() {},
+  disconnected() {},
+};

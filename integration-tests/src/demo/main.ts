@@ -1,0 +1,59 @@
+// `npm run demo`: a whole Flotilla fleet on this machine — NATS, a Git server holding
+// deploy/examples/fleet, two Kubernetes API servers, the hub and two agents. It shows
+// a commit reaching both clusters, prints fleet status, then keeps running until Ctrl-C.
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readTree, startFleet } from '../system/fleet.js';
+import type { Fleet } from '../system/fleet.js';
+
+const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'deploy', 'examples', 'fleet');
+const say = (message: string): void => console.log(`demo: ${message}`);
+
+async function main(): Promise<number> {
+  let fleet: Fleet | undefined;
+  let stopping = false;
+  const shutdown = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping agents, hub, NATS, Git server and API servers…');
+    await fleet?.stop();
+    say('stopped.');
+  };
+  const stopped = new Promise<void>((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void shutdown().then(resolve));
+  });
+
+  try {
+    const started = Date.now();
+    fleet = await startFleet({ clusters: ['edge-eu', 'edge-us'], repoFiles: await readTree(EXAMPLE), onProgress: say });
+    say(`waiting for both clusters to apply ${fleet.firstCommit.slice(0, 12)}…`);
+    await fleet.waitForRevision(fleet.firstCommit, 120_000);
+    say(`fleet converged in ${((Date.now() - started) / 1000).toFixed(1)} s (logs in ${fleet.logDir})`);
+    console.log(await fleet.cli(['status']));
+
+    say('pushing a second commit: podinfo gets a new greeting in every cluster');
+    const deployment = join('bundles', 'podinfo', 'manifests', 'deployment.yaml');
+    const text = (await readTree(EXAMPLE))[deployment] ?? '';
+    await fleet.repo.writeFiles({ [deployment]: text.replace('${vars.greeting}', '${vars.greeting} (updated)') });
+    const second = await fleet.repo.commitAndPush('podinfo: update the greeting');
+    const t0 = Date.now();
+    await fleet.waitForRevision(second, 120_000);
+    say(`commit ${second.slice(0, 12)} reached both clusters in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(await fleet.cli(['status']));
+  } catch (err) {
+    console.error(`demo: failed: ${(err as Error).message}`);
+    await shutdown();
+    return 1;
+  }
+  if (process.env.FLOTILLA_DEMO_EXIT === '1') {
+    await shutdown();
+    return 0;
+  }
+  say(`running. Try: node ${join('hub', 'dist', 'cli', 'main.js')} status --hub-url ${fleet.hubHttpUrl}`);
+  say(`the fleet repo is ${fleet.repoUrl} — clone it, commit, push, and watch the status change.`);
+  say('press Ctrl-C to stop.');
+  await stopped;
+  return 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,26 @@
+// The real test environment: Kubernetes API servers, NATS, a Git server, and the
+// helpers tests use with them. Named exports only; see integration-tests/README.md.
+export { startCluster } from './cluster.js';
+export type { ClusterMode, StartClusterOptions, TestCluster } from './cluster.js';
+export { startNats } from './nats.js';
+export type { StartNatsOptions, TestNats } from './nats.js';
+export { startGitServer } from './git-server.js';
+export type { StartGitServerOptions, TestGitServer } from './git-server.js';
+export { createWorkRepo, runGit, withCredentials, WorkRepo } from './git.js';
+export type { GitCredentials, WorkRepoOptions } from './git.js';
+export { isCI, requireEnv, requirePrerequisite } from './prereq.js';
+export type { EnvPart, PrerequisiteCheck, RequireOptions } from './prereq.js';
+export { spawnServer, untilReadyOrExit } from './processes.js';
+export type { ManagedProcess, SpawnOptions } from './processes.js';
+export { freePort, sleep, waitFor } from './util.js';
+export type { WaitForOptions } from './util.js';
+export {
+  CommandFailedError,
+  EnvError,
+  PrerequisiteMissingError,
+  ServerStartError,
+  WaitTimeoutError,
+} from './errors.js';
+export type { EnvErrorCode } from './errors.js';
+export { binaryPaths, cacheRoot, K8S_VERSION, NATS_SERVER_VERSION } from './versions.js';
+export type { BinaryPaths } from './versions.js';

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { requireEnv, startNats } from './index.js';
+import type { TestNats } from './index.js';
+
+const skip = await requireEnv(['nats']);
+const servers: TestNats[] = [];
+after(() => Promise.all(servers.map((s) => s.stop())));
+
+test('jetstream-accepts-a-stream-publish-and-consume', { skip, timeout: 60_000 }, async () => {
+  const nats = await startNats();
+  servers.push(nats);
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'EVENTS', subjects: ['events.>'] });
+    const js = jetstream(nc);
+    const ack = await js.publish('events.hello', 'world', { msgID: 'm1' });
+    assert.equal(ack.seq, 1);
+    await jsm.consumers.add('EVENTS', { durable_name: 'reader' });
+    const consumer = await js.consumers.get('EVENTS', 'reader');
+    const msg = await consumer.next({ expires: 5_000 });
+    assert.equal(msg?.string(), 'world');
+    msg?.ack();
+  } finally {
+    await nc.close();
+  }
+});
+
+test(
+  'jetstream-keeps-messages-across-a-restart-on-the-same-port',
+  { skip, timeout: 60_000 },
+  async () => {
+    const nats = await startNats();
+    servers.push(nats);
+    let nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'KEPT', subjects: ['kept.>'] });
+    await jetstream(nc).publish('kept.one', 'before-outage');
+    await nc.close();
+
+    await nats.stop();
+    await assert.rejects(
+      connect({ servers: nats.url, reconnect: false, timeout: 1_000 }),
+      'server is down during the outage',
+    );
+    await nats.start();
+
+    nc = await connect({ servers: nats.url });
+    try {
+      const info = await (await jetstreamManager(nc)).streams.info('KEPT');
+      assert.equal(info.state.messages, 1);
+    } finally {
+      await nc.close();
+    }
+  },
+);

@@ -1,0 +1,140 @@
+// startNats(): a real nats-server with JetStream. stop()/start() simulate an outage: the
+// server comes back on the same port with the same store, as a restarted pod would.
+import { accessSync, constants } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PrerequisiteMissingError } from './errors.js';
+import { removeOnExit, spawnServer, untilReadyOrExit } from './processes.js';
+import type { ManagedProcess } from './processes.js';
+import { chooseRuntime } from './runtime.js';
+import { freePort, waitFor } from './util.js';
+import { binaryPaths, NATS_IMAGE, PREREQS_HINT } from './versions.js';
+
+/** How long nats-server may take to report /healthz ok (JetStream recovery included). */
+export const NATS_READY_TIMEOUT_MS = 30_000;
+
+/** A running NATS server. */
+export interface TestNats {
+  /** Client URL, e.g. nats://127.0.0.1:4222. */
+  url: string;
+  port: number;
+  /** Stops the server, keeping its port and JetStream store for start(). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and store (no-op while running). */
+  start(): Promise<void>;
+}
+
+/** Options of startNats(). */
+export interface StartNatsOptions {
+  /** Enable JetStream. Default true. */
+  jetstream?: boolean;
+}
+
+function healthz(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy(new Error('healthz request timed out')));
+    req.on('error', reject);
+  });
+}
+
+/** Starts nats-server in a container when a runtime exists, else the cached binary. */
+export async function startNats(options: StartNatsOptions = {}): Promise<TestNats> {
+  const jetstream = options.jetstream ?? true;
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-nats-'));
+  removeOnExit(dir);
+  const [port, monitorPort] = [await freePort(), await freePort()];
+  const server =
+    (await chooseRuntime()) === 'containers'
+      ? containerServer(dir, port, monitorPort, jetstream)
+      : binaryServer(dir, port, monitorPort, jetstream);
+  await server.start();
+  return { url: `nats://127.0.0.1:${port}`, port, ...server };
+}
+
+type Lifecycle = Pick<TestNats, 'start' | 'stop'>;
+
+function binaryServer(
+  dir: string,
+  port: number,
+  monitorPort: number,
+  jetstream: boolean,
+): Lifecycle {
+  const bin = binaryPaths().natsServer;
+  try {
+    accessSync(bin, constants.X_OK);
+  } catch {
+    throw new PrerequisiteMissingError(
+      'nats-server',
+      `${PREREQS_HINT}, or set FLOTILLA_NATS_SERVER`,
+      `${bin} not found`,
+    );
+  }
+  const args = [
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-m',
+    String(monitorPort),
+    '--server_name',
+    `flotilla-test-${port}`,
+  ];
+  if (jetstream) args.push('-js', '-sd', join(dir, 'store'));
+  let proc: ManagedProcess | undefined;
+  return {
+    async start() {
+      if (proc?.isRunning()) return;
+      proc = spawnServer(`nats-server :${port}`, bin, args, {
+        logFile: join(dir, 'nats-server.log'),
+      });
+      const started = proc;
+      // /healthz turns 200 only once JetStream has recovered its store.
+      await untilReadyOrExit([started], (signal) =>
+        waitFor(() => healthz(monitorPort), {
+          what: `nats-server :${port} /healthz`,
+          timeoutMs: NATS_READY_TIMEOUT_MS,
+          intervalMs: 50,
+          signal,
+        }),
+      );
+    },
+    async stop() {
+      await proc?.stop();
+    },
+  };
+}
+
+// GenericContainer rather than @testcontainers/nats: the module always turns on
+// user/password auth, which the TestNats URL cannot carry. Fixed host ports and a bind
+// mount keep port and store across stop()/start().
+function containerServer(
+  dir: string,
+  port: number,
+  monitorPort: number,
+  jetstream: boolean,
+): Lifecycle {
+  let running: { stop(): Promise<unknown> } | undefined;
+  return {
+    async start() {
+      if (running) return;
+      const { GenericContainer, Wait } = await import('testcontainers');
+      const command = ['-m', '8222', ...(jetstream ? ['-js', '-sd', '/data'] : [])];
+      running = await new GenericContainer(process.env.FLOTILLA_NATS_IMAGE || NATS_IMAGE)
+        .withCommand(command)
+        .withExposedPorts({ container: 4222, host: port }, { container: 8222, host: monitorPort })
+        .withBindMounts([{ source: dir, target: '/data' }])
+        .withWaitStrategy(Wait.forHttp('/healthz', 8222))
+        .start();
+    },
+    async stop() {
+      await running?.stop();
+      running = undefined;
+    },
+  };
+}

@@ -1,0 +1,199 @@
+// A whole Flotilla installation as real processes: N Kubernetes API servers, NATS, a
+// smart-HTTP Git server holding a fleet repo, one hub and one agent per cluster. Used
+// by the end-to-end tests and by the demo, so both exercise exactly the same wiring.
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createWorkRepo, freePort, spawnServer, startCluster, startGitServer, startNats, waitFor } from '../env/index.js';
+import type { ManagedProcess, TestCluster, TestGitServer, TestNats, WorkRepo } from '../env/index.js';
+
+/** Path of the `flotilla` CLI entry point (hub package). */
+export const FLOTILLA_BIN = join(dirname(fileURLToPath(import.meta.resolve('@flotilla/hub'))), 'cli', 'main.js');
+
+/** One cluster's row as `flotilla status -o json` prints it. */
+export interface ClusterStatusRow {
+  name: string;
+  connected: boolean;
+  state: string;
+  desiredRevision?: string;
+  appliedRevision?: string;
+  [key: string]: unknown;
+}
+
+/** Options of startFleet(). */
+export interface FleetOptions {
+  /** Cluster names to start (each gets an API server and an agent). */
+  clusters: string[];
+  /** Files of the fleet repo's first commit (path → content). */
+  repoFiles: Record<string, string>;
+  /** Directory for process logs (kept). Default: a temp dir. */
+  logDir?: string;
+  /** Progress messages (the demo prints them). */
+  onProgress?: (message: string) => void;
+  /** Hub poll interval for the Git source. Default "1s". */
+  pollInterval?: string;
+}
+
+/** A running installation. */
+export interface Fleet {
+  clusters: Map<string, TestCluster>;
+  nats: TestNats;
+  git: TestGitServer;
+  repo: WorkRepo;
+  repoUrl: string;
+  /** SHA of the first commit. */
+  firstCommit: string;
+  hub: ManagedProcess;
+  hubHttpUrl: string;
+  hubGrpcAddress: string;
+  agents: Map<string, ManagedProcess>;
+  logDir: string;
+  /** Runs `flotilla <args>` against this hub; resolves stdout, rejects with stderr on a non-zero exit. */
+  cli(args: string[]): Promise<string>;
+  /** `flotilla status -o json`, parsed. */
+  status(): Promise<ClusterStatusRow[]>;
+  /** Waits until every cluster reports `revision` as applied and state Ready. */
+  waitForRevision(revision: string, timeoutMs?: number): Promise<ClusterStatusRow[]>;
+  /** Stops agents, hub, then the servers; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Reads every file under dir into a path → content map (for the example fleet repo). */
+export async function readTree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (d: string): Promise<void> => {
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) await walk(p);
+      else if (entry.isFile()) out[relative(dir, p)] = await readFile(p, 'utf8');
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [FLOTILLA_BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`flotilla ${args.join(' ')} failed (${err.code}): ${stderr || stdout}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** Starts everything, in dependency order, and returns once the hub is ready. */
+export async function startFleet(options: FleetOptions): Promise<Fleet> {
+  const progress = options.onProgress ?? (() => undefined);
+  const logDir = options.logDir ?? (await mkdtemp(join(tmpdir(), 'flotilla-fleet-logs-')));
+  const work = await mkdtemp(join(tmpdir(), 'flotilla-fleet-'));
+  await mkdir(logDir, { recursive: true });
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async (): Promise<void> => {
+    while (stops.length > 0) await stops.pop()?.().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  };
+  try {
+    progress(`starting NATS, a Git server and ${options.clusters.length} Kubernetes API servers`);
+    const [nats, git, ...clusterList] = await Promise.all([
+      startNats(),
+      startGitServer(),
+      ...options.clusters.map((name) => startCluster({ name, logDir })),
+    ]);
+    stops.push(() => nats.stop(), () => git.stop(), ...clusterList.map((c) => () => c.stop()));
+    const clusters = new Map(clusterList.map((c) => [c.name, c]));
+    progress(`Kubernetes API servers ready: ${clusterList.map((c) => `${c.name} ${c.server}`).join(', ')}`);
+
+    const repoUrl = await git.createRepo('fleet');
+    const repo = await createWorkRepo(repoUrl);
+    stops.push(() => repo.dispose());
+    await repo.writeFiles(options.repoFiles);
+    const firstCommit = await repo.commitAndPush('Initial fleet');
+    progress(`fleet repo pushed to ${repoUrl} at ${firstCommit.slice(0, 12)}`);
+
+    const token = 'flotilla-test-token-' + Math.random().toString(36).slice(2);
+    const tokenFile = join(work, 'agent-token');
+    await writeFile(tokenFile, token, { mode: 0o600 });
+    const [grpcPort, httpPort] = [await freePort(), await freePort()];
+    const hubGrpcAddress = `127.0.0.1:${grpcPort}`;
+    const hubHttpUrl = `http://127.0.0.1:${httpPort}`;
+    const hubConfig = join(work, 'hub.yaml');
+    await writeFile(
+      hubConfig,
+      [
+        'sources:',
+        '  - name: fleet',
+        `    url: ${repoUrl}`,
+        '    branch: main',
+        `    pollInterval: ${options.pollInterval ?? '1s'}`,
+        'grpc:',
+        `  listen: ${hubGrpcAddress}`,
+        'http:',
+        `  listen: 127.0.0.1:${httpPort}`,
+        'nats:',
+        `  url: ${nats.url}`,
+        'auth:',
+        `  tokenFile: ${tokenFile}`,
+        `cacheDir: ${join(work, 'hub-cache')}`,
+        'heartbeatInterval: 2s',
+        'offlineAfter: 10s',
+        '',
+      ].join('\n'),
+    );
+    progress('starting the hub');
+    const hub = spawnServer('hub', process.execPath, [FLOTILLA_BIN, 'hub', '--config', hubConfig], {
+      logFile: join(logDir, 'hub.log'),
+    });
+    stops.push(() => hub.stop(10_000));
+    await waitFor(
+      async () => {
+        if (!hub.isRunning()) throw new Error(`hub exited; log ${hub.logFile}:\n${hub.logTail()}`);
+        const res = await fetch(`${hubHttpUrl}/readyz`);
+        return res.ok;
+      },
+      { what: `hub ready at ${hubHttpUrl}/readyz (log ${hub.logFile})`, timeoutMs: 60_000, intervalMs: 250 },
+    );
+
+    const agents = new Map<string, ManagedProcess>();
+    for (const [name, cluster] of clusters) {
+      progress(`starting the agent of ${name}`);
+      const agent = spawnServer(
+        `agent-${name}`,
+        process.execPath,
+        [
+          FLOTILLA_BIN, 'agent', '--cluster', name, '--hub', hubGrpcAddress, '--kubeconfig', cluster.kubeconfigPath,
+          '--nats', nats.url, '--token-file', tokenFile, '--insecure',
+        ],
+        { logFile: join(logDir, `agent-${name}.log`) },
+      );
+      agents.set(name, agent);
+      stops.push(() => agent.stop(10_000));
+    }
+
+    const cliEnv = { FLOTILLA_HUB_URL: hubHttpUrl };
+    const cli = (args: string[]): Promise<string> => runCli(args, cliEnv);
+    const status = async (): Promise<ClusterStatusRow[]> => {
+      const parsed = JSON.parse(await cli(['status', '-o', 'json'])) as { clusters: ClusterStatusRow[] } | ClusterStatusRow[];
+      return Array.isArray(parsed) ? parsed : parsed.clusters;
+    };
+    const waitForRevision = (revision: string, timeoutMs = 60_000): Promise<ClusterStatusRow[]> =>
+      waitFor(
+        async () => {
+          const rows = await status();
+          const done = options.clusters.every((name) =>
+            rows.some((r) => r.name === name && r.appliedRevision === revision && r.state === 'Ready'),
+          );
+          return done ? rows : false;
+        },
+        { what: `every cluster Ready at ${revision.slice(0, 12)} (logs in ${logDir})`, timeoutMs, intervalMs: 250 },
+      );
+    return {
+      clusters, nats, git, repo, repoUrl, firstCommit, hub, hubHttpUrl, hubGrpcAddress, agents, logDir, cli, status,
+      waitForRevision, stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Checks and prepares everything integration-tests/ needs. Idempotent; well under a
+# second when everything is cached. Every failure says how to fix it.
+#
+#   FLOTILLA_SKIP_K8S_BUILD=1   do not build kube-apiserver/etcd (KUBECONFIG set, or k3s via a container runtime)
+#   FLOTILLA_SKIP_NATS_BUILD=1  do not build nats-server (container runtime)
+#   KUBECONFIG                  tests use that cluster; no build needed
+#   FLOTILLA_KUBE_APISERVER, FLOTILLA_ETCD, FLOTILLA_NATS_SERVER   use these binaries instead
+set -euo pipefail
+
+TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+failed=0
+fail() { echo "flotilla: MISSING $1" >&2; failed=1; }
+
+# Node >= 20.19 (require(esm) and the engines field of every package).
+if command -v node >/dev/null; then
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+    fail "Node.js >= 20.19 (found $(node --version)): install a current Node.js LTS"
+else
+  fail "Node.js >= 20.19: install a current Node.js LTS"
+fi
+
+# git and its smart-HTTP CGI program (the test Git server runs it).
+if command -v git >/dev/null; then
+  [[ -x "$(git --exec-path)/git-http-backend" ]] ||
+    fail "git-http-backend in $(git --exec-path): install the full git package (Debian/Ubuntu: apt-get install git)"
+else
+  fail "git: install git (Debian/Ubuntu: apt-get install git)"
+fi
+
+check_binary() { # <env var name> <path>
+  local var="$1" path="$2"
+  [[ -x "$path" ]] || fail "$var=$path is not an executable file: fix the path or unset $var"
+}
+
+if [[ -n "${KUBECONFIG:-}" || -n "${FLOTILLA_SKIP_K8S_BUILD:-}" ]]; then
+  echo "flotilla: skipping the kube-apiserver/etcd build (KUBECONFIG or FLOTILLA_SKIP_K8S_BUILD is set)"
+elif [[ -n "${FLOTILLA_KUBE_APISERVER:-}" || -n "${FLOTILLA_ETCD:-}" ]]; then
+  [[ -n "${FLOTILLA_KUBE_APISERVER:-}" ]] && check_binary FLOTILLA_KUBE_APISERVER "$FLOTILLA_KUBE_APISERVER"
+  [[ -n "${FLOTILLA_ETCD:-}" ]] && check_binary FLOTILLA_ETCD "$FLOTILLA_ETCD"
+  if [[ -z "${FLOTILLA_KUBE_APISERVER:-}" || -z "${FLOTILLA_ETCD:-}" ]]; then "$TOOLS/build-k8s.sh" || fail "kube-apiserver/etcd: see the build output above"; fi
+else
+  "$TOOLS/build-k8s.sh" || fail "kube-apiserver/etcd: see the build output above (needs Go and the Go module proxy)"
+fi
+
+if [[ -n "${FLOTILLA_NATS_SERVER:-}" ]]; then
+  check_binary FLOTILLA_NATS_SERVER "$FLOTILLA_NATS_SERVER"
+elif [[ -n "${FLOTILLA_SKIP_NATS_BUILD:-}" ]]; then
+  echo "flotilla: skipping the nats-server build (FLOTILLA_SKIP_NATS_BUILD is set)"
+else
+  "$TOOLS/build-nats.sh" || fail "nats-server: see the build output above (needs Go and the Go module proxy)"
+fi
+
+if [[ "$failed" != 0 ]]; then
+  echo "flotilla: prerequisites missing (see above); tests needing them fail under CI=true and are skipped otherwise" >&2
+  exit 1
+fi
+echo "flotilla: all integration-test prerequisites are present"
