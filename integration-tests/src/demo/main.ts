@@ -13,14 +13,19 @@ async function main(): Promise<number> {
   let fleet: Fleet | undefined;
   let stopping = false;
   const shutdown = async (): Promise<void> => {
-    if (stopping) return;
+    if (stopping) {
+      say('already stopping; please wait');
+      return;
+    }
     stopping = true;
     say('stopping agents, hub, NATS, Git server and API servers…');
     await fleet?.stop();
     say('stopped.');
   };
   const stopped = new Promise<void>((resolve) => {
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void shutdown().then(resolve));
+    // `on`, not `once`: a dependency (signal-exit) re-raises a signal that has no other
+    // listener left, which would kill the demo halfway through its cleanup.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void shutdown().then(resolve));
   });
 
   try {
