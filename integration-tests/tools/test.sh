@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# `npm test`: prerequisites, then build + lint + every package's tests through turbo, then
-# one summary line over all packages ("N passed, N failed, N skipped").
+# `npm test`: prerequisites; build + lint + every package's tests through turbo on this
+# machine's Node.js; every package's tests again on Node.js 24 (what the images run;
+# FLOTILLA_SKIP_NODE24=1 skips that pass); then one summary line over everything
+# ("N passed, N failed, N skipped").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export TURBO_TELEMETRY_DISABLED=1
 bash integration-tests/tools/prereqs.sh
-log="$(mktemp -t flotilla-test-XXXXXX.log)"
+logs="$(mktemp -d -t flotilla-test-XXXXXX)"
+trap 'rm -rf "$logs"' EXIT
 started=$SECONDS
 set +e
-npx turbo run build lint test --concurrency=2 "$@" 2>&1 | tee "$log"
+echo "flotilla: build, lint and test on Node.js $(node --version)"
+npx turbo run build lint test --concurrency=2 "$@" 2>&1 | tee "$logs/node-default.log"
 rc=${PIPESTATUS[0]}
+if [[ "$rc" == 0 && -z "${FLOTILLA_SKIP_NODE24:-}" ]]; then
+  node24="$(bash integration-tests/tools/node24.sh)" || rc=1
+  if [[ "$rc" == 0 ]]; then
+    echo "flotilla: test again on Node.js $("$node24" --version)"
+    PATH="$(dirname "$node24"):$PATH" npx turbo run test --concurrency=2 "$@" 2>&1 | tee "$logs/node-24.log"
+    rc=${PIPESTATUS[0]}
+  fi
+fi
 set -e
-node integration-tests/tools/test-summary.mjs "$log" "$rc" "$((SECONDS - started))"
-summary_rc=$?
-rm -f "$log"
-exit $(( rc != 0 ? rc : summary_rc ))
+node integration-tests/tools/test-summary.mjs "$rc" "$((SECONDS - started))" "$logs"/*.log
