@@ -3,8 +3,16 @@
 import { readFile } from 'node:fs/promises';
 import { Backoff, ConfigError, LogFields, errorMessage, shortDigest, sleep } from '@flotilla/common';
 import type { AppliedData, DesiredState, Logger } from '@flotilla/common';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { AgentConfig } from './config/config.js';
 import { HubConnection } from './connection/hub-connection.js';
+import { AgentIdentity } from './identity/identity.js';
+import { createUser } from '@nats-io/nkeys';
+import { jwtAuthenticator } from '@nats-io/transport-node';
+import type { Authenticator } from '@nats-io/transport-node';
+import { DriftController } from './drift/controller.js';
+import { AgentMetrics, serveMetrics } from './report/metrics.js';
+import type { Server } from 'node:http';
 import type { AckInput, ReceivedState } from './connection/hub-connection.js';
 import { InventoryStore } from './inventory/inventory.js';
 import { StateStore } from './inventory/state-store.js';
@@ -36,7 +44,13 @@ export class AgentApp {
   private inventories!: InventoryStore;
   private stateStore!: StateStore;
   private connection: HubConnection | undefined;
+  private identity: AgentIdentity | undefined;
+  /** Obtaining the identity, then dialling (mTLS mode); awaited by stop(). */
+  private connecting: Promise<void> | undefined;
   private publisher: EventPublisher | undefined;
+  private drift: DriftController | undefined;
+  private readonly metrics = new AgentMetrics({ drift: () => this.drift?.detector.counts, events: () => this.publisher && { pending: this.publisher.pending, dropped: this.publisher.dropped } });
+  private metricsServer: Server | undefined;
   private readonly queue: LatestWinsQueue<Job>;
   private readonly stopping = new AbortController();
   private readonly retryBackoff: Backoff;
@@ -68,20 +82,71 @@ export class AgentApp {
     this.stateStore = new StateStore(this.kube, c.namespace);
     const token = c.tokenFile ? await readSecretFile(c.tokenFile, 'token-file') : c.token;
     const caPem = c.caFile ? Buffer.from(await readSecretFile(c.caFile, 'ca-file')) : undefined;
-    this.publisher = new EventPublisher(natsSink({ servers: c.natsServers, name: `flotilla-agent-${c.cluster}`, logger: this.logger }), {
+    const natsAuth = c.insecure ? {} : { authenticator: this.natsAuthenticator(), inboxPrefix: `_INBOX_${c.cluster}` };
+    this.publisher = new EventPublisher(natsSink({ servers: c.natsServers, name: `flotilla-agent-${c.cluster}`, logger: this.logger, ...natsAuth }), {
       cluster: c.cluster,
       logger: this.logger,
       bufferSize: c.eventBufferSize,
     });
+    this.drift = new DriftController(this.kube, this.publisher, { logger: this.logger });
+    if (c.metricsAddr) {
+      try {
+        this.metricsServer = await serveMetrics(c.metricsAddr, this.metrics);
+      } catch (err) {
+        throw new ConfigError('metrics-addr', `cannot listen on ${c.metricsAddr}: ${errorMessage(err)}`, { cause: err });
+      }
+    }
     await this.loadStoredState();
+    if (!c.insecure) {
+      // The stored state is enforced meanwhile; the hub is dialled once the cluster has its certificate.
+      const identity = new AgentIdentity({
+        cluster: c.cluster,
+        hubAddress: c.hubAddress,
+        namespace: c.namespace,
+        kube: this.kube,
+        logger: this.logger.child({ [LogFields.component]: 'identity' }),
+        bootstrapToken: c.bootstrapTokenFile ? await readSecretFile(c.bootstrapTokenFile, 'bootstrap-token-file') : undefined,
+        caPem: caPem?.toString('utf8'),
+        natsKey: () => {
+          const user = createUser();
+          return { seed: new TextDecoder().decode(user.getSeed()), publicKey: user.getPublicKey() };
+        },
+      });
+      this.identity = identity;
+      identity.onRenewed(() => this.connection?.useCredentials(identity.channelCredentials()));
+      this.connecting = identity.ready().then((id) => {
+        if (id && !this.stopping.signal.aborted) this.dial(identity.channelCredentials(), undefined, undefined);
+      });
+    } else {
+      this.dial(undefined, token, caPem);
+    }
+    this.resyncTimer = setInterval(() => {
+      if (this.lastState && !this.queue.busy) this.queue.submit({ kind: 'resync', state: this.lastState });
+    }, c.resyncIntervalMs);
+    this.logger.info({ [LogFields.cluster]: c.cluster, hub: c.hubAddress, namespace: c.namespace, version: c.agentVersion, mtls: !c.insecure }, 'agent started');
+    if (c.insecure) this.logger.warn('INSECURE MODE: plaintext connection to the hub without a cluster certificate; development only');
+  }
+
+  /** The cluster's NATS user JWT, read at every (re)connect so a renewed one is used; none before registration or when the hub issues none. */
+  private natsAuthenticator(): Authenticator {
+    return (nonce?: string) => {
+      const id = this.identity?.identity;
+      if (!id?.natsJwt || !id.natsSeed) return undefined;
+      return jwtAuthenticator(id.natsJwt, new TextEncoder().encode(id.natsSeed))(nonce);
+    };
+  }
+
+  private dial(credentials: ChannelCredentials | undefined, token: string | undefined, caPem: Buffer | undefined): void {
+    const c = this.config;
     this.connection = new HubConnection(
       {
         cluster: c.cluster,
         address: c.hubAddress,
         agentVersion: c.agentVersion,
-        token,
+        ...(token ? { token } : {}),
         insecure: c.insecure,
-        caPem,
+        ...(caPem ? { caPem } : {}),
+        ...(credentials ? { credentials } : {}),
         keepaliveTimeMs: c.keepaliveTimeMs,
         keepaliveTimeoutMs: c.keepaliveTimeoutMs,
         reconnectInitialMs: c.reconnectInitialMs,
@@ -96,10 +161,6 @@ export class AgentApp {
       },
     );
     this.connection.start();
-    this.resyncTimer = setInterval(() => {
-      if (this.lastState && !this.queue.busy) this.queue.submit({ kind: 'resync', state: this.lastState });
-    }, c.resyncIntervalMs);
-    this.logger.info({ [LogFields.cluster]: c.cluster, hub: c.hubAddress, namespace: c.namespace, version: c.agentVersion }, 'agent started');
   }
 
   /** Stops accepting work, lets the current apply finish (or aborts it), closes the stream and drains NATS. */
@@ -108,7 +169,11 @@ export class AgentApp {
     clearInterval(this.resyncTimer);
     clearTimeout(this.retryTimer);
     await this.queue.close(Math.floor(graceMs / 2));
+    this.identity?.stop();
+    await this.connecting;
     await this.connection?.stop();
+    await this.drift?.stop();
+    this.metricsServer?.close();
     await this.publisher?.close(Math.floor(graceMs / 4));
     this.kube?.close();
     this.logger.info({ [LogFields.cluster]: this.config.cluster }, 'agent stopped');
@@ -167,11 +232,13 @@ export class AgentApp {
     this.lastState = job.state;
     let outcome: ReconcileOutcome | undefined;
     let error: string | undefined;
+    this.drift?.beforeApply();
     try {
       outcome = await reconcile(this.kube as KubeClient, this.inventories, job.state, { concurrency: this.config.applyConcurrency, signal });
     } catch (err) {
       error = errorMessage(err);
     }
+    await this.drift?.afterApply(job.state, outcome?.bundles ?? [], signal);
     const result = outcome?.result ?? 'failed';
     if (result !== 'failed' && (this.applied.digest !== job.state.digest || this.applied.revision !== job.state.revision)) {
       this.applied = { digest: job.state.digest, revision: job.state.revision };
@@ -190,6 +257,7 @@ export class AgentApp {
     const fields = { [LogFields.revision]: s.revision, [LogFields.digest]: shortDigest(s.digest), trigger: job.kind, result, ...totals, [LogFields.durationMs]: outcome?.durationMs ?? 0 };
     if (error) this.logger.warn({ ...fields, [LogFields.err]: error }, 'apply failed');
     else this.logger.info(fields, 'apply finished');
+    this.metrics.observeApply(result, outcome?.durationMs ?? 0);
     // Quiet resyncs (nothing written, nothing failed) are not events.
     if (job.kind !== 'hub' && result === 'applied' && (outcome?.writes ?? 0) === 0) return;
     const data: AppliedData = {

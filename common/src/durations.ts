@@ -22,8 +22,19 @@ export const durations = {
   applyRetryMax: 120_000,
   /** Hub: a cluster without heartbeats for this long is shown offline (45 s). */
   clusterOfflineAfter: 45_000,
+  /** Agent: a burst of watch events for one object is checked for drift once, this long after the first (20 ms). */
+  driftDebounce: 20,
+  /** Agent: repeated heals of one object wait this long, doubling up to the max (100 ms .. 5 min). */
+  healBackoffInitial: 100,
+  healBackoffMax: 300_000,
+  /** Agent: heals of one object are counted in this window; at DRIFT_DEFAULTS.fightThreshold it is a fight (60 s). */
+  fightWindow: 60_000,
+  /** Agent: bundle health changes are published this long after the first change, coalesced (200 ms). */
+  healthDebounce: 200,
   /** Both: time allowed for a clean shutdown before exiting anyway (10 s). */
   shutdownGrace: 10_000,
+  /** Hub: longest run of `kustomize build` or `helm template` for one bundle (60 s). */
+  renderToolTimeout: 60_000,
 } as const;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -45,6 +45,73 @@ export interface AppliedData {
   message?: string;
 }
 
+/** An object an event is about. */
+export interface EventObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+/** One changed field of a drifted object. Values of Secrets are "<redacted>". */
+export interface DriftChange {
+  /** JSON pointer, e.g. "/spec/replicas". */
+  path: string;
+  /** The value Flotilla applied (from Git); absent when the field should not exist. */
+  old?: unknown;
+  /** The value now in the cluster; absent when the field (or object) was removed. */
+  new?: unknown;
+}
+
+/** data of "drift-detected". */
+export interface DriftDetectedData {
+  bundle: string;
+  /** Git revision of the desired state being enforced. */
+  revision: string;
+  object: EventObjectRef;
+  /** The object was deleted (rather than changed). */
+  deleted: boolean;
+  /** Changed fields we manage (bounded; `truncated` says how many more). */
+  changes: DriftChange[];
+  truncated?: number;
+  /** Field manager that made the change (from managedFields), "" when unknown. */
+  manager: string;
+  /** The bundle's drift mode: enforce heals, warn only reports. */
+  mode: 'enforce' | 'warn';
+  /** Heals of this object within the fight window, including the one this event starts. */
+  heals: number;
+  /** True when the object is healed so often that something fights us; healing slows down. */
+  fight: boolean;
+  /** Delay before the corrective apply, ms (0 = immediately; absent in warn mode). */
+  healDelayMs?: number;
+}
+
+/** data of "drift-corrected". */
+export interface DriftCorrectedData {
+  bundle: string;
+  revision: string;
+  object: EventObjectRef;
+  /** Id of the drift-detected event this corrects. */
+  driftEventId: string;
+  /** From the first watch event to the corrective apply completing, ms. */
+  latencyMs: number;
+}
+
+/** A bundle's health on a cluster. */
+export type BundleHealthState = 'Ready' | 'Progressing' | 'Degraded' | 'Failed';
+
+/** data of "health-changed". */
+export interface HealthChangedData {
+  bundle: string;
+  revision: string;
+  state: BundleHealthState;
+  previous: BundleHealthState | '';
+  /** Objects per health: ready, progressing, degraded, and failed to apply. */
+  counts: { ready: number; progressing: number; degraded: number; failed: number };
+  /** First reasons, "Kind/namespace/name: message" (bounded). */
+  reasons: string[];
+}
+
 /** A CloudEvent as Flotilla publishes it. */
 export interface FlotillaEvent<T = unknown> {
   specversion: '1.0';

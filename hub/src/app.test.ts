@@ -65,6 +65,8 @@ test('hub-serves-desired-state-to-an-agent-and-reports-it-ready', async (t) => {
       http: { listen: '127.0.0.1:0' },
       nats: { url: nats?.url ?? 'nats://127.0.0.1:1' },
       auth: { tokenFile: join(dir, 'token') },
+      // The shared-token path of --insecure; per-cluster mTLS is tested in identity/ and integration-tests/src/identity.
+      insecure: true,
     },
     'hub.yaml',
     { defaultCacheDir: dir },

@@ -18,14 +18,30 @@ import { DesiredStateStore } from './stream/desired-store.js';
 import { startGrpcServer } from './stream/grpc-server.js';
 import type { RunningGrpcServer } from './stream/grpc-server.js';
 import { EventsConsumer } from './status/events-consumer.js';
-import { FleetStatus } from './status/fleet-status.js';
+import { FleetStatus, STATUS_SWEEP_INTERVAL_MS } from './status/fleet-status.js';
+import { STATUS_CONSUMER } from './status/events-consumer.js';
+import { HistoryLog } from './history/history-log.js';
+import { replayHistory } from './history/replay.js';
+import { HubMetrics } from './metrics/hub-metrics.js';
+import { notifierFromConfig } from './notify/from-config.js';
+import type { Notifier } from './notify/notifier.js';
+import { alertOnTransitions } from './notify/status-alerts.js';
 import type { FleetEntry } from './status/fleet-status.js';
 import { KvStatusPersistence } from './status/kv-persistence.js';
 import { NatsLink } from './status/nats-link.js';
-import { GitSource } from './source/git-source.js';
+import { createGitSource } from './source/from-config.js';
+import { WebhookHandler } from './source/webhook.js';
+import { describeRef } from './source/refs.js';
+import type { WebhookTarget } from './source/webhook.js';
 import type { SourceSnapshot } from './source/git-source.js';
 import { FleetRenderer } from './render/renderer.js';
-import { resolveSourceAuth } from './config/load.js';
+import { renderOptionsOf } from './render/render-config.js';
+import type { RenderOptions } from './render/types.js';
+import { IdentityAuthority } from './identity/authority.js';
+import { identityHandlers, peerOf } from './identity/service.js';
+import { agentUserJwt } from './identity/nats-jwt.js';
+import { credsAuthenticator } from '@nats-io/transport-node';
+import { readConfigFile } from './config/load.js';
 
 /** A fleet repo revision as a source hands it over (GitSource's SourceSnapshot fits). */
 export interface FleetSnapshot {
@@ -39,7 +55,18 @@ export interface FleetSource<S extends FleetSnapshot = FleetSnapshot> {
   onSnapshot(listener: (snapshot: S) => void | Promise<void>): () => void;
   start(): void;
   stop(): Promise<void>;
-  status(): { lastFetchedRevision?: string | undefined; lastFetchAt?: Date | undefined; lastError?: string | undefined };
+  status(): {
+    lastFetchedRevision?: string | undefined;
+    lastFetchAt?: Date | undefined;
+    lastError?: string | undefined;
+    /** Optional extras GitSource reports (docs/sources.md). */
+    ref?: string | undefined;
+    lastErrorCode?: string | undefined;
+    lastErrorAt?: Date | undefined;
+    rejectedRevision?: string | undefined;
+  };
+  /** Push webhook target, when the source has a webhook secret (GitSource.webhook). */
+  readonly webhook?: WebhookTarget | undefined;
 }
 
 /** What one render of a snapshot gives the hub. */
@@ -91,6 +118,12 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private stream: AgentStreamService | undefined;
   private grpc: RunningGrpcServer | undefined;
   private http: RunningHttpApi | undefined;
+  private identity: IdentityAuthority | undefined;
+  private natsCreds = new Uint8Array();
+  private readonly history: HistoryLog;
+  private readonly metrics: HubMetrics;
+  private notifier: Notifier | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     readonly config: HubConfig,
@@ -98,11 +131,25 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   ) {
     this.log = parts.logger;
     this.status = new FleetStatus({ offlineAfterMs: config.offlineAfterMs, logger: this.log.child({ [LogFields.component]: 'status' }) });
-    this.nats = new NatsLink({ url: config.nats.url, logger: this.log.child({ [LogFields.component]: 'nats' }) });
+    this.nats = new NatsLink({
+      url: config.nats.url,
+      logger: this.log.child({ [LogFields.component]: 'nats' }),
+      // Read at start (startIdentity); the function form lets the link pick them up then.
+      ...(config.nats.credsFile ? { authenticator: credsAuthenticator(() => this.natsCreds) } : {}),
+    });
+    this.history = new HistoryLog({ retentionMs: config.status.history.retentionMs });
+    this.metrics = new HubMetrics(this.status);
     this.events = new EventsConsumer({
       connection: () => this.nats.connection(),
-      sink: (kind, event) => this.status.foldEvent(kind, event),
+      sink: (kind, event) => {
+        this.history.add(kind, event);
+        const outcome = this.status.foldEvent(kind, event);
+        this.metrics.eventConsumed(kind, event, outcome);
+        return outcome;
+      },
       logger: this.log.child({ [LogFields.component]: 'events' }),
+      durable: `${STATUS_CONSUMER}-${config.status.hubId}`,
+      onMalformed: () => this.metrics.eventMalformed(),
     });
     this.persistence = new KvStatusPersistence({
       connection: () => this.nats.connection(),
@@ -148,24 +195,37 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private async startModules(): Promise<void> {
     const cfg = this.config;
     const token = await readAgentToken(cfg);
-    if (token === undefined) this.log.warn('auth.tokenFile is not set: any agent may connect (development only)');
+    const identity = await this.startIdentity(token);
     for (const [i, s] of cfg.sources.entries()) {
       const source = await this.parts.createSource(cfg, i, this.log);
-      this.sources.push({ source, url: s.url, branch: s.branch, rendering: undefined, renderError: '' });
+      this.sources.push({ source, url: s.url, branch: s.ref.kind === 'branch' ? s.ref.name : describeRef(s.ref), rendering: undefined, renderError: '' });
     }
     this.nats.start();
     await this.restoreStatus();
+    void this.replayHistory();
+    this.notifier = notifierFromConfig(cfg.status.notify, process.env, this.log.child({ [LogFields.component]: 'notify' }), (w, o) =>
+      this.metrics.notification(w, o),
+    );
+    if (this.notifier) alertOnTransitions(this.status, this.notifier);
+    this.sweeper = setInterval(() => {
+      this.status.sweep();
+      this.history.prune();
+    }, STATUS_SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
     this.stream = new AgentStreamService({
       source: this.desired,
-      observer: this.status,
+      observer: this.metrics.observeSessions(this.status),
       logger: this.log.child({ [LogFields.component]: 'stream' }),
       token,
       heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+      ...(identity ? { authenticate: (call) => identity.clusterOf(call) } : {}),
     });
+    if (identity) identity.authority.onRevoke((cluster) => this.stream?.closeCluster(cluster, 'cluster identity revoked') ?? 0);
     this.grpc = await startGrpcServer(cfg.grpc.listen.address, {
       agentStream: this.stream.handlers(),
-      fleet: fleetServiceHandlers(this.status),
-    });
+      fleet: fleetServiceHandlers(this.status, this.history),
+      ...(identity ? { identity: identity.handlers } : {}),
+    }, identity?.tls);
     this.events.start();
     this.persistence.start();
     this.http = await startHttpApi(cfg.http.listen.host, cfg.http.listen.port, {
@@ -173,12 +233,52 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       sources: { sources: () => this.sourceStatuses() },
       readiness: { check: () => this.readiness() },
       logger: this.log.child({ [LogFields.component]: 'api' }),
-    });
+      history: this.history,
+      metrics: this.metrics,
+      webhooks: new WebhookHandler((name) => this.sources.find((e) => e.source.name === name)?.source.webhook, this.log.child({ [LogFields.component]: 'webhook' })),
+    }, identity ? identity.authority.servingPair : undefined);
     this.log.info({ grpc: this.grpc.port, http: this.http.port, sources: this.sources.length }, 'hub listening');
     for (const entry of this.sources) {
       entry.source.onSnapshot((snap) => this.onSnapshot(entry, snap));
       entry.source.start();
     }
+  }
+
+  // TLS and per-cluster identities are the default; --insecure is for development and
+  // the demo only, and says so loudly at every start.
+  private async startIdentity(token: string | undefined) {
+    const cfg = this.config;
+    if (cfg.nats.credsFile) this.natsCreds = new Uint8Array(await readConfigFile(cfg.nats.credsFile, 'nats.credsFile', cfg.file));
+    const accountSeed = cfg.nats.accountSeedFile ? (await readConfigFile(cfg.nats.accountSeedFile, 'nats.accountSeedFile', cfg.file)).toString('utf8').trim() : undefined;
+    if (cfg.insecure) {
+      this.log.warn('INSECURE MODE: gRPC and HTTP are plaintext and agents have no per-cluster identity; never use this outside development');
+      if (token === undefined) this.log.warn('auth.tokenFile is not set: any agent may connect (development only)');
+      return undefined;
+    }
+    const authority = new IdentityAuthority({
+      stateDir: cfg.identity.stateDir,
+      hosts: cfg.identity.hosts,
+      tokenTtlMs: cfg.identity.tokenTtlMs,
+      certValidityMs: cfg.identity.certValidityMs,
+      logger: this.log.child({ [LogFields.component]: 'identity' }),
+    });
+    await authority.start();
+    this.identity = authority;
+    return {
+      authority,
+      handlers: identityHandlers({
+        authority,
+        logger: this.log.child({ [LogFields.component]: 'identity' }),
+        // The NATS user JWT lives as long as the certificate and is renewed with it.
+        ...(accountSeed ? { natsJwt: async (cluster: string, key: string) => agentUserJwt(accountSeed, cluster, key, Date.now() + cfg.identity.certValidityMs) } : {}),
+      }),
+      tls: { caPem: authority.caPem, ...authority.servingPair },
+      clusterOf: (call: Parameters<typeof peerOf>[0]): string => {
+        const peer = peerOf(call, authority);
+        if (peer.role !== 'cluster') throw new Error(`certificate role ${peer.role} cannot open an agent stream`);
+        return peer.name;
+      },
+    };
   }
 
   // A restarted hub serves the persisted status at once; NATS being down must not
@@ -200,6 +300,19 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     if (outcome === 'timeout') this.log.warn('NATS not reachable at start: serving status without history for now');
     else if ('err' in outcome) this.log.warn({ err: errorMessage(outcome.err) }, 'restoring status failed: starting empty');
     else this.log.info({ clusters: outcome.n }, 'status restored');
+  }
+
+  // The event log is rebuilt from the stream in the background: queries answer from
+  // what has been replayed so far, and the live consumer adds to it meanwhile.
+  private async replayHistory(): Promise<void> {
+    const log = this.log.child({ [LogFields.component]: 'history' });
+    try {
+      const since = Date.now() - this.config.status.history.retentionMs;
+      const n = await replayHistory(await this.nats.connection(), since, (k, e) => this.history.add(k, e), log);
+      log.info({ events: n }, 'history replayed');
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'history replay failed: history starts from now');
+    }
   }
 
   private async onSnapshot(entry: SourceEntry<S>, snap: S): Promise<void> {
@@ -239,7 +352,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     const changed = this.desired.replace(states);
     const fleet: FleetEntry[] = [...labels].map(([name, l]) => {
       const s = states.get(name);
-      return { name, labels: l, desired: s ? { revision: s.revision, digest: s.digest } : undefined };
+      const bundles = s?.bundles.map((b) => ({ name: b.name, digest: b.digest }));
+      return { name, labels: l, desired: s ? { revision: s.revision, digest: s.digest, bundles } : undefined };
     });
     this.status.setFleet(fleet);
     this.log.info({ clusters: fleet.length, changed: changed.length }, 'desired states updated');
@@ -260,6 +374,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         lastFetched: st.lastFetchAt ? st.lastFetchAt.toISOString() : null,
         renderedRevision: rendering?.revision ?? '',
         error: st.lastError ?? renderError,
+        ...(st.ref ? { ref: st.ref } : {}),
+        ...(st.lastErrorCode ? { errorCode: st.lastErrorCode } : {}),
+        ...(st.lastErrorAt ? { errorAt: st.lastErrorAt.toISOString() } : {}),
+        ...(st.rejectedRevision ? { rejectedRevision: st.rejectedRevision } : {}),
       };
     });
   }
@@ -287,7 +405,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('HTTP API', () => this.http?.stop());
     await step('agent streams', () => this.stream?.stop());
     await step('gRPC server', () => this.grpc?.stop(graceMs));
+    clearInterval(this.sweeper);
     await step('events consumer', () => this.events.stop());
+    await step('notifier', () => this.notifier?.stop());
     await step('status persistence', () => this.persistence.stop());
     await step('NATS', () => this.nats.stop());
     this.transition('stopped');
@@ -301,30 +421,22 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
 /** The production parts: a GitSource per configured source, one FleetRenderer per source. */
 export function realHubParts(logger: Logger): HubParts<SourceSnapshot> {
   const renderers = new Map<string, FleetRenderer>();
+  // Sources are created before any snapshot is rendered: their config carries render's.
+  let renderOptions: RenderOptions = {};
   return {
     logger,
     createSource: async (cfg, index, log) => {
-      const s = cfg.sources[index];
-      if (!s) throw new Error(`no source at index ${index}`);
-      const auth = await resolveSourceAuth(cfg, index);
-      return new GitSource({
-        name: s.name,
-        url: s.url,
-        branch: s.branch,
-        pollIntervalMs: s.pollIntervalMs,
-        cacheDir: cfg.cacheDir,
-        ...(auth ? { auth } : {}),
-        logger: log,
-      });
+      renderOptions = renderOptionsOf(cfg.render);
+      return createGitSource(cfg, index, log);
     },
     renderer: {
       render: async (snap) => {
         let renderer = renderers.get(snap.source);
         if (!renderer) {
-          renderer = new FleetRenderer({ logger: logger.child({ [LogFields.component]: 'render', [LogFields.source]: snap.source }) });
+          renderer = new FleetRenderer({ ...renderOptions, logger: logger.child({ [LogFields.component]: 'render', [LogFields.source]: snap.source }) });
           renderers.set(snap.source, renderer);
         }
-        const result = renderer.render(await snap.readTree(), snap.revision);
+        const result = await renderer.render(await snap.readTree(), snap.revision);
         // A cluster whose file is broken keeps its previous state; it has no labels this time.
         const labels = new Map(result.labels);
         for (const name of [...result.clusters.keys(), ...result.brokenClusters]) if (!labels.has(name)) labels.set(name, {});

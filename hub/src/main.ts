@@ -7,15 +7,17 @@ import type { CliIo } from './cli/io.js';
 import { ExitCode } from './cli/io.js';
 
 /** Usage text of `flotilla hub`. */
-export const HUB_USAGE = `Usage: flotilla hub --config hub.yaml
+export const HUB_USAGE = `Usage: flotilla hub --config hub.yaml [--insecure]
 
 Runs the hub: follows the fleet repo, streams desired state to agents, serves status.
+TLS (and per-cluster mTLS for agents) is on by default; --insecure (or "insecure: true"
+in hub.yaml) serves plaintext for local development and demos only.
 Environment: FLOTILLA_LOG_LEVEL (default info).
 `;
 
 /** Runs the hub until a signal; returns the exit code. */
 export async function hubCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, insecure: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     io.stdout.write(HUB_USAGE);
     return ExitCode.ok;
@@ -25,6 +27,7 @@ export async function hubCommand(argv: string[], io: CliIo): Promise<number> {
     return ExitCode.usage;
   }
   const config = await loadHubConfig(values.config, io.env);
+  if (values.insecure) config.insecure = true;
   const logger = createLogger({ name: 'hub', level: io.env.FLOTILLA_LOG_LEVEL ?? 'info' });
   const app = new HubApp(config, realHubParts(logger));
   await app.start();

@@ -5,10 +5,14 @@
 #   FLOTILLA_SKIP_K8S_BUILD=1   do not build kube-apiserver/etcd (KUBECONFIG set, or k3s via a container runtime)
 #   FLOTILLA_SKIP_NATS_BUILD=1  do not build nats-server (container runtime)
 #   KUBECONFIG                  tests use that cluster; no build needed
+#   FLOTILLA_SKIP_TOOLS_BUILD=1 do not build kustomize/helm
 #   FLOTILLA_KUBE_APISERVER, FLOTILLA_ETCD, FLOTILLA_NATS_SERVER   use these binaries instead
+#   FLOTILLA_KUSTOMIZE, FLOTILLA_HELM                               use these programs instead
 set -euo pipefail
 
 TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# Go's standard install location is often missing from non-login shells' PATH.
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then export PATH="$PATH:/usr/local/go/bin"; fi
 failed=0
 fail() { echo "flotilla: MISSING $1" >&2; failed=1; }
 
@@ -27,6 +31,9 @@ if command -v git >/dev/null; then
 else
   fail "git: install git (Debian/Ubuntu: apt-get install git)"
 fi
+
+# gpg signs commits in the signed-commit tests (the hub itself verifies with openpgp.js).
+command -v gpg >/dev/null || fail "gpg: install GnuPG (Debian/Ubuntu: apt-get install gnupg)"
 
 check_binary() { # <env var name> <path>
   local var="$1" path="$2"
@@ -49,6 +56,17 @@ elif [[ -n "${FLOTILLA_SKIP_NATS_BUILD:-}" ]]; then
   echo "flotilla: skipping the nats-server build (FLOTILLA_SKIP_NATS_BUILD is set)"
 else
   "$TOOLS/build-nats.sh" || fail "nats-server: see the build output above (needs Go and the Go module proxy)"
+fi
+
+# kustomize and helm: the renderer runs them for Kustomize and Helm bundles.
+if [[ -n "${FLOTILLA_KUSTOMIZE:-}" || -n "${FLOTILLA_HELM:-}" ]]; then
+  [[ -n "${FLOTILLA_KUSTOMIZE:-}" ]] && check_binary FLOTILLA_KUSTOMIZE "$FLOTILLA_KUSTOMIZE"
+  [[ -n "${FLOTILLA_HELM:-}" ]] && check_binary FLOTILLA_HELM "$FLOTILLA_HELM"
+  if [[ -z "${FLOTILLA_KUSTOMIZE:-}" || -z "${FLOTILLA_HELM:-}" ]]; then "$TOOLS/build-tools.sh" || fail "kustomize/helm: see the build output above"; fi
+elif [[ -n "${FLOTILLA_SKIP_TOOLS_BUILD:-}" ]]; then
+  echo "flotilla: skipping the kustomize/helm build (FLOTILLA_SKIP_TOOLS_BUILD is set)"
+else
+  "$TOOLS/build-tools.sh" || fail "kustomize/helm: see the build output above (needs Go and the Go module proxy)"
 fi
 
 if [[ "$failed" != 0 ]]; then

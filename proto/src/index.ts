@@ -4,6 +4,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
 import type { ProtoGrpcType as AgentStreamProto } from './generated/agent_stream.js';
 import type { ProtoGrpcType as FleetProto } from './generated/fleet.js';
+import type { ProtoGrpcType as IdentityProto } from './generated/identity.js';
 
 export type { AgentMessage, AgentMessage__Output } from './generated/flotilla/v1/AgentMessage.js';
 export type { HubMessage, HubMessage__Output } from './generated/flotilla/v1/HubMessage.js';
@@ -14,6 +15,12 @@ export type { DesiredStateChunk__Output } from './generated/flotilla/v1/DesiredS
 export type { AgentStreamClient, AgentStreamHandlers } from './generated/flotilla/v1/AgentStream.js';
 export type { FleetServiceClient, FleetServiceHandlers } from './generated/flotilla/v1/FleetService.js';
 export type { ClusterStatus as ClusterStatusMessage } from './generated/flotilla/v1/ClusterStatus.js';
+export type { IdentityClient, IdentityHandlers } from './generated/flotilla/v1/Identity.js';
+export type { Credentials, Credentials__Output } from './generated/flotilla/v1/Credentials.js';
+export type { ClusterIdentity__Output } from './generated/flotilla/v1/ClusterIdentity.js';
+export type { BundleDeployment as BundleDeploymentMessage } from './generated/flotilla/v1/BundleDeployment.js';
+export type { HistoryEntry as HistoryEntryMessage } from './generated/flotilla/v1/HistoryEntry.js';
+export type { WatchEvent as WatchEventMessage, WatchEvent__Output } from './generated/flotilla/v1/WatchEvent.js';
 
 /** Protocol version an agent announces in Hello; bumped only for incompatible changes. */
 export const PROTOCOL_VERSION = 1;
@@ -35,6 +42,7 @@ const LOADER_OPTIONS: protoLoader.Options = {
 export interface FlotillaProto {
   AgentStream: AgentStreamProto['flotilla']['v1']['AgentStream'];
   FleetService: FleetProto['flotilla']['v1']['FleetService'];
+  Identity: IdentityProto['flotilla']['v1']['Identity'];
 }
 
 let cached: FlotillaProto | undefined;
@@ -42,8 +50,8 @@ let cached: FlotillaProto | undefined;
 /** Loads the .proto files once and returns the service constructors and definitions. */
 export function loadFlotillaProto(): FlotillaProto {
   if (cached) return cached;
-  const def = protoLoader.loadSync(['flotilla/v1/agent_stream.proto', 'flotilla/v1/fleet.proto'], LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as AgentStreamProto & FleetProto;
-  cached = { AgentStream: pkg.flotilla.v1.AgentStream, FleetService: pkg.flotilla.v1.FleetService };
+  const def = protoLoader.loadSync(['flotilla/v1/agent_stream.proto', 'flotilla/v1/fleet.proto', 'flotilla/v1/identity.proto'], LOADER_OPTIONS);
+  const pkg = grpc.loadPackageDefinition(def) as unknown as AgentStreamProto & FleetProto & IdentityProto;
+  cached = { AgentStream: pkg.flotilla.v1.AgentStream, FleetService: pkg.flotilla.v1.FleetService, Identity: pkg.flotilla.v1.Identity };
   return cached;
 }

@@ -6,12 +6,16 @@ import type { AgentOptions } from './options.js';
 /** Everything the agent runs with; durations in ms. */
 export interface AgentConfig {
   cluster: string;
+  /** host:port of the Prometheus /metrics endpoint; undefined = off. */
+  metricsAddr: string | undefined;
   /** host:port of the hub. */
   hubAddress: string;
   /** kubeconfig file; undefined means the default loading rules. */
   kubeconfigPath: string | undefined;
   natsServers: string;
   tokenFile: string | undefined;
+  /** One-time bootstrap token file; undefined reads Secret flotilla-bootstrap. */
+  bootstrapTokenFile: string | undefined;
   /** Token from the environment; tokenFile wins when both are set. */
   token: string | undefined;
   namespace: string;
@@ -86,6 +90,7 @@ export function compileConfig(opts: AgentOptions, agentVersion: string): AgentCo
   if (!isDnsLabel(namespace)) throw new ConfigError('namespace', `"${namespace}" is not a valid namespace name`);
   const logLevel = opts.logLevel ?? AGENT_DEFAULTS.logLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('log-level', `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  if (opts.insecure && opts.bootstrapTokenFile) throw new ConfigError('insecure', 'cannot be combined with --bootstrap-token-file (registration needs TLS)');
   if (opts.insecure && opts.caFile) throw new ConfigError('insecure', 'cannot be combined with --ca-file');
   return {
     ...AGENT_DEFAULTS,
@@ -94,11 +99,20 @@ export function compileConfig(opts: AgentOptions, agentVersion: string): AgentCo
     kubeconfigPath: opts.kubeconfig,
     natsServers: checkNats(required(opts.nats, 'nats', 'FLOTILLA_NATS_URL')),
     tokenFile: opts.tokenFile,
+    bootstrapTokenFile: opts.bootstrapTokenFile,
     token: opts.token,
     namespace,
     insecure: opts.insecure ?? false,
     caFile: opts.caFile,
     logLevel,
     agentVersion,
+    metricsAddr: opts.metricsAddr === undefined ? undefined : checkMetricsAddr(opts.metricsAddr),
   };
+}
+
+function checkMetricsAddr(addr: string): string {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(addr);
+  const port = Number(m?.[2]);
+  if (!m || port > 65_535) throw new ConfigError('metrics-addr', `"${addr}" is not HOST:PORT (or :PORT)`);
+  return addr;
 }

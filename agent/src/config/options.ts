@@ -11,12 +11,16 @@ export interface AgentOptions {
   kubeconfig?: string;
   nats?: string;
   tokenFile?: string;
+  /** One-time bootstrap token file (first start only; otherwise Secret flotilla-bootstrap is read). */
+  bootstrapTokenFile?: string;
   /** A token from FLOTILLA_TOKEN (no flag: flags show in `ps`). */
   token?: string;
   namespace?: string;
   insecure?: boolean;
   caFile?: string;
   logLevel?: string;
+  /** host:port of the Prometheus /metrics endpoint; none when absent. */
+  metricsAddr?: string;
   help?: boolean;
 }
 
@@ -27,11 +31,15 @@ export const USAGE = `Usage: flotilla-agent --cluster NAME --hub HOST:PORT --nat
   --hub HOST:PORT       the hub's gRPC address (env FLOTILLA_HUB)
   --nats URL            NATS server URL(s), comma separated (env FLOTILLA_NATS_URL)
   --kubeconfig PATH     kubeconfig (env KUBECONFIG; default: ~/.kube/config or in-cluster)
-  --token-file FILE     file holding the hub bearer token (env FLOTILLA_TOKEN_FILE; or FLOTILLA_TOKEN)
+  --token-file FILE     file holding the hub bearer token, --insecure hubs only (env FLOTILLA_TOKEN_FILE; or FLOTILLA_TOKEN)
+  --bootstrap-token-file FILE
+                        one-time token from "flotilla cluster add" (env FLOTILLA_BOOTSTRAP_TOKEN_FILE;
+                        default: Secret flotilla-bootstrap in --namespace); traded for a certificate
   --namespace NS        namespace for inventories and stored state (default flotilla-system)
   --ca-file FILE        CA bundle to verify the hub's TLS certificate (default: system roots)
-  --insecure            plaintext gRPC to the hub (development only)
+  --insecure            plaintext gRPC to the hub, no cluster certificate (development only)
   --log-level LEVEL     trace|debug|info|warn|error (default info; env FLOTILLA_LOG_LEVEL)
+  --metrics-addr H:P    serve Prometheus metrics on http://H:P/metrics (env FLOTILLA_METRICS_ADDR; default off)
   -h, --help            show this help
 `;
 
@@ -53,10 +61,12 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
         kubeconfig: { type: 'string' },
         nats: { type: 'string' },
         'token-file': { type: 'string' },
+        'bootstrap-token-file': { type: 'string' },
         namespace: { type: 'string' },
         'ca-file': { type: 'string' },
         insecure: { type: 'boolean' },
         'log-level': { type: 'string' },
+        'metrics-addr': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -70,11 +80,13 @@ export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     kubeconfig: str('kubeconfig') ?? nonEmpty(env.KUBECONFIG),
     nats: str('nats') ?? nonEmpty(env.FLOTILLA_NATS_URL),
     tokenFile: str('token-file') ?? nonEmpty(env.FLOTILLA_TOKEN_FILE),
+    bootstrapTokenFile: str('bootstrap-token-file') ?? nonEmpty(env.FLOTILLA_BOOTSTRAP_TOKEN_FILE),
     token: nonEmpty(env.FLOTILLA_TOKEN),
     namespace: str('namespace'),
     caFile: str('ca-file'),
     insecure: values.insecure === true,
     logLevel: str('log-level') ?? nonEmpty(env.FLOTILLA_LOG_LEVEL),
+    metricsAddr: str('metrics-addr') ?? nonEmpty(env.FLOTILLA_METRICS_ADDR),
     help: values.help === true,
   };
 }

@@ -22,6 +22,8 @@ export interface HubConnectionOptions {
   /** Plaintext (dev only); otherwise TLS with `caPem` or the system roots. */
   insecure: boolean;
   caPem?: Buffer;
+  /** Channel credentials to use instead (mTLS with the cluster's certificate); wins over insecure/caPem. */
+  credentials?: grpc.ChannelCredentials;
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
   reconnectInitialMs: number;
@@ -67,7 +69,9 @@ export const MISSED_HEARTBEATS = 3;
 export class HubConnection {
   /** Lifecycle state, observable. */
   readonly machine: ConnectionStateMachine;
-  private readonly client: AgentStreamClient;
+  private client: AgentStreamClient;
+  /** A client with new credentials, used from the next dial on (the open stream is left alone). */
+  private nextClient: AgentStreamClient | undefined;
   private readonly stopping = new AbortController();
   private call: Call | undefined;
   private session = '';
@@ -79,14 +83,28 @@ export class HubConnection {
     private readonly handler: HubHandler,
   ) {
     this.machine = new ConnectionStateMachine(opts.logger);
-    const creds = opts.insecure ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(opts.caPem ?? null);
+    const creds = opts.credentials ?? (opts.insecure ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(opts.caPem ?? null));
+    this.client = this.newClient(creds);
+  }
+
+  private newClient(creds: grpc.ChannelCredentials): AgentStreamClient {
     const { AgentStream } = loadFlotillaProto();
-    this.client = new AgentStream(opts.address, creds, {
+    return new AgentStream(this.opts.address, creds, {
       // Only keepalive notices a peer that vanished without closing the connection.
-      'grpc.keepalive_time_ms': opts.keepaliveTimeMs,
-      'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs,
+      'grpc.keepalive_time_ms': this.opts.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': this.opts.keepaliveTimeoutMs,
       'grpc.keepalive_permit_without_calls': 1,
     }) as unknown as AgentStreamClient;
+  }
+
+  /**
+   * Dials with these credentials from the next session on. The current stream stays up:
+   * a renewed certificate must not cost a reconnect, but the old TLS connection (and
+   * the certificate it was opened with) must not be reused once the stream ends.
+   */
+  useCredentials(creds: grpc.ChannelCredentials): void {
+    this.nextClient?.close();
+    this.nextClient = this.newClient(creds);
   }
 
   /** Starts dialling in the background. */
@@ -101,6 +119,7 @@ export class HubConnection {
     this.call?.cancel();
     await this.loop;
     this.client.close();
+    this.nextClient?.close();
     if (this.machine.state !== 'closed') this.machine.transition('closed', 'stopped');
   }
 
@@ -116,6 +135,11 @@ export class HubConnection {
     const backoff = new Backoff({ initialMs: this.opts.reconnectInitialMs, maxMs: this.opts.reconnectMaxMs });
     const signal = this.stopping.signal;
     while (!signal.aborted) {
+      if (this.nextClient) {
+        this.client.close();
+        this.client = this.nextClient;
+        this.nextClient = undefined;
+      }
       this.machine.transition('connecting', `dial ${this.opts.address}`);
       const reason = await this.runSession(backoff);
       if (signal.aborted) break;

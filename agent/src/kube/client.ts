@@ -2,11 +2,12 @@
 // throttling, server errors and connection failures.
 import { Backoff, sleep } from '@flotilla/common';
 import type { KubeObject } from '@flotilla/common';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfigSource } from './kubeconfig.js';
 import { KubeApiError, KubeConnectionError, hasStatus } from './errors.js';
 import { Discovery, groupVersionPath } from './discovery.js';
 import { createKubeHttp } from './http.js';
-import type { KubeHttp, KubeHttpRequest } from './http.js';
+import type { KubeHttp, KubeHttpRequest, KubeStreamOpen } from './http.js';
+import type { IncomingMessage } from 'node:http';
 import type { ApplyRequestOptions, KubeApi, ListOptions, ObjectRef, ResourceInfo } from './types.js';
 
 /** The one field manager Flotilla applies with. An invariant: renaming it orphans every field Flotilla owns. */
@@ -21,13 +22,8 @@ export interface KubeClientOptions {
   retryMaxMs?: number;
 }
 
-/** Loads a kubeconfig: from a file when given, else the default rules (KUBECONFIG, ~/.kube/config, in-cluster). */
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  return kc;
-}
+/** Loads a kubeconfig (see kubeconfig.ts: without importing @kubernetes/client-node unless a plugin needs it). */
+export { loadKubeConfig } from './kubeconfig.js';
 
 /** A Kubernetes client that speaks raw JSON; see KubeApi. */
 export class KubeClient implements KubeApi {
@@ -38,6 +34,7 @@ export class KubeClient implements KubeApi {
 
   private constructor(
     private readonly send: KubeHttp,
+    private readonly open: KubeStreamOpen,
     private readonly closeHttp: () => void,
     opts: KubeClientOptions,
   ) {
@@ -48,9 +45,9 @@ export class KubeClient implements KubeApi {
   }
 
   /** Creates a client for the kubeconfig's current context. */
-  static async create(kc: KubeConfig, opts: KubeClientOptions = {}): Promise<KubeClient> {
-    const { send, close } = await createKubeHttp(kc);
-    return new KubeClient(send, close, opts);
+  static async create(kc: KubeConfigSource, opts: KubeClientOptions = {}): Promise<KubeClient> {
+    const { send, open, close } = await createKubeHttp(kc);
+    return new KubeClient(send, open, close, opts);
   }
 
   /** Closes pooled connections. */
@@ -137,6 +134,35 @@ export class KubeClient implements KubeApi {
     })) as { items?: KubeObject[] };
     // List items carry no apiVersion/kind; put them back so callers can use them as refs.
     return (res.items ?? []).map((item) => ({ ...item, apiVersion, kind }));
+  }
+
+  /** Lists a kind (all namespaces) and returns the items with the list's resourceVersion, the start point of a watch. */
+  async listVersioned(apiVersion: string, kind: string, opts: ListOptions = {}): Promise<{ items: KubeObject[]; resourceVersion: string }> {
+    const path = await this.collectionPath(apiVersion, kind, opts.namespace, opts.signal);
+    const res = (await this.request({ method: 'GET', path, query: { labelSelector: opts.labelSelector }, signal: opts.signal })) as {
+      items?: KubeObject[];
+      metadata?: { resourceVersion?: string };
+    };
+    return { items: (res.items ?? []).map((item) => ({ ...item, apiVersion, kind })), resourceVersion: res.metadata?.resourceVersion ?? '' };
+  }
+
+  /** Opens a watch of a kind from resourceVersion (JSON lines; bookmarks on). The caller reads and closes the stream. */
+  async openWatch(apiVersion: string, kind: string, opts: ListOptions & { resourceVersion: string; timeoutSeconds?: number }): Promise<IncomingMessage> {
+    const path = await this.collectionPath(apiVersion, kind, opts.namespace, opts.signal);
+    const query = {
+      watch: 'true',
+      allowWatchBookmarks: 'true',
+      resourceVersion: opts.resourceVersion,
+      labelSelector: opts.labelSelector,
+      timeoutSeconds: opts.timeoutSeconds === undefined ? undefined : String(opts.timeoutSeconds),
+    };
+    return this.open({ method: 'GET', path, query, signal: opts.signal });
+  }
+
+  private async collectionPath(apiVersion: string, kind: string, namespace: string | undefined, signal?: AbortSignal): Promise<string> {
+    const info = await this.resource(apiVersion, kind, signal);
+    const ns = info.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    return `${groupVersionPath(info.group, info.version)}${ns}/${info.plural}`;
   }
 
   private async objectPath(ref: ObjectRef, signal?: AbortSignal): Promise<string> {

@@ -3,7 +3,7 @@
 // fieldValidation=Strict. Auth and TLS still come from the user's kubeconfig.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfigSource } from './kubeconfig.js';
 import { KubeApiError, KubeConnectionError } from './errors.js';
 
 /** One request to the API server. */
@@ -24,8 +24,11 @@ export type KubeHttp = (req: KubeHttpRequest) => Promise<unknown>;
 /** Per-request timeout (30 s): long enough for a large apply, short enough to notice a dead server. */
 export const KUBE_REQUEST_TIMEOUT_MS = 30_000;
 
+/** Opens a long-lived GET (a watch) and resolves with the response body stream once the status is 200. */
+export type KubeStreamOpen = (req: KubeHttpRequest) => Promise<http.IncomingMessage>;
+
 /** Builds a KubeHttp from a loaded KubeConfig, with one keep-alive connection pool. */
-export async function createKubeHttp(kc: KubeConfig): Promise<{ send: KubeHttp; close(): void }> {
+export async function createKubeHttp(kc: KubeConfigSource): Promise<{ send: KubeHttp; open: KubeStreamOpen; close(): void }> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new KubeConnectionError('GET', '/', new Error('kubeconfig has no current cluster'));
   const base = new URL(cluster.server);
@@ -45,16 +48,60 @@ export async function createKubeHttp(kc: KubeConfig): Promise<{ send: KubeHttp; 
           ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
           ...(tls.servername ? { servername: tls.servername } : {}),
         });
-  const send: KubeHttp = async (req) => {
+  const headersFor = async (): Promise<Record<string, string>> => {
     // Headers are computed per request: exec and OIDC tokens expire.
     const auth: https.RequestOptions = {};
     await kc.applyToHTTPSOptions(auth);
     const headers: Record<string, string> = { accept: 'application/json' };
     for (const [k, v] of Object.entries(auth.headers ?? {})) if (typeof v === 'string') headers[k.toLowerCase()] = v;
     if (auth.auth) headers.authorization = `Basic ${Buffer.from(auth.auth).toString('base64')}`;
-    return roundTrip(base, agent, headers, req);
+    return headers;
   };
-  return { send, close: () => agent.destroy() };
+  const send: KubeHttp = async (req) => roundTrip(base, agent, await headersFor(), req);
+  // Watches get their own pool: a long-lived response must never hold a socket that applies wait for.
+  // One socket per watched kind, however many kinds: no socket limit here.
+  const watchAgent = cluster.proxyUrl
+    ? agent
+    : base.protocol === 'http:'
+      ? new http.Agent({ keepAlive: false, maxSockets: Infinity })
+      : new https.Agent({ ...(agent as https.Agent).options, keepAlive: false, maxSockets: Infinity });
+  const open: KubeStreamOpen = async (req) => openStream(base, watchAgent, await headersFor(), req);
+  return {
+    send,
+    open,
+    close: () => {
+      agent.destroy();
+      watchAgent.destroy();
+    },
+  };
+}
+
+function openStream(base: URL, agent: http.Agent, headers: Record<string, string>, req: KubeHttpRequest): Promise<http.IncomingMessage> {
+  const lib = base.protocol === 'http:' ? http : https;
+  return new Promise((resolve, reject) => {
+    const r = lib.request(
+      { protocol: base.protocol, hostname: base.hostname, port: base.port || undefined, method: 'GET', path: buildPath(base, req), headers, agent, signal: req.signal },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        if (status === 200) return resolve(res);
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', (err) => reject(new KubeConnectionError('GET', req.path, err)));
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          let st: { message?: string; reason?: string } = {};
+          try {
+            st = JSON.parse(text) as typeof st;
+          } catch {
+            // not a Status body; the raw text is the message
+          }
+          reject(new KubeApiError('GET', req.path, status, st.reason ?? '', st.message ?? text.slice(0, 500)));
+        });
+      },
+    );
+    r.on('error', (err) => reject(new KubeConnectionError('GET', req.path, err)));
+    r.end();
+  });
 }
 
 function buildPath(base: URL, req: KubeHttpRequest): string {

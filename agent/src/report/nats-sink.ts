@@ -3,7 +3,7 @@
 // reconnects by itself forever. An agent thus starts and applies while NATS is down.
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { Authenticator, NatsConnection } from '@nats-io/transport-node';
 import { Backoff, LogFields, UnavailableError, errorMessage, sleep } from '@flotilla/common';
 import type { Logger } from '@flotilla/common';
 import type { EventSink } from './publisher.js';
@@ -15,6 +15,10 @@ export interface NatsSinkOptions {
   /** Name shown in the server's connection list. */
   name: string;
   logger: Logger;
+  /** Credentials (the cluster's NATS user JWT); called at every (re)connect, so a renewed JWT is used. */
+  authenticator?: Authenticator;
+  /** Reply subject prefix; agents use their own (_INBOX_<cluster>) so their permissions can name it. */
+  inboxPrefix?: string;
   /** Time to wait for a JetStream ack (default 5 000 ms). */
   publishTimeoutMs?: number;
   /** First-connect retry delays (default 500 .. 30 000 ms). */
@@ -37,7 +41,14 @@ export function natsSink(opts: NatsSinkOptions): EventSink {
     const backoff = new Backoff({ initialMs: opts.retryInitialMs ?? 500, maxMs: opts.retryMaxMs ?? 30_000 });
     while (!stopping.signal.aborted) {
       try {
-        const conn = await connect({ servers, name: opts.name, maxReconnectAttempts: -1, reconnectTimeWait: 2_000 });
+        const conn = await connect({
+          servers,
+          name: opts.name,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 2_000,
+          ...(opts.authenticator ? { authenticator: opts.authenticator } : {}),
+          ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
+        });
         if (stopping.signal.aborted) return void (await conn.close());
         nc = conn;
         opts.logger.info({ nats: conn.getServer() }, 'connected to NATS');

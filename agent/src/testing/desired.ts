@@ -1,17 +1,19 @@
 // Builders of well-formed desired states for tests: digests computed the way the hub does.
 import { bundleDigest, desiredStateDigest } from '@flotilla/common';
-import type { BundleDesiredState, DesiredState, KubeObject } from '@flotilla/common';
+import type { BundleDesiredState, DesiredState, DriftPolicy, KubeObject } from '@flotilla/common';
 
 /** A bundle as a test writes it: name, objects, optional conflict policy. */
 export interface TestBundle {
   name: string;
   objects: KubeObject[];
   forceConflicts?: boolean;
+  /** Default: enforce, nothing ignored. */
+  drift?: DriftPolicy;
 }
 
 /** A bundle with its digest. */
 export function makeBundle(b: TestBundle): BundleDesiredState {
-  const body = { name: b.name, drift: { mode: 'enforce' as const, ignore: [] }, forceConflicts: b.forceConflicts ?? true, objects: b.objects };
+  const body = { name: b.name, drift: b.drift ?? { mode: 'enforce' as const, ignore: [] }, forceConflicts: b.forceConflicts ?? true, objects: b.objects };
   return { ...body, digest: bundleDigest(body) };
 }
 
@@ -24,4 +26,15 @@ export function makeState(cluster: string, revision: string, bundles: TestBundle
 /** A ConfigMap object. */
 export function configMap(namespace: string, name: string, data: Record<string, string>, annotations?: Record<string, string>): KubeObject {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...(annotations ? { annotations } : {}) }, data };
+}
+
+/** A Deployment without replicas (so an autoscaler may own them), one container. */
+export function deployment(namespace: string, name: string, image = 'nginx:1.27'): KubeObject {
+  const labels = { app: name };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace },
+    spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'main', image }] } } },
+  };
 }

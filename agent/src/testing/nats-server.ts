@@ -1,6 +1,7 @@
 // A throwaway nats-server with JetStream for this package's tests (binary from the
 // shared cache; FLOTILLA_NATS_SERVER overrides). Under CI=true a missing binary fails.
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
@@ -10,7 +11,12 @@ import { join } from 'node:path';
 /** A running nats-server. */
 export interface TestNats {
   url: string;
+  /** Stops the server and removes its store. */
   stop(): Promise<void>;
+  /** An outage: stops the server, keeping its port and JetStream store for start(). */
+  halt(): Promise<void>;
+  /** Starts it again after halt(), same port and store. */
+  start(): Promise<void>;
 }
 
 /** Path of the nats-server binary. */
@@ -53,20 +59,32 @@ function accepts(port: number): Promise<boolean> {
 export async function startTestNats(): Promise<TestNats> {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-agent-nats-'));
   const port = await freePort();
-  const child = spawn(natsBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  while (!(await accepts(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('nats-server did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let child: ChildProcess | undefined;
+  const launch = async (): Promise<void> => {
+    const c = spawn(natsBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
+    child = c;
+    const deadline = Date.now() + 10_000;
+    while (!(await accepts(port))) {
+      if (c.exitCode !== null || Date.now() > deadline) throw new Error('nats-server did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const halt = async (): Promise<void> => {
+    const c = child;
+    child = undefined;
+    if (c && c.exitCode === null) {
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      await exited;
+    }
+  };
+  await launch();
   return {
     url: `nats://127.0.0.1:${port}`,
+    halt,
+    start: launch,
     stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      await halt();
       await rm(dir, { recursive: true, force: true });
     },
   };

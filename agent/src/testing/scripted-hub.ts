@@ -17,8 +17,8 @@ export class ScriptedHub {
   streams: { call: ServerCall; received: AgentMessage__Output[]; auth: string }[] = [];
   onStream: (call: ServerCall) => void = () => {};
 
-  /** Binds to a free loopback port. */
-  async start(): Promise<void> {
+  /** Binds to a loopback port (default: a free one). */
+  async start(port = 0): Promise<void> {
     const handlers: AgentStreamHandlers = {
       Connect: (call) => {
         const s = { call, received: [] as AgentMessage__Output[], auth: String(call.metadata.get('authorization')[0] ?? '') };
@@ -30,7 +30,7 @@ export class ScriptedHub {
     };
     this.server.addService(loadFlotillaProto().AgentStream.service, handlers);
     this.port = await new Promise((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
   }
 }

@@ -1,9 +1,14 @@
-// FleetService over gRPC, answering from the same status model as the HTTP API.
+// FleetService over gRPC, answering from the same status model and history as the
+// HTTP API. Bad input is INVALID_ARGUMENT, an unknown name NOT_FOUND.
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { ValidationError, errorMessage, parseSelector } from '@flotilla/common';
-import type { ClusterStatusMessage, FleetServiceHandlers } from '@flotilla/proto';
+import type { ServiceError } from '@grpc/grpc-js';
+import { FlotillaError, errorMessage } from '@flotilla/common';
+import type { BundleDeploymentMessage, ClusterStatusMessage, FleetServiceHandlers, HistoryEntryMessage } from '@flotilla/proto';
+import type { HistoryEntry } from '../history/history-log.js';
+import type { BundleDeployment } from '../status/deployments.js';
 import type { ClusterStatus } from '../status/model.js';
-import type { StatusQuery } from './types.js';
+import { kindsParam, limitParam, revisionParam, selectorParam, stateParam } from './query.js';
+import type { HistoryReader, StatusQuery } from './types.js';
 
 /** The wire form of a cluster's status. */
 export function toClusterMessage(c: ClusterStatus): ClusterStatusMessage {
@@ -21,18 +26,91 @@ export function toClusterMessage(c: ClusterStatus): ClusterStatusMessage {
   };
 }
 
+/** The wire form of a bundle deployment. */
+export function toDeploymentMessage(d: BundleDeployment): BundleDeploymentMessage {
+  const { lastTransition, ...rest } = d;
+  return { ...rest, lastTransitionMs: lastTransition ? Date.parse(lastTransition) : 0 };
+}
+
+/** The wire form of a history entry. */
+export function toHistoryMessage(e: HistoryEntry): HistoryEntryMessage {
+  return { id: e.id, timeMs: e.timeMs, cluster: e.cluster, kind: e.kind, revision: e.revision, digest: e.digest, result: e.result, message: e.message, bundles: e.bundles, drift: e.drift };
+}
+
+const GRPC_CODES: Record<string, GrpcStatus> = {
+  VALIDATION_FAILED: GrpcStatus.INVALID_ARGUMENT,
+  NOT_FOUND: GrpcStatus.NOT_FOUND,
+  UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+};
+
+function toStatus(err: unknown): Partial<ServiceError> {
+  const code = err instanceof FlotillaError ? (GRPC_CODES[err.code] ?? GrpcStatus.INTERNAL) : GrpcStatus.INTERNAL;
+  return { code, details: code === GrpcStatus.INTERNAL && !(err instanceof FlotillaError) ? 'internal error' : errorMessage(err) };
+}
+
+/** Runs fn and answers its value, or the error as a gRPC status. */
+function unary<Req, Res>(fn: (req: Req) => Res) {
+  return (call: { request: Req }, callback: (err: Partial<ServiceError> | null, value?: Res) => void): void => {
+    let value: Res;
+    try {
+      value = fn(call.request);
+    } catch (err) {
+      return callback(toStatus(err));
+    }
+    callback(null, value);
+  };
+}
+
 /** Handlers of flotilla.v1.FleetService. */
-export function fleetServiceHandlers(status: StatusQuery): FleetServiceHandlers {
+export function fleetServiceHandlers(status: StatusQuery, history?: HistoryReader): FleetServiceHandlers {
   return {
-    ListClusters: (call, callback) => {
+    ListClusters: unary((r) => ({
+      clusters: status
+        .list({ selector: selectorParam(r.selector), revision: revisionParam(r.revision), bundleDigest: r.bundleDigest || undefined })
+        .map(toClusterMessage),
+    })),
+    GetCluster: unary((r) => {
+      const d = status.describe(r.name);
+      if (!d) throw new FlotillaError('NOT_FOUND', `cluster "${r.name}" not found`);
+      const converged = d.cluster.lastConverged ? Date.parse(d.cluster.lastConverged) : 0;
+      return { cluster: toClusterMessage(d.cluster), deployments: d.deployments.map(toDeploymentMessage), lastConvergedMs: converged };
+    }),
+    ListBundles: unary(() => ({ bundles: status.bundleSummaries().map((b) => ({ name: b.name, clusters: b.clusters, states: b.states })) })),
+    ListDeployments: unary((r) => {
+      if (r.cluster && !status.get(r.cluster)) throw new FlotillaError('NOT_FOUND', `cluster "${r.cluster}" not found`);
+      const filter = { selector: selectorParam(r.selector), bundle: r.bundle || undefined, cluster: r.cluster || undefined, state: stateParam(r.state) };
+      return { deployments: status.deployments(filter).map(toDeploymentMessage) };
+    }),
+    QueryHistory: unary((r) => {
+      if (!history) throw new FlotillaError('UNAVAILABLE', 'history is unavailable');
+      if (r.cluster && !status.get(r.cluster)) throw new FlotillaError('NOT_FOUND', `cluster "${r.cluster}" not found`);
+      const entries = history.query({
+        cluster: r.cluster || undefined,
+        bundle: r.bundle || undefined,
+        revision: revisionParam(r.revision),
+        bundleDigest: r.bundleDigest || undefined,
+        kinds: kindsParam(r.kinds),
+        sinceMs: r.sinceMs || undefined,
+        untilMs: r.untilMs || undefined,
+        limit: limitParam(r.limit),
+      });
+      return { entries: entries.map(toHistoryMessage) };
+    }),
+    Watch: (call) => {
+      let selector;
       try {
-        const text = call.request.selector.trim();
-        const clusters = status.list(text === '' ? undefined : parseSelector(text));
-        callback(null, { clusters: clusters.map(toClusterMessage) });
+        selector = selectorParam(call.request.selector);
       } catch (err) {
-        const code = err instanceof ValidationError ? GrpcStatus.INVALID_ARGUMENT : GrpcStatus.INTERNAL;
-        callback({ code, details: errorMessage(err) });
+        call.destroy(Object.assign(new Error(errorMessage(err)), toStatus(err)));
+        return;
       }
+      for (const c of status.list(selector)) call.write({ type: 'snapshot', cluster: toClusterMessage(c) });
+      const off = status.onChange((c) => {
+        if (!selector || selector.matches(c.labels)) call.write({ type: 'changed', cluster: toClusterMessage(c) });
+      });
+      call.on('cancelled', off);
+      call.on('close', off);
+      call.on('error', off);
     },
   };
 }

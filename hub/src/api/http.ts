@@ -1,15 +1,23 @@
-// The HTTP JSON API (node:http, no framework: a handful of read-only routes).
-//   GET /api/v1/clusters[?selector=env=prod]  → { clusters: [...] }
-//   GET /api/v1/clusters/{name}              → a cluster, or 404 NOT_FOUND
-//   GET /api/v1/sources                       → { sources: [...] }
-//   GET /healthz, /readyz
+// The HTTP JSON API (node:http, no framework: a handful of read-only routes), documented
+// in docs/api.md. Every route reads the same status model and history as gRPC and CLI.
+//   GET /api/v1/clusters[?selector=&revision=&bundleDigest=]   → { clusters }
+//   GET /api/v1/clusters/{name}                                 → cluster + deployments, or 404
+//   GET /api/v1/bundles, /api/v1/bundles/{name}                  → per-state counts (+ deployments)
+//   GET /api/v1/deployments[?selector=&bundle=&cluster=&state=]  → { deployments }
+//   GET /api/v1/history[?cluster=&bundle=&revision=&bundleDigest=&kind=&since=&until=&limit=]
+//   GET /api/v1/drift[?cluster=&since=24h]                        → drift events
+//   GET /api/v1/watch[?selector=]                                 → Server-Sent Events
+//   GET /api/v1/sources, /healthz, /readyz, /metrics
 // Errors are { error: { code, message } } with a 4xx/5xx status.
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ErrorCode, Logger } from '@flotilla/common';
-import { FlotillaError, NotFoundError, UnavailableError, ValidationError, errorMessage, parseSelector } from '@flotilla/common';
-import type { Readiness, SourcesQuery, StatusQuery } from './types.js';
+import { FlotillaError, NotFoundError, UnavailableError, ValidationError, errorMessage } from '@flotilla/common';
+import { METRICS_CONTENT_TYPE } from '../metrics/registry.js';
+import { kindsParam, limitParam, revisionParam, selectorParam, stateParam, timeParam } from './query.js';
+import type { HistoryReader, MetricsText, Readiness, SourcesQuery, StatusQuery } from './types.js';
 
 /** What the HTTP API reads from. */
 export interface HttpApiDeps {
@@ -17,7 +25,24 @@ export interface HttpApiDeps {
   sources: SourcesQuery;
   readiness: Readiness;
   logger: Logger;
+  /** The event log; history routes answer 503 without it. */
+  history?: HistoryReader;
+  /** /metrics answers 404 without it. */
+  metrics?: MetricsText;
+  now?: () => number;
+  /** Push webhooks (`POST /api/v1/webhooks/{source}`, docs/sources.md); 404 without it. */
+  webhooks?: WebhookReceiver;
 }
+
+/** Answers a push webhook for a source (WebhookHandler in source/webhook.ts implements it). */
+export interface WebhookReceiver {
+  handle(req: IncomingMessage, source: string): Promise<{ status: number; body: unknown }>;
+}
+
+const WEBHOOK_PATH = /^\/api\/v1\/webhooks\/([^/]+)\/?$/;
+
+/** Interval of keep-alive comments on a watch stream (15 s), so proxies keep it open. */
+export const WATCH_KEEPALIVE_MS = 15_000;
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   VALIDATION_FAILED: 400,
@@ -38,10 +63,56 @@ function sendError(res: ServerResponse, err: FlotillaError): void {
   send(res, HTTP_STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message } });
 }
 
+function history(deps: HttpApiDeps): HistoryReader {
+  if (!deps.history) throw new UnavailableError('history');
+  return deps.history;
+}
+
+function knownCluster(deps: HttpApiDeps, name: string | null): string | undefined {
+  if (!name) return undefined;
+  if (!deps.status.get(name)) throw new NotFoundError('cluster', name);
+  return name;
+}
+
+function historyRoute(res: ServerResponse, q: URLSearchParams, deps: HttpApiDeps, drift: boolean): void {
+  const now = (deps.now ?? Date.now)();
+  const entries = history(deps).query({
+    cluster: knownCluster(deps, q.get('cluster')),
+    bundle: q.get('bundle') ?? undefined,
+    revision: revisionParam(q.get('revision')),
+    bundleDigest: q.get('bundleDigest') ?? undefined,
+    kinds: drift ? ['drift-detected', 'drift-corrected'] : kindsParam(q.getAll('kind')),
+    sinceMs: timeParam(q.get('since') ?? (drift ? '24h' : null), 'since', now),
+    untilMs: timeParam(q.get('until'), 'until', now),
+    limit: limitParam(q.get('limit')),
+  });
+  send(res, 200, { entries });
+}
+
+function watchRoute(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, deps: HttpApiDeps): void {
+  const selector = selectorParam(q.get('selector'));
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const write = (type: string, cluster: unknown): void => {
+    res.write(`event: ${type}\ndata: ${JSON.stringify(cluster)}\n\n`);
+  };
+  for (const c of deps.status.list(selector)) write('snapshot', c);
+  res.write('event: synced\ndata: {}\n\n');
+  const off = deps.status.onChange((c) => {
+    if (!selector || selector.matches(c.labels)) write('changed', c);
+  });
+  const keepalive = setInterval(() => res.write(': keepalive\n\n'), WATCH_KEEPALIVE_MS);
+  keepalive.unref();
+  req.on('close', () => {
+    off();
+    clearInterval(keepalive);
+  });
+}
+
 /** Routes one request; throws FlotillaError for 4xx/5xx answers. */
 function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): void {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const path = url.pathname.replace(/\/+$/, '') || '/';
+  const q = url.searchParams;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     throw new ValidationError(`method ${req.method ?? ''} is not allowed; the API is read-only (GET)`);
   }
@@ -50,18 +121,44 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
     const { ready, reasons } = deps.readiness.check();
     return send(res, ready ? 200 : 503, { ready, reasons });
   }
+  if (path === '/metrics') {
+    if (!deps.metrics) throw new NotFoundError('path', path);
+    const text = deps.metrics.render();
+    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+    return void res.end(text);
+  }
   if (path === '/api/v1/clusters') {
-    const text = url.searchParams.get('selector') ?? url.searchParams.get('labelSelector') ?? '';
-    const selector = text.trim() === '' ? undefined : parseSelector(text);
-    return send(res, 200, { clusters: deps.status.list(selector) });
+    const selector = selectorParam(q.get('selector') ?? q.get('labelSelector'));
+    const filter = { selector, revision: revisionParam(q.get('revision')), bundleDigest: q.get('bundleDigest') ?? undefined };
+    return send(res, 200, { clusters: deps.status.list(filter) });
   }
   const one = /^\/api\/v1\/clusters\/([^/]+)$/.exec(path);
   if (one) {
     const name = decodeURIComponent(one[1] as string);
-    const cluster = deps.status.get(name);
-    if (!cluster) throw new NotFoundError('cluster', name);
-    return send(res, 200, cluster);
+    const d = deps.status.describe(name);
+    if (!d) throw new NotFoundError('cluster', name);
+    return send(res, 200, { ...d.cluster, deployments: d.deployments });
   }
+  if (path === '/api/v1/bundles') return send(res, 200, { bundles: deps.status.bundleSummaries() });
+  const bundle = /^\/api\/v1\/bundles\/([^/]+)$/.exec(path);
+  if (bundle) {
+    const name = decodeURIComponent(bundle[1] as string);
+    const summary = deps.status.bundleSummaries().find((b) => b.name === name);
+    if (!summary) throw new NotFoundError('bundle', name);
+    return send(res, 200, { ...summary, deployments: deps.status.deployments({ bundle: name }) });
+  }
+  if (path === '/api/v1/deployments') {
+    const filter = {
+      selector: selectorParam(q.get('selector')),
+      bundle: q.get('bundle') ?? undefined,
+      cluster: knownCluster(deps, q.get('cluster')),
+      state: stateParam(q.get('state')),
+    };
+    return send(res, 200, { deployments: deps.status.deployments(filter) });
+  }
+  if (path === '/api/v1/history') return historyRoute(res, q, deps, false);
+  if (path === '/api/v1/drift') return historyRoute(res, q, deps, true);
+  if (path === '/api/v1/watch') return watchRoute(req, res, q, deps);
   if (path === '/api/v1/sources') return send(res, 200, { sources: deps.sources.sources() });
   throw new NotFoundError('path', path);
 }
@@ -73,9 +170,23 @@ export interface RunningHttpApi {
   stop(): Promise<void>;
 }
 
-/** Starts the HTTP API on host:port (port 0 picks a free one). */
-export async function startHttpApi(host: string, port: number, deps: HttpApiDeps): Promise<RunningHttpApi> {
-  const server = createServer((req, res) => {
+/** The serving certificate and key (PEM) for HTTPS. */
+export interface HttpTls {
+  certPem: string;
+  keyPem: string;
+}
+
+/** Starts the HTTP API on host:port (port 0 picks a free one); HTTPS when tls is given. */
+export async function startHttpApi(host: string, port: number, deps: HttpApiDeps, tls?: HttpTls): Promise<RunningHttpApi> {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const hook = req.method === 'POST' && deps.webhooks ? WEBHOOK_PATH.exec(new URL(req.url ?? '/', 'http://localhost').pathname) : null;
+    if (hook && deps.webhooks) {
+      deps.webhooks.handle(req, decodeURIComponent(hook[1] as string)).then(
+        (r) => send(res, r.status, r.body),
+        (err: unknown) => (deps.logger.error({ err: errorMessage(err) }, 'webhook failed'), send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } })),
+      );
+      return;
+    }
     try {
       route(req, res, deps);
     } catch (err) {
@@ -83,7 +194,8 @@ export async function startHttpApi(host: string, port: number, deps: HttpApiDeps
       deps.logger.error({ err: errorMessage(err), path: req.url }, 'HTTP API request failed');
       send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
     }
-  });
+  };
+  const server: Server = tls ? createTlsServer({ cert: tls.certPem, key: tls.keyPem }, handler) : createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new UnavailableError(`HTTP listen address ${host}:${port}`, { cause: err })));
     server.listen(port, host, () => resolve());
@@ -94,7 +206,7 @@ export async function startHttpApi(host: string, port: number, deps: HttpApiDeps
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // Keep-alive connections would hold close() open until they time out.
+        // Keep-alive connections (and watch streams) would hold close() open until they time out.
         server.closeAllConnections();
       }),
   };

@@ -1,11 +1,28 @@
 // What the API serves, declared here so the API depends on small interfaces only.
 import type { Selector } from '@flotilla/common';
+import type { HistoryEntry, HistoryQuery } from '../history/history-log.js';
+import type { BundleDeployment, BundleSummary } from '../status/deployments.js';
+import type { ClusterFilter, DeploymentFilter, StatusListener } from '../status/fleet-status.js';
 import type { ClusterStatus } from '../status/model.js';
 
 /** Read access to the fleet status (FleetStatus implements it). */
 export interface StatusQuery {
-  list(selector?: Selector): ClusterStatus[];
+  list(filter?: Selector | ClusterFilter): ClusterStatus[];
   get(name: string): ClusterStatus | undefined;
+  describe(name: string): { cluster: ClusterStatus; deployments: BundleDeployment[] } | undefined;
+  deployments(filter?: DeploymentFilter): BundleDeployment[];
+  bundleSummaries(): BundleSummary[];
+  onChange(listener: StatusListener): () => void;
+}
+
+/** Read access to the event log (HistoryLog implements it). */
+export interface HistoryReader {
+  query(q: HistoryQuery): HistoryEntry[];
+}
+
+/** The Prometheus text of the hub's metrics (HubMetrics implements it). */
+export interface MetricsText {
+  render(): string;
 }
 
 /** State of one Git source as the hub last saw it. */
@@ -21,6 +38,14 @@ export interface SourceStatus {
   renderedRevision: string;
   /** Last fetch or render error, "" when the last attempt succeeded. */
   error: string;
+  /** What the source follows and what it resolved to, e.g. "tag v1.3.5 (semver ^1.2.0)". */
+  ref?: string;
+  /** Stable code of the last fetch error (UNAUTHENTICATED, NOT_FOUND, UNAVAILABLE, VALIDATION_FAILED). */
+  errorCode?: string;
+  /** ISO time of the last fetch error. */
+  errorAt?: string;
+  /** Commit refused by signature verification, while the source's ref still names it. */
+  rejectedRevision?: string;
 }
 
 /** Read access to source states. */

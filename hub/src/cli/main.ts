@@ -6,8 +6,13 @@ import { pathToFileURL } from 'node:url';
 import { errorMessage } from '@flotilla/common';
 import { ExitCode, UsageError, processIo } from './io.js';
 import type { CliIo } from './io.js';
+import { diffCommand } from './diff.js';
 import { renderCommand } from './render.js';
 import { statusCommand } from './status.js';
+import { describeCommand, driftCommand, getCommand } from './fleet.js';
+import { waitCommand, watchCommand } from './wait.js';
+import { clusterCommand } from './cluster.js';
+import { natsCommand } from './nats-init.js';
 
 /** Top-level usage text. */
 export const USAGE = `Usage: flotilla <command> [options]
@@ -16,7 +21,15 @@ Commands:
   hub      run the hub (--config hub.yaml)
   agent    run the agent in a cluster
   render   render a fleet repo locally and print each cluster's desired state
+  diff     show which clusters and objects a change between two revisions touches
   status   show the fleet's status from a hub
+  get      list clusters, bundles or deployments (-l selector, -o table|wide|json|yaml)
+  describe show one cluster in detail (describe cluster NAME)
+  drift    what drifted, on which fields, changed by whom (--since 24h)
+  watch    follow status changes as they happen
+  wait     wait until clusters run a revision (--for revision=SHA --timeout 5m)
+  cluster  add, revoke or list clusters' identities (add issues a bootstrap token and agent manifests)
+  nats     init: create NATS decentralized-auth material (server config, hub credentials)
   version  print the version
   help     show this help
 
@@ -52,7 +65,15 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     return (argv) => run(argv, processIo());
   },
   render: async () => renderCommand,
+  diff: async () => diffCommand,
   status: async () => statusCommand,
+  get: async () => (a, io) => getCommand(a, io),
+  describe: async () => (a, io) => describeCommand(a, io),
+  drift: async () => (a, io) => driftCommand(a, io),
+  watch: async () => (a, io) => watchCommand(a, io),
+  wait: async () => (a, io) => waitCommand(a, io),
+  cluster: async () => clusterCommand,
+  nats: async () => natsCommand,
 };
 
 /** Runs the CLI with argv (without node and script); returns the exit code. */

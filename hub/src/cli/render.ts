@@ -6,7 +6,7 @@ import { stringify } from 'yaml';
 import { errorMessage } from '@flotilla/common';
 import type { DesiredState } from '@flotilla/common';
 import { formatRenderError, renderFleet } from '../render/index.js';
-import type { RenderError, RenderResult } from '../render/index.js';
+import type { RenderError, RenderOptions, RenderResult } from '../render/index.js';
 import { readDirectoryTree } from '../source/index.js';
 
 /** Usage of `flotilla render`. */
@@ -14,6 +14,8 @@ export const RENDER_USAGE = `Usage: flotilla render --cluster NAME [--repo DIR] 
 
 Renders the fleet repo in DIR (default: the current directory) for one cluster and
 prints its objects: a YAML stream (default) or the desired state as JSON.
+Kustomize and Helm bundles run the kustomize and helm programs found on PATH, or
+FLOTILLA_KUSTOMIZE / FLOTILLA_HELM.
 
 Exit codes: 0 rendered without errors, 1 render errors (printed to stderr with
 file:line; what could be rendered is still printed), 2 usage error.
@@ -25,6 +27,8 @@ export interface RenderIo {
   stderr: { write(text: string): unknown };
   /** Base for a relative --repo (default process.cwd()). */
   cwd?: string;
+  /** Environment (FLOTILLA_KUSTOMIZE, FLOTILLA_HELM; default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 interface Args {
@@ -59,6 +63,17 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
   return { repo: resolve(io.cwd ?? process.cwd(), values.repo ?? '.'), cluster: values.cluster, bundle: values.bundle, output };
 }
 
+/**
+ * Where the CLI finds kustomize and helm: FLOTILLA_KUSTOMIZE / FLOTILLA_HELM, else PATH.
+ * Read when a command runs, never at import time.
+ */
+export function renderOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): RenderOptions {
+  return {
+    ...(env.FLOTILLA_KUSTOMIZE ? { kustomizePath: env.FLOTILLA_KUSTOMIZE } : {}),
+    ...(env.FLOTILLA_HELM ? { helmPath: env.FLOTILLA_HELM } : {}),
+  };
+}
+
 /** Runs `flotilla render` with argv (after "render"); returns the exit code. */
 export async function renderCommand(argv: string[], io: RenderIo): Promise<number> {
   const args = parse(argv, io);
@@ -72,7 +87,7 @@ export async function renderCommand(argv: string[], io: RenderIo): Promise<numbe
   }
   let result: RenderResult;
   try {
-    result = renderFleet(await readDirectoryTree(args.repo), 'local');
+    result = await renderFleet(await readDirectoryTree(args.repo), 'local', renderOptionsFromEnv(io.env));
   } catch (err) {
     io.stderr.write(`flotilla render: cannot read ${args.repo}: ${errorMessage(err)}\n`);
     return 2;

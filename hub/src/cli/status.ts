@@ -1,14 +1,16 @@
 // `flotilla status`: the fleet as the hub sees it, from its HTTP API.
 import { parseArgs } from 'node:util';
-import { UnavailableError, errorMessage, parseSelector } from '@flotilla/common';
+import { errorMessage, parseSelector } from '@flotilla/common';
 import type { ClusterStatus } from '../status/model.js';
 import { OUTPUT_FORMATS, formatClusters } from './format.js';
 import type { OutputFormat } from './format.js';
 import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
+import { DEFAULT_HUB_URL, getJson, hubBase } from './hub-client.js';
+import type { Fetch } from './hub-client.js';
 
-/** Hub URL when neither --hub-url nor FLOTILLA_HUB_URL is given. */
-export const DEFAULT_HUB_URL = 'http://127.0.0.1:7080';
+export { DEFAULT_HUB_URL } from './hub-client.js';
+export type { Fetch } from './hub-client.js';
 
 /** Usage text of `flotilla status`. */
 export const STATUS_USAGE = `Usage: flotilla status [CLUSTER] [--hub-url URL] [-l SELECTOR] [-o table|wide|json|yaml]
@@ -20,30 +22,6 @@ Options:
   -l, --selector SEL  label selector, e.g. "env=prod,region in (eu,us)"
   -o, --output FMT    table (default), wide, json or yaml
 `;
-
-/** A fetch function, injectable for tests. */
-export type Fetch = (url: string) => Promise<{ ok: boolean; status: number; text(): Promise<string> }>;
-
-async function getJson(fetchFn: Fetch, url: string): Promise<unknown> {
-  let res: Awaited<ReturnType<Fetch>>;
-  try {
-    res = await fetchFn(url);
-  } catch (err) {
-    throw new UnavailableError(`hub at ${new URL(url).origin}`, { cause: (err as Error).cause ?? err });
-  }
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new Error(`hub answered ${res.status} with a non-JSON body from ${url}`);
-  }
-  if (!res.ok) {
-    const e = (body as { error?: { code?: string; message?: string } }).error;
-    throw new Error(`hub answered ${res.status} ${e?.code ?? ''}: ${e?.message ?? text}`.trim());
-  }
-  return body;
-}
 
 /** Runs `flotilla status`; returns the exit code. */
 export async function statusCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
@@ -71,12 +49,7 @@ export async function statusCommand(argv: string[], io: CliIo, fetchFn: Fetch = 
       throw new UsageError(`-l: ${errorMessage(err)}`);
     }
   }
-  const base = (values['hub-url'] ?? io.env.FLOTILLA_HUB_URL ?? DEFAULT_HUB_URL).replace(/\/+$/, '');
-  try {
-    new URL(base);
-  } catch {
-    throw new UsageError(`--hub-url: "${base}" is not a URL`);
-  }
+  const base = hubBase(values['hub-url'], io);
   let clusters: ClusterStatus[];
   if (positionals[0]) {
     clusters = [(await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(positionals[0])}`)) as ClusterStatus];

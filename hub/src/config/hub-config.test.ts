@@ -22,7 +22,7 @@ function configError(fn: () => unknown): ConfigError {
 
 test('minimal-config-gets-every-default', () => {
   const cfg = compileHubConfig(minimal, 'hub.yaml', OPTS);
-  assert.deepEqual(cfg.sources[0], { name: 'fleet', url: 'https://git.example/fleet.git', branch: 'main', pollIntervalMs: 30_000, auth: undefined });
+  assert.deepEqual(cfg.sources[0], { name: 'fleet', url: 'https://git.example/fleet.git', branch: 'main', pollIntervalMs: 30_000, auth: undefined, ref: { kind: 'branch', name: 'main' }, webhook: undefined, verify: undefined });
   assert.deepEqual(cfg.grpc.listen, { address: '127.0.0.1:7443', host: '127.0.0.1', port: 7443 });
   assert.equal(cfg.http.listen.port, 7080);
   assert.equal(cfg.nats.url, 'nats://127.0.0.1:4222');
@@ -92,4 +92,20 @@ test('source-credentials-come-from-files-or-env', async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('identity-defaults-and-insecure-is-explicit', () => {
+  const cfg = compileHubConfig(minimal, 'hub.yaml', OPTS);
+  assert.equal(cfg.insecure, false, 'TLS and per-cluster identities are the default');
+  assert.equal(cfg.identity.stateDir, '/cache-identity');
+  assert.deepEqual(cfg.identity.hosts, ['127.0.0.1', 'localhost']);
+  assert.equal(cfg.identity.tokenTtlMs, 3_600_000);
+  assert.equal(cfg.identity.certValidityMs, 86_400_000);
+  const custom = compileHubConfig({ ...minimal, insecure: true, identity: { stateDir: '/id', hosts: ['hub.example.com'], certValidity: '1h' } }, 'hub.yaml', OPTS);
+  assert.equal(custom.insecure, true);
+  assert.deepEqual(custom.identity.hosts, ['hub.example.com']);
+  assert.equal(custom.identity.certValidityMs, 3_600_000);
+  assert.equal(configError(() => compileHubConfig({ ...minimal, insecure: 'yes' }, 'f', OPTS)).field, 'insecure');
+  assert.equal(configError(() => compileHubConfig({ ...minimal, identity: { hosts: 'x' } }, 'f', OPTS)).field, 'identity.hosts');
+  assert.equal(configError(() => compileHubConfig({ ...minimal, identity: { tokenTtl: 'soon' } }, 'f', OPTS)).field, 'identity.tokenTtl');
 });

@@ -3,6 +3,12 @@
 // durations in ms) that the rest of the hub reads. Validation happens once, here, and
 // every error names the file and the field.
 import { ConfigError, durations, isDnsLabel, parseDuration } from '@flotilla/common';
+import { compileStatusConfig } from '../status/status-config.js';
+import { validateSourceRef } from '../source/refs.js';
+import type { SourceRef } from '../source/refs.js';
+import type { StatusConfig } from '../status/status-config.js';
+import { compileRenderConfig } from '../render/render-config.js';
+import type { RenderConfig } from '../render/render-config.js';
 
 /** Credentials for a Git source: files or environment variable names, never inline secrets. */
 export interface SourceAuthConfig {
@@ -23,6 +29,12 @@ export interface SourceConfig {
   /** How often to poll (default 30 s). */
   pollIntervalMs: number;
   auth: SourceAuthConfig | undefined;
+  /** What to follow: `branch` (default), or exactly one of `tag`, `commit`, `semver`. */
+  ref: SourceRef;
+  /** Push webhook secret (file or env var); without one the source has no webhook. */
+  webhook: { secretFile?: string; secretEnv?: string } | undefined;
+  /** Armored OpenPGP public key files; when set, only commits signed by one of them are rendered. */
+  verify: { openpgpKeyFiles: string[] } | undefined;
 }
 
 /** A listen address split into host and port. */
@@ -42,8 +54,8 @@ export interface HubConfig {
   grpc: { listen: ListenAddress };
   /** HTTP listen address of the JSON API (default 127.0.0.1:7080). */
   http: { listen: ListenAddress };
-  /** NATS server URL (default nats://127.0.0.1:4222). */
-  nats: { url: string };
+  /** NATS server URL (default nats://127.0.0.1:4222); with decentralized auth, the hub's creds and the account seed it signs agents' JWTs with. */
+  nats: { url: string; credsFile?: string | undefined; accountSeedFile?: string | undefined };
   /** Shared agent token file; undefined means agents are not authenticated. */
   auth: { tokenFile: string | undefined };
   /** Where Git clones are cached. */
@@ -52,6 +64,26 @@ export interface HubConfig {
   heartbeatIntervalMs: number;
   /** A disconnected cluster is shown Offline after this long (default 45 s). */
   offlineAfterMs: number;
+  /** Status, history and alerting: hubId, history.retention, notify.webhooks (status/status-config.ts). */
+  status: StatusConfig;
+  /** kustomize/helm programs, their timeout, the per-cluster size limit (render/render-config.ts). */
+  render: RenderConfig;
+  /** Plaintext gRPC and HTTP, no per-cluster identities (development and demo only; default false). */
+  insecure: boolean;
+  /** Per-cluster identities (used unless insecure). */
+  identity: IdentityConfig;
+}
+
+/** The hub's CA, certificates and registration records. */
+export interface IdentityConfig {
+  /** Directory of ca.crt/ca.key, admin.crt/admin.key and identity-state.json (default <cacheDir>/../identity). */
+  stateDir: string;
+  /** Names and IPs in the hub's serving certificate (default: the listen hosts, localhost, 127.0.0.1). */
+  hosts: string[];
+  /** Bootstrap token lifetime (default 1 h). */
+  tokenTtlMs: number;
+  /** Cluster certificate lifetime (default 24 h). */
+  certValidityMs: number;
 }
 
 /** Values used where the file says nothing. */
@@ -63,6 +95,8 @@ export const HUB_CONFIG_DEFAULTS = {
   natsUrl: 'nats://127.0.0.1:4222',
   heartbeatInterval: durations.streamHeartbeat,
   offlineAfter: durations.clusterOfflineAfter,
+  tokenTtl: 3_600_000,
+  certValidity: 86_400_000,
 } as const;
 
 type Obj = Record<string, unknown>;
@@ -116,8 +150,43 @@ class Checker {
   }
 }
 
-const TOP_FIELDS = ['sources', 'grpc', 'http', 'nats', 'auth', 'cacheDir', 'heartbeatInterval', 'offlineAfter'] as const;
-const SOURCE_FIELDS = ['name', 'url', 'branch', 'pollInterval', 'auth'] as const;
+const TOP_FIELDS = ['sources', 'grpc', 'http', 'nats', 'auth', 'cacheDir', 'heartbeatInterval', 'offlineAfter', 'insecure', 'identity', 'hubId', 'history', 'notify', 'render'] as const;
+const SOURCE_FIELDS = ['name', 'url', 'branch', 'tag', 'commit', 'semver', 'pollInterval', 'auth', 'webhook', 'verify'] as const;
+
+/** Reads branch/tag/commit/semver (at most one) into a SourceRef. */
+function compileSourceRef(c: Checker, s: Obj, field: string): SourceRef {
+  const given = (['branch', 'tag', 'commit', 'semver'] as const).filter((k) => s[k] !== undefined && s[k] !== null);
+  if (given.length > 1) c.fail(`${field}.${given[1] as string}`, `give only one of branch, tag, commit, semver (found ${given.join(', ')})`);
+  const kind = given[0] ?? 'branch';
+  const value = c.string(s[kind], `${field}.${kind}`) ?? HUB_CONFIG_DEFAULTS.branch;
+  const ref: SourceRef =
+    kind === 'commit' ? { kind, sha: value } : kind === 'semver' ? { kind, range: value } : { kind, name: value };
+  try {
+    return validateSourceRef(ref, field);
+  } catch (err) {
+    return c.fail(`${field}.${kind}`, (err as Error).message.replace(/^[^:]*: /, ''));
+  }
+}
+
+/** Reads the webhook and verify sections of a source. */
+function compileSourceExtras(c: Checker, s: Obj, field: string): Pick<SourceConfig, 'webhook' | 'verify'> {
+  let webhook: SourceConfig['webhook'];
+  if (s.webhook !== undefined && s.webhook !== null) {
+    const w = c.object(s.webhook, `${field}.webhook`, ['secretFile', 'secretEnv']);
+    const secretFile = c.string(w.secretFile, `${field}.webhook.secretFile`);
+    const secretEnv = c.string(w.secretEnv, `${field}.webhook.secretEnv`);
+    if (!secretFile === !secretEnv) c.fail(`${field}.webhook`, 'give exactly one of secretFile, secretEnv');
+    webhook = secretFile ? { secretFile } : { secretEnv: secretEnv as string };
+  }
+  let verify: SourceConfig['verify'];
+  if (s.verify !== undefined && s.verify !== null) {
+    const v = c.object(s.verify, `${field}.verify`, ['openpgpKeys']);
+    if (!Array.isArray(v.openpgpKeys) || v.openpgpKeys.length === 0) c.fail(`${field}.verify.openpgpKeys`, 'must be a non-empty list of key files');
+    verify = { openpgpKeyFiles: (v.openpgpKeys as unknown[]).map((f, i) => c.string(f, `${field}.verify.openpgpKeys[${i}]`) ?? c.fail(`${field}.verify.openpgpKeys[${i}]`, 'is required')) };
+  }
+  return { webhook, verify };
+}
+
 const AUTH_FIELDS = ['usernameFile', 'passwordFile', 'tokenFile', 'usernameEnv', 'passwordEnv', 'tokenEnv'] as const;
 
 function compileSource(c: Checker, value: unknown, field: string, seen: Set<string>): SourceConfig {
@@ -140,6 +209,8 @@ function compileSource(c: Checker, value: unknown, field: string, seen: Set<stri
     name,
     url,
     branch: c.string(s.branch, `${field}.branch`) ?? HUB_CONFIG_DEFAULTS.branch,
+    ref: compileSourceRef(c, s, field),
+    ...compileSourceExtras(c, s, field),
     pollIntervalMs: c.duration(s.pollInterval, `${field}.pollInterval`, HUB_CONFIG_DEFAULTS.pollInterval),
     auth,
   };
@@ -162,7 +233,7 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
   const sources = sourcesRaw.map((s, i) => compileSource(c, s, `sources[${i}]`, seen));
   const grpc = c.object(top.grpc, 'grpc', ['listen']);
   const http = c.object(top.http, 'http', ['listen']);
-  const nats = c.object(top.nats, 'nats', ['url']);
+  const nats = c.object(top.nats, 'nats', ['url', 'credsFile', 'accountSeedFile']);
   const auth = c.object(top.auth, 'auth', ['tokenFile']);
   const natsUrl = c.string(nats.url, 'nats.url') ?? HUB_CONFIG_DEFAULTS.natsUrl;
   if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(natsUrl)) c.fail('nats.url', `must be a NATS URL such as nats://host:4222, got "${natsUrl}"`);
@@ -174,11 +245,28 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
     sources,
     grpc: { listen: c.listen(grpc.listen, 'grpc.listen', HUB_CONFIG_DEFAULTS.grpcListen) },
     http: { listen: c.listen(http.listen, 'http.listen', HUB_CONFIG_DEFAULTS.httpListen) },
-    nats: { url: natsUrl },
+    nats: { url: natsUrl, credsFile: c.string(nats.credsFile, 'nats.credsFile'), accountSeedFile: c.string(nats.accountSeedFile, 'nats.accountSeedFile') },
     auth: { tokenFile: c.string(auth.tokenFile, 'auth.tokenFile') },
     cacheDir: c.string(top.cacheDir, 'cacheDir') ?? opts.defaultCacheDir,
     heartbeatIntervalMs,
     offlineAfterMs,
+    status: compileStatusConfig(top, file),
+    render: compileRenderConfig(top, file),
+    insecure: false,
+    identity: { stateDir: '', hosts: [], tokenTtlMs: 0, certValidityMs: 0 },
+  };
+  if (top.insecure !== undefined && typeof top.insecure !== 'boolean') c.fail('insecure', 'must be true or false');
+  const idRaw = c.object(top.identity, 'identity', ['stateDir', 'hosts', 'tokenTtl', 'certValidity']);
+  if (idRaw.hosts !== undefined && (!Array.isArray(idRaw.hosts) || idRaw.hosts.some((h) => typeof h !== 'string' || h === ''))) c.fail('identity.hosts', 'must be a list of host names or IPs');
+  const hosts = new Set((idRaw.hosts as string[] | undefined) ?? [cfg.grpc.listen.host, cfg.http.listen.host, 'localhost', '127.0.0.1']);
+  hosts.delete('0.0.0.0');
+  hosts.delete('::');
+  cfg.insecure = top.insecure === true;
+  cfg.identity = {
+    stateDir: c.string(idRaw.stateDir, 'identity.stateDir') ?? `${cfg.cacheDir.replace(/\/+$/, '')}-identity`,
+    hosts: [...hosts],
+    tokenTtlMs: c.duration(idRaw.tokenTtl, 'identity.tokenTtl', HUB_CONFIG_DEFAULTS.tokenTtl),
+    certValidityMs: c.duration(idRaw.certValidity, 'identity.certValidity', HUB_CONFIG_DEFAULTS.certValidity),
   };
   if (cfg.grpc.listen.address === cfg.http.listen.address && cfg.grpc.listen.port !== 0) c.fail('http.listen', 'must differ from grpc.listen');
   return cfg;

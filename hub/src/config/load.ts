@@ -40,6 +40,15 @@ export async function readAgentToken(cfg: HubConfig): Promise<string | undefined
   return token;
 }
 
+/** Reads a file named by a config field at start; the error names the field, never the content. */
+export async function readConfigFile(path: string, field: string, file: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new ConfigError(field, `cannot read ${path}: ${(err as Error).message}`, { file, cause: err });
+  }
+}
+
 /** Git credentials resolved from a source's auth section. */
 export type ResolvedGitAuth = { username: string; password: string } | { token: string };
 

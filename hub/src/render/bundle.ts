@@ -1,5 +1,6 @@
 // One bundle: its inputs gathered, parsed and digested once per version, then rendered
 // per set of cluster-specific inputs (the variables it actually uses, its namespace).
+import { posix } from 'node:path';
 import { ValidationError, bundleDigest, digestOf, objectKey } from '@flotilla/common';
 import type { BundleDesiredState, KubeObject } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
@@ -7,7 +8,9 @@ import { isYamlFile } from './layout.js';
 import { checkObject, parseManifestDocs, stampObject } from './manifests.js';
 import type { ManifestDoc } from './manifests.js';
 import type { BundleDef } from './spec.js';
-import { compileTemplate, fillValue, hasPlaceholder, placeholderIndexes } from './vars.js';
+import { applyPatches } from './patch.js';
+import type { JsonPatchOp, PatchDef } from './patch.js';
+import { compileTemplate, fillValue, hasPlaceholder, placeholderIndexes, substituteInValue } from './vars.js';
 import type { Template, VarScope } from './vars.js';
 
 /** A parsed manifest document of a bundle version. */
@@ -26,6 +29,8 @@ export interface PreparedBundle {
   docs: PreparedDoc[];
   /** Variables the documents use, sorted: the only cluster inputs that change the output. */
   refs: string[];
+  /** Helm bundles: the input files, materialized for each helm run. */
+  paths?: readonly string[];
 }
 
 /** A rendered bundle with what assembly needs about it. */
@@ -37,10 +42,18 @@ export interface RenderedBundle {
   bytes: number;
 }
 
-/** The manifest files of a bundle's source directory, sorted by path; bundle.yaml itself excluded. */
+/**
+ * The files a bundle version depends on, sorted by path. Plain: the YAML files of the
+ * source directory (bundle.yaml excluded). Kustomize and Helm: every file of the bundle
+ * directory and the source directory (a kustomization may read any file, a chart has
+ * templates and helpers).
+ */
 export function manifestPaths(tree: RepoTree, def: BundleDef): string[] {
-  const prefix = def.sourceDir === '' ? '' : `${def.sourceDir}/`;
-  return tree.paths().filter((p) => p.startsWith(prefix) && isYamlFile(p) && p !== def.file);
+  const under = (dir: string): ((p: string) => boolean) => (dir === '' ? () => true : (p) => p.startsWith(`${dir}/`));
+  const inSource = under(def.sourceDir);
+  if (def.sourceType === 'plain') return tree.paths().filter((p) => inSource(p) && isYamlFile(p) && p !== def.file);
+  const inBundle = under(posix.dirname(def.file));
+  return tree.paths().filter((p) => inSource(p) || inBundle(p));
 }
 
 /** Digest over a bundle's inputs: equal digests render equal output for equal cluster inputs. */
@@ -48,22 +61,35 @@ export function inputDigest(bundleFileDigest: string, manifests: readonly { path
   return digestOf([bundleFileDigest, ...manifests.map((m) => `${m.path}\0${m.digest}`)].join('\n'));
 }
 
+/** A text of manifests and whether variables are substituted in it (not in Helm output). */
+export interface ManifestText {
+  /** Repo path, or a description such as "bundles/x/overlay (kustomize build output)". */
+  path: string;
+  text: string;
+  substitute: boolean;
+}
+
+/** Parses a plain bundle's files; throws ValidationError with file:line. */
+export function prepareBundle(tree: RepoTree, def: BundleDef, digest: string, paths: readonly string[]): PreparedBundle {
+  if (paths.length === 0) {
+    throw new ValidationError(`spec.source.path "${def.sourceDir}" holds no .yaml or .yml files`, { file: def.file });
+  }
+  return prepareTexts(def, digest, paths.map((path) => ({ path, text: (tree.read(path) as Buffer).toString('utf8'), substitute: true })));
+}
+
 /**
  * Parses a bundle version's manifests once, and checks the documents that use no
  * variable, so their errors are reported once for the bundle rather than per cluster.
  * Throws ValidationError with file:line.
  */
-export function prepareBundle(tree: RepoTree, def: BundleDef, digest: string, paths: readonly string[]): PreparedBundle {
-  if (paths.length === 0) {
-    throw new ValidationError(`spec.source.path "${def.sourceDir}" holds no .yaml or .yml files`, { file: def.file });
-  }
+export function prepareTexts(def: BundleDef, digest: string, texts: readonly ManifestText[]): PreparedBundle {
   const docs: PreparedDoc[] = [];
   const refs = new Set<string>();
-  for (const path of paths) {
-    const template = compileTemplate((tree.read(path) as Buffer).toString('utf8'), path);
-    for (const doc of parseManifestDocs(template.text, path)) {
+  for (const { path, text, substitute } of texts) {
+    const template = substitute ? compileTemplate(text, path) : { text, occurrences: [] };
+    for (const doc of parseManifestDocs(template.text, path, substitute)) {
       const used = new Set<number>();
-      collectPlaceholders(doc.value, used);
+      if (substitute) collectPlaceholders(doc.value, used);
       for (const i of used) refs.add((template.occurrences[i] as { ref: string }).ref);
       docs.push({ doc, template, object: used.size === 0 ? checkObject(doc.value, path, doc.line) : undefined });
     }
@@ -85,12 +111,22 @@ function collectPlaceholders(v: unknown, into: Set<number>): void {
 }
 
 /** Renders a bundle for one set of cluster inputs; throws ValidationError with file:line. */
-export function renderBundle(b: PreparedBundle, scope: VarScope, namespace: string | undefined): RenderedBundle {
+export function renderBundle(b: PreparedBundle, scope: VarScope, namespace: string | undefined, patches: readonly PatchDef[] = []): RenderedBundle {
+  let objects = b.docs.map(({ doc, template, object: fixed }) =>
+    stampObject(fixed ?? checkObject(fillValue(doc.value, template, doc.file, scope), doc.file, doc.line), b.def.name, namespace),
+  );
+  if (patches.length > 0) {
+    const filled = patches.map((p) => fillPatch(p, scope));
+    objects = applyPatches(objects, filled).map((o, i) => {
+      const doc = (b.docs[i] as PreparedDoc).doc;
+      // A patch may have dropped a required field or the label: check and stamp again.
+      return stampObject(checkObject(o, doc.file, doc.line), b.def.name, namespace);
+    });
+  }
   const seen = new Map<string, ManifestDoc>();
   const items: { key: string; object: KubeObject }[] = [];
-  for (const { doc, template, object: fixed } of b.docs) {
-    const raw = fixed ?? checkObject(fillValue(doc.value, template, doc.file, scope), doc.file, doc.line);
-    const object = stampObject(raw, b.def.name, namespace);
+  objects.forEach((object, i) => {
+    const doc = (b.docs[i] as PreparedDoc).doc;
     const key = objectKey(object);
     const first = seen.get(key);
     if (first) {
@@ -101,10 +137,15 @@ export function renderBundle(b: PreparedBundle, scope: VarScope, namespace: stri
     }
     seen.set(key, doc);
     items.push({ key, object });
-  }
+  });
   // Sorted by identity, not by file order, so moving an object between files changes nothing.
   items.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
   const body = { name: b.def.name, drift: b.def.drift, forceConflicts: b.def.forceConflicts, objects: items.map((i) => i.object) };
   const state: BundleDesiredState = { ...body, digest: bundleDigest(body) };
   return { state, keys: items.map((i) => i.key), bytes: Buffer.byteLength(JSON.stringify(state)) };
+}
+
+function fillPatch(p: PatchDef, scope: VarScope): PatchDef {
+  if (p.jsonPatch) return { ...p, jsonPatch: substituteInValue(p.jsonPatch, p.file, p.line, scope) as JsonPatchOp[] };
+  return { ...p, merge: substituteInValue(p.merge, p.file, p.line, scope) };
 }

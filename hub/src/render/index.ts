@@ -5,3 +5,7 @@ export type { RenderError, RenderOptions, RenderResult, RenderStats } from './ty
 export { FLEET_API_VERSION } from './spec.js';
 export { CLUSTER_SCOPED_KINDS } from './manifests.js';
 export { formatRenderError } from './format.js';
+export { compileRenderConfig, renderOptionsOf } from './render-config.js';
+export type { RenderConfig } from './render-config.js';
+export { ExecToolRunner, DEFAULT_MAX_TOOL_OUTPUT } from './tools.js';
+export type { ToolName, ToolOptions, ToolRequest, ToolRunner } from './tools.js';

@@ -50,7 +50,7 @@ export interface ManifestDoc {
  * Plain scalars holding placeholders get PLAIN_MARK so they are re-typed once filled.
  * Throws ValidationError with file:line on the first syntax error.
  */
-export function parseManifestDocs(text: string, file: string): ManifestDoc[] {
+export function parseManifestDocs(text: string, file: string, templated = true): ManifestDoc[] {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const out: ManifestDoc[] = [];
@@ -60,7 +60,7 @@ export function parseManifestDocs(text: string, file: string): ManifestDoc[] {
       const line = lineCounter.linePos(e.pos[0]).line;
       throw new ValidationError(`invalid YAML: ${e.message.split('\n')[0]}`, { file, line });
     }
-    if (hasPlaceholder(text)) {
+    if (templated && hasPlaceholder(text)) {
       visit(doc, {
         Scalar(_key, node) {
           if (node.type === 'PLAIN' && typeof node.value === 'string' && hasPlaceholder(node.value)) {

@@ -1,9 +1,13 @@
 // The fleet repo's own kinds, Cluster and Bundle: parsed, checked and defaulted once
 // per file version. Format documented in docs/fleet-repo.md.
 import { posix } from 'node:path';
-import { compileLabelSelector, isDnsLabel } from '@flotilla/common';
-import type { DriftIgnoreRule, DriftPolicy, LabelSelector, Selector } from '@flotilla/common';
+import { compileLabelSelector } from '@flotilla/common';
+import type { DriftIgnoreRule, DriftPolicy, Selector } from '@flotilla/common';
+import { parseHelm, parseTarget, readNamespace, readSelector, readVars } from './target-spec.js';
+import type { HelmOverrides, TargetDef } from './target-spec.js';
 import { FieldReader, parseSpecDocument } from './yaml-spec.js';
+
+export type { TargetDef } from './target-spec.js';
 
 /** apiVersion of Cluster and Bundle documents. */
 export const FLEET_API_VERSION = 'flotilla.dev/v1alpha1';
@@ -18,25 +22,16 @@ export interface ClusterDef {
   file: string;
 }
 
-/** One entry of a bundle's targets list. */
-export interface TargetDef {
-  /** Position in the list, for messages. */
-  index: number;
-  selector: Selector | undefined;
-  clusterName: string | undefined;
-  vars: Readonly<Record<string, string>>;
-  /** The matching clusters get nothing from this bundle. */
-  doNotDeploy: boolean;
-  /** Overrides the bundle's default namespace for these clusters. */
-  namespace: string | undefined;
-}
-
 /** A bundle as declared in bundles/<name>/bundle.yaml. */
 export interface BundleDef {
   name: string;
   file: string;
-  /** Directory of the manifests, relative to the repo root ("" = the root). */
+  /** How the objects are produced: plain YAML files, `kustomize build`, or `helm template`. */
+  sourceType: 'plain' | 'kustomize' | 'helm';
+  /** Directory of the manifests / kustomization / chart, relative to the repo root ("" = the root). */
   sourceDir: string;
+  /** Bundle-level Helm settings (chart = sourceDir); undefined unless sourceType is helm. */
+  helm: HelmOverrides | undefined;
   /** Default namespace of namespaced objects that have none. */
   namespace: string | undefined;
   targets: TargetDef[];
@@ -44,8 +39,6 @@ export interface BundleDef {
   forceConflicts: boolean;
   paused: boolean;
 }
-
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 function header(r: FieldReader, kind: string, expectedName: string): FieldReader {
   r.only(['apiVersion', 'kind', 'metadata', 'spec']);
@@ -55,21 +48,9 @@ function header(r: FieldReader, kind: string, expectedName: string): FieldReader
   meta.only(['name', 'labels', 'annotations']);
   const name = meta.str('name');
   if (name !== expectedName) {
-    meta.fail(['name'], `metadata.name must be "${expectedName}", the ${kind === 'Cluster' ? 'file' : 'directory'} name`);
+    meta.fail(['name'], `metadata.name must be "${expectedName}", the ${kind === 'Bundle' ? 'directory' : 'file'} name`);
   }
   return meta;
-}
-
-function vars(r: FieldReader): Record<string, string> {
-  const v = r.stringMap('vars') ?? {};
-  for (const k of Object.keys(v)) if (!VAR_NAME.test(k)) r.fail(['vars', k], `invalid variable name "${k}"`);
-  return v;
-}
-
-function namespace(r: FieldReader, key = 'namespace'): string | undefined {
-  const ns = r.str(key);
-  if (ns !== undefined && !isDnsLabel(ns)) r.fail([key], `${r.at(key)} "${ns}" is not a valid namespace name`);
-  return ns;
 }
 
 /** Parses clusters/<name>.yaml; throws ValidationError with file:line. */
@@ -84,7 +65,7 @@ export function parseCluster(text: string, file: string, name: string): ClusterD
   }
   const spec = root.child('spec');
   spec?.only(['vars', 'paused']);
-  return { name, labels, vars: spec ? vars(spec) : {}, paused: spec?.bool('paused') ?? false, file };
+  return { name, labels, vars: spec ? readVars(spec) : {}, paused: spec?.bool('paused') ?? false, file };
 }
 
 function rootReader(text: string, file: string): FieldReader {
@@ -99,50 +80,49 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
   const spec = root.child('spec') ?? root.fail(['spec'], 'spec is required');
   spec.only(['source', 'namespace', 'targets', 'drift', 'forceConflicts', 'paused']);
   const bundleDir = posix.dirname(file);
+  const repoPath = (r: FieldReader, key: string, rel: string): string => toRepoPath(r, key, rel, bundleDir);
+  const source = parseSource(spec, repoPath);
   return {
     name,
     file,
-    sourceDir: sourceDir(spec, bundleDir),
-    namespace: namespace(spec),
-    targets: spec.list('targets').map((t, i) => parseTarget(t, i)),
+    ...source,
+    namespace: readNamespace(spec),
+    targets: spec.list('targets').map((t, i) => parseTarget(t, i, repoPath)),
     drift: parseDrift(spec.child('drift')),
     forceConflicts: spec.bool('forceConflicts') ?? true,
     paused: spec.bool('paused') ?? false,
   };
 }
 
-function sourceDir(spec: FieldReader, bundleDir: string): string {
+type SourceFields = Pick<BundleDef, 'sourceType' | 'sourceDir' | 'helm'>;
+
+// source: { path } (plain YAML, the default) | { kustomize: { path } } | { helm: { chart, … } }
+function parseSource(spec: FieldReader, repoPath: (r: FieldReader, key: string, rel: string) => string): SourceFields {
   const src = spec.child('source');
-  src?.only(['path']);
-  const rel = src?.str('path') ?? 'manifests';
-  if (rel === '' || posix.isAbsolute(rel) || rel.includes('\\')) {
-    (src ?? spec).fail(['path'], `spec.source.path "${rel}" must be a relative POSIX path`);
+  if (!src) return { sourceType: 'plain', sourceDir: repoPath(spec, 'source', 'manifests'), helm: undefined };
+  src.only(['path', 'kustomize', 'helm']);
+  const given = ['path', 'kustomize', 'helm'].filter((k) => src.raw(k) !== undefined && src.raw(k) !== null);
+  if (given.length > 1) src.fail([given[1] as string], `spec.source takes one of path, kustomize or helm, not ${given.join(' and ')}`);
+  const k = src.child('kustomize');
+  if (k) {
+    k.only(['path']);
+    return { sourceType: 'kustomize', sourceDir: repoPath(k, 'path', k.str('path') ?? '.'), helm: undefined };
   }
-  const dir = posix.normalize(posix.join(bundleDir, rel));
-  if (dir === '..' || dir.startsWith('../')) {
-    (src ?? spec).fail(['path'], `spec.source.path "${rel}" leaves the repository`);
+  const h = src.child('helm');
+  if (h) {
+    const helm = parseHelm(h, repoPath);
+    const chart = helm.chart ?? h.fail([], 'spec.source.helm.chart is required (the chart directory, relative to the bundle)');
+    return { sourceType: 'helm', sourceDir: chart, helm };
   }
-  return dir === '.' ? '' : dir.replace(/\/$/, '');
+  return { sourceType: 'plain', sourceDir: repoPath(src, 'path', src.str('path') ?? 'manifests'), helm: undefined };
 }
 
-function parseTarget(t: FieldReader, index: number): TargetDef {
-  t.only(['clusterSelector', 'clusterName', 'vars', 'doNotDeploy', 'namespace']);
-  const clusterName = t.str('clusterName');
-  if (clusterName !== undefined && !isDnsLabel(clusterName)) t.fail(['clusterName'], `invalid cluster name "${clusterName}"`);
-  let selector: Selector | undefined;
-  const sel = t.child('clusterSelector');
-  if (sel) {
-    sel.only(['matchLabels', 'matchExpressions']);
-    try {
-      selector = compileLabelSelector(t.raw('clusterSelector') as LabelSelector, `${t.at('clusterSelector')}`);
-    } catch (err) {
-      sel.fail([], (err as Error).message, err);
-    }
-  }
-  if (!selector && clusterName === undefined) {
-    t.fail([], `${t.at()} needs clusterSelector or clusterName (use "clusterSelector: {}" for every cluster)`);
-  }
-  return { index, selector, clusterName, vars: vars(t), doNotDeploy: t.bool('doNotDeploy') ?? false, namespace: namespace(t) };
+// A path relative to the bundle directory, as a repo path; it may not leave the repository.
+function toRepoPath(r: FieldReader, key: string, rel: string, bundleDir: string): string {
+  if (rel === '' || posix.isAbsolute(rel) || rel.includes('\\')) r.fail([key], `${r.at(key)} "${rel}" must be a relative POSIX path`);
+  const dir = posix.normalize(posix.join(bundleDir, rel));
+  if (dir === '..' || dir.startsWith('../')) r.fail([key], `${r.at(key)} "${rel}" leaves the repository`);
+  return dir === '.' ? '' : dir.replace(/\/$/, '');
 }
 
 function parseDrift(d: FieldReader | undefined): DriftPolicy {
@@ -166,11 +146,48 @@ function parseDrift(d: FieldReader | undefined): DriftPolicy {
   return { mode: mode as DriftPolicy['mode'], ignore };
 }
 
-/** The first target that matches the cluster, or undefined (no targets = no clusters). */
-export function matchTarget(bundle: BundleDef, cluster: ClusterDef): TargetDef | undefined {
-  return bundle.targets.find(
-    (t) =>
-      (t.clusterName === undefined || t.clusterName === cluster.name) &&
-      (t.selector === undefined || t.selector.matches(cluster.labels)),
-  );
+/** A cluster group as declared in clusterGroups/<name>.yaml. */
+export interface ClusterGroupDef {
+  name: string;
+  file: string;
+  /** Clusters whose labels match (all clusters for {}), or undefined. */
+  selector: Selector | undefined;
+  /** Clusters named explicitly. */
+  clusterNames: readonly string[];
+}
+
+/** Parses clusterGroups/<name>.yaml; throws ValidationError with file:line. */
+export function parseClusterGroup(text: string, file: string, name: string): ClusterGroupDef {
+  const root = rootReader(text, file);
+  header(root, 'ClusterGroup', name);
+  const spec = root.child('spec') ?? root.fail(['spec'], 'spec is required');
+  spec.only(['selector', 'clusterNames']);
+  const selector = readSelector(spec, 'selector');
+  const names = spec.raw('clusterNames') ?? [];
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) spec.fail(['clusterNames'], 'spec.clusterNames must be a list of cluster names');
+  if (!selector && (names as string[]).length === 0) spec.fail([], 'a ClusterGroup needs spec.selector and/or spec.clusterNames');
+  return { name, file, selector, clusterNames: names as string[] };
+}
+
+/** True when the cluster belongs to the group (by name or by labels). */
+export function inGroup(group: ClusterGroupDef, cluster: ClusterDef): boolean {
+  return group.clusterNames.includes(cluster.name) || (group.selector?.matches(cluster.labels) ?? false);
+}
+
+/**
+ * The first target that matches the cluster, or undefined (no targets = no clusters).
+ * Every condition a target gives (name, selector, group) must hold.
+ */
+export function matchTarget(
+  bundle: BundleDef,
+  cluster: ClusterDef,
+  groups: ReadonlyMap<string, ClusterGroupDef> = new Map(),
+): TargetDef | undefined {
+  return bundle.targets.find((t) => {
+    if (t.clusterName !== undefined && t.clusterName !== cluster.name) return false;
+    if (t.selector !== undefined && !t.selector.matches(cluster.labels)) return false;
+    if (t.clusterGroup === undefined) return true;
+    const g = groups.get(t.clusterGroup);
+    return g !== undefined && inGroup(g, cluster);
+  });
 }

@@ -18,6 +18,8 @@ export interface RenderStats {
   bundleCacheHits: number;
   /** bundle.yaml + manifest sets parsed (new input digests). */
   bundlesPrepared: number;
+  /** Runs of kustomize or helm (cache misses of tool output). */
+  toolRuns: number;
   durationMs: number;
 }
 
@@ -49,6 +51,12 @@ export interface RenderResult {
 export interface RenderOptions {
   /** Largest desired state of one cluster, in bytes of JSON (default 16 MiB). */
   maxClusterBytes?: number;
+  /** The kustomize program (default "kustomize" on PATH). */
+  kustomizePath?: string;
+  /** The helm program (default "helm" on PATH). */
+  helmPath?: string;
+  /** Longest run of kustomize or helm for one bundle (default durations.renderToolTimeout). */
+  toolTimeoutMs?: number;
 }
 
 /** Default of RenderOptions.maxClusterBytes: 16 MiB. */

@@ -129,3 +129,53 @@ function lineAt(text: string, offset: number): number {
   for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) line++;
   return line;
 }
+
+/**
+ * Variables inside the string values of a bundle.yaml field (patches, Helm values): the
+ * references they hold, checked for form. Throws ValidationError at `line`.
+ */
+export function refsInValue(value: unknown, file: string, line: number): string[] {
+  const refs = new Set<string>();
+  walkStrings(value, (s) => {
+    if (s.includes('${')) for (const o of compileTemplate(s, file).occurrences) refs.add(o.ref);
+  }, file, line);
+  return [...refs].sort();
+}
+
+/**
+ * A copy of value with variables substituted inside its strings (results stay strings:
+ * no YAML typing here). Throws ValidationError at `line` for an undefined variable.
+ */
+export function substituteInValue(value: unknown, file: string, line: number, scope: VarScope): unknown {
+  if (typeof value === 'string') {
+    if (!value.includes('${')) return value;
+    // Forms were checked when the bundle was parsed (refsInValue).
+    const t = compileTemplate(value, file);
+    return t.text.replace(PLACEHOLDER, (_m, n: string) => {
+      const occ = t.occurrences[Number(n)] as Occurrence;
+      const r = resolveVariable(occ.ref, scope);
+      if ('problem' in r) throw new ValidationError(`\${${occ.ref}}: ${r.problem}`, { file, line });
+      return r.value;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v) => substituteInValue(v, file, line, scope));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteInValue(v, file, line, scope)]));
+  }
+  return value;
+}
+
+function walkStrings(value: unknown, fn: (s: string) => void, file: string, line: number): void {
+  try {
+    if (typeof value === 'string') fn(value);
+    else if (Array.isArray(value)) for (const v of value) walkStrings(v, fn, file, line);
+    else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) walkStrings(v, fn, file, line);
+  } catch (err) {
+    // compileTemplate knows no line inside a single value: report the field's line.
+    if (err instanceof ValidationError && err.line !== line) {
+      const bare = err.message.replace(/^[^:]*(?::\d+)?: /, '');
+      throw new ValidationError(bare, { file, line, cause: err });
+    }
+    throw err;
+  }
+}

@@ -127,6 +127,21 @@ export class FieldReader {
     });
   }
 
+  /** The mapping itself, as parsed. */
+  rawObject(): Readonly<Record<string, unknown>> {
+    return this.obj;
+  }
+
+  /** The file being read. */
+  file(): string {
+    return this.doc.file;
+  }
+
+  /** 1-based line of a field below this mapping (or of the mapping itself). */
+  lineOf(sub: readonly (string | number)[]): number {
+    return this.doc.lineOf([...this.path, ...sub]);
+  }
+
   /** The raw value of a field. */
   raw(key: string): unknown {
     return this.obj[key];

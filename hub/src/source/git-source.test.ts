@@ -132,6 +132,19 @@ describe('GitSource against git http-backend', () => {
     assert.equal(src.status().consecutiveFailures, 0);
   });
 
+  test('an-incremental-read-after-adds-edits-and-deletes-equals-a-fresh-read', async () => {
+    const src = source({ name: 'incremental' });
+    await (await src.poll())!.readTree();
+    await pusher.commit({ 'bundles/x/bundle.yaml': 'kind: Bundle\n# edited\n', 'bundles/y/m/a.yaml': 'a\n', 'clusters/b.yaml': null });
+    const snap = await src.poll();
+    const incremental = await snap!.readTree();
+    const fresh = await source({ name: 'fresh' }).poll().then((s) => s!.readTree());
+    assert.deepEqual(incremental.paths(), fresh.paths());
+    for (const p of fresh.paths()) assert.equal(incremental.read(p)?.toString(), fresh.read(p)?.toString(), p);
+    assert.ok(!incremental.paths().includes('clusters/b.yaml'));
+    assert.equal(incremental.read('bundles/x/bundle.yaml')?.toString(), 'kind: Bundle\n# edited\n');
+  });
+
   test('credentials-never-reach-the-log', async () => {
     const lines: string[] = [];
     const destination = new Writable({ write: (chunk: Buffer, _enc, cb) => (lines.push(chunk.toString()), cb()) });

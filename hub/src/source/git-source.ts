@@ -1,10 +1,8 @@
-// A Git source: keeps a shallow, single-branch clone of one fleet repo in a cache
-// directory, polls it, and hands out a snapshot whenever the branch head moves.
-// isomorphic-git speaks smart HTTP only; see field-notes.md.
-import fs from 'node:fs';
-import { rm } from 'node:fs/promises';
+// A Git source: keeps a shallow clone of one fleet repo in a cache directory, polls it,
+// and hands out a snapshot whenever the followed ref (branch, tag, commit or semver tag
+// range) names a new commit. With trusted keys, a commit that is not signed by one of
+// them is never handed out. isomorphic-git speaks smart HTTP only; see field-notes.md.
 import { join } from 'node:path';
-import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import {
   Backoff,
@@ -19,8 +17,14 @@ import {
 } from '@flotilla/common';
 import type { BackoffOptions, Logger } from '@flotilla/common';
 import type { HttpClient } from 'isomorphic-git';
-import { readCommitTree } from './git-tree.js';
+import { RepoCache } from './fetch.js';
+import { SubtreeCache, readCommitTree } from './git-tree.js';
+import { describeRef, refMayMove, validateSourceRef } from './refs.js';
+import type { SourceRef } from './refs.js';
 import type { RepoTree } from './tree.js';
+import { UntrustedCommitError } from './verify.js';
+import type { SignedCommit } from './verify.js';
+import type { WebhookTarget } from './webhook.js';
 
 /** Credentials for the Git server; sent as an Authorization header on every request. */
 export type GitAuth = { username: string; password: string } | { token: string };
@@ -31,8 +35,14 @@ export interface GitSourceOptions {
   name: string;
   /** http(s) URL of the repository. */
   url: string;
-  /** Branch to follow (default "main"). */
+  /** Branch to follow (default "main"); ignored when `ref` is given. */
   branch?: string;
+  /** What to follow: a branch, a tag, an exact commit or a semver tag range (default: `branch`). */
+  ref?: SourceRef;
+  /** When set, only commits it accepts are handed out (signed by a trusted key). */
+  verifier?: CommitCheck;
+  /** Shared secret of this source's push webhook; without it the source has no webhook. Never logged. */
+  webhookSecret?: string;
   /** Time between polls (default durations.sourcePollInterval, 30 s). */
   pollIntervalMs?: number;
   /** Fraction of the interval added at random to each wait, 0..1 (default 0.1). */
@@ -48,6 +58,11 @@ export interface GitSourceOptions {
   logger: Logger;
 }
 
+/** Checks a commit before it is handed out; throws (UntrustedCommitError) to refuse it. CommitVerifier implements it. */
+export interface CommitCheck {
+  verify(commit: SignedCommit): Promise<unknown>;
+}
+
 /** One revision of a source; readTree() loads its files (once, then memoized). */
 export interface SourceSnapshot {
   source: string;
@@ -58,7 +73,12 @@ export interface SourceSnapshot {
 
 /** What a source did last; for the status API. */
 export interface SourceStatus {
+  /** What the source follows and what that resolved to, e.g. "tag v1.2.3 (semver ^1.2.0)". */
+  ref: string;
+  /** Commit handed out last (fetched and, with trusted keys, verified). */
   lastFetchedRevision: string | undefined;
+  /** Commit refused by signature verification, while the ref still names it. */
+  rejectedRevision: string | undefined;
   /** Time of the last successful fetch. */
   lastFetchAt: Date | undefined;
   /** Message of the last failure; cleared by the next success. */
@@ -72,24 +92,29 @@ export interface SourceStatus {
 /** Receives snapshots in revision order, one at a time (the next fetch waits for it). */
 export type SnapshotListener = (snapshot: SourceSnapshot) => void | Promise<void>;
 
-/** Follows one branch of one Git repository over smart HTTP. */
+/** Follows one ref of one Git repository over smart HTTP. */
 export class GitSource {
   readonly name: string;
-  private readonly url: string;
-  private readonly branch: string;
+  /** Repository URL (no credentials). */
+  readonly url: string;
+  /** What this source follows. */
+  readonly ref: SourceRef;
   private readonly intervalMs: number;
   private readonly jitter: number;
-  private readonly dir: string;
-  private readonly headers: Record<string, string>;
-  private readonly http: HttpClient;
+  private readonly repo: RepoCache;
+  /** Directories of the last commit read, reused by the next read. */
+  private readonly subtrees = new SubtreeCache();
+  private readonly verifier: CommitCheck | undefined;
+  /** This source as a push webhook target, when a webhook secret is configured. */
+  readonly webhook: WebhookTarget | undefined;
   private readonly backoff: Backoff;
   private readonly log: Logger;
-  /** Shared by every isomorphic-git call: it holds parsed pack indexes. */
-  private readonly cache: object = {};
   private readonly listeners = new Set<SnapshotListener>();
   private current: SourceSnapshot | undefined;
   private state: SourceStatus = {
+    ref: '',
     lastFetchedRevision: undefined,
+    rejectedRevision: undefined,
     lastFetchAt: undefined,
     lastError: undefined,
     lastErrorAt: undefined,
@@ -101,24 +126,40 @@ export class GitSource {
   private stopped = false;
   private triggered = false;
   private wake: AbortController | undefined;
+  private verdict: { revision: string; error: unknown } | undefined;
 
   constructor(opts: GitSourceOptions) {
     if (!isDnsLabel(opts.name)) throw new ConfigError('name', `"${opts.name}" is not a DNS label`);
     if (!/^https?:\/\//.test(opts.url)) throw new ConfigError(`sources.${opts.name}.url`, 'must be an http(s) URL');
     this.name = opts.name;
     this.url = opts.url;
-    this.branch = opts.branch ?? 'main';
+    this.ref = validateSourceRef(opts.ref ?? { kind: 'branch', name: opts.branch ?? 'main' }, `sources.${opts.name}`);
+    this.state.ref = describeRef(this.ref);
     this.intervalMs = opts.pollIntervalMs ?? durations.sourcePollInterval;
     this.jitter = opts.jitter ?? durations.sourcePollJitter;
     if (!(this.intervalMs > 0)) throw new ConfigError(`sources.${opts.name}.pollInterval`, 'must be positive');
     if (!(this.jitter >= 0 && this.jitter <= 1)) throw new ConfigError(`sources.${opts.name}.jitter`, 'must be in 0..1');
-    this.dir = join(opts.cacheDir, opts.name);
-    this.headers = authHeaders(opts.auth);
-    this.http = withTimeout(opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    this.verifier = opts.verifier;
+    const secret = opts.webhookSecret;
+    this.webhook = secret
+      ? { url: redactUrl(opts.url), secret, followsPushedRef: (r) => this.followsPushedRef(r), triggerNow: () => this.triggerNow() }
+      : undefined;
     this.backoff = new Backoff(
       opts.backoff ?? { initialMs: Math.min(1000, this.intervalMs), maxMs: Math.max(300_000, this.intervalMs) },
     );
     this.log = opts.logger.child({ [LogFields.component]: 'source', [LogFields.source]: opts.name });
+    this.repo = new RepoCache({
+      dir: join(opts.cacheDir, opts.name),
+      url: opts.url,
+      http: withTimeout(opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS),
+      headers: authHeaders(opts.auth),
+      log: this.log,
+    });
+  }
+
+  /** True when a push of `pushedRef` (refs/heads/x, refs/tags/x) may change what this source follows. */
+  followsPushedRef(pushedRef: string): boolean {
+    return refMayMove(this.ref, pushedRef);
   }
 
   /** Registers a listener; returns the function that removes it. Past snapshots are not replayed: see latest(). */
@@ -191,26 +232,58 @@ export class GitSource {
   private async fetchAndEmit(): Promise<boolean> {
     const started = Date.now();
     let revision: string;
+    let describe: string;
     try {
-      revision = await this.fetchHead();
+      const fetched = await this.repo.fetch(this.ref);
+      revision = fetched.commit;
+      describe = fetched.resolved.describe;
+      if (this.verifier) await this.checkTrusted(revision);
     } catch (err) {
-      this.recordFailure(classify(err, this.name, this.branch, this.url));
+      if (err instanceof UntrustedCommitError) {
+        // Not a fetch failure: polling goes on at the normal pace, waiting for a trusted commit.
+        this.recordFailure(err, { rejectedRevision: err.details?.commit as string });
+        return true;
+      }
+      this.recordFailure(classify(err, this.name, describeRef(this.ref), this.url));
       return false;
     }
     const previous = this.state.lastFetchedRevision;
     if (this.state.consecutiveFailures > 0) this.log.info({ failures: this.state.consecutiveFailures }, 'fetch recovered');
-    this.state = { ...this.state, lastFetchedRevision: revision, lastFetchAt: new Date(), lastError: undefined, lastErrorAt: undefined, lastErrorCode: undefined, consecutiveFailures: 0 };
+    this.state = {
+      ...this.state,
+      ref: describe,
+      lastFetchedRevision: revision,
+      rejectedRevision: undefined,
+      lastFetchAt: new Date(),
+      lastError: undefined,
+      lastErrorAt: undefined,
+      lastErrorCode: undefined,
+      consecutiveFailures: 0,
+    };
     this.backoff.reset();
     if (revision === previous && this.current) return true;
-    this.log.info({ [LogFields.revision]: revision, [LogFields.durationMs]: Date.now() - started }, 'new revision');
+    this.log.info({ [LogFields.revision]: revision, ref: describe, [LogFields.durationMs]: Date.now() - started }, 'new revision');
     this.current = this.snapshot(revision);
     await this.emit(this.current);
     return true;
   }
 
-  private recordFailure(err: FlotillaError): void {
+  /** Verifies a commit once; the verdict for the last commit is remembered (polls repeat it). */
+  private async checkTrusted(revision: string): Promise<void> {
+    if (this.verdict?.revision !== revision) {
+      const commit = await this.repo.readSigned(revision);
+      const outcome = await this.verifier!.verify(commit).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      this.verdict = { revision, error: outcome };
+    }
+    if (this.verdict.error !== undefined) throw this.verdict.error;
+  }
+
+  private recordFailure(err: FlotillaError, extra: Partial<SourceStatus> = {}): void {
     const failures = this.state.consecutiveFailures + 1;
-    this.state = { ...this.state, lastError: err.message, lastErrorAt: new Date(), lastErrorCode: err.code, consecutiveFailures: failures };
+    this.state = { ...this.state, ...extra, lastError: err.message, lastErrorAt: new Date(), lastErrorCode: err.code, consecutiveFailures: failures };
     // Message only: the error object of an HTTP failure can carry request headers.
     this.log.warn({ [LogFields.err]: err.message, code: err.code, failures }, 'fetch failed');
   }
@@ -227,47 +300,17 @@ export class GitSource {
 
   private snapshot(revision: string): SourceSnapshot {
     let tree: Promise<RepoTree> | undefined;
-    const gitdir = join(this.dir, '.git');
     return {
       source: this.name,
       revision,
       readTree: () => {
-        tree ??= readCommitTree({ gitdir, commit: revision, cache: this.cache });
+        const { gitdir, cache } = this.repo;
+        tree ??= readCommitTree({ gitdir, commit: revision, cache, subtrees: this.subtrees });
         // A failed read may succeed later (e.g. a transient fs error): do not memoize it.
         tree.catch(() => (tree = undefined));
         return tree;
       },
     };
-  }
-
-  /** Clones into an empty (or foreign) cache dir, fetches otherwise; returns the branch head. */
-  private async fetchHead(): Promise<string> {
-    const common = { fs, http: this.http, dir: this.dir, cache: this.cache, headers: this.headers };
-    if (await this.hasUsableClone()) {
-      const res = await git.fetch({ ...common, remote: 'origin', ref: this.branch, singleBranch: true, depth: 1, tags: false });
-      if (!res.fetchHead) throw new FlotillaError('NOT_FOUND', `branch "${this.branch}" not found`);
-      return res.fetchHead;
-    }
-    await rm(this.dir, { recursive: true, force: true });
-    try {
-      await git.clone({ ...common, url: this.url, ref: this.branch, singleBranch: true, depth: 1, noCheckout: true, noTags: true });
-    } catch (err) {
-      // A half-written clone would be mistaken for a usable one next time.
-      await rm(this.dir, { recursive: true, force: true });
-      throw err;
-    }
-    return git.resolveRef({ fs, dir: this.dir, ref: `refs/remotes/origin/${this.branch}` });
-  }
-
-  private async hasUsableClone(): Promise<boolean> {
-    try {
-      const url: unknown = await git.getConfig({ fs, dir: this.dir, path: 'remote.origin.url' });
-      if (url === this.url) return true;
-      if (url !== undefined) this.log.info('cached clone is of another URL; cloning again');
-      return false;
-    } catch {
-      return false; // no repository there yet
-    }
   }
 }
 
@@ -292,15 +335,17 @@ export function redactUrl(url: string): string {
 }
 
 /** Maps isomorphic-git errors onto our typed errors (by their stable `code`, not by message). */
-function classify(err: unknown, source: string, branch: string, url: string): FlotillaError {
-  if (err instanceof FlotillaError) return err;
-  const e = err as { code?: string; data?: { statusCode?: number } };
+function classify(err: unknown, source: string, ref: string, url: string): FlotillaError {
   const where = `source "${source}" (${redactUrl(url)})`;
+  if (err instanceof FlotillaError) {
+    return new FlotillaError(err.code, `${where}: ${err.message}`, { cause: err, retryable: err.retryable, ...(err.details ? { details: err.details } : {}) });
+  }
+  const e = err as { code?: string; data?: { statusCode?: number } };
   if (e.code === 'HttpError' && (e.data?.statusCode === 401 || e.data?.statusCode === 403)) {
     return new FlotillaError('UNAUTHENTICATED', `${where}: authentication failed (HTTP ${e.data.statusCode})`, { cause: err });
   }
   if (e.code === 'NotFoundError') {
-    return new FlotillaError('NOT_FOUND', `${where}: branch "${branch}" not found`, { cause: err, retryable: true });
+    return new FlotillaError('NOT_FOUND', `${where}: ${ref} not found`, { cause: err, retryable: true });
   }
   if (e.code === 'HttpError' && e.data?.statusCode === 404) {
     return new FlotillaError('NOT_FOUND', `${where}: repository not found (HTTP 404)`, { cause: err, retryable: true });

@@ -15,9 +15,48 @@ export interface CommitTreeOptions {
   cache: object;
   /** Top-level directories to read (default FLEET_ROOTS). */
   roots?: readonly string[];
+  /** Subtrees read last time, reused by object id so a one-file change reads one file. */
+  subtrees?: SubtreeCache;
+}
+
+/** The files of one Git tree object, with paths relative to it. */
+interface SubtreeFiles {
+  files: readonly (readonly [string, Buffer])[];
+  rejected: readonly RejectedEntry[];
+}
+
+/**
+ * Remembers the files of tree objects between reads of successive commits. A tree's id
+ * is the digest of its content, so an unchanged directory is reused without reading it.
+ * Keeps what the last read used (plus what the current one adds): memory follows the
+ * repo, not its history.
+ */
+export class SubtreeCache {
+  private last = new Map<string, SubtreeFiles>();
+  private next = new Map<string, SubtreeFiles>();
+
+  /** A cached tree, marked as used by the current read. */
+  get(oid: string): SubtreeFiles | undefined {
+    const hit = this.next.get(oid) ?? this.last.get(oid);
+    if (hit) this.next.set(oid, hit);
+    return hit;
+  }
+
+  /** Stores a tree read by the current read. */
+  set(oid: string, files: SubtreeFiles): void {
+    this.next.set(oid, files);
+  }
+
+  /** Ends a read: forgets trees it did not use. */
+  rotate(): void {
+    this.last = this.next;
+    this.next = new Map();
+  }
 }
 
 const MODE_SYMLINK = '120000';
+
+type Entry = { mode: string; oid: string; type: 'commit' | 'blob' | 'tree'; path: string };
 
 /** Loads the files of a commit under the fleet roots into memory. */
 export async function readCommitTree(opts: CommitTreeOptions): Promise<RepoTree> {
@@ -25,30 +64,37 @@ export async function readCommitTree(opts: CommitTreeOptions): Promise<RepoTree>
   const rejected: RejectedEntry[] = [];
   const top = await git.readTree({ fs, gitdir: opts.gitdir, oid: opts.commit, cache: opts.cache });
   const roots = new Set(opts.roots ?? FLEET_ROOTS);
+  const cache = opts.subtrees ?? new SubtreeCache();
   for (const entry of top.tree) {
     if (!roots.has(entry.path)) continue;
-    await visit(opts, entry, entry.path, files, rejected);
+    const sub = await readEntry(opts, cache, entry);
+    for (const [path, bytes] of sub.files) files.set(path === '' ? entry.path : `${entry.path}/${path}`, bytes);
+    for (const r of sub.rejected) rejected.push({ ...r, path: r.path === '' ? entry.path : `${entry.path}/${r.path}` });
   }
+  cache.rotate();
   return new MapRepoTree(files, rejected);
 }
 
-async function visit(
-  opts: CommitTreeOptions,
-  entry: { mode: string; oid: string; type: 'commit' | 'blob' | 'tree' },
-  path: string,
-  files: Map<string, Buffer>,
-  rejected: RejectedEntry[],
-): Promise<void> {
-  const { gitdir, cache } = opts;
-  if (entry.type === 'commit') {
-    rejected.push({ path, reason: 'Git submodules are not supported in a fleet repo' });
-  } else if (entry.mode === MODE_SYMLINK) {
-    rejected.push({ path, reason: 'symbolic links are not allowed in a fleet repo' });
-  } else if (entry.type === 'blob') {
-    const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache });
-    files.set(path, Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength));
-  } else {
-    const { tree } = await git.readTree({ fs, gitdir, oid: entry.oid, cache });
-    for (const child of tree) await visit(opts, child, `${path}/${child.path}`, files, rejected);
+/** Files under one entry, paths relative to it ("" is the entry itself). */
+async function readEntry(opts: CommitTreeOptions, cache: SubtreeCache, entry: Entry): Promise<SubtreeFiles> {
+  const { gitdir } = opts;
+  if (entry.type === 'commit') return { files: [], rejected: [{ path: '', reason: 'Git submodules are not supported in a fleet repo' }] };
+  if (entry.mode === MODE_SYMLINK) return { files: [], rejected: [{ path: '', reason: 'symbolic links are not allowed in a fleet repo' }] };
+  if (entry.type === 'blob') {
+    const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache: opts.cache });
+    return { files: [['', Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength)]], rejected: [] };
   }
+  const hit = cache.get(entry.oid);
+  if (hit) return hit;
+  const { tree } = await git.readTree({ fs, gitdir, oid: entry.oid, cache: opts.cache });
+  const files: [string, Buffer][] = [];
+  const rejected: RejectedEntry[] = [];
+  for (const child of tree) {
+    const sub = await readEntry(opts, cache, child);
+    for (const [path, bytes] of sub.files) files.push([path === '' ? child.path : `${child.path}/${path}`, bytes]);
+    for (const r of sub.rejected) rejected.push({ ...r, path: r.path === '' ? child.path : `${child.path}/${r.path}` });
+  }
+  const out = { files, rejected };
+  cache.set(entry.oid, out);
+  return out;
 }

@@ -5,7 +5,7 @@ import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Top-level directories render reads; everything else in the repo is ignored. */
-export const FLEET_ROOTS: readonly string[] = ['clusters', 'bundles'];
+export const FLEET_ROOTS: readonly string[] = ['clusters', 'clusterGroups', 'bundles'];
 
 /** An entry that exists but cannot be used (symlink, submodule), so render can report it. */
 export interface RejectedEntry {

@@ -105,7 +105,8 @@ test('malformed-event-data-throws-validation-error', () => {
   const { status } = model();
   const bad = createEvent('edge-1', 'applied', { digest: 1 });
   assert.throws(() => status.foldEvent('applied', bad), /digest and revision/);
-  assert.equal(status.foldEvent('drift-detected', bad), 'ignored');
+  // Drift events are folded now: one without a bundle is malformed, not ignored.
+  assert.throws(() => status.foldEvent('drift-detected', bad), /names no bundle/);
 });
 
 test('selector-filters-by-labels-and-unknown-agents-show-up', () => {

@@ -4,15 +4,42 @@ import type { AppliedData, EventKind, FlotillaEvent, Logger, Selector } from '@f
 import { LogFields, ValidationError } from '@flotilla/common';
 import type { Ack__Output, Hello__Output } from '@flotilla/proto';
 import type { SessionObserver } from '../stream/types.js';
-import { bundleCounts, emptyRecord, recordAttempt, viewOf } from './model.js';
-import type { ApplyResult, ClusterRecord, ClusterStatus } from './model.js';
+import { deploymentsOf, summarize } from './deployments.js';
+import type { BundleDeployment, BundleSummary } from './deployments.js';
+import { objectKeyOf, readDrift, readHealth } from './event-data.js';
+import type { DriftFacts } from './event-data.js';
+import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, viewOf } from './model.js';
+import type { ApplyResult, BundleFacts, ClusterRecord, ClusterState, ClusterStatus } from './model.js';
 
 /** A cluster as the renderer declares it. */
 export interface FleetEntry {
   name: string;
   labels: Record<string, string>;
   /** Its desired state, or undefined when rendering produced none (yet). */
-  desired: { revision: string; digest: string } | undefined;
+  desired: { revision: string; digest: string; bundles?: { name: string; digest: string }[] } | undefined;
+}
+
+/** Told about every cluster whose status changed, with its state before (undefined when first seen). */
+export type StatusListener = (cluster: ClusterStatus, previous: ClusterState | undefined) => void;
+
+/** Told about every new drift event folded. */
+export type DriftListener = (cluster: string, drift: DriftFacts, atMs: number) => void;
+
+/** Filters of list(). */
+export interface ClusterFilter {
+  selector?: Selector | undefined;
+  /** Only clusters whose applied revision is this commit (a prefix of 7+ characters matches). */
+  revision?: string | undefined;
+  /** Only clusters running a bundle with this digest. */
+  bundleDigest?: string | undefined;
+}
+
+/** Filters of deployments(). */
+export interface DeploymentFilter {
+  selector?: Selector | undefined;
+  bundle?: string | undefined;
+  cluster?: string | undefined;
+  state?: string | undefined;
 }
 
 /** Options of FleetStatus. */
@@ -31,6 +58,9 @@ const ACK_RESULTS: Record<string, ApplyResult | undefined> = {
   ACK_RESULT_PARTIAL: 'partial',
   ACK_RESULT_FAILED: 'failed',
 };
+
+/** How often time-dependent states (Offline) are re-evaluated and history is pruned (1 s). */
+export const STATUS_SWEEP_INTERVAL_MS = 1_000;
 
 /** lastSeen is re-persisted on heartbeats at most this often (30 s). */
 const LAST_SEEN_PERSIST_EVERY_MS = 30_000;
@@ -52,12 +82,27 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }
 
+/** Objects remembered per bundle for drift ordering (200); the oldest settled ones go first. */
+const MAX_DRIFT_OBJECTS = 200;
+
+function pruneObjects(objects: Record<string, { atMs: number; drifted: boolean }>): void {
+  const keys = Object.keys(objects);
+  if (keys.length <= MAX_DRIFT_OBJECTS) return;
+  const settled = keys.filter((k) => !objects[k]?.drifted).sort((a, b) => (objects[a]?.atMs ?? 0) - (objects[b]?.atMs ?? 0));
+  for (const k of settled.slice(0, keys.length - MAX_DRIFT_OBJECTS)) delete objects[k];
+}
+
 /** In-memory fleet status model. */
 export class FleetStatus implements SessionObserver {
   private readonly records = new Map<string, ClusterRecord>();
   private readonly dirty = new Set<string>();
   private readonly persistedSeen = new Map<string, number>();
   private readonly now: () => number;
+  private readonly listeners = new Set<StatusListener>();
+  private readonly driftListeners = new Set<DriftListener>();
+  private readonly lastState = new Map<string, ClusterState>();
+  private readonly pending = new Set<string>();
+  private notifyScheduled = false;
 
   constructor(private readonly opts: FleetStatusOptions) {
     this.now = opts.now ?? Date.now;
@@ -74,6 +119,72 @@ export class FleetStatus implements SessionObserver {
 
   private touch(name: string): void {
     this.dirty.add(name);
+    if (this.listeners.size === 0) return;
+    this.pending.add(name);
+    if (!this.notifyScheduled) {
+      // Coalesced: a burst of events for one cluster gives one notification.
+      this.notifyScheduled = true;
+      setImmediate(() => this.notify());
+    }
+  }
+
+  private notify(): void {
+    this.notifyScheduled = false;
+    const names = [...this.pending];
+    this.pending.clear();
+    for (const name of names) this.emit(name);
+  }
+
+  private emit(name: string): void {
+    const view = this.get(name);
+    if (!view) return;
+    const previous = this.lastState.get(name);
+    this.lastState.set(name, view.state);
+    for (const l of this.listeners) {
+      try {
+        l(view, previous);
+      } catch (err) {
+        this.opts.logger.warn({ [LogFields.cluster]: name, err: String(err) }, 'status listener failed');
+      }
+    }
+  }
+
+  /** Calls listener on every change; returns an unsubscribe function. */
+  onChange(listener: StatusListener): () => void {
+    if (this.listeners.size === 0) for (const [name, rec] of this.records) this.lastState.set(name, this.get(rec.name)?.state ?? 'Pending');
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Calls listener on every new drift event; returns an unsubscribe function. */
+  onDrift(listener: DriftListener): () => void {
+    this.driftListeners.add(listener);
+    return () => this.driftListeners.delete(listener);
+  }
+
+  /** Re-evaluates time-dependent states (Offline after the timeout) and notifies changes; run periodically. */
+  sweep(): void {
+    if (this.listeners.size === 0) return;
+    const now = this.now();
+    for (const rec of this.records.values()) {
+      if (rec.connected) continue;
+      const state = viewOf(rec, now, this.opts.offlineAfterMs).state;
+      if (state !== this.lastState.get(rec.name)) this.emit(rec.name);
+    }
+  }
+
+  private facts(rec: ClusterRecord, bundle: string): BundleFacts {
+    rec.bundleFacts ??= {};
+    let f = rec.bundleFacts[bundle];
+    if (!f) {
+      f = emptyFacts();
+      rec.bundleFacts[bundle] = f;
+    }
+    return f;
+  }
+
+  private markConverged(rec: ClusterRecord, atMs: number): void {
+    if (rec.desiredDigest !== '' && rec.appliedDigest === rec.desiredDigest) rec.lastConvergedMs = Math.max(rec.lastConvergedMs ?? 0, atMs);
   }
 
   /** Loads persisted records (at start, before sessions exist): nobody is connected yet. */
@@ -98,6 +209,8 @@ export class FleetStatus implements SessionObserver {
       rec.labels = { ...e.labels };
       rec.desiredRevision = revision;
       rec.desiredDigest = digest;
+      rec.desiredBundles = (e.desired?.bundles ?? []).map((b) => ({ name: b.name, digest: b.digest }));
+      this.markConverged(rec, this.now());
       this.touch(e.name);
     }
     for (const rec of this.records.values()) {
@@ -120,6 +233,7 @@ export class FleetStatus implements SessionObserver {
       rec.appliedDigest = hello.appliedDigest;
       rec.appliedRevision = hello.appliedRevision;
       rec.appliedAtMs = Math.max(rec.appliedAtMs, now);
+      this.markConverged(rec, now);
     }
     this.touch(cluster);
   }
@@ -142,6 +256,7 @@ export class FleetStatus implements SessionObserver {
     const message =
       result === 'applied' ? '' : ack.message || `${ack.objectsFailed} of ${ack.objectsApplied + ack.objectsFailed} objects failed`;
     recordAttempt(rec, { digest: ack.digest, revision: ack.revision, result, message, atMs: this.now() });
+    this.markConverged(rec, this.now());
     this.touch(cluster);
   }
 
@@ -157,6 +272,8 @@ export class FleetStatus implements SessionObserver {
 
   /** Folds one agent event; throws ValidationError when its data is malformed. */
   foldEvent(kind: EventKind, event: FlotillaEvent): FoldOutcome {
+    if (kind === 'drift-detected' || kind === 'drift-corrected') return this.foldDrift(kind, event);
+    if (kind === 'health-changed') return this.foldHealth(event);
     if (kind !== 'applied' && kind !== 'apply-failed') return 'ignored';
     const data = checkAppliedData(event.data);
     const atMs = Date.parse(event.time);
@@ -169,15 +286,108 @@ export class FleetStatus implements SessionObserver {
     const message = result === 'applied' ? '' : data.message || failures.join('; ') || `apply ${result}`;
     recordAttempt(rec, { digest: data.digest, revision: data.revision, result, message, atMs });
     rec.bundles = bundleCounts(data.bundles);
+    for (const b of data.bundles) {
+      const f = this.facts(rec, b.name);
+      f.lastError = b.failed > 0 ? (b.failures ?? []).slice(0, 3).join('; ') || `${b.failed} objects failed` : '';
+      // A clean apply of a bundle puts its objects back as desired: no drift remains.
+      if (result === 'applied' && b.failed === 0) {
+        f.drifted = 0;
+        for (const o of Object.values(f.objects ?? {})) o.drifted = false;
+      }
+      f.lastTransitionMs = atMs;
+    }
+    this.markConverged(rec, atMs);
     this.touch(rec.name);
     return 'folded';
   }
 
-  /** All clusters matching selector (all when none), sorted by name. */
-  list(selector?: Selector): ClusterStatus[] {
+  private foldDrift(kind: 'drift-detected' | 'drift-corrected', event: FlotillaEvent): FoldOutcome {
+    const drift = readDrift(event.data);
+    const atMs = Date.parse(event.time);
+    const rec = this.record(event.flotillacluster);
+    let changed = false;
+    const detected = kind === 'drift-detected';
+    for (const bundle of drift.bundles) {
+      const f = this.facts(rec, bundle);
+      if (f.lastDriftId === event.id) continue;
+      // Each object keeps the time of the newest event about it: an older or redelivered
+      // event changes nothing, so any order of delivery ends in the same state.
+      const objects = (f.objects ??= {});
+      const keys = drift.objects.filter((o) => o.bundle === bundle).map(objectKeyOf);
+      if (keys.length === 0) keys.push('*');
+      const fresh = keys.filter((k) => (objects[k]?.atMs ?? -1) < atMs);
+      if (fresh.length === 0) continue;
+      for (const k of fresh) objects[k] = { atMs, drifted: detected };
+      if (!detected && keys[0] === '*') for (const o of Object.values(objects)) if (o.atMs <= atMs) o.drifted = false;
+      pruneObjects(objects);
+      if (detected) f.driftEvents++;
+      f.drifted = Object.values(objects).filter((o) => o.drifted).length;
+      f.lastDriftMs = Math.max(f.lastDriftMs, atMs);
+      f.lastDriftId = event.id;
+      f.lastTransitionMs = atMs;
+      changed = true;
+    }
+    if (!changed) return 'stale';
+    this.touch(rec.name);
+    if (kind === 'drift-detected') for (const l of this.driftListeners) l(rec.name, drift, atMs);
+    return 'folded';
+  }
+
+  private foldHealth(event: FlotillaEvent): FoldOutcome {
+    const h = readHealth(event.data);
+    const atMs = Date.parse(event.time);
+    const rec = this.record(event.flotillacluster);
+    const f = this.facts(rec, h.bundle);
+    if (atMs < f.lastHealthMs) return 'stale';
+    f.lastHealthMs = atMs;
+    if (f.health !== h.health) f.lastTransitionMs = atMs;
+    f.health = h.health;
+    this.touch(rec.name);
+    return 'folded';
+  }
+
+  /** Deployments (bundle × cluster) matching filter, sorted by bundle then cluster. */
+  deployments(filter: DeploymentFilter = {}): BundleDeployment[] {
     const now = this.now();
+    const out: BundleDeployment[] = [];
+    const recs = filter.cluster ? [this.records.get(filter.cluster)].filter((r) => r !== undefined) : this.records.values();
+    for (const rec of recs) {
+      if (filter.selector && !filter.selector.matches(rec.labels)) continue;
+      const state = viewOf(rec, now, this.opts.offlineAfterMs).state;
+      for (const d of deploymentsOf(rec, state)) {
+        if (filter.bundle && d.bundle !== filter.bundle) continue;
+        if (filter.state && d.state !== filter.state) continue;
+        out.push(d);
+      }
+    }
+    return out.sort((a, b) => (a.bundle !== b.bundle ? (a.bundle < b.bundle ? -1 : 1) : a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0));
+  }
+
+  /** Every bundle with its deployment counts per state, across the whole fleet. */
+  bundleSummaries(): BundleSummary[] {
+    const now = this.now();
+    const all: BundleDeployment[] = [];
+    for (const rec of this.records.values()) all.push(...deploymentsOf(rec, viewOf(rec, now, this.opts.offlineAfterMs).state));
+    return summarize(all);
+  }
+
+  /** A cluster with its deployments, or undefined. */
+  describe(name: string): { cluster: ClusterStatus; deployments: BundleDeployment[] } | undefined {
+    const rec = this.records.get(name);
+    if (!rec) return undefined;
+    const cluster = viewOf(rec, this.now(), this.opts.offlineAfterMs);
+    return { cluster, deployments: deploymentsOf(rec, cluster.state) };
+  }
+
+  /** All clusters matching selector (all when none), sorted by name. */
+  list(filter?: Selector | ClusterFilter): ClusterStatus[] {
+    const now = this.now();
+    const f: ClusterFilter = filter && 'matches' in filter ? { selector: filter } : (filter ?? {});
+    const rev = f.revision;
     return [...this.records.values()]
-      .filter((r) => !selector || selector.matches(r.labels))
+      .filter((r) => !f.selector || f.selector.matches(r.labels))
+      .filter((r) => !rev || (rev.length >= 7 && viewOf(r, now, this.opts.offlineAfterMs).appliedRevision.startsWith(rev)))
+      .filter((r) => !f.bundleDigest || r.bundles.some((b) => b.digest === f.bundleDigest))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .map((r) => viewOf(r, now, this.opts.offlineAfterMs));
   }

@@ -51,6 +51,36 @@ export interface ClusterRecord {
   /** Time of the newest event folded; older events are ignored. */
   lastEventMs: number;
   bundles: BundleStatus[];
+  /** Bundles the desired state holds (name and digest), for per-bundle deployments. */
+  desiredBundles?: { name: string; digest: string }[];
+  /** Drift, health and error facts per bundle (absent in records written before they existed). */
+  bundleFacts?: Record<string, BundleFacts>;
+  /** When the cluster last reached its desired state, ms since epoch; 0 for never. */
+  lastConvergedMs?: number;
+}
+
+/** What drift and health events told about one bundle on one cluster. */
+export interface BundleFacts {
+  /** Objects drifted now (set by drift-detected, cleared by drift-corrected or a clean apply). */
+  drifted: number;
+  /** Those objects ("Kind/namespace/name") → time of the newest drift event about each, for ordering. */
+  objects?: Record<string, { atMs: number; drifted: boolean }>;
+  /** Drift events seen in total. */
+  driftEvents: number;
+  lastDriftMs: number;
+  /** Id of the last drift event folded, so a redelivery is not counted twice. */
+  lastDriftId: string;
+  /** Healthy, Progressing, Degraded or "" when unknown. */
+  health: string;
+  lastHealthMs: number;
+  lastError: string;
+  /** When anything about this deployment last changed, ms since epoch. */
+  lastTransitionMs: number;
+}
+
+/** Facts for a bundle nothing is known about yet. */
+export function emptyFacts(): BundleFacts {
+  return { drifted: 0, driftEvents: 0, lastDriftMs: 0, lastDriftId: '', health: '', lastHealthMs: 0, lastError: '', lastTransitionMs: 0 };
 }
 
 /** A cluster's status as the API returns it. */
@@ -67,6 +97,8 @@ export interface ClusterStatus {
   state: ClusterState;
   message: string;
   bundles: BundleStatus[];
+  /** ISO time the cluster last reached its desired state, or null. */
+  lastConverged?: string | null;
 }
 
 /** A record for a cluster seen for the first time. */
@@ -150,5 +182,6 @@ export function viewOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number
     state,
     message,
     bundles: rec.bundles.map((b) => ({ ...b })),
+    lastConverged: rec.lastConvergedMs ? new Date(rec.lastConvergedMs).toISOString() : null,
   };
 }

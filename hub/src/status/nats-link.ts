@@ -2,7 +2,7 @@
 // retried with backoff forever, and nats.js reconnects by itself once connected. Users
 // of the link wait for a connection with `connection()`.
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { Authenticator, NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@flotilla/common';
 import { Backoff, errorMessage, sleep } from '@flotilla/common';
 
@@ -12,6 +12,8 @@ export interface NatsLinkOptions {
   logger: Logger;
   /** Connection name shown by the server (default "flotilla-hub"). */
   name?: string;
+  /** The hub's own NATS credentials (decentralized auth); undefined connects without. */
+  authenticator?: Authenticator;
 }
 
 /** Keeps one NATS connection open until stopped. */
@@ -55,6 +57,7 @@ export class NatsLink {
           name: this.opts.name ?? 'flotilla-hub',
           maxReconnectAttempts: -1,
           reconnectTimeWait: 1_000,
+          ...(this.opts.authenticator ? { authenticator: this.opts.authenticator } : {}),
         });
       } catch (err) {
         const delay = backoff.next();

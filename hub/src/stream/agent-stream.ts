@@ -5,7 +5,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Metadata, ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '@flotilla/common';
-import { LogFields } from '@flotilla/common';
+import { LogFields, errorMessage } from '@flotilla/common';
 import type { AgentMessage__Output, AgentStreamHandlers, HubMessage } from '@flotilla/proto';
 import { EncodingCache } from './chunks.js';
 import { Session } from './session.js';
@@ -21,9 +21,16 @@ export interface AgentStreamOptions {
   token: string | undefined;
   /** Heartbeat interval announced to agents (default from config, 10 s). */
   heartbeatIntervalMs: number;
+  /**
+   * Per-cluster identity (mTLS): returns the cluster the call's certificate names, or
+   * throws (the stream is refused with UNAUTHENTICATED). When set, the shared token is
+   * not consulted and hello.cluster must equal the certificate's cluster.
+   */
+  authenticate?: (call: Call) => string;
 }
 
-type Call = ServerDuplexStream<AgentMessage__Output, HubMessage>;
+/** A server-side AgentStream call. */
+export type Call = ServerDuplexStream<AgentMessage__Output, HubMessage>;
 
 function digestToken(token: string): Buffer {
   // Hashing first gives equal-length buffers, so the compare's time says nothing about the token.
@@ -64,6 +71,8 @@ export class AgentStreamService {
   private readonly warnedUnknown = new Set<string>();
   private readonly cache = new EncodingCache();
   private readonly tokenDigest: Buffer | undefined;
+  /** Certificate cluster of each session (mTLS mode), to close them on revocation. */
+  private readonly peers = new Map<Session, string>();
   private unsubscribe: (() => void) | undefined;
   private stopping = false;
 
@@ -94,7 +103,16 @@ export class AgentStreamService {
       call.emit('error', { code: GrpcStatus.UNAVAILABLE, details: 'hub is shutting down' });
       return;
     }
-    if (!this.authorized(call.metadata)) {
+    let peerCluster: string | undefined;
+    if (this.opts.authenticate) {
+      try {
+        peerCluster = this.opts.authenticate(call);
+      } catch (err) {
+        this.opts.logger.warn({ peer: call.getPeer(), [LogFields.err]: errorMessage(err) }, 'agent stream rejected: no valid cluster certificate');
+        call.emit('error', { code: GrpcStatus.UNAUTHENTICATED, details: errorMessage(err) });
+        return;
+      }
+    } else if (!this.authorized(call.metadata)) {
       // The peer address helps find a misconfigured agent; the token itself is never logged.
       this.opts.logger.warn({ peer: call.getPeer() }, 'agent stream rejected: missing or invalid token');
       call.emit('error', { code: GrpcStatus.UNAUTHENTICATED, details: 'missing or invalid agent token' });
@@ -110,11 +128,22 @@ export class AgentStreamService {
       onActive: (s) => this.activate(s),
       onClosing: (s) => {
         this.live.delete(s);
+        this.peers.delete(s);
         if (this.sessions.get(s.cluster) === s) this.sessions.delete(s.cluster);
       },
     });
     this.live.add(session);
-    call.on('data', (msg: AgentMessage__Output) => session.received(msg));
+    if (peerCluster !== undefined) this.peers.set(session, peerCluster);
+    call.on('data', (msg: AgentMessage__Output) => {
+      // A certificate speaks for one cluster only: a hello naming another one is refused
+      // before the session sees it, so not one byte of that cluster's state is sent.
+      if (peerCluster !== undefined && session.state === 'awaiting-hello' && msg.kind === 'hello' && msg.hello?.cluster !== peerCluster) {
+        this.opts.logger.warn({ [LogFields.cluster]: peerCluster, asked: msg.hello?.cluster }, 'agent asked for another cluster; refused');
+        session.close(`certificate is for cluster "${peerCluster}", not "${msg.hello?.cluster ?? ''}"`, GrpcStatus.PERMISSION_DENIED);
+        return;
+      }
+      session.received(msg);
+    });
     call.on('end', () => session.close('agent ended the stream'));
     call.on('cancelled', () => session.finished('cancelled by agent'));
     call.on('error', (err: Error) => session.finished(`stream error: ${err.message}`));
@@ -150,6 +179,17 @@ export class AgentStreamService {
       notified++;
     }
     this.opts.logger.debug({ changed: clusters.length, notified }, 'desired states changed');
+  }
+
+  /** Closes every stream of a cluster (its identity was revoked); returns how many. */
+  closeCluster(cluster: string, reason: string): number {
+    let n = 0;
+    for (const [session, peer] of [...this.peers]) {
+      if (peer !== cluster) continue;
+      session.close(reason, GrpcStatus.UNAUTHENTICATED);
+      n++;
+    }
+    return n;
   }
 
   /** Closes every session (agents reconnect to another hub or later) and stops listening for changes. */

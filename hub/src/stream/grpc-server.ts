@@ -1,8 +1,8 @@
 // The hub's one gRPC server: AgentStream for agents and FleetService for clients.
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, experimental } from '@grpc/grpc-js';
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { UnavailableError, durations } from '@flotilla/common';
-import type { AgentStreamHandlers, FleetServiceHandlers } from '@flotilla/proto';
+import type { AgentStreamHandlers, FleetServiceHandlers, IdentityHandlers } from '@flotilla/proto';
 import { loadFlotillaProto } from '@flotilla/proto';
 
 /** HTTP/2 streams allowed per connection; agents use one each, a proxy may multiplex many. */
@@ -22,7 +22,40 @@ export const GRPC_SERVER_OPTIONS: ChannelOptions = {
 /** Services served by the hub's gRPC server. */
 export interface GrpcServices {
   agentStream: AgentStreamHandlers;
-  fleet: FleetServiceHandlers;
+  /** Calls left out answer UNIMPLEMENTED (tests serve only what they use). */
+  fleet: Partial<FleetServiceHandlers>;
+  /** Registration and cluster identities; absent in --insecure mode. */
+  identity?: IdentityHandlers;
+}
+
+/** TLS material of the gRPC server (PEM). Client certificates are requested, not required: Register has none. */
+export interface GrpcTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/** A certificate provider that always answers with fixed material. */
+function fixedProvider(update: { ca?: Buffer; cert?: Buffer; key?: Buffer }): experimental.CertificateProvider {
+  // Listeners are called asynchronously, as grpc-js's own providers do: it registers its
+  // watcher only after adding the listener, so a synchronous answer would be lost.
+  return {
+    addCaCertificateListener: (l) => queueMicrotask(() => l(update.ca ? { caCertificate: update.ca } : null)),
+    removeCaCertificateListener: () => undefined,
+    addIdentityCertificateListener: (l) => queueMicrotask(() => l(update.cert && update.key ? { certificate: update.cert, privateKey: update.key } : null)),
+    removeIdentityCertificateListener: () => undefined,
+  };
+}
+
+/** Server credentials: TLS with an optional client certificate verified against caPem. */
+export function grpcServerCredentials(tls: GrpcTls | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  // createSsl would reject clients without a certificate at the handshake; the
+  // provider-based credentials request one and let the call decide (see identity/).
+  // One provider for both roles: grpc-js 1.14 passes the two providers to its constructor
+  // in swapped order, so the same (complete) provider in both places is what works.
+  const provider = fixedProvider({ ca: Buffer.from(tls.caPem), cert: Buffer.from(tls.certPem), key: Buffer.from(tls.keyPem) });
+  return experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 
 /** A started gRPC server and the port it is bound to (useful when listening on port 0). */
@@ -33,14 +66,15 @@ export interface RunningGrpcServer {
   stop(graceMs: number): Promise<void>;
 }
 
-/** Binds the gRPC server (insecure for now; mTLS comes with per-cluster identities). */
-export async function startGrpcServer(address: string, services: GrpcServices): Promise<RunningGrpcServer> {
+/** Binds the gRPC server: TLS (mTLS for agents) when tls is given, plaintext otherwise (--insecure). */
+export async function startGrpcServer(address: string, services: GrpcServices, tls?: GrpcTls): Promise<RunningGrpcServer> {
   const proto = loadFlotillaProto();
   const server = new Server(GRPC_SERVER_OPTIONS);
   server.addService(proto.AgentStream.service, services.agentStream);
-  server.addService(proto.FleetService.service, services.fleet);
+  server.addService(proto.FleetService.service, services.fleet as FleetServiceHandlers);
+  if (services.identity) server.addService(proto.Identity.service, services.identity);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => {
+    server.bindAsync(address, grpcServerCredentials(tls), (err, p) => {
       if (err) reject(new UnavailableError(`gRPC listen address ${address}`, { cause: err }));
       else resolve(p);
     });

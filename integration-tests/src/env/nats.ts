@@ -1,6 +1,6 @@
 // startNats(): a real nats-server with JetStream. stop()/start() simulate an outage: the
 // server comes back on the same port with the same store, as a restarted pod would.
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,8 @@ export interface TestNats {
 export interface StartNatsOptions {
   /** Enable JetStream. Default true. */
   jetstream?: boolean;
+  /** Extra nats-server configuration (e.g. operator/resolver for decentralized auth); binaries mode only. */
+  config?: string;
 }
 
 function healthz(port: number): Promise<boolean> {
@@ -50,9 +52,9 @@ export async function startNats(options: StartNatsOptions = {}): Promise<TestNat
   removeOnExit(dir);
   const [port, monitorPort] = [await freePort(), await freePort()];
   const server =
-    (await chooseRuntime()) === 'containers'
+    (await chooseRuntime()) === 'containers' && options.config === undefined
       ? containerServer(dir, port, monitorPort, jetstream)
-      : binaryServer(dir, port, monitorPort, jetstream);
+      : binaryServer(dir, port, monitorPort, jetstream, options.config);
   await server.start();
   return { url: `nats://127.0.0.1:${port}`, port, ...server };
 }
@@ -64,6 +66,7 @@ function binaryServer(
   port: number,
   monitorPort: number,
   jetstream: boolean,
+  config?: string,
 ): Lifecycle {
   const bin = binaryPaths().natsServer;
   try {
@@ -86,6 +89,10 @@ function binaryServer(
     `flotilla-test-${port}`,
   ];
   if (jetstream) args.push('-js', '-sd', join(dir, 'store'));
+  if (config !== undefined) {
+    writeFileSync(join(dir, 'nats.conf'), config);
+    args.push('-c', join(dir, 'nats.conf'));
+  }
   let proc: ManagedProcess | undefined;
   return {
     async start() {

@@ -8,6 +8,10 @@ import { join } from 'node:path';
 export const K8S_VERSION = 'v1.35.4';
 /** nats-server release of the cached binary (override: FLOTILLA_NATS_VERSION). */
 export const NATS_SERVER_VERSION = 'v2.12.2';
+/** kustomize release of the cached program (override: FLOTILLA_KUSTOMIZE_VERSION). */
+export const KUSTOMIZE_VERSION = 'v5.8.1';
+/** helm release of the cached program (override: FLOTILLA_HELM_VERSION). */
+export const HELM_VERSION = 'v3.19.5';
 /** k3s image used when a container runtime exists; same minor as K8S_VERSION where published. */
 export const K3S_IMAGE = 'rancher/k3s:v1.35.4-k3s1';
 /** NATS image used when a container runtime exists. */
@@ -18,6 +22,10 @@ export interface BinaryPaths {
   kubeApiserver: string;
   etcd: string;
   natsServer: string;
+  /** kustomize, run by the renderer for Kustomize bundles (tools/build-tools.sh). */
+  kustomize: string;
+  /** helm, run by the renderer for Helm bundles (tools/build-tools.sh). */
+  helm: string;
 }
 
 /** Cache root: FLOTILLA_CACHE_DIR, else $XDG_CACHE_HOME/flotilla, else ~/.cache/flotilla. */
@@ -39,6 +47,8 @@ export function binaryPaths(env: NodeJS.ProcessEnv = process.env): BinaryPaths {
     kubeApiserver: env.FLOTILLA_KUBE_APISERVER || join(k8s, 'kube-apiserver'),
     etcd: env.FLOTILLA_ETCD || join(k8s, 'etcd'),
     natsServer: env.FLOTILLA_NATS_SERVER || join(nats, 'nats-server'),
+    kustomize: env.FLOTILLA_KUSTOMIZE || join(root, `tools-kustomize-${env.FLOTILLA_KUSTOMIZE_VERSION || KUSTOMIZE_VERSION}`, 'kustomize'),
+    helm: env.FLOTILLA_HELM || join(root, `tools-helm-${env.FLOTILLA_HELM_VERSION || HELM_VERSION}`, 'helm'),
   };
 }
 

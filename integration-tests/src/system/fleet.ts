@@ -2,12 +2,15 @@
 // smart-HTTP Git server holding a fleet repo, one hub and one agent per cluster. Used
 // by the end-to-end tests and by the demo, so both exercise exactly the same wiring.
 import { execFile } from 'node:child_process';
+import { get as httpsGet } from 'node:https';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createWorkRepo, freePort, spawnServer, startCluster, startGitServer, startNats, waitFor } from '../env/index.js';
+import { binaryPaths, createWorkRepo, freePort, spawnServer, startCluster, startGitServer, startNats, waitFor } from '../env/index.js';
 import type { ManagedProcess, TestCluster, TestGitServer, TestNats, WorkRepo } from '../env/index.js';
+import { applyManifests } from './install.js';
+import { createNatsAuthSetup } from '@flotilla/hub';
 
 /** Path of the `flotilla` CLI entry point (hub package). */
 export const FLOTILLA_BIN = join(dirname(fileURLToPath(import.meta.resolve('@flotilla/hub'))), 'cli', 'main.js');
@@ -34,6 +37,15 @@ export interface FleetOptions {
   onProgress?: (message: string) => void;
   /** Hub poll interval for the Git source. Default "1s". */
   pollInterval?: string;
+  /**
+   * Plaintext hub and shared token, no per-cluster identities (default false). The
+   * default is the real install flow: `flotilla cluster add` → the generated manifests
+   * applied to the cluster's API server → the agent trades the bootstrap token for a
+   * certificate and connects with mTLS.
+   */
+  insecure?: boolean;
+  /** Extra hub.yaml lines (e.g. identity settings). */
+  hubConfigExtra?: string[];
 }
 
 /** A running installation. */
@@ -50,6 +62,10 @@ export interface Fleet {
   hubGrpcAddress: string;
   agents: Map<string, ManagedProcess>;
   logDir: string;
+  /** The hub's identity directory (ca.crt, admin.crt, admin.key); "" when insecure. */
+  adminDir: string;
+  /** Where `flotilla cluster add` wrote a cluster's agent.yaml, token and ca.crt. */
+  installDir(cluster: string): string;
   /** Runs `flotilla <args>` against this hub; resolves stdout, rejects with stderr on a non-zero exit. */
   cli(args: string[]): Promise<string>;
   /** `flotilla status -o json`, parsed. */
@@ -74,6 +90,18 @@ export async function readTree(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
+/** true when GET url answers 2xx; https is verified against caFile when given. */
+async function httpOk(url: string, caFile: string | undefined): Promise<boolean> {
+  if (!caFile) return (await fetch(url)).ok;
+  const ca = await readFile(caFile);
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { ca }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 500) < 300);
+    }).on('error', reject);
+  });
+}
+
 function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [FLOTILLA_BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
@@ -96,8 +124,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   };
   try {
     progress(`starting NATS, a Git server and ${options.clusters.length} Kubernetes API servers`);
+    // The real install also secures NATS: operator mode, the hub's own credentials, and
+    // a user JWT per agent (issued at registration) that may publish only its own events.
+    const natsAuth = options.insecure === true ? undefined : createNatsAuthSetup();
     const [nats, git, ...clusterList] = await Promise.all([
-      startNats(),
+      startNats(natsAuth ? { config: natsAuth.serverConfig } : {}),
       startGitServer(),
       ...options.clusters.map((name) => startCluster({ name, logDir })),
     ]);
@@ -117,8 +148,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     await writeFile(tokenFile, token, { mode: 0o600 });
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
     const hubGrpcAddress = `127.0.0.1:${grpcPort}`;
-    const hubHttpUrl = `http://127.0.0.1:${httpPort}`;
+    const insecure = options.insecure === true;
+    const hubHttpUrl = `${insecure ? 'http' : 'https'}://127.0.0.1:${httpPort}`;
+    const adminDir = insecure ? '' : join(work, 'hub-identity');
     const hubConfig = join(work, 'hub.yaml');
+    const tools = binaryPaths();
+    if (natsAuth) {
+      await writeFile(join(work, 'hub.creds'), natsAuth.hubCreds, { mode: 0o600 });
+      await writeFile(join(work, 'account.seed'), natsAuth.accountSeed, { mode: 0o600 });
+    }
     await writeFile(
       hubConfig,
       [
@@ -133,8 +171,14 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         `  listen: 127.0.0.1:${httpPort}`,
         'nats:',
         `  url: ${nats.url}`,
-        'auth:',
-        `  tokenFile: ${tokenFile}`,
+        ...(natsAuth ? [`  credsFile: ${join(work, 'hub.creds')}`, `  accountSeedFile: ${join(work, 'account.seed')}`] : []),
+        // The pinned kustomize and helm of the test environment render Kustomize/Helm bundles.
+        'render:',
+        `  kustomizePath: ${tools.kustomize}`,
+        `  helmPath: ${tools.helm}`,
+        // hubConfigExtra continues the identity (or auth) block below, so it must follow it.
+        ...(insecure ? ['insecure: true', 'auth:', `  tokenFile: ${tokenFile}`] : ['identity:', `  stateDir: ${adminDir}`]),
+        ...(options.hubConfigExtra ?? []),
         `cacheDir: ${join(work, 'hub-cache')}`,
         'heartbeatInterval: 2s',
         'offlineAfter: 10s',
@@ -149,21 +193,31 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     await waitFor(
       async () => {
         if (!hub.isRunning()) throw new Error(`hub exited; log ${hub.logFile}:\n${hub.logTail()}`);
-        const res = await fetch(`${hubHttpUrl}/readyz`);
-        return res.ok;
+        return httpOk(`${hubHttpUrl}/readyz`, adminDir ? join(adminDir, 'ca.crt') : undefined);
       },
       { what: `hub ready at ${hubHttpUrl}/readyz (log ${hub.logFile})`, timeoutMs: 60_000, intervalMs: 250 },
     );
 
+    const cliEnv: NodeJS.ProcessEnv = insecure
+      ? { FLOTILLA_HUB_URL: hubHttpUrl }
+      : { FLOTILLA_HUB_URL: hubHttpUrl, FLOTILLA_HUB: hubGrpcAddress, FLOTILLA_ADMIN_DIR: adminDir, NODE_EXTRA_CA_CERTS: join(adminDir, 'ca.crt') };
+    const cli = (args: string[]): Promise<string> => runCli(args, cliEnv);
+    const installDir = (name: string): string => join(work, `install-${name}`);
     const agents = new Map<string, ManagedProcess>();
     for (const [name, cluster] of clusters) {
+      const auth = insecure ? ['--token-file', tokenFile, '--insecure'] : [];
+      if (!insecure) {
+        progress(`flotilla cluster add ${name}; applying its agent manifests to ${cluster.server}`);
+        await cli(['cluster', 'add', name, '--output-dir', installDir(name), '--nats', nats.url]);
+        await applyManifests(cluster.kubeconfigPath, await readFile(join(installDir(name), 'agent.yaml'), 'utf8'));
+      }
       progress(`starting the agent of ${name}`);
       const agent = spawnServer(
         `agent-${name}`,
         process.execPath,
         [
           FLOTILLA_BIN, 'agent', '--cluster', name, '--hub', hubGrpcAddress, '--kubeconfig', cluster.kubeconfigPath,
-          '--nats', nats.url, '--token-file', tokenFile, '--insecure',
+          '--nats', nats.url, ...auth,
         ],
         { logFile: join(logDir, `agent-${name}.log`) },
       );
@@ -171,8 +225,6 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       stops.push(() => agent.stop(10_000));
     }
 
-    const cliEnv = { FLOTILLA_HUB_URL: hubHttpUrl };
-    const cli = (args: string[]): Promise<string> => runCli(args, cliEnv);
     const status = async (): Promise<ClusterStatusRow[]> => {
       const parsed = JSON.parse(await cli(['status', '-o', 'json'])) as { clusters: ClusterStatusRow[] } | ClusterStatusRow[];
       return Array.isArray(parsed) ? parsed : parsed.clusters;
@@ -189,7 +241,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         { what: `every cluster Ready at ${revision.slice(0, 12)} (logs in ${logDir})`, timeoutMs, intervalMs: 250 },
       );
     return {
-      clusters, nats, git, repo, repoUrl, firstCommit, hub, hubHttpUrl, hubGrpcAddress, agents, logDir, cli, status,
+      clusters, nats, git, repo, repoUrl, firstCommit, hub, hubHttpUrl, hubGrpcAddress, agents, logDir, adminDir, installDir, cli, status,
       waitForRevision, stop,
     };
   } catch (err) {

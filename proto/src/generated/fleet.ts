@@ -2,10 +2,24 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { BundleDeployment as _flotilla_v1_BundleDeployment, BundleDeployment__Output as _flotilla_v1_BundleDeployment__Output } from './flotilla/v1/BundleDeployment.js';
+import type { BundleSummary as _flotilla_v1_BundleSummary, BundleSummary__Output as _flotilla_v1_BundleSummary__Output } from './flotilla/v1/BundleSummary.js';
+import type { ClusterDetail as _flotilla_v1_ClusterDetail, ClusterDetail__Output as _flotilla_v1_ClusterDetail__Output } from './flotilla/v1/ClusterDetail.js';
 import type { ClusterStatus as _flotilla_v1_ClusterStatus, ClusterStatus__Output as _flotilla_v1_ClusterStatus__Output } from './flotilla/v1/ClusterStatus.js';
+import type { DriftedObject as _flotilla_v1_DriftedObject, DriftedObject__Output as _flotilla_v1_DriftedObject__Output } from './flotilla/v1/DriftedObject.js';
 import type { FleetServiceClient as _flotilla_v1_FleetServiceClient, FleetServiceDefinition as _flotilla_v1_FleetServiceDefinition } from './flotilla/v1/FleetService.js';
+import type { GetClusterRequest as _flotilla_v1_GetClusterRequest, GetClusterRequest__Output as _flotilla_v1_GetClusterRequest__Output } from './flotilla/v1/GetClusterRequest.js';
+import type { HistoryEntry as _flotilla_v1_HistoryEntry, HistoryEntry__Output as _flotilla_v1_HistoryEntry__Output } from './flotilla/v1/HistoryEntry.js';
+import type { ListBundlesRequest as _flotilla_v1_ListBundlesRequest, ListBundlesRequest__Output as _flotilla_v1_ListBundlesRequest__Output } from './flotilla/v1/ListBundlesRequest.js';
+import type { ListBundlesResponse as _flotilla_v1_ListBundlesResponse, ListBundlesResponse__Output as _flotilla_v1_ListBundlesResponse__Output } from './flotilla/v1/ListBundlesResponse.js';
 import type { ListClustersRequest as _flotilla_v1_ListClustersRequest, ListClustersRequest__Output as _flotilla_v1_ListClustersRequest__Output } from './flotilla/v1/ListClustersRequest.js';
 import type { ListClustersResponse as _flotilla_v1_ListClustersResponse, ListClustersResponse__Output as _flotilla_v1_ListClustersResponse__Output } from './flotilla/v1/ListClustersResponse.js';
+import type { ListDeploymentsRequest as _flotilla_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _flotilla_v1_ListDeploymentsRequest__Output } from './flotilla/v1/ListDeploymentsRequest.js';
+import type { ListDeploymentsResponse as _flotilla_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _flotilla_v1_ListDeploymentsResponse__Output } from './flotilla/v1/ListDeploymentsResponse.js';
+import type { QueryHistoryRequest as _flotilla_v1_QueryHistoryRequest, QueryHistoryRequest__Output as _flotilla_v1_QueryHistoryRequest__Output } from './flotilla/v1/QueryHistoryRequest.js';
+import type { QueryHistoryResponse as _flotilla_v1_QueryHistoryResponse, QueryHistoryResponse__Output as _flotilla_v1_QueryHistoryResponse__Output } from './flotilla/v1/QueryHistoryResponse.js';
+import type { WatchEvent as _flotilla_v1_WatchEvent, WatchEvent__Output as _flotilla_v1_WatchEvent__Output } from './flotilla/v1/WatchEvent.js';
+import type { WatchRequest as _flotilla_v1_WatchRequest, WatchRequest__Output as _flotilla_v1_WatchRequest__Output } from './flotilla/v1/WatchRequest.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -14,10 +28,24 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   flotilla: {
     v1: {
+      BundleDeployment: MessageTypeDefinition<_flotilla_v1_BundleDeployment, _flotilla_v1_BundleDeployment__Output>
+      BundleSummary: MessageTypeDefinition<_flotilla_v1_BundleSummary, _flotilla_v1_BundleSummary__Output>
+      ClusterDetail: MessageTypeDefinition<_flotilla_v1_ClusterDetail, _flotilla_v1_ClusterDetail__Output>
       ClusterStatus: MessageTypeDefinition<_flotilla_v1_ClusterStatus, _flotilla_v1_ClusterStatus__Output>
+      DriftedObject: MessageTypeDefinition<_flotilla_v1_DriftedObject, _flotilla_v1_DriftedObject__Output>
       FleetService: SubtypeConstructor<typeof grpc.Client, _flotilla_v1_FleetServiceClient> & { service: _flotilla_v1_FleetServiceDefinition }
+      GetClusterRequest: MessageTypeDefinition<_flotilla_v1_GetClusterRequest, _flotilla_v1_GetClusterRequest__Output>
+      HistoryEntry: MessageTypeDefinition<_flotilla_v1_HistoryEntry, _flotilla_v1_HistoryEntry__Output>
+      ListBundlesRequest: MessageTypeDefinition<_flotilla_v1_ListBundlesRequest, _flotilla_v1_ListBundlesRequest__Output>
+      ListBundlesResponse: MessageTypeDefinition<_flotilla_v1_ListBundlesResponse, _flotilla_v1_ListBundlesResponse__Output>
       ListClustersRequest: MessageTypeDefinition<_flotilla_v1_ListClustersRequest, _flotilla_v1_ListClustersRequest__Output>
       ListClustersResponse: MessageTypeDefinition<_flotilla_v1_ListClustersResponse, _flotilla_v1_ListClustersResponse__Output>
+      ListDeploymentsRequest: MessageTypeDefinition<_flotilla_v1_ListDeploymentsRequest, _flotilla_v1_ListDeploymentsRequest__Output>
+      ListDeploymentsResponse: MessageTypeDefinition<_flotilla_v1_ListDeploymentsResponse, _flotilla_v1_ListDeploymentsResponse__Output>
+      QueryHistoryRequest: MessageTypeDefinition<_flotilla_v1_QueryHistoryRequest, _flotilla_v1_QueryHistoryRequest__Output>
+      QueryHistoryResponse: MessageTypeDefinition<_flotilla_v1_QueryHistoryResponse, _flotilla_v1_QueryHistoryResponse__Output>
+      WatchEvent: MessageTypeDefinition<_flotilla_v1_WatchEvent, _flotilla_v1_WatchEvent__Output>
+      WatchRequest: MessageTypeDefinition<_flotilla_v1_WatchRequest, _flotilla_v1_WatchRequest__Output>
     }
   }
 }

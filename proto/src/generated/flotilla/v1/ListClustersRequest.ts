@@ -4,8 +4,12 @@
 
 export interface ListClustersRequest {
   'selector'?: (string);
+  'revision'?: (string);
+  'bundleDigest'?: (string);
 }
 
 export interface ListClustersRequest__Output {
   'selector': (string);
+  'revision': (string);
+  'bundleDigest': (string);
 }

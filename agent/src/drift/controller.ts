@@ -1,0 +1,99 @@
+// Glue between an apply and what follows it: after every apply the set of enforced
+// objects is rebuilt, a watch runs for every managed kind (filtered to objects with
+// the bundle label), and each event goes to drift detection and to health tracking.
+// While an apply runs, drift checks wait: the apply's own writes are not drift.
+import { BUNDLE_LABEL, LogFields, errorMessage, sleep } from '@flotilla/common';
+import type { BundleApplyResult, DesiredState, Logger } from '@flotilla/common';
+import type { KubeApi } from '../kube/types.js';
+import { KindWatcher } from '../kube/watch.js';
+import type { WatchEvent, WatchSource } from '../kube/watch.js';
+import { HealthTracker } from '../health/tracker.js';
+import { DriftDetector } from './detector.js';
+import type { DriftDetectorOptions, DriftReporter } from './detector.js';
+import { managedSet } from './managed.js';
+
+/** How long an apply waits for new watches to list their objects (5 s). */
+export const WATCH_SYNC_WAIT_MS = 5_000;
+
+/** Options of DriftController. */
+export interface DriftControllerOptions extends Omit<DriftDetectorOptions, 'logger'> {
+  logger: Logger;
+  defaultNamespace?: string;
+  /** Health coalescing window (default durations.healthDebounce). */
+  healthDebounceMs?: number;
+}
+
+/** Watches, detects drift, heals, and tracks health. */
+export class DriftController {
+  readonly detector: DriftDetector;
+  readonly health: HealthTracker;
+  private readonly watchers = new Map<string, KindWatcher>();
+  private stopped = false;
+
+  constructor(
+    private readonly kube: Pick<KubeApi, 'apply' | 'resource'> & WatchSource,
+    reporter: DriftReporter,
+    private readonly opts: DriftControllerOptions,
+  ) {
+    this.detector = new DriftDetector(kube, reporter, opts);
+    this.health = new HealthTracker(reporter, { logger: opts.logger, debounceMs: opts.healthDebounceMs });
+  }
+
+  /** An apply is about to start: hold drift checks. */
+  beforeApply(): void {
+    this.detector.pause();
+  }
+
+  /** An apply ended: enforce this state from now on (a failure to resolve kinds leaves the previous set). */
+  async afterApply(state: DesiredState, bundles: readonly BundleApplyResult[], signal?: AbortSignal): Promise<void> {
+    try {
+      if (this.stopped || signal?.aborted) return;
+      const set = await managedSet(this.kube, state, this.opts.defaultNamespace, signal);
+      this.detector.setManaged(set.objects, state.revision);
+      const members = new Map([...set.objects].map(([k, m]) => [k, m.bundle]));
+      this.health.setManaged(members, new Map(bundles.map((b) => [b.name, b.failures.slice(0, Math.max(b.failed, 0))])), state.revision);
+      this.watchKinds(set.kinds);
+      // A kind that cannot be listed must not hold the apply queue: its watcher keeps retrying.
+      const waited = new AbortController();
+      await Promise.race([Promise.all([...this.watchers.values()].map((w) => w.synced)), sleep(WATCH_SYNC_WAIT_MS, waited.signal)]);
+      waited.abort();
+    } catch (err) {
+      this.opts.logger.warn({ [LogFields.err]: errorMessage(err) }, 'cannot update the watched objects; keeping the previous set');
+    } finally {
+      this.detector.resume();
+    }
+  }
+
+  /** Stops every watch and timer. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.detector.stop();
+    this.health.stop();
+    await Promise.all([...this.watchers.values()].map((w) => w.stop()));
+    this.watchers.clear();
+  }
+
+  private watchKinds(kinds: Set<string>): void {
+    for (const [id, w] of this.watchers) {
+      if (kinds.has(id)) continue;
+      void w.stop();
+      this.watchers.delete(id);
+    }
+    for (const id of kinds) {
+      if (this.watchers.has(id)) continue;
+      const [apiVersion, kind] = id.split('|') as [string, string];
+      const w = new KindWatcher(this.kube, {
+        apiVersion,
+        kind,
+        labelSelector: BUNDLE_LABEL,
+        logger: this.opts.logger,
+        onEvent: (ev: WatchEvent) => {
+          this.detector.onEvent(ev);
+          this.health.observe(ev);
+        },
+      });
+      this.watchers.set(id, w);
+      w.start();
+    }
+  }
+}

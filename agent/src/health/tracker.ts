@@ -1,0 +1,113 @@
+// Per-bundle health from the same watch events drift detection uses: each managed
+// object's health (rules.ts), folded into the bundle's state, published as a
+// health-changed event only when the state changes (coalesced over a short window).
+import { LogFields, durations, objectKey } from '@flotilla/common';
+import type { BundleHealthState, EventKind, HealthChangedData, Logger } from '@flotilla/common';
+import type { WatchEvent } from '../kube/watch.js';
+import { objectHealth } from './rules.js';
+import type { ObjectHealth } from './rules.js';
+
+/** Where health events go (EventPublisher satisfies it). */
+export interface HealthReporter {
+  publish<T>(kind: EventKind, data: T): { id: string };
+}
+
+/** Options of HealthTracker. */
+export interface HealthTrackerOptions {
+  logger: Logger;
+  /** Coalescing window of changes per bundle (default durations.healthDebounce, 200 ms). */
+  debounceMs?: number;
+}
+
+/** The state of a bundle from its objects' health and its apply failures. */
+export function bundleState(health: Iterable<ObjectHealth>, applyFailures: number): { state: BundleHealthState; counts: HealthChangedData['counts'] } {
+  const counts = { ready: 0, progressing: 0, degraded: 0, failed: applyFailures };
+  for (const h of health) {
+    if (h.state === 'Ready') counts.ready++;
+    else if (h.state === 'Progressing') counts.progressing++;
+    else counts.degraded++;
+  }
+  const state: BundleHealthState = counts.failed > 0 ? 'Failed' : counts.degraded > 0 ? 'Degraded' : counts.progressing > 0 ? 'Progressing' : 'Ready';
+  return { state, counts };
+}
+
+/** Tracks object health per bundle and reports bundle state changes. */
+export class HealthTracker {
+  /** bundle → key → health; every managed object has an entry ("not found" until seen). */
+  private readonly objects = new Map<string, Map<string, ObjectHealth>>();
+  private readonly bundleOf = new Map<string, string>();
+  private readonly failures = new Map<string, string[]>();
+  private readonly published = new Map<string, BundleHealthState>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private revision = '';
+
+  constructor(
+    private readonly reporter: HealthReporter,
+    private readonly opts: HealthTrackerOptions,
+  ) {}
+
+  /** Sets which objects (keys) make up each bundle, and each bundle's apply failures. */
+  setManaged(members: Map<string, string>, applyFailures: Map<string, string[]>, revision = ''): void {
+    this.revision = revision;
+    const before = this.objects;
+    const next = new Map<string, Map<string, ObjectHealth>>();
+    for (const [key, bundle] of members) {
+      const kept = before.get(this.bundleOf.get(key) ?? '')?.get(key);
+      if (!next.has(bundle)) next.set(bundle, new Map());
+      next.get(bundle)?.set(key, kept ?? objectHealth(undefined));
+    }
+    this.bundleOf.clear();
+    for (const [key, bundle] of members) this.bundleOf.set(key, bundle);
+    this.objects.clear();
+    for (const [b, m] of next) this.objects.set(b, m);
+    this.failures.clear();
+    for (const [b, f] of applyFailures) if (f.length > 0) this.failures.set(b, f);
+    for (const b of this.published.keys()) if (!next.has(b)) this.published.delete(b);
+    for (const b of next.keys()) this.schedule(b);
+  }
+
+  /** A watch event for any object; ignored unless managed. */
+  observe(ev: WatchEvent): void {
+    const key = objectKey(ev.object);
+    const bundle = this.bundleOf.get(key);
+    if (!bundle) return;
+    this.objects.get(bundle)?.set(key, objectHealth(ev.type === 'DELETED' ? undefined : ev.object));
+    this.schedule(bundle);
+  }
+
+  /** The current (computed, maybe not yet published) state of each bundle. */
+  states(): Map<string, BundleHealthState> {
+    return new Map([...this.objects.keys()].map((b) => [b, this.compute(b).state]));
+  }
+
+  /** Cancels pending publications. */
+  stop(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private compute(bundle: string): HealthChangedData {
+    const health = this.objects.get(bundle) ?? new Map<string, ObjectHealth>();
+    const failures = this.failures.get(bundle) ?? [];
+    const { state, counts } = bundleState(health.values(), failures.length);
+    const reasons = [...failures];
+    for (const [key, h] of health) if (h.state !== 'Ready') reasons.push(`${key}: ${h.message ?? h.state}`);
+    return { bundle, revision: this.revision, state, previous: this.published.get(bundle) ?? '', counts, reasons: reasons.slice(0, 10) };
+  }
+
+  private schedule(bundle: string): void {
+    if (this.timers.has(bundle)) return;
+    this.timers.set(
+      bundle,
+      setTimeout(() => {
+        this.timers.delete(bundle);
+        if (!this.objects.has(bundle)) return;
+        const data = this.compute(bundle);
+        if (data.state === data.previous) return;
+        this.published.set(bundle, data.state);
+        this.opts.logger.info({ [LogFields.bundle]: bundle, state: data.state, previous: data.previous }, 'bundle health changed');
+        this.reporter.publish('health-changed', data);
+      }, this.opts.debounceMs ?? durations.healthDebounce),
+    );
+  }
+}

@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1.7
+# The hub image: `flotilla` (hub, CLI) on Node.js 24, non-root, read-only root filesystem,
+# with the pinned kustomize and helm the renderer runs for Kustomize and Helm bundles.
+# Build from the repository root:  docker build -f deploy/images/hub.Dockerfile -t flotilla-hub .
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG GO_IMAGE=golang:1.26-bookworm
+
+# kustomize and helm, built from their pinned modules (same versions as integration-tests/tools/build-tools.sh).
+FROM ${GO_IMAGE} AS tools
+ARG KUSTOMIZE_VERSION=v5.8.1
+ARG HELM_VERSION=v3.19.5
+ENV CGO_ENABLED=0 GOBIN=/out
+RUN go install sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION} \
+ && go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION}
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json turbo.json tsconfig.base.json ./
+COPY common/package.json common/
+COPY proto/package.json proto/
+COPY agent/package.json agent/
+COPY hub/package.json hub/
+COPY integration-tests/package.json integration-tests/
+RUN npm ci --ignore-scripts
+COPY common common
+COPY proto proto
+COPY agent agent
+COPY hub hub
+RUN npx turbo run build --filter=@flotilla/hub... \
+ && npm prune --omit=dev --ignore-scripts \
+ && rm -rf integration-tests */src */tsconfig.json
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production FLOTILLA_KUSTOMIZE=/usr/local/bin/kustomize FLOTILLA_HELM=/usr/local/bin/helm HOME=/tmp
+COPY --from=tools /out/kustomize /out/helm /usr/local/bin/
+WORKDIR /app
+COPY --from=build /src /app
+# A fixed numeric non-root user, so runAsNonRoot can verify it.
+USER 10001:10001
+EXPOSE 7443 7080
+ENTRYPOINT ["node", "/app/hub/dist/cli/main.js"]
+CMD ["hub", "--config", "/etc/flotilla/hub.yaml"]

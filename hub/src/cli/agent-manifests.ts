@@ -1,0 +1,123 @@
+// The Kubernetes manifests that install one agent: namespace, service account, RBAC
+// (cluster-wide, or restricted to a list of namespaces), the one-time bootstrap Secret
+// and the Deployment. `flotilla cluster add` writes them; deploy/agent/ holds a rendered
+// example; tests dry-run them against a real API server.
+import { stringify } from 'yaml';
+
+/** Inputs of agentManifests. */
+export interface AgentInstall {
+  cluster: string;
+  /** host:port of the hub's gRPC endpoint, as the agent reaches it. */
+  hub: string;
+  nats: string;
+  /** Agent namespace (default flotilla-system). */
+  namespace?: string;
+  image?: string;
+  /** Restrict what the agent may manage to these namespaces; empty = cluster-wide. */
+  namespaces?: string[];
+  /** Bootstrap token and hub CA: go into the Secret, never printed. */
+  token: string;
+  caPem: string;
+}
+
+/** Default agent image. */
+export const DEFAULT_AGENT_IMAGE = 'ghcr.io/flotilla-dev/flotilla-agent:0.1.0';
+
+type Obj = Record<string, unknown>;
+
+function rbac(ns: string, namespaces: string[]): Obj[] {
+  const sa = { kind: 'ServiceAccount', name: 'flotilla-agent', namespace: ns };
+  const labels = { 'app.kubernetes.io/name': 'flotilla-agent' };
+  // Its own namespace: inventories (ConfigMaps), stored state and identity (Secrets), nothing else.
+  const own: Obj[] = [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'flotilla-agent-state', namespace: ns, labels },
+      rules: [{ apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'flotilla-agent-state', namespace: ns, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'flotilla-agent-state' }, subjects: [sa],
+    },
+  ];
+  if (namespaces.length === 0) {
+    // Cluster-wide: a GitOps agent applies whatever the fleet repo declares, CRDs included.
+    return [
+      ...own,
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'flotilla-agent', labels },
+        rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'flotilla-agent', labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'flotilla-agent' }, subjects: [sa],
+      },
+    ];
+  }
+  // Restricted: full control inside the listed namespaces only; no cluster-scoped writes.
+  const managed = namespaces.flatMap((target): Obj[] => [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'flotilla-agent', namespace: target, labels },
+      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'flotilla-agent', namespace: target, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'flotilla-agent' }, subjects: [sa],
+    },
+  ]);
+  return [...own, ...managed];
+}
+
+function deployment(i: Required<Omit<AgentInstall, 'token' | 'caPem'>>): Obj {
+  const labels = { 'app.kubernetes.io/name': 'flotilla-agent', 'flotilla.dev/cluster': i.cluster };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'flotilla-agent', namespace: i.namespace, labels },
+    spec: {
+      replicas: 1,
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: { 'app.kubernetes.io/name': 'flotilla-agent' } },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: 'flotilla-agent',
+          automountServiceAccountToken: true,
+          securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'agent',
+              image: i.image,
+              args: ['--cluster', i.cluster, '--hub', i.hub, '--nats', i.nats, '--namespace', i.namespace],
+              resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+            },
+          ],
+          volumes: [{ name: 'tmp', emptyDir: {} }],
+        },
+      },
+    },
+  };
+}
+
+/** The agent's install manifests as objects, in apply order. */
+export function agentManifestObjects(install: AgentInstall): Obj[] {
+  const i = { namespace: 'flotilla-system', image: DEFAULT_AGENT_IMAGE, namespaces: [], ...install } as Required<AgentInstall>;
+  const labels = { 'app.kubernetes.io/name': 'flotilla-agent' };
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: i.namespace, labels } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'flotilla-agent', namespace: i.namespace, labels } },
+    ...rbac(i.namespace, i.namespaces),
+    {
+      // Read once at first start; the token is single-use and expires, so leaving it here is harmless.
+      apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'flotilla-bootstrap', namespace: i.namespace, labels },
+      stringData: { token: i.token, 'ca.crt': i.caPem },
+    },
+    deployment(i),
+  ];
+}
+
+/** The manifests as one multi-document YAML. */
+export function agentManifests(install: AgentInstall): string {
+  return agentManifestObjects(install).map((o) => stringify(o)).join('---\n');
+}

@@ -1,0 +1,157 @@
+// `flotilla cluster add|revoke|list`: the administrator's side of per-cluster identities.
+// It talks to the running hub's Identity service with the administrator certificate the
+// hub wrote into its identity state directory (admin.crt, admin.key, ca.crt).
+// Secrets (the bootstrap token) are written to files with mode 0600, never printed.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { ConfigError, errorMessage, parseDuration } from '@flotilla/common';
+import { loadFlotillaProto } from '@flotilla/proto';
+import type { IdentityClient } from '@flotilla/proto';
+import { DEFAULT_AGENT_IMAGE, agentManifests } from './agent-manifests.js';
+import { renderTable } from './format.js';
+import { ExitCode, UsageError } from './io.js';
+import type { CliIo } from './io.js';
+
+/** Usage text of `flotilla cluster`. */
+export const CLUSTER_USAGE = `Usage:
+  flotilla cluster add NAME [--labels k=v,...] [--token-ttl 1h] [--output-dir DIR]
+                            [--agent-hub HOST:PORT] [--nats URL] [--image IMAGE] [--namespaces a,b]
+  flotilla cluster revoke NAME
+  flotilla cluster list
+
+Common options:
+  --hub HOST:PORT     the hub's gRPC address (env FLOTILLA_HUB, default 127.0.0.1:7443)
+  --admin-dir DIR     the hub's identity directory with admin.crt, admin.key, ca.crt (env FLOTILLA_ADMIN_DIR)
+
+"add" issues a single-use bootstrap token and writes DIR (default ./flotilla-NAME/):
+  agent.yaml   the agent's manifests, bootstrap Secret included: kubectl apply -f DIR/agent.yaml
+  token        the bootstrap token alone (mode 0600), for --bootstrap-token-file
+  ca.crt       the hub's CA certificate
+The cluster must also be declared in the fleet repo (clusters/NAME.yaml) to receive anything.
+"revoke" cuts the cluster off at once: its certificates stop working and its streams close.
+`;
+
+function parseLabels(text: string | undefined): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (!text) return labels;
+  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--labels: "${pair}" is not key=value`);
+    labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return labels;
+}
+
+async function adminClient(hub: string, dir: string): Promise<IdentityClient> {
+  const read = async (name: string): Promise<Buffer> => {
+    try {
+      return await readFile(join(dir, name));
+    } catch (err) {
+      throw new ConfigError('admin-dir', `cannot read ${join(dir, name)}: ${errorMessage(err)} (the hub writes it into its identity.stateDir)`);
+    }
+  };
+  const creds = grpc.credentials.createSsl(await read('ca.crt'), await read('admin.key'), await read('admin.crt'));
+  const { Identity } = loadFlotillaProto();
+  return new Identity(hub, creds) as unknown as IdentityClient;
+}
+
+function unary<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
+  return new Promise((ok, fail) =>
+    fn((err, res) => (err ? fail(new Error(`hub refused: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`)) : ok(res as T))),
+  );
+}
+
+/** Runs `flotilla cluster ...`; returns the exit code. */
+export async function clusterCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      hub: { type: 'string' },
+      'admin-dir': { type: 'string' },
+      labels: { type: 'string', short: 'l' },
+      'token-ttl': { type: 'string' },
+      'output-dir': { type: 'string' },
+      'agent-hub': { type: 'string' },
+      nats: { type: 'string' },
+      image: { type: 'string' },
+      namespaces: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [verb, name, ...extra] = positionals;
+  if (values.help || verb === undefined) {
+    (values.help ? io.stdout : io.stderr).write(CLUSTER_USAGE);
+    return values.help ? ExitCode.ok : ExitCode.usage;
+  }
+  if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if ((verb === 'add' || verb === 'revoke') && !name) throw new UsageError(`cluster ${verb} needs a cluster NAME`);
+  const hub = values.hub ?? io.env.FLOTILLA_HUB ?? '127.0.0.1:7443';
+  const adminDir = values['admin-dir'] ?? io.env.FLOTILLA_ADMIN_DIR;
+  if (!adminDir) throw new UsageError('--admin-dir (or FLOTILLA_ADMIN_DIR) is required: the hub identity directory holding admin.crt');
+  const client = await adminClient(hub, adminDir);
+  try {
+    if (verb === 'add') return await add(client, name as string, values, hub, io);
+    if (verb === 'revoke') {
+      const res = await unary<{ streamsClosed: number }>((cb) => client.RevokeCluster({ name: name as string }, cb));
+      io.stdout.write(`cluster ${name} revoked; ${res.streamsClosed} open stream(s) closed\n`);
+      return ExitCode.ok;
+    }
+    if (verb === 'list') {
+      const res = await unary<{ clusters: { name: string; labels: Record<string, string>; addedAtMs: number; revokedAtMs: number; certificates: number }[] }>((cb) => client.ListIdentities({}, cb));
+      const rows = res.clusters.map((c) => [
+        c.name,
+        Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(',') || '<none>',
+        c.revokedAtMs ? 'revoked' : c.certificates > 0 ? 'registered' : 'pending',
+        new Date(Number(c.addedAtMs)).toISOString(),
+      ]);
+      io.stdout.write(renderTable(['NAME', 'LABELS', 'STATE', 'ADDED'], rows));
+      return ExitCode.ok;
+    }
+    throw new UsageError(`unknown cluster command "${verb}" (use add, revoke or list)`);
+  } finally {
+    client.close();
+  }
+}
+
+async function add(client: IdentityClient, name: string, values: Record<string, string | boolean | undefined>, hub: string, io: CliIo): Promise<number> {
+  const labels = parseLabels(values.labels as string | undefined);
+  let ttl = 0;
+  if (values['token-ttl']) {
+    try {
+      ttl = parseDuration(values['token-ttl'] as string);
+    } catch (err) {
+      throw new UsageError(`--token-ttl: ${errorMessage(err)}`);
+    }
+  }
+  const res = await unary<{ token: string; expiresAtMs: number; caPem: string }>((cb) => client.AddCluster({ name, labels, tokenTtlMs: ttl }, cb));
+  const dir = resolve(io.cwd, (values['output-dir'] as string | undefined) ?? `flotilla-${name}`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const namespaces = ((values.namespaces as string | undefined) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const manifests = agentManifests({
+    cluster: name,
+    hub: (values['agent-hub'] as string | undefined) ?? hub,
+    nats: (values.nats as string | undefined) ?? io.env.FLOTILLA_NATS_URL ?? 'nats://nats.flotilla-system:4222',
+    image: (values.image as string | undefined) ?? DEFAULT_AGENT_IMAGE,
+    namespaces,
+    token: res.token,
+    caPem: res.caPem,
+  });
+  await writeFile(join(dir, 'agent.yaml'), manifests, { mode: 0o600 });
+  await writeFile(join(dir, 'token'), `${res.token}\n`, { mode: 0o600 });
+  await writeFile(join(dir, 'ca.crt'), res.caPem, { mode: 0o644 });
+  io.stdout.write(
+    [
+      `cluster ${name} added; bootstrap token valid until ${new Date(Number(res.expiresAtMs)).toISOString()} (single use)`,
+      `wrote ${join(dir, 'agent.yaml')} (contains the token: keep it private), ${join(dir, 'token')}, ${join(dir, 'ca.crt')}`,
+      '',
+      'Install the agent in the cluster:',
+      `  kubectl apply -f ${join(dir, 'agent.yaml')}`,
+      `Declare it in the fleet repo (clusters/${name}.yaml) so it receives desired state.`,
+      '',
+    ].join('\n'),
+  );
+  return ExitCode.ok;
+}

@@ -1,0 +1,150 @@
+// `flotilla get clusters|bundles|deployments`, `flotilla describe cluster NAME` and
+// `flotilla drift`: read-only queries against the hub's HTTP API, kubectl habits.
+import { parseArgs } from 'node:util';
+import { errorMessage, parseSelector } from '@flotilla/common';
+import type { HistoryEntry } from '../history/history-log.js';
+import type { BundleDeployment, BundleSummary } from '../status/deployments.js';
+import type { ClusterStatus } from '../status/model.js';
+import { formatBundles, formatDeployments, formatDescribe, formatDrift } from './fleet-format.js';
+import type { ClusterDetail } from './fleet-format.js';
+import { OUTPUT_FORMATS, formatClusters } from './format.js';
+import type { OutputFormat } from './format.js';
+import { DEFAULT_HUB_URL, getJson, hubBase, queryString } from './hub-client.js';
+import type { Fetch } from './hub-client.js';
+import { ExitCode, UsageError } from './io.js';
+import type { CliIo } from './io.js';
+
+const COMMON = `  --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
+  -o, --output FMT    table (default), wide, json or yaml`;
+
+/** Usage text of `flotilla get`. */
+export const GET_USAGE = `Usage: flotilla get clusters|bundles|deployments [NAME] [-l SELECTOR] [-o FMT]
+
+  clusters      connection, state, desired and applied revision per cluster
+  bundles       per bundle, how many clusters are in each state (never truncated)
+  deployments   one row per bundle on a cluster
+
+Options:
+  -l, --selector SEL  label selector over clusters, e.g. "env=prod,region in (eu,us)"
+  --bundle NAME       deployments of this bundle only
+  --cluster NAME      deployments on this cluster only
+  --state STATE       deployments in this state only (Ready, Failed, Drifted, ...)
+  --revision SHA      clusters running this commit only
+${COMMON}
+`;
+
+/** Usage text of `flotilla describe`. */
+export const DESCRIBE_USAGE = `Usage: flotilla describe cluster NAME [-o FMT]
+
+Shows a cluster's state, revisions, last convergence and every bundle on it.
+
+Options:
+${COMMON}
+`;
+
+/** Usage text of `flotilla drift`. */
+export const DRIFT_USAGE = `Usage: flotilla drift [--since 24h] [--cluster NAME] [--bundle NAME] [-o FMT]
+
+What drifted, on which fields, changed by whom.
+
+Options:
+  --since DUR|TIME    how far back (default 24h), a duration or an ISO time
+  --cluster NAME      on this cluster only
+  --bundle NAME       in this bundle only
+${COMMON}
+`;
+
+const OPTIONS = {
+  'hub-url': { type: 'string' },
+  output: { type: 'string', short: 'o', default: 'table' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function outputFormat(value: string | undefined): OutputFormat {
+  const format = (value ?? 'table') as OutputFormat;
+  if (!OUTPUT_FORMATS.includes(format)) throw new UsageError(`-o: unknown output format "${value}" (use ${OUTPUT_FORMATS.join(', ')})`);
+  return format;
+}
+
+/** Checks a selector locally, so a typo is a usage error before any request. */
+export function checkSelector(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  try {
+    parseSelector(text);
+  } catch (err) {
+    throw new UsageError(`-l: ${errorMessage(err)}`);
+  }
+  return text;
+}
+
+/** Runs `flotilla get`; returns the exit code. */
+export async function getCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...OPTIONS,
+      selector: { type: 'string', short: 'l' },
+      bundle: { type: 'string' },
+      cluster: { type: 'string' },
+      state: { type: 'string' },
+      revision: { type: 'string' },
+    },
+  });
+  if (values.help) return (io.stdout.write(GET_USAGE), ExitCode.ok);
+  const format = outputFormat(values.output);
+  const [what, name, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  const selector = checkSelector(values.selector);
+  const base = hubBase(values['hub-url'], io);
+  const kind = what === 'cluster' || what === 'bundle' || what === 'deployment' ? `${what}s` : what;
+  if (kind === 'clusters') {
+    const clusters = name
+      ? [(await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(name)}`)) as ClusterStatus]
+      : ((await getJson(fetchFn, `${base}/api/v1/clusters${queryString({ selector, revision: values.revision })}`)) as { clusters: ClusterStatus[] }).clusters;
+    io.stdout.write(formatClusters(clusters, format, now()));
+  } else if (kind === 'bundles') {
+    const bundles = name
+      ? [(await getJson(fetchFn, `${base}/api/v1/bundles/${encodeURIComponent(name)}`)) as BundleSummary]
+      : ((await getJson(fetchFn, `${base}/api/v1/bundles`)) as { bundles: BundleSummary[] }).bundles;
+    io.stdout.write(formatBundles(bundles.map(({ name: n, clusters, states }) => ({ name: n, clusters, states })), format));
+  } else if (kind === 'deployments') {
+    const query = queryString({ selector, bundle: values.bundle ?? name, cluster: values.cluster, state: values.state });
+    const body = (await getJson(fetchFn, `${base}/api/v1/deployments${query}`)) as { deployments: BundleDeployment[] };
+    io.stdout.write(formatDeployments(body.deployments, format, now()));
+  } else {
+    throw new UsageError(what ? `unknown resource "${what}" (use clusters, bundles or deployments)` : 'what to get? (clusters, bundles or deployments)');
+  }
+  return ExitCode.ok;
+}
+
+/** Runs `flotilla describe cluster NAME`; returns the exit code. */
+export async function describeCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  if (values.help) return (io.stdout.write(DESCRIBE_USAGE), ExitCode.ok);
+  const format = outputFormat(values.output);
+  const [what, name, ...extra] = positionals;
+  if (what !== 'cluster' && what !== 'clusters') throw new UsageError(`can describe only "cluster NAME", got "${what ?? ''}"`);
+  if (!name || extra.length > 0) throw new UsageError('expected exactly one cluster name');
+  const base = hubBase(values['hub-url'], io);
+  const detail = (await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(name)}`)) as ClusterDetail;
+  io.stdout.write(formatDescribe(detail, format, now()));
+  return ExitCode.ok;
+}
+
+/** Runs `flotilla drift`; returns the exit code. */
+export async function driftCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...OPTIONS, since: { type: 'string', default: '24h' }, cluster: { type: 'string' }, bundle: { type: 'string' } },
+  });
+  if (values.help) return (io.stdout.write(DRIFT_USAGE), ExitCode.ok);
+  if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
+  const format = outputFormat(values.output);
+  const base = hubBase(values['hub-url'], io);
+  const query = queryString({ since: values.since, cluster: values.cluster, bundle: values.bundle });
+  const body = (await getJson(fetchFn, `${base}/api/v1/drift${query}`)) as { entries: HistoryEntry[] };
+  io.stdout.write(formatDrift(body.entries, format, now()));
+  return ExitCode.ok;
+}

@@ -1,0 +1,132 @@
+// `flotilla wait --for revision=SHA` gates a CI pipeline on a rollout: exit 0 once every
+// selected cluster is Ready at SHA, non-zero with the laggards listed on timeout.
+// `flotilla watch` follows status changes as they happen (the API's event stream).
+import { parseArgs } from 'node:util';
+import { parseDuration, sleep } from '@flotilla/common';
+import type { ClusterStatus } from '../status/model.js';
+import { formatWatchLine } from './fleet-format.js';
+import { checkSelector } from './fleet.js';
+import { DEFAULT_HUB_URL, HubError, getJson, hubBase, queryString } from './hub-client.js';
+import type { Fetch } from './hub-client.js';
+import { ExitCode, UsageError } from './io.js';
+import type { CliIo } from './io.js';
+
+/** Usage text of `flotilla wait`. */
+export const WAIT_USAGE = `Usage: flotilla wait --for revision=SHA [-l SELECTOR] [--timeout 5m]
+
+Waits until every selected cluster is Ready at the commit SHA (7+ hex characters).
+Exits 0 when they are, 1 with the clusters still lagging when the timeout passes.
+
+Options:
+  --for revision=SHA  the condition (required)
+  -l, --selector SEL  clusters to wait for (default all)
+  --timeout DUR       how long to wait (default 5m)
+  --interval DUR      how often to ask the hub (default 2s)
+  --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
+`;
+
+/** Usage text of `flotilla watch`. */
+export const WATCH_USAGE = `Usage: flotilla watch [-l SELECTOR]
+
+Prints each cluster's status, then a line for every change, until interrupted.
+
+Options:
+  -l, --selector SEL  clusters to watch (default all)
+  --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
+`;
+
+/** Defaults of `flotilla wait` (5 min timeout, polling every 2 s). */
+export const WAIT_DEFAULTS = { timeout: '5m', interval: '2s' } as const;
+
+function duration(text: string, flag: string): number {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+}
+
+function laggard(c: ClusterStatus, sha: string): string | undefined {
+  if (c.state === 'Ready' && c.appliedRevision.startsWith(sha)) return undefined;
+  const at = c.appliedRevision ? c.appliedRevision.slice(0, 12) : '<none>';
+  return `  ${c.name}: ${c.state} at ${at}${c.message ? ` (${c.message})` : ''}`;
+}
+
+/** Runs `flotilla wait`; returns the exit code. */
+export async function waitCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      for: { type: 'string' },
+      selector: { type: 'string', short: 'l' },
+      timeout: { type: 'string', default: WAIT_DEFAULTS.timeout },
+      interval: { type: 'string', default: WAIT_DEFAULTS.interval },
+      'hub-url': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return (io.stdout.write(WAIT_USAGE), ExitCode.ok);
+  if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
+  const m = /^revision=([0-9a-f]{7,64})$/.exec(values.for ?? '');
+  if (!m) throw new UsageError(`--for: expected revision=SHA (7 to 64 lower-case hex characters), got "${values.for ?? ''}"`);
+  const sha = m[1] as string;
+  const timeoutMs = duration(values.timeout, '--timeout');
+  const intervalMs = Math.max(50, duration(values.interval, '--interval'));
+  const selector = checkSelector(values.selector);
+  const url = `${hubBase(values['hub-url'], io)}/api/v1/clusters${queryString({ selector })}`;
+  const deadline = now() + timeoutMs;
+  let lagging: string[] = ['  (no answer from the hub yet)'];
+  for (;;) {
+    try {
+      const { clusters } = (await getJson(fetchFn, url)) as { clusters: ClusterStatus[] };
+      lagging = clusters.map((c) => laggard(c, sha)).filter((l): l is string => l !== undefined);
+      if (clusters.length === 0) lagging = [`  no cluster matches${selector ? ` "${selector}"` : ''}`];
+      else if (lagging.length === 0) {
+        io.stdout.write(`${clusters.length} cluster(s) Ready at ${sha}\n`);
+        return ExitCode.ok;
+      }
+    } catch (err) {
+      // A bad request will not get better; an unreachable hub may (it may be restarting).
+      if (err instanceof HubError && err.status < 500) throw err;
+      lagging = [`  hub: ${(err as Error).message}`];
+    }
+    if (now() >= deadline) break;
+    await sleep(Math.min(intervalMs, Math.max(0, deadline - now())));
+  }
+  io.stderr.write(`timed out after ${values.timeout} waiting for revision ${sha}; not there yet:\n${lagging.join('\n')}\n`);
+  return ExitCode.error;
+}
+
+/** Runs `flotilla watch` until the stream ends or signal aborts; returns the exit code. */
+export async function watchCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, signal?: AbortSignal): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { selector: { type: 'string', short: 'l' }, 'hub-url': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) return (io.stdout.write(WATCH_USAGE), ExitCode.ok);
+  if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
+  const selector = checkSelector(values.selector);
+  const url = `${hubBase(values['hub-url'], io)}/api/v1/watch${queryString({ selector })}`;
+  const res = await fetchFn(url, signal ? { signal } : {});
+  if (!res.ok || !res.body) return getJson(async () => res, url).then(() => ExitCode.error);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        const type = /^event: (.*)$/m.exec(frame)?.[1];
+        if (data && (type === 'snapshot' || type === 'changed')) io.stdout.write(formatWatchLine(JSON.parse(data) as ClusterStatus, new Date().toISOString()));
+      }
+    }
+  } catch (err) {
+    if (!signal?.aborted) throw err;
+  }
+  return ExitCode.ok;
+}

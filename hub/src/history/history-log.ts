@@ -1,0 +1,180 @@
+// The event log behind "what happened": every agent event the hub receives, kept for
+// the retention window, queryable by cluster, bundle, revision, bundle digest, kind
+// and time. It lives in memory and is rebuilt at start by replaying FLOTILLA_EVENTS
+// (which JetStream keeps for at least as long), so no second store must be kept in step.
+import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
+import { ValidationError } from '@flotilla/common';
+import { readDrift, readHealth } from '../status/event-data.js';
+import type { DriftedObject } from '../status/event-data.js';
+
+/** One event as the history keeps it. */
+export interface HistoryEntry {
+  id: string;
+  /** ISO time of the event. */
+  time: string;
+  timeMs: number;
+  cluster: string;
+  kind: EventKind;
+  revision: string;
+  digest: string;
+  /** applied | partial | failed for applies; the health for health-changed; "" otherwise. */
+  result: string;
+  message: string;
+  /** Bundles the event is about. */
+  bundles: string[];
+  /** Digests of those bundles, for applies (empty otherwise). */
+  bundleDigests: string[];
+  drift: DriftedObject[];
+}
+
+/** Filters of a history query; all optional, combined with AND. */
+export interface HistoryQuery {
+  cluster?: string | undefined;
+  bundle?: string | undefined;
+  /** Applied revision (a prefix of 7+ characters matches). */
+  revision?: string | undefined;
+  bundleDigest?: string | undefined;
+  kinds?: readonly EventKind[] | undefined;
+  sinceMs?: number | undefined;
+  untilMs?: number | undefined;
+  /** Newest first, at most this many (default HISTORY_DEFAULT_LIMIT). */
+  limit?: number | undefined;
+}
+
+/** Entries a query returns when it sets no limit (1,000). */
+export const HISTORY_DEFAULT_LIMIT = 1_000;
+/** Entries kept at most, whatever the retention, to bound memory (250,000 ≈ 100 MiB). */
+export const HISTORY_MAX_ENTRIES = 250_000;
+
+/** Options of HistoryLog. */
+export interface HistoryLogOptions {
+  /** How long entries are kept (config history.retention). */
+  retentionMs: number;
+  maxEntries?: number;
+  now?: () => number;
+}
+
+// Names, revisions and digests repeat across thousands of entries; JSON.parse makes a
+// new string each time. Sharing one copy keeps the log's memory to what is distinct.
+const pool = new Map<string, string>();
+function intern(s: string): string {
+  const known = pool.get(s);
+  if (known !== undefined) return known;
+  if (pool.size > 100_000) pool.clear();
+  pool.set(s, s);
+  return s;
+}
+
+function toEntry(kind: EventKind, e: FlotillaEvent): HistoryEntry {
+  const timeMs = Date.parse(e.time);
+  const base = { id: e.id, time: e.time, timeMs, cluster: intern(e.flotillacluster), kind, revision: '', digest: '', result: '', message: '' };
+  if (kind === 'applied' || kind === 'apply-failed') {
+    const d = e.data as Partial<AppliedData>;
+    if (typeof d.revision !== 'string' || !Array.isArray(d.bundles)) throw new ValidationError(`${kind} event has no revision or bundles`);
+    const failures = d.bundles.flatMap((b) => b.failures ?? []).slice(0, 3).join('; ');
+    return {
+      ...base,
+      revision: intern(d.revision),
+      digest: typeof d.digest === 'string' ? intern(d.digest) : '',
+      result: typeof d.result === 'string' ? intern(d.result) : '',
+      message: d.message ?? failures,
+      bundles: d.bundles.map((b) => intern(b.name)),
+      bundleDigests: d.bundles.map((b) => intern(b.digest)),
+      drift: [],
+    };
+  }
+  if (kind === 'health-changed') {
+    const h = readHealth(e.data);
+    return { ...base, result: h.health, message: h.message, bundles: [h.bundle], bundleDigests: [], drift: [] };
+  }
+  const d = readDrift(e.data);
+  return { ...base, revision: d.revision, bundles: d.bundles, bundleDigests: [], drift: d.objects };
+}
+
+function matches(e: HistoryEntry, q: HistoryQuery): boolean {
+  if (q.cluster && e.cluster !== q.cluster) return false;
+  if (q.bundle && !e.bundles.includes(q.bundle)) return false;
+  if (q.revision && !(q.revision.length >= 7 && e.revision.startsWith(q.revision))) return false;
+  if (q.bundleDigest && !e.bundleDigests.includes(q.bundleDigest)) return false;
+  if (q.kinds && q.kinds.length > 0 && !q.kinds.includes(e.kind)) return false;
+  return true;
+}
+
+// Events mostly arrive in time order, so this is nearly always an append.
+function insertSorted(list: HistoryEntry[], entry: HistoryEntry): void {
+  let i = list.length;
+  while (i > 0 && (list[i - 1] as HistoryEntry).timeMs > entry.timeMs) i--;
+  if (i === list.length) list.push(entry);
+  else list.splice(i, 0, entry);
+}
+
+/** The in-memory event log. */
+export class HistoryLog {
+  // Sorted by time (ties by arrival); events mostly arrive in order, so inserts are appends.
+  private entries: HistoryEntry[] = [];
+  // The same entries per cluster, same order: most queries name a cluster.
+  private readonly byCluster = new Map<string, HistoryEntry[]>();
+  private readonly ids = new Set<string>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: HistoryLogOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Number of entries held. */
+  get size(): number {
+    return this.entries.length;
+  }
+
+  /** Adds an event; returns false for a duplicate or one older than the retention. Throws ValidationError for bad data. */
+  add(kind: EventKind, event: FlotillaEvent): boolean {
+    if (this.ids.has(event.id)) return false;
+    const entry = toEntry(kind, event);
+    if (entry.timeMs < this.now() - this.opts.retentionMs) return false;
+    this.ids.add(entry.id);
+    insertSorted(this.entries, entry);
+    let list = this.byCluster.get(entry.cluster);
+    if (!list) {
+      list = [];
+      this.byCluster.set(entry.cluster, list);
+    }
+    insertSorted(list, entry);
+    const max = this.opts.maxEntries ?? HISTORY_MAX_ENTRIES;
+    // Dropping in chunks of 1 % keeps the cost of a full log off every single add.
+    if (this.entries.length > max) this.drop(Math.ceil(max / 100));
+    return true;
+  }
+
+  private drop(n: number): void {
+    for (const e of this.entries.slice(0, n)) {
+      this.ids.delete(e.id);
+      const list = this.byCluster.get(e.cluster);
+      const i = list ? list.indexOf(e) : -1;
+      if (list && i >= 0) list.splice(i, 1);
+      if (list && list.length === 0) this.byCluster.delete(e.cluster);
+    }
+    this.entries = this.entries.slice(n);
+  }
+
+  /** Removes entries older than the retention; run periodically. */
+  prune(): void {
+    const cutoff = this.now() - this.opts.retentionMs;
+    let n = 0;
+    while (n < this.entries.length && (this.entries[n] as HistoryEntry).timeMs < cutoff) n++;
+    if (n > 0) this.drop(n);
+  }
+
+  /** Matching entries, newest first. */
+  query(q: HistoryQuery = {}): HistoryEntry[] {
+    const limit = q.limit && q.limit > 0 ? q.limit : HISTORY_DEFAULT_LIMIT;
+    const out: HistoryEntry[] = [];
+    const entries = q.cluster ? (this.byCluster.get(q.cluster) ?? []) : this.entries;
+    for (let i = entries.length - 1; i >= 0 && out.length < limit; i--) {
+      const e = entries[i] as HistoryEntry;
+      if (q.untilMs !== undefined && e.timeMs > q.untilMs) continue;
+      if (q.sinceMs !== undefined && e.timeMs < q.sinceMs) break;
+      if (matches(e, q)) out.push(e);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,223 @@
+// The identity authority: registers clusters, issues single-use bootstrap tokens, trades
+// them for certificates, renews and revokes. It decides; service.ts only speaks gRPC.
+//
+// A certificate is accepted when its CA verified it (TLS did that), its role (O) is
+// right, and its serial is in the cluster's list of live serials. Revoking a cluster
+// empties that list, so every certificate it ever had stops working at once.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '@flotilla/common';
+import { LogFields, ValidationError, isDnsLabel } from '@flotilla/common';
+import { BootstrapTokenError, IdentityRefusedError } from './errors.js';
+import { ADMIN_ORG, CLUSTER_ORG, CertificateAuthority, HUB_ORG, createCa } from './pki.js';
+import type { IssuedCert, KeyPairPem } from './pki.js';
+import { IdentityStore } from './store.js';
+import type { ClusterRecord, IdentityState } from './store.js';
+
+/** Durations of identity material (ms). */
+export const IDENTITY_DEFAULTS = {
+  /** Bootstrap token lifetime (1 h). */
+  tokenTtlMs: 3_600_000,
+  /** Cluster certificate lifetime (24 h); agents renew at two thirds. */
+  certValidityMs: 86_400_000,
+  /** Hub serving and admin certificates (1 year). */
+  hubCertValidityMs: 365 * 86_400_000,
+} as const;
+
+/** A verified peer, from the TLS peer certificate. */
+export interface PeerIdentity {
+  role: 'cluster' | 'admin';
+  name: string;
+  serial: string;
+}
+
+/** The parts of node's PeerCertificate the authority reads. */
+export interface PeerCertificateLike {
+  subject?: { CN?: string | string[]; O?: string | string[] } | undefined;
+  serialNumber?: string;
+  /** e.g. "Nov 26 06:35:05 2026 GMT". */
+  valid_to?: string;
+}
+
+/** Options of IdentityAuthority. */
+export interface IdentityAuthorityOptions {
+  /** Directory for ca.crt, ca.key, hub and admin certificates and identity-state.json. */
+  stateDir: string;
+  /** Host names and IPs the hub's serving certificate is valid for. */
+  hosts: string[];
+  logger: Logger;
+  tokenTtlMs?: number;
+  certValidityMs?: number;
+  now?: () => number;
+}
+
+const TOKEN_RE = /^flt\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Loads or creates the CA and the hub's certificates, and owns the identity records. */
+export class IdentityAuthority {
+  private ca!: CertificateAuthority;
+  private state!: IdentityState;
+  private store: IdentityStore;
+  private serving!: KeyPairPem;
+  private readonly now: () => number;
+  private readonly revokeListeners: Array<(cluster: string) => number> = [];
+
+  constructor(private readonly opts: IdentityAuthorityOptions) {
+    this.store = new IdentityStore(join(opts.stateDir, 'identity-state.json'));
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Loads (or creates on first start) the CA, the serving and admin certificates, and the records. */
+  async start(): Promise<void> {
+    const dir = this.opts.stateDir;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    this.ca = new CertificateAuthority(await this.loadOrCreate('ca', () => createCa()));
+    // The serving certificate is re-issued at every start, so a changed host list takes effect.
+    this.serving = this.ca.issueKeyPair('flotilla-hub', HUB_ORG, IDENTITY_DEFAULTS.hubCertValidityMs, { server: true, hosts: this.opts.hosts });
+    await this.loadOrCreate('admin', () => this.ca.issueKeyPair('flotilla-admin', ADMIN_ORG, IDENTITY_DEFAULTS.hubCertValidityMs));
+    this.state = await this.store.load();
+    this.opts.logger.info({ stateDir: dir, clusters: Object.keys(this.state.clusters).length }, 'identity authority ready');
+  }
+
+  private async loadOrCreate(name: string, create: () => KeyPairPem): Promise<KeyPairPem> {
+    const certFile = join(this.opts.stateDir, `${name}.crt`);
+    const keyFile = join(this.opts.stateDir, `${name}.key`);
+    try {
+      return { certPem: await readFile(certFile, 'utf8'), keyPem: await readFile(keyFile, 'utf8') };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const pair = create();
+    await writeFile(keyFile, pair.keyPem, { mode: 0o600 });
+    await writeFile(certFile, pair.certPem, { mode: 0o644 });
+    this.opts.logger.info({ file: certFile }, `created ${name} certificate`);
+    return { certPem: pair.certPem, keyPem: pair.keyPem };
+  }
+
+  /** The CA certificate agents and clients trust. */
+  get caPem(): string {
+    return this.ca.caPem;
+  }
+
+  /** The hub's serving certificate and key. */
+  get servingPair(): KeyPairPem {
+    return this.serving;
+  }
+
+  /** Registers a listener told when a cluster is revoked; it returns how many streams it closed. */
+  onRevoke(listener: (cluster: string) => number): void {
+    this.revokeListeners.push(listener);
+  }
+
+  /** Records (or re-admits) a cluster and issues a single-use bootstrap token. */
+  async addCluster(name: string, labels: Record<string, string>, ttlMs?: number): Promise<{ token: string; expiresAtMs: number }> {
+    if (!isDnsLabel(name)) throw new ValidationError(`cluster name "${name}" must be a DNS label (lower-case letters, digits, '-')`);
+    for (const [k, v] of Object.entries(labels)) {
+      if (!/^[A-Za-z0-9]([-A-Za-z0-9_./]{0,251}[A-Za-z0-9])?$/.test(k)) throw new ValidationError(`label key "${k}" is invalid`);
+      if (v.length > 63 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v)) throw new ValidationError(`label value "${v}" of "${k}" is invalid`);
+    }
+    const now = this.now();
+    const existing = this.state.clusters[name];
+    // Re-adding a revoked cluster starts a new identity: no old certificate comes back.
+    const record: ClusterRecord = existing && existing.revokedAtMs === undefined
+      ? { ...existing, labels }
+      : { name, labels, addedAtMs: now, serials: {} };
+    const id = randomBytes(8).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    const expiresAtMs = now + (ttlMs && ttlMs > 0 ? ttlMs : (this.opts.tokenTtlMs ?? IDENTITY_DEFAULTS.tokenTtlMs));
+    this.state.clusters[name] = record;
+    // Expired and used tokens are dropped here, so the file does not grow forever.
+    this.state.tokens = this.state.tokens.filter((t) => t.expiresAtMs > now && t.usedAtMs === undefined);
+    this.state.tokens.push({ id, cluster: name, digest: sha256(secret).toString('hex'), expiresAtMs });
+    await this.store.save(this.state);
+    this.opts.logger.info({ [LogFields.cluster]: name, tokenId: id, expiresAt: new Date(expiresAtMs).toISOString() }, 'cluster added; bootstrap token issued');
+    return { token: `flt.${id}.${secret}`, expiresAtMs };
+  }
+
+  /** Trades a bootstrap token and CSR for a certificate; the token is spent before anything is issued. */
+  async register(cluster: string, token: string, csrPem: string): Promise<IssuedCert> {
+    const m = TOKEN_RE.exec(token);
+    if (!m) throw new BootstrapTokenError('malformed');
+    const record = this.state.tokens.find((t) => t.id === m[1]);
+    if (!record || !timingSafeEqual(sha256(m[2] as string), Buffer.from(record.digest, 'hex'))) throw new BootstrapTokenError('unknown');
+    if (record.usedAtMs !== undefined) throw new BootstrapTokenError('used');
+    if (record.expiresAtMs <= this.now()) throw new BootstrapTokenError('expired');
+    if (record.cluster !== cluster) throw new BootstrapTokenError('wrong-cluster');
+    const c = this.state.clusters[cluster];
+    if (!c || c.revokedAtMs !== undefined) throw new BootstrapTokenError('unknown');
+    // Validate the CSR before spending the token, so a broken agent can retry with it.
+    const issued = this.ca.issueFromCsr(csrPem, cluster, CLUSTER_ORG, this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs);
+    record.usedAtMs = this.now();
+    this.recordIssued(c, issued);
+    await this.store.save(this.state);
+    this.opts.logger.info({ [LogFields.cluster]: cluster, tokenId: record.id, serial: issued.serial }, 'cluster registered; certificate issued');
+    return issued;
+  }
+
+  /** Issues a fresh certificate to a cluster that proved its current one. */
+  async renew(peer: PeerIdentity, csrPem: string): Promise<IssuedCert> {
+    if (peer.role !== 'cluster') throw new IdentityRefusedError('only a cluster certificate can be renewed', true);
+    const c = this.state.clusters[peer.name] as ClusterRecord;
+    const issued = this.ca.issueFromCsr(csrPem, peer.name, CLUSTER_ORG, this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs);
+    this.recordIssued(c, issued);
+    // Older certificates keep working until they expire: an open stream is never cut by a renewal.
+    await this.store.save(this.state);
+    this.opts.logger.info({ [LogFields.cluster]: peer.name, serial: issued.serial }, 'certificate renewed');
+    return issued;
+  }
+
+  private recordIssued(c: ClusterRecord, issued: IssuedCert): void {
+    const now = this.now();
+    // Expired certificates are refused anyway; dropping them keeps the record small.
+    c.serials = Object.fromEntries(Object.entries(c.serials).filter(([, notAfter]) => notAfter > now));
+    c.serials[issued.serial] = issued.notAfter.getTime();
+    c.lastIssuedAtMs = now;
+  }
+
+  /** Revokes every certificate and unused token of a cluster and closes its streams. */
+  async revoke(name: string): Promise<number> {
+    const c = this.state.clusters[name];
+    if (!c) throw new ValidationError(`cluster "${name}" is not registered`);
+    c.revokedAtMs = this.now();
+    c.serials = {};
+    this.state.tokens = this.state.tokens.filter((t) => t.cluster !== name);
+    await this.store.save(this.state);
+    let closed = 0;
+    for (const l of this.revokeListeners) closed += l(name);
+    this.opts.logger.warn({ [LogFields.cluster]: name, streamsClosed: closed }, 'cluster revoked');
+    return closed;
+  }
+
+  /** Registered clusters. */
+  list(): ClusterRecord[] {
+    return Object.values(this.state.clusters).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Checks a TLS-verified peer certificate against the records; throws IdentityRefusedError. */
+  verifyPeer(cert: PeerCertificateLike | undefined): PeerIdentity {
+    const cn = first(cert?.subject?.CN);
+    const org = first(cert?.subject?.O);
+    const serial = (cert?.serialNumber ?? '').toUpperCase().replace(/^0+/, '');
+    if (!cert || !cn || !serial) throw new IdentityRefusedError('a client certificate signed by this hub is required');
+    if (org === ADMIN_ORG) return { role: 'admin', name: cn, serial };
+    if (org !== CLUSTER_ORG) throw new IdentityRefusedError(`certificate role "${org ?? ''}" is not accepted`);
+    const c = this.state.clusters[cn];
+    if (!c) throw new IdentityRefusedError(`cluster "${cn}" is not registered`);
+    if (c.revokedAtMs !== undefined) throw new IdentityRefusedError(`cluster "${cn}" has been revoked`);
+    const notAfter = Object.entries(c.serials).find(([s]) => s.replace(/^0+/, '') === serial)?.[1];
+    if (notAfter === undefined) throw new IdentityRefusedError(`certificate of cluster "${cn}" has been revoked`);
+    // TLS checked the dates at the handshake; a long-lived connection may outlive its certificate.
+    const validTo = cert.valid_to ? Date.parse(cert.valid_to) : notAfter;
+    if (Math.min(validTo, notAfter) <= this.now()) throw new IdentityRefusedError(`certificate of cluster "${cn}" has expired`);
+    return { role: 'cluster', name: cn, serial };
+  }
+}

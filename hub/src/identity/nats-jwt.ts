@@ -1,0 +1,112 @@
+// NATS decentralized auth (operator → account → user JWTs, ed25519 nkeys), written by
+// hand: the format is small and stable, and the only npm package for it is a 0.0.x
+// pre-release. The hub holds the FLOTILLA account's seed and signs one user JWT per
+// agent, allowed to publish only under flotilla.events.<cluster>.> (and to receive
+// replies on its own inbox prefix). The seed of each user stays in its agent.
+import { createHash, randomBytes } from 'node:crypto';
+import { createAccount, createOperator, createUser, fromPublic, fromSeed } from '@nats-io/nkeys';
+import type { KeyPair } from '@nats-io/nkeys';
+import { ValidationError } from '@flotilla/common';
+import { base32Encode } from './base32.js';
+
+/** Subject prefix agents publish events under (`flotilla.events.<cluster>.<kind>`). */
+export const EVENTS_PREFIX = 'flotilla.events';
+
+/** The inbox prefix an agent of `cluster` must use (connect option inboxPrefix), so its replies are its own. */
+export function agentInboxPrefix(cluster: string): string {
+  return `_INBOX_${cluster}`;
+}
+
+const b64url = (data: string | Uint8Array): string => Buffer.from(data).toString('base64url');
+
+/** Signs claims as a NATS JWT (v2) with the issuer's key pair. */
+export function encodeJwt(claims: Record<string, unknown>, issuer: KeyPair, subject: string, name: string, expiresAtMs?: number): string {
+  const body: Record<string, unknown> = {
+    jti: '',
+    iat: Math.floor(Date.now() / 1000),
+    iss: issuer.getPublicKey(),
+    name,
+    sub: subject,
+    ...(expiresAtMs ? { exp: Math.floor(expiresAtMs / 1000) } : {}),
+    nats: { ...claims, version: 2 },
+  };
+  // jti as nats-io/jwt computes it: base32 of sha512/256 over the claims without jti.
+  body.jti = base32Encode(createHash('sha512-256').update(JSON.stringify({ ...body, jti: randomBytes(8).toString('hex') })).digest());
+  const head = b64url(JSON.stringify({ typ: 'JWT', alg: 'ed25519-nkey' }));
+  const payload = b64url(JSON.stringify(body));
+  const sig = b64url(issuer.sign(new TextEncoder().encode(`${head}.${payload}`)));
+  return `${head}.${payload}.${sig}`;
+}
+
+/** The user JWT of an agent: publish only under flotilla.events.<cluster>.>. */
+export function agentUserJwt(accountSeed: string, cluster: string, userPublicKey: string, expiresAtMs?: number): string {
+  let user: KeyPair;
+  try {
+    user = fromPublic(userPublicKey);
+  } catch {
+    throw new ValidationError('NATS public key is not a valid nkey');
+  }
+  if (!userPublicKey.startsWith('U')) throw new ValidationError('NATS public key must be a user key (U...)');
+  const account = fromSeed(new TextEncoder().encode(accountSeed));
+  const inbox = agentInboxPrefix(cluster);
+  return encodeJwt(
+    {
+      pub: { allow: [`${EVENTS_PREFIX}.${cluster}.>`] },
+      sub: { allow: [`${inbox}.>`] },
+      subs: -1,
+      data: -1,
+      payload: -1,
+      type: 'user',
+    },
+    account,
+    user.getPublicKey(),
+    `agent-${cluster}`,
+    expiresAtMs,
+  );
+}
+
+/** A creds file (what `nsc` writes) for a user JWT and seed. */
+export function credsFile(jwt: string, seed: string): string {
+  return `-----BEGIN NATS USER JWT-----\n${jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`;
+}
+
+/** Everything a new NATS installation for Flotilla needs: server config lines and the hub's secrets. */
+export interface NatsAuthSetup {
+  /** nats-server config lines (operator, system account, resolver with both accounts preloaded). */
+  serverConfig: string;
+  /** Seed of the FLOTILLA account: the hub signs agents' user JWTs with it (nats.accountSeedFile). */
+  accountSeed: string;
+  /** The hub's own credentials (all subjects of the account) (nats.credsFile). */
+  hubCreds: string;
+}
+
+const ACCOUNT_LIMITS = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
+
+/** Generates operator, system and FLOTILLA accounts, and the hub's user. Run once per installation. */
+export function createNatsAuthSetup(): NatsAuthSetup {
+  const operator = createOperator();
+  const sys = createAccount();
+  const account = createAccount();
+  const hub = createUser();
+  const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+  const operatorJwt = encodeJwt({ type: 'operator', system_account: sys.getPublicKey() }, operator, operator.getPublicKey(), 'flotilla');
+  const sysJwt = encodeJwt({ type: 'account', limits: ACCOUNT_LIMITS }, operator, sys.getPublicKey(), 'SYS');
+  const accountJwt = encodeJwt(
+    { type: 'account', limits: { ...ACCOUNT_LIMITS, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 }, default_permissions: { pub: {}, sub: {} } },
+    operator,
+    account.getPublicKey(),
+    'FLOTILLA',
+  );
+  const hubJwt = encodeJwt({ pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user' }, account, hub.getPublicKey(), 'flotilla-hub');
+  const serverConfig = [
+    `operator: ${operatorJwt}`,
+    `system_account: ${sys.getPublicKey()}`,
+    'resolver: MEMORY',
+    'resolver_preload: {',
+    `  ${sys.getPublicKey()}: ${sysJwt}`,
+    `  ${account.getPublicKey()}: ${accountJwt}`,
+    '}',
+    '',
+  ].join('\n');
+  return { serverConfig, accountSeed: dec(account.getSeed()), hubCreds: credsFile(hubJwt, dec(hub.getSeed())) };
+}

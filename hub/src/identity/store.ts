@@ -1,0 +1,74 @@
+// The hub's identity records, persisted as one JSON file in the hub's state directory
+// (mode 0600, written atomically): registered clusters, the serials of the certificates
+// issued to each, and bootstrap tokens — stored only as sha256 digests, never in clear.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ConfigError } from '@flotilla/common';
+
+/** One registered cluster. */
+export interface ClusterRecord {
+  name: string;
+  labels: Record<string, string>;
+  addedAtMs: number;
+  /** Set by `flotilla cluster revoke`; cleared by a new `cluster add`. */
+  revokedAtMs?: number;
+  /** Certificates issued, not revoked and not expired: serial (upper-case hex) → notAfter (ms). */
+  serials: Record<string, number>;
+  lastIssuedAtMs?: number;
+}
+
+/** One bootstrap token: its id is public, its secret is kept only as a digest. */
+export interface TokenRecord {
+  id: string;
+  cluster: string;
+  /** hex sha256 of the secret part. */
+  digest: string;
+  expiresAtMs: number;
+  usedAtMs?: number;
+}
+
+/** The whole file. */
+export interface IdentityState {
+  version: 1;
+  clusters: Record<string, ClusterRecord>;
+  tokens: TokenRecord[];
+}
+
+/** Reads and writes identity-state.json; writes are serialized. */
+export class IdentityStore {
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(readonly file: string) {}
+
+  /** Loads the file; a missing file is an empty state. */
+  async load(): Promise<IdentityState> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, clusters: {}, tokens: [] };
+      throw new ConfigError('identity.stateDir', `cannot read ${this.file}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const state = JSON.parse(text) as IdentityState;
+      if (state.version !== 1 || typeof state.clusters !== 'object' || !Array.isArray(state.tokens)) throw new Error('unexpected shape');
+      return state;
+    } catch (err) {
+      throw new ConfigError('identity.stateDir', `${this.file} is corrupt: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Writes the state atomically (temp file + rename), after any write in progress. */
+  save(state: IdentityState): Promise<void> {
+    const text = JSON.stringify(state, null, 2);
+    const next = this.writing.then(async () => {
+      await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+      const tmp = `${this.file}.tmp`;
+      await writeFile(tmp, text, { mode: 0o600 });
+      await rename(tmp, this.file);
+    });
+    // A failed write must not block later ones; the caller still sees its own failure.
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+}

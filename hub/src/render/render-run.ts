@@ -1,0 +1,256 @@
+// One render's work over a tree: loads clusters, groups and bundles, runs kustomize and
+// helm where needed, renders bundles per cluster inputs. Reads the renderer's caches
+// from the previous render and records what it used, so the next render keeps only that.
+import { ValidationError, digestOf } from '@flotilla/common';
+import type { RepoTree } from '../source/tree.js';
+import { inputDigest, manifestPaths, prepareBundle, renderBundle } from './bundle.js';
+import type { PreparedBundle, RenderedBundle } from './bundle.js';
+import type { RepoLayout } from './layout.js';
+import { matchTarget, parseBundle, parseCluster, parseClusterGroup } from './spec.js';
+import type { BundleDef, ClusterDef, ClusterGroupDef, TargetDef } from './spec.js';
+import { helmInvocation, helmKey, prepareHelm, prepareKustomize } from './tool-sources.js';
+import type { HelmInvocation } from './tool-sources.js';
+import type { ToolRunner } from './tools.js';
+import { resolveVariable } from './vars.js';
+import type { VarScope } from './vars.js';
+import type { RenderError, RenderStats } from './types.js';
+
+/** A cached value, or the validation error making it failed. */
+export type Cached<T> = T | ValidationError;
+
+/** The caches a render reads: what the previous render used. */
+export type RenderCaches = { readonly [K in keyof RenderRun['used']]: ReadonlyMap<string, RenderRun['used'][K] extends Map<string, infer V> ? V : never> };
+
+/** One render's work: reads the previous caches, records what it used for the next. */
+export class RenderRun {
+  readonly used = {
+    clusterDefs: new Map<string, Cached<ClusterDef>>(),
+    bundleDefs: new Map<string, Cached<BundleDef>>(),
+    groupDefs: new Map<string, Cached<ClusterGroupDef>>(),
+    prepared: new Map<string, Cached<PreparedBundle>>(),
+    helm: new Map<string, Cached<PreparedBundle>>(),
+    rendered: new Map<string, Cached<RenderedBundle>>(),
+  };
+  /** helm output key (or the error computing it) per cluster\0bundle, for this run. */
+  private readonly helmFor = new Map<string, string | ValidationError>();
+  private readonly old: RenderCaches;
+
+  constructor(
+    caches: RenderCaches,
+    private readonly tree: RepoTree,
+    private readonly stats: RenderStats,
+    private readonly errors: RenderError[],
+    private readonly tools: ToolRunner,
+  ) {
+    this.old = caches;
+  }
+
+  private fileDigest(path: string): string {
+    return digestOf(this.tree.read(path) as Buffer);
+  }
+
+  /** Parses cluster files (cached by content); broken ones are added to layout.brokenClusters. */
+  loadClusters(layout: RepoLayout): Map<string, ClusterDef> {
+    const out = new Map<string, ClusterDef>();
+    for (const [name, file] of layout.clusters) {
+      if (layout.brokenClusters.has(name)) continue;
+      const key = `${file}\0${this.fileDigest(file)}`;
+      const def = this.cached(this.old.clusterDefs, this.used.clusterDefs, key, () =>
+        parseCluster((this.tree.read(file) as Buffer).toString('utf8'), file, name),
+      );
+      if (def instanceof ValidationError) {
+        this.errors.push(toRenderError(def, { cluster: name }));
+        layout.brokenClusters.add(name);
+      } else {
+        out.set(name, def);
+      }
+    }
+    return out;
+  }
+
+  /** Parses cluster group files (cached by content); broken ones are left out with an error. */
+  loadGroups(layout: RepoLayout): Map<string, ClusterGroupDef> {
+    const out = new Map<string, ClusterGroupDef>();
+    for (const [name, file] of layout.groups) {
+      if (layout.brokenGroups.has(name)) continue;
+      const key = `${file}\0${this.fileDigest(file)}`;
+      const def = this.cached(this.old.groupDefs, this.used.groupDefs, key, () =>
+        parseClusterGroup((this.tree.read(file) as Buffer).toString('utf8'), file, name),
+      );
+      if (def instanceof ValidationError) {
+        this.errors.push(toRenderError(def, {}));
+        layout.brokenGroups.add(name);
+      } else {
+        out.set(name, def);
+      }
+    }
+    return out;
+  }
+
+  /** Bundle name → prepared version, or undefined when it is broken (error recorded). Sorted by name. */
+  async loadBundles(layout: RepoLayout, groups: ReadonlyMap<string, ClusterGroupDef>): Promise<Map<string, PreparedBundle | undefined>> {
+    const names = [...new Set([...layout.bundles.keys(), ...layout.brokenBundles])].sort();
+    const prepared = await Promise.all(
+      names.map(async (name) => {
+        const file = layout.bundles.get(name);
+        if (!file || layout.brokenBundles.has(name)) return undefined;
+        const p = await this.prepare(name, file, groups);
+        if (!(p instanceof ValidationError)) return p;
+        this.errors.push(toRenderError(p, { bundle: name }));
+        return undefined;
+      }),
+    );
+    return new Map(names.map((name, i) => [name, prepared[i]]));
+  }
+
+  private async prepare(name: string, file: string, groups: ReadonlyMap<string, ClusterGroupDef>): Promise<Cached<PreparedBundle>> {
+    const fileDigest = this.fileDigest(file);
+    const def = this.cached(this.old.bundleDefs, this.used.bundleDefs, `${file}\0${fileDigest}`, () =>
+      parseBundle((this.tree.read(file) as Buffer).toString('utf8'), file, name),
+    );
+    if (def instanceof ValidationError) return def;
+    const missing = def.targets.find((t) => t.clusterGroup !== undefined && !groups.has(t.clusterGroup));
+    if (missing) {
+      return new ValidationError(`spec.targets[${missing.index}].clusterGroup "${missing.clusterGroup}" is not a valid cluster group (no readable clusterGroups/${missing.clusterGroup}.yaml)`, {
+        file,
+        line: missing.line,
+      });
+    }
+    const paths = manifestPaths(this.tree, def);
+    const digest = inputDigest(fileDigest, paths.map((path) => ({ path, digest: this.fileDigest(path) })));
+    return this.cachedAsync(this.old.prepared, this.used.prepared, digest, async () => {
+      this.stats.bundlesPrepared++;
+      if (def.sourceType === 'plain') return prepareBundle(this.tree, def, digest, paths);
+      if (def.sourceType === 'helm') return { def, inputDigest: digest, docs: [], refs: [], paths };
+      this.stats.toolRuns++;
+      return prepareKustomize(this.tree, def, digest, paths, this.tools);
+    });
+  }
+
+  /** Runs helm for every distinct values set the clusters need (cached by helmKey). */
+  async runHelm(
+    clusters: ReadonlyMap<string, ClusterDef>,
+    bundles: ReadonlyMap<string, PreparedBundle | undefined>,
+    groups: ReadonlyMap<string, ClusterGroupDef>,
+  ): Promise<void> {
+    const jobs = new Map<string, { b: PreparedBundle; inv: HelmInvocation }>();
+    for (const b of bundles.values()) {
+      if (!b || b.def.sourceType !== 'helm' || b.def.paused) continue;
+      for (const c of clusters.values()) {
+        const target = c.paused ? undefined : matchTarget(b.def, c, groups);
+        if (!target || target.doNotDeploy) continue;
+        try {
+          const inv = helmInvocation(this.tree, b.def, target, scopeOf(c, target));
+          const key = helmKey(b.inputDigest, inv);
+          this.helmFor.set(`${c.name}\0${b.def.name}`, key);
+          jobs.set(key, { b, inv });
+        } catch (err) {
+          if (!(err instanceof ValidationError)) throw err;
+          this.helmFor.set(`${c.name}\0${b.def.name}`, err);
+        }
+      }
+    }
+    await Promise.all(
+      [...jobs].map(([key, { b, inv }]) =>
+        this.cachedAsync(this.old.helm, this.used.helm, key, () => {
+          this.stats.toolRuns++;
+          return prepareHelm(this.tree, b.def, key, inv, b.paths ?? [], this.tools);
+        }),
+      ),
+    );
+  }
+
+  /** The bundle rendered for these inputs, from the content-addressed cache when possible. */
+  renderFor(bundle: PreparedBundle, scope: VarScope, target: TargetDef, cluster: string): RenderedBundle | undefined {
+    const b = bundle.def.sourceType === 'helm' ? this.helmOutput(bundle, cluster) : bundle;
+    if (b instanceof ValidationError) {
+      this.errors.push(toRenderError(b, { bundle: bundle.def.name, cluster }));
+      return undefined;
+    }
+    const resolve = (refs: readonly string[]): string[] =>
+      refs.map((ref) => {
+        const r = resolveVariable(ref, scope);
+        return 'value' in r ? `=${r.value}` : `!${r.problem}`;
+      });
+    const namespace = target.namespace ?? b.def.namespace;
+    // Patches are identified by the target's position: bundle.yaml is in the input digest.
+    const patches = target.patches.length > 0 ? [target.index, resolve(target.refs)] : null;
+    const key = JSON.stringify([b.inputDigest, namespace ?? null, resolve(b.refs), patches]);
+    const hit = this.used.rendered.get(key) ?? this.old.rendered.get(key);
+    let r: Cached<RenderedBundle>;
+    if (hit) {
+      this.stats.bundleCacheHits++;
+      r = hit;
+      this.used.rendered.set(key, hit);
+    } else {
+      this.stats.bundleRenders++;
+      r = this.cached(this.old.rendered, this.used.rendered, key, () => renderBundle(b, scope, namespace, target.patches));
+    }
+    if (r instanceof ValidationError) {
+      this.errors.push(toRenderError(r, { bundle: b.def.name, cluster }));
+      return undefined;
+    }
+    return r;
+  }
+
+  private helmOutput(b: PreparedBundle, cluster: string): Cached<PreparedBundle> {
+    const key = this.helmFor.get(`${cluster}\0${b.def.name}`);
+    if (key === undefined) return new ValidationError('internal: helm output missing', { file: b.def.file });
+    if (key instanceof ValidationError) return key;
+    return this.used.helm.get(key) ?? new ValidationError('internal: helm output missing', { file: b.def.file });
+  }
+
+  private async cachedAsync<T>(
+    old: ReadonlyMap<string, Cached<T>>,
+    used: Map<string, Cached<T>>,
+    key: string,
+    make: () => Promise<T> | T,
+  ): Promise<Cached<T>> {
+    let v = used.get(key) ?? old.get(key);
+    if (v === undefined) {
+      try {
+        v = await make();
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        v = err;
+      }
+    }
+    used.set(key, v);
+    return v;
+  }
+
+  private cached<T>(
+    old: ReadonlyMap<string, Cached<T>>,
+    used: Map<string, Cached<T>>,
+    key: string,
+    make: () => T,
+  ): Cached<T> {
+    let v = used.get(key) ?? old.get(key);
+    if (v === undefined) {
+      try {
+        v = make();
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        v = err;
+      }
+    }
+    used.set(key, v);
+    return v;
+  }
+}
+
+/** A ValidationError as a RenderError of a bundle and/or cluster. */
+export function toRenderError(err: ValidationError, ctx: { bundle?: string; cluster?: string }): RenderError {
+  return {
+    ...ctx,
+    ...(err.file !== undefined ? { file: err.file } : {}),
+    ...(err.line !== undefined ? { line: err.line } : {}),
+    message: err.message,
+  };
+}
+
+/** What a cluster contributes to substitution under a target. */
+export function scopeOf(c: ClusterDef, target: TargetDef): VarScope {
+  return { clusterName: c.name, labels: c.labels, vars: { ...c.vars, ...target.vars } };
+}
+

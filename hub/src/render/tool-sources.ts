@@ -1,0 +1,136 @@
+// Kustomize and Helm bundles: the program's output becomes the bundle's manifests.
+// kustomize runs once per bundle version (its output may use ${...} variables, like
+// plain YAML); helm runs once per distinct set of values (per-target values with
+// variables substituted), and its output is taken as is.
+import { posix } from 'node:path';
+import { ValidationError, digestOf } from '@flotilla/common';
+import type { RepoTree } from '../source/tree.js';
+import { prepareTexts } from './bundle.js';
+import type { ManifestText, PreparedBundle } from './bundle.js';
+import { mergePatch } from './patch.js';
+import type { BundleDef, TargetDef } from './spec.js';
+import type { ToolRunner } from './tools.js';
+import { substituteInValue } from './vars.js';
+import type { VarScope } from './vars.js';
+
+const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
+
+function filesOf(tree: RepoTree, paths: readonly string[]): Map<string, Buffer> {
+  return new Map(paths.map((p) => [p, tree.read(p) as Buffer]));
+}
+
+/** Runs `kustomize build` on a bundle version; throws ValidationError. */
+export async function prepareKustomize(
+  tree: RepoTree,
+  def: BundleDef,
+  digest: string,
+  paths: readonly string[],
+  tools: ToolRunner,
+): Promise<PreparedBundle> {
+  const dir = def.sourceDir;
+  const kfile = KUSTOMIZATION_FILES.map((f) => (dir === '' ? f : `${dir}/${f}`)).find((p) => tree.read(p) !== undefined);
+  if (!kfile) {
+    throw new ValidationError(`spec.source.kustomize.path "${dir || '.'}" holds no kustomization.yaml`, { file: def.file });
+  }
+  const out = await tools.run({
+    tool: 'kustomize',
+    files: filesOf(tree, paths),
+    args: (root) => ['build', dir === '' ? root : posix.join(root, dir)],
+    errorFile: kfile,
+  });
+  return prepareTexts(def, digest, [{ path: `${kfile} (kustomize build output)`, text: out, substitute: true }]);
+}
+
+/** One `helm template` run: everything that changes its output. */
+export interface HelmInvocation {
+  chart: string;
+  releaseName: string;
+  namespace: string | undefined;
+  values: Record<string, unknown>;
+  valuesFiles: string[];
+}
+
+/**
+ * The helm run a cluster needs: bundle settings overridden by the target's, variables
+ * substituted. Throws ValidationError for an undefined variable or a bad values file.
+ */
+export function helmInvocation(tree: RepoTree, def: BundleDef, target: TargetDef, scope: VarScope): HelmInvocation {
+  const base = def.helm ?? {};
+  const over = target.helm ?? {};
+  const values = mergePatch(base.values ?? {}, over.values ?? {}) as Record<string, unknown>;
+  const files = [...(base.valuesFiles ?? []), ...(over.valuesFiles ?? [])].map((f) => substituteInValue(f, def.file, target.line, scope) as string);
+  const bundleDir = posix.dirname(def.file);
+  for (const f of files) {
+    // Only the bundle's own files are in its input digest (and materialized for helm).
+    if (posix.normalize(f) !== f || !f.startsWith(`${bundleDir}/`)) {
+      throw new ValidationError(`helm values file "${f}" must be inside the bundle directory ${bundleDir}`, { file: def.file, line: target.line });
+    }
+    if (tree.read(f) === undefined) throw new ValidationError(`helm values file "${f}" does not exist`, { file: def.file, line: target.line });
+  }
+  const chart = over.chart ?? base.chart ?? def.sourceDir;
+  if (chart !== def.sourceDir && !chart.startsWith(`${bundleDir}/`)) {
+    throw new ValidationError(`helm chart "${chart}" must be inside the bundle directory ${bundleDir}`, { file: def.file, line: target.line });
+  }
+  return {
+    chart,
+    releaseName: over.releaseName ?? base.releaseName ?? def.name,
+    namespace: target.namespace ?? def.namespace,
+    values: substituteInValue(values, def.file, target.line, scope) as Record<string, unknown>,
+    valuesFiles: files,
+  };
+}
+
+/** Cache key of a helm run over a bundle version. */
+export function helmKey(inputDigest: string, inv: HelmInvocation): string {
+  return digestOf(JSON.stringify([inputDigest, inv.chart, inv.releaseName, inv.namespace ?? null, inv.values, inv.valuesFiles]));
+}
+
+/** Runs `helm template` with the chart in the repo (no dependency download); throws ValidationError. */
+export async function prepareHelm(
+  tree: RepoTree,
+  def: BundleDef,
+  key: string,
+  inv: HelmInvocation,
+  paths: readonly string[],
+  tools: ToolRunner,
+): Promise<PreparedBundle> {
+  const chartFile = inv.chart === '' ? 'Chart.yaml' : `${inv.chart}/Chart.yaml`;
+  if (tree.read(chartFile) === undefined) {
+    throw new ValidationError(`helm chart "${inv.chart || '.'}" has no Chart.yaml`, { file: def.file });
+  }
+  const inputs = new Set([...paths, ...inv.valuesFiles]);
+  const out = await tools.run({
+    tool: 'helm',
+    files: filesOf(tree, [...inputs]),
+    scratchFiles: { 'values.json': JSON.stringify(inv.values) },
+    args: (root, scratch) => [
+      'template',
+      inv.releaseName,
+      inv.chart === '' ? root : posix.join(root, inv.chart),
+      ...(inv.namespace !== undefined ? ['--namespace', inv.namespace] : []),
+      '--include-crds',
+      '--skip-tests',
+      ...inv.valuesFiles.flatMap((f) => ['--values', posix.join(root, f)]),
+      '--values',
+      posix.join(scratch, 'values.json'),
+    ],
+    errorFile: chartFile,
+  });
+  return prepareTexts(def, key, splitHelmOutput(out, inv.chart, `${chartFile} (helm template output)`));
+}
+
+/**
+ * Splits helm's output at its "# Source: <chart>/templates/x.yaml" markers, so an error
+ * names the template that produced the bad document (lines count in its rendered text).
+ */
+export function splitHelmOutput(out: string, chartDir: string, fallback: string): ManifestText[] {
+  const texts: ManifestText[] = [];
+  // A line that is exactly "---" separates documents (block scalars are indented).
+  for (const chunk of out.split(/^---[ \t]*$/m)) {
+    if (chunk.trim() === '') continue;
+    const m = /^# Source: [^/\n]+\/(.+)$/m.exec(chunk);
+    const template = m ? `${chartDir === '' ? '' : `${chartDir}/`}${(m[1] as string).trim()}` : undefined;
+    texts.push({ path: template ? `${template} (as rendered by helm)` : fallback, text: chunk.replace(/^\r?\n/, ''), substitute: false });
+  }
+  return texts;
+}

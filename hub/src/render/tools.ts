@@ -1,0 +1,145 @@
+// Runs the real `kustomize` and `helm` programs for Kustomize and Helm bundles. Each run
+// gets a fresh temp dir holding only the bundle's files (never the hub's clone), no
+// network (an unreachable proxy), a timeout and an output limit. Any failure is a
+// ValidationError for that bundle: a missing program or a broken chart never stops
+// other bundles or crashes the hub.
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ValidationError, durations } from '@flotilla/common';
+
+/** Which program. */
+export type ToolName = 'kustomize' | 'helm';
+
+/** Settings of the tool runner. */
+export interface ToolOptions {
+  /** The kustomize program (default "kustomize", looked up on PATH). */
+  kustomizePath?: string;
+  /** The helm program (default "helm", looked up on PATH). */
+  helmPath?: string;
+  /** Longest run (default durations.renderToolTimeout, 60 s). */
+  timeoutMs?: number;
+  /** Largest output of one run (default 64 MiB). */
+  maxOutputBytes?: number;
+}
+
+/** One run: the files to materialize (repo path → bytes) and the arguments. */
+export interface ToolRequest {
+  tool: ToolName;
+  files: ReadonlyMap<string, Buffer>;
+  /** Arguments, given the materialized repo root and a scratch dir outside it. */
+  args(root: string, scratch: string): string[];
+  /** Extra files written to the scratch dir (name → content), e.g. Helm values. */
+  scratchFiles?: Readonly<Record<string, string>>;
+  /** Repo file errors are reported against. */
+  errorFile: string;
+}
+
+/** What the renderer needs to run a tool: the manifests it prints. */
+export interface ToolRunner {
+  /** stdout of the run; throws ValidationError on any failure. */
+  run(req: ToolRequest): Promise<string>;
+}
+
+/** Default of ToolOptions.maxOutputBytes: 64 MiB. */
+export const DEFAULT_MAX_TOOL_OUTPUT = 64 * 1024 * 1024;
+
+/** Runs tools as child processes, at most as many at once as there are cores. */
+export class ExecToolRunner implements ToolRunner {
+  private readonly paths: Record<ToolName, string>;
+  private readonly timeoutMs: number;
+  private readonly maxOutputBytes: number;
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly limit = Math.max(1, availableParallelism());
+
+  constructor(opts: ToolOptions = {}) {
+    this.paths = { kustomize: opts.kustomizePath ?? 'kustomize', helm: opts.helmPath ?? 'helm' };
+    this.timeoutMs = opts.timeoutMs ?? durations.renderToolTimeout;
+    this.maxOutputBytes = opts.maxOutputBytes ?? DEFAULT_MAX_TOOL_OUTPUT;
+  }
+
+  async run(req: ToolRequest): Promise<string> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await this.runNow(req);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async runNow(req: ToolRequest): Promise<string> {
+    const tmp = await mkdtemp(join(tmpdir(), `flotilla-${req.tool}-`));
+    const root = join(tmp, 'repo');
+    const scratch = join(tmp, 'scratch');
+    try {
+      await mkdir(scratch, { recursive: true });
+      for (const [path, data] of req.files) {
+        await mkdir(dirname(join(root, path)), { recursive: true });
+        await writeFile(join(root, path), data);
+      }
+      for (const [name, text] of Object.entries(req.scratchFiles ?? {})) await writeFile(join(scratch, name), text);
+      return await this.exec(req, req.args(root, scratch), tmp, root);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  private exec(req: ToolRequest, args: string[], tmp: string, root: string): Promise<string> {
+    const program = this.paths[req.tool];
+    return new Promise((resolve, reject) => {
+      execFile(
+        program,
+        args,
+        { cwd: root, env: sandboxEnv(tmp), timeout: this.timeoutMs, killSignal: 'SIGKILL', maxBuffer: this.maxOutputBytes, encoding: 'utf8' },
+        (err, stdout, stderr) => {
+          if (!err) return resolve(stdout);
+          const e = err as NodeJS.ErrnoException & { killed?: boolean };
+          reject(new ValidationError(this.explain(req.tool, program, e, stderr, tmp, root), { file: req.errorFile, cause: err }));
+        },
+      );
+    });
+  }
+
+  private explain(tool: ToolName, program: string, err: NodeJS.ErrnoException & { killed?: boolean }, stderr: string, tmp: string, root: string): string {
+    const setting = tool === 'kustomize' ? 'render.kustomizePath' : 'render.helmPath';
+    if (err.code === 'ENOENT') return `the ${tool} program "${program}" was not found (install it, or set ${setting} in the hub config)`;
+    if (err.code === 'EACCES') return `the ${tool} program "${program}" is not executable (${setting})`;
+    if (err.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return `${tool} printed more than ${this.maxOutputBytes} bytes: output too large`;
+    if (err.killed) return `${tool} did not finish within ${Math.round(this.timeoutMs / 1000)} s`;
+    // Temp paths mean nothing to the user: show repo paths instead.
+    const text = stderr.split(`${root}/`).join('').split(root).join('.').split(tmp).join('<tmp>').trim();
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const shown = lines.slice(-8).join('\n  ');
+    return `${tool} failed (exit ${String(err.code ?? 'signal')}): ${shown || 'no error output'}`;
+  }
+}
+
+// Only what the programs need; an unreachable proxy keeps remote bases and chart
+// repositories out (the fleet repo must be self-contained), and the homes point into
+// the temp dir so no user plugin, repository list or cache leaks in.
+function sandboxEnv(tmp: string): NodeJS.ProcessEnv {
+  const noNet = 'http://127.0.0.1:9';
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: tmp,
+    XDG_CONFIG_HOME: join(tmp, 'config'),
+    XDG_CACHE_HOME: join(tmp, 'cache'),
+    XDG_DATA_HOME: join(tmp, 'data'),
+    HELM_CONFIG_HOME: join(tmp, 'helm', 'config'),
+    HELM_CACHE_HOME: join(tmp, 'helm', 'cache'),
+    HELM_DATA_HOME: join(tmp, 'helm', 'data'),
+    KUSTOMIZE_PLUGIN_HOME: join(tmp, 'kustomize-plugins'),
+    HTTP_PROXY: noNet,
+    HTTPS_PROXY: noNet,
+    http_proxy: noNet,
+    https_proxy: noNet,
+    NO_PROXY: '',
+    no_proxy: '',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_CONFIG_NOSYSTEM: '1',
+  };
+}

@@ -1,0 +1,115 @@
+// Bundle deployments (bundle × cluster) and fleet-wide bundle summaries, computed from
+// cluster records on demand: the record is the one source of truth, views are derived.
+import type { BundleFacts, ClusterRecord, ClusterState } from './model.js';
+import { emptyFacts } from './model.js';
+
+/** What a user sees for one bundle on one cluster. */
+export type DeploymentState = 'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | 'Drifted' | 'Degraded' | 'Failed' | 'Offline';
+
+/** Every deployment state, in display order. */
+export const DEPLOYMENT_STATES: readonly DeploymentState[] = ['Ready', 'Progressing', 'Pending', 'OutOfSync', 'Drifted', 'Degraded', 'Failed', 'Offline'];
+
+/** One bundle on one cluster, as the API returns it. */
+export interface BundleDeployment {
+  bundle: string;
+  cluster: string;
+  state: DeploymentState;
+  reason: string;
+  desiredDigest: string;
+  appliedDigest: string;
+  created: number;
+  configured: number;
+  unchanged: number;
+  deleted: number;
+  failed: number;
+  drifted: number;
+  /** Drift detections folded (a detection arriving after a newer correction of its object is history only). */
+  driftEvents: number;
+  health: string;
+  lastError: string;
+  /** ISO time of the last change, or null. */
+  lastTransition: string | null;
+}
+
+/** A bundle across the fleet: how many clusters it targets and how many are in each state. */
+export interface BundleSummary {
+  name: string;
+  clusters: number;
+  /** Counts per state; every state is present (0 when none), never truncated. */
+  states: Record<DeploymentState, number>;
+}
+
+function stateOf(
+  clusterState: ClusterState,
+  desired: string,
+  applied: { digest: string; failed: number } | undefined,
+  facts: BundleFacts,
+): { state: DeploymentState; reason: string } {
+  if (clusterState === 'Offline') return { state: 'Offline', reason: 'cluster is offline' };
+  if (clusterState === 'Pending') return { state: 'Pending', reason: 'agent has never connected' };
+  if (!applied || applied.digest !== desired) {
+    if (clusterState === 'Failed') return { state: 'Failed', reason: facts.lastError || 'apply failed' };
+    if (clusterState === 'Progressing') return { state: 'Progressing', reason: 'applying' };
+    return { state: 'OutOfSync', reason: applied ? 'an older version is applied' : 'not applied yet' };
+  }
+  if (applied.failed > 0) return { state: 'Failed', reason: facts.lastError || `${applied.failed} objects failed` };
+  if (facts.drifted > 0) return { state: 'Drifted', reason: `${facts.drifted} objects drifted` };
+  if (facts.health === 'Degraded' || facts.health === 'Failed') return { state: 'Degraded', reason: `workloads are ${facts.health.toLowerCase()}` };
+  return { state: 'Ready', reason: '' };
+}
+
+const NO_FACTS = emptyFacts();
+
+/** The deployments of one cluster: every desired bundle, plus applied bundles no longer desired. */
+export function deploymentsOf(rec: ClusterRecord, clusterState: ClusterState): BundleDeployment[] {
+  const applied = new Map(rec.bundles.map((b) => [b.name, b]));
+  const desired = rec.desiredBundles ?? [];
+  const names = desired.length > 0 || rec.desiredDigest !== '' ? desired.map((b) => b.name) : [...applied.keys()];
+  const wanted = new Map(desired.map((b) => [b.name, b.digest]));
+  const out: BundleDeployment[] = [];
+  for (const name of names) {
+    const want = wanted.get(name) ?? applied.get(name)?.digest ?? '';
+    const have = applied.get(name);
+    const facts = rec.bundleFacts?.[name] ?? NO_FACTS;
+    const { state, reason } = stateOf(clusterState, want, have, facts);
+    out.push({
+      bundle: name,
+      cluster: rec.name,
+      state,
+      reason,
+      desiredDigest: want,
+      appliedDigest: have?.digest ?? '',
+      created: have?.created ?? 0,
+      configured: have?.configured ?? 0,
+      unchanged: have?.unchanged ?? 0,
+      deleted: have?.deleted ?? 0,
+      failed: have?.failed ?? 0,
+      drifted: facts.drifted,
+      driftEvents: facts.driftEvents,
+      health: facts.health,
+      lastError: facts.lastError,
+      lastTransition: facts.lastTransitionMs ? new Date(facts.lastTransitionMs).toISOString() : null,
+    });
+  }
+  return out.sort((a, b) => (a.bundle < b.bundle ? -1 : a.bundle > b.bundle ? 1 : 0));
+}
+
+/** Zero counts for every state. */
+export function zeroStates(): Record<DeploymentState, number> {
+  return Object.fromEntries(DEPLOYMENT_STATES.map((s) => [s, 0])) as Record<DeploymentState, number>;
+}
+
+/** Folds deployments into per-bundle summaries, sorted by bundle name. */
+export function summarize(deployments: Iterable<BundleDeployment>): BundleSummary[] {
+  const by = new Map<string, BundleSummary>();
+  for (const d of deployments) {
+    let s = by.get(d.bundle);
+    if (!s) {
+      s = { name: d.bundle, clusters: 0, states: zeroStates() };
+      by.set(d.bundle, s);
+    }
+    s.clusters++;
+    s.states[d.state]++;
+  }
+  return [...by.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

@@ -1,0 +1,120 @@
+// The deploy artifacts, validated against real tools: the hub chart passes `helm lint`
+// and `helm template`, and what it renders passes a server-side dry run on a real
+// kube-apiserver; so do the agent manifests `flotilla cluster add` writes (cluster-wide
+// and namespace-restricted RBAC). The Dockerfiles cannot be built here (no container
+// engine), so their rules are checked statically.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { parse } from 'yaml';
+import { agentManifests, compileHubConfig } from '@flotilla/hub';
+import { binaryPaths, requireEnv, requirePrerequisite, startCluster } from '../env/index.js';
+import type { TestCluster } from '../env/index.js';
+import { applyManifests, parseManifests } from '../system/install.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const CHART = join(ROOT, 'deploy', 'helm', 'flotilla-hub');
+const HELM = binaryPaths().helm;
+
+const skipCluster = await requireEnv(['cluster']);
+const skipHelm =
+  skipCluster ??
+  (await requirePrerequisite(
+    'helm',
+    () => {
+      accessSync(HELM, constants.X_OK);
+    },
+    'run integration-tests/tools/build-tools.sh (or set FLOTILLA_HELM)',
+  ));
+
+let cluster: TestCluster | undefined;
+
+before(async () => {
+  if (!skipCluster) cluster = await startCluster({ name: 'deploy' });
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+function helm(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(HELM, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`helm ${args[0]}: ${stderr || stdout}`)) : resolve(stdout)));
+  });
+}
+
+/** Namespaces for real (so namespaced objects can be admitted), everything else as a server-side dry run. */
+async function dryRun(text: string): Promise<number> {
+  const objects = parseManifests(text);
+  const { stringify } = await import('yaml');
+  const ns = objects.filter((o) => o.kind === 'Namespace');
+  const rest = objects.filter((o) => o.kind !== 'Namespace');
+  if (ns.length > 0) await applyManifests(cluster!.kubeconfigPath, ns.map((o) => stringify(o)).join('---\n'));
+  await applyManifests(cluster!.kubeconfigPath, rest.map((o) => stringify(o)).join('---\n'), { dryRun: true });
+  return objects.length;
+}
+
+const CHART_VALUES = ['--set', 'nats.authSecretName=flotilla-nats-auth', '--set', 'sources[0].auth.secretName=fleet-git', '--set', 'sources[0].name=fleet', '--set', 'sources[0].url=https://git.example.com/fleet.git'];
+
+test('hub-chart-passes-helm-lint', { skip: skipHelm }, async () => {
+  const out = await helm(['lint', CHART, '--strict', ...CHART_VALUES]);
+  assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+});
+
+test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, async () => {
+  const text = await helm(['template', 'flotilla-hub', CHART, '--namespace', 'flotilla-system', '--kube-version', '1.35.4', ...CHART_VALUES]);
+  const objects = parseManifests(text);
+  const kinds = objects.map((o) => o.kind).sort();
+  assert.deepEqual(kinds, ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Service', 'ServiceAccount']);
+  const withNs = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flotilla-system\n---\n${text.replace(/^(metadata:)$/gm, '$1\n  namespace: flotilla-system')}`;
+  assert.equal(await dryRun(withNs), 6);
+  // The hub.yaml the chart writes is one the hub accepts.
+  const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
+  const cfg = compileHubConfig(parse(cm.data['hub.yaml'] as string), 'hub.yaml', { defaultCacheDir: '/tmp' });
+  assert.equal(cfg.insecure, false);
+  assert.equal(cfg.nats.credsFile, '/etc/flotilla/nats/hub.creds');
+  // Non-root, read-only root filesystem.
+  const dep = objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { securityContext: { runAsNonRoot: boolean }; containers: { securityContext: { readOnlyRootFilesystem: boolean } }[] } } } };
+  assert.equal(dep.spec.template.spec.securityContext.runAsNonRoot, true);
+  assert.equal(dep.spec.template.spec.containers[0]?.securityContext.readOnlyRootFilesystem, true);
+});
+
+const INSTALL = { cluster: 'edge-eu', hub: 'hub.example.com:7443', nats: 'nats://nats.example.com:4222', token: 'flt.0000000000000000.placeholder', caPem: '-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n' };
+
+test('agent-manifests-cluster-wide-pass-a-server-side-dry-run', { skip: skipCluster }, async () => {
+  const text = agentManifests(INSTALL);
+  assert.equal(await dryRun(text), 8);
+  assert.match(text, /readOnlyRootFilesystem: true/);
+  assert.match(text, /runAsNonRoot: true/);
+});
+
+test('agent-manifests-restricted-to-namespaces-grant-nothing-cluster-wide', { skip: skipCluster }, async () => {
+  await applyManifests(cluster!.kubeconfigPath, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-b\n');
+  const text = agentManifests({ ...INSTALL, namespace: 'flotilla-restricted', namespaces: ['team-a', 'team-b'] });
+  const objects = parseManifests(text);
+  assert.ok(!objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'), 'no cluster-wide RBAC');
+  assert.deepEqual(
+    objects.filter((o) => o.kind === 'Role').map((o) => o.metadata?.namespace).sort(),
+    ['flotilla-restricted', 'team-a', 'team-b'],
+  );
+  assert.equal(await dryRun(text), objects.length);
+});
+
+test('dockerfiles-are-multi-stage-node-24-non-root', async () => {
+  for (const name of ['hub', 'agent']) {
+    const text = await readFile(join(ROOT, 'deploy', 'images', `${name}.Dockerfile`), 'utf8');
+    const froms = text.match(/^FROM .*/gm) ?? [];
+    assert.ok(froms.length >= 2, `${name}: multi-stage`);
+    assert.match(text, /^ARG NODE_IMAGE=node:24[-\w]*$/m, `${name}: Node.js 24 base`);
+    assert.equal(froms.at(-1), 'FROM ${NODE_IMAGE}', `${name}: the runtime stage is the Node.js 24 image`);
+    assert.match(text, /^USER 10001:10001$/m, `${name}: fixed numeric non-root user`);
+    assert.doesNotMatch(text, /^ADD\s+https?:/m, `${name}: nothing downloaded with ADD`);
+    assert.match(text, /^ENTRYPOINT \[/m);
+  }
+  const hub = await readFile(join(ROOT, 'deploy', 'images', 'hub.Dockerfile'), 'utf8');
+  assert.match(hub, /kustomize/);
+  assert.match(hub, /helm\.sh\/helm\/v3\/cmd\/helm/);
+});
