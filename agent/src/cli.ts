@@ -6,6 +6,7 @@ import { AgentApp } from './app.js';
 import { compileConfig } from './config/config.js';
 import { USAGE, parseAgentArgs } from './config/options.js';
 import { agentVersion } from './config/version.js';
+import { applyAgentV8Flags } from './node-flags.js';
 
 /** Options of runAgentCli, for embedding and tests. */
 export interface RunAgentOptions {
@@ -35,6 +36,8 @@ function untilStopped(signal: AbortSignal | undefined): Promise<string> {
 
 /** Runs the agent with command-line arguments (without node and script); resolves to the exit code (0 ok, 1 failure, 2 usage). */
 export async function runAgentCli(argv: string[], opts: RunAgentOptions = {}): Promise<number> {
+  // `flotilla agent` reaches the agent here, not through main.ts: the process's V8 flags are set here too.
+  applyAgentV8Flags(opts.env ?? process.env);
   const stdout = opts.stdout ?? process.stdout;
   const stderr = opts.stderr ?? process.stderr;
   let config;

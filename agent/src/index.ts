@@ -1,6 +1,7 @@
 // @flotilla/agent: the agent CLI entry point and the apply library. Named exports only.
 export { runAgentCli } from './cli.js';
 export type { RunAgentOptions } from './cli.js';
+export { AGENT_V8_FLAGS, applyAgentV8Flags } from './node-flags.js';
 export { AgentApp } from './app.js';
 export { AGENT_DEFAULTS, compileConfig } from './config/config.js';
 export type { AgentConfig } from './config/config.js';

@@ -35,6 +35,10 @@ export const durations = {
   shutdownGrace: 10_000,
   /** Hub: longest run of `kustomize build` or `helm template` for one bundle (60 s). */
   renderToolTimeout: 60_000,
+  /** Hub: retry a failed push of NATS account revocations after this delay (2 s). */
+  natsClaimsRetry: 2_000,
+  /** Hub: connect and request timeout of one push of NATS account revocations (3 s). */
+  natsClaimsTimeout: 3_000,
 } as const;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -40,6 +40,7 @@ import type { RenderOptions } from './render/types.js';
 import { IdentityAuthority } from './identity/authority.js';
 import { identityHandlers, peerOf } from './identity/service.js';
 import { agentUserJwt } from './identity/nats-jwt.js';
+import { NatsRevocationPublisher } from './identity/nats-revocation.js';
 import { credsAuthenticator } from '@nats-io/transport-node';
 import { readConfigFile } from './config/load.js';
 
@@ -120,6 +121,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private http: RunningHttpApi | undefined;
   private identity: IdentityAuthority | undefined;
   private natsCreds = new Uint8Array();
+  private natsRevocation: NatsRevocationPublisher | undefined;
   private readonly history: HistoryLog;
   private readonly metrics: HubMetrics;
   private notifier: Notifier | undefined;
@@ -150,12 +152,16 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       logger: this.log.child({ [LogFields.component]: 'events' }),
       durable: `${STATUS_CONSUMER}-${config.status.hubId}`,
       onMalformed: () => this.metrics.eventMalformed(),
+      // Persist, then ack: an event is acked only once the status holding it is in KV.
+      ackAfterSave: true,
+      onBacklog: () => void this.persistence.flush(),
     });
     this.persistence = new KvStatusPersistence({
       connection: () => this.nats.connection(),
       isConnected: () => this.nats.connected,
       status: this.status,
       logger: this.log.child({ [LogFields.component]: 'status-kv' }),
+      checkpoint: () => this.events.checkpoint(),
     });
   }
 
@@ -244,6 +250,22 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     }
   }
 
+  // Revoked clusters' NATS keys are pushed to nats-server at every start and revocation.
+  private async startNatsRevocation(authority: IdentityAuthority, accountSeed: string): Promise<void> {
+    const cfg = this.config;
+    const read = async (f: string, field: string): Promise<Buffer> => readConfigFile(f, field, cfg.file);
+    const publisher = new NatsRevocationPublisher({
+      url: cfg.nats.url,
+      systemCreds: new Uint8Array(await read(cfg.nats.systemCredsFile as string, 'nats.systemCredsFile')),
+      operatorSigningSeed: (await read(cfg.nats.operatorSigningKeyFile as string, 'nats.operatorSigningKeyFile')).toString('utf8'),
+      accountSeed,
+      logger: this.log.child({ [LogFields.component]: 'nats-revocation' }),
+    });
+    this.natsRevocation = publisher;
+    authority.setNatsRevoker(() => publisher.push());
+    publisher.start(() => authority.natsRevocations());
+  }
+
   // TLS and per-cluster identities are the default; --insecure is for development and
   // the demo only, and says so loudly at every start.
   private async startIdentity(token: string | undefined) {
@@ -264,6 +286,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     });
     await authority.start();
     this.identity = authority;
+    if (accountSeed && cfg.nats.systemCredsFile && cfg.nats.operatorSigningKeyFile) await this.startNatsRevocation(authority, accountSeed);
     return {
       authority,
       handlers: identityHandlers({
@@ -409,6 +432,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('events consumer', () => this.events.stop());
     await step('notifier', () => this.notifier?.stop());
     await step('status persistence', () => this.persistence.stop());
+    await step('NATS revocation', () => this.natsRevocation?.stop());
     await step('NATS', () => this.nats.stop());
     this.transition('stopped');
   }

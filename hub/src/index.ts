@@ -27,6 +27,8 @@ export { CertificateAuthority, createCa, createCsr, generateKeyPem } from './ide
 export { IdentityAuthority } from './identity/authority.js';
 export { agentInboxPrefix, agentUserJwt, createNatsAuthSetup, credsFile } from './identity/nats-jwt.js';
 export type { NatsAuthSetup } from './identity/nats-jwt.js';
+export { NatsRevocationPublisher } from './identity/nats-revocation.js';
+export type { NatsRevocationOptions } from './identity/nats-revocation.js';
 export { agentManifests, agentManifestObjects } from './cli/agent-manifests.js';
 export type { AgentInstall } from './cli/agent-manifests.js';
 export { fleetServiceHandlers } from './api/grpc-fleet.js';

@@ -62,4 +62,4 @@ go build -v -trimpath -ldflags='-s -w' -o "$WORK/kube-apiserver" k8s.io/kubernet
   awk '{n++; if (n % 100 == 0) {printf "flotilla:   %d packages compiled\n", n; fflush()}} END {printf "flotilla:   %d packages compiled\n", n}'
 [[ -x "$WORK/kube-apiserver" ]] || { echo "flotilla: kube-apiserver build failed" >&2; exit 1; }
 mv "$WORK/etcd" "$WORK/kube-apiserver" "$OUT/"
-echo "flotilla: done: $OUT/kube-apiserver, $OUT/etcd"
+echo "flotilla: done in ${SECONDS} s: $OUT/kube-apiserver, $OUT/etcd"

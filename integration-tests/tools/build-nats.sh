@@ -53,4 +53,4 @@ CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$WORK/nats-server" github.
 [[ -x "$WORK/nats-server" ]] || { echo "flotilla: nats-server build failed" >&2; exit 1; }
 mkdir -p "$OUT"
 mv "$WORK/nats-server" "$OUT/"
-echo "flotilla: done: $OUT/nats-server"
+echo "flotilla: done in ${SECONDS} s: $OUT/nats-server"

@@ -30,6 +30,7 @@ cd "$WORK"
 # `go install pkg@version` builds with the module's own go.mod (its exact pinned
 # dependencies, as the upstream release does); GOBIN points it at our work dir.
 if [[ ! -x "$KUSTOMIZE_OUT/kustomize" ]]; then
+  started=$SECONDS
   echo "flotilla: [1/2] building kustomize $KUSTOMIZE_VERSION into $KUSTOMIZE_OUT (first run only)"
   CGO_ENABLED=0 GOBIN="$WORK/bin" go install -trimpath -ldflags="-s -w -X sigs.k8s.io/kustomize/api/provenance.version=$KUSTOMIZE_VERSION" \
     "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" 2>"$WORK/kustomize.log" || {
@@ -39,12 +40,13 @@ if [[ ! -x "$KUSTOMIZE_OUT/kustomize" ]]; then
   }
   mkdir -p "$KUSTOMIZE_OUT"
   mv "$WORK/bin/kustomize" "$KUSTOMIZE_OUT/"
-  echo "flotilla: done: $KUSTOMIZE_OUT/kustomize"
+  echo "flotilla: done in $((SECONDS - started)) s: $KUSTOMIZE_OUT/kustomize"
 else
   echo "flotilla: [1/2] kustomize $KUSTOMIZE_VERSION already built in $KUSTOMIZE_OUT"
 fi
 
 if [[ ! -x "$HELM_OUT/helm" ]]; then
+  started=$SECONDS
   echo "flotilla: [2/2] building helm $HELM_VERSION into $HELM_OUT (first run only; a few minutes on 2 cores)"
   CGO_ENABLED=0 GOBIN="$WORK/bin" go install -trimpath -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" 2>"$WORK/helm.log" || {
@@ -54,7 +56,7 @@ if [[ ! -x "$HELM_OUT/helm" ]]; then
   }
   mkdir -p "$HELM_OUT"
   mv "$WORK/bin/helm" "$HELM_OUT/"
-  echo "flotilla: done: $HELM_OUT/helm"
+  echo "flotilla: done in $((SECONDS - started)) s: $HELM_OUT/helm"
 else
   echo "flotilla: [2/2] helm $HELM_VERSION already built in $HELM_OUT"
 fi

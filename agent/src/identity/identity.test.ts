@@ -5,12 +5,12 @@ import { compileConfig } from '../config/config.js';
 import { MutableCertificateProvider } from './identity.js';
 import { createCsr, generatePrivateKey } from './keys.js';
 
-test('csr-names-the-cluster-and-is-signed-by-the-agent-key', () => {
+test('csr-names-the-cluster-and-is-signed-by-the-agent-key', async () => {
   const key = generatePrivateKey();
-  const csr = forge.pki.certificationRequestFromPem(createCsr(key, 'edge-eu'));
+  const csr = forge.pki.certificationRequestFromPem(await createCsr(key, 'edge-eu'));
   assert.ok(csr.verify());
   assert.equal(csr.subject.getField('CN')?.value, 'edge-eu');
-  assert.doesNotMatch(createCsr(key, 'edge-eu'), /PRIVATE KEY/, 'only the public key leaves the agent');
+  assert.doesNotMatch(await createCsr(key, 'edge-eu'), /PRIVATE KEY/, 'only the public key leaves the agent');
 });
 
 test('certificate-provider-hands-new-material-to-current-and-later-listeners', async () => {

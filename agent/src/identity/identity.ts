@@ -130,10 +130,11 @@ export class AgentIdentity {
     if (!caPem) throw new ConfigError('ca-file', 'the hub CA is needed to register (give --ca-file or ca.crt in the bootstrap Secret)');
     const keyPem = generatePrivateKey();
     const nats = this.opts.natsKey?.() ?? { seed: '', publicKey: '' };
+    const csrPem = await createCsr(keyPem, this.opts.cluster);
     const client = this.client(grpc.credentials.createSsl(Buffer.from(caPem)));
     try {
       const creds = await call<Credentials__Output>((cb) =>
-        client.Register({ cluster: this.opts.cluster, token, csrPem: createCsr(keyPem, this.opts.cluster), natsPublicKey: nats.publicKey }, cb),
+        client.Register({ cluster: this.opts.cluster, token, csrPem, natsPublicKey: nats.publicKey }, cb),
       );
       const id = { keyPem, certPem: creds.certificatePem, caPem: creds.caPem || caPem, natsSeed: nats.seed, natsJwt: creds.natsJwt };
       await this.store.save(id, this.stopping.signal);
@@ -184,10 +185,11 @@ export class AgentIdentity {
     const cur = this.current;
     if (!cur) throw new UnavailableError('cluster identity (not obtained yet)');
     const keyPem = generatePrivateKey();
+    const csrPem = await createCsr(keyPem, this.opts.cluster);
     const client = this.client(grpc.credentials.createSsl(Buffer.from(cur.caPem), Buffer.from(cur.keyPem), Buffer.from(cur.certPem)));
     try {
       const nats = this.opts.natsKey?.() ?? { seed: cur.natsSeed, publicKey: '' };
-      const creds = await call<Credentials__Output>((cb) => client.Renew({ csrPem: createCsr(keyPem, this.opts.cluster), natsPublicKey: nats.publicKey }, cb));
+      const creds = await call<Credentials__Output>((cb) => client.Renew({ csrPem, natsPublicKey: nats.publicKey }, cb));
       const id = { keyPem, certPem: creds.certificatePem, caPem: creds.caPem || cur.caPem, natsSeed: nats.seed, natsJwt: creds.natsJwt || cur.natsJwt };
       await this.store.save(id, this.stopping.signal);
       this.use(id);

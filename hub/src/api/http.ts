@@ -59,6 +59,26 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** Bytes of JSON a list answer gathers before writing them (64 KiB). */
+export const JSON_CHUNK_BYTES = 64 * 1024;
+
+// Lists of the whole fleet are megabytes of JSON: written as small chunks (chunked
+// encoding) instead of one giant string, so no request allocates the answer in one
+// piece. Large one-off allocations are what kept the hub's RSS high after queries.
+function sendList(res: ServerResponse, key: string, items: readonly unknown[], head: object = {}): void {
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+  const opening = JSON.stringify(head).slice(0, -1);
+  let chunk = `${opening}${opening.length > 1 ? ',' : ''}${JSON.stringify(key)}:[`;
+  for (let i = 0; i < items.length; i++) {
+    chunk += (i > 0 ? ',' : '') + JSON.stringify(items[i]);
+    if (chunk.length >= JSON_CHUNK_BYTES) {
+      res.write(chunk);
+      chunk = '';
+    }
+  }
+  res.end(`${chunk}]}`);
+}
+
 function sendError(res: ServerResponse, err: FlotillaError): void {
   send(res, HTTP_STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message } });
 }
@@ -86,7 +106,7 @@ function historyRoute(res: ServerResponse, q: URLSearchParams, deps: HttpApiDeps
     untilMs: timeParam(q.get('until'), 'until', now),
     limit: limitParam(q.get('limit')),
   });
-  send(res, 200, { entries });
+  sendList(res, 'entries', entries);
 }
 
 function watchRoute(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, deps: HttpApiDeps): void {
@@ -130,14 +150,14 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   if (path === '/api/v1/clusters') {
     const selector = selectorParam(q.get('selector') ?? q.get('labelSelector'));
     const filter = { selector, revision: revisionParam(q.get('revision')), bundleDigest: q.get('bundleDigest') ?? undefined };
-    return send(res, 200, { clusters: deps.status.list(filter) });
+    return sendList(res, 'clusters', deps.status.list(filter));
   }
   const one = /^\/api\/v1\/clusters\/([^/]+)$/.exec(path);
   if (one) {
     const name = decodeURIComponent(one[1] as string);
     const d = deps.status.describe(name);
     if (!d) throw new NotFoundError('cluster', name);
-    return send(res, 200, { ...d.cluster, deployments: d.deployments });
+    return sendList(res, 'deployments', d.deployments, d.cluster);
   }
   if (path === '/api/v1/bundles') return send(res, 200, { bundles: deps.status.bundleSummaries() });
   const bundle = /^\/api\/v1\/bundles\/([^/]+)$/.exec(path);
@@ -145,7 +165,7 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
     const name = decodeURIComponent(bundle[1] as string);
     const summary = deps.status.bundleSummaries().find((b) => b.name === name);
     if (!summary) throw new NotFoundError('bundle', name);
-    return send(res, 200, { ...summary, deployments: deps.status.deployments({ bundle: name }) });
+    return sendList(res, 'deployments', deps.status.deployments({ bundle: name }), summary);
   }
   if (path === '/api/v1/deployments') {
     const filter = {
@@ -154,7 +174,7 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
       cluster: knownCluster(deps, q.get('cluster')),
       state: stateParam(q.get('state')),
     };
-    return send(res, 200, { deployments: deps.status.deployments(filter) });
+    return sendList(res, 'deployments', deps.status.deployments(filter));
   }
   if (path === '/api/v1/history') return historyRoute(res, q, deps, false);
   if (path === '/api/v1/drift') return historyRoute(res, q, deps, true);

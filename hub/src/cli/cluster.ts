@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ConfigError, errorMessage, parseDuration } from '@flotilla/common';
 import { loadFlotillaProto } from '@flotilla/proto';
 import type { IdentityClient } from '@flotilla/proto';
+import { adminDirOf } from './admin-dir.js';
 import { DEFAULT_AGENT_IMAGE, agentManifests } from './agent-manifests.js';
 import { renderTable } from './format.js';
 import { ExitCode, UsageError } from './io.js';
@@ -23,14 +24,16 @@ export const CLUSTER_USAGE = `Usage:
 
 Common options:
   --hub HOST:PORT     the hub's gRPC address (env FLOTILLA_HUB, default 127.0.0.1:7443)
-  --admin-dir DIR     the hub's identity directory with admin.crt, admin.key, ca.crt (env FLOTILLA_ADMIN_DIR)
+  --admin-dir DIR     a copy of the hub's admin.crt, admin.key, ca.crt (env FLOTILLA_ADMIN_DIR,
+                      default ~/.config/flotilla/admin; status, get, ... trust its ca.crt too)
 
 "add" issues a single-use bootstrap token and writes DIR (default ./flotilla-NAME/):
   agent.yaml   the agent's manifests, bootstrap Secret included: kubectl apply -f DIR/agent.yaml
   token        the bootstrap token alone (mode 0600), for --bootstrap-token-file
   ca.crt       the hub's CA certificate
 The cluster must also be declared in the fleet repo (clusters/NAME.yaml) to receive anything.
-"revoke" cuts the cluster off at once: its certificates stop working and its streams close.
+"revoke" cuts the cluster off at once: its certificates stop working, its streams close, and
+the NATS server drops and refuses its credentials (when the hub has nats.systemCredsFile).
 `;
 
 function parseLabels(text: string | undefined): Record<string, string> {
@@ -49,7 +52,7 @@ async function adminClient(hub: string, dir: string): Promise<IdentityClient> {
     try {
       return await readFile(join(dir, name));
     } catch (err) {
-      throw new ConfigError('admin-dir', `cannot read ${join(dir, name)}: ${errorMessage(err)} (the hub writes it into its identity.stateDir)`);
+      throw new ConfigError('admin-dir', `cannot read ${join(dir, name)}: ${errorMessage(err)} (the hub writes it into its identity.stateDir; pass --admin-dir or set FLOTILLA_ADMIN_DIR)`);
     }
   };
   const creds = grpc.credentials.createSsl(await read('ca.crt'), await read('admin.key'), await read('admin.crt'));
@@ -89,7 +92,7 @@ export async function clusterCommand(argv: string[], io: CliIo): Promise<number>
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
   if ((verb === 'add' || verb === 'revoke') && !name) throw new UsageError(`cluster ${verb} needs a cluster NAME`);
   const hub = values.hub ?? io.env.FLOTILLA_HUB ?? '127.0.0.1:7443';
-  const adminDir = values['admin-dir'] ?? io.env.FLOTILLA_ADMIN_DIR;
+  const adminDir = adminDirOf(values['admin-dir'], io);
   if (!adminDir) throw new UsageError('--admin-dir (or FLOTILLA_ADMIN_DIR) is required: the hub identity directory holding admin.crt');
   const client = await adminClient(hub, adminDir);
   try {

@@ -11,11 +11,13 @@ import { OUTPUT_FORMATS, formatClusters } from './format.js';
 import type { OutputFormat } from './format.js';
 import { DEFAULT_HUB_URL, getJson, hubBase, queryString } from './hub-client.js';
 import type { Fetch } from './hub-client.js';
+import { CA_FILE_OPTION, CA_FILE_USAGE, hubFetch } from './hub-tls.js';
 import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
 const COMMON = `  --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
-  -o, --output FMT    table (default), wide, json or yaml`;
+  -o, --output FMT    table (default), wide, json or yaml
+${CA_FILE_USAGE}`;
 
 /** Usage text of `flotilla get`. */
 export const GET_USAGE = `Usage: flotilla get clusters|bundles|deployments [NAME] [-l SELECTOR] [-o FMT]
@@ -58,6 +60,7 @@ const OPTIONS = {
   'hub-url': { type: 'string' },
   output: { type: 'string', short: 'o', default: 'table' },
   help: { type: 'boolean', short: 'h' },
+  ...CA_FILE_OPTION,
 } as const;
 
 function outputFormat(value: string | undefined): OutputFormat {
@@ -97,6 +100,7 @@ export async function getCommand(argv: string[], io: CliIo, fetchFn: Fetch = fet
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
   const selector = checkSelector(values.selector);
   const base = hubBase(values['hub-url'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
   const kind = what === 'cluster' || what === 'bundle' || what === 'deployment' ? `${what}s` : what;
   if (kind === 'clusters') {
     const clusters = name
@@ -127,6 +131,7 @@ export async function describeCommand(argv: string[], io: CliIo, fetchFn: Fetch 
   if (what !== 'cluster' && what !== 'clusters') throw new UsageError(`can describe only "cluster NAME", got "${what ?? ''}"`);
   if (!name || extra.length > 0) throw new UsageError('expected exactly one cluster name');
   const base = hubBase(values['hub-url'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
   const detail = (await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(name)}`)) as ClusterDetail;
   io.stdout.write(formatDescribe(detail, format, now()));
   return ExitCode.ok;
@@ -143,6 +148,7 @@ export async function driftCommand(argv: string[], io: CliIo, fetchFn: Fetch = f
   if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
   const format = outputFormat(values.output);
   const base = hubBase(values['hub-url'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
   const query = queryString({ since: values.since, cluster: values.cluster, bundle: values.bundle });
   const body = (await getJson(fetchFn, `${base}/api/v1/drift${query}`)) as { entries: HistoryEntry[] };
   io.stdout.write(formatDrift(body.entries, format, now()));

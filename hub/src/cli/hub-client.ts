@@ -1,6 +1,7 @@
 // How CLI commands talk to the hub: its HTTP JSON API, base URL from --hub-url,
 // $FLOTILLA_HUB_URL or the default. Errors carry the hub's code and message.
 import { UnavailableError } from '@flotilla/common';
+import { HubTlsError } from './hub-tls.js';
 import { UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
@@ -39,6 +40,8 @@ export async function getJson(fetchFn: Fetch, url: string): Promise<unknown> {
   try {
     res = await fetchFn(url);
   } catch (err) {
+    // A TLS failure already names its fix (--ca-file); waiting will not help.
+    if (err instanceof HubTlsError) throw err;
     throw new UnavailableError(`hub at ${new URL(url).origin}`, { cause: (err as Error).cause ?? err });
   }
   const text = await res.text();

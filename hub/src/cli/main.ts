@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `flotilla`: the one command users learn. Each subcommand lives in its own module;
 // this file only dispatches and turns errors into messages and exit codes.
+import './agent-v8-flags.js'; // first: `flotilla agent` sets its V8 flag before the rest loads
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { errorMessage } from '@flotilla/common';

@@ -8,6 +8,7 @@ import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 import { DEFAULT_HUB_URL, getJson, hubBase } from './hub-client.js';
 import type { Fetch } from './hub-client.js';
+import { CA_FILE_OPTION, CA_FILE_USAGE, hubFetch } from './hub-tls.js';
 
 export { DEFAULT_HUB_URL } from './hub-client.js';
 export type { Fetch } from './hub-client.js';
@@ -21,6 +22,7 @@ Options:
   --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
   -l, --selector SEL  label selector, e.g. "env=prod,region in (eu,us)"
   -o, --output FMT    table (default), wide, json or yaml
+${CA_FILE_USAGE}
 `;
 
 /** Runs `flotilla status`; returns the exit code. */
@@ -33,6 +35,7 @@ export async function statusCommand(argv: string[], io: CliIo, fetchFn: Fetch = 
       selector: { type: 'string', short: 'l' },
       output: { type: 'string', short: 'o', default: 'table' },
       help: { type: 'boolean', short: 'h' },
+      ...CA_FILE_OPTION,
     },
   });
   if (values.help) {
@@ -50,6 +53,7 @@ export async function statusCommand(argv: string[], io: CliIo, fetchFn: Fetch = 
     }
   }
   const base = hubBase(values['hub-url'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
   let clusters: ClusterStatus[];
   if (positionals[0]) {
     clusters = [(await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(positionals[0])}`)) as ClusterStatus];

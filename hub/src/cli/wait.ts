@@ -8,6 +8,7 @@ import { formatWatchLine } from './fleet-format.js';
 import { checkSelector } from './fleet.js';
 import { DEFAULT_HUB_URL, HubError, getJson, hubBase, queryString } from './hub-client.js';
 import type { Fetch } from './hub-client.js';
+import { CA_FILE_OPTION, CA_FILE_USAGE, hubFetch } from './hub-tls.js';
 import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
@@ -23,6 +24,7 @@ Options:
   --timeout DUR       how long to wait (default 5m)
   --interval DUR      how often to ask the hub (default 2s)
   --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
+${CA_FILE_USAGE}
 `;
 
 /** Usage text of `flotilla watch`. */
@@ -33,6 +35,7 @@ Prints each cluster's status, then a line for every change, until interrupted.
 Options:
   -l, --selector SEL  clusters to watch (default all)
   --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
+${CA_FILE_USAGE}
 `;
 
 /** Defaults of `flotilla wait` (5 min timeout, polling every 2 s). */
@@ -64,6 +67,7 @@ export async function waitCommand(argv: string[], io: CliIo, fetchFn: Fetch = fe
       interval: { type: 'string', default: WAIT_DEFAULTS.interval },
       'hub-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      ...CA_FILE_OPTION,
     },
   });
   if (values.help) return (io.stdout.write(WAIT_USAGE), ExitCode.ok);
@@ -75,6 +79,7 @@ export async function waitCommand(argv: string[], io: CliIo, fetchFn: Fetch = fe
   const intervalMs = Math.max(50, duration(values.interval, '--interval'));
   const selector = checkSelector(values.selector);
   const url = `${hubBase(values['hub-url'], io)}/api/v1/clusters${queryString({ selector })}`;
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
   const deadline = now() + timeoutMs;
   let lagging: string[] = ['  (no answer from the hub yet)'];
   for (;;) {
@@ -103,12 +108,13 @@ export async function watchCommand(argv: string[], io: CliIo, fetchFn: Fetch = f
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { selector: { type: 'string', short: 'l' }, 'hub-url': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { selector: { type: 'string', short: 'l' }, 'hub-url': { type: 'string' }, help: { type: 'boolean', short: 'h' }, ...CA_FILE_OPTION },
   });
   if (values.help) return (io.stdout.write(WATCH_USAGE), ExitCode.ok);
   if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
   const selector = checkSelector(values.selector);
   const url = `${hubBase(values['hub-url'], io)}/api/v1/watch${queryString({ selector })}`;
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
   const res = await fetchFn(url, signal ? { signal } : {});
   if (!res.ok || !res.body) return getJson(async () => res, url).then(() => ExitCode.error);
   const decoder = new TextDecoder();

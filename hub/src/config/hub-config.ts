@@ -55,7 +55,7 @@ export interface HubConfig {
   /** HTTP listen address of the JSON API (default 127.0.0.1:7080). */
   http: { listen: ListenAddress };
   /** NATS server URL (default nats://127.0.0.1:4222); with decentralized auth, the hub's creds and the account seed it signs agents' JWTs with. */
-  nats: { url: string; credsFile?: string | undefined; accountSeedFile?: string | undefined };
+  nats: { url: string; credsFile?: string | undefined; accountSeedFile?: string | undefined; systemCredsFile?: string | undefined; operatorSigningKeyFile?: string | undefined };
   /** Shared agent token file; undefined means agents are not authenticated. */
   auth: { tokenFile: string | undefined };
   /** Where Git clones are cached. */
@@ -222,6 +222,18 @@ export interface CompileOptions {
   defaultCacheDir: string;
 }
 
+// NATS revocation needs both files, and the account seed they re-sign the account for.
+function compileNatsRevocation(c: Checker, nats: Record<string, unknown>): { systemCredsFile?: string; operatorSigningKeyFile?: string } {
+  const systemCredsFile = c.string(nats.systemCredsFile, 'nats.systemCredsFile');
+  const operatorSigningKeyFile = c.string(nats.operatorSigningKeyFile, 'nats.operatorSigningKeyFile');
+  if ((systemCredsFile === undefined) !== (operatorSigningKeyFile === undefined)) {
+    const [missing, given] = systemCredsFile ? ['nats.operatorSigningKeyFile', 'nats.systemCredsFile'] : ['nats.systemCredsFile', 'nats.operatorSigningKeyFile'];
+    c.fail(missing, `is required with ${given} (both are written by \`flotilla nats init\`)`);
+  }
+  if (systemCredsFile && nats.accountSeedFile === undefined) c.fail('nats.accountSeedFile', 'is required with nats.systemCredsFile');
+  return { ...(systemCredsFile ? { systemCredsFile } : {}), ...(operatorSigningKeyFile ? { operatorSigningKeyFile } : {}) };
+}
+
 /** Validates the user's file content and fills defaults; throws ConfigError naming the field. */
 export function compileHubConfig(raw: unknown, file: string, opts: CompileOptions): HubConfig {
   const c = new Checker(file);
@@ -233,7 +245,7 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
   const sources = sourcesRaw.map((s, i) => compileSource(c, s, `sources[${i}]`, seen));
   const grpc = c.object(top.grpc, 'grpc', ['listen']);
   const http = c.object(top.http, 'http', ['listen']);
-  const nats = c.object(top.nats, 'nats', ['url', 'credsFile', 'accountSeedFile']);
+  const nats = c.object(top.nats, 'nats', ['url', 'credsFile', 'accountSeedFile', 'systemCredsFile', 'operatorSigningKeyFile']);
   const auth = c.object(top.auth, 'auth', ['tokenFile']);
   const natsUrl = c.string(nats.url, 'nats.url') ?? HUB_CONFIG_DEFAULTS.natsUrl;
   if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(natsUrl)) c.fail('nats.url', `must be a NATS URL such as nats://host:4222, got "${natsUrl}"`);
@@ -245,7 +257,7 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
     sources,
     grpc: { listen: c.listen(grpc.listen, 'grpc.listen', HUB_CONFIG_DEFAULTS.grpcListen) },
     http: { listen: c.listen(http.listen, 'http.listen', HUB_CONFIG_DEFAULTS.httpListen) },
-    nats: { url: natsUrl, credsFile: c.string(nats.credsFile, 'nats.credsFile'), accountSeedFile: c.string(nats.accountSeedFile, 'nats.accountSeedFile') },
+    nats: { url: natsUrl, credsFile: c.string(nats.credsFile, 'nats.credsFile'), accountSeedFile: c.string(nats.accountSeedFile, 'nats.accountSeedFile'), ...compileNatsRevocation(c, nats) },
     auth: { tokenFile: c.string(auth.tokenFile, 'auth.tokenFile') },
     cacheDir: c.string(top.cacheDir, 'cacheDir') ?? opts.defaultCacheDir,
     heartbeatIntervalMs,

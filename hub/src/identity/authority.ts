@@ -70,6 +70,7 @@ export class IdentityAuthority {
   private serving!: KeyPairPem;
   private readonly now: () => number;
   private readonly revokeListeners: Array<(cluster: string) => number> = [];
+  private natsRevoker: (() => Promise<boolean>) | undefined;
 
   constructor(private readonly opts: IdentityAuthorityOptions) {
     this.store = new IdentityStore(join(opts.stateDir, 'identity-state.json'));
@@ -116,6 +117,29 @@ export class IdentityAuthority {
   /** Registers a listener told when a cluster is revoked; it returns how many streams it closed. */
   onRevoke(listener: (cluster: string) => number): void {
     this.revokeListeners.push(listener);
+  }
+
+  /** Sets what pushes the NATS revocations; revoke() awaits it (true: the server took them). */
+  setNatsRevoker(push: () => Promise<boolean>): void {
+    this.natsRevoker = push;
+  }
+
+  /** Remembers the NATS user key a JWT was signed for, so a revocation can name it. */
+  async recordNatsKey(cluster: string, publicKey: string, expiresAtMs: number): Promise<void> {
+    const c = this.state.clusters[cluster];
+    if (!c) return;
+    const now = this.now();
+    c.natsKeys = Object.fromEntries(Object.entries(c.natsKeys ?? {}).filter(([, exp]) => exp > now));
+    c.natsKeys[publicKey] = expiresAtMs;
+    await this.store.save(this.state);
+  }
+
+  /** Revoked NATS user keys → revocation time (s), without those whose JWT expired anyway. */
+  natsRevocations(): Record<string, number> {
+    const now = this.now();
+    return Object.fromEntries(
+      Object.entries(this.state.natsRevocations ?? {}).filter(([, r]) => r.expiresAtMs > now).map(([k, r]) => [k, r.revokedAtS]),
+    );
   }
 
   /** Records (or re-admits) a cluster and issues a single-use bootstrap token. */
@@ -187,13 +211,22 @@ export class IdentityAuthority {
   async revoke(name: string): Promise<number> {
     const c = this.state.clusters[name];
     if (!c) throw new ValidationError(`cluster "${name}" is not registered`);
-    c.revokedAtMs = this.now();
+    const now = this.now();
+    c.revokedAtMs = now;
     c.serials = {};
     this.state.tokens = this.state.tokens.filter((t) => t.cluster !== name);
+    // Every JWT issued to these keys so far (iat <= now) is revoked; expired entries go.
+    const revocations = Object.fromEntries(Object.entries(this.state.natsRevocations ?? {}).filter(([, r]) => r.expiresAtMs > now));
+    for (const [key, expiresAtMs] of Object.entries(c.natsKeys ?? {})) {
+      if (expiresAtMs > now) revocations[key] = { revokedAtS: Math.ceil(now / 1000), expiresAtMs };
+    }
+    this.state.natsRevocations = revocations;
+    c.natsKeys = {};
     await this.store.save(this.state);
     let closed = 0;
     for (const l of this.revokeListeners) closed += l(name);
-    this.opts.logger.warn({ [LogFields.cluster]: name, streamsClosed: closed }, 'cluster revoked');
+    const natsRevoked = this.natsRevoker ? await this.natsRevoker() : undefined;
+    this.opts.logger.warn({ [LogFields.cluster]: name, streamsClosed: closed, natsRevoked }, 'cluster revoked');
     return closed;
   }
 

@@ -20,10 +20,10 @@ export function agentInboxPrefix(cluster: string): string {
 const b64url = (data: string | Uint8Array): string => Buffer.from(data).toString('base64url');
 
 /** Signs claims as a NATS JWT (v2) with the issuer's key pair. */
-export function encodeJwt(claims: Record<string, unknown>, issuer: KeyPair, subject: string, name: string, expiresAtMs?: number): string {
+export function encodeJwt(claims: Record<string, unknown>, issuer: KeyPair, subject: string, name: string, expiresAtMs?: number, issuedAtMs = Date.now()): string {
   const body: Record<string, unknown> = {
     jti: '',
-    iat: Math.floor(Date.now() / 1000),
+    iat: Math.floor(issuedAtMs / 1000),
     iss: issuer.getPublicKey(),
     name,
     sub: subject,
@@ -72,41 +72,88 @@ export function credsFile(jwt: string, seed: string): string {
 
 /** Everything a new NATS installation for Flotilla needs: server config lines and the hub's secrets. */
 export interface NatsAuthSetup {
-  /** nats-server config lines (operator, system account, resolver with both accounts preloaded). */
+  /** nats-server config lines (operator, system account, `full` resolver with both accounts preloaded). */
   serverConfig: string;
   /** Seed of the FLOTILLA account: the hub signs agents' user JWTs with it (nats.accountSeedFile). */
   accountSeed: string;
   /** The hub's own credentials (all subjects of the account) (nats.credsFile). */
   hubCreds: string;
+  /** A system-account user: the hub pushes account updates (revocations) with it (nats.systemCredsFile). */
+  systemCreds: string;
+  /** Seed of an operator signing key: the hub re-signs the FLOTILLA account JWT with it (nats.operatorSigningKeyFile). */
+  operatorSigningSeed: string;
+}
+
+/** Options of createNatsAuthSetup. */
+export interface NatsAuthSetupOptions {
+  /** Where nats-server's `full` resolver keeps account JWTs (default /data/jwt, next to the JetStream store). */
+  resolverDir?: string;
 }
 
 const ACCOUNT_LIMITS = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
 
-/** Generates operator, system and FLOTILLA accounts, and the hub's user. Run once per installation. */
-export function createNatsAuthSetup(): NatsAuthSetup {
+/**
+ * The FLOTILLA account JWT (JetStream enabled). `revocations` maps a user public key to
+ * a time (s): the server refuses that user's JWTs issued at or before it, and closes
+ * its connections when this JWT reaches it. init and the hub's revocations both sign it
+ * here, so every version carries the same limits.
+ */
+export function flotillaAccountJwt(signer: KeyPair, accountPublicKey: string, revocations: Record<string, number> = {}, issuedAtMs = Date.now()): string {
+  return encodeJwt(
+    {
+      type: 'account',
+      limits: { ...ACCOUNT_LIMITS, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
+      default_permissions: { pub: {}, sub: {} },
+      ...(Object.keys(revocations).length > 0 ? { revocations } : {}),
+    },
+    signer,
+    accountPublicKey,
+    'FLOTILLA',
+    undefined,
+    issuedAtMs,
+  );
+}
+
+/** Generates operator (with a signing key), system and FLOTILLA accounts, and the hub's users. Run once per installation. */
+export function createNatsAuthSetup(opts: NatsAuthSetupOptions = {}): NatsAuthSetup {
   const operator = createOperator();
+  const signing = createOperator();
   const sys = createAccount();
   const account = createAccount();
   const hub = createUser();
+  const sysUser = createUser();
   const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
-  const operatorJwt = encodeJwt({ type: 'operator', system_account: sys.getPublicKey() }, operator, operator.getPublicKey(), 'flotilla');
+  // The operator's identity seed is dropped here: the hub only ever needs the signing
+  // key, which the operator JWT lists and which could be replaced by a new init.
+  const operatorJwt = encodeJwt({ type: 'operator', system_account: sys.getPublicKey(), signing_keys: [signing.getPublicKey()] }, operator, operator.getPublicKey(), 'flotilla');
   const sysJwt = encodeJwt({ type: 'account', limits: ACCOUNT_LIMITS }, operator, sys.getPublicKey(), 'SYS');
-  const accountJwt = encodeJwt(
-    { type: 'account', limits: { ...ACCOUNT_LIMITS, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 }, default_permissions: { pub: {}, sub: {} } },
-    operator,
-    account.getPublicKey(),
-    'FLOTILLA',
-  );
+  // Back-dated 1 s: nats-server keeps a stored account JWT over the preload only when it
+  // was issued strictly later, and the hub may push one within the same second.
+  const accountJwt = flotillaAccountJwt(operator, account.getPublicKey(), {}, Date.now() - 1_000);
   const hubJwt = encodeJwt({ pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user' }, account, hub.getPublicKey(), 'flotilla-hub');
+  const sysUserJwt = encodeJwt({ pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user' }, sys, sysUser.getPublicKey(), 'flotilla-hub-system');
   const serverConfig = [
     `operator: ${operatorJwt}`,
     `system_account: ${sys.getPublicKey()}`,
-    'resolver: MEMORY',
+    // A `full` resolver takes account updates at run time ($SYS.REQ.CLAIMS.UPDATE) and
+    // keeps them in its directory across restarts; the preload only seeds an empty one
+    // (a stored JWT issued later wins over it).
+    'resolver: {',
+    '  type: full',
+    `  dir: ${JSON.stringify(opts.resolverDir ?? '/data/jwt')}`,
+    '  allow_delete: false',
+    '}',
     'resolver_preload: {',
     `  ${sys.getPublicKey()}: ${sysJwt}`,
     `  ${account.getPublicKey()}: ${accountJwt}`,
     '}',
     '',
   ].join('\n');
-  return { serverConfig, accountSeed: dec(account.getSeed()), hubCreds: credsFile(hubJwt, dec(hub.getSeed())) };
+  return {
+    serverConfig,
+    accountSeed: dec(account.getSeed()),
+    hubCreds: credsFile(hubJwt, dec(hub.getSeed())),
+    systemCreds: credsFile(sysUserJwt, dec(sysUser.getSeed())),
+    operatorSigningSeed: dec(signing.getSeed()),
+  };
 }

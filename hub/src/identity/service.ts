@@ -37,6 +37,9 @@ export interface IdentityServiceOptions {
   natsJwt?: (cluster: string, publicKey: string) => Promise<string>;
 }
 
+// The NATS JWT is signed a moment after the certificate, so it may outlive it by that much.
+const NATS_EXPIRY_MARGIN_MS = 60_000;
+
 type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
 
 function unary<Req, Res>(name: string, log: Logger, fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>): Handler<Req, Res> {
@@ -56,12 +59,12 @@ function unary<Req, Res>(name: string, log: Logger, fn: (call: ServerUnaryCall<R
 /** grpc-js handlers of flotilla.v1.Identity. */
 export function identityHandlers(opts: IdentityServiceOptions): IdentityHandlers {
   const { authority, logger: log } = opts;
-  const credentials = async (cluster: string, issued: IssuedCert, natsKey: string): Promise<Credentials> => ({
-    certificatePem: issued.certPem,
-    caPem: authority.caPem,
-    notAfterMs: issued.notAfter.getTime(),
-    natsJwt: natsKey && opts.natsJwt ? await opts.natsJwt(cluster, natsKey) : '',
-  });
+  const credentials = async (cluster: string, issued: IssuedCert, natsKey: string): Promise<Credentials> => {
+    const natsJwt = natsKey && opts.natsJwt ? await opts.natsJwt(cluster, natsKey) : '';
+    // Recorded so that a revocation can name the key; the JWT expires with the certificate.
+    if (natsJwt) await authority.recordNatsKey(cluster, natsKey, issued.notAfter.getTime() + NATS_EXPIRY_MARGIN_MS);
+    return { certificatePem: issued.certPem, caPem: authority.caPem, notAfterMs: issued.notAfter.getTime(), natsJwt };
+  };
   const admin = (call: HasAuthContext): void => {
     if (peerOf(call, authority).role !== 'admin') throw new IdentityRefusedError('this call needs the hub administrator certificate', true);
   };

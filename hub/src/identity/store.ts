@@ -15,6 +15,8 @@ export interface ClusterRecord {
   /** Certificates issued, not revoked and not expired: serial (upper-case hex) → notAfter (ms). */
   serials: Record<string, number>;
   lastIssuedAtMs?: number;
+  /** NATS user public keys the hub signed JWTs for → when those JWTs expire (ms). */
+  natsKeys?: Record<string, number>;
 }
 
 /** One bootstrap token: its id is public, its secret is kept only as a digest. */
@@ -32,6 +34,8 @@ export interface IdentityState {
   version: 1;
   clusters: Record<string, ClusterRecord>;
   tokens: TokenRecord[];
+  /** NATS user keys of revoked clusters → when revoked (s) and when their JWT expires anyway (ms). */
+  natsRevocations?: Record<string, { revokedAtS: number; expiresAtMs: number }>;
 }
 
 /** Reads and writes identity-state.json; writes are serialized. */

@@ -1,6 +1,6 @@
 // Bundle deployments (bundle × cluster) and fleet-wide bundle summaries, computed from
 // cluster records on demand: the record is the one source of truth, views are derived.
-import type { BundleFacts, ClusterRecord, ClusterState } from './model.js';
+import type { BundleFacts, BundleStatus, ClusterRecord, ClusterState } from './model.js';
 import { emptyFacts } from './model.js';
 
 /** What a user sees for one bundle on one cluster. */
@@ -60,17 +60,24 @@ function stateOf(
 
 const NO_FACTS = emptyFacts();
 
+type Slot = { name: string; want: string; have: BundleStatus | undefined; facts: BundleFacts };
+
+// Every desired bundle, plus applied bundles no longer desired, in the record's order.
+function slotsOf(rec: ClusterRecord): Slot[] {
+  const desired = rec.desiredBundles ?? [];
+  const findApplied = (name: string) => rec.bundles.find((b) => b.name === name);
+  const names = desired.length > 0 || rec.desiredDigest !== '' ? desired.map((b) => b.name) : rec.bundles.map((b) => b.name);
+  return names.map((name) => {
+    const have = findApplied(name);
+    const want = desired.find((b) => b.name === name)?.digest ?? have?.digest ?? '';
+    return { name, want, have, facts: rec.bundleFacts?.[name] ?? NO_FACTS };
+  });
+}
+
 /** The deployments of one cluster: every desired bundle, plus applied bundles no longer desired. */
 export function deploymentsOf(rec: ClusterRecord, clusterState: ClusterState): BundleDeployment[] {
-  const applied = new Map(rec.bundles.map((b) => [b.name, b]));
-  const desired = rec.desiredBundles ?? [];
-  const names = desired.length > 0 || rec.desiredDigest !== '' ? desired.map((b) => b.name) : [...applied.keys()];
-  const wanted = new Map(desired.map((b) => [b.name, b.digest]));
   const out: BundleDeployment[] = [];
-  for (const name of names) {
-    const want = wanted.get(name) ?? applied.get(name)?.digest ?? '';
-    const have = applied.get(name);
-    const facts = rec.bundleFacts?.[name] ?? NO_FACTS;
+  for (const { name, want, have, facts } of slotsOf(rec)) {
     const { state, reason } = stateOf(clusterState, want, have, facts);
     out.push({
       bundle: name,
@@ -92,6 +99,19 @@ export function deploymentsOf(rec: ClusterRecord, clusterState: ClusterState): B
     });
   }
   return out.sort((a, b) => (a.bundle < b.bundle ? -1 : a.bundle > b.bundle ? 1 : 0));
+}
+
+/** Adds one cluster's deployments to per-bundle counts (what summaries need, without building deployments). */
+export function countDeployments(rec: ClusterRecord, clusterState: ClusterState, by: Map<string, BundleSummary>): void {
+  for (const { name, want, have, facts } of slotsOf(rec)) {
+    let s = by.get(name);
+    if (!s) {
+      s = { name, clusters: 0, states: zeroStates() };
+      by.set(name, s);
+    }
+    s.clusters++;
+    s.states[stateOf(clusterState, want, have, facts).state]++;
+  }
 }
 
 /** Zero counts for every state. */

@@ -2,8 +2,12 @@
 // so a restarted hub resumes where it stopped. A bad event is counted, logged and
 // acked: it must never block the events behind it. Any failure of NATS or the consumer
 // is retried with backoff while the hub keeps serving.
+// With ackAfterSave (the hub), an event is acked only once the state that includes it is
+// saved (persist, then ack: KvStatusPersistence commits a checkpoint after its write), so
+// a hub killed at any moment finds every event it had not saved still in the stream;
+// folding is idempotent, so the redelivered ones change nothing twice.
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { ConsumerConfig, ConsumerInfo, ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { EventKind, FlotillaEvent, Logger } from '@flotilla/common';
@@ -20,8 +24,23 @@ export const EVENTS_MAX_AGE_MS = 7 * 86_400_000;
 /** Messages pulled per request (1,000): larger pulls measured ~10 % faster ingest than 256. */
 export const CONSUME_BATCH = 1_000;
 
-/** With AckPolicy.All, ack after this many events (100), or when a burst ends. */
+/** With AckPolicy.All, ack after this many events (100), or when a burst ends (without ackAfterSave). */
 export const ACK_EVERY = 100;
+
+/**
+ * Events delivered but not yet acked, at most (50,000): with ackAfterSave they wait for
+ * the next save (every second), so this must exceed a second of ingest or JetStream
+ * would stall the consumer between saves.
+ */
+export const MAX_ACK_PENDING = 50_000;
+
+/** With ackAfterSave, ask for a save early after this many unsaved events (20,000). */
+export const SAVE_AFTER_EVENTS = 20_000;
+
+/** A point in the stream: commit() acks every event folded before checkpoint() was taken. */
+export interface EventsCheckpoint {
+  commit(): void;
+}
 
 /** Where folded events go (FleetStatus.foldEvent). */
 export type EventSink = (kind: EventKind, event: FlotillaEvent) => FoldOutcome;
@@ -36,6 +55,13 @@ export interface EventsConsumerOptions {
   durable?: string;
   /** Told about every event that could not be read (for metrics). */
   onMalformed?: () => void;
+  /**
+   * Ack only through checkpoint().commit(), after the folded state is saved (default
+   * false: acked as folded, for a sink with nothing to save).
+   */
+  ackAfterSave?: boolean;
+  /** With ackAfterSave: told when SAVE_AFTER_EVENTS events wait for a save. */
+  onBacklog?: () => void;
 }
 
 /** Counters of what the consumer did, for tests, metrics and readiness. */
@@ -71,6 +97,47 @@ export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
   }
 }
 
+/**
+ * How long JetStream waits for the ack of a delivered event before redelivering it
+ * (10 s): longer than a save (every STATUS_FLUSH_INTERVAL_MS, 1 s) with margin.
+ */
+export const EVENTS_ACK_WAIT_MS = 10_000;
+
+function consumerConfig(durable: string, startSeq?: number): Partial<ConsumerConfig> {
+  return {
+    durable_name: durable,
+    // One ack covers every earlier message: acking each of 20,000 events/s cost a
+    // third of the ingest time in socket writes.
+    ack_policy: AckPolicy.All,
+    ack_wait: nanos(EVENTS_ACK_WAIT_MS),
+    max_ack_pending: MAX_ACK_PENDING,
+    ...(startSeq === undefined ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }),
+  };
+}
+
+// Creates the durable consumer. At process start (fresh), events a killed predecessor
+// received but never acked would only come back after ack_wait: the consumer is made
+// again from its ack floor so they are redelivered at once. Each hub has its own
+// durable (STATUS_CONSUMER-<hubId>), so nobody else holds those deliveries.
+async function ensureConsumer(jsm: JetStreamManager, durable: string, fresh: boolean): Promise<void> {
+  let info: ConsumerInfo;
+  try {
+    info = await jsm.consumers.info(EVENTS_STREAM, durable);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
+    await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable));
+    return;
+  }
+  const outdated = info.config.max_ack_pending !== MAX_ACK_PENDING || info.config.ack_wait !== nanos(EVENTS_ACK_WAIT_MS);
+  if (fresh && info.num_ack_pending > 0) {
+    await jsm.consumers.delete(EVENTS_STREAM, durable);
+    await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable, info.ack_floor.stream_seq + 1));
+  } else if (outdated) {
+    // Made by an older hub: JetStream refuses to create it again with another configuration.
+    await jsm.consumers.update(EVENTS_STREAM, durable, { max_ack_pending: MAX_ACK_PENDING, ack_wait: nanos(EVENTS_ACK_WAIT_MS) });
+  }
+}
+
 // Waiting for NATS must end when the consumer stops, even if NATS never comes.
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -100,6 +167,9 @@ export class EventsConsumer {
   private unacked: JsMsg | undefined;
   private unackedCount = 0;
   private ackScheduled = false;
+  // Events handled since start, and how many of them a committed checkpoint covers.
+  private handled = 0;
+  private committed = 0;
 
   constructor(private readonly opts: EventsConsumerOptions) {}
 
@@ -121,18 +191,14 @@ export class EventsConsumer {
   private async run(): Promise<void> {
     const backoff = new Backoff({ initialMs: 500, maxMs: 15_000 });
     const durable = this.opts.durable ?? STATUS_CONSUMER;
+    let first = true;
     while (!this.abort.signal.aborted) {
       try {
         const nc = await untilAborted(this.opts.connection(), this.abort.signal);
         await ensureEventsStream(nc);
         const jsm = await jetstreamManager(nc);
-        await jsm.consumers.add(EVENTS_STREAM, {
-          durable_name: durable,
-          // One ack covers every earlier message: acking each of 20,000 events/s cost a
-          // third of the ingest time in socket writes.
-          ack_policy: AckPolicy.All,
-          deliver_policy: DeliverPolicy.All,
-        });
+        await ensureConsumer(jsm, durable, first);
+        first = false;
         const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, durable);
         this.messages = await consumer.consume({ max_messages: CONSUME_BATCH });
         if (this.abort.signal.aborted) break;
@@ -151,8 +217,29 @@ export class EventsConsumer {
     }
   }
 
+  /** The position after every event folded so far; commit() it once their state is saved. */
+  checkpoint(): EventsCheckpoint {
+    const m = this.unacked;
+    const handled = this.handled;
+    return {
+      commit: () => {
+        if (!m || handled <= this.committed) return;
+        // AckPolicy.All: this one ack covers every earlier event as well.
+        m.ack();
+        this.committed = handled;
+        if (this.unacked === m) this.unacked = undefined;
+      },
+    };
+  }
+
   private ackLater(m: JsMsg): void {
-    this.unacked = m;
+    // A redelivery can be older than what we hold: keep the newest, its ack covers both.
+    if (!this.unacked || m.seq >= this.unacked.seq) this.unacked = m;
+    this.handled++;
+    if (this.opts.ackAfterSave) {
+      if ((this.handled - this.committed) % SAVE_AFTER_EVENTS === 0) this.opts.onBacklog?.();
+      return;
+    }
     if (++this.unackedCount >= ACK_EVERY) return this.flushAck();
     if (!this.ackScheduled) {
       this.ackScheduled = true;
@@ -184,10 +271,10 @@ export class EventsConsumer {
     }
   }
 
-  /** Stops consuming. */
+  /** Stops consuming (with ackAfterSave, unsaved events stay unacked: save, then commit a checkpoint). */
   async stop(): Promise<void> {
     this.abort.abort();
-    this.flushAck();
+    if (!this.opts.ackAfterSave) this.flushAck();
     await this.messages?.close();
     await this.loop;
   }

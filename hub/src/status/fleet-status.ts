@@ -4,11 +4,11 @@ import type { AppliedData, EventKind, FlotillaEvent, Logger, Selector } from '@f
 import { LogFields, ValidationError } from '@flotilla/common';
 import type { Ack__Output, Hello__Output } from '@flotilla/proto';
 import type { SessionObserver } from '../stream/types.js';
-import { deploymentsOf, summarize } from './deployments.js';
+import { countDeployments, deploymentsOf } from './deployments.js';
 import type { BundleDeployment, BundleSummary } from './deployments.js';
 import { objectKeyOf, readDrift, readHealth } from './event-data.js';
 import type { DriftFacts } from './event-data.js';
-import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, viewOf } from './model.js';
+import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
 import type { ApplyResult, BundleFacts, ClusterRecord, ClusterState, ClusterStatus } from './model.js';
 
 /** A cluster as the renderer declares it. */
@@ -366,9 +366,9 @@ export class FleetStatus implements SessionObserver {
   /** Every bundle with its deployment counts per state, across the whole fleet. */
   bundleSummaries(): BundleSummary[] {
     const now = this.now();
-    const all: BundleDeployment[] = [];
-    for (const rec of this.records.values()) all.push(...deploymentsOf(rec, viewOf(rec, now, this.opts.offlineAfterMs).state));
-    return summarize(all);
+    const by = new Map<string, BundleSummary>();
+    for (const rec of this.records.values()) countDeployments(rec, stateOf(rec, now, this.opts.offlineAfterMs).state, by);
+    return [...by.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** A cluster with its deployments, or undefined. */
@@ -398,14 +398,18 @@ export class FleetStatus implements SessionObserver {
     return rec ? viewOf(rec, this.now(), this.opts.offlineAfterMs) : undefined;
   }
 
-  /** Copies of the records changed since the last call, for persistence. */
-  takeDirty(): ClusterRecord[] {
+  /**
+   * The records changed since the last call, for persistence. They are the live records,
+   * not copies (a copy of every record each second was most of the save's garbage):
+   * serialize them before yielding to the event loop.
+   */
+  takeDirty(): readonly ClusterRecord[] {
     const out: ClusterRecord[] = [];
     for (const name of this.dirty) {
       const rec = this.records.get(name);
       if (!rec) continue;
       this.persistedSeen.set(name, rec.lastSeenMs);
-      out.push(structuredClone(rec));
+      out.push(rec);
     }
     this.dirty.clear();
     return out;

@@ -1,6 +1,8 @@
 // Persists the status model in a JetStream KV bucket, one key per cluster, so a
 // restarted hub serves the last known status at once. Writes are batched: changed
 // records are flushed on an interval, and a failed flush is retried on the next one.
+// A flush commits the events checkpoint taken with its records only after the write
+// succeeded (persist, then ack), so no acked event is ever missing from the bucket.
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -15,7 +17,8 @@ export const STATUS_FLUSH_INTERVAL_MS = 1_000;
 
 /** What persistence needs from the status model. */
 export interface PersistableStatus {
-  takeDirty(): ClusterRecord[];
+  /** Changed records; they may be live objects, so they are serialized at once. */
+  takeDirty(): readonly ClusterRecord[];
   markDirty(names: readonly string[]): void;
   restore(records: readonly ClusterRecord[]): void;
 }
@@ -28,6 +31,11 @@ export interface KvStatusPersistenceOptions {
   status: PersistableStatus;
   logger: Logger;
   flushIntervalMs?: number;
+  /**
+   * Taken together with the changed records; committed once they are written
+   * (EventsConsumer.checkpoint: acks the events folded into them).
+   */
+  checkpoint?: () => { commit(): void };
 }
 
 /** Opens the bucket (creating it when missing). */
@@ -81,11 +89,22 @@ export class KvStatusPersistence {
 
   private async doFlush(): Promise<void> {
     if (!this.opts.isConnected()) return;
-    const records = this.opts.status.takeDirty();
-    if (records.length === 0) return;
+    let kv: KV;
     try {
-      const kv = await this.bucket();
-      await Promise.all(records.map((r) => kv.put(r.name, JSON.stringify(r))));
+      kv = await this.bucket();
+    } catch (err) {
+      this.opts.logger.warn({ err: errorMessage(err) }, 'opening the status bucket failed, will retry');
+      return;
+    }
+    // Folding is synchronous: the checkpoint and the records taken here, with no await
+    // between them, cover exactly the same events.
+    const checkpoint = this.opts.checkpoint?.();
+    const records = this.opts.status.takeDirty();
+    try {
+      // Serialized before any await, so later folds cannot leak into this write.
+      const puts = records.map((r) => kv.put(r.name, JSON.stringify(r)));
+      await Promise.all(puts);
+      checkpoint?.commit();
     } catch (err) {
       this.opts.status.markDirty(records.map((r) => r.name));
       this.opts.logger.warn({ records: records.length, err: errorMessage(err) }, 'saving status failed, will retry');

@@ -148,7 +148,8 @@ export function bundleCounts(results: readonly BundleApplyResult[]): BundleStatu
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-function stateOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number): { state: ClusterState; message: string } {
+/** The state (and its message) a record shows at nowMs; viewOf without building the view. */
+export function stateOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number): { state: ClusterState; message: string } {
   if (rec.lastSeenMs === 0 && !rec.connected) return { state: 'Pending', message: 'agent has never connected' };
   if (!rec.connected && nowMs - rec.lastSeenMs > offlineAfterMs) {
     return { state: 'Offline', message: `no contact since ${new Date(rec.lastSeenMs).toISOString()}` };

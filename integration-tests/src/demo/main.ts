@@ -55,8 +55,8 @@ async function main(): Promise<number> {
     return 0;
   }
   // The hub serves HTTPS with its own CA (the agents registered with `flotilla cluster add`).
-  const trust = fleet.adminDir ? `NODE_EXTRA_CA_CERTS=${join(fleet.adminDir, 'ca.crt')} ` : '';
-  say(`running. Try: ${trust}node ${join('hub', 'dist', 'cli', 'main.js')} status --hub-url ${fleet.hubHttpUrl}`);
+  const trust = fleet.adminDir ? ` --ca-file ${join(fleet.adminDir, 'ca.crt')}` : '';
+  say(`running. Try: node ${join('hub', 'dist', 'cli', 'main.js')} status --hub-url ${fleet.hubHttpUrl}${trust}`);
   if (fleet.adminDir) say(`and: FLOTILLA_HUB=${fleet.hubGrpcAddress} FLOTILLA_ADMIN_DIR=${fleet.adminDir} node ${join('hub', 'dist', 'cli', 'main.js')} cluster list`);
   say(`the fleet repo is ${fleet.repoUrl} — clone it, commit, push, and watch the status change.`);
   say('press Ctrl-C to stop.');

@@ -72,6 +72,8 @@ export interface Fleet {
   status(): Promise<ClusterStatusRow[]>;
   /** Waits until every cluster reports `revision` as applied and state Ready. */
   waitForRevision(revision: string, timeoutMs?: number): Promise<ClusterStatusRow[]>;
+  /** Stops the hub and starts it again with the same config and state; resolves once it is ready (hub is replaced). */
+  restartHub(): Promise<void>;
   /** Stops agents, hub, then the servers; idempotent. */
   stop(): Promise<void>;
 }
@@ -126,7 +128,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     progress(`starting NATS, a Git server and ${options.clusters.length} Kubernetes API servers`);
     // The real install also secures NATS: operator mode, the hub's own credentials, and
     // a user JWT per agent (issued at registration) that may publish only its own events.
-    const natsAuth = options.insecure === true ? undefined : createNatsAuthSetup();
+    const natsAuth = options.insecure === true ? undefined : createNatsAuthSetup({ resolverDir: join(work, 'nats-jwt') });
     const [nats, git, ...clusterList] = await Promise.all([
       startNats(natsAuth ? { config: natsAuth.serverConfig } : {}),
       startGitServer(),
@@ -156,6 +158,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     if (natsAuth) {
       await writeFile(join(work, 'hub.creds'), natsAuth.hubCreds, { mode: 0o600 });
       await writeFile(join(work, 'account.seed'), natsAuth.accountSeed, { mode: 0o600 });
+      await writeFile(join(work, 'system.creds'), natsAuth.systemCreds, { mode: 0o600 });
+      await writeFile(join(work, 'operator.seed'), natsAuth.operatorSigningSeed, { mode: 0o600 });
     }
     await writeFile(
       hubConfig,
@@ -171,7 +175,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         `  listen: 127.0.0.1:${httpPort}`,
         'nats:',
         `  url: ${nats.url}`,
-        ...(natsAuth ? [`  credsFile: ${join(work, 'hub.creds')}`, `  accountSeedFile: ${join(work, 'account.seed')}`] : []),
+        ...(natsAuth
+          ? [`  credsFile: ${join(work, 'hub.creds')}`, `  accountSeedFile: ${join(work, 'account.seed')}`, `  systemCredsFile: ${join(work, 'system.creds')}`, `  operatorSigningKeyFile: ${join(work, 'operator.seed')}`]
+          : []),
         // The pinned kustomize and helm of the test environment render Kustomize/Helm bundles.
         'render:',
         `  kustomizePath: ${tools.kustomize}`,
@@ -186,21 +192,30 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       ].join('\n'),
     );
     progress('starting the hub');
-    const hub = spawnServer('hub', process.execPath, [FLOTILLA_BIN, 'hub', '--config', hubConfig], {
-      logFile: join(logDir, 'hub.log'),
-    });
+    let hub!: ManagedProcess;
+    let hubStarts = 0;
+    const startHub = async (): Promise<ManagedProcess> => {
+      // A restarted hub logs to hub-2.log, ... so each run's log stays readable.
+      hubStarts += 1;
+      hub = spawnServer('hub', process.execPath, [FLOTILLA_BIN, 'hub', '--config', hubConfig], {
+        logFile: join(logDir, hubStarts === 1 ? 'hub.log' : `hub-${hubStarts}.log`),
+      });
+      const started = hub;
+      await waitFor(
+        async () => {
+          if (!started.isRunning()) throw new Error(`hub exited; log ${started.logFile}:\n${started.logTail()}`);
+          return httpOk(`${hubHttpUrl}/readyz`, adminDir ? join(adminDir, 'ca.crt') : undefined);
+        },
+        { what: `hub ready at ${hubHttpUrl}/readyz (log ${started.logFile})`, timeoutMs: 60_000, intervalMs: 250 },
+      );
+      return started;
+    };
     stops.push(() => hub.stop(10_000));
-    await waitFor(
-      async () => {
-        if (!hub.isRunning()) throw new Error(`hub exited; log ${hub.logFile}:\n${hub.logTail()}`);
-        return httpOk(`${hubHttpUrl}/readyz`, adminDir ? join(adminDir, 'ca.crt') : undefined);
-      },
-      { what: `hub ready at ${hubHttpUrl}/readyz (log ${hub.logFile})`, timeoutMs: 60_000, intervalMs: 250 },
-    );
+    await startHub();
 
     const cliEnv: NodeJS.ProcessEnv = insecure
       ? { FLOTILLA_HUB_URL: hubHttpUrl }
-      : { FLOTILLA_HUB_URL: hubHttpUrl, FLOTILLA_HUB: hubGrpcAddress, FLOTILLA_ADMIN_DIR: adminDir, NODE_EXTRA_CA_CERTS: join(adminDir, 'ca.crt') };
+      : { FLOTILLA_HUB_URL: hubHttpUrl, FLOTILLA_HUB: hubGrpcAddress, FLOTILLA_ADMIN_DIR: adminDir };
     const cli = (args: string[]): Promise<string> => runCli(args, cliEnv);
     const installDir = (name: string): string => join(work, `install-${name}`);
     const agents = new Map<string, ManagedProcess>();
@@ -240,10 +255,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         },
         { what: `every cluster Ready at ${revision.slice(0, 12)} (logs in ${logDir})`, timeoutMs, intervalMs: 250 },
       );
-    return {
+    const fleet: Fleet = {
       clusters, nats, git, repo, repoUrl, firstCommit, hub, hubHttpUrl, hubGrpcAddress, agents, logDir, adminDir, installDir, cli, status,
       waitForRevision, stop,
+      restartHub: async () => {
+        await hub.stop(10_000);
+        fleet.hub = await startHub();
+      },
     };
+    return fleet;
   } catch (err) {
     await stop();
     throw err;
