@@ -37,13 +37,33 @@ describe('agent end to end', { skip }, () => {
     await Promise.all([api?.stop(), nats?.stop()]);
   });
 
-  const state = makeState('east', 'rev1', [{ name: 'web', objects: [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'web' } }, configMap('web', 'settings', { color: 'blue' })] }]);
+  const state = makeState('east', 'rev1', [
+    {
+      name: 'web',
+      objects: [
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'web' } },
+        configMap('web', 'settings', { color: 'blue' }),
+      ],
+    },
+  ]);
   const startAgent = async (hubPort: number, controller: AbortController) => {
     const tokenFile = join(tmpdir(), `flotilla-agent-token-${process.pid}`);
     await writeFile(tokenFile, 'tok3n\n');
     const out = new PassThrough();
     out.resume();
-    const args = ['--cluster', 'east', '--hub', `127.0.0.1:${hubPort}`, '--insecure', '--kubeconfig', api.kubeconfigPath, '--nats', nats.url, '--token-file', tokenFile];
+    const args = [
+      '--cluster',
+      'east',
+      '--hub',
+      `127.0.0.1:${hubPort}`,
+      '--insecure',
+      '--kubeconfig',
+      api.kubeconfigPath,
+      '--nats',
+      nats.url,
+      '--token-file',
+      tokenFile,
+    ];
     return runAgentCli(args, { env: {}, signal: controller.signal, stdout: out, stderr: out });
   };
 
@@ -53,18 +73,31 @@ describe('agent end to end', { skip }, () => {
     await jsm.streams.add({ name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] });
     hub.streams = [];
     hub.onStream = (call) => {
-      call.write({ welcome: { session: 'sess-1', heartbeatIntervalMs: 5_000, protocolVersion: 1 } });
+      call.write({
+        welcome: { session: 'sess-1', heartbeatIntervalMs: 5_000, protocolVersion: 1 },
+      });
       sendState(call, state, 1);
     };
     const controller = new AbortController();
     const exit = startAgent(hub.port, controller);
     const ack = await until(() => hub.streams[0]?.received.find((m) => m.ack)?.ack, 'ack', 30_000);
-    assert.deepEqual([ack.result, ack.objectsApplied, ack.objectsFailed, ack.digest], ['ACK_RESULT_APPLIED', 2, 0, state.digest]);
+    assert.deepEqual(
+      [ack.result, ack.objectsApplied, ack.objectsFailed, ack.digest],
+      ['ACK_RESULT_APPLIED', 2, 0, state.digest],
+    );
     assert.equal(hub.streams[0]?.auth, 'Bearer tok3n');
     assert.equal(hub.streams[0]?.received[0]?.hello?.appliedDigest, '');
-    const live = await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'web', name: 'settings' });
+    const live = await kube.get({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      namespace: 'web',
+      name: 'settings',
+    });
     assert.deepEqual(live?.data, { color: 'blue' });
-    const msg = await until(() => jsm.streams.getMessage(EVENTS_STREAM, { seq: 1 }).catch(() => null), 'event');
+    const msg = await until(
+      () => jsm.streams.getMessage(EVENTS_STREAM, { seq: 1 }).catch(() => null),
+      'event',
+    );
     const { kind, event } = parseEvent(msg.data);
     assert.equal(kind, 'applied');
     assert.equal((event.data as AppliedData).bundles[0]?.created, 2);
@@ -79,7 +112,11 @@ describe('agent end to end', { skip }, () => {
     hub.onStream = () => {}; // the hub accepts the stream but never answers
     const controller = new AbortController();
     const exit = startAgent(hub.port, controller);
-    await until(() => kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'web', name: 'settings' }), 'ConfigMap re-created', 30_000);
+    await until(
+      () => kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'web', name: 'settings' }),
+      'ConfigMap re-created',
+      30_000,
+    );
     const hello = await until(() => hub.streams[0]?.received[0]?.hello, 'hello');
     assert.deepEqual([hello.appliedDigest, hello.appliedRevision], [state.digest, 'rev1']);
     controller.abort();

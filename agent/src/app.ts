@@ -1,7 +1,14 @@
 // The one place the agent is wired: config → Kubernetes client, stores, hub connection,
 // event publisher, apply queue. It owns the lifecycle (start, resync, retry, stop).
 import { readFile } from 'node:fs/promises';
-import { Backoff, ConfigError, LogFields, errorMessage, shortDigest, sleep } from '@flotilla/common';
+import {
+  Backoff,
+  ConfigError,
+  LogFields,
+  errorMessage,
+  shortDigest,
+  sleep,
+} from '@flotilla/common';
 import type { AppliedData, DesiredState, Logger } from '@flotilla/common';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { AgentConfig } from './config/config.js';
@@ -49,7 +56,11 @@ export class AgentApp {
   private connecting: Promise<void> | undefined;
   private publisher: EventPublisher | undefined;
   private drift: DriftController | undefined;
-  private readonly metrics = new AgentMetrics({ drift: () => this.drift?.detector.counts, events: () => this.publisher && { pending: this.publisher.pending, dropped: this.publisher.dropped } });
+  private readonly metrics = new AgentMetrics({
+    drift: () => this.drift?.detector.counts,
+    events: () =>
+      this.publisher && { pending: this.publisher.pending, dropped: this.publisher.dropped },
+  });
   private metricsServer: Server | undefined;
   private readonly queue: LatestWinsQueue<Job>;
   private readonly stopping = new AbortController();
@@ -63,9 +74,16 @@ export class AgentApp {
     private readonly config: AgentConfig,
     private readonly logger: Logger,
   ) {
-    this.retryBackoff = new Backoff({ initialMs: config.applyRetryInitialMs, maxMs: config.applyRetryMaxMs });
+    this.retryBackoff = new Backoff({
+      initialMs: config.applyRetryInitialMs,
+      maxMs: config.applyRetryMaxMs,
+    });
     // A periodic job never replaces a desired state from the hub that waits to be applied.
-    this.queue = new LatestWinsQueue((job, signal) => this.runJob(job, signal), logger, (pending, next) => pending.kind !== 'hub' || next.kind === 'hub');
+    this.queue = new LatestWinsQueue(
+      (job, signal) => this.runJob(job, signal),
+      logger,
+      (pending, next) => pending.kind !== 'hub' || next.kind === 'hub',
+    );
   }
 
   /** Connects everything and starts enforcing; resolves once running (hub and NATS connect in the background). */
@@ -82,18 +100,32 @@ export class AgentApp {
     this.stateStore = new StateStore(this.kube, c.namespace);
     const token = c.tokenFile ? await readSecretFile(c.tokenFile, 'token-file') : c.token;
     const caPem = c.caFile ? Buffer.from(await readSecretFile(c.caFile, 'ca-file')) : undefined;
-    const natsAuth = c.insecure ? {} : { authenticator: this.natsAuthenticator(), inboxPrefix: `_INBOX_${c.cluster}` };
-    this.publisher = new EventPublisher(natsSink({ servers: c.natsServers, name: `flotilla-agent-${c.cluster}`, logger: this.logger, ...natsAuth }), {
-      cluster: c.cluster,
-      logger: this.logger,
-      bufferSize: c.eventBufferSize,
-    });
+    const natsAuth = c.insecure
+      ? {}
+      : { authenticator: this.natsAuthenticator(), inboxPrefix: `_INBOX_${c.cluster}` };
+    this.publisher = new EventPublisher(
+      natsSink({
+        servers: c.natsServers,
+        name: `flotilla-agent-${c.cluster}`,
+        logger: this.logger,
+        ...natsAuth,
+      }),
+      {
+        cluster: c.cluster,
+        logger: this.logger,
+        bufferSize: c.eventBufferSize,
+      },
+    );
     this.drift = new DriftController(this.kube, this.publisher, { logger: this.logger });
     if (c.metricsAddr) {
       try {
         this.metricsServer = await serveMetrics(c.metricsAddr, this.metrics);
       } catch (err) {
-        throw new ConfigError('metrics-addr', `cannot listen on ${c.metricsAddr}: ${errorMessage(err)}`, { cause: err });
+        throw new ConfigError(
+          'metrics-addr',
+          `cannot listen on ${c.metricsAddr}: ${errorMessage(err)}`,
+          { cause: err },
+        );
       }
     }
     await this.loadStoredState();
@@ -105,7 +137,9 @@ export class AgentApp {
         namespace: c.namespace,
         kube: this.kube,
         logger: this.logger.child({ [LogFields.component]: 'identity' }),
-        bootstrapToken: c.bootstrapTokenFile ? await readSecretFile(c.bootstrapTokenFile, 'bootstrap-token-file') : undefined,
+        bootstrapToken: c.bootstrapTokenFile
+          ? await readSecretFile(c.bootstrapTokenFile, 'bootstrap-token-file')
+          : undefined,
         caPem: caPem?.toString('utf8'),
         natsKey: () => {
           const user = createUser();
@@ -115,16 +149,30 @@ export class AgentApp {
       this.identity = identity;
       identity.onRenewed(() => this.connection?.useCredentials(identity.channelCredentials()));
       this.connecting = identity.ready().then((id) => {
-        if (id && !this.stopping.signal.aborted) this.dial(identity.channelCredentials(), undefined, undefined);
+        if (id && !this.stopping.signal.aborted)
+          this.dial(identity.channelCredentials(), undefined, undefined);
       });
     } else {
       this.dial(undefined, token, caPem);
     }
     this.resyncTimer = setInterval(() => {
-      if (this.lastState && !this.queue.busy) this.queue.submit({ kind: 'resync', state: this.lastState });
+      if (this.lastState && !this.queue.busy)
+        this.queue.submit({ kind: 'resync', state: this.lastState });
     }, c.resyncIntervalMs);
-    this.logger.info({ [LogFields.cluster]: c.cluster, hub: c.hubAddress, namespace: c.namespace, version: c.agentVersion, mtls: !c.insecure }, 'agent started');
-    if (c.insecure) this.logger.warn('INSECURE MODE: plaintext connection to the hub without a cluster certificate; development only');
+    this.logger.info(
+      {
+        [LogFields.cluster]: c.cluster,
+        hub: c.hubAddress,
+        namespace: c.namespace,
+        version: c.agentVersion,
+        mtls: !c.insecure,
+      },
+      'agent started',
+    );
+    if (c.insecure)
+      this.logger.warn(
+        'INSECURE MODE: plaintext connection to the hub without a cluster certificate; development only',
+      );
   }
 
   /** The cluster's NATS user JWT, read at every (re)connect so a renewed one is used; none before registration or when the hub issues none. */
@@ -136,7 +184,11 @@ export class AgentApp {
     };
   }
 
-  private dial(credentials: ChannelCredentials | undefined, token: string | undefined, caPem: Buffer | undefined): void {
+  private dial(
+    credentials: ChannelCredentials | undefined,
+    token: string | undefined,
+    caPem: Buffer | undefined,
+  ): void {
     const c = this.config;
     this.connection = new HubConnection(
       {
@@ -187,17 +239,29 @@ export class AgentApp {
         const stored = await this.stateStore.load(this.stopping.signal);
         if (!stored) return;
         if (stored.state.cluster !== this.config.cluster) {
-          this.logger.warn({ stored: stored.state.cluster }, 'stored desired state is for another cluster; ignored');
+          this.logger.warn(
+            { stored: stored.state.cluster },
+            'stored desired state is for another cluster; ignored',
+          );
           return;
         }
         this.lastState = stored.state;
         this.applied = stored.applied;
-        this.logger.info({ [LogFields.revision]: stored.state.revision, [LogFields.digest]: shortDigest(stored.state.digest) }, 'enforcing stored desired state');
+        this.logger.info(
+          {
+            [LogFields.revision]: stored.state.revision,
+            [LogFields.digest]: shortDigest(stored.state.digest),
+          },
+          'enforcing stored desired state',
+        );
         this.queue.submit({ kind: 'stored', state: stored.state });
         return;
       } catch (err) {
         const delayMs = backoff.next();
-        this.logger.warn({ [LogFields.err]: errorMessage(err), attempt, delayMs }, 'cannot read stored desired state (Kubernetes API unreachable?); retrying');
+        this.logger.warn(
+          { [LogFields.err]: errorMessage(err), attempt, delayMs },
+          'cannot read stored desired state (Kubernetes API unreachable?); retrying',
+        );
         await sleep(delayMs, this.stopping.signal);
       }
     }
@@ -206,25 +270,40 @@ export class AgentApp {
 
   private onUpToDate(digest: string, revision: string): void {
     if (this.lastState?.digest !== digest) {
-      this.logger.warn({ [LogFields.digest]: shortDigest(digest) }, 'hub says up to date, but that state is not stored here');
+      this.logger.warn(
+        { [LogFields.digest]: shortDigest(digest) },
+        'hub says up to date, but that state is not stored here',
+      );
       return;
     }
-    this.logger.info({ [LogFields.revision]: revision, [LogFields.digest]: shortDigest(digest) }, 'desired state up to date');
-    if (revision !== this.lastState.revision) this.queue.submit({ kind: 'record', state: { ...this.lastState, revision } });
+    this.logger.info(
+      { [LogFields.revision]: revision, [LogFields.digest]: shortDigest(digest) },
+      'desired state up to date',
+    );
+    if (revision !== this.lastState.revision)
+      this.queue.submit({ kind: 'record', state: { ...this.lastState, revision } });
   }
 
-  private async save(state: DesiredState, applied: AppliedMark, signal: AbortSignal): Promise<void> {
+  private async save(
+    state: DesiredState,
+    applied: AppliedMark,
+    signal: AbortSignal,
+  ): Promise<void> {
     try {
       await this.stateStore.save(state, applied, signal);
     } catch (err) {
-      this.logger.warn({ [LogFields.err]: errorMessage(err) }, 'cannot store the desired state; it will not survive a restart');
+      this.logger.warn(
+        { [LogFields.err]: errorMessage(err) },
+        'cannot store the desired state; it will not survive a restart',
+      );
     }
   }
 
   private async runJob(job: Job, signal: AbortSignal): Promise<void> {
     if (job.kind === 'record') {
       this.lastState = job.state;
-      if (this.applied.digest === job.state.digest) this.applied = { digest: job.state.digest, revision: job.state.revision };
+      if (this.applied.digest === job.state.digest)
+        this.applied = { digest: job.state.digest, revision: job.state.revision };
       return this.save(job.state, this.applied, signal);
     }
     // Stored before applying, so a crash mid-apply restarts with the newest verified state.
@@ -234,27 +313,46 @@ export class AgentApp {
     let error: string | undefined;
     this.drift?.beforeApply();
     try {
-      outcome = await reconcile(this.kube as KubeClient, this.inventories, job.state, { concurrency: this.config.applyConcurrency, signal });
+      outcome = await reconcile(this.kube as KubeClient, this.inventories, job.state, {
+        concurrency: this.config.applyConcurrency,
+        signal,
+      });
     } catch (err) {
       error = errorMessage(err);
     }
     await this.drift?.afterApply(job.state, outcome?.bundles ?? [], signal);
     const result = outcome?.result ?? 'failed';
-    if (result !== 'failed' && (this.applied.digest !== job.state.digest || this.applied.revision !== job.state.revision)) {
+    if (
+      result !== 'failed' &&
+      (this.applied.digest !== job.state.digest || this.applied.revision !== job.state.revision)
+    ) {
       this.applied = { digest: job.state.digest, revision: job.state.revision };
       await this.save(job.state, this.applied, signal);
     }
     this.report(job, outcome, error);
-    if (job.kind === 'hub') await this.connection?.ack(job.session, this.ackOf(job, outcome, error));
+    if (job.kind === 'hub')
+      await this.connection?.ack(job.session, this.ackOf(job, outcome, error));
     this.scheduleRetry(result !== 'applied');
   }
 
-  private report(job: Exclude<Job, { kind: 'record' }>, outcome: ReconcileOutcome | undefined, error: string | undefined): void {
+  private report(
+    job: Exclude<Job, { kind: 'record' }>,
+    outcome: ReconcileOutcome | undefined,
+    error: string | undefined,
+  ): void {
     const s = job.state;
     const totals = { created: 0, configured: 0, unchanged: 0, deleted: 0, failed: 0 };
-    for (const b of outcome?.bundles ?? []) for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += b[k];
+    for (const b of outcome?.bundles ?? [])
+      for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += b[k];
     const result = outcome?.result ?? 'failed';
-    const fields = { [LogFields.revision]: s.revision, [LogFields.digest]: shortDigest(s.digest), trigger: job.kind, result, ...totals, [LogFields.durationMs]: outcome?.durationMs ?? 0 };
+    const fields = {
+      [LogFields.revision]: s.revision,
+      [LogFields.digest]: shortDigest(s.digest),
+      trigger: job.kind,
+      result,
+      ...totals,
+      [LogFields.durationMs]: outcome?.durationMs ?? 0,
+    };
     if (error) this.logger.warn({ ...fields, [LogFields.err]: error }, 'apply failed');
     else this.logger.info(fields, 'apply finished');
     this.metrics.observeApply(result, outcome?.durationMs ?? 0);
@@ -272,7 +370,11 @@ export class AgentApp {
     this.publisher?.publish(result === 'applied' ? 'applied' : 'apply-failed', data);
   }
 
-  private ackOf(job: Extract<Job, { kind: 'hub' }>, outcome: ReconcileOutcome | undefined, error: string | undefined): AckInput {
+  private ackOf(
+    job: Extract<Job, { kind: 'hub' }>,
+    outcome: ReconcileOutcome | undefined,
+    error: string | undefined,
+  ): AckInput {
     const failures = (outcome?.bundles ?? []).flatMap((b) => b.failures);
     const message = error ?? failures.slice(0, 5).join('; ');
     return {

@@ -13,7 +13,13 @@ export { FIELD_MANAGER, KubeClient, loadKubeConfig } from './kube/client.js';
 export type { KubeClientOptions } from './kube/client.js';
 export { KubeApiError, KubeConnectionError, UnknownKindError } from './kube/errors.js';
 export { describeRef, refOf } from './kube/types.js';
-export type { ApplyRequestOptions, KubeApi, ListOptions, ObjectRef, ResourceInfo } from './kube/types.js';
+export type {
+  ApplyRequestOptions,
+  KubeApi,
+  ListOptions,
+  ObjectRef,
+  ResourceInfo,
+} from './kube/types.js';
 
 // Apply library
 export { APPLY_DEFAULTS, applyObject, applySet, prepareObject } from './apply/apply.js';
@@ -23,7 +29,14 @@ export type { ChangeAction, ChangeCounts, ChangeSetEntry } from './apply/changes
 export { deleteObject, deleteObjects } from './apply/delete.js';
 export type { DeleteOptions } from './apply/delete.js';
 export { comparable, sameObject } from './apply/diff.js';
-export { APPLY_ORDER, DELETE_ORDER, groupByStage, isCrd, isNamespace, stageOf } from './apply/order.js';
+export {
+  APPLY_ORDER,
+  DELETE_ORDER,
+  groupByStage,
+  isCrd,
+  isNamespace,
+  stageOf,
+} from './apply/order.js';
 export type { Stage } from './apply/order.js';
 export { waitForCrds } from './apply/wait.js';
 export type { WaitOptions } from './apply/wait.js';
@@ -40,7 +53,12 @@ export type { ReconcileOptions, ReconcileOutcome, ReconcileResultKind } from './
 export { ChunkAssembler, decodeDesiredState } from './connection/chunks.js';
 export { DesiredStateRejectedError } from './connection/errors.js';
 export { HubConnection } from './connection/hub-connection.js';
-export type { AckInput, HubConnectionOptions, HubHandler, ReceivedState } from './connection/hub-connection.js';
+export type {
+  AckInput,
+  HubConnectionOptions,
+  HubHandler,
+  ReceivedState,
+} from './connection/hub-connection.js';
 export type { ConnectionState } from './connection/state.js';
 export { EventPublisher } from './report/publisher.js';
 export type { EventPublisherOptions, EventSink } from './report/publisher.js';

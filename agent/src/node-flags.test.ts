@@ -7,7 +7,10 @@ import { test } from 'node:test';
 const FLAGS_MODULE = new URL('./node-flags.js', import.meta.url).href;
 
 /** Young-generation size (MiB) after a workload whose objects survive scavenges, with or without applyAgentV8Flags. */
-function youngGenerationMiB(apply: boolean, env: NodeJS.ProcessEnv = {}): { mib: number; stderr: string } {
+function youngGenerationMiB(
+  apply: boolean,
+  env: NodeJS.ProcessEnv = {},
+): { mib: number; stderr: string } {
   const script = `
     import v8 from 'node:v8';
     const { applyAgentV8Flags } = await import(${JSON.stringify(FLAGS_MODULE)});
@@ -16,7 +19,10 @@ function youngGenerationMiB(apply: boolean, env: NodeJS.ProcessEnv = {}): { mib:
     for (let i = 0; i < 300000; i++) keep[i % 100000] = { i, s: 'x' + i, a: [i, i + 1] };
     const ns = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
     console.log(ns.space_size / 1048576, keep.length);`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, ...env },
+  });
   assert.equal(r.status, 0, r.stderr);
   return { mib: Number(r.stdout.split(' ')[0]), stderr: r.stderr };
 }

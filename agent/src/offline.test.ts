@@ -34,128 +34,199 @@ function freePort(): Promise<number> {
   });
 }
 
-describe('offline autonomy and event buffering (real kube-apiserver, nats-server)', { skip }, () => {
-  let api: TestApiServer;
-  let nats: TestNats;
-  let kube: KubeClient;
-  let nc: NatsConnection;
-  let jsm: JetStreamManager;
-  const hubs: ScriptedHub[] = [];
-  const agents: { controller: AbortController; exit: Promise<number> }[] = [];
-  before(async () => {
-    [api, nats] = await Promise.all([startTestApiServer(), startTestNats()]);
-    kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-    jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] });
-  });
-  after(async () => {
-    for (const a of agents) a.controller.abort();
-    await Promise.all(agents.map((a) => a.exit));
-    for (const h of hubs) h.server.forceShutdown();
-    await nc?.close();
-    kube?.close();
-    await Promise.all([api?.stop(), nats?.stop()]);
-  });
+describe(
+  'offline autonomy and event buffering (real kube-apiserver, nats-server)',
+  { skip },
+  () => {
+    let api: TestApiServer;
+    let nats: TestNats;
+    let kube: KubeClient;
+    let nc: NatsConnection;
+    let jsm: JetStreamManager;
+    const hubs: ScriptedHub[] = [];
+    const agents: { controller: AbortController; exit: Promise<number> }[] = [];
+    before(async () => {
+      [api, nats] = await Promise.all([startTestApiServer(), startTestNats()]);
+      kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
+      nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+      jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] });
+    });
+    after(async () => {
+      for (const a of agents) a.controller.abort();
+      await Promise.all(agents.map((a) => a.exit));
+      for (const h of hubs) h.server.forceShutdown();
+      await nc?.close();
+      kube?.close();
+      await Promise.all([api?.stop(), nats?.stop()]);
+    });
 
-  const objects: KubeObject[] = [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } }, configMap('app', 'one', { v: '1' }), configMap('app', 'two', { v: '2' })];
-  const state = makeState('west', 'rev1', [{ name: 'app', objects }]);
-  const cmRef = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'app', name });
-  const editBy = (name: string, value: string): Promise<unknown> =>
-    kube.request({ method: 'PATCH', path: `/api/v1/namespaces/app/configmaps/${name}`, query: { fieldManager: 'kubectl-edit' }, contentType: 'application/merge-patch+json', body: { data: { v: value } } });
+    const objects: KubeObject[] = [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app' } },
+      configMap('app', 'one', { v: '1' }),
+      configMap('app', 'two', { v: '2' }),
+    ];
+    const state = makeState('west', 'rev1', [{ name: 'app', objects }]);
+    const cmRef = (name: string) => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      namespace: 'app',
+      name,
+    });
+    const editBy = (name: string, value: string): Promise<unknown> =>
+      kube.request({
+        method: 'PATCH',
+        path: `/api/v1/namespaces/app/configmaps/${name}`,
+        query: { fieldManager: 'kubectl-edit' },
+        contentType: 'application/merge-patch+json',
+        body: { data: { v: value } },
+      });
 
-  const startAgent = async (hubPort: number): Promise<{ controller: AbortController; exit: Promise<number> }> => {
-    const tokenFile = join(tmpdir(), `flotilla-offline-token-${process.pid}`);
-    await writeFile(tokenFile, 'tok3n\n');
-    const out = new PassThrough();
-    out.resume();
-    const controller = new AbortController();
-    const args = ['--cluster', 'west', '--hub', `127.0.0.1:${hubPort}`, '--insecure', '--kubeconfig', api.kubeconfigPath, '--nats', nats.url, '--token-file', tokenFile];
-    const a = { controller, exit: runAgentCli(args, { env: {}, signal: controller.signal, stdout: out, stderr: out }) };
-    agents.push(a);
-    return a;
-  };
-  const stopAgent = async (a: { controller: AbortController; exit: Promise<number> }): Promise<void> => {
-    a.controller.abort();
-    assert.equal(await a.exit, 0);
-  };
-  const hubServing = async (port = 0): Promise<ScriptedHub> => {
-    const hub = new ScriptedHub();
-    hubs.push(hub);
-    let generation = 0;
-    hub.onStream = (call) => {
-      call.write({ welcome: { session: `s${hubs.length}`, heartbeatIntervalMs: 5_000, protocolVersion: 1 } });
-      sendState(call, state, ++generation);
+    const startAgent = async (
+      hubPort: number,
+    ): Promise<{ controller: AbortController; exit: Promise<number> }> => {
+      const tokenFile = join(tmpdir(), `flotilla-offline-token-${process.pid}`);
+      await writeFile(tokenFile, 'tok3n\n');
+      const out = new PassThrough();
+      out.resume();
+      const controller = new AbortController();
+      const args = [
+        '--cluster',
+        'west',
+        '--hub',
+        `127.0.0.1:${hubPort}`,
+        '--insecure',
+        '--kubeconfig',
+        api.kubeconfigPath,
+        '--nats',
+        nats.url,
+        '--token-file',
+        tokenFile,
+      ];
+      const a = {
+        controller,
+        exit: runAgentCli(args, { env: {}, signal: controller.signal, stdout: out, stderr: out }),
+      };
+      agents.push(a);
+      return a;
     };
-    await hub.start(port);
-    return hub;
-  };
-  const storedEvents = async (): Promise<{ kind: EventKind; event: FlotillaEvent }[]> => {
-    const n = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
-    const out: { kind: EventKind; event: FlotillaEvent }[] = [];
-    for (let seq = 1; seq <= n; seq++) {
-      const m = await jsm.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => null);
-      if (m) out.push(parseEvent(m.data));
-    }
-    return out;
-  };
+    const stopAgent = async (a: {
+      controller: AbortController;
+      exit: Promise<number>;
+    }): Promise<void> => {
+      a.controller.abort();
+      assert.equal(await a.exit, 0);
+    };
+    const hubServing = async (port = 0): Promise<ScriptedHub> => {
+      const hub = new ScriptedHub();
+      hubs.push(hub);
+      let generation = 0;
+      hub.onStream = (call) => {
+        call.write({
+          welcome: { session: `s${hubs.length}`, heartbeatIntervalMs: 5_000, protocolVersion: 1 },
+        });
+        sendState(call, state, ++generation);
+      };
+      await hub.start(port);
+      return hub;
+    };
+    const storedEvents = async (): Promise<{ kind: EventKind; event: FlotillaEvent }[]> => {
+      const n = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+      const out: { kind: EventKind; event: FlotillaEvent }[] = [];
+      for (let seq = 1; seq <= n; seq++) {
+        const m = await jsm.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => null);
+        if (m) out.push(parseEvent(m.data));
+      }
+      return out;
+    };
 
-  it('state-kept-across-restart-drift-healed-while-the-hub-is-down-and-no-rewrites-after-reconnect', async () => {
-    const hub = await hubServing();
-    const first = await startAgent(hub.port);
-    await until(() => hub.streams[0]?.received.find((m) => m.ack), 'first ack', 30_000);
-    await stopAgent(first);
-    hub.server.forceShutdown();
+    it('state-kept-across-restart-drift-healed-while-the-hub-is-down-and-no-rewrites-after-reconnect', async () => {
+      const hub = await hubServing();
+      const first = await startAgent(hub.port);
+      await until(() => hub.streams[0]?.received.find((m) => m.ack), 'first ack', 30_000);
+      await stopAgent(first);
+      hub.server.forceShutdown();
 
-    // Restart with the hub unreachable: nothing listens on this port yet.
-    const port = await freePort();
-    const second = await startAgent(port);
-    await kube.delete(cmRef('one'));
-    await until(() => kube.get(cmRef('one')), 'deleted object re-created from the stored state', 20_000);
-    const before = await kube.get(cmRef('two'));
-    await editBy('two', 'changed');
-    await until(async () => (await kube.get(cmRef('two')))?.data?.['v' as never] === '2', 'drift healed with the hub down', 20_000);
-    const healed = await kube.get(cmRef('two'));
-    assert.notEqual(healed?.metadata.resourceVersion, before?.metadata.resourceVersion);
+      // Restart with the hub unreachable: nothing listens on this port yet.
+      const port = await freePort();
+      const second = await startAgent(port);
+      await kube.delete(cmRef('one'));
+      await until(
+        () => kube.get(cmRef('one')),
+        'deleted object re-created from the stored state',
+        20_000,
+      );
+      const before = await kube.get(cmRef('two'));
+      await editBy('two', 'changed');
+      await until(
+        async () => (await kube.get(cmRef('two')))?.data?.['v' as never] === '2',
+        'drift healed with the hub down',
+        20_000,
+      );
+      const healed = await kube.get(cmRef('two'));
+      assert.notEqual(healed?.metadata.resourceVersion, before?.metadata.resourceVersion);
 
-    // The hub comes back and (having forgotten everything) sends the same state again.
-    const versions = await Promise.all(['one', 'two'].map(async (n) => (await kube.get(cmRef(n)))?.metadata.resourceVersion));
-    const back = await hubServing(port);
-    const ack = await until(() => back.streams[0]?.received.find((m) => m.ack)?.ack, 'ack after reconnect', 30_000);
-    assert.equal(back.streams[0]?.received[0]?.hello?.appliedDigest, state.digest);
-    assert.deepEqual([ack.result, ack.objectsApplied], ['ACK_RESULT_APPLIED', 3]);
-    const after = await Promise.all(['one', 'two'].map(async (n) => (await kube.get(cmRef(n)))?.metadata.resourceVersion));
-    assert.deepEqual(after, versions, 'unchanged objects were not rewritten');
-    const kinds = (await storedEvents()).map((e) => e.kind);
-    assert.ok(kinds.includes('drift-detected') && kinds.includes('drift-corrected'), kinds.join(','));
-    await stopAgent(second);
-  });
+      // The hub comes back and (having forgotten everything) sends the same state again.
+      const versions = await Promise.all(
+        ['one', 'two'].map(async (n) => (await kube.get(cmRef(n)))?.metadata.resourceVersion),
+      );
+      const back = await hubServing(port);
+      const ack = await until(
+        () => back.streams[0]?.received.find((m) => m.ack)?.ack,
+        'ack after reconnect',
+        30_000,
+      );
+      assert.equal(back.streams[0]?.received[0]?.hello?.appliedDigest, state.digest);
+      assert.deepEqual([ack.result, ack.objectsApplied], ['ACK_RESULT_APPLIED', 3]);
+      const after = await Promise.all(
+        ['one', 'two'].map(async (n) => (await kube.get(cmRef(n)))?.metadata.resourceVersion),
+      );
+      assert.deepEqual(after, versions, 'unchanged objects were not rewritten');
+      const kinds = (await storedEvents()).map((e) => e.kind);
+      assert.ok(
+        kinds.includes('drift-detected') && kinds.includes('drift-corrected'),
+        kinds.join(','),
+      );
+      await stopAgent(second);
+    });
 
-  it('events-are-buffered-while-nats-is-down-and-delivered-exactly-once-after', async () => {
-    const hub = await hubServing();
-    const agent = await startAgent(hub.port);
-    await until(() => hub.streams[0]?.received.find((m) => m.ack), 'ack', 30_000);
-    const seen = (await storedEvents()).length;
-    await nats.halt();
-    // Three drifts while NATS is down: three drift-detected and three drift-corrected events.
-    for (const [name, value] of [['one', 'x'], ['two', 'y'], ['one', 'z']] as const) {
-      await editBy(name, value);
-      await until(async () => (await kube.get(cmRef(name)))?.data?.['v' as never] !== value, `heal of ${name}`, 20_000);
-    }
-    await nats.start();
-    const events = await until(
-      async () => {
-        const all = (await storedEvents().catch(() => [])).slice(seen);
-        return all.filter((e) => e.kind === 'drift-corrected').length >= 3 && all;
-      },
-      'buffered events delivered',
-      30_000,
-    );
-    const drifts = events.filter((e) => e.kind === 'drift-detected');
-    assert.deepEqual(drifts.map((e) => (e.event.data as DriftDetectedData).object.name), ['one', 'two', 'one']);
-    assert.equal(events.filter((e) => e.kind === 'drift-corrected').length, 3);
-    const ids = events.map((e) => e.event.id);
-    assert.equal(new Set(ids).size, ids.length, 'no event stored twice');
-    await stopAgent(agent);
-  });
-});
+    it('events-are-buffered-while-nats-is-down-and-delivered-exactly-once-after', async () => {
+      const hub = await hubServing();
+      const agent = await startAgent(hub.port);
+      await until(() => hub.streams[0]?.received.find((m) => m.ack), 'ack', 30_000);
+      const seen = (await storedEvents()).length;
+      await nats.halt();
+      // Three drifts while NATS is down: three drift-detected and three drift-corrected events.
+      for (const [name, value] of [
+        ['one', 'x'],
+        ['two', 'y'],
+        ['one', 'z'],
+      ] as const) {
+        await editBy(name, value);
+        await until(
+          async () => (await kube.get(cmRef(name)))?.data?.['v' as never] !== value,
+          `heal of ${name}`,
+          20_000,
+        );
+      }
+      await nats.start();
+      const events = await until(
+        async () => {
+          const all = (await storedEvents().catch(() => [])).slice(seen);
+          return all.filter((e) => e.kind === 'drift-corrected').length >= 3 && all;
+        },
+        'buffered events delivered',
+        30_000,
+      );
+      const drifts = events.filter((e) => e.kind === 'drift-detected');
+      assert.deepEqual(
+        drifts.map((e) => (e.event.data as DriftDetectedData).object.name),
+        ['one', 'two', 'one'],
+      );
+      assert.equal(events.filter((e) => e.kind === 'drift-corrected').length, 3);
+      const ids = events.map((e) => e.event.id);
+      assert.equal(new Set(ids).size, ids.length, 'no event stored twice');
+      await stopAgent(agent);
+    });
+  },
+);

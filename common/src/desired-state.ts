@@ -66,7 +66,14 @@ export const KEEP_ON_PRUNE_ANNOTATION = 'flotilla.dev/prune';
 
 /** Digest of a bundle's content. */
 export function bundleDigest(b: Omit<BundleDesiredState, 'digest'>): string {
-  return digestOf(canonicalJson({ name: b.name, drift: b.drift, forceConflicts: b.forceConflicts, objects: b.objects }));
+  return digestOf(
+    canonicalJson({
+      name: b.name,
+      drift: b.drift,
+      forceConflicts: b.forceConflicts,
+      objects: b.objects,
+    }),
+  );
 }
 
 /**
@@ -78,8 +85,13 @@ export function desiredStateDigest(
   bundles: readonly { name: string; digest: string }[],
   held: readonly string[] = [],
 ): string {
-  const parts = [...bundles].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((b) => [b.name, b.digest]);
-  const value = held.length > 0 ? { cluster, bundles: parts, held: [...held].sort() } : { cluster, bundles: parts };
+  const parts = [...bundles]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((b) => [b.name, b.digest]);
+  const value =
+    held.length > 0
+      ? { cluster, bundles: parts, held: [...held].sort() }
+      : { cluster, bundles: parts };
   return digestOf(canonicalJson(value));
 }
 

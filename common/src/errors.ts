@@ -69,7 +69,10 @@ export class ValidationError extends FlotillaError {
     const where = opts.file ? `${opts.file}${opts.line ? `:${opts.line}` : ''}: ` : '';
     super('VALIDATION_FAILED', `${where}${message}`, {
       cause: opts.cause,
-      details: { ...(opts.file ? { file: opts.file } : {}), ...(opts.line ? { line: opts.line } : {}) },
+      details: {
+        ...(opts.file ? { file: opts.file } : {}),
+        ...(opts.line ? { line: opts.line } : {}),
+      },
     });
     this.file = opts.file;
     this.line = opts.line;

@@ -133,7 +133,12 @@ export function eventSubject(cluster: string, kind: EventKind): string {
 }
 
 /** Creates an event with a fresh id and the current time. */
-export function createEvent<T>(cluster: string, kind: EventKind, data: T, now = new Date()): FlotillaEvent<T> {
+export function createEvent<T>(
+  cluster: string,
+  kind: EventKind,
+  data: T,
+  now = new Date(),
+): FlotillaEvent<T> {
   return {
     specversion: '1.0',
     id: randomUUID(),
@@ -146,7 +151,9 @@ export function createEvent<T>(cluster: string, kind: EventKind, data: T, now = 
   };
 }
 
-const KIND_BY_TYPE = new Map(Object.entries(EVENT_TYPES).map(([k, t]) => [t as string, k as EventKind]));
+const KIND_BY_TYPE = new Map(
+  Object.entries(EVENT_TYPES).map(([k, t]) => [t as string, k as EventKind]),
+);
 
 /** Parses and checks an event's envelope; throws ValidationError naming what is wrong. */
 export function parseEvent(bytes: Uint8Array | string): { kind: EventKind; event: FlotillaEvent } {
@@ -158,14 +165,18 @@ export function parseEvent(bytes: Uint8Array | string): { kind: EventKind; event
   }
   if (!value || typeof value !== 'object') throw new ValidationError('event is not a JSON object');
   const e = value as Partial<FlotillaEvent>;
-  if (e.specversion !== '1.0') throw new ValidationError(`event specversion must be "1.0", got ${JSON.stringify(e.specversion)}`);
+  if (e.specversion !== '1.0')
+    throw new ValidationError(
+      `event specversion must be "1.0", got ${JSON.stringify(e.specversion)}`,
+    );
   if (typeof e.id !== 'string' || e.id === '') throw new ValidationError('event has no id');
   const kind = typeof e.type === 'string' ? KIND_BY_TYPE.get(e.type) : undefined;
   if (!kind) throw new ValidationError(`unknown event type ${JSON.stringify(e.type)}`);
   if (typeof e.flotillacluster !== 'string' || !isDnsLabel(e.flotillacluster)) {
     throw new ValidationError(`event has an invalid cluster ${JSON.stringify(e.flotillacluster)}`);
   }
-  if (typeof e.time !== 'string' || Number.isNaN(Date.parse(e.time))) throw new ValidationError('event has an invalid time');
+  if (typeof e.time !== 'string' || Number.isNaN(Date.parse(e.time)))
+    throw new ValidationError('event has an invalid time');
   if (!e.data || typeof e.data !== 'object') throw new ValidationError('event has no data object');
   return { kind, event: e as FlotillaEvent };
 }

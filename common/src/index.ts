@@ -22,7 +22,14 @@ export {
   parseEvent,
 } from './events.js';
 export type { AppliedData, BundleApplyResult, EventKind, FlotillaEvent } from './events.js';
-export type { BundleHealthState, DriftChange, DriftCorrectedData, DriftDetectedData, EventObjectRef, HealthChangedData } from './events.js';
+export type {
+  BundleHealthState,
+  DriftChange,
+  DriftCorrectedData,
+  DriftDetectedData,
+  EventObjectRef,
+  HealthChangedData,
+} from './events.js';
 export {
   BUNDLE_LABEL,
   KEEP_ON_PRUNE_ANNOTATION,

@@ -29,23 +29,47 @@ test('backoff-grows-caps-and-resets-with-jitter-inside-bounds', () => {
 });
 
 test('canonical-json-is-independent-of-key-order', () => {
-  assert.equal(canonicalJson({ b: 1, a: { d: [2, 1], c: null } }), '{"a":{"c":null,"d":[2,1]},"b":1}');
+  assert.equal(
+    canonicalJson({ b: 1, a: { d: [2, 1], c: null } }),
+    '{"a":{"c":null,"d":[2,1]},"b":1}',
+  );
   assert.equal(digestJson({ x: 1, y: 2 }), digestJson({ y: 2, x: 1 }));
   assert.notEqual(digestJson({ x: 1 }), digestJson({ x: 2 }));
 });
 
 test('desired-state-digest-ignores-bundle-order-and-covers-content', () => {
   const obj = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', namespace: 'n' } };
-  const base = { name: 'app', drift: { mode: 'enforce' as const, ignore: [] }, forceConflicts: true, objects: [obj] };
+  const base = {
+    name: 'app',
+    drift: { mode: 'enforce' as const, ignore: [] },
+    forceConflicts: true,
+    objects: [obj],
+  };
   const d1 = bundleDigest(base);
   const d2 = bundleDigest({ ...base, objects: [{ ...obj, data: { k: 'v' } }] });
   assert.notEqual(d1, d2);
   assert.equal(
-    desiredStateDigest('c1', [{ name: 'a', digest: d1 }, { name: 'b', digest: d2 }]),
-    desiredStateDigest('c1', [{ name: 'b', digest: d2 }, { name: 'a', digest: d1 }]),
+    desiredStateDigest('c1', [
+      { name: 'a', digest: d1 },
+      { name: 'b', digest: d2 },
+    ]),
+    desiredStateDigest('c1', [
+      { name: 'b', digest: d2 },
+      { name: 'a', digest: d1 },
+    ]),
   );
-  assert.notEqual(desiredStateDigest('c1', [{ name: 'a', digest: d1 }]), desiredStateDigest('c2', [{ name: 'a', digest: d1 }]));
-  assert.equal(objectKey({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x', namespace: 'ns' } }), 'apps/Deployment/ns/x');
+  assert.notEqual(
+    desiredStateDigest('c1', [{ name: 'a', digest: d1 }]),
+    desiredStateDigest('c2', [{ name: 'a', digest: d1 }]),
+  );
+  assert.equal(
+    objectKey({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'x', namespace: 'ns' },
+    }),
+    'apps/Deployment/ns/x',
+  );
 });
 
 test('errors-carry-codes-fields-and-retryability', () => {
@@ -69,21 +93,36 @@ test('events-round-trip-and-malformed-events-are-rejected-with-reason', () => {
   assert.equal(parsed.kind, 'applied');
   assert.equal(parsed.event.id, ev.id);
   assert.throws(() => parseEvent('{not json'), /not valid JSON/);
-  assert.throws(() => parseEvent(JSON.stringify({ ...ev, type: 'x.y' })), /unknown event type "x.y"/);
-  assert.throws(() => parseEvent(JSON.stringify({ ...ev, flotillacluster: 'Bad_Name' })), /invalid cluster/);
+  assert.throws(
+    () => parseEvent(JSON.stringify({ ...ev, type: 'x.y' })),
+    /unknown event type "x.y"/,
+  );
+  assert.throws(
+    () => parseEvent(JSON.stringify({ ...ev, flotillacluster: 'Bad_Name' })),
+    /invalid cluster/,
+  );
   assert.throws(() => parseEvent(JSON.stringify({ ...ev, id: '' })), /no id/);
 });
 
 test('yaml-errors-name-file-and-line', () => {
-  assert.throws(() => parseYamlDocuments('a: 1\nb: [1, 2\nc: 3\n', 'x.yaml'), (err: unknown) => {
-    assert.ok(err instanceof ValidationError);
-    assert.equal(err.file, 'x.yaml');
-    assert.ok(typeof err.line === 'number' && err.line >= 2, `line ${err.line}`);
-    return true;
-  });
+  assert.throws(
+    () => parseYamlDocuments('a: 1\nb: [1, 2\nc: 3\n', 'x.yaml'),
+    (err: unknown) => {
+      assert.ok(err instanceof ValidationError);
+      assert.equal(err.file, 'x.yaml');
+      assert.ok(typeof err.line === 'number' && err.line >= 2, `line ${err.line}`);
+      return true;
+    },
+  );
   const docs = parseYamlDocuments('---\na: 1\n---\n---\nb: 2\n', 'y.yaml');
-  assert.deepEqual(docs.map((d) => d.value), [{ a: 1 }, { b: 2 }]);
-  assert.deepEqual(docs.map((d) => d.line), [2, 5]);
+  assert.deepEqual(
+    docs.map((d) => d.value),
+    [{ a: 1 }, { b: 2 }],
+  );
+  assert.deepEqual(
+    docs.map((d) => d.line),
+    [2, 5],
+  );
   assert.throws(() => parseYamlObject('- 1\n', 'z.yaml'), /z.yaml:1: expected a YAML mapping/);
   assert.throws(() => parseYamlObject('a: 1\na: 2\n', 'dup.yaml'), /dup.yaml:2/);
 });

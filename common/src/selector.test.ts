@@ -29,16 +29,30 @@ test('match-expressions-follow-kubernetes-semantics', () => {
   assert.equal(sel.matches(prodEu), false);
   assert.equal(sel.matches({ ...devUs, legacy: 'x' }), false);
   // NotIn matches when the key is absent, as in Kubernetes.
-  assert.equal(compileLabelSelector({ matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['prod'] }] }).matches({}), true);
+  assert.equal(
+    compileLabelSelector({
+      matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['prod'] }],
+    }).matches({}),
+    true,
+  );
 });
 
 test('bad-structured-selector-names-the-problem', () => {
-  assert.throws(() => compileLabelSelector({ matchExpressions: [{ key: 'a', operator: 'In' }] }), /matchExpressions\[0\].*needs values/);
   assert.throws(
-    () => compileLabelSelector({ matchExpressions: [{ key: 'a', operator: 'Has' as 'In', values: ['x'] }] }),
+    () => compileLabelSelector({ matchExpressions: [{ key: 'a', operator: 'In' }] }),
+    /matchExpressions\[0\].*needs values/,
+  );
+  assert.throws(
+    () =>
+      compileLabelSelector({
+        matchExpressions: [{ key: 'a', operator: 'Has' as 'In', values: ['x'] }],
+      }),
     /unknown operator "Has"/,
   );
-  assert.throws(() => compileLabelSelector({ matchLabels: { 'bad key!': 'x' } }), /invalid label key/);
+  assert.throws(
+    () => compileLabelSelector({ matchLabels: { 'bad key!': 'x' } }),
+    /invalid label key/,
+  );
 });
 
 test('kubectl-selector-syntax-parses-all-forms', () => {

@@ -28,7 +28,8 @@ export interface Selector {
   readonly empty: boolean;
 }
 
-const KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 function compile(reqs: Requirement[]): Selector {
@@ -56,7 +57,8 @@ function compile(reqs: Requirement[]): Selector {
 }
 
 function checkKey(key: string, where: string): void {
-  if (!KEY.test(key) || key.length > 316) throw new ValidationError(`${where}: invalid label key "${key}"`);
+  if (!KEY.test(key) || key.length > 316)
+    throw new ValidationError(`${where}: invalid label key "${key}"`);
 }
 function checkValue(value: string, where: string): void {
   if (!VALUE.test(value) || value.length > 63) {
@@ -69,7 +71,8 @@ export function compileLabelSelector(sel: LabelSelector | undefined, where = 'se
   const reqs: Requirement[] = [];
   for (const [key, value] of Object.entries(sel?.matchLabels ?? {})) {
     checkKey(key, where);
-    if (typeof value !== 'string') throw new ValidationError(`${where}: matchLabels.${key} must be a string`);
+    if (typeof value !== 'string')
+      throw new ValidationError(`${where}: matchLabels.${key} must be a string`);
     checkValue(value, where);
     reqs.push({ key, op: 'Equals', values: [value] });
   }
@@ -80,12 +83,14 @@ export function compileLabelSelector(sel: LabelSelector | undefined, where = 'se
     switch (expr.operator) {
       case 'In':
       case 'NotIn':
-        if (values.length === 0) throw new ValidationError(`${at}: operator ${expr.operator} needs values`);
+        if (values.length === 0)
+          throw new ValidationError(`${at}: operator ${expr.operator} needs values`);
         values.forEach((v) => checkValue(v, at));
         break;
       case 'Exists':
       case 'DoesNotExist':
-        if (values.length > 0) throw new ValidationError(`${at}: operator ${expr.operator} takes no values`);
+        if (values.length > 0)
+          throw new ValidationError(`${at}: operator ${expr.operator} takes no values`);
         break;
       default:
         throw new ValidationError(

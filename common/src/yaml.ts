@@ -37,7 +37,8 @@ export function parseYamlDocuments(text: string, file: string): YamlDocument[] {
 /** Parses a file that must hold exactly one YAML mapping. */
 export function parseYamlObject(text: string, file: string): Record<string, unknown> {
   const docs = parseYamlDocuments(text, file);
-  if (docs.length !== 1) throw new ValidationError(`expected one YAML document, found ${docs.length}`, { file });
+  if (docs.length !== 1)
+    throw new ValidationError(`expected one YAML document, found ${docs.length}`, { file });
   const [doc] = docs as [YamlDocument];
   if (!doc.value || typeof doc.value !== 'object' || Array.isArray(doc.value)) {
     throw new ValidationError('expected a YAML mapping', { file, line: doc.line });

@@ -72,17 +72,25 @@ test('hub-serves-desired-state-to-an-agent-and-reports-it-ready', async (t) => {
     { defaultCacheDir: dir },
   );
   const source = new FakeSource();
-  const app = new HubApp(cfg, { createSource: async () => source, renderer, logger: silentLogger() });
+  const app = new HubApp(cfg, {
+    createSource: async () => source,
+    renderer,
+    logger: silentLogger(),
+  });
   await app.start();
   const http = async (path: string) => {
     const res = await fetch(`http://127.0.0.1:${app.httpPort}${path}`);
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
-  const client = new (loadFlotillaProto().AgentStream)(`127.0.0.1:${app.grpcPort}`, credentials.createInsecure()) as AgentStreamClient;
+  const client = new (loadFlotillaProto().AgentStream)(
+    `127.0.0.1:${app.grpcPort}`,
+    credentials.createInsecure(),
+  ) as AgentStreamClient;
   try {
     assert.equal((await http('/readyz')).status, 503, 'not ready before the first render');
     await source.push('rev-1');
-    if (nats) await until(async () => ((await http('/readyz')).status === 200 ? true : undefined), 'ready');
+    if (nats)
+      await until(async () => ((await http('/readyz')).status === 200 ? true : undefined), 'ready');
 
     const md = new Metadata();
     md.set('authorization', 'Bearer agent-token');
@@ -93,19 +101,53 @@ test('hub-serves-desired-state-to-an-agent-and-reports-it-ready', async (t) => {
       call.on('error', (e: ServiceError) => r(e));
       call.on('end', () => r(undefined));
     });
-    call.write({ hello: { cluster: 'edge-1', agentVersion: 't', appliedDigest: '', appliedRevision: '', protocolVersion: 1 } });
-    const chunk = await until(async () => got.find((m) => m.desired)?.desired ?? undefined, 'desired state');
+    call.write({
+      hello: {
+        cluster: 'edge-1',
+        agentVersion: 't',
+        appliedDigest: '',
+        appliedRevision: '',
+        protocolVersion: 1,
+      },
+    });
+    const chunk = await until(
+      async () => got.find((m) => m.desired)?.desired ?? undefined,
+      'desired state',
+    );
     assert.equal((await http('/api/v1/clusters/edge-1')).body.state, 'Progressing');
-    call.write({ ack: { generation: chunk.generation, digest: chunk.digest, revision: chunk.revision, result: 'ACK_RESULT_APPLIED', message: '', objectsApplied: 1, objectsFailed: 0 } });
-    await until(async () => ((await http('/api/v1/clusters/edge-1')).body.state === 'Ready' ? true : undefined), 'Ready');
+    call.write({
+      ack: {
+        generation: chunk.generation,
+        digest: chunk.digest,
+        revision: chunk.revision,
+        result: 'ACK_RESULT_APPLIED',
+        message: '',
+        objectsApplied: 1,
+        objectsFailed: 0,
+      },
+    });
+    await until(
+      async () =>
+        (await http('/api/v1/clusters/edge-1')).body.state === 'Ready' ? true : undefined,
+      'Ready',
+    );
 
     // A commit that fails to render leaves the last good state in place.
     await source.push('bad');
-    const sources = (await http('/api/v1/sources')).body.sources as { renderedRevision: string; error: string }[];
+    const sources = (await http('/api/v1/sources')).body.sources as {
+      renderedRevision: string;
+      error: string;
+    }[];
     assert.equal(sources[0]?.renderedRevision, 'rev-1');
     assert.match(sources[0]?.error ?? '', /boom/);
-    const list = (await http('/api/v1/clusters?selector=env=prod')).body.clusters as { name: string; state: string }[];
-    assert.deepEqual(list.map((c) => [c.name, c.state]), [['edge-1', 'Ready']]);
+    const list = (await http('/api/v1/clusters?selector=env=prod')).body.clusters as {
+      name: string;
+      state: string;
+    }[];
+    assert.deepEqual(
+      list.map((c) => [c.name, c.state]),
+      [['edge-1', 'Ready']],
+    );
 
     await app.stop(1_000);
     assert.equal(app.state, 'stopped');

@@ -86,7 +86,11 @@ export interface HubRenderer<S extends FleetSnapshot = FleetSnapshot> {
 }
 
 /** Builds a source for one configured source entry. */
-export type SourceFactory<S extends FleetSnapshot> = (cfg: HubConfig, index: number, logger: Logger) => Promise<FleetSource<S>>;
+export type SourceFactory<S extends FleetSnapshot> = (
+  cfg: HubConfig,
+  index: number,
+  logger: Logger,
+) => Promise<FleetSource<S>>;
 
 /** The replaceable parts of the hub. */
 export interface HubParts<S extends FleetSnapshot> {
@@ -132,7 +136,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     private readonly parts: HubParts<S>,
   ) {
     this.log = parts.logger;
-    this.status = new FleetStatus({ offlineAfterMs: config.offlineAfterMs, logger: this.log.child({ [LogFields.component]: 'status' }) });
+    this.status = new FleetStatus({
+      offlineAfterMs: config.offlineAfterMs,
+      logger: this.log.child({ [LogFields.component]: 'status' }),
+    });
     this.nats = new NatsLink({
       url: config.nats.url,
       logger: this.log.child({ [LogFields.component]: 'nats' }),
@@ -187,7 +194,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
 
   /** Starts every module; on failure stops what started and rethrows. */
   async start(): Promise<void> {
-    if (this.stateValue !== 'new') throw new Error(`hub cannot start from state ${this.stateValue}`);
+    if (this.stateValue !== 'new')
+      throw new Error(`hub cannot start from state ${this.stateValue}`);
     this.transition('starting');
     try {
       await this.startModules();
@@ -204,13 +212,22 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     const identity = await this.startIdentity(token);
     for (const [i, s] of cfg.sources.entries()) {
       const source = await this.parts.createSource(cfg, i, this.log);
-      this.sources.push({ source, url: s.url, branch: s.ref.kind === 'branch' ? s.ref.name : describeRef(s.ref), rendering: undefined, renderError: '' });
+      this.sources.push({
+        source,
+        url: s.url,
+        branch: s.ref.kind === 'branch' ? s.ref.name : describeRef(s.ref),
+        rendering: undefined,
+        renderError: '',
+      });
     }
     this.nats.start();
     await this.restoreStatus();
     void this.replayHistory();
-    this.notifier = notifierFromConfig(cfg.status.notify, process.env, this.log.child({ [LogFields.component]: 'notify' }), (w, o) =>
-      this.metrics.notification(w, o),
+    this.notifier = notifierFromConfig(
+      cfg.status.notify,
+      process.env,
+      this.log.child({ [LogFields.component]: 'notify' }),
+      (w, o) => this.metrics.notification(w, o),
     );
     if (this.notifier) alertOnTransitions(this.status, this.notifier);
     this.sweeper = setInterval(() => {
@@ -226,24 +243,42 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       heartbeatIntervalMs: cfg.heartbeatIntervalMs,
       ...(identity ? { authenticate: (call) => identity.clusterOf(call) } : {}),
     });
-    if (identity) identity.authority.onRevoke((cluster) => this.stream?.closeCluster(cluster, 'cluster identity revoked') ?? 0);
-    this.grpc = await startGrpcServer(cfg.grpc.listen.address, {
-      agentStream: this.stream.handlers(),
-      fleet: fleetServiceHandlers(this.status, this.history),
-      ...(identity ? { identity: identity.handlers } : {}),
-    }, identity?.tls);
+    if (identity)
+      identity.authority.onRevoke(
+        (cluster) => this.stream?.closeCluster(cluster, 'cluster identity revoked') ?? 0,
+      );
+    this.grpc = await startGrpcServer(
+      cfg.grpc.listen.address,
+      {
+        agentStream: this.stream.handlers(),
+        fleet: fleetServiceHandlers(this.status, this.history),
+        ...(identity ? { identity: identity.handlers } : {}),
+      },
+      identity?.tls,
+    );
     this.events.start();
     this.persistence.start();
-    this.http = await startHttpApi(cfg.http.listen.host, cfg.http.listen.port, {
-      status: this.status,
-      sources: { sources: () => this.sourceStatuses() },
-      readiness: { check: () => this.readiness() },
-      logger: this.log.child({ [LogFields.component]: 'api' }),
-      history: this.history,
-      metrics: this.metrics,
-      webhooks: new WebhookHandler((name) => this.sources.find((e) => e.source.name === name)?.source.webhook, this.log.child({ [LogFields.component]: 'webhook' })),
-    }, identity ? identity.authority.servingPair : undefined);
-    this.log.info({ grpc: this.grpc.port, http: this.http.port, sources: this.sources.length }, 'hub listening');
+    this.http = await startHttpApi(
+      cfg.http.listen.host,
+      cfg.http.listen.port,
+      {
+        status: this.status,
+        sources: { sources: () => this.sourceStatuses() },
+        readiness: { check: () => this.readiness() },
+        logger: this.log.child({ [LogFields.component]: 'api' }),
+        history: this.history,
+        metrics: this.metrics,
+        webhooks: new WebhookHandler(
+          (name) => this.sources.find((e) => e.source.name === name)?.source.webhook,
+          this.log.child({ [LogFields.component]: 'webhook' }),
+        ),
+      },
+      identity ? identity.authority.servingPair : undefined,
+    );
+    this.log.info(
+      { grpc: this.grpc.port, http: this.http.port, sources: this.sources.length },
+      'hub listening',
+    );
     for (const entry of this.sources) {
       entry.source.onSnapshot((snap) => this.onSnapshot(entry, snap));
       entry.source.start();
@@ -251,13 +286,21 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   }
 
   // Revoked clusters' NATS keys are pushed to nats-server at every start and revocation.
-  private async startNatsRevocation(authority: IdentityAuthority, accountSeed: string): Promise<void> {
+  private async startNatsRevocation(
+    authority: IdentityAuthority,
+    accountSeed: string,
+  ): Promise<void> {
     const cfg = this.config;
-    const read = async (f: string, field: string): Promise<Buffer> => readConfigFile(f, field, cfg.file);
+    const read = async (f: string, field: string): Promise<Buffer> =>
+      readConfigFile(f, field, cfg.file);
     const publisher = new NatsRevocationPublisher({
       url: cfg.nats.url,
-      systemCreds: new Uint8Array(await read(cfg.nats.systemCredsFile as string, 'nats.systemCredsFile')),
-      operatorSigningSeed: (await read(cfg.nats.operatorSigningKeyFile as string, 'nats.operatorSigningKeyFile')).toString('utf8'),
+      systemCreds: new Uint8Array(
+        await read(cfg.nats.systemCredsFile as string, 'nats.systemCredsFile'),
+      ),
+      operatorSigningSeed: (
+        await read(cfg.nats.operatorSigningKeyFile as string, 'nats.operatorSigningKeyFile')
+      ).toString('utf8'),
       accountSeed,
       logger: this.log.child({ [LogFields.component]: 'nats-revocation' }),
     });
@@ -270,11 +313,21 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   // the demo only, and says so loudly at every start.
   private async startIdentity(token: string | undefined) {
     const cfg = this.config;
-    if (cfg.nats.credsFile) this.natsCreds = new Uint8Array(await readConfigFile(cfg.nats.credsFile, 'nats.credsFile', cfg.file));
-    const accountSeed = cfg.nats.accountSeedFile ? (await readConfigFile(cfg.nats.accountSeedFile, 'nats.accountSeedFile', cfg.file)).toString('utf8').trim() : undefined;
+    if (cfg.nats.credsFile)
+      this.natsCreds = new Uint8Array(
+        await readConfigFile(cfg.nats.credsFile, 'nats.credsFile', cfg.file),
+      );
+    const accountSeed = cfg.nats.accountSeedFile
+      ? (await readConfigFile(cfg.nats.accountSeedFile, 'nats.accountSeedFile', cfg.file))
+          .toString('utf8')
+          .trim()
+      : undefined;
     if (cfg.insecure) {
-      this.log.warn('INSECURE MODE: gRPC and HTTP are plaintext and agents have no per-cluster identity; never use this outside development');
-      if (token === undefined) this.log.warn('auth.tokenFile is not set: any agent may connect (development only)');
+      this.log.warn(
+        'INSECURE MODE: gRPC and HTTP are plaintext and agents have no per-cluster identity; never use this outside development',
+      );
+      if (token === undefined)
+        this.log.warn('auth.tokenFile is not set: any agent may connect (development only)');
       return undefined;
     }
     const authority = new IdentityAuthority({
@@ -286,19 +339,26 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     });
     await authority.start();
     this.identity = authority;
-    if (accountSeed && cfg.nats.systemCredsFile && cfg.nats.operatorSigningKeyFile) await this.startNatsRevocation(authority, accountSeed);
+    if (accountSeed && cfg.nats.systemCredsFile && cfg.nats.operatorSigningKeyFile)
+      await this.startNatsRevocation(authority, accountSeed);
     return {
       authority,
       handlers: identityHandlers({
         authority,
         logger: this.log.child({ [LogFields.component]: 'identity' }),
         // The NATS user JWT lives as long as the certificate and is renewed with it.
-        ...(accountSeed ? { natsJwt: async (cluster: string, key: string) => agentUserJwt(accountSeed, cluster, key, Date.now() + cfg.identity.certValidityMs) } : {}),
+        ...(accountSeed
+          ? {
+              natsJwt: async (cluster: string, key: string) =>
+                agentUserJwt(accountSeed, cluster, key, Date.now() + cfg.identity.certValidityMs),
+            }
+          : {}),
       }),
       tls: { caPem: authority.caPem, ...authority.servingPair },
       clusterOf: (call: Parameters<typeof peerOf>[0]): string => {
         const peer = peerOf(call, authority);
-        if (peer.role !== 'cluster') throw new Error(`certificate role ${peer.role} cannot open an agent stream`);
+        if (peer.role !== 'cluster')
+          throw new Error(`certificate role ${peer.role} cannot open an agent stream`);
         return peer.name;
       },
     };
@@ -320,8 +380,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     );
     const outcome = await Promise.race([restoring, timeout]);
     clearTimeout(timer);
-    if (outcome === 'timeout') this.log.warn('NATS not reachable at start: serving status without history for now');
-    else if ('err' in outcome) this.log.warn({ err: errorMessage(outcome.err) }, 'restoring status failed: starting empty');
+    if (outcome === 'timeout')
+      this.log.warn('NATS not reachable at start: serving status without history for now');
+    else if ('err' in outcome)
+      this.log.warn({ err: errorMessage(outcome.err) }, 'restoring status failed: starting empty');
     else this.log.info({ clusters: outcome.n }, 'status restored');
   }
 
@@ -331,7 +393,12 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     const log = this.log.child({ [LogFields.component]: 'history' });
     try {
       const since = Date.now() - this.config.status.history.retentionMs;
-      const n = await replayHistory(await this.nats.connection(), since, (k, e) => this.history.add(k, e), log);
+      const n = await replayHistory(
+        await this.nats.connection(),
+        since,
+        (k, e) => this.history.add(k, e),
+        log,
+      );
       log.info({ events: n }, 'history replayed');
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'history replay failed: history starts from now');
@@ -339,7 +406,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   }
 
   private async onSnapshot(entry: SourceEntry<S>, snap: S): Promise<void> {
-    const log = this.log.child({ [LogFields.source]: entry.source.name, [LogFields.revision]: snap.revision });
+    const log = this.log.child({
+      [LogFields.source]: entry.source.name,
+      [LogFields.revision]: snap.revision,
+    });
     let rendering: FleetRendering;
     try {
       rendering = await this.parts.renderer.render(snap);
@@ -350,7 +420,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       return;
     }
     entry.rendering = rendering;
-    entry.renderError = rendering.errors.map((e) => e.message).slice(0, 5).join('; ');
+    entry.renderError = rendering.errors
+      .map((e) => e.message)
+      .slice(0, 5)
+      .join('; ');
     this.publish();
     log.info({ clusters: rendering.clusters.size, errors: rendering.errors.length }, 'rendered');
     for (const e of rendering.errors.slice(0, 20)) log.warn({ err: e.message }, 'render error');
@@ -364,7 +437,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       if (!rendering) continue;
       for (const [name, l] of rendering.labels) {
         if (labels.has(name)) {
-          this.log.warn({ [LogFields.cluster]: name, [LogFields.source]: source.name }, 'cluster declared by two sources, ignored here');
+          this.log.warn(
+            { [LogFields.cluster]: name, [LogFields.source]: source.name },
+            'cluster declared by two sources, ignored here',
+          );
           continue;
         }
         labels.set(name, l);
@@ -376,13 +452,20 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     const fleet: FleetEntry[] = [...labels].map(([name, l]) => {
       const s = states.get(name);
       const bundles = s?.bundles.map((b) => ({ name: b.name, digest: b.digest }));
-      return { name, labels: l, desired: s ? { revision: s.revision, digest: s.digest, bundles } : undefined };
+      return {
+        name,
+        labels: l,
+        desired: s ? { revision: s.revision, digest: s.digest, bundles } : undefined,
+      };
     });
     this.status.setFleet(fleet);
     this.log.info({ clusters: fleet.length, changed: changed.length }, 'desired states updated');
     for (const name of changed.slice(0, 5)) {
       const s = states.get(name);
-      this.log.debug({ [LogFields.cluster]: name, [LogFields.digest]: s ? shortDigest(s.digest) : '' }, 'desired state changed');
+      this.log.debug(
+        { [LogFields.cluster]: name, [LogFields.digest]: s ? shortDigest(s.digest) : '' },
+        'desired state changed',
+      );
     }
   }
 
@@ -408,7 +491,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readiness(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
     if (this.stateValue !== 'running') reasons.push(`hub is ${this.stateValue}`);
-    for (const s of this.sources) if (!s.rendering) reasons.push(`source ${s.source.name} has not rendered yet`);
+    for (const s of this.sources)
+      if (!s.rendering) reasons.push(`source ${s.source.name} has not rendered yet`);
     if (!this.nats.connected) reasons.push('NATS is not connected');
     return { ready: reasons.length === 0, reasons };
   }
@@ -421,10 +505,15 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       try {
         await fn();
       } catch (err) {
-        this.log.warn({ err: errorMessage(err), code: err instanceof FlotillaError ? err.code : undefined }, `stopping ${what} failed`);
+        this.log.warn(
+          { err: errorMessage(err), code: err instanceof FlotillaError ? err.code : undefined },
+          `stopping ${what} failed`,
+        );
       }
     };
-    await Promise.all(this.sources.map((s) => step(`source ${s.source.name}`, () => s.source.stop())));
+    await Promise.all(
+      this.sources.map((s) => step(`source ${s.source.name}`, () => s.source.stop())),
+    );
     await step('HTTP API', () => this.http?.stop());
     await step('agent streams', () => this.stream?.stop());
     await step('gRPC server', () => this.grpc?.stop(graceMs));
@@ -457,14 +546,26 @@ export function realHubParts(logger: Logger): HubParts<SourceSnapshot> {
       render: async (snap) => {
         let renderer = renderers.get(snap.source);
         if (!renderer) {
-          renderer = new FleetRenderer({ ...renderOptions, logger: logger.child({ [LogFields.component]: 'render', [LogFields.source]: snap.source }) });
+          renderer = new FleetRenderer({
+            ...renderOptions,
+            logger: logger.child({
+              [LogFields.component]: 'render',
+              [LogFields.source]: snap.source,
+            }),
+          });
           renderers.set(snap.source, renderer);
         }
         const result = await renderer.render(await snap.readTree(), snap.revision);
         // A cluster whose file is broken keeps its previous state; it has no labels this time.
         const labels = new Map(result.labels);
-        for (const name of [...result.clusters.keys(), ...result.brokenClusters]) if (!labels.has(name)) labels.set(name, {});
-        return { revision: result.revision, clusters: result.clusters, labels, errors: result.errors };
+        for (const name of [...result.clusters.keys(), ...result.brokenClusters])
+          if (!labels.has(name)) labels.set(name, {});
+        return {
+          revision: result.revision,
+          clusters: result.clusters,
+          labels,
+          errors: result.errors,
+        };
       },
     },
   };

@@ -1,16 +1,39 @@
 // @flotilla/hub: the hub service and the `flotilla` CLI. Named exports only.
 export { HubApp, realHubParts } from './app.js';
-export type { FleetRendering, FleetSnapshot, FleetSource, HubParts, HubRenderer, HubState } from './app.js';
+export type {
+  FleetRendering,
+  FleetSnapshot,
+  FleetSource,
+  HubParts,
+  HubRenderer,
+  HubState,
+} from './app.js';
 export { hubCommand } from './main.js';
 export { runCli } from './cli/main.js';
 export { compileHubConfig, HUB_CONFIG_DEFAULTS } from './config/hub-config.js';
 export type { HubConfig, SourceConfig } from './config/hub-config.js';
 export { loadHubConfig } from './config/load.js';
 export { GitSource, MapRepoTree, readDirectoryTree } from './source/index.js';
-export type { GitAuth, GitSourceOptions, RepoTree, SourceSnapshot, SourceStatus } from './source/index.js';
-export { CommitVerifier, UntrustedCommitError, WebhookHandler, createGitSource } from './source/index.js';
+export type {
+  GitAuth,
+  GitSourceOptions,
+  RepoTree,
+  SourceSnapshot,
+  SourceStatus,
+} from './source/index.js';
+export {
+  CommitVerifier,
+  UntrustedCommitError,
+  WebhookHandler,
+  createGitSource,
+} from './source/index.js';
 export type { SourceRef, WebhookTarget } from './source/index.js';
-export { FleetRenderer, renderFleet, formatRenderError, DEFAULT_MAX_CLUSTER_BYTES } from './render/index.js';
+export {
+  FleetRenderer,
+  renderFleet,
+  formatRenderError,
+  DEFAULT_MAX_CLUSTER_BYTES,
+} from './render/index.js';
 export type { RenderError, RenderOptions, RenderResult } from './render/index.js';
 export { AgentStreamService } from './stream/agent-stream.js';
 export { DesiredStateStore } from './stream/desired-store.js';
@@ -25,7 +48,12 @@ export type { BundleStatus, ClusterState, ClusterStatus } from './status/model.j
 export { startHttpApi } from './api/http.js';
 export { CertificateAuthority, createCa, createCsr, generateKeyPem } from './identity/pki.js';
 export { IdentityAuthority } from './identity/authority.js';
-export { agentInboxPrefix, agentUserJwt, createNatsAuthSetup, credsFile } from './identity/nats-jwt.js';
+export {
+  agentInboxPrefix,
+  agentUserJwt,
+  createNatsAuthSetup,
+  credsFile,
+} from './identity/nats-jwt.js';
 export type { NatsAuthSetup } from './identity/nats-jwt.js';
 export { NatsRevocationPublisher } from './identity/nats-revocation.js';
 export type { NatsRevocationOptions } from './identity/nats-revocation.js';

@@ -17,7 +17,14 @@ Environment: FLOTILLA_LOG_LEVEL (default info).
 
 /** Runs the hub until a signal; returns the exit code. */
 export async function hubCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, insecure: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string', short: 'c' },
+      insecure: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   if (values.help) {
     io.stdout.write(HUB_USAGE);
     return ExitCode.ok;

@@ -12,15 +12,24 @@ export type { Hello__Output } from './generated/flotilla/v1/Hello.js';
 export type { Ack, Ack__Output } from './generated/flotilla/v1/Ack.js';
 export type { AckResult } from './generated/flotilla/v1/AckResult.js';
 export type { DesiredStateChunk__Output } from './generated/flotilla/v1/DesiredStateChunk.js';
-export type { AgentStreamClient, AgentStreamHandlers } from './generated/flotilla/v1/AgentStream.js';
-export type { FleetServiceClient, FleetServiceHandlers } from './generated/flotilla/v1/FleetService.js';
+export type {
+  AgentStreamClient,
+  AgentStreamHandlers,
+} from './generated/flotilla/v1/AgentStream.js';
+export type {
+  FleetServiceClient,
+  FleetServiceHandlers,
+} from './generated/flotilla/v1/FleetService.js';
 export type { ClusterStatus as ClusterStatusMessage } from './generated/flotilla/v1/ClusterStatus.js';
 export type { IdentityClient, IdentityHandlers } from './generated/flotilla/v1/Identity.js';
 export type { Credentials, Credentials__Output } from './generated/flotilla/v1/Credentials.js';
 export type { ClusterIdentity__Output } from './generated/flotilla/v1/ClusterIdentity.js';
 export type { BundleDeployment as BundleDeploymentMessage } from './generated/flotilla/v1/BundleDeployment.js';
 export type { HistoryEntry as HistoryEntryMessage } from './generated/flotilla/v1/HistoryEntry.js';
-export type { WatchEvent as WatchEventMessage, WatchEvent__Output } from './generated/flotilla/v1/WatchEvent.js';
+export type {
+  WatchEvent as WatchEventMessage,
+  WatchEvent__Output,
+} from './generated/flotilla/v1/WatchEvent.js';
 
 /** Protocol version an agent announces in Hello; bumped only for incompatible changes. */
 export const PROTOCOL_VERSION = 1;
@@ -50,8 +59,17 @@ let cached: FlotillaProto | undefined;
 /** Loads the .proto files once and returns the service constructors and definitions. */
 export function loadFlotillaProto(): FlotillaProto {
   if (cached) return cached;
-  const def = protoLoader.loadSync(['flotilla/v1/agent_stream.proto', 'flotilla/v1/fleet.proto', 'flotilla/v1/identity.proto'], LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as AgentStreamProto & FleetProto & IdentityProto;
-  cached = { AgentStream: pkg.flotilla.v1.AgentStream, FleetService: pkg.flotilla.v1.FleetService, Identity: pkg.flotilla.v1.Identity };
+  const def = protoLoader.loadSync(
+    ['flotilla/v1/agent_stream.proto', 'flotilla/v1/fleet.proto', 'flotilla/v1/identity.proto'],
+    LOADER_OPTIONS,
+  );
+  const pkg = grpc.loadPackageDefinition(def) as unknown as AgentStreamProto &
+    FleetProto &
+    IdentityProto;
+  cached = {
+    AgentStream: pkg.flotilla.v1.AgentStream,
+    FleetService: pkg.flotilla.v1.FleetService,
+    Identity: pkg.flotilla.v1.Identity,
+  };
   return cached;
 }

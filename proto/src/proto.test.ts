@@ -6,7 +6,9 @@ import { loadFlotillaProto, PROTO_ROOT } from './index.js';
 
 test('generated-types-match-proto-files', () => {
   // Throws (non-zero exit) when src/generated differs from what the .proto files give.
-  execFileSync(process.execPath, [join(PROTO_ROOT, 'tools', 'gen-types.mjs'), '--check'], { stdio: 'pipe' });
+  execFileSync(process.execPath, [join(PROTO_ROOT, 'tools', 'gen-types.mjs'), '--check'], {
+    stdio: 'pipe',
+  });
 });
 
 test('services-load-with-expected-methods', () => {

@@ -6,13 +6,19 @@ import { KubeApiError, UnknownKindError } from '../kube/errors.js';
 import type { ApplyRequestOptions, KubeApi, ObjectRef, ResourceInfo } from '../kube/types.js';
 import { applySet } from './apply.js';
 
-const key = (r: { kind: string; namespace?: string; name: string }): string => `${r.kind}/${r.namespace ?? ''}/${r.name}`;
+const key = (r: { kind: string; namespace?: string; name: string }): string =>
+  `${r.kind}/${r.namespace ?? ''}/${r.name}`;
 
 /** An in-memory cluster: kinds become known when their CRD is stored. */
 class FakeKube implements KubeApi {
   objects = new Map<string, KubeObject>();
   writes: string[] = [];
-  kinds = new Map<string, boolean>([['ConfigMap', true], ['Namespace', false], ['CustomResourceDefinition', false], ['ClusterRole', false]]);
+  kinds = new Map<string, boolean>([
+    ['ConfigMap', true],
+    ['Namespace', false],
+    ['CustomResourceDefinition', false],
+    ['ClusterRole', false],
+  ]);
   async resource(apiVersion: string, kind: string): Promise<ResourceInfo> {
     const namespaced = this.kinds.get(kind);
     if (namespaced === undefined) throw new UnknownKindError(apiVersion, kind);
@@ -22,12 +28,23 @@ class FakeKube implements KubeApi {
     return this.objects.get(key(ref));
   }
   async apply(obj: KubeObject, opts: ApplyRequestOptions = {}): Promise<KubeObject> {
-    if ('bogus' in obj) throw new KubeApiError('PATCH', '/x', 400, 'BadRequest', '.bogus: field not declared in schema');
+    if ('bogus' in obj)
+      throw new KubeApiError(
+        'PATCH',
+        '/x',
+        400,
+        'BadRequest',
+        '.bogus: field not declared in schema',
+      );
     const stored = { ...obj, metadata: { ...obj.metadata } };
     if (!opts.dryRun) {
       this.writes.push(key({ ...obj.metadata, kind: obj.kind }));
-      this.objects.set(key({ ...obj.metadata, kind: obj.kind }), { ...stored, status: { conditions: [{ type: 'Established', status: 'True' }] } });
-      if (obj.kind === 'CustomResourceDefinition') this.kinds.set((obj.spec as { names: { kind: string } }).names.kind, true);
+      this.objects.set(key({ ...obj.metadata, kind: obj.kind }), {
+        ...stored,
+        status: { conditions: [{ type: 'Established', status: 'True' }] },
+      });
+      if (obj.kind === 'CustomResourceDefinition')
+        this.kinds.set((obj.spec as { names: { kind: string } }).names.kind, true);
     }
     return stored;
   }
@@ -39,26 +56,59 @@ class FakeKube implements KubeApi {
   }
 }
 
-const crd: KubeObject = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'widgets.example.com' }, spec: { group: 'example.com', names: { kind: 'Widget' }, versions: [{ name: 'v1', served: true }] } };
+const crd: KubeObject = {
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+  metadata: { name: 'widgets.example.com' },
+  spec: {
+    group: 'example.com',
+    names: { kind: 'Widget' },
+    versions: [{ name: 'v1', served: true }],
+  },
+};
 
 it('apply-set-stages-objects-defaults-namespaces-and-labels-them', async () => {
   const kube = new FakeKube();
   const objs: KubeObject[] = [
     { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'r', namespace: 'ignored' } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'r', namespace: 'ignored' },
+    },
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'web' } },
     crd,
   ];
-  const result = await applySet(kube, objs, { bundle: 'web', defaultNamespace: 'web', crdTimeoutMs: 1_000 });
-  assert.deepEqual(kube.writes, ['CustomResourceDefinition//widgets.example.com', 'Namespace//web', 'ClusterRole//r', 'Widget/web/w', 'ConfigMap/web/c']);
+  const result = await applySet(kube, objs, {
+    bundle: 'web',
+    defaultNamespace: 'web',
+    crdTimeoutMs: 1_000,
+  });
+  assert.deepEqual(kube.writes, [
+    'CustomResourceDefinition//widgets.example.com',
+    'Namespace//web',
+    'ClusterRole//r',
+    'Widget/web/w',
+    'ConfigMap/web/c',
+  ]);
   assert.ok(result.every((e) => e.action === 'created'));
-  assert.equal(kube.objects.get('ConfigMap/web/c')?.metadata.labels?.['flotilla.dev/bundle'], 'web');
+  assert.equal(
+    kube.objects.get('ConfigMap/web/c')?.metadata.labels?.['flotilla.dev/bundle'],
+    'web',
+  );
 });
 
 it('a-second-apply-of-the-same-objects-writes-nothing', async () => {
   const kube = new FakeKube();
-  const objs: KubeObject[] = [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'a' }, data: { x: '1' } }];
+  const objs: KubeObject[] = [
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: 'a' },
+      data: { x: '1' },
+    },
+  ];
   await applySet(kube, objs, { bundle: 'b' });
   kube.writes = [];
   const again = await applySet(kube, objs, { bundle: 'b' });

@@ -28,19 +28,33 @@ export interface ApplyOptions {
 }
 
 /** Defaults of ApplyOptions. */
-export const APPLY_DEFAULTS = { defaultNamespace: 'default', concurrency: 8, crdTimeoutMs: 60_000 } as const;
+export const APPLY_DEFAULTS = {
+  defaultNamespace: 'default',
+  concurrency: 8,
+  crdTimeoutMs: 60_000,
+} as const;
 
 /** The object as it will be sent: bundle label set, namespace defaulted (or dropped for cluster-scoped kinds). */
-export function prepareObject(obj: KubeObject, namespaced: boolean, opts: Pick<ApplyOptions, 'bundle' | 'defaultNamespace'>): KubeObject {
+export function prepareObject(
+  obj: KubeObject,
+  namespaced: boolean,
+  opts: Pick<ApplyOptions, 'bundle' | 'defaultNamespace'>,
+): KubeObject {
   const metadata = { ...obj.metadata };
   if (opts.bundle) metadata.labels = { ...(metadata.labels ?? {}), [BUNDLE_LABEL]: opts.bundle };
-  if (namespaced) metadata.namespace = metadata.namespace || opts.defaultNamespace || APPLY_DEFAULTS.defaultNamespace;
+  if (namespaced)
+    metadata.namespace =
+      metadata.namespace || opts.defaultNamespace || APPLY_DEFAULTS.defaultNamespace;
   else delete metadata.namespace;
   return { ...obj, metadata };
 }
 
 /** Applies one object; the entry's ref carries the namespace actually used. */
-export async function applyObject(kube: KubeApi, obj: KubeObject, opts: ApplyOptions = {}): Promise<ChangeSetEntry> {
+export async function applyObject(
+  kube: KubeApi,
+  obj: KubeObject,
+  opts: ApplyOptions = {},
+): Promise<ChangeSetEntry> {
   let ref: ObjectRef = refOf(obj);
   try {
     const info = await kube.resource(obj.apiVersion, obj.kind, opts.signal);
@@ -61,7 +75,11 @@ export async function applyObject(kube: KubeApi, obj: KubeObject, opts: ApplyOpt
  * Applies a set in stages (CRDs, wait for them, Namespaces, cluster-scoped, namespaced),
  * at most `concurrency` objects in flight. Returns one entry per object, in stage order.
  */
-export async function applySet(kube: KubeApi, objects: readonly KubeObject[], opts: ApplyOptions = {}): Promise<ChangeSetEntry[]> {
+export async function applySet(
+  kube: KubeApi,
+  objects: readonly KubeObject[],
+  opts: ApplyOptions = {},
+): Promise<ChangeSetEntry[]> {
   const limit = opts.concurrency ?? APPLY_DEFAULTS.concurrency;
   const crds = objects.filter(isCrd);
   const rest = objects.filter((o) => !isCrd(o));
@@ -69,7 +87,10 @@ export async function applySet(kube: KubeApi, objects: readonly KubeObject[], op
   const applied = crds.filter((_c, i) => results[i]?.action !== 'failed');
   if (applied.length > 0) {
     // A CRD that never gets Established is reported; its CRs then fail on discovery.
-    const notReady = await waitForCrds(kube, applied, { timeoutMs: opts.crdTimeoutMs ?? APPLY_DEFAULTS.crdTimeoutMs, signal: opts.signal });
+    const notReady = await waitForCrds(kube, applied, {
+      timeoutMs: opts.crdTimeoutMs ?? APPLY_DEFAULTS.crdTimeoutMs,
+      signal: opts.signal,
+    });
     for (const r of results) {
       const reason = notReady.get(r.ref.name);
       if (reason && r.action !== 'failed') Object.assign(r, { action: 'failed', reason });
@@ -78,7 +99,10 @@ export async function applySet(kube: KubeApi, objects: readonly KubeObject[], op
   // Scope comes from discovery, which now knows the kinds of the CRDs just applied.
   const scoped = await mapLimit(rest, limit, async (obj) => {
     try {
-      return { obj, namespaced: (await kube.resource(obj.apiVersion, obj.kind, opts.signal)).namespaced };
+      return {
+        obj,
+        namespaced: (await kube.resource(obj.apiVersion, obj.kind, opts.signal)).namespaced,
+      };
     } catch (err) {
       return { obj, error: errorMessage(err) };
     }

@@ -39,5 +39,7 @@ export function failureMessages(entries: readonly ChangeSetEntry[], limit = 10):
 
 /** Entries whose action wrote to the cluster (created, configured, deleted). */
 export function writes(entries: readonly ChangeSetEntry[]): ChangeSetEntry[] {
-  return entries.filter((e) => e.action === 'created' || e.action === 'configured' || e.action === 'deleted');
+  return entries.filter(
+    (e) => e.action === 'created' || e.action === 'configured' || e.action === 'deleted',
+  );
 }

@@ -19,7 +19,11 @@ export interface DeleteOptions {
 }
 
 /** Deletes one object unless it is protected; 'unchanged' with a reason when kept. */
-export async function deleteObject(kube: KubeApi, ref: ObjectRef, opts: DeleteOptions = {}): Promise<ChangeSetEntry> {
+export async function deleteObject(
+  kube: KubeApi,
+  ref: ObjectRef,
+  opts: DeleteOptions = {},
+): Promise<ChangeSetEntry> {
   try {
     const live = await kube.get(ref, opts.signal);
     if (!live) return entry(ref, 'deleted', 'already gone');
@@ -27,7 +31,8 @@ export async function deleteObject(kube: KubeApi, ref: ObjectRef, opts: DeleteOp
       return entry(ref, 'unchanged', `kept: annotated ${KEEP_ON_PRUNE_ANNOTATION}=disabled`);
     }
     const owner = live.metadata.labels?.[BUNDLE_LABEL];
-    if (opts.bundle && owner && owner !== opts.bundle) return entry(ref, 'unchanged', `kept: now belongs to bundle ${owner}`);
+    if (opts.bundle && owner && owner !== opts.bundle)
+      return entry(ref, 'unchanged', `kept: now belongs to bundle ${owner}`);
     await kube.delete(ref, opts.signal);
     return entry(ref, 'deleted');
   } catch (err) {
@@ -38,10 +43,17 @@ export async function deleteObject(kube: KubeApi, ref: ObjectRef, opts: DeleteOp
 }
 
 /** Deletes objects in reverse apply order (namespaced first, CRDs and Namespaces last). */
-export async function deleteObjects(kube: KubeApi, refs: readonly ObjectRef[], opts: DeleteOptions = {}): Promise<ChangeSetEntry[]> {
+export async function deleteObjects(
+  kube: KubeApi,
+  refs: readonly ObjectRef[],
+  opts: DeleteOptions = {},
+): Promise<ChangeSetEntry[]> {
   const scoped = await mapLimit(refs, opts.concurrency ?? 8, async (ref) => {
     try {
-      return { ref, namespaced: (await kube.resource(ref.apiVersion, ref.kind, opts.signal)).namespaced };
+      return {
+        ref,
+        namespaced: (await kube.resource(ref.apiVersion, ref.kind, opts.signal)).namespaced,
+      };
     } catch {
       // Unknown kind: deleteObject reports it; its stage does not matter.
       return { ref, namespaced: true };
@@ -49,7 +61,11 @@ export async function deleteObjects(kube: KubeApi, refs: readonly ObjectRef[], o
   });
   const results: ChangeSetEntry[] = [];
   for (const group of groupByStage(scoped, (s) => stageOf(s.ref, s.namespaced), DELETE_ORDER)) {
-    results.push(...(await mapLimit(group.items, opts.concurrency ?? 8, (s) => deleteObject(kube, s.ref, opts))));
+    results.push(
+      ...(await mapLimit(group.items, opts.concurrency ?? 8, (s) =>
+        deleteObject(kube, s.ref, opts),
+      )),
+    );
   }
   return results;
 }

@@ -6,7 +6,13 @@ import { canonicalJson } from '@flotilla/common';
 import type { KubeObject } from '@flotilla/common';
 
 /** metadata fields that never count as a difference. */
-export const IGNORED_METADATA = ['resourceVersion', 'generation', 'managedFields', 'uid', 'creationTimestamp'] as const;
+export const IGNORED_METADATA = [
+  'resourceVersion',
+  'generation',
+  'managedFields',
+  'uid',
+  'creationTimestamp',
+] as const;
 
 /** A copy without status and the server-maintained metadata fields. */
 export function comparable(obj: KubeObject): KubeObject {

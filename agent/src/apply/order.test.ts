@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { APPLY_ORDER, DELETE_ORDER, groupByStage, stageOf } from './order.js';
 
-const obj = (apiVersion: string, kind: string, namespaced: boolean) => ({ o: { apiVersion, kind }, namespaced });
+const obj = (apiVersion: string, kind: string, namespaced: boolean) => ({
+  o: { apiVersion, kind },
+  namespaced,
+});
 
 it('crds-then-namespaces-then-cluster-scoped-then-namespaced', () => {
   const items = [
@@ -26,6 +29,9 @@ it('crds-then-namespaces-then-cluster-scoped-then-namespaced', () => {
 });
 
 it('a-kind-named-like-a-crd-in-another-group-is-not-a-crd', () => {
-  assert.equal(stageOf({ apiVersion: 'example.com/v1', kind: 'CustomResourceDefinition' }, false), 'cluster');
+  assert.equal(
+    stageOf({ apiVersion: 'example.com/v1', kind: 'CustomResourceDefinition' }, false),
+    'cluster',
+  );
   assert.equal(stageOf({ apiVersion: 'example.com/v1', kind: 'Namespace' }, true), 'namespaced');
 });

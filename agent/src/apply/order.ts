@@ -15,7 +15,9 @@ type Typed = Pick<KubeObject, 'apiVersion' | 'kind'>;
 
 /** True for apiextensions.k8s.io CustomResourceDefinitions. */
 export function isCrd(obj: Typed): boolean {
-  return obj.kind === 'CustomResourceDefinition' && obj.apiVersion.startsWith('apiextensions.k8s.io/');
+  return (
+    obj.kind === 'CustomResourceDefinition' && obj.apiVersion.startsWith('apiextensions.k8s.io/')
+  );
 }
 
 /** True for core Namespaces. */
@@ -31,8 +33,14 @@ export function stageOf(obj: Typed, namespaced: boolean): Stage {
 }
 
 /** Groups items by stage, in the given order; input order is kept within a stage, empty stages are left out. */
-export function groupByStage<T>(items: readonly T[], stage: (item: T) => Stage, order: readonly Stage[] = APPLY_ORDER): { stage: Stage; items: T[] }[] {
+export function groupByStage<T>(
+  items: readonly T[],
+  stage: (item: T) => Stage,
+  order: readonly Stage[] = APPLY_ORDER,
+): { stage: Stage; items: T[] }[] {
   const groups = new Map<Stage, T[]>(order.map((s) => [s, []]));
   for (const item of items) groups.get(stage(item))?.push(item);
-  return order.map((s) => ({ stage: s, items: groups.get(s) ?? [] })).filter((g) => g.items.length > 0);
+  return order
+    .map((s) => ({ stage: s, items: groups.get(s) ?? [] }))
+    .filter((g) => g.items.length > 0);
 }

@@ -20,11 +20,17 @@ interface CrdSpec {
 }
 
 function established(live: KubeObject | undefined): boolean {
-  const conditions = (live?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions;
+  const conditions = (
+    live?.status as { conditions?: { type: string; status: string }[] } | undefined
+  )?.conditions;
   return conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
 }
 
-async function servedKindsResolve(kube: KubeApi, crd: KubeObject, signal?: AbortSignal): Promise<boolean> {
+async function servedKindsResolve(
+  kube: KubeApi,
+  crd: KubeObject,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const spec = (crd.spec ?? {}) as CrdSpec;
   const kind = spec.names?.kind;
   if (!spec.group || !kind) return true;
@@ -43,14 +49,21 @@ async function servedKindsResolve(kube: KubeApi, crd: KubeObject, signal?: Abort
  * Waits until each CRD is Established and its kinds resolve in discovery. Returns the
  * names that did not get there, with the reason; an empty map means all are ready.
  */
-export async function waitForCrds(kube: KubeApi, crds: readonly KubeObject[], opts: WaitOptions = {}): Promise<Map<string, string>> {
+export async function waitForCrds(
+  kube: KubeApi,
+  crds: readonly KubeObject[],
+  opts: WaitOptions = {},
+): Promise<Map<string, string>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   const pending = new Map(crds.map((c) => [c.metadata.name, c]));
   const reasons = new Map<string, string>();
   while (pending.size > 0) {
     for (const [name, crd] of pending) {
       try {
-        const live = await kube.get({ apiVersion: crd.apiVersion, kind: crd.kind, name }, opts.signal);
+        const live = await kube.get(
+          { apiVersion: crd.apiVersion, kind: crd.kind, name },
+          opts.signal,
+        );
         if (established(live) && (await servedKindsResolve(kube, crd, opts.signal))) {
           pending.delete(name);
           reasons.delete(name);
@@ -63,5 +76,10 @@ export async function waitForCrds(kube: KubeApi, crds: readonly KubeObject[], op
     if (Date.now() >= deadline) break;
     await sleep(opts.intervalMs ?? 250, opts.signal);
   }
-  return new Map([...pending.keys()].map((n) => [n, `CustomResourceDefinition ${n}: ${reasons.get(n) ?? 'aborted'}`]));
+  return new Map(
+    [...pending.keys()].map((n) => [
+      n,
+      `CustomResourceDefinition ${n}: ${reasons.get(n) ?? 'aborted'}`,
+    ]),
+  );
 }

@@ -57,21 +57,36 @@ function arg(name: string, fallback: number): number {
 }
 
 async function createNamespaces(kube: KubeClient): Promise<void> {
-  for (let n = 0; n < NAMESPACES; n++) await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `bench-${n}` } });
+  for (let n = 0; n < NAMESPACES; n++)
+    await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `bench-${n}` } });
 }
 
 async function resourceVersions(kube: KubeClient): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const [v, k] of [['apps/v1', 'Deployment'], ['v1', 'Service'], ['v1', 'ConfigMap'], ['v1', 'ServiceAccount']] as const) {
-    for (const o of await kube.list(v, k, { labelSelector: 'flotilla.dev/bundle' })) out.set(objectKey(o), String(o.metadata.resourceVersion));
+  for (const [v, k] of [
+    ['apps/v1', 'Deployment'],
+    ['v1', 'Service'],
+    ['v1', 'ConfigMap'],
+    ['v1', 'ServiceAccount'],
+  ] as const) {
+    for (const o of await kube.list(v, k, { labelSelector: 'flotilla.dev/bundle' }))
+      out.set(objectKey(o), String(o.metadata.resourceVersion));
   }
   return out;
 }
 
-async function driftLatencies(kube: KubeClient, state: DesiredState, bundles: Parameters<DriftController['afterApply']>[1], drifts: number): Promise<number[]> {
+async function driftLatencies(
+  kube: KubeClient,
+  state: DesiredState,
+  bundles: Parameters<DriftController['afterApply']>[1],
+  drifts: number,
+): Promise<number[]> {
   const waiting = new Map<string, (at: number) => void>();
   const reporter = { publish: () => ({ id: 'bench' }) };
-  const controller = new DriftController(kube, reporter, { logger: silentLogger(), onHealed: (key) => waiting.get(key)?.(performance.now()) });
+  const controller = new DriftController(kube, reporter, {
+    logger: silentLogger(),
+    onHealed: (key) => waiting.get(key)?.(performance.now()),
+  });
   controller.beforeApply();
   await controller.afterApply(state, bundles);
   await until(() => controller.detector.backlog === 0, 'initial checks', 120_000);
@@ -81,8 +96,16 @@ async function driftLatencies(kube: KubeClient, state: DesiredState, bundles: Pa
     const key = `/ConfigMap/${ns}/app-${i}`;
     const healed = new Promise<number>((resolve) => waiting.set(key, resolve));
     const t0 = performance.now();
-    await kube.request({ method: 'PATCH', path: `/api/v1/namespaces/${ns}/configmaps/app-${i}`, query: { fieldManager: 'kubectl-edit' }, contentType: 'application/merge-patch+json', body: { data: { LOG_LEVEL: `debug-${i}` } } });
-    const timeout = new Promise<number>((_r, reject) => setTimeout(() => reject(new Error(`drift ${key} not healed within 10 s`)), 10_000).unref());
+    await kube.request({
+      method: 'PATCH',
+      path: `/api/v1/namespaces/${ns}/configmaps/app-${i}`,
+      query: { fieldManager: 'kubectl-edit' },
+      contentType: 'application/merge-patch+json',
+      body: { data: { LOG_LEVEL: `debug-${i}` } },
+    });
+    const timeout = new Promise<number>((_r, reject) =>
+      setTimeout(() => reject(new Error(`drift ${key} not healed within 10 s`)), 10_000).unref(),
+    );
     latencies.push((await Promise.race([healed, timeout])) - t0);
     waiting.delete(key);
   }
@@ -97,7 +120,10 @@ async function vmRssMiB(pid: number): Promise<number> {
 }
 
 /** The real agent process (started with plain `node` and `launch`) applies the state to a fresh cluster; returns its apply time and peak VmRSS while managing it. */
-async function agentRss(state: DesiredState, launch: string[]): Promise<{ rssMiB: number; applyMs: number }> {
+async function agentRss(
+  state: DesiredState,
+  launch: string[],
+): Promise<{ rssMiB: number; applyMs: number }> {
   const [api, nats] = await Promise.all([startTestApiServer(), startTestNats()]);
   const hub = new ScriptedHub();
   await hub.start();
@@ -109,7 +135,22 @@ async function agentRss(state: DesiredState, launch: string[]): Promise<{ rssMiB
   };
   const token = join(tmpdir(), `flotilla-bench-token-${process.pid}`);
   await writeFile(token, 'bench\n');
-  const args = [...launch, '--cluster', 'bench', '--hub', `127.0.0.1:${hub.port}`, '--insecure', '--kubeconfig', api.kubeconfigPath, '--nats', nats.url, '--token-file', token, '--log-level', 'warn'];
+  const args = [
+    ...launch,
+    '--cluster',
+    'bench',
+    '--hub',
+    `127.0.0.1:${hub.port}`,
+    '--insecure',
+    '--kubeconfig',
+    api.kubeconfigPath,
+    '--nats',
+    nats.url,
+    '--token-file',
+    token,
+    '--log-level',
+    'warn',
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const started = performance.now();
   try {
@@ -142,7 +183,8 @@ async function round(apps: number, drifts: number): Promise<Figures> {
     let t = performance.now();
     const first = await reconcile(counting, store, state);
     const applyMs = performance.now() - t;
-    if (first.result !== 'applied') throw new Error(`apply failed: ${JSON.stringify(first.bundles.flatMap((b) => b.failures))}`);
+    if (first.result !== 'applied')
+      throw new Error(`apply failed: ${JSON.stringify(first.bundles.flatMap((b) => b.failures))}`);
     const before = await resourceVersions(kube);
     counting.writes = 0;
     t = performance.now();
@@ -153,7 +195,9 @@ async function round(apps: number, drifts: number): Promise<Figures> {
     const lat = await driftLatencies(kube, state, second.bundles, drifts);
     const how = launches();
     const agent = await agentRss(state, how.flotillaAgent);
-    const cli = how.flotillaCliAgent ? await agentRss(state, how.flotillaCliAgent) : { rssMiB: Number.NaN };
+    const cli = how.flotillaCliAgent
+      ? await agentRss(state, how.flotillaCliAgent)
+      : { rssMiB: Number.NaN };
     return {
       applyMs,
       reapplyMs,
@@ -189,11 +233,25 @@ for (let r = 1; r <= rounds; r++) {
 }
 const m = (k: keyof Figures): number => median(all.map((f) => f[k]));
 console.log(`\nmedian of ${rounds} rounds (${apps * 4} objects, ${drifts} drifts):`);
-console.log(`  apply to an empty cluster   ${(m('applyMs') / 1000).toFixed(2)} s   target <= 15 s    ${verdict(m('applyMs'), 15_000)}`);
-console.log(`  re-apply unchanged          ${(m('reapplyMs') / 1000).toFixed(2)} s   target <= 3 s     ${verdict(m('reapplyMs'), 3_000)}`);
-console.log(`  writes during re-apply      ${m('reapplyWrites')} (resourceVersions changed: ${m('rvChanged')})   target 0   ${verdict(m('reapplyWrites') + m('rvChanged'), 0)}`);
-console.log(`  drift-to-heal p50           ${m('p50').toFixed(1)} ms  target <= 50 ms   ${verdict(m('p50'), 50)}`);
-console.log(`  drift-to-heal p99           ${m('p99').toFixed(1)} ms  target <= 250 ms  ${verdict(m('p99'), 250)}`);
-console.log(`  agent RSS managing them     ${m('rssMiB').toFixed(1)} MiB target <= 100 MiB ${verdict(m('rssMiB'), 100)} (flotilla-agent = node dist/main.js, node ${process.version})`);
-console.log(`  agent RSS managing them     ${m('rssCliMiB').toFixed(1)} MiB target <= 100 MiB ${verdict(m('rssCliMiB'), 100)} (flotilla agent = node hub/dist/cli/main.js agent; NaN when the hub is not built)`);
+console.log(
+  `  apply to an empty cluster   ${(m('applyMs') / 1000).toFixed(2)} s   target <= 15 s    ${verdict(m('applyMs'), 15_000)}`,
+);
+console.log(
+  `  re-apply unchanged          ${(m('reapplyMs') / 1000).toFixed(2)} s   target <= 3 s     ${verdict(m('reapplyMs'), 3_000)}`,
+);
+console.log(
+  `  writes during re-apply      ${m('reapplyWrites')} (resourceVersions changed: ${m('rvChanged')})   target 0   ${verdict(m('reapplyWrites') + m('rvChanged'), 0)}`,
+);
+console.log(
+  `  drift-to-heal p50           ${m('p50').toFixed(1)} ms  target <= 50 ms   ${verdict(m('p50'), 50)}`,
+);
+console.log(
+  `  drift-to-heal p99           ${m('p99').toFixed(1)} ms  target <= 250 ms  ${verdict(m('p99'), 250)}`,
+);
+console.log(
+  `  agent RSS managing them     ${m('rssMiB').toFixed(1)} MiB target <= 100 MiB ${verdict(m('rssMiB'), 100)} (flotilla-agent = node dist/main.js, node ${process.version})`,
+);
+console.log(
+  `  agent RSS managing them     ${m('rssCliMiB').toFixed(1)} MiB target <= 100 MiB ${verdict(m('rssCliMiB'), 100)} (flotilla agent = node hub/dist/cli/main.js agent; NaN when the hub is not built)`,
+);
 process.exit(0);

@@ -2,7 +2,13 @@
 // ServiceAccount, spread over a few bundles and namespaces; and a KubeApi wrapper that
 // counts the requests that write.
 import type { KubeObject } from '@flotilla/common';
-import type { ApplyRequestOptions, KubeApi, ListOptions, ObjectRef, ResourceInfo } from '../kube/types.js';
+import type {
+  ApplyRequestOptions,
+  KubeApi,
+  ListOptions,
+  ObjectRef,
+  ResourceInfo,
+} from '../kube/types.js';
 import { makeState } from '../testing/desired.js';
 import type { TestBundle } from '../testing/desired.js';
 
@@ -25,20 +31,44 @@ export function appObjects(i: number, namespace: string): KubeObject[] {
         selector: { matchLabels: labels },
         template: {
           metadata: { labels },
-          spec: { serviceAccountName: name, containers: [{ name: 'main', image: `registry.example.com/${name}:1.0.${i}`, ports: [{ containerPort: 8080 }], envFrom: [{ configMapRef: { name } }] }] },
+          spec: {
+            serviceAccountName: name,
+            containers: [
+              {
+                name: 'main',
+                image: `registry.example.com/${name}:1.0.${i}`,
+                ports: [{ containerPort: 8080 }],
+                envFrom: [{ configMapRef: { name } }],
+              },
+            ],
+          },
         },
       },
     },
-    { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } },
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { LOG_LEVEL: 'info', APP_INDEX: String(i), GREETING: `hello from ${name}` } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace },
+      spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace },
+      data: { LOG_LEVEL: 'info', APP_INDEX: String(i), GREETING: `hello from ${name}` },
+    },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } },
   ];
 }
 
 /** A desired state of `apps` apps (4 objects each) in `bundles` bundles over `namespaces` namespaces (created separately). */
 export function benchState(apps: number, bundles = 5, namespaces = 5, revision = 'bench-1') {
-  const byBundle: TestBundle[] = Array.from({ length: bundles }, (_, b) => ({ name: `bench-${b}`, objects: [] }));
-  for (let i = 0; i < apps; i++) byBundle[i % bundles]?.objects.push(...appObjects(i, benchNamespace(i, namespaces)));
+  const byBundle: TestBundle[] = Array.from({ length: bundles }, (_, b) => ({
+    name: `bench-${b}`,
+    objects: [],
+  }));
+  for (let i = 0; i < apps; i++)
+    byBundle[i % bundles]?.objects.push(...appObjects(i, benchNamespace(i, namespaces)));
   return makeState('bench', revision, byBundle);
 }
 
@@ -89,5 +119,7 @@ export function median(xs: readonly number[]): number {
 export function percentile(xs: readonly number[], p: number): number {
   if (xs.length === 0) return 0;
   const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+  return sorted[
+    Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  ] as number;
 }

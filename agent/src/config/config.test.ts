@@ -4,7 +4,8 @@ import { ConfigError } from '@flotilla/common';
 import { compileConfig } from './config.js';
 import { parseAgentArgs } from './options.js';
 
-const compile = (argv: string[], env: NodeJS.ProcessEnv = {}) => compileConfig(parseAgentArgs(argv, env), '0.1.0');
+const compile = (argv: string[], env: NodeJS.ProcessEnv = {}) =>
+  compileConfig(parseAgentArgs(argv, env), '0.1.0');
 const fieldOf = (fn: () => unknown): string | undefined => {
   try {
     fn();
@@ -16,7 +17,11 @@ const fieldOf = (fn: () => unknown): string | undefined => {
 };
 
 it('flags-and-env-compile-to-a-full-config-with-defaults', () => {
-  const c = compile(['--cluster', 'east', '--hub', 'hub.example:7443', '--insecure'], { FLOTILLA_NATS_URL: 'nats://n:4222', KUBECONFIG: '/k', FLOTILLA_TOKEN: 't' });
+  const c = compile(['--cluster', 'east', '--hub', 'hub.example:7443', '--insecure'], {
+    FLOTILLA_NATS_URL: 'nats://n:4222',
+    KUBECONFIG: '/k',
+    FLOTILLA_TOKEN: 't',
+  });
   assert.equal(c.cluster, 'east');
   assert.equal(c.namespace, 'flotilla-system');
   assert.equal(c.kubeconfigPath, '/k');
@@ -27,17 +32,41 @@ it('flags-and-env-compile-to-a-full-config-with-defaults', () => {
 });
 
 it('flags-win-over-env', () => {
-  const c = compile(['--cluster', 'east', '--hub', 'h:1', '--nats', 'nats://a:1'], { FLOTILLA_CLUSTER: 'west', FLOTILLA_NATS_URL: 'nats://b:2' });
+  const c = compile(['--cluster', 'east', '--hub', 'h:1', '--nats', 'nats://a:1'], {
+    FLOTILLA_CLUSTER: 'west',
+    FLOTILLA_NATS_URL: 'nats://b:2',
+  });
   assert.deepEqual([c.cluster, c.natsServers], ['east', 'nats://a:1']);
 });
 
 it('config-errors-name-the-field', () => {
   const ok = ['--hub', 'h:1', '--nats', 'nats://a:1'];
-  assert.equal(fieldOf(() => compile(ok)), 'cluster');
-  assert.equal(fieldOf(() => compile(['--cluster', 'East_1', ...ok])), 'cluster');
-  assert.equal(fieldOf(() => compile(['--cluster', 'e', '--hub', 'nohost', '--nats', 'nats://a:1'])), 'hub');
-  assert.equal(fieldOf(() => compile(['--cluster', 'e', '--hub', 'h:1', '--nats', 'http://a:1'])), 'nats');
-  assert.equal(fieldOf(() => compile(['--cluster', 'e', ...ok, '--log-level', 'loud'])), 'log-level');
-  assert.equal(fieldOf(() => compile(['--cluster', 'e', ...ok, '--namespace', 'Bad'])), 'namespace');
-  assert.equal(fieldOf(() => compile(['--bogus'])), 'arguments');
+  assert.equal(
+    fieldOf(() => compile(ok)),
+    'cluster',
+  );
+  assert.equal(
+    fieldOf(() => compile(['--cluster', 'East_1', ...ok])),
+    'cluster',
+  );
+  assert.equal(
+    fieldOf(() => compile(['--cluster', 'e', '--hub', 'nohost', '--nats', 'nats://a:1'])),
+    'hub',
+  );
+  assert.equal(
+    fieldOf(() => compile(['--cluster', 'e', '--hub', 'h:1', '--nats', 'http://a:1'])),
+    'nats',
+  );
+  assert.equal(
+    fieldOf(() => compile(['--cluster', 'e', ...ok, '--log-level', 'loud'])),
+    'log-level',
+  );
+  assert.equal(
+    fieldOf(() => compile(['--cluster', 'e', ...ok, '--namespace', 'Bad'])),
+    'namespace',
+  );
+  assert.equal(
+    fieldOf(() => compile(['--bogus'])),
+    'arguments',
+  );
 });

@@ -65,7 +65,8 @@ function required(value: string | undefined, field: string, env: string): string
 function checkHub(address: string): string {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
   const port = Number(m?.[2]);
-  if (!m || port < 1 || port > 65_535) throw new ConfigError('hub', `"${address}" is not HOST:PORT`);
+  if (!m || port < 1 || port > 65_535)
+    throw new ConfigError('hub', `"${address}" is not HOST:PORT`);
   return address;
 }
 
@@ -85,13 +86,24 @@ function checkNats(servers: string): string {
 /** Applies defaults and validates; throws ConfigError naming the field. */
 export function compileConfig(opts: AgentOptions, agentVersion: string): AgentConfig {
   const cluster = required(opts.cluster, 'cluster', 'FLOTILLA_CLUSTER');
-  if (!isDnsLabel(cluster)) throw new ConfigError('cluster', `"${cluster}" is not a DNS label (lower-case letters, digits, '-')`);
+  if (!isDnsLabel(cluster))
+    throw new ConfigError(
+      'cluster',
+      `"${cluster}" is not a DNS label (lower-case letters, digits, '-')`,
+    );
   const namespace = opts.namespace ?? AGENT_DEFAULTS.namespace;
-  if (!isDnsLabel(namespace)) throw new ConfigError('namespace', `"${namespace}" is not a valid namespace name`);
+  if (!isDnsLabel(namespace))
+    throw new ConfigError('namespace', `"${namespace}" is not a valid namespace name`);
   const logLevel = opts.logLevel ?? AGENT_DEFAULTS.logLevel;
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('log-level', `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
-  if (opts.insecure && opts.bootstrapTokenFile) throw new ConfigError('insecure', 'cannot be combined with --bootstrap-token-file (registration needs TLS)');
-  if (opts.insecure && opts.caFile) throw new ConfigError('insecure', 'cannot be combined with --ca-file');
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new ConfigError('log-level', `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  if (opts.insecure && opts.bootstrapTokenFile)
+    throw new ConfigError(
+      'insecure',
+      'cannot be combined with --bootstrap-token-file (registration needs TLS)',
+    );
+  if (opts.insecure && opts.caFile)
+    throw new ConfigError('insecure', 'cannot be combined with --ca-file');
   return {
     ...AGENT_DEFAULTS,
     cluster,
@@ -113,6 +125,7 @@ export function compileConfig(opts: AgentOptions, agentVersion: string): AgentCo
 function checkMetricsAddr(addr: string): string {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/.exec(addr);
   const port = Number(m?.[2]);
-  if (!m || port > 65_535) throw new ConfigError('metrics-addr', `"${addr}" is not HOST:PORT (or :PORT)`);
+  if (!m || port > 65_535)
+    throw new ConfigError('metrics-addr', `"${addr}" is not HOST:PORT (or :PORT)`);
   return addr;
 }

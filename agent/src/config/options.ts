@@ -48,7 +48,10 @@ function nonEmpty(v: string | undefined): string | undefined {
 }
 
 /** Parses argv (without node and script) with env fallbacks; throws ConfigError on unknown flags. */
-export function parseAgentArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
+export function parseAgentArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): AgentOptions {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({

@@ -6,9 +6,16 @@ import type { Chunk } from './chunks.js';
 import { DesiredStateRejectedError } from './errors.js';
 import { configMap, makeState } from '../testing/desired.js';
 
-const state = makeState('east', 'abc123', [{ name: 'web', objects: [configMap('web', 'a', { x: '1' })] }]);
+const state = makeState('east', 'abc123', [
+  { name: 'web', objects: [configMap('web', 'a', { x: '1' })] },
+]);
 
-function chunksOf(value: unknown, generation: number, size: number, digest = state.digest): Chunk[] {
+function chunksOf(
+  value: unknown,
+  generation: number,
+  size: number,
+  digest = state.digest,
+): Chunk[] {
   const payload = gzipSync(JSON.stringify(value));
   const total = Math.ceil(payload.length / size);
   return Array.from({ length: total }, (_, index) => ({
@@ -68,7 +75,15 @@ describe('chunk reassembly', () => {
     const [c0, c1] = chunksOf(state, 1, 40);
     a.add(c0 as Chunk);
     assert.throws(() => a.add({ ...(c1 as Chunk), total: 99 }), DesiredStateRejectedError);
-    const garbage = new ChunkAssembler().add({ generation: 1, digest: state.digest, revision: 'r', index: 0, total: 1, data: Buffer.from('nope'), compressedSize: 4 });
+    const garbage = new ChunkAssembler().add({
+      generation: 1,
+      digest: state.digest,
+      revision: 'r',
+      index: 0,
+      total: 1,
+      data: Buffer.from('nope'),
+      compressedSize: 4,
+    });
     assert.ok(garbage);
     assert.throws(() => decodeDesiredState(garbage, 'east'), /cannot decode/);
   });

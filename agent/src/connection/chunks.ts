@@ -32,22 +32,39 @@ export const MAX_COMPRESSED_BYTES = 64 * 1024 * 1024;
 
 /** Collects the chunks of the newest generation; an incomplete older one is discarded. */
 export class ChunkAssembler {
-  private current: { head: Chunk; parts: (Uint8Array | undefined)[]; received: number; bytes: number } | undefined;
+  private current:
+    { head: Chunk; parts: (Uint8Array | undefined)[]; received: number; bytes: number } | undefined;
 
   /** Adds a chunk; returns the whole state when it was the last missing one. Throws DesiredStateRejectedError on inconsistent chunks. */
   add(c: Chunk): AssembledState | undefined {
     if (this.current && c.generation < this.current.head.generation) return undefined;
     if (!this.current || c.generation > this.current.head.generation) {
       if (!(c.total >= 1) || c.compressedSize > MAX_COMPRESSED_BYTES) {
-        throw new DesiredStateRejectedError(`generation ${c.generation}: bad total ${c.total} or size ${c.compressedSize}`);
+        throw new DesiredStateRejectedError(
+          `generation ${c.generation}: bad total ${c.total} or size ${c.compressedSize}`,
+        );
       }
-      this.current = { head: c, parts: new Array<Uint8Array | undefined>(c.total), received: 0, bytes: 0 };
+      this.current = {
+        head: c,
+        parts: new Array<Uint8Array | undefined>(c.total),
+        received: 0,
+        bytes: 0,
+      };
     }
     const cur = this.current;
     const h = cur.head;
-    if (c.total !== h.total || c.digest !== h.digest || c.revision !== h.revision || c.compressedSize !== h.compressedSize || c.index < 0 || c.index >= h.total) {
+    if (
+      c.total !== h.total ||
+      c.digest !== h.digest ||
+      c.revision !== h.revision ||
+      c.compressedSize !== h.compressedSize ||
+      c.index < 0 ||
+      c.index >= h.total
+    ) {
       this.current = undefined;
-      throw new DesiredStateRejectedError(`generation ${c.generation}: chunk ${c.index}/${c.total} does not match chunk 0 of its generation`);
+      throw new DesiredStateRejectedError(
+        `generation ${c.generation}: chunk ${c.index}/${c.total} does not match chunk 0 of its generation`,
+      );
     }
     if (cur.parts[c.index]) return undefined; // a duplicate is harmless
     cur.parts[c.index] = c.data;
@@ -57,7 +74,9 @@ export class ChunkAssembler {
     this.current = undefined;
     const payload = Buffer.concat(cur.parts as Uint8Array[]);
     if (payload.length !== h.compressedSize) {
-      throw new DesiredStateRejectedError(`generation ${h.generation}: ${payload.length} bytes received, ${h.compressedSize} announced`);
+      throw new DesiredStateRejectedError(
+        `generation ${h.generation}: ${payload.length} bytes received, ${h.compressedSize} announced`,
+      );
     }
     return { generation: h.generation, digest: h.digest, revision: h.revision, payload };
   }
@@ -71,16 +90,24 @@ export class ChunkAssembler {
 function parse(payload: Buffer): DesiredState {
   let value: unknown;
   try {
-    value = JSON.parse(gunzipSync(payload, { maxOutputLength: MAX_DESIRED_STATE_BYTES }).toString('utf8'));
+    value = JSON.parse(
+      gunzipSync(payload, { maxOutputLength: MAX_DESIRED_STATE_BYTES }).toString('utf8'),
+    );
   } catch (err) {
     throw new DesiredStateRejectedError(`cannot decode: ${errorMessage(err)}`, { cause: err });
   }
   const s = value as Partial<DesiredState> | null;
-  if (!s || typeof s.cluster !== 'string' || typeof s.digest !== 'string' || !Array.isArray(s.bundles)) {
+  if (
+    !s ||
+    typeof s.cluster !== 'string' ||
+    typeof s.digest !== 'string' ||
+    !Array.isArray(s.bundles)
+  ) {
     throw new DesiredStateRejectedError('not a DesiredState (cluster, digest, bundles)');
   }
   for (const b of s.bundles) {
-    if (!b || typeof b.name !== 'string' || !Array.isArray(b.objects)) throw new DesiredStateRejectedError('a bundle has no name or objects');
+    if (!b || typeof b.name !== 'string' || !Array.isArray(b.objects))
+      throw new DesiredStateRejectedError('a bundle has no name or objects');
   }
   return s as DesiredState;
 }
@@ -88,14 +115,20 @@ function parse(payload: Buffer): DesiredState {
 /** Decompresses, parses and verifies a reassembled state for `cluster`. */
 export function decodeDesiredState(assembled: AssembledState, cluster: string): DesiredState {
   const state = parse(assembled.payload);
-  if (state.cluster !== cluster) throw new DesiredStateRejectedError(`it is for cluster "${state.cluster}", this agent is "${cluster}"`);
+  if (state.cluster !== cluster)
+    throw new DesiredStateRejectedError(
+      `it is for cluster "${state.cluster}", this agent is "${cluster}"`,
+    );
   for (const b of state.bundles) {
     const { digest, ...rest } = b;
-    if (bundleDigest(rest) !== digest) throw new DesiredStateRejectedError(`bundle ${b.name}: digest does not match its content`);
+    if (bundleDigest(rest) !== digest)
+      throw new DesiredStateRejectedError(`bundle ${b.name}: digest does not match its content`);
   }
   const digest = desiredStateDigest(state.cluster, state.bundles, state.held);
   if (digest !== assembled.digest || state.digest !== assembled.digest) {
-    throw new DesiredStateRejectedError(`digest ${digest} does not match the announced ${assembled.digest}`);
+    throw new DesiredStateRejectedError(
+      `digest ${digest} does not match the announced ${assembled.digest}`,
+    );
   }
   return state;
 }

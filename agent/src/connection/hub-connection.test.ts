@@ -8,7 +8,9 @@ import type { ServerCall } from '../testing/scripted-hub.js';
 import { HubConnection } from './hub-connection.js';
 import type { HubHandler, ReceivedState } from './hub-connection.js';
 
-const state = makeState('east', 'rev1', [{ name: 'web', objects: [configMap('web', 'a', { x: '1' })] }]);
+const state = makeState('east', 'rev1', [
+  { name: 'web', objects: [configMap('web', 'a', { x: '1' })] },
+]);
 
 function send(call: ServerCall, generation: number, digest = state.digest): void {
   sendState(call, state, generation, 50, digest);
@@ -26,7 +28,19 @@ describe('hub connection', () => {
       onUpToDate: () => {},
     };
     return new HubConnection(
-      { cluster: 'east', address: `127.0.0.1:${hub.port}`, agentVersion: '0.1.0', token: 's3cret', insecure: true, keepaliveTimeMs: 20_000, keepaliveTimeoutMs: 10_000, reconnectInitialMs: 20, reconnectMaxMs: 50, heartbeatMs, logger: silentLogger() },
+      {
+        cluster: 'east',
+        address: `127.0.0.1:${hub.port}`,
+        agentVersion: '0.1.0',
+        token: 's3cret',
+        insecure: true,
+        keepaliveTimeMs: 20_000,
+        keepaliveTimeoutMs: 10_000,
+        reconnectInitialMs: 20,
+        reconnectMaxMs: 50,
+        heartbeatMs,
+        logger: silentLogger(),
+      },
       handler,
     );
   }
@@ -44,12 +58,40 @@ describe('hub connection', () => {
     assert.deepEqual(got, { session: 's1', generation: 7, state });
     const stream = hub.streams[0];
     assert.equal(stream?.auth, 'Bearer s3cret');
-    assert.deepEqual(stream?.received[0]?.hello, { cluster: 'east', agentVersion: '0.1.0', appliedDigest: 'sha256:old', appliedRevision: 'rev0', protocolVersion: 1 });
+    assert.deepEqual(stream?.received[0]?.hello, {
+      cluster: 'east',
+      agentVersion: '0.1.0',
+      appliedDigest: 'sha256:old',
+      appliedRevision: 'rev0',
+      protocolVersion: 1,
+    });
     assert.equal(conn.machine.state, 'connected');
-    assert.equal(await conn.ack('s1', { generation: 7, digest: state.digest, revision: 'rev1', result: 'partial', message: 'm', objectsApplied: 1, objectsFailed: 1 }), true);
+    assert.equal(
+      await conn.ack('s1', {
+        generation: 7,
+        digest: state.digest,
+        revision: 'rev1',
+        result: 'partial',
+        message: 'm',
+        objectsApplied: 1,
+        objectsFailed: 1,
+      }),
+      true,
+    );
     const ack = await until(() => stream?.received.find((m) => m.ack)?.ack, 'ack');
     assert.deepEqual([ack.generation, ack.result, ack.objectsFailed], [7, 'ACK_RESULT_PARTIAL', 1]);
-    assert.equal(await conn.ack('old-session', { generation: 7, digest: '', revision: '', result: 'applied', message: '', objectsApplied: 0, objectsFailed: 0 }), false);
+    assert.equal(
+      await conn.ack('old-session', {
+        generation: 7,
+        digest: '',
+        revision: '',
+        result: 'applied',
+        message: '',
+        objectsApplied: 0,
+        objectsFailed: 0,
+      }),
+      false,
+    );
     await conn.stop();
     assert.equal(conn.machine.state, 'closed');
   });
@@ -75,7 +117,14 @@ describe('hub connection', () => {
     hub.onStream = (call) => {
       // First stream: ended by the hub. Later streams: welcome, then silence.
       if (hub.streams.length === 1) call.end();
-      else call.write({ welcome: { session: `s${hub.streams.length}`, heartbeatIntervalMs: 100, protocolVersion: 1 } });
+      else
+        call.write({
+          welcome: {
+            session: `s${hub.streams.length}`,
+            heartbeatIntervalMs: 100,
+            protocolVersion: 1,
+          },
+        });
     };
     const conn = connect([], 100);
     conn.start();

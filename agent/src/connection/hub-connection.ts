@@ -61,7 +61,11 @@ export interface AckInput {
   objectsFailed: number;
 }
 
-const ACK_RESULT = { applied: 'ACK_RESULT_APPLIED', partial: 'ACK_RESULT_PARTIAL', failed: 'ACK_RESULT_FAILED' } as const;
+const ACK_RESULT = {
+  applied: 'ACK_RESULT_APPLIED',
+  partial: 'ACK_RESULT_PARTIAL',
+  failed: 'ACK_RESULT_FAILED',
+} as const;
 /** Missed heartbeat intervals after which the stream is presumed dead. */
 export const MISSED_HEARTBEATS = 3;
 
@@ -83,7 +87,11 @@ export class HubConnection {
     private readonly handler: HubHandler,
   ) {
     this.machine = new ConnectionStateMachine(opts.logger);
-    const creds = opts.credentials ?? (opts.insecure ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(opts.caPem ?? null));
+    const creds =
+      opts.credentials ??
+      (opts.insecure
+        ? grpc.credentials.createInsecure()
+        : grpc.credentials.createSsl(opts.caPem ?? null));
     this.client = this.newClient(creds);
   }
 
@@ -132,7 +140,10 @@ export class HubConnection {
   }
 
   private async run(): Promise<void> {
-    const backoff = new Backoff({ initialMs: this.opts.reconnectInitialMs, maxMs: this.opts.reconnectMaxMs });
+    const backoff = new Backoff({
+      initialMs: this.opts.reconnectInitialMs,
+      maxMs: this.opts.reconnectMaxMs,
+    });
     const signal = this.stopping.signal;
     while (!signal.aborted) {
       if (this.nextClient) {
@@ -145,7 +156,10 @@ export class HubConnection {
       if (signal.aborted) break;
       const delayMs = backoff.next();
       this.machine.transition('backoff', reason);
-      this.opts.logger.warn({ reason, delayMs, attempt: backoff.attempts, hub: this.opts.address }, 'hub connection failed; retrying');
+      this.opts.logger.warn(
+        { reason, delayMs, attempt: backoff.attempts, hub: this.opts.address },
+        'hub connection failed; retrying',
+      );
       await sleep(delayMs, signal);
     }
     if (this.machine.state !== 'closed') this.machine.transition('closed', 'stopped');
@@ -176,14 +190,21 @@ export class HubConnection {
         resolve(reason);
       };
       // Before Welcome the default interval bounds how long a silent hub is waited for.
-      const watchdog = setInterval(() => {
-        const silentMs = Date.now() - lastSeen;
-        if (silentMs > MISSED_HEARTBEATS * intervalMs) finish(`no message from the hub for ${silentMs} ms`);
-      }, Math.max(50, Math.floor(this.opts.heartbeatMs / 4)));
+      const watchdog = setInterval(
+        () => {
+          const silentMs = Date.now() - lastSeen;
+          if (silentMs > MISSED_HEARTBEATS * intervalMs)
+            finish(`no message from the hub for ${silentMs} ms`);
+        },
+        Math.max(50, Math.floor(this.opts.heartbeatMs / 4)),
+      );
       call.on('data', (m: HubMessage__Output) => {
         lastSeen = Date.now();
         if (m.kind === 'welcome' && m.welcome) {
-          intervalMs = m.welcome.heartbeatIntervalMs > 0 ? m.welcome.heartbeatIntervalMs : this.opts.heartbeatMs;
+          intervalMs =
+            m.welcome.heartbeatIntervalMs > 0
+              ? m.welcome.heartbeatIntervalMs
+              : this.opts.heartbeatMs;
           clearInterval(heartbeat);
           heartbeat = this.onWelcome(call, m.welcome, intervalMs, backoff);
         } else if (m.kind === 'desired' && m.desired) {
@@ -192,7 +213,9 @@ export class HubConnection {
           this.handler.onUpToDate(m.upToDate.digest, m.upToDate.revision);
         }
       });
-      call.on('error', (err: grpc.ServiceError) => finish(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+      call.on('error', (err: grpc.ServiceError) =>
+        finish(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`),
+      );
       call.on('end', () => finish('the hub closed the stream'));
       const mark = this.handler.appliedMark();
       void this.write(call, {
@@ -208,15 +231,34 @@ export class HubConnection {
   }
 
   /** Marks the session connected and starts heartbeats; returns their timer. */
-  private onWelcome(call: Call, welcome: NonNullable<HubMessage__Output['welcome']>, intervalMs: number, backoff: Backoff): NodeJS.Timeout {
+  private onWelcome(
+    call: Call,
+    welcome: NonNullable<HubMessage__Output['welcome']>,
+    intervalMs: number,
+    backoff: Backoff,
+  ): NodeJS.Timeout {
     this.session = welcome.session;
     backoff.reset();
     this.machine.transition('connected', 'welcome');
-    this.opts.logger.info({ [LogFields.session]: this.session, heartbeatMs: intervalMs, hubProtocol: welcome.protocolVersion }, 'connected to hub');
-    return setInterval(() => void this.write(call, { heartbeat: { sentAtMs: Date.now() } }), intervalMs);
+    this.opts.logger.info(
+      {
+        [LogFields.session]: this.session,
+        heartbeatMs: intervalMs,
+        hubProtocol: welcome.protocolVersion,
+      },
+      'connected to hub',
+    );
+    return setInterval(
+      () => void this.write(call, { heartbeat: { sentAtMs: Date.now() } }),
+      intervalMs,
+    );
   }
 
-  private onChunk(call: Call, assembler: ChunkAssembler, chunk: NonNullable<HubMessage__Output['desired']>): void {
+  private onChunk(
+    call: Call,
+    assembler: ChunkAssembler,
+    chunk: NonNullable<HubMessage__Output['desired']>,
+  ): void {
     const session = this.session;
     try {
       const whole = assembler.add(chunk);
@@ -225,9 +267,20 @@ export class HubConnection {
       this.handler.onDesired({ session, generation: whole.generation, state });
     } catch (err) {
       // A bad state is never applied; the hub learns why from the ack.
-      this.opts.logger.warn({ [LogFields.generation]: chunk.generation, [LogFields.err]: errorMessage(err) }, 'desired state rejected');
+      this.opts.logger.warn(
+        { [LogFields.generation]: chunk.generation, [LogFields.err]: errorMessage(err) },
+        'desired state rejected',
+      );
       void this.write(call, {
-        ack: { generation: chunk.generation, digest: chunk.digest, revision: chunk.revision, result: 'ACK_RESULT_FAILED', message: errorMessage(err), objectsApplied: 0, objectsFailed: 0 },
+        ack: {
+          generation: chunk.generation,
+          digest: chunk.digest,
+          revision: chunk.revision,
+          result: 'ACK_RESULT_FAILED',
+          message: errorMessage(err),
+          objectsApplied: 0,
+          objectsFailed: 0,
+        },
       });
     }
   }

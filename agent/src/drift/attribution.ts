@@ -25,7 +25,8 @@ function itemNode(node: Record<string, unknown>, item: unknown, index: number): 
     if (key.startsWith('k:') && isObject(item)) {
       try {
         const keys = JSON.parse(key.slice(2)) as Record<string, unknown>;
-        if (Object.entries(keys).every(([k, v]) => JSON.stringify(item[k]) === JSON.stringify(v))) return child;
+        if (Object.entries(keys).every(([k, v]) => JSON.stringify(item[k]) === JSON.stringify(v)))
+          return child;
       } catch {
         // a malformed key owns nothing we can match
       }
@@ -36,7 +37,11 @@ function itemNode(node: Record<string, unknown>, item: unknown, index: number): 
 }
 
 /** True when this fieldsV1 tree owns the JSON pointer `path` of `live` (or a field below it). */
-export function ownsPath(fields: Record<string, unknown> | undefined, live: unknown, path: string): boolean {
+export function ownsPath(
+  fields: Record<string, unknown> | undefined,
+  live: unknown,
+  path: string,
+): boolean {
   let node: unknown = fields;
   let value: unknown = live;
   for (const seg of path.split('/').slice(1).map(unescape)) {
@@ -56,8 +61,11 @@ export function ownsPath(fields: Record<string, unknown> | undefined, live: unkn
 
 /** The field manager that most likely made these changes, "" when unknown. */
 export function changedBy(live: KubeObject | undefined, paths: readonly string[]): string {
-  const entries = ((live?.metadata.managedFields ?? []) as ManagedFieldsEntry[]).filter((e) => e.manager && e.manager !== FIELD_MANAGER);
-  for (const e of entries) if (paths.some((p) => ownsPath(e.fieldsV1, live, p))) return e.manager as string;
+  const entries = ((live?.metadata.managedFields ?? []) as ManagedFieldsEntry[]).filter(
+    (e) => e.manager && e.manager !== FIELD_MANAGER,
+  );
+  for (const e of entries)
+    if (paths.some((p) => ownsPath(e.fieldsV1, live, p))) return e.manager as string;
   const latest = [...entries].sort((a, b) => (a.time ?? '').localeCompare(b.time ?? '')).pop();
   return latest?.manager ?? '';
 }

@@ -24,13 +24,16 @@ function same(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a);
   const kb = Object.keys(b);
   if (ka.length !== kb.length) return false;
-  return ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return ka.every((k) =>
+    same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+  );
 }
 
 function walk(path: string, desired: unknown, live: unknown, out: DriftChange[]): void {
   if (same(desired, live)) return;
   if (isObject(desired) && isObject(live)) {
-    for (const k of new Set([...Object.keys(desired), ...Object.keys(live)])) walk(`${path}/${pointerSegment(k)}`, desired[k], live[k], out);
+    for (const k of new Set([...Object.keys(desired), ...Object.keys(live)]))
+      walk(`${path}/${pointerSegment(k)}`, desired[k], live[k], out);
     return;
   }
   // Lists of equal length are compared item by item (a container's image, not the whole pod spec).
@@ -58,14 +61,25 @@ export function underPointer(path: string, prefix: string): boolean {
 }
 
 /** The ignore paths of the rules that match this object. */
-export function ignoredPaths(rules: readonly DriftIgnoreRule[], obj: Pick<KubeObject, 'kind' | 'metadata'>): string[] {
+export function ignoredPaths(
+  rules: readonly DriftIgnoreRule[],
+  obj: Pick<KubeObject, 'kind' | 'metadata'>,
+): string[] {
   return rules
-    .filter((r) => (!r.kind || r.kind === obj.kind) && (!r.name || r.name === obj.metadata.name) && (!r.namespace || r.namespace === obj.metadata.namespace))
+    .filter(
+      (r) =>
+        (!r.kind || r.kind === obj.kind) &&
+        (!r.name || r.name === obj.metadata.name) &&
+        (!r.namespace || r.namespace === obj.metadata.namespace),
+    )
     .flatMap((r) => r.paths);
 }
 
 /** Changes not covered by an ignored path. */
-export function withoutIgnored(changes: readonly DriftChange[], paths: readonly string[]): DriftChange[] {
+export function withoutIgnored(
+  changes: readonly DriftChange[],
+  paths: readonly string[],
+): DriftChange[] {
   if (paths.length === 0) return [...changes];
   return changes.filter((c) => !paths.some((p) => underPointer(c.path, p)));
 }
@@ -75,7 +89,11 @@ export function withoutIgnored(changes: readonly DriftChange[], paths: readonly 
  * stringData, and annotations such as last-applied-configuration may all hold secrets);
  * long values are cut.
  */
-export function publishable(kind: string, changes: readonly DriftChange[], maxValueChars = 256): DriftChange[] {
+export function publishable(
+  kind: string,
+  changes: readonly DriftChange[],
+  maxValueChars = 256,
+): DriftChange[] {
   const secret = kind === 'Secret';
   const show = (path: string, v: unknown): unknown => {
     if (v === undefined) return undefined;

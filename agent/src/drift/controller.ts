@@ -36,7 +36,10 @@ export class DriftController {
     private readonly opts: DriftControllerOptions,
   ) {
     this.detector = new DriftDetector(kube, reporter, opts);
-    this.health = new HealthTracker(reporter, { logger: opts.logger, debounceMs: opts.healthDebounceMs });
+    this.health = new HealthTracker(reporter, {
+      logger: opts.logger,
+      debounceMs: opts.healthDebounceMs,
+    });
   }
 
   /** An apply is about to start: hold drift checks. */
@@ -45,20 +48,34 @@ export class DriftController {
   }
 
   /** An apply ended: enforce this state from now on (a failure to resolve kinds leaves the previous set). */
-  async afterApply(state: DesiredState, bundles: readonly BundleApplyResult[], signal?: AbortSignal): Promise<void> {
+  async afterApply(
+    state: DesiredState,
+    bundles: readonly BundleApplyResult[],
+    signal?: AbortSignal,
+  ): Promise<void> {
     try {
       if (this.stopped || signal?.aborted) return;
       const set = await managedSet(this.kube, state, this.opts.defaultNamespace, signal);
       this.detector.setManaged(set.objects, state.revision);
       const members = new Map([...set.objects].map(([k, m]) => [k, m.bundle]));
-      this.health.setManaged(members, new Map(bundles.map((b) => [b.name, b.failures.slice(0, Math.max(b.failed, 0))])), state.revision);
+      this.health.setManaged(
+        members,
+        new Map(bundles.map((b) => [b.name, b.failures.slice(0, Math.max(b.failed, 0))])),
+        state.revision,
+      );
       this.watchKinds(set.kinds);
       // A kind that cannot be listed must not hold the apply queue: its watcher keeps retrying.
       const waited = new AbortController();
-      await Promise.race([Promise.all([...this.watchers.values()].map((w) => w.synced)), sleep(WATCH_SYNC_WAIT_MS, waited.signal)]);
+      await Promise.race([
+        Promise.all([...this.watchers.values()].map((w) => w.synced)),
+        sleep(WATCH_SYNC_WAIT_MS, waited.signal),
+      ]);
       waited.abort();
     } catch (err) {
-      this.opts.logger.warn({ [LogFields.err]: errorMessage(err) }, 'cannot update the watched objects; keeping the previous set');
+      this.opts.logger.warn(
+        { [LogFields.err]: errorMessage(err) },
+        'cannot update the watched objects; keeping the previous set',
+      );
     } finally {
       this.detector.resume();
     }

@@ -7,8 +7,17 @@ import type { ApplyRequestOptions } from '../kube/types.js';
 import { DriftDetector } from './detector.js';
 import type { ManagedObject } from './managed.js';
 
-const desired: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'd', labels: { 'flotilla.dev/bundle': 'b' } }, data: { a: '1' } };
-const live = (a: string, rv: string): KubeObject => ({ ...desired, metadata: { ...desired.metadata, resourceVersion: rv }, data: { a } });
+const desired: KubeObject = {
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name: 'c', namespace: 'd', labels: { 'flotilla.dev/bundle': 'b' } },
+  data: { a: '1' },
+};
+const live = (a: string, rv: string): KubeObject => ({
+  ...desired,
+  metadata: { ...desired.metadata, resourceVersion: rv },
+  data: { a },
+});
 
 class FakeKube {
   dryRuns = 0;
@@ -17,10 +26,16 @@ class FakeKube {
   async apply(obj: KubeObject, opts?: ApplyRequestOptions): Promise<KubeObject> {
     if (opts?.dryRun) {
       this.dryRuns++;
-      return { ...obj, metadata: { ...obj.metadata, resourceVersion: this.current.metadata.resourceVersion } };
+      return {
+        ...obj,
+        metadata: { ...obj.metadata, resourceVersion: this.current.metadata.resourceVersion },
+      };
     }
     this.writes++;
-    this.current = live(String((obj.data as { a: string }).a), String(Number(this.current.metadata.resourceVersion) + 1));
+    this.current = live(
+      String((obj.data as { a: string }).a),
+      String(Number(this.current.metadata.resourceVersion) + 1),
+    );
     return this.current;
   }
 }
@@ -28,8 +43,18 @@ class FakeKube {
 function setup(): { kube: FakeKube; det: DriftDetector; published: string[] } {
   const kube = new FakeKube();
   const published: string[] = [];
-  const det = new DriftDetector(kube, { publish: (kind) => (published.push(kind), { id: String(published.length) }) }, { logger: silentLogger(), debounceMs: 20 });
-  const m: ManagedObject = { bundle: 'b', mode: 'enforce', force: true, ignore: [], object: desired };
+  const det = new DriftDetector(
+    kube,
+    { publish: (kind) => (published.push(kind), { id: String(published.length) }) },
+    { logger: silentLogger(), debounceMs: 20 },
+  );
+  const m: ManagedObject = {
+    bundle: 'b',
+    mode: 'enforce',
+    force: true,
+    ignore: [],
+    object: desired,
+  };
   det.setManaged(new Map([['/ConfigMap/d/c', m]]), 'rev');
   return { kube, det, published };
 }
@@ -70,7 +95,13 @@ it('events-during-an-apply-wait-and-are-checked-after-it', async () => {
 
 it('events-of-unmanaged-objects-are-ignored', async () => {
   const { kube, det } = setup();
-  det.onEvent({ type: 'MODIFIED', object: { ...live('z', '5'), metadata: { name: 'other', namespace: 'd', resourceVersion: '5' } } });
+  det.onEvent({
+    type: 'MODIFIED',
+    object: {
+      ...live('z', '5'),
+      metadata: { name: 'other', namespace: 'd', resourceVersion: '5' },
+    },
+  });
   await idle(det);
   assert.equal(kube.dryRuns, 0);
   det.stop();

@@ -5,7 +5,13 @@
 // manage can differ. Heals apply that one object, with per-object backoff.
 import { createHash } from 'node:crypto';
 import { LogFields, canonicalJson, durations, errorMessage, objectKey } from '@flotilla/common';
-import type { DriftCorrectedData, DriftDetectedData, EventKind, KubeObject, Logger } from '@flotilla/common';
+import type {
+  DriftCorrectedData,
+  DriftDetectedData,
+  EventKind,
+  KubeObject,
+  Logger,
+} from '@flotilla/common';
 import { comparable } from '../apply/diff.js';
 import type { KubeApi } from '../kube/types.js';
 import { refOf } from '../kube/types.js';
@@ -38,7 +44,9 @@ interface Pending {
 }
 
 function fingerprint(obj: KubeObject): string {
-  return createHash('sha1').update(canonicalJson(comparable(obj))).digest('base64');
+  return createHash('sha1')
+    .update(canonicalJson(comparable(obj)))
+    .digest('base64');
 }
 
 /** Detects and heals drift of the managed objects. */
@@ -78,7 +86,8 @@ export class DriftDetector {
       const before = this.managed.get(key);
       const now = objects.get(key);
       // A changed desired object invalidates what we knew about its live state.
-      if (!now || (before && canonicalJson(before.object) !== canonicalJson(now.object))) this.clean.delete(key);
+      if (!now || (before && canonicalJson(before.object) !== canonicalJson(now.object)))
+        this.clean.delete(key);
       if (!now) this.policy.forget(key);
     }
     this.managed = objects;
@@ -131,7 +140,12 @@ export class DriftDetector {
     this.running++;
     this.busy.add(key);
     void this.check(key)
-      .catch((err: unknown) => this.opts.logger.warn({ object: key, [LogFields.err]: errorMessage(err) }, 'drift check failed'))
+      .catch((err: unknown) =>
+        this.opts.logger.warn(
+          { object: key, [LogFields.err]: errorMessage(err) },
+          'drift check failed',
+        ),
+      )
       .finally(() => {
         this.running--;
         this.busy.delete(key);
@@ -170,9 +184,17 @@ export class DriftDetector {
     await this.drifted(key, m, p, deleted, changes, deleted ? undefined : live);
   }
 
-  private async drifted(key: string, m: ManagedObject, p: Pending, deleted: boolean, changes: DriftDetectedData['changes'], live: KubeObject | undefined): Promise<void> {
+  private async drifted(
+    key: string,
+    m: ManagedObject,
+    p: Pending,
+    deleted: boolean,
+    changes: DriftDetectedData['changes'],
+    live: KubeObject | undefined,
+  ): Promise<void> {
     this.counts.detected++;
-    const decision = m.mode === 'enforce' ? this.policy.next(key) : { heals: 0, fight: false, delayMs: 0 };
+    const decision =
+      m.mode === 'enforce' ? this.policy.next(key) : { heals: 0, fight: false, delayMs: 0 };
     const shown = publishable(m.object.kind, changes.slice(0, DRIFT_DEFAULTS.maxChanges));
     const data: DriftDetectedData = {
       bundle: m.bundle,
@@ -180,7 +202,10 @@ export class DriftDetector {
       object: refOf(m.object),
       deleted,
       changes: shown,
-      manager: changedBy(live, changes.map((c) => c.path)),
+      manager: changedBy(
+        live,
+        changes.map((c) => c.path),
+      ),
       mode: m.mode,
       heals: decision.heals,
       fight: decision.fight,
@@ -188,9 +213,23 @@ export class DriftDetector {
       ...(m.mode === 'enforce' ? { healDelayMs: decision.delayMs } : {}),
     };
     const event = this.reporter.publish('drift-detected', data);
-    const fields = { [LogFields.bundle]: m.bundle, object: key, manager: data.manager, paths: shown.map((c) => c.path), heals: decision.heals };
-    if (decision.fight) this.opts.logger.warn({ ...fields, delayMs: decision.delayMs }, 'object keeps drifting: something fights Flotilla over it; healing slows down');
-    else this.opts.logger.info(fields, m.mode === 'enforce' ? 'drift detected; healing' : 'drift detected (warn mode: not healed)');
+    const fields = {
+      [LogFields.bundle]: m.bundle,
+      object: key,
+      manager: data.manager,
+      paths: shown.map((c) => c.path),
+      heals: decision.heals,
+    };
+    if (decision.fight)
+      this.opts.logger.warn(
+        { ...fields, delayMs: decision.delayMs },
+        'object keeps drifting: something fights Flotilla over it; healing slows down',
+      );
+    else
+      this.opts.logger.info(
+        fields,
+        m.mode === 'enforce' ? 'drift detected; healing' : 'drift detected (warn mode: not healed)',
+      );
     if (m.mode !== 'enforce') return;
     if (decision.delayMs > 0) await new Promise((r) => setTimeout(r, decision.delayMs));
     // The desired object may have changed or gone while we waited.
@@ -200,7 +239,13 @@ export class DriftDetector {
       const result = await this.kube.apply(current.object, { force: current.force });
       this.clean.set(key, fingerprint(result));
       this.counts.healed++;
-      const corrected: DriftCorrectedData = { bundle: current.bundle, revision: this.revision, object: refOf(current.object), driftEventId: event.id, latencyMs: Date.now() - p.firstSeen };
+      const corrected: DriftCorrectedData = {
+        bundle: current.bundle,
+        revision: this.revision,
+        object: refOf(current.object),
+        driftEventId: event.id,
+        latencyMs: Date.now() - p.firstSeen,
+      };
       this.reporter.publish('drift-corrected', corrected);
       this.opts.onHealed?.(key, corrected);
     } catch (err) {

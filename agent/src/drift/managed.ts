@@ -26,7 +26,12 @@ export interface ManagedSet {
 }
 
 /** Builds the managed set of a desired state; kinds the API does not serve are skipped (their apply failed and is reported). */
-export async function managedSet(kube: Pick<KubeApi, 'resource'>, state: DesiredState, defaultNamespace = 'default', signal?: AbortSignal): Promise<ManagedSet> {
+export async function managedSet(
+  kube: Pick<KubeApi, 'resource'>,
+  state: DesiredState,
+  defaultNamespace = 'default',
+  signal?: AbortSignal,
+): Promise<ManagedSet> {
   const objects = new Map<string, ManagedObject>();
   const kinds = new Set<string>();
   const skipped: string[] = [];
@@ -35,7 +40,13 @@ export async function managedSet(kube: Pick<KubeApi, 'resource'>, state: Desired
       try {
         const info = await kube.resource(raw.apiVersion, raw.kind, signal);
         const object = prepareObject(raw, info.namespaced, { bundle: b.name, defaultNamespace });
-        objects.set(objectKey(object), { bundle: b.name, mode: b.drift.mode, force: b.forceConflicts, ignore: ignoredPaths(b.drift.ignore, object), object });
+        objects.set(objectKey(object), {
+          bundle: b.name,
+          mode: b.drift.mode,
+          force: b.forceConflicts,
+          ignore: ignoredPaths(b.drift.ignore, object),
+          object,
+        });
         kinds.add(`${raw.apiVersion}|${raw.kind}`);
       } catch (err) {
         skipped.push(`${raw.kind}/${raw.metadata.name}: ${errorMessage(err)}`);

@@ -27,7 +27,9 @@ const progressing = (message: string): ObjectHealth => ({ state: 'Progressing', 
 const degraded = (message: string): ObjectHealth => ({ state: 'Degraded', message });
 
 function condition(status: Status, type: string): Condition | undefined {
-  return Array.isArray(status.conditions) ? status.conditions.find((c) => c?.type === type) : undefined;
+  return Array.isArray(status.conditions)
+    ? status.conditions.find((c) => c?.type === type)
+    : undefined;
 }
 
 function num(v: unknown, fallback = 0): number {
@@ -37,20 +39,33 @@ function num(v: unknown, fallback = 0): number {
 function replicasHealth(kind: string, obj: KubeObject, status: Status): ObjectHealth {
   const want = num((obj.spec as { replicas?: number } | undefined)?.replicas, 1);
   const p = condition(status, 'Progressing');
-  if (p?.status === 'False' && p.reason === 'ProgressDeadlineExceeded') return degraded(p.message ?? 'progress deadline exceeded');
-  const updated = num(kind === 'StatefulSet' ? (status.updatedReplicas ?? status.currentReplicas) : status.updatedReplicas);
+  if (p?.status === 'False' && p.reason === 'ProgressDeadlineExceeded')
+    return degraded(p.message ?? 'progress deadline exceeded');
+  const updated = num(
+    kind === 'StatefulSet'
+      ? (status.updatedReplicas ?? status.currentReplicas)
+      : status.updatedReplicas,
+  );
   if (updated < want) return progressing(`${updated} of ${want} replicas updated`);
   const available = num(kind === 'StatefulSet' ? status.readyReplicas : status.availableReplicas);
   if (available < want) return progressing(`${available} of ${want} replicas available`);
-  if (num(status.replicas, want) > want) return progressing(`${num(status.replicas)} replicas, ${want} wanted: old ones terminating`);
-  if (kind === 'StatefulSet' && status.updateRevision && status.currentRevision !== status.updateRevision) return progressing('rolling update in progress');
+  if (num(status.replicas, want) > want)
+    return progressing(`${num(status.replicas)} replicas, ${want} wanted: old ones terminating`);
+  if (
+    kind === 'StatefulSet' &&
+    status.updateRevision &&
+    status.currentRevision !== status.updateRevision
+  )
+    return progressing('rolling update in progress');
   return ready;
 }
 
 function daemonSetHealth(status: Status): ObjectHealth {
   const want = num(status.desiredNumberScheduled);
-  if (num(status.updatedNumberScheduled) < want) return progressing(`${num(status.updatedNumberScheduled)} of ${want} pods updated`);
-  if (num(status.numberAvailable) < want) return progressing(`${num(status.numberAvailable)} of ${want} pods available`);
+  if (num(status.updatedNumberScheduled) < want)
+    return progressing(`${num(status.updatedNumberScheduled)} of ${want} pods updated`);
+  if (num(status.numberAvailable) < want)
+    return progressing(`${num(status.numberAvailable)} of ${want} pods available`);
   return ready;
 }
 
@@ -62,20 +77,30 @@ function byKind(obj: KubeObject, status: Status): ObjectHealth | undefined {
     case 'DaemonSet':
       return daemonSetHealth(status);
     case 'Job':
-      if (condition(status, 'Failed')?.status === 'True') return degraded(condition(status, 'Failed')?.message ?? 'job failed');
-      return condition(status, 'Complete')?.status === 'True' ? ready : progressing('job not complete');
+      if (condition(status, 'Failed')?.status === 'True')
+        return degraded(condition(status, 'Failed')?.message ?? 'job failed');
+      return condition(status, 'Complete')?.status === 'True'
+        ? ready
+        : progressing('job not complete');
     case 'CustomResourceDefinition':
-      if (condition(status, 'NamesAccepted')?.status === 'False') return degraded(condition(status, 'NamesAccepted')?.message ?? 'names not accepted');
-      return condition(status, 'Established')?.status === 'True' ? ready : progressing('not established');
+      if (condition(status, 'NamesAccepted')?.status === 'False')
+        return degraded(condition(status, 'NamesAccepted')?.message ?? 'names not accepted');
+      return condition(status, 'Established')?.status === 'True'
+        ? ready
+        : progressing('not established');
     case 'Namespace':
       return status.phase === 'Terminating' ? progressing('terminating') : ready;
     case 'PersistentVolumeClaim':
       if (status.phase === 'Lost') return degraded('volume lost');
-      return status.phase === 'Bound' ? ready : progressing(`phase ${String(status.phase ?? 'Pending')}`);
+      return status.phase === 'Bound'
+        ? ready
+        : progressing(`phase ${String(status.phase ?? 'Pending')}`);
     case 'Service': {
       if ((obj.spec as { type?: string } | undefined)?.type !== 'LoadBalancer') return ready;
       const ingress = (status.loadBalancer as { ingress?: unknown[] } | undefined)?.ingress;
-      return Array.isArray(ingress) && ingress.length > 0 ? ready : progressing('waiting for a load balancer address');
+      return Array.isArray(ingress) && ingress.length > 0
+        ? ready
+        : progressing('waiting for a load balancer address');
     }
     default:
       return undefined;
@@ -87,8 +112,15 @@ export function objectHealth(obj: KubeObject | undefined): ObjectHealth {
   if (!obj) return progressing('not found');
   const status = (obj.status ?? {}) as Status;
   const generation = obj.metadata.generation;
-  const controlled = ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(obj.kind) || condition(status, 'Ready') !== undefined;
-  if (controlled && typeof generation === 'number' && typeof status.observedGeneration === 'number' && status.observedGeneration < generation) {
+  const controlled =
+    ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(obj.kind) ||
+    condition(status, 'Ready') !== undefined;
+  if (
+    controlled &&
+    typeof generation === 'number' &&
+    typeof status.observedGeneration === 'number' &&
+    status.observedGeneration < generation
+  ) {
     return progressing(`generation ${generation} not observed yet`);
   }
   if (obj.metadata.deletionTimestamp) return progressing('being deleted');

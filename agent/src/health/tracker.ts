@@ -20,14 +20,24 @@ export interface HealthTrackerOptions {
 }
 
 /** The state of a bundle from its objects' health and its apply failures. */
-export function bundleState(health: Iterable<ObjectHealth>, applyFailures: number): { state: BundleHealthState; counts: HealthChangedData['counts'] } {
+export function bundleState(
+  health: Iterable<ObjectHealth>,
+  applyFailures: number,
+): { state: BundleHealthState; counts: HealthChangedData['counts'] } {
   const counts = { ready: 0, progressing: 0, degraded: 0, failed: applyFailures };
   for (const h of health) {
     if (h.state === 'Ready') counts.ready++;
     else if (h.state === 'Progressing') counts.progressing++;
     else counts.degraded++;
   }
-  const state: BundleHealthState = counts.failed > 0 ? 'Failed' : counts.degraded > 0 ? 'Degraded' : counts.progressing > 0 ? 'Progressing' : 'Ready';
+  const state: BundleHealthState =
+    counts.failed > 0
+      ? 'Failed'
+      : counts.degraded > 0
+        ? 'Degraded'
+        : counts.progressing > 0
+          ? 'Progressing'
+          : 'Ready';
   return { state, counts };
 }
 
@@ -47,7 +57,11 @@ export class HealthTracker {
   ) {}
 
   /** Sets which objects (keys) make up each bundle, and each bundle's apply failures. */
-  setManaged(members: Map<string, string>, applyFailures: Map<string, string[]>, revision = ''): void {
+  setManaged(
+    members: Map<string, string>,
+    applyFailures: Map<string, string[]>,
+    revision = '',
+  ): void {
     this.revision = revision;
     const before = this.objects;
     const next = new Map<string, Map<string, ObjectHealth>>();
@@ -91,8 +105,16 @@ export class HealthTracker {
     const failures = this.failures.get(bundle) ?? [];
     const { state, counts } = bundleState(health.values(), failures.length);
     const reasons = [...failures];
-    for (const [key, h] of health) if (h.state !== 'Ready') reasons.push(`${key}: ${h.message ?? h.state}`);
-    return { bundle, revision: this.revision, state, previous: this.published.get(bundle) ?? '', counts, reasons: reasons.slice(0, 10) };
+    for (const [key, h] of health)
+      if (h.state !== 'Ready') reasons.push(`${key}: ${h.message ?? h.state}`);
+    return {
+      bundle,
+      revision: this.revision,
+      state,
+      previous: this.published.get(bundle) ?? '',
+      counts,
+      reasons: reasons.slice(0, 10),
+    };
   }
 
   private schedule(bundle: string): void {
@@ -105,7 +127,10 @@ export class HealthTracker {
         const data = this.compute(bundle);
         if (data.state === data.previous) return;
         this.published.set(bundle, data.state);
-        this.opts.logger.info({ [LogFields.bundle]: bundle, state: data.state, previous: data.previous }, 'bundle health changed');
+        this.opts.logger.info(
+          { [LogFields.bundle]: bundle, state: data.state, previous: data.previous },
+          'bundle health changed',
+        );
         this.reporter.publish('health-changed', data);
       }, this.opts.debounceMs ?? durations.healthDebounce),
     );

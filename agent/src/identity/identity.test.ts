@@ -10,7 +10,11 @@ test('csr-names-the-cluster-and-is-signed-by-the-agent-key', async () => {
   const csr = forge.pki.certificationRequestFromPem(await createCsr(key, 'edge-eu'));
   assert.ok(csr.verify());
   assert.equal(csr.subject.getField('CN')?.value, 'edge-eu');
-  assert.doesNotMatch(await createCsr(key, 'edge-eu'), /PRIVATE KEY/, 'only the public key leaves the agent');
+  assert.doesNotMatch(
+    await createCsr(key, 'edge-eu'),
+    /PRIVATE KEY/,
+    'only the public key leaves the agent',
+  );
 });
 
 test('certificate-provider-hands-new-material-to-current-and-later-listeners', async () => {
@@ -26,7 +30,17 @@ test('certificate-provider-hands-new-material-to-current-and-later-listeners', a
 
 test('insecure-and-a-bootstrap-token-are-exclusive', () => {
   assert.throws(
-    () => compileConfig({ cluster: 'a', hub: 'h:1', nats: 'nats://n:4222', insecure: true, bootstrapTokenFile: '/t' }, '0'),
+    () =>
+      compileConfig(
+        {
+          cluster: 'a',
+          hub: 'h:1',
+          nats: 'nats://n:4222',
+          insecure: true,
+          bootstrapTokenFile: '/t',
+        },
+        '0',
+      ),
     /registration needs TLS/,
   );
 });

@@ -6,7 +6,14 @@
 //   at 2/3 of the certificate's life ──Renew (mTLS)──► new certificate ──► stored ──►
 //   the certificate provider hands it to new connections; the open stream is not dropped.
 import * as grpc from '@grpc/grpc-js';
-import { Backoff, ConfigError, LogFields, UnavailableError, errorMessage, sleep } from '@flotilla/common';
+import {
+  Backoff,
+  ConfigError,
+  LogFields,
+  UnavailableError,
+  errorMessage,
+  sleep,
+} from '@flotilla/common';
 import type { Logger } from '@flotilla/common';
 import { loadFlotillaProto } from '@flotilla/proto';
 import type { Credentials__Output, IdentityClient } from '@flotilla/proto';
@@ -87,7 +94,10 @@ export class AgentIdentity {
 
   /** mTLS channel credentials backed by the provider (new certificates apply to new connections). */
   channelCredentials(): grpc.ChannelCredentials {
-    return grpc.experimental.createCertificateProviderChannelCredentials(this.provider, this.provider);
+    return grpc.experimental.createCertificateProviderChannelCredentials(
+      this.provider,
+      this.provider,
+    );
   }
 
   /** The current identity (after ready()). */
@@ -97,7 +107,10 @@ export class AgentIdentity {
 
   /** Loads or obtains the identity, retrying with backoff until it succeeds or stop(); then schedules renewal. */
   async ready(): Promise<StoredIdentity | undefined> {
-    const backoff = new Backoff({ initialMs: this.opts.retryInitialMs ?? 1_000, maxMs: this.opts.retryMaxMs ?? 30_000 });
+    const backoff = new Backoff({
+      initialMs: this.opts.retryInitialMs ?? 1_000,
+      maxMs: this.opts.retryMaxMs ?? 30_000,
+    });
     while (!this.stopping.signal.aborted) {
       try {
         const id = await this.loadOrRegister();
@@ -106,7 +119,10 @@ export class AgentIdentity {
       } catch (err) {
         // A refused token will not start working by itself, but the operator may fix the Secret: keep trying, slowly.
         const delayMs = backoff.next();
-        this.opts.logger.warn({ [LogFields.err]: errorMessage(err), delayMs }, 'cannot obtain the cluster identity; retrying');
+        this.opts.logger.warn(
+          { [LogFields.err]: errorMessage(err), delayMs },
+          'cannot obtain the cluster identity; retrying',
+        );
         await sleep(delayMs, this.stopping.signal);
       }
     }
@@ -118,27 +134,56 @@ export class AgentIdentity {
     if (stored) {
       const cert = describeCert(stored.certPem);
       if (cert.cn === this.opts.cluster && cert.notAfter > Date.now() + 60_000) {
-        this.opts.logger.info({ notAfter: new Date(cert.notAfter).toISOString() }, 'using the stored cluster identity');
+        this.opts.logger.info(
+          { notAfter: new Date(cert.notAfter).toISOString() },
+          'using the stored cluster identity',
+        );
         return stored;
       }
-      this.opts.logger.warn({ cn: cert.cn, notAfter: new Date(cert.notAfter).toISOString() }, 'stored identity is expired or for another cluster; registering again');
+      this.opts.logger.warn(
+        { cn: cert.cn, notAfter: new Date(cert.notAfter).toISOString() },
+        'stored identity is expired or for another cluster; registering again',
+      );
     }
     const boot = await this.store.bootstrap(this.stopping.signal);
     const token = this.opts.bootstrapToken ?? boot?.token;
     const caPem = this.opts.caPem ?? boot?.caPem ?? stored?.caPem;
-    if (!token) throw new ConfigError('bootstrap-token-file', `no identity stored and no bootstrap token (give --bootstrap-token-file or create Secret ${this.opts.namespace}/flotilla-bootstrap)`);
-    if (!caPem) throw new ConfigError('ca-file', 'the hub CA is needed to register (give --ca-file or ca.crt in the bootstrap Secret)');
+    if (!token)
+      throw new ConfigError(
+        'bootstrap-token-file',
+        `no identity stored and no bootstrap token (give --bootstrap-token-file or create Secret ${this.opts.namespace}/flotilla-bootstrap)`,
+      );
+    if (!caPem)
+      throw new ConfigError(
+        'ca-file',
+        'the hub CA is needed to register (give --ca-file or ca.crt in the bootstrap Secret)',
+      );
     const keyPem = generatePrivateKey();
     const nats = this.opts.natsKey?.() ?? { seed: '', publicKey: '' };
     const csrPem = await createCsr(keyPem, this.opts.cluster);
     const client = this.client(grpc.credentials.createSsl(Buffer.from(caPem)));
     try {
       const creds = await call<Credentials__Output>((cb) =>
-        client.Register({ cluster: this.opts.cluster, token, csrPem, natsPublicKey: nats.publicKey }, cb),
+        client.Register(
+          { cluster: this.opts.cluster, token, csrPem, natsPublicKey: nats.publicKey },
+          cb,
+        ),
       );
-      const id = { keyPem, certPem: creds.certificatePem, caPem: creds.caPem || caPem, natsSeed: nats.seed, natsJwt: creds.natsJwt };
+      const id = {
+        keyPem,
+        certPem: creds.certificatePem,
+        caPem: creds.caPem || caPem,
+        natsSeed: nats.seed,
+        natsJwt: creds.natsJwt,
+      };
       await this.store.save(id, this.stopping.signal);
-      this.opts.logger.info({ [LogFields.cluster]: this.opts.cluster, notAfter: new Date(Number(creds.notAfterMs)).toISOString() }, 'registered with the hub; identity stored');
+      this.opts.logger.info(
+        {
+          [LogFields.cluster]: this.opts.cluster,
+          notAfter: new Date(Number(creds.notAfterMs)).toISOString(),
+        },
+        'registered with the hub; identity stored',
+      );
       return id;
     } finally {
       client.close();
@@ -170,13 +215,22 @@ export class AgentIdentity {
     const at = since + (notAfter - since) * RENEW_AT_FRACTION;
     // setTimeout caps at ~24.8 days; a long-lived certificate is simply re-checked then.
     const delayMs = Math.min(Math.max(at - Date.now(), 0), 2 ** 31 - 1);
-    this.renewTimer = setTimeout(() => void this.renewNow().catch((err: unknown) => this.renewFailed(err)), delayMs);
+    this.renewTimer = setTimeout(
+      () => void this.renewNow().catch((err: unknown) => this.renewFailed(err)),
+      delayMs,
+    );
     this.renewTimer.unref();
   }
 
   private renewFailed(err: unknown): void {
-    this.opts.logger.warn({ [LogFields.err]: errorMessage(err) }, 'certificate renewal failed; retrying in 30 s');
-    this.renewTimer = setTimeout(() => void this.renewNow().catch((e: unknown) => this.renewFailed(e)), 30_000);
+    this.opts.logger.warn(
+      { [LogFields.err]: errorMessage(err) },
+      'certificate renewal failed; retrying in 30 s',
+    );
+    this.renewTimer = setTimeout(
+      () => void this.renewNow().catch((e: unknown) => this.renewFailed(e)),
+      30_000,
+    );
     this.renewTimer.unref();
   }
 
@@ -186,14 +240,31 @@ export class AgentIdentity {
     if (!cur) throw new UnavailableError('cluster identity (not obtained yet)');
     const keyPem = generatePrivateKey();
     const csrPem = await createCsr(keyPem, this.opts.cluster);
-    const client = this.client(grpc.credentials.createSsl(Buffer.from(cur.caPem), Buffer.from(cur.keyPem), Buffer.from(cur.certPem)));
+    const client = this.client(
+      grpc.credentials.createSsl(
+        Buffer.from(cur.caPem),
+        Buffer.from(cur.keyPem),
+        Buffer.from(cur.certPem),
+      ),
+    );
     try {
       const nats = this.opts.natsKey?.() ?? { seed: cur.natsSeed, publicKey: '' };
-      const creds = await call<Credentials__Output>((cb) => client.Renew({ csrPem, natsPublicKey: nats.publicKey }, cb));
-      const id = { keyPem, certPem: creds.certificatePem, caPem: creds.caPem || cur.caPem, natsSeed: nats.seed, natsJwt: creds.natsJwt || cur.natsJwt };
+      const creds = await call<Credentials__Output>((cb) =>
+        client.Renew({ csrPem, natsPublicKey: nats.publicKey }, cb),
+      );
+      const id = {
+        keyPem,
+        certPem: creds.certificatePem,
+        caPem: creds.caPem || cur.caPem,
+        natsSeed: nats.seed,
+        natsJwt: creds.natsJwt || cur.natsJwt,
+      };
       await this.store.save(id, this.stopping.signal);
       this.use(id);
-      this.opts.logger.info({ notAfter: new Date(Number(creds.notAfterMs)).toISOString() }, 'certificate renewed');
+      this.opts.logger.info(
+        { notAfter: new Date(Number(creds.notAfterMs)).toISOString() },
+        'certificate renewed',
+      );
       for (const l of this.renewedListeners) l();
       return id;
     } finally {
@@ -211,7 +282,8 @@ export class AgentIdentity {
 function call<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     fn((err, res) => {
-      if (err) reject(new Error(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+      if (err)
+        reject(new Error(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
       else resolve(res as T);
     });
   });

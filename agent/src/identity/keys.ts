@@ -4,7 +4,11 @@ import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 
 /** Generates an RSA-2048 private key (PKCS#1 PEM). */
 export function generatePrivateKey(): string {
-  return generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
+  return generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  }).privateKey;
 }
 
 /** A PKCS#10 request for CN=<cluster>, signed with keyPem. */

@@ -30,7 +30,10 @@ export function refKey(ref: ObjectRef): string {
 }
 
 /** Refs of `previous` not present in `current` (by group/kind/namespace/name). */
-export function staleRefs(previous: readonly ObjectRef[], current: readonly ObjectRef[]): ObjectRef[] {
+export function staleRefs(
+  previous: readonly ObjectRef[],
+  current: readonly ObjectRef[],
+): ObjectRef[] {
   const keep = new Set(current.map(refKey));
   return previous.filter((r) => !keep.has(refKey(r)));
 }
@@ -56,7 +59,11 @@ export function inventoryObject(namespace: string, inv: Inventory): KubeObject {
       namespace,
       labels: { [INVENTORY_LABEL]: inv.bundle, 'app.kubernetes.io/managed-by': 'flotilla' },
     },
-    data: { entries: JSON.stringify(normalizeRefs(inv.entries)), digest: inv.digest, revision: inv.revision },
+    data: {
+      entries: JSON.stringify(normalizeRefs(inv.entries)),
+      digest: inv.digest,
+      revision: inv.revision,
+    },
   };
 }
 
@@ -66,7 +73,9 @@ export function parseInventory(cm: KubeObject): Inventory | undefined {
   const data = (cm.data ?? {}) as Record<string, string>;
   if (!bundle) return undefined;
   const parsed: unknown = JSON.parse(data.entries ?? '[]');
-  const entries = Array.isArray(parsed) ? (parsed as ObjectRef[]).filter((r) => r && r.apiVersion && r.kind && r.name) : [];
+  const entries = Array.isArray(parsed)
+    ? (parsed as ObjectRef[]).filter((r) => r && r.apiVersion && r.kind && r.name)
+    : [];
   return { bundle, digest: data.digest ?? '', revision: data.revision ?? '', entries };
 }
 
@@ -85,7 +94,11 @@ export class InventoryStore {
 
   /** Every stored inventory, by bundle. */
   async list(signal?: AbortSignal): Promise<Map<string, Inventory>> {
-    const items = await this.kube.list('v1', 'ConfigMap', { namespace: this.namespace, labelSelector: INVENTORY_LABEL, signal });
+    const items = await this.kube.list('v1', 'ConfigMap', {
+      namespace: this.namespace,
+      labelSelector: INVENTORY_LABEL,
+      signal,
+    });
     const out = new Map<string, Inventory>();
     for (const cm of items) {
       const inv = parseInventory(cm);
@@ -101,12 +114,24 @@ export class InventoryStore {
 
   /** Removes a bundle's inventory. */
   async remove(bundle: string, signal?: AbortSignal): Promise<void> {
-    await this.kube.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace, name: `${INVENTORY_PREFIX}${bundle}` }, signal);
+    await this.kube.delete(
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        namespace: this.namespace,
+        name: `${INVENTORY_PREFIX}${bundle}`,
+      },
+      signal,
+    );
   }
 }
 
 /** Creates a Namespace if it does not exist (never modifies an existing one). */
-export async function ensureNamespace(kube: KubeApi, name: string, signal?: AbortSignal): Promise<void> {
+export async function ensureNamespace(
+  kube: KubeApi,
+  name: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const ns: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name } };
   if (await kube.get(refOf(ns), signal)) return;
   try {

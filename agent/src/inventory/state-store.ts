@@ -74,20 +74,42 @@ export class StateStore {
       },
       data: { [`state.gz.${i}`]: (parts[i] as Buffer).toString('base64') },
     });
-    for (let i = 1; i < parts.length; i++) await this.kube.apply(secret(i, {}), { force: true, signal });
-    const head = { [A.revision]: state.revision, [A.parts]: String(parts.length), [A.appliedDigest]: applied.digest, [A.appliedRevision]: applied.revision };
+    for (let i = 1; i < parts.length; i++)
+      await this.kube.apply(secret(i, {}), { force: true, signal });
+    const head = {
+      [A.revision]: state.revision,
+      [A.parts]: String(parts.length),
+      [A.appliedDigest]: applied.digest,
+      [A.appliedRevision]: applied.revision,
+    };
     await this.kube.apply(secret(0, head), { force: true, signal });
-    const all = await this.kube.list('v1', 'Secret', { namespace: this.namespace, labelSelector: `${LABEL}=part`, signal });
+    const all = await this.kube.list('v1', 'Secret', {
+      namespace: this.namespace,
+      labelSelector: `${LABEL}=part`,
+      signal,
+    });
     for (const s of all) {
       const index = Number(s.metadata.name.slice(STATE_PREFIX.length));
-      if (Number.isInteger(index) && index >= parts.length) await this.kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace: this.namespace, name: s.metadata.name }, signal);
+      if (Number.isInteger(index) && index >= parts.length)
+        await this.kube.delete(
+          { apiVersion: 'v1', kind: 'Secret', namespace: this.namespace, name: s.metadata.name },
+          signal,
+        );
     }
   }
 
   /** The stored state, or undefined when there is none or it is incomplete or corrupt. */
   async load(signal?: AbortSignal): Promise<StoredState | undefined> {
     const get = (i: number): Promise<KubeObject | undefined> =>
-      this.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: this.namespace, name: `${STATE_PREFIX}${i}` }, signal);
+      this.kube.get(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          namespace: this.namespace,
+          name: `${STATE_PREFIX}${i}`,
+        },
+        signal,
+      );
     const head = await get(0);
     const ann = head?.metadata.annotations ?? {};
     const total = Number(ann[A.parts]);
@@ -103,7 +125,10 @@ export class StateStore {
     try {
       const state = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString('utf8')) as DesiredState;
       if (!verifyDigests(state)) return undefined;
-      return { state, applied: { digest: ann[A.appliedDigest] ?? '', revision: ann[A.appliedRevision] ?? '' } };
+      return {
+        state,
+        applied: { digest: ann[A.appliedDigest] ?? '', revision: ann[A.appliedRevision] ?? '' },
+      };
     } catch {
       return undefined;
     }

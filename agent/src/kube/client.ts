@@ -8,7 +8,13 @@ import { Discovery, groupVersionPath } from './discovery.js';
 import { createKubeHttp } from './http.js';
 import type { KubeHttp, KubeHttpRequest, KubeStreamOpen } from './http.js';
 import type { IncomingMessage } from 'node:http';
-import type { ApplyRequestOptions, KubeApi, ListOptions, ObjectRef, ResourceInfo } from './types.js';
+import type {
+  ApplyRequestOptions,
+  KubeApi,
+  ListOptions,
+  ObjectRef,
+  ResourceInfo,
+} from './types.js';
 
 /** The one field manager Flotilla applies with. An invariant: renaming it orphans every field Flotilla owns. */
 export const FIELD_MANAGER = 'flotilla';
@@ -64,7 +70,8 @@ export class KubeClient implements KubeApi {
       } catch (err) {
         const retryable =
           err instanceof KubeConnectionError || (err instanceof KubeApiError && err.retryable);
-        if (!retryable || backoff.attempts + 1 >= this.maxAttempts || req.signal?.aborted) throw err;
+        if (!retryable || backoff.attempts + 1 >= this.maxAttempts || req.signal?.aborted)
+          throw err;
         await sleep(backoff.next(), req.signal);
       }
     }
@@ -91,7 +98,12 @@ export class KubeClient implements KubeApi {
 
   async apply(obj: KubeObject, opts: ApplyRequestOptions = {}): Promise<KubeObject> {
     const path = await this.objectPath(
-      { apiVersion: obj.apiVersion, kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name },
+      {
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        namespace: obj.metadata.namespace,
+        name: obj.metadata.name,
+      },
       opts.signal,
     );
     const query: Record<string, string | undefined> = {
@@ -114,7 +126,12 @@ export class KubeClient implements KubeApi {
   async delete(ref: ObjectRef, signal?: AbortSignal): Promise<boolean> {
     const path = await this.objectPath(ref, signal);
     try {
-      await this.request({ method: 'DELETE', path, query: { propagationPolicy: 'Background' }, signal });
+      await this.request({
+        method: 'DELETE',
+        path,
+        query: { propagationPolicy: 'Background' },
+        signal,
+      });
       return true;
     } catch (err) {
       if (hasStatus(err, 404)) return false;
@@ -124,7 +141,8 @@ export class KubeClient implements KubeApi {
 
   async list(apiVersion: string, kind: string, opts: ListOptions = {}): Promise<KubeObject[]> {
     const info = await this.resource(apiVersion, kind, opts.signal);
-    const ns = info.namespaced && opts.namespace ? `/namespaces/${encodeURIComponent(opts.namespace)}` : '';
+    const ns =
+      info.namespaced && opts.namespace ? `/namespaces/${encodeURIComponent(opts.namespace)}` : '';
     const path = `${groupVersionPath(info.group, info.version)}${ns}/${info.plural}`;
     const res = (await this.request({
       method: 'GET',
@@ -137,17 +155,33 @@ export class KubeClient implements KubeApi {
   }
 
   /** Lists a kind (all namespaces) and returns the items with the list's resourceVersion, the start point of a watch. */
-  async listVersioned(apiVersion: string, kind: string, opts: ListOptions = {}): Promise<{ items: KubeObject[]; resourceVersion: string }> {
+  async listVersioned(
+    apiVersion: string,
+    kind: string,
+    opts: ListOptions = {},
+  ): Promise<{ items: KubeObject[]; resourceVersion: string }> {
     const path = await this.collectionPath(apiVersion, kind, opts.namespace, opts.signal);
-    const res = (await this.request({ method: 'GET', path, query: { labelSelector: opts.labelSelector }, signal: opts.signal })) as {
+    const res = (await this.request({
+      method: 'GET',
+      path,
+      query: { labelSelector: opts.labelSelector },
+      signal: opts.signal,
+    })) as {
       items?: KubeObject[];
       metadata?: { resourceVersion?: string };
     };
-    return { items: (res.items ?? []).map((item) => ({ ...item, apiVersion, kind })), resourceVersion: res.metadata?.resourceVersion ?? '' };
+    return {
+      items: (res.items ?? []).map((item) => ({ ...item, apiVersion, kind })),
+      resourceVersion: res.metadata?.resourceVersion ?? '',
+    };
   }
 
   /** Opens a watch of a kind from resourceVersion (JSON lines; bookmarks on). The caller reads and closes the stream. */
-  async openWatch(apiVersion: string, kind: string, opts: ListOptions & { resourceVersion: string; timeoutSeconds?: number }): Promise<IncomingMessage> {
+  async openWatch(
+    apiVersion: string,
+    kind: string,
+    opts: ListOptions & { resourceVersion: string; timeoutSeconds?: number },
+  ): Promise<IncomingMessage> {
     const path = await this.collectionPath(apiVersion, kind, opts.namespace, opts.signal);
     const query = {
       watch: 'true',
@@ -159,7 +193,12 @@ export class KubeClient implements KubeApi {
     return this.open({ method: 'GET', path, query, signal: opts.signal });
   }
 
-  private async collectionPath(apiVersion: string, kind: string, namespace: string | undefined, signal?: AbortSignal): Promise<string> {
+  private async collectionPath(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const info = await this.resource(apiVersion, kind, signal);
     const ns = info.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
     return `${groupVersionPath(info.group, info.version)}${ns}/${info.plural}`;
@@ -167,7 +206,9 @@ export class KubeClient implements KubeApi {
 
   private async objectPath(ref: ObjectRef, signal?: AbortSignal): Promise<string> {
     const info = await this.resource(ref.apiVersion, ref.kind, signal);
-    const ns = info.namespaced ? `/namespaces/${encodeURIComponent(ref.namespace || 'default')}` : '';
+    const ns = info.namespaced
+      ? `/namespaces/${encodeURIComponent(ref.namespace || 'default')}`
+      : '';
     return `${groupVersionPath(info.group, info.version)}${ns}/${info.plural}/${encodeURIComponent(ref.name)}`;
   }
 }

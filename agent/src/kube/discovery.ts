@@ -12,7 +12,9 @@ interface APIResourceList {
 /** Splits "apps/v1" into group "apps", version "v1"; "v1" is the core group. */
 export function splitApiVersion(apiVersion: string): { group: string; version: string } {
   const slash = apiVersion.indexOf('/');
-  return slash < 0 ? { group: '', version: apiVersion } : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
+  return slash < 0
+    ? { group: '', version: apiVersion }
+    : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
 }
 
 /** URL prefix of a group/version: /api/v1 or /apis/<group>/<version>. */
@@ -45,11 +47,21 @@ export class Discovery {
     const { group, version } = splitApiVersion(apiVersion);
     const byKind = new Map<string, ResourceInfo>();
     try {
-      const list = (await this.send({ method: 'GET', path: groupVersionPath(group, version), signal })) as APIResourceList;
+      const list = (await this.send({
+        method: 'GET',
+        path: groupVersionPath(group, version),
+        signal,
+      })) as APIResourceList;
       for (const r of list.resources ?? []) {
         // "deployments/status" and friends are subresources, not kinds to apply.
         if (r.name.includes('/')) continue;
-        byKind.set(r.kind, { group, version, kind: r.kind, plural: r.name, namespaced: r.namespaced });
+        byKind.set(r.kind, {
+          group,
+          version,
+          kind: r.kind,
+          plural: r.name,
+          namespaced: r.namespaced,
+        });
       }
     } catch (err) {
       if (!hasStatus(err, 404)) throw err;

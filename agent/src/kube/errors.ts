@@ -38,12 +38,22 @@ export class KubeApiError extends FlotillaError {
   /** Status.reason from the body, "" when absent. */
   readonly reason: KubeReason;
 
-  constructor(method: string, path: string, status: number, reason: KubeReason, serverMessage: string) {
+  constructor(
+    method: string,
+    path: string,
+    status: number,
+    reason: KubeReason,
+    serverMessage: string,
+  ) {
     const schemaError = isSsaSchemaError(status, serverMessage);
-    super(schemaError ? 'VALIDATION_FAILED' : codeFor(status), serverMessage || `${method} ${path}: HTTP ${status}`, {
-      retryable: !schemaError && isRetryableStatus(status),
-      details: { status, reason, method, path },
-    });
+    super(
+      schemaError ? 'VALIDATION_FAILED' : codeFor(status),
+      serverMessage || `${method} ${path}: HTTP ${status}`,
+      {
+        retryable: !schemaError && isRetryableStatus(status),
+        details: { status, reason, method, path },
+      },
+    );
     this.status = status;
     this.reason = reason;
   }
@@ -53,7 +63,10 @@ export class KubeApiError extends FlotillaError {
 export class KubeConnectionError extends FlotillaError {
   constructor(method: string, path: string, cause: unknown) {
     const why = cause instanceof Error ? cause.message : String(cause);
-    super('UNAVAILABLE', `Kubernetes API unreachable (${method} ${path}): ${why}`, { retryable: true, cause });
+    super('UNAVAILABLE', `Kubernetes API unreachable (${method} ${path}): ${why}`, {
+      retryable: true,
+      cause,
+    });
   }
 }
 

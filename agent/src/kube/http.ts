@@ -28,9 +28,12 @@ export const KUBE_REQUEST_TIMEOUT_MS = 30_000;
 export type KubeStreamOpen = (req: KubeHttpRequest) => Promise<http.IncomingMessage>;
 
 /** Builds a KubeHttp from a loaded KubeConfig, with one keep-alive connection pool. */
-export async function createKubeHttp(kc: KubeConfigSource): Promise<{ send: KubeHttp; open: KubeStreamOpen; close(): void }> {
+export async function createKubeHttp(
+  kc: KubeConfigSource,
+): Promise<{ send: KubeHttp; open: KubeStreamOpen; close(): void }> {
   const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new KubeConnectionError('GET', '/', new Error('kubeconfig has no current cluster'));
+  if (!cluster)
+    throw new KubeConnectionError('GET', '/', new Error('kubeconfig has no current cluster'));
   const base = new URL(cluster.server);
   const tls: https.RequestOptions = {};
   await kc.applyToHTTPSOptions(tls);
@@ -45,7 +48,9 @@ export async function createKubeHttp(kc: KubeConfigSource): Promise<{ send: Kube
           ca: tls.ca,
           cert: tls.cert,
           key: tls.key,
-          ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
+          ...(tls.rejectUnauthorized === undefined
+            ? {}
+            : { rejectUnauthorized: tls.rejectUnauthorized }),
           ...(tls.servername ? { servername: tls.servername } : {}),
         });
   const headersFor = async (): Promise<Record<string, string>> => {
@@ -53,7 +58,8 @@ export async function createKubeHttp(kc: KubeConfigSource): Promise<{ send: Kube
     const auth: https.RequestOptions = {};
     await kc.applyToHTTPSOptions(auth);
     const headers: Record<string, string> = { accept: 'application/json' };
-    for (const [k, v] of Object.entries(auth.headers ?? {})) if (typeof v === 'string') headers[k.toLowerCase()] = v;
+    for (const [k, v] of Object.entries(auth.headers ?? {}))
+      if (typeof v === 'string') headers[k.toLowerCase()] = v;
     if (auth.auth) headers.authorization = `Basic ${Buffer.from(auth.auth).toString('base64')}`;
     return headers;
   };
@@ -64,7 +70,11 @@ export async function createKubeHttp(kc: KubeConfigSource): Promise<{ send: Kube
     ? agent
     : base.protocol === 'http:'
       ? new http.Agent({ keepAlive: false, maxSockets: Infinity })
-      : new https.Agent({ ...(agent as https.Agent).options, keepAlive: false, maxSockets: Infinity });
+      : new https.Agent({
+          ...(agent as https.Agent).options,
+          keepAlive: false,
+          maxSockets: Infinity,
+        });
   const open: KubeStreamOpen = async (req) => openStream(base, watchAgent, await headersFor(), req);
   return {
     send,
@@ -76,11 +86,25 @@ export async function createKubeHttp(kc: KubeConfigSource): Promise<{ send: Kube
   };
 }
 
-function openStream(base: URL, agent: http.Agent, headers: Record<string, string>, req: KubeHttpRequest): Promise<http.IncomingMessage> {
+function openStream(
+  base: URL,
+  agent: http.Agent,
+  headers: Record<string, string>,
+  req: KubeHttpRequest,
+): Promise<http.IncomingMessage> {
   const lib = base.protocol === 'http:' ? http : https;
   return new Promise((resolve, reject) => {
     const r = lib.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port || undefined, method: 'GET', path: buildPath(base, req), headers, agent, signal: req.signal },
+      {
+        protocol: base.protocol,
+        hostname: base.hostname,
+        port: base.port || undefined,
+        method: 'GET',
+        path: buildPath(base, req),
+        headers,
+        agent,
+        signal: req.signal,
+      },
       (res) => {
         const status = res.statusCode ?? 0;
         if (status === 200) return resolve(res);
@@ -95,7 +119,15 @@ function openStream(base: URL, agent: http.Agent, headers: Record<string, string
           } catch {
             // not a Status body; the raw text is the message
           }
-          reject(new KubeApiError('GET', req.path, status, st.reason ?? '', st.message ?? text.slice(0, 500)));
+          reject(
+            new KubeApiError(
+              'GET',
+              req.path,
+              status,
+              st.reason ?? '',
+              st.message ?? text.slice(0, 500),
+            ),
+          );
         });
       },
     );
@@ -112,7 +144,12 @@ function buildPath(base: URL, req: KubeHttpRequest): string {
   return `${prefix}${req.path}${q ? `?${q}` : ''}`;
 }
 
-function roundTrip(base: URL, agent: http.Agent, headers: Record<string, string>, req: KubeHttpRequest): Promise<unknown> {
+function roundTrip(
+  base: URL,
+  agent: http.Agent,
+  headers: Record<string, string>,
+  req: KubeHttpRequest,
+): Promise<unknown> {
   const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
   if (body) {
     headers['content-type'] = req.contentType ?? 'application/json';
@@ -147,7 +184,15 @@ function roundTrip(base: URL, agent: http.Agent, headers: Record<string, string>
           }
           if (status >= 200 && status < 300) return resolve(json);
           const st = (json ?? {}) as { message?: string; reason?: string };
-          reject(new KubeApiError(req.method, req.path, status, st.reason ?? '', st.message ?? text.slice(0, 500)));
+          reject(
+            new KubeApiError(
+              req.method,
+              req.path,
+              status,
+              st.reason ?? '',
+              st.message ?? text.slice(0, 500),
+            ),
+          );
         });
       },
     );

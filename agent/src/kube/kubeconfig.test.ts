@@ -28,7 +28,10 @@ users: [{ name: u, user: { token: s3cret, client-certificate: crt, client-key-da
   assert.deepEqual(kc.getCurrentCluster(), { server: 'https://10.0.0.1:6443' });
   const opts: RequestOptions = {};
   await kc.applyToHTTPSOptions(opts);
-  assert.deepEqual([String(opts.ca), String(opts.cert), String(opts.key), opts.servername], ['CA-PEM', 'CERT-PEM', 'KEY-PEM', 'api.local']);
+  assert.deepEqual(
+    [String(opts.ca), String(opts.cert), String(opts.key), opts.servername],
+    ['CA-PEM', 'CERT-PEM', 'KEY-PEM', 'api.local'],
+  );
   assert.equal((opts.headers as Record<string, string>).authorization, 'Bearer s3cret');
 });
 

@@ -47,10 +47,16 @@ function merged(files: string[]): { config: Entry; dirOf: Map<Entry, string> } {
   return { config, dirOf };
 }
 
-function pick(list: unknown, name: string | undefined, field: string, what: string): { entry: Entry; item: Entry } {
+function pick(
+  list: unknown,
+  name: string | undefined,
+  field: string,
+  what: string,
+): { entry: Entry; item: Entry } {
   const item = ((Array.isArray(list) ? list : []) as Named<Entry>[]).find((x) => x.name === name);
   const entry = item?.[field];
-  if (!item || typeof entry !== 'object' || entry === null) throw new Error(`kubeconfig has no ${what} named "${name ?? ''}"`);
+  if (!item || typeof entry !== 'object' || entry === null)
+    throw new Error(`kubeconfig has no ${what} named "${name ?? ''}"`);
   return { entry: entry as Entry, item };
 }
 
@@ -89,7 +95,11 @@ function inCluster(): KubeConfigSource {
 }
 
 /** The library's KubeConfig, imported only when a plugin or proxy needs it. */
-function viaLibrary(path: string | undefined, server: string, proxyUrl: string | undefined): KubeConfigSource {
+function viaLibrary(
+  path: string | undefined,
+  server: string,
+  proxyUrl: string | undefined,
+): KubeConfigSource {
   const kc = import('@kubernetes/client-node').then((m) => {
     const k = new m.KubeConfig();
     if (path) k.loadFromFile(path);
@@ -106,10 +116,16 @@ function fromFiles(files: string[], path: string | undefined): KubeConfigSource 
   const { config, dirOf } = merged(files);
   const contextName = str(config, 'current-context');
   const { entry: context } = pick(config.contexts, contextName, 'context', 'context');
-  const { entry: cluster, item: clusterItem } = pick(config.clusters, str(context, 'cluster'), 'cluster', 'cluster');
+  const { entry: cluster, item: clusterItem } = pick(
+    config.clusters,
+    str(context, 'cluster'),
+    'cluster',
+    'cluster',
+  );
   const { entry: user, item: userItem } = pick(config.users, str(context, 'user'), 'user', 'user');
   const server = str(cluster, 'server');
-  if (!server) throw new Error(`cluster "${str(context, 'cluster') ?? ''}" in the kubeconfig has no server`);
+  if (!server)
+    throw new Error(`cluster "${str(context, 'cluster') ?? ''}" in the kubeconfig has no server`);
   const proxyUrl = str(cluster, 'proxy-url');
   if (user.exec || user['auth-provider'] || proxyUrl) return viaLibrary(path, server, proxyUrl);
   const cdir = dirOf.get(clusterItem) ?? '.';
@@ -120,8 +136,12 @@ function fromFiles(files: string[], path: string | undefined): KubeConfigSource 
   const insecure = cluster['insecure-skip-tls-verify'] === true;
   const servername = str(cluster, 'tls-server-name');
   const tokenFile = str(user, 'tokenFile');
-  const token = tokenFile ? tokenReader(isAbsolute(tokenFile) ? tokenFile : join(udir, tokenFile)) : () => str(user, 'token');
-  const basic = str(user, 'username') ? `${str(user, 'username')}:${str(user, 'password') ?? ''}` : undefined;
+  const token = tokenFile
+    ? tokenReader(isAbsolute(tokenFile) ? tokenFile : join(udir, tokenFile))
+    : () => str(user, 'token');
+  const basic = str(user, 'username')
+    ? `${str(user, 'username')}:${str(user, 'password') ?? ''}`
+    : undefined;
   return {
     getCurrentCluster: () => ({ server }),
     applyToHTTPSOptions: async (opts) => {
@@ -157,5 +177,7 @@ export function loadKubeConfig(path?: string): KubeConfigSource {
   const home = join(homedir(), '.kube', 'config');
   if (exists(home)) return fromFiles([home], home);
   if (process.env.KUBERNETES_SERVICE_HOST) return inCluster();
-  throw new Error('no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a cluster');
+  throw new Error(
+    'no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a cluster',
+  );
 }

@@ -10,7 +10,11 @@ import type { ListOptions } from './types.js';
 import { KindWatcher } from './watch.js';
 import type { WatchEvent, WatchSource } from './watch.js';
 
-const cm = (name: string, rv: string): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'd', resourceVersion: rv } });
+const cm = (name: string, rv: string): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, namespace: 'd', resourceVersion: rv },
+});
 
 class FakeSource implements WatchSource {
   lists: KubeObject[][] = [];
@@ -21,7 +25,11 @@ class FakeSource implements WatchSource {
     this.listed++;
     return { items: this.lists.shift() ?? [], resourceVersion: String(10 * this.listed) };
   }
-  async openWatch(_v: string, _k: string, opts: ListOptions & { resourceVersion: string }): Promise<IncomingMessage> {
+  async openWatch(
+    _v: string,
+    _k: string,
+    opts: ListOptions & { resourceVersion: string },
+  ): Promise<IncomingMessage> {
     this.watchedFrom.push(opts.resourceVersion);
     const s = new PassThrough();
     // Like a real request: aborting the signal destroys the response.
@@ -43,18 +51,37 @@ it('watch-delivers-list-then-events-and-relists-after-410-reporting-vanished-obj
   const src = new FakeSource();
   src.lists = [[cm('a', '1'), cm('b', '2')], [cm('a', '7')]];
   const events: WatchEvent[] = [];
-  const w = new KindWatcher(src, { apiVersion: 'v1', kind: 'ConfigMap', onEvent: (e) => events.push(e), logger: silentLogger(), retryInitialMs: 1 });
+  const w = new KindWatcher(src, {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    onEvent: (e) => events.push(e),
+    logger: silentLogger(),
+    retryInitialMs: 1,
+  });
   w.start();
   await w.synced;
   await until(() => src.streams.length === 1, 'first watch');
   const line = (o: unknown): string => `${JSON.stringify(o)}\n`;
   const first = src.streams[0] as PassThrough;
   // A line split across chunks, a bookmark, then an expired watch.
-  const text = line({ type: 'MODIFIED', object: { ...cm('a', '5'), kind: 'ConfigMap', apiVersion: 'v1' } });
+  const text = line({
+    type: 'MODIFIED',
+    object: { ...cm('a', '5'), kind: 'ConfigMap', apiVersion: 'v1' },
+  });
   first.write(text.slice(0, 10));
   first.write(text.slice(10));
-  first.write(line({ type: 'BOOKMARK', object: { kind: 'ConfigMap', apiVersion: 'v1', metadata: { resourceVersion: '6' } } }));
-  first.write(line({ type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old resource version' } }));
+  first.write(
+    line({
+      type: 'BOOKMARK',
+      object: { kind: 'ConfigMap', apiVersion: 'v1', metadata: { resourceVersion: '6' } },
+    }),
+  );
+  first.write(
+    line({
+      type: 'ERROR',
+      object: { kind: 'Status', code: 410, message: 'too old resource version' },
+    }),
+  );
   await until(() => src.streams.length === 2, 'watch after relist');
   await w.stop();
   assert.deepEqual(

@@ -20,8 +20,16 @@ export interface WatchEvent {
 
 /** The part of KubeClient a watcher needs. */
 export interface WatchSource {
-  listVersioned(apiVersion: string, kind: string, opts?: ListOptions): Promise<{ items: KubeObject[]; resourceVersion: string }>;
-  openWatch(apiVersion: string, kind: string, opts: ListOptions & { resourceVersion: string; timeoutSeconds?: number }): Promise<IncomingMessage>;
+  listVersioned(
+    apiVersion: string,
+    kind: string,
+    opts?: ListOptions,
+  ): Promise<{ items: KubeObject[]; resourceVersion: string }>;
+  openWatch(
+    apiVersion: string,
+    kind: string,
+    opts: ListOptions & { resourceVersion: string; timeoutSeconds?: number },
+  ): Promise<IncomingMessage>;
 }
 
 /** Options of KindWatcher. */
@@ -72,7 +80,10 @@ export class KindWatcher {
 
   private async run(): Promise<void> {
     const signal = this.controller.signal;
-    const backoff = new Backoff({ initialMs: this.opts.retryInitialMs ?? 200, maxMs: this.opts.retryMaxMs ?? 10_000 });
+    const backoff = new Backoff({
+      initialMs: this.opts.retryInitialMs ?? 200,
+      maxMs: this.opts.retryMaxMs ?? 10_000,
+    });
     const what = { kind: this.opts.kind, apiVersion: this.opts.apiVersion };
     while (!signal.aborted) {
       try {
@@ -92,7 +103,10 @@ export class KindWatcher {
           continue;
         }
         const delayMs = backoff.next();
-        this.opts.logger.warn({ ...what, [LogFields.err]: errorMessage(err), delayMs }, 'watch failed; restarting');
+        this.opts.logger.warn(
+          { ...what, [LogFields.err]: errorMessage(err), delayMs },
+          'watch failed; restarting',
+        );
         // After an unknown failure the version may be unusable; a relist is always safe.
         this.resourceVersion = '';
         await sleep(delayMs, signal);
@@ -101,7 +115,11 @@ export class KindWatcher {
   }
 
   private async relist(signal: AbortSignal): Promise<void> {
-    const { items, resourceVersion } = await this.source.listVersioned(this.opts.apiVersion, this.opts.kind, { labelSelector: this.opts.labelSelector, signal });
+    const { items, resourceVersion } = await this.source.listVersioned(
+      this.opts.apiVersion,
+      this.opts.kind,
+      { labelSelector: this.opts.labelSelector, signal },
+    );
     const seen = new Set<string>();
     for (const object of items) {
       const key = objectKey(object);
@@ -114,7 +132,10 @@ export class KindWatcher {
       this.known.delete(key);
       const [, kind, namespace, name] = key.split('/');
       const metadata = namespace ? { name: name ?? '', namespace } : { name: name ?? '' };
-      this.opts.onEvent({ type: 'DELETED', object: { apiVersion: this.opts.apiVersion, kind: kind ?? this.opts.kind, metadata } });
+      this.opts.onEvent({
+        type: 'DELETED',
+        object: { apiVersion: this.opts.apiVersion, kind: kind ?? this.opts.kind, metadata },
+      });
     }
     this.resourceVersion = resourceVersion;
     this.markSynced();
@@ -144,7 +165,10 @@ export class KindWatcher {
   }
 
   private line(line: string): void {
-    const ev = JSON.parse(line) as { type: string; object: KubeObject & { code?: number; message?: string } };
+    const ev = JSON.parse(line) as {
+      type: string;
+      object: KubeObject & { code?: number; message?: string };
+    };
     const rv = ev.object?.metadata?.resourceVersion;
     if (ev.type === 'ERROR') {
       if (ev.object.code === 410) throw new Gone('watch expired');

@@ -21,7 +21,8 @@ it('metrics-endpoint-serves-apply-drift-and-event-counters', async () => {
       'flotilla_agent_drift_detected_total 3',
       'flotilla_agent_drift_heals_total{outcome="failed"} 1',
       'flotilla_agent_events_pending 4',
-    ]) assert.ok(text.includes(`${line}\n`), line);
+    ])
+      assert.ok(text.includes(`${line}\n`), line);
     assert.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404);
   } finally {
     server.close();
@@ -32,5 +33,8 @@ it('a-bad-metrics-addr-is-a-config-error-naming-the-flag', () => {
   const base = { cluster: 'east', hub: 'hub:443', nats: 'nats://n:4222' };
   assert.equal(compileConfig({ ...base, metricsAddr: ':9090' }, 'v').metricsAddr, ':9090');
   assert.equal(compileConfig(base, 'v').metricsAddr, undefined);
-  assert.throws(() => compileConfig({ ...base, metricsAddr: 'nine' }, 'v'), (e: unknown) => e instanceof ConfigError && /metrics-addr/.test(e.message));
+  assert.throws(
+    () => compileConfig({ ...base, metricsAddr: 'nine' }, 'v'),
+    (e: unknown) => e instanceof ConfigError && /metrics-addr/.test(e.message),
+  );
 });

@@ -37,25 +37,56 @@ export class AgentMetrics {
   /** The exposition text. */
   render(): string {
     const lines: string[] = [];
-    const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: [string, number][]): void => {
+    const metric = (
+      name: string,
+      type: 'counter' | 'gauge',
+      help: string,
+      samples: [string, number][],
+    ): void => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
       for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
     };
     const total = this.applies.applied + this.applies.partial + this.applies.failed;
-    metric('flotilla_agent_applies_total', 'counter', 'Applies of a desired state, by result.', Object.entries(this.applies).map(([r, n]) => [`{result="${r}"}`, n]));
-    metric('flotilla_agent_apply_seconds_sum', 'counter', 'Total time spent applying.', [['', this.applySecondsSum]]);
+    metric(
+      'flotilla_agent_applies_total',
+      'counter',
+      'Applies of a desired state, by result.',
+      Object.entries(this.applies).map(([r, n]) => [`{result="${r}"}`, n]),
+    );
+    metric('flotilla_agent_apply_seconds_sum', 'counter', 'Total time spent applying.', [
+      ['', this.applySecondsSum],
+    ]);
     metric('flotilla_agent_apply_seconds_count', 'counter', 'Applies timed.', [['', total]]);
-    metric('flotilla_agent_last_apply_seconds', 'gauge', 'Duration of the last apply.', [['', this.lastApplySeconds]]);
+    metric('flotilla_agent_last_apply_seconds', 'gauge', 'Duration of the last apply.', [
+      ['', this.lastApplySeconds],
+    ]);
     const d = this.sources.drift();
     if (d) {
-      metric('flotilla_agent_drift_checks_total', 'counter', 'Objects checked for drift after a watch event.', [['', d.checks]]);
-      metric('flotilla_agent_drift_detected_total', 'counter', 'Drifts detected.', [['', d.detected]]);
-      metric('flotilla_agent_drift_heals_total', 'counter', 'Corrective applies, by outcome.', [['{outcome="ok"}', d.healed], ['{outcome="failed"}', d.healFailed]]);
+      metric(
+        'flotilla_agent_drift_checks_total',
+        'counter',
+        'Objects checked for drift after a watch event.',
+        [['', d.checks]],
+      );
+      metric('flotilla_agent_drift_detected_total', 'counter', 'Drifts detected.', [
+        ['', d.detected],
+      ]);
+      metric('flotilla_agent_drift_heals_total', 'counter', 'Corrective applies, by outcome.', [
+        ['{outcome="ok"}', d.healed],
+        ['{outcome="failed"}', d.healFailed],
+      ]);
     }
     const e = this.sources.events();
     if (e) {
-      metric('flotilla_agent_events_pending', 'gauge', 'Events waiting to be published.', [['', e.pending]]);
-      metric('flotilla_agent_events_dropped_total', 'counter', 'Events dropped because the buffer was full.', [['', e.dropped]]);
+      metric('flotilla_agent_events_pending', 'gauge', 'Events waiting to be published.', [
+        ['', e.pending],
+      ]);
+      metric(
+        'flotilla_agent_events_dropped_total',
+        'counter',
+        'Events dropped because the buffer was full.',
+        [['', e.dropped]],
+      );
     }
     return `${lines.join('\n')}\n`;
   }

@@ -34,11 +34,15 @@ export function natsSink(opts: NatsSinkOptions): EventSink {
 
   const watchStatus = async (conn: NatsConnection): Promise<void> => {
     for await (const s of conn.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnect') opts.logger.info({ nats: s.server, status: s.type }, 'NATS connection status');
+      if (s.type === 'disconnect' || s.type === 'reconnect')
+        opts.logger.info({ nats: s.server, status: s.type }, 'NATS connection status');
     }
   };
   const dial = async (): Promise<void> => {
-    const backoff = new Backoff({ initialMs: opts.retryInitialMs ?? 500, maxMs: opts.retryMaxMs ?? 30_000 });
+    const backoff = new Backoff({
+      initialMs: opts.retryInitialMs ?? 500,
+      maxMs: opts.retryMaxMs ?? 30_000,
+    });
     while (!stopping.signal.aborted) {
       try {
         const conn = await connect({
@@ -56,7 +60,10 @@ export function natsSink(opts: NatsSinkOptions): EventSink {
         return;
       } catch (err) {
         const delayMs = backoff.next();
-        opts.logger.warn({ [LogFields.err]: errorMessage(err), delayMs, nats: opts.servers }, 'cannot connect to NATS; retrying');
+        opts.logger.warn(
+          { [LogFields.err]: errorMessage(err), delayMs, nats: opts.servers },
+          'cannot connect to NATS; retrying',
+        );
         await sleep(delayMs, stopping.signal);
       }
     }
@@ -66,7 +73,10 @@ export function natsSink(opts: NatsSinkOptions): EventSink {
   return {
     async publish(subject, data, msgID) {
       if (!nc) throw new UnavailableError('NATS (not connected yet)');
-      await jetstream(nc).publish(subject, data, { msgID, timeout: opts.publishTimeoutMs ?? 5_000 });
+      await jetstream(nc).publish(subject, data, {
+        msgID,
+        timeout: opts.publishTimeoutMs ?? 5_000,
+      });
     },
     async close() {
       stopping.abort();

@@ -31,17 +31,34 @@ async function until(fn: () => boolean, what: string, timeoutMs = 10_000): Promi
 describe('event publisher', () => {
   it('events-wait-while-publishing-fails-and-are-flushed-in-order', async () => {
     const sink = new FlakySink(3);
-    const p = new EventPublisher(sink, { cluster: 'east', logger: silentLogger(), retryInitialMs: 5, retryMaxMs: 10 });
-    const ids = [p.publish('applied', { n: 1 }).id, p.publish('apply-failed', { n: 2 }).id, p.publish('applied', { n: 3 }).id];
+    const p = new EventPublisher(sink, {
+      cluster: 'east',
+      logger: silentLogger(),
+      retryInitialMs: 5,
+      retryMaxMs: 10,
+    });
+    const ids = [
+      p.publish('applied', { n: 1 }).id,
+      p.publish('apply-failed', { n: 2 }).id,
+      p.publish('applied', { n: 3 }).id,
+    ];
     await until(() => sink.sent.length === 3, 'flush');
-    assert.deepEqual(sink.sent.map((s) => s.id), ids);
+    assert.deepEqual(
+      sink.sent.map((s) => s.id),
+      ids,
+    );
     assert.equal(sink.sent[1]?.subject, 'flotilla.events.east.apply-failed');
     await p.close();
   });
 
   it('a-full-buffer-drops-the-oldest-events', async () => {
     const sink = new FlakySink(1_000_000);
-    const p = new EventPublisher(sink, { cluster: 'east', logger: silentLogger(), bufferSize: 2, retryInitialMs: 1000 });
+    const p = new EventPublisher(sink, {
+      cluster: 'east',
+      logger: silentLogger(),
+      bufferSize: 2,
+      retryInitialMs: 1000,
+    });
     for (let i = 0; i < 5; i++) p.publish('applied', { i });
     assert.deepEqual([p.pending, p.dropped], [2, 3]);
     await p.close(10);
@@ -58,12 +75,22 @@ describe('event publisher (real nats-server)', { skip: natsSkipReason() }, () =>
   after(() => nats?.stop());
 
   it('events-published-before-the-stream-exists-arrive-once-it-is-created', async () => {
-    const p = new EventPublisher(natsSink({ servers: url, name: 'test-agent', logger: silentLogger(), retryInitialMs: 50, retryMaxMs: 200, publishTimeoutMs: 500 }), {
-      cluster: 'east',
-      logger: silentLogger(),
-      retryInitialMs: 50,
-      retryMaxMs: 200,
-    });
+    const p = new EventPublisher(
+      natsSink({
+        servers: url,
+        name: 'test-agent',
+        logger: silentLogger(),
+        retryInitialMs: 50,
+        retryMaxMs: 200,
+        publishTimeoutMs: 500,
+      }),
+      {
+        cluster: 'east',
+        logger: silentLogger(),
+        retryInitialMs: 50,
+        retryMaxMs: 200,
+      },
+    );
     const first = p.publish('applied', { n: 1 });
     const second = p.publish('apply-failed', { n: 2 });
     await new Promise((r) => setTimeout(r, 500));
@@ -73,8 +100,14 @@ describe('event publisher (real nats-server)', { skip: natsSkipReason() }, () =>
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] });
     await until(() => p.pending === 0, 'flush to JetStream');
-    const stored = [await jsm.streams.getMessage(EVENTS_STREAM, { seq: 1 }), await jsm.streams.getMessage(EVENTS_STREAM, { seq: 2 })];
-    assert.deepEqual(stored.map((m) => m && parseEvent(m.data).event.id), [first.id, second.id]);
+    const stored = [
+      await jsm.streams.getMessage(EVENTS_STREAM, { seq: 1 }),
+      await jsm.streams.getMessage(EVENTS_STREAM, { seq: 2 }),
+    ];
+    assert.deepEqual(
+      stored.map((m) => m && parseEvent(m.data).event.id),
+      [first.id, second.id],
+    );
     assert.equal(stored[0]?.subject, 'flotilla.events.east.applied');
     await p.close();
     await nc.close();

@@ -1,7 +1,14 @@
 // Publishes agent events (CloudEvents) to NATS JetStream without ever blocking an apply:
 // publish() only enqueues; a single flusher sends in order and, when NATS or the
 // FLOTILLA_EVENTS stream (created by the hub) is not there yet, waits and retries.
-import { Backoff, LogFields, createEvent, errorMessage, eventSubject, sleep } from '@flotilla/common';
+import {
+  Backoff,
+  LogFields,
+  createEvent,
+  errorMessage,
+  eventSubject,
+  sleep,
+} from '@flotilla/common';
 import type { EventKind, FlotillaEvent, Logger } from '@flotilla/common';
 import { DropOldestBuffer } from './buffer.js';
 
@@ -43,7 +50,10 @@ export class EventPublisher {
     private readonly opts: EventPublisherOptions,
   ) {
     this.buffer = new DropOldestBuffer(opts.bufferSize ?? 10_000);
-    this.backoff = new Backoff({ initialMs: opts.retryInitialMs ?? 500, maxMs: opts.retryMaxMs ?? 30_000 });
+    this.backoff = new Backoff({
+      initialMs: opts.retryInitialMs ?? 500,
+      maxMs: opts.retryMaxMs ?? 30_000,
+    });
   }
 
   /** Queues an event of `kind`; returns it (its id is the JetStream msgID). Never blocks. */
@@ -51,7 +61,10 @@ export class EventPublisher {
     const event = createEvent(this.opts.cluster, kind, data);
     this.buffer.push({ subject: eventSubject(this.opts.cluster, kind), event });
     if (this.buffer.dropped > this.reportedDrops) {
-      this.opts.logger.warn({ dropped: this.buffer.dropped, capacity: this.buffer.capacity }, 'event buffer full: oldest events dropped');
+      this.opts.logger.warn(
+        { dropped: this.buffer.dropped, capacity: this.buffer.capacity },
+        'event buffer full: oldest events dropped',
+      );
       this.reportedDrops = this.buffer.dropped;
     }
     this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
@@ -76,23 +89,35 @@ export class EventPublisher {
     await Promise.race([flushed, sleep(graceMs, grace.signal)]);
     grace.abort();
     this.stopping.abort();
-    await this.sink.close().catch((err: unknown) => this.opts.logger.warn({ [LogFields.err]: errorMessage(err) }, 'closing NATS failed'));
+    await this.sink
+      .close()
+      .catch((err: unknown) =>
+        this.opts.logger.warn({ [LogFields.err]: errorMessage(err) }, 'closing NATS failed'),
+      );
   }
 
   private async flush(): Promise<void> {
     const signal = this.stopping.signal;
     for (let next = this.buffer.peek(); next && !signal.aborted; next = this.buffer.peek()) {
       try {
-        await this.sink.publish(next.subject, new TextEncoder().encode(JSON.stringify(next.event)), next.event.id);
+        await this.sink.publish(
+          next.subject,
+          new TextEncoder().encode(JSON.stringify(next.event)),
+          next.event.id,
+        );
         // Only the item we sent is removed: a drop-oldest while awaiting may have replaced the head.
         if (this.buffer.peek() === next) this.buffer.shift();
-        if (this.failing) this.opts.logger.info({ pending: this.buffer.size }, 'publishing events again');
+        if (this.failing)
+          this.opts.logger.info({ pending: this.buffer.size }, 'publishing events again');
         this.failing = false;
         this.backoff.reset();
       } catch (err) {
         const delayMs = this.backoff.next();
         if (!this.failing || this.backoff.attempts % 10 === 0) {
-          this.opts.logger.warn({ [LogFields.err]: errorMessage(err), pending: this.buffer.size, delayMs }, 'cannot publish events; buffering and retrying');
+          this.opts.logger.warn(
+            { [LogFields.err]: errorMessage(err), pending: this.buffer.size, delayMs },
+            'cannot publish events; buffering and retrying',
+          );
         }
         this.failing = true;
         await sleep(delayMs, signal);

@@ -12,7 +12,11 @@ import { configMap, makeState } from '../testing/desired.js';
 import { reconcile } from './reconcile.js';
 
 const skip = apiServerSkipReason();
-const ns = (name: string): KubeObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+const ns = (name: string): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name },
+});
 
 describe('reconcile (real kube-apiserver)', { skip }, () => {
   let api: TestApiServer;
@@ -27,10 +31,16 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
     kube?.close();
     await api?.stop();
   });
-  const cm = (namespace: string, name: string): Promise<KubeObject | undefined> => kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
+  const cm = (namespace: string, name: string): Promise<KubeObject | undefined> =>
+    kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
 
   it('apply-creates-objects-and-a-second-apply-makes-no-writes', async () => {
-    const state = makeState('c1', 'rev1', [{ name: 'web', objects: [ns('web'), configMap('web', 'a', { x: '1' }), configMap('web', 'b', { y: '2' })] }]);
+    const state = makeState('c1', 'rev1', [
+      {
+        name: 'web',
+        objects: [ns('web'), configMap('web', 'a', { x: '1' }), configMap('web', 'b', { y: '2' })],
+      },
+    ]);
     const first = await reconcile(kube, store, state);
     assert.equal(first.result, 'applied');
     assert.deepEqual([first.bundles[0]?.created, first.objectsFailed], [3, 0]);
@@ -50,32 +60,78 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
         group: 'example.com',
         scope: 'Namespaced',
         names: { plural: 'widgets', singular: 'widget', kind: 'Widget', listKind: 'WidgetList' },
-        versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } } } } }],
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            schema: {
+              openAPIV3Schema: {
+                type: 'object',
+                properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } },
+              },
+            },
+          },
+        ],
       },
     };
     // The CR comes first in the list on purpose: ordering is the engine's job.
-    const widget: KubeObject = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w1', namespace: 'crd' }, spec: { size: 3 } };
-    const out = await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'crd', objects: [widget, crd, ns('crd')] }]));
+    const widget: KubeObject = {
+      apiVersion: 'example.com/v1',
+      kind: 'Widget',
+      metadata: { name: 'w1', namespace: 'crd' },
+      spec: { size: 3 },
+    };
+    const out = await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev1', [{ name: 'crd', objects: [widget, crd, ns('crd')] }]),
+    );
     assert.equal(out.result, 'applied', JSON.stringify(out.bundles));
-    const live = await kube.get({ apiVersion: 'example.com/v1', kind: 'Widget', namespace: 'crd', name: 'w1' });
+    const live = await kube.get({
+      apiVersion: 'example.com/v1',
+      kind: 'Widget',
+      namespace: 'crd',
+      name: 'w1',
+    });
     assert.deepEqual(live?.spec, { size: 3 });
   });
 
   it('misspelled-field-fails-with-the-server-message-and-the-rest-applies', async () => {
     const bad = { ...configMap('typo', 'bad', {}), dta: { x: '1' } } as KubeObject;
-    const out = await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'typo', objects: [ns('typo'), bad, configMap('typo', 'good', { x: '1' })] }]));
+    const out = await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev1', [
+        { name: 'typo', objects: [ns('typo'), bad, configMap('typo', 'good', { x: '1' })] },
+      ]),
+    );
     assert.equal(out.result, 'partial');
     const b = out.bundles.find((x) => x.name === 'typo');
     assert.equal(b?.failed, 1);
-    assert.match(b?.failures[0] ?? '', /ConfigMap\/typo\/bad: .*\.dta: field not declared in schema/);
+    assert.match(
+      b?.failures[0] ?? '',
+      /ConfigMap\/typo\/bad: .*\.dta: field not declared in schema/,
+    );
     assert.ok(await cm('typo', 'good'));
   });
 
   it('prune-removes-a-dropped-object-and-keeps-an-annotated-one', async () => {
     const keep = configMap('prune', 'keep', { k: '1' }, { [KEEP_ON_PRUNE_ANNOTATION]: 'disabled' });
-    const objs = [ns('prune'), configMap('prune', 'stay', { s: '1' }), configMap('prune', 'drop', { d: '1' }), keep];
+    const objs = [
+      ns('prune'),
+      configMap('prune', 'stay', { s: '1' }),
+      configMap('prune', 'drop', { d: '1' }),
+      keep,
+    ];
     await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'prune', objects: objs }]));
-    const out = await reconcile(kube, store, makeState('c1', 'rev2', [{ name: 'prune', objects: [ns('prune'), configMap('prune', 'stay', { s: '1' })] }]));
+    const out = await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev2', [
+        { name: 'prune', objects: [ns('prune'), configMap('prune', 'stay', { s: '1' })] },
+      ]),
+    );
     assert.equal(out.bundles[0]?.deleted, 1);
     assert.equal(await cm('prune', 'drop'), undefined);
     assert.ok(await cm('prune', 'keep'));
@@ -86,7 +142,13 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
 
   it('objects-not-in-the-inventory-are-never-deleted', async () => {
     await kube.apply(configMap('default', 'foreign', { f: '1' }));
-    await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'other', objects: [configMap('default', 'mine', { m: '1' })] }]));
+    await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev1', [
+        { name: 'other', objects: [configMap('default', 'mine', { m: '1' })] },
+      ]),
+    );
     await reconcile(kube, store, makeState('c1', 'rev2', [{ name: 'other', objects: [] }]));
     assert.equal(await cm('default', 'mine'), undefined);
     assert.ok(await cm('default', 'foreign'));
@@ -94,11 +156,23 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
 
   it('a-bundle-dropped-from-the-desired-state-is-deleted-entirely', async () => {
     const both = makeState('c1', 'rev1', [
-      { name: 'gone', objects: [configMap('default', 'gone-1', { a: '1' }), configMap('default', 'gone-2', { a: '2' })] },
+      {
+        name: 'gone',
+        objects: [
+          configMap('default', 'gone-1', { a: '1' }),
+          configMap('default', 'gone-2', { a: '2' }),
+        ],
+      },
       { name: 'kept', objects: [configMap('default', 'kept-1', { a: '1' })] },
     ]);
     await reconcile(kube, store, both);
-    const out = await reconcile(kube, store, makeState('c1', 'rev2', [{ name: 'kept', objects: [configMap('default', 'kept-1', { a: '1' })] }]));
+    const out = await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev2', [
+        { name: 'kept', objects: [configMap('default', 'kept-1', { a: '1' })] },
+      ]),
+    );
     assert.equal(out.bundles.find((b) => b.name === 'gone')?.deleted, 2);
     assert.equal(await cm('default', 'gone-1'), undefined);
     assert.ok(await cm('default', 'kept-1'));
@@ -115,11 +189,19 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
       body: configMap('default', 'contested', { a: 'theirs' }),
     });
     const ours = [configMap('default', 'contested', { a: 'ours' })];
-    const reported = await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'conflict', objects: ours, forceConflicts: false }]));
+    const reported = await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev1', [{ name: 'conflict', objects: ours, forceConflicts: false }]),
+    );
     assert.equal(reported.bundles[0]?.failed, 1);
     assert.match(reported.bundles[0]?.failures[0] ?? '', /conflict/i);
     assert.equal((await cm('default', 'contested'))?.data?.['a' as never], 'theirs');
-    const forced = await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'conflict', objects: ours, forceConflicts: true }]));
+    const forced = await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev1', [{ name: 'conflict', objects: ours, forceConflicts: true }]),
+    );
     assert.equal(forced.bundles[0]?.configured, 1);
     assert.equal(((await cm('default', 'contested'))?.data as Record<string, string>).a, 'ours');
   });
@@ -132,7 +214,17 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
       contentType: 'application/apply-patch+yaml',
       body: configMap('default', 'foreign-owned', { a: 'theirs' }),
     });
-    const first = await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'polite', objects: [configMap('default', 'foreign-owned', { a: 'ours' })], forceConflicts: false }]));
+    const first = await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev1', [
+        {
+          name: 'polite',
+          objects: [configMap('default', 'foreign-owned', { a: 'ours' })],
+          forceConflicts: false,
+        },
+      ]),
+    );
     assert.equal(first.bundles[0]?.failed, 1);
     assert.deepEqual((await store.list()).get('polite')?.entries, []);
     await reconcile(kube, store, makeState('c1', 'rev2', [{ name: 'polite', objects: [] }]));
@@ -141,11 +233,31 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
 
   it('an-object-moved-to-another-bundle-is-relabelled-not-deleted', async () => {
     const moving = configMap('default', 'moving', { m: '1' });
-    await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'aa', objects: [moving] }, { name: 'bb', objects: [] }]));
+    await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev1', [
+        { name: 'aa', objects: [moving] },
+        { name: 'bb', objects: [] },
+      ]),
+    );
     const before = await cm('default', 'moving');
     // "aa" is reconciled first and no longer declares it; "bb" now does.
-    const out = await reconcile(kube, store, makeState('c1', 'rev2', [{ name: 'aa', objects: [] }, { name: 'bb', objects: [moving] }]));
-    assert.deepEqual(out.bundles.map((b) => [b.name, b.deleted]), [['aa', 0], ['bb', 0]]);
+    const out = await reconcile(
+      kube,
+      store,
+      makeState('c1', 'rev2', [
+        { name: 'aa', objects: [] },
+        { name: 'bb', objects: [moving] },
+      ]),
+    );
+    assert.deepEqual(
+      out.bundles.map((b) => [b.name, b.deleted]),
+      [
+        ['aa', 0],
+        ['bb', 0],
+      ],
+    );
     const after = await cm('default', 'moving');
     assert.equal(after?.metadata.uid, before?.metadata.uid);
     assert.equal(after?.metadata.labels?.[BUNDLE_LABEL], 'bb');
@@ -154,7 +266,14 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
 
   it('state-store-round-trips-a-state-split-across-several-secrets', async () => {
     const small = new StateStore(kube, 'flotilla-system', 64);
-    const big = makeState('c1', 'rev9', [{ name: 'web', objects: Array.from({ length: 20 }, (_, i) => configMap('web', `m${i}`, { v: String(i * 7919) })) }]);
+    const big = makeState('c1', 'rev9', [
+      {
+        name: 'web',
+        objects: Array.from({ length: 20 }, (_, i) =>
+          configMap('web', `m${i}`, { v: String(i * 7919) }),
+        ),
+      },
+    ]);
     await small.save(big, { digest: big.digest, revision: 'rev9' });
     const back = await small.load();
     assert.deepEqual(back?.state, big);
@@ -162,7 +281,10 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
     const fewer = makeState('c1', 'rev10', []);
     await small.save(fewer, { digest: '', revision: '' });
     assert.deepEqual((await small.load())?.state, fewer);
-    const parts = await kube.list('v1', 'Secret', { namespace: 'flotilla-system', labelSelector: 'flotilla.dev/state=part' });
+    const parts = await kube.list('v1', 'Secret', {
+      namespace: 'flotilla-system',
+      labelSelector: 'flotilla.dev/state=part',
+    });
     const head = parts.find((p) => p.metadata.name === 'flotilla-state-0');
     assert.equal(String(parts.length), head?.metadata.annotations?.['flotilla.dev/parts']);
   });

@@ -38,7 +38,12 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
 }
 
-function bundleResult(name: string, digest: string, entries: readonly ChangeSetEntry[], extraFailures: string[] = []): BundleApplyResult {
+function bundleResult(
+  name: string,
+  digest: string,
+  entries: readonly ChangeSetEntry[],
+  extraFailures: string[] = [],
+): BundleApplyResult {
   const c = countActions(entries);
   return {
     name,
@@ -55,11 +60,22 @@ function bundleResult(name: string, digest: string, entries: readonly ChangeSetE
 /** Refs applied by each bundle in this reconcile, keyed by refKey → bundle. */
 type Claims = Map<string, string>;
 
-async function pruneBundle(kube: KubeApi, store: InventoryStore, bundle: BundleDesiredState, applied: ChangeSetEntry[], previous: Inventory | undefined, claims: Claims, revision: string, opts: ReconcileOptions): Promise<BundleApplyResult> {
+async function pruneBundle(
+  kube: KubeApi,
+  store: InventoryStore,
+  bundle: BundleDesiredState,
+  applied: ChangeSetEntry[],
+  previous: Inventory | undefined,
+  claims: Claims,
+  revision: string,
+  opts: ReconcileOptions,
+): Promise<BundleApplyResult> {
   // A failed object is ours only if it already was: one that failed to be created (say, a
   // conflict with another owner) must not enter the inventory, or dropping it would delete it.
   const known = new Set(previous?.entries.map(refKey) ?? []);
-  const current = applied.filter((e) => e.action !== 'failed' || known.has(refKey(e.ref))).map((e) => e.ref);
+  const current = applied
+    .filter((e) => e.action !== 'failed' || known.has(refKey(e.ref)))
+    .map((e) => e.ref);
   const allApplied = applied.every((e) => e.action !== 'failed');
   let pruned: ChangeSetEntry[] = [];
   let keep = current;
@@ -73,15 +89,29 @@ async function pruneBundle(kube: KubeApi, store: InventoryStore, bundle: BundleD
   }
   const extra: string[] = [];
   try {
-    await store.write({ bundle: bundle.name, digest: bundle.digest, revision, entries: normalizeRefs(keep) }, opts.signal);
+    await store.write(
+      { bundle: bundle.name, digest: bundle.digest, revision, entries: normalizeRefs(keep) },
+      opts.signal,
+    );
   } catch (err) {
     extra.push(`inventory of bundle ${bundle.name}: ${errorMessage(err)}`);
   }
   return bundleResult(bundle.name, bundle.digest, [...applied, ...pruned], extra);
 }
 
-async function removeBundle(kube: KubeApi, store: InventoryStore, inv: Inventory, claims: Claims, revision: string, opts: ReconcileOptions): Promise<BundleApplyResult> {
-  const deleted = await deleteObjects(kube, inv.entries.filter((r) => !claims.has(refKey(r))), { bundle: inv.bundle, signal: opts.signal });
+async function removeBundle(
+  kube: KubeApi,
+  store: InventoryStore,
+  inv: Inventory,
+  claims: Claims,
+  revision: string,
+  opts: ReconcileOptions,
+): Promise<BundleApplyResult> {
+  const deleted = await deleteObjects(
+    kube,
+    inv.entries.filter((r) => !claims.has(refKey(r))),
+    { bundle: inv.bundle, signal: opts.signal },
+  );
   const left = deleted.filter((e) => e.action === 'failed').map((e) => e.ref);
   const extra: string[] = [];
   try {
@@ -94,7 +124,12 @@ async function removeBundle(kube: KubeApi, store: InventoryStore, inv: Inventory
 }
 
 /** Applies a desired state and prunes; never throws for object failures (they are in the outcome). */
-export async function reconcile(kube: KubeApi, store: InventoryStore, state: DesiredState, opts: ReconcileOptions = {}): Promise<ReconcileOutcome> {
+export async function reconcile(
+  kube: KubeApi,
+  store: InventoryStore,
+  state: DesiredState,
+  opts: ReconcileOptions = {},
+): Promise<ReconcileOutcome> {
   const started = Date.now();
   await store.ensureNamespace(opts.signal);
   const inventories = await store.list(opts.signal);
@@ -104,7 +139,11 @@ export async function reconcile(kube: KubeApi, store: InventoryStore, state: Des
   const claims: Claims = new Map();
   for (const b of state.bundles) {
     if (opts.signal?.aborted) break;
-    const entries = await applySet(kube, b.objects, { ...opts, bundle: b.name, force: b.forceConflicts });
+    const entries = await applySet(kube, b.objects, {
+      ...opts,
+      bundle: b.name,
+      force: b.forceConflicts,
+    });
     applied.set(b.name, entries);
     for (const e of entries) if (e.action !== 'failed') claims.set(refKey(e.ref), b.name);
   }
@@ -113,7 +152,18 @@ export async function reconcile(kube: KubeApi, store: InventoryStore, state: Des
     const entries = applied.get(b.name);
     if (!entries || opts.signal?.aborted) break;
     const others = new Map([...claims].filter(([, owner]) => owner !== b.name));
-    bundles.push(await pruneBundle(kube, store, b, entries, inventories.get(b.name), others, state.revision, opts));
+    bundles.push(
+      await pruneBundle(
+        kube,
+        store,
+        b,
+        entries,
+        inventories.get(b.name),
+        others,
+        state.revision,
+        opts,
+      ),
+    );
   }
   // Held bundles (paused or broken at this commit, with no earlier rendering on the hub)
   // keep their objects: absence from the desired state means "unknown", not "removed".
@@ -130,6 +180,14 @@ export async function reconcile(kube: KubeApi, store: InventoryStore, state: Des
     objectsFailed += b.failed;
     writes += b.created + b.configured + b.deleted;
   }
-  const result: ReconcileResultKind = objectsFailed === 0 ? 'applied' : objectsApplied > 0 ? 'partial' : 'failed';
-  return { result, bundles, objectsApplied, objectsFailed, writes, durationMs: Date.now() - started };
+  const result: ReconcileResultKind =
+    objectsFailed === 0 ? 'applied' : objectsApplied > 0 ? 'partial' : 'failed';
+  return {
+    result,
+    bundles,
+    objectsApplied,
+    objectsFailed,
+    writes,
+    durationMs: Date.now() - started,
+  };
 }

@@ -13,7 +13,12 @@ export interface TestBundle {
 
 /** A bundle with its digest. */
 export function makeBundle(b: TestBundle): BundleDesiredState {
-  const body = { name: b.name, drift: b.drift ?? { mode: 'enforce' as const, ignore: [] }, forceConflicts: b.forceConflicts ?? true, objects: b.objects };
+  const body = {
+    name: b.name,
+    drift: b.drift ?? { mode: 'enforce' as const, ignore: [] },
+    forceConflicts: b.forceConflicts ?? true,
+    objects: b.objects,
+  };
   return { ...body, digest: bundleDigest(body) };
 }
 
@@ -24,8 +29,18 @@ export function makeState(cluster: string, revision: string, bundles: TestBundle
 }
 
 /** A ConfigMap object. */
-export function configMap(namespace: string, name: string, data: Record<string, string>, annotations?: Record<string, string>): KubeObject {
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...(annotations ? { annotations } : {}) }, data };
+export function configMap(
+  namespace: string,
+  name: string,
+  data: Record<string, string>,
+  annotations?: Record<string, string>,
+): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace, ...(annotations ? { annotations } : {}) },
+    data,
+  };
 }
 
 /** A Deployment without replicas (so an autoscaler may own them), one container. */
@@ -35,6 +50,9 @@ export function deployment(namespace: string, name: string, image = 'nginx:1.27'
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name, namespace },
-    spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'main', image }] } } },
+    spec: {
+      selector: { matchLabels: labels },
+      template: { metadata: { labels }, spec: { containers: [{ name: 'main', image }] } },
+    },
   };
 }

@@ -23,8 +23,14 @@ export interface TestApiServer {
 const K8S_VERSION = 'v1.35.4';
 
 /** Paths of the binaries, from env overrides or the shared cache layout. */
-export function testBinaries(env: NodeJS.ProcessEnv = process.env): { kubeApiserver: string; etcd: string } {
-  const dir = join(env.FLOTILLA_CACHE_DIR || join(homedir(), '.cache', 'flotilla'), `k8s-${K8S_VERSION}`);
+export function testBinaries(env: NodeJS.ProcessEnv = process.env): {
+  kubeApiserver: string;
+  etcd: string;
+} {
+  const dir = join(
+    env.FLOTILLA_CACHE_DIR || join(homedir(), '.cache', 'flotilla'),
+    `k8s-${K8S_VERSION}`,
+  );
   return {
     kubeApiserver: env.FLOTILLA_KUBE_APISERVER || join(dir, 'kube-apiserver'),
     etcd: env.FLOTILLA_ETCD || join(dir, 'etcd'),
@@ -54,7 +60,9 @@ function freePort(): Promise<number> {
     const s = createNetServer();
     s.listen(0, '127.0.0.1', () => {
       const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+      s.close(() =>
+        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -62,7 +70,14 @@ function freePort(): Promise<number> {
 function readyz(port: number, token: string): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request(
-      { host: '127.0.0.1', port, path: '/readyz', headers: { authorization: `Bearer ${token}` }, rejectUnauthorized: false, timeout: 2_000 },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/readyz',
+        headers: { authorization: `Bearer ${token}` },
+        rejectUnauthorized: false,
+        timeout: 2_000,
+      },
       (res) => {
         res.resume();
         resolve(res.statusCode === 200);
@@ -107,7 +122,11 @@ export async function startTestApiServer(timeoutMs = 90_000): Promise<TestApiSer
   });
   await writeFile(join(dir, 'sa.pub'), publicKey);
   await writeFile(join(dir, 'sa.key'), privateKey, { mode: 0o600 });
-  await writeFile(join(dir, 'tokens.csv'), `${token},flotilla-admin,flotilla-admin,"system:masters"\n`, { mode: 0o600 });
+  await writeFile(
+    join(dir, 'tokens.csv'),
+    `${token},flotilla-admin,flotilla-admin,"system:masters"\n`,
+    { mode: 0o600 },
+  );
   const [etcdPort, port] = [await freePort(), await freePort()];
   const etcd = run(
     bins.etcd,
@@ -150,7 +169,9 @@ export async function startTestApiServer(timeoutMs = 90_000): Promise<TestApiSer
   while (!(await readyz(port, token))) {
     if (apiserver.exitCode !== null || etcd.exitCode !== null || Date.now() > deadline) {
       await stop();
-      throw new Error(`kube-apiserver did not become ready (logs in ${dir}, FLOTILLA_KEEP_TMP=1 keeps them)`);
+      throw new Error(
+        `kube-apiserver did not become ready (logs in ${dir}, FLOTILLA_KEEP_TMP=1 keeps them)`,
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -170,4 +191,3 @@ export async function startTestApiServer(timeoutMs = 90_000): Promise<TestApiSer
   );
   return { kubeconfigPath, server, stop };
 }
-

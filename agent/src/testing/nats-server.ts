@@ -21,7 +21,14 @@ export interface TestNats {
 
 /** Path of the nats-server binary. */
 export function natsBinary(env: NodeJS.ProcessEnv = process.env): string {
-  return env.FLOTILLA_NATS_SERVER || join(env.FLOTILLA_CACHE_DIR || join(homedir(), '.cache', 'flotilla'), 'nats-server-v2.12.2', 'nats-server');
+  return (
+    env.FLOTILLA_NATS_SERVER ||
+    join(
+      env.FLOTILLA_CACHE_DIR || join(homedir(), '.cache', 'flotilla'),
+      'nats-server-v2.12.2',
+      'nats-server',
+    )
+  );
 }
 
 /** Skip message when the binary is missing (throws under CI=true), else undefined. */
@@ -61,11 +68,14 @@ export async function startTestNats(): Promise<TestNats> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const launch = async (): Promise<void> => {
-    const c = spawn(natsBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
+    const c = spawn(natsBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], {
+      stdio: 'ignore',
+    });
     child = c;
     const deadline = Date.now() + 10_000;
     while (!(await accepts(port))) {
-      if (c.exitCode !== null || Date.now() > deadline) throw new Error('nats-server did not start');
+      if (c.exitCode !== null || Date.now() > deadline)
+        throw new Error('nats-server did not start');
       await new Promise((r) => setTimeout(r, 50));
     }
   };

@@ -21,7 +21,11 @@ export class ScriptedHub {
   async start(port = 0): Promise<void> {
     const handlers: AgentStreamHandlers = {
       Connect: (call) => {
-        const s = { call, received: [] as AgentMessage__Output[], auth: String(call.metadata.get('authorization')[0] ?? '') };
+        const s = {
+          call,
+          received: [] as AgentMessage__Output[],
+          auth: String(call.metadata.get('authorization')[0] ?? ''),
+        };
         this.streams.push(s);
         call.on('data', (m: AgentMessage__Output) => s.received.push(m));
         call.on('error', () => {});
@@ -30,22 +34,46 @@ export class ScriptedHub {
     };
     this.server.addService(loadFlotillaProto().AgentStream.service, handlers);
     this.port = await new Promise((resolve, reject) =>
-      this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync(
+        `127.0.0.1:${port}`,
+        grpc.ServerCredentials.createInsecure(),
+        (err, port) => (err ? reject(err) : resolve(port)),
+      ),
     );
   }
 }
 
 /** Sends a state as the hub does: gzip(JSON), cut into chunks of `size` bytes. */
-export function sendState(call: ServerCall, state: DesiredState, generation: number, size = 1024 * 1024, digest = state.digest): void {
+export function sendState(
+  call: ServerCall,
+  state: DesiredState,
+  generation: number,
+  size = 1024 * 1024,
+  digest = state.digest,
+): void {
   const payload = gzipSync(JSON.stringify(state));
   const total = Math.ceil(payload.length / size);
   for (let index = 0; index < total; index++) {
-    call.write({ desired: { generation, digest, revision: state.revision, index, total, data: payload.subarray(index * size, (index + 1) * size), compressedSize: payload.length } });
+    call.write({
+      desired: {
+        generation,
+        digest,
+        revision: state.revision,
+        index,
+        total,
+        data: payload.subarray(index * size, (index + 1) * size),
+        compressedSize: payload.length,
+      },
+    });
   }
 }
 
 /** Polls fn until it returns a value (not null/undefined/false). */
-export async function until<T>(fn: () => T | null | undefined | false | Promise<T | null | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+export async function until<T>(
+  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -20,14 +20,35 @@ function world() {
   const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
   const history = new HistoryLog({ retentionMs: 7 * 86_400_000 });
   const bundles = [{ name: 'app', digest: 'sha256:a1' }];
-  status.setFleet(['edge-1', 'edge-2'].map((name, i) => ({ name, labels: { env: i ? 'dev' : 'prod' }, desired: { revision: REV, digest: 'sha256:d1', bundles } })));
-  status.connected('edge-1', 's1', { cluster: 'edge-1', agentVersion: '', appliedDigest: '', appliedRevision: '', protocolVersion: 1 });
-  const fold = (kind: Parameters<FleetStatus['foldEvent']>[0], ev: Parameters<FleetStatus['foldEvent']>[1]) => {
+  status.setFleet(
+    ['edge-1', 'edge-2'].map((name, i) => ({
+      name,
+      labels: { env: i ? 'dev' : 'prod' },
+      desired: { revision: REV, digest: 'sha256:d1', bundles },
+    })),
+  );
+  status.connected('edge-1', 's1', {
+    cluster: 'edge-1',
+    agentVersion: '',
+    appliedDigest: '',
+    appliedRevision: '',
+    protocolVersion: 1,
+  });
+  const fold = (
+    kind: Parameters<FleetStatus['foldEvent']>[0],
+    ev: Parameters<FleetStatus['foldEvent']>[1],
+  ) => {
     history.add(kind, ev);
     status.foldEvent(kind, ev);
   };
-  fold('applied', appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:a1' }, new Date(Date.now() - 60_000)));
-  fold('drift-detected', driftEvent('edge-1', 'app', new Date(Date.now() - 30_000), { revision: REV }));
+  fold(
+    'applied',
+    appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:a1' }, new Date(Date.now() - 60_000)),
+  );
+  fold(
+    'drift-detected',
+    driftEvent('edge-1', 'app', new Date(Date.now() - 30_000), { revision: REV }),
+  );
   return { status, history, fold };
 }
 
@@ -44,19 +65,51 @@ test('http-answers-bundles-deployments-history-drift-and-metrics', async () => {
   const get = async (path: string) => {
     const res = await fetch(`http://127.0.0.1:${srv.port}${path}`);
     const text = await res.text();
-    return { status: res.status, text, body: res.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as Record<string, unknown>) : ({} as Record<string, unknown>) };
+    return {
+      status: res.status,
+      text,
+      body: res.headers.get('content-type')?.includes('json')
+        ? (JSON.parse(text) as Record<string, unknown>)
+        : ({} as Record<string, unknown>),
+    };
   };
   try {
     const b = await get('/api/v1/bundles');
-    assert.deepEqual(b.body.bundles, [{ name: 'app', clusters: 2, states: { Ready: 0, Progressing: 0, Pending: 1, OutOfSync: 0, Drifted: 1, Degraded: 0, Failed: 0, Offline: 0 } }]);
+    assert.deepEqual(b.body.bundles, [
+      {
+        name: 'app',
+        clusters: 2,
+        states: {
+          Ready: 0,
+          Progressing: 0,
+          Pending: 1,
+          OutOfSync: 0,
+          Drifted: 1,
+          Degraded: 0,
+          Failed: 0,
+          Offline: 0,
+        },
+      },
+    ]);
     const d = await get('/api/v1/deployments?state=Drifted');
-    assert.deepEqual((d.body.deployments as { cluster: string }[]).map((x) => x.cluster), ['edge-1']);
+    assert.deepEqual(
+      (d.body.deployments as { cluster: string }[]).map((x) => x.cluster),
+      ['edge-1'],
+    );
     const one = await get('/api/v1/clusters/edge-1');
     assert.equal((one.body.deployments as unknown[]).length, 1);
-    assert.equal(((await get(`/api/v1/clusters?revision=${REV.slice(0, 8)}`)).body.clusters as unknown[]).length, 1);
+    assert.equal(
+      ((await get(`/api/v1/clusters?revision=${REV.slice(0, 8)}`)).body.clusters as unknown[])
+        .length,
+      1,
+    );
     const drift = await get('/api/v1/drift?since=1h&cluster=edge-1');
     assert.equal((drift.body.entries as { kind: string }[])[0]?.kind, 'drift-detected');
-    assert.equal(((await get(`/api/v1/history?revision=${REV}&kind=applied`)).body.entries as unknown[]).length, 1);
+    assert.equal(
+      ((await get(`/api/v1/history?revision=${REV}&kind=applied`)).body.entries as unknown[])
+        .length,
+      1,
+    );
     for (const [path, code] of [
       ['/api/v1/drift?cluster=nope', 404],
       ['/api/v1/history?kind=exploded', 400],
@@ -70,7 +123,10 @@ test('http-answers-bundles-deployments-history-drift-and-metrics', async () => {
       assert.ok((r.body.error as { message: string }).message.length > 0);
     }
     const m = await get('/metrics');
-    assert.match(m.text, /flotilla_clusters\{state="Drifted"\}|flotilla_clusters\{state="Ready"\} 1/);
+    assert.match(
+      m.text,
+      /flotilla_clusters\{state="Drifted"\}|flotilla_clusters\{state="Ready"\} 1/,
+    );
     assert.match(m.text, /flotilla_stream_sessions 1/);
   } finally {
     await srv.stop();
@@ -79,10 +135,17 @@ test('http-answers-bundles-deployments-history-drift-and-metrics', async () => {
 
 test('http-watch-streams-snapshot-then-changes', async () => {
   const { status, fold } = world();
-  const srv = await startHttpApi('127.0.0.1', 0, { status, sources: { sources: () => [] }, readiness: { check: () => ({ ready: true, reasons: [] }) }, logger: silentLogger() });
+  const srv = await startHttpApi('127.0.0.1', 0, {
+    status,
+    sources: { sources: () => [] },
+    readiness: { check: () => ({ ready: true, reasons: [] }) },
+    logger: silentLogger(),
+  });
   const ac = new AbortController();
   try {
-    const res = await fetch(`http://127.0.0.1:${srv.port}/api/v1/watch?selector=env%3Dprod`, { signal: ac.signal });
+    const res = await fetch(`http://127.0.0.1:${srv.port}/api/v1/watch?selector=env%3Dprod`, {
+      signal: ac.signal,
+    });
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     let text = '';
     const until = async (re: RegExp) => {
@@ -100,18 +163,32 @@ test('http-watch-streams-snapshot-then-changes', async () => {
 
 test('grpc-fleet-service-get-list-history-watch', async () => {
   const { status, history, fold } = world();
-  const server = await startGrpcServer('127.0.0.1:0', { agentStream: { Connect: (call) => call.end() }, fleet: fleetServiceHandlers(status, history) });
-  const client = new (loadFlotillaProto().FleetService)(`127.0.0.1:${server.port}`, credentials.createInsecure()) as FleetServiceClient;
+  const server = await startGrpcServer('127.0.0.1:0', {
+    agentStream: { Connect: (call) => call.end() },
+    fleet: fleetServiceHandlers(status, history),
+  });
+  const client = new (loadFlotillaProto().FleetService)(
+    `127.0.0.1:${server.port}`,
+    credentials.createInsecure(),
+  ) as FleetServiceClient;
   const call = <T>(fn: (cb: (err: ServiceError | null, res?: unknown) => void) => void) =>
-    new Promise<{ res?: T; code?: number }>((resolve) => fn((err, res) => resolve(err ? { code: err.code } : { res: res as T })));
+    new Promise<{ res?: T; code?: number }>((resolve) =>
+      fn((err, res) => resolve(err ? { code: err.code } : { res: res as T })),
+    );
   try {
-    const got = await call<{ deployments: { state: string }[]; cluster: { state: string } }>((cb) => client.GetCluster({ name: 'edge-1' }, cb));
+    const got = await call<{ deployments: { state: string }[]; cluster: { state: string } }>((cb) =>
+      client.GetCluster({ name: 'edge-1' }, cb),
+    );
     assert.equal(got.res?.deployments[0]?.state, 'Drifted');
     assert.equal((await call((cb) => client.GetCluster({ name: 'nope' }, cb))).code, 5);
-    const bundles = await call<{ bundles: { name: string; states: Record<string, number> }[] }>((cb) => client.ListBundles({}, cb));
+    const bundles = await call<{ bundles: { name: string; states: Record<string, number> }[] }>(
+      (cb) => client.ListBundles({}, cb),
+    );
     assert.equal(bundles.res?.bundles[0]?.states.Drifted, 1);
     assert.equal((await call((cb) => client.ListDeployments({ state: 'Bogus' }, cb))).code, 3);
-    const h = await call<{ entries: { drift: { changedBy: string[] }[] }[] }>((cb) => client.QueryHistory({ kinds: ['drift-detected'] }, cb));
+    const h = await call<{ entries: { drift: { changedBy: string[] }[] }[] }>((cb) =>
+      client.QueryHistory({ kinds: ['drift-detected'] }, cb),
+    );
     assert.deepEqual(h.res?.entries[0]?.drift[0]?.changedBy, ['kubectl-edit']);
     assert.equal((await call((cb) => client.ListClusters({ selector: 'env in (' }, cb))).code, 3);
     const stream = client.Watch({ selector: 'env=prod' });
@@ -120,12 +197,19 @@ test('grpc-fleet-service-get-list-history-watch', async () => {
     await new Promise<void>((resolve) => {
       stream.on('data', (e: WatchEvent__Output) => {
         events.push(e);
-        if (events.length === 1) fold('drift-corrected', driftEvent('edge-1', 'app', new Date(), { kind: 'drift-corrected' }));
+        if (events.length === 1)
+          fold(
+            'drift-corrected',
+            driftEvent('edge-1', 'app', new Date(), { kind: 'drift-corrected' }),
+          );
         if (e.type === 'changed') resolve();
       });
     });
     stream.cancel();
-    assert.deepEqual(events.map((e) => `${e.type}:${e.cluster?.name}:${e.cluster?.state}`), ['snapshot:edge-1:Ready', 'changed:edge-1:Ready']);
+    assert.deepEqual(
+      events.map((e) => `${e.type}:${e.cluster?.name}:${e.cluster?.state}`),
+      ['snapshot:edge-1:Ready', 'changed:edge-1:Ready'],
+    );
   } finally {
     client.close();
     await server.stop(1000);

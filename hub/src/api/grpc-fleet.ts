@@ -3,7 +3,12 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
 import { FlotillaError, errorMessage } from '@flotilla/common';
-import type { BundleDeploymentMessage, ClusterStatusMessage, FleetServiceHandlers, HistoryEntryMessage } from '@flotilla/proto';
+import type {
+  BundleDeploymentMessage,
+  ClusterStatusMessage,
+  FleetServiceHandlers,
+  HistoryEntryMessage,
+} from '@flotilla/proto';
 import type { HistoryEntry } from '../history/history-log.js';
 import type { BundleDeployment } from '../status/deployments.js';
 import type { ClusterStatus } from '../status/model.js';
@@ -34,7 +39,18 @@ export function toDeploymentMessage(d: BundleDeployment): BundleDeploymentMessag
 
 /** The wire form of a history entry. */
 export function toHistoryMessage(e: HistoryEntry): HistoryEntryMessage {
-  return { id: e.id, timeMs: e.timeMs, cluster: e.cluster, kind: e.kind, revision: e.revision, digest: e.digest, result: e.result, message: e.message, bundles: e.bundles, drift: e.drift };
+  return {
+    id: e.id,
+    timeMs: e.timeMs,
+    cluster: e.cluster,
+    kind: e.kind,
+    revision: e.revision,
+    digest: e.digest,
+    result: e.result,
+    message: e.message,
+    bundles: e.bundles,
+    drift: e.drift,
+  };
 }
 
 const GRPC_CODES: Record<string, GrpcStatus> = {
@@ -44,13 +60,25 @@ const GRPC_CODES: Record<string, GrpcStatus> = {
 };
 
 function toStatus(err: unknown): Partial<ServiceError> {
-  const code = err instanceof FlotillaError ? (GRPC_CODES[err.code] ?? GrpcStatus.INTERNAL) : GrpcStatus.INTERNAL;
-  return { code, details: code === GrpcStatus.INTERNAL && !(err instanceof FlotillaError) ? 'internal error' : errorMessage(err) };
+  const code =
+    err instanceof FlotillaError
+      ? (GRPC_CODES[err.code] ?? GrpcStatus.INTERNAL)
+      : GrpcStatus.INTERNAL;
+  return {
+    code,
+    details:
+      code === GrpcStatus.INTERNAL && !(err instanceof FlotillaError)
+        ? 'internal error'
+        : errorMessage(err),
+  };
 }
 
 /** Runs fn and answers its value, or the error as a gRPC status. */
 function unary<Req, Res>(fn: (req: Req) => Res) {
-  return (call: { request: Req }, callback: (err: Partial<ServiceError> | null, value?: Res) => void): void => {
+  return (
+    call: { request: Req },
+    callback: (err: Partial<ServiceError> | null, value?: Res) => void,
+  ): void => {
     let value: Res;
     try {
       value = fn(call.request);
@@ -62,28 +90,50 @@ function unary<Req, Res>(fn: (req: Req) => Res) {
 }
 
 /** Handlers of flotilla.v1.FleetService. */
-export function fleetServiceHandlers(status: StatusQuery, history?: HistoryReader): FleetServiceHandlers {
+export function fleetServiceHandlers(
+  status: StatusQuery,
+  history?: HistoryReader,
+): FleetServiceHandlers {
   return {
     ListClusters: unary((r) => ({
       clusters: status
-        .list({ selector: selectorParam(r.selector), revision: revisionParam(r.revision), bundleDigest: r.bundleDigest || undefined })
+        .list({
+          selector: selectorParam(r.selector),
+          revision: revisionParam(r.revision),
+          bundleDigest: r.bundleDigest || undefined,
+        })
         .map(toClusterMessage),
     })),
     GetCluster: unary((r) => {
       const d = status.describe(r.name);
       if (!d) throw new FlotillaError('NOT_FOUND', `cluster "${r.name}" not found`);
       const converged = d.cluster.lastConverged ? Date.parse(d.cluster.lastConverged) : 0;
-      return { cluster: toClusterMessage(d.cluster), deployments: d.deployments.map(toDeploymentMessage), lastConvergedMs: converged };
+      return {
+        cluster: toClusterMessage(d.cluster),
+        deployments: d.deployments.map(toDeploymentMessage),
+        lastConvergedMs: converged,
+      };
     }),
-    ListBundles: unary(() => ({ bundles: status.bundleSummaries().map((b) => ({ name: b.name, clusters: b.clusters, states: b.states })) })),
+    ListBundles: unary(() => ({
+      bundles: status
+        .bundleSummaries()
+        .map((b) => ({ name: b.name, clusters: b.clusters, states: b.states })),
+    })),
     ListDeployments: unary((r) => {
-      if (r.cluster && !status.get(r.cluster)) throw new FlotillaError('NOT_FOUND', `cluster "${r.cluster}" not found`);
-      const filter = { selector: selectorParam(r.selector), bundle: r.bundle || undefined, cluster: r.cluster || undefined, state: stateParam(r.state) };
+      if (r.cluster && !status.get(r.cluster))
+        throw new FlotillaError('NOT_FOUND', `cluster "${r.cluster}" not found`);
+      const filter = {
+        selector: selectorParam(r.selector),
+        bundle: r.bundle || undefined,
+        cluster: r.cluster || undefined,
+        state: stateParam(r.state),
+      };
       return { deployments: status.deployments(filter).map(toDeploymentMessage) };
     }),
     QueryHistory: unary((r) => {
       if (!history) throw new FlotillaError('UNAVAILABLE', 'history is unavailable');
-      if (r.cluster && !status.get(r.cluster)) throw new FlotillaError('NOT_FOUND', `cluster "${r.cluster}" not found`);
+      if (r.cluster && !status.get(r.cluster))
+        throw new FlotillaError('NOT_FOUND', `cluster "${r.cluster}" not found`);
       const entries = history.query({
         cluster: r.cluster || undefined,
         bundle: r.bundle || undefined,
@@ -104,9 +154,11 @@ export function fleetServiceHandlers(status: StatusQuery, history?: HistoryReade
         call.destroy(Object.assign(new Error(errorMessage(err)), toStatus(err)));
         return;
       }
-      for (const c of status.list(selector)) call.write({ type: 'snapshot', cluster: toClusterMessage(c) });
+      for (const c of status.list(selector))
+        call.write({ type: 'snapshot', cluster: toClusterMessage(c) });
       const off = status.onChange((c) => {
-        if (!selector || selector.matches(c.labels)) call.write({ type: 'changed', cluster: toClusterMessage(c) });
+        if (!selector || selector.matches(c.labels))
+          call.write({ type: 'changed', cluster: toClusterMessage(c) });
       });
       call.on('cancelled', off);
       call.on('close', off);

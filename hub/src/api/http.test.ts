@@ -21,7 +21,19 @@ function fleet(): FleetStatus {
 async function api(ready = true) {
   const srv = await startHttpApi('127.0.0.1', 0, {
     status: fleet(),
-    sources: { sources: () => [{ name: 'fleet', url: 'https://x', branch: 'main', revision: 'r1', lastFetched: null, renderedRevision: 'r1', error: '' }] },
+    sources: {
+      sources: () => [
+        {
+          name: 'fleet',
+          url: 'https://x',
+          branch: 'main',
+          revision: 'r1',
+          lastFetched: null,
+          renderedRevision: 'r1',
+          error: '',
+        },
+      ],
+    },
     readiness: { check: () => ({ ready, reasons: ready ? [] : ['NATS is not connected'] }) },
     logger: silentLogger(),
   });
@@ -37,9 +49,15 @@ test('http-lists-clusters-with-selector-and-gets-one', async () => {
   try {
     const all = await get('/api/v1/clusters');
     assert.equal(all.status, 200);
-    assert.deepEqual((all.body.clusters as { name: string }[]).map((c) => c.name), ['edge-1', 'edge-2']);
+    assert.deepEqual(
+      (all.body.clusters as { name: string }[]).map((c) => c.name),
+      ['edge-1', 'edge-2'],
+    );
     const prod = await get(`/api/v1/clusters?selector=${encodeURIComponent('env in (prod)')}`);
-    assert.deepEqual((prod.body.clusters as { name: string }[]).map((c) => c.name), ['edge-1']);
+    assert.deepEqual(
+      (prod.body.clusters as { name: string }[]).map((c) => c.name),
+      ['edge-1'],
+    );
     const one = await get('/api/v1/clusters/edge-1');
     assert.equal(one.body.state, 'Pending');
     assert.equal((await get('/api/v1/sources')).body.sources instanceof Array, true);
@@ -73,10 +91,15 @@ test('grpc-list-clusters-filters-by-selector', async () => {
     agentStream: { Connect: (call) => call.end() },
     fleet: fleetServiceHandlers(status),
   });
-  const client = new (loadFlotillaProto().FleetService)(`127.0.0.1:${server.port}`, credentials.createInsecure()) as FleetServiceClient;
+  const client = new (loadFlotillaProto().FleetService)(
+    `127.0.0.1:${server.port}`,
+    credentials.createInsecure(),
+  ) as FleetServiceClient;
   const list = (req: { selector?: string }) =>
     new Promise<{ names?: string[]; code?: number }>((resolve) =>
-      client.ListClusters(req, (err, res) => resolve(err ? { code: err.code } : { names: res?.clusters.map((c) => c.name) })),
+      client.ListClusters(req, (err, res) =>
+        resolve(err ? { code: err.code } : { names: res?.clusters.map((c) => c.name) }),
+      ),
     );
   try {
     assert.deepEqual(await list({ selector: 'env=dev' }), { names: ['edge-2'] });

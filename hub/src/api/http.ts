@@ -14,9 +14,22 @@ import { createServer as createTlsServer } from 'node:https';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ErrorCode, Logger } from '@flotilla/common';
-import { FlotillaError, NotFoundError, UnavailableError, ValidationError, errorMessage } from '@flotilla/common';
+import {
+  FlotillaError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+  errorMessage,
+} from '@flotilla/common';
 import { METRICS_CONTENT_TYPE } from '../metrics/registry.js';
-import { kindsParam, limitParam, revisionParam, selectorParam, stateParam, timeParam } from './query.js';
+import {
+  kindsParam,
+  limitParam,
+  revisionParam,
+  selectorParam,
+  stateParam,
+  timeParam,
+} from './query.js';
 import type { HistoryReader, MetricsText, Readiness, SourcesQuery, StatusQuery } from './types.js';
 
 /** What the HTTP API reads from. */
@@ -55,7 +68,10 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -65,7 +81,12 @@ export const JSON_CHUNK_BYTES = 64 * 1024;
 // Lists of the whole fleet are megabytes of JSON: written as small chunks (chunked
 // encoding) instead of one giant string, so no request allocates the answer in one
 // piece. Large one-off allocations are what kept the hub's RSS high after queries.
-function sendList(res: ServerResponse, key: string, items: readonly unknown[], head: object = {}): void {
+function sendList(
+  res: ServerResponse,
+  key: string,
+  items: readonly unknown[],
+  head: object = {},
+): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
   const opening = JSON.stringify(head).slice(0, -1);
   let chunk = `${opening}${opening.length > 1 ? ',' : ''}${JSON.stringify(key)}:[`;
@@ -94,7 +115,12 @@ function knownCluster(deps: HttpApiDeps, name: string | null): string | undefine
   return name;
 }
 
-function historyRoute(res: ServerResponse, q: URLSearchParams, deps: HttpApiDeps, drift: boolean): void {
+function historyRoute(
+  res: ServerResponse,
+  q: URLSearchParams,
+  deps: HttpApiDeps,
+  drift: boolean,
+): void {
   const now = (deps.now ?? Date.now)();
   const entries = history(deps).query({
     cluster: knownCluster(deps, q.get('cluster')),
@@ -109,9 +135,18 @@ function historyRoute(res: ServerResponse, q: URLSearchParams, deps: HttpApiDeps
   sendList(res, 'entries', entries);
 }
 
-function watchRoute(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, deps: HttpApiDeps): void {
+function watchRoute(
+  req: IncomingMessage,
+  res: ServerResponse,
+  q: URLSearchParams,
+  deps: HttpApiDeps,
+): void {
   const selector = selectorParam(q.get('selector'));
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
   const write = (type: string, cluster: unknown): void => {
     res.write(`event: ${type}\ndata: ${JSON.stringify(cluster)}\n\n`);
   };
@@ -134,7 +169,9 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   const path = url.pathname.replace(/\/+$/, '') || '/';
   const q = url.searchParams;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    throw new ValidationError(`method ${req.method ?? ''} is not allowed; the API is read-only (GET)`);
+    throw new ValidationError(
+      `method ${req.method ?? ''} is not allowed; the API is read-only (GET)`,
+    );
   }
   if (path === '/healthz') return send(res, 200, { status: 'ok' });
   if (path === '/readyz') {
@@ -144,12 +181,19 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   if (path === '/metrics') {
     if (!deps.metrics) throw new NotFoundError('path', path);
     const text = deps.metrics.render();
-    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+    res.writeHead(200, {
+      'content-type': METRICS_CONTENT_TYPE,
+      'content-length': Buffer.byteLength(text),
+    });
     return void res.end(text);
   }
   if (path === '/api/v1/clusters') {
     const selector = selectorParam(q.get('selector') ?? q.get('labelSelector'));
-    const filter = { selector, revision: revisionParam(q.get('revision')), bundleDigest: q.get('bundleDigest') ?? undefined };
+    const filter = {
+      selector,
+      revision: revisionParam(q.get('revision')),
+      bundleDigest: q.get('bundleDigest') ?? undefined,
+    };
     return sendList(res, 'clusters', deps.status.list(filter));
   }
   const one = /^\/api\/v1\/clusters\/([^/]+)$/.exec(path);
@@ -197,13 +241,24 @@ export interface HttpTls {
 }
 
 /** Starts the HTTP API on host:port (port 0 picks a free one); HTTPS when tls is given. */
-export async function startHttpApi(host: string, port: number, deps: HttpApiDeps, tls?: HttpTls): Promise<RunningHttpApi> {
+export async function startHttpApi(
+  host: string,
+  port: number,
+  deps: HttpApiDeps,
+  tls?: HttpTls,
+): Promise<RunningHttpApi> {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const hook = req.method === 'POST' && deps.webhooks ? WEBHOOK_PATH.exec(new URL(req.url ?? '/', 'http://localhost').pathname) : null;
+    const hook =
+      req.method === 'POST' && deps.webhooks
+        ? WEBHOOK_PATH.exec(new URL(req.url ?? '/', 'http://localhost').pathname)
+        : null;
     if (hook && deps.webhooks) {
       deps.webhooks.handle(req, decodeURIComponent(hook[1] as string)).then(
         (r) => send(res, r.status, r.body),
-        (err: unknown) => (deps.logger.error({ err: errorMessage(err) }, 'webhook failed'), send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } })),
+        (err: unknown) => (
+          deps.logger.error({ err: errorMessage(err) }, 'webhook failed'),
+          send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } })
+        ),
       );
       return;
     }
@@ -215,9 +270,13 @@ export async function startHttpApi(host: string, port: number, deps: HttpApiDeps
       send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
     }
   };
-  const server: Server = tls ? createTlsServer({ cert: tls.certPem, key: tls.keyPem }, handler) : createServer(handler);
+  const server: Server = tls
+    ? createTlsServer({ cert: tls.certPem, key: tls.keyPem }, handler)
+    : createServer(handler);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new UnavailableError(`HTTP listen address ${host}:${port}`, { cause: err })));
+    server.once('error', (err) =>
+      reject(new UnavailableError(`HTTP listen address ${host}:${port}`, { cause: err })),
+    );
     server.listen(port, host, () => resolve());
   });
   return {

@@ -1,12 +1,21 @@
 // Query parameters shared by the HTTP and gRPC APIs, parsed once with errors that name
 // the parameter (ValidationError → HTTP 400 / gRPC INVALID_ARGUMENT).
 import type { EventKind, Selector } from '@flotilla/common';
-import { EVENT_TYPES, ValidationError, errorMessage, parseDuration, parseSelector } from '@flotilla/common';
+import {
+  EVENT_TYPES,
+  ValidationError,
+  errorMessage,
+  parseDuration,
+  parseSelector,
+} from '@flotilla/common';
 import { DEPLOYMENT_STATES } from '../status/deployments.js';
 import type { DeploymentState } from '../status/deployments.js';
 
 /** A label selector, or undefined for an empty text. */
-export function selectorParam(text: string | null | undefined, name = 'selector'): Selector | undefined {
+export function selectorParam(
+  text: string | null | undefined,
+  name = 'selector',
+): Selector | undefined {
   if (!text || text.trim() === '') return undefined;
   try {
     return parseSelector(text);
@@ -16,14 +25,24 @@ export function selectorParam(text: string | null | undefined, name = 'selector'
 }
 
 /** A revision filter: at least 7 hex characters, as Git abbreviates. */
-export function revisionParam(text: string | null | undefined, name = 'revision'): string | undefined {
+export function revisionParam(
+  text: string | null | undefined,
+  name = 'revision',
+): string | undefined {
   if (!text) return undefined;
-  if (!/^[0-9a-f]{7,64}$/.test(text)) throw new ValidationError(`${name}: "${text}" is not a commit SHA (7 to 64 lower-case hex characters)`);
+  if (!/^[0-9a-f]{7,64}$/.test(text))
+    throw new ValidationError(
+      `${name}: "${text}" is not a commit SHA (7 to 64 lower-case hex characters)`,
+    );
   return text;
 }
 
 /** A point in time: an ISO date, or a duration ago ("24h"); undefined for none. */
-export function timeParam(text: string | null | undefined, name: string, nowMs: number): number | undefined {
+export function timeParam(
+  text: string | null | undefined,
+  name: string,
+  nowMs: number,
+): number | undefined {
   if (!text) return undefined;
   if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
     const t = Date.parse(text);
@@ -33,7 +52,9 @@ export function timeParam(text: string | null | undefined, name: string, nowMs: 
   try {
     return nowMs - parseDuration(text);
   } catch {
-    throw new ValidationError(`${name}: "${text}" is neither a duration such as 24h nor an ISO time`);
+    throw new ValidationError(
+      `${name}: "${text}" is neither a duration such as 24h nor an ISO time`,
+    );
   }
 }
 
@@ -41,7 +62,10 @@ export function timeParam(text: string | null | undefined, name: string, nowMs: 
 export function kindsParam(values: readonly string[], name = 'kind'): EventKind[] {
   const kinds = values.flatMap((v) => v.split(',')).filter((v) => v !== '');
   for (const k of kinds) {
-    if (!(k in EVENT_TYPES)) throw new ValidationError(`${name}: unknown event kind "${k}" (use ${Object.keys(EVENT_TYPES).join(', ')})`);
+    if (!(k in EVENT_TYPES))
+      throw new ValidationError(
+        `${name}: unknown event kind "${k}" (use ${Object.keys(EVENT_TYPES).join(', ')})`,
+      );
   }
   return kinds as EventKind[];
 }
@@ -49,14 +73,21 @@ export function kindsParam(values: readonly string[], name = 'kind'): EventKind[
 /** A deployment state, checked. */
 export function stateParam(text: string | null | undefined): DeploymentState | undefined {
   if (!text) return undefined;
-  if (!DEPLOYMENT_STATES.includes(text as DeploymentState)) throw new ValidationError(`state: unknown state "${text}" (use ${DEPLOYMENT_STATES.join(', ')})`);
+  if (!DEPLOYMENT_STATES.includes(text as DeploymentState))
+    throw new ValidationError(
+      `state: unknown state "${text}" (use ${DEPLOYMENT_STATES.join(', ')})`,
+    );
   return text as DeploymentState;
 }
 
 /** A positive limit, at most max. */
-export function limitParam(text: string | number | null | undefined, max = 10_000): number | undefined {
+export function limitParam(
+  text: string | number | null | undefined,
+  max = 10_000,
+): number | undefined {
   if (text === null || text === undefined || text === '' || text === 0) return undefined;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new ValidationError(`limit: must be an integer from 1 to ${max}, got "${text}"`);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new ValidationError(`limit: must be an integer from 1 to ${max}, got "${text}"`);
   return n;
 }

@@ -31,13 +31,19 @@ const EVENTS = Number((CHILD ? process.argv[4] : process.argv[2]) ?? 100_000);
 const TARGETS = { eventsPerSec: 20_000, p99Ms: 50, rssMiB: 300, restartMs: 5_000 };
 const REV = 'feedc0de0123456789abcdef0123456789abcdef';
 const name = (i: number) => `edge-${String(i).padStart(4, '0')}`;
-const bundleDigests = Object.fromEntries(Array.from({ length: BUNDLES }, (_, b) => [`bundle-${b}`, `sha256:b${b}`]));
+const bundleDigests = Object.fromEntries(
+  Array.from({ length: BUNDLES }, (_, b) => [`bundle-${b}`, `sha256:b${b}`]),
+);
 
 function newModel() {
   const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
   const bundles = Object.entries(bundleDigests).map(([n, digest]) => ({ name: n, digest }));
   status.setFleet(
-    Array.from({ length: CLUSTERS }, (_, i) => ({ name: name(i), labels: { env: ['prod', 'dev'][i % 2] as string, region: `r${i % 5}` }, desired: { revision: REV, digest: 'sha256:d', bundles } })),
+    Array.from({ length: CLUSTERS }, (_, i) => ({
+      name: name(i),
+      labels: { env: ['prod', 'dev'][i % 2] as string, region: `r${i % 5}` },
+      desired: { revision: REV, digest: 'sha256:d', bundles },
+    })),
   );
   return status;
 }
@@ -94,7 +100,11 @@ const verdict = (ok: boolean) => (ok ? 'met' : 'NOT MET');
 async function main(): Promise<void> {
   const nats = await startNatsServer();
   try {
-    execFileSync(process.execPath, [fileURLToPath(import.meta.url), 'publish', nats.url, String(EVENTS)], { stdio: 'inherit' });
+    execFileSync(
+      process.execPath,
+      [fileURLToPath(import.meta.url), 'publish', nats.url, String(EVENTS)],
+      { stdio: 'inherit' },
+    );
     // Ingest: the app's sink (history + model + metrics) behind the durable consumer.
     const status = newModel();
     const history = new HistoryLog({ retentionMs: 7 * 86_400_000 });
@@ -115,17 +125,31 @@ async function main(): Promise<void> {
       // Called only while consuming, after saver below exists.
       onBacklog: () => void saver.flush(),
     });
-    const saver = new KvStatusPersistence({ connection: () => link.connection(), isConnected: () => link.connected, status, logger: silentLogger(), checkpoint: () => consumer.checkpoint() });
+    const saver = new KvStatusPersistence({
+      connection: () => link.connection(),
+      isConnected: () => link.connected,
+      status,
+      logger: silentLogger(),
+      checkpoint: () => consumer.checkpoint(),
+    });
     saver.start();
     const t0 = performance.now();
     consumer.start();
-    while (consumer.counters.folded + consumer.counters.stale < EVENTS) await new Promise((r) => setTimeout(r, 5));
+    while (consumer.counters.folded + consumer.counters.stale < EVENTS)
+      await new Promise((r) => setTimeout(r, 5));
     const ingestMs = performance.now() - t0;
     const eventsPerSec = Math.round((EVENTS / ingestMs) * 1000);
     await consumer.stop();
     await saver.stop();
 
-    const api = await startHttpApi('127.0.0.1', 0, { status, history, metrics, sources: { sources: () => [] }, readiness: { check: () => ({ ready: true, reasons: [] }) }, logger: silentLogger() });
+    const api = await startHttpApi('127.0.0.1', 0, {
+      status,
+      history,
+      metrics,
+      sources: { sources: () => [] },
+      readiness: { check: () => ({ ready: true, reasons: [] }) },
+      logger: silentLogger(),
+    });
     global.gc?.();
     const mib = (n: number) => Math.round(n / 1048576);
     const afterIngest = process.memoryUsage();
@@ -133,7 +157,11 @@ async function main(): Promise<void> {
     const heapMiB = mib(afterIngest.heapUsed);
     // The client runs in its own process: its buffers and GC are not the hub's.
     const self = fileURLToPath(import.meta.url);
-    const child = await promisify(execFile)(process.execPath, [self, 'query', String(api.port), '0'], { maxBuffer: 1 << 20 });
+    const child = await promisify(execFile)(
+      process.execPath,
+      [self, 'query', String(api.port), '0'],
+      { maxBuffer: 1 << 20 },
+    );
     const q = JSON.parse(child.stdout) as Record<string, { p50: number; p99: number }>;
     global.gc?.();
     const afterQueries = process.memoryUsage();
@@ -142,36 +170,83 @@ async function main(): Promise<void> {
     await api.stop();
 
     // Restart: save the model to KV, then time a fresh model restoring it until the API answers.
-    const kv = new KvStatusPersistence({ connection: () => link.connection(), isConnected: () => link.connected, status, logger: silentLogger() });
+    const kv = new KvStatusPersistence({
+      connection: () => link.connection(),
+      isConnected: () => link.connected,
+      status,
+      logger: silentLogger(),
+    });
     await kv.flush();
     const r0 = performance.now();
     const fresh = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
-    const kv2 = new KvStatusPersistence({ connection: () => link.connection(), isConnected: () => link.connected, status: fresh, logger: silentLogger() });
+    const kv2 = new KvStatusPersistence({
+      connection: () => link.connection(),
+      isConnected: () => link.connected,
+      status: fresh,
+      logger: silentLogger(),
+    });
     const restored = await kv2.restore();
-    const api2 = await startHttpApi('127.0.0.1', 0, { status: fresh, sources: { sources: () => [] }, readiness: { check: () => ({ ready: true, reasons: [] }) }, logger: silentLogger() });
-    const res = await fetch(`http://127.0.0.1:${api2.port}/api/v1/clusters?selector=${encodeURIComponent('env=prod')}`);
+    const api2 = await startHttpApi('127.0.0.1', 0, {
+      status: fresh,
+      sources: { sources: () => [] },
+      readiness: { check: () => ({ ready: true, reasons: [] }) },
+      logger: silentLogger(),
+    });
+    const res = await fetch(
+      `http://127.0.0.1:${api2.port}/api/v1/clusters?selector=${encodeURIComponent('env=prod')}`,
+    );
     const served = ((await res.json()) as { clusters: unknown[] }).clusters.length;
     const restartMs = Math.round(performance.now() - r0);
     await api2.stop();
     await link.stop();
-    if (restored !== CLUSTERS || served !== CLUSTERS / 2) throw new Error(`restore gave ${restored} records, ${served} served`);
+    if (restored !== CLUSTERS || served !== CLUSTERS / 2)
+      throw new Error(`restore gave ${restored} records, ${served} served`);
 
     const worstP99 = Math.max(...Object.values(q).map((x) => x.p99));
-    console.log(`status benchmark: ${CLUSTERS} clusters × ${BUNDLES} bundles, ${EVENTS} events (history holds ${history.size})`);
-    console.log(`ingest   ${eventsPerSec} events/s (${Math.round(ingestMs)} ms)   target ≥ ${TARGETS.eventsPerSec}: ${verdict(eventsPerSec >= TARGETS.eventsPerSec)}`);
-    for (const [label, v] of Object.entries(q)) console.log(`query    ${label.padEnd(22)} p50 ${v.p50.toFixed(1)} ms   p99 ${v.p99.toFixed(1)} ms`);
-    console.log(`queries  worst p99 ${worstP99.toFixed(1)} ms   target ≤ ${TARGETS.p99Ms}: ${verdict(worstP99 <= TARGETS.p99Ms)}`);
-    console.log(`memory   RSS ${rssMiB} MiB after ingest (heap ${heapMiB} MiB), ${rssAfterMiB} MiB after the queries (V8 heap committed ${heapTotalAfterMiB} MiB)   target ≤ ${TARGETS.rssMiB}: ${verdict(Math.max(rssMiB, rssAfterMiB) <= TARGETS.rssMiB)}`);
-    for (const [when, m] of [['after ingest', afterIngest], ['after queries', afterQueries]] as const) {
-      console.log(`detail   ${when.padEnd(13)} rss ${mib(m.rss)}  heapTotal ${mib(m.heapTotal)}  heapUsed ${mib(m.heapUsed)}  external ${mib(m.external)}  arrayBuffers ${mib(m.arrayBuffers)} MiB`);
+    console.log(
+      `status benchmark: ${CLUSTERS} clusters × ${BUNDLES} bundles, ${EVENTS} events (history holds ${history.size})`,
+    );
+    console.log(
+      `ingest   ${eventsPerSec} events/s (${Math.round(ingestMs)} ms)   target ≥ ${TARGETS.eventsPerSec}: ${verdict(eventsPerSec >= TARGETS.eventsPerSec)}`,
+    );
+    for (const [label, v] of Object.entries(q))
+      console.log(
+        `query    ${label.padEnd(22)} p50 ${v.p50.toFixed(1)} ms   p99 ${v.p99.toFixed(1)} ms`,
+      );
+    console.log(
+      `queries  worst p99 ${worstP99.toFixed(1)} ms   target ≤ ${TARGETS.p99Ms}: ${verdict(worstP99 <= TARGETS.p99Ms)}`,
+    );
+    console.log(
+      `memory   RSS ${rssMiB} MiB after ingest (heap ${heapMiB} MiB), ${rssAfterMiB} MiB after the queries (V8 heap committed ${heapTotalAfterMiB} MiB)   target ≤ ${TARGETS.rssMiB}: ${verdict(Math.max(rssMiB, rssAfterMiB) <= TARGETS.rssMiB)}`,
+    );
+    for (const [when, m] of [
+      ['after ingest', afterIngest],
+      ['after queries', afterQueries],
+    ] as const) {
+      console.log(
+        `detail   ${when.padEnd(13)} rss ${mib(m.rss)}  heapTotal ${mib(m.heapTotal)}  heapUsed ${mib(m.heapUsed)}  external ${mib(m.external)}  arrayBuffers ${mib(m.arrayBuffers)} MiB`,
+      );
     }
-    console.log(`restart  ${restartMs} ms to serve ${restored} restored clusters   target ≤ ${TARGETS.restartMs}: ${verdict(restartMs <= TARGETS.restartMs)}`);
-    console.log(JSON.stringify({ eventsPerSec, worstP99Ms: Number(worstP99.toFixed(1)), rssMiB, heapMiB, rssAfterMiB, heapTotalAfterMiB, restartMs }));
+    console.log(
+      `restart  ${restartMs} ms to serve ${restored} restored clusters   target ≤ ${TARGETS.restartMs}: ${verdict(restartMs <= TARGETS.restartMs)}`,
+    );
+    console.log(
+      JSON.stringify({
+        eventsPerSec,
+        worstP99Ms: Number(worstP99.toFixed(1)),
+        rssMiB,
+        heapMiB,
+        rssAfterMiB,
+        heapTotalAfterMiB,
+        restartMs,
+      }),
+    );
   } finally {
     await nats.stop();
   }
 }
 
 if (MODE === 'publish') await publishAll(process.argv[3] as string);
-else if (MODE === 'query') process.stdout.write(JSON.stringify(await queries(Number(process.argv[3]))));
+else if (MODE === 'query')
+  process.stdout.write(JSON.stringify(await queries(Number(process.argv[3]))));
 else await main();

@@ -31,12 +31,27 @@ function rbac(ns: string, namespaces: string[]): Obj[] {
   // Its own namespace: inventories (ConfigMaps), stored state and identity (Secrets), nothing else.
   const own: Obj[] = [
     {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'flotilla-agent-state', namespace: ns, labels },
-      rules: [{ apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'flotilla-agent-state', namespace: ns, labels },
+      rules: [
+        {
+          apiGroups: [''],
+          resources: ['configmaps', 'secrets'],
+          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+        },
+      ],
     },
     {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'flotilla-agent-state', namespace: ns, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'flotilla-agent-state' }, subjects: [sa],
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'flotilla-agent-state', namespace: ns, labels },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'Role',
+        name: 'flotilla-agent-state',
+      },
+      subjects: [sa],
     },
   ];
   if (namespaces.length === 0) {
@@ -44,24 +59,50 @@ function rbac(ns: string, namespaces: string[]): Obj[] {
     return [
       ...own,
       {
-        apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'flotilla-agent', labels },
-        rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: 'flotilla-agent', labels },
+        rules: [
+          {
+            apiGroups: ['*'],
+            resources: ['*'],
+            verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+          },
+        ],
       },
       {
-        apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'flotilla-agent', labels },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'flotilla-agent' }, subjects: [sa],
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: 'flotilla-agent', labels },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: 'flotilla-agent',
+        },
+        subjects: [sa],
       },
     ];
   }
   // Restricted: full control inside the listed namespaces only; no cluster-scoped writes.
   const managed = namespaces.flatMap((target): Obj[] => [
     {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'flotilla-agent', namespace: target, labels },
-      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }],
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'flotilla-agent', namespace: target, labels },
+      rules: [
+        {
+          apiGroups: ['*'],
+          resources: ['*'],
+          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+        },
+      ],
     },
     {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'flotilla-agent', namespace: target, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'flotilla-agent' }, subjects: [sa],
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'flotilla-agent', namespace: target, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'flotilla-agent' },
+      subjects: [sa],
     },
   ]);
   return [...own, ...managed];
@@ -82,14 +123,32 @@ function deployment(i: Required<Omit<AgentInstall, 'token' | 'caPem'>>): Obj {
         spec: {
           serviceAccountName: 'flotilla-agent',
           automountServiceAccountToken: true,
-          securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 10001,
+            runAsGroup: 10001,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           containers: [
             {
               name: 'agent',
               image: i.image,
-              args: ['--cluster', i.cluster, '--hub', i.hub, '--nats', i.nats, '--namespace', i.namespace],
+              args: [
+                '--cluster',
+                i.cluster,
+                '--hub',
+                i.hub,
+                '--nats',
+                i.nats,
+                '--namespace',
+                i.namespace,
+              ],
               resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
               volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
             },
           ],
@@ -102,15 +161,27 @@ function deployment(i: Required<Omit<AgentInstall, 'token' | 'caPem'>>): Obj {
 
 /** The agent's install manifests as objects, in apply order. */
 export function agentManifestObjects(install: AgentInstall): Obj[] {
-  const i = { namespace: 'flotilla-system', image: DEFAULT_AGENT_IMAGE, namespaces: [], ...install } as Required<AgentInstall>;
+  const i = {
+    namespace: 'flotilla-system',
+    image: DEFAULT_AGENT_IMAGE,
+    namespaces: [],
+    ...install,
+  } as Required<AgentInstall>;
   const labels = { 'app.kubernetes.io/name': 'flotilla-agent' };
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: i.namespace, labels } },
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'flotilla-agent', namespace: i.namespace, labels } },
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'flotilla-agent', namespace: i.namespace, labels },
+    },
     ...rbac(i.namespace, i.namespaces),
     {
       // Read once at first start; the token is single-use and expires, so leaving it here is harmless.
-      apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'flotilla-bootstrap', namespace: i.namespace, labels },
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: { name: 'flotilla-bootstrap', namespace: i.namespace, labels },
       stringData: { token: i.token, 'ca.crt': i.caPem },
     },
     deployment(i),
@@ -119,5 +190,7 @@ export function agentManifestObjects(install: AgentInstall): Obj[] {
 
 /** The manifests as one multi-document YAML. */
 export function agentManifests(install: AgentInstall): string {
-  return agentManifestObjects(install).map((o) => stringify(o)).join('---\n');
+  return agentManifestObjects(install)
+    .map((o) => stringify(o))
+    .join('---\n');
 }

@@ -8,4 +8,5 @@ import { setFlagsFromString } from 'node:v8';
 /** The V8 flags the agent process runs with (same as @flotilla/agent AGENT_V8_FLAGS). */
 export const AGENT_V8_FLAGS: readonly string[] = ['--semi-space-growth-factor=1', '--no-maglev'];
 
-if (process.argv[2] === 'agent' && process.env.FLOTILLA_AGENT_V8_FLAGS !== 'off') for (const flag of AGENT_V8_FLAGS) setFlagsFromString(flag);
+if (process.argv[2] === 'agent' && process.env.FLOTILLA_AGENT_V8_FLAGS !== 'off')
+  for (const flag of AGENT_V8_FLAGS) setFlagsFromString(flag);

@@ -39,7 +39,10 @@ the NATS server drops and refuses its credentials (when the hub has nats.systemC
 function parseLabels(text: string | undefined): Record<string, string> {
   const labels: Record<string, string> = {};
   if (!text) return labels;
-  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`--labels: "${pair}" is not key=value`);
     labels[pair.slice(0, eq)] = pair.slice(eq + 1);
@@ -52,17 +55,32 @@ async function adminClient(hub: string, dir: string): Promise<IdentityClient> {
     try {
       return await readFile(join(dir, name));
     } catch (err) {
-      throw new ConfigError('admin-dir', `cannot read ${join(dir, name)}: ${errorMessage(err)} (the hub writes it into its identity.stateDir; pass --admin-dir or set FLOTILLA_ADMIN_DIR)`);
+      throw new ConfigError(
+        'admin-dir',
+        `cannot read ${join(dir, name)}: ${errorMessage(err)} (the hub writes it into its identity.stateDir; pass --admin-dir or set FLOTILLA_ADMIN_DIR)`,
+      );
     }
   };
-  const creds = grpc.credentials.createSsl(await read('ca.crt'), await read('admin.key'), await read('admin.crt'));
+  const creds = grpc.credentials.createSsl(
+    await read('ca.crt'),
+    await read('admin.key'),
+    await read('admin.crt'),
+  );
   const { Identity } = loadFlotillaProto();
   return new Identity(hub, creds) as unknown as IdentityClient;
 }
 
 function unary<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
   return new Promise((ok, fail) =>
-    fn((err, res) => (err ? fail(new Error(`hub refused: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`)) : ok(res as T))),
+    fn((err, res) =>
+      err
+        ? fail(
+            new Error(
+              `hub refused: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`,
+            ),
+          )
+        : ok(res as T),
+    ),
   );
 }
 
@@ -90,23 +108,39 @@ export async function clusterCommand(argv: string[], io: CliIo): Promise<number>
     return values.help ? ExitCode.ok : ExitCode.usage;
   }
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
-  if ((verb === 'add' || verb === 'revoke') && !name) throw new UsageError(`cluster ${verb} needs a cluster NAME`);
+  if ((verb === 'add' || verb === 'revoke') && !name)
+    throw new UsageError(`cluster ${verb} needs a cluster NAME`);
   const hub = values.hub ?? io.env.FLOTILLA_HUB ?? '127.0.0.1:7443';
   const adminDir = adminDirOf(values['admin-dir'], io);
-  if (!adminDir) throw new UsageError('--admin-dir (or FLOTILLA_ADMIN_DIR) is required: the hub identity directory holding admin.crt');
+  if (!adminDir)
+    throw new UsageError(
+      '--admin-dir (or FLOTILLA_ADMIN_DIR) is required: the hub identity directory holding admin.crt',
+    );
   const client = await adminClient(hub, adminDir);
   try {
     if (verb === 'add') return await add(client, name as string, values, hub, io);
     if (verb === 'revoke') {
-      const res = await unary<{ streamsClosed: number }>((cb) => client.RevokeCluster({ name: name as string }, cb));
+      const res = await unary<{ streamsClosed: number }>((cb) =>
+        client.RevokeCluster({ name: name as string }, cb),
+      );
       io.stdout.write(`cluster ${name} revoked; ${res.streamsClosed} open stream(s) closed\n`);
       return ExitCode.ok;
     }
     if (verb === 'list') {
-      const res = await unary<{ clusters: { name: string; labels: Record<string, string>; addedAtMs: number; revokedAtMs: number; certificates: number }[] }>((cb) => client.ListIdentities({}, cb));
+      const res = await unary<{
+        clusters: {
+          name: string;
+          labels: Record<string, string>;
+          addedAtMs: number;
+          revokedAtMs: number;
+          certificates: number;
+        }[];
+      }>((cb) => client.ListIdentities({}, cb));
       const rows = res.clusters.map((c) => [
         c.name,
-        Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(',') || '<none>',
+        Object.entries(c.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',') || '<none>',
         c.revokedAtMs ? 'revoked' : c.certificates > 0 ? 'registered' : 'pending',
         new Date(Number(c.addedAtMs)).toISOString(),
       ]);
@@ -119,7 +153,13 @@ export async function clusterCommand(argv: string[], io: CliIo): Promise<number>
   }
 }
 
-async function add(client: IdentityClient, name: string, values: Record<string, string | boolean | undefined>, hub: string, io: CliIo): Promise<number> {
+async function add(
+  client: IdentityClient,
+  name: string,
+  values: Record<string, string | boolean | undefined>,
+  hub: string,
+  io: CliIo,
+): Promise<number> {
   const labels = parseLabels(values.labels as string | undefined);
   let ttl = 0;
   if (values['token-ttl']) {
@@ -129,14 +169,22 @@ async function add(client: IdentityClient, name: string, values: Record<string, 
       throw new UsageError(`--token-ttl: ${errorMessage(err)}`);
     }
   }
-  const res = await unary<{ token: string; expiresAtMs: number; caPem: string }>((cb) => client.AddCluster({ name, labels, tokenTtlMs: ttl }, cb));
+  const res = await unary<{ token: string; expiresAtMs: number; caPem: string }>((cb) =>
+    client.AddCluster({ name, labels, tokenTtlMs: ttl }, cb),
+  );
   const dir = resolve(io.cwd, (values['output-dir'] as string | undefined) ?? `flotilla-${name}`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const namespaces = ((values.namespaces as string | undefined) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const namespaces = ((values.namespaces as string | undefined) ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const manifests = agentManifests({
     cluster: name,
     hub: (values['agent-hub'] as string | undefined) ?? hub,
-    nats: (values.nats as string | undefined) ?? io.env.FLOTILLA_NATS_URL ?? 'nats://nats.flotilla-system:4222',
+    nats:
+      (values.nats as string | undefined) ??
+      io.env.FLOTILLA_NATS_URL ??
+      'nats://nats.flotilla-system:4222',
     image: (values.image as string | undefined) ?? DEFAULT_AGENT_IMAGE,
     namespaces,
     token: res.token,

@@ -9,10 +9,18 @@ import { diffCommand } from './diff.js';
 import { runCli } from './main.js';
 import { unifiedDiff } from './line-diff.js';
 
-function capture(): { io: { stdout: { write(t: string): void }; stderr: { write(t: string): void } }; out: () => string; err: () => string } {
+function capture(): {
+  io: { stdout: { write(t: string): void }; stderr: { write(t: string): void } };
+  out: () => string;
+  err: () => string;
+} {
   let out = '';
   let err = '';
-  return { io: { stdout: { write: (t) => (out += t) }, stderr: { write: (t) => (err += t) } }, out: () => out, err: () => err };
+  return {
+    io: { stdout: { write: (t) => (out += t) }, stderr: { write: (t) => (err += t) } },
+    out: () => out,
+    err: () => err,
+  };
 }
 
 describe('flotilla diff', () => {
@@ -21,7 +29,13 @@ describe('flotilla diff', () => {
   const git = (...args: string[]): string =>
     execFileSync('git', ['-C', dir, ...args], {
       encoding: 'utf8',
-      env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' },
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: 't',
+        GIT_AUTHOR_EMAIL: 't@e',
+        GIT_COMMITTER_NAME: 't',
+        GIT_COMMITTER_EMAIL: 't@e',
+      },
     }).trim();
   const commit = async (name: string, files: Record<string, string | null>): Promise<void> => {
     for (const [path, text] of Object.entries(files)) {
@@ -43,7 +57,10 @@ describe('flotilla diff', () => {
     await commit('base', {
       'clusters/a.yaml': clusterYaml('a', { env: 'prod' }),
       'clusters/b.yaml': clusterYaml('b', { env: 'dev' }),
-      'bundles/app/bundle.yaml': bundleYaml('app', '  namespace: app\n  targets:\n    - clusterSelector: { matchLabels: { env: prod } }\n'),
+      'bundles/app/bundle.yaml': bundleYaml(
+        'app',
+        '  namespace: app\n  targets:\n    - clusterSelector: { matchLabels: { env: prod } }\n',
+      ),
       'bundles/app/manifests/cm.yaml': configMap('app', { color: 'blue', size: 'm' }),
     });
     await commit('change', {
@@ -57,7 +74,10 @@ describe('flotilla diff', () => {
 
   test('shows-added-and-changed-objects-per-cluster-with-a-unified-diff-and-exits-1', async () => {
     const c = capture();
-    const code = await diffCommand(['--repo', dir, '--from', revs.base as string, '--to', 'HEAD~2'], c.io);
+    const code = await diffCommand(
+      ['--repo', dir, '--from', revs.base as string, '--to', 'HEAD~2'],
+      c.io,
+    );
     assert.equal(code, 1, c.err());
     assert.equal(
       c.out(),
@@ -87,7 +107,22 @@ describe('flotilla diff', () => {
 
   test('the-cluster-filter-limits-the-output', async () => {
     const c = capture();
-    assert.equal(await diffCommand(['--repo', dir, '--from', revs.base as string, '--to', revs.change as string, '--cluster', 'b'], c.io), 0);
+    assert.equal(
+      await diffCommand(
+        [
+          '--repo',
+          dir,
+          '--from',
+          revs.base as string,
+          '--to',
+          revs.change as string,
+          '--cluster',
+          'b',
+        ],
+        c.io,
+      ),
+      0,
+    );
     assert.equal(c.out(), 'no cluster changes\n');
   });
 
@@ -113,7 +148,13 @@ describe('flotilla diff', () => {
   });
 
   test('unified-diff-hunks-have-correct-ranges', () => {
-    assert.deepEqual(unifiedDiff(['a', 'b', 'c'], ['a', 'x', 'c'], 1), ['@@ -1,3 +1,3 @@', ' a', '-b', '+x', ' c']);
+    assert.deepEqual(unifiedDiff(['a', 'b', 'c'], ['a', 'x', 'c'], 1), [
+      '@@ -1,3 +1,3 @@',
+      ' a',
+      '-b',
+      '+x',
+      ' c',
+    ]);
     assert.deepEqual(unifiedDiff(['a'], ['a', 'b'], 0), ['@@ -1,0 +2,1 @@', '+b']);
     assert.deepEqual(unifiedDiff([], []), []);
   });

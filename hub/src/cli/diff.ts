@@ -52,7 +52,12 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
   }
   if (values.help) return 'help';
   if (!values.from || !values.to) return 'missing --from REV or --to REV';
-  return { repo: resolve(io.cwd ?? process.cwd(), values.repo ?? '.'), from: values.from, to: values.to, cluster: values.cluster };
+  return {
+    repo: resolve(io.cwd ?? process.cwd(), values.repo ?? '.'),
+    from: values.from,
+    to: values.to,
+    cluster: values.cluster,
+  };
 }
 
 /** Runs `flotilla diff` with argv (after "diff"); returns the exit code. */
@@ -69,7 +74,10 @@ export async function diffCommand(argv: string[], io: RenderIo): Promise<number>
   let before: RenderResult;
   let after: RenderResult;
   try {
-    const [from, to] = [await resolveRevision(args.repo, args.from), await resolveRevision(args.repo, args.to)];
+    const [from, to] = [
+      await resolveRevision(args.repo, args.from),
+      await resolveRevision(args.repo, args.to),
+    ];
     const opts = renderOptionsFromEnv(io.env);
     before = await renderFleet(await readRevisionTree(args.repo, from), from, opts);
     after = await renderFleet(await readRevisionTree(args.repo, to), to, opts);
@@ -77,7 +85,9 @@ export async function diffCommand(argv: string[], io: RenderIo): Promise<number>
     io.stderr.write(`flotilla diff: ${errorMessage(err)}\n`);
     return 2;
   }
-  const errors = after.errors.filter((e) => args.cluster === undefined || e.cluster === undefined || e.cluster === args.cluster);
+  const errors = after.errors.filter(
+    (e) => args.cluster === undefined || e.cluster === undefined || e.cluster === args.cluster,
+  );
   for (const e of errors) io.stderr.write(`error at ${args.to}: ${formatRenderError(e)}\n`);
   const names = [...new Set([...before.clusters.keys(), ...after.clusters.keys()])]
     .filter((c) => args.cluster === undefined || c === args.cluster)
@@ -92,12 +102,19 @@ export async function diffCommand(argv: string[], io: RenderIo): Promise<number>
       io.stdout.write(`cluster ${name}: paused at ${args.to}; it keeps its desired state\n`);
       continue;
     }
-    const text = diffCluster(name, before.clusters.get(name), after.clusters.get(name), after.held.get(name) ?? []);
+    const text = diffCluster(
+      name,
+      before.clusters.get(name),
+      after.clusters.get(name),
+      after.held.get(name) ?? [],
+    );
     if (text === '') continue;
     changed++;
     io.stdout.write(text);
   }
-  io.stdout.write(changed === 0 ? 'no cluster changes\n' : `${changed} of ${names.length} clusters change\n`);
+  io.stdout.write(
+    changed === 0 ? 'no cluster changes\n' : `${changed} of ${names.length} clusters change\n`,
+  );
   if (errors.length > 0) return 2;
   return changed > 0 ? 1 : 0;
 }
@@ -109,12 +126,18 @@ interface Entry {
 
 function entries(state: DesiredState | undefined): Map<string, Entry> {
   const out = new Map<string, Entry>();
-  for (const b of state?.bundles ?? []) for (const object of b.objects) out.set(objectKey(object), { bundle: b.name, object });
+  for (const b of state?.bundles ?? [])
+    for (const object of b.objects) out.set(objectKey(object), { bundle: b.name, object });
   return out;
 }
 
 // A bundle held at --to (broken or paused) keeps what the cluster has: not a removal.
-function diffCluster(name: string, from: DesiredState | undefined, to: DesiredState | undefined, held: readonly string[]): string {
+function diffCluster(
+  name: string,
+  from: DesiredState | undefined,
+  to: DesiredState | undefined,
+  held: readonly string[],
+): string {
   if (from && to && from.digest === to.digest) return '';
   const a = entries(from);
   const b = entries(to);
@@ -137,7 +160,10 @@ function diffCluster(name: string, from: DesiredState | undefined, to: DesiredSt
       for (const l of unifiedDiff(toYaml(x.object), toYaml(y.object), 3)) lines.push(`      ${l}`);
     }
   }
-  for (const bundle of held) lines.push(`  ! ${bundle}: not rendered at this revision (error or paused); the cluster keeps what it has`);
+  for (const bundle of held)
+    lines.push(
+      `  ! ${bundle}: not rendered at this revision (error or paused); the cluster keeps what it has`,
+    );
   if (lines.length === 0) return '';
   const what = !from ? ' (new cluster)' : !to ? ' (cluster removed or paused)' : '';
   return `cluster ${name}${what}: ${counts.added} added, ${counts.removed} removed, ${counts.changed} changed\n${lines.join('\n')}\n`;
@@ -150,5 +176,7 @@ function describe(o: KubeObject): string {
 
 // Keys sorted, so a diff shows what changed rather than how a file ordered its keys.
 function toYaml(o: KubeObject): string[] {
-  return stringify(JSON.parse(canonicalJson(o)), { lineWidth: 0, aliasDuplicateObjects: false }).trimEnd().split('\n');
+  return stringify(JSON.parse(canonicalJson(o)), { lineWidth: 0, aliasDuplicateObjects: false })
+    .trimEnd()
+    .split('\n');
 }

@@ -30,18 +30,28 @@ export function formatBundles(bundles: readonly BundleSummary[], format: OutputF
   if (format === 'wide') {
     return renderTable(
       ['NAME', 'CLUSTERS', ...DEPLOYMENT_STATES.map((x) => x.toUpperCase())],
-      bundles.map((b) => [b.name, String(b.clusters), ...DEPLOYMENT_STATES.map((x) => String(b.states[x]))]),
+      bundles.map((b) => [
+        b.name,
+        String(b.clusters),
+        ...DEPLOYMENT_STATES.map((x) => String(b.states[x])),
+      ]),
     );
   }
   const rows = bundles.map((b) => {
-    const others = DEPLOYMENT_STATES.filter((x) => x !== 'Ready' && b.states[x] > 0).map((x) => `${x}=${b.states[x]}`);
+    const others = DEPLOYMENT_STATES.filter((x) => x !== 'Ready' && b.states[x] > 0).map(
+      (x) => `${x}=${b.states[x]}`,
+    );
     return [b.name, String(b.clusters), `${b.states.Ready}/${b.clusters}`, others.join(',') || '-'];
   });
   return renderTable(['NAME', 'CLUSTERS', 'READY', 'NOT-READY'], rows);
 }
 
 /** `flotilla get deployments`. */
-export function formatDeployments(deployments: readonly BundleDeployment[], format: OutputFormat, nowMs: number): string {
+export function formatDeployments(
+  deployments: readonly BundleDeployment[],
+  format: OutputFormat,
+  nowMs: number,
+): string {
   const s = structured('deployments', deployments, format);
   if (s !== undefined) return s;
   if (deployments.length === 0) return 'No deployments found.\n';
@@ -55,17 +65,24 @@ export function formatDeployments(deployments: readonly BundleDeployment[], form
     formatAge(d.lastTransition, nowMs),
   ]);
   if (format === 'table') return renderTable(header, rows);
-  return renderTable([...header, 'DIGEST', 'HEALTH', 'REASON'], rows.map((r, i) => {
-    const d = deployments[i] as BundleDeployment;
-    return [...r, short(d.appliedDigest), d.health || '-', d.reason];
-  }));
+  return renderTable(
+    [...header, 'DIGEST', 'HEALTH', 'REASON'],
+    rows.map((r, i) => {
+      const d = deployments[i] as BundleDeployment;
+      return [...r, short(d.appliedDigest), d.health || '-', d.reason];
+    }),
+  );
 }
 
 /** `flotilla describe cluster NAME`: kubectl-describe-style sections. */
 export function formatDescribe(c: ClusterDetail, format: OutputFormat, nowMs: number): string {
   if (format === 'json') return JSON.stringify(c, null, 2) + '\n';
   if (format === 'yaml') return stringify(c);
-  const labels = Object.keys(c.labels).sort().map((k) => `${k}=${c.labels[k]}`).join(',') || '<none>';
+  const labels =
+    Object.keys(c.labels)
+      .sort()
+      .map((k) => `${k}=${c.labels[k]}`)
+      .join(',') || '<none>';
   const lines = [
     `Name:              ${c.name}`,
     `Labels:            ${labels}`,
@@ -79,8 +96,28 @@ export function formatDescribe(c: ClusterDetail, format: OutputFormat, nowMs: nu
   ];
   const table = c.deployments.length
     ? renderTable(
-        ['BUNDLE', 'STATE', 'CREATED', 'CONFIGURED', 'UNCHANGED', 'FAILED', 'DRIFTED', 'HEALTH', 'REASON'],
-        c.deployments.map((d) => [d.bundle, d.state, String(d.created), String(d.configured), String(d.unchanged), String(d.failed), String(d.drifted), d.health || '-', d.reason]),
+        [
+          'BUNDLE',
+          'STATE',
+          'CREATED',
+          'CONFIGURED',
+          'UNCHANGED',
+          'FAILED',
+          'DRIFTED',
+          'HEALTH',
+          'REASON',
+        ],
+        c.deployments.map((d) => [
+          d.bundle,
+          d.state,
+          String(d.created),
+          String(d.configured),
+          String(d.unchanged),
+          String(d.failed),
+          String(d.drifted),
+          d.health || '-',
+          d.reason,
+        ]),
       )
         .split('\n')
         .map((l) => (l ? `  ${l}` : l))
@@ -90,15 +127,38 @@ export function formatDescribe(c: ClusterDetail, format: OutputFormat, nowMs: nu
 }
 
 /** `flotilla drift`: one row per drifted object. */
-export function formatDrift(entries: readonly HistoryEntry[], format: OutputFormat, nowMs: number): string {
+export function formatDrift(
+  entries: readonly HistoryEntry[],
+  format: OutputFormat,
+  nowMs: number,
+): string {
   const s = structured('entries', entries, format);
   if (s !== undefined) return s;
   const rows: string[][] = [];
   for (const e of entries) {
-    const objects = e.drift.length ? e.drift : [{ bundle: e.bundles.join(','), kind: '', namespace: '', name: '', fields: [], changedBy: [] }];
+    const objects = e.drift.length
+      ? e.drift
+      : [
+          {
+            bundle: e.bundles.join(','),
+            kind: '',
+            namespace: '',
+            name: '',
+            fields: [],
+            changedBy: [],
+          },
+        ];
     for (const o of objects) {
       const obj = o.kind ? `${o.kind}/${o.namespace ? `${o.namespace}/` : ''}${o.name}` : '-';
-      const row = [formatAge(e.time, nowMs), e.cluster, o.bundle, e.kind === 'drift-corrected' ? 'corrected' : 'detected', obj, o.fields.join(',') || '-', o.changedBy.join(',') || '-'];
+      const row = [
+        formatAge(e.time, nowMs),
+        e.cluster,
+        o.bundle,
+        e.kind === 'drift-corrected' ? 'corrected' : 'detected',
+        obj,
+        o.fields.join(',') || '-',
+        o.changedBy.join(',') || '-',
+      ];
       rows.push(format === 'wide' ? [...row, e.time, short(e.revision)] : row);
     }
   }

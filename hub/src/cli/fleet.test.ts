@@ -13,12 +13,72 @@ const NOW = Date.parse('2026-11-26T12:00:00Z');
 const REV = '3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39';
 
 const DEPLOYMENTS: BundleDeployment[] = [
-  { bundle: 'app', cluster: 'edge-1', state: 'Ready', reason: '', desiredDigest: 'sha256:a1', appliedDigest: 'sha256:a1aaaaaaaaaaaaaa', created: 2, configured: 1, unchanged: 3, deleted: 0, failed: 0, drifted: 0, driftEvents: 0, health: 'Healthy', lastError: '', lastTransition: '2026-11-26T11:55:00Z' },
-  { bundle: 'app', cluster: 'edge-2', state: 'Drifted', reason: '1 objects drifted', desiredDigest: 'sha256:a1', appliedDigest: 'sha256:a1aaaaaaaaaaaaaa', created: 0, configured: 0, unchanged: 6, deleted: 0, failed: 0, drifted: 1, driftEvents: 3, health: '', lastError: '', lastTransition: '2026-11-26T09:00:00Z' },
+  {
+    bundle: 'app',
+    cluster: 'edge-1',
+    state: 'Ready',
+    reason: '',
+    desiredDigest: 'sha256:a1',
+    appliedDigest: 'sha256:a1aaaaaaaaaaaaaa',
+    created: 2,
+    configured: 1,
+    unchanged: 3,
+    deleted: 0,
+    failed: 0,
+    drifted: 0,
+    driftEvents: 0,
+    health: 'Healthy',
+    lastError: '',
+    lastTransition: '2026-11-26T11:55:00Z',
+  },
+  {
+    bundle: 'app',
+    cluster: 'edge-2',
+    state: 'Drifted',
+    reason: '1 objects drifted',
+    desiredDigest: 'sha256:a1',
+    appliedDigest: 'sha256:a1aaaaaaaaaaaaaa',
+    created: 0,
+    configured: 0,
+    unchanged: 6,
+    deleted: 0,
+    failed: 0,
+    drifted: 1,
+    driftEvents: 3,
+    health: '',
+    lastError: '',
+    lastTransition: '2026-11-26T09:00:00Z',
+  },
 ];
 const BUNDLES: BundleSummary[] = [
-  { name: 'app', clusters: 2, states: { Ready: 1, Progressing: 0, Pending: 0, OutOfSync: 0, Drifted: 1, Degraded: 0, Failed: 0, Offline: 0 } },
-  { name: 'monitoring', clusters: 1000, states: { Ready: 997, Progressing: 0, Pending: 0, OutOfSync: 0, Drifted: 0, Degraded: 0, Failed: 2, Offline: 1 } },
+  {
+    name: 'app',
+    clusters: 2,
+    states: {
+      Ready: 1,
+      Progressing: 0,
+      Pending: 0,
+      OutOfSync: 0,
+      Drifted: 1,
+      Degraded: 0,
+      Failed: 0,
+      Offline: 0,
+    },
+  },
+  {
+    name: 'monitoring',
+    clusters: 1000,
+    states: {
+      Ready: 997,
+      Progressing: 0,
+      Pending: 0,
+      OutOfSync: 0,
+      Drifted: 0,
+      Degraded: 0,
+      Failed: 2,
+      Offline: 1,
+    },
+  },
 ];
 const CLUSTER: ClusterStatus & { deployments: BundleDeployment[] } = {
   name: 'edge-2',
@@ -37,8 +97,27 @@ const CLUSTER: ClusterStatus & { deployments: BundleDeployment[] } = {
 };
 const DRIFT: HistoryEntry[] = [
   {
-    id: 'e1', time: '2026-11-26T09:00:00Z', timeMs: Date.parse('2026-11-26T09:00:00Z'), cluster: 'edge-2', kind: 'drift-detected', revision: REV, digest: '', result: '', message: '', bundles: ['app'], bundleDigests: [],
-    drift: [{ bundle: 'app', kind: 'Deployment', namespace: 'apps', name: 'web', fields: ['/spec/replicas', '/spec/template/spec/containers/0/image'], changedBy: ['kubectl-edit'] }],
+    id: 'e1',
+    time: '2026-11-26T09:00:00Z',
+    timeMs: Date.parse('2026-11-26T09:00:00Z'),
+    cluster: 'edge-2',
+    kind: 'drift-detected',
+    revision: REV,
+    digest: '',
+    result: '',
+    message: '',
+    bundles: ['app'],
+    bundleDigests: [],
+    drift: [
+      {
+        bundle: 'app',
+        kind: 'Deployment',
+        namespace: 'apps',
+        name: 'web',
+        fields: ['/spec/replicas', '/spec/template/spec/containers/0/image'],
+        changedBy: ['kubectl-edit'],
+      },
+    ],
   },
 ];
 
@@ -48,14 +127,23 @@ function fakeHub(routes: Record<string, unknown>, seen: string[] = []): Fetch {
     seen.push(u.pathname + u.search);
     const body = routes[u.pathname];
     const status = body === undefined ? 404 : 200;
-    const text = JSON.stringify(body ?? { error: { code: 'NOT_FOUND', message: `cluster "${u.pathname.split('/').pop()}" not found` } });
+    const text = JSON.stringify(
+      body ?? {
+        error: { code: 'NOT_FOUND', message: `cluster "${u.pathname.split('/').pop()}" not found` },
+      },
+    );
     return { ok: status === 200, status, text: async () => text };
   };
 }
 
 function io() {
   const out = { stdout: '', stderr: '' };
-  const cli: CliIo = { stdout: { write: (t: string) => (out.stdout += t) }, stderr: { write: (t: string) => (out.stderr += t) }, env: {}, cwd: '/' };
+  const cli: CliIo = {
+    stdout: { write: (t: string) => (out.stdout += t) },
+    stderr: { write: (t: string) => (out.stderr += t) },
+    env: {},
+    cwd: '/',
+  };
   return { out, cli };
 }
 
@@ -87,7 +175,10 @@ const GOLDEN_DRIFT = `AGE   CLUSTER   BUNDLE   EVENT      OBJECT                
 `;
 
 test('get-bundles-and-deployments-golden', async () => {
-  const hub = fakeHub({ '/api/v1/bundles': { bundles: BUNDLES }, '/api/v1/deployments': { deployments: DEPLOYMENTS } });
+  const hub = fakeHub({
+    '/api/v1/bundles': { bundles: BUNDLES },
+    '/api/v1/deployments': { deployments: DEPLOYMENTS },
+  });
   const a = io();
   assert.equal(await getCommand(['bundles'], a.cli, hub, () => NOW), 0);
   assert.equal(a.out.stdout, GOLDEN_BUNDLES);
@@ -101,7 +192,10 @@ test('get-bundles-and-deployments-golden', async () => {
 
 test('describe-cluster-and-drift-golden', async () => {
   const seen: string[] = [];
-  const hub = fakeHub({ '/api/v1/clusters/edge-2': CLUSTER, '/api/v1/drift': { entries: DRIFT } }, seen);
+  const hub = fakeHub(
+    { '/api/v1/clusters/edge-2': CLUSTER, '/api/v1/drift': { entries: DRIFT } },
+    seen,
+  );
   const a = io();
   assert.equal(await describeCommand(['cluster', 'edge-2'], a.cli, hub, () => NOW), 0);
   assert.equal(a.out.stdout, GOLDEN_DESCRIBE);
@@ -109,7 +203,10 @@ test('describe-cluster-and-drift-golden', async () => {
   assert.equal(await driftCommand(['--cluster', 'edge-2'], b.cli, hub, () => NOW), 0);
   assert.equal(b.out.stdout, GOLDEN_DRIFT);
   assert.equal(seen.at(-1), '/api/v1/drift?since=24h&cluster=edge-2');
-  await assert.rejects(describeCommand(['cluster', 'nope'], io().cli, hub), /404 NOT_FOUND: cluster "nope" not found/);
+  await assert.rejects(
+    describeCommand(['cluster', 'nope'], io().cli, hub),
+    /404 NOT_FOUND: cluster "nope" not found/,
+  );
   await assert.rejects(getCommand(['pods'], io().cli, hub), /unknown resource "pods"/);
   await assert.rejects(getCommand(['clusters', '-l', 'env in ('], io().cli, hub), /-l:/);
 });
@@ -117,15 +214,37 @@ test('describe-cluster-and-drift-golden', async () => {
 test('wait-succeeds-when-all-ready-and-times-out-listing-laggards', async () => {
   let clusters: Partial<ClusterStatus>[] = [
     { name: 'edge-1', state: 'Ready', appliedRevision: REV, message: '' },
-    { name: 'edge-2', state: 'Progressing', appliedRevision: '0123456789abcdef', message: 'applying' },
+    {
+      name: 'edge-2',
+      state: 'Progressing',
+      appliedRevision: '0123456789abcdef',
+      message: 'applying',
+    },
   ];
-  const hub: Fetch = async () => ({ ok: true, status: 200, text: async () => JSON.stringify({ clusters }) });
+  const hub: Fetch = async () => ({
+    ok: true,
+    status: 200,
+    text: async () => JSON.stringify({ clusters }),
+  });
   const late = io();
-  assert.equal(await waitCommand(['--for', `revision=${REV.slice(0, 7)}`, '--timeout', '200ms', '--interval', '50ms'], late.cli, hub), 1);
-  assert.equal(late.out.stderr, `timed out after 200ms waiting for revision ${REV.slice(0, 7)}; not there yet:\n  edge-2: Progressing at 0123456789ab (applying)\n`);
+  assert.equal(
+    await waitCommand(
+      ['--for', `revision=${REV.slice(0, 7)}`, '--timeout', '200ms', '--interval', '50ms'],
+      late.cli,
+      hub,
+    ),
+    1,
+  );
+  assert.equal(
+    late.out.stderr,
+    `timed out after 200ms waiting for revision ${REV.slice(0, 7)}; not there yet:\n  edge-2: Progressing at 0123456789ab (applying)\n`,
+  );
   clusters = clusters.map((c) => ({ ...c, state: 'Ready', appliedRevision: REV }));
   const ok = io();
   assert.equal(await waitCommand(['--for', `revision=${REV}`, '--timeout', '1s'], ok.cli, hub), 0);
   assert.equal(ok.out.stdout, `2 cluster(s) Ready at ${REV}\n`);
-  await assert.rejects(waitCommand(['--for', 'revision=xyz'], io().cli, hub), /--for: expected revision=SHA/);
+  await assert.rejects(
+    waitCommand(['--for', 'revision=xyz'], io().cli, hub),
+    /--for: expected revision=SHA/,
+  );
 });

@@ -65,7 +65,8 @@ const OPTIONS = {
 
 function outputFormat(value: string | undefined): OutputFormat {
   const format = (value ?? 'table') as OutputFormat;
-  if (!OUTPUT_FORMATS.includes(format)) throw new UsageError(`-o: unknown output format "${value}" (use ${OUTPUT_FORMATS.join(', ')})`);
+  if (!OUTPUT_FORMATS.includes(format))
+    throw new UsageError(`-o: unknown output format "${value}" (use ${OUTPUT_FORMATS.join(', ')})`);
   return format;
 }
 
@@ -81,7 +82,12 @@ export function checkSelector(text: string | undefined): string | undefined {
 }
 
 /** Runs `flotilla get`; returns the exit code. */
-export async function getCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+export async function getCommand(
+  argv: string[],
+  io: CliIo,
+  fetchFn: Fetch = fetch,
+  now = Date.now,
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -104,53 +110,115 @@ export async function getCommand(argv: string[], io: CliIo, fetchFn: Fetch = fet
   const kind = what === 'cluster' || what === 'bundle' || what === 'deployment' ? `${what}s` : what;
   if (kind === 'clusters') {
     const clusters = name
-      ? [(await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(name)}`)) as ClusterStatus]
-      : ((await getJson(fetchFn, `${base}/api/v1/clusters${queryString({ selector, revision: values.revision })}`)) as { clusters: ClusterStatus[] }).clusters;
+      ? [
+          (await getJson(
+            fetchFn,
+            `${base}/api/v1/clusters/${encodeURIComponent(name)}`,
+          )) as ClusterStatus,
+        ]
+      : (
+          (await getJson(
+            fetchFn,
+            `${base}/api/v1/clusters${queryString({ selector, revision: values.revision })}`,
+          )) as { clusters: ClusterStatus[] }
+        ).clusters;
     io.stdout.write(formatClusters(clusters, format, now()));
   } else if (kind === 'bundles') {
     const bundles = name
-      ? [(await getJson(fetchFn, `${base}/api/v1/bundles/${encodeURIComponent(name)}`)) as BundleSummary]
-      : ((await getJson(fetchFn, `${base}/api/v1/bundles`)) as { bundles: BundleSummary[] }).bundles;
-    io.stdout.write(formatBundles(bundles.map(({ name: n, clusters, states }) => ({ name: n, clusters, states })), format));
+      ? [
+          (await getJson(
+            fetchFn,
+            `${base}/api/v1/bundles/${encodeURIComponent(name)}`,
+          )) as BundleSummary,
+        ]
+      : ((await getJson(fetchFn, `${base}/api/v1/bundles`)) as { bundles: BundleSummary[] })
+          .bundles;
+    io.stdout.write(
+      formatBundles(
+        bundles.map(({ name: n, clusters, states }) => ({ name: n, clusters, states })),
+        format,
+      ),
+    );
   } else if (kind === 'deployments') {
-    const query = queryString({ selector, bundle: values.bundle ?? name, cluster: values.cluster, state: values.state });
-    const body = (await getJson(fetchFn, `${base}/api/v1/deployments${query}`)) as { deployments: BundleDeployment[] };
+    const query = queryString({
+      selector,
+      bundle: values.bundle ?? name,
+      cluster: values.cluster,
+      state: values.state,
+    });
+    const body = (await getJson(fetchFn, `${base}/api/v1/deployments${query}`)) as {
+      deployments: BundleDeployment[];
+    };
     io.stdout.write(formatDeployments(body.deployments, format, now()));
   } else {
-    throw new UsageError(what ? `unknown resource "${what}" (use clusters, bundles or deployments)` : 'what to get? (clusters, bundles or deployments)');
+    throw new UsageError(
+      what
+        ? `unknown resource "${what}" (use clusters, bundles or deployments)`
+        : 'what to get? (clusters, bundles or deployments)',
+    );
   }
   return ExitCode.ok;
 }
 
 /** Runs `flotilla describe cluster NAME`; returns the exit code. */
-export async function describeCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+export async function describeCommand(
+  argv: string[],
+  io: CliIo,
+  fetchFn: Fetch = fetch,
+  now = Date.now,
+): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: OPTIONS,
+  });
   if (values.help) return (io.stdout.write(DESCRIBE_USAGE), ExitCode.ok);
   const format = outputFormat(values.output);
   const [what, name, ...extra] = positionals;
-  if (what !== 'cluster' && what !== 'clusters') throw new UsageError(`can describe only "cluster NAME", got "${what ?? ''}"`);
+  if (what !== 'cluster' && what !== 'clusters')
+    throw new UsageError(`can describe only "cluster NAME", got "${what ?? ''}"`);
   if (!name || extra.length > 0) throw new UsageError('expected exactly one cluster name');
   const base = hubBase(values['hub-url'], io);
   fetchFn = hubFetch(fetchFn, values['ca-file'], io);
-  const detail = (await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(name)}`)) as ClusterDetail;
+  const detail = (await getJson(
+    fetchFn,
+    `${base}/api/v1/clusters/${encodeURIComponent(name)}`,
+  )) as ClusterDetail;
   io.stdout.write(formatDescribe(detail, format, now()));
   return ExitCode.ok;
 }
 
 /** Runs `flotilla drift`; returns the exit code. */
-export async function driftCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+export async function driftCommand(
+  argv: string[],
+  io: CliIo,
+  fetchFn: Fetch = fetch,
+  now = Date.now,
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { ...OPTIONS, since: { type: 'string', default: '24h' }, cluster: { type: 'string' }, bundle: { type: 'string' } },
+    options: {
+      ...OPTIONS,
+      since: { type: 'string', default: '24h' },
+      cluster: { type: 'string' },
+      bundle: { type: 'string' },
+    },
   });
   if (values.help) return (io.stdout.write(DRIFT_USAGE), ExitCode.ok);
-  if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
   const format = outputFormat(values.output);
   const base = hubBase(values['hub-url'], io);
   fetchFn = hubFetch(fetchFn, values['ca-file'], io);
-  const query = queryString({ since: values.since, cluster: values.cluster, bundle: values.bundle });
-  const body = (await getJson(fetchFn, `${base}/api/v1/drift${query}`)) as { entries: HistoryEntry[] };
+  const query = queryString({
+    since: values.since,
+    cluster: values.cluster,
+    bundle: values.bundle,
+  });
+  const body = (await getJson(fetchFn, `${base}/api/v1/drift${query}`)) as {
+    entries: HistoryEntry[];
+  };
   io.stdout.write(formatDrift(body.entries, format, now()));
   return ExitCode.ok;
 }

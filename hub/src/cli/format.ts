@@ -26,7 +26,10 @@ export function formatAge(iso: string | null, nowMs: number): string {
 }
 
 /** Left-aligned columns separated by three spaces, like kubectl. */
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+export function renderTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -44,7 +47,11 @@ function labelsText(labels: Record<string, string>): string {
 }
 
 /** Formats clusters in the chosen format; table and wide are for humans, json and yaml carry everything. */
-export function formatClusters(clusters: readonly ClusterStatus[], format: OutputFormat, nowMs: number): string {
+export function formatClusters(
+  clusters: readonly ClusterStatus[],
+  format: OutputFormat,
+  nowMs: number,
+): string {
   if (format === 'json') return JSON.stringify({ clusters }, null, 2) + '\n';
   if (format === 'yaml') return stringify({ clusters });
   if (clusters.length === 0) return 'No clusters found.\n';
@@ -60,6 +67,10 @@ export function formatClusters(clusters: readonly ClusterStatus[], format: Outpu
   if (format === 'table') return renderTable(header, rows);
   return renderTable(
     [...header, 'LABELS', 'MESSAGE'],
-    rows.map((r, i) => [...r, labelsText((clusters[i] as ClusterStatus).labels), (clusters[i] as ClusterStatus).message]),
+    rows.map((r, i) => [
+      ...r,
+      labelsText((clusters[i] as ClusterStatus).labels),
+      (clusters[i] as ClusterStatus).message,
+    ]),
   );
 }

@@ -12,24 +12,48 @@ const MAX_GIT_OUTPUT = 256 * 1024 * 1024;
 
 function git(repo: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('git', ['-C', repo, ...args], { maxBuffer: MAX_GIT_OUTPUT, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new Error(stderr.trim().split('\n').slice(-2).join(' ') || err.message, { cause: err }));
-      else resolve(stdout);
-    });
+    execFile(
+      'git',
+      ['-C', repo, ...args],
+      { maxBuffer: MAX_GIT_OUTPUT, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(
+            new Error(stderr.trim().split('\n').slice(-2).join(' ') || err.message, { cause: err }),
+          );
+        else resolve(stdout);
+      },
+    );
   });
 }
 
 /** The commit SHA a revision names; throws an Error with git's message when it names none. */
 export async function resolveRevision(repo: string, rev: string): Promise<string> {
   if (rev.startsWith('-')) throw new Error(`"${rev}" is not a revision`);
-  const sha = (await git(repo, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${rev}^{commit}`]).catch(() => '')).trim();
+  const sha = (
+    await git(repo, [
+      'rev-parse',
+      '--verify',
+      '--quiet',
+      '--end-of-options',
+      `${rev}^{commit}`,
+    ]).catch(() => '')
+  ).trim();
   if (sha === '') throw new Error(`"${rev}" is not a commit in ${repo}`);
   return sha;
 }
 
 /** The fleet files of a commit (symlinks and submodules listed as rejected, like the hub). */
 export async function readRevisionTree(repo: string, commit: string): Promise<RepoTree> {
-  const listing = await git(repo, ['ls-tree', '-r', '-z', '--full-tree', commit, '--', ...FLEET_ROOTS]);
+  const listing = await git(repo, [
+    'ls-tree',
+    '-r',
+    '-z',
+    '--full-tree',
+    commit,
+    '--',
+    ...FLEET_ROOTS,
+  ]);
   const blobs: { path: string; oid: string }[] = [];
   const rejected: RejectedEntry[] = [];
   for (const entry of listing.split('\0')) {
@@ -37,11 +61,16 @@ export async function readRevisionTree(repo: string, commit: string): Promise<Re
     const tab = entry.indexOf('\t');
     const [mode, type, oid] = entry.slice(0, tab).split(' ') as [string, string, string];
     const path = entry.slice(tab + 1);
-    if (type === 'commit') rejected.push({ path, reason: 'Git submodules are not supported in a fleet repo' });
-    else if (mode === '120000') rejected.push({ path, reason: 'symbolic links are not allowed in a fleet repo' });
+    if (type === 'commit')
+      rejected.push({ path, reason: 'Git submodules are not supported in a fleet repo' });
+    else if (mode === '120000')
+      rejected.push({ path, reason: 'symbolic links are not allowed in a fleet repo' });
     else if (type === 'blob') blobs.push({ path, oid });
   }
-  const contents = await catBlobs(repo, blobs.map((b) => b.oid));
+  const contents = await catBlobs(
+    repo,
+    blobs.map((b) => b.oid),
+  );
   return new MapRepoTree(new Map(blobs.map((b, i) => [b.path, contents[i] as Buffer])), rejected);
 }
 
@@ -49,7 +78,9 @@ export async function readRevisionTree(repo: string, commit: string): Promise<Re
 function catBlobs(repo: string, oids: readonly string[]): Promise<Buffer[]> {
   if (oids.length === 0) return Promise.resolve([]);
   return new Promise((resolve, reject) => {
-    const child = spawn('git', ['-C', repo, 'cat-file', '--batch'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('git', ['-C', repo, 'cat-file', '--batch'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const chunks: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
@@ -63,7 +94,8 @@ function catBlobs(repo: string, oids: readonly string[]): Promise<Buffer[]> {
       for (let i = 0; i < oids.length; i++) {
         const nl = out.indexOf(0x0a, pos);
         const size = Number(out.subarray(pos, nl).toString().split(' ')[2]);
-        if (!Number.isFinite(size)) return reject(new Error(`git cat-file: unexpected output for ${oids[i]}`));
+        if (!Number.isFinite(size))
+          return reject(new Error(`git cat-file: unexpected output for ${oids[i]}`));
         blobs.push(out.subarray(nl + 1, nl + 1 + size));
         pos = nl + 1 + size + 1;
       }

@@ -9,7 +9,15 @@ import type { CliIo } from './io.js';
 export const DEFAULT_HUB_URL = 'http://127.0.0.1:7080';
 
 /** A fetch function, injectable for tests. */
-export type Fetch = (url: string, init?: { signal?: AbortSignal }) => Promise<{ ok: boolean; status: number; text(): Promise<string>; body?: ReadableStream<Uint8Array> | null }>;
+export type Fetch = (
+  url: string,
+  init?: { signal?: AbortSignal },
+) => Promise<{
+  ok: boolean;
+  status: number;
+  text(): Promise<string>;
+  body?: ReadableStream<Uint8Array> | null;
+}>;
 
 /** The hub answered with an error status; code is its stable error code. */
 export class HubError extends Error {
@@ -42,7 +50,9 @@ export async function getJson(fetchFn: Fetch, url: string): Promise<unknown> {
   } catch (err) {
     // A TLS failure already names its fix (--ca-file); waiting will not help.
     if (err instanceof HubTlsError) throw err;
-    throw new UnavailableError(`hub at ${new URL(url).origin}`, { cause: (err as Error).cause ?? err });
+    throw new UnavailableError(`hub at ${new URL(url).origin}`, {
+      cause: (err as Error).cause ?? err,
+    });
   }
   const text = await res.text();
   let body: unknown;
@@ -53,7 +63,11 @@ export async function getJson(fetchFn: Fetch, url: string): Promise<unknown> {
   }
   if (!res.ok) {
     const e = (body as { error?: { code?: string; message?: string } }).error;
-    throw new HubError(res.status, e?.code ?? '', `hub answered ${res.status} ${e?.code ?? ''}: ${e?.message ?? text}`.trim());
+    throw new HubError(
+      res.status,
+      e?.code ?? '',
+      `hub answered ${res.status} ${e?.code ?? ''}: ${e?.message ?? text}`.trim(),
+    );
   }
   return body;
 }

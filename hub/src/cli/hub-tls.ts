@@ -17,7 +17,8 @@ import type { CliIo } from './io.js';
 export const CA_FILE_OPTION = { 'ca-file': { type: 'string' } } as const;
 
 /** Usage line of --ca-file. */
-export const CA_FILE_USAGE = '  --ca-file FILE      CA of an https hub (default $FLOTILLA_CA_FILE, else ca.crt in the admin directory when present)';
+export const CA_FILE_USAGE =
+  '  --ca-file FILE      CA of an https hub (default $FLOTILLA_CA_FILE, else ca.crt in the admin directory when present)';
 
 /** The hub's certificate could not be verified; the message names the fix. */
 export class HubTlsError extends FlotillaError {
@@ -58,17 +59,25 @@ export function tlsHint(err: unknown, url: string, caFile: string | undefined): 
     const fix = caFile
       ? `${caFile} is not the CA that signed it: pass the hub's ca.crt with --ca-file`
       : "pass --ca-file with the hub's ca.crt (or set FLOTILLA_CA_FILE, or FLOTILLA_ADMIN_DIR to the admin directory holding it)";
-    return new HubTlsError(`hub at ${origin}: certificate signed by unknown authority (${code}): ${fix}`);
+    return new HubTlsError(
+      `hub at ${origin}: certificate signed by unknown authority (${code}): ${fix}`,
+    );
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-    return new HubTlsError(`hub at ${origin}: its certificate is not valid for "${new URL(url).hostname}": use a name from the hub's identity.hosts, or add this one there and restart the hub`);
+    return new HubTlsError(
+      `hub at ${origin}: its certificate is not valid for "${new URL(url).hostname}": use a name from the hub's identity.hosts, or add this one there and restart the hub`,
+    );
   }
   // A TLS listener hangs up on plain HTTP: the usual cause is http:// against a default (TLS) hub.
   if (url.startsWith('http:') && (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET')) {
-    return new HubTlsError(`hub at ${origin} closed the connection (${code}): it probably serves HTTPS (the default): use https://`);
+    return new HubTlsError(
+      `hub at ${origin} closed the connection (${code}): it probably serves HTTPS (the default): use https://`,
+    );
   }
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'EPROTO') {
-    return new HubTlsError(`hub at ${origin} does not speak TLS (${code}): it runs --insecure; use http://`);
+    return new HubTlsError(
+      `hub at ${origin} does not speak TLS (${code}): it runs --insecure; use http://`,
+    );
   }
   return err;
 }

@@ -14,16 +14,23 @@ function ops(a: readonly string[], b: readonly string[]): Op[] {
   for (let i = n - 1; i >= 0; i--) {
     for (let j = m - 1; j >= 0; j--) {
       lcs[i * (m + 1) + j] =
-        a[i] === b[j] ? (lcs[(i + 1) * (m + 1) + j + 1] as number) + 1 : Math.max(lcs[(i + 1) * (m + 1) + j] as number, lcs[i * (m + 1) + j + 1] as number);
+        a[i] === b[j]
+          ? (lcs[(i + 1) * (m + 1) + j + 1] as number) + 1
+          : Math.max(lcs[(i + 1) * (m + 1) + j] as number, lcs[i * (m + 1) + j + 1] as number);
     }
   }
   const out: Op[] = [];
   let i = 0;
   let j = 0;
   while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) out.push({ kind: ' ', text: a[i++] as string, a: i, b: ++j });
+    if (i < n && j < m && a[i] === b[j])
+      out.push({ kind: ' ', text: a[i++] as string, a: i, b: ++j });
     // On a tie, removals first: the conventional "-old +new" order.
-    else if (i < n && (j >= m || (lcs[(i + 1) * (m + 1) + j] as number) >= (lcs[i * (m + 1) + j + 1] as number))) out.push({ kind: '-', text: a[i++] as string, a: i, b: j });
+    else if (
+      i < n &&
+      (j >= m || (lcs[(i + 1) * (m + 1) + j] as number) >= (lcs[i * (m + 1) + j + 1] as number))
+    )
+      out.push({ kind: '-', text: a[i++] as string, a: i, b: j });
     else out.push({ kind: '+', text: b[j++] as string, a: i, b: j });
   }
   return out;
@@ -31,7 +38,8 @@ function ops(a: readonly string[], b: readonly string[]): Op[] {
 
 /** Unified diff hunks ("@@ -a,n +b,m @@" and lines) of two line lists, with `context` lines around changes. */
 export function unifiedDiff(a: readonly string[], b: readonly string[], context = 3): string[] {
-  if (a.length * b.length > MAX_CELLS) return [`(object too large to diff: ${a.length} → ${b.length} lines)`];
+  if (a.length * b.length > MAX_CELLS)
+    return [`(object too large to diff: ${a.length} → ${b.length} lines)`];
   const all = ops(a, b);
   const changed = all.map((o, i) => (o.kind !== ' ' ? i : -1)).filter((i) => i >= 0);
   const out: string[] = [];
@@ -50,7 +58,9 @@ export function unifiedDiff(a: readonly string[], b: readonly string[], context 
     const first = all[start] as Op;
     const aStart = first.kind === '+' ? first.a + 1 : first.a;
     const bStart = first.kind === '-' ? first.b + 1 : first.b;
-    out.push(`@@ -${aLines === 0 ? aStart - 1 : aStart},${aLines} +${bLines === 0 ? bStart - 1 : bStart},${bLines} @@`);
+    out.push(
+      `@@ -${aLines === 0 ? aStart - 1 : aStart},${aLines} +${bLines === 0 ? bStart - 1 : bStart},${bLines} @@`,
+    );
     for (const o of hunk) out.push(`${o.kind}${o.text}`);
   }
   return out;

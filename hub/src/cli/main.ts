@@ -39,7 +39,9 @@ Run "flotilla <command> --help" for a command's options.
 
 /** The hub package's version. */
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -55,8 +57,12 @@ async function lazy(specifier: string, exportName: string, what: string): Promis
     throw new Error(`the ${what} is not available in this build (${errorMessage(err)})`);
   }
   const fn = mod[exportName];
-  if (typeof fn !== 'function') throw new Error(`the ${what} is not available in this build (${specifier} has no ${exportName})`);
-  return (argv, io) => Promise.resolve((fn as (a: string[], i: CliIo) => Promise<number> | number)(argv, io));
+  if (typeof fn !== 'function')
+    throw new Error(
+      `the ${what} is not available in this build (${specifier} has no ${exportName})`,
+    );
+  return (argv, io) =>
+    Promise.resolve((fn as (a: string[], i: CliIo) => Promise<number> | number)(argv, io));
 }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -98,9 +104,12 @@ export async function runCli(argv: string[], io: CliIo = processIo()): Promise<n
     return ExitCode.usage;
   }
   try {
-    return await (await load())(rest, io);
+    return await (
+      await load()
+    )(rest, io);
   } catch (err) {
-    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const usage =
+      err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     io.stderr.write(`flotilla ${name}: ${errorMessage(err)}\n`);
     if (usage) io.stderr.write(`Run "flotilla ${name} --help" for usage.\n`);
     return usage ? ExitCode.usage : ExitCode.error;

@@ -26,21 +26,36 @@ NATS server within seconds.
 
 /** Runs `flotilla nats ...`; returns the exit code. */
 export async function natsCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { 'output-dir': { type: 'string' }, 'resolver-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'output-dir': { type: 'string' },
+      'resolver-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   if (values.help) {
     io.stdout.write(NATS_USAGE);
     return ExitCode.ok;
   }
-  if (positionals[0] !== 'init' || positionals.length > 1) throw new UsageError('expected "flotilla nats init"');
+  if (positionals[0] !== 'init' || positionals.length > 1)
+    throw new UsageError('expected "flotilla nats init"');
   const dir = resolve(io.cwd, values['output-dir'] ?? 'flotilla-nats');
-  const setup = createNatsAuthSetup(values['resolver-dir'] ? { resolverDir: values['resolver-dir'] } : {});
+  const setup = createNatsAuthSetup(
+    values['resolver-dir'] ? { resolverDir: values['resolver-dir'] } : {},
+  );
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(join(dir, 'nats-auth.conf'), setup.serverConfig, { mode: 0o644 });
   await writeFile(join(dir, 'hub.creds'), setup.hubCreds, { mode: 0o600 });
   await writeFile(join(dir, 'account.seed'), `${setup.accountSeed}\n`, { mode: 0o600 });
   await writeFile(join(dir, 'system.creds'), setup.systemCreds, { mode: 0o600 });
   await writeFile(join(dir, 'operator.seed'), `${setup.operatorSigningSeed}\n`, { mode: 0o600 });
-  const secrets = ['hub.creds', 'account.seed', 'system.creds', 'operator.seed'].map((f) => join(dir, f));
-  io.stdout.write(`wrote ${join(dir, 'nats-auth.conf')} and, secret (mode 0600): ${secrets.join(', ')}\n`);
+  const secrets = ['hub.creds', 'account.seed', 'system.creds', 'operator.seed'].map((f) =>
+    join(dir, f),
+  );
+  io.stdout.write(
+    `wrote ${join(dir, 'nats-auth.conf')} and, secret (mode 0600): ${secrets.join(', ')}\n`,
+  );
   return ExitCode.ok;
 }

@@ -24,10 +24,17 @@ describe('flotilla render', () => {
     const files: Record<string, string> = {
       'clusters/prod-1.yaml': clusterYaml('prod-1', { env: 'prod' }),
       'clusters/dev-1.yaml': clusterYaml('dev-1', { env: 'dev' }),
-      'bundles/web/bundle.yaml': bundleYaml('web', '  namespace: web\n  targets:\n    - clusterSelector: {}\n'),
+      'bundles/web/bundle.yaml': bundleYaml(
+        'web',
+        '  namespace: web\n  targets:\n    - clusterSelector: {}\n',
+      ),
       'bundles/web/manifests/cm.yaml': configMap('web', { cluster: '${cluster.name}' }),
-      'bundles/devonly/bundle.yaml': bundleYaml('devonly', '  namespace: d\n  targets:\n    - clusterSelector: { matchLabels: { env: dev } }\n'),
-      'bundles/devonly/manifests/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  v: ${vars.missing}\n',
+      'bundles/devonly/bundle.yaml': bundleYaml(
+        'devonly',
+        '  namespace: d\n  targets:\n    - clusterSelector: { matchLabels: { env: dev } }\n',
+      ),
+      'bundles/devonly/manifests/cm.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  v: ${vars.missing}\n',
     };
     for (const [p, t] of Object.entries(files)) {
       await mkdir(dirname(join(dir, p)), { recursive: true });
@@ -40,7 +47,9 @@ describe('flotilla render', () => {
     const r = await run(['--repo', dir, '--cluster', 'prod-1']);
     assert.equal(r.err, '');
     assert.equal(r.code, 0);
-    const docs = parseAllDocuments(r.out).map((d) => d.toJS() as { metadata: { name: string; namespace: string }; data: unknown });
+    const docs = parseAllDocuments(r.out).map(
+      (d) => d.toJS() as { metadata: { name: string; namespace: string }; data: unknown },
+    );
     assert.equal(docs.length, 1);
     assert.equal(docs[0]?.metadata.namespace, 'web');
     assert.deepEqual(docs[0]?.data, { cluster: 'prod-1' });
@@ -49,10 +58,17 @@ describe('flotilla render', () => {
   test('json-output-is-the-desired-state-with-its-digest', async () => {
     const r = await run(['--repo', dir, '--cluster', 'prod-1', '-o', 'json', '--bundle', 'web']);
     assert.equal(r.code, 0);
-    const state = JSON.parse(r.out) as { cluster: string; digest: string; bundles: { name: string }[] };
+    const state = JSON.parse(r.out) as {
+      cluster: string;
+      digest: string;
+      bundles: { name: string }[];
+    };
     assert.equal(state.cluster, 'prod-1');
     assert.match(state.digest, /^sha256:/);
-    assert.deepEqual(state.bundles.map((b) => b.name), ['web']);
+    assert.deepEqual(
+      state.bundles.map((b) => b.name),
+      ['web'],
+    );
   });
 
   test('render-errors-go-to-stderr-with-file-and-line-and-exit-1', async () => {

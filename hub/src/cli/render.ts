@@ -60,7 +60,12 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
   if (!values.cluster) return 'missing --cluster NAME';
   const output = values.output ?? 'yaml';
   if (output !== 'yaml' && output !== 'json') return `-o must be yaml or json, not "${output}"`;
-  return { repo: resolve(io.cwd ?? process.cwd(), values.repo ?? '.'), cluster: values.cluster, bundle: values.bundle, output };
+  return {
+    repo: resolve(io.cwd ?? process.cwd(), values.repo ?? '.'),
+    cluster: values.cluster,
+    bundle: values.bundle,
+    output,
+  };
 }
 
 /**
@@ -87,7 +92,11 @@ export async function renderCommand(argv: string[], io: RenderIo): Promise<numbe
   }
   let result: RenderResult;
   try {
-    result = await renderFleet(await readDirectoryTree(args.repo), 'local', renderOptionsFromEnv(io.env));
+    result = await renderFleet(
+      await readDirectoryTree(args.repo),
+      'local',
+      renderOptionsFromEnv(io.env),
+    );
   } catch (err) {
     io.stderr.write(`flotilla render: cannot read ${args.repo}: ${errorMessage(err)}\n`);
     return 2;
@@ -98,7 +107,9 @@ export async function renderCommand(argv: string[], io: RenderIo): Promise<numbe
   if (!state) return explainMissing(result, args, io, errors.length);
   const bundles = state.bundles.filter((b) => args.bundle === undefined || b.name === args.bundle);
   if (args.bundle !== undefined && bundles.length === 0 && errors.length === 0) {
-    io.stderr.write(`error: bundle "${args.bundle}" is not deployed to cluster "${args.cluster}"\n`);
+    io.stderr.write(
+      `error: bundle "${args.bundle}" is not deployed to cluster "${args.cluster}"\n`,
+    );
     return 1;
   }
   io.stdout.write(args.output === 'json' ? toJson(state, bundles) : toYaml(bundles));
@@ -112,13 +123,22 @@ function relevant(e: RenderError, args: Args): boolean {
   return args.bundle === undefined || e.bundle === undefined || e.bundle === args.bundle;
 }
 
-function explainMissing(result: RenderResult, args: Args, io: RenderIo, errorCount: number): number {
+function explainMissing(
+  result: RenderResult,
+  args: Args,
+  io: RenderIo,
+  errorCount: number,
+): number {
   if (result.pausedClusters.includes(args.cluster)) {
-    io.stderr.write(`cluster "${args.cluster}" is paused: the hub keeps sending what it rendered before the pause\n`);
+    io.stderr.write(
+      `cluster "${args.cluster}" is paused: the hub keeps sending what it rendered before the pause\n`,
+    );
     return errorCount > 0 ? 1 : 0;
   }
   if (!result.brokenClusters.includes(args.cluster) && errorCount === 0) {
-    io.stderr.write(`error: cluster "${args.cluster}" not found (expected clusters/${args.cluster}.yaml)\n`);
+    io.stderr.write(
+      `error: cluster "${args.cluster}" not found (expected clusters/${args.cluster}.yaml)\n`,
+    );
   }
   return 1;
 }

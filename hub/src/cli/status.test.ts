@@ -72,13 +72,21 @@ test('status-table-matches-golden-output', () => {
 test('status-json-and-yaml-carry-full-revisions', () => {
   const json = JSON.parse(formatClusters(CLUSTERS, 'json', NOW)) as { clusters: ClusterStatus[] };
   assert.deepEqual(json.clusters, CLUSTERS);
-  assert.match(formatClusters(CLUSTERS, 'yaml', NOW), /desiredRevision: 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39/);
+  assert.match(
+    formatClusters(CLUSTERS, 'yaml', NOW),
+    /desiredRevision: 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39/,
+  );
 });
 
 function io(env: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
   const err: string[] = [];
-  const cli: CliIo = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) }, env, cwd: '/' };
+  const cli: CliIo = {
+    stdout: { write: (t: string) => out.push(t) },
+    stderr: { write: (t: string) => err.push(t) },
+    env,
+    cwd: '/',
+  };
   return { cli, out: () => out.join(''), err: () => err.join('') };
 }
 
@@ -86,7 +94,11 @@ test('status-command-queries-hub-url-from-env-with-selector', async () => {
   const urls: string[] = [];
   const fetchFn: Fetch = async (url) => {
     urls.push(url);
-    return { ok: true, status: 200, text: async () => JSON.stringify({ clusters: CLUSTERS.slice(0, 1) }) };
+    return {
+      ok: true,
+      status: 200,
+      text: async () => JSON.stringify({ clusters: CLUSTERS.slice(0, 1) }),
+    };
   };
   const t = io({ FLOTILLA_HUB_URL: 'http://hub:9000/' });
   assert.equal(await statusCommand(['-l', 'env=prod'], t.cli, fetchFn, () => NOW), 0);
@@ -109,6 +121,13 @@ test('status-command-exit-codes-usage-2-error-1', async () => {
 });
 
 test('status-command-reports-hub-error-body', async () => {
-  const fetchFn: Fetch = async () => ({ ok: false, status: 404, text: async () => '{"error":{"code":"NOT_FOUND","message":"cluster \\"x\\" not found"}}' });
-  await assert.rejects(statusCommand(['x'], io().cli, fetchFn), /404 NOT_FOUND: cluster "x" not found/);
+  const fetchFn: Fetch = async () => ({
+    ok: false,
+    status: 404,
+    text: async () => '{"error":{"code":"NOT_FOUND","message":"cluster \\"x\\" not found"}}',
+  });
+  await assert.rejects(
+    statusCommand(['x'], io().cli, fetchFn),
+    /404 NOT_FOUND: cluster "x" not found/,
+  );
 });

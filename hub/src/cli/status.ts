@@ -26,7 +26,12 @@ ${CA_FILE_USAGE}
 `;
 
 /** Runs `flotilla status`; returns the exit code. */
-export async function statusCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+export async function statusCommand(
+  argv: string[],
+  io: CliIo,
+  fetchFn: Fetch = fetch,
+  now = Date.now,
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -43,8 +48,12 @@ export async function statusCommand(argv: string[], io: CliIo, fetchFn: Fetch = 
     return ExitCode.ok;
   }
   const format = values.output as OutputFormat;
-  if (!OUTPUT_FORMATS.includes(format)) throw new UsageError(`-o: unknown output format "${values.output}" (use ${OUTPUT_FORMATS.join(', ')})`);
-  if (positionals.length > 1) throw new UsageError(`expected at most one cluster name, got ${positionals.length}`);
+  if (!OUTPUT_FORMATS.includes(format))
+    throw new UsageError(
+      `-o: unknown output format "${values.output}" (use ${OUTPUT_FORMATS.join(', ')})`,
+    );
+  if (positionals.length > 1)
+    throw new UsageError(`expected at most one cluster name, got ${positionals.length}`);
   if (values.selector !== undefined) {
     try {
       parseSelector(values.selector);
@@ -56,10 +65,17 @@ export async function statusCommand(argv: string[], io: CliIo, fetchFn: Fetch = 
   fetchFn = hubFetch(fetchFn, values['ca-file'], io);
   let clusters: ClusterStatus[];
   if (positionals[0]) {
-    clusters = [(await getJson(fetchFn, `${base}/api/v1/clusters/${encodeURIComponent(positionals[0])}`)) as ClusterStatus];
+    clusters = [
+      (await getJson(
+        fetchFn,
+        `${base}/api/v1/clusters/${encodeURIComponent(positionals[0])}`,
+      )) as ClusterStatus,
+    ];
   } else {
     const query = values.selector ? `?selector=${encodeURIComponent(values.selector)}` : '';
-    clusters = ((await getJson(fetchFn, `${base}/api/v1/clusters${query}`)) as { clusters: ClusterStatus[] }).clusters;
+    clusters = (
+      (await getJson(fetchFn, `${base}/api/v1/clusters${query}`)) as { clusters: ClusterStatus[] }
+    ).clusters;
   }
   io.stdout.write(formatClusters(clusters, format, now()));
   return ExitCode.ok;

@@ -56,7 +56,12 @@ function laggard(c: ClusterStatus, sha: string): string | undefined {
 }
 
 /** Runs `flotilla wait`; returns the exit code. */
-export async function waitCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, now = Date.now): Promise<number> {
+export async function waitCommand(
+  argv: string[],
+  io: CliIo,
+  fetchFn: Fetch = fetch,
+  now = Date.now,
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -71,9 +76,13 @@ export async function waitCommand(argv: string[], io: CliIo, fetchFn: Fetch = fe
     },
   });
   if (values.help) return (io.stdout.write(WAIT_USAGE), ExitCode.ok);
-  if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
   const m = /^revision=([0-9a-f]{7,64})$/.exec(values.for ?? '');
-  if (!m) throw new UsageError(`--for: expected revision=SHA (7 to 64 lower-case hex characters), got "${values.for ?? ''}"`);
+  if (!m)
+    throw new UsageError(
+      `--for: expected revision=SHA (7 to 64 lower-case hex characters), got "${values.for ?? ''}"`,
+    );
   const sha = m[1] as string;
   const timeoutMs = duration(values.timeout, '--timeout');
   const intervalMs = Math.max(50, duration(values.interval, '--interval'));
@@ -86,7 +95,8 @@ export async function waitCommand(argv: string[], io: CliIo, fetchFn: Fetch = fe
     try {
       const { clusters } = (await getJson(fetchFn, url)) as { clusters: ClusterStatus[] };
       lagging = clusters.map((c) => laggard(c, sha)).filter((l): l is string => l !== undefined);
-      if (clusters.length === 0) lagging = [`  no cluster matches${selector ? ` "${selector}"` : ''}`];
+      if (clusters.length === 0)
+        lagging = [`  no cluster matches${selector ? ` "${selector}"` : ''}`];
       else if (lagging.length === 0) {
         io.stdout.write(`${clusters.length} cluster(s) Ready at ${sha}\n`);
         return ExitCode.ok;
@@ -99,19 +109,32 @@ export async function waitCommand(argv: string[], io: CliIo, fetchFn: Fetch = fe
     if (now() >= deadline) break;
     await sleep(Math.min(intervalMs, Math.max(0, deadline - now())));
   }
-  io.stderr.write(`timed out after ${values.timeout} waiting for revision ${sha}; not there yet:\n${lagging.join('\n')}\n`);
+  io.stderr.write(
+    `timed out after ${values.timeout} waiting for revision ${sha}; not there yet:\n${lagging.join('\n')}\n`,
+  );
   return ExitCode.error;
 }
 
 /** Runs `flotilla watch` until the stream ends or signal aborts; returns the exit code. */
-export async function watchCommand(argv: string[], io: CliIo, fetchFn: Fetch = fetch, signal?: AbortSignal): Promise<number> {
+export async function watchCommand(
+  argv: string[],
+  io: CliIo,
+  fetchFn: Fetch = fetch,
+  signal?: AbortSignal,
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { selector: { type: 'string', short: 'l' }, 'hub-url': { type: 'string' }, help: { type: 'boolean', short: 'h' }, ...CA_FILE_OPTION },
+    options: {
+      selector: { type: 'string', short: 'l' },
+      'hub-url': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      ...CA_FILE_OPTION,
+    },
   });
   if (values.help) return (io.stdout.write(WATCH_USAGE), ExitCode.ok);
-  if (positionals.length > 0) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
+  if (positionals.length > 0)
+    throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
   const selector = checkSelector(values.selector);
   const url = `${hubBase(values['hub-url'], io)}/api/v1/watch${queryString({ selector })}`;
   fetchFn = hubFetch(fetchFn, values['ca-file'], io);
@@ -128,7 +151,10 @@ export async function watchCommand(argv: string[], io: CliIo, fetchFn: Fetch = f
         buffer = buffer.slice(end + 2);
         const data = /^data: (.*)$/m.exec(frame)?.[1];
         const type = /^event: (.*)$/m.exec(frame)?.[1];
-        if (data && (type === 'snapshot' || type === 'changed')) io.stdout.write(formatWatchLine(JSON.parse(data) as ClusterStatus, new Date().toISOString()));
+        if (data && (type === 'snapshot' || type === 'changed'))
+          io.stdout.write(
+            formatWatchLine(JSON.parse(data) as ClusterStatus, new Date().toISOString()),
+          );
       }
     }
   } catch (err) {

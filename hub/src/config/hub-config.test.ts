@@ -22,7 +22,16 @@ function configError(fn: () => unknown): ConfigError {
 
 test('minimal-config-gets-every-default', () => {
   const cfg = compileHubConfig(minimal, 'hub.yaml', OPTS);
-  assert.deepEqual(cfg.sources[0], { name: 'fleet', url: 'https://git.example/fleet.git', branch: 'main', pollIntervalMs: 30_000, auth: undefined, ref: { kind: 'branch', name: 'main' }, webhook: undefined, verify: undefined });
+  assert.deepEqual(cfg.sources[0], {
+    name: 'fleet',
+    url: 'https://git.example/fleet.git',
+    branch: 'main',
+    pollIntervalMs: 30_000,
+    auth: undefined,
+    ref: { kind: 'branch', name: 'main' },
+    webhook: undefined,
+    verify: undefined,
+  });
   assert.deepEqual(cfg.grpc.listen, { address: '127.0.0.1:7443', host: '127.0.0.1', port: 7443 });
   assert.equal(cfg.http.listen.port, 7080);
   assert.equal(cfg.nats.url, 'nats://127.0.0.1:4222');
@@ -33,17 +42,31 @@ test('minimal-config-gets-every-default', () => {
 });
 
 test('durations-are-compiled-to-milliseconds', () => {
-  const cfg = compileHubConfig({ ...minimal, heartbeatInterval: '2s', offlineAfter: '1m', sources: [{ ...minimal.sources[0], pollInterval: '1m30s' }] }, 'hub.yaml', OPTS);
+  const cfg = compileHubConfig(
+    {
+      ...minimal,
+      heartbeatInterval: '2s',
+      offlineAfter: '1m',
+      sources: [{ ...minimal.sources[0], pollInterval: '1m30s' }],
+    },
+    'hub.yaml',
+    OPTS,
+  );
   assert.equal(cfg.heartbeatIntervalMs, 2_000);
   assert.equal(cfg.offlineAfterMs, 60_000);
   assert.equal(cfg.sources[0]?.pollIntervalMs, 90_000);
 });
 
 test('unknown-key-is-an-error-naming-file-and-field', () => {
-  const err = configError(() => compileHubConfig({ ...minimal, grpc: { listne: ':1' } }, 'hub.yaml', OPTS));
+  const err = configError(() =>
+    compileHubConfig({ ...minimal, grpc: { listne: ':1' } }, 'hub.yaml', OPTS),
+  );
   assert.equal(err.field, 'grpc.listne');
   assert.match(err.message, /^hub\.yaml: grpc\.listne: unknown field/);
-  assert.equal(configError(() => compileHubConfig({ ...minimal, heartbeat: '1s' }, 'f', OPTS)).field, 'heartbeat');
+  assert.equal(
+    configError(() => compileHubConfig({ ...minimal, heartbeat: '1s' }, 'f', OPTS)).field,
+    'heartbeat',
+  );
 });
 
 test('bad-values-name-their-field', () => {
@@ -52,9 +75,23 @@ test('bad-values-name-their-field', () => {
     [{ sources: [{ url: 'https://x' }] }, 'sources[0].name'],
     [{ sources: [{ name: 'a' }] }, 'sources[0].url'],
     [{ sources: [{ name: 'A_b', url: 'https://x' }] }, 'sources[0].name'],
-    [{ sources: [{ name: 'a', url: 'u' }, { name: 'a', url: 'u' }] }, 'sources[1].name'],
-    [{ ...minimal, sources: [{ name: 'a', url: 'u', pollInterval: 'soon' }] }, 'sources[0].pollInterval'],
-    [{ ...minimal, sources: [{ name: 'a', url: 'u', auth: { token: 'x' } }] }, 'sources[0].auth.token'],
+    [
+      {
+        sources: [
+          { name: 'a', url: 'u' },
+          { name: 'a', url: 'u' },
+        ],
+      },
+      'sources[1].name',
+    ],
+    [
+      { ...minimal, sources: [{ name: 'a', url: 'u', pollInterval: 'soon' }] },
+      'sources[0].pollInterval',
+    ],
+    [
+      { ...minimal, sources: [{ name: 'a', url: 'u', auth: { token: 'x' } }] },
+      'sources[0].auth.token',
+    ],
     [{ ...minimal, grpc: { listen: 'localhost' } }, 'grpc.listen'],
     [{ ...minimal, http: { listen: '127.0.0.1:7443' } }, 'http.listen'],
     [{ ...minimal, nats: { url: 'http://x' } }, 'nats.url'],
@@ -62,7 +99,11 @@ test('bad-values-name-their-field', () => {
     [{ ...minimal, heartbeatInterval: '1m', offlineAfter: '30s' }, 'offlineAfter'],
   ];
   for (const [raw, field] of cases) {
-    assert.equal(configError(() => compileHubConfig(raw, 'hub.yaml', OPTS)).field, field, JSON.stringify(raw));
+    assert.equal(
+      configError(() => compileHubConfig(raw, 'hub.yaml', OPTS)).field,
+      field,
+      JSON.stringify(raw),
+    );
   }
 });
 
@@ -71,7 +112,13 @@ test('broken-yaml-names-file-and-line', async () => {
   try {
     const file = join(dir, 'hub.yaml');
     await writeFile(file, 'sources:\n  - name: fleet\n    url: [unclosed\n');
-    await assert.rejects(loadHubConfig(file), (err: unknown) => err instanceof ValidationError && err.message.startsWith(`${file}:`) && err.line !== undefined);
+    await assert.rejects(
+      loadHubConfig(file),
+      (err: unknown) =>
+        err instanceof ValidationError &&
+        err.message.startsWith(`${file}:`) &&
+        err.line !== undefined,
+    );
     await assert.rejects(loadHubConfig(join(dir, 'missing.yaml')), /cannot read/);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -83,12 +130,22 @@ test('source-credentials-come-from-files-or-env', async () => {
   try {
     await writeFile(join(dir, 'pw'), 'hunter2\n');
     const cfg = compileHubConfig(
-      { sources: [{ name: 'a', url: 'u', auth: { usernameEnv: 'GIT_USER', passwordFile: join(dir, 'pw') } }] },
+      {
+        sources: [
+          { name: 'a', url: 'u', auth: { usernameEnv: 'GIT_USER', passwordFile: join(dir, 'pw') } },
+        ],
+      },
       'hub.yaml',
       OPTS,
     );
-    assert.deepEqual(await resolveSourceAuth(cfg, 0, { GIT_USER: 'bot' }), { username: 'bot', password: 'hunter2' });
-    await assert.rejects(resolveSourceAuth(cfg, 0, {}), /sources\[0\]\.auth\.usernameEnv: environment variable GIT_USER is not set/);
+    assert.deepEqual(await resolveSourceAuth(cfg, 0, { GIT_USER: 'bot' }), {
+      username: 'bot',
+      password: 'hunter2',
+    });
+    await assert.rejects(
+      resolveSourceAuth(cfg, 0, {}),
+      /sources\[0\]\.auth\.usernameEnv: environment variable GIT_USER is not set/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -101,11 +158,29 @@ test('identity-defaults-and-insecure-is-explicit', () => {
   assert.deepEqual(cfg.identity.hosts, ['127.0.0.1', 'localhost']);
   assert.equal(cfg.identity.tokenTtlMs, 3_600_000);
   assert.equal(cfg.identity.certValidityMs, 86_400_000);
-  const custom = compileHubConfig({ ...minimal, insecure: true, identity: { stateDir: '/id', hosts: ['hub.example.com'], certValidity: '1h' } }, 'hub.yaml', OPTS);
+  const custom = compileHubConfig(
+    {
+      ...minimal,
+      insecure: true,
+      identity: { stateDir: '/id', hosts: ['hub.example.com'], certValidity: '1h' },
+    },
+    'hub.yaml',
+    OPTS,
+  );
   assert.equal(custom.insecure, true);
   assert.deepEqual(custom.identity.hosts, ['hub.example.com']);
   assert.equal(custom.identity.certValidityMs, 3_600_000);
-  assert.equal(configError(() => compileHubConfig({ ...minimal, insecure: 'yes' }, 'f', OPTS)).field, 'insecure');
-  assert.equal(configError(() => compileHubConfig({ ...minimal, identity: { hosts: 'x' } }, 'f', OPTS)).field, 'identity.hosts');
-  assert.equal(configError(() => compileHubConfig({ ...minimal, identity: { tokenTtl: 'soon' } }, 'f', OPTS)).field, 'identity.tokenTtl');
+  assert.equal(
+    configError(() => compileHubConfig({ ...minimal, insecure: 'yes' }, 'f', OPTS)).field,
+    'insecure',
+  );
+  assert.equal(
+    configError(() => compileHubConfig({ ...minimal, identity: { hosts: 'x' } }, 'f', OPTS)).field,
+    'identity.hosts',
+  );
+  assert.equal(
+    configError(() => compileHubConfig({ ...minimal, identity: { tokenTtl: 'soon' } }, 'f', OPTS))
+      .field,
+    'identity.tokenTtl',
+  );
 });

@@ -55,7 +55,13 @@ export interface HubConfig {
   /** HTTP listen address of the JSON API (default 127.0.0.1:7080). */
   http: { listen: ListenAddress };
   /** NATS server URL (default nats://127.0.0.1:4222); with decentralized auth, the hub's creds and the account seed it signs agents' JWTs with. */
-  nats: { url: string; credsFile?: string | undefined; accountSeedFile?: string | undefined; systemCredsFile?: string | undefined; operatorSigningKeyFile?: string | undefined };
+  nats: {
+    url: string;
+    credsFile?: string | undefined;
+    accountSeedFile?: string | undefined;
+    systemCredsFile?: string | undefined;
+    operatorSigningKeyFile?: string | undefined;
+  };
   /** Shared agent token file; undefined means agents are not authenticated. */
   auth: { tokenFile: string | undefined };
   /** Where Git clones are cached. */
@@ -115,7 +121,10 @@ class Checker {
     const obj = value as Obj;
     for (const key of Object.keys(obj)) {
       if (!allowed.includes(key)) {
-        this.fail(field ? `${field}.${key}` : key, `unknown field (allowed: ${allowed.join(', ')})`);
+        this.fail(
+          field ? `${field}.${key}` : key,
+          `unknown field (allowed: ${allowed.join(', ')})`,
+        );
       }
     }
     return obj;
@@ -123,13 +132,15 @@ class Checker {
 
   string(value: unknown, field: string): string | undefined {
     if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'string' || value.trim() === '') this.fail(field, 'must be a non-empty string');
+    if (typeof value !== 'string' || value.trim() === '')
+      this.fail(field, 'must be a non-empty string');
     return value;
   }
 
   duration(value: unknown, field: string, fallback: number): number {
     if (value === undefined || value === null) return fallback;
-    if (typeof value !== 'string' && typeof value !== 'number') this.fail(field, 'must be a duration such as "30s"');
+    if (typeof value !== 'string' && typeof value !== 'number')
+      this.fail(field, 'must be a duration such as "30s"');
     let ms: number;
     try {
       ms = parseDuration(value);
@@ -150,17 +161,53 @@ class Checker {
   }
 }
 
-const TOP_FIELDS = ['sources', 'grpc', 'http', 'nats', 'auth', 'cacheDir', 'heartbeatInterval', 'offlineAfter', 'insecure', 'identity', 'hubId', 'history', 'notify', 'render'] as const;
-const SOURCE_FIELDS = ['name', 'url', 'branch', 'tag', 'commit', 'semver', 'pollInterval', 'auth', 'webhook', 'verify'] as const;
+const TOP_FIELDS = [
+  'sources',
+  'grpc',
+  'http',
+  'nats',
+  'auth',
+  'cacheDir',
+  'heartbeatInterval',
+  'offlineAfter',
+  'insecure',
+  'identity',
+  'hubId',
+  'history',
+  'notify',
+  'render',
+] as const;
+const SOURCE_FIELDS = [
+  'name',
+  'url',
+  'branch',
+  'tag',
+  'commit',
+  'semver',
+  'pollInterval',
+  'auth',
+  'webhook',
+  'verify',
+] as const;
 
 /** Reads branch/tag/commit/semver (at most one) into a SourceRef. */
 function compileSourceRef(c: Checker, s: Obj, field: string): SourceRef {
-  const given = (['branch', 'tag', 'commit', 'semver'] as const).filter((k) => s[k] !== undefined && s[k] !== null);
-  if (given.length > 1) c.fail(`${field}.${given[1] as string}`, `give only one of branch, tag, commit, semver (found ${given.join(', ')})`);
+  const given = (['branch', 'tag', 'commit', 'semver'] as const).filter(
+    (k) => s[k] !== undefined && s[k] !== null,
+  );
+  if (given.length > 1)
+    c.fail(
+      `${field}.${given[1] as string}`,
+      `give only one of branch, tag, commit, semver (found ${given.join(', ')})`,
+    );
   const kind = given[0] ?? 'branch';
   const value = c.string(s[kind], `${field}.${kind}`) ?? HUB_CONFIG_DEFAULTS.branch;
   const ref: SourceRef =
-    kind === 'commit' ? { kind, sha: value } : kind === 'semver' ? { kind, range: value } : { kind, name: value };
+    kind === 'commit'
+      ? { kind, sha: value }
+      : kind === 'semver'
+        ? { kind, range: value }
+        : { kind, name: value };
   try {
     return validateSourceRef(ref, field);
   } catch (err) {
@@ -169,30 +216,50 @@ function compileSourceRef(c: Checker, s: Obj, field: string): SourceRef {
 }
 
 /** Reads the webhook and verify sections of a source. */
-function compileSourceExtras(c: Checker, s: Obj, field: string): Pick<SourceConfig, 'webhook' | 'verify'> {
+function compileSourceExtras(
+  c: Checker,
+  s: Obj,
+  field: string,
+): Pick<SourceConfig, 'webhook' | 'verify'> {
   let webhook: SourceConfig['webhook'];
   if (s.webhook !== undefined && s.webhook !== null) {
     const w = c.object(s.webhook, `${field}.webhook`, ['secretFile', 'secretEnv']);
     const secretFile = c.string(w.secretFile, `${field}.webhook.secretFile`);
     const secretEnv = c.string(w.secretEnv, `${field}.webhook.secretEnv`);
-    if (!secretFile === !secretEnv) c.fail(`${field}.webhook`, 'give exactly one of secretFile, secretEnv');
+    if (!secretFile === !secretEnv)
+      c.fail(`${field}.webhook`, 'give exactly one of secretFile, secretEnv');
     webhook = secretFile ? { secretFile } : { secretEnv: secretEnv as string };
   }
   let verify: SourceConfig['verify'];
   if (s.verify !== undefined && s.verify !== null) {
     const v = c.object(s.verify, `${field}.verify`, ['openpgpKeys']);
-    if (!Array.isArray(v.openpgpKeys) || v.openpgpKeys.length === 0) c.fail(`${field}.verify.openpgpKeys`, 'must be a non-empty list of key files');
-    verify = { openpgpKeyFiles: (v.openpgpKeys as unknown[]).map((f, i) => c.string(f, `${field}.verify.openpgpKeys[${i}]`) ?? c.fail(`${field}.verify.openpgpKeys[${i}]`, 'is required')) };
+    if (!Array.isArray(v.openpgpKeys) || v.openpgpKeys.length === 0)
+      c.fail(`${field}.verify.openpgpKeys`, 'must be a non-empty list of key files');
+    verify = {
+      openpgpKeyFiles: (v.openpgpKeys as unknown[]).map(
+        (f, i) =>
+          c.string(f, `${field}.verify.openpgpKeys[${i}]`) ??
+          c.fail(`${field}.verify.openpgpKeys[${i}]`, 'is required'),
+      ),
+    };
   }
   return { webhook, verify };
 }
 
-const AUTH_FIELDS = ['usernameFile', 'passwordFile', 'tokenFile', 'usernameEnv', 'passwordEnv', 'tokenEnv'] as const;
+const AUTH_FIELDS = [
+  'usernameFile',
+  'passwordFile',
+  'tokenFile',
+  'usernameEnv',
+  'passwordEnv',
+  'tokenEnv',
+] as const;
 
 function compileSource(c: Checker, value: unknown, field: string, seen: Set<string>): SourceConfig {
   const s = c.object(value, field, SOURCE_FIELDS);
   const name = c.string(s.name, `${field}.name`) ?? c.fail(`${field}.name`, 'is required');
-  if (!isDnsLabel(name)) c.fail(`${field}.name`, `"${name}" must be a DNS label (lower-case letters, digits, '-')`);
+  if (!isDnsLabel(name))
+    c.fail(`${field}.name`, `"${name}" must be a DNS label (lower-case letters, digits, '-')`);
   if (seen.has(name)) c.fail(`${field}.name`, `duplicate source name "${name}"`);
   seen.add(name);
   const url = c.string(s.url, `${field}.url`) ?? c.fail(`${field}.url`, 'is required');
@@ -211,7 +278,11 @@ function compileSource(c: Checker, value: unknown, field: string, seen: Set<stri
     branch: c.string(s.branch, `${field}.branch`) ?? HUB_CONFIG_DEFAULTS.branch,
     ref: compileSourceRef(c, s, field),
     ...compileSourceExtras(c, s, field),
-    pollIntervalMs: c.duration(s.pollInterval, `${field}.pollInterval`, HUB_CONFIG_DEFAULTS.pollInterval),
+    pollIntervalMs: c.duration(
+      s.pollInterval,
+      `${field}.pollInterval`,
+      HUB_CONFIG_DEFAULTS.pollInterval,
+    ),
     auth,
   };
 }
@@ -223,15 +294,27 @@ export interface CompileOptions {
 }
 
 // NATS revocation needs both files, and the account seed they re-sign the account for.
-function compileNatsRevocation(c: Checker, nats: Record<string, unknown>): { systemCredsFile?: string; operatorSigningKeyFile?: string } {
+function compileNatsRevocation(
+  c: Checker,
+  nats: Record<string, unknown>,
+): { systemCredsFile?: string; operatorSigningKeyFile?: string } {
   const systemCredsFile = c.string(nats.systemCredsFile, 'nats.systemCredsFile');
-  const operatorSigningKeyFile = c.string(nats.operatorSigningKeyFile, 'nats.operatorSigningKeyFile');
+  const operatorSigningKeyFile = c.string(
+    nats.operatorSigningKeyFile,
+    'nats.operatorSigningKeyFile',
+  );
   if ((systemCredsFile === undefined) !== (operatorSigningKeyFile === undefined)) {
-    const [missing, given] = systemCredsFile ? ['nats.operatorSigningKeyFile', 'nats.systemCredsFile'] : ['nats.systemCredsFile', 'nats.operatorSigningKeyFile'];
+    const [missing, given] = systemCredsFile
+      ? ['nats.operatorSigningKeyFile', 'nats.systemCredsFile']
+      : ['nats.systemCredsFile', 'nats.operatorSigningKeyFile'];
     c.fail(missing, `is required with ${given} (both are written by \`flotilla nats init\`)`);
   }
-  if (systemCredsFile && nats.accountSeedFile === undefined) c.fail('nats.accountSeedFile', 'is required with nats.systemCredsFile');
-  return { ...(systemCredsFile ? { systemCredsFile } : {}), ...(operatorSigningKeyFile ? { operatorSigningKeyFile } : {}) };
+  if (systemCredsFile && nats.accountSeedFile === undefined)
+    c.fail('nats.accountSeedFile', 'is required with nats.systemCredsFile');
+  return {
+    ...(systemCredsFile ? { systemCredsFile } : {}),
+    ...(operatorSigningKeyFile ? { operatorSigningKeyFile } : {}),
+  };
 }
 
 /** Validates the user's file content and fills defaults; throws ConfigError naming the field. */
@@ -245,19 +328,40 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
   const sources = sourcesRaw.map((s, i) => compileSource(c, s, `sources[${i}]`, seen));
   const grpc = c.object(top.grpc, 'grpc', ['listen']);
   const http = c.object(top.http, 'http', ['listen']);
-  const nats = c.object(top.nats, 'nats', ['url', 'credsFile', 'accountSeedFile', 'systemCredsFile', 'operatorSigningKeyFile']);
+  const nats = c.object(top.nats, 'nats', [
+    'url',
+    'credsFile',
+    'accountSeedFile',
+    'systemCredsFile',
+    'operatorSigningKeyFile',
+  ]);
   const auth = c.object(top.auth, 'auth', ['tokenFile']);
   const natsUrl = c.string(nats.url, 'nats.url') ?? HUB_CONFIG_DEFAULTS.natsUrl;
-  if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(natsUrl)) c.fail('nats.url', `must be a NATS URL such as nats://host:4222, got "${natsUrl}"`);
-  const heartbeatIntervalMs = c.duration(top.heartbeatInterval, 'heartbeatInterval', HUB_CONFIG_DEFAULTS.heartbeatInterval);
-  const offlineAfterMs = c.duration(top.offlineAfter, 'offlineAfter', HUB_CONFIG_DEFAULTS.offlineAfter);
-  if (offlineAfterMs < heartbeatIntervalMs) c.fail('offlineAfter', 'must not be shorter than heartbeatInterval');
+  if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(natsUrl))
+    c.fail('nats.url', `must be a NATS URL such as nats://host:4222, got "${natsUrl}"`);
+  const heartbeatIntervalMs = c.duration(
+    top.heartbeatInterval,
+    'heartbeatInterval',
+    HUB_CONFIG_DEFAULTS.heartbeatInterval,
+  );
+  const offlineAfterMs = c.duration(
+    top.offlineAfter,
+    'offlineAfter',
+    HUB_CONFIG_DEFAULTS.offlineAfter,
+  );
+  if (offlineAfterMs < heartbeatIntervalMs)
+    c.fail('offlineAfter', 'must not be shorter than heartbeatInterval');
   const cfg: HubConfig = {
     file,
     sources,
     grpc: { listen: c.listen(grpc.listen, 'grpc.listen', HUB_CONFIG_DEFAULTS.grpcListen) },
     http: { listen: c.listen(http.listen, 'http.listen', HUB_CONFIG_DEFAULTS.httpListen) },
-    nats: { url: natsUrl, credsFile: c.string(nats.credsFile, 'nats.credsFile'), accountSeedFile: c.string(nats.accountSeedFile, 'nats.accountSeedFile'), ...compileNatsRevocation(c, nats) },
+    nats: {
+      url: natsUrl,
+      credsFile: c.string(nats.credsFile, 'nats.credsFile'),
+      accountSeedFile: c.string(nats.accountSeedFile, 'nats.accountSeedFile'),
+      ...compileNatsRevocation(c, nats),
+    },
     auth: { tokenFile: c.string(auth.tokenFile, 'auth.tokenFile') },
     cacheDir: c.string(top.cacheDir, 'cacheDir') ?? opts.defaultCacheDir,
     heartbeatIntervalMs,
@@ -267,19 +371,43 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
     insecure: false,
     identity: { stateDir: '', hosts: [], tokenTtlMs: 0, certValidityMs: 0 },
   };
-  if (top.insecure !== undefined && typeof top.insecure !== 'boolean') c.fail('insecure', 'must be true or false');
-  const idRaw = c.object(top.identity, 'identity', ['stateDir', 'hosts', 'tokenTtl', 'certValidity']);
-  if (idRaw.hosts !== undefined && (!Array.isArray(idRaw.hosts) || idRaw.hosts.some((h) => typeof h !== 'string' || h === ''))) c.fail('identity.hosts', 'must be a list of host names or IPs');
-  const hosts = new Set((idRaw.hosts as string[] | undefined) ?? [cfg.grpc.listen.host, cfg.http.listen.host, 'localhost', '127.0.0.1']);
+  if (top.insecure !== undefined && typeof top.insecure !== 'boolean')
+    c.fail('insecure', 'must be true or false');
+  const idRaw = c.object(top.identity, 'identity', [
+    'stateDir',
+    'hosts',
+    'tokenTtl',
+    'certValidity',
+  ]);
+  if (
+    idRaw.hosts !== undefined &&
+    (!Array.isArray(idRaw.hosts) || idRaw.hosts.some((h) => typeof h !== 'string' || h === ''))
+  )
+    c.fail('identity.hosts', 'must be a list of host names or IPs');
+  const hosts = new Set(
+    (idRaw.hosts as string[] | undefined) ?? [
+      cfg.grpc.listen.host,
+      cfg.http.listen.host,
+      'localhost',
+      '127.0.0.1',
+    ],
+  );
   hosts.delete('0.0.0.0');
   hosts.delete('::');
   cfg.insecure = top.insecure === true;
   cfg.identity = {
-    stateDir: c.string(idRaw.stateDir, 'identity.stateDir') ?? `${cfg.cacheDir.replace(/\/+$/, '')}-identity`,
+    stateDir:
+      c.string(idRaw.stateDir, 'identity.stateDir') ??
+      `${cfg.cacheDir.replace(/\/+$/, '')}-identity`,
     hosts: [...hosts],
     tokenTtlMs: c.duration(idRaw.tokenTtl, 'identity.tokenTtl', HUB_CONFIG_DEFAULTS.tokenTtl),
-    certValidityMs: c.duration(idRaw.certValidity, 'identity.certValidity', HUB_CONFIG_DEFAULTS.certValidity),
+    certValidityMs: c.duration(
+      idRaw.certValidity,
+      'identity.certValidity',
+      HUB_CONFIG_DEFAULTS.certValidity,
+    ),
   };
-  if (cfg.grpc.listen.address === cfg.http.listen.address && cfg.grpc.listen.port !== 0) c.fail('http.listen', 'must differ from grpc.listen');
+  if (cfg.grpc.listen.address === cfg.http.listen.address && cfg.grpc.listen.port !== 0)
+    c.fail('http.listen', 'must differ from grpc.listen');
   return cfg;
 }

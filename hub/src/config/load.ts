@@ -14,12 +14,17 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Reads, parses and compiles a hub.yaml; errors name the file, line or field. */
-export async function loadHubConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<HubConfig> {
+export async function loadHubConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<HubConfig> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('--config', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new ConfigError('--config', `cannot read ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   // An empty file is a valid "all defaults" file, but sources are required anyway.
   const raw = text.trim() === '' ? {} : parseYamlObject(text, file);
@@ -34,7 +39,10 @@ export async function readAgentToken(cfg: HubConfig): Promise<string | undefined
   try {
     token = (await readFile(path, 'utf8')).trim();
   } catch (err) {
-    throw new ConfigError('auth.tokenFile', `cannot read ${path}: ${(err as Error).message}`, { file: cfg.file, cause: err });
+    throw new ConfigError('auth.tokenFile', `cannot read ${path}: ${(err as Error).message}`, {
+      file: cfg.file,
+      cause: err,
+    });
   }
   if (token === '') throw new ConfigError('auth.tokenFile', `${path} is empty`, { file: cfg.file });
   return token;
@@ -45,7 +53,10 @@ export async function readConfigFile(path: string, field: string, file: string):
   try {
     return await readFile(path);
   } catch (err) {
-    throw new ConfigError(field, `cannot read ${path}: ${(err as Error).message}`, { file, cause: err });
+    throw new ConfigError(field, `cannot read ${path}: ${(err as Error).message}`, {
+      file,
+      cause: err,
+    });
   }
 }
 
@@ -63,12 +74,18 @@ async function secret(
     try {
       return (await readFile(file, 'utf8')).trim();
     } catch (err) {
-      throw new ConfigError(`${field}File`, `cannot read ${file}: ${(err as Error).message}`, { file: cfg.file, cause: err });
+      throw new ConfigError(`${field}File`, `cannot read ${file}: ${(err as Error).message}`, {
+        file: cfg.file,
+        cause: err,
+      });
     }
   }
   if (envName) {
     const value = env[envName];
-    if (value === undefined || value === '') throw new ConfigError(`${field}Env`, `environment variable ${envName} is not set`, { file: cfg.file });
+    if (value === undefined || value === '')
+      throw new ConfigError(`${field}Env`, `environment variable ${envName} is not set`, {
+        file: cfg.file,
+      });
     return value;
   }
   return undefined;
@@ -89,7 +106,11 @@ export async function resolveSourceAuth(
   const password = await secret(cfg, `${at}password`, auth.passwordFile, auth.passwordEnv, env);
   if (username === undefined && password === undefined) return undefined;
   if (username === undefined || password === undefined) {
-    throw new ConfigError(`${at}${username === undefined ? 'username' : 'password'}File`, 'username and password go together', { file: cfg.file });
+    throw new ConfigError(
+      `${at}${username === undefined ? 'username' : 'password'}File`,
+      'username and password go together',
+      { file: cfg.file },
+    );
   }
   return { username, password };
 }

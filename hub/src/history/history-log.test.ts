@@ -14,7 +14,13 @@ function log() {
   const h = new HistoryLog({ retentionMs: 48 * 3_600_000, now: () => clock.now });
   h.add('applied', appliedEvent('edge-1', R1, 'sha256:d1', { app: 'sha256:a1' }, ago(30)));
   h.add('applied', appliedEvent('edge-2', R2, 'sha256:d2', { app: 'sha256:a2' }, ago(3)));
-  h.add('drift-detected', driftEvent('edge-1', 'app', ago(2), { fields: ['/spec/replicas'], changedBy: ['kubectl-edit'] }));
+  h.add(
+    'drift-detected',
+    driftEvent('edge-1', 'app', ago(2), {
+      fields: ['/spec/replicas'],
+      changedBy: ['kubectl-edit'],
+    }),
+  );
   // Out of order: older than the drift, arrives after it.
   h.add('applied', appliedEvent('edge-1', R2, 'sha256:d2', { app: 'sha256:a2' }, ago(4)));
   return { h, clock };
@@ -22,12 +28,29 @@ function log() {
 
 test('history-answers-by-revision-digest-cluster-and-time', () => {
   const { h } = log();
-  assert.deepEqual(h.query({ revision: R2.slice(0, 7) }).map((e) => e.cluster), ['edge-2', 'edge-1']);
-  assert.deepEqual(h.query({ bundleDigest: 'sha256:a1' }).map((e) => e.cluster), ['edge-1']);
-  assert.deepEqual(h.query({ cluster: 'edge-1' }).map((e) => e.kind), ['drift-detected', 'applied', 'applied'], 'newest first, out-of-order insert sorted');
+  assert.deepEqual(
+    h.query({ revision: R2.slice(0, 7) }).map((e) => e.cluster),
+    ['edge-2', 'edge-1'],
+  );
+  assert.deepEqual(
+    h.query({ bundleDigest: 'sha256:a1' }).map((e) => e.cluster),
+    ['edge-1'],
+  );
+  assert.deepEqual(
+    h.query({ cluster: 'edge-1' }).map((e) => e.kind),
+    ['drift-detected', 'applied', 'applied'],
+    'newest first, out-of-order insert sorted',
+  );
   const drift = h.query({ kinds: ['drift-detected'], sinceMs: NOW - 24 * 3_600_000 });
   assert.equal(drift.length, 1);
-  assert.deepEqual(drift[0]?.drift[0], { bundle: 'app', kind: 'Deployment', namespace: 'apps', name: 'web', fields: ['/spec/replicas'], changedBy: ['kubectl-edit'] });
+  assert.deepEqual(drift[0]?.drift[0], {
+    bundle: 'app',
+    kind: 'Deployment',
+    namespace: 'apps',
+    name: 'web',
+    fields: ['/spec/replicas'],
+    changedBy: ['kubectl-edit'],
+  });
   assert.equal(h.query({ sinceMs: NOW - 24 * 3_600_000 }).length, 3);
   assert.equal(h.query({ limit: 1 }).length, 1);
 });
@@ -37,10 +60,17 @@ test('history-drops-duplicates-and-expired-events', () => {
   const ev = createEvent('edge-3', 'health-changed', { bundle: 'app', health: 'Degraded' }, ago(1));
   assert.equal(h.add('health-changed', ev), true);
   assert.equal(h.add('health-changed', ev), false, 'same id');
-  assert.equal(h.add('applied', appliedEvent('edge-1', R1, 'sha256:d1', {}, ago(100))), false, 'older than retention');
+  assert.equal(
+    h.add('applied', appliedEvent('edge-1', R1, 'sha256:d1', {}, ago(100))),
+    false,
+    'older than retention',
+  );
   assert.equal(h.size, 5);
   clock.now += 20 * 3_600_000;
   h.prune();
   assert.equal(h.size, 4, 'the 30 h old event is now 50 h old');
-  assert.throws(() => h.add('applied', createEvent('edge-1', 'applied', { nope: 1 }, ago(1))), /revision or bundles/);
+  assert.throws(
+    () => h.add('applied', createEvent('edge-1', 'applied', { nope: 1 }, ago(1))),
+    /revision or bundles/,
+  );
 });

@@ -122,20 +122,60 @@ function toEntry(kind: EventKind, e: FlotillaEvent): StoredEntry {
   const cluster = intern(e.flotillacluster);
   if (kind === 'applied' || kind === 'apply-failed') {
     const d = e.data as Partial<AppliedData>;
-    if (typeof d.revision !== 'string' || !Array.isArray(d.bundles)) throw new ValidationError(`${kind} event has no revision or bundles`);
-    const failures = d.bundles.flatMap((b) => b.failures ?? []).slice(0, 3).join('; ');
+    if (typeof d.revision !== 'string' || !Array.isArray(d.bundles))
+      throw new ValidationError(`${kind} event has no revision or bundles`);
+    const failures = d.bundles
+      .flatMap((b) => b.failures ?? [])
+      .slice(0, 3)
+      .join('; ');
     const digest = typeof d.digest === 'string' ? intern(d.digest) : '';
     const result = typeof d.result === 'string' ? intern(d.result) : '';
     const names = internList(d.bundles.map((b) => b.name));
     const digests = internList(d.bundles.map((b) => b.digest));
-    return new StoredEntry(e.id, timeMs, cluster, kind, intern(d.revision), digest, result, d.message ?? failures, names, digests, NO_DRIFT);
+    return new StoredEntry(
+      e.id,
+      timeMs,
+      cluster,
+      kind,
+      intern(d.revision),
+      digest,
+      result,
+      d.message ?? failures,
+      names,
+      digests,
+      NO_DRIFT,
+    );
   }
   if (kind === 'health-changed') {
     const h = readHealth(e.data);
-    return new StoredEntry(e.id, timeMs, cluster, kind, '', '', intern(h.health), h.message, internList([h.bundle]), NO_STRINGS, NO_DRIFT);
+    return new StoredEntry(
+      e.id,
+      timeMs,
+      cluster,
+      kind,
+      '',
+      '',
+      intern(h.health),
+      h.message,
+      internList([h.bundle]),
+      NO_STRINGS,
+      NO_DRIFT,
+    );
   }
   const d = readDrift(e.data);
-  return new StoredEntry(e.id, timeMs, cluster, kind, intern(d.revision), '', '', '', internList(d.bundles), NO_STRINGS, d.objects.length > 0 ? d.objects : NO_DRIFT);
+  return new StoredEntry(
+    e.id,
+    timeMs,
+    cluster,
+    kind,
+    intern(d.revision),
+    '',
+    '',
+    '',
+    internList(d.bundles),
+    NO_STRINGS,
+    d.objects.length > 0 ? d.objects : NO_DRIFT,
+  );
 }
 
 function matches(e: StoredEntry, q: HistoryQuery): boolean {

@@ -16,7 +16,12 @@ export const REPLAY_BATCH = 1_000;
 export const REPLAY_FETCH_EXPIRES_MS = 1_000;
 
 /** Replays events newer than sinceMs into sink; returns how many were added. Bad events are skipped. */
-export async function replayHistory(nc: NatsConnection, sinceMs: number, sink: HistorySink, logger: Logger): Promise<number> {
+export async function replayHistory(
+  nc: NatsConnection,
+  sinceMs: number,
+  sink: HistorySink,
+  logger: Logger,
+): Promise<number> {
   await ensureEventsStream(nc);
   const js = jetstream(nc);
   const consumer = await js.consumers.get(EVENTS_STREAM, {
@@ -26,7 +31,10 @@ export async function replayHistory(nc: NatsConnection, sinceMs: number, sink: H
   let added = 0;
   let bad = 0;
   for (;;) {
-    const batch = await consumer.fetch({ max_messages: REPLAY_BATCH, expires: REPLAY_FETCH_EXPIRES_MS });
+    const batch = await consumer.fetch({
+      max_messages: REPLAY_BATCH,
+      expires: REPLAY_FETCH_EXPIRES_MS,
+    });
     let got = 0;
     let pending = 0;
     for await (const m of batch) {
@@ -37,7 +45,11 @@ export async function replayHistory(nc: NatsConnection, sinceMs: number, sink: H
         if (sink(kind, event)) added++;
       } catch (err) {
         bad++;
-        if (bad <= 3) logger.debug({ seq: m.seq, err: errorMessage(err) }, 'unreadable event skipped in history replay');
+        if (bad <= 3)
+          logger.debug(
+            { seq: m.seq, err: errorMessage(err) },
+            'unreadable event skipped in history replay',
+          );
       }
     }
     if (got === 0 || pending === 0) break;

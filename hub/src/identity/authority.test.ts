@@ -18,7 +18,12 @@ after(async () => {
 async function authority(now?: () => number): Promise<{ a: IdentityAuthority; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-identity-test-'));
   dirs.push(dir);
-  const a = new IdentityAuthority({ stateDir: dir, hosts: ['127.0.0.1', 'hub.example.com'], logger: silentLogger(), ...(now ? { now } : {}) });
+  const a = new IdentityAuthority({
+    stateDir: dir,
+    hosts: ['127.0.0.1', 'hub.example.com'],
+    logger: silentLogger(),
+    ...(now ? { now } : {}),
+  });
   await a.start();
   return { a, dir };
 }
@@ -26,8 +31,13 @@ async function authority(now?: () => number): Promise<{ a: IdentityAuthority; di
 /** What node's tls reports for a certificate. */
 function peer(certPem: string): PeerCertificateLike {
   const c = new X509Certificate(certPem);
-  const field = (k: string): string | undefined => new RegExp(`(?:^|\\n)${k}=([^\\n]+)`).exec(c.subject)?.[1];
-  return { subject: { CN: field('CN') as string, O: field('O') as string }, serialNumber: c.serialNumber, valid_to: c.validTo };
+  const field = (k: string): string | undefined =>
+    new RegExp(`(?:^|\\n)${k}=([^\\n]+)`).exec(c.subject)?.[1];
+  return {
+    subject: { CN: field('CN') as string, O: field('O') as string },
+    serialNumber: c.serialNumber,
+    valid_to: c.validTo,
+  };
 }
 
 test('bootstrap-token-is-single-use-and-issues-a-certificate-naming-the-cluster', async () => {
@@ -37,7 +47,10 @@ test('bootstrap-token-is-single-use-and-issues-a-certificate-naming-the-cluster'
   const cert = new X509Certificate(issued.certPem);
   assert.match(cert.subject, /CN=edge-eu/);
   assert.ok(cert.checkIssued(new X509Certificate(a.caPem)));
-  await assert.rejects(a.register('edge-eu', token, createCsr(generateKeyPem(), 'edge-eu')), (e: Error) => e instanceof BootstrapTokenError && /already used/.test(e.message));
+  await assert.rejects(
+    a.register('edge-eu', token, createCsr(generateKeyPem(), 'edge-eu')),
+    (e: Error) => e instanceof BootstrapTokenError && /already used/.test(e.message),
+  );
   assert.equal(a.verifyPeer(peer(issued.certPem)).name, 'edge-eu');
 });
 
@@ -48,13 +61,23 @@ test('expired-unknown-malformed-and-foreign-tokens-are-refused-without-spending-
   const { token: other } = await a.addCluster('edge-us', {});
   const csr = createCsr(generateKeyPem(), 'edge-eu');
   await assert.rejects(a.register('edge-eu', other, csr), /another cluster/);
-  await assert.rejects(a.register('edge-eu', 'flt.0000000000000000.' + 'x'.repeat(43), csr), /not known/);
+  await assert.rejects(
+    a.register('edge-eu', 'flt.0000000000000000.' + 'x'.repeat(43), csr),
+    /not known/,
+  );
   await assert.rejects(a.register('edge-eu', 'not-a-token', csr), /malformed/);
   // A CSR for another name is refused before the token is spent.
-  await assert.rejects(a.register('edge-eu', token, createCsr(generateKeyPem(), 'edge-us')), /names "edge-us", expected "edge-eu"/);
+  await assert.rejects(
+    a.register('edge-eu', token, createCsr(generateKeyPem(), 'edge-us')),
+    /names "edge-us", expected "edge-eu"/,
+  );
   now += 61_000;
   await assert.rejects(a.register('edge-eu', token, csr), /expired/);
-  assert.equal(Object.keys(a.list().find((c) => c.name === 'edge-eu')?.serials ?? { x: 1 }).length, 0, 'nothing issued');
+  assert.equal(
+    Object.keys(a.list().find((c) => c.name === 'edge-eu')?.serials ?? { x: 1 }).length,
+    0,
+    'nothing issued',
+  );
 });
 
 test('tokens-are-stored-only-as-digests-and-the-state-file-is-private', async () => {
@@ -78,7 +101,10 @@ test('revoke-invalidates-every-certificate-and-a-new-add-does-not-bring-them-bac
   });
   assert.equal(await a.revoke('edge-eu'), 1);
   assert.equal(told, 'edge-eu');
-  assert.throws(() => a.verifyPeer(peer(issued.certPem)), (e: Error) => e instanceof IdentityRefusedError && /revoked/.test(e.message));
+  assert.throws(
+    () => a.verifyPeer(peer(issued.certPem)),
+    (e: Error) => e instanceof IdentityRefusedError && /revoked/.test(e.message),
+  );
   await a.addCluster('edge-eu', {});
   assert.throws(() => a.verifyPeer(peer(issued.certPem)), /revoked/);
 });
@@ -99,8 +125,14 @@ test('renewal-issues-a-new-certificate-and-keeps-the-old-one-valid-until-it-expi
 test('a-certificate-without-a-known-role-or-cluster-is-refused', async () => {
   const { a, dir } = await authority();
   assert.throws(() => a.verifyPeer(undefined), /client certificate signed by this hub is required/);
-  assert.throws(() => a.verifyPeer({ subject: { CN: 'x', O: 'someone' }, serialNumber: '01' }), /role "someone"/);
-  assert.throws(() => a.verifyPeer({ subject: { CN: 'ghost', O: 'flotilla-cluster' }, serialNumber: '01' }), /not registered/);
+  assert.throws(
+    () => a.verifyPeer({ subject: { CN: 'x', O: 'someone' }, serialNumber: '01' }),
+    /role "someone"/,
+  );
+  assert.throws(
+    () => a.verifyPeer({ subject: { CN: 'ghost', O: 'flotilla-cluster' }, serialNumber: '01' }),
+    /not registered/,
+  );
   assert.equal(a.verifyPeer(peer(await readFile(join(dir, 'admin.crt'), 'utf8'))).role, 'admin');
 });
 

@@ -83,10 +83,20 @@ export class IdentityAuthority {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     this.ca = new CertificateAuthority(await this.loadOrCreate('ca', () => createCa()));
     // The serving certificate is re-issued at every start, so a changed host list takes effect.
-    this.serving = this.ca.issueKeyPair('flotilla-hub', HUB_ORG, IDENTITY_DEFAULTS.hubCertValidityMs, { server: true, hosts: this.opts.hosts });
-    await this.loadOrCreate('admin', () => this.ca.issueKeyPair('flotilla-admin', ADMIN_ORG, IDENTITY_DEFAULTS.hubCertValidityMs));
+    this.serving = this.ca.issueKeyPair(
+      'flotilla-hub',
+      HUB_ORG,
+      IDENTITY_DEFAULTS.hubCertValidityMs,
+      { server: true, hosts: this.opts.hosts },
+    );
+    await this.loadOrCreate('admin', () =>
+      this.ca.issueKeyPair('flotilla-admin', ADMIN_ORG, IDENTITY_DEFAULTS.hubCertValidityMs),
+    );
     this.state = await this.store.load();
-    this.opts.logger.info({ stateDir: dir, clusters: Object.keys(this.state.clusters).length }, 'identity authority ready');
+    this.opts.logger.info(
+      { stateDir: dir, clusters: Object.keys(this.state.clusters).length },
+      'identity authority ready',
+    );
   }
 
   private async loadOrCreate(name: string, create: () => KeyPairPem): Promise<KeyPairPem> {
@@ -129,7 +139,9 @@ export class IdentityAuthority {
     const c = this.state.clusters[cluster];
     if (!c) return;
     const now = this.now();
-    c.natsKeys = Object.fromEntries(Object.entries(c.natsKeys ?? {}).filter(([, exp]) => exp > now));
+    c.natsKeys = Object.fromEntries(
+      Object.entries(c.natsKeys ?? {}).filter(([, exp]) => exp > now),
+    );
     c.natsKeys[publicKey] = expiresAtMs;
     await this.store.save(this.state);
   }
@@ -138,32 +150,55 @@ export class IdentityAuthority {
   natsRevocations(): Record<string, number> {
     const now = this.now();
     return Object.fromEntries(
-      Object.entries(this.state.natsRevocations ?? {}).filter(([, r]) => r.expiresAtMs > now).map(([k, r]) => [k, r.revokedAtS]),
+      Object.entries(this.state.natsRevocations ?? {})
+        .filter(([, r]) => r.expiresAtMs > now)
+        .map(([k, r]) => [k, r.revokedAtS]),
     );
   }
 
   /** Records (or re-admits) a cluster and issues a single-use bootstrap token. */
-  async addCluster(name: string, labels: Record<string, string>, ttlMs?: number): Promise<{ token: string; expiresAtMs: number }> {
-    if (!isDnsLabel(name)) throw new ValidationError(`cluster name "${name}" must be a DNS label (lower-case letters, digits, '-')`);
+  async addCluster(
+    name: string,
+    labels: Record<string, string>,
+    ttlMs?: number,
+  ): Promise<{ token: string; expiresAtMs: number }> {
+    if (!isDnsLabel(name))
+      throw new ValidationError(
+        `cluster name "${name}" must be a DNS label (lower-case letters, digits, '-')`,
+      );
     for (const [k, v] of Object.entries(labels)) {
-      if (!/^[A-Za-z0-9]([-A-Za-z0-9_./]{0,251}[A-Za-z0-9])?$/.test(k)) throw new ValidationError(`label key "${k}" is invalid`);
-      if (v.length > 63 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v)) throw new ValidationError(`label value "${v}" of "${k}" is invalid`);
+      if (!/^[A-Za-z0-9]([-A-Za-z0-9_./]{0,251}[A-Za-z0-9])?$/.test(k))
+        throw new ValidationError(`label key "${k}" is invalid`);
+      if (v.length > 63 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(v))
+        throw new ValidationError(`label value "${v}" of "${k}" is invalid`);
     }
     const now = this.now();
     const existing = this.state.clusters[name];
     // Re-adding a revoked cluster starts a new identity: no old certificate comes back.
-    const record: ClusterRecord = existing && existing.revokedAtMs === undefined
-      ? { ...existing, labels }
-      : { name, labels, addedAtMs: now, serials: {} };
+    const record: ClusterRecord =
+      existing && existing.revokedAtMs === undefined
+        ? { ...existing, labels }
+        : { name, labels, addedAtMs: now, serials: {} };
     const id = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
-    const expiresAtMs = now + (ttlMs && ttlMs > 0 ? ttlMs : (this.opts.tokenTtlMs ?? IDENTITY_DEFAULTS.tokenTtlMs));
+    const expiresAtMs =
+      now + (ttlMs && ttlMs > 0 ? ttlMs : (this.opts.tokenTtlMs ?? IDENTITY_DEFAULTS.tokenTtlMs));
     this.state.clusters[name] = record;
     // Expired and used tokens are dropped here, so the file does not grow forever.
-    this.state.tokens = this.state.tokens.filter((t) => t.expiresAtMs > now && t.usedAtMs === undefined);
-    this.state.tokens.push({ id, cluster: name, digest: sha256(secret).toString('hex'), expiresAtMs });
+    this.state.tokens = this.state.tokens.filter(
+      (t) => t.expiresAtMs > now && t.usedAtMs === undefined,
+    );
+    this.state.tokens.push({
+      id,
+      cluster: name,
+      digest: sha256(secret).toString('hex'),
+      expiresAtMs,
+    });
     await this.store.save(this.state);
-    this.opts.logger.info({ [LogFields.cluster]: name, tokenId: id, expiresAt: new Date(expiresAtMs).toISOString() }, 'cluster added; bootstrap token issued');
+    this.opts.logger.info(
+      { [LogFields.cluster]: name, tokenId: id, expiresAt: new Date(expiresAtMs).toISOString() },
+      'cluster added; bootstrap token issued',
+    );
     return { token: `flt.${id}.${secret}`, expiresAtMs };
   }
 
@@ -172,37 +207,57 @@ export class IdentityAuthority {
     const m = TOKEN_RE.exec(token);
     if (!m) throw new BootstrapTokenError('malformed');
     const record = this.state.tokens.find((t) => t.id === m[1]);
-    if (!record || !timingSafeEqual(sha256(m[2] as string), Buffer.from(record.digest, 'hex'))) throw new BootstrapTokenError('unknown');
+    if (!record || !timingSafeEqual(sha256(m[2] as string), Buffer.from(record.digest, 'hex')))
+      throw new BootstrapTokenError('unknown');
     if (record.usedAtMs !== undefined) throw new BootstrapTokenError('used');
     if (record.expiresAtMs <= this.now()) throw new BootstrapTokenError('expired');
     if (record.cluster !== cluster) throw new BootstrapTokenError('wrong-cluster');
     const c = this.state.clusters[cluster];
     if (!c || c.revokedAtMs !== undefined) throw new BootstrapTokenError('unknown');
     // Validate the CSR before spending the token, so a broken agent can retry with it.
-    const issued = this.ca.issueFromCsr(csrPem, cluster, CLUSTER_ORG, this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs);
+    const issued = this.ca.issueFromCsr(
+      csrPem,
+      cluster,
+      CLUSTER_ORG,
+      this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs,
+    );
     record.usedAtMs = this.now();
     this.recordIssued(c, issued);
     await this.store.save(this.state);
-    this.opts.logger.info({ [LogFields.cluster]: cluster, tokenId: record.id, serial: issued.serial }, 'cluster registered; certificate issued');
+    this.opts.logger.info(
+      { [LogFields.cluster]: cluster, tokenId: record.id, serial: issued.serial },
+      'cluster registered; certificate issued',
+    );
     return issued;
   }
 
   /** Issues a fresh certificate to a cluster that proved its current one. */
   async renew(peer: PeerIdentity, csrPem: string): Promise<IssuedCert> {
-    if (peer.role !== 'cluster') throw new IdentityRefusedError('only a cluster certificate can be renewed', true);
+    if (peer.role !== 'cluster')
+      throw new IdentityRefusedError('only a cluster certificate can be renewed', true);
     const c = this.state.clusters[peer.name] as ClusterRecord;
-    const issued = this.ca.issueFromCsr(csrPem, peer.name, CLUSTER_ORG, this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs);
+    const issued = this.ca.issueFromCsr(
+      csrPem,
+      peer.name,
+      CLUSTER_ORG,
+      this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs,
+    );
     this.recordIssued(c, issued);
     // Older certificates keep working until they expire: an open stream is never cut by a renewal.
     await this.store.save(this.state);
-    this.opts.logger.info({ [LogFields.cluster]: peer.name, serial: issued.serial }, 'certificate renewed');
+    this.opts.logger.info(
+      { [LogFields.cluster]: peer.name, serial: issued.serial },
+      'certificate renewed',
+    );
     return issued;
   }
 
   private recordIssued(c: ClusterRecord, issued: IssuedCert): void {
     const now = this.now();
     // Expired certificates are refused anyway; dropping them keeps the record small.
-    c.serials = Object.fromEntries(Object.entries(c.serials).filter(([, notAfter]) => notAfter > now));
+    c.serials = Object.fromEntries(
+      Object.entries(c.serials).filter(([, notAfter]) => notAfter > now),
+    );
     c.serials[issued.serial] = issued.notAfter.getTime();
     c.lastIssuedAtMs = now;
   }
@@ -216,7 +271,9 @@ export class IdentityAuthority {
     c.serials = {};
     this.state.tokens = this.state.tokens.filter((t) => t.cluster !== name);
     // Every JWT issued to these keys so far (iat <= now) is revoked; expired entries go.
-    const revocations = Object.fromEntries(Object.entries(this.state.natsRevocations ?? {}).filter(([, r]) => r.expiresAtMs > now));
+    const revocations = Object.fromEntries(
+      Object.entries(this.state.natsRevocations ?? {}).filter(([, r]) => r.expiresAtMs > now),
+    );
     for (const [key, expiresAtMs] of Object.entries(c.natsKeys ?? {})) {
       if (expiresAtMs > now) revocations[key] = { revokedAtS: Math.ceil(now / 1000), expiresAtMs };
     }
@@ -226,7 +283,10 @@ export class IdentityAuthority {
     let closed = 0;
     for (const l of this.revokeListeners) closed += l(name);
     const natsRevoked = this.natsRevoker ? await this.natsRevoker() : undefined;
-    this.opts.logger.warn({ [LogFields.cluster]: name, streamsClosed: closed, natsRevoked }, 'cluster revoked');
+    this.opts.logger.warn(
+      { [LogFields.cluster]: name, streamsClosed: closed, natsRevoked },
+      'cluster revoked',
+    );
     return closed;
   }
 
@@ -240,17 +300,22 @@ export class IdentityAuthority {
     const cn = first(cert?.subject?.CN);
     const org = first(cert?.subject?.O);
     const serial = (cert?.serialNumber ?? '').toUpperCase().replace(/^0+/, '');
-    if (!cert || !cn || !serial) throw new IdentityRefusedError('a client certificate signed by this hub is required');
+    if (!cert || !cn || !serial)
+      throw new IdentityRefusedError('a client certificate signed by this hub is required');
     if (org === ADMIN_ORG) return { role: 'admin', name: cn, serial };
-    if (org !== CLUSTER_ORG) throw new IdentityRefusedError(`certificate role "${org ?? ''}" is not accepted`);
+    if (org !== CLUSTER_ORG)
+      throw new IdentityRefusedError(`certificate role "${org ?? ''}" is not accepted`);
     const c = this.state.clusters[cn];
     if (!c) throw new IdentityRefusedError(`cluster "${cn}" is not registered`);
-    if (c.revokedAtMs !== undefined) throw new IdentityRefusedError(`cluster "${cn}" has been revoked`);
+    if (c.revokedAtMs !== undefined)
+      throw new IdentityRefusedError(`cluster "${cn}" has been revoked`);
     const notAfter = Object.entries(c.serials).find(([s]) => s.replace(/^0+/, '') === serial)?.[1];
-    if (notAfter === undefined) throw new IdentityRefusedError(`certificate of cluster "${cn}" has been revoked`);
+    if (notAfter === undefined)
+      throw new IdentityRefusedError(`certificate of cluster "${cn}" has been revoked`);
     // TLS checked the dates at the handshake; a long-lived connection may outlive its certificate.
     const validTo = cert.valid_to ? Date.parse(cert.valid_to) : notAfter;
-    if (Math.min(validTo, notAfter) <= this.now()) throw new IdentityRefusedError(`certificate of cluster "${cn}" has expired`);
+    if (Math.min(validTo, notAfter) <= this.now())
+      throw new IdentityRefusedError(`certificate of cluster "${cn}" has expired`);
     return { role: 'cluster', name: cn, serial };
   }
 }

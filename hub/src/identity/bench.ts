@@ -31,8 +31,15 @@ function unary<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => 
 }
 
 /** Opens a stream as `cluster`; resolves once welcomed, with a promise of the stream's end. */
-function openStream(address: string, creds: grpc.ChannelCredentials, cluster: string): Promise<{ ended: Promise<number>; close(): void }> {
-  const client = new (loadFlotillaProto().AgentStream)(address, creds) as unknown as AgentStreamClient;
+function openStream(
+  address: string,
+  creds: grpc.ChannelCredentials,
+  cluster: string,
+): Promise<{ ended: Promise<number>; close(): void }> {
+  const client = new (loadFlotillaProto().AgentStream)(
+    address,
+    creds,
+  ) as unknown as AgentStreamClient;
   const call = client.Connect();
   return new Promise((resolve, reject) => {
     const ended = new Promise<number>((done) => {
@@ -43,7 +50,15 @@ function openStream(address: string, creds: grpc.ChannelCredentials, cluster: st
       if (m.kind === 'welcome') resolve({ ended, close: () => (call.cancel(), client.close()) });
     });
     void ended.then(() => reject(new Error('stream ended before welcome')));
-    call.write({ hello: { cluster, agentVersion: 'bench', appliedDigest: '', appliedRevision: '', protocolVersion: PROTOCOL_VERSION } });
+    call.write({
+      hello: {
+        cluster,
+        agentVersion: 'bench',
+        appliedDigest: '',
+        appliedRevision: '',
+        protocolVersion: PROTOCOL_VERSION,
+      },
+    });
   });
 }
 
@@ -62,7 +77,15 @@ async function main(): Promise<void> {
     authenticate: (call) => peerOf(call, authority).name,
   });
   authority.onRevoke((c) => stream.closeCluster(c, 'revoked'));
-  const server = await startGrpcServer('127.0.0.1:0', { agentStream: stream.handlers(), fleet: {} as never, identity: identityHandlers({ authority, logger }) }, { caPem: authority.caPem, ...authority.servingPair });
+  const server = await startGrpcServer(
+    '127.0.0.1:0',
+    {
+      agentStream: stream.handlers(),
+      fleet: {} as never,
+      identity: identityHandlers({ authority, logger }),
+    },
+    { caPem: authority.caPem, ...authority.servingPair },
+  );
   const address = `127.0.0.1:${server.port}`;
   const ca = Buffer.from(authority.caPem);
   const { Identity } = loadFlotillaProto();
@@ -76,14 +99,28 @@ async function main(): Promise<void> {
       const { token } = await authority.addCluster(name, {});
       const t0 = performance.now();
       const key = generateKeyPem();
-      const client = new Identity(address, grpc.credentials.createSsl(ca)) as unknown as IdentityClient;
-      const creds = await unary<Credentials__Output>((cb) => client.Register({ cluster: name, token, csrPem: createCsr(key, name), natsPublicKey: '' }, cb));
+      const client = new Identity(
+        address,
+        grpc.credentials.createSsl(ca),
+      ) as unknown as IdentityClient;
+      const creds = await unary<Credentials__Output>((cb) =>
+        client.Register(
+          { cluster: name, token, csrPem: createCsr(key, name), natsPublicKey: '' },
+          cb,
+        ),
+      );
       register.push(performance.now() - t0);
       client.close();
-      const mtls = grpc.credentials.createSsl(ca, Buffer.from(key), Buffer.from(creds.certificatePem));
+      const mtls = grpc.credentials.createSsl(
+        ca,
+        Buffer.from(key),
+        Buffer.from(creds.certificatePem),
+      );
       const t1 = performance.now();
       const rc = new Identity(address, mtls) as unknown as IdentityClient;
-      await unary<Credentials__Output>((cb) => rc.Renew({ csrPem: createCsr(generateKeyPem(), name), natsPublicKey: '' }, cb));
+      await unary<Credentials__Output>((cb) =>
+        rc.Renew({ csrPem: createCsr(generateKeyPem(), name), natsPublicKey: '' }, cb),
+      );
       renew.push(performance.now() - t1);
       rc.close();
       if (i % 4 === 0) {
@@ -93,7 +130,11 @@ async function main(): Promise<void> {
         revokeClosed.push((await open.ended) - t2);
         open.close();
         // A new channel: a fresh TLS handshake with the revoked certificate.
-        const again = openStream(address, grpc.credentials.createSsl(ca, Buffer.from(key), Buffer.from(creds.certificatePem)), name).then(
+        const again = openStream(
+          address,
+          grpc.credentials.createSsl(ca, Buffer.from(key), Buffer.from(creds.certificatePem)),
+          name,
+        ).then(
           () => Infinity,
           () => performance.now() - t2,
         );
@@ -105,13 +146,16 @@ async function main(): Promise<void> {
     await server.stop(1_000);
     await rm(dir, { recursive: true, force: true });
   }
-  const line = (what: string, v: number[]): string => `${what.padEnd(34)} p50 ${pct(v, 50).toFixed(1)} ms   p99 ${pct(v, 99).toFixed(1)} ms   (n=${v.length})`;
+  const line = (what: string, v: number[]): string =>
+    `${what.padEnd(34)} p50 ${pct(v, 50).toFixed(1)} ms   p99 ${pct(v, 99).toFixed(1)} ms   (n=${v.length})`;
   console.log(line('register (keygen + CSR + RPC)', register));
   console.log(line('renew (mTLS RPC)', renew));
   console.log(line('revoke → open stream closed', revokeClosed));
   console.log(line('revoke → new stream refused', revokeRefused));
   const worst = Math.max(...revokeClosed, ...revokeRefused);
-  console.log(`target: revoked cluster cut off within ${REVOKE_TARGET_MS} ms → worst ${worst.toFixed(1)} ms: ${worst <= REVOKE_TARGET_MS ? 'met' : 'NOT MET'}`);
+  console.log(
+    `target: revoked cluster cut off within ${REVOKE_TARGET_MS} ms → worst ${worst.toFixed(1)} ms: ${worst <= REVOKE_TARGET_MS ? 'met' : 'NOT MET'}`,
+  );
 }
 
 await main();

@@ -20,7 +20,14 @@ export function agentInboxPrefix(cluster: string): string {
 const b64url = (data: string | Uint8Array): string => Buffer.from(data).toString('base64url');
 
 /** Signs claims as a NATS JWT (v2) with the issuer's key pair. */
-export function encodeJwt(claims: Record<string, unknown>, issuer: KeyPair, subject: string, name: string, expiresAtMs?: number, issuedAtMs = Date.now()): string {
+export function encodeJwt(
+  claims: Record<string, unknown>,
+  issuer: KeyPair,
+  subject: string,
+  name: string,
+  expiresAtMs?: number,
+  issuedAtMs = Date.now(),
+): string {
   const body: Record<string, unknown> = {
     jti: '',
     iat: Math.floor(issuedAtMs / 1000),
@@ -31,7 +38,11 @@ export function encodeJwt(claims: Record<string, unknown>, issuer: KeyPair, subj
     nats: { ...claims, version: 2 },
   };
   // jti as nats-io/jwt computes it: base32 of sha512/256 over the claims without jti.
-  body.jti = base32Encode(createHash('sha512-256').update(JSON.stringify({ ...body, jti: randomBytes(8).toString('hex') })).digest());
+  body.jti = base32Encode(
+    createHash('sha512-256')
+      .update(JSON.stringify({ ...body, jti: randomBytes(8).toString('hex') }))
+      .digest(),
+  );
   const head = b64url(JSON.stringify({ typ: 'JWT', alg: 'ed25519-nkey' }));
   const payload = b64url(JSON.stringify(body));
   const sig = b64url(issuer.sign(new TextEncoder().encode(`${head}.${payload}`)));
@@ -39,14 +50,20 @@ export function encodeJwt(claims: Record<string, unknown>, issuer: KeyPair, subj
 }
 
 /** The user JWT of an agent: publish only under flotilla.events.<cluster>.>. */
-export function agentUserJwt(accountSeed: string, cluster: string, userPublicKey: string, expiresAtMs?: number): string {
+export function agentUserJwt(
+  accountSeed: string,
+  cluster: string,
+  userPublicKey: string,
+  expiresAtMs?: number,
+): string {
   let user: KeyPair;
   try {
     user = fromPublic(userPublicKey);
   } catch {
     throw new ValidationError('NATS public key is not a valid nkey');
   }
-  if (!userPublicKey.startsWith('U')) throw new ValidationError('NATS public key must be a user key (U...)');
+  if (!userPublicKey.startsWith('U'))
+    throw new ValidationError('NATS public key must be a user key (U...)');
   const account = fromSeed(new TextEncoder().encode(accountSeed));
   const inbox = agentInboxPrefix(cluster);
   return encodeJwt(
@@ -90,7 +107,16 @@ export interface NatsAuthSetupOptions {
   resolverDir?: string;
 }
 
-const ACCOUNT_LIMITS = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
+const ACCOUNT_LIMITS = {
+  subs: -1,
+  data: -1,
+  payload: -1,
+  imports: -1,
+  exports: -1,
+  wildcards: true,
+  conn: -1,
+  leaf: -1,
+};
 
 /**
  * The FLOTILLA account JWT (JetStream enabled). `revocations` maps a user public key to
@@ -98,7 +124,12 @@ const ACCOUNT_LIMITS = { subs: -1, data: -1, payload: -1, imports: -1, exports: 
  * its connections when this JWT reaches it. init and the hub's revocations both sign it
  * here, so every version carries the same limits.
  */
-export function flotillaAccountJwt(signer: KeyPair, accountPublicKey: string, revocations: Record<string, number> = {}, issuedAtMs = Date.now()): string {
+export function flotillaAccountJwt(
+  signer: KeyPair,
+  accountPublicKey: string,
+  revocations: Record<string, number> = {},
+  issuedAtMs = Date.now(),
+): string {
   return encodeJwt(
     {
       type: 'account',
@@ -125,13 +156,37 @@ export function createNatsAuthSetup(opts: NatsAuthSetupOptions = {}): NatsAuthSe
   const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
   // The operator's identity seed is dropped here: the hub only ever needs the signing
   // key, which the operator JWT lists and which could be replaced by a new init.
-  const operatorJwt = encodeJwt({ type: 'operator', system_account: sys.getPublicKey(), signing_keys: [signing.getPublicKey()] }, operator, operator.getPublicKey(), 'flotilla');
-  const sysJwt = encodeJwt({ type: 'account', limits: ACCOUNT_LIMITS }, operator, sys.getPublicKey(), 'SYS');
+  const operatorJwt = encodeJwt(
+    {
+      type: 'operator',
+      system_account: sys.getPublicKey(),
+      signing_keys: [signing.getPublicKey()],
+    },
+    operator,
+    operator.getPublicKey(),
+    'flotilla',
+  );
+  const sysJwt = encodeJwt(
+    { type: 'account', limits: ACCOUNT_LIMITS },
+    operator,
+    sys.getPublicKey(),
+    'SYS',
+  );
   // Back-dated 1 s: nats-server keeps a stored account JWT over the preload only when it
   // was issued strictly later, and the hub may push one within the same second.
   const accountJwt = flotillaAccountJwt(operator, account.getPublicKey(), {}, Date.now() - 1_000);
-  const hubJwt = encodeJwt({ pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user' }, account, hub.getPublicKey(), 'flotilla-hub');
-  const sysUserJwt = encodeJwt({ pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user' }, sys, sysUser.getPublicKey(), 'flotilla-hub-system');
+  const hubJwt = encodeJwt(
+    { pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user' },
+    account,
+    hub.getPublicKey(),
+    'flotilla-hub',
+  );
+  const sysUserJwt = encodeJwt(
+    { pub: {}, sub: {}, subs: -1, data: -1, payload: -1, type: 'user' },
+    sys,
+    sysUser.getPublicKey(),
+    'flotilla-hub-system',
+  );
   const serverConfig = [
     `operator: ${operatorJwt}`,
     `system_account: ${sys.getPublicKey()}`,

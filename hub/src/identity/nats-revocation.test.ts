@@ -18,14 +18,26 @@ after(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-function claimsOf(jwt: string): { iss: string; sub: string; iat: number; nats: { revocations?: Record<string, number>; limits: Record<string, unknown> } } {
-  return JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString('utf8')) as ReturnType<typeof claimsOf>;
+function claimsOf(jwt: string): {
+  iss: string;
+  sub: string;
+  iat: number;
+  nats: { revocations?: Record<string, number>; limits: Record<string, unknown> };
+} {
+  return JSON.parse(
+    Buffer.from(jwt.split('.')[1] as string, 'base64url').toString('utf8'),
+  ) as ReturnType<typeof claimsOf>;
 }
 
 async function registered(now: () => number): Promise<{ a: IdentityAuthority; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-nats-revocation-test-'));
   dirs.push(dir);
-  const a = new IdentityAuthority({ stateDir: dir, hosts: ['127.0.0.1'], logger: silentLogger(), now });
+  const a = new IdentityAuthority({
+    stateDir: dir,
+    hosts: ['127.0.0.1'],
+    logger: silentLogger(),
+    now,
+  });
   await a.start();
   for (const name of ['edge-eu', 'edge-us']) {
     const { token } = await a.addCluster(name, {});
@@ -37,7 +49,11 @@ async function registered(now: () => number): Promise<{ a: IdentityAuthority; di
 test('revoke-lists-every-nats-key-of-the-cluster-persists-them-and-drops-them-once-expired', async () => {
   let t = 1_800_000_000_000;
   const { a, dir } = await registered(() => t);
-  const [k1, k2, other] = [createUser().getPublicKey(), createUser().getPublicKey(), createUser().getPublicKey()];
+  const [k1, k2, other] = [
+    createUser().getPublicKey(),
+    createUser().getPublicKey(),
+    createUser().getPublicKey(),
+  ];
   await a.recordNatsKey('edge-eu', k1, t + 10_000);
   await a.recordNatsKey('edge-eu', k2, t + 20_000);
   await a.recordNatsKey('edge-us', other, t + 20_000);
@@ -48,15 +64,28 @@ test('revoke-lists-every-nats-key-of-the-cluster-persists-them-and-drops-them-on
   });
   await a.revoke('edge-eu');
   assert.equal(pushed, 1, 'revoke pushes the revocations');
-  assert.deepEqual(a.natsRevocations(), { [k1]: t / 1000, [k2]: t / 1000 }, 'both keys of edge-eu, none of edge-us');
+  assert.deepEqual(
+    a.natsRevocations(),
+    { [k1]: t / 1000, [k2]: t / 1000 },
+    'both keys of edge-eu, none of edge-us',
+  );
 
   // A restarted hub knows them (identity-state.json) and pushes them again.
-  const restarted = new IdentityAuthority({ stateDir: dir, hosts: ['127.0.0.1'], logger: silentLogger(), now: () => t });
+  const restarted = new IdentityAuthority({
+    stateDir: dir,
+    hosts: ['127.0.0.1'],
+    logger: silentLogger(),
+    now: () => t,
+  });
   await restarted.start();
   assert.deepEqual(Object.keys(restarted.natsRevocations()).sort(), [k1, k2].sort());
 
   t += 15_000;
-  assert.deepEqual(Object.keys(a.natsRevocations()), [k2], 'the JWT of k1 has expired: no need to list it');
+  assert.deepEqual(
+    Object.keys(a.natsRevocations()),
+    [k2],
+    'the JWT of k1 has expired: no need to list it',
+  );
 });
 
 test('the-publisher-signs-the-account-with-the-operator-signing-key-and-lists-the-revocations', async () => {
@@ -80,8 +109,14 @@ test('the-publisher-signs-the-account-with-the-operator-signing-key-and-lists-th
   const claims = claimsOf(sent.at(-1) as string);
   assert.deepEqual(claims.nats.revocations, { [key]: 1_800_000_000 });
   assert.match(setup.serverConfig, new RegExp(claims.sub), 'the account the server knows');
-  const operatorClaims = claimsOf(/^operator: (\S+)$/m.exec(setup.serverConfig)?.[1] as string) as unknown as { nats: { signing_keys: string[] } };
-  assert.deepEqual(operatorClaims.nats.signing_keys, [claims.iss], 'signed by the operator signing key the server trusts');
+  const operatorClaims = claimsOf(
+    /^operator: (\S+)$/m.exec(setup.serverConfig)?.[1] as string,
+  ) as unknown as { nats: { signing_keys: string[] } };
+  assert.deepEqual(
+    operatorClaims.nats.signing_keys,
+    [claims.iss],
+    'signed by the operator signing key the server trusts',
+  );
   assert.match(setup.serverConfig, /type: full/);
 });
 

@@ -43,7 +43,9 @@ export class NatsRevocationPublisher {
   private stopped = false;
 
   constructor(private readonly opts: NatsRevocationOptions) {
-    this.accountPublicKey = fromSeed(new TextEncoder().encode(opts.accountSeed.trim())).getPublicKey();
+    this.accountPublicKey = fromSeed(
+      new TextEncoder().encode(opts.accountSeed.trim()),
+    ).getPublicKey();
     this.send = opts.send ?? ((jwt) => this.request(jwt));
   }
 
@@ -74,12 +76,21 @@ export class NatsRevocationPublisher {
     try {
       const reply = await this.send(flotillaAccountJwt(signer, this.accountPublicKey, revocations));
       const parsed = JSON.parse(reply) as { error?: { description?: string; code?: number } };
-      if (parsed.error) throw new Error(`nats-server refused the account update: ${parsed.error.description ?? JSON.stringify(parsed.error)}`);
-      this.opts.logger.info({ revokedUsers: Object.keys(revocations).length }, 'NATS account revocations pushed');
+      if (parsed.error)
+        throw new Error(
+          `nats-server refused the account update: ${parsed.error.description ?? JSON.stringify(parsed.error)}`,
+        );
+      this.opts.logger.info(
+        { revokedUsers: Object.keys(revocations).length },
+        'NATS account revocations pushed',
+      );
       return true;
     } catch (err) {
       const retryMs = this.opts.retryMs ?? durations.natsClaimsRetry;
-      this.opts.logger.error({ [LogFields.err]: errorMessage(err), retryInMs: retryMs }, 'NATS revocations not pushed yet; retrying');
+      this.opts.logger.error(
+        { [LogFields.err]: errorMessage(err), retryInMs: retryMs },
+        'NATS revocations not pushed yet; retrying',
+      );
       if (!this.stopped) {
         this.retryTimer = setTimeout(() => void this.push(), retryMs);
         this.retryTimer.unref();
@@ -99,7 +110,9 @@ export class NatsRevocationPublisher {
       name: 'flotilla-hub-system',
     });
     try {
-      const msg = await nc.request(CLAIMS_UPDATE_SUBJECT, new TextEncoder().encode(jwt), { timeout: durations.natsClaimsTimeout });
+      const msg = await nc.request(CLAIMS_UPDATE_SUBJECT, new TextEncoder().encode(jwt), {
+        timeout: durations.natsClaimsTimeout,
+      });
       return msg.string();
     } finally {
       await nc.close();

@@ -29,7 +29,11 @@ export interface IssuedCert {
 
 /** Generates an RSA-2048 key; PKCS#1 PEM so forge reads it. */
 export function generateKeyPem(): string {
-  return generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey;
+  return generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  }).privateKey;
 }
 
 function newSerial(): string {
@@ -39,7 +43,12 @@ function newSerial(): string {
   return bytes.toString('hex').toUpperCase();
 }
 
-function baseCert(publicKey: forge.pki.PublicKey, cn: string, org: string, notAfter: Date): { cert: forge.pki.Certificate; serial: string } {
+function baseCert(
+  publicKey: forge.pki.PublicKey,
+  cn: string,
+  org: string,
+  notAfter: Date,
+): { cert: forge.pki.Certificate; serial: string } {
   const cert = forge.pki.createCertificate();
   const serial = newSerial();
   cert.publicKey = publicKey;
@@ -90,7 +99,10 @@ export class CertificateAuthority {
     cert.setExtensions([
       { name: 'basicConstraints', cA: false },
       { name: 'subjectKeyIdentifier' },
-      { name: 'authorityKeyIdentifier', keyIdentifier: this.cert.generateSubjectKeyIdentifier().getBytes() },
+      {
+        name: 'authorityKeyIdentifier',
+        keyIdentifier: this.cert.generateSubjectKeyIdentifier().getBytes(),
+      },
       ...extensions,
     ]);
     cert.sign(this.key, forge.md.sha256.create());
@@ -103,11 +115,14 @@ export class CertificateAuthority {
     try {
       csr = forge.pki.certificationRequestFromPem(csrPem);
     } catch (err) {
-      throw new ValidationError(`certificate request is not a PEM PKCS#10 request: ${(err as Error).message}`);
+      throw new ValidationError(
+        `certificate request is not a PEM PKCS#10 request: ${(err as Error).message}`,
+      );
     }
     if (!csr.verify()) throw new ValidationError('certificate request signature does not verify');
     const subjectCn = csr.subject.getField('CN')?.value as string | undefined;
-    if (subjectCn !== cn) throw new ValidationError(`certificate request names "${subjectCn ?? ''}", expected "${cn}"`);
+    if (subjectCn !== cn)
+      throw new ValidationError(`certificate request names "${subjectCn ?? ''}", expected "${cn}"`);
     if (!csr.publicKey) throw new ValidationError('certificate request has no public key');
     const notAfter = new Date(Date.now() + validityMs);
     const { cert, serial } = baseCert(csr.publicKey, cn, org, notAfter);
@@ -120,12 +135,19 @@ export class CertificateAuthority {
   }
 
   /** Issues a key and certificate in one go (the hub's serving cert, the admin cert). */
-  issueKeyPair(cn: string, org: string, validityMs: number, opts: { server?: boolean; hosts?: string[] } = {}): KeyPairPem & IssuedCert {
+  issueKeyPair(
+    cn: string,
+    org: string,
+    validityMs: number,
+    opts: { server?: boolean; hosts?: string[] } = {},
+  ): KeyPairPem & IssuedCert {
     const keyPem = generateKeyPem();
     const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
     const notAfter = new Date(Date.now() + validityMs);
     const { cert, serial } = baseCert(forge.pki.setRsaPublicKey(key.n, key.e), cn, org, notAfter);
-    const altNames = (opts.hosts ?? []).map((h) => (isIP(h) ? { type: 7, ip: h } : { type: 2, value: h }));
+    const altNames = (opts.hosts ?? []).map((h) =>
+      isIP(h) ? { type: 7, ip: h } : { type: 2, value: h },
+    );
     const certPem = this.sign(cert, [
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
       { name: 'extKeyUsage', serverAuth: opts.server === true, clientAuth: opts.server !== true },

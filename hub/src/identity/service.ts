@@ -23,7 +23,8 @@ export function peerOf(call: HasAuthContext, authority: IdentityAuthority): Peer
 
 /** The gRPC status for an identity error. */
 export function grpcStatusOf(err: unknown): GrpcStatus {
-  if (err instanceof IdentityRefusedError) return err.forbidden ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED;
+  if (err instanceof IdentityRefusedError)
+    return err.forbidden ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED;
   if (err instanceof BootstrapTokenError) return GrpcStatus.UNAUTHENTICATED;
   if (err instanceof ValidationError) return GrpcStatus.INVALID_ARGUMENT;
   return GrpcStatus.INTERNAL;
@@ -42,14 +43,26 @@ const NATS_EXPIRY_MARGIN_MS = 60_000;
 
 type Handler<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
 
-function unary<Req, Res>(name: string, log: Logger, fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>): Handler<Req, Res> {
+function unary<Req, Res>(
+  name: string,
+  log: Logger,
+  fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+): Handler<Req, Res> {
   return (call, cb) => {
     fn(call).then(
       (res) => cb(null, res),
       (err: unknown) => {
         const code = grpcStatusOf(err);
         // Only the message: never the request (it may hold a token).
-        log.warn({ rpc: name, peer: call.getPeer(), code: GrpcStatus[code], [LogFields.err]: errorMessage(err) }, 'identity call refused');
+        log.warn(
+          {
+            rpc: name,
+            peer: call.getPeer(),
+            code: GrpcStatus[code],
+            [LogFields.err]: errorMessage(err),
+          },
+          'identity call refused',
+        );
         cb({ code, details: err instanceof FlotillaError ? err.message : 'internal error' });
       },
     );
@@ -59,14 +72,29 @@ function unary<Req, Res>(name: string, log: Logger, fn: (call: ServerUnaryCall<R
 /** grpc-js handlers of flotilla.v1.Identity. */
 export function identityHandlers(opts: IdentityServiceOptions): IdentityHandlers {
   const { authority, logger: log } = opts;
-  const credentials = async (cluster: string, issued: IssuedCert, natsKey: string): Promise<Credentials> => {
+  const credentials = async (
+    cluster: string,
+    issued: IssuedCert,
+    natsKey: string,
+  ): Promise<Credentials> => {
     const natsJwt = natsKey && opts.natsJwt ? await opts.natsJwt(cluster, natsKey) : '';
     // Recorded so that a revocation can name the key; the JWT expires with the certificate.
-    if (natsJwt) await authority.recordNatsKey(cluster, natsKey, issued.notAfter.getTime() + NATS_EXPIRY_MARGIN_MS);
-    return { certificatePem: issued.certPem, caPem: authority.caPem, notAfterMs: issued.notAfter.getTime(), natsJwt };
+    if (natsJwt)
+      await authority.recordNatsKey(
+        cluster,
+        natsKey,
+        issued.notAfter.getTime() + NATS_EXPIRY_MARGIN_MS,
+      );
+    return {
+      certificatePem: issued.certPem,
+      caPem: authority.caPem,
+      notAfterMs: issued.notAfter.getTime(),
+      natsJwt,
+    };
   };
   const admin = (call: HasAuthContext): void => {
-    if (peerOf(call, authority).role !== 'admin') throw new IdentityRefusedError('this call needs the hub administrator certificate', true);
+    if (peerOf(call, authority).role !== 'admin')
+      throw new IdentityRefusedError('this call needs the hub administrator certificate', true);
   };
   return {
     Register: unary('Register', log, async (call) => {
@@ -82,7 +110,11 @@ export function identityHandlers(opts: IdentityServiceOptions): IdentityHandlers
     AddCluster: unary('AddCluster', log, async (call) => {
       admin(call);
       const r = call.request;
-      const { token, expiresAtMs } = await authority.addCluster(r.name, r.labels ?? {}, r.tokenTtlMs);
+      const { token, expiresAtMs } = await authority.addCluster(
+        r.name,
+        r.labels ?? {},
+        r.tokenTtlMs,
+      );
       return { token, expiresAtMs, caPem: authority.caPem };
     }),
     RevokeCluster: unary('RevokeCluster', log, async (call) => {

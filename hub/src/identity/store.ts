@@ -50,15 +50,25 @@ export class IdentityStore {
     try {
       text = await readFile(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, clusters: {}, tokens: [] };
-      throw new ConfigError('identity.stateDir', `cannot read ${this.file}: ${(err as Error).message}`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        return { version: 1, clusters: {}, tokens: [] };
+      throw new ConfigError(
+        'identity.stateDir',
+        `cannot read ${this.file}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     try {
       const state = JSON.parse(text) as IdentityState;
-      if (state.version !== 1 || typeof state.clusters !== 'object' || !Array.isArray(state.tokens)) throw new Error('unexpected shape');
+      if (state.version !== 1 || typeof state.clusters !== 'object' || !Array.isArray(state.tokens))
+        throw new Error('unexpected shape');
       return state;
     } catch (err) {
-      throw new ConfigError('identity.stateDir', `${this.file} is corrupt: ${(err as Error).message}`, { cause: err });
+      throw new ConfigError(
+        'identity.stateDir',
+        `${this.file} is corrupt: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 

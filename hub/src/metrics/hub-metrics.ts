@@ -28,7 +28,10 @@ export class HubMetrics {
   private readonly sessionsTotal: Counter;
   private readonly notifications: Counter;
 
-  constructor(status: ClusterLister, private readonly now: () => number = Date.now) {
+  constructor(
+    status: ClusterLister,
+    private readonly now: () => number = Date.now,
+  ) {
     const r = this.registry;
     r.add(
       new Gauge('flotilla_clusters', 'Clusters by state.', () => {
@@ -37,13 +40,30 @@ export class HubMetrics {
         return [...counts].map(([state, n]) => [{ state }, n] as [Record<string, string>, number]);
       }),
     );
-    r.add(new Gauge('flotilla_stream_sessions', 'Agents connected now.', () => [[{}, status.list().filter((c) => c.connected).length]]));
-    this.sessionsTotal = r.add(new Counter('flotilla_stream_sessions_total', 'Agent sessions opened since the hub started.'));
-    this.events = r.add(new Counter('flotilla_events_total', 'Agent events consumed, by kind and outcome.'));
+    r.add(
+      new Gauge('flotilla_stream_sessions', 'Agents connected now.', () => [
+        [{}, status.list().filter((c) => c.connected).length],
+      ]),
+    );
+    this.sessionsTotal = r.add(
+      new Counter('flotilla_stream_sessions_total', 'Agent sessions opened since the hub started.'),
+    );
+    this.events = r.add(
+      new Counter('flotilla_events_total', 'Agent events consumed, by kind and outcome.'),
+    );
     this.drift = r.add(new Counter('flotilla_drift_events_total', 'Drift-detected events folded.'));
-    this.applyDuration = r.add(new Histogram('flotilla_apply_duration_seconds', 'Apply durations reported by agents.'));
-    this.lag = r.add(new Gauge('flotilla_event_lag_seconds', 'Time from an event being emitted to the hub folding it (last event).'));
-    this.notifications = r.add(new Counter('flotilla_notifications_total', 'Webhook notifications, by webhook and outcome.'));
+    this.applyDuration = r.add(
+      new Histogram('flotilla_apply_duration_seconds', 'Apply durations reported by agents.'),
+    );
+    this.lag = r.add(
+      new Gauge(
+        'flotilla_event_lag_seconds',
+        'Time from an event being emitted to the hub folding it (last event).',
+      ),
+    );
+    this.notifications = r.add(
+      new Counter('flotilla_notifications_total', 'Webhook notifications, by webhook and outcome.'),
+    );
   }
 
   /** Counts one consumed event and what folding it did. */
@@ -77,7 +97,8 @@ export class HubMetrics {
       },
       seen: (cluster: string, session: string) => inner.seen(cluster, session),
       acked: (cluster: string, ack: Ack__Output) => inner.acked(cluster, ack),
-      disconnected: (cluster: string, session: string, reason: string) => inner.disconnected(cluster, session, reason),
+      disconnected: (cluster: string, session: string, reason: string) =>
+        inner.disconnected(cluster, session, reason),
     };
   }
 

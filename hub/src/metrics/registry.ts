@@ -6,7 +6,12 @@ type Labels = Record<string, string>;
 
 function labelKey(labels: Labels): string {
   const keys = Object.keys(labels).sort();
-  return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+  return keys
+    .map(
+      (k) =>
+        `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`,
+    )
+    .join(',');
 }
 
 function line(name: string, key: string, value: number): string {
@@ -56,7 +61,8 @@ export class Gauge implements Metric {
 
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} gauge\n`;
-    if (this.collect) for (const [labels, v] of this.collect()) out += line(this.name, labelKey(labels), v);
+    if (this.collect)
+      for (const [labels, v] of this.collect()) out += line(this.name, labelKey(labels), v);
     for (const [k, v] of this.values) out += line(this.name, k, v);
     return out;
   }
@@ -82,7 +88,8 @@ export class Histogram implements Metric {
       s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 };
       this.series.set(k, s);
     }
-    for (let i = 0; i < this.buckets.length; i++) if (value <= (this.buckets[i] as number)) (s.counts[i] as number)++;
+    for (let i = 0; i < this.buckets.length; i++)
+      if (value <= (this.buckets[i] as number)) (s.counts[i] as number)++;
     s.sum += value;
     s.count++;
   }
@@ -91,7 +98,9 @@ export class Histogram implements Metric {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
     for (const [k, s] of this.series) {
       const sep = k ? `${k},` : '';
-      this.buckets.forEach((b, i) => (out += `${this.name}_bucket{${sep}le="${b}"} ${s.counts[i]}\n`));
+      this.buckets.forEach(
+        (b, i) => (out += `${this.name}_bucket{${sep}le="${b}"} ${s.counts[i]}\n`),
+      );
       out += `${this.name}_bucket{${sep}le="+Inf"} ${s.count}\n`;
       out += line(`${this.name}_sum`, k, s.sum) + line(`${this.name}_count`, k, s.count);
     }

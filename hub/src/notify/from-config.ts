@@ -16,8 +16,17 @@ export function notifierFromConfig(
   if (cfg.webhooks.length === 0) return undefined;
   const webhooks: WebhookTarget[] = cfg.webhooks.map((w, i) => {
     const url = w.url ?? env[w.urlEnv as string];
-    if (!url) throw new ConfigError(`notify.webhooks[${i}].urlEnv`, `environment variable ${w.urlEnv} is not set`);
+    if (!url)
+      throw new ConfigError(
+        `notify.webhooks[${i}].urlEnv`,
+        `environment variable ${w.urlEnv} is not set`,
+      );
     return { name: w.name, url, format: w.format, events: w.events };
   });
-  return new Notifier({ webhooks, logger, dedupeWindowMs: cfg.dedupeWindowMs, ...(onOutcome ? { onOutcome } : {}) });
+  return new Notifier({
+    webhooks,
+    logger,
+    dedupeWindowMs: cfg.dedupeWindowMs,
+    ...(onOutcome ? { onOutcome } : {}),
+  });
 }

@@ -24,7 +24,14 @@ async function receiver(failFirst = 0) {
   return { posts, url, stop: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-const alert = (kind: Alert['kind'], cluster: string): Alert => ({ kind, cluster, bundle: 'app', revision: 'abc1234', message: 'boom', time: '2026-11-26T12:00:00Z' });
+const alert = (kind: Alert['kind'], cluster: string): Alert => ({
+  kind,
+  cluster,
+  bundle: 'app',
+  revision: 'abc1234',
+  message: 'boom',
+  time: '2026-11-26T12:00:00Z',
+});
 
 test('notifier-posts-slack-and-json-deduplicated', async () => {
   const rx = await receiver();
@@ -43,8 +50,14 @@ test('notifier-posts-slack-and-json-deduplicated', async () => {
     n.alert(alert('offline', 'edge-2'));
     await n.idle();
     assert.equal(rx.posts.length, 2);
-    assert.match((rx.posts.find((p) => 'text' in (p as object)) as { text: string }).text, /Apply failed on bundle app on cluster edge-1/);
-    assert.deepEqual(rx.posts.find((p) => 'kind' in (p as object)), alert('offline', 'edge-2'));
+    assert.match(
+      (rx.posts.find((p) => 'text' in (p as object)) as { text: string }).text,
+      /Apply failed on bundle app on cluster edge-1/,
+    );
+    assert.deepEqual(
+      rx.posts.find((p) => 'kind' in (p as object)),
+      alert('offline', 'edge-2'),
+    );
     assert.deepEqual(outcomes.sort(), ['json:sent', 'slack:deduplicated', 'slack:sent']);
   } finally {
     await n.stop();
@@ -66,7 +79,11 @@ test('notifier-retries-and-rate-limits', async () => {
   try {
     for (const c of ['a', 'b', 'c']) n.alert(alert('offline', c));
     await n.idle();
-    assert.equal(rx.posts.length, 2, 'the first post failed once and was retried; the third was over the rate');
+    assert.equal(
+      rx.posts.length,
+      2,
+      'the first post failed once and was retried; the third was over the rate',
+    );
     assert.deepEqual(outcomes.sort(), ['rate_limited', 'sent', 'sent']);
   } finally {
     await n.stop();

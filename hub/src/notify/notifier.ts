@@ -21,7 +21,13 @@ export interface Alert {
   /** ISO time of the transition. */
   time: string;
   /** Drifted objects, for drift alerts. */
-  objects?: { kind: string; namespace: string; name: string; fields: string[]; changedBy: string[] }[];
+  objects?: {
+    kind: string;
+    namespace: string;
+    name: string;
+    fields: string[];
+    changedBy: string[];
+  }[];
 }
 
 /** A configured webhook (config notify.webhooks[]). */
@@ -67,12 +73,17 @@ export interface NotifierOptions {
 export function alertText(a: Alert): string {
   const where = a.bundle ? `bundle ${a.bundle} on cluster ${a.cluster}` : `cluster ${a.cluster}`;
   const rev = a.revision ? ` at ${a.revision.slice(0, 12)}` : '';
-  const head = { drift: `:warning: Drift on ${where}${rev}`, failed: `:x: Apply failed on ${where}${rev}`, offline: `:electric_plug: ${where} is offline` }[
-    a.kind
-  ];
+  const head = {
+    drift: `:warning: Drift on ${where}${rev}`,
+    failed: `:x: Apply failed on ${where}${rev}`,
+    offline: `:electric_plug: ${where} is offline`,
+  }[a.kind];
   const objects = (a.objects ?? [])
     .slice(0, 5)
-    .map((o) => `• ${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}: ${o.fields.join(', ') || 'changed'}${o.changedBy.length ? ` (by ${o.changedBy.join(', ')})` : ''}`);
+    .map(
+      (o) =>
+        `• ${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}: ${o.fields.join(', ') || 'changed'}${o.changedBy.length ? ` (by ${o.changedBy.join(', ')})` : ''}`,
+    );
   return [head, ...(a.message ? [a.message] : []), ...objects].join('\n');
 }
 
@@ -122,7 +133,10 @@ class WebhookSender {
 
   private async post(a: Alert): Promise<boolean> {
     const body = this.target.format === 'slack' ? { text: alertText(a) } : a;
-    const backoff = new Backoff({ initialMs: this.opts.retryInitialMs ?? NOTIFY_DEFAULTS.retryInitialMs, maxMs: 30_000 });
+    const backoff = new Backoff({
+      initialMs: this.opts.retryInitialMs ?? NOTIFY_DEFAULTS.retryInitialMs,
+      maxMs: 30_000,
+    });
     const log = this.opts.logger;
     for (let attempt = 1; attempt <= NOTIFY_DEFAULTS.attempts; attempt++) {
       try {
@@ -136,13 +150,26 @@ class WebhookSender {
         if (res.ok) return true;
         // 4xx other than 429 will not get better by retrying.
         if (res.status < 500 && res.status !== 429) {
-          log.warn({ webhook: this.target.name, status: res.status, [LogFields.cluster]: a.cluster }, 'webhook rejected the alert');
+          log.warn(
+            { webhook: this.target.name, status: res.status, [LogFields.cluster]: a.cluster },
+            'webhook rejected the alert',
+          );
           return false;
         }
         log.warn({ webhook: this.target.name, status: res.status, attempt }, 'webhook post failed');
       } catch (err) {
         // The error may quote the URL: log only its class of failure.
-        log.warn({ webhook: this.target.name, attempt, err: (err as Error).name === 'TimeoutError' ? 'timeout' : errorMessage((err as Error).cause ?? err).replace(/https?:\/\/\S+/g, '<url>') }, 'webhook post failed');
+        log.warn(
+          {
+            webhook: this.target.name,
+            attempt,
+            err:
+              (err as Error).name === 'TimeoutError'
+                ? 'timeout'
+                : errorMessage((err as Error).cause ?? err).replace(/https?:\/\/\S+/g, '<url>'),
+          },
+          'webhook post failed',
+        );
       }
       if (attempt < NOTIFY_DEFAULTS.attempts && !this.stopped) await sleep(backoff.next());
     }
@@ -178,7 +205,8 @@ export class Notifier {
     const last = this.seen.get(key);
     const duplicate = last !== undefined && now - last < window;
     if (!duplicate) this.seen.set(key, now);
-    if (this.seen.size > 10_000) for (const [k, t] of this.seen) if (now - t >= window) this.seen.delete(k);
+    if (this.seen.size > 10_000)
+      for (const [k, t] of this.seen) if (now - t >= window) this.seen.delete(k);
     for (const s of this.senders) {
       if (!s.target.events.includes(a.kind)) continue;
       if (duplicate) {
@@ -188,7 +216,10 @@ export class Notifier {
       const outcome = s.enqueue(a);
       if (outcome !== 'queued') {
         this.opts.onOutcome?.(s.target.name, outcome);
-        this.opts.logger.warn({ webhook: s.target.name, [LogFields.cluster]: a.cluster, outcome }, 'alert not sent');
+        this.opts.logger.warn(
+          { webhook: s.target.name, [LogFields.cluster]: a.cluster, outcome },
+          'alert not sent',
+        );
       }
     }
   }

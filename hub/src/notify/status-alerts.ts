@@ -15,15 +15,35 @@ export interface AlertSink {
   alert(a: Alert): void;
 }
 
-const ALERTING: Partial<Record<ClusterState, Alert['kind']>> = { Failed: 'failed', Offline: 'offline' };
+const ALERTING: Partial<Record<ClusterState, Alert['kind']>> = {
+  Failed: 'failed',
+  Offline: 'offline',
+};
 
 /** Wires status transitions to the sink; returns an unsubscribe function. */
-export function alertOnTransitions(source: AlertSource, sink: AlertSink, now: () => number = Date.now): () => void {
+export function alertOnTransitions(
+  source: AlertSource,
+  sink: AlertSink,
+  now: () => number = Date.now,
+): () => void {
   const offChange = source.onChange((c: ClusterStatus, previous: ClusterState | undefined) => {
     const kind = ALERTING[c.state];
     if (!kind || previous === c.state) return;
-    const bundle = c.state === 'Failed' ? c.bundles.filter((b) => b.failed > 0).map((b) => b.name).join(',') : '';
-    sink.alert({ kind, cluster: c.name, bundle, revision: c.desiredRevision, message: c.message, time: new Date(now()).toISOString() });
+    const bundle =
+      c.state === 'Failed'
+        ? c.bundles
+            .filter((b) => b.failed > 0)
+            .map((b) => b.name)
+            .join(',')
+        : '';
+    sink.alert({
+      kind,
+      cluster: c.name,
+      bundle,
+      revision: c.desiredRevision,
+      message: c.message,
+      time: new Date(now()).toISOString(),
+    });
   });
   const offDrift = source.onDrift((cluster, drift, atMs) => {
     for (const bundle of drift.bundles) {
@@ -34,7 +54,15 @@ export function alertOnTransitions(source: AlertSource, sink: AlertSink, now: ()
         revision: drift.revision,
         message: '',
         time: new Date(atMs).toISOString(),
-        objects: drift.objects.filter((o) => o.bundle === bundle).map(({ kind, namespace, name, fields, changedBy }) => ({ kind, namespace, name, fields, changedBy })),
+        objects: drift.objects
+          .filter((o) => o.bundle === bundle)
+          .map(({ kind, namespace, name, fields, changedBy }) => ({
+            kind,
+            namespace,
+            name,
+            fields,
+            changedBy,
+          })),
       });
     }
   });

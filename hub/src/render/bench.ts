@@ -20,7 +20,10 @@ const REGIONS = ['eu', 'us', 'ap'];
 // label (3 renderings), the rest render once for everybody.
 function manifest(b: number, i: number, version: number): string {
   const perCluster = b < 4 ? '${cluster.name}' : b < 8 ? '${cluster.labels.region}' : 'static';
-  const data = Array.from({ length: 20 }, (_, k) => `  key${k}: "value-${b}-${i}-${k}-v${version}"`).join('\n');
+  const data = Array.from(
+    { length: 20 },
+    (_, k) => `  key${k}: "value-${b}-${i}-${k}-v${version}"`,
+  ).join('\n');
   if (i === 0) {
     return `apiVersion: apps/v1
 kind: Deployment
@@ -54,7 +57,11 @@ function fleetFiles(changedBundle = -1): Record<string, string> {
   const files: Record<string, string> = {};
   for (let c = 0; c < CLUSTERS; c++) {
     const labels = { env: ENVS[c % 3] as string, region: REGIONS[Math.floor(c / 3) % 3] as string };
-    files[`clusters/cluster-${c}.yaml`] = clusterYaml(`cluster-${c}`, labels, '  vars: { replicas: "2" }\n');
+    files[`clusters/cluster-${c}.yaml`] = clusterYaml(
+      `cluster-${c}`,
+      labels,
+      '  vars: { replicas: "2" }\n',
+    );
   }
   for (let b = 0; b < BUNDLES; b++) {
     files[`bundles/bundle-${b}/bundle.yaml`] = bundleYaml(
@@ -67,7 +74,11 @@ function fleetFiles(changedBundle = -1): Record<string, string> {
 `,
     );
     for (let i = 0; i < OBJECTS; i++) {
-      files[`bundles/bundle-${b}/manifests/obj-${i}.yaml`] = manifest(b, i, b === changedBundle ? 2 : 1);
+      files[`bundles/bundle-${b}/manifests/obj-${i}.yaml`] = manifest(
+        b,
+        i,
+        b === changedBundle ? 2 : 1,
+      );
     }
   }
   return files;
@@ -77,7 +88,8 @@ function fleetFiles(changedBundle = -1): Record<string, string> {
 // (read into the tree and scanned, but not manifests).
 function padded(files: Record<string, string>): Record<string, string> {
   const out = { ...files };
-  for (let k = 0; Object.keys(out).length < BIG_REPO_FILES; k++) out[`bundles/bundle-${k % BUNDLES}/docs/page-${k}.md`] = `# page ${k}\n`;
+  for (let k = 0; Object.keys(out).length < BIG_REPO_FILES; k++)
+    out[`bundles/bundle-${k % BUNDLES}/docs/page-${k}.md`] = `# page ${k}\n`;
   return out;
 }
 
@@ -92,28 +104,45 @@ function median(xs: number[]): number {
   return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 }
 
-async function timed(f: () => Promise<RenderResult>): Promise<{ ms: number; result: RenderResult }> {
+async function timed(
+  f: () => Promise<RenderResult>,
+): Promise<{ ms: number; result: RenderResult }> {
   const t = performance.now();
   const result = await f();
   return { ms: performance.now() - t, result };
 }
 
-async function once(base: RepoTree, oneStatic: RepoTree, onePerCluster: RepoTree, big: [RepoTree, RepoTree]): Promise<number[]> {
+async function once(
+  base: RepoTree,
+  oneStatic: RepoTree,
+  onePerCluster: RepoTree,
+  big: [RepoTree, RepoTree],
+): Promise<number[]> {
   const before = heapUsed();
   const renderer = new FleetRenderer();
   const cold = await timed(() => renderer.render(base, 'rev-1'));
-  if (cold.result.errors.length > 0) throw new Error(`unexpected errors: ${cold.result.errors[0]?.message}`);
+  if (cold.result.errors.length > 0)
+    throw new Error(`unexpected errors: ${cold.result.errors[0]?.message}`);
   const heap = heapUsed() - before;
   const warm = await timed(() => renderer.render(oneStatic, 'rev-2'));
   const warmPer = await timed(() => renderer.render(onePerCluster, 'rev-3'));
   const bigRenderer = new FleetRenderer();
   await bigRenderer.render(big[0], 'big-1');
   const bigOne = await timed(() => bigRenderer.render(big[1], 'big-2'));
-  return [cold.ms, warm.ms, warmPer.ms, heap / 1024 / 1024, warm.result.stats.bundleRenders, warmPer.result.stats.bundleRenders, bigOne.ms];
+  return [
+    cold.ms,
+    warm.ms,
+    warmPer.ms,
+    heap / 1024 / 1024,
+    warm.result.stats.bundleRenders,
+    warmPer.result.stats.bundleRenders,
+    bigOne.ms,
+  ];
 }
 
 async function main(): Promise<void> {
-  if (!(globalThis as { gc?: unknown }).gc) console.log('note: run with --expose-gc for an accurate heap figure');
+  if (!(globalThis as { gc?: unknown }).gc)
+    console.log('note: run with --expose-gc for an accurate heap figure');
   const base = repo(fleetFiles());
   const oneStatic = repo(fleetFiles(12));
   const onePerCluster = repo(fleetFiles(0));
@@ -122,15 +151,32 @@ async function main(): Promise<void> {
   for (let i = 0; i < 3; i++) runs.push(await once(base, oneStatic, onePerCluster, big));
   const col = (i: number): number => median(runs.map((r) => r[i] as number));
   const line = (what: string, value: number, unit: string, target?: number): void => {
-    const verdict = target === undefined ? '' : value <= target ? `  ok (target ≤ ${target} ${unit})` : `  OVER target ${target} ${unit}`;
+    const verdict =
+      target === undefined
+        ? ''
+        : value <= target
+          ? `  ok (target ≤ ${target} ${unit})`
+          : `  OVER target ${target} ${unit}`;
     console.log(`${what.padEnd(52)} ${value.toFixed(1).padStart(8)} ${unit}${verdict}`);
   };
-  console.log(`fleet: ${CLUSTERS} clusters, ${BUNDLES} bundles x ${OBJECTS} objects; medians of ${runs.length} runs`);
+  console.log(
+    `fleet: ${CLUSTERS} clusters, ${BUNDLES} bundles x ${OBJECTS} objects; medians of ${runs.length} runs`,
+  );
   line('cold render', col(0), 'ms', TARGETS.coldMs);
-  line(`re-render, one shared bundle changed (${col(4)} renders)`, col(1), 'ms', TARGETS.oneBundleMs);
+  line(
+    `re-render, one shared bundle changed (${col(4)} renders)`,
+    col(1),
+    'ms',
+    TARGETS.oneBundleMs,
+  );
   line(`re-render, one per-cluster bundle changed (${col(5)} renders)`, col(2), 'ms');
   line('heap held by rendered state + caches', col(3), 'MiB', TARGETS.heapMiB);
-  line(`re-render, one file changed in a ${big[0].paths().length}-file repo`, col(6), 'ms', TARGETS.bigRepoOneFileMs);
+  line(
+    `re-render, one file changed in a ${big[0].paths().length}-file repo`,
+    col(6),
+    'ms',
+    TARGETS.bigRepoOneFileMs,
+  );
   console.log('(the 5,000-file target also counts the Git fetch: see the source benchmark)');
 }
 

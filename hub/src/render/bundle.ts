@@ -10,7 +10,13 @@ import type { ManifestDoc } from './manifests.js';
 import type { BundleDef } from './spec.js';
 import { applyPatches } from './patch.js';
 import type { JsonPatchOp, PatchDef } from './patch.js';
-import { compileTemplate, fillValue, hasPlaceholder, placeholderIndexes, substituteInValue } from './vars.js';
+import {
+  compileTemplate,
+  fillValue,
+  hasPlaceholder,
+  placeholderIndexes,
+  substituteInValue,
+} from './vars.js';
 import type { Template, VarScope } from './vars.js';
 
 /** A parsed manifest document of a bundle version. */
@@ -49,15 +55,20 @@ export interface RenderedBundle {
  * templates and helpers).
  */
 export function manifestPaths(tree: RepoTree, def: BundleDef): string[] {
-  const under = (dir: string): ((p: string) => boolean) => (dir === '' ? () => true : (p) => p.startsWith(`${dir}/`));
+  const under = (dir: string): ((p: string) => boolean) =>
+    dir === '' ? () => true : (p) => p.startsWith(`${dir}/`);
   const inSource = under(def.sourceDir);
-  if (def.sourceType === 'plain') return tree.paths().filter((p) => inSource(p) && isYamlFile(p) && p !== def.file);
+  if (def.sourceType === 'plain')
+    return tree.paths().filter((p) => inSource(p) && isYamlFile(p) && p !== def.file);
   const inBundle = under(posix.dirname(def.file));
   return tree.paths().filter((p) => inSource(p) || inBundle(p));
 }
 
 /** Digest over a bundle's inputs: equal digests render equal output for equal cluster inputs. */
-export function inputDigest(bundleFileDigest: string, manifests: readonly { path: string; digest: string }[]): string {
+export function inputDigest(
+  bundleFileDigest: string,
+  manifests: readonly { path: string; digest: string }[],
+): string {
   return digestOf([bundleFileDigest, ...manifests.map((m) => `${m.path}\0${m.digest}`)].join('\n'));
 }
 
@@ -70,11 +81,26 @@ export interface ManifestText {
 }
 
 /** Parses a plain bundle's files; throws ValidationError with file:line. */
-export function prepareBundle(tree: RepoTree, def: BundleDef, digest: string, paths: readonly string[]): PreparedBundle {
+export function prepareBundle(
+  tree: RepoTree,
+  def: BundleDef,
+  digest: string,
+  paths: readonly string[],
+): PreparedBundle {
   if (paths.length === 0) {
-    throw new ValidationError(`spec.source.path "${def.sourceDir}" holds no .yaml or .yml files`, { file: def.file });
+    throw new ValidationError(`spec.source.path "${def.sourceDir}" holds no .yaml or .yml files`, {
+      file: def.file,
+    });
   }
-  return prepareTexts(def, digest, paths.map((path) => ({ path, text: (tree.read(path) as Buffer).toString('utf8'), substitute: true })));
+  return prepareTexts(
+    def,
+    digest,
+    paths.map((path) => ({
+      path,
+      text: (tree.read(path) as Buffer).toString('utf8'),
+      substitute: true,
+    })),
+  );
 }
 
 /**
@@ -82,7 +108,11 @@ export function prepareBundle(tree: RepoTree, def: BundleDef, digest: string, pa
  * variable, so their errors are reported once for the bundle rather than per cluster.
  * Throws ValidationError with file:line.
  */
-export function prepareTexts(def: BundleDef, digest: string, texts: readonly ManifestText[]): PreparedBundle {
+export function prepareTexts(
+  def: BundleDef,
+  digest: string,
+  texts: readonly ManifestText[],
+): PreparedBundle {
   const docs: PreparedDoc[] = [];
   const refs = new Set<string>();
   for (const { path, text, substitute } of texts) {
@@ -91,7 +121,11 @@ export function prepareTexts(def: BundleDef, digest: string, texts: readonly Man
       const used = new Set<number>();
       if (substitute) collectPlaceholders(doc.value, used);
       for (const i of used) refs.add((template.occurrences[i] as { ref: string }).ref);
-      docs.push({ doc, template, object: used.size === 0 ? checkObject(doc.value, path, doc.line) : undefined });
+      docs.push({
+        doc,
+        template,
+        object: used.size === 0 ? checkObject(doc.value, path, doc.line) : undefined,
+      });
     }
   }
   return { def, inputDigest: digest, docs, refs: [...refs].sort() };
@@ -111,9 +145,18 @@ function collectPlaceholders(v: unknown, into: Set<number>): void {
 }
 
 /** Renders a bundle for one set of cluster inputs; throws ValidationError with file:line. */
-export function renderBundle(b: PreparedBundle, scope: VarScope, namespace: string | undefined, patches: readonly PatchDef[] = []): RenderedBundle {
+export function renderBundle(
+  b: PreparedBundle,
+  scope: VarScope,
+  namespace: string | undefined,
+  patches: readonly PatchDef[] = [],
+): RenderedBundle {
   let objects = b.docs.map(({ doc, template, object: fixed }) =>
-    stampObject(fixed ?? checkObject(fillValue(doc.value, template, doc.file, scope), doc.file, doc.line), b.def.name, namespace),
+    stampObject(
+      fixed ?? checkObject(fillValue(doc.value, template, doc.file, scope), doc.file, doc.line),
+      b.def.name,
+      namespace,
+    ),
   );
   if (patches.length > 0) {
     const filled = patches.map((p) => fillPatch(p, scope));
@@ -130,22 +173,34 @@ export function renderBundle(b: PreparedBundle, scope: VarScope, namespace: stri
     const key = objectKey(object);
     const first = seen.get(key);
     if (first) {
-      throw new ValidationError(`object ${key} is defined twice in the bundle (first at ${first.file}:${first.line})`, {
-        file: doc.file,
-        line: doc.line,
-      });
+      throw new ValidationError(
+        `object ${key} is defined twice in the bundle (first at ${first.file}:${first.line})`,
+        {
+          file: doc.file,
+          line: doc.line,
+        },
+      );
     }
     seen.set(key, doc);
     items.push({ key, object });
   });
   // Sorted by identity, not by file order, so moving an object between files changes nothing.
   items.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
-  const body = { name: b.def.name, drift: b.def.drift, forceConflicts: b.def.forceConflicts, objects: items.map((i) => i.object) };
+  const body = {
+    name: b.def.name,
+    drift: b.def.drift,
+    forceConflicts: b.def.forceConflicts,
+    objects: items.map((i) => i.object),
+  };
   const state: BundleDesiredState = { ...body, digest: bundleDigest(body) };
   return { state, keys: items.map((i) => i.key), bytes: Buffer.byteLength(JSON.stringify(state)) };
 }
 
 function fillPatch(p: PatchDef, scope: VarScope): PatchDef {
-  if (p.jsonPatch) return { ...p, jsonPatch: substituteInValue(p.jsonPatch, p.file, p.line, scope) as JsonPatchOp[] };
+  if (p.jsonPatch)
+    return {
+      ...p,
+      jsonPatch: substituteInValue(p.jsonPatch, p.file, p.line, scope) as JsonPatchOp[],
+    };
   return { ...p, merge: substituteInValue(p.merge, p.file, p.line, scope) };
 }

@@ -7,7 +7,9 @@ import { bundleYaml, clusterYaml, configMap, repo } from './testing.js';
 import type { ToolRequest, ToolRunner } from './tools.js';
 
 function objects(state: DesiredState | undefined, bundle?: string): KubeObject[] {
-  return (state?.bundles ?? []).filter((b) => bundle === undefined || b.name === bundle).flatMap((b) => b.objects);
+  return (state?.bundles ?? [])
+    .filter((b) => bundle === undefined || b.name === bundle)
+    .flatMap((b) => b.objects);
 }
 
 const deployment = `apiVersion: apps/v1
@@ -30,7 +32,8 @@ describe('patches', async () => {
     'bundles/web/manifests/deploy.yaml': deployment,
     'bundles/web/manifests/cm.yaml': configMap('web', { a: '1' }),
   };
-  const bundle = (targets: string): string => bundleYaml('web', `  namespace: web\n  targets:\n${targets}`);
+  const bundle = (targets: string): string =>
+    bundleYaml('web', `  namespace: web\n  targets:\n${targets}`);
 
   test('merge-and-json-patches-change-the-selected-objects-of-matching-clusters-only', async () => {
     const out = await renderFleet(
@@ -53,14 +56,21 @@ describe('patches', async () => {
     );
     assert.deepEqual(out.errors, []);
     const eu = objects(out.clusters.get('eu'));
-    const dep = eu.find((o) => o.kind === 'Deployment') as KubeObject & { spec: { replicas: number; template: { spec: { containers: { image: string }[] } } } };
+    const dep = eu.find((o) => o.kind === 'Deployment') as KubeObject & {
+      spec: { replicas: number; template: { spec: { containers: { image: string }[] } } };
+    };
     assert.equal(dep.spec.replicas, 3);
     assert.equal(dep.spec.template.spec.containers[0]?.image, 'nginx:2');
     assert.equal(dep.metadata.annotations?.region, 'eu');
     assert.equal(dep.metadata.labels?.tier, 'gold');
     assert.equal(dep.metadata.labels?.['flotilla.dev/bundle'], 'web');
-    assert.deepEqual((eu.find((o) => o.kind === 'ConfigMap') as unknown as { data: unknown }).data, { b: '2' });
-    const devDep = objects(out.clusters.get('dev')).find((o) => o.kind === 'Deployment') as unknown as { spec: { replicas: number } };
+    assert.deepEqual(
+      (eu.find((o) => o.kind === 'ConfigMap') as unknown as { data: unknown }).data,
+      { b: '2' },
+    );
+    const devDep = objects(out.clusters.get('dev')).find(
+      (o) => o.kind === 'Deployment',
+    ) as unknown as { spec: { replicas: number } };
     assert.equal(devDep.spec.replicas, 1);
   });
 
@@ -80,7 +90,10 @@ describe('patches', async () => {
     assert.ok(e, 'an error for cluster eu');
     assert.equal(e.file, 'bundles/web/bundle.yaml');
     assert.equal(e.line, 10);
-    assert.match(e.message, /spec\.targets\[0\]\.patches\[0\]: patch matches no object \(Deployment wbe\)/);
+    assert.match(
+      e.message,
+      /spec\.targets\[0\]\.patches\[0\]: patch matches no object \(Deployment wbe\)/,
+    );
     assert.deepEqual(out.held.get('eu'), ['web']);
   });
 
@@ -96,18 +109,36 @@ describe('patches', async () => {
       }),
       'r',
     );
-    assert.match(out.errors[0]?.message ?? '', /JSON patch on ConfigMap web failed: operation 0 \(remove \/data\/missing\): path does not exist/);
+    assert.match(
+      out.errors[0]?.message ?? '',
+      /JSON patch on ConfigMap web failed: operation 0 \(remove \/data\/missing\): path does not exist/,
+    );
   });
 
   test('malformed-patches-are-rejected-when-bundle-yaml-is-read', async () => {
     const cases: [string, RegExp][] = [
       ['        - target: { kind: ConfigMap, name: web }\n', /needs exactly one of merge/],
-      ['        - target: { kind: ConfigMap, name: web }\n          jsonPatch: [ { op: frob, path: /a } ]\n', /must be one of add, remove/],
-      ['        - target: { kind: ConfigMap, name: web }\n          jsonPatch: [ { op: add, path: a, value: 1 } ]\n', /is not a JSON pointer/],
-      ['        - target: { kind: ConfigMap, name: web }\n          merge: { data: { a: "${nope}" } }\n', /unknown variable/],
+      [
+        '        - target: { kind: ConfigMap, name: web }\n          jsonPatch: [ { op: frob, path: /a } ]\n',
+        /must be one of add, remove/,
+      ],
+      [
+        '        - target: { kind: ConfigMap, name: web }\n          jsonPatch: [ { op: add, path: a, value: 1 } ]\n',
+        /is not a JSON pointer/,
+      ],
+      [
+        '        - target: { kind: ConfigMap, name: web }\n          merge: { data: { a: "${nope}" } }\n',
+        /unknown variable/,
+      ],
     ];
     for (const [patch, re] of cases) {
-      const out = await renderFleet(repo({ ...files, 'bundles/web/bundle.yaml': bundle(`    - clusterSelector: {}\n      patches:\n${patch}`) }), 'r');
+      const out = await renderFleet(
+        repo({
+          ...files,
+          'bundles/web/bundle.yaml': bundle(`    - clusterSelector: {}\n      patches:\n${patch}`),
+        }),
+        'r',
+      );
       assert.match(out.errors[0]?.message ?? '', re);
       assert.equal(out.errors[0]?.file, 'bundles/web/bundle.yaml');
     }
@@ -125,13 +156,26 @@ describe('patches', async () => {
       }),
       'r',
     );
-    assert.deepEqual(out.errors.map((e) => e.cluster), ['dev']);
+    assert.deepEqual(
+      out.errors.map((e) => e.cluster),
+      ['dev'],
+    );
     assert.match(out.errors[0]?.message ?? '', /variable "tag" is not defined for cluster "dev"/);
-    assert.equal((objects(out.clusters.get('eu')).find((o) => o.kind === 'ConfigMap') as unknown as { data: { tag: string } }).data.tag, '2');
+    assert.equal(
+      (
+        objects(out.clusters.get('eu')).find((o) => o.kind === 'ConfigMap') as unknown as {
+          data: { tag: string };
+        }
+      ).data.tag,
+      '2',
+    );
   });
 
   test('rfc-7386-and-rfc-6902-semantics', () => {
-    assert.deepEqual(mergePatch({ a: 'b', c: { d: 'e', f: 'g' } }, { a: 'z', c: { f: null } }), { a: 'z', c: { d: 'e' } });
+    assert.deepEqual(mergePatch({ a: 'b', c: { d: 'e', f: 'g' } }, { a: 'z', c: { f: null } }), {
+      a: 'z',
+      c: { d: 'e' },
+    });
     assert.deepEqual(mergePatch({ a: [1, 2] }, { a: [3] }), { a: [3] });
     const doc = { list: [1, 3], obj: { 'a/b': 1, 'm~n': 2 } };
     assert.deepEqual(
@@ -145,8 +189,14 @@ describe('patches', async () => {
       { list: [1, 2, 3, 4], obj: { 'a/b': 1 }, moved: 2, copied: 2 },
     );
     assert.deepEqual(doc.list, [1, 3], 'the input is not mutated');
-    assert.throws(() => applyJsonPatch(doc, [{ op: 'test', path: '/list/0', value: 9 }]), /test failed/);
-    assert.throws(() => applyJsonPatch(doc, [{ op: 'replace', path: '/nope', value: 1 }]), /does not exist/);
+    assert.throws(
+      () => applyJsonPatch(doc, [{ op: 'test', path: '/list/0', value: 9 }]),
+      /test failed/,
+    );
+    assert.throws(
+      () => applyJsonPatch(doc, [{ op: 'replace', path: '/nope', value: 1 }]),
+      /does not exist/,
+    );
   });
 });
 
@@ -157,7 +207,10 @@ describe('cluster groups', async () => {
     'clusters/edge-1.yaml': clusterYaml('edge-1', { tier: 'edge' }),
     'clusters/edge-2.yaml': clusterYaml('edge-2', { tier: 'edge', env: 'dev' }),
     'clusters/core.yaml': clusterYaml('core', { tier: 'core' }),
-    'clusterGroups/edge.yaml': group('edge', '  selector: { matchLabels: { tier: edge } }\n  clusterNames: [core]\n'),
+    'clusterGroups/edge.yaml': group(
+      'edge',
+      '  selector: { matchLabels: { tier: edge } }\n  clusterNames: [core]\n',
+    ),
     'bundles/b/manifests/cm.yaml': configMap('b', {}, 'default'),
   };
 
@@ -165,7 +218,10 @@ describe('cluster groups', async () => {
     const out = await renderFleet(
       repo({
         ...files,
-        'bundles/b/bundle.yaml': bundleYaml('b', '  targets:\n    - clusterGroup: edge\n      clusterSelector: { matchExpressions: [{ key: env, operator: DoesNotExist }] }\n'),
+        'bundles/b/bundle.yaml': bundleYaml(
+          'b',
+          '  targets:\n    - clusterGroup: edge\n      clusterSelector: { matchExpressions: [{ key: env, operator: DoesNotExist }] }\n',
+        ),
       }),
       'r',
     );
@@ -179,17 +235,36 @@ describe('cluster groups', async () => {
     const out = await renderFleet(
       repo({
         ...files,
-        'clusterGroups/broken.yaml': group('broken', '  selector: { matchLabels: { "bad key!": x } }\n'),
-        'bundles/b/bundle.yaml': bundleYaml('b', '  targets:\n    - clusterSelector: {}\n    - clusterGroup: nope\n'),
+        'clusterGroups/broken.yaml': group(
+          'broken',
+          '  selector: { matchLabels: { "bad key!": x } }\n',
+        ),
+        'bundles/b/bundle.yaml': bundleYaml(
+          'b',
+          '  targets:\n    - clusterSelector: {}\n    - clusterGroup: nope\n',
+        ),
         'bundles/c/bundle.yaml': bundleYaml('c', '  targets:\n    - clusterGroup: broken\n'),
         'bundles/c/manifests/cm.yaml': configMap('c', {}, 'default'),
       }),
       'r',
     );
     const msgs = out.errors.map((e) => `${e.file}:${e.line ?? ''} ${e.message}`);
-    assert.ok(msgs.some((m) => m.startsWith('bundles/b/bundle.yaml:8 ') && m.includes('clusterGroup "nope" is not a valid cluster group')), msgs.join('\n'));
-    assert.ok(msgs.some((m) => m.startsWith('clusterGroups/broken.yaml')), msgs.join('\n'));
-    assert.ok(msgs.some((m) => m.includes('clusterGroup "broken"')), msgs.join('\n'));
+    assert.ok(
+      msgs.some(
+        (m) =>
+          m.startsWith('bundles/b/bundle.yaml:8 ') &&
+          m.includes('clusterGroup "nope" is not a valid cluster group'),
+      ),
+      msgs.join('\n'),
+    );
+    assert.ok(
+      msgs.some((m) => m.startsWith('clusterGroups/broken.yaml')),
+      msgs.join('\n'),
+    );
+    assert.ok(
+      msgs.some((m) => m.includes('clusterGroup "broken"')),
+      msgs.join('\n'),
+    );
   });
 });
 
@@ -212,7 +287,10 @@ describe('kustomize and helm bundles', async () => {
   };
   const kustomizeFiles = {
     ...clusters,
-    'bundles/k/bundle.yaml': bundleYaml('k', '  source: { kustomize: { path: overlay } }\n  namespace: k\n  targets:\n    - clusterSelector: {}\n'),
+    'bundles/k/bundle.yaml': bundleYaml(
+      'k',
+      '  source: { kustomize: { path: overlay } }\n  namespace: k\n  targets:\n    - clusterSelector: {}\n',
+    ),
     'bundles/k/base/kustomization.yaml': 'resources: [cm.yaml]\n',
     'bundles/k/base/cm.yaml': configMap('k'),
     'bundles/k/overlay/kustomization.yaml': 'resources: [../base]\n',
@@ -233,11 +311,22 @@ describe('kustomize and helm bundles', async () => {
       'bundles/k/bundle.yaml',
       'bundles/k/overlay/kustomization.yaml',
     ]);
-    assert.deepEqual((objects(out.clusters.get('c'))[0] as unknown as { data: unknown }).data, { size: 'small' });
+    assert.deepEqual((objects(out.clusters.get('c'))[0] as unknown as { data: unknown }).data, {
+      size: 'small',
+    });
     assert.equal(objects(out.clusters.get('a'))[0]?.metadata.namespace, 'k');
-    await r.render(repo({ ...kustomizeFiles, 'clusters/c.yaml': clusterYaml('c', { env: 'dev' }, '  vars: { size: tiny }\n') }), 'r2');
+    await r.render(
+      repo({
+        ...kustomizeFiles,
+        'clusters/c.yaml': clusterYaml('c', { env: 'dev' }, '  vars: { size: tiny }\n'),
+      }),
+      'r2',
+    );
     assert.equal(tools.runs.length, 1, 'an unchanged bundle never re-runs kustomize');
-    await r.render(repo({ ...kustomizeFiles, 'bundles/k/base/cm.yaml': configMap('k', { x: 'y' }) }), 'r3');
+    await r.render(
+      repo({ ...kustomizeFiles, 'bundles/k/base/cm.yaml': configMap('k', { x: 'y' }) }),
+      'r3',
+    );
     assert.equal(tools.runs.length, 2, 'a changed input file re-runs it');
   });
 
@@ -271,7 +360,11 @@ describe('kustomize and helm bundles', async () => {
   };
 
   test('helm-runs-once-per-distinct-values-with-per-target-values-and-vars', async () => {
-    const tools = new FakeTools((req, values) => configMap(`${req.args('/R', '/S')[1]}-cm`, { v: Buffer.from(JSON.stringify(values)).toString('base64') }));
+    const tools = new FakeTools((req, values) =>
+      configMap(`${req.args('/R', '/S')[1]}-cm`, {
+        v: Buffer.from(JSON.stringify(values)).toString('base64'),
+      }),
+    );
     const r = new FleetRenderer({ tools });
     const out = await r.render(repo(helmFiles), 'r1');
     assert.deepEqual(out.errors, []);
@@ -281,9 +374,21 @@ describe('kustomize and helm bundles', async () => {
       'template dev /R/bundles/h/chart --namespace h --include-crds --skip-tests --values /R/bundles/h/values-dev.yaml --values /S/values.json',
       'template h /R/bundles/h/chart --namespace h --include-crds --skip-tests --values /R/bundles/h/values-prod.yaml --values /S/values.json',
     ]);
-    assert.deepEqual(JSON.parse(Buffer.from((objects(out.clusters.get('c'))[0] as unknown as { data: { v: string } }).data.v, 'base64').toString()), { replicas: 2, size: 'small' });
+    assert.deepEqual(
+      JSON.parse(
+        Buffer.from(
+          (objects(out.clusters.get('c'))[0] as unknown as { data: { v: string } }).data.v,
+          'base64',
+        ).toString(),
+      ),
+      { replicas: 2, size: 'small' },
+    );
     assert.equal(objects(out.clusters.get('a'))[0]?.metadata.name, 'h-cm');
-    assert.equal(out.clusters.get('a')?.bundles[0], out.clusters.get('b')?.bundles[0], 'identical output is stored once');
+    assert.equal(
+      out.clusters.get('a')?.bundles[0],
+      out.clusters.get('b')?.bundles[0],
+      'identical output is stored once',
+    );
     await r.render(repo(helmFiles), 'r2');
     assert.equal(tools.runs.length, 2, 'nothing changed: helm is not run again');
   });
@@ -307,46 +412,86 @@ describe('kustomize and helm bundles', async () => {
     const tools = new FakeTools(() => configMap('h', { script: 'echo ${HOME}' }));
     const out = await renderFleet(repo(helmFiles), 'r', { tools });
     assert.deepEqual(out.errors, []);
-    assert.equal((objects(out.clusters.get('a'))[0] as unknown as { data: { script: string } }).data.script, 'echo ${HOME}');
+    assert.equal(
+      (objects(out.clusters.get('a'))[0] as unknown as { data: { script: string } }).data.script,
+      'echo ${HOME}',
+    );
   });
 
   test('a-bad-document-in-helm-output-names-the-template-that-rendered-it', async () => {
-    const output = '---\n# Source: h/templates/ok.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\n# Source: h/templates/bad.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {}\n';
+    const output =
+      '---\n# Source: h/templates/ok.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\n# Source: h/templates/bad.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {}\n';
     const out = await renderFleet(repo(helmFiles), 'r', { tools: new FakeTools(() => output) });
-    assert.equal(out.errors[0]?.message, 'bundles/h/chart/templates/bad.yaml (as rendered by helm):2: ConfigMap has no metadata.name');
+    assert.equal(
+      out.errors[0]?.message,
+      'bundles/h/chart/templates/bad.yaml (as rendered by helm):2: ConfigMap has no metadata.name',
+    );
   });
 
   test('a-values-file-outside-the-bundle-is-rejected', async () => {
-    const files = { ...helmFiles, 'bundles/h/bundle.yaml': helmFiles['bundles/h/bundle.yaml'].replace('values-${cluster.labels.env}.yaml', '../../clusters/a.yaml') };
+    const files = {
+      ...helmFiles,
+      'bundles/h/bundle.yaml': helmFiles['bundles/h/bundle.yaml'].replace(
+        'values-${cluster.labels.env}.yaml',
+        '../../clusters/a.yaml',
+      ),
+    };
     const out = await renderFleet(repo(files), 'r', { tools: new FakeTools(() => '') });
     assert.ok(out.errors.length > 0);
-    assert.ok(out.errors.every((e) => /must be inside the bundle directory|leaves the repository/.test(e.message)), out.errors.map((e) => e.message).join('\n'));
+    assert.ok(
+      out.errors.every((e) =>
+        /must be inside the bundle directory|leaves the repository/.test(e.message),
+      ),
+      out.errors.map((e) => e.message).join('\n'),
+    );
   });
 
   test('kustomize-and-chart-paths-leaving-the-repository-are-rejected', async () => {
     const out = await renderFleet(
       repo({
         ...clusters,
-        'bundles/k/bundle.yaml': bundleYaml('k', '  source: { kustomize: { path: ../../../etc } }\n  targets:\n    - clusterSelector: {}\n'),
-        'bundles/h/bundle.yaml': bundleYaml('h', '  source: { helm: { chart: /abs/chart } }\n  targets:\n    - clusterSelector: {}\n'),
+        'bundles/k/bundle.yaml': bundleYaml(
+          'k',
+          '  source: { kustomize: { path: ../../../etc } }\n  targets:\n    - clusterSelector: {}\n',
+        ),
+        'bundles/h/bundle.yaml': bundleYaml(
+          'h',
+          '  source: { helm: { chart: /abs/chart } }\n  targets:\n    - clusterSelector: {}\n',
+        ),
       }),
       'r',
       { tools: new FakeTools(() => '') },
     );
     const msgs = out.errors.map((e) => e.message).join('\n');
-    assert.match(msgs, /bundles\/k\/bundle.yaml:6: spec.source.kustomize.path "..\/..\/..\/etc" leaves the repository/);
-    assert.match(msgs, /bundles\/h\/bundle.yaml:6: spec.source.helm.chart "\/abs\/chart" must be a relative POSIX path/);
+    assert.match(
+      msgs,
+      /bundles\/k\/bundle.yaml:6: spec.source.kustomize.path "..\/..\/..\/etc" leaves the repository/,
+    );
+    assert.match(
+      msgs,
+      /bundles\/h\/bundle.yaml:6: spec.source.helm.chart "\/abs\/chart" must be a relative POSIX path/,
+    );
   });
 
   test('a-missing-program-is-a-clear-bundle-error-and-other-bundles-still-render', async () => {
     const out = await renderFleet(
-      repo({ ...kustomizeFiles, 'bundles/plain/bundle.yaml': bundleYaml('plain', '  namespace: p\n  targets:\n    - clusterSelector: {}\n'), 'bundles/plain/manifests/cm.yaml': configMap('p') }),
+      repo({
+        ...kustomizeFiles,
+        'bundles/plain/bundle.yaml': bundleYaml(
+          'plain',
+          '  namespace: p\n  targets:\n    - clusterSelector: {}\n',
+        ),
+        'bundles/plain/manifests/cm.yaml': configMap('p'),
+      }),
       'r',
       { kustomizePath: '/nonexistent/kustomize' },
     );
     assert.equal(out.errors.length, 1);
     assert.equal(out.errors[0]?.bundle, 'k');
-    assert.match(out.errors[0]?.message ?? '', /the kustomize program "\/nonexistent\/kustomize" was not found \(install it, or set render.kustomizePath/);
+    assert.match(
+      out.errors[0]?.message ?? '',
+      /the kustomize program "\/nonexistent\/kustomize" was not found \(install it, or set render.kustomizePath/,
+    );
     assert.equal(objects(out.clusters.get('a'), 'plain').length, 1);
   });
 });

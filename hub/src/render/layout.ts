@@ -40,20 +40,31 @@ export function scanLayout(tree: RepoTree): RepoLayout {
   const bundleDirs = new Set<string>();
   for (const path of tree.paths()) {
     const parts = path.split('/');
-    if (parts[0] === 'clusters' && parts.length === 2 && isYamlFile(path)) addCluster(out, path, parts[1] as string);
-    if (parts[0] === 'clusterGroups' && parts.length === 2 && isYamlFile(path)) addGroup(out, path, parts[1] as string);
+    if (parts[0] === 'clusters' && parts.length === 2 && isYamlFile(path))
+      addCluster(out, path, parts[1] as string);
+    if (parts[0] === 'clusterGroups' && parts.length === 2 && isYamlFile(path))
+      addGroup(out, path, parts[1] as string);
     if (parts[0] === 'bundles' && parts.length >= 3) {
       bundleDirs.add(parts[1] as string);
-      if (parts.length === 3 && parts[2] === 'bundle.yaml') out.bundles.set(parts[1] as string, path);
+      if (parts.length === 3 && parts[2] === 'bundle.yaml')
+        out.bundles.set(parts[1] as string, path);
     }
   }
   for (const dir of bundleDirs) {
     if (out.bundles.has(dir)) continue;
-    out.errors.push({ bundle: dir, file: `bundles/${dir}`, message: `bundles/${dir}: has no bundle.yaml` });
+    out.errors.push({
+      bundle: dir,
+      file: `bundles/${dir}`,
+      message: `bundles/${dir}: has no bundle.yaml`,
+    });
   }
   for (const name of out.bundles.keys()) {
     if (isDnsLabel(name)) continue;
-    out.errors.push({ bundle: name, file: `bundles/${name}`, message: `bundle name "${name}" is not a DNS label (lower-case letters, digits, '-')` });
+    out.errors.push({
+      bundle: name,
+      file: `bundles/${name}`,
+      message: `bundle name "${name}" is not a DNS label (lower-case letters, digits, '-')`,
+    });
     out.bundles.delete(name);
   }
   for (const r of tree.rejected) attributeRejected(out, r.path, r.reason);
@@ -63,12 +74,19 @@ export function scanLayout(tree: RepoTree): RepoLayout {
 function addCluster(out: RepoLayout, path: string, base: string): void {
   const name = base.replace(YAML_EXT, '');
   if (!isDnsLabel(name)) {
-    out.errors.push({ file: path, message: `${path}: cluster name "${name}" is not a DNS label (lower-case letters, digits, '-')` });
+    out.errors.push({
+      file: path,
+      message: `${path}: cluster name "${name}" is not a DNS label (lower-case letters, digits, '-')`,
+    });
     return;
   }
   const other = out.clusters.get(name);
   if (other) {
-    out.errors.push({ cluster: name, file: path, message: `${path}: cluster "${name}" is also declared in ${other}` });
+    out.errors.push({
+      cluster: name,
+      file: path,
+      message: `${path}: cluster "${name}" is also declared in ${other}`,
+    });
     out.brokenClusters.add(name);
     return;
   }
@@ -78,12 +96,18 @@ function addCluster(out: RepoLayout, path: string, base: string): void {
 function addGroup(out: RepoLayout, path: string, base: string): void {
   const name = base.replace(YAML_EXT, '');
   if (!isDnsLabel(name)) {
-    out.errors.push({ file: path, message: `${path}: cluster group name "${name}" is not a DNS label (lower-case letters, digits, '-')` });
+    out.errors.push({
+      file: path,
+      message: `${path}: cluster group name "${name}" is not a DNS label (lower-case letters, digits, '-')`,
+    });
     return;
   }
   const other = out.groups.get(name);
   if (other) {
-    out.errors.push({ file: path, message: `${path}: cluster group "${name}" is also declared in ${other}` });
+    out.errors.push({
+      file: path,
+      message: `${path}: cluster group "${name}" is also declared in ${other}`,
+    });
     out.brokenGroups.add(name);
     return;
   }

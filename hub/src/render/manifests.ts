@@ -63,7 +63,11 @@ export function parseManifestDocs(text: string, file: string, templated = true):
     if (templated && hasPlaceholder(text)) {
       visit(doc, {
         Scalar(_key, node) {
-          if (node.type === 'PLAIN' && typeof node.value === 'string' && hasPlaceholder(node.value)) {
+          if (
+            node.type === 'PLAIN' &&
+            typeof node.value === 'string' &&
+            hasPlaceholder(node.value)
+          ) {
             node.value = PLAIN_MARK + node.value;
           }
         },
@@ -85,19 +89,28 @@ export function checkObject(value: unknown, file: string, line: number): KubeObj
   const { apiVersion, kind, metadata } = value;
   if (typeof apiVersion !== 'string' || apiVersion === '') fail('object has no apiVersion');
   if (typeof kind !== 'string' || kind === '') fail('object has no kind');
-  if (kind === 'List' || (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(value.items))) {
+  if (
+    kind === 'List' ||
+    (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(value.items))
+  ) {
     fail(`${String(kind)} is not supported: write one document per object`);
   }
   if (!isRecord(metadata)) return fail(`${String(kind)} has no metadata`);
-  if (typeof metadata.name !== 'string' || metadata.name === '') fail(`${String(kind)} has no metadata.name`);
-  if (metadata.namespace !== undefined && (typeof metadata.namespace !== 'string' || metadata.namespace === '')) {
+  if (typeof metadata.name !== 'string' || metadata.name === '')
+    fail(`${String(kind)} has no metadata.name`);
+  if (
+    metadata.namespace !== undefined &&
+    (typeof metadata.namespace !== 'string' || metadata.namespace === '')
+  ) {
     fail(`${String(kind)} ${String(metadata.name)}: metadata.namespace must be a non-empty string`);
   }
   for (const field of ['labels', 'annotations'] as const) {
     const m = metadata[field];
     if (m === undefined || m === null) continue;
     if (!isRecord(m) || !Object.values(m).every((v) => typeof v === 'string')) {
-      fail(`${String(kind)} ${String(metadata.name)}: metadata.${field} must map strings to strings`);
+      fail(
+        `${String(kind)} ${String(metadata.name)}: metadata.${field} must map strings to strings`,
+      );
     }
   }
   return value as KubeObject;
@@ -108,9 +121,17 @@ export function checkObject(value: unknown, file: string, line: number): KubeObj
  * namespaced and has none. Copies metadata only; the rest is shared with the parsed
  * manifest, which nobody mutates.
  */
-export function stampObject(obj: KubeObject, bundle: string, namespace: string | undefined): KubeObject {
+export function stampObject(
+  obj: KubeObject,
+  bundle: string,
+  namespace: string | undefined,
+): KubeObject {
   const metadata = { ...obj.metadata, labels: { ...obj.metadata.labels, [BUNDLE_LABEL]: bundle } };
-  if (namespace !== undefined && metadata.namespace === undefined && !CLUSTER_SCOPED_KINDS.has(obj.kind)) {
+  if (
+    namespace !== undefined &&
+    metadata.namespace === undefined &&
+    !CLUSTER_SCOPED_KINDS.has(obj.kind)
+  ) {
     metadata.namespace = namespace;
   }
   return { ...obj, metadata };

@@ -71,7 +71,9 @@ export function applyJsonPatch(doc: unknown, ops: readonly JsonPatchOp[]): unkno
     try {
       root = applyOp(root, op);
     } catch (err) {
-      throw new Error(`operation ${i} (${op.op} ${op.path}): ${(err as Error).message}`, { cause: err });
+      throw new Error(`operation ${i} (${op.op} ${op.path}): ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   });
   return root;
@@ -93,7 +95,8 @@ function applyOp(root: unknown, op: JsonPatchOp): unknown {
     case 'copy':
       return put(root, op.path, structuredClone(get(root, op.from as string)), 'add');
     case 'test':
-      if (JSON.stringify(get(root, op.path)) !== JSON.stringify(op.value)) throw new Error('test failed: value differs');
+      if (JSON.stringify(get(root, op.path)) !== JSON.stringify(op.value))
+        throw new Error('test failed: value differs');
       return root;
   }
 }
@@ -101,7 +104,8 @@ function applyOp(root: unknown, op: JsonPatchOp): unknown {
 /** Splits a JSON pointer into unescaped tokens; "" is the whole document. */
 export function pointerTokens(pointer: string): string[] {
   if (pointer === '') return [];
-  if (!pointer.startsWith('/')) throw new Error(`"${pointer}" is not a JSON pointer (must start with "/")`);
+  if (!pointer.startsWith('/'))
+    throw new Error(`"${pointer}" is not a JSON pointer (must start with "/")`);
   return pointer
     .slice(1)
     .split('/')
@@ -114,7 +118,8 @@ function child(container: unknown, token: string): unknown {
     if (i >= container.length) throw new Error(`index ${token} is out of range`);
     return container[i];
   }
-  if (isRecord(container) && Object.prototype.hasOwnProperty.call(container, token)) return container[token];
+  if (isRecord(container) && Object.prototype.hasOwnProperty.call(container, token))
+    return container[token];
   throw new Error(`path does not exist ("${token}" not found)`);
 }
 
@@ -135,7 +140,8 @@ function put(root: unknown, pointer: string, value: unknown, mode: 'add' | 'repl
   const parent = tokens.reduce(child, root);
   if (Array.isArray(parent)) {
     const i = arrayIndex(parent, last, mode === 'add');
-    if (i > parent.length || (mode === 'replace' && i >= parent.length)) throw new Error(`index ${last} is out of range`);
+    if (i > parent.length || (mode === 'replace' && i >= parent.length))
+      throw new Error(`index ${last} is out of range`);
     if (mode === 'add') parent.splice(i, 0, value);
     else parent[i] = value;
   } else if (isRecord(parent)) {
@@ -161,7 +167,10 @@ function remove(root: unknown, pointer: string): unknown {
  * Applies a target's patches to a bundle's objects (returns new objects for the patched
  * ones). Throws ValidationError at the patch's line when one matches nothing or fails.
  */
-export function applyPatches(objects: readonly KubeObject[], patches: readonly PatchDef[]): KubeObject[] {
+export function applyPatches(
+  objects: readonly KubeObject[],
+  patches: readonly PatchDef[],
+): KubeObject[] {
   const out = [...objects];
   for (const p of patches) {
     let matched = 0;
@@ -173,12 +182,18 @@ export function applyPatches(objects: readonly KubeObject[], patches: readonly P
       try {
         next = p.jsonPatch ? applyJsonPatch(obj, p.jsonPatch) : mergePatch(obj, p.merge);
       } catch (err) {
-        throw new ValidationError(`${p.at}: JSON patch on ${describe(p.selector)} failed: ${(err as Error).message}`, { file: p.file, line: p.line });
+        throw new ValidationError(
+          `${p.at}: JSON patch on ${describe(p.selector)} failed: ${(err as Error).message}`,
+          { file: p.file, line: p.line },
+        );
       }
       out[i] = next as KubeObject;
     }
     if (matched === 0) {
-      throw new ValidationError(`${p.at}: patch matches no object (${describe(p.selector)}) of the bundle`, { file: p.file, line: p.line });
+      throw new ValidationError(
+        `${p.at}: patch matches no object (${describe(p.selector)}) of the bundle`,
+        { file: p.file, line: p.line },
+      );
     }
   }
   return out;

@@ -24,13 +24,16 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
     throw new ConfigError(`render.${field}`, problem, { file });
   };
   const raw = top.render ?? {};
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError('render', 'must be a mapping', { file });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ConfigError('render', 'must be a mapping', { file });
   const r = raw as Record<string, unknown>;
-  for (const key of Object.keys(r)) if (!FIELDS.includes(key)) fail(key, `unknown field (allowed: ${FIELDS.join(', ')})`);
+  for (const key of Object.keys(r))
+    if (!FIELDS.includes(key)) fail(key, `unknown field (allowed: ${FIELDS.join(', ')})`);
   const path = (key: string): string | undefined => {
     const v = r[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string' || v.trim() === '') return fail(key, 'must be a program path or name');
+    if (typeof v !== 'string' || v.trim() === '')
+      return fail(key, 'must be a program path or name');
     return v;
   };
   let toolTimeoutMs: number = durations.renderToolTimeout;
@@ -43,8 +46,14 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
     if (toolTimeoutMs <= 0) fail('toolTimeout', 'must be greater than zero');
   }
   const max = r.maxClusterBytes ?? DEFAULT_MAX_CLUSTER_BYTES;
-  if (typeof max !== 'number' || !Number.isInteger(max) || max <= 0) fail('maxClusterBytes', 'must be a positive number of bytes');
-  return { kustomizePath: path('kustomizePath'), helmPath: path('helmPath'), toolTimeoutMs, maxClusterBytes: max as number };
+  if (typeof max !== 'number' || !Number.isInteger(max) || max <= 0)
+    fail('maxClusterBytes', 'must be a positive number of bytes');
+  return {
+    kustomizePath: path('kustomizePath'),
+    helmPath: path('helmPath'),
+    toolTimeoutMs,
+    maxClusterBytes: max as number,
+  };
 }
 
 /** The renderer options a RenderConfig stands for. */

@@ -19,7 +19,12 @@ import type { RenderError, RenderStats } from './types.js';
 export type Cached<T> = T | ValidationError;
 
 /** The caches a render reads: what the previous render used. */
-export type RenderCaches = { readonly [K in keyof RenderRun['used']]: ReadonlyMap<string, RenderRun['used'][K] extends Map<string, infer V> ? V : never> };
+export type RenderCaches = {
+  readonly [K in keyof RenderRun['used']]: ReadonlyMap<
+    string,
+    RenderRun['used'][K] extends Map<string, infer V> ? V : never
+  >;
+};
 
 /** One render's work: reads the previous caches, records what it used for the next. */
 export class RenderRun {
@@ -88,7 +93,10 @@ export class RenderRun {
   }
 
   /** Bundle name → prepared version, or undefined when it is broken (error recorded). Sorted by name. */
-  async loadBundles(layout: RepoLayout, groups: ReadonlyMap<string, ClusterGroupDef>): Promise<Map<string, PreparedBundle | undefined>> {
+  async loadBundles(
+    layout: RepoLayout,
+    groups: ReadonlyMap<string, ClusterGroupDef>,
+  ): Promise<Map<string, PreparedBundle | undefined>> {
     const names = [...new Set([...layout.bundles.keys(), ...layout.brokenBundles])].sort();
     const prepared = await Promise.all(
       names.map(async (name) => {
@@ -103,21 +111,36 @@ export class RenderRun {
     return new Map(names.map((name, i) => [name, prepared[i]]));
   }
 
-  private async prepare(name: string, file: string, groups: ReadonlyMap<string, ClusterGroupDef>): Promise<Cached<PreparedBundle>> {
+  private async prepare(
+    name: string,
+    file: string,
+    groups: ReadonlyMap<string, ClusterGroupDef>,
+  ): Promise<Cached<PreparedBundle>> {
     const fileDigest = this.fileDigest(file);
-    const def = this.cached(this.old.bundleDefs, this.used.bundleDefs, `${file}\0${fileDigest}`, () =>
-      parseBundle((this.tree.read(file) as Buffer).toString('utf8'), file, name),
+    const def = this.cached(
+      this.old.bundleDefs,
+      this.used.bundleDefs,
+      `${file}\0${fileDigest}`,
+      () => parseBundle((this.tree.read(file) as Buffer).toString('utf8'), file, name),
     );
     if (def instanceof ValidationError) return def;
-    const missing = def.targets.find((t) => t.clusterGroup !== undefined && !groups.has(t.clusterGroup));
+    const missing = def.targets.find(
+      (t) => t.clusterGroup !== undefined && !groups.has(t.clusterGroup),
+    );
     if (missing) {
-      return new ValidationError(`spec.targets[${missing.index}].clusterGroup "${missing.clusterGroup}" is not a valid cluster group (no readable clusterGroups/${missing.clusterGroup}.yaml)`, {
-        file,
-        line: missing.line,
-      });
+      return new ValidationError(
+        `spec.targets[${missing.index}].clusterGroup "${missing.clusterGroup}" is not a valid cluster group (no readable clusterGroups/${missing.clusterGroup}.yaml)`,
+        {
+          file,
+          line: missing.line,
+        },
+      );
     }
     const paths = manifestPaths(this.tree, def);
-    const digest = inputDigest(fileDigest, paths.map((path) => ({ path, digest: this.fileDigest(path) })));
+    const digest = inputDigest(
+      fileDigest,
+      paths.map((path) => ({ path, digest: this.fileDigest(path) })),
+    );
     return this.cachedAsync(this.old.prepared, this.used.prepared, digest, async () => {
       this.stats.bundlesPrepared++;
       if (def.sourceType === 'plain') return prepareBundle(this.tree, def, digest, paths);
@@ -161,7 +184,12 @@ export class RenderRun {
   }
 
   /** The bundle rendered for these inputs, from the content-addressed cache when possible. */
-  renderFor(bundle: PreparedBundle, scope: VarScope, target: TargetDef, cluster: string): RenderedBundle | undefined {
+  renderFor(
+    bundle: PreparedBundle,
+    scope: VarScope,
+    target: TargetDef,
+    cluster: string,
+  ): RenderedBundle | undefined {
     const b = bundle.def.sourceType === 'helm' ? this.helmOutput(bundle, cluster) : bundle;
     if (b instanceof ValidationError) {
       this.errors.push(toRenderError(b, { bundle: bundle.def.name, cluster }));
@@ -184,7 +212,9 @@ export class RenderRun {
       this.used.rendered.set(key, hit);
     } else {
       this.stats.bundleRenders++;
-      r = this.cached(this.old.rendered, this.used.rendered, key, () => renderBundle(b, scope, namespace, target.patches));
+      r = this.cached(this.old.rendered, this.used.rendered, key, () =>
+        renderBundle(b, scope, namespace, target.patches),
+      );
     }
     if (r instanceof ValidationError) {
       this.errors.push(toRenderError(r, { bundle: b.def.name, cluster }));
@@ -195,9 +225,13 @@ export class RenderRun {
 
   private helmOutput(b: PreparedBundle, cluster: string): Cached<PreparedBundle> {
     const key = this.helmFor.get(`${cluster}\0${b.def.name}`);
-    if (key === undefined) return new ValidationError('internal: helm output missing', { file: b.def.file });
+    if (key === undefined)
+      return new ValidationError('internal: helm output missing', { file: b.def.file });
     if (key instanceof ValidationError) return key;
-    return this.used.helm.get(key) ?? new ValidationError('internal: helm output missing', { file: b.def.file });
+    return (
+      this.used.helm.get(key) ??
+      new ValidationError('internal: helm output missing', { file: b.def.file })
+    );
   }
 
   private async cachedAsync<T>(
@@ -240,7 +274,10 @@ export class RenderRun {
 }
 
 /** A ValidationError as a RenderError of a bundle and/or cluster. */
-export function toRenderError(err: ValidationError, ctx: { bundle?: string; cluster?: string }): RenderError {
+export function toRenderError(
+  err: ValidationError,
+  ctx: { bundle?: string; cluster?: string },
+): RenderError {
   return {
     ...ctx,
     ...(err.file !== undefined ? { file: err.file } : {}),
@@ -253,4 +290,3 @@ export function toRenderError(err: ValidationError, ctx: { bundle?: string; clus
 export function scopeOf(c: ClusterDef, target: TargetDef): VarScope {
   return { clusterName: c.name, labels: c.labels, vars: { ...c.vars, ...target.vars } };
 }
-

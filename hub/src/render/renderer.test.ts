@@ -8,7 +8,9 @@ import { bundleYaml, clusterYaml, configMap, repo } from './testing.js';
 const everyone = `  targets:\n    - clusterSelector: {}\n`;
 
 function names(state: DesiredState | undefined): string[] {
-  return (state?.bundles ?? []).flatMap((b) => b.objects.map((o) => `${b.name}:${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
+  return (state?.bundles ?? []).flatMap((b) =>
+    b.objects.map((o) => `${b.name}:${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`),
+  );
 }
 
 describe('targeting', async () => {
@@ -48,7 +50,8 @@ describe('targeting', async () => {
   });
 
   test('a-bundle-without-targets-goes-to-no-cluster', async () => {
-    for (const s of out.clusters.values()) assert.ok(!s.bundles.some((b) => b.name === 'untargeted'));
+    for (const s of out.clusters.values())
+      assert.ok(!s.bundles.some((b) => b.name === 'untargeted'));
   });
 
   test('objects-carry-the-bundle-label-and-default-namespace', async () => {
@@ -60,8 +63,15 @@ describe('targeting', async () => {
 
 describe('variables', async () => {
   const base = {
-    'clusters/c1.yaml': clusterYaml('c1', { region: 'eu-west' }, '  vars: { tier: gold, replicas: 2 }\n'),
-    'bundles/b/bundle.yaml': bundleYaml('b', `  namespace: ns\n  targets:\n    - clusterSelector: {}\n      vars: { replicas: "3" }\n`),
+    'clusters/c1.yaml': clusterYaml(
+      'c1',
+      { region: 'eu-west' },
+      '  vars: { tier: gold, replicas: 2 }\n',
+    ),
+    'bundles/b/bundle.yaml': bundleYaml(
+      'b',
+      `  namespace: ns\n  targets:\n    - clusterSelector: {}\n      vars: { replicas: "3" }\n`,
+    ),
   };
 
   test('cluster-name-labels-and-vars-are-substituted-target-vars-override-cluster-vars', async () => {
@@ -79,7 +89,12 @@ data:
     assert.deepEqual(out.errors, []);
     const obj = out.clusters.get('c1')?.bundles[0]?.objects[0];
     assert.equal(obj?.metadata.name, 'cfg-c1');
-    assert.deepEqual(obj?.data, { region: 'eu-west', tier: 'gold', replicas: '3', literal: '${HOME}' });
+    assert.deepEqual(obj?.data, {
+      region: 'eu-west',
+      tier: 'gold',
+      replicas: '3',
+      literal: '${HOME}',
+    });
   });
 
   test('unknown-variable-is-an-error-with-file-and-line-never-an-empty-string', async () => {
@@ -121,7 +136,8 @@ spec:
     const files = {
       ...base,
       'clusters/c1.yaml': clusterYaml('c1', {}, '  vars: { evil: "x\\nkind: Secret" }\n'),
-      'bundles/b/manifests/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: ${vars.evil}\n',
+      'bundles/b/manifests/cm.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: ${vars.evil}\n',
     };
     const out = await renderFleet(repo(files), 'r');
     assert.deepEqual(out.errors, []);
@@ -149,7 +165,8 @@ describe('validation', async () => {
       repo({
         ...ok,
         'bundles/bad/bundle.yaml': bundleYaml('bad', everyone),
-        'bundles/bad/manifests/a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n',
+        'bundles/bad/manifests/a.yaml':
+          'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n',
       }),
       'r',
     );
@@ -157,7 +174,10 @@ describe('validation', async () => {
     assert.equal(out.errors[0]?.file, 'bundles/bad/manifests/a.yaml');
     assert.equal(out.errors[0]?.bundle, 'bad');
     assert.ok(out.errors[0]?.line !== undefined && out.errors[0].line >= 4);
-    assert.match(out.errors[0]?.message ?? '', /^bundles\/bad\/manifests\/a\.yaml:\d+: invalid YAML/);
+    assert.match(
+      out.errors[0]?.message ?? '',
+      /^bundles\/bad\/manifests\/a\.yaml:\d+: invalid YAML/,
+    );
     assert.deepEqual(names(out.clusters.get('c1')), ['good:ConfigMap/default/good']);
     assert.deepEqual(out.held.get('c1'), ['bad']);
   });
@@ -168,7 +188,13 @@ describe('validation', async () => {
     assert.equal(out.errors.length, 1);
     assert.equal(out.errors[0]?.line, 7);
     assert.match(out.errors[0]?.message ?? '', /more\.yaml:7: object has no kind/);
-    const out2 = await renderFleet(repo({ ...ok, 'bundles/good/manifests/more.yaml': `apiVersion: v1\nkind: Secret\nmetadata: {}\n` }), 'r');
+    const out2 = await renderFleet(
+      repo({
+        ...ok,
+        'bundles/good/manifests/more.yaml': `apiVersion: v1\nkind: Secret\nmetadata: {}\n`,
+      }),
+      'r',
+    );
     assert.match(out2.errors[0]?.message ?? '', /more\.yaml:1: Secret has no metadata\.name/);
   });
 
@@ -184,20 +210,41 @@ describe('validation', async () => {
       'r',
     );
     assert.equal(out.errors.length, 1);
-    assert.match(out.errors[0]?.message ?? '', /\/ConfigMap\/default\/shared is produced by bundles "a" and "b"/);
+    assert.match(
+      out.errors[0]?.message ?? '',
+      /\/ConfigMap\/default\/shared is produced by bundles "a" and "b"/,
+    );
     assert.deepEqual(names(out.clusters.get('c1')), ['good:ConfigMap/default/good']);
     assert.deepEqual(out.held.get('c1'), ['a', 'b']);
   });
 
   test('unknown-fields-in-bundle-yaml-are-errors-at-their-line', async () => {
-    const out = await renderFleet(repo({ ...ok, 'bundles/good/bundle.yaml': bundleYaml('good', `  targes:\n    - clusterSelector: {}\n`) }), 'r');
+    const out = await renderFleet(
+      repo({
+        ...ok,
+        'bundles/good/bundle.yaml': bundleYaml('good', `  targes:\n    - clusterSelector: {}\n`),
+      }),
+      'r',
+    );
     assert.equal(out.errors[0]?.line, 6);
     assert.match(out.errors[0]?.message ?? '', /unknown field "spec.targes"/);
   });
 
   test('a-source-path-leaving-the-repository-is-rejected', async () => {
-    const out = await renderFleet(repo({ ...ok, 'bundles/good/bundle.yaml': bundleYaml('good', `  source: { path: ../../../etc }\n${everyone}`) }), 'r');
-    assert.match(out.errors[0]?.message ?? '', /bundle\.yaml:6: spec\.source\.path "\.\.\/\.\.\/\.\.\/etc" leaves the repository/);
+    const out = await renderFleet(
+      repo({
+        ...ok,
+        'bundles/good/bundle.yaml': bundleYaml(
+          'good',
+          `  source: { path: ../../../etc }\n${everyone}`,
+        ),
+      }),
+      'r',
+    );
+    assert.match(
+      out.errors[0]?.message ?? '',
+      /bundle\.yaml:6: spec\.source\.path "\.\.\/\.\.\/\.\.\/etc" leaves the repository/,
+    );
   });
 
   test('a-cluster-whose-name-differs-from-its-file-is-rejected', async () => {
@@ -210,7 +257,15 @@ describe('validation', async () => {
   test('output-over-the-size-limit-is-an-error-not-a-crash', async () => {
     const big = configMap('big', { blob: 'x'.repeat(5000) }, 'default');
     const out = await renderFleet(
-      repo({ ...ok, 'clusters/c2.yaml': clusterYaml('c2', { big: 'yes' }), 'bundles/big/bundle.yaml': bundleYaml('big', `  targets:\n    - clusterSelector: { matchLabels: { big: "yes" } }\n`), 'bundles/big/manifests/cm.yaml': big }),
+      repo({
+        ...ok,
+        'clusters/c2.yaml': clusterYaml('c2', { big: 'yes' }),
+        'bundles/big/bundle.yaml': bundleYaml(
+          'big',
+          `  targets:\n    - clusterSelector: { matchLabels: { big: "yes" } }\n`,
+        ),
+        'bundles/big/manifests/cm.yaml': big,
+      }),
       'r',
       { maxClusterBytes: 4096 },
     );
@@ -222,13 +277,26 @@ describe('validation', async () => {
   });
 
   test('namespaced-objects-get-the-default-namespace-cluster-scoped-ones-do-not', async () => {
-    const ns = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\n';
+    const ns =
+      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\n';
     const out = await renderFleet(
-      repo({ 'clusters/c1.yaml': clusterYaml('c1'), 'bundles/b/bundle.yaml': bundleYaml('b', `  namespace: app\n${everyone}      namespace: override\n`), 'bundles/b/manifests/a.yaml': ns, 'bundles/b/manifests/b.yaml': configMap('cm') }),
+      repo({
+        'clusters/c1.yaml': clusterYaml('c1'),
+        'bundles/b/bundle.yaml': bundleYaml(
+          'b',
+          `  namespace: app\n${everyone}      namespace: override\n`,
+        ),
+        'bundles/b/manifests/a.yaml': ns,
+        'bundles/b/manifests/b.yaml': configMap('cm'),
+      }),
       'r',
     );
     assert.deepEqual(out.errors, []);
-    assert.deepEqual(names(out.clusters.get('c1')), ['b:ConfigMap/override/cm', 'b:Namespace//app', 'b:ClusterRole//r']);
+    assert.deepEqual(names(out.clusters.get('c1')), [
+      'b:ConfigMap/override/cm',
+      'b:Namespace//app',
+      'b:ClusterRole//r',
+    ]);
   });
 });
 
@@ -242,7 +310,8 @@ describe('determinism and content addressing', async () => {
       'bundles/percluster/manifests/cm.yaml': configMap('id', { name: '${cluster.name}' }),
     };
     const idx = [...Array(n).keys()];
-    for (const i of order === 'asc' ? idx : idx.reverse()) files[`clusters/c${i}.yaml`] = clusterYaml(`c${i}`, { env: 'prod' });
+    for (const i of order === 'asc' ? idx : idx.reverse())
+      files[`clusters/c${i}.yaml`] = clusterYaml(`c${i}`, { env: 'prod' });
     return files;
   }
 
@@ -253,15 +322,24 @@ describe('determinism and content addressing', async () => {
     assert.equal(bytes(a), bytes(b));
     const c0 = a.clusters.get('c0')!;
     assert.equal(c0.digest, desiredStateDigest('c0', c0.bundles));
-    assert.deepEqual(names(c0), ['percluster:ConfigMap/pc/id', 'shared:ConfigMap/shared/one', 'shared:ConfigMap/shared/two', 'shared:ConfigMap/shared/zero']);
+    assert.deepEqual(names(c0), [
+      'percluster:ConfigMap/pc/id',
+      'shared:ConfigMap/shared/one',
+      'shared:ConfigMap/shared/two',
+      'shared:ConfigMap/shared/zero',
+    ]);
   });
 
   test('a-thousand-clusters-with-identical-output-share-one-bundle-object', async () => {
     const out = await renderFleet(repo(fleet(1000)), 'r');
     assert.equal(out.clusters.size, 1000);
-    const shared = new Set([...out.clusters.values()].map((s) => s.bundles.find((b) => b.name === 'shared')));
+    const shared = new Set(
+      [...out.clusters.values()].map((s) => s.bundles.find((b) => b.name === 'shared')),
+    );
     assert.equal(shared.size, 1);
-    const per = new Set([...out.clusters.values()].map((s) => s.bundles.find((b) => b.name === 'percluster')));
+    const per = new Set(
+      [...out.clusters.values()].map((s) => s.bundles.find((b) => b.name === 'percluster')),
+    );
     assert.equal(per.size, 1000);
     assert.equal(out.stats.bundleRenders, 1001);
   });
@@ -271,7 +349,10 @@ describe('determinism and content addressing', async () => {
     const files = fleet(200);
     const first = await r.render(repo(files), 'r1');
     assert.equal(first.stats.bundleRenders, 201);
-    const second = await r.render(repo({ ...files, 'bundles/shared/manifests/a.yaml': configMap('zero', { v: '2' }) }), 'r2');
+    const second = await r.render(
+      repo({ ...files, 'bundles/shared/manifests/a.yaml': configMap('zero', { v: '2' }) }),
+      'r2',
+    );
     assert.equal(second.stats.bundleRenders, 1);
     assert.equal(second.stats.bundlesPrepared, 1);
     assert.equal(second.clusters.get('c7')?.revision, 'r2');
@@ -279,8 +360,15 @@ describe('determinism and content addressing', async () => {
       second.clusters.get('c7')?.bundles.find((b) => b.name === 'percluster'),
       first.clusters.get('c7')?.bundles.find((b) => b.name === 'percluster'),
     );
-    const third = await r.render(repo({ ...files, 'clusters/c7.yaml': clusterYaml('c7', { env: 'dev' }) }), 'r3');
-    assert.equal(third.stats.bundleRenders, 1, 'only the shared bundle, whose rendering was evicted, renders again');
+    const third = await r.render(
+      repo({ ...files, 'clusters/c7.yaml': clusterYaml('c7', { env: 'dev' }) }),
+      'r3',
+    );
+    assert.equal(
+      third.stats.bundleRenders,
+      1,
+      'only the shared bundle, whose rendering was evicted, renders again',
+    );
   });
 });
 
@@ -294,19 +382,44 @@ describe('pause and failure keep the previous state', async () => {
   test('a-paused-cluster-keeps-the-state-rendered-before-the-pause', async () => {
     const r = new FleetRenderer();
     const before = (await r.render(repo(files), 'r1')).clusters.get('c1');
-    const paused = await r.render(repo({ ...files, 'clusters/c1.yaml': clusterYaml('c1', {}, '  paused: true\n'), 'bundles/a/manifests/cm.yaml': configMap('a', { v: '2' }, 'default') }), 'r2');
+    const paused = await r.render(
+      repo({
+        ...files,
+        'clusters/c1.yaml': clusterYaml('c1', {}, '  paused: true\n'),
+        'bundles/a/manifests/cm.yaml': configMap('a', { v: '2' }, 'default'),
+      }),
+      'r2',
+    );
     assert.equal(paused.clusters.get('c1'), before);
     assert.deepEqual(paused.pausedClusters, ['c1']);
-    assert.equal((await renderFleet(repo({ ...files, 'clusters/c1.yaml': clusterYaml('c1', {}, '  paused: true\n') }), 'r')).clusters.has('c1'), false);
+    assert.equal(
+      (
+        await renderFleet(
+          repo({ ...files, 'clusters/c1.yaml': clusterYaml('c1', {}, '  paused: true\n') }),
+          'r',
+        )
+      ).clusters.has('c1'),
+      false,
+    );
   });
 
   test('a-paused-or-broken-bundle-keeps-its-previous-rendering-and-is-held', async () => {
     const r = new FleetRenderer();
     const before = (await r.render(repo(files), 'r1')).clusters.get('c1')?.bundles[0];
-    const paused = await r.render(repo({ ...files, 'bundles/a/bundle.yaml': bundleYaml('a', `  paused: true\n${everyone}`), 'bundles/a/manifests/cm.yaml': configMap('a', { v: '2' }, 'default') }), 'r2');
+    const paused = await r.render(
+      repo({
+        ...files,
+        'bundles/a/bundle.yaml': bundleYaml('a', `  paused: true\n${everyone}`),
+        'bundles/a/manifests/cm.yaml': configMap('a', { v: '2' }, 'default'),
+      }),
+      'r2',
+    );
     assert.equal(paused.clusters.get('c1')?.bundles[0], before);
     assert.deepEqual(paused.held.get('c1'), ['a']);
-    const broken = await r.render(repo({ ...files, 'bundles/a/manifests/cm.yaml': 'kind: [' }), 'r3');
+    const broken = await r.render(
+      repo({ ...files, 'bundles/a/manifests/cm.yaml': 'kind: [' }),
+      'r3',
+    );
     assert.equal(broken.clusters.get('c1')?.bundles[0], before);
     assert.equal(broken.clusters.get('c1')?.revision, 'r3');
   });

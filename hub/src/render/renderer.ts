@@ -63,7 +63,13 @@ export class FleetRenderer {
 
   private async renderNow(tree: RepoTree, revision: string): Promise<RenderResult> {
     const t0 = performance.now();
-    const stats: RenderStats = { bundleRenders: 0, bundleCacheHits: 0, bundlesPrepared: 0, toolRuns: 0, durationMs: 0 };
+    const stats: RenderStats = {
+      bundleRenders: 0,
+      bundleCacheHits: 0,
+      bundlesPrepared: 0,
+      toolRuns: 0,
+      durationMs: 0,
+    };
     const layout = scanLayout(tree);
     const errors = [...layout.errors];
     const run = new RenderRun(this.caches(), tree, stats, errors, this.tools);
@@ -102,13 +108,22 @@ export class FleetRenderer {
     this.lastStates = new Map(out.clusters);
     stats.durationMs = Math.round(performance.now() - t0);
     this.log?.info(
-      { [LogFields.revision]: revision, clusters: out.clusters.size, errors: errors.length, ...stats },
+      {
+        [LogFields.revision]: revision,
+        clusters: out.clusters.size,
+        errors: errors.length,
+        ...stats,
+      },
       'rendered fleet',
     );
     return out;
   }
 
-  private carryOver(name: string, out: RenderResult, nextPrevious: Map<string, Map<string, RenderedBundle>>): void {
+  private carryOver(
+    name: string,
+    out: RenderResult,
+    nextPrevious: Map<string, Map<string, RenderedBundle>>,
+  ): void {
     const last = this.lastStates.get(name);
     if (last) out.clusters.set(name, last);
     const prev = this.previous.get(name);
@@ -141,7 +156,11 @@ export class FleetRenderer {
     const bytes = asm.bundles.reduce((n, r) => n + r.bytes, 0);
     if (asm.held.size > 0) out.held.set(def.name, [...asm.held].sort());
     if (bytes > this.maxClusterBytes) {
-      const err = new TooLargeError(`desired state of cluster "${def.name}"`, bytes, this.maxClusterBytes);
+      const err = new TooLargeError(
+        `desired state of cluster "${def.name}"`,
+        bytes,
+        this.maxClusterBytes,
+      );
       out.errors.push({ cluster: def.name, message: err.message });
       out.held.set(def.name, candidates.map((c) => c.bundle).sort());
       this.carryOver(def.name, out, nextPrevious);
@@ -175,6 +194,10 @@ export class FleetRenderer {
 }
 
 /** Renders once with a fresh renderer (no caches kept): for the CLI and tests. */
-export function renderFleet(tree: RepoTree, revision: string, opts: RenderOptions & { tools?: ToolRunner } = {}): Promise<RenderResult> {
+export function renderFleet(
+  tree: RepoTree,
+  revision: string,
+  opts: RenderOptions & { tools?: ToolRunner } = {},
+): Promise<RenderResult> {
   return new FleetRenderer(opts).render(tree, revision);
 }

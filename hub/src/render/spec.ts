@@ -42,13 +42,17 @@ export interface BundleDef {
 
 function header(r: FieldReader, kind: string, expectedName: string): FieldReader {
   r.only(['apiVersion', 'kind', 'metadata', 'spec']);
-  if (r.str('apiVersion') !== FLEET_API_VERSION) r.fail(['apiVersion'], `apiVersion must be "${FLEET_API_VERSION}"`);
+  if (r.str('apiVersion') !== FLEET_API_VERSION)
+    r.fail(['apiVersion'], `apiVersion must be "${FLEET_API_VERSION}"`);
   if (r.str('kind') !== kind) r.fail(['kind'], `kind must be "${kind}"`);
   const meta = r.child('metadata') ?? r.fail(['metadata'], 'metadata is required');
   meta.only(['name', 'labels', 'annotations']);
   const name = meta.str('name');
   if (name !== expectedName) {
-    meta.fail(['name'], `metadata.name must be "${expectedName}", the ${kind === 'Bundle' ? 'directory' : 'file'} name`);
+    meta.fail(
+      ['name'],
+      `metadata.name must be "${expectedName}", the ${kind === 'Bundle' ? 'directory' : 'file'} name`,
+    );
   }
   return meta;
 }
@@ -65,7 +69,13 @@ export function parseCluster(text: string, file: string, name: string): ClusterD
   }
   const spec = root.child('spec');
   spec?.only(['vars', 'paused']);
-  return { name, labels, vars: spec ? readVars(spec) : {}, paused: spec?.bool('paused') ?? false, file };
+  return {
+    name,
+    labels,
+    vars: spec ? readVars(spec) : {},
+    paused: spec?.bool('paused') ?? false,
+    file,
+  };
 }
 
 function rootReader(text: string, file: string): FieldReader {
@@ -80,7 +90,8 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
   const spec = root.child('spec') ?? root.fail(['spec'], 'spec is required');
   spec.only(['source', 'namespace', 'targets', 'drift', 'forceConflicts', 'paused']);
   const bundleDir = posix.dirname(file);
-  const repoPath = (r: FieldReader, key: string, rel: string): string => toRepoPath(r, key, rel, bundleDir);
+  const repoPath = (r: FieldReader, key: string, rel: string): string =>
+    toRepoPath(r, key, rel, bundleDir);
   const source = parseSource(spec, repoPath);
   return {
     name,
@@ -97,31 +108,60 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
 type SourceFields = Pick<BundleDef, 'sourceType' | 'sourceDir' | 'helm'>;
 
 // source: { path } (plain YAML, the default) | { kustomize: { path } } | { helm: { chart, … } }
-function parseSource(spec: FieldReader, repoPath: (r: FieldReader, key: string, rel: string) => string): SourceFields {
+function parseSource(
+  spec: FieldReader,
+  repoPath: (r: FieldReader, key: string, rel: string) => string,
+): SourceFields {
   const src = spec.child('source');
-  if (!src) return { sourceType: 'plain', sourceDir: repoPath(spec, 'source', 'manifests'), helm: undefined };
+  if (!src)
+    return {
+      sourceType: 'plain',
+      sourceDir: repoPath(spec, 'source', 'manifests'),
+      helm: undefined,
+    };
   src.only(['path', 'kustomize', 'helm']);
-  const given = ['path', 'kustomize', 'helm'].filter((k) => src.raw(k) !== undefined && src.raw(k) !== null);
-  if (given.length > 1) src.fail([given[1] as string], `spec.source takes one of path, kustomize or helm, not ${given.join(' and ')}`);
+  const given = ['path', 'kustomize', 'helm'].filter(
+    (k) => src.raw(k) !== undefined && src.raw(k) !== null,
+  );
+  if (given.length > 1)
+    src.fail(
+      [given[1] as string],
+      `spec.source takes one of path, kustomize or helm, not ${given.join(' and ')}`,
+    );
   const k = src.child('kustomize');
   if (k) {
     k.only(['path']);
-    return { sourceType: 'kustomize', sourceDir: repoPath(k, 'path', k.str('path') ?? '.'), helm: undefined };
+    return {
+      sourceType: 'kustomize',
+      sourceDir: repoPath(k, 'path', k.str('path') ?? '.'),
+      helm: undefined,
+    };
   }
   const h = src.child('helm');
   if (h) {
     const helm = parseHelm(h, repoPath);
-    const chart = helm.chart ?? h.fail([], 'spec.source.helm.chart is required (the chart directory, relative to the bundle)');
+    const chart =
+      helm.chart ??
+      h.fail(
+        [],
+        'spec.source.helm.chart is required (the chart directory, relative to the bundle)',
+      );
     return { sourceType: 'helm', sourceDir: chart, helm };
   }
-  return { sourceType: 'plain', sourceDir: repoPath(src, 'path', src.str('path') ?? 'manifests'), helm: undefined };
+  return {
+    sourceType: 'plain',
+    sourceDir: repoPath(src, 'path', src.str('path') ?? 'manifests'),
+    helm: undefined,
+  };
 }
 
 // A path relative to the bundle directory, as a repo path; it may not leave the repository.
 function toRepoPath(r: FieldReader, key: string, rel: string, bundleDir: string): string {
-  if (rel === '' || posix.isAbsolute(rel) || rel.includes('\\')) r.fail([key], `${r.at(key)} "${rel}" must be a relative POSIX path`);
+  if (rel === '' || posix.isAbsolute(rel) || rel.includes('\\'))
+    r.fail([key], `${r.at(key)} "${rel}" must be a relative POSIX path`);
   const dir = posix.normalize(posix.join(bundleDir, rel));
-  if (dir === '..' || dir.startsWith('../')) r.fail([key], `${r.at(key)} "${rel}" leaves the repository`);
+  if (dir === '..' || dir.startsWith('../'))
+    r.fail([key], `${r.at(key)} "${rel}" leaves the repository`);
   return dir === '.' ? '' : dir.replace(/\/$/, '');
 }
 
@@ -129,12 +169,20 @@ function parseDrift(d: FieldReader | undefined): DriftPolicy {
   if (!d) return { mode: 'enforce', ignore: [] };
   d.only(['mode', 'ignore']);
   const mode = d.str('mode') ?? 'enforce';
-  if (mode !== 'enforce' && mode !== 'warn') d.fail(['mode'], `spec.drift.mode must be "enforce" or "warn", not "${mode}"`);
+  if (mode !== 'enforce' && mode !== 'warn')
+    d.fail(['mode'], `spec.drift.mode must be "enforce" or "warn", not "${mode}"`);
   const ignore = d.list('ignore').map((rule): DriftIgnoreRule => {
     rule.only(['kind', 'name', 'namespace', 'paths']);
     const paths = rule.raw('paths');
-    if (!Array.isArray(paths) || paths.length === 0 || !paths.every((p) => typeof p === 'string' && p.startsWith('/'))) {
-      rule.fail(['paths'], `${rule.at('paths')} must be a non-empty list of JSON pointers ("/spec/replicas")`);
+    if (
+      !Array.isArray(paths) ||
+      paths.length === 0 ||
+      !paths.every((p) => typeof p === 'string' && p.startsWith('/'))
+    ) {
+      rule.fail(
+        ['paths'],
+        `${rule.at('paths')} must be a non-empty list of JSON pointers ("/spec/replicas")`,
+      );
     }
     const out: DriftIgnoreRule = { paths: paths as string[] };
     for (const key of ['kind', 'name', 'namespace'] as const) {
@@ -164,14 +212,18 @@ export function parseClusterGroup(text: string, file: string, name: string): Clu
   spec.only(['selector', 'clusterNames']);
   const selector = readSelector(spec, 'selector');
   const names = spec.raw('clusterNames') ?? [];
-  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) spec.fail(['clusterNames'], 'spec.clusterNames must be a list of cluster names');
-  if (!selector && (names as string[]).length === 0) spec.fail([], 'a ClusterGroup needs spec.selector and/or spec.clusterNames');
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))
+    spec.fail(['clusterNames'], 'spec.clusterNames must be a list of cluster names');
+  if (!selector && (names as string[]).length === 0)
+    spec.fail([], 'a ClusterGroup needs spec.selector and/or spec.clusterNames');
   return { name, file, selector, clusterNames: names as string[] };
 }
 
 /** True when the cluster belongs to the group (by name or by labels). */
 export function inGroup(group: ClusterGroupDef, cluster: ClusterDef): boolean {
-  return group.clusterNames.includes(cluster.name) || (group.selector?.matches(cluster.labels) ?? false);
+  return (
+    group.clusterNames.includes(cluster.name) || (group.selector?.matches(cluster.labels) ?? false)
+  );
 }
 
 /**

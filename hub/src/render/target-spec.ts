@@ -46,35 +46,59 @@ const OPS = ['add', 'remove', 'replace', 'move', 'copy', 'test'];
 /** Reads `vars`, checking names. */
 export function readVars(r: FieldReader): Record<string, string> {
   const v = r.stringMap('vars') ?? {};
-  for (const k of Object.keys(v)) if (!VAR_NAME.test(k)) r.fail(['vars', k], `invalid variable name "${k}"`);
+  for (const k of Object.keys(v))
+    if (!VAR_NAME.test(k)) r.fail(['vars', k], `invalid variable name "${k}"`);
   return v;
 }
 
 /** Reads a namespace field, checking it is a DNS label. */
 export function readNamespace(r: FieldReader, key = 'namespace'): string | undefined {
   const ns = r.str(key);
-  if (ns !== undefined && !isDnsLabel(ns)) r.fail([key], `${r.at(key)} "${ns}" is not a valid namespace name`);
+  if (ns !== undefined && !isDnsLabel(ns))
+    r.fail([key], `${r.at(key)} "${ns}" is not a valid namespace name`);
   return ns;
 }
 
 /** Parses one target; `repoPath` turns a path relative to the bundle into a repo path (or fails). */
-export function parseTarget(t: FieldReader, index: number, repoPath: (r: FieldReader, key: string, rel: string) => string): TargetDef {
-  t.only(['clusterSelector', 'clusterName', 'clusterGroup', 'vars', 'doNotDeploy', 'namespace', 'patches', 'helm']);
+export function parseTarget(
+  t: FieldReader,
+  index: number,
+  repoPath: (r: FieldReader, key: string, rel: string) => string,
+): TargetDef {
+  t.only([
+    'clusterSelector',
+    'clusterName',
+    'clusterGroup',
+    'vars',
+    'doNotDeploy',
+    'namespace',
+    'patches',
+    'helm',
+  ]);
   const clusterName = t.str('clusterName');
-  if (clusterName !== undefined && !isDnsLabel(clusterName)) t.fail(['clusterName'], `invalid cluster name "${clusterName}"`);
+  if (clusterName !== undefined && !isDnsLabel(clusterName))
+    t.fail(['clusterName'], `invalid cluster name "${clusterName}"`);
   const clusterGroup = t.str('clusterGroup');
-  if (clusterGroup !== undefined && !isDnsLabel(clusterGroup)) t.fail(['clusterGroup'], `invalid cluster group name "${clusterGroup}"`);
+  if (clusterGroup !== undefined && !isDnsLabel(clusterGroup))
+    t.fail(['clusterGroup'], `invalid cluster group name "${clusterGroup}"`);
   const selector = readSelector(t, 'clusterSelector');
   if (!selector && clusterName === undefined && clusterGroup === undefined) {
-    t.fail([], `${t.at()} needs clusterSelector, clusterName or clusterGroup (use "clusterSelector: {}" for every cluster)`);
+    t.fail(
+      [],
+      `${t.at()} needs clusterSelector, clusterName or clusterGroup (use "clusterSelector: {}" for every cluster)`,
+    );
   }
   const patches = t.list('patches').map((p) => parsePatch(p));
   const helmReader = t.child('helm');
   const helm = helmReader ? parseHelm(helmReader, repoPath) : undefined;
   const refs = new Set<string>();
-  for (const p of patches) for (const r of refsInValue(p.jsonPatch ?? p.merge, p.file, p.line)) refs.add(r);
-  if (helmReader && helm?.values) for (const r of refsInValue(helm.values, helmReader.file(), helmReader.lineOf(['values']))) refs.add(r);
-  for (const f of helm?.valuesFiles ?? []) for (const r of refsInValue(f, t.file(), t.lineOf(['helm']))) refs.add(r);
+  for (const p of patches)
+    for (const r of refsInValue(p.jsonPatch ?? p.merge, p.file, p.line)) refs.add(r);
+  if (helmReader && helm?.values)
+    for (const r of refsInValue(helm.values, helmReader.file(), helmReader.lineOf(['values'])))
+      refs.add(r);
+  for (const f of helm?.valuesFiles ?? [])
+    for (const r of refsInValue(f, t.file(), t.lineOf(['helm']))) refs.add(r);
   return {
     index,
     selector,
@@ -104,7 +128,9 @@ export function readSelector(r: FieldReader, key: string): Selector | undefined 
 
 function parsePatch(p: FieldReader): PatchDef {
   p.only(['target', 'merge', 'jsonPatch']);
-  const tr = p.child('target') ?? p.fail([], `${p.at('target')} is required ({ kind, name, namespace?, group? })`);
+  const tr =
+    p.child('target') ??
+    p.fail([], `${p.at('target')} is required ({ kind, name, namespace?, group? })`);
   tr.only(['kind', 'name', 'namespace', 'group']);
   const selector: PatchSelector = {
     kind: tr.str('kind') ?? tr.fail([], `${tr.at('kind')} is required`),
@@ -116,8 +142,10 @@ function parsePatch(p: FieldReader): PatchDef {
   if (group !== undefined) selector.group = group;
   const merge = p.raw('merge');
   const json = p.raw('jsonPatch');
-  if ((merge === undefined) === (json === undefined)) p.fail([], `${p.at()} needs exactly one of merge (RFC 7386) or jsonPatch (RFC 6902)`);
-  if (merge !== undefined && !isRecord(merge)) p.fail(['merge'], `${p.at('merge')} must be a mapping`);
+  if ((merge === undefined) === (json === undefined))
+    p.fail([], `${p.at()} needs exactly one of merge (RFC 7386) or jsonPatch (RFC 6902)`);
+  if (merge !== undefined && !isRecord(merge))
+    p.fail(['merge'], `${p.at('merge')} must be a mapping`);
   return {
     selector,
     merge: merge ?? undefined,
@@ -131,7 +159,8 @@ function parsePatch(p: FieldReader): PatchDef {
 function parseOp(r: FieldReader): JsonPatchOp {
   r.only(['op', 'path', 'value', 'from']);
   const op = r.str('op') ?? r.fail([], `${r.at('op')} is required`);
-  if (!OPS.includes(op)) r.fail(['op'], `${r.at('op')} must be one of ${OPS.join(', ')}, not "${op}"`);
+  if (!OPS.includes(op))
+    r.fail(['op'], `${r.at('op')} must be one of ${OPS.join(', ')}, not "${op}"`);
   const pointer = (key: string): string => {
     const v = r.str(key) ?? r.fail([], `${r.at(key)} is required for "${op}"`);
     try {
@@ -144,21 +173,26 @@ function parseOp(r: FieldReader): JsonPatchOp {
   const out: JsonPatchOp = { op: op as JsonPatchOp['op'], path: pointer('path') };
   if (op === 'move' || op === 'copy') out.from = pointer('from');
   if (op === 'add' || op === 'replace' || op === 'test') {
-    if (!Object.prototype.hasOwnProperty.call(r.rawObject(), 'value')) r.fail([], `${r.at('value')} is required for "${op}"`);
+    if (!Object.prototype.hasOwnProperty.call(r.rawObject(), 'value'))
+      r.fail([], `${r.at('value')} is required for "${op}"`);
     out.value = r.raw('value');
   }
   return out;
 }
 
 /** Parses a `helm:` block (bundle source or target override). */
-export function parseHelm(h: FieldReader, repoPath: (r: FieldReader, key: string, rel: string) => string): HelmOverrides {
+export function parseHelm(
+  h: FieldReader,
+  repoPath: (r: FieldReader, key: string, rel: string) => string,
+): HelmOverrides {
   h.only(['chart', 'releaseName', 'values', 'valuesFiles']);
   const out: HelmOverrides = {};
   const chart = h.str('chart');
   if (chart !== undefined) out.chart = repoPath(h, 'chart', chart);
   const releaseName = h.str('releaseName');
   if (releaseName !== undefined) {
-    if (!isDnsLabel(releaseName)) h.fail(['releaseName'], `${h.at('releaseName')} "${releaseName}" must be a DNS label`);
+    if (!isDnsLabel(releaseName))
+      h.fail(['releaseName'], `${h.at('releaseName')} "${releaseName}" must be a DNS label`);
     out.releaseName = releaseName;
   }
   const values = h.raw('values');

@@ -3,7 +3,9 @@ import { MapRepoTree } from '../source/tree.js';
 
 /** clusters/<name>.yaml text. */
 export function clusterYaml(name: string, labels: Record<string, string> = {}, spec = ''): string {
-  const lines = Object.entries(labels).map(([k, v]) => `\n    ${k}: "${v}"`).join('');
+  const lines = Object.entries(labels)
+    .map(([k, v]) => `\n    ${k}: "${v}"`)
+    .join('');
   return `apiVersion: flotilla.dev/v1alpha1
 kind: Cluster
 metadata:
@@ -23,9 +25,15 @@ ${spec}`;
 }
 
 /** A ConfigMap manifest. */
-export function configMap(name: string, data: Record<string, string> = {}, namespace?: string): string {
+export function configMap(
+  name: string,
+  data: Record<string, string> = {},
+  namespace?: string,
+): string {
   const ns = namespace ? `\n  namespace: ${namespace}` : '';
-  const body = Object.entries(data).map(([k, v]) => `\n  ${k}: "${v}"`).join('');
+  const body = Object.entries(data)
+    .map(([k, v]) => `\n  ${k}: "${v}"`)
+    .join('');
   return `apiVersion: v1
 kind: ConfigMap
 metadata:

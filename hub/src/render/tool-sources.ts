@@ -28,9 +28,14 @@ export async function prepareKustomize(
   tools: ToolRunner,
 ): Promise<PreparedBundle> {
   const dir = def.sourceDir;
-  const kfile = KUSTOMIZATION_FILES.map((f) => (dir === '' ? f : `${dir}/${f}`)).find((p) => tree.read(p) !== undefined);
+  const kfile = KUSTOMIZATION_FILES.map((f) => (dir === '' ? f : `${dir}/${f}`)).find(
+    (p) => tree.read(p) !== undefined,
+  );
   if (!kfile) {
-    throw new ValidationError(`spec.source.kustomize.path "${dir || '.'}" holds no kustomization.yaml`, { file: def.file });
+    throw new ValidationError(
+      `spec.source.kustomize.path "${dir || '.'}" holds no kustomization.yaml`,
+      { file: def.file },
+    );
   }
   const out = await tools.run({
     tool: 'kustomize',
@@ -38,7 +43,9 @@ export async function prepareKustomize(
     args: (root) => ['build', dir === '' ? root : posix.join(root, dir)],
     errorFile: kfile,
   });
-  return prepareTexts(def, digest, [{ path: `${kfile} (kustomize build output)`, text: out, substitute: true }]);
+  return prepareTexts(def, digest, [
+    { path: `${kfile} (kustomize build output)`, text: out, substitute: true },
+  ]);
 }
 
 /** One `helm template` run: everything that changes its output. */
@@ -54,22 +61,39 @@ export interface HelmInvocation {
  * The helm run a cluster needs: bundle settings overridden by the target's, variables
  * substituted. Throws ValidationError for an undefined variable or a bad values file.
  */
-export function helmInvocation(tree: RepoTree, def: BundleDef, target: TargetDef, scope: VarScope): HelmInvocation {
+export function helmInvocation(
+  tree: RepoTree,
+  def: BundleDef,
+  target: TargetDef,
+  scope: VarScope,
+): HelmInvocation {
   const base = def.helm ?? {};
   const over = target.helm ?? {};
   const values = mergePatch(base.values ?? {}, over.values ?? {}) as Record<string, unknown>;
-  const files = [...(base.valuesFiles ?? []), ...(over.valuesFiles ?? [])].map((f) => substituteInValue(f, def.file, target.line, scope) as string);
+  const files = [...(base.valuesFiles ?? []), ...(over.valuesFiles ?? [])].map(
+    (f) => substituteInValue(f, def.file, target.line, scope) as string,
+  );
   const bundleDir = posix.dirname(def.file);
   for (const f of files) {
     // Only the bundle's own files are in its input digest (and materialized for helm).
     if (posix.normalize(f) !== f || !f.startsWith(`${bundleDir}/`)) {
-      throw new ValidationError(`helm values file "${f}" must be inside the bundle directory ${bundleDir}`, { file: def.file, line: target.line });
+      throw new ValidationError(
+        `helm values file "${f}" must be inside the bundle directory ${bundleDir}`,
+        { file: def.file, line: target.line },
+      );
     }
-    if (tree.read(f) === undefined) throw new ValidationError(`helm values file "${f}" does not exist`, { file: def.file, line: target.line });
+    if (tree.read(f) === undefined)
+      throw new ValidationError(`helm values file "${f}" does not exist`, {
+        file: def.file,
+        line: target.line,
+      });
   }
   const chart = over.chart ?? base.chart ?? def.sourceDir;
   if (chart !== def.sourceDir && !chart.startsWith(`${bundleDir}/`)) {
-    throw new ValidationError(`helm chart "${chart}" must be inside the bundle directory ${bundleDir}`, { file: def.file, line: target.line });
+    throw new ValidationError(
+      `helm chart "${chart}" must be inside the bundle directory ${bundleDir}`,
+      { file: def.file, line: target.line },
+    );
   }
   return {
     chart,
@@ -82,7 +106,16 @@ export function helmInvocation(tree: RepoTree, def: BundleDef, target: TargetDef
 
 /** Cache key of a helm run over a bundle version. */
 export function helmKey(inputDigest: string, inv: HelmInvocation): string {
-  return digestOf(JSON.stringify([inputDigest, inv.chart, inv.releaseName, inv.namespace ?? null, inv.values, inv.valuesFiles]));
+  return digestOf(
+    JSON.stringify([
+      inputDigest,
+      inv.chart,
+      inv.releaseName,
+      inv.namespace ?? null,
+      inv.values,
+      inv.valuesFiles,
+    ]),
+  );
 }
 
 /** Runs `helm template` with the chart in the repo (no dependency download); throws ValidationError. */
@@ -96,7 +129,9 @@ export async function prepareHelm(
 ): Promise<PreparedBundle> {
   const chartFile = inv.chart === '' ? 'Chart.yaml' : `${inv.chart}/Chart.yaml`;
   if (tree.read(chartFile) === undefined) {
-    throw new ValidationError(`helm chart "${inv.chart || '.'}" has no Chart.yaml`, { file: def.file });
+    throw new ValidationError(`helm chart "${inv.chart || '.'}" has no Chart.yaml`, {
+      file: def.file,
+    });
   }
   const inputs = new Set([...paths, ...inv.valuesFiles]);
   const out = await tools.run({
@@ -116,7 +151,11 @@ export async function prepareHelm(
     ],
     errorFile: chartFile,
   });
-  return prepareTexts(def, key, splitHelmOutput(out, inv.chart, `${chartFile} (helm template output)`));
+  return prepareTexts(
+    def,
+    key,
+    splitHelmOutput(out, inv.chart, `${chartFile} (helm template output)`),
+  );
 }
 
 /**
@@ -129,8 +168,14 @@ export function splitHelmOutput(out: string, chartDir: string, fallback: string)
   for (const chunk of out.split(/^---[ \t]*$/m)) {
     if (chunk.trim() === '') continue;
     const m = /^# Source: [^/\n]+\/(.+)$/m.exec(chunk);
-    const template = m ? `${chartDir === '' ? '' : `${chartDir}/`}${(m[1] as string).trim()}` : undefined;
-    texts.push({ path: template ? `${template} (as rendered by helm)` : fallback, text: chunk.replace(/^\r?\n/, ''), substitute: false });
+    const template = m
+      ? `${chartDir === '' ? '' : `${chartDir}/`}${(m[1] as string).trim()}`
+      : undefined;
+    texts.push({
+      path: template ? `${template} (as rendered by helm)` : fallback,
+      text: chunk.replace(/^\r?\n/, ''),
+      substitute: false,
+    });
   }
   return texts;
 }

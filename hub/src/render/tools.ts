@@ -61,7 +61,8 @@ export class ExecToolRunner implements ToolRunner {
   }
 
   async run(req: ToolRequest): Promise<string> {
-    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.running >= this.limit)
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.running++;
     try {
       return await this.runNow(req);
@@ -81,7 +82,8 @@ export class ExecToolRunner implements ToolRunner {
         await mkdir(dirname(join(root, path)), { recursive: true });
         await writeFile(join(root, path), data);
       }
-      for (const [name, text] of Object.entries(req.scratchFiles ?? {})) await writeFile(join(scratch, name), text);
+      for (const [name, text] of Object.entries(req.scratchFiles ?? {}))
+        await writeFile(join(scratch, name), text);
       return await this.exec(req, req.args(root, scratch), tmp, root);
     } finally {
       await rm(tmp, { recursive: true, force: true });
@@ -94,24 +96,53 @@ export class ExecToolRunner implements ToolRunner {
       execFile(
         program,
         args,
-        { cwd: root, env: sandboxEnv(tmp), timeout: this.timeoutMs, killSignal: 'SIGKILL', maxBuffer: this.maxOutputBytes, encoding: 'utf8' },
+        {
+          cwd: root,
+          env: sandboxEnv(tmp),
+          timeout: this.timeoutMs,
+          killSignal: 'SIGKILL',
+          maxBuffer: this.maxOutputBytes,
+          encoding: 'utf8',
+        },
         (err, stdout, stderr) => {
           if (!err) return resolve(stdout);
           const e = err as NodeJS.ErrnoException & { killed?: boolean };
-          reject(new ValidationError(this.explain(req.tool, program, e, stderr, tmp, root), { file: req.errorFile, cause: err }));
+          reject(
+            new ValidationError(this.explain(req.tool, program, e, stderr, tmp, root), {
+              file: req.errorFile,
+              cause: err,
+            }),
+          );
         },
       );
     });
   }
 
-  private explain(tool: ToolName, program: string, err: NodeJS.ErrnoException & { killed?: boolean }, stderr: string, tmp: string, root: string): string {
+  private explain(
+    tool: ToolName,
+    program: string,
+    err: NodeJS.ErrnoException & { killed?: boolean },
+    stderr: string,
+    tmp: string,
+    root: string,
+  ): string {
     const setting = tool === 'kustomize' ? 'render.kustomizePath' : 'render.helmPath';
-    if (err.code === 'ENOENT') return `the ${tool} program "${program}" was not found (install it, or set ${setting} in the hub config)`;
-    if (err.code === 'EACCES') return `the ${tool} program "${program}" is not executable (${setting})`;
-    if (err.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return `${tool} printed more than ${this.maxOutputBytes} bytes: output too large`;
+    if (err.code === 'ENOENT')
+      return `the ${tool} program "${program}" was not found (install it, or set ${setting} in the hub config)`;
+    if (err.code === 'EACCES')
+      return `the ${tool} program "${program}" is not executable (${setting})`;
+    if (err.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER')
+      return `${tool} printed more than ${this.maxOutputBytes} bytes: output too large`;
     if (err.killed) return `${tool} did not finish within ${Math.round(this.timeoutMs / 1000)} s`;
     // Temp paths mean nothing to the user: show repo paths instead.
-    const text = stderr.split(`${root}/`).join('').split(root).join('.').split(tmp).join('<tmp>').trim();
+    const text = stderr
+      .split(`${root}/`)
+      .join('')
+      .split(root)
+      .join('.')
+      .split(tmp)
+      .join('<tmp>')
+      .trim();
     const lines = text.split('\n').filter((l) => l.trim() !== '');
     const shown = lines.slice(-8).join('\n  ');
     return `${tool} failed (exit ${String(err.code ?? 'signal')}): ${shown || 'no error output'}`;

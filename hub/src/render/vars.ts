@@ -36,7 +36,8 @@ export const PLAIN_MARK = '\u0001';
 const PLACEHOLDER_PREFIX = '__flotilla_var_';
 const PLACEHOLDER = /__flotilla_var_(\d+)__/g;
 const REF = /\$\$\{|\$\{([^}\n]*)(\}?)/g;
-const FORMS = 'use ${cluster.name}, ${cluster.labels.<key>} or ${vars.<name>}; write $${ for a literal ${';
+const FORMS =
+  'use ${cluster.name}, ${cluster.labels.<key>} or ${vars.<name>}; write $${ for a literal ${';
 
 /** True when a string holds at least one placeholder. */
 export function hasPlaceholder(s: string): boolean {
@@ -47,34 +48,52 @@ export function hasPlaceholder(s: string): boolean {
 export function compileTemplate(text: string, file: string): Template {
   const occurrences: Occurrence[] = [];
   if (!text.includes('${')) return { text, occurrences };
-  if (hasPlaceholder(text)) throw new ValidationError(`"${PLACEHOLDER_PREFIX}" is reserved`, { file });
-  const out = text.replace(REF, (match: string, inner: string | undefined, close: string, offset: number) => {
-    if (match === '$${') return '${';
-    const line = lineAt(text, offset);
-    if (close !== '}') throw new ValidationError(`unterminated variable reference "${match}"`, { file, line });
-    const ref = (inner ?? '').trim();
-    if (!(ref === 'cluster.name' || /^cluster\.labels\.[^\s]+$/.test(ref) || /^vars\.[A-Za-z_][A-Za-z0-9_-]*$/.test(ref))) {
-      throw new ValidationError(`\${${ref}}: unknown variable (${FORMS})`, { file, line });
-    }
-    occurrences.push({ ref, line });
-    return `${PLACEHOLDER_PREFIX}${occurrences.length - 1}__`;
-  });
+  if (hasPlaceholder(text))
+    throw new ValidationError(`"${PLACEHOLDER_PREFIX}" is reserved`, { file });
+  const out = text.replace(
+    REF,
+    (match: string, inner: string | undefined, close: string, offset: number) => {
+      if (match === '$${') return '${';
+      const line = lineAt(text, offset);
+      if (close !== '}')
+        throw new ValidationError(`unterminated variable reference "${match}"`, { file, line });
+      const ref = (inner ?? '').trim();
+      if (!(
+        ref === 'cluster.name' ||
+        /^cluster\.labels\.[^\s]+$/.test(ref) ||
+        /^vars\.[A-Za-z_][A-Za-z0-9_-]*$/.test(ref)
+      )) {
+        throw new ValidationError(`\${${ref}}: unknown variable (${FORMS})`, { file, line });
+      }
+      occurrences.push({ ref, line });
+      return `${PLACEHOLDER_PREFIX}${occurrences.length - 1}__`;
+    },
+  );
   return { text: out, occurrences };
 }
 
 /** The value of one reference in a scope, or an explanation of why there is none. */
-export function resolveVariable(ref: string, scope: VarScope): { value: string } | { problem: string } {
+export function resolveVariable(
+  ref: string,
+  scope: VarScope,
+): { value: string } | { problem: string } {
   if (ref === 'cluster.name') return { value: scope.clusterName };
   if (ref.startsWith('cluster.labels.')) {
     const key = ref.slice('cluster.labels.'.length);
-    const v = Object.prototype.hasOwnProperty.call(scope.labels, key) ? scope.labels[key] : undefined;
-    return v === undefined ? { problem: `cluster "${scope.clusterName}" has no label "${key}"` } : { value: v };
+    const v = Object.prototype.hasOwnProperty.call(scope.labels, key)
+      ? scope.labels[key]
+      : undefined;
+    return v === undefined
+      ? { problem: `cluster "${scope.clusterName}" has no label "${key}"` }
+      : { value: v };
   }
   if (ref.startsWith('vars.')) {
     const name = ref.slice('vars.'.length);
     const v = Object.prototype.hasOwnProperty.call(scope.vars, name) ? scope.vars[name] : undefined;
     return v === undefined
-      ? { problem: `variable "${name}" is not defined for cluster "${scope.clusterName}" (set it in the cluster's spec.vars or the target's vars)` }
+      ? {
+          problem: `variable "${name}" is not defined for cluster "${scope.clusterName}" (set it in the cluster's spec.vars or the target's vars)`,
+        }
       : { value: v };
   }
   return { problem: `unknown variable (${FORMS})` };
@@ -87,12 +106,18 @@ export function placeholderIndexes(s: string): number[] {
 
 /** Fills placeholders in a parsed value (copying what changes); throws ValidationError at the reference's line. */
 export function fillValue(value: unknown, t: Template, file: string, scope: VarScope): unknown {
-  if (typeof value === 'string') return hasPlaceholder(value) ? fillString(value, t, file, scope) : value;
+  if (typeof value === 'string')
+    return hasPlaceholder(value) ? fillString(value, t, file, scope) : value;
   if (Array.isArray(value)) return value.map((v) => fillValue(v, t, file, scope));
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      out[hasPlaceholder(k) ? String(fillString(k, t, file, scope)) : k] = fillValue(v, t, file, scope);
+      out[hasPlaceholder(k) ? String(fillString(k, t, file, scope)) : k] = fillValue(
+        v,
+        t,
+        file,
+        scope,
+      );
     }
     return out;
   }
@@ -104,7 +129,8 @@ function fillString(s: string, t: Template, file: string, scope: VarScope): unkn
   const text = (plain ? s.slice(1) : s).replace(PLACEHOLDER, (_m, n: string) => {
     const occ = t.occurrences[Number(n)] as Occurrence;
     const r = resolveVariable(occ.ref, scope);
-    if ('problem' in r) throw new ValidationError(`\${${occ.ref}}: ${r.problem}`, { file, line: occ.line });
+    if ('problem' in r)
+      throw new ValidationError(`\${${occ.ref}}: ${r.problem}`, { file, line: occ.line });
     return r.value;
   });
   return plain ? typePlainScalar(text) : text;
@@ -136,9 +162,14 @@ function lineAt(text: string, offset: number): number {
  */
 export function refsInValue(value: unknown, file: string, line: number): string[] {
   const refs = new Set<string>();
-  walkStrings(value, (s) => {
-    if (s.includes('${')) for (const o of compileTemplate(s, file).occurrences) refs.add(o.ref);
-  }, file, line);
+  walkStrings(
+    value,
+    (s) => {
+      if (s.includes('${')) for (const o of compileTemplate(s, file).occurrences) refs.add(o.ref);
+    },
+    file,
+    line,
+  );
   return [...refs].sort();
 }
 
@@ -146,7 +177,12 @@ export function refsInValue(value: unknown, file: string, line: number): string[
  * A copy of value with variables substituted inside its strings (results stay strings:
  * no YAML typing here). Throws ValidationError at `line` for an undefined variable.
  */
-export function substituteInValue(value: unknown, file: string, line: number, scope: VarScope): unknown {
+export function substituteInValue(
+  value: unknown,
+  file: string,
+  line: number,
+  scope: VarScope,
+): unknown {
   if (typeof value === 'string') {
     if (!value.includes('${')) return value;
     // Forms were checked when the bundle was parsed (refsInValue).
@@ -160,7 +196,9 @@ export function substituteInValue(value: unknown, file: string, line: number, sc
   }
   if (Array.isArray(value)) return value.map((v) => substituteInValue(v, file, line, scope));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteInValue(v, file, line, scope)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, substituteInValue(v, file, line, scope)]),
+    );
   }
   return value;
 }
@@ -169,7 +207,8 @@ function walkStrings(value: unknown, fn: (s: string) => void, file: string, line
   try {
     if (typeof value === 'string') fn(value);
     else if (Array.isArray(value)) for (const v of value) walkStrings(v, fn, file, line);
-    else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) walkStrings(v, fn, file, line);
+    else if (value !== null && typeof value === 'object')
+      for (const v of Object.values(value)) walkStrings(v, fn, file, line);
   } catch (err) {
     // compileTemplate knows no line inside a single value: report the field's line.
     if (err instanceof ValidationError && err.line !== line) {

@@ -16,16 +16,27 @@ export interface SpecDocument {
 export function parseSpecDocument(text: string, file: string): SpecDocument {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const real = (Array.isArray(docs) ? docs : []).filter((d) => d.contents !== null || d.errors.length > 0);
+  const real = (Array.isArray(docs) ? docs : []).filter(
+    (d) => d.contents !== null || d.errors.length > 0,
+  );
   for (const d of real) {
     const e = d.errors[0];
-    if (e) throw new ValidationError(`invalid YAML: ${e.message.split('\n')[0]}`, { file, line: lineCounter.linePos(e.pos[0]).line });
+    if (e)
+      throw new ValidationError(`invalid YAML: ${e.message.split('\n')[0]}`, {
+        file,
+        line: lineCounter.linePos(e.pos[0]).line,
+      });
   }
-  if (real.length !== 1) throw new ValidationError(`expected one YAML document, found ${real.length}`, { file });
+  if (real.length !== 1)
+    throw new ValidationError(`expected one YAML document, found ${real.length}`, { file });
   const doc = real[0] as Document.Parsed;
   const value: unknown = doc.toJS({ maxAliasCount: 100 });
   const lineAt = (offset: number | undefined): number => lineCounter.linePos(offset ?? 0).line;
-  if (!isRecord(value)) throw new ValidationError('expected a YAML mapping', { file, line: lineAt(doc.contents?.range?.[0]) });
+  if (!isRecord(value))
+    throw new ValidationError('expected a YAML mapping', {
+      file,
+      line: lineAt(doc.contents?.range?.[0]),
+    });
   return {
     file,
     value,
@@ -74,7 +85,8 @@ export class FieldReader {
   /** Rejects fields not in `known`, so typos ("targes:") are errors rather than ignored. */
   only(known: readonly string[]): this {
     for (const key of Object.keys(this.obj)) {
-      if (!known.includes(key)) this.fail([key], `unknown field "${this.at(key)}" (known: ${known.join(', ')})`);
+      if (!known.includes(key))
+        this.fail([key], `unknown field "${this.at(key)}" (known: ${known.join(', ')})`);
     }
     return this;
   }
@@ -149,7 +161,11 @@ export class FieldReader {
 
   /** Throws a ValidationError at the line of a field below this mapping. */
   fail(sub: readonly (string | number)[], message: string, cause?: unknown): never {
-    throw new ValidationError(message, { file: this.doc.file, line: this.doc.lineOf([...this.path, ...sub]), cause });
+    throw new ValidationError(message, {
+      file: this.doc.file,
+      line: this.doc.lineOf([...this.path, ...sub]),
+      cause,
+    });
   }
 
   /** Dotted path of a field, for messages ("spec.targets[0].vars"). */

@@ -25,16 +25,26 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const packFiles = async (): Promise<string[]> => (await readdir(join(dir, '.git/objects/pack'))).filter((n) => n.endsWith('.pack'));
+const packFiles = async (): Promise<string[]> =>
+  (await readdir(join(dir, '.git/objects/pack'))).filter((n) => n.endsWith('.pack'));
 const packs = async (): Promise<number> => (await packFiles()).length;
-const packBytes = async (name: string): Promise<number> => (await stat(join(dir, '.git/objects/pack', name))).size;
+const packBytes = async (name: string): Promise<number> =>
+  (await stat(join(dir, '.git/objects/pack', name))).size;
 
 test('fetches-after-the-first-transfer-only-what-changed-and-the-cache-starts-over-past-its-pack-limit', async () => {
   const big: Record<string, string> = {};
   // Incompressible content, so the full pack's size reflects the number of files.
-  for (let i = 0; i < 300; i++) big[`bundles/b/m/f${i}.yaml`] = `k: ${randomBytes(750).toString('base64')}\n`;
+  for (let i = 0; i < 300; i++)
+    big[`bundles/b/m/f${i}.yaml`] = `k: ${randomBytes(750).toString('base64')}\n`;
   await pusher.commit(big);
-  const repo = new RepoCache({ dir, url: server.url('fleet'), http, headers: {}, log: silentLogger(), maxPacks: 3 });
+  const repo = new RepoCache({
+    dir,
+    url: server.url('fleet'),
+    http,
+    headers: {},
+    log: silentLogger(),
+    maxPacks: 3,
+  });
   const ref = { kind: 'branch', name: 'main' } as const;
   await repo.fetch(ref);
   const [first] = await packFiles();
@@ -57,7 +67,10 @@ test('fetches-after-the-first-transfer-only-what-changed-and-the-cache-starts-ov
   const added = (await packFiles()).filter((n) => !known.has(n));
   assert.equal(added.length, 1);
   const addedBytes = await packBytes(added[0] as string);
-  assert.ok(addedBytes * 10 < firstBytes, `incremental pack ${addedBytes} B vs full ${firstBytes} B`);
+  assert.ok(
+    addedBytes * 10 < firstBytes,
+    `incremental pack ${addedBytes} B vs full ${firstBytes} B`,
+  );
   const again = await repo.fetch(ref);
   assert.equal(again.transferred, false, 'an unchanged ref fetches nothing');
 });

@@ -63,21 +63,35 @@ export class RepoCache {
       await this.remember(resolved.commit);
       return { commit: resolved.commit, resolved, transferred: false };
     }
-    const commit = ref.kind === 'commit' ? await this.fetchPinned(ref.sha, resolved) : await this.fetchRef(resolved.fetchRef);
+    const commit =
+      ref.kind === 'commit'
+        ? await this.fetchPinned(ref.sha, resolved)
+        : await this.fetchRef(resolved.fetchRef);
     await this.remember(commit);
     return { commit, resolved, transferred: true };
   }
 
   /** The commit object's signature and signed payload, for verification. */
   async readSigned(oid: string): Promise<SignedCommit> {
-    const { commit, payload } = await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+    const { commit, payload } = await git.readCommit({
+      fs,
+      gitdir: this.gitdir,
+      oid,
+      cache: this.cache,
+    });
     return { oid, gpgsig: commit.gpgsig, payload };
   }
 
   private async listRefs(): Promise<ServerRef[]> {
     const { http, url, headers } = this.opts;
     // Protocol v1 advertises every ref with its peeled tag in the one GET we need anyway.
-    const refs = await git.listServerRefs({ http, url, headers, protocolVersion: 1, peelTags: true });
+    const refs = await git.listServerRefs({
+      http,
+      url,
+      headers,
+      protocolVersion: 1,
+      peelTags: true,
+    });
     return refs.map((r) => ({ ref: r.ref, oid: r.oid, peeled: r.peeled }));
   }
 
@@ -96,7 +110,10 @@ export class RepoCache {
         return await this.fetchOnce(remoteRef, { since });
       } catch (err) {
         if ((err as { code?: string }).code === 'HttpError') throw err;
-        this.opts.log.debug({ err: (err as Error).message }, 'fetch since the last commit failed; fetching depth 1');
+        this.opts.log.debug(
+          { err: (err as Error).message },
+          'fetch since the last commit failed; fetching depth 1',
+        );
       }
     }
     return this.fetchOnce(remoteRef, { depth });
@@ -113,7 +130,10 @@ export class RepoCache {
     }
   }
 
-  private async fetchOnce(remoteRef: string, window: { depth: number } | { since: Date }): Promise<string> {
+  private async fetchOnce(
+    remoteRef: string,
+    window: { depth: number } | { since: Date },
+  ): Promise<string> {
     const res = await git.fetch({
       fs,
       http: this.opts.http,
@@ -127,7 +147,10 @@ export class RepoCache {
       ...window,
       tags: false,
     });
-    if (!res.fetchHead) throw new FlotillaError('NOT_FOUND', `ref "${remoteRef}" not found (empty repository?)`, { retryable: true });
+    if (!res.fetchHead)
+      throw new FlotillaError('NOT_FOUND', `ref "${remoteRef}" not found (empty repository?)`, {
+        retryable: true,
+      });
     return this.peel(res.fetchHead);
   }
 
@@ -140,18 +163,29 @@ export class RepoCache {
       if (got === sha) return sha;
     } catch (err) {
       if ((err as { code?: string }).code === 'HttpError') throw err; // auth and server errors are not "not advertised"
-      this.opts.log.info({ commit: sha }, 'server refused the commit by SHA; fetching the history of HEAD');
+      this.opts.log.info(
+        { commit: sha },
+        'server refused the commit by SHA; fetching the history of HEAD',
+      );
     }
     await this.fetchRef('HEAD', UNSHALLOW_DEPTH);
     if (!(await this.hasCommit(sha))) {
-      throw new FlotillaError('NOT_FOUND', `commit ${sha} not found on the server`, { retryable: true });
+      throw new FlotillaError('NOT_FOUND', `commit ${sha} not found on the server`, {
+        retryable: true,
+      });
     }
     return sha;
   }
 
   private async peel(oid: string): Promise<string> {
     for (let i = 0; i < 5; i++) {
-      const obj = await git.readObject({ fs, gitdir: this.gitdir, oid, cache: this.cache, format: 'parsed' });
+      const obj = await git.readObject({
+        fs,
+        gitdir: this.gitdir,
+        oid,
+        cache: this.cache,
+        format: 'parsed',
+      });
       if (obj.type !== 'tag') return oid;
       oid = (obj.object as { object: string }).object;
     }
@@ -160,7 +194,13 @@ export class RepoCache {
 
   private async hasCommit(oid: string): Promise<boolean> {
     try {
-      const obj = await git.readObject({ fs, gitdir: this.gitdir, oid, cache: this.cache, format: 'parsed' });
+      const obj = await git.readObject({
+        fs,
+        gitdir: this.gitdir,
+        oid,
+        cache: this.cache,
+        format: 'parsed',
+      });
       return obj.type === 'commit';
     } catch {
       return false; // not in the cache
@@ -187,13 +227,24 @@ export class RepoCache {
     }
     const maxPacks = this.opts.maxPacks ?? MAX_CACHED_PACKS;
     if (current === url && (await this.packCount()) <= maxPacks) return;
-    if (current === url) this.opts.log.info({ packs: maxPacks }, 'cached repository has too many packs; starting a new one');
-    else if (current !== undefined) this.opts.log.info('cached repository is of another URL; starting a new one');
+    if (current === url)
+      this.opts.log.info(
+        { packs: maxPacks },
+        'cached repository has too many packs; starting a new one',
+      );
+    else if (current !== undefined)
+      this.opts.log.info('cached repository is of another URL; starting a new one');
     this.cache = {};
     await rm(dir, { recursive: true, force: true });
     await git.init({ fs, dir });
     await git.addRemote({ fs, dir, remote: 'origin', url });
     // Tags fetched for tag and semver sources land under their own names.
-    await git.setConfig({ fs, dir, path: 'remote.origin.fetch', value: '+refs/tags/*:refs/tags/*', append: true });
+    await git.setConfig({
+      fs,
+      dir,
+      path: 'remote.origin.fetch',
+      value: '+refs/tags/*:refs/tags/*',
+      append: true,
+    });
   }
 }

@@ -8,13 +8,22 @@ import { CommitVerifier } from './verify.js';
 import { readWebhookSecret } from './webhook.js';
 
 /** The GitSource for `cfg.sources[index]`; throws ConfigError naming the field when a secret or key cannot be read. */
-export async function createGitSource(cfg: HubConfig, index: number, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<GitSource> {
+export async function createGitSource(
+  cfg: HubConfig,
+  index: number,
+  logger: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<GitSource> {
   const s = cfg.sources[index];
   if (!s) throw new Error(`no source at index ${index}`);
   const field = `sources[${index}]`;
   const auth = await resolveSourceAuth(cfg, index, env);
-  const verifier = s.verify ? await CommitVerifier.fromFiles(s.verify.openpgpKeyFiles, `${field}.verify.openpgpKeys`) : undefined;
-  const webhookSecret = s.webhook ? await readWebhookSecret(s.webhook, `${field}.webhook`, env) : undefined;
+  const verifier = s.verify
+    ? await CommitVerifier.fromFiles(s.verify.openpgpKeyFiles, `${field}.verify.openpgpKeys`)
+    : undefined;
+  const webhookSecret = s.webhook
+    ? await readWebhookSecret(s.webhook, `${field}.webhook`, env)
+    : undefined;
   return new GitSource({
     name: s.name,
     url: s.url,

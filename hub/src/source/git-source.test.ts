@@ -24,7 +24,10 @@ describe('GitSource against git http-backend', () => {
     server = await startTestGitServer({ auth: AUTH });
     await server.createRepo('fleet');
     pusher = await createPusher(server.pushUrl('fleet'));
-    first = await pusher.commit({ 'clusters/a.yaml': 'kind: Cluster\n', 'README.md': 'not read\n' }, 'first');
+    first = await pusher.commit(
+      { 'clusters/a.yaml': 'kind: Cluster\n', 'README.md': 'not read\n' },
+      'first',
+    );
     cacheDir = await mkdtemp(join(tmpdir(), 'flotilla-cache-'));
   });
   after(async () => {
@@ -34,7 +37,14 @@ describe('GitSource against git http-backend', () => {
   });
 
   const source = (over: Partial<GitSourceOptions> = {}): GitSource =>
-    new GitSource({ name: 'fleet', url: server.url('fleet'), cacheDir, auth: AUTH, logger: silentLogger(), ...over });
+    new GitSource({
+      name: 'fleet',
+      url: server.url('fleet'),
+      cacheDir,
+      auth: AUTH,
+      logger: silentLogger(),
+      ...over,
+    });
 
   test('clone-emits-a-snapshot-of-the-branch-head-with-its-files', async () => {
     const src = source();
@@ -42,7 +52,10 @@ describe('GitSource against git http-backend', () => {
     src.onSnapshot((s) => void seen.push(s));
     const snap = await src.poll();
     assert.equal(snap?.revision, first);
-    assert.deepEqual(seen.map((s) => s.revision), [first]);
+    assert.deepEqual(
+      seen.map((s) => s.revision),
+      [first],
+    );
     const tree = await seen[0]!.readTree();
     assert.deepEqual(tree.paths(), ['clusters/a.yaml']);
     assert.equal(tree.read('clusters/a.yaml')?.toString(), 'kind: Cluster\n');
@@ -60,7 +73,10 @@ describe('GitSource against git http-backend', () => {
     await src.poll();
     assert.equal(snap?.revision, second);
     assert.deepEqual(seen, [first, second]);
-    assert.deepEqual((await snap!.readTree()).paths(), ['bundles/x/bundle.yaml', 'clusters/a.yaml']);
+    assert.deepEqual((await snap!.readTree()).paths(), [
+      'bundles/x/bundle.yaml',
+      'clusters/a.yaml',
+    ]);
   });
 
   test('poll-loop-picks-up-a-push-after-triggerNow', async () => {
@@ -87,7 +103,10 @@ describe('GitSource against git http-backend', () => {
   });
 
   test('bad-credentials-are-an-authentication-error-and-never-appear-in-status', async () => {
-    const src = source({ name: 'badauth', auth: { username: 'fleet', password: 'wrong-password' } });
+    const src = source({
+      name: 'badauth',
+      auth: { username: 'fleet', password: 'wrong-password' },
+    });
     await src.poll();
     const st = src.status();
     assert.equal(st.lastErrorCode, 'UNAUTHENTICATED');
@@ -111,7 +130,11 @@ describe('GitSource against git http-backend', () => {
     const hung = createServer(() => undefined);
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
     const { port } = hung.address() as AddressInfo;
-    const src = source({ name: 'hung', url: `http://127.0.0.1:${port}/fleet.git`, requestTimeoutMs: 200 });
+    const src = source({
+      name: 'hung',
+      url: `http://127.0.0.1:${port}/fleet.git`,
+      requestTimeoutMs: 200,
+    });
     const t = Date.now();
     await src.poll();
     hung.closeAllConnections();
@@ -135,19 +158,28 @@ describe('GitSource against git http-backend', () => {
   test('an-incremental-read-after-adds-edits-and-deletes-equals-a-fresh-read', async () => {
     const src = source({ name: 'incremental' });
     await (await src.poll())!.readTree();
-    await pusher.commit({ 'bundles/x/bundle.yaml': 'kind: Bundle\n# edited\n', 'bundles/y/m/a.yaml': 'a\n', 'clusters/b.yaml': null });
+    await pusher.commit({
+      'bundles/x/bundle.yaml': 'kind: Bundle\n# edited\n',
+      'bundles/y/m/a.yaml': 'a\n',
+      'clusters/b.yaml': null,
+    });
     const snap = await src.poll();
     const incremental = await snap!.readTree();
-    const fresh = await source({ name: 'fresh' }).poll().then((s) => s!.readTree());
+    const fresh = await source({ name: 'fresh' })
+      .poll()
+      .then((s) => s!.readTree());
     assert.deepEqual(incremental.paths(), fresh.paths());
-    for (const p of fresh.paths()) assert.equal(incremental.read(p)?.toString(), fresh.read(p)?.toString(), p);
+    for (const p of fresh.paths())
+      assert.equal(incremental.read(p)?.toString(), fresh.read(p)?.toString(), p);
     assert.ok(!incremental.paths().includes('clusters/b.yaml'));
     assert.equal(incremental.read('bundles/x/bundle.yaml')?.toString(), 'kind: Bundle\n# edited\n');
   });
 
   test('credentials-never-reach-the-log', async () => {
     const lines: string[] = [];
-    const destination = new Writable({ write: (chunk: Buffer, _enc, cb) => (lines.push(chunk.toString()), cb()) });
+    const destination = new Writable({
+      write: (chunk: Buffer, _enc, cb) => (lines.push(chunk.toString()), cb()),
+    });
     const logger = createLogger({ name: 'test', level: 'debug', destination });
     await source({ name: 'logged', logger }).poll();
     await source({ name: 'logged2', logger, auth: { token: 'tok-very-secret' } }).poll();

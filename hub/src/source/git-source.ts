@@ -130,24 +130,41 @@ export class GitSource {
 
   constructor(opts: GitSourceOptions) {
     if (!isDnsLabel(opts.name)) throw new ConfigError('name', `"${opts.name}" is not a DNS label`);
-    if (!/^https?:\/\//.test(opts.url)) throw new ConfigError(`sources.${opts.name}.url`, 'must be an http(s) URL');
+    if (!/^https?:\/\//.test(opts.url))
+      throw new ConfigError(`sources.${opts.name}.url`, 'must be an http(s) URL');
     this.name = opts.name;
     this.url = opts.url;
-    this.ref = validateSourceRef(opts.ref ?? { kind: 'branch', name: opts.branch ?? 'main' }, `sources.${opts.name}`);
+    this.ref = validateSourceRef(
+      opts.ref ?? { kind: 'branch', name: opts.branch ?? 'main' },
+      `sources.${opts.name}`,
+    );
     this.state.ref = describeRef(this.ref);
     this.intervalMs = opts.pollIntervalMs ?? durations.sourcePollInterval;
     this.jitter = opts.jitter ?? durations.sourcePollJitter;
-    if (!(this.intervalMs > 0)) throw new ConfigError(`sources.${opts.name}.pollInterval`, 'must be positive');
-    if (!(this.jitter >= 0 && this.jitter <= 1)) throw new ConfigError(`sources.${opts.name}.jitter`, 'must be in 0..1');
+    if (!(this.intervalMs > 0))
+      throw new ConfigError(`sources.${opts.name}.pollInterval`, 'must be positive');
+    if (!(this.jitter >= 0 && this.jitter <= 1))
+      throw new ConfigError(`sources.${opts.name}.jitter`, 'must be in 0..1');
     this.verifier = opts.verifier;
     const secret = opts.webhookSecret;
     this.webhook = secret
-      ? { url: redactUrl(opts.url), secret, followsPushedRef: (r) => this.followsPushedRef(r), triggerNow: () => this.triggerNow() }
+      ? {
+          url: redactUrl(opts.url),
+          secret,
+          followsPushedRef: (r) => this.followsPushedRef(r),
+          triggerNow: () => this.triggerNow(),
+        }
       : undefined;
     this.backoff = new Backoff(
-      opts.backoff ?? { initialMs: Math.min(1000, this.intervalMs), maxMs: Math.max(300_000, this.intervalMs) },
+      opts.backoff ?? {
+        initialMs: Math.min(1000, this.intervalMs),
+        maxMs: Math.max(300_000, this.intervalMs),
+      },
     );
-    this.log = opts.logger.child({ [LogFields.component]: 'source', [LogFields.source]: opts.name });
+    this.log = opts.logger.child({
+      [LogFields.component]: 'source',
+      [LogFields.source]: opts.name,
+    });
     this.repo = new RepoCache({
       dir: join(opts.cacheDir, opts.name),
       url: opts.url,
@@ -248,7 +265,8 @@ export class GitSource {
       return false;
     }
     const previous = this.state.lastFetchedRevision;
-    if (this.state.consecutiveFailures > 0) this.log.info({ failures: this.state.consecutiveFailures }, 'fetch recovered');
+    if (this.state.consecutiveFailures > 0)
+      this.log.info({ failures: this.state.consecutiveFailures }, 'fetch recovered');
     this.state = {
       ...this.state,
       ref: describe,
@@ -262,7 +280,14 @@ export class GitSource {
     };
     this.backoff.reset();
     if (revision === previous && this.current) return true;
-    this.log.info({ [LogFields.revision]: revision, ref: describe, [LogFields.durationMs]: Date.now() - started }, 'new revision');
+    this.log.info(
+      {
+        [LogFields.revision]: revision,
+        ref: describe,
+        [LogFields.durationMs]: Date.now() - started,
+      },
+      'new revision',
+    );
     this.current = this.snapshot(revision);
     await this.emit(this.current);
     return true;
@@ -283,7 +308,14 @@ export class GitSource {
 
   private recordFailure(err: FlotillaError, extra: Partial<SourceStatus> = {}): void {
     const failures = this.state.consecutiveFailures + 1;
-    this.state = { ...this.state, ...extra, lastError: err.message, lastErrorAt: new Date(), lastErrorCode: err.code, consecutiveFailures: failures };
+    this.state = {
+      ...this.state,
+      ...extra,
+      lastError: err.message,
+      lastErrorAt: new Date(),
+      lastErrorCode: err.code,
+      consecutiveFailures: failures,
+    };
     // Message only: the error object of an HTTP failure can carry request headers.
     this.log.warn({ [LogFields.err]: err.message, code: err.code, failures }, 'fetch failed');
   }
@@ -293,7 +325,10 @@ export class GitSource {
       try {
         await listener(snapshot);
       } catch (err) {
-        this.log.error({ [LogFields.err]: errorMessage(err), [LogFields.revision]: snapshot.revision }, 'snapshot listener failed');
+        this.log.error(
+          { [LogFields.err]: errorMessage(err), [LogFields.revision]: snapshot.revision },
+          'snapshot listener failed',
+        );
       }
     }
   }
@@ -320,13 +355,18 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 // isomorphic-git's node client (simple-get) honours `timeout` in fetchOptions as a
 // socket idle timeout; it has none by default.
 function withTimeout(timeout: number): HttpClient {
-  return { request: (req) => http.request({ ...req, fetchOptions: { ...(req.fetchOptions as object), timeout } }) };
+  return {
+    request: (req) =>
+      http.request({ ...req, fetchOptions: { ...(req.fetchOptions as object), timeout } }),
+  };
 }
 
 function authHeaders(auth: GitAuth | undefined): Record<string, string> {
   if (!auth) return {};
   if ('token' in auth) return { authorization: `Bearer ${auth.token}` };
-  return { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+  return {
+    authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`,
+  };
 }
 
 /** Drops user:password@ from a URL so it can appear in messages. */
@@ -338,17 +378,31 @@ export function redactUrl(url: string): string {
 function classify(err: unknown, source: string, ref: string, url: string): FlotillaError {
   const where = `source "${source}" (${redactUrl(url)})`;
   if (err instanceof FlotillaError) {
-    return new FlotillaError(err.code, `${where}: ${err.message}`, { cause: err, retryable: err.retryable, ...(err.details ? { details: err.details } : {}) });
+    return new FlotillaError(err.code, `${where}: ${err.message}`, {
+      cause: err,
+      retryable: err.retryable,
+      ...(err.details ? { details: err.details } : {}),
+    });
   }
   const e = err as { code?: string; data?: { statusCode?: number } };
   if (e.code === 'HttpError' && (e.data?.statusCode === 401 || e.data?.statusCode === 403)) {
-    return new FlotillaError('UNAUTHENTICATED', `${where}: authentication failed (HTTP ${e.data.statusCode})`, { cause: err });
+    return new FlotillaError(
+      'UNAUTHENTICATED',
+      `${where}: authentication failed (HTTP ${e.data.statusCode})`,
+      { cause: err },
+    );
   }
   if (e.code === 'NotFoundError') {
-    return new FlotillaError('NOT_FOUND', `${where}: ${ref} not found`, { cause: err, retryable: true });
+    return new FlotillaError('NOT_FOUND', `${where}: ${ref} not found`, {
+      cause: err,
+      retryable: true,
+    });
   }
   if (e.code === 'HttpError' && e.data?.statusCode === 404) {
-    return new FlotillaError('NOT_FOUND', `${where}: repository not found (HTTP 404)`, { cause: err, retryable: true });
+    return new FlotillaError('NOT_FOUND', `${where}: repository not found (HTTP 404)`, {
+      cause: err,
+      retryable: true,
+    });
   }
   return new UnavailableError(`Git server for ${where}`, { cause: err });
 }

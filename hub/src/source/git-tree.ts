@@ -68,21 +68,38 @@ export async function readCommitTree(opts: CommitTreeOptions): Promise<RepoTree>
   for (const entry of top.tree) {
     if (!roots.has(entry.path)) continue;
     const sub = await readEntry(opts, cache, entry);
-    for (const [path, bytes] of sub.files) files.set(path === '' ? entry.path : `${entry.path}/${path}`, bytes);
-    for (const r of sub.rejected) rejected.push({ ...r, path: r.path === '' ? entry.path : `${entry.path}/${r.path}` });
+    for (const [path, bytes] of sub.files)
+      files.set(path === '' ? entry.path : `${entry.path}/${path}`, bytes);
+    for (const r of sub.rejected)
+      rejected.push({ ...r, path: r.path === '' ? entry.path : `${entry.path}/${r.path}` });
   }
   cache.rotate();
   return new MapRepoTree(files, rejected);
 }
 
 /** Files under one entry, paths relative to it ("" is the entry itself). */
-async function readEntry(opts: CommitTreeOptions, cache: SubtreeCache, entry: Entry): Promise<SubtreeFiles> {
+async function readEntry(
+  opts: CommitTreeOptions,
+  cache: SubtreeCache,
+  entry: Entry,
+): Promise<SubtreeFiles> {
   const { gitdir } = opts;
-  if (entry.type === 'commit') return { files: [], rejected: [{ path: '', reason: 'Git submodules are not supported in a fleet repo' }] };
-  if (entry.mode === MODE_SYMLINK) return { files: [], rejected: [{ path: '', reason: 'symbolic links are not allowed in a fleet repo' }] };
+  if (entry.type === 'commit')
+    return {
+      files: [],
+      rejected: [{ path: '', reason: 'Git submodules are not supported in a fleet repo' }],
+    };
+  if (entry.mode === MODE_SYMLINK)
+    return {
+      files: [],
+      rejected: [{ path: '', reason: 'symbolic links are not allowed in a fleet repo' }],
+    };
   if (entry.type === 'blob') {
     const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache: opts.cache });
-    return { files: [['', Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength)]], rejected: [] };
+    return {
+      files: [['', Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength)]],
+      rejected: [],
+    };
   }
   const hit = cache.get(entry.oid);
   if (hit) return hit;
@@ -91,8 +108,10 @@ async function readEntry(opts: CommitTreeOptions, cache: SubtreeCache, entry: En
   const rejected: RejectedEntry[] = [];
   for (const child of tree) {
     const sub = await readEntry(opts, cache, child);
-    for (const [path, bytes] of sub.files) files.push([path === '' ? child.path : `${child.path}/${path}`, bytes]);
-    for (const r of sub.rejected) rejected.push({ ...r, path: r.path === '' ? child.path : `${child.path}/${r.path}` });
+    for (const [path, bytes] of sub.files)
+      files.push([path === '' ? child.path : `${child.path}/${path}`, bytes]);
+    for (const r of sub.rejected)
+      rejected.push({ ...r, path: r.path === '' ? child.path : `${child.path}/${r.path}` });
   }
   const out = { files, rejected };
   cache.set(entry.oid, out);

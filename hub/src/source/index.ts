@@ -1,6 +1,13 @@
 // The source step: Git (or a local directory) → snapshots of the fleet repo. Named exports only.
 export { DEFAULT_REQUEST_TIMEOUT_MS, GitSource, redactUrl } from './git-source.js';
-export type { CommitCheck, GitAuth, GitSourceOptions, SnapshotListener, SourceSnapshot, SourceStatus } from './git-source.js';
+export type {
+  CommitCheck,
+  GitAuth,
+  GitSourceOptions,
+  SnapshotListener,
+  SourceSnapshot,
+  SourceStatus,
+} from './git-source.js';
 export { FLEET_ROOTS, MapRepoTree, compareBytes, readDirectoryTree } from './tree.js';
 export type { DirectoryTreeOptions, RejectedEntry, RepoTree } from './tree.js';
 export { SubtreeCache, readCommitTree } from './git-tree.js';
@@ -9,6 +16,13 @@ export { describeRef, refMayMove, resolveRef, validateSourceRef } from './refs.j
 export type { ResolvedRef, ServerRef, SourceRef } from './refs.js';
 export { CommitVerifier, UntrustedCommitError } from './verify.js';
 export type { SignedCommit, UntrustedReason } from './verify.js';
-export { WEBHOOK_MAX_BODY_BYTES, WebhookHandler, detectProvider, parsePush, readWebhookSecret, sameRepository } from './webhook.js';
+export {
+  WEBHOOK_MAX_BODY_BYTES,
+  WebhookHandler,
+  detectProvider,
+  parsePush,
+  readWebhookSecret,
+  sameRepository,
+} from './webhook.js';
 export type { WebhookProvider, WebhookResponse, WebhookTarget, WebhookTargets } from './webhook.js';
 export { createGitSource } from './from-config.js';

@@ -32,8 +32,14 @@ test('an-annotated-tag-resolves-to-its-commit', () => {
 });
 
 test('pre-releases-match-only-a-range-that-names-one', () => {
-  assert.equal(resolveRef({ kind: 'semver', range: '>=1.4.0-rc.0 <1.5.0' }, REFS).fetchRef, 'refs/tags/v1.4.0-rc.1');
-  assert.throws(() => resolveRef({ kind: 'semver', range: '1.4.x' }, REFS), /no tag matches semver range "1.4.x"/);
+  assert.equal(
+    resolveRef({ kind: 'semver', range: '>=1.4.0-rc.0 <1.5.0' }, REFS).fetchRef,
+    'refs/tags/v1.4.0-rc.1',
+  );
+  assert.throws(
+    () => resolveRef({ kind: 'semver', range: '1.4.x' }, REFS),
+    /no tag matches semver range "1.4.x"/,
+  );
 });
 
 test('branch-tag-and-commit-resolve-and-missing-ones-are-not-found', () => {
@@ -41,7 +47,11 @@ test('branch-tag-and-commit-resolve-and-missing-ones-are-not-found', () => {
   assert.equal(resolveRef({ kind: 'tag', name: 'v1.2.3' }, REFS).fetchRef, 'refs/tags/v1.2.3');
   assert.equal(resolveRef({ kind: 'commit', sha: sha('4') }, REFS).fetchRef, 'refs/tags/v1.3.0');
   assert.equal(resolveRef({ kind: 'commit', sha: sha('9') }, REFS).fetchRef, sha('9'));
-  assert.throws(() => resolveRef({ kind: 'branch', name: 'dev' }, REFS), (e: Error & { code?: string }) => e.code === 'NOT_FOUND' && /branch "dev" not found/.test(e.message));
+  assert.throws(
+    () => resolveRef({ kind: 'branch', name: 'dev' }, REFS),
+    (e: Error & { code?: string }) =>
+      e.code === 'NOT_FOUND' && /branch "dev" not found/.test(e.message),
+  );
   assert.throws(() => resolveRef({ kind: 'tag', name: 'v9' }, REFS), /tag "v9" not found/);
 });
 
@@ -55,10 +65,22 @@ test('bad-refs-in-config-are-errors-naming-the-field', () => {
     }
     return 'no error';
   };
-  assert.equal(field(() => validateSourceRef({ kind: 'semver', range: 'not a range' }, 'sources[0]')), 'sources[0].semver');
-  assert.equal(field(() => validateSourceRef({ kind: 'commit', sha: 'abc123' }, 'sources[0]')), 'sources[0].commit');
-  assert.equal(field(() => validateSourceRef({ kind: 'branch', name: 'refs/heads/main' }, 's')), 's.branch');
-  assert.equal(field(() => validateSourceRef({ kind: 'tag', name: 'a b' }, 's')), 's.tag');
+  assert.equal(
+    field(() => validateSourceRef({ kind: 'semver', range: 'not a range' }, 'sources[0]')),
+    'sources[0].semver',
+  );
+  assert.equal(
+    field(() => validateSourceRef({ kind: 'commit', sha: 'abc123' }, 'sources[0]')),
+    'sources[0].commit',
+  );
+  assert.equal(
+    field(() => validateSourceRef({ kind: 'branch', name: 'refs/heads/main' }, 's')),
+    's.branch',
+  );
+  assert.equal(
+    field(() => validateSourceRef({ kind: 'tag', name: 'a b' }, 's')),
+    's.tag',
+  );
 });
 
 test('pushes-that-can-move-a-source-are-recognized', () => {

@@ -35,15 +35,25 @@ export function validateSourceRef(ref: SourceRef, field: string): SourceRef {
     case 'branch':
     case 'tag':
       if (!/^[^\s~^:?*[\\]+$/.test(ref.name) || ref.name.startsWith('refs/')) {
-        throw new ConfigError(`${field}.${ref.kind}`, `"${ref.name}" is not a valid short ${ref.kind} name`);
+        throw new ConfigError(
+          `${field}.${ref.kind}`,
+          `"${ref.name}" is not a valid short ${ref.kind} name`,
+        );
       }
       return ref;
     case 'commit':
-      if (!SHA_RE.test(ref.sha)) throw new ConfigError(`${field}.commit`, 'must be a full 40-character lower-case commit SHA');
+      if (!SHA_RE.test(ref.sha))
+        throw new ConfigError(
+          `${field}.commit`,
+          'must be a full 40-character lower-case commit SHA',
+        );
       return ref;
     case 'semver':
       if (semver.validRange(ref.range) === null) {
-        throw new ConfigError(`${field}.semver`, `"${ref.range}" is not a semver range (e.g. "v1.2.x", "^1.2.0", ">=1.0.0 <2.0.0")`);
+        throw new ConfigError(
+          `${field}.semver`,
+          `"${ref.range}" is not a semver range (e.g. "v1.2.x", "^1.2.0", ">=1.0.0 <2.0.0")`,
+        );
       }
       return ref;
   }
@@ -88,11 +98,23 @@ export function resolveRef(ref: SourceRef, refs: readonly ServerRef[]): Resolved
       return { fetchRef: r?.ref ?? ref.sha, commit: ref.sha, describe: describeRef(ref) };
     }
     case 'semver': {
-      const tags = refs.filter((r) => r.ref.startsWith('refs/tags/')).map((r) => r.ref.slice('refs/tags/'.length));
-      const best = semver.maxSatisfying(tags.filter((t) => semver.valid(t) !== null), ref.range);
-      if (best === null) throw notFound(`no tag matches semver range "${ref.range}" (${tags.length} tags on the server)`);
+      const tags = refs
+        .filter((r) => r.ref.startsWith('refs/tags/'))
+        .map((r) => r.ref.slice('refs/tags/'.length));
+      const best = semver.maxSatisfying(
+        tags.filter((t) => semver.valid(t) !== null),
+        ref.range,
+      );
+      if (best === null)
+        throw notFound(
+          `no tag matches semver range "${ref.range}" (${tags.length} tags on the server)`,
+        );
       const r = byName.get(`refs/tags/${best}`) as ServerRef;
-      return { fetchRef: r.ref, commit: commitOf(r), describe: `tag ${best} (semver ${ref.range})` };
+      return {
+        fetchRef: r.ref,
+        commit: commitOf(r),
+        describe: `tag ${best} (semver ${ref.range})`,
+      };
     }
   }
 }

@@ -4,7 +4,11 @@ import { ConfigError } from '@flotilla/common';
 import { compileHubConfig } from '../config/hub-config.js';
 
 const compile = (source: Record<string, unknown>): ReturnType<typeof compileHubConfig> =>
-  compileHubConfig({ sources: [{ name: 'fleet', url: 'https://git.example.com/fleet.git', ...source }] }, 'hub.yaml', { defaultCacheDir: '/tmp/c' });
+  compileHubConfig(
+    { sources: [{ name: 'fleet', url: 'https://git.example.com/fleet.git', ...source }] },
+    'hub.yaml',
+    { defaultCacheDir: '/tmp/c' },
+  );
 
 const fieldOf = (source: Record<string, unknown>): string => {
   try {
@@ -19,8 +23,14 @@ const fieldOf = (source: Record<string, unknown>): string => {
 test('a-source-follows-a-branch-by-default-or-one-of-tag-commit-semver', () => {
   assert.deepEqual(compile({}).sources[0]?.ref, { kind: 'branch', name: 'main' });
   assert.deepEqual(compile({ tag: 'v1.0.0' }).sources[0]?.ref, { kind: 'tag', name: 'v1.0.0' });
-  assert.deepEqual(compile({ semver: '^1.2.0' }).sources[0]?.ref, { kind: 'semver', range: '^1.2.0' });
-  assert.deepEqual(compile({ commit: 'a'.repeat(40) }).sources[0]?.ref, { kind: 'commit', sha: 'a'.repeat(40) });
+  assert.deepEqual(compile({ semver: '^1.2.0' }).sources[0]?.ref, {
+    kind: 'semver',
+    range: '^1.2.0',
+  });
+  assert.deepEqual(compile({ commit: 'a'.repeat(40) }).sources[0]?.ref, {
+    kind: 'commit',
+    sha: 'a'.repeat(40),
+  });
 });
 
 test('bad-source-refs-and-sections-are-errors-naming-the-field', () => {
@@ -35,7 +45,8 @@ test('bad-source-refs-and-sections-are-errors-naming-the-field', () => {
 });
 
 test('webhook-and-verify-sections-compile', () => {
-  const s = compile({ webhook: { secretEnv: 'HOOK' }, verify: { openpgpKeys: ['/keys/a.asc'] } }).sources[0];
+  const s = compile({ webhook: { secretEnv: 'HOOK' }, verify: { openpgpKeys: ['/keys/a.asc'] } })
+    .sources[0];
   assert.deepEqual(s?.webhook, { secretEnv: 'HOOK' });
   assert.deepEqual(s?.verify, { openpgpKeyFiles: ['/keys/a.asc'] });
 });

@@ -26,7 +26,9 @@ export interface TestGitServer {
 }
 
 /** Starts a Git server on 127.0.0.1; with `auth`, requests without those Basic credentials get 401. */
-export async function startTestGitServer(opts: { auth?: { username: string; password: string } } = {}): Promise<TestGitServer> {
+export async function startTestGitServer(
+  opts: { auth?: { username: string; password: string } } = {},
+): Promise<TestGitServer> {
   const root = await mkdtemp(join(tmpdir(), 'flotilla-git-'));
   const expected = opts.auth
     ? `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`
@@ -40,13 +42,21 @@ export async function startTestGitServer(opts: { auth?: { username: string; pass
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const creds = opts.auth ? `${encodeURIComponent(opts.auth.username)}:${encodeURIComponent(opts.auth.password)}@` : '';
+  const creds = opts.auth
+    ? `${encodeURIComponent(opts.auth.username)}:${encodeURIComponent(opts.auth.password)}@`
+    : '';
   return {
     root,
     url: (repo) => `http://127.0.0.1:${port}/${repo}.git`,
     pushUrl: (repo) => `http://${creds}127.0.0.1:${port}/${repo}.git`,
     async createRepo(repo, branch = 'main') {
-      await run('git', ['init', '--bare', '--quiet', `--initial-branch=${branch}`, join(root, `${repo}.git`)]);
+      await run('git', [
+        'init',
+        '--bare',
+        '--quiet',
+        `--initial-branch=${branch}`,
+        join(root, `${repo}.git`),
+      ]);
     },
     async close() {
       server.closeAllConnections();
@@ -112,7 +122,8 @@ export interface TestPusher {
 /** Creates a work tree that pushes to `remoteUrl` (credentials may be embedded). */
 export async function createPusher(remoteUrl: string, branch = 'main'): Promise<TestPusher> {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-work-'));
-  const git = async (...args: string[]): Promise<string> => (await run('git', ['-C', dir, ...args])).stdout.trim();
+  const git = async (...args: string[]): Promise<string> =>
+    (await run('git', ['-C', dir, ...args])).stdout.trim();
   await git('init', '--quiet', `--initial-branch=${branch}`);
   await git('config', 'user.email', 'test@flotilla.dev');
   await git('config', 'user.name', 'test');

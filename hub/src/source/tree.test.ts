@@ -31,16 +31,20 @@ describe('readDirectoryTree', () => {
 
   test('reads-only-the-fleet-roots-sorted-by-path', async () => {
     const tree = await readDirectoryTree(dir);
-    assert.deepEqual(tree.paths(), ['bundles/x/manifests/b.yaml', 'bundles/x/manifests/z.yaml', 'clusters/a.yaml']);
+    assert.deepEqual(tree.paths(), [
+      'bundles/x/manifests/b.yaml',
+      'bundles/x/manifests/z.yaml',
+      'clusters/a.yaml',
+    ]);
     assert.equal(tree.read('clusters/a.yaml')?.toString(), 'a');
   });
 
   test('symlinks-are-rejected-and-never-followed-out-of-the-repo', async () => {
     const tree = await readDirectoryTree(dir);
-    assert.deepEqual(
-      tree.rejected.map((r) => r.path).sort(),
-      ['bundles/escape', 'bundles/x/manifests/link.yaml'],
-    );
+    assert.deepEqual(tree.rejected.map((r) => r.path).sort(), [
+      'bundles/escape',
+      'bundles/x/manifests/link.yaml',
+    ]);
     assert.ok(!tree.paths().some((p) => p.includes('secret') || p.startsWith('bundles/escape')));
     assert.match(tree.rejected[0]?.reason ?? '', /symbolic links are not allowed/);
   });

@@ -66,14 +66,23 @@ export interface DirectoryTreeOptions {
  * outside the repo, and a Git commit would not carry their target's content): they are
  * listed in `rejected` instead.
  */
-export async function readDirectoryTree(dir: string, opts: DirectoryTreeOptions = {}): Promise<RepoTree> {
+export async function readDirectoryTree(
+  dir: string,
+  opts: DirectoryTreeOptions = {},
+): Promise<RepoTree> {
   const root = await realpath(dir);
   const files = new Map<string, Buffer>();
   const rejected: RejectedEntry[] = [];
   for (const top of opts.roots ?? FLEET_ROOTS) {
     const st = await lstat(join(root, top)).catch(() => undefined);
     if (!st) continue;
-    await walk(root, top, st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'other', files, rejected);
+    await walk(
+      root,
+      top,
+      st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'other',
+      files,
+      rejected,
+    );
   }
   return new MapRepoTree(files, rejected);
 }
@@ -99,7 +108,13 @@ async function walk(
       return;
     case 'dir':
       for (const e of await readdir(join(root, rel), { withFileTypes: true })) {
-        const k: EntryKind = e.isSymbolicLink() ? 'symlink' : e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other';
+        const k: EntryKind = e.isSymbolicLink()
+          ? 'symlink'
+          : e.isDirectory()
+            ? 'dir'
+            : e.isFile()
+              ? 'file'
+              : 'other';
         await walk(root, `${rel}/${e.name}`, k, files, rejected);
       }
   }

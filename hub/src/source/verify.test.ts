@@ -54,13 +54,19 @@ describe('CommitVerifier on commits written by isomorphic-git', () => {
       dir,
       message,
       author: { name: 'a', email: 'a@example.com' },
-      ...(key ? { signingKey: key.privateKey, onSign: async ({ payload }) => ({ signature: await sign(payload, key) }) } : {}),
+      ...(key
+        ? {
+            signingKey: key.privateKey,
+            onSign: async ({ payload }) => ({ signature: await sign(payload, key) }),
+          }
+        : {}),
     });
     const read = await git.readCommit({ fs, dir, oid });
     return { oid, gpgsig: read.commit.gpgsig, payload: read.payload };
   };
 
-  const reason = (err: unknown): string => (err instanceof UntrustedCommitError ? err.reason : `not untrusted: ${String(err)}`);
+  const reason = (err: unknown): string =>
+    err instanceof UntrustedCommitError ? err.reason : `not untrusted: ${String(err)}`;
 
   test('a-commit-signed-by-a-trusted-key-is-accepted', async () => {
     const c = await commit(trusted, 'signed by alice');
@@ -70,12 +76,20 @@ describe('CommitVerifier on commits written by isomorphic-git', () => {
 
   test('an-unsigned-commit-is-refused-as-unsigned', async () => {
     const c = await commit(undefined, 'unsigned');
-    await assert.rejects(verifier.verify(c), (err) => reason(err) === 'unsigned' && /is not signed/.test((err as Error).message));
+    await assert.rejects(
+      verifier.verify(c),
+      (err) => reason(err) === 'unsigned' && /is not signed/.test((err as Error).message),
+    );
   });
 
   test('a-commit-signed-by-an-unknown-key-is-refused-naming-the-key', async () => {
     const c = await commit(stranger, 'signed by mallory');
-    await assert.rejects(verifier.verify(c), (err) => reason(err) === 'unknown-key' && /signed by key [0-9A-F]{16}, which is not trusted/.test((err as Error).message));
+    await assert.rejects(
+      verifier.verify(c),
+      (err) =>
+        reason(err) === 'unknown-key' &&
+        /signed by key [0-9A-F]{16}, which is not trusted/.test((err as Error).message),
+    );
   });
 
   test('a-tampered-payload-fails-as-a-bad-signature', async () => {
@@ -87,18 +101,33 @@ describe('CommitVerifier on commits written by isomorphic-git', () => {
   test('an-ssh-signature-is-refused-as-unsupported', async () => {
     const c = await commit(undefined, 'ssh');
     const sshSig = '-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n';
-    await assert.rejects(verifier.verify({ ...c, gpgsig: sshSig }), (err) => reason(err) === 'unsupported-signature');
+    await assert.rejects(
+      verifier.verify({ ...c, gpgsig: sshSig }),
+      (err) => reason(err) === 'unsupported-signature',
+    );
   });
 
   test('a-garbled-signature-is-a-bad-signature-not-a-crash', async () => {
     const c = await commit(undefined, 'garbled');
     const bad = '-----BEGIN PGP SIGNATURE-----\n\nnot base64 at all\n-----END PGP SIGNATURE-----\n';
-    await assert.rejects(verifier.verify({ ...c, gpgsig: bad }), (err) => reason(err) === 'bad-signature');
+    await assert.rejects(
+      verifier.verify({ ...c, gpgsig: bad }),
+      (err) => reason(err) === 'bad-signature',
+    );
   });
 
   test('a-key-file-that-is-not-a-public-key-is-a-config-error-naming-the-field', async () => {
-    await assert.rejects(CommitVerifier.fromArmored([{ text: 'hello', field: 'sources[0].verify.openpgpKeys[0]' }]), (err) => err instanceof ConfigError && err.field === 'sources[0].verify.openpgpKeys[0]');
-    await assert.rejects(CommitVerifier.fromArmored([{ text: trusted.privateKey, field: 'k' }]), /contains a private key/);
-    await assert.rejects(CommitVerifier.fromFiles(['/nonexistent/key.asc'], 'keys'), (err) => err instanceof ConfigError && err.field === 'keys[0]');
+    await assert.rejects(
+      CommitVerifier.fromArmored([{ text: 'hello', field: 'sources[0].verify.openpgpKeys[0]' }]),
+      (err) => err instanceof ConfigError && err.field === 'sources[0].verify.openpgpKeys[0]',
+    );
+    await assert.rejects(
+      CommitVerifier.fromArmored([{ text: trusted.privateKey, field: 'k' }]),
+      /contains a private key/,
+    );
+    await assert.rejects(
+      CommitVerifier.fromFiles(['/nonexistent/key.asc'], 'keys'),
+      (err) => err instanceof ConfigError && err.field === 'keys[0]',
+    );
   });
 });

@@ -7,7 +7,14 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { ConfigError, FlotillaError, LogFields, NotFoundError, TooLargeError, ValidationError } from '@flotilla/common';
+import {
+  ConfigError,
+  FlotillaError,
+  LogFields,
+  NotFoundError,
+  TooLargeError,
+  ValidationError,
+} from '@flotilla/common';
 import type { Logger } from '@flotilla/common';
 
 /** Largest accepted webhook body (1 MiB): push payloads are a few KiB; GitHub caps them at 25 MB. */
@@ -53,28 +60,49 @@ export class WebhookHandler {
       const body = await readBody(req, this.maxBodyBytes);
       return this.receive(source, target, req.headers, body);
     } catch (err) {
-      const e = err instanceof FlotillaError ? err : new ValidationError(`cannot read the request: ${(err as Error).message}`);
-      const status = { UNAUTHENTICATED: 401, NOT_FOUND: 404, TOO_LARGE: 413 }[e.code as string] ?? (e.code === 'VALIDATION_FAILED' ? 400 : 500);
-      this.log.warn({ [LogFields.source]: source, code: e.code, [LogFields.err]: e.message }, 'webhook refused');
+      const e =
+        err instanceof FlotillaError
+          ? err
+          : new ValidationError(`cannot read the request: ${(err as Error).message}`);
+      const status =
+        { UNAUTHENTICATED: 401, NOT_FOUND: 404, TOO_LARGE: 413 }[e.code as string] ??
+        (e.code === 'VALIDATION_FAILED' ? 400 : 500);
+      this.log.warn(
+        { [LogFields.source]: source, code: e.code, [LogFields.err]: e.message },
+        'webhook refused',
+      );
       return { status, body: { error: { code: e.code, message: e.message } } };
     }
   }
 
   /** Checks an already-read request against a target; throws FlotillaError for a refusal. */
-  receive(source: string, target: WebhookTarget, headers: IncomingHttpHeaders, body: Buffer): WebhookResponse {
+  receive(
+    source: string,
+    target: WebhookTarget,
+    headers: IncomingHttpHeaders,
+    body: Buffer,
+  ): WebhookResponse {
     const provider = detectProvider(headers);
     authenticate(provider, headers, body, target.secret);
     const event = eventName(provider, headers);
     if (event === 'ping') return { status: 200, body: { triggered: false, reason: 'ping' } };
     if (!isPushEvent(provider, event)) {
-      return { status: 202, body: { triggered: false, reason: `event "${event}" is not a push; ignored` } };
+      return {
+        status: 202,
+        body: { triggered: false, reason: `event "${event}" is not a push; ignored` },
+      };
     }
     const push = parsePush(body);
     if (!push.urls.some((u) => sameRepository(u, target.url))) {
-      throw new ValidationError(`payload is for repository ${push.urls[0] ?? '(none)'}, but source "${source}" fetches ${stripCredentials(target.url)}`);
+      throw new ValidationError(
+        `payload is for repository ${push.urls[0] ?? '(none)'}, but source "${source}" fetches ${stripCredentials(target.url)}`,
+      );
     }
     if (!target.followsPushedRef(push.ref)) {
-      return { status: 202, body: { triggered: false, reason: `source "${source}" does not follow ${push.ref}` } };
+      return {
+        status: 202,
+        body: { triggered: false, reason: `source "${source}" does not follow ${push.ref}` },
+      };
     }
     target.triggerNow();
     this.log.info({ [LogFields.source]: source, provider, ref: push.ref }, 'webhook: fetching now');
@@ -112,11 +140,15 @@ export function detectProvider(headers: IncomingHttpHeaders): WebhookProvider {
   if (header(headers, 'x-gitea-event') !== undefined) return 'gitea';
   if (header(headers, 'x-gitlab-event') !== undefined) return 'gitlab';
   if (header(headers, 'x-github-event') !== undefined) return 'github';
-  throw new ValidationError('unknown webhook sender: expected an X-GitHub-Event, X-Gitea-Event or X-Gitlab-Event header');
+  throw new ValidationError(
+    'unknown webhook sender: expected an X-GitHub-Event, X-Gitea-Event or X-Gitlab-Event header',
+  );
 }
 
 function eventName(provider: WebhookProvider, headers: IncomingHttpHeaders): string {
-  const name = { github: 'x-github-event', gitea: 'x-gitea-event', gitlab: 'x-gitlab-event' }[provider];
+  const name = { github: 'x-github-event', gitea: 'x-gitea-event', gitlab: 'x-gitlab-event' }[
+    provider
+  ];
   return header(headers, name) ?? '';
 }
 
@@ -125,11 +157,17 @@ function isPushEvent(provider: WebhookProvider, event: string): boolean {
   return event === 'push'; // a tag push also arrives as "push"; "create" carries no full ref
 }
 
-function authenticate(provider: WebhookProvider, headers: IncomingHttpHeaders, body: Buffer, secret: string): void {
+function authenticate(
+  provider: WebhookProvider,
+  headers: IncomingHttpHeaders,
+  body: Buffer,
+  secret: string,
+): void {
   if (provider === 'gitlab') {
     const token = header(headers, 'x-gitlab-token');
     if (token === undefined) throw unauthenticated('missing X-Gitlab-Token header');
-    if (!constantTimeEqual(Buffer.from(token), Buffer.from(secret))) throw unauthenticated('X-Gitlab-Token does not match');
+    if (!constantTimeEqual(Buffer.from(token), Buffer.from(secret)))
+      throw unauthenticated('X-Gitlab-Token does not match');
     return;
   }
   const expected = createHmac('sha256', secret).update(body).digest();
@@ -165,21 +203,37 @@ export function parsePush(body: Buffer): Push {
   try {
     payload = JSON.parse(body.toString('utf8'));
   } catch {
-    throw new ValidationError('webhook body is not JSON (configure the webhook with content type application/json)');
+    throw new ValidationError(
+      'webhook body is not JSON (configure the webhook with content type application/json)',
+    );
   }
-  if (typeof payload !== 'object' || payload === null) throw new ValidationError('webhook body is not a JSON object');
+  if (typeof payload !== 'object' || payload === null)
+    throw new ValidationError('webhook body is not a JSON object');
   const p = payload as Record<string, unknown>;
-  if (typeof p.ref !== 'string' || !p.ref.startsWith('refs/')) throw new ValidationError('push payload has no "ref" (refs/heads/… or refs/tags/…)');
+  if (typeof p.ref !== 'string' || !p.ref.startsWith('refs/'))
+    throw new ValidationError('push payload has no "ref" (refs/heads/… or refs/tags/…)');
   const urls: string[] = [];
   for (const key of ['repository', 'project']) {
     const repo = p[key];
     if (typeof repo !== 'object' || repo === null) continue;
-    for (const field of ['clone_url', 'html_url', 'git_http_url', 'web_url', 'homepage', 'url', 'ssh_url', 'git_ssh_url']) {
+    for (const field of [
+      'clone_url',
+      'html_url',
+      'git_http_url',
+      'web_url',
+      'homepage',
+      'url',
+      'ssh_url',
+      'git_ssh_url',
+    ]) {
       const v = (repo as Record<string, unknown>)[field];
       if (typeof v === 'string' && v !== '') urls.push(v);
     }
   }
-  if (urls.length === 0) throw new ValidationError('push payload names no repository URL (repository.clone_url or project.git_http_url)');
+  if (urls.length === 0)
+    throw new ValidationError(
+      'push payload names no repository URL (repository.clone_url or project.git_http_url)',
+    );
   return { ref: p.ref, urls };
 }
 
@@ -222,11 +276,19 @@ export async function readWebhookSecret(
     try {
       value = (await readFile(from.secretFile, 'utf8')).trim();
     } catch (err) {
-      throw new ConfigError(`${field}.secretFile`, `cannot read ${from.secretFile}: ${(err as Error).message}`, { cause: err });
+      throw new ConfigError(
+        `${field}.secretFile`,
+        `cannot read ${from.secretFile}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   } else if (from.secretEnv) {
     value = env[from.secretEnv]?.trim();
-    if (!value) throw new ConfigError(`${field}.secretEnv`, `environment variable ${from.secretEnv} is not set`);
+    if (!value)
+      throw new ConfigError(
+        `${field}.secretEnv`,
+        `environment variable ${from.secretEnv} is not set`,
+      );
   }
   if (!value) throw new ConfigError(field, 'the webhook secret is empty');
   return value;

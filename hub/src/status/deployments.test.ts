@@ -9,15 +9,30 @@ const REV = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 
 function model() {
   const clock = { now: Date.parse('2026-11-26T12:00:00Z') };
-  const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger(), now: () => clock.now });
+  const status = new FleetStatus({
+    offlineAfterMs: 45_000,
+    logger: silentLogger(),
+    now: () => clock.now,
+  });
   const bundles = [
     { name: 'app', digest: 'sha256:app1' },
     { name: 'db', digest: 'sha256:db1' },
   ];
   status.setFleet(
-    ['edge-1', 'edge-2', 'edge-3'].map((name) => ({ name, labels: { env: 'prod' }, desired: { revision: REV, digest: 'sha256:d1', bundles } })),
+    ['edge-1', 'edge-2', 'edge-3'].map((name) => ({
+      name,
+      labels: { env: 'prod' },
+      desired: { revision: REV, digest: 'sha256:d1', bundles },
+    })),
   );
-  for (const c of ['edge-1', 'edge-2']) status.connected(c, `s-${c}`, { cluster: c, agentVersion: '', appliedDigest: '', appliedRevision: '', protocolVersion: 1 });
+  for (const c of ['edge-1', 'edge-2'])
+    status.connected(c, `s-${c}`, {
+      cluster: c,
+      agentVersion: '',
+      appliedDigest: '',
+      appliedRevision: '',
+      protocolVersion: 1,
+    });
   return { status, clock };
 }
 
@@ -25,9 +40,15 @@ const at = (s: number) => new Date(Date.parse('2026-11-26T11:00:00Z') + s * 1000
 
 test('deployments-show-per-bundle-state-and-drift', () => {
   const { status } = model();
-  status.foldEvent('applied', appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1)));
+  status.foldEvent(
+    'applied',
+    appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1)),
+  );
   status.foldEvent('drift-detected', driftEvent('edge-1', 'app', at(2)));
-  status.foldEvent('health-changed', createEvent('edge-1', 'health-changed', { bundle: 'db', health: 'Degraded' }, at(3)));
+  status.foldEvent(
+    'health-changed',
+    createEvent('edge-1', 'health-changed', { bundle: 'db', health: 'Degraded' }, at(3)),
+  );
   const d = status.describe('edge-1');
   assert.equal(d?.cluster.state, 'Ready');
   assert.deepEqual(
@@ -38,7 +59,10 @@ test('deployments-show-per-bundle-state-and-drift', () => {
     ],
   );
   assert.equal(d?.cluster.lastConverged, at(1).toISOString());
-  status.foldEvent('drift-corrected', driftEvent('edge-1', 'app', at(4), { kind: 'drift-corrected' }));
+  status.foldEvent(
+    'drift-corrected',
+    driftEvent('edge-1', 'app', at(4), { kind: 'drift-corrected' }),
+  );
   assert.equal(status.describe('edge-1')?.deployments[0]?.state, 'Ready');
 });
 
@@ -49,20 +73,33 @@ test('a-redelivered-drift-event-is-counted-once', () => {
   status.onDrift((_c, d) => seen.push(d));
   assert.equal(status.foldEvent('drift-detected', ev), 'folded');
   assert.equal(status.foldEvent('drift-detected', ev), 'stale');
-  assert.equal(status.foldEvent('drift-detected', driftEvent('edge-1', 'app', at(1))), 'stale', 'older event');
+  assert.equal(
+    status.foldEvent('drift-detected', driftEvent('edge-1', 'app', at(1))),
+    'stale',
+    'older event',
+  );
   assert.equal(status.describe('edge-1')?.deployments[0]?.driftEvents, 1);
   assert.equal(seen.length, 1);
 });
 
 test('bundle-summaries-count-every-cluster-per-state', () => {
   const { status } = model();
-  status.foldEvent('applied', appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1)));
+  status.foldEvent(
+    'applied',
+    appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1)),
+  );
   status.foldEvent(
     'apply-failed',
-    appliedEvent('edge-2', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1), { result: 'partial', failures: { db: ['StatefulSet/apps/db: invalid'] } }),
+    appliedEvent('edge-2', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1), {
+      result: 'partial',
+      failures: { db: ['StatefulSet/apps/db: invalid'] },
+    }),
   );
   const summaries = status.bundleSummaries();
-  assert.deepEqual(summaries.map((b) => b.name), ['app', 'db']);
+  assert.deepEqual(
+    summaries.map((b) => b.name),
+    ['app', 'db'],
+  );
   const app = summaries[0]?.states;
   const db = summaries[1]?.states;
   assert.equal(summaries[0]?.clusters, 3);
@@ -70,14 +107,26 @@ test('bundle-summaries-count-every-cluster-per-state', () => {
   assert.deepEqual([app?.Ready, app?.Failed, app?.Pending], [2, 0, 1]);
   assert.deepEqual([db?.Ready, db?.Failed, db?.Pending], [1, 1, 1]);
   const failed = status.deployments({ state: 'Failed', bundle: 'db' });
-  assert.deepEqual(failed.map((d) => [d.cluster, d.lastError]), [['edge-2', 'StatefulSet/apps/db: invalid']]);
+  assert.deepEqual(
+    failed.map((d) => [d.cluster, d.lastError]),
+    [['edge-2', 'StatefulSet/apps/db: invalid']],
+  );
 });
 
 test('clusters-can-be-found-by-revision-and-bundle-digest', () => {
   const { status } = model();
-  status.foldEvent('applied', appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1)));
-  assert.deepEqual(status.list({ revision: REV.slice(0, 7) }).map((c) => c.name), ['edge-1']);
-  assert.deepEqual(status.list({ bundleDigest: 'sha256:db1' }).map((c) => c.name), ['edge-1']);
+  status.foldEvent(
+    'applied',
+    appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1)),
+  );
+  assert.deepEqual(
+    status.list({ revision: REV.slice(0, 7) }).map((c) => c.name),
+    ['edge-1'],
+  );
+  assert.deepEqual(
+    status.list({ bundleDigest: 'sha256:db1' }).map((c) => c.name),
+    ['edge-1'],
+  );
   assert.deepEqual(status.list({ bundleDigest: 'sha256:nope' }), []);
 });
 
@@ -91,7 +140,13 @@ test('offline-transitions-are-notified-by-the-sweep', async () => {
   status.sweep();
   status.sweep();
   assert.deepEqual(seen, ['edge-1:Progressing>OutOfSync', 'edge-1:OutOfSync>Offline']);
-  status.connected('edge-1', 's2', { cluster: 'edge-1', agentVersion: '', appliedDigest: 'sha256:d1', appliedRevision: REV, protocolVersion: 1 });
+  status.connected('edge-1', 's2', {
+    cluster: 'edge-1',
+    agentVersion: '',
+    appliedDigest: 'sha256:d1',
+    appliedRevision: REV,
+    protocolVersion: 1,
+  });
   await new Promise((r) => setImmediate(r));
   assert.equal(seen.at(-1), 'edge-1:Offline>Ready');
 });
@@ -102,7 +157,11 @@ test('drift-per-object-ends-the-same-in-any-delivery-order', () => {
     ['drift-detected', driftEvent('edge-1', 'app', at(2), { name: 'b' })],
     ['drift-corrected', driftEvent('edge-1', 'app', at(3), { name: 'a', kind: 'drift-corrected' })],
   ] as const;
-  for (const order of [[0, 1, 2], [2, 1, 0], [1, 2, 0, 0, 2]]) {
+  for (const order of [
+    [0, 1, 2],
+    [2, 1, 0],
+    [1, 2, 0, 0, 2],
+  ]) {
     const { status } = model();
     for (const i of order) status.foldEvent(events[i]![0], events[i]![1]);
     const app = status.describe('edge-1')?.deployments[0];

@@ -4,10 +4,20 @@ import type { BundleFacts, BundleStatus, ClusterRecord, ClusterState } from './m
 import { emptyFacts } from './model.js';
 
 /** What a user sees for one bundle on one cluster. */
-export type DeploymentState = 'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | 'Drifted' | 'Degraded' | 'Failed' | 'Offline';
+export type DeploymentState =
+  'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | 'Drifted' | 'Degraded' | 'Failed' | 'Offline';
 
 /** Every deployment state, in display order. */
-export const DEPLOYMENT_STATES: readonly DeploymentState[] = ['Ready', 'Progressing', 'Pending', 'OutOfSync', 'Drifted', 'Degraded', 'Failed', 'Offline'];
+export const DEPLOYMENT_STATES: readonly DeploymentState[] = [
+  'Ready',
+  'Progressing',
+  'Pending',
+  'OutOfSync',
+  'Drifted',
+  'Degraded',
+  'Failed',
+  'Offline',
+];
 
 /** One bundle on one cluster, as the API returns it. */
 export interface BundleDeployment {
@@ -48,13 +58,19 @@ function stateOf(
   if (clusterState === 'Offline') return { state: 'Offline', reason: 'cluster is offline' };
   if (clusterState === 'Pending') return { state: 'Pending', reason: 'agent has never connected' };
   if (!applied || applied.digest !== desired) {
-    if (clusterState === 'Failed') return { state: 'Failed', reason: facts.lastError || 'apply failed' };
+    if (clusterState === 'Failed')
+      return { state: 'Failed', reason: facts.lastError || 'apply failed' };
     if (clusterState === 'Progressing') return { state: 'Progressing', reason: 'applying' };
-    return { state: 'OutOfSync', reason: applied ? 'an older version is applied' : 'not applied yet' };
+    return {
+      state: 'OutOfSync',
+      reason: applied ? 'an older version is applied' : 'not applied yet',
+    };
   }
-  if (applied.failed > 0) return { state: 'Failed', reason: facts.lastError || `${applied.failed} objects failed` };
+  if (applied.failed > 0)
+    return { state: 'Failed', reason: facts.lastError || `${applied.failed} objects failed` };
   if (facts.drifted > 0) return { state: 'Drifted', reason: `${facts.drifted} objects drifted` };
-  if (facts.health === 'Degraded' || facts.health === 'Failed') return { state: 'Degraded', reason: `workloads are ${facts.health.toLowerCase()}` };
+  if (facts.health === 'Degraded' || facts.health === 'Failed')
+    return { state: 'Degraded', reason: `workloads are ${facts.health.toLowerCase()}` };
   return { state: 'Ready', reason: '' };
 }
 
@@ -66,7 +82,10 @@ type Slot = { name: string; want: string; have: BundleStatus | undefined; facts:
 function slotsOf(rec: ClusterRecord): Slot[] {
   const desired = rec.desiredBundles ?? [];
   const findApplied = (name: string) => rec.bundles.find((b) => b.name === name);
-  const names = desired.length > 0 || rec.desiredDigest !== '' ? desired.map((b) => b.name) : rec.bundles.map((b) => b.name);
+  const names =
+    desired.length > 0 || rec.desiredDigest !== ''
+      ? desired.map((b) => b.name)
+      : rec.bundles.map((b) => b.name);
   return names.map((name) => {
     const have = findApplied(name);
     const want = desired.find((b) => b.name === name)?.digest ?? have?.digest ?? '';
@@ -95,14 +114,20 @@ export function deploymentsOf(rec: ClusterRecord, clusterState: ClusterState): B
       driftEvents: facts.driftEvents,
       health: facts.health,
       lastError: facts.lastError,
-      lastTransition: facts.lastTransitionMs ? new Date(facts.lastTransitionMs).toISOString() : null,
+      lastTransition: facts.lastTransitionMs
+        ? new Date(facts.lastTransitionMs).toISOString()
+        : null,
     });
   }
   return out.sort((a, b) => (a.bundle < b.bundle ? -1 : a.bundle > b.bundle ? 1 : 0));
 }
 
 /** Adds one cluster's deployments to per-bundle counts (what summaries need, without building deployments). */
-export function countDeployments(rec: ClusterRecord, clusterState: ClusterState, by: Map<string, BundleSummary>): void {
+export function countDeployments(
+  rec: ClusterRecord,
+  clusterState: ClusterState,
+  by: Map<string, BundleSummary>,
+): void {
   for (const { name, want, have, facts } of slotsOf(rec)) {
     let s = by.get(name);
     if (!s) {
@@ -116,7 +141,10 @@ export function countDeployments(rec: ClusterRecord, clusterState: ClusterState,
 
 /** Zero counts for every state. */
 export function zeroStates(): Record<DeploymentState, number> {
-  return Object.fromEntries(DEPLOYMENT_STATES.map((s) => [s, 0])) as Record<DeploymentState, number>;
+  return Object.fromEntries(DEPLOYMENT_STATES.map((s) => [s, 0])) as Record<
+    DeploymentState,
+    number
+  >;
 }
 
 /** Folds deployments into per-bundle summaries, sorted by bundle name. */

@@ -38,11 +38,17 @@ type Obj = Record<string, unknown>;
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const strs = (v: unknown): string[] =>
-  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' && v !== '' ? [v] : [];
+  Array.isArray(v)
+    ? v.filter((x): x is string => typeof x === 'string')
+    : typeof v === 'string' && v !== ''
+      ? [v]
+      : [];
 
 function readObject(o: Obj, fallbackBundle: string): DriftedObject {
   const ref = (o.object && typeof o.object === 'object' ? o.object : o) as Obj;
-  const changes = Array.isArray(o.changes) ? o.changes.map((c) => str((c as Obj | null)?.path)).filter((p) => p !== '') : undefined;
+  const changes = Array.isArray(o.changes)
+    ? o.changes.map((c) => str((c as Obj | null)?.path)).filter((p) => p !== '')
+    : undefined;
   const fields = changes ?? strs(o.fields ?? o.paths);
   return {
     bundle: str(o.bundle) || fallbackBundle,
@@ -64,14 +70,21 @@ export function readDrift(data: unknown): DriftFacts {
   const d = data as Obj;
   const bundle = str(d.bundle);
   const list = d.objects ?? d.drifted;
-  if (list !== undefined && !Array.isArray(list)) throw new ValidationError('drift event: objects must be a list');
+  if (list !== undefined && !Array.isArray(list))
+    throw new ValidationError('drift event: objects must be a list');
   // The agent's schema: one object per event, at data.object.
   const single = d.object && typeof d.object === 'object' ? [d] : [];
   const objects = [...single, ...((list as unknown[] | undefined) ?? [])]
     .filter((o): o is Obj => !!o && typeof o === 'object')
     .map((o) => readObject(o, bundle));
-  const bundles = [...new Set([...(bundle ? [bundle] : []), ...objects.map((o) => o.bundle).filter((b) => b !== '')])].sort();
-  if (bundles.length === 0) throw new ValidationError('drift event names no bundle (data.bundle or objects[].bundle)');
+  const bundles = [
+    ...new Set([
+      ...(bundle ? [bundle] : []),
+      ...objects.map((o) => o.bundle).filter((b) => b !== ''),
+    ]),
+  ].sort();
+  if (bundles.length === 0)
+    throw new ValidationError('drift event names no bundle (data.bundle or objects[].bundle)');
   return { revision: str(d.revision), objects, bundles };
 }
 

@@ -6,12 +6,34 @@
 // saved (persist, then ack: KvStatusPersistence commits a checkpoint after its write), so
 // a hub killed at any moment finds every event it had not saved still in the stream;
 // folding is idempotent, so the redelivered ones change nothing twice.
-import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { ConsumerConfig, ConsumerInfo, ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import type {
+  ConsumerConfig,
+  ConsumerInfo,
+  ConsumerMessages,
+  JetStreamManager,
+  JsMsg,
+} from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { EventKind, FlotillaEvent, Logger } from '@flotilla/common';
-import { Backoff, EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, LogFields, errorMessage, parseEvent, sleep } from '@flotilla/common';
+import {
+  Backoff,
+  EVENTS_STREAM,
+  EVENTS_SUBJECT_PREFIX,
+  LogFields,
+  errorMessage,
+  parseEvent,
+  sleep,
+} from '@flotilla/common';
 import type { FoldOutcome } from './fleet-status.js';
 
 /** Durable consumer name of the hub's status model (default). */
@@ -79,7 +101,8 @@ export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
     await jsm.streams.info(EVENTS_STREAM);
     return;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound)
+      throw err;
   }
   try {
     await jsm.streams.add({
@@ -111,7 +134,9 @@ function consumerConfig(durable: string, startSeq?: number): Partial<ConsumerCon
     ack_policy: AckPolicy.All,
     ack_wait: nanos(EVENTS_ACK_WAIT_MS),
     max_ack_pending: MAX_ACK_PENDING,
-    ...(startSeq === undefined ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }),
+    ...(startSeq === undefined
+      ? { deliver_policy: DeliverPolicy.All }
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }),
   };
 }
 
@@ -119,22 +144,32 @@ function consumerConfig(durable: string, startSeq?: number): Partial<ConsumerCon
 // received but never acked would only come back after ack_wait: the consumer is made
 // again from its ack floor so they are redelivered at once. Each hub has its own
 // durable (STATUS_CONSUMER-<hubId>), so nobody else holds those deliveries.
-async function ensureConsumer(jsm: JetStreamManager, durable: string, fresh: boolean): Promise<void> {
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  durable: string,
+  fresh: boolean,
+): Promise<void> {
   let info: ConsumerInfo;
   try {
     info = await jsm.consumers.info(EVENTS_STREAM, durable);
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound)
+      throw err;
     await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable));
     return;
   }
-  const outdated = info.config.max_ack_pending !== MAX_ACK_PENDING || info.config.ack_wait !== nanos(EVENTS_ACK_WAIT_MS);
+  const outdated =
+    info.config.max_ack_pending !== MAX_ACK_PENDING ||
+    info.config.ack_wait !== nanos(EVENTS_ACK_WAIT_MS);
   if (fresh && info.num_ack_pending > 0) {
     await jsm.consumers.delete(EVENTS_STREAM, durable);
     await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable, info.ack_floor.stream_seq + 1));
   } else if (outdated) {
     // Made by an older hub: JetStream refuses to create it again with another configuration.
-    await jsm.consumers.update(EVENTS_STREAM, durable, { max_ack_pending: MAX_ACK_PENDING, ack_wait: nanos(EVENTS_ACK_WAIT_MS) });
+    await jsm.consumers.update(EVENTS_STREAM, durable, {
+      max_ack_pending: MAX_ACK_PENDING,
+      ack_wait: nanos(EVENTS_ACK_WAIT_MS),
+    });
   }
 }
 
@@ -209,7 +244,10 @@ export class EventsConsumer {
       } catch (err) {
         if (this.abort.signal.aborted) break;
         const delay = backoff.next();
-        this.opts.logger.warn({ err: errorMessage(err), retryInMs: delay }, 'events consumer failed, retrying');
+        this.opts.logger.warn(
+          { err: errorMessage(err), retryInMs: delay },
+          'events consumer failed, retrying',
+        );
         await sleep(delay, this.abort.signal);
       } finally {
         this.consuming = false;
@@ -260,11 +298,23 @@ export class EventsConsumer {
       const { kind, event } = parseEvent(m.data);
       const outcome = this.opts.sink(kind, event);
       this.stats[outcome]++;
-      this.opts.logger.debug({ [LogFields.cluster]: event.flotillacluster, subject: m.subject, seq: m.seq, kind, outcome }, 'event folded');
+      this.opts.logger.debug(
+        {
+          [LogFields.cluster]: event.flotillacluster,
+          subject: m.subject,
+          seq: m.seq,
+          kind,
+          outcome,
+        },
+        'event folded',
+      );
     } catch (err) {
       this.stats.malformed++;
       this.opts.onMalformed?.();
-      this.opts.logger.warn({ subject: m.subject, seq: m.seq, err: errorMessage(err) }, 'malformed event skipped');
+      this.opts.logger.warn(
+        { subject: m.subject, seq: m.seq, err: errorMessage(err) },
+        'malformed event skipped',
+      );
     } finally {
       // Acked in every case: a malformed event would otherwise be redelivered forever.
       this.ackLater(m);

@@ -7,10 +7,22 @@ import { FleetStatus } from './fleet-status.js';
 
 function model(start = 1_000_000) {
   const clock = { now: start };
-  const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger(), now: () => clock.now });
+  const status = new FleetStatus({
+    offlineAfterMs: 45_000,
+    logger: silentLogger(),
+    now: () => clock.now,
+  });
   status.setFleet([
-    { name: 'edge-1', labels: { env: 'prod' }, desired: { revision: 'rev-2'.padEnd(40, '0'), digest: 'sha256:d2' } },
-    { name: 'edge-2', labels: { env: 'dev' }, desired: { revision: 'rev-2'.padEnd(40, '0'), digest: 'sha256:d2' } },
+    {
+      name: 'edge-1',
+      labels: { env: 'prod' },
+      desired: { revision: 'rev-2'.padEnd(40, '0'), digest: 'sha256:d2' },
+    },
+    {
+      name: 'edge-2',
+      labels: { env: 'dev' },
+      desired: { revision: 'rev-2'.padEnd(40, '0'), digest: 'sha256:d2' },
+    },
   ]);
   return { status, clock };
 }
@@ -32,14 +44,30 @@ const ack = (digest: string, result: Ack__Output['result'], message = ''): Ack__
   objectsFailed: result === 'ACK_RESULT_APPLIED' ? 0 : 1,
 });
 
-function applied(digest: string, result: AppliedData['result'], time: Date, kind: EventKind = 'applied') {
+function applied(
+  digest: string,
+  result: AppliedData['result'],
+  time: Date,
+  kind: EventKind = 'applied',
+) {
   const data: AppliedData = {
     revision: 'rev-x',
     digest,
     generation: 1,
     result,
     durationMs: 5,
-    bundles: [{ name: 'app', digest: 'b', created: 1, configured: 2, unchanged: 3, deleted: 0, failed: result === 'applied' ? 0 : 1, failures: ['ConfigMap/default/a: boom'] }],
+    bundles: [
+      {
+        name: 'app',
+        digest: 'b',
+        created: 1,
+        configured: 2,
+        unchanged: 3,
+        deleted: 0,
+        failed: result === 'applied' ? 0 : 1,
+        failures: ['ConfigMap/default/a: boom'],
+      },
+    ],
   };
   return createEvent('edge-1', kind, data, time);
 }
@@ -57,7 +85,11 @@ test('connected-cluster-behind-is-progressing-then-ready-on-ack', () => {
   status.acked('edge-1', ack('sha256:d2', 'ACK_RESULT_APPLIED'));
   const c = status.get('edge-1');
   assert.equal(c?.state, 'Ready');
-  assert.equal(c?.appliedRevision, c?.desiredRevision, 'same content means the cluster is at the desired commit');
+  assert.equal(
+    c?.appliedRevision,
+    c?.desiredRevision,
+    'same content means the cluster is at the desired commit',
+  );
 });
 
 test('agent-reporting-the-desired-digest-at-hello-is-ready-at-once', () => {
@@ -94,11 +126,17 @@ test('duplicate-and-out-of-order-events-are-harmless', () => {
   const newer = applied('sha256:d2', 'applied', new Date(2_000_000));
   const older = applied('sha256:d2', 'failed', new Date(1_000_000), 'apply-failed');
   assert.equal(status.foldEvent('applied', newer), 'folded');
-  assert.equal(status.foldEvent('applied', newer), 'folded', 'a redelivered event folds to the same result');
+  assert.equal(
+    status.foldEvent('applied', newer),
+    'folded',
+    'a redelivered event folds to the same result',
+  );
   assert.equal(status.foldEvent('apply-failed', older), 'stale');
   const c = status.get('edge-1');
   assert.equal(c?.state, 'Ready');
-  assert.deepEqual(c?.bundles, [{ name: 'app', digest: 'b', created: 1, configured: 2, unchanged: 3, deleted: 0, failed: 0 }]);
+  assert.deepEqual(c?.bundles, [
+    { name: 'app', digest: 'b', created: 1, configured: 2, unchanged: 3, deleted: 0, failed: 0 },
+  ]);
 });
 
 test('malformed-event-data-throws-validation-error', () => {
@@ -112,8 +150,14 @@ test('malformed-event-data-throws-validation-error', () => {
 test('selector-filters-by-labels-and-unknown-agents-show-up', () => {
   const { status } = model();
   status.connected('stray', 's9', { ...hello(), cluster: 'stray' });
-  assert.deepEqual(status.list(parseSelector('env=prod')).map((c) => c.name), ['edge-1']);
-  assert.deepEqual(status.list().map((c) => c.name), ['edge-1', 'edge-2', 'stray']);
+  assert.deepEqual(
+    status.list(parseSelector('env=prod')).map((c) => c.name),
+    ['edge-1'],
+  );
+  assert.deepEqual(
+    status.list().map((c) => c.name),
+    ['edge-1', 'edge-2', 'stray'],
+  );
   assert.equal(status.get('stray')?.state, 'OutOfSync');
 });
 
@@ -122,7 +166,11 @@ test('restored-records-are-served-as-disconnected', () => {
   status.connected('edge-1', 's1', hello('sha256:d2'));
   const records = status.takeDirty();
   assert.equal(records.length, 2);
-  const other = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger(), now: () => 1_000_000 });
+  const other = new FleetStatus({
+    offlineAfterMs: 45_000,
+    logger: silentLogger(),
+    now: () => 1_000_000,
+  });
   other.restore(records);
   assert.equal(other.get('edge-1')?.connected, false);
   assert.equal(other.get('edge-1')?.appliedDigest, 'sha256:d2');

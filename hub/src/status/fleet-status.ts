@@ -9,14 +9,21 @@ import type { BundleDeployment, BundleSummary } from './deployments.js';
 import { objectKeyOf, readDrift, readHealth } from './event-data.js';
 import type { DriftFacts } from './event-data.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
-import type { ApplyResult, BundleFacts, ClusterRecord, ClusterState, ClusterStatus } from './model.js';
+import type {
+  ApplyResult,
+  BundleFacts,
+  ClusterRecord,
+  ClusterState,
+  ClusterStatus,
+} from './model.js';
 
 /** A cluster as the renderer declares it. */
 export interface FleetEntry {
   name: string;
   labels: Record<string, string>;
   /** Its desired state, or undefined when rendering produced none (yet). */
-  desired: { revision: string; digest: string; bundles?: { name: string; digest: string }[] } | undefined;
+  desired:
+    { revision: string; digest: string; bundles?: { name: string; digest: string }[] } | undefined;
 }
 
 /** Told about every cluster whose status changed, with its state before (undefined when first seen). */
@@ -73,7 +80,8 @@ function checkAppliedData(data: unknown): AppliedData {
   if (d.result !== 'applied' && d.result !== 'partial' && d.result !== 'failed') {
     throw new ValidationError(`applied event has an invalid result ${JSON.stringify(d.result)}`);
   }
-  if (!Array.isArray(d.bundles)) throw new ValidationError('applied event data needs a bundles list');
+  if (!Array.isArray(d.bundles))
+    throw new ValidationError('applied event data needs a bundles list');
   return d as AppliedData;
 }
 
@@ -88,7 +96,9 @@ const MAX_DRIFT_OBJECTS = 200;
 function pruneObjects(objects: Record<string, { atMs: number; drifted: boolean }>): void {
   const keys = Object.keys(objects);
   if (keys.length <= MAX_DRIFT_OBJECTS) return;
-  const settled = keys.filter((k) => !objects[k]?.drifted).sort((a, b) => (objects[a]?.atMs ?? 0) - (objects[b]?.atMs ?? 0));
+  const settled = keys
+    .filter((k) => !objects[k]?.drifted)
+    .sort((a, b) => (objects[a]?.atMs ?? 0) - (objects[b]?.atMs ?? 0));
   for (const k of settled.slice(0, keys.length - MAX_DRIFT_OBJECTS)) delete objects[k];
 }
 
@@ -144,14 +154,19 @@ export class FleetStatus implements SessionObserver {
       try {
         l(view, previous);
       } catch (err) {
-        this.opts.logger.warn({ [LogFields.cluster]: name, err: String(err) }, 'status listener failed');
+        this.opts.logger.warn(
+          { [LogFields.cluster]: name, err: String(err) },
+          'status listener failed',
+        );
       }
     }
   }
 
   /** Calls listener on every change; returns an unsubscribe function. */
   onChange(listener: StatusListener): () => void {
-    if (this.listeners.size === 0) for (const [name, rec] of this.records) this.lastState.set(name, this.get(rec.name)?.state ?? 'Pending');
+    if (this.listeners.size === 0)
+      for (const [name, rec] of this.records)
+        this.lastState.set(name, this.get(rec.name)?.state ?? 'Pending');
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -184,7 +199,8 @@ export class FleetStatus implements SessionObserver {
   }
 
   private markConverged(rec: ClusterRecord, atMs: number): void {
-    if (rec.desiredDigest !== '' && rec.appliedDigest === rec.desiredDigest) rec.lastConvergedMs = Math.max(rec.lastConvergedMs ?? 0, atMs);
+    if (rec.desiredDigest !== '' && rec.appliedDigest === rec.desiredDigest)
+      rec.lastConvergedMs = Math.max(rec.lastConvergedMs ?? 0, atMs);
   }
 
   /** Loads persisted records (at start, before sessions exist): nobody is connected yet. */
@@ -204,12 +220,21 @@ export class FleetStatus implements SessionObserver {
       const revision = e.desired?.revision ?? '';
       const digest = e.desired?.digest ?? '';
       // Every render lists every cluster: only real changes are persisted.
-      if (rec.inFleet && rec.desiredRevision === revision && rec.desiredDigest === digest && sameLabels(rec.labels, e.labels)) continue;
+      if (
+        rec.inFleet &&
+        rec.desiredRevision === revision &&
+        rec.desiredDigest === digest &&
+        sameLabels(rec.labels, e.labels)
+      )
+        continue;
       rec.inFleet = true;
       rec.labels = { ...e.labels };
       rec.desiredRevision = revision;
       rec.desiredDigest = digest;
-      rec.desiredBundles = (e.desired?.bundles ?? []).map((b) => ({ name: b.name, digest: b.digest }));
+      rec.desiredBundles = (e.desired?.bundles ?? []).map((b) => ({
+        name: b.name,
+        digest: b.digest,
+      }));
       this.markConverged(rec, this.now());
       this.touch(e.name);
     }
@@ -242,20 +267,33 @@ export class FleetStatus implements SessionObserver {
     const rec = this.records.get(cluster);
     if (!rec || rec.session !== session) return;
     rec.lastSeenMs = this.now();
-    if (rec.lastSeenMs - (this.persistedSeen.get(cluster) ?? 0) >= LAST_SEEN_PERSIST_EVERY_MS) this.touch(cluster);
+    if (rec.lastSeenMs - (this.persistedSeen.get(cluster) ?? 0) >= LAST_SEEN_PERSIST_EVERY_MS)
+      this.touch(cluster);
   }
 
   acked(cluster: string, ack: Ack__Output): void {
     const result = ACK_RESULTS[ack.result];
     if (!result) {
-      this.opts.logger.warn({ [LogFields.cluster]: cluster, result: ack.result }, 'ack without a result, ignored');
+      this.opts.logger.warn(
+        { [LogFields.cluster]: cluster, result: ack.result },
+        'ack without a result, ignored',
+      );
       return;
     }
     const rec = this.record(cluster);
     rec.lastSeenMs = this.now();
     const message =
-      result === 'applied' ? '' : ack.message || `${ack.objectsFailed} of ${ack.objectsApplied + ack.objectsFailed} objects failed`;
-    recordAttempt(rec, { digest: ack.digest, revision: ack.revision, result, message, atMs: this.now() });
+      result === 'applied'
+        ? ''
+        : ack.message ||
+          `${ack.objectsFailed} of ${ack.objectsApplied + ack.objectsFailed} objects failed`;
+    recordAttempt(rec, {
+      digest: ack.digest,
+      revision: ack.revision,
+      result,
+      message,
+      atMs: this.now(),
+    });
     this.markConverged(rec, this.now());
     this.touch(cluster);
   }
@@ -281,14 +319,19 @@ export class FleetStatus implements SessionObserver {
     // Redelivered and late events are harmless: only a newer event changes the record.
     if (atMs < rec.lastEventMs) return 'stale';
     rec.lastEventMs = atMs;
-    const result: ApplyResult = kind === 'apply-failed' && data.result === 'applied' ? 'failed' : data.result;
+    const result: ApplyResult =
+      kind === 'apply-failed' && data.result === 'applied' ? 'failed' : data.result;
     const failures = data.bundles.flatMap((b) => b.failures ?? []).slice(0, 3);
-    const message = result === 'applied' ? '' : data.message || failures.join('; ') || `apply ${result}`;
+    const message =
+      result === 'applied' ? '' : data.message || failures.join('; ') || `apply ${result}`;
     recordAttempt(rec, { digest: data.digest, revision: data.revision, result, message, atMs });
     rec.bundles = bundleCounts(data.bundles);
     for (const b of data.bundles) {
       const f = this.facts(rec, b.name);
-      f.lastError = b.failed > 0 ? (b.failures ?? []).slice(0, 3).join('; ') || `${b.failed} objects failed` : '';
+      f.lastError =
+        b.failed > 0
+          ? (b.failures ?? []).slice(0, 3).join('; ') || `${b.failed} objects failed`
+          : '';
       // A clean apply of a bundle puts its objects back as desired: no drift remains.
       if (result === 'applied' && b.failed === 0) {
         f.drifted = 0;
@@ -318,7 +361,8 @@ export class FleetStatus implements SessionObserver {
       const fresh = keys.filter((k) => (objects[k]?.atMs ?? -1) < atMs);
       if (fresh.length === 0) continue;
       for (const k of fresh) objects[k] = { atMs, drifted: detected };
-      if (!detected && keys[0] === '*') for (const o of Object.values(objects)) if (o.atMs <= atMs) o.drifted = false;
+      if (!detected && keys[0] === '*')
+        for (const o of Object.values(objects)) if (o.atMs <= atMs) o.drifted = false;
       pruneObjects(objects);
       if (detected) f.driftEvents++;
       f.drifted = Object.values(objects).filter((o) => o.drifted).length;
@@ -350,7 +394,9 @@ export class FleetStatus implements SessionObserver {
   deployments(filter: DeploymentFilter = {}): BundleDeployment[] {
     const now = this.now();
     const out: BundleDeployment[] = [];
-    const recs = filter.cluster ? [this.records.get(filter.cluster)].filter((r) => r !== undefined) : this.records.values();
+    const recs = filter.cluster
+      ? [this.records.get(filter.cluster)].filter((r) => r !== undefined)
+      : this.records.values();
     for (const rec of recs) {
       if (filter.selector && !filter.selector.matches(rec.labels)) continue;
       const state = viewOf(rec, now, this.opts.offlineAfterMs).state;
@@ -360,14 +406,25 @@ export class FleetStatus implements SessionObserver {
         out.push(d);
       }
     }
-    return out.sort((a, b) => (a.bundle !== b.bundle ? (a.bundle < b.bundle ? -1 : 1) : a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0));
+    return out.sort((a, b) =>
+      a.bundle !== b.bundle
+        ? a.bundle < b.bundle
+          ? -1
+          : 1
+        : a.cluster < b.cluster
+          ? -1
+          : a.cluster > b.cluster
+            ? 1
+            : 0,
+    );
   }
 
   /** Every bundle with its deployment counts per state, across the whole fleet. */
   bundleSummaries(): BundleSummary[] {
     const now = this.now();
     const by = new Map<string, BundleSummary>();
-    for (const rec of this.records.values()) countDeployments(rec, stateOf(rec, now, this.opts.offlineAfterMs).state, by);
+    for (const rec of this.records.values())
+      countDeployments(rec, stateOf(rec, now, this.opts.offlineAfterMs).state, by);
     return [...by.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -386,7 +443,12 @@ export class FleetStatus implements SessionObserver {
     const rev = f.revision;
     return [...this.records.values()]
       .filter((r) => !f.selector || f.selector.matches(r.labels))
-      .filter((r) => !rev || (rev.length >= 7 && viewOf(r, now, this.opts.offlineAfterMs).appliedRevision.startsWith(rev)))
+      .filter(
+        (r) =>
+          !rev ||
+          (rev.length >= 7 &&
+            viewOf(r, now, this.opts.offlineAfterMs).appliedRevision.startsWith(rev)),
+      )
       .filter((r) => !f.bundleDigest || r.bundles.some((b) => b.digest === f.bundleDigest))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .map((r) => viewOf(r, now, this.opts.offlineAfterMs));

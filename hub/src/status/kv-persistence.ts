@@ -75,7 +75,10 @@ export class KvStatusPersistence {
 
   /** Starts periodic flushing. */
   start(): void {
-    this.timer ??= setInterval(() => void this.flush(), this.opts.flushIntervalMs ?? STATUS_FLUSH_INTERVAL_MS);
+    this.timer ??= setInterval(
+      () => void this.flush(),
+      this.opts.flushIntervalMs ?? STATUS_FLUSH_INTERVAL_MS,
+    );
     this.timer.unref();
   }
 
@@ -93,7 +96,10 @@ export class KvStatusPersistence {
     try {
       kv = await this.bucket();
     } catch (err) {
-      this.opts.logger.warn({ err: errorMessage(err) }, 'opening the status bucket failed, will retry');
+      this.opts.logger.warn(
+        { err: errorMessage(err) },
+        'opening the status bucket failed, will retry',
+      );
       return;
     }
     // Folding is synchronous: the checkpoint and the records taken here, with no await
@@ -107,7 +113,10 @@ export class KvStatusPersistence {
       checkpoint?.commit();
     } catch (err) {
       this.opts.status.markDirty(records.map((r) => r.name));
-      this.opts.logger.warn({ records: records.length, err: errorMessage(err) }, 'saving status failed, will retry');
+      this.opts.logger.warn(
+        { records: records.length, err: errorMessage(err) },
+        'saving status failed, will retry',
+      );
     }
   }
 

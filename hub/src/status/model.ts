@@ -80,7 +80,16 @@ export interface BundleFacts {
 
 /** Facts for a bundle nothing is known about yet. */
 export function emptyFacts(): BundleFacts {
-  return { drifted: 0, driftEvents: 0, lastDriftMs: 0, lastDriftId: '', health: '', lastHealthMs: 0, lastError: '', lastTransitionMs: 0 };
+  return {
+    drifted: 0,
+    driftEvents: 0,
+    lastDriftMs: 0,
+    lastDriftId: '',
+    health: '',
+    lastHealthMs: 0,
+    lastError: '',
+    lastTransitionMs: 0,
+  };
 }
 
 /** A cluster's status as the API returns it. */
@@ -149,10 +158,18 @@ export function bundleCounts(results: readonly BundleApplyResult[]): BundleStatu
 }
 
 /** The state (and its message) a record shows at nowMs; viewOf without building the view. */
-export function stateOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number): { state: ClusterState; message: string } {
-  if (rec.lastSeenMs === 0 && !rec.connected) return { state: 'Pending', message: 'agent has never connected' };
+export function stateOf(
+  rec: ClusterRecord,
+  nowMs: number,
+  offlineAfterMs: number,
+): { state: ClusterState; message: string } {
+  if (rec.lastSeenMs === 0 && !rec.connected)
+    return { state: 'Pending', message: 'agent has never connected' };
   if (!rec.connected && nowMs - rec.lastSeenMs > offlineAfterMs) {
-    return { state: 'Offline', message: `no contact since ${new Date(rec.lastSeenMs).toISOString()}` };
+    return {
+      state: 'Offline',
+      message: `no contact since ${new Date(rec.lastSeenMs).toISOString()}`,
+    };
   }
   if (!rec.inFleet || rec.desiredDigest === '') {
     return { state: 'OutOfSync', message: 'cluster is not declared in the fleet repo' };
@@ -162,7 +179,11 @@ export function stateOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: numbe
     return { state: 'Failed', message: attempt.message || `apply ${attempt.result}` };
   }
   if (rec.appliedDigest === rec.desiredDigest) return { state: 'Ready', message: '' };
-  if (rec.connected) return { state: 'Progressing', message: `applying revision ${rec.desiredRevision.slice(0, 12)}` };
+  if (rec.connected)
+    return {
+      state: 'Progressing',
+      message: `applying revision ${rec.desiredRevision.slice(0, 12)}`,
+    };
   return { state: 'OutOfSync', message: 'agent disconnected before reaching the desired state' };
 }
 

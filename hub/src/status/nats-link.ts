@@ -42,7 +42,9 @@ export class NatsLink {
     return new Promise((resolve, reject) => {
       if (this.abort.signal.aborted) return reject(new Error('NATS link stopped'));
       this.waiters.add(resolve);
-      this.abort.signal.addEventListener('abort', () => reject(new Error('NATS link stopped')), { once: true });
+      this.abort.signal.addEventListener('abort', () => reject(new Error('NATS link stopped')), {
+        once: true,
+      });
     });
   }
 
@@ -61,7 +63,10 @@ export class NatsLink {
         });
       } catch (err) {
         const delay = backoff.next();
-        log.warn({ url: this.opts.url, err: errorMessage(err), retryInMs: delay }, 'NATS unavailable, retrying');
+        log.warn(
+          { url: this.opts.url, err: errorMessage(err), retryInMs: delay },
+          'NATS unavailable, retrying',
+        );
         await sleep(delay, this.abort.signal);
         continue;
       }
@@ -75,7 +80,11 @@ export class NatsLink {
       const closed = await nc.closed();
       this.up = false;
       this.nc = undefined;
-      if (!this.abort.signal.aborted) log.warn({ err: closed ? errorMessage(closed) : undefined }, 'NATS connection closed, reconnecting');
+      if (!this.abort.signal.aborted)
+        log.warn(
+          { err: closed ? errorMessage(closed) : undefined },
+          'NATS connection closed, reconnecting',
+        );
     }
   }
 

@@ -24,16 +24,24 @@ export interface TestNatsServer {
 /** Path of a nats-server binary, or undefined when none is installed. */
 export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.FLOTILLA_NATS_SERVER) return env.FLOTILLA_NATS_SERVER;
-  const root = env.FLOTILLA_CACHE_DIR ?? join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'flotilla');
-  const dirs = existsSync(root) ? readdirSync(root).filter((d) => d.startsWith('nats-server-')).sort().reverse() : [];
-  for (const d of dirs) if (existsSync(join(root, d, 'nats-server'))) return join(root, d, 'nats-server');
+  const root =
+    env.FLOTILLA_CACHE_DIR ?? join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'flotilla');
+  const dirs = existsSync(root)
+    ? readdirSync(root)
+        .filter((d) => d.startsWith('nats-server-'))
+        .sort()
+        .reverse()
+    : [];
+  for (const d of dirs)
+    if (existsSync(join(root, d, 'nats-server'))) return join(root, d, 'nats-server');
   return existsSync('/tmp/nats-server') ? '/tmp/nats-server' : undefined;
 }
 
 /** Why a NATS test cannot run, or undefined when it can. Under CI=true a missing binary is a failure, not a skip. */
 export function natsSkipReason(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (findNatsServer(env)) return undefined;
-  const msg = 'nats-server not found: run integration-tests/tools/build-nats.sh or set FLOTILLA_NATS_SERVER';
+  const msg =
+    'nats-server not found: run integration-tests/tools/build-nats.sh or set FLOTILLA_NATS_SERVER';
   if (env.CI === 'true') throw new Error(msg);
   return msg;
 }
@@ -58,7 +66,9 @@ export async function startNatsServer(): Promise<TestNatsServer> {
   const url = `nats://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   const launch = async (): Promise<void> => {
-    child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], { stdio: 'ignore' });
+    child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], {
+      stdio: 'ignore',
+    });
     for (let i = 0; i < 100; i++) {
       try {
         const nc = await connect({ servers: url, timeout: 500 });

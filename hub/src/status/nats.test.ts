@@ -28,9 +28,21 @@ test('events-are-folded-from-jetstream-and-malformed-ones-skipped', { skip }, as
   const nats = await startNatsServer();
   const link = new NatsLink({ url: nats.url, logger: silentLogger() });
   const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
-  status.setFleet([{ name: 'edge-1', labels: {}, desired: { revision: 'r1', digest: 'sha256:d1' } }]);
-  status.connected('edge-1', 's1', { cluster: 'edge-1', agentVersion: '', appliedDigest: '', appliedRevision: '', protocolVersion: 1 });
-  const consumer = new EventsConsumer({ connection: () => link.connection(), sink: (k, e) => status.foldEvent(k, e), logger: silentLogger() });
+  status.setFleet([
+    { name: 'edge-1', labels: {}, desired: { revision: 'r1', digest: 'sha256:d1' } },
+  ]);
+  status.connected('edge-1', 's1', {
+    cluster: 'edge-1',
+    agentVersion: '',
+    appliedDigest: '',
+    appliedRevision: '',
+    protocolVersion: 1,
+  });
+  const consumer = new EventsConsumer({
+    connection: () => link.connection(),
+    sink: (k, e) => status.foldEvent(k, e),
+    logger: silentLogger(),
+  });
   try {
     link.start();
     consumer.start();
@@ -44,7 +56,10 @@ test('events-are-folded-from-jetstream-and-malformed-ones-skipped', { skip }, as
     await js.publish(eventSubject('edge-1', 'applied'), JSON.stringify(ev), { msgID: ev.id });
     // A retry of the same event within the duplicate window is dropped by JetStream.
     await js.publish(eventSubject('edge-1', 'applied'), JSON.stringify(ev), { msgID: ev.id });
-    await until(() => consumer.counters.folded === 1 && consumer.counters.malformed === 1, 'events');
+    await until(
+      () => consumer.counters.folded === 1 && consumer.counters.malformed === 1,
+      'events',
+    );
     assert.equal(status.get('edge-1')?.state, 'Ready');
   } finally {
     await consumer.stop();
@@ -60,13 +75,30 @@ test('status-survives-a-hub-restart-through-kv', { skip }, async () => {
       const link = new NatsLink({ url: nats.url, logger: silentLogger() });
       link.start();
       const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
-      const kv = new KvStatusPersistence({ connection: () => link.connection(), isConnected: () => link.connected, status, logger: silentLogger() });
+      const kv = new KvStatusPersistence({
+        connection: () => link.connection(),
+        isConnected: () => link.connected,
+        status,
+        logger: silentLogger(),
+      });
       await link.connection();
       const restored = await kv.restore();
       if (round === 1) {
         assert.equal(restored, 0);
-        status.setFleet([{ name: 'edge-1', labels: { env: 'prod' }, desired: { revision: 'r1', digest: 'sha256:d1' } }]);
-        status.connected('edge-1', 's1', { cluster: 'edge-1', agentVersion: '', appliedDigest: 'sha256:d1', appliedRevision: 'r1', protocolVersion: 1 });
+        status.setFleet([
+          {
+            name: 'edge-1',
+            labels: { env: 'prod' },
+            desired: { revision: 'r1', digest: 'sha256:d1' },
+          },
+        ]);
+        status.connected('edge-1', 's1', {
+          cluster: 'edge-1',
+          agentVersion: '',
+          appliedDigest: 'sha256:d1',
+          appliedRevision: 'r1',
+          protocolVersion: 1,
+        });
         await kv.flush();
       } else {
         assert.equal(restored, 1);

@@ -15,7 +15,11 @@ import { natsSkipReason, startNatsServer } from './nats-server-for-tests.js';
 const skip = natsSkipReason();
 const DURABLE = 'persist-then-ack';
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
+async function until(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 5_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
@@ -24,7 +28,14 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
 }
 
 function applied(cluster: string, atMs: number) {
-  const data: AppliedData = { revision: 'r1', digest: `sha256:${atMs}`, generation: 1, result: 'applied', durationMs: 1, bundles: [] };
+  const data: AppliedData = {
+    revision: 'r1',
+    digest: `sha256:${atMs}`,
+    generation: 1,
+    result: 'applied',
+    durationMs: 1,
+    bundles: [],
+  };
   return createEvent(cluster, 'applied', data, new Date(atMs));
 }
 
@@ -47,7 +58,13 @@ function hub(link: NatsLink) {
     ackAfterSave: true,
   });
   // No start(): the test decides when a save happens.
-  const kv = new KvStatusPersistence({ connection: () => link.connection(), isConnected: () => link.connected, status, logger: silentLogger(), checkpoint: () => consumer.checkpoint() });
+  const kv = new KvStatusPersistence({
+    connection: () => link.connection(),
+    isConnected: () => link.connected,
+    status,
+    logger: silentLogger(),
+    checkpoint: () => consumer.checkpoint(),
+  });
   return { status, consumer, kv };
 }
 
@@ -77,11 +94,22 @@ test('events-are-acked-only-after-the-status-holding-them-is-saved', { skip }, a
 
     const second = hub(link);
     assert.equal(await second.kv.restore(), 3);
-    assert.deepEqual(clusters.map((c) => second.status.get(c)?.appliedDigest), ['sha256:1000', 'sha256:1000', 'sha256:1000'], 'KV holds what was saved');
+    assert.deepEqual(
+      clusters.map((c) => second.status.get(c)?.appliedDigest),
+      ['sha256:1000', 'sha256:1000', 'sha256:1000'],
+      'KV holds what was saved',
+    );
     second.consumer.start();
     // Redelivered at once (the consumer is made again from its ack floor), not after ack_wait.
-    await until(() => second.consumer.counters.folded === 3, 'unsaved events redelivered to the next hub', 5_000);
-    assert.deepEqual(clusters.map((c) => second.status.get(c)?.appliedDigest), ['sha256:2000', 'sha256:2000', 'sha256:2000']);
+    await until(
+      () => second.consumer.counters.folded === 3,
+      'unsaved events redelivered to the next hub',
+      5_000,
+    );
+    assert.deepEqual(
+      clusters.map((c) => second.status.get(c)?.appliedDigest),
+      ['sha256:2000', 'sha256:2000', 'sha256:2000'],
+    );
     await second.consumer.stop();
     await second.kv.stop();
     await until(async () => (await pending()) === 0, 'acked after the last save');

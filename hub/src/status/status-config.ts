@@ -34,8 +34,13 @@ type Obj = Record<string, unknown>;
 
 function obj(v: unknown, field: string, allowed: readonly string[], file: string): Obj {
   if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(field, 'must be a mapping', { file });
-  for (const k of Object.keys(v)) if (!allowed.includes(k)) throw new ConfigError(`${field}.${k}`, `unknown field (allowed: ${allowed.join(', ')})`, { file });
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new ConfigError(field, 'must be a mapping', { file });
+  for (const k of Object.keys(v))
+    if (!allowed.includes(k))
+      throw new ConfigError(`${field}.${k}`, `unknown field (allowed: ${allowed.join(', ')})`, {
+        file,
+      });
   return v as Obj;
 }
 
@@ -55,20 +60,24 @@ function webhook(v: unknown, field: string, file: string, seen: Set<string>): We
   const fail = (f: string, problem: string): never => {
     throw new ConfigError(`${field}.${f}`, problem, { file });
   };
-  if (typeof w.name !== 'string' || !isDnsLabel(w.name)) fail('name', 'is required and must be a DNS label');
+  if (typeof w.name !== 'string' || !isDnsLabel(w.name))
+    fail('name', 'is required and must be a DNS label');
   const name = w.name as string;
   if (seen.has(name)) fail('name', `duplicate webhook name "${name}"`);
   seen.add(name);
   const url = typeof w.url === 'string' ? w.url : undefined;
   const urlEnv = typeof w.urlEnv === 'string' ? w.urlEnv : undefined;
-  if ((url === undefined) === (urlEnv === undefined)) fail('url', 'give exactly one of url or urlEnv (an environment variable holding the URL)');
+  if ((url === undefined) === (urlEnv === undefined))
+    fail('url', 'give exactly one of url or urlEnv (an environment variable holding the URL)');
   // The URL itself is never quoted in an error: Slack's carry a secret.
   if (url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) fail('url', 'must be an http(s) URL');
   const format = w.format ?? 'json';
-  if (format !== 'slack' && format !== 'json') fail('format', `must be slack or json, got ${JSON.stringify(format)}`);
+  if (format !== 'slack' && format !== 'json')
+    fail('format', `must be slack or json, got ${JSON.stringify(format)}`);
   let events = [...ALERT_KINDS];
   if (w.events !== undefined) {
-    if (!Array.isArray(w.events) || w.events.some((e) => !ALERT_KINDS.includes(e as AlertKind))) fail('events', `must be a list of ${ALERT_KINDS.join(', ')}`);
+    if (!Array.isArray(w.events) || w.events.some((e) => !ALERT_KINDS.includes(e as AlertKind)))
+      fail('events', `must be a list of ${ALERT_KINDS.join(', ')}`);
     events = w.events as AlertKind[];
   }
   return { name, url, urlEnv, format: format as 'slack' | 'json', events };
@@ -77,17 +86,35 @@ function webhook(v: unknown, field: string, file: string, seen: Set<string>): We
 /** Compiles hubId, history and notify from the top level of hub.yaml. */
 export function compileStatusConfig(top: Obj, file: string): StatusConfig {
   const hubId = top.hubId ?? STATUS_CONFIG_DEFAULTS.hubId;
-  if (typeof hubId !== 'string' || !isDnsLabel(hubId)) throw new ConfigError('hubId', 'must be a DNS label (lower-case letters, digits, "-")', { file });
+  if (typeof hubId !== 'string' || !isDnsLabel(hubId))
+    throw new ConfigError('hubId', 'must be a DNS label (lower-case letters, digits, "-")', {
+      file,
+    });
   const history = obj(top.history, 'history', ['retention'], file);
   const notify = obj(top.notify, 'notify', ['webhooks', 'dedupeWindow'], file);
-  if (notify.webhooks !== undefined && !Array.isArray(notify.webhooks)) throw new ConfigError('notify.webhooks', 'must be a list', { file });
+  if (notify.webhooks !== undefined && !Array.isArray(notify.webhooks))
+    throw new ConfigError('notify.webhooks', 'must be a list', { file });
   const seen = new Set<string>();
   return {
     hubId,
-    history: { retentionMs: duration(history.retention, 'history.retention', STATUS_CONFIG_DEFAULTS.historyRetention, file) },
+    history: {
+      retentionMs: duration(
+        history.retention,
+        'history.retention',
+        STATUS_CONFIG_DEFAULTS.historyRetention,
+        file,
+      ),
+    },
     notify: {
-      webhooks: ((notify.webhooks as unknown[] | undefined) ?? []).map((w, i) => webhook(w, `notify.webhooks[${i}]`, file, seen)),
-      dedupeWindowMs: duration(notify.dedupeWindow, 'notify.dedupeWindow', NOTIFY_DEFAULTS.dedupeWindowMs, file),
+      webhooks: ((notify.webhooks as unknown[] | undefined) ?? []).map((w, i) =>
+        webhook(w, `notify.webhooks[${i}]`, file, seen),
+      ),
+      dedupeWindowMs: duration(
+        notify.dedupeWindow,
+        'notify.dedupeWindow',
+        NOTIFY_DEFAULTS.dedupeWindowMs,
+        file,
+      ),
     },
   };
 }

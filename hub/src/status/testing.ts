@@ -9,7 +9,11 @@ export function appliedEvent(
   digest: string,
   bundles: Record<string, string>,
   time: Date,
-  opts: { result?: AppliedData['result']; failures?: Record<string, string[]>; kind?: EventKind } = {},
+  opts: {
+    result?: AppliedData['result'];
+    failures?: Record<string, string[]>;
+    kind?: EventKind;
+  } = {},
 ): FlotillaEvent<AppliedData> {
   const data: AppliedData = {
     revision,
@@ -19,10 +23,24 @@ export function appliedEvent(
     durationMs: 120,
     bundles: Object.entries(bundles).map(([name, d]) => {
       const failures = opts.failures?.[name] ?? [];
-      return { name, digest: d, created: 2, configured: 0, unchanged: 3, deleted: 0, failed: failures.length, failures };
+      return {
+        name,
+        digest: d,
+        created: 2,
+        configured: 0,
+        unchanged: 3,
+        deleted: 0,
+        failed: failures.length,
+        failures,
+      };
     }),
   };
-  return createEvent(cluster, opts.kind ?? (data.result === 'applied' ? 'applied' : 'apply-failed'), data, time);
+  return createEvent(
+    cluster,
+    opts.kind ?? (data.result === 'applied' ? 'applied' : 'apply-failed'),
+    data,
+    time,
+  );
 }
 
 /** A drift-detected (or -corrected) event for one object of a bundle. */
@@ -30,10 +48,21 @@ export function driftEvent(
   cluster: string,
   bundle: string,
   time: Date,
-  opts: { kind?: 'drift-detected' | 'drift-corrected'; fields?: string[]; changedBy?: string[]; name?: string; revision?: string } = {},
+  opts: {
+    kind?: 'drift-detected' | 'drift-corrected';
+    fields?: string[];
+    changedBy?: string[];
+    name?: string;
+    revision?: string;
+  } = {},
 ): FlotillaEvent {
   // The agent's schema (DriftDetectedData / DriftCorrectedData in common/src/events.ts).
-  const object = { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'apps', name: opts.name ?? 'web' };
+  const object = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    namespace: 'apps',
+    name: opts.name ?? 'web',
+  };
   const data =
     opts.kind === 'drift-corrected'
       ? { bundle, revision: opts.revision ?? '', object, driftEventId: 'x', latencyMs: 50 }

@@ -24,13 +24,22 @@ async function setup() {
     acked: (c, a) => seen.push(`acked ${c} ${a.generation} ${a.result}`),
     disconnected: (c, _s, reason) => seen.push(`disconnected ${c} ${reason.split(' ')[0]}`),
   };
-  const service = new AgentStreamService({ source: store, observer, logger: silentLogger(), token: TOKEN, heartbeatIntervalMs: 10_000 });
+  const service = new AgentStreamService({
+    source: store,
+    observer,
+    logger: silentLogger(),
+    token: TOKEN,
+    heartbeatIntervalMs: 10_000,
+  });
   const server = await startGrpcServer('127.0.0.1:0', {
     agentStream: service.handlers(),
     fleet: { ListClusters: (_c, cb) => cb(null, { clusters: [] }) },
   });
   const proto = loadFlotillaProto();
-  const client = new proto.AgentStream(`127.0.0.1:${server.port}`, credentials.createInsecure()) as AgentStreamClient;
+  const client = new proto.AgentStream(
+    `127.0.0.1:${server.port}`,
+    credentials.createInsecure(),
+  ) as AgentStreamClient;
   const stop = async () => {
     client.close();
     service.stop();
@@ -76,14 +85,28 @@ test('grpc-hello-welcome-desired-ack-round-trip', async () => {
     assert.ok(chunk);
     const state = await decodeDesiredState([chunk]);
     assert.equal(state.revision, 'rev-1');
-    a.send({ ack: { generation: chunk.generation, digest: chunk.digest, revision: chunk.revision, result: 'ACK_RESULT_APPLIED', message: '', objectsApplied: 1, objectsFailed: 0 } });
+    a.send({
+      ack: {
+        generation: chunk.generation,
+        digest: chunk.digest,
+        revision: chunk.revision,
+        result: 'ACK_RESULT_APPLIED',
+        message: '',
+        objectsApplied: 1,
+        objectsFailed: 0,
+      },
+    });
     // A new commit reaches the live session.
     h.store.replace(new Map([['edge-1', desiredState('edge-1', 'rev-2')]]));
     await a.until(3);
     assert.deepEqual(a.received[2]?.upToDate, { digest: chunk.digest, revision: 'rev-2' });
     a.call.end();
     assert.equal(await a.status, 'ok');
-    assert.deepEqual(h.seen.slice(0, 3), ['connected edge-1', 'acked edge-1 1 ACK_RESULT_APPLIED', 'disconnected edge-1 agent']);
+    assert.deepEqual(h.seen.slice(0, 3), [
+      'connected edge-1',
+      'acked edge-1 1 ACK_RESULT_APPLIED',
+      'disconnected edge-1 agent',
+    ]);
   } finally {
     await h.stop();
   }

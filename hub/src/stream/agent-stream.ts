@@ -108,14 +108,23 @@ export class AgentStreamService {
       try {
         peerCluster = this.opts.authenticate(call);
       } catch (err) {
-        this.opts.logger.warn({ peer: call.getPeer(), [LogFields.err]: errorMessage(err) }, 'agent stream rejected: no valid cluster certificate');
+        this.opts.logger.warn(
+          { peer: call.getPeer(), [LogFields.err]: errorMessage(err) },
+          'agent stream rejected: no valid cluster certificate',
+        );
         call.emit('error', { code: GrpcStatus.UNAUTHENTICATED, details: errorMessage(err) });
         return;
       }
     } else if (!this.authorized(call.metadata)) {
       // The peer address helps find a misconfigured agent; the token itself is never logged.
-      this.opts.logger.warn({ peer: call.getPeer() }, 'agent stream rejected: missing or invalid token');
-      call.emit('error', { code: GrpcStatus.UNAUTHENTICATED, details: 'missing or invalid agent token' });
+      this.opts.logger.warn(
+        { peer: call.getPeer() },
+        'agent stream rejected: missing or invalid token',
+      );
+      call.emit('error', {
+        code: GrpcStatus.UNAUTHENTICATED,
+        details: 'missing or invalid agent token',
+      });
       return;
     }
     const session = new Session(randomUUID(), callWire(call), {
@@ -137,9 +146,20 @@ export class AgentStreamService {
     call.on('data', (msg: AgentMessage__Output) => {
       // A certificate speaks for one cluster only: a hello naming another one is refused
       // before the session sees it, so not one byte of that cluster's state is sent.
-      if (peerCluster !== undefined && session.state === 'awaiting-hello' && msg.kind === 'hello' && msg.hello?.cluster !== peerCluster) {
-        this.opts.logger.warn({ [LogFields.cluster]: peerCluster, asked: msg.hello?.cluster }, 'agent asked for another cluster; refused');
-        session.close(`certificate is for cluster "${peerCluster}", not "${msg.hello?.cluster ?? ''}"`, GrpcStatus.PERMISSION_DENIED);
+      if (
+        peerCluster !== undefined &&
+        session.state === 'awaiting-hello' &&
+        msg.kind === 'hello' &&
+        msg.hello?.cluster !== peerCluster
+      ) {
+        this.opts.logger.warn(
+          { [LogFields.cluster]: peerCluster, asked: msg.hello?.cluster },
+          'agent asked for another cluster; refused',
+        );
+        session.close(
+          `certificate is for cluster "${peerCluster}", not "${msg.hello?.cluster ?? ''}"`,
+          GrpcStatus.PERMISSION_DENIED,
+        );
         return;
       }
       session.received(msg);

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { EncodingCache, MAX_CHUNK_BYTES, decodeDesiredState, encodeDesiredState } from './chunks.js';
+import {
+  EncodingCache,
+  MAX_CHUNK_BYTES,
+  decodeDesiredState,
+  encodeDesiredState,
+} from './chunks.js';
 import { configMap, desiredState } from './fixtures.js';
 
 test('large-state-travels-as-several-1mib-chunks-and-round-trips', async () => {
@@ -22,7 +27,13 @@ test('large-state-travels-as-several-1mib-chunks-and-round-trips', async () => {
 
 test('missing-chunk-is-detected', async () => {
   const enc = await encodeDesiredState(desiredState('c1', 'r1'), 64);
-  const chunks = enc.slices.map((data, index) => ({ digest: enc.digest, index, total: enc.slices.length, data, compressedSize: enc.compressedSize }));
+  const chunks = enc.slices.map((data, index) => ({
+    digest: enc.digest,
+    index,
+    total: enc.slices.length,
+    data,
+    compressedSize: enc.compressedSize,
+  }));
   await assert.rejects(decodeDesiredState(chunks.slice(1)), /chunks|sequence/);
 });
 

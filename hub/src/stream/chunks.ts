@@ -23,11 +23,15 @@ export interface EncodedDesiredState {
 }
 
 /** Compresses and slices a desired state. */
-export async function encodeDesiredState(state: DesiredState, maxChunk = MAX_CHUNK_BYTES): Promise<EncodedDesiredState> {
+export async function encodeDesiredState(
+  state: DesiredState,
+  maxChunk = MAX_CHUNK_BYTES,
+): Promise<EncodedDesiredState> {
   // gzip runs on the libuv pool, so a thousand clusters' states do not block the loop.
   const payload = await gzipAsync(Buffer.from(JSON.stringify(state)));
   const slices: Buffer[] = [];
-  for (let off = 0; off < payload.length; off += maxChunk) slices.push(payload.subarray(off, off + maxChunk));
+  for (let off = 0; off < payload.length; off += maxChunk)
+    slices.push(payload.subarray(off, off + maxChunk));
   if (slices.length === 0) slices.push(Buffer.alloc(0));
   return { digest: state.digest, revision: state.revision, slices, compressedSize: payload.length };
 }
@@ -45,13 +49,17 @@ export interface ChunkLike {
 export async function decodeDesiredState(chunks: readonly ChunkLike[]): Promise<DesiredState> {
   const first = chunks[0];
   if (!first) throw new ValidationError('no chunks');
-  if (chunks.length !== first.total) throw new ValidationError(`expected ${first.total} chunks, got ${chunks.length}`);
+  if (chunks.length !== first.total)
+    throw new ValidationError(`expected ${first.total} chunks, got ${chunks.length}`);
   chunks.forEach((c, i) => {
-    if (c.index !== i || c.digest !== first.digest) throw new ValidationError(`chunk ${i} is out of sequence`);
+    if (c.index !== i || c.digest !== first.digest)
+      throw new ValidationError(`chunk ${i} is out of sequence`);
   });
   const payload = Buffer.concat(chunks.map((c) => c.data));
   if (payload.length !== first.compressedSize) {
-    throw new ValidationError(`payload is ${payload.length} bytes, expected ${first.compressedSize}`);
+    throw new ValidationError(
+      `payload is ${payload.length} bytes, expected ${first.compressedSize}`,
+    );
   }
   return JSON.parse((await gunzipAsync(payload)).toString('utf8')) as DesiredState;
 }
@@ -61,7 +69,10 @@ export async function decodeDesiredState(chunks: readonly ChunkLike[]): Promise<
  * (digest, revision) per cluster is kept: older ones are never sent again.
  */
 export class EncodingCache {
-  private readonly byCluster = new Map<string, { key: string; encoded: Promise<EncodedDesiredState> }>();
+  private readonly byCluster = new Map<
+    string,
+    { key: string; encoded: Promise<EncodedDesiredState> }
+  >();
   private encodes = 0;
 
   /** The encoding of state, computed at most once per (cluster, digest, revision). */
@@ -73,7 +84,8 @@ export class EncodingCache {
     const encoded = encodeDesiredState(state);
     // A failed encoding must not stay cached: the next session retries it.
     encoded.catch(() => {
-      if (this.byCluster.get(state.cluster)?.encoded === encoded) this.byCluster.delete(state.cluster);
+      if (this.byCluster.get(state.cluster)?.encoded === encoded)
+        this.byCluster.delete(state.cluster);
     });
     this.byCluster.set(state.cluster, { key, encoded });
     return encoded;

@@ -29,7 +29,8 @@ export class DesiredStateStore implements DesiredStateSource {
     const changed: string[] = [];
     for (const [cluster, state] of next) {
       const old = this.states.get(cluster);
-      if (!old || old.digest !== state.digest || old.revision !== state.revision) changed.push(cluster);
+      if (!old || old.digest !== state.digest || old.revision !== state.revision)
+        changed.push(cluster);
     }
     for (const cluster of this.states.keys()) if (!next.has(cluster)) changed.push(cluster);
     this.states = new Map(next);

@@ -11,11 +11,20 @@ export function configMap(name: string, bytes = 16, seed = 1): KubeObject {
     x = (x * 1103515245 + 12345) % 2147483648;
     text += x.toString(36);
   }
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default' }, data: { blob: text.slice(0, bytes) } };
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: 'default' },
+    data: { blob: text.slice(0, bytes) },
+  };
 }
 
 /** A desired state with one bundle holding `objects`. */
-export function desiredState(cluster: string, revision: string, objects: KubeObject[] = [configMap('a')]): DesiredState {
+export function desiredState(
+  cluster: string,
+  revision: string,
+  objects: KubeObject[] = [configMap('a')],
+): DesiredState {
   const b: Omit<BundleDesiredState, 'digest'> = {
     name: 'app',
     drift: { mode: 'enforce', ignore: [] },

@@ -36,13 +36,21 @@ export interface GrpcTls {
 }
 
 /** A certificate provider that always answers with fixed material. */
-function fixedProvider(update: { ca?: Buffer; cert?: Buffer; key?: Buffer }): experimental.CertificateProvider {
+function fixedProvider(update: {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}): experimental.CertificateProvider {
   // Listeners are called asynchronously, as grpc-js's own providers do: it registers its
   // watcher only after adding the listener, so a synchronous answer would be lost.
   return {
-    addCaCertificateListener: (l) => queueMicrotask(() => l(update.ca ? { caCertificate: update.ca } : null)),
+    addCaCertificateListener: (l) =>
+      queueMicrotask(() => l(update.ca ? { caCertificate: update.ca } : null)),
     removeCaCertificateListener: () => undefined,
-    addIdentityCertificateListener: (l) => queueMicrotask(() => l(update.cert && update.key ? { certificate: update.cert, privateKey: update.key } : null)),
+    addIdentityCertificateListener: (l) =>
+      queueMicrotask(() =>
+        l(update.cert && update.key ? { certificate: update.cert, privateKey: update.key } : null),
+      ),
     removeIdentityCertificateListener: () => undefined,
   };
 }
@@ -54,7 +62,11 @@ export function grpcServerCredentials(tls: GrpcTls | undefined): ServerCredentia
   // provider-based credentials request one and let the call decide (see identity/).
   // One provider for both roles: grpc-js 1.14 passes the two providers to its constructor
   // in swapped order, so the same (complete) provider in both places is what works.
-  const provider = fixedProvider({ ca: Buffer.from(tls.caPem), cert: Buffer.from(tls.certPem), key: Buffer.from(tls.keyPem) });
+  const provider = fixedProvider({
+    ca: Buffer.from(tls.caPem),
+    cert: Buffer.from(tls.certPem),
+    key: Buffer.from(tls.keyPem),
+  });
   return experimental.createCertificateProviderServerCredentials(provider, provider, false);
 }
 
@@ -67,7 +79,11 @@ export interface RunningGrpcServer {
 }
 
 /** Binds the gRPC server: TLS (mTLS for agents) when tls is given, plaintext otherwise (--insecure). */
-export async function startGrpcServer(address: string, services: GrpcServices, tls?: GrpcTls): Promise<RunningGrpcServer> {
+export async function startGrpcServer(
+  address: string,
+  services: GrpcServices,
+  tls?: GrpcTls,
+): Promise<RunningGrpcServer> {
   const proto = loadFlotillaProto();
   const server = new Server(GRPC_SERVER_OPTIONS);
   server.addService(proto.AgentStream.service, services.agentStream);

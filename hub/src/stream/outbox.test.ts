@@ -19,7 +19,9 @@ test('control-messages-keep-their-order-and-go-before-state', () => {
   box.offerState(desiredState('c1', 'r1'));
   box.pushMessage({ heartbeat: { sentAtMs: 1 } });
   box.pushMessage({ heartbeat: { sentAtMs: 2 } });
-  const kinds = [box.next(), box.next(), box.next()].map((i) => (i?.kind === 'message' ? i.message.heartbeat?.sentAtMs : i?.kind));
+  const kinds = [box.next(), box.next(), box.next()].map((i) =>
+    i?.kind === 'message' ? i.message.heartbeat?.sentAtMs : i?.kind,
+  );
   assert.deepEqual(kinds, [1, 2, 'state']);
   assert.ok(box.idle);
 });

@@ -6,7 +6,8 @@ import type { DesiredState } from '@flotilla/common';
 import type { HubMessage } from '@flotilla/proto';
 
 /** The next thing to write: a ready message or a desired state to encode and send. */
-export type OutboxItem = { kind: 'message'; message: HubMessage } | { kind: 'state'; state: DesiredState };
+export type OutboxItem =
+  { kind: 'message'; message: HubMessage } | { kind: 'state'; state: DesiredState };
 
 /** Per-session outbox: FIFO for control messages, latest-wins slot for the desired state. */
 export class Outbox {

@@ -59,7 +59,13 @@ function harness(states: Map<string, DesiredState>, heartbeatIntervalMs = 60_000
 }
 
 function hello(cluster: string, appliedDigest = '', appliedRevision = ''): AgentMessage__Output {
-  const h: Hello__Output = { cluster, agentVersion: 'test', appliedDigest, appliedRevision, protocolVersion: 1 };
+  const h: Hello__Output = {
+    cluster,
+    agentVersion: 'test',
+    appliedDigest,
+    appliedRevision,
+    protocolVersion: 1,
+  };
   return { kind: 'hello', hello: h };
 }
 

@@ -128,11 +128,17 @@ export class Session {
   private handleHello(msg: AgentMessage__Output): void {
     const hello = msg.kind === 'hello' ? msg.hello : undefined;
     if (!hello) {
-      this.close(`first message was ${msg.kind ?? 'empty'}, not hello`, GrpcStatus.INVALID_ARGUMENT);
+      this.close(
+        `first message was ${msg.kind ?? 'empty'}, not hello`,
+        GrpcStatus.INVALID_ARGUMENT,
+      );
       return;
     }
     if (!isDnsLabel(hello.cluster)) {
-      this.close(`hello has an invalid cluster name "${hello.cluster}"`, GrpcStatus.INVALID_ARGUMENT);
+      this.close(
+        `hello has an invalid cluster name "${hello.cluster}"`,
+        GrpcStatus.INVALID_ARGUMENT,
+      );
       return;
     }
     this.hello = hello;
@@ -140,16 +146,27 @@ export class Session {
     this.log = this.log.child({ [LogFields.cluster]: hello.cluster });
     if (!this.transition('active', 'hello')) return;
     if (hello.protocolVersion !== PROTOCOL_VERSION) {
-      this.log.warn({ protocolVersion: hello.protocolVersion }, 'agent speaks another protocol version');
+      this.log.warn(
+        { protocolVersion: hello.protocolVersion },
+        'agent speaks another protocol version',
+      );
     }
     this.ctx.onActive(this);
     this.ctx.observer.connected(this.clusterName, this.id, hello);
     this.log.info(
-      { agentVersion: hello.agentVersion, appliedDigest: hello.appliedDigest, [LogFields.revision]: hello.appliedRevision },
+      {
+        agentVersion: hello.agentVersion,
+        appliedDigest: hello.appliedDigest,
+        [LogFields.revision]: hello.appliedRevision,
+      },
       'agent connected',
     );
     this.outbox.pushMessage({
-      welcome: { session: this.id, heartbeatIntervalMs: this.ctx.heartbeatIntervalMs, protocolVersion: PROTOCOL_VERSION },
+      welcome: {
+        session: this.id,
+        heartbeatIntervalMs: this.ctx.heartbeatIntervalMs,
+        protocolVersion: PROTOCOL_VERSION,
+      },
     });
     this.desiredChanged();
   }
@@ -166,7 +183,11 @@ export class Session {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      for (let item = this.outbox.next(); item && this.stateValue === 'active'; item = this.outbox.next()) {
+      for (
+        let item = this.outbox.next();
+        item && this.stateValue === 'active';
+        item = this.outbox.next()
+      ) {
         if (item.kind === 'message') await this.write(item.message);
         else await this.sendState(item.state);
       }
@@ -234,7 +255,12 @@ export class Session {
       return;
     }
     // Only when idle: anything else written is already a sign of life.
-    if (this.stateValue === 'active' && this.outbox.idle && !this.pumping && now - this.lastWritten >= interval * 0.9) {
+    if (
+      this.stateValue === 'active' &&
+      this.outbox.idle &&
+      !this.pumping &&
+      now - this.lastWritten >= interval * 0.9
+    ) {
       this.outbox.pushMessage({ heartbeat: { sentAtMs: now } });
       void this.pump();
     }

@@ -37,17 +37,22 @@ spec:
   targets:
     - clusterSelector: {}
 `;
-    for (let i = 0; i < MANIFESTS; i++) files[`bundles/bundle-${b}/manifests/cm-${i}.yaml`] = configMap(b, i, 1);
+    for (let i = 0; i < MANIFESTS; i++)
+      files[`bundles/bundle-${b}/manifests/cm-${i}.yaml`] = configMap(b, i, 1);
   }
   return files;
 }
 
 function configMap(b: number, i: number, version: number): string {
-  const data = Array.from({ length: 8 }, (_, k) => `  key${k}: "value-${b}-${i}-${k}-v${version}"`).join('\n');
+  const data = Array.from(
+    { length: 8 },
+    (_, k) => `  key${k}: "value-${b}-${i}-${k}-v${version}"`,
+  ).join('\n');
   return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${b}-${i}\ndata:\n${data}\n`;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const median = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 5);
@@ -66,7 +71,8 @@ async function main(): Promise<void> {
     const tree0 = await first!.readTree();
     const cold = await renderer.render(tree0, first!.revision);
     const coldMs = performance.now() - t0;
-    if (tree0.paths().length !== Object.keys(files).length) throw new Error(`tree has ${tree0.paths().length} files`);
+    if (tree0.paths().length !== Object.keys(files).length)
+      throw new Error(`tree has ${tree0.paths().length} files`);
     if (cold.errors.length > 0) throw new Error(`render errors: ${cold.errors[0]?.message}`);
 
     const total: number[] = [];
@@ -75,7 +81,9 @@ async function main(): Promise<void> {
     const renderMs: number[] = [];
     for (let r = 0; r < runs; r++) {
       const bundle = r % BUNDLES;
-      await work.writeFiles({ [`bundles/bundle-${bundle}/manifests/cm-7.yaml`]: configMap(bundle, 7, r + 2) });
+      await work.writeFiles({
+        [`bundles/bundle-${bundle}/manifests/cm-7.yaml`]: configMap(bundle, 7, r + 2),
+      });
       const sha = await work.commitAndPush(`change ${r}`);
       const a = performance.now();
       const snap = await src.poll();
@@ -93,12 +101,24 @@ async function main(): Promise<void> {
     }
     await work.dispose();
     const m = median(total);
-    console.log(`repo: ${Object.keys(files).length} files (${CLUSTERS} clusters, ${BUNDLES} bundles x ${MANIFESTS} manifests); ${runs} runs`);
-    console.log(`first clone + full render (cold)                       ${coldMs.toFixed(0).padStart(6)} ms`);
-    console.log(`  fetch (list refs + pack)           median ${median(fetchMs).toFixed(0).padStart(6)} ms`);
-    console.log(`  read commit tree                   median ${median(treeMs).toFixed(0).padStart(6)} ms`);
-    console.log(`  re-render                          median ${median(renderMs).toFixed(0).padStart(6)} ms`);
-    console.log(`fetch + re-render of a one-file change  median ${m.toFixed(0).padStart(6)} ms  ${m <= TARGET_MS ? 'ok' : 'NOT MET'} (target ≤ ${TARGET_MS} ms)`);
+    console.log(
+      `repo: ${Object.keys(files).length} files (${CLUSTERS} clusters, ${BUNDLES} bundles x ${MANIFESTS} manifests); ${runs} runs`,
+    );
+    console.log(
+      `first clone + full render (cold)                       ${coldMs.toFixed(0).padStart(6)} ms`,
+    );
+    console.log(
+      `  fetch (list refs + pack)           median ${median(fetchMs).toFixed(0).padStart(6)} ms`,
+    );
+    console.log(
+      `  read commit tree                   median ${median(treeMs).toFixed(0).padStart(6)} ms`,
+    );
+    console.log(
+      `  re-render                          median ${median(renderMs).toFixed(0).padStart(6)} ms`,
+    );
+    console.log(
+      `fetch + re-render of a one-file change  median ${m.toFixed(0).padStart(6)} ms  ${m <= TARGET_MS ? 'ok' : 'NOT MET'} (target ≤ ${TARGET_MS} ms)`,
+    );
   } finally {
     await git.stop();
     await rm(cacheDir, { recursive: true, force: true });

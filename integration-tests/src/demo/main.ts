@@ -6,7 +6,15 @@ import { fileURLToPath } from 'node:url';
 import { readTree, startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
 
-const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'deploy', 'examples', 'fleet');
+const EXAMPLE = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'deploy',
+  'examples',
+  'fleet',
+);
 const say = (message: string): void => console.log(`demo: ${message}`);
 
 async function main(): Promise<number> {
@@ -25,25 +33,36 @@ async function main(): Promise<number> {
   const stopped = new Promise<void>((resolve) => {
     // `on`, not `once`: a dependency (signal-exit) re-raises a signal that has no other
     // listener left, which would kill the demo halfway through its cleanup.
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void shutdown().then(resolve));
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.on(sig, () => void shutdown().then(resolve));
   });
 
   try {
     const started = Date.now();
-    fleet = await startFleet({ clusters: ['edge-eu', 'edge-us'], repoFiles: await readTree(EXAMPLE), onProgress: say });
+    fleet = await startFleet({
+      clusters: ['edge-eu', 'edge-us'],
+      repoFiles: await readTree(EXAMPLE),
+      onProgress: say,
+    });
     say(`waiting for both clusters to apply ${fleet.firstCommit.slice(0, 12)}…`);
     await fleet.waitForRevision(fleet.firstCommit, 120_000);
-    say(`fleet converged in ${((Date.now() - started) / 1000).toFixed(1)} s (logs in ${fleet.logDir})`);
+    say(
+      `fleet converged in ${((Date.now() - started) / 1000).toFixed(1)} s (logs in ${fleet.logDir})`,
+    );
     console.log(await fleet.cli(['status']));
 
     say('pushing a second commit: podinfo gets a new greeting in every cluster');
     const deployment = join('bundles', 'podinfo', 'manifests', 'deployment.yaml');
     const text = (await readTree(EXAMPLE))[deployment] ?? '';
-    await fleet.repo.writeFiles({ [deployment]: text.replace('${vars.greeting}', '${vars.greeting} (updated)') });
+    await fleet.repo.writeFiles({
+      [deployment]: text.replace('${vars.greeting}', '${vars.greeting} (updated)'),
+    });
     const second = await fleet.repo.commitAndPush('podinfo: update the greeting');
     const t0 = Date.now();
     await fleet.waitForRevision(second, 120_000);
-    say(`commit ${second.slice(0, 12)} reached both clusters in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    say(
+      `commit ${second.slice(0, 12)} reached both clusters in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
     console.log(await fleet.cli(['status']));
   } catch (err) {
     console.error(`demo: failed: ${(err as Error).message}`);
@@ -56,8 +75,13 @@ async function main(): Promise<number> {
   }
   // The hub serves HTTPS with its own CA (the agents registered with `flotilla cluster add`).
   const trust = fleet.adminDir ? ` --ca-file ${join(fleet.adminDir, 'ca.crt')}` : '';
-  say(`running. Try: node ${join('hub', 'dist', 'cli', 'main.js')} status --hub-url ${fleet.hubHttpUrl}${trust}`);
-  if (fleet.adminDir) say(`and: FLOTILLA_HUB=${fleet.hubGrpcAddress} FLOTILLA_ADMIN_DIR=${fleet.adminDir} node ${join('hub', 'dist', 'cli', 'main.js')} cluster list`);
+  say(
+    `running. Try: node ${join('hub', 'dist', 'cli', 'main.js')} status --hub-url ${fleet.hubHttpUrl}${trust}`,
+  );
+  if (fleet.adminDir)
+    say(
+      `and: FLOTILLA_HUB=${fleet.hubGrpcAddress} FLOTILLA_ADMIN_DIR=${fleet.adminDir} node ${join('hub', 'dist', 'cli', 'main.js')} cluster list`,
+    );
   say(`the fleet repo is ${fleet.repoUrl} — clone it, commit, push, and watch the status change.`);
   say('press Ctrl-C to stop.');
   await stopped;

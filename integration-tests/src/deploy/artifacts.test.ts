@@ -42,7 +42,9 @@ after(async () => {
 
 function helm(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(HELM, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`helm ${args[0]}: ${stderr || stdout}`)) : resolve(stdout)));
+    execFile(HELM, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`helm ${args[0]}: ${stderr || stdout}`)) : resolve(stdout),
+    );
   });
 }
 
@@ -52,12 +54,24 @@ async function dryRun(text: string): Promise<number> {
   const { stringify } = await import('yaml');
   const ns = objects.filter((o) => o.kind === 'Namespace');
   const rest = objects.filter((o) => o.kind !== 'Namespace');
-  if (ns.length > 0) await applyManifests(cluster!.kubeconfigPath, ns.map((o) => stringify(o)).join('---\n'));
-  await applyManifests(cluster!.kubeconfigPath, rest.map((o) => stringify(o)).join('---\n'), { dryRun: true });
+  if (ns.length > 0)
+    await applyManifests(cluster!.kubeconfigPath, ns.map((o) => stringify(o)).join('---\n'));
+  await applyManifests(cluster!.kubeconfigPath, rest.map((o) => stringify(o)).join('---\n'), {
+    dryRun: true,
+  });
   return objects.length;
 }
 
-const CHART_VALUES = ['--set', 'nats.authSecretName=flotilla-nats-auth', '--set', 'sources[0].auth.secretName=fleet-git', '--set', 'sources[0].name=fleet', '--set', 'sources[0].url=https://git.example.com/fleet.git'];
+const CHART_VALUES = [
+  '--set',
+  'nats.authSecretName=flotilla-nats-auth',
+  '--set',
+  'sources[0].auth.secretName=fleet-git',
+  '--set',
+  'sources[0].name=fleet',
+  '--set',
+  'sources[0].url=https://git.example.com/fleet.git',
+];
 
 test('hub-chart-passes-helm-lint', { skip: skipHelm }, async () => {
   const out = await helm(['lint', CHART, '--strict', ...CHART_VALUES]);
@@ -65,24 +79,58 @@ test('hub-chart-passes-helm-lint', { skip: skipHelm }, async () => {
 });
 
 test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, async () => {
-  const text = await helm(['template', 'flotilla-hub', CHART, '--namespace', 'flotilla-system', '--kube-version', '1.35.4', ...CHART_VALUES]);
+  const text = await helm([
+    'template',
+    'flotilla-hub',
+    CHART,
+    '--namespace',
+    'flotilla-system',
+    '--kube-version',
+    '1.35.4',
+    ...CHART_VALUES,
+  ]);
   const objects = parseManifests(text);
   const kinds = objects.map((o) => o.kind).sort();
-  assert.deepEqual(kinds, ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Service', 'ServiceAccount']);
+  assert.deepEqual(kinds, [
+    'ConfigMap',
+    'Deployment',
+    'PersistentVolumeClaim',
+    'Service',
+    'ServiceAccount',
+  ]);
   const withNs = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flotilla-system\n---\n${text.replace(/^(metadata:)$/gm, '$1\n  namespace: flotilla-system')}`;
   assert.equal(await dryRun(withNs), 6);
   // The hub.yaml the chart writes is one the hub accepts.
-  const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
-  const cfg = compileHubConfig(parse(cm.data['hub.yaml'] as string), 'hub.yaml', { defaultCacheDir: '/tmp' });
+  const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as {
+    data: Record<string, string>;
+  };
+  const cfg = compileHubConfig(parse(cm.data['hub.yaml'] as string), 'hub.yaml', {
+    defaultCacheDir: '/tmp',
+  });
   assert.equal(cfg.insecure, false);
   assert.equal(cfg.nats.credsFile, '/etc/flotilla/nats/hub.creds');
   // Non-root, read-only root filesystem.
-  const dep = objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { securityContext: { runAsNonRoot: boolean }; containers: { securityContext: { readOnlyRootFilesystem: boolean } }[] } } } };
+  const dep = objects.find((o) => o.kind === 'Deployment') as unknown as {
+    spec: {
+      template: {
+        spec: {
+          securityContext: { runAsNonRoot: boolean };
+          containers: { securityContext: { readOnlyRootFilesystem: boolean } }[];
+        };
+      };
+    };
+  };
   assert.equal(dep.spec.template.spec.securityContext.runAsNonRoot, true);
   assert.equal(dep.spec.template.spec.containers[0]?.securityContext.readOnlyRootFilesystem, true);
 });
 
-const INSTALL = { cluster: 'edge-eu', hub: 'hub.example.com:7443', nats: 'nats://nats.example.com:4222', token: 'flt.0000000000000000.placeholder', caPem: '-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n' };
+const INSTALL = {
+  cluster: 'edge-eu',
+  hub: 'hub.example.com:7443',
+  nats: 'nats://nats.example.com:4222',
+  token: 'flt.0000000000000000.placeholder',
+  caPem: '-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n',
+};
 
 test('agent-manifests-cluster-wide-pass-a-server-side-dry-run', { skip: skipCluster }, async () => {
   const text = agentManifests(INSTALL);
@@ -91,17 +139,34 @@ test('agent-manifests-cluster-wide-pass-a-server-side-dry-run', { skip: skipClus
   assert.match(text, /runAsNonRoot: true/);
 });
 
-test('agent-manifests-restricted-to-namespaces-grant-nothing-cluster-wide', { skip: skipCluster }, async () => {
-  await applyManifests(cluster!.kubeconfigPath, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-b\n');
-  const text = agentManifests({ ...INSTALL, namespace: 'flotilla-restricted', namespaces: ['team-a', 'team-b'] });
-  const objects = parseManifests(text);
-  assert.ok(!objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'), 'no cluster-wide RBAC');
-  assert.deepEqual(
-    objects.filter((o) => o.kind === 'Role').map((o) => o.metadata?.namespace).sort(),
-    ['flotilla-restricted', 'team-a', 'team-b'],
-  );
-  assert.equal(await dryRun(text), objects.length);
-});
+test(
+  'agent-manifests-restricted-to-namespaces-grant-nothing-cluster-wide',
+  { skip: skipCluster },
+  async () => {
+    await applyManifests(
+      cluster!.kubeconfigPath,
+      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-b\n',
+    );
+    const text = agentManifests({
+      ...INSTALL,
+      namespace: 'flotilla-restricted',
+      namespaces: ['team-a', 'team-b'],
+    });
+    const objects = parseManifests(text);
+    assert.ok(
+      !objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'),
+      'no cluster-wide RBAC',
+    );
+    assert.deepEqual(
+      objects
+        .filter((o) => o.kind === 'Role')
+        .map((o) => o.metadata?.namespace)
+        .sort(),
+      ['flotilla-restricted', 'team-a', 'team-b'],
+    );
+    assert.equal(await dryRun(text), objects.length);
+  },
+);
 
 test('dockerfiles-are-multi-stage-node-24-non-root', async () => {
   for (const name of ['hub', 'agent']) {
@@ -109,7 +174,11 @@ test('dockerfiles-are-multi-stage-node-24-non-root', async () => {
     const froms = text.match(/^FROM .*/gm) ?? [];
     assert.ok(froms.length >= 2, `${name}: multi-stage`);
     assert.match(text, /^ARG NODE_IMAGE=node:24[-\w]*$/m, `${name}: Node.js 24 base`);
-    assert.equal(froms.at(-1), 'FROM ${NODE_IMAGE}', `${name}: the runtime stage is the Node.js 24 image`);
+    assert.equal(
+      froms.at(-1),
+      'FROM ${NODE_IMAGE}',
+      `${name}: the runtime stage is the Node.js 24 image`,
+    );
     assert.match(text, /^USER 10001:10001$/m, `${name}: fixed numeric non-root user`);
     assert.doesNotMatch(text, /^ADD\s+https?:/m, `${name}: nothing downloaded with ADD`);
     assert.match(text, /^ENTRYPOINT \[/m);

@@ -52,7 +52,8 @@ data:
 }
 
 const NAMESPACE = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n';
-const configMap = (name: string): string => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  k: v\n`;
+const configMap = (name: string): string =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  k: v\n`;
 
 let fleet: Fleet | undefined;
 const skip = await requireEnv(['cluster', 'nats', 'git']);
@@ -63,7 +64,10 @@ function core(name: string): CoreV1Api {
   return kc.makeApiClient(CoreV1Api);
 }
 
-async function configMapData(api: CoreV1Api, name: string): Promise<Record<string, string> | undefined> {
+async function configMapData(
+  api: CoreV1Api,
+  name: string,
+): Promise<Record<string, string> | undefined> {
   try {
     const cm = await api.readNamespacedConfigMap({ name, namespace: 'app' });
     return cm.data ?? {};
@@ -92,56 +96,69 @@ after(async () => {
   await fleet?.stop();
 });
 
-test('commits-reach-every-cluster-and-status-reports-the-newest-sha', { skip, timeout: 240_000 }, async () => {
-  const f = fleet!;
-  // Commit 1: both clusters get the bundle, rendered for each cluster.
-  for (const name of CLUSTERS) {
-    const api = core(name);
-    const data = await waitFor(
-      async () => {
-        const d = await configMapData(api, 'app-config');
-        return d?.message === 'first' ? d : undefined;
-      },
-      {
-        what: `app-config at the first commit in ${name} (logs in ${f.logDir})`,
-        timeoutMs: 90_000,
-        intervalMs: 250,
-      },
-    );
-    assert.deepEqual(data, { message: 'first', cluster: name, tier: name === 'alpha' ? 'gold' : 'bronze' });
-    assert.ok(await configMapData(api, 'obsolete'), `obsolete exists in ${name}`);
-  }
-  const atFirst = await f.waitForRevision(f.firstCommit);
-  assert.deepEqual(atFirst.map((r) => r.name).sort(), CLUSTERS);
+test(
+  'commits-reach-every-cluster-and-status-reports-the-newest-sha',
+  { skip, timeout: 240_000 },
+  async () => {
+    const f = fleet!;
+    // Commit 1: both clusters get the bundle, rendered for each cluster.
+    for (const name of CLUSTERS) {
+      const api = core(name);
+      const data = await waitFor(
+        async () => {
+          const d = await configMapData(api, 'app-config');
+          return d?.message === 'first' ? d : undefined;
+        },
+        {
+          what: `app-config at the first commit in ${name} (logs in ${f.logDir})`,
+          timeoutMs: 90_000,
+          intervalMs: 250,
+        },
+      );
+      assert.deepEqual(data, {
+        message: 'first',
+        cluster: name,
+        tier: name === 'alpha' ? 'gold' : 'bronze',
+      });
+      assert.ok(await configMapData(api, 'obsolete'), `obsolete exists in ${name}`);
+    }
+    const atFirst = await f.waitForRevision(f.firstCommit);
+    assert.deepEqual(atFirst.map((r) => r.name).sort(), CLUSTERS);
 
-  // Commit 2: a changed object, an added one, a removed one — with no restarts.
-  await f.repo.writeFiles({
-    'bundles/app/manifests/config.yaml': appConfig('second'),
-    'bundles/app/manifests/added.yaml': configMap('added'),
-  });
-  await f.repo.remove(['bundles/app/manifests/obsolete.yaml']);
-  const second = await f.repo.commitAndPush('Second revision');
-  assert.notEqual(second, f.firstCommit);
+    // Commit 2: a changed object, an added one, a removed one — with no restarts.
+    await f.repo.writeFiles({
+      'bundles/app/manifests/config.yaml': appConfig('second'),
+      'bundles/app/manifests/added.yaml': configMap('added'),
+    });
+    await f.repo.remove(['bundles/app/manifests/obsolete.yaml']);
+    const second = await f.repo.commitAndPush('Second revision');
+    assert.notEqual(second, f.firstCommit);
 
-  for (const name of CLUSTERS) {
-    const api = core(name);
-    await waitFor(
-      async () =>
-        (await configMapData(api, 'app-config'))?.message === 'second' &&
-        (await configMapData(api, 'added')) !== undefined &&
-        (await configMapData(api, 'obsolete')) === undefined,
-      { what: `objects of the second commit in ${name} (logs in ${f.logDir})`, timeoutMs: 60_000, intervalMs: 250 },
-    );
-  }
-  const rows = await f.waitForRevision(second);
-  for (const name of CLUSTERS) {
-    const row = rows.find((r) => r.name === name);
-    assert.equal(row?.appliedRevision, second, `${name} applied revision`);
-    assert.equal(row?.state, 'Ready');
-    assert.equal(row?.connected, true);
-  }
-  for (const proc of [...f.agents.values(), f.hub]) assert.equal(proc.isRunning(), true, `${proc.name} still running`);
-});
+    for (const name of CLUSTERS) {
+      const api = core(name);
+      await waitFor(
+        async () =>
+          (await configMapData(api, 'app-config'))?.message === 'second' &&
+          (await configMapData(api, 'added')) !== undefined &&
+          (await configMapData(api, 'obsolete')) === undefined,
+        {
+          what: `objects of the second commit in ${name} (logs in ${f.logDir})`,
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        },
+      );
+    }
+    const rows = await f.waitForRevision(second);
+    for (const name of CLUSTERS) {
+      const row = rows.find((r) => r.name === name);
+      assert.equal(row?.appliedRevision, second, `${name} applied revision`);
+      assert.equal(row?.state, 'Ready');
+      assert.equal(row?.connected, true);
+    }
+    for (const proc of [...f.agents.values(), f.hub])
+      assert.equal(proc.isRunning(), true, `${proc.name} still running`);
+  },
+);
 
 test('hub-and-agents-stop-cleanly-on-sigterm', { skip, timeout: 60_000 }, async () => {
   const f = fleet!;

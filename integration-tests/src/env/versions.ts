@@ -47,8 +47,16 @@ export function binaryPaths(env: NodeJS.ProcessEnv = process.env): BinaryPaths {
     kubeApiserver: env.FLOTILLA_KUBE_APISERVER || join(k8s, 'kube-apiserver'),
     etcd: env.FLOTILLA_ETCD || join(k8s, 'etcd'),
     natsServer: env.FLOTILLA_NATS_SERVER || join(nats, 'nats-server'),
-    kustomize: env.FLOTILLA_KUSTOMIZE || join(root, `tools-kustomize-${env.FLOTILLA_KUSTOMIZE_VERSION || KUSTOMIZE_VERSION}`, 'kustomize'),
-    helm: env.FLOTILLA_HELM || join(root, `tools-helm-${env.FLOTILLA_HELM_VERSION || HELM_VERSION}`, 'helm'),
+    kustomize:
+      env.FLOTILLA_KUSTOMIZE ||
+      join(
+        root,
+        `tools-kustomize-${env.FLOTILLA_KUSTOMIZE_VERSION || KUSTOMIZE_VERSION}`,
+        'kustomize',
+      ),
+    helm:
+      env.FLOTILLA_HELM ||
+      join(root, `tools-helm-${env.FLOTILLA_HELM_VERSION || HELM_VERSION}`, 'helm'),
   };
 }
 

@@ -14,7 +14,11 @@ export interface ClientTls {
 
 function credentials(tls: ClientTls): grpc.ChannelCredentials {
   return tls.keyPem && tls.certPem
-    ? grpc.credentials.createSsl(Buffer.from(tls.caPem), Buffer.from(tls.keyPem), Buffer.from(tls.certPem))
+    ? grpc.credentials.createSsl(
+        Buffer.from(tls.caPem),
+        Buffer.from(tls.keyPem),
+        Buffer.from(tls.certPem),
+      )
     : grpc.credentials.createSsl(Buffer.from(tls.caPem));
 }
 
@@ -26,14 +30,23 @@ export interface CallOutcome<T> {
 }
 
 /** Calls Identity/Register and returns the status instead of throwing. */
-export function register(address: string, tls: ClientTls, req: { cluster: string; token: string; csrPem: string }): Promise<CallOutcome<{ certificatePem: string }>> {
+export function register(
+  address: string,
+  tls: ClientTls,
+  req: { cluster: string; token: string; csrPem: string },
+): Promise<CallOutcome<{ certificatePem: string }>> {
   const { Identity } = loadFlotillaProto();
   const client = new Identity(address, credentials(tls)) as unknown as IdentityClient;
   return new Promise((resolve) => {
     client.Register({ ...req, natsPublicKey: '' }, (err, res) => {
       client.close();
       if (err) resolve({ code: err.code, details: err.details });
-      else resolve({ code: grpc.status.OK, details: '', response: { certificatePem: res?.certificatePem ?? '' } });
+      else
+        resolve({
+          code: grpc.status.OK,
+          details: '',
+          response: { certificatePem: res?.certificatePem ?? '' },
+        });
     });
   });
 }
@@ -46,7 +59,12 @@ export interface StreamOutcome {
 }
 
 /** Opens AgentStream/Connect, says hello as `cluster`, and records everything until the stream ends or waitMs passes. */
-export function openStream(address: string, tls: ClientTls, cluster: string, waitMs = 3_000): Promise<StreamOutcome> {
+export function openStream(
+  address: string,
+  tls: ClientTls,
+  cluster: string,
+  waitMs = 3_000,
+): Promise<StreamOutcome> {
   const { AgentStream } = loadFlotillaProto();
   const client = new AgentStream(address, credentials(tls)) as unknown as AgentStreamClient;
   const call = client.Connect();
@@ -65,20 +83,38 @@ export function openStream(address: string, tls: ClientTls, cluster: string, wai
     call.on('data', (m: HubMessage__Output) => received.push(m));
     call.on('error', (err: grpc.ServiceError) => finish(err.code, err.details));
     call.on('end', () => finish(grpc.status.OK, 'ended'));
-    call.write({ hello: { cluster, agentVersion: 'test', appliedDigest: '', appliedRevision: '', protocolVersion: PROTOCOL_VERSION } });
+    call.write({
+      hello: {
+        cluster,
+        agentVersion: 'test',
+        appliedDigest: '',
+        appliedRevision: '',
+        protocolVersion: PROTOCOL_VERSION,
+      },
+    });
   });
 }
 
 /** Reads the agent's identity Secret (flotilla-system/flotilla-identity) from a cluster. */
 export async function readAgentIdentity(
   kubeconfigPath: string,
-): Promise<{ keyPem: string; certPem: string; caPem: string; natsJwt: string; natsSeed: string } | undefined> {
+): Promise<
+  { keyPem: string; certPem: string; caPem: string; natsJwt: string; natsSeed: string } | undefined
+> {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   try {
-    const s = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: 'flotilla-identity', namespace: 'flotilla-system' });
+    const s = await kc
+      .makeApiClient(CoreV1Api)
+      .readNamespacedSecret({ name: 'flotilla-identity', namespace: 'flotilla-system' });
     const d = (k: string): string => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
-    return { keyPem: d('tls.key'), certPem: d('tls.crt'), caPem: d('ca.crt'), natsJwt: d('nats.jwt'), natsSeed: d('nats.seed') };
+    return {
+      keyPem: d('tls.key'),
+      certPem: d('tls.crt'),
+      caPem: d('ca.crt'),
+      natsJwt: d('nats.jwt'),
+      natsSeed: d('nats.seed'),
+    };
   } catch (err) {
     if ((err as { code?: number }).code === 404) return undefined;
     throw err;

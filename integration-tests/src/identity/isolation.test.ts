@@ -15,13 +15,17 @@ import { startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
 import { openStream, readAgentIdentity, register } from './clients.js';
 
-const cluster = (name: string): string => `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${name}\n`;
+const cluster = (name: string): string =>
+  `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${name}\n`;
 const REPO = {
   'clusters/alpha.yaml': cluster('alpha'),
   'clusters/beta.yaml': cluster('beta'),
-  'bundles/secretish/bundle.yaml': 'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: secretish\nspec:\n  source:\n    path: manifests\n  namespace: team\n  targets:\n    - clusterSelector: {}\n',
-  'bundles/secretish/manifests/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: only-for\ndata:\n  cluster: only-for-${cluster.name}\n',
-  'bundles/secretish/manifests/ns.yaml': 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n',
+  'bundles/secretish/bundle.yaml':
+    'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: secretish\nspec:\n  source:\n    path: manifests\n  namespace: team\n  targets:\n    - clusterSelector: {}\n',
+  'bundles/secretish/manifests/cm.yaml':
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: only-for\ndata:\n  cluster: only-for-${cluster.name}\n',
+  'bundles/secretish/manifests/ns.yaml':
+    'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n',
 };
 
 let fleet: Fleet | undefined;
@@ -31,7 +35,11 @@ const skip = await requireEnv(['cluster', 'nats', 'git']);
 before(async () => {
   if (skip) return;
   // Short certificates so the agents renew during the test (at 2/3 of 6 s).
-  fleet = await startFleet({ clusters: ['alpha', 'beta'], repoFiles: REPO, hubConfigExtra: ['  certValidity: 6s'] });
+  fleet = await startFleet({
+    clusters: ['alpha', 'beta'],
+    repoFiles: REPO,
+    hubConfigExtra: ['  certValidity: 6s'],
+  });
   caPem = await readFile(join(fleet.adminDir, 'ca.crt'), 'utf8');
   await fleet.waitForRevision(fleet.firstCommit);
 });
@@ -40,90 +48,143 @@ after(async () => {
   await fleet?.stop();
 });
 
-test('registration-flow-installs-agents-that-connect-with-their-own-certificate', { skip }, async () => {
-  const f = fleet as Fleet;
-  for (const name of ['alpha', 'beta']) {
-    const id = await readAgentIdentity(f.clusters.get(name)!.kubeconfigPath);
-    assert.ok(id, `identity Secret stored in ${name}`);
-    assert.match(id.certPem, /BEGIN CERTIFICATE/);
-    assert.match(id.keyPem, /PRIVATE KEY/);
-  }
-  const list = await f.cli(['cluster', 'list']);
-  assert.match(list, /alpha\s+<none>\s+registered/);
-  assert.match(list, /beta\s+<none>\s+registered/);
-  // Secrets never reach logs or CLI output.
-  for (const name of ['alpha', 'beta']) {
-    const token = (await readFile(join(f.installDir(name), 'token'), 'utf8')).trim();
-    for (const log of ['hub.log', 'agent-alpha.log', 'agent-beta.log']) {
-      assert.ok(!(await readFile(join(f.logDir, log), 'utf8')).includes(token), `token of ${name} absent from ${log}`);
+test(
+  'registration-flow-installs-agents-that-connect-with-their-own-certificate',
+  { skip },
+  async () => {
+    const f = fleet as Fleet;
+    for (const name of ['alpha', 'beta']) {
+      const id = await readAgentIdentity(f.clusters.get(name)!.kubeconfigPath);
+      assert.ok(id, `identity Secret stored in ${name}`);
+      assert.match(id.certPem, /BEGIN CERTIFICATE/);
+      assert.match(id.keyPem, /PRIVATE KEY/);
     }
-    assert.ok(!list.includes(token));
-  }
-});
+    const list = await f.cli(['cluster', 'list']);
+    assert.match(list, /alpha\s+<none>\s+registered/);
+    assert.match(list, /beta\s+<none>\s+registered/);
+    // Secrets never reach logs or CLI output.
+    for (const name of ['alpha', 'beta']) {
+      const token = (await readFile(join(f.installDir(name), 'token'), 'utf8')).trim();
+      for (const log of ['hub.log', 'agent-alpha.log', 'agent-beta.log']) {
+        assert.ok(
+          !(await readFile(join(f.logDir, log), 'utf8')).includes(token),
+          `token of ${name} absent from ${log}`,
+        );
+      }
+      assert.ok(!list.includes(token));
+    }
+  },
+);
 
 test('certificates-are-renewed-without-dropping-the-stream', { skip }, async () => {
   const f = fleet as Fleet;
   const log = join(f.logDir, 'agent-alpha.log');
-  await waitFor(async () => ((await readFile(log, 'utf8')).match(/certificate renewed/g) ?? []).length >= 2, {
-    what: 'two renewals in the agent log of alpha',
-    timeoutMs: 30_000,
-    intervalMs: 250,
-  });
+  await waitFor(
+    async () => ((await readFile(log, 'utf8')).match(/certificate renewed/g) ?? []).length >= 2,
+    {
+      what: 'two renewals in the agent log of alpha',
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    },
+  );
   const text = await readFile(log, 'utf8');
-  assert.equal((text.match(/connected to hub/g) ?? []).length, 1, 'one session for the whole run: renewals never reconnected');
+  assert.equal(
+    (text.match(/connected to hub/g) ?? []).length,
+    1,
+    'one session for the whole run: renewals never reconnected',
+  );
   assert.doesNotMatch(text, /hub connection failed/);
 });
 
-test('nats-credentials-issued-at-registration-publish-only-for-their-own-cluster', { skip }, async () => {
-  const f = fleet as Fleet;
-  const alpha = await readAgentIdentity(f.clusters.get('alpha')!.kubeconfigPath);
-  assert.ok(alpha?.natsJwt, 'the hub issued a NATS user JWT to alpha');
-  const nc = await connect({
-    servers: f.nats.url,
-    authenticator: jwtAuthenticator(alpha.natsJwt, new TextEncoder().encode(alpha.natsSeed)),
-    inboxPrefix: '_INBOX_alpha',
-  });
-  try {
-    const js = jetstream(nc);
-    await js.publish('flotilla.events.alpha.test', new TextEncoder().encode('{}'), { msgID: `own-${Date.now()}`, timeout: 5_000 });
-    await assert.rejects(
-      js.publish('flotilla.events.beta.applied', new TextEncoder().encode('{}'), { msgID: `forged-${Date.now()}`, timeout: 3_000 }),
-      (err: Error) => /permission/i.test(`${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`),
+test(
+  'nats-credentials-issued-at-registration-publish-only-for-their-own-cluster',
+  { skip },
+  async () => {
+    const f = fleet as Fleet;
+    const alpha = await readAgentIdentity(f.clusters.get('alpha')!.kubeconfigPath);
+    assert.ok(alpha?.natsJwt, 'the hub issued a NATS user JWT to alpha');
+    const nc = await connect({
+      servers: f.nats.url,
+      authenticator: jwtAuthenticator(alpha.natsJwt, new TextEncoder().encode(alpha.natsSeed)),
+      inboxPrefix: '_INBOX_alpha',
+    });
+    try {
+      const js = jetstream(nc);
+      await js.publish('flotilla.events.alpha.test', new TextEncoder().encode('{}'), {
+        msgID: `own-${Date.now()}`,
+        timeout: 5_000,
+      });
+      await assert.rejects(
+        js.publish('flotilla.events.beta.applied', new TextEncoder().encode('{}'), {
+          msgID: `forged-${Date.now()}`,
+          timeout: 3_000,
+        }),
+        (err: Error) =>
+          /permission/i.test(`${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`),
+      );
+    } finally {
+      await nc.close();
+    }
+  },
+);
+
+test(
+  'used-unknown-expired-and-foreign-bootstrap-tokens-are-refused-and-nothing-is-issued',
+  { skip },
+  async () => {
+    const f = fleet as Fleet;
+    const csr = createCsr(generateKeyPem(), 'alpha');
+    const used = (await readFile(join(f.installDir('alpha'), 'token'), 'utf8')).trim();
+    const reused = await register(
+      f.hubGrpcAddress,
+      { caPem },
+      { cluster: 'alpha', token: used, csrPem: csr },
     );
-  } finally {
-    await nc.close();
-  }
-});
+    assert.equal(reused.code, grpc.status.UNAUTHENTICATED);
+    assert.match(reused.details, /already used/);
 
-test('used-unknown-expired-and-foreign-bootstrap-tokens-are-refused-and-nothing-is-issued', { skip }, async () => {
-  const f = fleet as Fleet;
-  const csr = createCsr(generateKeyPem(), 'alpha');
-  const used = (await readFile(join(f.installDir('alpha'), 'token'), 'utf8')).trim();
-  const reused = await register(f.hubGrpcAddress, { caPem }, { cluster: 'alpha', token: used, csrPem: csr });
-  assert.equal(reused.code, grpc.status.UNAUTHENTICATED);
-  assert.match(reused.details, /already used/);
+    const unknown = await register(
+      f.hubGrpcAddress,
+      { caPem },
+      { cluster: 'alpha', token: `flt.0123456789abcdef.${'A'.repeat(43)}`, csrPem: csr },
+    );
+    assert.equal(unknown.code, grpc.status.UNAUTHENTICATED);
+    assert.match(unknown.details, /not known/);
 
-  const unknown = await register(f.hubGrpcAddress, { caPem }, { cluster: 'alpha', token: `flt.0123456789abcdef.${'A'.repeat(43)}`, csrPem: csr });
-  assert.equal(unknown.code, grpc.status.UNAUTHENTICATED);
-  assert.match(unknown.details, /not known/);
+    await f.cli([
+      'cluster',
+      'add',
+      'gamma',
+      '--token-ttl',
+      '1ms',
+      '--output-dir',
+      f.installDir('gamma'),
+    ]);
+    await sleep(20);
+    const gammaToken = (await readFile(join(f.installDir('gamma'), 'token'), 'utf8')).trim();
+    const expired = await register(
+      f.hubGrpcAddress,
+      { caPem },
+      { cluster: 'gamma', token: gammaToken, csrPem: createCsr(generateKeyPem(), 'gamma') },
+    );
+    assert.equal(expired.code, grpc.status.UNAUTHENTICATED);
+    assert.match(expired.details, /expired/);
 
-  await f.cli(['cluster', 'add', 'gamma', '--token-ttl', '1ms', '--output-dir', f.installDir('gamma')]);
-  await sleep(20);
-  const gammaToken = (await readFile(join(f.installDir('gamma'), 'token'), 'utf8')).trim();
-  const expired = await register(f.hubGrpcAddress, { caPem }, { cluster: 'gamma', token: gammaToken, csrPem: createCsr(generateKeyPem(), 'gamma') });
-  assert.equal(expired.code, grpc.status.UNAUTHENTICATED);
-  assert.match(expired.details, /expired/);
+    await f.cli(['cluster', 'add', 'delta', '--output-dir', f.installDir('delta')]);
+    const deltaToken = (await readFile(join(f.installDir('delta'), 'token'), 'utf8')).trim();
+    const foreign = await register(
+      f.hubGrpcAddress,
+      { caPem },
+      { cluster: 'alpha', token: deltaToken, csrPem: csr },
+    );
+    assert.equal(foreign.code, grpc.status.UNAUTHENTICATED);
+    assert.match(foreign.details, /another cluster/);
 
-  await f.cli(['cluster', 'add', 'delta', '--output-dir', f.installDir('delta')]);
-  const deltaToken = (await readFile(join(f.installDir('delta'), 'token'), 'utf8')).trim();
-  const foreign = await register(f.hubGrpcAddress, { caPem }, { cluster: 'alpha', token: deltaToken, csrPem: csr });
-  assert.equal(foreign.code, grpc.status.UNAUTHENTICATED);
-  assert.match(foreign.details, /another cluster/);
-
-  const list = await f.cli(['cluster', 'list']);
-  assert.match(list, /gamma\s+<none>\s+pending/, 'no certificate issued for gamma');
-  assert.match(list, /delta\s+<none>\s+pending/, 'no certificate issued for delta');
-});
+    const list = await f.cli(['cluster', 'list']);
+    assert.match(list, /gamma\s+<none>\s+pending/, 'no certificate issued for gamma');
+    assert.match(list, /delta\s+<none>\s+pending/, 'no certificate issued for delta');
+  },
+);
 
 test('a-certificate-of-alpha-cannot-receive-the-state-of-beta', { skip }, async () => {
   const f = fleet as Fleet;
@@ -136,21 +197,32 @@ test('a-certificate-of-alpha-cannot-receive-the-state-of-beta', { skip }, async 
 
   // The same certificate is good for its own cluster: proof the refusal is about the name.
   const asAlpha = await openStream(f.hubGrpcAddress, alpha, 'alpha', 1_500);
-  assert.ok(asAlpha.received.some((m) => m.kind === 'welcome'), `alpha is welcomed (${asAlpha.details})`);
+  assert.ok(
+    asAlpha.received.some((m) => m.kind === 'welcome'),
+    `alpha is welcomed (${asAlpha.details})`,
+  );
 });
 
-test('a-client-without-a-certificate-or-with-another-ca-cannot-open-a-stream', { skip }, async () => {
-  const f = fleet as Fleet;
-  const none = await openStream(f.hubGrpcAddress, { caPem }, 'alpha');
-  assert.equal(none.code, grpc.status.UNAUTHENTICATED, none.details);
-  assert.deepEqual(none.received, []);
+test(
+  'a-client-without-a-certificate-or-with-another-ca-cannot-open-a-stream',
+  { skip },
+  async () => {
+    const f = fleet as Fleet;
+    const none = await openStream(f.hubGrpcAddress, { caPem }, 'alpha');
+    assert.equal(none.code, grpc.status.UNAUTHENTICATED, none.details);
+    assert.deepEqual(none.received, []);
 
-  const otherCa = new CertificateAuthority(createCa('someone-else'));
-  const forged = otherCa.issueKeyPair('alpha', 'flotilla-cluster', 3_600_000);
-  const foreign = await openStream(f.hubGrpcAddress, { caPem, keyPem: forged.keyPem, certPem: forged.certPem }, 'alpha');
-  assert.equal(foreign.code, grpc.status.UNAUTHENTICATED, foreign.details);
-  assert.deepEqual(foreign.received, []);
-});
+    const otherCa = new CertificateAuthority(createCa('someone-else'));
+    const forged = otherCa.issueKeyPair('alpha', 'flotilla-cluster', 3_600_000);
+    const foreign = await openStream(
+      f.hubGrpcAddress,
+      { caPem, keyPem: forged.keyPem, certPem: forged.certPem },
+      'alpha',
+    );
+    assert.equal(foreign.code, grpc.status.UNAUTHENTICATED, foreign.details);
+    assert.deepEqual(foreign.received, []);
+  },
+);
 
 test('a-revoked-cluster-is-cut-off-within-5-seconds', { skip }, async () => {
   const f = fleet as Fleet;
@@ -168,8 +240,17 @@ test('a-revoked-cluster-is-cut-off-within-5-seconds', { skip }, async () => {
     { what: 'the revoked certificate of beta refused', timeoutMs: 5_000, intervalMs: 100 },
   );
   const rows = await f.status();
-  assert.equal(rows.find((r) => r.name === 'beta')?.connected, false, 'the agent of beta is disconnected');
-  console.log(`# revocation: certificate refused and stream closed ${Date.now() - started} ms after "cluster revoke"`);
+  assert.equal(
+    rows.find((r) => r.name === 'beta')?.connected,
+    false,
+    'the agent of beta is disconnected',
+  );
+  console.log(
+    `# revocation: certificate refused and stream closed ${Date.now() - started} ms after "cluster revoke"`,
+  );
   // Alpha is unaffected (its agent re-dialled after the test above took over its session).
-  await waitFor(async () => (await f.status()).find((r) => r.name === 'alpha')?.connected === true, { what: 'alpha connected', timeoutMs: 10_000 });
+  await waitFor(
+    async () => (await f.status()).find((r) => r.name === 'alpha')?.connected === true,
+    { what: 'alpha connected', timeoutMs: 10_000 },
+  );
 });

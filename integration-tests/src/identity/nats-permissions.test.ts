@@ -20,14 +20,24 @@ const enc = new TextEncoder();
 async function agentConnection(cluster: string): Promise<NatsConnection> {
   const user = createUser();
   const jwt = agentUserJwt(setup.accountSeed, cluster, user.getPublicKey());
-  return connect({ servers: nats!.url, authenticator: jwtAuthenticator(jwt, user.getSeed()), inboxPrefix: agentInboxPrefix(cluster), name: `agent-${cluster}` });
+  return connect({
+    servers: nats!.url,
+    authenticator: jwtAuthenticator(jwt, user.getSeed()),
+    inboxPrefix: agentInboxPrefix(cluster),
+    name: `agent-${cluster}`,
+  });
 }
 
 before(async () => {
   if (skip) return;
   nats = await startNats({ config: setup.serverConfig });
-  hub = await connect({ servers: nats.url, authenticator: credsAuthenticator(enc.encode(setup.hubCreds)) });
-  await jetstreamManager(hub).then((m) => m.streams.add({ name: 'FLOTILLA_EVENTS', subjects: ['flotilla.events.>'] }));
+  hub = await connect({
+    servers: nats.url,
+    authenticator: credsAuthenticator(enc.encode(setup.hubCreds)),
+  });
+  await jetstreamManager(hub).then((m) =>
+    m.streams.add({ name: 'FLOTILLA_EVENTS', subjects: ['flotilla.events.>'] }),
+  );
 });
 
 after(async () => {
@@ -38,7 +48,10 @@ after(async () => {
 test('an-agent-publishes-events-of-its-own-cluster', { skip }, async () => {
   const nc = await agentConnection('alpha');
   try {
-    const ack = await jetstream(nc).publish('flotilla.events.alpha.applied', enc.encode('{}'), { msgID: 'a-1', timeout: 5_000 });
+    const ack = await jetstream(nc).publish('flotilla.events.alpha.applied', enc.encode('{}'), {
+      msgID: 'a-1',
+      timeout: 5_000,
+    });
     assert.equal(ack.stream, 'FLOTILLA_EVENTS');
   } finally {
     await nc.close();
@@ -49,11 +62,19 @@ test('an-agent-with-alpha-credentials-cannot-publish-as-beta', { skip }, async (
   const nc = await agentConnection('alpha');
   try {
     await assert.rejects(
-      jetstream(nc).publish('flotilla.events.beta.applied', enc.encode('{}'), { msgID: 'b-1', timeout: 3_000 }),
-      (err: Error) => /permission/i.test(`${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`),
+      jetstream(nc).publish('flotilla.events.beta.applied', enc.encode('{}'), {
+        msgID: 'b-1',
+        timeout: 3_000,
+      }),
+      (err: Error) =>
+        /permission/i.test(`${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`),
     );
     const info = await jetstreamManager(hub!).then((m) => m.streams.info('FLOTILLA_EVENTS'));
-    assert.equal(info.state.messages, 1, 'only the message alpha published for itself is in the stream');
+    assert.equal(
+      info.state.messages,
+      1,
+      'only the message alpha published for itself is in the stream',
+    );
   } finally {
     await nc.close();
   }

@@ -12,7 +12,12 @@ import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createUser } from '@nats-io/nkeys';
 import { silentLogger } from '@flotilla/common';
-import { NatsRevocationPublisher, agentInboxPrefix, agentUserJwt, createNatsAuthSetup } from '@flotilla/hub';
+import {
+  NatsRevocationPublisher,
+  agentInboxPrefix,
+  agentUserJwt,
+  createNatsAuthSetup,
+} from '@flotilla/hub';
 import { startNats } from '../env/index.js';
 
 const TARGET_MS = 5_000;
@@ -24,11 +29,14 @@ function pct(values: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const setup = createNatsAuthSetup({ resolverDir: join(await mkdtemp(join(tmpdir(), 'flotilla-nats-bench-')), 'jwt') });
+  const setup = createNatsAuthSetup({
+    resolverDir: join(await mkdtemp(join(tmpdir(), 'flotilla-nats-bench-')), 'jwt'),
+  });
   const nats = await startNats({ config: setup.serverConfig });
   const revoked: Record<string, number> = {};
   // Keys revoked earlier (clusters long gone, JWTs not yet expired) make the list realistic.
-  for (let i = 0; i < preRevoked; i++) revoked[createUser().getPublicKey()] = Math.ceil(Date.now() / 1000);
+  for (let i = 0; i < preRevoked; i++)
+    revoked[createUser().getPublicKey()] = Math.ceil(Date.now() / 1000);
   const publisher = new NatsRevocationPublisher({
     url: nats.url,
     systemCreds: new TextEncoder().encode(setup.systemCreds),
@@ -43,7 +51,12 @@ async function main(): Promise<void> {
       const cluster = `c${i}`;
       const jwt = agentUserJwt(setup.accountSeed, cluster, key.getPublicKey());
       const dial = (): Promise<NatsConnection> =>
-        connect({ servers: nats.url, authenticator: jwtAuthenticator(jwt, key.getSeed()), inboxPrefix: agentInboxPrefix(cluster), reconnect: false });
+        connect({
+          servers: nats.url,
+          authenticator: jwtAuthenticator(jwt, key.getSeed()),
+          inboxPrefix: agentInboxPrefix(cluster),
+          reconnect: false,
+        });
       return { key, dial };
     });
     const conns = await Promise.all(users.map((u) => u.dial()));
@@ -58,7 +71,10 @@ async function main(): Promise<void> {
       await closed;
       closedMs.push(performance.now() - t0);
       for (;;) {
-        const ok = await u.dial().then((nc) => nc.close().then(() => true), () => false);
+        const ok = await u.dial().then(
+          (nc) => nc.close().then(() => true),
+          () => false,
+        );
         if (!ok) break;
         if (performance.now() - t0 > 30_000) throw new Error('never refused');
       }
@@ -67,7 +83,9 @@ async function main(): Promise<void> {
     const still = conns.slice(revocations).filter((c) => !c.isClosed()).length;
     const line = (what: string, v: number[]): string =>
       `${what}: p50 ${pct(v, 50).toFixed(0)} ms, p95 ${pct(v, 95).toFixed(0)} ms, max ${Math.max(...v).toFixed(0)} ms (target ${TARGET_MS} ms: ${Math.max(...v) <= TARGET_MS ? 'met' : 'NOT MET'})`;
-    console.log(`nats revocation, ${agents} agents connected, ${preRevoked} keys already revoked, ${revocations} revocations`);
+    console.log(
+      `nats revocation, ${agents} agents connected, ${preRevoked} keys already revoked, ${revocations} revocations`,
+    );
     console.log(line('push → connection closed', closedMs));
     console.log(line('push → new connection refused', refusedMs));
     console.log(`other agents still connected: ${still}/${agents - Math.min(revocations, agents)}`);

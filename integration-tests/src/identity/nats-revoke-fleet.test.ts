@@ -19,13 +19,16 @@ import { FLOTILLA_BIN, startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
 import { readAgentIdentity } from './clients.js';
 
-const cluster = (name: string): string => `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${name}\n`;
+const cluster = (name: string): string =>
+  `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${name}\n`;
 const REPO = {
   'clusters/alpha.yaml': cluster('alpha'),
   'clusters/beta.yaml': cluster('beta'),
   'clusters/gamma.yaml': cluster('gamma'),
-  'bundles/hello/bundle.yaml': 'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: hello\nspec:\n  source:\n    path: manifests\n  namespace: default\n  targets:\n    - clusterSelector: {}\n',
-  'bundles/hello/manifests/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\ndata:\n  cluster: ${cluster.name}\n',
+  'bundles/hello/bundle.yaml':
+    'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: hello\nspec:\n  source:\n    path: manifests\n  namespace: default\n  targets:\n    - clusterSelector: {}\n',
+  'bundles/hello/manifests/cm.yaml':
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\ndata:\n  cluster: ${cluster.name}\n',
 };
 const enc = new TextEncoder();
 
@@ -46,7 +49,13 @@ async function natsAs(name: string): Promise<{ connect(): Promise<NatsConnection
   const id = await readAgentIdentity(fleet!.clusters.get(name)!.kubeconfigPath);
   assert.ok(id?.natsJwt, `the hub issued a NATS user JWT to ${name}`);
   return {
-    connect: () => connect({ servers: fleet!.nats.url, authenticator: jwtAuthenticator(id.natsJwt, enc.encode(id.natsSeed)), inboxPrefix: agentInboxPrefix(name), reconnect: false }),
+    connect: () =>
+      connect({
+        servers: fleet!.nats.url,
+        authenticator: jwtAuthenticator(id.natsJwt, enc.encode(id.natsSeed)),
+        inboxPrefix: agentInboxPrefix(name),
+        reconnect: false,
+      }),
   };
 }
 
@@ -60,28 +69,48 @@ async function refused(creds: { connect(): Promise<NatsConnection> }): Promise<b
 }
 
 const publish = (nc: NatsConnection, name: string, id: string): Promise<unknown> =>
-  jetstream(nc).publish(`flotilla.events.${name}.test`, enc.encode('{}'), { msgID: id, timeout: 5_000 });
+  jetstream(nc).publish(`flotilla.events.${name}.test`, enc.encode('{}'), {
+    msgID: id,
+    timeout: 5_000,
+  });
 
-test('cluster-revoke-closes-the-clusters-nats-connection-and-refuses-its-credentials-within-5-seconds', { skip }, async () => {
-  const f = fleet as Fleet;
-  const [beta, alpha] = [await natsAs('beta'), await natsAs('alpha')];
-  const [ncBeta, ncAlpha] = [await beta.connect(), await alpha.connect()];
-  await publish(ncBeta, 'beta', 'beta-before');
-  let betaClosed = false;
-  void ncBeta.closed().then(() => (betaClosed = true));
+test(
+  'cluster-revoke-closes-the-clusters-nats-connection-and-refuses-its-credentials-within-5-seconds',
+  { skip },
+  async () => {
+    const f = fleet as Fleet;
+    const [beta, alpha] = [await natsAs('beta'), await natsAs('alpha')];
+    const [ncBeta, ncAlpha] = [await beta.connect(), await alpha.connect()];
+    await publish(ncBeta, 'beta', 'beta-before');
+    let betaClosed = false;
+    void ncBeta.closed().then(() => (betaClosed = true));
 
-  const started = Date.now();
-  const out = await f.cli(['cluster', 'revoke', 'beta']);
-  assert.match(out, /cluster beta revoked/);
-  // The product's promise is 5 s: it is the wait's bound; the measured time goes to the log.
-  await waitFor(() => betaClosed, { what: 'the NATS connection with beta credentials closed by the server', timeoutMs: 5_000, intervalMs: 50 });
-  await waitFor(() => refused(beta), { what: 'a new NATS connection with beta credentials refused', timeoutMs: 5_000, intervalMs: 100 });
-  console.log(`# NATS revocation via the hub: closed and refused ${Date.now() - started} ms after "cluster revoke"`);
+    const started = Date.now();
+    const out = await f.cli(['cluster', 'revoke', 'beta']);
+    assert.match(out, /cluster beta revoked/);
+    // The product's promise is 5 s: it is the wait's bound; the measured time goes to the log.
+    await waitFor(() => betaClosed, {
+      what: 'the NATS connection with beta credentials closed by the server',
+      timeoutMs: 5_000,
+      intervalMs: 50,
+    });
+    await waitFor(() => refused(beta), {
+      what: 'a new NATS connection with beta credentials refused',
+      timeoutMs: 5_000,
+      intervalMs: 100,
+    });
+    console.log(
+      `# NATS revocation via the hub: closed and refused ${Date.now() - started} ms after "cluster revoke"`,
+    );
 
-  await publish(ncAlpha, 'alpha', 'alpha-after');
-  await ncAlpha.close();
-  await waitFor(async () => (await f.status()).find((r) => r.name === 'alpha')?.connected === true, { what: 'alpha still connected', timeoutMs: 10_000 });
-});
+    await publish(ncAlpha, 'alpha', 'alpha-after');
+    await ncAlpha.close();
+    await waitFor(
+      async () => (await f.status()).find((r) => r.name === 'alpha')?.connected === true,
+      { what: 'alpha still connected', timeoutMs: 10_000 },
+    );
+  },
+);
 
 test('a-revocation-made-while-nats-is-down-is-pushed-by-the-restarted-hub', { skip }, async () => {
   const f = fleet as Fleet;
@@ -94,46 +123,85 @@ test('a-revocation-made-while-nats-is-down-is-pushed-by-the-restarted-hub', { sk
   } finally {
     await f.nats.start();
   }
-  assert.equal(await refused(gamma), false, 'gamma credentials still work: the revocation has not reached NATS yet');
+  assert.equal(
+    await refused(gamma),
+    false,
+    'gamma credentials still work: the revocation has not reached NATS yet',
+  );
   await f.restartHub();
-  await waitFor(() => refused(gamma), { what: 'gamma NATS credentials refused after the hub restarted', timeoutMs: 10_000, intervalMs: 200 });
+  await waitFor(() => refused(gamma), {
+    what: 'gamma NATS credentials refused after the hub restarted',
+    timeoutMs: 10_000,
+    intervalMs: 200,
+  });
   const alpha = await natsAs('alpha');
   const nc = await alpha.connect();
   await publish(nc, 'alpha', 'alpha-after-restart');
   await nc.close();
 });
 
-function flotilla(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+function flotilla(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   // A clean environment: no FLOTILLA_* or NODE_EXTRA_CA_CERTS from the caller.
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FLOTILLA_') && k !== 'NODE_EXTRA_CA_CERTS'));
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !k.startsWith('FLOTILLA_') && k !== 'NODE_EXTRA_CA_CERTS',
+    ),
+  );
   return new Promise((resolve) => {
-    execFile(process.execPath, [FLOTILLA_BIN, ...args], { env: { ...base, HOME: '/nonexistent', ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [FLOTILLA_BIN, ...args],
+      { env: { ...base, HOME: '/nonexistent', ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
 
-test('cli-https-commands-trust-the-admin-directory-or-ca-file-and-name-the-fix-otherwise', { skip }, async () => {
-  const f = fleet as Fleet;
-  const hubUrl = f.hubHttpUrl;
-  const bare = await flotilla(['status', '--hub-url', hubUrl], {});
-  assert.equal(bare.code, 1);
-  assert.match(bare.stderr, /certificate signed by unknown authority .*pass --ca-file/);
+test(
+  'cli-https-commands-trust-the-admin-directory-or-ca-file-and-name-the-fix-otherwise',
+  { skip },
+  async () => {
+    const f = fleet as Fleet;
+    const hubUrl = f.hubHttpUrl;
+    const bare = await flotilla(['status', '--hub-url', hubUrl], {});
+    assert.equal(bare.code, 1);
+    assert.match(bare.stderr, /certificate signed by unknown authority .*pass --ca-file/);
 
-  const caFile = join(f.adminDir, 'ca.crt');
-  for (const [what, args, env] of [
-    ['--ca-file', ['status', '--hub-url', hubUrl, '--ca-file', caFile], {}],
-    ['FLOTILLA_CA_FILE', ['get', 'clusters', '--hub-url', hubUrl], { FLOTILLA_CA_FILE: caFile }],
-    ['FLOTILLA_ADMIN_DIR', ['describe', 'cluster', 'alpha', '--hub-url', hubUrl], { FLOTILLA_ADMIN_DIR: f.adminDir }],
-    ['XDG default admin dir', ['get', 'deployments', '--cluster', 'alpha', '--hub-url', hubUrl], { XDG_CONFIG_HOME: join(f.adminDir, '..', 'xdg') }],
-  ] as const) {
-    if (what === 'XDG default admin dir') await cp(f.adminDir, join(f.adminDir, '..', 'xdg', 'flotilla', 'admin'), { recursive: true });
-    const res = await flotilla([...args], { ...env });
-    assert.equal(res.code, 0, `${what}: ${res.stderr}`);
-    assert.match(res.stdout, /alpha/, what);
-  }
+    const caFile = join(f.adminDir, 'ca.crt');
+    for (const [what, args, env] of [
+      ['--ca-file', ['status', '--hub-url', hubUrl, '--ca-file', caFile], {}],
+      ['FLOTILLA_CA_FILE', ['get', 'clusters', '--hub-url', hubUrl], { FLOTILLA_CA_FILE: caFile }],
+      [
+        'FLOTILLA_ADMIN_DIR',
+        ['describe', 'cluster', 'alpha', '--hub-url', hubUrl],
+        { FLOTILLA_ADMIN_DIR: f.adminDir },
+      ],
+      [
+        'XDG default admin dir',
+        ['get', 'deployments', '--cluster', 'alpha', '--hub-url', hubUrl],
+        { XDG_CONFIG_HOME: join(f.adminDir, '..', 'xdg') },
+      ],
+    ] as const) {
+      if (what === 'XDG default admin dir')
+        await cp(f.adminDir, join(f.adminDir, '..', 'xdg', 'flotilla', 'admin'), {
+          recursive: true,
+        });
+      const res = await flotilla([...args], { ...env });
+      assert.equal(res.code, 0, `${what}: ${res.stderr}`);
+      assert.match(res.stdout, /alpha/, what);
+    }
 
-  const wrong = await flotilla(['status', '--hub-url', hubUrl, '--ca-file', join(f.installDir('alpha'), 'agent.yaml')], {});
-  assert.equal(wrong.code, 1);
-  assert.match(wrong.stderr, /is not the CA that signed it: pass the hub's ca.crt with --ca-file/);
-});
+    const wrong = await flotilla(
+      ['status', '--hub-url', hubUrl, '--ca-file', join(f.installDir('alpha'), 'agent.yaml')],
+      {},
+    );
+    assert.equal(wrong.code, 1);
+    assert.match(
+      wrong.stderr,
+      /is not the CA that signed it: pass the hub's ca.crt with --ca-file/,
+    );
+  },
+);

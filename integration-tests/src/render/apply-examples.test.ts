@@ -10,7 +10,15 @@ import { KubeClient, applySet, failureMessages, loadKubeConfig } from '@flotilla
 import { readDirectoryTree, renderFleet } from '@flotilla/hub';
 import { binaryPaths, requireEnv, requirePrerequisite, startCluster } from '../env/index.js';
 
-const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'deploy', 'examples', 'fleet');
+const EXAMPLE = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'deploy',
+  'examples',
+  'fleet',
+);
 const bins = binaryPaths();
 const skip =
   (await requireEnv(['cluster'])) ??
@@ -24,21 +32,31 @@ const skip =
     'run integration-tests/tools/prereqs.sh (builds kustomize and helm), or set FLOTILLA_KUSTOMIZE / FLOTILLA_HELM',
   ));
 
-test('example-kustomize-and-helm-bundles-apply-on-a-bare-kube-apiserver', { skip, timeout: 60_000 }, async () => {
-  const result = await renderFleet(await readDirectoryTree(EXAMPLE), 'example', { kustomizePath: bins.kustomize, helmPath: bins.helm });
-  assert.deepEqual(result.errors, []);
-  const state = result.clusters.get('lab-1');
-  assert.deepEqual(state?.bundles.map((b) => b.name), ['hello', 'platform', 'settings']);
-  const cluster = await startCluster({ name: 'lab-1' });
-  const kube = await KubeClient.create(loadKubeConfig(cluster.kubeconfigPath));
-  try {
-    for (const b of state?.bundles ?? []) {
-      const entries = await applySet(kube, b.objects, { bundle: b.name, force: true });
-      assert.deepEqual(failureMessages(entries), [], `bundle ${b.name}`);
-      assert.equal(entries.length, b.objects.length);
+test(
+  'example-kustomize-and-helm-bundles-apply-on-a-bare-kube-apiserver',
+  { skip, timeout: 60_000 },
+  async () => {
+    const result = await renderFleet(await readDirectoryTree(EXAMPLE), 'example', {
+      kustomizePath: bins.kustomize,
+      helmPath: bins.helm,
+    });
+    assert.deepEqual(result.errors, []);
+    const state = result.clusters.get('lab-1');
+    assert.deepEqual(
+      state?.bundles.map((b) => b.name),
+      ['hello', 'platform', 'settings'],
+    );
+    const cluster = await startCluster({ name: 'lab-1' });
+    const kube = await KubeClient.create(loadKubeConfig(cluster.kubeconfigPath));
+    try {
+      for (const b of state?.bundles ?? []) {
+        const entries = await applySet(kube, b.objects, { bundle: b.name, force: true });
+        assert.deepEqual(failureMessages(entries), [], `bundle ${b.name}`);
+        assert.equal(entries.length, b.objects.length);
+      }
+    } finally {
+      kube.close();
+      await cluster.stop();
     }
-  } finally {
-    kube.close();
-    await cluster.stop();
-  }
-});
+  },
+);

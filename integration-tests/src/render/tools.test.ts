@@ -34,8 +34,12 @@ function flotilla(args: string[]): Promise<{ code: number; stdout: string; stder
     execFile(
       process.execPath,
       [FLOTILLA, ...args],
-      { env: { ...process.env, FLOTILLA_KUSTOMIZE: bins.kustomize, FLOTILLA_HELM: bins.helm }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      {
+        env: { ...process.env, FLOTILLA_KUSTOMIZE: bins.kustomize, FLOTILLA_HELM: bins.helm },
+        timeout: 60_000,
+      },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -44,7 +48,10 @@ function ids(yamlStream: string): string[] {
   return parseAllDocuments(yamlStream)
     .map((d) => d.toJS() as KubeObject | null)
     .filter((o): o is KubeObject => o !== null)
-    .map((o) => `${o.metadata.labels?.['flotilla.dev/bundle'] ?? '?'}:${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`)
+    .map(
+      (o) =>
+        `${o.metadata.labels?.['flotilla.dev/bundle'] ?? '?'}:${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`,
+    )
     .sort();
 }
 
@@ -85,23 +92,46 @@ describe('flotilla render on deploy/examples/fleet', { skip }, () => {
   }
 
   test('per-cluster-customization-reaches-the-output', async () => {
-    const eu = (await flotilla(['render', '--repo', EXAMPLE, '--cluster', 'edge-eu', '-o', 'json'])).stdout;
-    const state = JSON.parse(eu) as { bundles: { name: string; objects: (KubeObject & { spec?: { replicas?: number } })[] }[] };
+    const eu = (await flotilla(['render', '--repo', EXAMPLE, '--cluster', 'edge-eu', '-o', 'json']))
+      .stdout;
+    const state = JSON.parse(eu) as {
+      bundles: { name: string; objects: (KubeObject & { spec?: { replicas?: number } })[] }[];
+    };
     const podinfo = state.bundles.find((b) => b.name === 'podinfo')?.objects ?? [];
     assert.equal(podinfo.find((o) => o.kind === 'Deployment')?.spec?.replicas, 3);
-    assert.equal(podinfo.find((o) => o.kind === 'Service')?.metadata.annotations?.['flotilla.dev/tier'], 'production');
-    const lab = await flotilla(['render', '--repo', EXAMPLE, '--cluster', 'lab-1', '--bundle', 'settings']);
+    assert.equal(
+      podinfo.find((o) => o.kind === 'Service')?.metadata.annotations?.['flotilla.dev/tier'],
+      'production',
+    );
+    const lab = await flotilla([
+      'render',
+      '--repo',
+      EXAMPLE,
+      '--cluster',
+      'lab-1',
+      '--bundle',
+      'settings',
+    ]);
     assert.match(lab.stdout, /logLevel: debug/, 'the overlay patch (kustomize)');
     assert.match(lab.stdout, /owner: platform-team/, 'the target JSON patch with a variable');
     assert.match(lab.stdout, /cluster: lab-1/, 'variables in kustomize output');
-    const hello = await flotilla(['render', '--repo', EXAMPLE, '--cluster', 'lab-1', '--bundle', 'hello']);
+    const hello = await flotilla([
+      'render',
+      '--repo',
+      EXAMPLE,
+      '--cluster',
+      'lab-1',
+      '--bundle',
+      'hello',
+    ]);
     assert.match(hello.stdout, /replicas: 2/, 'per-target Helm values');
     assert.match(hello.stdout, /message: Hello from the lab/, 'a variable in Helm values');
   });
 });
 
 describe('real kustomize and helm', { skip }, () => {
-  const cluster = 'apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: c1\n  labels: { env: dev }\n';
+  const cluster =
+    'apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: c1\n  labels: { env: dev }\n';
   const bundle = (name: string, source: string): string =>
     `apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: ${name}\nspec:\n  source: ${source}\n  namespace: ${name}\n  targets:\n    - clusterSelector: {}\n`;
 
@@ -120,7 +150,8 @@ describe('real kustomize and helm', { skip }, () => {
       'clusters/c1.yaml': cluster,
       'bundles/bad/bundle.yaml': bundle('bad', '{ helm: { chart: chart } }'),
       'bundles/bad/chart/Chart.yaml': 'apiVersion: v2\nname: bad\nversion: 0.1.0\n',
-      'bundles/bad/chart/templates/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.nope.deeper }}\n',
+      'bundles/bad/chart/templates/cm.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.nope.deeper }}\n',
       'bundles/ok/bundle.yaml': bundle('ok', '{ path: manifests }'),
       'bundles/ok/manifests/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n',
     });
@@ -128,20 +159,30 @@ describe('real kustomize and helm', { skip }, () => {
     assert.equal(out.errors.length, 1, out.errors.map((e) => e.message).join('\n'));
     const e = out.errors[0];
     assert.equal(e?.bundle, 'bad');
-    assert.match(e?.message ?? '', /^bundles\/bad\/chart\/Chart.yaml: helm failed \(exit 1\): .*nil pointer evaluating interface \{\}\.deeper/s);
+    assert.match(
+      e?.message ?? '',
+      /^bundles\/bad\/chart\/Chart.yaml: helm failed \(exit 1\): .*nil pointer evaluating interface \{\}\.deeper/s,
+    );
     assert.doesNotMatch(e?.message ?? '', /flotilla-helm-|\/tmp\//, 'no temp paths in the message');
-    assert.deepEqual(out.clusters.get('c1')?.bundles.map((b) => b.name), ['ok']);
+    assert.deepEqual(
+      out.clusters.get('c1')?.bundles.map((b) => b.name),
+      ['ok'],
+    );
   });
 
   test('a-kustomization-with-a-remote-base-fails-without-network-access', async () => {
     const tree = MapRepoTree.fromStrings({
       'clusters/c1.yaml': cluster,
       'bundles/remote/bundle.yaml': bundle('remote', '{ kustomize: { path: k } }'),
-      'bundles/remote/k/kustomization.yaml': 'resources:\n  - https://raw.githubusercontent.com/kubernetes/website/main/content/en/examples/application/deployment.yaml\n',
+      'bundles/remote/k/kustomization.yaml':
+        'resources:\n  - https://raw.githubusercontent.com/kubernetes/website/main/content/en/examples/application/deployment.yaml\n',
     });
     const out = await renderFleet(tree, 'r', tools);
     assert.equal(out.errors.length, 1);
-    assert.match(out.errors[0]?.message ?? '', /^bundles\/remote\/k\/kustomization.yaml: kustomize failed/);
+    assert.match(
+      out.errors[0]?.message ?? '',
+      /^bundles\/remote\/k\/kustomization.yaml: kustomize failed/,
+    );
     assert.equal(out.clusters.get('c1')?.bundles.length, 0);
   });
 
@@ -152,11 +193,23 @@ describe('real kustomize and helm', { skip }, () => {
       await mkdir(join(dir, 'bundles', 'k', 'k'), { recursive: true });
       await mkdir(join(dir, 'bundles', 'other'), { recursive: true });
       await writeFile(join(dir, 'clusters', 'c1.yaml'), cluster);
-      await writeFile(join(dir, 'bundles', 'k', 'bundle.yaml'), bundle('k', '{ kustomize: { path: k } }'));
-      await writeFile(join(dir, 'bundles', 'k', 'k', 'kustomization.yaml'), 'resources: [../../other/cm.yaml]\n');
-      await writeFile(join(dir, 'bundles', 'other', 'cm.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n');
+      await writeFile(
+        join(dir, 'bundles', 'k', 'bundle.yaml'),
+        bundle('k', '{ kustomize: { path: k } }'),
+      );
+      await writeFile(
+        join(dir, 'bundles', 'k', 'k', 'kustomization.yaml'),
+        'resources: [../../other/cm.yaml]\n',
+      );
+      await writeFile(
+        join(dir, 'bundles', 'other', 'cm.yaml'),
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n',
+      );
       const out = await renderFleet(await readDirectoryTree(dir), 'r', tools);
-      assert.ok(out.errors.some((e) => e.bundle === 'k' && /kustomize failed/.test(e.message)), out.errors.map((e) => e.message).join('\n'));
+      assert.ok(
+        out.errors.some((e) => e.bundle === 'k' && /kustomize failed/.test(e.message)),
+        out.errors.map((e) => e.message).join('\n'),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

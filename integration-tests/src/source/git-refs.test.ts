@@ -36,7 +36,15 @@ describe('git sources on a real Git server', { skip, timeout: 60_000 }, () => {
 
   let n = 0;
   const source = (ref: SourceRef, over: Partial<GitSourceOptions> = {}): GitSource =>
-    new GitSource({ name: `src-${++n}`, url, ref, cacheDir, auth: AUTH, logger: silentLogger(), ...over });
+    new GitSource({
+      name: `src-${++n}`,
+      url,
+      ref,
+      cacheDir,
+      auth: AUTH,
+      logger: silentLogger(),
+      ...over,
+    });
   const commit = async (msg: string): Promise<string> => {
     await work.writeFiles({ 'clusters/a.yaml': `# ${msg}\nkind: Cluster\n` });
     return work.commitAndPush(msg);
@@ -89,7 +97,10 @@ describe('git sources on a real Git server', { skip, timeout: 60_000 }, () => {
     const byOldCommit = source({ kind: 'commit', sha: old });
     assert.equal((await byCommit.poll())?.revision, pinned);
     assert.equal((await byOldCommit.poll())?.revision, old);
-    assert.match((await (await byOldCommit.poll())!.readTree()).read('clusters/a.yaml')?.toString() ?? '', /older-than-head/);
+    assert.match(
+      (await (await byOldCommit.poll())!.readTree()).read('clusters/a.yaml')?.toString() ?? '',
+      /older-than-head/,
+    );
     const missing = source({ kind: 'commit', sha: 'f'.repeat(40) });
     assert.equal(await missing.poll(), undefined);
     assert.match(missing.status().lastError ?? '', /commit f{40} not found/);
@@ -117,11 +128,25 @@ describe('git sources on a real Git server', { skip, timeout: 60_000 }, () => {
 
   test('credentials-from-env-work-bad-ones-fail-and-neither-reaches-logs-or-status', async () => {
     const lines: string[] = [];
-    const logger = createLogger({ name: 't', level: 'debug', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+    const logger = createLogger({
+      name: 't',
+      level: 'debug',
+      destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }),
+    });
     const raw = {
       sources: [
-        { name: 'good', url, branch: 'main', auth: { usernameEnv: 'GIT_USER', passwordEnv: 'GIT_PASS' } },
-        { name: 'bad', url, branch: 'main', auth: { usernameEnv: 'GIT_USER', passwordEnv: 'GIT_BAD' } },
+        {
+          name: 'good',
+          url,
+          branch: 'main',
+          auth: { usernameEnv: 'GIT_USER', passwordEnv: 'GIT_PASS' },
+        },
+        {
+          name: 'bad',
+          url,
+          branch: 'main',
+          auth: { usernameEnv: 'GIT_USER', passwordEnv: 'GIT_BAD' },
+        },
       ],
     };
     const cfg = compileHubConfig(raw, 'hub.yaml', { defaultCacheDir: cacheDir });
@@ -135,7 +160,12 @@ describe('git sources on a real Git server', { skip, timeout: 60_000 }, () => {
     assert.match(bad.status().lastError ?? '', /source "bad" .*authentication failed \(HTTP 401\)/);
     const everything = lines.join('') + JSON.stringify([good.status(), bad.status()]);
     const b64 = (s: string): string => Buffer.from(`${AUTH.username}:${s}`).toString('base64');
-    for (const secret of [AUTH.password, 'wrong-secret-value', b64(AUTH.password), b64('wrong-secret-value')]) {
+    for (const secret of [
+      AUTH.password,
+      'wrong-secret-value',
+      b64(AUTH.password),
+      b64('wrong-secret-value'),
+    ]) {
       assert.ok(!everything.includes(secret), 'a credential reached the log or status');
     }
   });
@@ -147,7 +177,12 @@ describe('git sources on a real Git server', { skip, timeout: 60_000 }, () => {
     const otherHead = await other.commitAndPush('platform');
     await other.dispose();
     const cfg = compileHubConfig(
-      { sources: [{ name: 'apps', url, branch: 'main' }, { name: 'platform', url: otherUrl, tag: 'nope' }] },
+      {
+        sources: [
+          { name: 'apps', url, branch: 'main' },
+          { name: 'platform', url: otherUrl, tag: 'nope' },
+        ],
+      },
       'hub.yaml',
       { defaultCacheDir: cacheDir },
     );

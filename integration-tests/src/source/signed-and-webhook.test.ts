@@ -9,14 +9,31 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '@flotilla/common';
-import { CommitVerifier, FleetStatus, GitSource, WebhookHandler, startHttpApi } from '@flotilla/hub';
-import { createWorkRepo, requireEnv, requirePrerequisite, runGit, startGitServer, waitFor } from '../env/index.js';
+import {
+  CommitVerifier,
+  FleetStatus,
+  GitSource,
+  WebhookHandler,
+  startHttpApi,
+} from '@flotilla/hub';
+import {
+  createWorkRepo,
+  requireEnv,
+  requirePrerequisite,
+  runGit,
+  startGitServer,
+  waitFor,
+} from '../env/index.js';
 import type { TestGitServer, WorkRepo } from '../env/index.js';
 
 const run = promisify(execFile);
 const skip =
   (await requireEnv(['git'])) ??
-  (await requirePrerequisite('gpg', async () => (await run('gpg', ['--version'])).stdout.includes('GnuPG'), 'apt-get install gnupg'));
+  (await requirePrerequisite(
+    'gpg',
+    async () => (await run('gpg', ['--version'])).stdout.includes('GnuPG'),
+    'apt-get install gnupg',
+  ));
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -25,7 +42,17 @@ after(async () => {
 
 /** A throw-away GnuPG home with one signing key; returns its fingerprint and armored public key. */
 async function gpgKey(home: string, who: string): Promise<{ fpr: string; armored: string }> {
-  const gpg = (...args: string[]): Promise<{ stdout: string }> => run('gpg', ['--homedir', home, '--batch', '--pinentry-mode', 'loopback', '--passphrase', '', ...args]);
+  const gpg = (...args: string[]): Promise<{ stdout: string }> =>
+    run('gpg', [
+      '--homedir',
+      home,
+      '--batch',
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      '',
+      ...args,
+    ]);
   await gpg('--quick-gen-key', `${who} <${who}@flotilla.invalid>`, 'ed25519', 'sign', 'never');
   const listing = (await gpg('--with-colons', '--list-keys', `${who}@flotilla.invalid`)).stdout;
   const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(listing)?.[1];
@@ -47,7 +74,9 @@ describe('signed commits, verified against trusted keys', { skip, timeout: 60_00
     cleanups.push(() => rm(home, { recursive: true, force: true }));
     // runGit passes process.env through: git finds the test keyring there, and gpg its agent.
     process.env.GNUPGHOME = home;
-    cleanups.push(() => run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']).catch(() => undefined));
+    cleanups.push(() =>
+      run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']).catch(() => undefined),
+    );
     trusted = await gpgKey(home, 'release-manager');
     stranger = await gpgKey(home, 'stranger');
     keyFile = join(home, 'trusted.asc');
@@ -64,7 +93,15 @@ describe('signed commits, verified against trusted keys', { skip, timeout: 60_00
   const commitAs = async (signer: string | undefined, msg: string): Promise<string> => {
     await work.writeFiles({ 'clusters/a.yaml': `# ${msg}\nkind: Cluster\n` });
     await runGit(['add', '--all'], work.dir);
-    await runGit([...(signer ? ['-c', `user.signingkey=${signer}`, 'commit', '-S'] : ['commit']), '--quiet', '-m', msg], work.dir);
+    await runGit(
+      [
+        ...(signer ? ['-c', `user.signingkey=${signer}`, 'commit', '-S'] : ['commit']),
+        '--quiet',
+        '-m',
+        msg,
+      ],
+      work.dir,
+    );
     await runGit(['push', '--quiet', 'origin', 'HEAD:refs/heads/main'], work.dir);
     return work.head();
   };
@@ -83,13 +120,19 @@ describe('signed commits, verified against trusted keys', { skip, timeout: 60_00
     let st = src.status();
     assert.equal(st.rejectedRevision, unsigned);
     assert.equal(st.lastFetchedRevision, good);
-    assert.match(st.lastError ?? '', new RegExp(`commit ${unsigned} is not trusted: it is not signed`));
+    assert.match(
+      st.lastError ?? '',
+      new RegExp(`commit ${unsigned} is not trusted: it is not signed`),
+    );
 
     const foreign = await commitAs(stranger.fpr, 'signed by a stranger');
     await src.poll();
     st = src.status();
     assert.equal(st.rejectedRevision, foreign);
-    assert.match(st.lastError ?? '', new RegExp(`signed by key ${stranger.fpr.slice(-16)}, which is not trusted`));
+    assert.match(
+      st.lastError ?? '',
+      new RegExp(`signed by key ${stranger.fpr.slice(-16)}, which is not trusted`),
+    );
 
     const fixed = await commitAs(trusted.fpr, 'signed again');
     assert.equal((await src.poll())?.revision, fixed);
@@ -102,7 +145,13 @@ describe('signed commits, verified against trusted keys', { skip, timeout: 60_00
     const both = join(cacheDir, 'both.asc');
     await writeFile(both, `${await readFile(keyFile, 'utf8')}\n${stranger.armored}`);
     const verifier = await CommitVerifier.fromFiles([both], 'keys');
-    const src = new GitSource({ name: 'signed-two-keys', url, cacheDir, verifier, logger: silentLogger() });
+    const src = new GitSource({
+      name: 'signed-two-keys',
+      url,
+      cacheDir,
+      verifier,
+      logger: silentLogger(),
+    });
     const head = await commitAs(stranger.fpr, 'stranger is now trusted');
     assert.equal((await src.poll())?.revision, head, src.status().lastError);
   });
@@ -122,7 +171,15 @@ describe('push webhooks through the hub HTTP API', { skip, timeout: 60_000 }, ()
 
     const secret = 'webhook-shared-secret';
     // An hour between polls: only the webhook can explain a prompt fetch.
-    const src = new GitSource({ name: 'hooked', url, cacheDir, pollIntervalMs: 3_600_000, jitter: 0, webhookSecret: secret, logger: silentLogger() });
+    const src = new GitSource({
+      name: 'hooked',
+      url,
+      cacheDir,
+      pollIntervalMs: 3_600_000,
+      jitter: 0,
+      webhookSecret: secret,
+      logger: silentLogger(),
+    });
     const revisions: string[] = [];
     src.onSnapshot((s) => void revisions.push(s.revision));
     const logger = silentLogger();
@@ -140,24 +197,44 @@ describe('push webhooks through the hub HTTP API', { skip, timeout: 60_000 }, ()
 
     await work.writeFiles({ 'clusters/b.yaml': 'kind: Cluster\n' });
     const second = await work.commitAndPush('second');
-    const body = JSON.stringify({ ref: 'refs/heads/main', after: second, repository: { clone_url: url, html_url: url } });
+    const body = JSON.stringify({
+      ref: 'refs/heads/main',
+      after: second,
+      repository: { clone_url: url, html_url: url },
+    });
     const post = (signature: string): Promise<Response> =>
       fetch(`http://127.0.0.1:${api.port}/api/v1/webhooks/hooked`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': signature },
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'push',
+          'x-hub-signature-256': signature,
+        },
         body,
       });
 
-    const forged = await post(`sha256=${createHmac('sha256', 'guessed').update(body).digest('hex')}`);
+    const forged = await post(
+      `sha256=${createHmac('sha256', 'guessed').update(body).digest('hex')}`,
+    );
     assert.equal(forged.status, 401);
-    assert.equal(((await forged.json()) as { error: { code: string } }).error.code, 'UNAUTHENTICATED');
+    assert.equal(
+      ((await forged.json()) as { error: { code: string } }).error.code,
+      'UNAUTHENTICATED',
+    );
     const ok = await post(`sha256=${createHmac('sha256', secret).update(body).digest('hex')}`);
     assert.equal(ok.status, 202);
-    assert.deepEqual(await ok.json(), { triggered: true, source: 'hooked', ref: 'refs/heads/main' });
+    assert.deepEqual(await ok.json(), {
+      triggered: true,
+      source: 'hooked',
+      ref: 'refs/heads/main',
+    });
     await waitFor(() => revisions.includes(second), { what: 'the fetch triggered by the webhook' });
     assert.equal(src.status().lastFetchedRevision, second);
 
-    const unknown = await fetch(`http://127.0.0.1:${api.port}/api/v1/webhooks/nosuch`, { method: 'POST', body: '{}' });
+    const unknown = await fetch(`http://127.0.0.1:${api.port}/api/v1/webhooks/nosuch`, {
+      method: 'POST',
+      body: '{}',
+    });
     assert.equal(unknown.status, 404);
   });
 });

@@ -13,8 +13,20 @@ import { credentials } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { AppliedData, BundleDesiredState, DesiredState, EventKind, FlotillaEvent } from '@flotilla/common';
-import { bundleDigest, createEvent, desiredStateDigest, eventSubject, silentLogger } from '@flotilla/common';
+import type {
+  AppliedData,
+  BundleDesiredState,
+  DesiredState,
+  EventKind,
+  FlotillaEvent,
+} from '@flotilla/common';
+import {
+  bundleDigest,
+  createEvent,
+  desiredStateDigest,
+  eventSubject,
+  silentLogger,
+} from '@flotilla/common';
 import type { FleetSnapshot, FleetSource, HubRenderer } from '@flotilla/hub';
 import { HubApp, compileHubConfig, ensureEventsStream, runCli } from '@flotilla/hub';
 import type { AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
@@ -27,9 +39,19 @@ const REV = 'c0ffee0123456789abcdef0123456789abcdef01';
 const CLUSTERS = Array.from({ length: 50 }, (_, i) => `edge-${String(i).padStart(2, '0')}`);
 
 function desired(cluster: string): DesiredState {
-  const b = { name: 'app', drift: { mode: 'enforce' as const, ignore: [] }, forceConflicts: true, objects: [] };
+  const b = {
+    name: 'app',
+    drift: { mode: 'enforce' as const, ignore: [] },
+    forceConflicts: true,
+    objects: [],
+  };
   const bundle = { ...b, digest: bundleDigest(b) } as BundleDesiredState;
-  return { cluster, revision: REV, digest: desiredStateDigest(cluster, [bundle]), bundles: [bundle] };
+  return {
+    cluster,
+    revision: REV,
+    digest: desiredStateDigest(cluster, [bundle]),
+    bundles: [bundle],
+  };
 }
 
 class OneCommit implements FleetSource {
@@ -100,7 +122,12 @@ async function world(): Promise<World> {
     dir,
     hookUrl,
     posts,
-    newHub: () => new HubApp(cfg, { createSource: async () => new OneCommit(), renderer, logger: silentLogger() }),
+    newHub: () =>
+      new HubApp(cfg, {
+        createSource: async () => new OneCommit(),
+        renderer,
+        logger: silentLogger(),
+      }),
     stop: async () => {
       await new Promise<void>((r) => receiver.close(() => r()));
       await nats.stop();
@@ -109,20 +136,43 @@ async function world(): Promise<World> {
   };
 }
 
-function applied(cluster: string, digest: string, time: Date, generation = 1): FlotillaEvent<AppliedData> {
+function applied(
+  cluster: string,
+  digest: string,
+  time: Date,
+  generation = 1,
+): FlotillaEvent<AppliedData> {
   const data: AppliedData = {
     revision: REV,
     digest,
     generation,
     result: 'applied',
     durationMs: 50,
-    bundles: [{ name: 'app', digest: `sha256:${cluster}-${generation}`, created: 1, configured: 0, unchanged: 0, deleted: 0, failed: 0, failures: [] }],
+    bundles: [
+      {
+        name: 'app',
+        digest: `sha256:${cluster}-${generation}`,
+        created: 1,
+        configured: 0,
+        unchanged: 0,
+        deleted: 0,
+        failed: 0,
+        failures: [],
+      },
+    ],
   };
   return createEvent(cluster, 'applied', data, time);
 }
 
-async function publish(nc: NatsConnection, kind: EventKind, ev: FlotillaEvent, msgID = ev.id): Promise<void> {
-  await jetstream(nc).publish(eventSubject(ev.flotillacluster, kind), JSON.stringify(ev), { msgID });
+async function publish(
+  nc: NatsConnection,
+  kind: EventKind,
+  ev: FlotillaEvent,
+  msgID = ev.id,
+): Promise<void> {
+  await jetstream(nc).publish(eventSubject(ev.flotillacluster, kind), JSON.stringify(ev), {
+    msgID,
+  });
 }
 
 async function api<T>(hub: HubApp, path: string): Promise<T> {
@@ -130,7 +180,12 @@ async function api<T>(hub: HubApp, path: string): Promise<T> {
   return (await res.json()) as T;
 }
 
-type ClusterView = { name: string; state: string; connected: boolean; bundles: { digest: string }[] };
+type ClusterView = {
+  name: string;
+  state: string;
+  connected: boolean;
+  bundles: { digest: string }[];
+};
 
 test('hub-restart-mid-stream-loses-nothing-and-duplicates-are-harmless', { skip }, async () => {
   const w = await world();
@@ -141,10 +196,16 @@ test('hub-restart-mid-stream-loses-nothing-and-duplicates-are-harmless', { skip 
     await hub.start();
     const t0 = Date.now() - 60_000;
     // Three generations per cluster, in time order; the last one is what must show.
-    const events = [1, 2, 3].flatMap((g) => CLUSTERS.map((c, i) => applied(c, `sha256:${c}-g${g}`, new Date(t0 + g * 1000 + i), g)));
+    const events = [1, 2, 3].flatMap((g) =>
+      CLUSTERS.map((c, i) => applied(c, `sha256:${c}-g${g}`, new Date(t0 + g * 1000 + i), g)),
+    );
     const half = events.length / 2;
     for (const ev of events.slice(0, half)) await publish(nc, 'applied', ev);
-    await waitFor(async () => (await api<{ entries: unknown[] }>(hub, '/api/v1/history?limit=10000')).entries.length > 0, { what: 'first events folded' });
+    await waitFor(
+      async () =>
+        (await api<{ entries: unknown[] }>(hub, '/api/v1/history?limit=10000')).entries.length > 0,
+      { what: 'first events folded' },
+    );
     const stopping = hub.stop(1_000);
     for (const ev of events.slice(half)) await publish(nc, 'applied', ev);
     await stopping;
@@ -155,7 +216,10 @@ test('hub-restart-mid-stream-loses-nothing-and-duplicates-are-harmless', { skip 
     await waitFor(
       async () => {
         const { clusters } = await api<{ clusters: ClusterView[] }>(hub, '/api/v1/clusters');
-        return clusters.length === CLUSTERS.length && clusters.every((c) => c.bundles[0]?.digest === last(c.name));
+        return (
+          clusters.length === CLUSTERS.length &&
+          clusters.every((c) => c.bundles[0]?.digest === last(c.name))
+        );
       },
       { what: 'every cluster at its newest event after the restart', timeoutMs: 20_000 },
     );
@@ -163,17 +227,28 @@ test('hub-restart-mid-stream-loses-nothing-and-duplicates-are-harmless', { skip 
     for (const ev of events.slice(0, 20)) await publish(nc, 'applied', ev, `${ev.id}-again`);
     const marker = applied('edge-00', 'sha256:marker', new Date(t0 + 10_000), 9);
     await publish(nc, 'applied', marker);
-    await waitFor(async () => (await api<{ bundles: { digest: string }[] }>(hub, '/api/v1/clusters/edge-00')).bundles[0]?.digest === 'sha256:edge-00-9', {
-      what: 'marker folded',
-    });
+    await waitFor(
+      async () =>
+        (await api<{ bundles: { digest: string }[] }>(hub, '/api/v1/clusters/edge-00')).bundles[0]
+          ?.digest === 'sha256:edge-00-9',
+      {
+        what: 'marker folded',
+      },
+    );
     const { clusters } = await api<{ clusters: ClusterView[] }>(hub, '/api/v1/clusters');
     assert.deepEqual(
-      clusters.filter((c) => c.name !== 'edge-00' && c.bundles[0]?.digest !== last(c.name)).map((c) => c.name),
+      clusters
+        .filter((c) => c.name !== 'edge-00' && c.bundles[0]?.digest !== last(c.name))
+        .map((c) => c.name),
       [],
       'duplicates and out-of-order events changed nothing',
     );
     const history = await api<{ entries: unknown[] }>(hub, '/api/v1/history?limit=10000');
-    assert.equal(history.entries.length, events.length + 1, 'the history holds every event once, replayed across the restart');
+    assert.equal(
+      history.entries.length,
+      events.length + 1,
+      'the history holds every event once, replayed across the restart',
+    );
   } finally {
     await hub.stop(1_000);
     await nc.close();
@@ -181,63 +256,152 @@ test('hub-restart-mid-stream-loses-nothing-and-duplicates-are-harmless', { skip 
   }
 });
 
-test('agent-stops-cluster-goes-offline-alerts-and-comes-back-then-wait-gates-on-revision', { skip }, async () => {
-  const w = await world();
-  const hub = w.newHub();
-  const clients: AgentStreamClient[] = [];
-  const client = () => {
-    const c = new (loadFlotillaProto().AgentStream)(`127.0.0.1:${hub.grpcPort}`, credentials.createInsecure()) as AgentStreamClient;
-    clients.push(c);
-    return c;
-  };
-  const agent = (c: AgentStreamClient) => {
-    const call = c.Connect();
-    call.on('error', () => {}); // cancelled by the test
-    call.on('data', (m: HubMessage__Output) => {
-      if (m.heartbeat) call.write({ heartbeat: {} });
-    });
-    const d = desired('edge-00');
-    call.write({ hello: { cluster: 'edge-00', agentVersion: 'it', appliedDigest: d.digest, appliedRevision: REV, protocolVersion: 1 } });
-    return call;
-  };
-  const state = async () => (await api<ClusterView>(hub, '/api/v1/clusters/edge-00')).state;
-  try {
-    await hub.start();
-    await waitFor(async () => (await api<{ ready: boolean }>(hub, '/readyz')).ready, { what: 'hub ready' });
-    const first = agent(client());
-    await waitFor(async () => (await state()) === 'Ready', { what: 'edge-00 Ready' });
-    const hubUrl = `http://127.0.0.1:${hub.httpPort}`;
-    const out = { stdout: '', stderr: '' };
-    const io = { stdout: { write: (t: string) => (out.stdout += t) }, stderr: { write: (t: string) => (out.stderr += t) }, env: {}, cwd: '/' };
-    assert.equal(await runCli(['wait', '--for', `revision=${REV}`, '-l', 'env=prod,name=edge-00', '--hub-url', hubUrl, '--timeout', '0s'], io), 1, 'no cluster has a name label');
-    assert.equal(await runCli(['wait', '--for', `revision=${REV.slice(0, 8)}`, '-l', 'env=prod', '--hub-url', hubUrl, '--timeout', '1s', '--interval', '200ms'], io), 1);
-    assert.match(out.stderr, /timed out after 1s waiting for revision c0ffee01; not there yet:\n {2}edge-02: Pending/);
-    first.cancel();
-    await waitFor(async () => (await state()) === 'Offline', { what: 'edge-00 Offline after the timeout', timeoutMs: 10_000 });
-    await waitFor(() => w.posts.some((p) => /edge-00 is offline/.test(p.text)), { what: 'offline alert at the webhook' });
-    agent(client());
-    await waitFor(async () => (await state()) === 'Ready', { what: 'edge-00 back online' });
-    out.stdout = '';
-    const waited = runCli(['wait', '--for', `revision=${REV}`, '-l', 'env=prod', '--hub-url', hubUrl, '--timeout', '30s', '--interval', '200ms'], io);
-    // The other prod clusters report in while wait polls.
-    const nc = await connect({ servers: w.nats.url });
-    await ensureEventsStream(nc);
-    for (const c of CLUSTERS.filter((_, i) => i % 2 === 0 && i > 0)) await publish(nc, 'applied', applied(c, desired(c).digest, new Date()));
-    await nc.close();
-    // Events alone do not make a never-connected cluster Ready: it needs an agent session.
-    for (const c of CLUSTERS.filter((_, i) => i % 2 === 0 && i > 0)) {
-      const call = client().Connect();
-      call.on('error', () => {});
-      call.write({ hello: { cluster: c, agentVersion: 'it', appliedDigest: desired(c).digest, appliedRevision: REV, protocolVersion: 1 } });
+test(
+  'agent-stops-cluster-goes-offline-alerts-and-comes-back-then-wait-gates-on-revision',
+  { skip },
+  async () => {
+    const w = await world();
+    const hub = w.newHub();
+    const clients: AgentStreamClient[] = [];
+    const client = () => {
+      const c = new (loadFlotillaProto().AgentStream)(
+        `127.0.0.1:${hub.grpcPort}`,
+        credentials.createInsecure(),
+      ) as AgentStreamClient;
+      clients.push(c);
+      return c;
+    };
+    const agent = (c: AgentStreamClient) => {
+      const call = c.Connect();
+      call.on('error', () => {}); // cancelled by the test
+      call.on('data', (m: HubMessage__Output) => {
+        if (m.heartbeat) call.write({ heartbeat: {} });
+      });
+      const d = desired('edge-00');
+      call.write({
+        hello: {
+          cluster: 'edge-00',
+          agentVersion: 'it',
+          appliedDigest: d.digest,
+          appliedRevision: REV,
+          protocolVersion: 1,
+        },
+      });
+      return call;
+    };
+    const state = async () => (await api<ClusterView>(hub, '/api/v1/clusters/edge-00')).state;
+    try {
+      await hub.start();
+      await waitFor(async () => (await api<{ ready: boolean }>(hub, '/readyz')).ready, {
+        what: 'hub ready',
+      });
+      const first = agent(client());
+      await waitFor(async () => (await state()) === 'Ready', { what: 'edge-00 Ready' });
+      const hubUrl = `http://127.0.0.1:${hub.httpPort}`;
+      const out = { stdout: '', stderr: '' };
+      const io = {
+        stdout: { write: (t: string) => (out.stdout += t) },
+        stderr: { write: (t: string) => (out.stderr += t) },
+        env: {},
+        cwd: '/',
+      };
+      assert.equal(
+        await runCli(
+          [
+            'wait',
+            '--for',
+            `revision=${REV}`,
+            '-l',
+            'env=prod,name=edge-00',
+            '--hub-url',
+            hubUrl,
+            '--timeout',
+            '0s',
+          ],
+          io,
+        ),
+        1,
+        'no cluster has a name label',
+      );
+      assert.equal(
+        await runCli(
+          [
+            'wait',
+            '--for',
+            `revision=${REV.slice(0, 8)}`,
+            '-l',
+            'env=prod',
+            '--hub-url',
+            hubUrl,
+            '--timeout',
+            '1s',
+            '--interval',
+            '200ms',
+          ],
+          io,
+        ),
+        1,
+      );
+      assert.match(
+        out.stderr,
+        /timed out after 1s waiting for revision c0ffee01; not there yet:\n {2}edge-02: Pending/,
+      );
+      first.cancel();
+      await waitFor(async () => (await state()) === 'Offline', {
+        what: 'edge-00 Offline after the timeout',
+        timeoutMs: 10_000,
+      });
+      await waitFor(() => w.posts.some((p) => /edge-00 is offline/.test(p.text)), {
+        what: 'offline alert at the webhook',
+      });
+      agent(client());
+      await waitFor(async () => (await state()) === 'Ready', { what: 'edge-00 back online' });
+      out.stdout = '';
+      const waited = runCli(
+        [
+          'wait',
+          '--for',
+          `revision=${REV}`,
+          '-l',
+          'env=prod',
+          '--hub-url',
+          hubUrl,
+          '--timeout',
+          '30s',
+          '--interval',
+          '200ms',
+        ],
+        io,
+      );
+      // The other prod clusters report in while wait polls.
+      const nc = await connect({ servers: w.nats.url });
+      await ensureEventsStream(nc);
+      for (const c of CLUSTERS.filter((_, i) => i % 2 === 0 && i > 0))
+        await publish(nc, 'applied', applied(c, desired(c).digest, new Date()));
+      await nc.close();
+      // Events alone do not make a never-connected cluster Ready: it needs an agent session.
+      for (const c of CLUSTERS.filter((_, i) => i % 2 === 0 && i > 0)) {
+        const call = client().Connect();
+        call.on('error', () => {});
+        call.write({
+          hello: {
+            cluster: c,
+            agentVersion: 'it',
+            appliedDigest: desired(c).digest,
+            appliedRevision: REV,
+            protocolVersion: 1,
+          },
+        });
+      }
+      assert.equal(await waited, 0, out.stderr);
+      assert.match(out.stdout, /25 cluster\(s\) Ready at c0ffee/);
+    } finally {
+      for (const c of clients) c.close();
+      await hub.stop(1_000);
+      await w.stop();
     }
-    assert.equal(await waited, 0, out.stderr);
-    assert.match(out.stdout, /25 cluster\(s\) Ready at c0ffee/);
-  } finally {
-    for (const c of clients) c.close();
-    await hub.stop(1_000);
-    await w.stop();
-  }
-});
+  },
+);
 
 test('drift-is-alerted-and-queryable-through-the-cli', { skip }, async () => {
   const w = await world();
@@ -261,18 +425,38 @@ test('drift-is-alerted-and-queryable-through-the-cli', { skip }, async () => {
     await publish(nc, 'drift-detected', drift);
     await publish(nc, 'drift-detected', drift, `${drift.id}-redelivered`);
     await publish(nc, 'applied', createEvent('edge-01', 'applied', { nonsense: true }));
-    await waitFor(() => w.posts.some((p) => /Drift on bundle app on cluster edge-01/.test(p.text)), { what: 'drift alert at the webhook' });
+    await waitFor(
+      () => w.posts.some((p) => /Drift on bundle app on cluster edge-01/.test(p.text)),
+      { what: 'drift alert at the webhook' },
+    );
     const post = w.posts.find((p) => /Drift/.test(p.text));
-    assert.match(post?.text ?? '', /Deployment web\/podinfo: \/spec\/replicas \(by kubectl-scale\)/);
+    assert.match(
+      post?.text ?? '',
+      /Deployment web\/podinfo: \/spec\/replicas \(by kubectl-scale\)/,
+    );
     const out = { stdout: '', stderr: '' };
-    const io = { stdout: { write: (t: string) => (out.stdout += t) }, stderr: { write: (t: string) => (out.stderr += t) }, env: {}, cwd: '/' };
+    const io = {
+      stdout: { write: (t: string) => (out.stdout += t) },
+      stderr: { write: (t: string) => (out.stderr += t) },
+      env: {},
+      cwd: '/',
+    };
     const hubUrl = `http://127.0.0.1:${hub.httpPort}`;
     assert.equal(await runCli(['drift', '--since', '1h', '--hub-url', hubUrl], io), 0);
-    assert.match(out.stdout, /edge-01 +app +detected +Deployment\/web\/podinfo +\/spec\/replicas +kubectl-scale/);
+    assert.match(
+      out.stdout,
+      /edge-01 +app +detected +Deployment\/web\/podinfo +\/spec\/replicas +kubectl-scale/,
+    );
     assert.equal(out.stdout.trim().split('\n').length, 2, 'the redelivered event is one entry');
     assert.equal(await runCli(['describe', 'cluster', 'nope', '--hub-url', hubUrl], io), 1);
-    assert.match(out.stderr, /flotilla describe: hub answered 404 NOT_FOUND: cluster "nope" not found/);
-    assert.equal(await runCli(['get', 'deployments', '-l', 'env in (', '--hub-url', hubUrl], io), 2);
+    assert.match(
+      out.stderr,
+      /flotilla describe: hub answered 404 NOT_FOUND: cluster "nope" not found/,
+    );
+    assert.equal(
+      await runCli(['get', 'deployments', '-l', 'env in (', '--hub-url', hubUrl], io),
+      2,
+    );
     const metrics = await (await fetch(`${hubUrl}/metrics`)).text();
     assert.match(metrics, /flotilla_events_total\{kind="unknown",outcome="malformed"\} 1/);
     assert.match(metrics, /flotilla_drift_events_total 1/);

@@ -16,11 +16,23 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import { createEvent, eventSubject } from '@flotilla/common';
 import { ensureEventsStream } from '@flotilla/hub';
-import { createWorkRepo, freePort, requireEnv, spawnServer, startGitServer, startNats, waitFor } from '../env/index.js';
+import {
+  createWorkRepo,
+  freePort,
+  requireEnv,
+  spawnServer,
+  startGitServer,
+  startNats,
+  waitFor,
+} from '../env/index.js';
 import type { ManagedProcess } from '../env/index.js';
 
 const skip = await requireEnv(['nats', 'git']);
-const FLOTILLA_BIN = join(dirname(fileURLToPath(import.meta.resolve('@flotilla/hub'))), 'cli', 'main.js');
+const FLOTILLA_BIN = join(
+  dirname(fileURLToPath(import.meta.resolve('@flotilla/hub'))),
+  'cli',
+  'main.js',
+);
 const REV = 'deadbeef0123456789abcdef0123456789abcdef';
 const CLUSTERS = Array.from({ length: 100 }, (_, i) => `edge-${String(i).padStart(3, '0')}`);
 /** Drift-detected events per cluster, one per round. */
@@ -33,7 +45,18 @@ function applied(cluster: string, time: Date): FlotillaEvent<AppliedData> {
     generation: 1,
     result: 'applied',
     durationMs: 50,
-    bundles: [{ name: 'app', digest: 'sha256:app', created: 1, configured: 0, unchanged: 0, deleted: 0, failed: 0, failures: [] }],
+    bundles: [
+      {
+        name: 'app',
+        digest: 'sha256:app',
+        created: 1,
+        configured: 0,
+        unchanged: 0,
+        deleted: 0,
+        failed: 0,
+        failures: [],
+      },
+    ],
   };
   return createEvent(cluster, 'applied', data, time);
 }
@@ -54,9 +77,17 @@ function drift(cluster: string, time: Date): FlotillaEvent {
   return createEvent(cluster, 'drift-detected', data, time);
 }
 
-async function publishRound(nc: NatsConnection, events: FlotillaEvent[], kind: EventKind): Promise<void> {
+async function publishRound(
+  nc: NatsConnection,
+  events: FlotillaEvent[],
+  kind: EventKind,
+): Promise<void> {
   const js = jetstream(nc);
-  await Promise.all(events.map((ev) => js.publish(eventSubject(ev.flotillacluster, kind), JSON.stringify(ev), { msgID: ev.id })));
+  await Promise.all(
+    events.map((ev) =>
+      js.publish(eventSubject(ev.flotillacluster, kind), JSON.stringify(ev), { msgID: ev.id }),
+    ),
+  );
 }
 
 type Deployment = { cluster: string; driftEvents: number };
@@ -71,7 +102,10 @@ test('hub-killed-mid-stream-loses-no-event', { skip }, async () => {
     const repoUrl = await git.createRepo('fleet');
     const repo = await createWorkRepo(repoUrl);
     // A declared cluster without bundles has no deployments: the event clusters stay undeclared.
-    await repo.writeFiles({ 'clusters/lab.yaml': 'apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: lab\n' });
+    await repo.writeFiles({
+      'clusters/lab.yaml':
+        'apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: lab\n',
+    });
     await repo.commitAndPush('one cluster');
     await repo.dispose();
     const httpPort = await freePort();
@@ -95,7 +129,12 @@ test('hub-killed-mid-stream-loses-no-event', { skip }, async () => {
       ].join('\n'),
     );
     const startHub = async (n: number): Promise<ManagedProcess> => {
-      const p = spawnServer(`hub-${n}`, process.execPath, [FLOTILLA_BIN, 'hub', '--config', config], { logFile: join(work, `hub-${n}.log`) });
+      const p = spawnServer(
+        `hub-${n}`,
+        process.execPath,
+        [FLOTILLA_BIN, 'hub', '--config', config],
+        { logFile: join(work, `hub-${n}.log`) },
+      );
       await waitFor(
         async () => {
           if (!p.isRunning()) throw new Error(`hub exited; log:\n${p.logTail()}`);
@@ -109,19 +148,38 @@ test('hub-killed-mid-stream-loses-no-event', { skip }, async () => {
       const res = await fetch(`http://127.0.0.1:${httpPort}/api/v1/deployments?bundle=app`);
       return ((await res.json()) as { deployments: Deployment[] }).deployments;
     };
-    const folded = async (): Promise<number> => (await deployments()).reduce((n, d) => n + d.driftEvents, 0);
+    const folded = async (): Promise<number> =>
+      (await deployments()).reduce((n, d) => n + d.driftEvents, 0);
 
     await ensureEventsStream(nc);
     hub = await startHub(1);
     const t0 = Date.now() - 3_600_000;
     const at = (round: number, i: number) => new Date(t0 + round * 1_000 + i);
-    await publishRound(nc, CLUSTERS.map((c, i) => applied(c, at(0, i))), 'applied');
+    await publishRound(
+      nc,
+      CLUSTERS.map((c, i) => applied(c, at(0, i))),
+      'applied',
+    );
     const half = ROUNDS / 2;
-    for (let r = 1; r <= half; r++) await publishRound(nc, CLUSTERS.map((c, i) => drift(c, at(r, i))), 'drift-detected');
+    for (let r = 1; r <= half; r++)
+      await publishRound(
+        nc,
+        CLUSTERS.map((c, i) => drift(c, at(r, i))),
+        'drift-detected',
+      );
     // Kill while the hub is folding: what it folded in the last moments is not saved yet.
-    await waitFor(async () => (await folded()) >= (half / 2) * CLUSTERS.length, { what: 'the first hub folding drift events', timeoutMs: 30_000, intervalMs: 20 });
+    await waitFor(async () => (await folded()) >= (half / 2) * CLUSTERS.length, {
+      what: 'the first hub folding drift events',
+      timeoutMs: 30_000,
+      intervalMs: 20,
+    });
     const rest = (async () => {
-      for (let r = half + 1; r <= ROUNDS; r++) await publishRound(nc, CLUSTERS.map((c, i) => drift(c, at(r, i))), 'drift-detected');
+      for (let r = half + 1; r <= ROUNDS; r++)
+        await publishRound(
+          nc,
+          CLUSTERS.map((c, i) => drift(c, at(r, i))),
+          'drift-detected',
+        );
     })();
     process.kill(hub.pid, 'SIGKILL');
     assert.equal(await hub.exited, 'SIGKILL');
@@ -130,11 +188,19 @@ test('hub-killed-mid-stream-loses-no-event', { skip }, async () => {
     hub = await startHub(2);
     const total = CLUSTERS.length * ROUNDS;
     // A lost event never arrives, so give the restarted hub time, then compare per cluster.
-    await waitFor(async () => (await folded()) >= total, { what: `${total} drift events folded after the restart`, timeoutMs: 30_000, intervalMs: 200 }).catch(
-      () => undefined,
+    await waitFor(async () => (await folded()) >= total, {
+      what: `${total} drift events folded after the restart`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    }).catch(() => undefined);
+    const short = (await deployments())
+      .filter((d) => d.driftEvents !== ROUNDS)
+      .map((d) => `${d.cluster}: ${d.driftEvents}`);
+    assert.equal(
+      (await deployments()).length,
+      CLUSTERS.length,
+      `a deployment per cluster; hub log:\n${hub.logTail(15)}`,
     );
-    const short = (await deployments()).filter((d) => d.driftEvents !== ROUNDS).map((d) => `${d.cluster}: ${d.driftEvents}`);
-    assert.equal((await deployments()).length, CLUSTERS.length, `a deployment per cluster; hub log:\n${hub.logTail(15)}`);
     assert.deepEqual(short, [], `every cluster has all ${ROUNDS} drift events folded once`);
   } finally {
     await hub?.stop(5_000);

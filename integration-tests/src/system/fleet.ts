@@ -7,13 +7,32 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { binaryPaths, createWorkRepo, freePort, spawnServer, startCluster, startGitServer, startNats, waitFor } from '../env/index.js';
-import type { ManagedProcess, TestCluster, TestGitServer, TestNats, WorkRepo } from '../env/index.js';
+import {
+  binaryPaths,
+  createWorkRepo,
+  freePort,
+  spawnServer,
+  startCluster,
+  startGitServer,
+  startNats,
+  waitFor,
+} from '../env/index.js';
+import type {
+  ManagedProcess,
+  TestCluster,
+  TestGitServer,
+  TestNats,
+  WorkRepo,
+} from '../env/index.js';
 import { applyManifests } from './install.js';
 import { createNatsAuthSetup } from '@flotilla/hub';
 
 /** Path of the `flotilla` CLI entry point (hub package). */
-export const FLOTILLA_BIN = join(dirname(fileURLToPath(import.meta.resolve('@flotilla/hub'))), 'cli', 'main.js');
+export const FLOTILLA_BIN = join(
+  dirname(fileURLToPath(import.meta.resolve('@flotilla/hub'))),
+  'cli',
+  'main.js',
+);
 
 /** One cluster's row as `flotilla status -o json` prints it. */
 export interface ClusterStatusRow {
@@ -106,10 +125,16 @@ async function httpOk(url: string, caFile: string | undefined): Promise<boolean>
 
 function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [FLOTILLA_BIN, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`flotilla ${args.join(' ')} failed (${err.code}): ${stderr || stdout}`));
-      else resolve(stdout);
-    });
+    execFile(
+      process.execPath,
+      [FLOTILLA_BIN, ...args],
+      { env: { ...process.env, ...env } },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(new Error(`flotilla ${args.join(' ')} failed (${err.code}): ${stderr || stdout}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -121,22 +146,34 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   await mkdir(logDir, { recursive: true });
   const stops: Array<() => Promise<void>> = [];
   const stop = async (): Promise<void> => {
-    while (stops.length > 0) await stops.pop()?.().catch(() => undefined);
+    while (stops.length > 0)
+      await stops
+        .pop()?.()
+        .catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   };
   try {
     progress(`starting NATS, a Git server and ${options.clusters.length} Kubernetes API servers`);
     // The real install also secures NATS: operator mode, the hub's own credentials, and
     // a user JWT per agent (issued at registration) that may publish only its own events.
-    const natsAuth = options.insecure === true ? undefined : createNatsAuthSetup({ resolverDir: join(work, 'nats-jwt') });
+    const natsAuth =
+      options.insecure === true
+        ? undefined
+        : createNatsAuthSetup({ resolverDir: join(work, 'nats-jwt') });
     const [nats, git, ...clusterList] = await Promise.all([
       startNats(natsAuth ? { config: natsAuth.serverConfig } : {}),
       startGitServer(),
       ...options.clusters.map((name) => startCluster({ name, logDir })),
     ]);
-    stops.push(() => nats.stop(), () => git.stop(), ...clusterList.map((c) => () => c.stop()));
+    stops.push(
+      () => nats.stop(),
+      () => git.stop(),
+      ...clusterList.map((c) => () => c.stop()),
+    );
     const clusters = new Map(clusterList.map((c) => [c.name, c]));
-    progress(`Kubernetes API servers ready: ${clusterList.map((c) => `${c.name} ${c.server}`).join(', ')}`);
+    progress(
+      `Kubernetes API servers ready: ${clusterList.map((c) => `${c.name} ${c.server}`).join(', ')}`,
+    );
 
     const repoUrl = await git.createRepo('fleet');
     const repo = await createWorkRepo(repoUrl);
@@ -176,14 +213,21 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         'nats:',
         `  url: ${nats.url}`,
         ...(natsAuth
-          ? [`  credsFile: ${join(work, 'hub.creds')}`, `  accountSeedFile: ${join(work, 'account.seed')}`, `  systemCredsFile: ${join(work, 'system.creds')}`, `  operatorSigningKeyFile: ${join(work, 'operator.seed')}`]
+          ? [
+              `  credsFile: ${join(work, 'hub.creds')}`,
+              `  accountSeedFile: ${join(work, 'account.seed')}`,
+              `  systemCredsFile: ${join(work, 'system.creds')}`,
+              `  operatorSigningKeyFile: ${join(work, 'operator.seed')}`,
+            ]
           : []),
         // The pinned kustomize and helm of the test environment render Kustomize/Helm bundles.
         'render:',
         `  kustomizePath: ${tools.kustomize}`,
         `  helmPath: ${tools.helm}`,
         // hubConfigExtra continues the identity (or auth) block below, so it must follow it.
-        ...(insecure ? ['insecure: true', 'auth:', `  tokenFile: ${tokenFile}`] : ['identity:', `  stateDir: ${adminDir}`]),
+        ...(insecure
+          ? ['insecure: true', 'auth:', `  tokenFile: ${tokenFile}`]
+          : ['identity:', `  stateDir: ${adminDir}`]),
         ...(options.hubConfigExtra ?? []),
         `cacheDir: ${join(work, 'hub-cache')}`,
         'heartbeatInterval: 2s',
@@ -203,10 +247,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       const started = hub;
       await waitFor(
         async () => {
-          if (!started.isRunning()) throw new Error(`hub exited; log ${started.logFile}:\n${started.logTail()}`);
+          if (!started.isRunning())
+            throw new Error(`hub exited; log ${started.logFile}:\n${started.logTail()}`);
           return httpOk(`${hubHttpUrl}/readyz`, adminDir ? join(adminDir, 'ca.crt') : undefined);
         },
-        { what: `hub ready at ${hubHttpUrl}/readyz (log ${started.logFile})`, timeoutMs: 60_000, intervalMs: 250 },
+        {
+          what: `hub ready at ${hubHttpUrl}/readyz (log ${started.logFile})`,
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        },
       );
       return started;
     };
@@ -215,7 +264,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
 
     const cliEnv: NodeJS.ProcessEnv = insecure
       ? { FLOTILLA_HUB_URL: hubHttpUrl }
-      : { FLOTILLA_HUB_URL: hubHttpUrl, FLOTILLA_HUB: hubGrpcAddress, FLOTILLA_ADMIN_DIR: adminDir };
+      : {
+          FLOTILLA_HUB_URL: hubHttpUrl,
+          FLOTILLA_HUB: hubGrpcAddress,
+          FLOTILLA_ADMIN_DIR: adminDir,
+        };
     const cli = (args: string[]): Promise<string> => runCli(args, cliEnv);
     const installDir = (name: string): string => join(work, `install-${name}`);
     const agents = new Map<string, ManagedProcess>();
@@ -224,15 +277,27 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       if (!insecure) {
         progress(`flotilla cluster add ${name}; applying its agent manifests to ${cluster.server}`);
         await cli(['cluster', 'add', name, '--output-dir', installDir(name), '--nats', nats.url]);
-        await applyManifests(cluster.kubeconfigPath, await readFile(join(installDir(name), 'agent.yaml'), 'utf8'));
+        await applyManifests(
+          cluster.kubeconfigPath,
+          await readFile(join(installDir(name), 'agent.yaml'), 'utf8'),
+        );
       }
       progress(`starting the agent of ${name}`);
       const agent = spawnServer(
         `agent-${name}`,
         process.execPath,
         [
-          FLOTILLA_BIN, 'agent', '--cluster', name, '--hub', hubGrpcAddress, '--kubeconfig', cluster.kubeconfigPath,
-          '--nats', nats.url, ...auth,
+          FLOTILLA_BIN,
+          'agent',
+          '--cluster',
+          name,
+          '--hub',
+          hubGrpcAddress,
+          '--kubeconfig',
+          cluster.kubeconfigPath,
+          '--nats',
+          nats.url,
+          ...auth,
         ],
         { logFile: join(logDir, `agent-${name}.log`) },
       );
@@ -241,7 +306,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     }
 
     const status = async (): Promise<ClusterStatusRow[]> => {
-      const parsed = JSON.parse(await cli(['status', '-o', 'json'])) as { clusters: ClusterStatusRow[] } | ClusterStatusRow[];
+      const parsed = JSON.parse(await cli(['status', '-o', 'json'])) as
+        { clusters: ClusterStatusRow[] } | ClusterStatusRow[];
       return Array.isArray(parsed) ? parsed : parsed.clusters;
     };
     const waitForRevision = (revision: string, timeoutMs = 60_000): Promise<ClusterStatusRow[]> =>
@@ -249,15 +315,36 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         async () => {
           const rows = await status();
           const done = options.clusters.every((name) =>
-            rows.some((r) => r.name === name && r.appliedRevision === revision && r.state === 'Ready'),
+            rows.some(
+              (r) => r.name === name && r.appliedRevision === revision && r.state === 'Ready',
+            ),
           );
           return done ? rows : false;
         },
-        { what: `every cluster Ready at ${revision.slice(0, 12)} (logs in ${logDir})`, timeoutMs, intervalMs: 250 },
+        {
+          what: `every cluster Ready at ${revision.slice(0, 12)} (logs in ${logDir})`,
+          timeoutMs,
+          intervalMs: 250,
+        },
       );
     const fleet: Fleet = {
-      clusters, nats, git, repo, repoUrl, firstCommit, hub, hubHttpUrl, hubGrpcAddress, agents, logDir, adminDir, installDir, cli, status,
-      waitForRevision, stop,
+      clusters,
+      nats,
+      git,
+      repo,
+      repoUrl,
+      firstCommit,
+      hub,
+      hubHttpUrl,
+      hubGrpcAddress,
+      agents,
+      logDir,
+      adminDir,
+      installDir,
+      cli,
+      status,
+      waitForRevision,
+      stop,
       restartHub: async () => {
         await hub.stop(10_000);
         fleet.hub = await startHub();

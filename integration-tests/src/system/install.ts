@@ -18,21 +18,39 @@ export function parseManifests(text: string): KubernetesObject[] {
       if (d.errors.length > 0) throw new Error(`invalid YAML: ${d.errors[0]?.message}`);
       return d.toJS() as KubernetesObject | null;
     })
-    .filter((o): o is KubernetesObject => o !== null && typeof o === 'object' && typeof o.kind === 'string');
+    .filter(
+      (o): o is KubernetesObject =>
+        o !== null && typeof o === 'object' && typeof o.kind === 'string',
+    );
 }
 
 /** Server-side applies every document; rejects with the API server's message naming the object. */
-export async function applyManifests(kubeconfigPath: string, text: string, opts: ApplyManifestsOptions = {}): Promise<KubernetesObject[]> {
+export async function applyManifests(
+  kubeconfigPath: string,
+  text: string,
+  opts: ApplyManifestsOptions = {},
+): Promise<KubernetesObject[]> {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const api = KubernetesObjectApi.makeApiClient(kc);
   const applied: KubernetesObject[] = [];
   for (const obj of parseManifests(text)) {
     try {
-      applied.push(await api.patch(obj, undefined, opts.dryRun ? 'All' : undefined, 'flotilla-install', true, PatchStrategy.ServerSideApply));
+      applied.push(
+        await api.patch(
+          obj,
+          undefined,
+          opts.dryRun ? 'All' : undefined,
+          'flotilla-install',
+          true,
+          PatchStrategy.ServerSideApply,
+        ),
+      );
     } catch (err) {
       const body = (err as { body?: unknown }).body;
-      throw new Error(`${obj.kind}/${obj.metadata?.namespace ? `${obj.metadata.namespace}/` : ''}${obj.metadata?.name ?? ''}: ${typeof body === 'string' ? body : (err as Error).message}`);
+      throw new Error(
+        `${obj.kind}/${obj.metadata?.namespace ? `${obj.metadata.namespace}/` : ''}${obj.metadata?.name ?? ''}: ${typeof body === 'string' ? body : (err as Error).message}`,
+      );
     }
   }
   return applied;
