@@ -9,16 +9,8 @@ export type ClusterState = 'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | '
 /** Outcome of one apply as reported by an ack or an event. */
 export type ApplyResult = 'applied' | 'partial' | 'failed';
 
-/** Per-bundle object counts from the latest apply. */
-export interface BundleStatus {
-  name: string;
-  digest: string;
-  created: number;
-  configured: number;
-  unchanged: number;
-  deleted: number;
-  failed: number;
-}
+/** Per-bundle object counts from the latest apply (the event's result without the failure texts). */
+export type BundleStatus = Omit<BundleApplyResult, 'failures'>;
 
 /** The last apply attempt of a cluster, successful or not. */
 export interface ApplyAttempt {
