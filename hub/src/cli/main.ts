@@ -129,5 +129,8 @@ function isEntryPoint(): boolean {
 
 // Run only when executed as the bin, not when imported by tests.
 if (isEntryPoint()) {
+  // grpc-js passes an IP target as the TLS server name, which Node flags with DEP0123 on
+  // every call; users of the CLI should not see a dependency's deprecation notices.
+  process.noDeprecation = true;
   process.exitCode = await runCli(process.argv.slice(2));
 }
