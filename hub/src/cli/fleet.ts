@@ -56,14 +56,16 @@ Options:
 ${COMMON}
 `;
 
-const OPTIONS = {
+/** Options every hub query command takes. */
+export const OPTIONS = {
   'hub-url': { type: 'string' },
   output: { type: 'string', short: 'o', default: 'table' },
   help: { type: 'boolean', short: 'h' },
   ...CA_FILE_OPTION,
 } as const;
 
-function outputFormat(value: string | undefined): OutputFormat {
+/** The -o value, checked. */
+export function outputFormat(value: string | undefined): OutputFormat {
   const format = (value ?? 'table') as OutputFormat;
   if (!OUTPUT_FORMATS.includes(format))
     throw new UsageError(`-o: unknown output format "${value}" (use ${OUTPUT_FORMATS.join(', ')})`);

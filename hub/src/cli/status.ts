@@ -1,14 +1,13 @@
 // `flotilla status`: the fleet as the hub sees it, from its HTTP API.
 import { parseArgs } from 'node:util';
-import { errorMessage, parseSelector } from '@flotilla/common';
 import type { ClusterStatus } from '../status/model.js';
-import { OUTPUT_FORMATS, formatClusters } from './format.js';
-import type { OutputFormat } from './format.js';
+import { OPTIONS, checkSelector, outputFormat } from './fleet.js';
+import { formatClusters } from './format.js';
 import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
-import { DEFAULT_HUB_URL, getJson, hubBase } from './hub-client.js';
+import { DEFAULT_HUB_URL, getJson, hubBase, queryString } from './hub-client.js';
 import type { Fetch } from './hub-client.js';
-import { CA_FILE_OPTION, CA_FILE_USAGE, hubFetch } from './hub-tls.js';
+import { CA_FILE_USAGE, hubFetch } from './hub-tls.js';
 
 export { DEFAULT_HUB_URL } from './hub-client.js';
 export type { Fetch } from './hub-client.js';
@@ -35,32 +34,16 @@ export async function statusCommand(
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      'hub-url': { type: 'string' },
-      selector: { type: 'string', short: 'l' },
-      output: { type: 'string', short: 'o', default: 'table' },
-      help: { type: 'boolean', short: 'h' },
-      ...CA_FILE_OPTION,
-    },
+    options: { ...OPTIONS, selector: { type: 'string', short: 'l' } },
   });
   if (values.help) {
     io.stdout.write(STATUS_USAGE);
     return ExitCode.ok;
   }
-  const format = values.output as OutputFormat;
-  if (!OUTPUT_FORMATS.includes(format))
-    throw new UsageError(
-      `-o: unknown output format "${values.output}" (use ${OUTPUT_FORMATS.join(', ')})`,
-    );
+  const format = outputFormat(values.output);
   if (positionals.length > 1)
     throw new UsageError(`expected at most one cluster name, got ${positionals.length}`);
-  if (values.selector !== undefined) {
-    try {
-      parseSelector(values.selector);
-    } catch (err) {
-      throw new UsageError(`-l: ${errorMessage(err)}`);
-    }
-  }
+  const selector = checkSelector(values.selector);
   const base = hubBase(values['hub-url'], io);
   fetchFn = hubFetch(fetchFn, values['ca-file'], io);
   let clusters: ClusterStatus[];
@@ -72,10 +55,8 @@ export async function statusCommand(
       )) as ClusterStatus,
     ];
   } else {
-    const query = values.selector ? `?selector=${encodeURIComponent(values.selector)}` : '';
-    clusters = (
-      (await getJson(fetchFn, `${base}/api/v1/clusters${query}`)) as { clusters: ClusterStatus[] }
-    ).clusters;
+    const url = `${base}/api/v1/clusters${queryString({ selector })}`;
+    clusters = ((await getJson(fetchFn, url)) as { clusters: ClusterStatus[] }).clusters;
   }
   io.stdout.write(formatClusters(clusters, format, now()));
   return ExitCode.ok;

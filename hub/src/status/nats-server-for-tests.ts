@@ -32,9 +32,8 @@ export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | u
         .sort()
         .reverse()
     : [];
-  for (const d of dirs)
-    if (existsSync(join(root, d, 'nats-server'))) return join(root, d, 'nats-server');
-  return existsSync('/tmp/nats-server') ? '/tmp/nats-server' : undefined;
+  const found = dirs.find((d) => existsSync(join(root, d, 'nats-server')));
+  return found === undefined ? undefined : join(root, found, 'nats-server');
 }
 
 /** Why a NATS test cannot run, or undefined when it can. Under CI=true a missing binary is a failure, not a skip. */
