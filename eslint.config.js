@@ -16,4 +16,25 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // @flotilla/test-env is a devDependency: code that ships must not import it.
+    files: ['common/src/**/*.ts', 'proto/src/**/*.ts', 'agent/src/**/*.ts', 'hub/src/**/*.ts'],
+    ignores: ['**/*.test.ts', '**/src/testing/**', '**/src/bench/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: '@flotilla/test-env',
+              message: 'only tests, src/testing/ and src/bench/ may use the test environment',
+            },
+          ],
+          patterns: [
+            { group: ['@flotilla/*/*'], message: 'import a package through its entry point' },
+          ],
+        },
+      ],
+    },
+  },
 );

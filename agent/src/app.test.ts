@@ -14,27 +14,25 @@ import type { AppliedData } from '@flotilla/common';
 import { runAgentCli } from './cli.js';
 import { KubeClient, loadKubeConfig } from './kube/client.js';
 import { configMap, makeState } from './testing/desired.js';
-import { apiServerSkipReason, startTestApiServer } from './testing/kube-apiserver.js';
-import type { TestApiServer } from './testing/kube-apiserver.js';
-import { natsSkipReason, startTestNats } from './testing/nats-server.js';
-import type { TestNats } from './testing/nats-server.js';
+import { requireEnv, startCluster, startNats } from '@flotilla/test-env';
+import type { TestCluster, TestNats } from '@flotilla/test-env';
 import { ScriptedHub, sendState, until } from './testing/scripted-hub.js';
 
-const skip = apiServerSkipReason() ?? natsSkipReason();
+const skip = await requireEnv(['cluster', 'nats']);
 
 describe('agent end to end', { skip }, () => {
-  let api: TestApiServer;
+  let api: TestCluster;
   let nats: TestNats;
   let kube: KubeClient;
   const hub = new ScriptedHub();
   before(async () => {
-    [api, nats] = await Promise.all([startTestApiServer(), startTestNats(), hub.start()]);
+    [api, nats] = await Promise.all([startCluster(), startNats(), hub.start()]);
     kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
   });
   after(async () => {
     hub.server.forceShutdown();
     kube?.close();
-    await Promise.all([api?.stop(), nats?.stop()]);
+    await Promise.all([api?.stop(), nats?.stop({ removeStore: true })]);
   });
 
   const state = makeState('east', 'rev1', [

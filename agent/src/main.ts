@@ -7,6 +7,7 @@ import { applyAgentV8Flags } from './node-flags.js';
 applyAgentV8Flags();
 // grpc-js passes an IP hub address as the TLS server name (DEP0123 on every dial): not
 // something an operator can act on, so it stays out of the agent's output.
-process.noDeprecation = true;
+const { quietDependencyWarnings } = await import('@flotilla/common');
+quietDependencyWarnings();
 const { runAgentCli } = await import('./cli.js');
 process.exit(await runAgentCli(process.argv.slice(2)));

@@ -17,13 +17,11 @@ import type { DriftDetectedData, EventKind, FlotillaEvent, KubeObject } from '@f
 import { runAgentCli } from './cli.js';
 import { KubeClient, loadKubeConfig } from './kube/client.js';
 import { configMap, makeState } from './testing/desired.js';
-import { apiServerSkipReason, startTestApiServer } from './testing/kube-apiserver.js';
-import type { TestApiServer } from './testing/kube-apiserver.js';
-import { natsSkipReason, startTestNats } from './testing/nats-server.js';
-import type { TestNats } from './testing/nats-server.js';
+import { requireEnv, startCluster, startNats } from '@flotilla/test-env';
+import type { TestCluster, TestNats } from '@flotilla/test-env';
 import { ScriptedHub, sendState, until } from './testing/scripted-hub.js';
 
-const skip = apiServerSkipReason() ?? natsSkipReason();
+const skip = await requireEnv(['cluster', 'nats']);
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -38,7 +36,7 @@ describe(
   'offline autonomy and event buffering (real kube-apiserver, nats-server)',
   { skip },
   () => {
-    let api: TestApiServer;
+    let api: TestCluster;
     let nats: TestNats;
     let kube: KubeClient;
     let nc: NatsConnection;
@@ -46,7 +44,7 @@ describe(
     const hubs: ScriptedHub[] = [];
     const agents: { controller: AbortController; exit: Promise<number> }[] = [];
     before(async () => {
-      [api, nats] = await Promise.all([startTestApiServer(), startTestNats()]);
+      [api, nats] = await Promise.all([startCluster(), startNats()]);
       kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
       nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
       jsm = await jetstreamManager(nc);
@@ -58,7 +56,7 @@ describe(
       for (const h of hubs) h.server.forceShutdown();
       await nc?.close();
       kube?.close();
-      await Promise.all([api?.stop(), nats?.stop()]);
+      await Promise.all([api?.stop(), nats?.stop({ removeStore: true })]);
     });
 
     const objects: KubeObject[] = [
@@ -195,7 +193,7 @@ describe(
       const agent = await startAgent(hub.port);
       await until(() => hub.streams[0]?.received.find((m) => m.ack), 'ack', 30_000);
       const seen = (await storedEvents()).length;
-      await nats.halt();
+      await nats.stop();
       // Three drifts while NATS is down: three drift-detected and three drift-corrected events.
       for (const [name, value] of [
         ['one', 'x'],

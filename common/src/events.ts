@@ -16,6 +16,10 @@ export const EVENT_TYPES = {
   'drift-detected': 'dev.flotilla.drift.detected',
   'drift-corrected': 'dev.flotilla.drift.corrected',
   'health-changed': 'dev.flotilla.health.changed',
+  // Published by the hub itself (never by an agent) on flotilla.hub.sessions.<cluster>:
+  // an agent's stream session started or ended.
+  connected: 'dev.flotilla.session.connected',
+  disconnected: 'dev.flotilla.session.disconnected',
 } as const;
 
 /** Short event kind, e.g. "applied". */

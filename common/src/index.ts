@@ -48,6 +48,7 @@ export { canonicalJson, digestJson, digestOf, shortDigest } from './hash.js';
 export { LogFields, createLogger, silentLogger } from './logging.js';
 export type { Logger, LoggerOptions } from './logging.js';
 export { assertDnsLabel, isDnsLabel } from './names.js';
+export { QUIET_WARNING_CODES, quietDependencyWarnings } from './warnings.js';
 export { compileLabelSelector, parseSelector } from './selector.js';
 export type { LabelSelector, LabelSelectorRequirement, Selector } from './selector.js';
 export { parseYamlDocuments, parseYamlObject } from './yaml.js';

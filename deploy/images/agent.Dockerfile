@@ -13,10 +13,13 @@ COPY proto/package.json proto/
 COPY agent/package.json agent/
 COPY hub/package.json hub/
 COPY integration-tests/package.json integration-tests/
+COPY integration-tests/env/package.json integration-tests/env/
 RUN npm ci --ignore-scripts
 COPY common common
 COPY proto proto
 COPY agent agent
+# The test environment is a devDependency of the agent: built with it, then pruned.
+COPY integration-tests/env integration-tests/env
 RUN npx turbo run build --filter=@flotilla/agent... \
  && npm prune --omit=dev --ignore-scripts \
  && rm -rf hub integration-tests */src */tsconfig.json

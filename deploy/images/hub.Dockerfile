@@ -22,11 +22,14 @@ COPY proto/package.json proto/
 COPY agent/package.json agent/
 COPY hub/package.json hub/
 COPY integration-tests/package.json integration-tests/
+COPY integration-tests/env/package.json integration-tests/env/
 RUN npm ci --ignore-scripts
 COPY common common
 COPY proto proto
 COPY agent agent
 COPY hub hub
+# The test environment is a devDependency of agent and hub: built with them, then pruned.
+COPY integration-tests/env integration-tests/env
 RUN npx turbo run build --filter=@flotilla/hub... \
  && npm prune --omit=dev --ignore-scripts \
  && rm -rf integration-tests */src */tsconfig.json

@@ -15,8 +15,8 @@ import { HubApp } from './app.js';
 import type { FleetSnapshot, FleetSource, HubRenderer } from './app.js';
 import { compileHubConfig } from './config/hub-config.js';
 import { desiredState } from './stream/fixtures.js';
-import { natsSkipReason, startNatsServer } from './status/nats-server-for-tests.js';
-import type { TestNatsServer } from './status/nats-server-for-tests.js';
+import { requireEnv, startNats } from '@flotilla/test-env';
+import type { TestNats } from '@flotilla/test-env';
 
 class FakeSource implements FleetSource {
   readonly name = 'fleet';
@@ -54,8 +54,8 @@ async function until<T>(fn: () => Promise<T | undefined>, what: string): Promise
 
 test('hub-serves-desired-state-to-an-agent-and-reports-it-ready', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-hub-'));
-  let nats: TestNatsServer | undefined;
-  if (!natsSkipReason()) nats = await startNatsServer();
+  let nats: TestNats | undefined;
+  if (!(await requireEnv(['nats']))) nats = await startNats();
   else t.diagnostic('nats-server not installed: running without NATS');
   await writeFile(join(dir, 'token'), 'agent-token\n');
   const cfg = compileHubConfig(
@@ -156,7 +156,7 @@ test('hub-serves-desired-state-to-an-agent-and-reports-it-ready', async (t) => {
   } finally {
     client.close();
     await app.stop(1_000);
-    await nats?.stop();
+    await nats?.stop({ kill: true, removeStore: true });
     await rm(dir, { recursive: true, force: true });
   }
 });

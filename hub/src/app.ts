@@ -29,6 +29,11 @@ import { alertOnTransitions } from './notify/status-alerts.js';
 import type { FleetEntry } from './status/fleet-status.js';
 import { KvStatusPersistence } from './status/kv-persistence.js';
 import { NatsLink } from './status/nats-link.js';
+import {
+  SESSION_EVENTS_STOP_GRACE_MS,
+  SessionEventPublisher,
+  jetStreamPublish,
+} from './status/session-publisher.js';
 import { createGitSource } from './source/from-config.js';
 import { WebhookHandler } from './source/webhook.js';
 import { describeRef } from './source/refs.js';
@@ -119,6 +124,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly nats: NatsLink;
   private readonly events: EventsConsumer;
   private readonly persistence: KvStatusPersistence;
+  private readonly sessionEvents: SessionEventPublisher;
   private readonly sources: SourceEntry<S>[] = [];
   private stream: AgentStreamService | undefined;
   private grpc: RunningGrpcServer | undefined;
@@ -162,6 +168,12 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       // Persist, then ack: an event is acked only once the status holding it is in KV.
       ackAfterSave: true,
       onBacklog: () => void this.persistence.flush(),
+    });
+    this.sessionEvents = new SessionEventPublisher({
+      publish: jetStreamPublish(() => this.nats.connection()),
+      hubId: config.status.hubId,
+      logger: this.log.child({ [LogFields.component]: 'session-events' }),
+      onOutcome: (o) => this.metrics.sessionEvent(o),
     });
     this.persistence = new KvStatusPersistence({
       connection: () => this.nats.connection(),
@@ -237,7 +249,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.sweeper.unref();
     this.stream = new AgentStreamService({
       source: this.desired,
-      observer: this.metrics.observeSessions(this.status),
+      // Every session start and end also becomes a durable event (history, other hubs).
+      observer: this.sessionEvents.observe(this.metrics.observeSessions(this.status)),
       logger: this.log.child({ [LogFields.component]: 'stream' }),
       token,
       heartbeatIntervalMs: cfg.heartbeatIntervalMs,
@@ -517,6 +530,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('HTTP API', () => this.http?.stop());
     await step('agent streams', () => this.stream?.stop());
     await step('gRPC server', () => this.grpc?.stop(graceMs));
+    await step('session events', () => this.sessionEvents.stop(SESSION_EVENTS_STOP_GRACE_MS));
     clearInterval(this.sweeper);
     await step('events consumer', () => this.events.stop());
     await step('notifier', () => this.notifier?.stop());

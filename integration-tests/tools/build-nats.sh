@@ -6,7 +6,7 @@
 #   FLOTILLA_CACHE_DIR     cache root (default: ~/.cache/flotilla)
 set -euo pipefail
 
-# Keep in step with NATS_SERVER_VERSION in integration-tests/src/env/versions.ts.
+# Keep in step with NATS_SERVER_VERSION in integration-tests/env/src/versions.ts.
 NATS_VERSION="${FLOTILLA_NATS_VERSION:-v2.12.2}"
 CACHE_ROOT="${FLOTILLA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flotilla}"
 OUT="$CACHE_ROOT/nats-server-$NATS_VERSION"

@@ -8,7 +8,7 @@
 #   FLOTILLA_CACHE_DIR          cache root (default: ~/.cache/flotilla)
 set -euo pipefail
 
-# Keep in step with KUSTOMIZE_VERSION / HELM_VERSION in integration-tests/src/env/versions.ts.
+# Keep in step with KUSTOMIZE_VERSION / HELM_VERSION in integration-tests/env/src/versions.ts.
 KUSTOMIZE_VERSION="${FLOTILLA_KUSTOMIZE_VERSION:-v5.8.1}"
 HELM_VERSION="${FLOTILLA_HELM_VERSION:-v3.19.5}"
 CACHE_ROOT="${FLOTILLA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flotilla}"

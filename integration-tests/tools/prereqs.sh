@@ -35,6 +35,17 @@ fi
 # gpg signs commits in the signed-commit tests (the hub itself verifies with openpgp.js).
 command -v gpg >/dev/null || fail "gpg: install GnuPG (Debian/Ubuntu: apt-get install gnupg)"
 
+# Chromium: the fleet page's real-browser test (src/ui/) drives Debian's Chromium.
+if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    echo "flotilla: installing chromium for the fleet page's browser test (apt-get, about 40 s)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+      fail "chromium: apt-get install -y chromium failed (see above)"
+  else
+    fail "chromium at /usr/bin/chromium (the fleet page's browser test): as root, apt-get update && apt-get install -y chromium"
+  fi
+fi
+
 check_binary() { # <env var name> <path>
   local var="$1" path="$2"
   [[ -x "$path" ]] || fail "$var=$path is not an executable file: fix the path or unset $var"

@@ -19,8 +19,7 @@ import { DriftController } from '../drift/controller.js';
 import { InventoryStore } from '../inventory/inventory.js';
 import { KubeClient, loadKubeConfig } from '../kube/client.js';
 import { reconcile } from '../sync/reconcile.js';
-import { startTestApiServer } from '../testing/kube-apiserver.js';
-import { startTestNats } from '../testing/nats-server.js';
+import { startCluster, startNats } from '@flotilla/test-env';
 import { ScriptedHub, sendState, until } from '../testing/scripted-hub.js';
 import { CountingKube, benchState, median, percentile } from './fixtures.js';
 
@@ -124,7 +123,7 @@ async function agentRss(
   state: DesiredState,
   launch: string[],
 ): Promise<{ rssMiB: number; applyMs: number }> {
-  const [api, nats] = await Promise.all([startTestApiServer(), startTestNats()]);
+  const [api, nats] = await Promise.all([startCluster(), startNats()]);
   const hub = new ScriptedHub();
   await hub.start();
   const kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
@@ -168,12 +167,12 @@ async function agentRss(
     await new Promise((r) => child.once('exit', r));
     hub.server.forceShutdown();
     kube.close();
-    await Promise.all([api.stop(), nats.stop()]);
+    await Promise.all([api.stop(), nats.stop({ removeStore: true })]);
   }
 }
 
 async function round(apps: number, drifts: number): Promise<Figures> {
-  const api = await startTestApiServer();
+  const api = await startCluster();
   const kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
   try {
     await createNamespaces(kube);

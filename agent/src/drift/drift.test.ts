@@ -16,13 +16,13 @@ import { InventoryStore } from '../inventory/inventory.js';
 import { reconcile } from '../sync/reconcile.js';
 import { configMap, deployment, makeState } from '../testing/desired.js';
 import type { TestBundle } from '../testing/desired.js';
-import { apiServerSkipReason, startTestApiServer } from '../testing/kube-apiserver.js';
-import type { TestApiServer } from '../testing/kube-apiserver.js';
+import { requireEnv, startCluster } from '@flotilla/test-env';
+import type { TestCluster } from '@flotilla/test-env';
 import { until } from '../testing/scripted-hub.js';
 import { DriftController } from './controller.js';
 import { HealPolicy } from './heal-policy.js';
 
-const skip = apiServerSkipReason();
+const skip = await requireEnv(['cluster']);
 
 /** Records published events, as the EventPublisher would send them. */
 class Recorder {
@@ -49,11 +49,11 @@ const ns = (name: string): KubeObject => ({
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('drift and health (real kube-apiserver)', { skip }, () => {
-  let api: TestApiServer;
+  let api: TestCluster;
   let kube: KubeClient;
   const controllers: DriftController[] = [];
   before(async () => {
-    api = await startTestApiServer();
+    api = await startCluster();
     kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
   });
   after(async () => {

@@ -3,16 +3,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { KubeApiError, UnknownKindError } from './errors.js';
 import { KubeClient, loadKubeConfig } from './client.js';
-import { apiServerSkipReason, startTestApiServer } from '../testing/kube-apiserver.js';
-import type { TestApiServer } from '../testing/kube-apiserver.js';
+import { requireEnv, startCluster } from '@flotilla/test-env';
+import type { TestCluster } from '@flotilla/test-env';
 
-const skip = apiServerSkipReason();
+const skip = await requireEnv(['cluster']);
 
 describe('kube client (real kube-apiserver)', { skip }, () => {
-  let api: TestApiServer;
+  let api: TestCluster;
   let kube: KubeClient;
   before(async () => {
-    api = await startTestApiServer();
+    api = await startCluster();
     kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
   });
   after(async () => {

@@ -6,8 +6,8 @@ import { EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, parseEvent, silentLogger } from '
 import { EventPublisher } from './publisher.js';
 import type { EventSink } from './publisher.js';
 import { natsSink } from './nats-sink.js';
-import { natsSkipReason, startTestNats } from '../testing/nats-server.js';
-import type { TestNats } from '../testing/nats-server.js';
+import { requireEnv, startNats } from '@flotilla/test-env';
+import type { TestNats } from '@flotilla/test-env';
 
 /** A sink that fails `failures` times, then records. */
 class FlakySink implements EventSink {
@@ -65,14 +65,14 @@ describe('event publisher', () => {
   });
 });
 
-describe('event publisher (real nats-server)', { skip: natsSkipReason() }, () => {
+describe('event publisher (real nats-server)', { skip: await requireEnv(['nats']) }, () => {
   let nats: TestNats;
   let url: string;
   before(async () => {
-    nats = await startTestNats();
+    nats = await startNats();
     url = nats.url;
   });
-  after(() => nats?.stop());
+  after(() => nats?.stop({ removeStore: true }));
 
   it('events-published-before-the-stream-exists-arrive-once-it-is-created', async () => {
     const p = new EventPublisher(

@@ -6,12 +6,12 @@ import type { KubeObject } from '@flotilla/common';
 import { KubeClient, loadKubeConfig } from '../kube/client.js';
 import { InventoryStore } from '../inventory/inventory.js';
 import { StateStore } from '../inventory/state-store.js';
-import { apiServerSkipReason, startTestApiServer } from '../testing/kube-apiserver.js';
-import type { TestApiServer } from '../testing/kube-apiserver.js';
+import { requireEnv, startCluster } from '@flotilla/test-env';
+import type { TestCluster } from '@flotilla/test-env';
 import { configMap, makeState } from '../testing/desired.js';
 import { reconcile } from './reconcile.js';
 
-const skip = apiServerSkipReason();
+const skip = await requireEnv(['cluster']);
 const ns = (name: string): KubeObject => ({
   apiVersion: 'v1',
   kind: 'Namespace',
@@ -19,11 +19,11 @@ const ns = (name: string): KubeObject => ({
 });
 
 describe('reconcile (real kube-apiserver)', { skip }, () => {
-  let api: TestApiServer;
+  let api: TestCluster;
   let kube: KubeClient;
   let store: InventoryStore;
   before(async () => {
-    api = await startTestApiServer();
+    api = await startCluster();
     kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
     store = new InventoryStore(kube, 'flotilla-system');
   });

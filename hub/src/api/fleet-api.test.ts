@@ -9,12 +9,23 @@ import { loadFlotillaProto } from '@flotilla/proto';
 import { HistoryLog } from '../history/history-log.js';
 import { HubMetrics } from '../metrics/hub-metrics.js';
 import { FleetStatus } from '../status/fleet-status.js';
+import { sessionEvent } from '../status/session-events.js';
 import { appliedEvent, driftEvent } from '../status/testing.js';
 import { startGrpcServer } from '../stream/grpc-server.js';
 import { fleetServiceHandlers } from './grpc-fleet.js';
 import { startHttpApi } from './http.js';
 
 const REV = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
+
+// What a grpc-js client receives (proto-loader objects: unset messages are null).
+type WireCluster = NonNullable<WatchEvent__Output['cluster']>;
+interface WireEntry {
+  kind: string;
+  cluster: string;
+  message: string;
+  bundleDigests: string[];
+  session: { id: string; agentVersion: string; reason: string; hubId: string } | null;
+}
 
 function world() {
   const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
@@ -190,6 +201,75 @@ test('grpc-fleet-service-get-list-history-watch', async () => {
       client.QueryHistory({ kinds: ['drift-detected'] }, cb),
     );
     assert.deepEqual(h.res?.entries[0]?.drift[0]?.changedBy, ['kubectl-edit']);
+    const session = {
+      agentVersion: '1.4.0',
+      hub: 'hub-a',
+      appliedRevision: REV,
+      appliedDigest: '',
+    };
+    const droppedAt = new Date(Date.now() - 10_000);
+    fold(
+      'disconnected',
+      sessionEvent(
+        'edge-1',
+        'disconnected',
+        { ...session, session: 's0', reason: 'stream closed' },
+        droppedAt,
+      ),
+    );
+    const s = await call<{ entries: WireEntry[] }>((cb) =>
+      client.QueryHistory({ cluster: 'edge-1', kinds: ['connected', 'disconnected'] }, cb),
+    );
+    assert.deepEqual(s.res?.entries, [
+      {
+        ...s.res?.entries[0],
+        kind: 'disconnected',
+        cluster: 'edge-1',
+        message: 'session s0 ended: stream closed',
+        session: { id: 's0', agentVersion: '1.4.0', reason: 'stream closed', hubId: 'hub-a' },
+      },
+    ]);
+    const applies = await call<{ entries: WireEntry[] }>((cb) =>
+      client.QueryHistory({ kinds: ['applied'] }, cb),
+    );
+    assert.deepEqual(applies.res?.entries[0]?.bundleDigests, ['sha256:a1']);
+    assert.equal(applies.res?.entries[0]?.session, null, 'no session on an apply');
+    status.connected('edge-2', 's2', {
+      cluster: 'edge-2',
+      agentVersion: '1.5.0',
+      appliedDigest: '',
+      appliedRevision: '',
+      protocolVersion: 1,
+    });
+    const listed = await call<{ clusters: WireCluster[] }>((cb) => client.ListClusters({}, cb));
+    const wire = (name: string) => listed.res?.clusters.find((c) => c.name === name);
+    const isoMs = (iso: string | null | undefined) => (iso ? Date.parse(iso) : 0);
+    for (const name of ['edge-1', 'edge-2']) {
+      const model = status.get(name);
+      assert.deepEqual(
+        {
+          agentVersion: wire(name)?.agentVersion,
+          lastConnectedMs: wire(name)?.lastConnectedMs,
+          lastDisconnectedMs: wire(name)?.lastDisconnectedMs,
+          lastDisconnectReason: wire(name)?.lastDisconnectReason,
+        },
+        {
+          agentVersion: model?.agentVersion,
+          lastConnectedMs: isoMs(model?.lastConnected),
+          lastDisconnectedMs: isoMs(model?.lastDisconnected),
+          lastDisconnectReason: model?.lastDisconnectReason,
+        },
+        `${name}: gRPC carries the session facts the HTTP API shows`,
+      );
+    }
+    assert.equal(wire('edge-1')?.lastDisconnectedMs, droppedAt.getTime());
+    assert.equal(wire('edge-1')?.lastDisconnectReason, 'stream closed');
+    assert.equal(wire('edge-2')?.agentVersion, '1.5.0');
+    assert.ok((wire('edge-2')?.lastConnectedMs ?? 0) > 0, 'edge-2 has connected');
+    const detail = await call<{ cluster: WireCluster }>((cb) =>
+      client.GetCluster({ name: 'edge-1' }, cb),
+    );
+    assert.equal(detail.res?.cluster.lastDisconnectReason, 'stream closed');
     assert.equal((await call((cb) => client.ListClusters({ selector: 'env in (' }, cb))).code, 3);
     const stream = client.Watch({ selector: 'env=prod' });
     const events: WatchEvent__Output[] = [];

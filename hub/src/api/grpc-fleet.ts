@@ -15,26 +15,35 @@ import type { ClusterStatus } from '../status/model.js';
 import { kindsParam, limitParam, revisionParam, selectorParam, stateParam } from './query.js';
 import type { HistoryReader, StatusQuery } from './types.js';
 
+// An ISO time as ms since epoch; 0 (the proto default) for never.
+function ms(iso: string | null | undefined): number {
+  return iso ? Date.parse(iso) : 0;
+}
+
 /** The wire form of a cluster's status. */
 export function toClusterMessage(c: ClusterStatus): ClusterStatusMessage {
   return {
     name: c.name,
     labels: c.labels,
     connected: c.connected,
-    lastSeenMs: c.lastSeen ? Date.parse(c.lastSeen) : 0,
+    lastSeenMs: ms(c.lastSeen),
     desiredRevision: c.desiredRevision,
     desiredDigest: c.desiredDigest,
     appliedRevision: c.appliedRevision,
     appliedDigest: c.appliedDigest,
     state: c.state,
     message: c.message,
+    agentVersion: c.agentVersion ?? '',
+    lastConnectedMs: ms(c.lastConnected),
+    lastDisconnectedMs: ms(c.lastDisconnected),
+    lastDisconnectReason: c.lastDisconnectReason ?? '',
   };
 }
 
 /** The wire form of a bundle deployment. */
 export function toDeploymentMessage(d: BundleDeployment): BundleDeploymentMessage {
   const { lastTransition, ...rest } = d;
-  return { ...rest, lastTransitionMs: lastTransition ? Date.parse(lastTransition) : 0 };
+  return { ...rest, lastTransitionMs: ms(lastTransition) };
 }
 
 /** The wire form of a history entry. */
@@ -50,6 +59,18 @@ export function toHistoryMessage(e: HistoryEntry): HistoryEntryMessage {
     message: e.message,
     bundles: e.bundles,
     drift: e.drift,
+    bundleDigests: e.bundleDigests,
+    // Left unset for every other kind, as the HTTP API leaves it out.
+    ...(e.session
+      ? {
+          session: {
+            id: e.session.id,
+            agentVersion: e.session.agentVersion,
+            reason: e.session.reason,
+            hubId: e.session.hub,
+          },
+        }
+      : {}),
   };
 }
 
@@ -107,7 +128,7 @@ export function fleetServiceHandlers(
     GetCluster: unary((r) => {
       const d = status.describe(r.name);
       if (!d) throw new FlotillaError('NOT_FOUND', `cluster "${r.name}" not found`);
-      const converged = d.cluster.lastConverged ? Date.parse(d.cluster.lastConverged) : 0;
+      const converged = ms(d.cluster.lastConverged);
       return {
         cluster: toClusterMessage(d.cluster),
         deployments: d.deployments.map(toDeploymentMessage),

@@ -31,6 +31,7 @@ import {
   timeParam,
 } from './query.js';
 import type { HistoryReader, MetricsText, Readiness, SourcesQuery, StatusQuery } from './types.js';
+import { sendUiAsset, uiAsset } from './ui/serve.js';
 
 /** What the HTTP API reads from. */
 export interface HttpApiDeps {
@@ -224,6 +225,9 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   if (path === '/api/v1/drift') return historyRoute(res, q, deps, true);
   if (path === '/api/v1/watch') return watchRoute(req, res, q, deps);
   if (path === '/api/v1/sources') return send(res, 200, { sources: deps.sources.sources() });
+  // The read-only fleet page (docs/api.md, "Web page"): /, /ui and its versioned assets.
+  const page = uiAsset(path);
+  if (page) return sendUiAsset(req, res, page);
   throw new NotFoundError('path', path);
 }
 

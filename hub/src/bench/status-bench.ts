@@ -5,7 +5,9 @@
 //   restart  KV restore until the API answers, target ≤ 5 s
 // One run prints one set of figures; the note takes the median of 3 runs.
 // Run: node --expose-gc hub/dist/bench/status-bench.js [events=100000]
-// Events are published by a child process, so the RSS measured is the hub side's only.
+// Events are published by a child process, so the RSS measured is the hub side's only. The
+// process sets the hub's V8 flags on itself as `flotilla hub` does (FLOTILLA_HUB_V8_FLAGS=off
+// measures without them).
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -20,8 +22,9 @@ import { EventsConsumer, ensureEventsStream } from '../status/events-consumer.js
 import { FleetStatus } from '../status/fleet-status.js';
 import { KvStatusPersistence } from '../status/kv-persistence.js';
 import { NatsLink } from '../status/nats-link.js';
-import { startNatsServer } from '../status/nats-server-for-tests.js';
+import { startNats } from '@flotilla/test-env';
 import { appliedEvent } from '../status/testing.js';
+import { applyHubV8Flags } from '../v8-flags.js';
 
 const CLUSTERS = 1000;
 const BUNDLES = 20;
@@ -98,7 +101,9 @@ async function queries(port: number): Promise<Record<string, { p50: number; p99:
 const verdict = (ok: boolean) => (ok ? 'met' : 'NOT MET');
 
 async function main(): Promise<void> {
-  const nats = await startNatsServer();
+  // The model is measured in a process set up as the hub's (`flotilla hub` does the same).
+  applyHubV8Flags();
+  const nats = await startNats();
   try {
     execFileSync(
       process.execPath,
@@ -242,7 +247,7 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    await nats.stop();
+    await nats.stop({ kill: true, removeStore: true });
   }
 }
 

@@ -8,18 +8,22 @@ import { canonicalJson, errorMessage, objectKey } from '@flotilla/common';
 import type { DesiredState, KubeObject } from '@flotilla/common';
 import { formatRenderError, renderFleet } from '../render/index.js';
 import type { RenderResult } from '../render/index.js';
+import { validateFleetPath } from '../source/index.js';
 import { renderOptionsFromEnv } from './render.js';
 import type { RenderIo } from './render.js';
 import { readRevisionTree, resolveRevision } from './git-revision.js';
 import { unifiedDiff } from './line-diff.js';
 
 /** Usage of `flotilla diff`. */
-export const DIFF_USAGE = `Usage: flotilla diff --from REV --to REV [--repo DIR] [--cluster NAME]
+export const DIFF_USAGE = `Usage: flotilla diff --from REV --to REV [--repo DIR] [--path PATH] [--cluster NAME]
 
 Renders the fleet repo in the Git repository DIR (default: the current directory) at
 two revisions (anything git understands: a branch, a tag, HEAD~1, a SHA) and prints,
 per cluster, the objects the change adds (+), removes (-) and changes (~, with a
 unified diff). Only committed content is read; the work tree is ignored.
+--path is the fleet's root directory inside the repository, as a hub source's
+\`path\` (e.g. deploy/fleet; default: the repository root); it must exist at both
+revisions.
 
 Exit codes (as kubectl diff): 0 no differences, 1 differences, 2 or more an error
 (bad usage, unknown revision, or render errors at --to, printed to stderr).
@@ -27,6 +31,8 @@ Exit codes (as kubectl diff): 0 no differences, 1 differences, 2 or more an erro
 
 interface Args {
   repo: string;
+  /** Normalised fleet path inside the repository ("" = its root). */
+  path: string;
   from: string;
   to: string;
   cluster: string | undefined;
@@ -41,6 +47,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
       allowPositionals: false,
       options: {
         repo: { type: 'string' },
+        path: { type: 'string' },
         from: { type: 'string' },
         to: { type: 'string' },
         cluster: { type: 'string' },
@@ -52,8 +59,15 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
   }
   if (values.help) return 'help';
   if (!values.from || !values.to) return 'missing --from REV or --to REV';
+  let path: string;
+  try {
+    path = validateFleetPath(values.path, '--path');
+  } catch (err) {
+    return errorMessage(err);
+  }
   return {
     repo: resolve(io.cwd ?? process.cwd(), values.repo ?? '.'),
+    path,
     from: values.from,
     to: values.to,
     cluster: values.cluster,
@@ -79,8 +93,8 @@ export async function diffCommand(argv: string[], io: RenderIo): Promise<number>
       await resolveRevision(args.repo, args.to),
     ];
     const opts = renderOptionsFromEnv(io.env);
-    before = await renderFleet(await readRevisionTree(args.repo, from), from, opts);
-    after = await renderFleet(await readRevisionTree(args.repo, to), to, opts);
+    before = await renderFleet(await readRevisionTree(args.repo, from, args.path), from, opts);
+    after = await renderFleet(await readRevisionTree(args.repo, to, args.path), to, opts);
   } catch (err) {
     io.stderr.write(`flotilla diff: ${errorMessage(err)}\n`);
     return 2;

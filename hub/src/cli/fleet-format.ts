@@ -74,8 +74,39 @@ export function formatDeployments(
   );
 }
 
-/** `flotilla describe cluster NAME`: kubectl-describe-style sections. */
-export function formatDescribe(c: ClusterDetail, format: OutputFormat, nowMs: number): string {
+function when(iso: string | null | undefined, nowMs: number): string {
+  return iso ? `${iso} (${formatAge(iso, nowMs)} ago)` : '<never>';
+}
+
+function indent(table: string): string {
+  return table
+    .split('\n')
+    .map((l) => (l ? `  ${l}` : l))
+    .join('\n');
+}
+
+/** The "Recent sessions" section of describe: newest first. */
+function formatSessions(sessions: readonly HistoryEntry[], nowMs: number): string {
+  const rows = sessions.map((e) => [
+    formatAge(e.time, nowMs),
+    e.kind,
+    (e.session?.id ?? '').slice(0, 8) || '-',
+    e.session?.agentVersion || '-',
+    e.session?.reason ?? '',
+  ]);
+  return `Recent sessions:\n${indent(renderTable(['AGE', 'EVENT', 'SESSION', 'AGENT', 'REASON'], rows))}`;
+}
+
+/**
+ * `flotilla describe cluster NAME`: kubectl-describe-style sections; `sessions` (newest
+ * first, from the history) adds a "Recent sessions" section when there are any.
+ */
+export function formatDescribe(
+  c: ClusterDetail,
+  format: OutputFormat,
+  nowMs: number,
+  sessions: readonly HistoryEntry[] = [],
+): string {
   if (format === 'json') return JSON.stringify(c, null, 2) + '\n';
   if (format === 'yaml') return stringify(c);
   const labels =
@@ -88,42 +119,45 @@ export function formatDescribe(c: ClusterDetail, format: OutputFormat, nowMs: nu
     `Labels:            ${labels}`,
     `State:             ${c.state}${c.message ? ` (${c.message})` : ''}`,
     `Connected:         ${c.connected}`,
-    `Last seen:         ${c.lastSeen ? `${c.lastSeen} (${formatAge(c.lastSeen, nowMs)} ago)` : '<never>'}`,
+    `Last seen:         ${when(c.lastSeen, nowMs)}`,
+    `Agent version:     ${c.agentVersion || '<unknown>'}`,
+    `Last connected:    ${when(c.lastConnected, nowMs)}`,
+    `Last disconnected: ${when(c.lastDisconnected, nowMs)}${c.lastDisconnected && c.lastDisconnectReason ? `: ${c.lastDisconnectReason}` : ''}`,
     `Desired revision:  ${c.desiredRevision || '<none>'}`,
     `Applied revision:  ${c.appliedRevision || '<none>'}`,
-    `Last converged:    ${c.lastConverged ? `${c.lastConverged} (${formatAge(c.lastConverged, nowMs)} ago)` : '<never>'}`,
+    `Last converged:    ${when(c.lastConverged, nowMs)}`,
     'Bundles:',
   ];
   const table = c.deployments.length
-    ? renderTable(
-        [
-          'BUNDLE',
-          'STATE',
-          'CREATED',
-          'CONFIGURED',
-          'UNCHANGED',
-          'FAILED',
-          'DRIFTED',
-          'HEALTH',
-          'REASON',
-        ],
-        c.deployments.map((d) => [
-          d.bundle,
-          d.state,
-          String(d.created),
-          String(d.configured),
-          String(d.unchanged),
-          String(d.failed),
-          String(d.drifted),
-          d.health || '-',
-          d.reason,
-        ]),
+    ? indent(
+        renderTable(
+          [
+            'BUNDLE',
+            'STATE',
+            'CREATED',
+            'CONFIGURED',
+            'UNCHANGED',
+            'FAILED',
+            'DRIFTED',
+            'HEALTH',
+            'REASON',
+          ],
+          c.deployments.map((d) => [
+            d.bundle,
+            d.state,
+            String(d.created),
+            String(d.configured),
+            String(d.unchanged),
+            String(d.failed),
+            String(d.drifted),
+            d.health || '-',
+            d.reason,
+          ]),
+        ),
       )
-        .split('\n')
-        .map((l) => (l ? `  ${l}` : l))
-        .join('\n')
     : '  <none>\n';
-  return lines.join('\n') + '\n' + table;
+  const recent = sessions.length > 0 ? formatSessions(sessions, nowMs) : '';
+  return lines.join('\n') + '\n' + table + recent;
 }
 
 /** `flotilla drift`: one row per drifted object. */

@@ -93,8 +93,45 @@ const CLUSTER: ClusterStatus & { deployments: BundleDeployment[] } = {
   message: '',
   bundles: [],
   lastConverged: '2026-11-26T08:00:00Z',
+  agentVersion: '1.4.0',
+  lastConnected: '2026-11-26T11:00:00Z',
+  lastDisconnected: '2026-11-26T10:59:58Z',
+  lastDisconnectReason: 'stream error: connection reset',
   deployments: [DEPLOYMENTS[1] as BundleDeployment],
 };
+function sessionEntry(
+  kind: 'connected' | 'disconnected',
+  time: string,
+  id: string,
+  agentVersion: string,
+  reason: string,
+): HistoryEntry {
+  return {
+    id: `${id}.${kind}`,
+    time,
+    timeMs: Date.parse(time),
+    cluster: 'edge-2',
+    kind,
+    revision: '',
+    digest: '',
+    result: '',
+    message: '',
+    bundles: [],
+    bundleDigests: [],
+    drift: [],
+    session: { id, agentVersion, reason, hub: 'hub-a' },
+  };
+}
+const SESSIONS: HistoryEntry[] = [
+  sessionEntry('connected', '2026-11-26T11:00:00Z', '5e551052-aaaa', '1.4.0', ''),
+  sessionEntry(
+    'disconnected',
+    '2026-11-26T10:59:58Z',
+    '0ld5e55i0n',
+    '1.3.9',
+    'stream error: connection reset',
+  ),
+];
 const DRIFT: HistoryEntry[] = [
   {
     id: 'e1',
@@ -162,12 +199,19 @@ Labels:            env=prod,region=eu
 State:             Ready
 Connected:         true
 Last seen:         2026-11-26T11:59:50Z (10s ago)
+Agent version:     1.4.0
+Last connected:    2026-11-26T11:00:00Z (60m ago)
+Last disconnected: 2026-11-26T10:59:58Z (60m ago): stream error: connection reset
 Desired revision:  ${REV}
 Applied revision:  ${REV}
 Last converged:    2026-11-26T08:00:00Z (4h ago)
 Bundles:
   BUNDLE   STATE     CREATED   CONFIGURED   UNCHANGED   FAILED   DRIFTED   HEALTH   REASON
   app      Drifted   0         0            6           0        1         -        1 objects drifted
+Recent sessions:
+  AGE   EVENT          SESSION    AGENT   REASON
+  60m   connected      5e551052   1.4.0
+  60m   disconnected   0ld5e55i   1.3.9   stream error: connection reset
 `;
 
 const GOLDEN_DRIFT = `AGE   CLUSTER   BUNDLE   EVENT      OBJECT                FIELDS                                                  CHANGED-BY
@@ -193,12 +237,29 @@ test('get-bundles-and-deployments-golden', async () => {
 test('describe-cluster-and-drift-golden', async () => {
   const seen: string[] = [];
   const hub = fakeHub(
-    { '/api/v1/clusters/edge-2': CLUSTER, '/api/v1/drift': { entries: DRIFT } },
+    {
+      '/api/v1/clusters/edge-2': CLUSTER,
+      '/api/v1/drift': { entries: DRIFT },
+      '/api/v1/history': { entries: SESSIONS },
+    },
     seen,
   );
   const a = io();
   assert.equal(await describeCommand(['cluster', 'edge-2'], a.cli, hub, () => NOW), 0);
   assert.equal(a.out.stdout, GOLDEN_DESCRIBE);
+  assert.equal(
+    seen.at(-1),
+    '/api/v1/history?cluster=edge-2&kind=connected%2Cdisconnected&limit=5',
+    'describe asks the history for the recent sessions',
+  );
+  const older = fakeHub({ '/api/v1/clusters/edge-2': CLUSTER });
+  const o = io();
+  assert.equal(await describeCommand(['cluster', 'edge-2'], o.cli, older, () => NOW), 0);
+  assert.equal(
+    o.out.stdout,
+    GOLDEN_DESCRIBE.slice(0, GOLDEN_DESCRIBE.indexOf('Recent sessions:')),
+    'a hub without session history: everything but that section',
+  );
   const b = io();
   assert.equal(await driftCommand(['--cluster', 'edge-2'], b.cli, hub, () => NOW), 0);
   assert.equal(b.out.stdout, GOLDEN_DRIFT);

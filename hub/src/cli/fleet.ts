@@ -38,7 +38,8 @@ ${COMMON}
 /** Usage text of `flotilla describe`. */
 export const DESCRIBE_USAGE = `Usage: flotilla describe cluster NAME [-o FMT]
 
-Shows a cluster's state, revisions, last convergence and every bundle on it.
+Shows a cluster's state, revisions, last convergence, its agent's sessions (last
+connected, last disconnected and why, the most recent ones) and every bundle on it.
 
 Options:
 ${COMMON}
@@ -186,8 +187,32 @@ export async function describeCommand(
     fetchFn,
     `${base}/api/v1/clusters/${encodeURIComponent(name)}`,
   )) as ClusterDetail;
-  io.stdout.write(formatDescribe(detail, format, now()));
+  const sessions =
+    format === 'table' || format === 'wide' ? await recentSessions(fetchFn, base, name) : [];
+  io.stdout.write(formatDescribe(detail, format, now(), sessions));
   return ExitCode.ok;
+}
+
+/** Session entries `describe` shows (5). */
+export const DESCRIBE_SESSIONS = 5;
+
+// The cluster's last session starts and ends, newest first. A hub without history (or
+// one older than session events) answers an error: the section is left out, since
+// everything else describe shows is already there.
+async function recentSessions(fetchFn: Fetch, base: string, name: string): Promise<HistoryEntry[]> {
+  const query = queryString({
+    cluster: name,
+    kind: 'connected,disconnected',
+    limit: String(DESCRIBE_SESSIONS),
+  });
+  try {
+    const body = (await getJson(fetchFn, `${base}/api/v1/history${query}`)) as {
+      entries?: HistoryEntry[];
+    };
+    return body.entries ?? [];
+  } catch {
+    return [];
+  }
 }
 
 /** Runs `flotilla drift`; returns the exit code. */

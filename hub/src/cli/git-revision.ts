@@ -5,7 +5,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { MapRepoTree } from '../source/index.js';
 import type { RejectedEntry, RepoTree } from '../source/index.js';
-import { FLEET_ROOTS } from '../source/index.js';
+import { FLEET_ROOTS, FleetPathMissingError } from '../source/index.js';
 
 /** Largest `git ls-tree` / blob output read (256 MiB): a fleet repo is much smaller. */
 const MAX_GIT_OUTPUT = 256 * 1024 * 1024;
@@ -43,14 +43,23 @@ export async function resolveRevision(repo: string, rev: string): Promise<string
   return sha;
 }
 
-/** The fleet files of a commit (symlinks and submodules listed as rejected, like the hub). */
-export async function readRevisionTree(repo: string, commit: string): Promise<RepoTree> {
+/**
+ * The fleet files of a commit (symlinks and submodules listed as rejected, like the hub);
+ * with `path` (normalised, validateFleetPath), those under that directory, relative to it.
+ */
+export async function readRevisionTree(repo: string, commit: string, path = ''): Promise<RepoTree> {
+  if (path !== '') {
+    // Git resolves commit:path inside the commit's tree and never follows a symlink on the way.
+    const type = (await git(repo, ['cat-file', '-t', `${commit}:${path}`]).catch(() => '')).trim();
+    if (type === '') throw new FleetPathMissingError(path, commit);
+    if (type !== 'tree') throw new FleetPathMissingError(path, commit, 'is not a directory');
+  }
   const listing = await git(repo, [
     'ls-tree',
     '-r',
     '-z',
     '--full-tree',
-    commit,
+    path === '' ? commit : `${commit}:${path}`,
     '--',
     ...FLEET_ROOTS,
   ]);

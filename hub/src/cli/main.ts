@@ -1,19 +1,12 @@
 #!/usr/bin/env node
 // `flotilla`: the one command users learn. Each subcommand lives in its own module;
 // this file only dispatches and turns errors into messages and exit codes.
-import './agent-v8-flags.js'; // first: `flotilla agent` sets its V8 flag before the rest loads
+import './process-flags.js'; // first: `flotilla hub|agent` set their V8 flags before the rest loads
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { errorMessage } from '@flotilla/common';
+import { errorMessage, quietDependencyWarnings } from '@flotilla/common';
 import { ExitCode, UsageError, processIo } from './io.js';
 import type { CliIo } from './io.js';
-import { diffCommand } from './diff.js';
-import { renderCommand } from './render.js';
-import { statusCommand } from './status.js';
-import { describeCommand, driftCommand, getCommand } from './fleet.js';
-import { waitCommand, watchCommand } from './wait.js';
-import { clusterCommand } from './cluster.js';
-import { natsCommand } from './nats-init.js';
 
 /** Top-level usage text. */
 export const USAGE = `Usage: flotilla <command> [options]
@@ -27,6 +20,7 @@ Commands:
   get      list clusters, bundles or deployments (-l selector, -o table|wide|json|yaml)
   describe show one cluster in detail (describe cluster NAME)
   drift    what drifted, on which fields, changed by whom (--since 24h)
+  history  what happened, newest first: applies, drift, health, agent sessions (--cluster C --since 24h)
   watch    follow status changes as they happen
   wait     wait until clusters run a revision (--for revision=SHA --timeout 5m)
   cluster  add, revoke or list clusters' identities (add issues a bootstrap token and agent manifests)
@@ -65,22 +59,26 @@ async function lazy(specifier: string, exportName: string, what: string): Promis
     Promise.resolve((fn as (a: string[], i: CliIo) => Promise<number> | number)(argv, io));
 }
 
+// Each command's module is loaded only when it runs: `flotilla agent` then holds the
+// agent's modules alone (not the renderer's, Git's or the API client's), and `flotilla get`
+// starts without loading the hub.
 const COMMANDS: Record<string, () => Promise<Command>> = {
   hub: async () => (await import('../main.js')).hubCommand,
   agent: async () => {
     const run = await lazy('@flotilla/agent', 'runAgentCli', 'agent command');
     return (argv) => run(argv, processIo());
   },
-  render: async () => renderCommand,
-  diff: async () => diffCommand,
-  status: async () => statusCommand,
-  get: async () => (a, io) => getCommand(a, io),
-  describe: async () => (a, io) => describeCommand(a, io),
-  drift: async () => (a, io) => driftCommand(a, io),
-  watch: async () => (a, io) => watchCommand(a, io),
-  wait: async () => (a, io) => waitCommand(a, io),
-  cluster: async () => clusterCommand,
-  nats: async () => natsCommand,
+  render: async () => (await import('./render.js')).renderCommand,
+  diff: async () => (await import('./diff.js')).diffCommand,
+  status: async () => (await import('./status.js')).statusCommand,
+  get: async () => (await import('./fleet.js')).getCommand,
+  describe: async () => (await import('./fleet.js')).describeCommand,
+  drift: async () => (await import('./fleet.js')).driftCommand,
+  history: async () => (await import('./history.js')).historyCommand,
+  watch: async () => (await import('./wait.js')).watchCommand,
+  wait: async () => (await import('./wait.js')).waitCommand,
+  cluster: async () => (await import('./cluster.js')).clusterCommand,
+  nats: async () => (await import('./nats-init.js')).natsCommand,
 };
 
 /** Runs the CLI with argv (without node and script); returns the exit code. */
@@ -130,7 +128,7 @@ function isEntryPoint(): boolean {
 // Run only when executed as the bin, not when imported by tests.
 if (isEntryPoint()) {
   // grpc-js passes an IP target as the TLS server name, which Node flags with DEP0123 on
-  // every call; users of the CLI should not see a dependency's deprecation notices.
-  process.noDeprecation = true;
+  // every call: not something a user can act on. Every other warning still shows.
+  quietDependencyWarnings();
   process.exitCode = await runCli(process.argv.slice(2));
 }

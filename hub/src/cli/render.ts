@@ -7,13 +7,15 @@ import { errorMessage } from '@flotilla/common';
 import type { DesiredState } from '@flotilla/common';
 import { formatRenderError, renderFleet } from '../render/index.js';
 import type { RenderError, RenderOptions, RenderResult } from '../render/index.js';
-import { readDirectoryTree } from '../source/index.js';
+import { readDirectoryTree, validateFleetPath } from '../source/index.js';
 
 /** Usage of `flotilla render`. */
-export const RENDER_USAGE = `Usage: flotilla render --cluster NAME [--repo DIR] [--bundle NAME] [-o yaml|json]
+export const RENDER_USAGE = `Usage: flotilla render --cluster NAME [--repo DIR] [--path PATH] [--bundle NAME] [-o yaml|json]
 
 Renders the fleet repo in DIR (default: the current directory) for one cluster and
 prints its objects: a YAML stream (default) or the desired state as JSON.
+--path is the fleet's root directory inside DIR, as a hub source's \`path\`
+(e.g. deploy/fleet; default: DIR itself); bundles cannot read files outside it.
 Kustomize and Helm bundles run the kustomize and helm programs found on PATH, or
 FLOTILLA_KUSTOMIZE / FLOTILLA_HELM.
 
@@ -33,6 +35,8 @@ export interface RenderIo {
 
 interface Args {
   repo: string;
+  /** Normalised fleet path inside repo ("" = repo itself). */
+  path: string;
   cluster: string;
   bundle: string | undefined;
   output: 'yaml' | 'json';
@@ -47,6 +51,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
       allowPositionals: false,
       options: {
         repo: { type: 'string' },
+        path: { type: 'string' },
         cluster: { type: 'string' },
         bundle: { type: 'string' },
         output: { type: 'string', short: 'o' },
@@ -60,8 +65,15 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
   if (!values.cluster) return 'missing --cluster NAME';
   const output = values.output ?? 'yaml';
   if (output !== 'yaml' && output !== 'json') return `-o must be yaml or json, not "${output}"`;
+  let path: string;
+  try {
+    path = validateFleetPath(values.path, '--path');
+  } catch (err) {
+    return errorMessage(err);
+  }
   return {
     repo: resolve(io.cwd ?? process.cwd(), values.repo ?? '.'),
+    path,
     cluster: values.cluster,
     bundle: values.bundle,
     output,
@@ -93,7 +105,7 @@ export async function renderCommand(argv: string[], io: RenderIo): Promise<numbe
   let result: RenderResult;
   try {
     result = await renderFleet(
-      await readDirectoryTree(args.repo),
+      await readDirectoryTree(args.repo, { path: args.path }),
       'local',
       renderOptionsFromEnv(io.env),
     );

@@ -2,7 +2,7 @@
 // selected cluster is Ready at SHA, non-zero with the laggards listed on timeout.
 // `flotilla watch` follows status changes as they happen (the API's event stream).
 import { parseArgs } from 'node:util';
-import { parseDuration, sleep } from '@flotilla/common';
+import { errorMessage, parseDuration, sleep } from '@flotilla/common';
 import type { ClusterStatus } from '../status/model.js';
 import { formatWatchLine } from './fleet-format.js';
 import { checkSelector } from './fleet.js';
@@ -31,6 +31,7 @@ ${CA_FILE_USAGE}
 export const WATCH_USAGE = `Usage: flotilla watch [-l SELECTOR]
 
 Prints each cluster's status, then a line for every change, until interrupted.
+Exits 1 when the hub ends the stream (it stopped or restarted).
 
 Options:
   -l, --selector SEL  clusters to watch (default all)
@@ -115,12 +116,16 @@ export async function waitCommand(
   return ExitCode.error;
 }
 
-/** Runs `flotilla watch` until the stream ends or signal aborts; returns the exit code. */
+/**
+ * Runs `flotilla watch` until signal aborts (exit 0) or the hub ends the stream (exit 1,
+ * said on stderr); returns the exit code.
+ */
 export async function watchCommand(
   argv: string[],
   io: CliIo,
   fetchFn: Fetch = fetch,
   signal?: AbortSignal,
+  now: () => number = Date.now,
 ): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -138,7 +143,14 @@ export async function watchCommand(
   const selector = checkSelector(values.selector);
   const url = `${hubBase(values['hub-url'], io)}/api/v1/watch${queryString({ selector })}`;
   fetchFn = hubFetch(fetchFn, values['ca-file'], io);
-  const res = await fetchFn(url, signal ? { signal } : {});
+  let res: Awaited<ReturnType<Fetch>>;
+  try {
+    res = await fetchFn(url, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted) return ExitCode.ok;
+    // Through getJson for the same error as every other command (unreachable, TLS).
+    return getJson(() => Promise.reject(err as Error), url).then(() => ExitCode.error);
+  }
   if (!res.ok || !res.body) return getJson(async () => res, url).then(() => ExitCode.error);
   const decoder = new TextDecoder();
   let buffer = '';
@@ -153,12 +165,16 @@ export async function watchCommand(
         const type = /^event: (.*)$/m.exec(frame)?.[1];
         if (data && (type === 'snapshot' || type === 'changed'))
           io.stdout.write(
-            formatWatchLine(JSON.parse(data) as ClusterStatus, new Date().toISOString()),
+            formatWatchLine(JSON.parse(data) as ClusterStatus, new Date(now()).toISOString()),
           );
       }
     }
   } catch (err) {
-    if (!signal?.aborted) throw err;
+    if (signal?.aborted) return ExitCode.ok;
+    io.stderr.write(`the hub ended the watch stream: ${errorMessage(err)}\n`);
+    return ExitCode.error;
   }
-  return ExitCode.ok;
+  if (signal?.aborted) return ExitCode.ok;
+  io.stderr.write('the hub ended the watch stream\n');
+  return ExitCode.error;
 }

@@ -27,6 +27,8 @@ test('minimal-config-gets-every-default', () => {
     url: 'https://git.example/fleet.git',
     branch: 'main',
     pollIntervalMs: 30_000,
+    pollJitter: 0.1,
+    path: '',
     auth: undefined,
     ref: { kind: 'branch', name: 'main' },
     webhook: undefined,

@@ -5,6 +5,7 @@
 import { ConfigError, durations, isDnsLabel, parseDuration } from '@flotilla/common';
 import { compileStatusConfig } from '../status/status-config.js';
 import { validateSourceRef } from '../source/refs.js';
+import { validateFleetPath } from '../source/fleet-path.js';
 import type { SourceRef } from '../source/refs.js';
 import type { StatusConfig } from '../status/status-config.js';
 import { compileRenderConfig } from '../render/render-config.js';
@@ -28,6 +29,10 @@ export interface SourceConfig {
   branch: string;
   /** How often to poll (default 30 s). */
   pollIntervalMs: number;
+  /** Fraction of pollInterval added at random to each wait, 0..1 (default 0.1). */
+  pollJitter: number;
+  /** The fleet's root directory in the repository, normalised (default "": the root). */
+  path: string;
   auth: SourceAuthConfig | undefined;
   /** What to follow: `branch` (default), or exactly one of `tag`, `commit`, `semver`. */
   ref: SourceRef;
@@ -96,6 +101,7 @@ export interface IdentityConfig {
 export const HUB_CONFIG_DEFAULTS = {
   branch: 'main',
   pollInterval: durations.sourcePollInterval,
+  pollJitter: durations.sourcePollJitter,
   grpcListen: '127.0.0.1:7443',
   httpListen: '127.0.0.1:7080',
   natsUrl: 'nats://127.0.0.1:4222',
@@ -185,6 +191,8 @@ const SOURCE_FIELDS = [
   'commit',
   'semver',
   'pollInterval',
+  'pollJitter',
+  'path',
   'auth',
   'webhook',
   'verify',
@@ -283,8 +291,28 @@ function compileSource(c: Checker, value: unknown, field: string, seen: Set<stri
       `${field}.pollInterval`,
       HUB_CONFIG_DEFAULTS.pollInterval,
     ),
+    pollJitter: compileJitter(c, s.pollJitter, `${field}.pollJitter`),
+    path: compileFleetPath(c, s.path, `${field}.path`),
     auth,
   };
+}
+
+function compileJitter(c: Checker, value: unknown, field: string): number {
+  if (value === undefined || value === null) return HUB_CONFIG_DEFAULTS.pollJitter;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1))
+    c.fail(
+      field,
+      `must be a number from 0 to 1 (a fraction of pollInterval), got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
+function compileFleetPath(c: Checker, value: unknown, field: string): string {
+  try {
+    return validateFleetPath(value, field);
+  } catch (err) {
+    return c.fail(field, (err as Error).message.replace(/^[^:]*: /, ''));
+  }
 }
 
 /** Options for compileHubConfig that come from the environment, for tests. */

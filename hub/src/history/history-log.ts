@@ -1,4 +1,5 @@
-// The event log behind "what happened": every agent event the hub receives, kept for
+// The event log behind "what happened": every agent event the hub receives, and every
+// agent session start and end the hubs recorded (session-events.ts), kept for
 // the retention window, queryable by cluster, bundle, revision, bundle digest, kind
 // and time. It lives in memory and is rebuilt at start by replaying FLOTILLA_EVENTS
 // (which JetStream keeps for at least as long), so no second store must be kept in step.
@@ -6,6 +7,8 @@ import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import { ValidationError } from '@flotilla/common';
 import { readDrift, readHealth } from '../status/event-data.js';
 import type { DriftedObject } from '../status/event-data.js';
+import { isSessionKind, readSession } from '../status/session-events.js';
+import type { SessionEventKind } from '../status/session-events.js';
 
 /** One event as the history keeps it. */
 export interface HistoryEntry {
@@ -25,6 +28,18 @@ export interface HistoryEntry {
   /** Digests of those bundles, for applies (empty otherwise). */
   bundleDigests: string[];
   drift: DriftedObject[];
+  /** For connected and disconnected: the session, its agent version and why it ended. */
+  session?: SessionInfo;
+}
+
+/** The session a connected or disconnected entry is about. */
+export interface SessionInfo {
+  id: string;
+  agentVersion: string;
+  /** Why the session ended ("" for connected). */
+  reason: string;
+  /** The hub that served it. */
+  hub: string;
 }
 
 /** Filters of a history query; all optional, combined with AND. */
@@ -97,6 +112,7 @@ class StoredEntry {
     readonly bundles: readonly string[],
     readonly bundleDigests: readonly string[],
     readonly drift: readonly DriftedObject[],
+    readonly session: SessionInfo | undefined = undefined,
   ) {}
 
   view(): HistoryEntry {
@@ -113,8 +129,45 @@ class StoredEntry {
       bundles: [...this.bundles],
       bundleDigests: [...this.bundleDigests],
       drift: this.drift.map((d) => ({ ...d, fields: [...d.fields], changedBy: [...d.changedBy] })),
+      ...(this.session ? { session: { ...this.session } } : {}),
     };
   }
+}
+
+// A connected or disconnected event as the history keeps it.
+function sessionEntry(
+  kind: SessionEventKind,
+  e: FlotillaEvent,
+  timeMs: number,
+  cluster: string,
+): StoredEntry {
+  const d = readSession(e.data);
+  const session = {
+    id: d.session,
+    agentVersion: intern(d.agentVersion),
+    reason: d.reason,
+    hub: intern(d.hub),
+  };
+  // The message says it all for readers of the plain fields (gRPC, the drift-style tables).
+  const message =
+    kind === 'connected'
+      ? `session ${d.session} started, agent ${d.agentVersion || 'unknown'}`
+      : `session ${d.session} ended: ${d.reason || 'no reason given'}`;
+  return new StoredEntry(
+    e.id,
+    timeMs,
+    cluster,
+    kind,
+    // What the agent said it ran when it connected; an end names no revision.
+    kind === 'connected' ? intern(d.appliedRevision) : '',
+    kind === 'connected' ? intern(d.appliedDigest) : '',
+    '',
+    message,
+    NO_STRINGS,
+    NO_STRINGS,
+    NO_DRIFT,
+    session,
+  );
 }
 
 function toEntry(kind: EventKind, e: FlotillaEvent): StoredEntry {
@@ -146,6 +199,7 @@ function toEntry(kind: EventKind, e: FlotillaEvent): StoredEntry {
       NO_DRIFT,
     );
   }
+  if (isSessionKind(kind)) return sessionEntry(kind, e, timeMs, cluster);
   if (kind === 'health-changed') {
     const h = readHealth(e.data);
     return new StoredEntry(

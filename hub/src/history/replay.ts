@@ -6,6 +6,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { EventKind, FlotillaEvent, Logger } from '@flotilla/common';
 import { EVENTS_STREAM, errorMessage, parseEvent } from '@flotilla/common';
 import { ensureEventsStream } from '../status/events-consumer.js';
+import { checkEventSubject } from '../status/session-events.js';
 
 /** Where replayed events go (HistoryLog.add). */
 export type HistorySink = (kind: EventKind, event: FlotillaEvent) => boolean;
@@ -42,6 +43,7 @@ export async function replayHistory(
       pending = m.info.pending;
       try {
         const { kind, event } = parseEvent(m.data);
+        checkEventSubject(m.subject, kind, event);
         if (sink(kind, event)) added++;
       } catch (err) {
         bad++;

@@ -2,7 +2,8 @@
 // hand: the format is small and stable, and the only npm package for it is a 0.0.x
 // pre-release. The hub holds the FLOTILLA account's seed and signs one user JWT per
 // agent, allowed to publish only under flotilla.events.<cluster>.> (and to receive
-// replies on its own inbox prefix). The seed of each user stays in its agent.
+// replies on its own inbox prefix). The seed of each user stays in its agent. Session
+// events (flotilla.hub.sessions.<cluster>) are the hub's alone: no agent JWT allows them.
 import { createHash, randomBytes } from 'node:crypto';
 import { createAccount, createOperator, createUser, fromPublic, fromSeed } from '@nats-io/nkeys';
 import type { KeyPair } from '@nats-io/nkeys';

@@ -2,16 +2,20 @@
 //   flotilla_clusters{state}                      clusters by state (computed at scrape)
 //   flotilla_stream_sessions                      agents connected now
 //   flotilla_stream_sessions_total                sessions opened since start
-//   flotilla_events_total{kind,outcome}           agent events consumed (folded|stale|ignored|malformed)
+//   flotilla_events_total{kind,outcome}           agent and session events consumed (folded|stale|ignored|malformed)
 //   flotilla_drift_events_total                   drift-detected events folded
 //   flotilla_apply_duration_seconds               apply durations the agents reported
-//   flotilla_event_lag_seconds                    event time to fold time, last event
+//   flotilla_event_lag_seconds                    event time to fold time (histogram)
+//   flotilla_session_events_total{outcome}        session events this hub recorded (published|dropped)
 //   flotilla_notifications_total{webhook,outcome} webhook posts (sent|failed|deduplicated|rate_limited)
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import type { Ack__Output, Hello__Output } from '@flotilla/proto';
 import type { SessionObserver } from '../stream/types.js';
 import type { ClusterStatus } from '../status/model.js';
 import { Counter, Gauge, Histogram, Registry } from './registry.js';
+
+/** Buckets of flotilla_event_lag_seconds: 10 ms to 60 s. */
+export const EVENT_LAG_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** What the metrics read from the status model. */
 export interface ClusterLister {
@@ -24,8 +28,9 @@ export class HubMetrics {
   private readonly events: Counter;
   private readonly drift: Counter;
   private readonly applyDuration: Histogram;
-  private readonly lag: Gauge;
+  private readonly lag: Histogram;
   private readonly sessionsTotal: Counter;
+  private readonly sessionEvents: Counter;
   private readonly notifications: Counter;
 
   constructor(
@@ -56,11 +61,20 @@ export class HubMetrics {
       new Histogram('flotilla_apply_duration_seconds', 'Apply durations reported by agents.'),
     );
     this.lag = r.add(
-      new Gauge(
+      new Histogram(
         'flotilla_event_lag_seconds',
-        'Time from an event being emitted to the hub folding it (last event).',
+        'Time from an event being emitted to the hub folding it.',
+        EVENT_LAG_BUCKETS,
       ),
     );
+    this.sessionEvents = r.add(
+      new Counter(
+        'flotilla_session_events_total',
+        'Session start and end events this hub recorded, by outcome (published or dropped).',
+      ),
+    );
+    // Both series exist from the start, so an alert on drops has something to compare.
+    for (const outcome of ['published', 'dropped']) this.sessionEvents.inc({ outcome }, 0);
     this.notifications = r.add(
       new Counter('flotilla_notifications_total', 'Webhook notifications, by webhook and outcome.'),
     );
@@ -70,7 +84,7 @@ export class HubMetrics {
   eventConsumed(kind: EventKind, event: FlotillaEvent, outcome: string): void {
     this.events.inc({ kind, outcome });
     if (outcome !== 'folded') return;
-    this.lag.set({}, Math.max(0, (this.now() - Date.parse(event.time)) / 1000));
+    this.lag.observe({}, Math.max(0, (this.now() - Date.parse(event.time)) / 1000));
     if (kind === 'drift-detected') this.drift.inc();
     if (kind === 'applied' || kind === 'apply-failed') {
       const ms = (event.data as Partial<AppliedData>).durationMs;
@@ -81,6 +95,11 @@ export class HubMetrics {
   /** Counts an event that could not be read. */
   eventMalformed(): void {
     this.events.inc({ kind: 'unknown', outcome: 'malformed' });
+  }
+
+  /** Counts one session event published or dropped. */
+  sessionEvent(outcome: string): void {
+    this.sessionEvents.inc({ outcome });
   }
 
   /** Counts one webhook notification outcome. */

@@ -156,12 +156,14 @@ function parseSource(
 }
 
 // A path relative to the bundle directory, as a repo path; it may not leave the repository.
+// The renderer's repository is the fleet's root directory (a source's `path`), so nothing
+// outside it can be read.
 function toRepoPath(r: FieldReader, key: string, rel: string, bundleDir: string): string {
   if (rel === '' || posix.isAbsolute(rel) || rel.includes('\\'))
     r.fail([key], `${r.at(key)} "${rel}" must be a relative POSIX path`);
   const dir = posix.normalize(posix.join(bundleDir, rel));
   if (dir === '..' || dir.startsWith('../'))
-    r.fail([key], `${r.at(key)} "${rel}" leaves the repository`);
+    r.fail([key], `${r.at(key)} "${rel}" leaves the repository (the fleet's root directory)`);
   return dir === '.' ? '' : dir.replace(/\/$/, '');
 }
 

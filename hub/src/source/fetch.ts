@@ -12,6 +12,7 @@ import { FlotillaError } from '@flotilla/common';
 import type { Logger } from '@flotilla/common';
 import { resolveRef } from './refs.js';
 import type { ResolvedRef, ServerRef, SourceRef } from './refs.js';
+import { commitPayload } from './verify.js';
 import type { SignedCommit } from './verify.js';
 
 /** Local ref holding the last fetched commit: sent as a "have" so fetches stay incremental. */
@@ -73,13 +74,12 @@ export class RepoCache {
 
   /** The commit object's signature and signed payload, for verification. */
   async readSigned(oid: string): Promise<SignedCommit> {
-    const { commit, payload } = await git.readCommit({
-      fs,
-      gitdir: this.gitdir,
-      oid,
-      cache: this.cache,
-    });
-    return { oid, gpgsig: commit.gpgsig, payload };
+    const at = { fs, gitdir: this.gitdir, oid, cache: this.cache };
+    const { commit } = await git.readCommit(at);
+    // The payload from the raw object: readCommit's is right for OpenPGP armor only.
+    const { object } = await git.readObject({ ...at, format: 'content' });
+    const raw = Buffer.from(object as Uint8Array).toString('utf8');
+    return { oid, gpgsig: commit.gpgsig, payload: commitPayload(raw) };
   }
 
   private async listRefs(): Promise<ServerRef[]> {

@@ -1,24 +1,26 @@
 // A Git source: keeps a shallow clone of one fleet repo in a cache directory, polls it,
 // and hands out a snapshot whenever the followed ref (branch, tag, commit or semver tag
-// range) names a new commit. With trusted keys, a commit that is not signed by one of
-// them is never handed out. isomorphic-git speaks smart HTTP only; see field-notes.md.
+// range) names a new commit. With a fleet `path`, a commit without that directory is a
+// source error, never handed out. With trusted keys, a commit that is not signed by one
+// of them is never handed out. isomorphic-git speaks smart
+// HTTP only; see field-notes.md.
 import { join } from 'node:path';
 import http from 'isomorphic-git/http/node';
 import {
   Backoff,
   ConfigError,
-  FlotillaError,
   LogFields,
-  UnavailableError,
   durations,
   errorMessage,
   isDnsLabel,
   sleep,
 } from '@flotilla/common';
-import type { BackoffOptions, Logger } from '@flotilla/common';
+import type { BackoffOptions, FlotillaError, Logger } from '@flotilla/common';
 import type { HttpClient } from 'isomorphic-git';
 import { RepoCache } from './fetch.js';
-import { SubtreeCache, readCommitTree } from './git-tree.js';
+import { classify, redactUrl } from './git-errors.js';
+import { FleetPathMissingError, validateFleetPath } from './fleet-path.js';
+import { SubtreeCache, fleetTreeOid, readCommitTree } from './git-tree.js';
 import { describeRef, refMayMove, validateSourceRef } from './refs.js';
 import type { SourceRef } from './refs.js';
 import type { RepoTree } from './tree.js';
@@ -39,6 +41,8 @@ export interface GitSourceOptions {
   branch?: string;
   /** What to follow: a branch, a tag, an exact commit or a semver tag range (default: `branch`). */
   ref?: SourceRef;
+  /** The fleet's root directory in the repository, e.g. "deploy/fleet" (default: the root). */
+  path?: string;
   /** When set, only commits it accepts are handed out (signed by a trusted key). */
   verifier?: CommitCheck;
   /** Shared secret of this source's push webhook; without it the source has no webhook. Never logged. */
@@ -68,6 +72,7 @@ export interface SourceSnapshot {
   source: string;
   /** Commit SHA. */
   revision: string;
+  /** The files under the source's fleet path, paths relative to it. */
   readTree(): Promise<RepoTree>;
 }
 
@@ -99,6 +104,8 @@ export class GitSource {
   readonly url: string;
   /** What this source follows. */
   readonly ref: SourceRef;
+  /** The fleet's root directory in the repository ("" = the root). */
+  readonly path: string;
   private readonly intervalMs: number;
   private readonly jitter: number;
   private readonly repo: RepoCache;
@@ -139,12 +146,14 @@ export class GitSource {
       `sources.${opts.name}`,
     );
     this.state.ref = describeRef(this.ref);
+    // "" is the root, as the compiled config holds it; hub.yaml itself refuses `path: ""`.
+    this.path = opts.path ? validateFleetPath(opts.path, `sources.${opts.name}.path`) : '';
     this.intervalMs = opts.pollIntervalMs ?? durations.sourcePollInterval;
     this.jitter = opts.jitter ?? durations.sourcePollJitter;
     if (!(this.intervalMs > 0))
       throw new ConfigError(`sources.${opts.name}.pollInterval`, 'must be positive');
     if (!(this.jitter >= 0 && this.jitter <= 1))
-      throw new ConfigError(`sources.${opts.name}.jitter`, 'must be in 0..1');
+      throw new ConfigError(`sources.${opts.name}.pollJitter`, 'must be in 0..1');
     this.verifier = opts.verifier;
     const secret = opts.webhookSecret;
     this.webhook = secret
@@ -255,6 +264,9 @@ export class GitSource {
       revision = fetched.commit;
       describe = fetched.resolved.describe;
       if (this.verifier) await this.checkTrusted(revision);
+      // A commit without the fleet directory is refused here, before anyone renders it.
+      const { gitdir, cache } = this.repo;
+      await fleetTreeOid({ gitdir, cache, commit: revision, path: this.path });
     } catch (err) {
       if (err instanceof UntrustedCommitError) {
         // Not a fetch failure: polling goes on at the normal pace, waiting for a trusted commit.
@@ -262,7 +274,9 @@ export class GitSource {
         return true;
       }
       this.recordFailure(classify(err, this.name, describeRef(this.ref), this.url));
-      return false;
+      // A missing fleet path is not a fetch failure either: polling goes on at the normal
+      // pace, and the last good snapshot stays current until a commit has the path again.
+      return err instanceof FleetPathMissingError;
     }
     const previous = this.state.lastFetchedRevision;
     if (this.state.consecutiveFailures > 0)
@@ -280,6 +294,10 @@ export class GitSource {
     };
     this.backoff.reset();
     if (revision === previous && this.current) return true;
+    // A commit that changes only files outside the fleet path is still handed out: its
+    // rendering has the same content and digests (no agent re-applies anything), and the
+    // fleet's desired revision follows the branch, so `flotilla wait --for revision=HEAD`
+    // works in a monorepo.
     this.log.info(
       {
         [LogFields.revision]: revision,
@@ -340,7 +358,13 @@ export class GitSource {
       revision,
       readTree: () => {
         const { gitdir, cache } = this.repo;
-        tree ??= readCommitTree({ gitdir, commit: revision, cache, subtrees: this.subtrees });
+        tree ??= readCommitTree({
+          gitdir,
+          commit: revision,
+          cache,
+          path: this.path,
+          subtrees: this.subtrees,
+        });
         // A failed read may succeed later (e.g. a transient fs error): do not memoize it.
         tree.catch(() => (tree = undefined));
         return tree;
@@ -367,42 +391,4 @@ function authHeaders(auth: GitAuth | undefined): Record<string, string> {
   return {
     authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`,
   };
-}
-
-/** Drops user:password@ from a URL so it can appear in messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(https?:\/\/)[^@/]*@/, '$1');
-}
-
-/** Maps isomorphic-git errors onto our typed errors (by their stable `code`, not by message). */
-function classify(err: unknown, source: string, ref: string, url: string): FlotillaError {
-  const where = `source "${source}" (${redactUrl(url)})`;
-  if (err instanceof FlotillaError) {
-    return new FlotillaError(err.code, `${where}: ${err.message}`, {
-      cause: err,
-      retryable: err.retryable,
-      ...(err.details ? { details: err.details } : {}),
-    });
-  }
-  const e = err as { code?: string; data?: { statusCode?: number } };
-  if (e.code === 'HttpError' && (e.data?.statusCode === 401 || e.data?.statusCode === 403)) {
-    return new FlotillaError(
-      'UNAUTHENTICATED',
-      `${where}: authentication failed (HTTP ${e.data.statusCode})`,
-      { cause: err },
-    );
-  }
-  if (e.code === 'NotFoundError') {
-    return new FlotillaError('NOT_FOUND', `${where}: ${ref} not found`, {
-      cause: err,
-      retryable: true,
-    });
-  }
-  if (e.code === 'HttpError' && e.data?.statusCode === 404) {
-    return new FlotillaError('NOT_FOUND', `${where}: repository not found (HTTP 404)`, {
-      cause: err,
-      retryable: true,
-    });
-  }
-  return new UnavailableError(`Git server for ${where}`, { cause: err });
 }

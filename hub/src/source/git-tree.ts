@@ -2,6 +2,7 @@
 // exactly the commit's content whatever happens to the work tree.
 import fs from 'node:fs';
 import git from 'isomorphic-git';
+import { FleetPathMissingError } from './fleet-path.js';
 import { FLEET_ROOTS, MapRepoTree } from './tree.js';
 import type { RejectedEntry, RepoTree } from './tree.js';
 
@@ -15,6 +16,8 @@ export interface CommitTreeOptions {
   cache: object;
   /** Top-level directories to read (default FLEET_ROOTS). */
   roots?: readonly string[];
+  /** The fleet's root directory in the repository, normalised ("" = the root, the default). */
+  path?: string;
   /** Subtrees read last time, reused by object id so a one-file change reads one file. */
   subtrees?: SubtreeCache;
 }
@@ -58,11 +61,57 @@ const MODE_SYMLINK = '120000';
 
 type Entry = { mode: string; oid: string; type: 'commit' | 'blob' | 'tree'; path: string };
 
-/** Loads the files of a commit under the fleet roots into memory. */
+/** Where the fleet's root tree is read from. */
+export interface FleetTreeLocation {
+  gitdir: string;
+  commit: string;
+  cache: object;
+  /** Normalised fleet path ("" = the repository root). */
+  path: string;
+}
+
+/**
+ * The id of the tree object at the fleet path of a commit. Equal ids mean equal fleet
+ * content, so a commit that changes only files outside the path can be recognised
+ * without reading a file. Throws FleetPathMissingError when the path is missing, or is
+ * a file, a symlink or a submodule.
+ */
+export async function fleetTreeOid(loc: FleetTreeLocation): Promise<string> {
+  const { gitdir, commit, cache, path } = loc;
+  if (path === '') return (await git.readTree({ fs, gitdir, oid: commit, cache })).oid;
+  let tree = (await git.readTree({ fs, gitdir, oid: commit, cache })).tree;
+  let oid = '';
+  const segments = path.split('/');
+  for (const [i, name] of segments.entries()) {
+    const entry = tree.find((e) => e.path === name);
+    const at = segments.slice(0, i + 1).join('/');
+    if (!entry) throw new FleetPathMissingError(path, commit);
+    if (entry.type !== 'tree' || entry.mode === MODE_SYMLINK)
+      throw new FleetPathMissingError(
+        path,
+        commit,
+        `is not a directory ("${at}" is a ${kindOf(entry)})`,
+      );
+    ({ oid, tree } = await git.readTree({ fs, gitdir, oid: entry.oid, cache }));
+  }
+  return oid;
+}
+
+function kindOf(entry: Entry): string {
+  if (entry.type === 'commit') return 'submodule';
+  return entry.mode === MODE_SYMLINK ? 'symbolic link' : 'file';
+}
+
+/**
+ * Loads the files of a commit under the fleet roots into memory; with `path`, the fleet
+ * roots under that directory, with paths relative to it.
+ */
 export async function readCommitTree(opts: CommitTreeOptions): Promise<RepoTree> {
   const files = new Map<string, Buffer>();
   const rejected: RejectedEntry[] = [];
-  const top = await git.readTree({ fs, gitdir: opts.gitdir, oid: opts.commit, cache: opts.cache });
+  const { gitdir, commit, cache: gitCache } = opts;
+  const rootOid = await fleetTreeOid({ gitdir, commit, cache: gitCache, path: opts.path ?? '' });
+  const top = await git.readTree({ fs, gitdir, oid: rootOid, cache: gitCache });
   const roots = new Set(opts.roots ?? FLEET_ROOTS);
   const cache = opts.subtrees ?? new SubtreeCache();
   for (const entry of top.tree) {

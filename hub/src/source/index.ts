@@ -1,5 +1,6 @@
 // The source step: Git (or a local directory) → snapshots of the fleet repo. Named exports only.
-export { DEFAULT_REQUEST_TIMEOUT_MS, GitSource, redactUrl } from './git-source.js';
+export { DEFAULT_REQUEST_TIMEOUT_MS, GitSource } from './git-source.js';
+export { redactUrl } from './git-errors.js';
 export type {
   CommitCheck,
   GitAuth,
@@ -10,8 +11,9 @@ export type {
 } from './git-source.js';
 export { FLEET_ROOTS, MapRepoTree, compareBytes, readDirectoryTree } from './tree.js';
 export type { DirectoryTreeOptions, RejectedEntry, RepoTree } from './tree.js';
-export { SubtreeCache, readCommitTree } from './git-tree.js';
-export type { CommitTreeOptions } from './git-tree.js';
+export { SubtreeCache, fleetTreeOid, readCommitTree } from './git-tree.js';
+export type { CommitTreeOptions, FleetTreeLocation } from './git-tree.js';
+export { FleetPathMissingError, validateFleetPath } from './fleet-path.js';
 export { describeRef, refMayMove, resolveRef, validateSourceRef } from './refs.js';
 export type { ResolvedRef, ServerRef, SourceRef } from './refs.js';
 export { CommitVerifier, UntrustedCommitError } from './verify.js';

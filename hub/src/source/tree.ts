@@ -2,6 +2,8 @@
 // interface, so it works the same on a Git commit (hub) and a local directory
 // (`flotilla render --repo DIR`, what a reviewer runs on a pull request).
 import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { ValidationError } from '@flotilla/common';
 import { join } from 'node:path';
 
 /** Top-level directories render reads; everything else in the repo is ignored. */
@@ -59,6 +61,8 @@ export function compareBytes(a: string, b: string): number {
 export interface DirectoryTreeOptions {
   /** Top-level directories to read (default FLEET_ROOTS). */
   roots?: readonly string[];
+  /** The fleet's root directory inside `dir`, normalised (validateFleetPath; default "": `dir` itself). */
+  path?: string;
 }
 
 /**
@@ -70,7 +74,7 @@ export async function readDirectoryTree(
   dir: string,
   opts: DirectoryTreeOptions = {},
 ): Promise<RepoTree> {
-  const root = await realpath(dir);
+  const root = await fleetDirectory(await realpath(dir), opts.path ?? '');
   const files = new Map<string, Buffer>();
   const rejected: RejectedEntry[] = [];
   for (const top of opts.roots ?? FLEET_ROOTS) {
@@ -85,6 +89,24 @@ export async function readDirectoryTree(
     );
   }
   return new MapRepoTree(files, rejected);
+}
+
+/**
+ * `dir`/`path`, checked one segment at a time: a symlink on the way could lead outside
+ * the repository, and a commit would not carry what it points to, so it is refused.
+ */
+async function fleetDirectory(dir: string, path: string): Promise<string> {
+  let at = dir;
+  for (const name of path === '' ? [] : path.split('/')) {
+    at = join(at, name);
+    const st: Stats | undefined = await lstat(at).catch(() => undefined);
+    if (!st) throw new ValidationError(`fleet path "${path}" does not exist in ${dir}`);
+    if (st.isSymbolicLink())
+      throw new ValidationError(`fleet path "${path}" goes through a symbolic link (${at})`);
+    if (!st.isDirectory())
+      throw new ValidationError(`fleet path "${path}" is not a directory (${at})`);
+  }
+  return at;
 }
 
 type EntryKind = 'dir' | 'file' | 'symlink' | 'other';

@@ -78,14 +78,17 @@ const NO_FACTS = emptyFacts();
 
 type Slot = { name: string; want: string; have: BundleStatus | undefined; facts: BundleFacts };
 
-// Every desired bundle, plus applied bundles no longer desired, in the record's order.
-function slotsOf(rec: ClusterRecord): Slot[] {
+// Every desired bundle, plus applied bundles no longer desired, in the record's order;
+// only the named bundle's slot when only is given (a per-bundle query over the whole fleet
+// then costs one slot per cluster, not twenty).
+function slotsOf(rec: ClusterRecord, only?: string): Slot[] {
   const desired = rec.desiredBundles ?? [];
   const findApplied = (name: string) => rec.bundles.find((b) => b.name === name);
-  const names =
+  const all =
     desired.length > 0 || rec.desiredDigest !== ''
       ? desired.map((b) => b.name)
       : rec.bundles.map((b) => b.name);
+  const names = only === undefined ? all : all.filter((n) => n === only);
   return names.map((name) => {
     const have = findApplied(name);
     const want = desired.find((b) => b.name === name)?.digest ?? have?.digest ?? '';
@@ -93,10 +96,17 @@ function slotsOf(rec: ClusterRecord): Slot[] {
   });
 }
 
-/** The deployments of one cluster: every desired bundle, plus applied bundles no longer desired. */
-export function deploymentsOf(rec: ClusterRecord, clusterState: ClusterState): BundleDeployment[] {
+/**
+ * The deployments of one cluster: every desired bundle, plus applied bundles no longer
+ * desired; only bundle `only`'s when given.
+ */
+export function deploymentsOf(
+  rec: ClusterRecord,
+  clusterState: ClusterState,
+  only?: string,
+): BundleDeployment[] {
   const out: BundleDeployment[] = [];
-  for (const { name, want, have, facts } of slotsOf(rec)) {
+  for (const { name, want, have, facts } of slotsOf(rec, only)) {
     const { state, reason } = stateOf(clusterState, want, have, facts);
     out.push({
       bundle: name,

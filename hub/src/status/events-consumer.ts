@@ -1,4 +1,4 @@
-// Reads agent events from JetStream into the status model through a durable consumer,
+// Reads agent events (and the hub's session events) from JetStream into the status model through a durable consumer,
 // so a restarted hub resumes where it stopped. A bad event is counted, logged and
 // acked: it must never block the events behind it. Any failure of NATS or the consumer
 // is retried with backoff while the hub keeps serving.
@@ -35,6 +35,7 @@ import {
   sleep,
 } from '@flotilla/common';
 import type { FoldOutcome } from './fleet-status.js';
+import { SESSIONS_SUBJECT_PREFIX, checkEventSubject } from './session-events.js';
 
 /** Durable consumer name of the hub's status model (default). */
 export const STATUS_CONSUMER = 'flotilla-hub-status';
@@ -94,11 +95,24 @@ export interface EventsConsumerStats {
   malformed: number;
 }
 
-/** Creates the events stream unless it exists (agents may create it too: races are fine). */
+/** Subjects of the events stream: agents' events and the hub's session events. */
+export const EVENTS_STREAM_SUBJECTS: readonly string[] = [
+  `${EVENTS_SUBJECT_PREFIX}.>`,
+  `${SESSIONS_SUBJECT_PREFIX}.>`,
+];
+
+/**
+ * Creates the events stream unless it exists (agents may create it too: races are fine).
+ * A stream made by an older hub, or by an agent, gets the subjects it lacks added.
+ */
 export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
-    await jsm.streams.info(EVENTS_STREAM);
+    const info = await jsm.streams.info(EVENTS_STREAM);
+    const subjects = info.config.subjects ?? [];
+    const missing = EVENTS_STREAM_SUBJECTS.filter((s) => !subjects.includes(s));
+    if (missing.length > 0)
+      await jsm.streams.update(EVENTS_STREAM, { subjects: [...subjects, ...missing] });
     return;
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound)
@@ -107,7 +121,7 @@ export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
   try {
     await jsm.streams.add({
       name: EVENTS_STREAM,
-      subjects: [`${EVENTS_SUBJECT_PREFIX}.>`],
+      subjects: [...EVENTS_STREAM_SUBJECTS],
       storage: StorageType.File,
       duplicate_window: nanos(EVENTS_DUPLICATE_WINDOW_MS),
       max_age: nanos(EVENTS_MAX_AGE_MS),
@@ -296,6 +310,7 @@ export class EventsConsumer {
   private handle(m: JsMsg): void {
     try {
       const { kind, event } = parseEvent(m.data);
+      checkEventSubject(m.subject, kind, event);
       const outcome = this.opts.sink(kind, event);
       this.stats[outcome]++;
       this.opts.logger.debug(

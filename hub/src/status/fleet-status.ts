@@ -9,6 +9,8 @@ import type { BundleDeployment, BundleSummary } from './deployments.js';
 import { objectKeyOf, readDrift, readHealth } from './event-data.js';
 import type { DriftFacts } from './event-data.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
+import { applySessionFacts, isSessionKind, readSession } from './session-events.js';
+import type { SessionEventKind } from './session-events.js';
 import type {
   ApplyResult,
   BundleFacts,
@@ -253,6 +255,13 @@ export class FleetStatus implements SessionObserver {
     rec.connected = true;
     rec.session = session;
     rec.lastSeenMs = now;
+    applySessionFacts(
+      rec,
+      'connected',
+      { agentVersion: hello.agentVersion, reason: '' },
+      now,
+      true,
+    );
     if (hello.appliedDigest) {
       // The agent's word on what it last applied successfully; newer than anything we hold.
       rec.appliedDigest = hello.appliedDigest;
@@ -298,18 +307,20 @@ export class FleetStatus implements SessionObserver {
     this.touch(cluster);
   }
 
-  disconnected(cluster: string, session: string, _reason: string): void {
+  disconnected(cluster: string, session: string, reason: string): void {
     const rec = this.records.get(cluster);
     // A replaced session reports after its successor connected: not a disconnect.
     if (!rec || rec.session !== session) return;
     rec.connected = false;
     rec.session = '';
     rec.lastSeenMs = this.now();
+    applySessionFacts(rec, 'disconnected', { agentVersion: '', reason }, rec.lastSeenMs, true);
     this.touch(cluster);
   }
 
-  /** Folds one agent event; throws ValidationError when its data is malformed. */
+  /** Folds one agent or session event; throws ValidationError when its data is malformed. */
   foldEvent(kind: EventKind, event: FlotillaEvent): FoldOutcome {
+    if (isSessionKind(kind)) return this.foldSession(kind, event);
     if (kind === 'drift-detected' || kind === 'drift-corrected') return this.foldDrift(kind, event);
     if (kind === 'health-changed') return this.foldHealth(event);
     if (kind !== 'applied' && kind !== 'apply-failed') return 'ignored';
@@ -377,6 +388,16 @@ export class FleetStatus implements SessionObserver {
     return 'folded';
   }
 
+  // The durable record of a session start or end: history and lastSeen for every hub, and
+  // what a restarted hub knows about sessions before agents reconnect.
+  private foldSession(kind: SessionEventKind, event: FlotillaEvent): FoldOutcome {
+    const facts = readSession(event.data);
+    const rec = this.record(event.flotillacluster);
+    if (!applySessionFacts(rec, kind, facts, Date.parse(event.time))) return 'stale';
+    this.touch(rec.name);
+    return 'folded';
+  }
+
   private foldHealth(event: FlotillaEvent): FoldOutcome {
     const h = readHealth(event.data);
     const atMs = Date.parse(event.time);
@@ -399,9 +420,8 @@ export class FleetStatus implements SessionObserver {
       : this.records.values();
     for (const rec of recs) {
       if (filter.selector && !filter.selector.matches(rec.labels)) continue;
-      const state = viewOf(rec, now, this.opts.offlineAfterMs).state;
-      for (const d of deploymentsOf(rec, state)) {
-        if (filter.bundle && d.bundle !== filter.bundle) continue;
+      const state = stateOf(rec, now, this.opts.offlineAfterMs).state;
+      for (const d of deploymentsOf(rec, state, filter.bundle || undefined)) {
         if (filter.state && d.state !== filter.state) continue;
         out.push(d);
       }

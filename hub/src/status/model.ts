@@ -49,6 +49,14 @@ export interface ClusterRecord {
   bundleFacts?: Record<string, BundleFacts>;
   /** When the cluster last reached its desired state, ms since epoch; 0 for never. */
   lastConvergedMs?: number;
+  /** Agent version of the newest session (absent in records written before sessions were recorded). */
+  agentVersion?: string;
+  /** When a session last started, ms since epoch; 0 for never. */
+  lastConnectedMs?: number;
+  /** When a session last ended, ms since epoch; 0 for never. */
+  lastDisconnectedMs?: number;
+  /** Why that session ended. */
+  lastDisconnectReason?: string;
 }
 
 /** What drift and health events told about one bundle on one cluster. */
@@ -100,6 +108,14 @@ export interface ClusterStatus {
   bundles: BundleStatus[];
   /** ISO time the cluster last reached its desired state, or null. */
   lastConverged?: string | null;
+  /** Agent version of the newest session ("" when unknown). */
+  agentVersion?: string;
+  /** ISO time a session last started, or null. */
+  lastConnected?: string | null;
+  /** ISO time a session last ended, or null. */
+  lastDisconnected?: string | null;
+  /** Why that session ended ("" when none did). */
+  lastDisconnectReason?: string;
 }
 
 /** A record for a cluster seen for the first time. */
@@ -197,5 +213,11 @@ export function viewOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number
     message,
     bundles: rec.bundles.map((b) => ({ ...b })),
     lastConverged: rec.lastConvergedMs ? new Date(rec.lastConvergedMs).toISOString() : null,
+    agentVersion: rec.agentVersion ?? '',
+    lastConnected: rec.lastConnectedMs ? new Date(rec.lastConnectedMs).toISOString() : null,
+    lastDisconnected: rec.lastDisconnectedMs
+      ? new Date(rec.lastDisconnectedMs).toISOString()
+      : null,
+    lastDisconnectReason: rec.lastDisconnectReason ?? '',
   };
 }

@@ -8,9 +8,9 @@ import { EventsConsumer } from './events-consumer.js';
 import { FleetStatus } from './fleet-status.js';
 import { KvStatusPersistence } from './kv-persistence.js';
 import { NatsLink } from './nats-link.js';
-import { natsSkipReason, startNatsServer } from './nats-server-for-tests.js';
+import { requireEnv, startNats } from '@flotilla/test-env';
 
-const skip = natsSkipReason();
+const skip = await requireEnv(['nats']);
 
 async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
   const end = Date.now() + ms;
@@ -25,7 +25,7 @@ function appliedData(digest: string): AppliedData {
 }
 
 test('events-are-folded-from-jetstream-and-malformed-ones-skipped', { skip }, async () => {
-  const nats = await startNatsServer();
+  const nats = await startNats();
   const link = new NatsLink({ url: nats.url, logger: silentLogger() });
   const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
   status.setFleet([
@@ -49,7 +49,11 @@ test('events-are-folded-from-jetstream-and-malformed-ones-skipped', { skip }, as
     await until(() => consumer.active, 'consumer');
     const nc = await link.connection();
     const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
-    assert.deepEqual(info.config.subjects, ['flotilla.events.>'], 'the hub created the stream');
+    assert.deepEqual(
+      info.config.subjects,
+      ['flotilla.events.>', 'flotilla.hub.sessions.>'],
+      'the hub created the stream',
+    );
     const js = jetstream(nc);
     await js.publish(eventSubject('edge-1', 'applied'), 'not json', { msgID: 'bad-1' });
     const ev = createEvent('edge-1', 'applied', appliedData('sha256:d1'));
@@ -64,12 +68,12 @@ test('events-are-folded-from-jetstream-and-malformed-ones-skipped', { skip }, as
   } finally {
     await consumer.stop();
     await link.stop();
-    await nats.stop();
+    await nats.stop({ kill: true, removeStore: true });
   }
 });
 
 test('status-survives-a-hub-restart-through-kv', { skip }, async () => {
-  const nats = await startNatsServer();
+  const nats = await startNats();
   try {
     for (const round of [1, 2]) {
       const link = new NatsLink({ url: nats.url, logger: silentLogger() });
@@ -111,22 +115,22 @@ test('status-survives-a-hub-restart-through-kv', { skip }, async () => {
       await link.stop();
     }
   } finally {
-    await nats.stop();
+    await nats.stop({ kill: true, removeStore: true });
   }
 });
 
 test('nats-down-at-start-is-retried-until-it-comes-up', { skip }, async () => {
-  const nats = await startNatsServer();
-  await nats.stop(true);
+  const nats = await startNats();
+  await nats.stop({ kill: true });
   const link = new NatsLink({ url: nats.url, logger: silentLogger() });
   try {
     link.start();
     await sleep(300);
     assert.equal(link.connected, false);
-    await nats.restart();
+    await nats.start();
     await until(() => link.connected, 'reconnect', 10_000);
   } finally {
     await link.stop();
-    await nats.stop();
+    await nats.stop({ kill: true, removeStore: true });
   }
 });

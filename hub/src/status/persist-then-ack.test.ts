@@ -10,9 +10,9 @@ import { EventsConsumer } from './events-consumer.js';
 import { FleetStatus } from './fleet-status.js';
 import { KvStatusPersistence } from './kv-persistence.js';
 import { NatsLink } from './nats-link.js';
-import { natsSkipReason, startNatsServer } from './nats-server-for-tests.js';
+import { requireEnv, startNats } from '@flotilla/test-env';
 
-const skip = natsSkipReason();
+const skip = await requireEnv(['nats']);
 const DURABLE = 'persist-then-ack';
 
 async function until(
@@ -69,7 +69,7 @@ function hub(link: NatsLink) {
 }
 
 test('events-are-acked-only-after-the-status-holding-them-is-saved', { skip }, async () => {
-  const nats = await startNatsServer();
+  const nats = await startNats();
   const link = new NatsLink({ url: nats.url, logger: silentLogger() });
   const clusters = ['edge-1', 'edge-2', 'edge-3'];
   try {
@@ -115,6 +115,6 @@ test('events-are-acked-only-after-the-status-holding-them-is-saved', { skip }, a
     await until(async () => (await pending()) === 0, 'acked after the last save');
   } finally {
     await link.stop();
-    await nats.stop();
+    await nats.stop({ kill: true, removeStore: true });
   }
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { silentLogger } from '@flotilla/common';
 import { FleetRenderer, GitSource } from '@flotilla/hub';
-import { createWorkRepo, startGitServer } from '../env/index.js';
+import { createWorkRepo, startGitServer } from '@flotilla/test-env';
 
 const CLUSTERS = 1000;
 const BUNDLES = 20;

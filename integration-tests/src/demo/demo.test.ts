@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { requireEnv, waitFor } from '../env/index.js';
+import { requireEnv, waitFor } from '@flotilla/test-env';
 
 const DEMO = fileURLToPath(new URL('./main.js', import.meta.url));
 const skip = await requireEnv(['cluster', 'nats', 'git']);

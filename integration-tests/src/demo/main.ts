@@ -82,6 +82,12 @@ async function main(): Promise<number> {
     say(
       `and: FLOTILLA_HUB=${fleet.hubGrpcAddress} FLOTILLA_ADMIN_DIR=${fleet.adminDir} node ${join('hub', 'dist', 'cli', 'main.js')} cluster list`,
     );
+  say(
+    `the fleet page (read-only): ${fleet.hubHttpUrl}/` +
+      (fleet.adminDir
+        ? ` — the hub's certificate is from its own CA, ${join(fleet.adminDir, 'ca.crt')}: trust it or accept the browser's warning`
+        : ''),
+  );
   say(`the fleet repo is ${fleet.repoUrl} — clone it, commit, push, and watch the status change.`);
   say('press Ctrl-C to stop.');
   await stopped;

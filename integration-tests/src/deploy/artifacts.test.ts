@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { parse } from 'yaml';
 import { agentManifests, compileHubConfig } from '@flotilla/hub';
-import { binaryPaths, requireEnv, requirePrerequisite, startCluster } from '../env/index.js';
-import type { TestCluster } from '../env/index.js';
+import { binaryPaths, requireEnv, requirePrerequisite, startCluster } from '@flotilla/test-env';
+import type { TestCluster } from '@flotilla/test-env';
 import { applyManifests, parseManifests } from '../system/install.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -73,6 +73,29 @@ const CHART_VALUES = [
   'sources[0].url=https://git.example.com/fleet.git',
 ];
 
+test('hub-chart-passes-a-source-path-and-poll-jitter-to-the-hub', { skip: skipHelm }, async () => {
+  const text = await helm([
+    'template',
+    'flotilla-hub',
+    CHART,
+    '--kube-version',
+    '1.35.4',
+    ...CHART_VALUES,
+    '--set',
+    'sources[0].path=deploy/fleet',
+    '--set',
+    'sources[0].pollJitter=0.2',
+  ]);
+  const cm = parseManifests(text).find((o) => o.kind === 'ConfigMap') as unknown as {
+    data: Record<string, string>;
+  };
+  const cfg = compileHubConfig(parse(cm.data['hub.yaml'] as string), 'hub.yaml', {
+    defaultCacheDir: '/tmp',
+  });
+  assert.equal(cfg.sources[0]?.path, 'deploy/fleet');
+  assert.equal(cfg.sources[0]?.pollJitter, 0.2);
+});
+
 test('hub-chart-passes-helm-lint', { skip: skipHelm }, async () => {
   const out = await helm(['lint', CHART, '--strict', ...CHART_VALUES]);
   assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -109,6 +132,7 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
   });
   assert.equal(cfg.insecure, false);
   assert.equal(cfg.nats.credsFile, '/etc/flotilla/nats/hub.creds');
+  assert.equal(cfg.sources[0]?.path, '', 'no path: the repository root');
   // Non-root, read-only root filesystem.
   const dep = objects.find((o) => o.kind === 'Deployment') as unknown as {
     spec: {
@@ -186,4 +210,21 @@ test('dockerfiles-are-multi-stage-node-24-non-root', async () => {
   const hub = await readFile(join(ROOT, 'deploy', 'images', 'hub.Dockerfile'), 'utf8');
   assert.match(hub, /kustomize/);
   assert.match(hub, /helm\.sh\/helm\/v3\/cmd\/helm/);
+});
+
+test('dockerfiles-copy-every-workspace-manifest-before-npm-ci', async () => {
+  // npm ci refuses a lockfile naming a workspace whose package.json is missing.
+  const root = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+    workspaces: string[];
+  };
+  for (const name of ['hub', 'agent']) {
+    const text = await readFile(join(ROOT, 'deploy', 'images', `${name}.Dockerfile`), 'utf8');
+    const beforeCi = text.slice(0, text.indexOf('RUN npm ci'));
+    assert.ok(beforeCi.length < text.length, `${name}: runs npm ci`);
+    for (const ws of root.workspaces)
+      assert.ok(
+        beforeCi.includes(`COPY ${ws}/package.json ${ws}/`),
+        `${name}.Dockerfile: COPY ${ws}/package.json before npm ci`,
+      );
+  }
 });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { requireEnv, waitFor } from '../env/index.js';
+import { requireEnv, waitFor } from '@flotilla/test-env';
 import { startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
 

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import { CertificateAuthority, createCa, createCsr, generateKeyPem } from '@flotilla/hub';
-import { requireEnv, sleep, waitFor } from '../env/index.js';
+import { requireEnv, sleep, waitFor } from '@flotilla/test-env';
 import { startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
 import { openStream, readAgentIdentity, register } from './clients.js';

@@ -7,9 +7,14 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, credsAuthenticator, jwtAuthenticator } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createUser } from '@nats-io/nkeys';
-import { agentInboxPrefix, agentUserJwt, createNatsAuthSetup } from '@flotilla/hub';
-import { requireEnv, startNats } from '../env/index.js';
-import type { TestNats } from '../env/index.js';
+import {
+  agentInboxPrefix,
+  agentUserJwt,
+  createNatsAuthSetup,
+  ensureEventsStream,
+} from '@flotilla/hub';
+import { requireEnv, startNats } from '@flotilla/test-env';
+import type { TestNats } from '@flotilla/test-env';
 
 const skip = await requireEnv(['nats']);
 let nats: TestNats | undefined;
@@ -82,4 +87,28 @@ test('an-agent-with-alpha-credentials-cannot-publish-as-beta', { skip }, async (
 
 test('an-agent-without-credentials-cannot-connect', { skip }, async () => {
   await assert.rejects(connect({ servers: nats!.url, reconnect: false }), /authoriz|authent/i);
+});
+
+test('only-the-hub-publishes-session-events', { skip }, async () => {
+  // The stream made above is an older hub's: the hub's credentials add the session subjects.
+  await ensureEventsStream(hub!);
+  const nc = await agentConnection('alpha');
+  try {
+    await assert.rejects(
+      jetstream(nc).publish('flotilla.hub.sessions.alpha', enc.encode('{}'), {
+        msgID: 's-1',
+        timeout: 3_000,
+      }),
+      (err: Error) =>
+        /permission/i.test(`${err.message} ${String((err as { cause?: unknown }).cause ?? '')}`),
+      'an agent cannot record a session, not even for its own cluster',
+    );
+    const ack = await jetstream(hub!).publish('flotilla.hub.sessions.alpha', enc.encode('{}'), {
+      msgID: 's-2',
+      timeout: 5_000,
+    });
+    assert.equal(ack.stream, 'FLOTILLA_EVENTS');
+  } finally {
+    await nc.close();
+  }
 });

@@ -18,7 +18,7 @@ import {
   agentUserJwt,
   createNatsAuthSetup,
 } from '@flotilla/hub';
-import { startNats } from '../env/index.js';
+import { startNats } from '@flotilla/test-env';
 
 const TARGET_MS = 5_000;
 const [agents = 50, revocations = 10, preRevoked = 1000] = process.argv.slice(2).map(Number);

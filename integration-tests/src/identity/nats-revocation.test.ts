@@ -22,8 +22,8 @@ import {
   createNatsAuthSetup,
 } from '@flotilla/hub';
 import type { NatsAuthSetup } from '@flotilla/hub';
-import { requireEnv, startNats, waitFor } from '../env/index.js';
-import type { TestNats } from '../env/index.js';
+import { requireEnv, startNats, waitFor } from '@flotilla/test-env';
+import type { TestNats } from '@flotilla/test-env';
 import { FLOTILLA_BIN } from '../system/fleet.js';
 
 const skip = await requireEnv(['nats']);

@@ -14,7 +14,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect, jwtAuthenticator } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { agentInboxPrefix } from '@flotilla/hub';
-import { requireEnv, waitFor } from '../env/index.js';
+import { requireEnv, waitFor } from '@flotilla/test-env';
 import { FLOTILLA_BIN, startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
 import { readAgentIdentity } from './clients.js';

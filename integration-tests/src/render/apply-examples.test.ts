@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { KubeClient, applySet, failureMessages, loadKubeConfig } from '@flotilla/agent';
 import { readDirectoryTree, renderFleet } from '@flotilla/hub';
-import { binaryPaths, requireEnv, requirePrerequisite, startCluster } from '../env/index.js';
+import { binaryPaths, requireEnv, requirePrerequisite, startCluster } from '@flotilla/test-env';
 
 const EXAMPLE = join(
   dirname(fileURLToPath(import.meta.url)),

@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { MapRepoTree, readDirectoryTree, renderFleet } from '@flotilla/hub';
 import type { KubeObject } from '@flotilla/common';
-import { binaryPaths, requirePrerequisite } from '../env/index.js';
+import { binaryPaths, requirePrerequisite } from '@flotilla/test-env';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const EXAMPLE = join(ROOT, 'deploy', 'examples', 'fleet');

@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { createLogger, silentLogger } from '@flotilla/common';
 import { GitSource, compileHubConfig, createGitSource } from '@flotilla/hub';
 import type { GitSourceOptions, SourceRef } from '@flotilla/hub';
-import { createWorkRepo, requireEnv, runGit, startGitServer } from '../env/index.js';
-import type { TestGitServer, WorkRepo } from '../env/index.js';
+import { createWorkRepo, requireEnv, runGit, startGitServer } from '@flotilla/test-env';
+import type { TestGitServer, WorkRepo } from '@flotilla/test-env';
 
 const skip = await requireEnv(['git']);
 const AUTH = { username: 'fleet', password: 'pa55-w0rd-never-logged' };

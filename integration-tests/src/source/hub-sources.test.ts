@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { createLogger } from '@flotilla/common';
 import { HubApp, compileHubConfig, realHubParts } from '@flotilla/hub';
 import type { SourceStatusView } from '@flotilla/hub';
-import { createWorkRepo, requireEnv, startGitServer, startNats, waitFor } from '../env/index.js';
+import { createWorkRepo, requireEnv, startGitServer, startNats, waitFor } from '@flotilla/test-env';
 
 const skip = await requireEnv(['git', 'nats']);
 const AUTH = { username: 'hub', password: 'hub-pa55word-secret' };

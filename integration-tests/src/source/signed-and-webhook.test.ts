@@ -23,8 +23,8 @@ import {
   runGit,
   startGitServer,
   waitFor,
-} from '../env/index.js';
-import type { TestGitServer, WorkRepo } from '../env/index.js';
+} from '@flotilla/test-env';
+import type { TestGitServer, WorkRepo } from '@flotilla/test-env';
 
 const run = promisify(execFile);
 const skip =

@@ -31,8 +31,8 @@ import type { FleetSnapshot, FleetSource, HubRenderer } from '@flotilla/hub';
 import { HubApp, compileHubConfig, ensureEventsStream, runCli } from '@flotilla/hub';
 import type { AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
 import { loadFlotillaProto } from '@flotilla/proto';
-import { requireEnv, startNats, waitFor } from '../env/index.js';
-import type { TestNats } from '../env/index.js';
+import { requireEnv, startNats, waitFor } from '@flotilla/test-env';
+import type { TestNats } from '@flotilla/test-env';
 
 const skip = await requireEnv(['nats']);
 const REV = 'c0ffee0123456789abcdef0123456789abcdef01';

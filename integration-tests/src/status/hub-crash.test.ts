@@ -24,8 +24,8 @@ import {
   startGitServer,
   startNats,
   waitFor,
-} from '../env/index.js';
-import type { ManagedProcess } from '../env/index.js';
+} from '@flotilla/test-env';
+import type { ManagedProcess } from '@flotilla/test-env';
 
 const skip = await requireEnv(['nats', 'git']);
 const FLOTILLA_BIN = join(

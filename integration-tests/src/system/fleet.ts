@@ -16,14 +16,14 @@ import {
   startGitServer,
   startNats,
   waitFor,
-} from '../env/index.js';
+} from '@flotilla/test-env';
 import type {
   ManagedProcess,
   TestCluster,
   TestGitServer,
   TestNats,
   WorkRepo,
-} from '../env/index.js';
+} from '@flotilla/test-env';
 import { applyManifests } from './install.js';
 import { createNatsAuthSetup } from '@flotilla/hub';
 

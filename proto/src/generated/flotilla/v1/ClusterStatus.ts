@@ -14,6 +14,10 @@ export interface ClusterStatus {
   'appliedDigest'?: (string);
   'state'?: (string);
   'message'?: (string);
+  'agentVersion'?: (string);
+  'lastConnectedMs'?: (number | string | Long);
+  'lastDisconnectedMs'?: (number | string | Long);
+  'lastDisconnectReason'?: (string);
 }
 
 export interface ClusterStatus__Output {
@@ -27,4 +31,8 @@ export interface ClusterStatus__Output {
   'appliedDigest': (string);
   'state': (string);
   'message': (string);
+  'agentVersion': (string);
+  'lastConnectedMs': (number);
+  'lastDisconnectedMs': (number);
+  'lastDisconnectReason': (string);
 }

@@ -2,6 +2,7 @@
 // Original file: flotilla/v1/fleet.proto
 
 import type { DriftedObject as _flotilla_v1_DriftedObject, DriftedObject__Output as _flotilla_v1_DriftedObject__Output } from '../../flotilla/v1/DriftedObject.js';
+import type { SessionInfo as _flotilla_v1_SessionInfo, SessionInfo__Output as _flotilla_v1_SessionInfo__Output } from '../../flotilla/v1/SessionInfo.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface HistoryEntry {
@@ -15,6 +16,8 @@ export interface HistoryEntry {
   'message'?: (string);
   'bundles'?: (string)[];
   'drift'?: (_flotilla_v1_DriftedObject)[];
+  'bundleDigests'?: (string)[];
+  'session'?: (_flotilla_v1_SessionInfo | null);
 }
 
 export interface HistoryEntry__Output {
@@ -28,4 +31,6 @@ export interface HistoryEntry__Output {
   'message': (string);
   'bundles': (string)[];
   'drift': (_flotilla_v1_DriftedObject__Output)[];
+  'bundleDigests': (string)[];
+  'session': (_flotilla_v1_SessionInfo__Output | null);
 }

@@ -17,7 +17,10 @@ export interface ManagedProcess {
   readonly exited: Promise<number | string>;
   /** True once the process has ended. */
   isRunning(): boolean;
-  /** SIGTERM, then SIGKILL after `graceMs` (default 3 000 ms); resolves once it ended. */
+  /**
+   * SIGTERM, then SIGKILL after `graceMs` (default 3 000 ms); 0 sends SIGKILL at once, as
+   * a crash would end it. Resolves once the process ended.
+   */
   stop(graceMs?: number): Promise<void>;
   /** The last `lines` lines of the log, for error messages. */
   logTail(lines?: number): string;
@@ -131,7 +134,7 @@ export function spawnServer(
 
   const stop = async (graceMs = 3_000): Promise<void> => {
     if (!running) return;
-    child.kill('SIGTERM');
+    child.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     await exited;
     clearTimeout(timer);

@@ -1,7 +1,7 @@
 // startNats(): a real nats-server with JetStream. stop()/start() simulate an outage: the
 // server comes back on the same port with the same store, as a restarted pod would.
 import { accessSync, constants, writeFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,10 +20,24 @@ export interface TestNats {
   /** Client URL, e.g. nats://127.0.0.1:4222. */
   url: string;
   port: number;
-  /** Stops the server, keeping its port and JetStream store for start(). */
-  stop(): Promise<void>;
+  /** Stops the server (see StopNatsOptions); port and store stay for start() by default. */
+  stop(options?: StopNatsOptions): Promise<void>;
   /** Starts it again on the same port and store (no-op while running). */
   start(): Promise<void>;
+}
+
+/** Options of TestNats.stop(). */
+export interface StopNatsOptions {
+  /**
+   * SIGKILL at once, as a crash or an OOM kill would end it, instead of SIGTERM (a clean
+   * shutdown that flushes the store). Default false.
+   */
+  kill?: boolean;
+  /**
+   * Delete the JetStream store now instead of at process exit; a later start() begins
+   * with an empty store. Default false (the store is kept for start()).
+   */
+  removeStore?: boolean;
 }
 
 /** Options of startNats(). */
@@ -56,10 +70,23 @@ export async function startNats(options: StartNatsOptions = {}): Promise<TestNat
       ? containerServer(dir, port, monitorPort, jetstream)
       : binaryServer(dir, port, monitorPort, jetstream, options.config);
   await server.start();
-  return { url: `nats://127.0.0.1:${port}`, port, ...server };
+  const store = join(dir, 'store');
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    start: server.start,
+    async stop(stopOptions: StopNatsOptions = {}) {
+      await server.stop(stopOptions.kill ?? false);
+      if (stopOptions.removeStore) await rm(store, { recursive: true, force: true });
+    },
+  };
 }
 
-type Lifecycle = Pick<TestNats, 'start' | 'stop'>;
+// What each runtime provides; the store lives in <dir>/store in both.
+interface Lifecycle {
+  start(): Promise<void>;
+  stop(kill: boolean): Promise<void>;
+}
 
 function binaryServer(
   dir: string,
@@ -111,8 +138,9 @@ function binaryServer(
         }),
       );
     },
-    async stop() {
-      await proc?.stop();
+    async stop(kill) {
+      // A grace of 0 is a SIGKILL at once.
+      await proc?.stop(kill ? 0 : undefined);
     },
   };
 }
@@ -126,21 +154,23 @@ function containerServer(
   monitorPort: number,
   jetstream: boolean,
 ): Lifecycle {
-  let running: { stop(): Promise<unknown> } | undefined;
+  let running: { stop(options: { timeout: number }): Promise<unknown> } | undefined;
   return {
     async start() {
       if (running) return;
+      await mkdir(join(dir, 'store'), { recursive: true });
       const { GenericContainer, Wait } = await import('testcontainers');
       const command = ['-m', '8222', ...(jetstream ? ['-js', '-sd', '/data'] : [])];
       running = await new GenericContainer(process.env.FLOTILLA_NATS_IMAGE || NATS_IMAGE)
         .withCommand(command)
         .withExposedPorts({ container: 4222, host: port }, { container: 8222, host: monitorPort })
-        .withBindMounts([{ source: dir, target: '/data' }])
+        .withBindMounts([{ source: join(dir, 'store'), target: '/data' }])
         .withWaitStrategy(Wait.forHttp('/healthz', 8222))
         .start();
     },
-    async stop() {
-      await running?.stop();
+    async stop(kill) {
+      // testcontainers' default timeout 0 is docker's immediate SIGKILL.
+      await running?.stop({ timeout: kill ? 0 : 10_000 });
       running = undefined;
     },
   };

@@ -1,6 +1,6 @@
 // Startup benchmark (a program, not a test): time to a ready API server for 1 and 3
 // concurrent clusters, median of N runs.
-//   node integration-tests/dist/env/bench-startup.js [runs=3]
+//   node integration-tests/env/dist/bench-startup.js [runs=3]
 import { startCluster } from './cluster.js';
 
 async function timeStart(count: number): Promise<number> {

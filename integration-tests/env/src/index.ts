@@ -1,9 +1,10 @@
 // The real test environment: Kubernetes API servers, NATS, a Git server, and the
 // helpers tests use with them. Named exports only; see integration-tests/README.md.
+// Test code only: a package's published (non-test) files must never import this one.
 export { startCluster } from './cluster.js';
 export type { ClusterMode, StartClusterOptions, TestCluster } from './cluster.js';
 export { startNats } from './nats.js';
-export type { StartNatsOptions, TestNats } from './nats.js';
+export type { StartNatsOptions, StopNatsOptions, TestNats } from './nats.js';
 export { startGitServer } from './git-server.js';
 export type { StartGitServerOptions, TestGitServer } from './git-server.js';
 export { createWorkRepo, runGit, withCredentials, WorkRepo } from './git.js';

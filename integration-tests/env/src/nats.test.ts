@@ -57,3 +57,35 @@ test(
     }
   },
 );
+
+test(
+  'a-killed-server-keeps-its-store-and-a-removed-store-comes-back-empty',
+  { skip, timeout: 60_000 },
+  async () => {
+    const nats = await startNats();
+    servers.push(nats);
+    let nc = await connect({ servers: nats.url });
+    await (await jetstreamManager(nc)).streams.add({ name: 'CRASH', subjects: ['crash.>'] });
+    await jetstream(nc).publish('crash.one', 'acked-before-the-kill');
+    await nc.close();
+
+    await nats.stop({ kill: true });
+    await nats.start();
+    nc = await connect({ servers: nats.url });
+    try {
+      const info = await (await jetstreamManager(nc)).streams.info('CRASH');
+      assert.equal(info.state.messages, 1, 'an acked message survives SIGKILL');
+    } finally {
+      await nc.close();
+    }
+
+    await nats.stop({ removeStore: true });
+    await nats.start();
+    nc = await connect({ servers: nats.url });
+    try {
+      await assert.rejects((await jetstreamManager(nc)).streams.info('CRASH'), /stream not found/);
+    } finally {
+      await nc.close();
+    }
+  },
+);
