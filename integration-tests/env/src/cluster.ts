@@ -4,7 +4,6 @@ import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { startBinariesCluster } from './cluster-binaries.js';
 import { PrerequisiteMissingError } from './errors.js';
 import { removeOnExit } from './processes.js';
@@ -43,7 +42,7 @@ let counter = 0;
  */
 export async function startCluster(options: StartClusterOptions = {}): Promise<TestCluster> {
   const name = options.name ?? `cluster-${++counter}`;
-  if (process.env.KUBECONFIG) return attachKubeconfig(name, process.env.KUBECONFIG);
+  if (process.env.KUBECONFIG) return await attachKubeconfig(name, process.env.KUBECONFIG);
   const dir = await mkdtemp(join(tmpdir(), `flotilla-${name.replace(/[^a-zA-Z0-9-]/g, '-')}-`));
   const cleanup = async (): Promise<void> => {
     // FLOTILLA_KEEP_TMP=1 keeps data and logs to debug a failed run.
@@ -83,7 +82,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
   };
 }
 
-function attachKubeconfig(name: string, kubeconfigPath: string): TestCluster {
+// The Kubernetes client is loaded only where a kubeconfig is read: a process that starts
+// only NATS or Git (a benchmark measuring its own memory) does not carry it.
+async function attachKubeconfig(name: string, kubeconfigPath: string): Promise<TestCluster> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const server = kc.getCurrentCluster()?.server;
@@ -102,6 +104,7 @@ async function startK3s(
   const container = await new K3sContainer(process.env.FLOTILLA_K3S_IMAGE || K3S_IMAGE).start();
   const kubeconfigPath = join(dir, 'kubeconfig.yaml');
   await writeFile(kubeconfigPath, container.getKubeConfig(), { mode: 0o600 });
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   return {
