@@ -38,8 +38,8 @@ export interface SourceConfig {
   ref: SourceRef;
   /** Push webhook secret (file or env var); without one the source has no webhook. */
   webhook: { secretFile?: string; secretEnv?: string } | undefined;
-  /** Armored OpenPGP public key files; when set, only commits signed by one of them are rendered. */
-  verify: { openpgpKeyFiles: string[] } | undefined;
+  /** Armored OpenPGP public key files and OpenSSH allowed_signers files (either may be empty, not both); when set, only commits signed by one of their keys are rendered. */
+  verify: { openpgpKeyFiles: string[]; sshAllowedSignersFiles: string[] } | undefined;
 }
 
 /** A listen address split into host and port. */
@@ -240,16 +240,30 @@ function compileSourceExtras(
   }
   let verify: SourceConfig['verify'];
   if (s.verify !== undefined && s.verify !== null) {
-    const v = c.object(s.verify, `${field}.verify`, ['openpgpKeys']);
-    if (!Array.isArray(v.openpgpKeys) || v.openpgpKeys.length === 0)
-      c.fail(`${field}.verify.openpgpKeys`, 'must be a non-empty list of key files');
-    verify = {
-      openpgpKeyFiles: (v.openpgpKeys as unknown[]).map(
-        (f, i) =>
-          c.string(f, `${field}.verify.openpgpKeys[${i}]`) ??
-          c.fail(`${field}.verify.openpgpKeys[${i}]`, 'is required'),
-      ),
+    const v = c.object(s.verify, `${field}.verify`, ['openpgpKeys', 'sshAllowedSigners']);
+    const files = (key: 'openpgpKeys' | 'sshAllowedSigners', what: string): string[] => {
+      const list = v[key] ?? [];
+      if (!Array.isArray(list))
+        return c.fail(`${field}.verify.${key}`, `must be a list of ${what}`);
+      return list.map(
+        (f: unknown, i) =>
+          c.string(f, `${field}.verify.${key}[${i}]`) ??
+          c.fail(`${field}.verify.${key}[${i}]`, 'is required'),
+      );
     };
+    verify = {
+      openpgpKeyFiles: files('openpgpKeys', 'key files'),
+      sshAllowedSignersFiles: files('sshAllowedSigners', 'allowed_signers files'),
+    };
+    if (verify.openpgpKeyFiles.length + verify.sshAllowedSignersFiles.length === 0) {
+      const only = (['openpgpKeys', 'sshAllowedSigners'] as const).filter((k) => k in v);
+      c.fail(
+        only.length === 1 ? `${field}.verify.${only[0]}` : `${field}.verify`,
+        only.length === 1
+          ? `must be a non-empty list of ${only[0] === 'openpgpKeys' ? 'key' : 'allowed_signers'} files`
+          : 'give a non-empty list in openpgpKeys, sshAllowedSigners or both',
+      );
+    }
   }
   return { webhook, verify };
 }

@@ -80,11 +80,13 @@ export function namespaceAllowed(patterns: string | undefined, namespace: string
 
 class LineError extends Error {}
 
+const LINE_FORMAT = 'expected "principals [options] keytype base64-key [comment]"';
+
 type ParsedLine = Omit<AllowedSigner, 'origin'>;
 
 function parseLine(line: string): ParsedLine {
   const [principals, afterPrincipals] = takeToken(line);
-  if (principals === '') throw new LineError('no principals');
+  if (principals === '' || looksLikeKeyType(principals)) throw new LineError(LINE_FORMAT);
   let rest = afterPrincipals;
   let options: Record<string, string | true> = {};
   const [next] = takeToken(rest);
@@ -96,8 +98,10 @@ function parseLine(line: string): ParsedLine {
   const [keyType, afterType] = takeToken(rest);
   const [base64, comment] = takeToken(afterType);
   void comment;
-  if (keyType === '' || base64 === '') throw new LineError('expected "principals [options] keytype base64-key"');
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) throw new LineError(`the ${keyType} key is not base64`);
+  if (keyType === '' || base64 === '')
+    throw new LineError('expected "principals [options] keytype base64-key"');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64))
+    throw new LineError(`the ${keyType} key is not base64`);
   const blob = Buffer.from(base64, 'base64');
   try {
     const inner = sshKeyType(blob);
@@ -106,7 +110,8 @@ function parseLine(line: string): ParsedLine {
   } catch (err) {
     if (err instanceof LineError) throw err;
     if (err instanceof SshUnsupportedError) throw new LineError(err.message);
-    if (err instanceof SshFormatError) throw new LineError(`the ${keyType} key is malformed (${err.message})`);
+    if (err instanceof SshFormatError)
+      throw new LineError(`the ${keyType} key is malformed (${err.message})`);
     throw err;
   }
   const time = (name: string): number | undefined => {
@@ -127,7 +132,10 @@ function parseLine(line: string): ParsedLine {
   };
 }
 
-const looksLikeKeyType = (t: string): boolean => /^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+$/.test(t);
+// OpenSSH's key type names (sshkey.c), certificates included: anything else is options.
+const KEY_TYPE =
+  /^(?:ssh-ed25519|ssh-rsa|ssh-dss|ssh-xmss|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519|sk-ecdsa-sha2-nistp256)(?:@openssh\.com|-cert-v01@openssh\.com)?$/;
+const looksLikeKeyType = (t: string): boolean => KEY_TYPE.test(t);
 
 const unquote = (t: string): string =>
   t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
@@ -158,7 +166,9 @@ function parseOptions(s: string): Record<string, string | true> {
         'cert-authority lines (SSH certificates) are not supported; list the signing keys themselves',
       );
     if (!KNOWN_OPTIONS.has(name))
-      throw new LineError(`unknown option "${name}" (expected namespaces, valid-after, valid-before)`);
+      throw new LineError(
+        `unknown option "${name}" (expected namespaces, valid-after, valid-before)`,
+      );
     out[name] = eq === -1 ? true : unquote(opt.slice(eq + 1));
   }
   return out;
@@ -198,6 +208,9 @@ function parseSshTime(v: string, name = 'timestamp'): number {
 
 /** `*` and `?` wildcards, as OpenSSH's match_pattern. */
 function globMatch(pattern: string, s: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`).test(s);
 }

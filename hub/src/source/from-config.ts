@@ -1,5 +1,6 @@
 // Builds a GitSource from the hub config: credentials, trusted keys and webhook secret
 // are read here, once, at start (files or environment variables; never logged).
+import { LogFields } from '@flotilla/common';
 import type { Logger } from '@flotilla/common';
 import type { HubConfig } from '../config/hub-config.js';
 import { resolveSourceAuth } from '../config/load.js';
@@ -19,7 +20,11 @@ export async function createGitSource(
   const field = `sources[${index}]`;
   const auth = await resolveSourceAuth(cfg, index, env);
   const verifier = s.verify
-    ? await CommitVerifier.fromFiles(s.verify.openpgpKeyFiles, `${field}.verify.openpgpKeys`)
+    ? await CommitVerifier.fromConfig(
+        s.verify,
+        `${field}.verify`,
+        logger.child({ [LogFields.component]: 'source', [LogFields.source]: s.name }),
+      )
     : undefined;
   const webhookSecret = s.webhook
     ? await readWebhookSecret(s.webhook, `${field}.webhook`, env)

@@ -17,7 +17,7 @@ export { FleetPathMissingError, validateFleetPath } from './fleet-path.js';
 export { describeRef, refMayMove, resolveRef, validateSourceRef } from './refs.js';
 export type { ResolvedRef, ServerRef, SourceRef } from './refs.js';
 export { CommitVerifier, UntrustedCommitError } from './verify.js';
-export type { SignedCommit, UntrustedReason } from './verify.js';
+export type { SignedCommit, UntrustedReason, VerifiedSignature, VerifyFiles } from './verify.js';
 export {
   WEBHOOK_MAX_BODY_BYTES,
   WebhookHandler,

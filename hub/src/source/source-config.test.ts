@@ -42,11 +42,31 @@ test('bad-source-refs-and-sections-are-errors-naming-the-field', () => {
   assert.equal(fieldOf({ webhook: { secretFile: '/a', secretEnv: 'B' } }), 'sources[0].webhook');
   assert.equal(fieldOf({ verify: { openpgpKeys: [] } }), 'sources[0].verify.openpgpKeys');
   assert.equal(fieldOf({ verify: { openpgpKeys: [''] } }), 'sources[0].verify.openpgpKeys[0]');
+  assert.equal(fieldOf({ verify: {} }), 'sources[0].verify');
+  assert.equal(
+    fieldOf({ verify: { sshAllowedSigners: [] } }),
+    'sources[0].verify.sshAllowedSigners',
+  );
+  assert.equal(
+    fieldOf({ verify: { sshAllowedSigners: ['/a', 3] } }),
+    'sources[0].verify.sshAllowedSigners[1]',
+  );
+  assert.equal(
+    fieldOf({ verify: { sshAllowedSigners: '/a' } }),
+    'sources[0].verify.sshAllowedSigners',
+  );
 });
 
 test('webhook-and-verify-sections-compile', () => {
   const s = compile({ webhook: { secretEnv: 'HOOK' }, verify: { openpgpKeys: ['/keys/a.asc'] } })
     .sources[0];
   assert.deepEqual(s?.webhook, { secretEnv: 'HOOK' });
-  assert.deepEqual(s?.verify, { openpgpKeyFiles: ['/keys/a.asc'] });
+  assert.deepEqual(s?.verify, { openpgpKeyFiles: ['/keys/a.asc'], sshAllowedSignersFiles: [] });
+  const ssh = compile({
+    verify: { openpgpKeys: [], sshAllowedSigners: ['/keys/allowed_signers'] },
+  });
+  assert.deepEqual(ssh.sources[0]?.verify, {
+    openpgpKeyFiles: [],
+    sshAllowedSignersFiles: ['/keys/allowed_signers'],
+  });
 });

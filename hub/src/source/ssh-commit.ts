@@ -66,7 +66,10 @@ export function checkSshCommit(
   const signer = inWindow[0];
   if (!signer) {
     const made = when === undefined ? 'has no committer time' : `was made ${iso(when)}`;
-    return fail('unknown-key', `${who} is trusted only ${windowOf(forGit[0]!)}, and the commit ${made}`);
+    return fail(
+      'unknown-key',
+      `${who} is trusted only ${windowOf(forGit[0]!)}, and the commit ${made}`,
+    );
   }
   return { ok: true, principals: signer.principals, fingerprint: fp };
 }

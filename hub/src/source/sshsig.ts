@@ -156,7 +156,10 @@ export function loadSshPublicKey(blob: Buffer): SshPublicKey {
       const pk = r.bytes();
       r.end('the key');
       if (pk.length !== 32) throw new SshFormatError('ed25519 key is not 32 bytes');
-      const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(pk) }, format: 'jwk' });
+      const key = createPublicKey({
+        key: { kty: 'OKP', crv: 'Ed25519', x: b64url(pk) },
+        format: 'jwk',
+      });
       return { type, key };
     }
     const curve = CURVES[type.replace(/^ecdsa-sha2-/, '')];
@@ -164,7 +167,8 @@ export function loadSshPublicKey(blob: Buffer): SshPublicKey {
       const name = r.text();
       const q = r.bytes();
       r.end('the key');
-      if (`ecdsa-sha2-${name}` !== type) throw new SshFormatError(`curve ${name} does not match ${type}`);
+      if (`ecdsa-sha2-${name}` !== type)
+        throw new SshFormatError(`curve ${name} does not match ${type}`);
       if (q.length !== 1 + 2 * curve.size || q[0] !== 4)
         throw new SshFormatError('ECDSA point is not an uncompressed point on its curve');
       const x = b64url(q.subarray(1, 1 + curve.size));
@@ -176,8 +180,12 @@ export function loadSshPublicKey(blob: Buffer): SshPublicKey {
       const e = unsigned(r.bytes());
       const n = unsigned(r.bytes());
       r.end('the key');
-      if (n.length * 8 < RSA_MIN_BITS) throw new SshUnsupportedError('RSA key is shorter than 1024 bits');
-      const key = createPublicKey({ key: { kty: 'RSA', n: b64url(n), e: b64url(e) }, format: 'jwk' });
+      if (n.length * 8 < RSA_MIN_BITS)
+        throw new SshUnsupportedError('RSA key is shorter than 1024 bits');
+      const key = createPublicKey({
+        key: { kty: 'RSA', n: b64url(n), e: b64url(e) },
+        format: 'jwk',
+      });
       return { type, key, rsaBytes: n.length };
     }
   } catch (err) {
@@ -187,7 +195,10 @@ export function loadSshPublicKey(blob: Buffer): SshPublicKey {
   throw new SshUnsupportedError(`SSH key type ${type} is not supported`);
 }
 
-const RSA_SIGNATURES: Record<string, string> = { 'rsa-sha2-256': 'sha256', 'rsa-sha2-512': 'sha512' };
+const RSA_SIGNATURES: Record<string, string> = {
+  'rsa-sha2-256': 'sha256',
+  'rsa-sha2-512': 'sha512',
+};
 
 /** The bytes an SSHSIG signature covers (PROTOCOL.sshsig, "Signed Data"). */
 function signedData(sig: SshSignature, message: Buffer): Buffer {
@@ -228,7 +239,9 @@ export function verifySshSignature(sig: SshSignature, message: Buffer): boolean 
     return cryptoVerify(pub.ecdsaHash, data, { key: pub.key, dsaEncoding: 'ieee-p1363' }, p1363);
   }
   if (sig.signatureType === 'ssh-rsa')
-    throw new SshUnsupportedError('RSA signatures with SHA-1 (ssh-rsa) are not supported; sign with rsa-sha2-256 or rsa-sha2-512');
+    throw new SshUnsupportedError(
+      'RSA signatures with SHA-1 (ssh-rsa) are not supported; sign with rsa-sha2-256 or rsa-sha2-512',
+    );
   const hash = RSA_SIGNATURES[sig.signatureType];
   if (!hash || !pub.rsaBytes) return false;
   const raw = r.bytes();

@@ -71,7 +71,10 @@ export class CommitVerifier {
       files.openpgpKeyFiles.length > 0
         ? await CommitVerifier.fromFiles(files.openpgpKeyFiles, `${field}.openpgpKeys`)
         : undefined;
-    const ssh = await readAllowedSigners(files.sshAllowedSignersFiles, `${field}.sshAllowedSigners`);
+    const ssh = await readAllowedSigners(
+      files.sshAllowedSignersFiles,
+      `${field}.sshAllowedSigners`,
+    );
     if (!pgp && ssh.length === 0)
       throw new ConfigError(field, 'give openpgpKeys, sshAllowedSigners or both');
     return new CommitVerifier(pgp?.keys ?? [], pgp?.keyIds ?? [], ssh, logger);
