@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'VALIDATION_FAILED'
   | 'NOT_FOUND'
   | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
   | 'CONFLICT'
   | 'TOO_LARGE'

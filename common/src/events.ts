@@ -114,6 +114,12 @@ export interface HealthChangedData {
   counts: { ready: number; progressing: number; degraded: number; failed: number };
   /** First reasons, "Kind/namespace/name: message" (bounded). */
   reasons: string[];
+  /**
+   * Digest of the desired state the health is about (the one `revision` applied); absent
+   * from agents that predate it. Lets the hub tell "healthy at this content" apart from
+   * "healthy before it", whichever commit carried the content.
+   */
+  digest?: string;
 }
 
 /** A CloudEvent as Flotilla publishes it. */

@@ -12,6 +12,7 @@ import { readAgentToken } from './config/load.js';
 import { startHttpApi } from './api/http.js';
 import type { RunningHttpApi } from './api/http.js';
 import { fleetServiceHandlers } from './api/grpc-fleet.js';
+import { ReadAccess } from './api/access.js';
 import type { SourceStatus } from './api/types.js';
 import { AgentStreamService } from './stream/agent-stream.js';
 import { DesiredStateStore } from './stream/desired-store.js';
@@ -260,11 +261,15 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       identity.authority.onRevoke(
         (cluster) => this.stream?.closeCluster(cluster, 'cluster identity revoked') ?? 0,
       );
+    // Reading fleet status needs a token or the admin certificate; --insecure has no identities.
+    const access = identity
+      ? new ReadAccess(identity.authority, this.log.child({ [LogFields.component]: 'access' }))
+      : undefined;
     this.grpc = await startGrpcServer(
       cfg.grpc.listen.address,
       {
         agentStream: this.stream.handlers(),
-        fleet: fleetServiceHandlers(this.status, this.history),
+        fleet: fleetServiceHandlers(this.status, this.history, access),
         ...(identity ? { identity: identity.handlers } : {}),
       },
       identity?.tls,
@@ -285,8 +290,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
           (name) => this.sources.find((e) => e.source.name === name)?.source.webhook,
           this.log.child({ [LogFields.component]: 'webhook' }),
         ),
+        ...(access ? { access } : {}),
       },
-      identity ? identity.authority.servingPair : undefined,
+      identity ? { ...identity.authority.servingPair, caPem: identity.authority.caPem } : undefined,
     );
     this.log.info(
       { grpc: this.grpc.port, http: this.http.port, sources: this.sources.length },

@@ -46,6 +46,7 @@ export { KvStatusPersistence, STATUS_BUCKET } from './status/kv-persistence.js';
 export { NatsLink } from './status/nats-link.js';
 export type { BundleStatus, ClusterState, ClusterStatus } from './status/model.js';
 export { startHttpApi } from './api/http.js';
+export { ReadAccess } from './api/access.js';
 export { CertificateAuthority, createCa, createCsr, generateKeyPem } from './identity/pki.js';
 export { IdentityAuthority } from './identity/authority.js';
 export {

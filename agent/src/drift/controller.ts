@@ -62,6 +62,7 @@ export class DriftController {
         members,
         new Map(bundles.map((b) => [b.name, b.failures.slice(0, Math.max(b.failed, 0))])),
         state.revision,
+        state.digest,
       );
       this.watchKinds(set.kinds);
       // A kind that cannot be listed must not hold the apply queue: its watcher keeps retrying.

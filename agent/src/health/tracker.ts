@@ -1,6 +1,9 @@
 // Per-bundle health from the same watch events drift detection uses: each managed
 // object's health (rules.ts), folded into the bundle's state, published as a
-// health-changed event only when the state changes (coalesced over a short window).
+// health-changed event when the state changes or when a new revision (or desired-state
+// digest) was applied since the bundle's last event, coalesced over a short window. The
+// second rule is what lets the hub say "healthy at this commit": an unchanged state is
+// still re-stated once for every applied revision.
 import { LogFields, durations, objectKey } from '@flotilla/common';
 import type { BundleHealthState, EventKind, HealthChangedData, Logger } from '@flotilla/common';
 import type { WatchEvent } from '../kube/watch.js';
@@ -17,6 +20,13 @@ export interface HealthTrackerOptions {
   logger: Logger;
   /** Coalescing window of changes per bundle (default durations.healthDebounce, 200 ms). */
   debounceMs?: number;
+}
+
+/** What a bundle's last health event said. */
+interface Published {
+  state: BundleHealthState;
+  revision: string;
+  digest: string;
 }
 
 /** The state of a bundle from its objects' health and its apply failures. */
@@ -47,22 +57,29 @@ export class HealthTracker {
   private readonly objects = new Map<string, Map<string, ObjectHealth>>();
   private readonly bundleOf = new Map<string, string>();
   private readonly failures = new Map<string, string[]>();
-  private readonly published = new Map<string, BundleHealthState>();
+  /** What each bundle's last event said: its state and the content it was about. */
+  private readonly published = new Map<string, Published>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private revision = '';
+  private digest = '';
 
   constructor(
     private readonly reporter: HealthReporter,
     private readonly opts: HealthTrackerOptions,
   ) {}
 
-  /** Sets which objects (keys) make up each bundle, and each bundle's apply failures. */
+  /**
+   * Sets which objects (keys) make up each bundle, each bundle's apply failures, and the
+   * revision and desired-state digest they come from.
+   */
   setManaged(
     members: Map<string, string>,
     applyFailures: Map<string, string[]>,
     revision = '',
+    digest = '',
   ): void {
     this.revision = revision;
+    this.digest = digest;
     const before = this.objects;
     const next = new Map<string, Map<string, ObjectHealth>>();
     for (const [key, bundle] of members) {
@@ -111,9 +128,10 @@ export class HealthTracker {
       bundle,
       revision: this.revision,
       state,
-      previous: this.published.get(bundle) ?? '',
+      previous: this.published.get(bundle)?.state ?? '',
       counts,
       reasons: reasons.slice(0, 10),
+      ...(this.digest ? { digest: this.digest } : {}),
     };
   }
 
@@ -125,11 +143,24 @@ export class HealthTracker {
         this.timers.delete(bundle);
         if (!this.objects.has(bundle)) return;
         const data = this.compute(bundle);
-        if (data.state === data.previous) return;
-        this.published.set(bundle, data.state);
+        const last = this.published.get(bundle);
+        const sameContent = last?.revision === data.revision && last.digest === this.digest;
+        if (data.state === data.previous && sameContent) return;
+        this.published.set(bundle, {
+          state: data.state,
+          revision: data.revision,
+          digest: this.digest,
+        });
         this.opts.logger.info(
-          { [LogFields.bundle]: bundle, state: data.state, previous: data.previous },
-          'bundle health changed',
+          {
+            [LogFields.bundle]: bundle,
+            [LogFields.revision]: data.revision,
+            state: data.state,
+            previous: data.previous,
+          },
+          data.state === data.previous
+            ? 'bundle health at a new revision'
+            : 'bundle health changed',
         );
         this.reporter.publish('health-changed', data);
       }, this.opts.debounceMs ?? durations.healthDebounce),

@@ -1,7 +1,8 @@
 // FleetService over gRPC, answering from the same status model and history as the
-// HTTP API. Bad input is INVALID_ARGUMENT, an unknown name NOT_FOUND.
+// HTTP API. Bad input is INVALID_ARGUMENT, an unknown name NOT_FOUND; with identities on,
+// no credentials is UNAUTHENTICATED and a cluster's certificate PERMISSION_DENIED (access.ts).
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { ServiceError } from '@grpc/grpc-js';
+import type { Metadata, ServiceError } from '@grpc/grpc-js';
 import { FlotillaError, errorMessage } from '@flotilla/common';
 import type {
   BundleDeploymentMessage,
@@ -10,9 +11,11 @@ import type {
   HistoryEntryMessage,
 } from '@flotilla/proto';
 import type { HistoryEntry } from '../history/history-log.js';
+import type { PeerCertificateLike } from '../identity/authority.js';
 import type { BundleDeployment } from '../status/deployments.js';
 import type { ClusterStatus } from '../status/model.js';
 import { kindsParam, limitParam, revisionParam, selectorParam, stateParam } from './query.js';
+import type { ReadAccess } from './access.js';
 import type { HistoryReader, StatusQuery } from './types.js';
 
 // An ISO time as ms since epoch; 0 (the proto default) for never.
@@ -76,6 +79,8 @@ export function toHistoryMessage(e: HistoryEntry): HistoryEntryMessage {
 
 const GRPC_CODES: Record<string, GrpcStatus> = {
   VALIDATION_FAILED: GrpcStatus.INVALID_ARGUMENT,
+  UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
+  PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
   NOT_FOUND: GrpcStatus.NOT_FOUND,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
 };
@@ -94,14 +99,34 @@ function toStatus(err: unknown): Partial<ServiceError> {
   };
 }
 
-/** Runs fn and answers its value, or the error as a gRPC status. */
-function unary<Req, Res>(fn: (req: Req) => Res) {
+/** The parts of a grpc-js server call the access check reads. */
+export interface CallCredentials {
+  metadata: Metadata;
+  getAuthContext?: () => { sslPeerCertificate?: PeerCertificateLike | undefined } | null;
+  getPeer(): string;
+}
+
+// Checks the caller may read fleet status (no check without access: --insecure mode).
+function authorize(call: CallCredentials, access: ReadAccess | undefined): void {
+  if (!access) return;
+  const authorization = call.metadata.get('authorization')[0];
+  access.authorize({
+    authorization: typeof authorization === 'string' ? authorization : undefined,
+    // grpc-js fills sslPeerCertificate only when the chain verified against the hub's CA.
+    peerCertificate: call.getAuthContext?.()?.sslPeerCertificate,
+    from: call.getPeer(),
+  });
+}
+
+/** Runs fn after the access check and answers its value, or the error as a gRPC status. */
+function guarded<Req, Res>(access: ReadAccess | undefined, fn: (req: Req) => Res) {
   return (
-    call: { request: Req },
+    call: CallCredentials & { request: Req },
     callback: (err: Partial<ServiceError> | null, value?: Res) => void,
   ): void => {
     let value: Res;
     try {
+      authorize(call, access);
       value = fn(call.request);
     } catch (err) {
       return callback(toStatus(err));
@@ -110,11 +135,13 @@ function unary<Req, Res>(fn: (req: Req) => Res) {
   };
 }
 
-/** Handlers of flotilla.v1.FleetService. */
+/** Handlers of flotilla.v1.FleetService; every call checks access when it is given. */
 export function fleetServiceHandlers(
   status: StatusQuery,
   history?: HistoryReader,
+  access?: ReadAccess,
 ): FleetServiceHandlers {
+  const unary = <Req, Res>(fn: (req: Req) => Res) => guarded(access, fn);
   return {
     ListClusters: unary((r) => ({
       clusters: status
@@ -170,9 +197,12 @@ export function fleetServiceHandlers(
     Watch: (call) => {
       let selector;
       try {
+        authorize(call, access);
         selector = selectorParam(call.request.selector);
       } catch (err) {
-        call.destroy(Object.assign(new Error(errorMessage(err)), toStatus(err)));
+        // grpc-js sends a server stream's status from an 'error' event; destroy() would
+        // drop the stream without one.
+        call.emit('error', Object.assign(new Error(errorMessage(err)), toStatus(err)));
         return;
       }
       for (const c of status.list(selector))

@@ -8,11 +8,15 @@
 //   GET /api/v1/drift[?cluster=&since=24h]                        → drift events
 //   GET /api/v1/watch[?selector=]                                 → Server-Sent Events
 //   GET /api/v1/sources, /healthz, /readyz, /metrics
-// Errors are { error: { code, message } } with a 4xx/5xx status.
+// Errors are { error: { code, message } } with a 4xx/5xx status. With identities on
+// (deps.access), every /api/v1/* read needs an API token or the administrator certificate
+// (access.ts): 401 without, 403 for a cluster's certificate. Health, metrics, the page's
+// files and push webhooks (their own HMAC) stay open.
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ErrorCode, Logger } from '@flotilla/common';
 import {
   FlotillaError,
@@ -22,6 +26,7 @@ import {
   errorMessage,
 } from '@flotilla/common';
 import { METRICS_CONTENT_TYPE } from '../metrics/registry.js';
+import type { PresentedCredentials, ReadAccess } from './access.js';
 import {
   kindsParam,
   limitParam,
@@ -46,6 +51,8 @@ export interface HttpApiDeps {
   now?: () => number;
   /** Push webhooks (`POST /api/v1/webhooks/{source}`, docs/sources.md); 404 without it. */
   webhooks?: WebhookReceiver;
+  /** Who may read /api/v1/*; every reader without it (--insecure mode). */
+  access?: ReadAccess;
 }
 
 /** Answers a push webhook for a source (WebhookHandler in source/webhook.ts implements it). */
@@ -61,15 +68,22 @@ export const WATCH_KEEPALIVE_MS = 15_000;
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   VALIDATION_FAILED: 400,
   UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
   TOO_LARGE: 413,
   UNAVAILABLE: 503,
 };
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
+    ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
   });
@@ -102,7 +116,30 @@ function sendList(
 }
 
 function sendError(res: ServerResponse, err: FlotillaError): void {
-  send(res, HTTP_STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message } });
+  // RFC 9110: a 401 names the scheme that would be accepted.
+  const headers: Record<string, string> =
+    err.code === 'UNAUTHENTICATED' ? { 'www-authenticate': 'Bearer realm="flotilla"' } : {};
+  send(
+    res,
+    HTTP_STATUS[err.code] ?? 500,
+    { error: { code: err.code, message: err.message } },
+    headers,
+  );
+}
+
+/** The credentials of a request: its Authorization header and a TLS client certificate. */
+function credentialsOf(req: IncomingMessage): PresentedCredentials {
+  const socket = req.socket as Partial<TLSSocket>;
+  const cert = socket.getPeerCertificate?.();
+  // An empty object means no certificate was sent.
+  const sent = cert !== undefined && cert !== null && Object.keys(cert).length > 0;
+  const trusted = sent && socket.authorized === true;
+  return {
+    authorization: req.headers.authorization,
+    ...(trusted ? { peerCertificate: cert } : {}),
+    ...(sent && !trusted ? { untrustedCertificate: true } : {}),
+    from: req.socket.remoteAddress,
+  };
 }
 
 function history(deps: HttpApiDeps): HistoryReader {
@@ -188,6 +225,8 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
     });
     return void res.end(text);
   }
+  if (deps.access && (path === '/api/v1' || path.startsWith('/api/v1/')))
+    deps.access.authorize(credentialsOf(req));
   if (path === '/api/v1/clusters') {
     const selector = selectorParam(q.get('selector') ?? q.get('labelSelector'));
     const filter = {
@@ -242,6 +281,8 @@ export interface RunningHttpApi {
 export interface HttpTls {
   certPem: string;
   keyPem: string;
+  /** CA whose client certificates are requested (not required: tokens work too) and verified. */
+  caPem?: string;
 }
 
 /** Starts the HTTP API on host:port (port 0 picks a free one); HTTPS when tls is given. */
@@ -275,7 +316,15 @@ export async function startHttpApi(
     }
   };
   const server: Server = tls
-    ? createTlsServer({ cert: tls.certPem, key: tls.keyPem }, handler)
+    ? createTlsServer(
+        {
+          cert: tls.certPem,
+          key: tls.keyPem,
+          // A client certificate is asked for, never required: the route decides (access.ts).
+          ...(tls.caPem ? { ca: tls.caPem, requestCert: true, rejectUnauthorized: false } : {}),
+        },
+        handler,
+      )
     : createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>

@@ -50,7 +50,8 @@ function parseLabels(text: string | undefined): Record<string, string> {
   return labels;
 }
 
-async function adminClient(hub: string, dir: string): Promise<IdentityClient> {
+/** An Identity client speaking mTLS with the administrator certificate of dir. */
+export async function adminClient(hub: string, dir: string): Promise<IdentityClient> {
   const read = async (name: string): Promise<Buffer> => {
     try {
       return await readFile(join(dir, name));
@@ -70,7 +71,10 @@ async function adminClient(hub: string, dir: string): Promise<IdentityClient> {
   return new Identity(hub, creds) as unknown as IdentityClient;
 }
 
-function unary<T>(fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void): Promise<T> {
+/** A unary call as a promise; a refusal becomes an error naming the gRPC status. */
+export function unary<T>(
+  fn: (cb: (err: grpc.ServiceError | null, res?: T) => void) => void,
+): Promise<T> {
   return new Promise((ok, fail) =>
     fn((err, res) =>
       err

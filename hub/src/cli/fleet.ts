@@ -109,7 +109,7 @@ export async function getCommand(
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
   const selector = checkSelector(values.selector);
   const base = hubBase(values['hub-url'], io);
-  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
   const kind = what === 'cluster' || what === 'bundle' || what === 'deployment' ? `${what}s` : what;
   if (kind === 'clusters') {
     const clusters = name
@@ -182,7 +182,7 @@ export async function describeCommand(
     throw new UsageError(`can describe only "cluster NAME", got "${what ?? ''}"`);
   if (!name || extra.length > 0) throw new UsageError('expected exactly one cluster name');
   const base = hubBase(values['hub-url'], io);
-  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
   const detail = (await getJson(
     fetchFn,
     `${base}/api/v1/clusters/${encodeURIComponent(name)}`,
@@ -237,7 +237,7 @@ export async function driftCommand(
     throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
   const format = outputFormat(values.output);
   const base = hubBase(values['hub-url'], io);
-  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
   const query = queryString({
     since: values.since,
     cluster: values.cluster,

@@ -83,7 +83,7 @@ export async function historyCommand(
   if (sinceMs !== undefined && untilMs !== undefined && sinceMs > untilMs)
     throw new UsageError(`--since ${values.since} is later than --until ${values.until}`);
   const base = hubBase(values['hub-url'], io);
-  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
   // since/until go as typed: the hub reads a duration against its own clock.
   const query = queryString({
     cluster: values.cluster,

@@ -1,5 +1,6 @@
 // How CLI commands talk to the hub: its HTTP JSON API, base URL from --hub-url,
-// $FLOTILLA_HUB_URL or the default. Errors carry the hub's code and message.
+// $FLOTILLA_HUB_URL or the default. Errors carry the hub's code and message; a 401 also
+// says how to give the CLI credentials (hub-credentials.ts).
 import { UnavailableError } from '@flotilla/common';
 import { HubTlsError } from './hub-tls.js';
 import { UsageError } from './io.js';
@@ -18,6 +19,10 @@ export type Fetch = (
   text(): Promise<string>;
   body?: ReadableStream<Uint8Array> | null;
 }>;
+
+/** What a 401 from the hub adds to its message: how to give the CLI credentials. */
+export const CREDENTIALS_HINT =
+  'the hub needs credentials: set FLOTILLA_TOKEN (flotilla token create NAME) or use the admin directory (FLOTILLA_ADMIN_DIR, holding admin.crt and admin.key)';
 
 /** The hub answered with an error status; code is its stable error code. */
 export class HubError extends Error {
@@ -63,10 +68,11 @@ export async function getJson(fetchFn: Fetch, url: string): Promise<unknown> {
   }
   if (!res.ok) {
     const e = (body as { error?: { code?: string; message?: string } }).error;
+    const hint = res.status === 401 ? `; ${CREDENTIALS_HINT}` : '';
     throw new HubError(
       res.status,
       e?.code ?? '',
-      `hub answered ${res.status} ${e?.code ?? ''}: ${e?.message ?? text}`.trim(),
+      `hub answered ${res.status} ${e?.code ?? ''}: ${e?.message ?? text}${hint}`.trim(),
     );
   }
   return body;

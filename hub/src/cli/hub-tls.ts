@@ -10,15 +10,20 @@ import { Readable } from 'node:stream';
 import { FlotillaError, errorMessage } from '@flotilla/common';
 import { adminDirOf } from './admin-dir.js';
 import type { Fetch } from './hub-client.js';
+import { TOKEN_FILE_USAGE, hubCredentials } from './hub-credentials.js';
+import type { HubCredentials } from './hub-credentials.js';
 import { UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
-/** parseArgs option of every command that talks to the hub over HTTP. */
-export const CA_FILE_OPTION = { 'ca-file': { type: 'string' } } as const;
+/** parseArgs options of every command that talks to the hub over HTTP: its CA and an API token. */
+export const CA_FILE_OPTION = {
+  'ca-file': { type: 'string' },
+  'token-file': { type: 'string' },
+} as const;
 
-/** Usage line of --ca-file. */
-export const CA_FILE_USAGE =
-  '  --ca-file FILE      CA of an https hub (default $FLOTILLA_CA_FILE, else ca.crt in the admin directory when present)';
+/** Usage lines of --ca-file and --token-file. */
+export const CA_FILE_USAGE = `  --ca-file FILE      CA of an https hub (default $FLOTILLA_CA_FILE, else ca.crt in the admin directory when present)
+${TOKEN_FILE_USAGE}`;
 
 /** The hub's certificate could not be verified; the message names the fix. */
 export class HubTlsError extends FlotillaError {
@@ -82,9 +87,20 @@ export function tlsHint(err: unknown, url: string, caFile: string | undefined): 
   return err;
 }
 
-function httpsFetch(url: string, ca: Buffer, signal: AbortSignal | undefined): ReturnType<Fetch> {
+function httpsFetch(
+  url: string,
+  ca: Buffer,
+  signal: AbortSignal | undefined,
+  creds: HubCredentials,
+): ReturnType<Fetch> {
+  const options = {
+    ca,
+    ...(signal ? { signal } : {}),
+    ...(creds.client ?? {}),
+    ...(creds.authorization ? { headers: { authorization: creds.authorization } } : {}),
+  };
   return new Promise((done, fail) => {
-    const req = httpsRequest(url, { ca, ...(signal ? { signal } : {}) }, (res) => {
+    const req = httpsRequest(url, options, (res) => {
       const status = res.statusCode ?? 0;
       done({
         ok: status >= 200 && status < 300,
@@ -107,10 +123,17 @@ function httpsFetch(url: string, ca: Buffer, signal: AbortSignal | undefined): R
 
 /**
  * The Fetch a command uses: an injected one as is (tests); else global fetch, or for an
- * https hub with a CA file node:https trusting it. TLS failures become HubTlsErrors.
+ * https hub with a CA file node:https trusting it, presenting the CLI's credentials
+ * (hub-credentials.ts). TLS failures become HubTlsErrors.
  */
-export function hubFetch(fetchFn: Fetch, caFlag: string | undefined, io: CliIo): Fetch {
+export function hubFetch(
+  fetchFn: Fetch,
+  caFlag: string | undefined,
+  io: CliIo,
+  tokenFile?: string,
+): Fetch {
   if (fetchFn !== fetch) return fetchFn;
+  const creds = hubCredentials(tokenFile, io);
   const caFile = caFileOf(caFlag, io);
   let ca: Buffer | undefined;
   if (caFile) {
@@ -122,8 +145,13 @@ export function hubFetch(fetchFn: Fetch, caFlag: string | undefined, io: CliIo):
   }
   return async (url, init) => {
     try {
-      if (ca && url.startsWith('https:')) return await httpsFetch(url, ca, init?.signal);
-      return await fetch(url, init);
+      if (ca && url.startsWith('https:')) return await httpsFetch(url, ca, init?.signal, creds);
+      // A token goes over TLS only; an --insecure (http) hub asks for none.
+      const headers = creds.authorization && url.startsWith('https:');
+      return await fetch(
+        url,
+        headers ? { ...init, headers: { authorization: creds.authorization as string } } : init,
+      );
     } catch (err) {
       throw tlsHint(err, url, caFile);
     }

@@ -24,6 +24,7 @@ Commands:
   watch    follow status changes as they happen
   wait     wait until clusters run a revision (--for revision=SHA --timeout 5m)
   cluster  add, revoke or list clusters' identities (add issues a bootstrap token and agent manifests)
+  token    create, list or revoke API tokens for reading fleet status (dashboards, CI)
   nats     init: create NATS decentralized-auth material (server config, hub credentials)
   version  print the version
   help     show this help
@@ -78,6 +79,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   watch: async () => (await import('./wait.js')).watchCommand,
   wait: async () => (await import('./wait.js')).waitCommand,
   cluster: async () => (await import('./cluster.js')).clusterCommand,
+  token: async () => (await import('./token.js')).tokenCommand,
   nats: async () => (await import('./nats-init.js')).natsCommand,
 };
 

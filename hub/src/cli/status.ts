@@ -45,7 +45,7 @@ export async function statusCommand(
     throw new UsageError(`expected at most one cluster name, got ${positionals.length}`);
   const selector = checkSelector(values.selector);
   const base = hubBase(values['hub-url'], io);
-  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
   let clusters: ClusterStatus[];
   if (positionals[0]) {
     clusters = [

@@ -1,8 +1,11 @@
 // `flotilla wait --for revision=SHA` gates a CI pipeline on a rollout: exit 0 once every
-// selected cluster is Ready at SHA, non-zero with the laggards listed on timeout.
+// selected cluster is Ready at SHA (with --healthy: and every deployment on them reports
+// Ready health about that content), non-zero with the laggards listed on timeout.
 // `flotilla watch` follows status changes as they happen (the API's event stream).
 import { parseArgs } from 'node:util';
 import { errorMessage, parseDuration, sleep } from '@flotilla/common';
+import type { BundleDeployment } from '../status/deployments.js';
+import { healthyAtApplied } from '../status/health.js';
 import type { ClusterStatus } from '../status/model.js';
 import { formatWatchLine } from './fleet-format.js';
 import { checkSelector } from './fleet.js';
@@ -13,13 +16,17 @@ import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
 /** Usage text of `flotilla wait`. */
-export const WAIT_USAGE = `Usage: flotilla wait --for revision=SHA [-l SELECTOR] [--timeout 5m]
+export const WAIT_USAGE = `Usage: flotilla wait --for revision=SHA [--healthy] [-l SELECTOR] [--timeout 5m]
 
 Waits until every selected cluster is Ready at the commit SHA (7+ hex characters).
-Exits 0 when they are, 1 with the clusters still lagging when the timeout passes.
+With --healthy, also until every deployment on those clusters reports Ready health
+about that content (workloads rolled out and available, not just applied).
+Exits 0 when they are, 1 with the clusters or deployments still lagging when the
+timeout passes (Degraded health may recover, so it does not end the wait early).
 
 Options:
   --for revision=SHA  the condition (required)
+  --healthy           also wait for every deployment's health to be Ready at SHA
   -l, --selector SEL  clusters to wait for (default all)
   --timeout DUR       how long to wait (default 5m)
   --interval DUR      how often to ask the hub (default 2s)
@@ -56,6 +63,24 @@ function laggard(c: ClusterStatus, sha: string): string | undefined {
   return `  ${c.name}: ${c.state} at ${at}${c.message ? ` (${c.message})` : ''}`;
 }
 
+// Deployments of the given (Ready at SHA) clusters whose health is not Ready about what
+// their cluster applied, one line each with the health and its first reason.
+function unhealthy(deployments: BundleDeployment[], clusters: ClusterStatus[]): string[] {
+  const byName = new Map(clusters.map((c) => [c.name, c]));
+  const out: string[] = [];
+  for (const d of deployments) {
+    const c = byName.get(d.cluster);
+    if (!c || healthyAtApplied(d, c)) continue;
+    const where = `  ${d.bundle} on ${d.cluster}: `;
+    if (d.health === '') out.push(`${where}no health reported yet`);
+    else if (d.health === 'Ready') {
+      const at = d.healthRevision ? d.healthRevision.slice(0, 12) : 'an unknown commit';
+      out.push(`${where}Ready at ${at}, not reported at this content yet`);
+    } else out.push(`${where}${d.health}${d.healthReason ? ` (${d.healthReason})` : ''}`);
+  }
+  return out;
+}
+
 /** Runs `flotilla wait`; returns the exit code. */
 export async function waitCommand(
   argv: string[],
@@ -71,6 +96,7 @@ export async function waitCommand(
       selector: { type: 'string', short: 'l' },
       timeout: { type: 'string', default: WAIT_DEFAULTS.timeout },
       interval: { type: 'string', default: WAIT_DEFAULTS.interval },
+      healthy: { type: 'boolean' },
       'hub-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       ...CA_FILE_OPTION,
@@ -88,8 +114,10 @@ export async function waitCommand(
   const timeoutMs = duration(values.timeout, '--timeout');
   const intervalMs = Math.max(50, duration(values.interval, '--interval'));
   const selector = checkSelector(values.selector);
-  const url = `${hubBase(values['hub-url'], io)}/api/v1/clusters${queryString({ selector })}`;
-  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
+  const base = hubBase(values['hub-url'], io);
+  const url = `${base}/api/v1/clusters${queryString({ selector })}`;
+  const deploymentsUrl = `${base}/api/v1/deployments${queryString({ selector })}`;
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
   const deadline = now() + timeoutMs;
   let lagging: string[] = ['  (no answer from the hub yet)'];
   for (;;) {
@@ -98,7 +126,19 @@ export async function waitCommand(
       lagging = clusters.map((c) => laggard(c, sha)).filter((l): l is string => l !== undefined);
       if (clusters.length === 0)
         lagging = [`  no cluster matches${selector ? ` "${selector}"` : ''}`];
-      else if (lagging.length === 0) {
+      else if (lagging.length === 0 && values.healthy) {
+        // Asked only once every cluster is there: health before the apply says nothing.
+        const { deployments } = (await getJson(fetchFn, deploymentsUrl)) as {
+          deployments: BundleDeployment[];
+        };
+        lagging = unhealthy(deployments, clusters);
+        if (lagging.length === 0) {
+          io.stdout.write(
+            `${clusters.length} cluster(s) Ready and healthy at ${sha} (${deployments.length} deployment(s))\n`,
+          );
+          return ExitCode.ok;
+        }
+      } else if (lagging.length === 0) {
         io.stdout.write(`${clusters.length} cluster(s) Ready at ${sha}\n`);
         return ExitCode.ok;
       }
@@ -111,7 +151,7 @@ export async function waitCommand(
     await sleep(Math.min(intervalMs, Math.max(0, deadline - now())));
   }
   io.stderr.write(
-    `timed out after ${values.timeout} waiting for revision ${sha}; not there yet:\n${lagging.join('\n')}\n`,
+    `timed out after ${values.timeout} waiting for revision ${sha}${values.healthy ? ' to be healthy' : ''}; not there yet:\n${lagging.join('\n')}\n`,
   );
   return ExitCode.error;
 }
@@ -142,7 +182,7 @@ export async function watchCommand(
     throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
   const selector = checkSelector(values.selector);
   const url = `${hubBase(values['hub-url'], io)}/api/v1/watch${queryString({ selector })}`;
-  fetchFn = hubFetch(fetchFn, values['ca-file'], io);
+  fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
   let res: Awaited<ReturnType<Fetch>>;
   try {
     res = await fetchFn(url, signal ? { signal } : {});

@@ -12,6 +12,7 @@ import { LogFields, ValidationError, isDnsLabel } from '@flotilla/common';
 import { BootstrapTokenError, IdentityRefusedError } from './errors.js';
 import { ADMIN_ORG, CLUSTER_ORG, CertificateAuthority, HUB_ORG, createCa } from './pki.js';
 import type { IssuedCert, KeyPairPem } from './pki.js';
+import { ApiTokens } from './api-tokens.js';
 import { IdentityStore } from './store.js';
 import type { ClusterRecord, IdentityState } from './store.js';
 
@@ -68,6 +69,7 @@ export class IdentityAuthority {
   private state!: IdentityState;
   private store: IdentityStore;
   private serving!: KeyPairPem;
+  private tokens!: ApiTokens;
   private readonly now: () => number;
   private readonly revokeListeners: Array<(cluster: string) => number> = [];
   private natsRevoker: (() => Promise<boolean>) | undefined;
@@ -93,6 +95,12 @@ export class IdentityAuthority {
       this.ca.issueKeyPair('flotilla-admin', ADMIN_ORG, IDENTITY_DEFAULTS.hubCertValidityMs),
     );
     this.state = await this.store.load();
+    this.tokens = new ApiTokens(
+      this.state,
+      () => this.store.save(this.state),
+      this.opts.logger,
+      this.now,
+    );
     this.opts.logger.info(
       { stateDir: dir, clusters: Object.keys(this.state.clusters).length },
       'identity authority ready',
@@ -117,6 +125,11 @@ export class IdentityAuthority {
   /** The CA certificate agents and clients trust. */
   get caPem(): string {
     return this.ca.caPem;
+  }
+
+  /** API tokens for reading fleet status (`flotilla token`), kept in the same state file. */
+  get apiTokens(): ApiTokens {
+    return this.tokens;
   }
 
   /** The hub's serving certificate and key. */

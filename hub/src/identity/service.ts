@@ -1,5 +1,6 @@
 // flotilla.v1.Identity over gRPC: Register (bootstrap token), Renew (cluster mTLS),
-// and the administrator's AddCluster / RevokeCluster / ListIdentities (admin mTLS).
+// and the administrator's AddCluster / RevokeCluster / ListIdentities and API token calls
+// (admin mTLS).
 // Every refusal is a clear gRPC status; nothing is issued on a refusal.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
@@ -27,6 +28,7 @@ export function grpcStatusOf(err: unknown): GrpcStatus {
     return err.forbidden ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED;
   if (err instanceof BootstrapTokenError) return GrpcStatus.UNAUTHENTICATED;
   if (err instanceof ValidationError) return GrpcStatus.INVALID_ARGUMENT;
+  if (err instanceof FlotillaError && err.code === 'CONFLICT') return GrpcStatus.ALREADY_EXISTS;
   return GrpcStatus.INTERNAL;
 }
 
@@ -133,6 +135,20 @@ export function identityHandlers(opts: IdentityServiceOptions): IdentityHandlers
           lastIssuedAtMs: c.lastIssuedAtMs ?? 0,
         })),
       };
+    }),
+    CreateApiToken: unary('CreateApiToken', log, async (call) => {
+      admin(call);
+      const ttl = Number(call.request.ttlMs ?? 0);
+      return authority.apiTokens.create(call.request.name, ttl);
+    }),
+    ListApiTokens: unary('ListApiTokens', log, async (call) => {
+      admin(call);
+      return { tokens: authority.apiTokens.list() };
+    }),
+    RevokeApiToken: unary('RevokeApiToken', log, async (call) => {
+      admin(call);
+      await authority.apiTokens.revoke(call.request.name);
+      return {};
     }),
   };
 }

@@ -1,6 +1,7 @@
 // The hub's identity records, persisted as one JSON file in the hub's state directory
 // (mode 0600, written atomically): registered clusters, the serials of the certificates
-// issued to each, and bootstrap tokens — stored only as sha256 digests, never in clear.
+// issued to each, bootstrap tokens and API tokens — stored only as sha256 digests, never
+// in clear.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigError } from '@flotilla/common';
@@ -29,6 +30,19 @@ export interface TokenRecord {
   usedAtMs?: number;
 }
 
+/** One API token for reading fleet status (dashboards, CI): kept only as a sha256 digest. */
+export interface ApiTokenRecord {
+  name: string;
+  /** hex sha256 of the whole token. */
+  digest: string;
+  createdAtMs: number;
+  /** 0: never expires. */
+  expiresAtMs: number;
+  lastUsedAtMs?: number;
+  /** Set by `flotilla token revoke`; the record stays so that refusals can name it. */
+  revokedAtMs?: number;
+}
+
 /** The whole file. */
 export interface IdentityState {
   version: 1;
@@ -36,6 +50,8 @@ export interface IdentityState {
   tokens: TokenRecord[];
   /** NATS user keys of revoked clusters → when revoked (s) and when their JWT expires anyway (ms). */
   natsRevocations?: Record<string, { revokedAtS: number; expiresAtMs: number }>;
+  /** API tokens by name (`flotilla token`); absent in files written before they existed. */
+  apiTokens?: Record<string, ApiTokenRecord>;
 }
 
 /** Reads and writes identity-state.json; writes are serialized. */

@@ -36,6 +36,15 @@ export interface BundleDeployment {
   /** Drift detections folded (a detection arriving after a newer correction of its object is history only). */
   driftEvents: number;
   health: string;
+  /** The first reason the health is not Ready, e.g. "apps/Deployment/web/api: 0 of 3 replicas available". */
+  healthReason: string;
+  /** Commit the health was reported at ("" when unknown). */
+  healthRevision: string;
+  /**
+   * Desired-state digest the health was reported at ("" when the agent did not say): equal
+   * to the cluster's appliedDigest when the health is about what the cluster runs now.
+   */
+  healthDigest: string;
   lastError: string;
   /** ISO time of the last change, or null. */
   lastTransition: string | null;
@@ -123,6 +132,9 @@ export function deploymentsOf(
       drifted: facts.drifted,
       driftEvents: facts.driftEvents,
       health: facts.health,
+      healthReason: facts.healthReason ?? '',
+      healthRevision: facts.healthRevision ?? '',
+      healthDigest: facts.healthDigest ?? '',
       lastError: facts.lastError,
       lastTransition: facts.lastTransitionMs
         ? new Date(facts.lastTransitionMs).toISOString()

@@ -32,6 +32,12 @@ export interface HealthFacts {
   /** Ready, Progressing, Degraded or Failed. */
   health: string;
   message: string;
+  /** The first reason the health is not Ready ("" when none was given). */
+  reason: string;
+  /** Commit the health is about ("" when the event does not say). */
+  revision: string;
+  /** Desired-state digest the health is about ("" from agents that predate it). */
+  digest: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -95,5 +101,12 @@ export function readHealth(data: unknown): HealthFacts {
   const health = str(d.health) || str(d.state) || str(d.status);
   if (!bundle) throw new ValidationError('health event names no bundle (data.bundle)');
   if (!health) throw new ValidationError('health event has no health (data.health)');
-  return { bundle, health, message: str(d.message) || strs(d.reasons).slice(0, 3).join('; ') };
+  return {
+    bundle,
+    health,
+    message: str(d.message) || strs(d.reasons).slice(0, 3).join('; '),
+    reason: strs(d.reasons)[0] ?? str(d.message),
+    revision: str(d.revision),
+    digest: str(d.digest),
+  };
 }

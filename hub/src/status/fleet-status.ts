@@ -8,6 +8,7 @@ import { countDeployments, deploymentsOf } from './deployments.js';
 import type { BundleDeployment, BundleSummary } from './deployments.js';
 import { objectKeyOf, readDrift, readHealth } from './event-data.js';
 import type { DriftFacts } from './event-data.js';
+import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
 import { applySessionFacts, isSessionKind, readSession } from './session-events.js';
 import type { SessionEventKind } from './session-events.js';
@@ -400,13 +401,8 @@ export class FleetStatus implements SessionObserver {
 
   private foldHealth(event: FlotillaEvent): FoldOutcome {
     const h = readHealth(event.data);
-    const atMs = Date.parse(event.time);
     const rec = this.record(event.flotillacluster);
-    const f = this.facts(rec, h.bundle);
-    if (atMs < f.lastHealthMs) return 'stale';
-    f.lastHealthMs = atMs;
-    if (f.health !== h.health) f.lastTransitionMs = atMs;
-    f.health = h.health;
+    if (!foldHealthFacts(rec, this.facts(rec, h.bundle), h, Date.parse(event.time))) return 'stale';
     this.touch(rec.name);
     return 'folded';
   }

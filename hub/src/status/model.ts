@@ -73,6 +73,12 @@ export interface BundleFacts {
   /** Healthy, Progressing, Degraded or "" when unknown. */
   health: string;
   lastHealthMs: number;
+  /** The first reason the health is not Ready (absent in records written before it). */
+  healthReason?: string;
+  /** Commit the health is about ("" when unknown; absent in records written before it). */
+  healthRevision?: string;
+  /** Desired-state digest the health is about ("" when the agent did not say; absent in older records). */
+  healthDigest?: string;
   lastError: string;
   /** When anything about this deployment last changed, ms since epoch. */
   lastTransitionMs: number;

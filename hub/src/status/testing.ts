@@ -1,5 +1,11 @@
 // Test helpers: events with realistic data for the status model, history and benchmarks.
-import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
+import type {
+  AppliedData,
+  BundleHealthState,
+  EventKind,
+  FlotillaEvent,
+  HealthChangedData,
+} from '@flotilla/common';
 import { createEvent } from '@flotilla/common';
 
 /** An applied event for cluster at revision/digest with these bundles (name → digest). */
@@ -78,4 +84,29 @@ export function driftEvent(
           fight: false,
         };
   return createEvent(cluster, opts.kind ?? 'drift-detected', data, time);
+}
+
+/** A health-changed event for a bundle, as the agent's HealthTracker publishes it. */
+export function healthEvent(
+  cluster: string,
+  bundle: string,
+  state: BundleHealthState,
+  time: Date,
+  opts: { revision?: string; digest?: string; reasons?: string[] } = {},
+): FlotillaEvent<HealthChangedData> {
+  const data: HealthChangedData = {
+    bundle,
+    revision: opts.revision ?? '',
+    state,
+    previous: '',
+    counts: {
+      ready: state === 'Ready' ? 1 : 0,
+      progressing: state === 'Progressing' ? 1 : 0,
+      degraded: state === 'Degraded' ? 1 : 0,
+      failed: state === 'Failed' ? 1 : 0,
+    },
+    reasons: opts.reasons ?? [],
+    ...(opts.digest !== undefined ? { digest: opts.digest } : {}),
+  };
+  return createEvent(cluster, 'health-changed', data, time);
 }

@@ -1,12 +1,23 @@
 // The README's demo, run as a user runs it: it must converge both example clusters,
-// show a second commit arriving, print status, and stop cleanly on Ctrl-C (SIGINT).
+// show a second commit arriving, print status and commands that work when pasted, and
+// stop cleanly on Ctrl-C (SIGINT).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { requireEnv, waitFor } from '@flotilla/test-env';
 
 const DEMO = fileURLToPath(new URL('./main.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Runs a command line as a user pastes it into a shell; resolves stdout. */
+function shell(line: string): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile('sh', ['-c', `${line} 2>&1`], { cwd: ROOT }, (err, stdout) =>
+      err ? reject(new Error(`${line} failed: ${stdout}`)) : resolve(stdout),
+    ),
+  );
+}
 const skip = await requireEnv(['cluster', 'nats', 'git']);
 
 test(
@@ -32,6 +43,13 @@ test(
       // The status table lists both example clusters as Ready.
       assert.match(out, /edge-eu\s+.*Ready/);
       assert.match(out, /edge-us\s+.*Ready/);
+      // The commands it prints work as pasted (from the repository root, as `npm run demo` runs).
+      const pasted = /running\. Try: (.+)$/m.exec(out)?.[1] ?? '';
+      assert.match(pasted, /status --hub-url/);
+      assert.match(await shell(pasted), /edge-eu\s+.*Ready/);
+      const curl = /and: (curl .+)$/m.exec(out)?.[1] ?? '';
+      assert.match(curl, /Authorization: Bearer/);
+      assert.match(await shell(curl), /"name":"edge-eu"/);
       child.kill('SIGINT');
       assert.equal(await exited, 0, `demo exit code; output:\n${out}`);
       assert.match(out, /demo: stopped\./);

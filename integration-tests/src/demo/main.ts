@@ -73,19 +73,27 @@ async function main(): Promise<number> {
     await shutdown();
     return 0;
   }
-  // The hub serves HTTPS with its own CA (the agents registered with `flotilla cluster add`).
-  const trust = fleet.adminDir ? ` --ca-file ${join(fleet.adminDir, 'ca.crt')}` : '';
-  say(
-    `running. Try: node ${join('hub', 'dist', 'cli', 'main.js')} status --hub-url ${fleet.hubHttpUrl}${trust}`,
-  );
-  if (fleet.adminDir)
+  // The hub serves HTTPS with its own CA (the agents registered with `flotilla cluster add`);
+  // reading the fleet needs the admin certificate (the CLI finds it in the admin directory)
+  // or an API token (the page and curl), written to a file so it is never printed.
+  const admin = fleet.adminDir ? `FLOTILLA_ADMIN_DIR=${fleet.adminDir} ` : '';
+  const cliBin = join('hub', 'dist', 'cli', 'main.js');
+  say(`running. Try: ${admin}node ${cliBin} status --hub-url ${fleet.hubHttpUrl}`);
+  let tokenFile = '';
+  if (fleet.adminDir) {
+    tokenFile = join(fleet.adminDir, '..', 'demo-api.token');
+    await fleet.cli(['token', 'create', 'demo', '--output-file', tokenFile]).catch((err: Error) => {
+      say(`could not create an API token for the page: ${err.message}`);
+    });
+    say(`and: FLOTILLA_HUB=${fleet.hubGrpcAddress} ${admin}node ${cliBin} cluster list`);
     say(
-      `and: FLOTILLA_HUB=${fleet.hubGrpcAddress} FLOTILLA_ADMIN_DIR=${fleet.adminDir} node ${join('hub', 'dist', 'cli', 'main.js')} cluster list`,
+      `and: curl --cacert ${join(fleet.adminDir, 'ca.crt')} -H "Authorization: Bearer $(cat ${tokenFile})" ${fleet.hubHttpUrl}/api/v1/clusters`,
     );
+  }
   say(
     `the fleet page (read-only): ${fleet.hubHttpUrl}/` +
       (fleet.adminDir
-        ? ` — the hub's certificate is from its own CA, ${join(fleet.adminDir, 'ca.crt')}: trust it or accept the browser's warning`
+        ? ` — paste the API token from ${tokenFile} when it asks; the hub's certificate is from its own CA, ${join(fleet.adminDir, 'ca.crt')}: trust it or accept the browser's warning`
         : ''),
   );
   say(`the fleet repo is ${fleet.repoUrl} — clone it, commit, push, and watch the status change.`);

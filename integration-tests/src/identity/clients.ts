@@ -3,7 +3,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
 import { PROTOCOL_VERSION, loadFlotillaProto } from '@flotilla/proto';
-import type { AgentStreamClient, HubMessage__Output, IdentityClient } from '@flotilla/proto';
+import type {
+  AgentStreamClient,
+  FleetServiceClient,
+  HubMessage__Output,
+  IdentityClient,
+} from '@flotilla/proto';
 
 /** TLS material for a client: the CA it trusts and, optionally, its own key and certificate. */
 export interface ClientTls {
@@ -46,6 +51,30 @@ export function register(
           code: grpc.status.OK,
           details: '',
           response: { certificatePem: res?.certificatePem ?? '' },
+        });
+    });
+  });
+}
+
+/** Calls FleetService/ListClusters with the given TLS material and bearer token; the status instead of a throw. */
+export function listClusters(
+  address: string,
+  tls: ClientTls,
+  bearer?: string,
+): Promise<CallOutcome<{ names: string[] }>> {
+  const { FleetService } = loadFlotillaProto();
+  const client = new FleetService(address, credentials(tls)) as unknown as FleetServiceClient;
+  const md = new grpc.Metadata();
+  if (bearer) md.set('authorization', `Bearer ${bearer}`);
+  return new Promise((resolve) => {
+    client.ListClusters({}, md, (err, res) => {
+      client.close();
+      if (err) resolve({ code: err.code, details: err.details });
+      else
+        resolve({
+          code: grpc.status.OK,
+          details: '',
+          response: { names: (res?.clusters ?? []).map((c) => c.name) },
         });
     });
   });

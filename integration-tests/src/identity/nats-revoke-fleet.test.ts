@@ -4,10 +4,11 @@
 // revoked cluster's NATS connection is closed and its credentials are refused within
 // 5 s while the other cluster keeps publishing; a revocation made while NATS was down
 // is pushed by the restarted hub. Also: the CLI's HTTPS commands trust the hub's CA
-// from the admin directory or --ca-file, and say how to fix an unknown CA.
+// from the admin directory or --ca-file, and say how to fix an unknown CA; without the
+// admin certificate they need an API token (`flotilla token`).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cp } from 'node:fs/promises';
+import { cp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
@@ -171,9 +172,21 @@ test(
     assert.match(bare.stderr, /certificate signed by unknown authority .*pass --ca-file/);
 
     const caFile = join(f.adminDir, 'ca.crt');
+    // Without the admin directory, reading needs an API token too (docs/api.md, "Access").
+    const token = (await f.cli(['token', 'create', 'cli-https'])).trim();
+    const tokenFile = join(f.adminDir, '..', 'cli-https.token');
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
     for (const [what, args, env] of [
-      ['--ca-file', ['status', '--hub-url', hubUrl, '--ca-file', caFile], {}],
-      ['FLOTILLA_CA_FILE', ['get', 'clusters', '--hub-url', hubUrl], { FLOTILLA_CA_FILE: caFile }],
+      [
+        '--ca-file',
+        ['status', '--hub-url', hubUrl, '--ca-file', caFile, '--token-file', tokenFile],
+        {},
+      ],
+      [
+        'FLOTILLA_CA_FILE',
+        ['get', 'clusters', '--hub-url', hubUrl],
+        { FLOTILLA_CA_FILE: caFile, FLOTILLA_TOKEN: token },
+      ],
       [
         'FLOTILLA_ADMIN_DIR',
         ['describe', 'cluster', 'alpha', '--hub-url', hubUrl],
@@ -203,5 +216,34 @@ test(
       wrong.stderr,
       /is not the CA that signed it: pass the hub's ca.crt with --ca-file/,
     );
+  },
+);
+
+test(
+  'cli-https-commands-without-credentials-say-how-to-get-them-and-never-print-the-token',
+  { skip },
+  async () => {
+    const f = fleet as Fleet;
+    const caFile = join(f.adminDir, 'ca.crt');
+    const none = await flotilla(['status', '--hub-url', f.hubHttpUrl, '--ca-file', caFile], {});
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /401 UNAUTHENTICATED/);
+    assert.match(none.stderr, /set FLOTILLA_TOKEN \(flotilla token create NAME\)/);
+
+    const created = await f.cli(['token', 'create', 'short-lived']);
+    const token = created.trim();
+    assert.match(token, /^flt_[A-Za-z0-9_-]{43}$/, 'stdout holds the token alone');
+    const listed = await f.cli(['token', 'list']);
+    assert.match(listed, /short-lived\s+active/);
+    assert.ok(!listed.includes(token), 'list never shows a token');
+    assert.match(await f.cli(['token', 'revoke', 'short-lived']), /API token short-lived revoked/);
+    const revoked = await flotilla(['get', 'clusters', '--hub-url', f.hubHttpUrl], {
+      FLOTILLA_CA_FILE: caFile,
+      FLOTILLA_TOKEN: token,
+    });
+    assert.equal(revoked.code, 1);
+    assert.match(revoked.stderr, /the API token has been revoked/);
+    assert.ok(!`${revoked.stdout}${revoked.stderr}`.includes(token), 'the token is not echoed');
+    assert.match(await f.cli(['token', 'list']), /short-lived\s+revoked/);
   },
 );

@@ -1,14 +1,18 @@
 // The hub's fleet page in a real browser (Debian's Chromium, driven by playwright-core):
 // the real HTTP API over a FleetStatus model, the page's own script and the /api/v1/watch
 // stream. It must show the fleet, filter by selector, follow status changes without a
-// reload, survive the hub going away, and render hostile agent data as text.
+// reload, survive the hub going away, render hostile agent data as text, and on a hub
+// that requires credentials ask for an API token.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { silentLogger } from '@flotilla/common';
-import { FleetStatus, startHttpApi } from '@flotilla/hub';
+import { FleetStatus, IdentityAuthority, ReadAccess, startHttpApi } from '@flotilla/hub';
 import { requirePrerequisite, waitFor } from '@flotilla/test-env';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -282,6 +286,90 @@ test(
     } finally {
       await page.close();
       await srv.stop();
+    }
+  },
+);
+
+test(
+  'fleet-page-asks-for-a-token-refuses-a-bad-one-and-follows-the-fleet-with-a-good-one',
+  { skip, timeout: 30_000 },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-ui-identity-'));
+    const authority = new IdentityAuthority({
+      stateDir: dir,
+      hosts: ['127.0.0.1'],
+      logger: silentLogger(),
+    });
+    await authority.start();
+    const { token } = await authority.apiTokens.create('browser');
+    const deps = { ...world(), access: new ReadAccess(authority, silentLogger()) };
+    const status = deps.status as FleetStatus;
+    const srv = await startHttpApi('127.0.0.1', 0, deps);
+    const page = await (browser as Browser).newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(m.text());
+    });
+    page.on('pageerror', (err) => problems.push(err.message));
+    const url = `http://127.0.0.1:${srv.port}`;
+    try {
+      await page.goto(`${url}/`);
+      const form = page.locator('#auth');
+      await form.waitFor({ state: 'visible' });
+      assert.equal(await page.locator('#connection').textContent(), 'Token needed');
+      assert.equal((await rows(page, 'clusters')).length, 0, 'nothing shown without a token');
+
+      const bad = `flt_${'A'.repeat(43)}`;
+      const api = await fetch(`${url}/api/v1/clusters`, {
+        headers: { authorization: `Bearer ${bad}` },
+      });
+      const { error } = (await api.json()) as { error: { message: string } };
+      await page.fill('#token', bad);
+      await page.click('#auth button');
+      // The form first says why it is there; then the hub's reason for refusing the token.
+      const refused = page.locator('#auth-error');
+      await waitFor(async () => (await refused.textContent()) === error.message, {
+        what: `the form to show "${error.message}"`,
+      });
+      assert.equal(await refused.isVisible(), true);
+      assert.equal(await form.isVisible(), true);
+
+      await page.fill('#token', token);
+      await page.click('#auth button');
+      await waitFor(async () => (await rows(page, 'clusters')).length === 3, {
+        what: 'the clusters table once the token is accepted',
+      });
+      assert.equal(await form.isVisible(), false);
+      // A string expression: this package compiles without the DOM's types.
+      const kept = await page.evaluate(
+        '[sessionStorage.getItem("flotilla.apiToken"), localStorage.length]',
+      );
+      assert.deepEqual(kept, [token, 0], 'kept in sessionStorage only');
+      await waitFor(async () => (await rows(page, 'bundles'))[0]?.[0] === 'podinfo', {
+        what: 'the bundles table, read with the token',
+      });
+      // The token also opens the watch stream (fetch, not EventSource): a change shows live.
+      status.connected('edge-us', 's3', hello('edge-us', DIGEST));
+      await waitFor(async () => (await clusterStates(page))['edge-us'] === 'Ready', {
+        what: 'edge-us to turn Ready on the page',
+      });
+
+      // A revoked token is forgotten and the form comes back with the hub's reason.
+      await authority.apiTokens.revoke('browser');
+      await page.reload();
+      await form.waitFor({ state: 'visible' });
+      await waitFor(
+        async () => (await refused.textContent()) === 'the API token has been revoked',
+        {
+          what: 'the form to say the token was revoked',
+        },
+      );
+      assert.equal(await page.evaluate('sessionStorage.getItem("flotilla.apiToken")'), null);
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+      await srv.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   },
 );

@@ -25,7 +25,10 @@ a { color: var(--info); }
 .connection.live::before { content: "● "; color: var(--ok); }
 .connection.down::before { content: "● "; color: var(--bad); }
 .banner { padding: 0.5rem 1.5rem; background: var(--bad); color: #fff; font-weight: 600; }
-.banner[hidden], .error[hidden] { display: none; }
+.banner[hidden], .error[hidden], .auth[hidden] { display: none; }
+.auth { margin: 1rem 1.5rem; padding: 0.75rem 1rem; border: 1px solid var(--line); border-radius: 4px; max-width: 40rem; }
+.auth h2 { margin-top: 0; }
+.auth input { width: min(28rem, 70vw); padding: 0.3rem 0.5rem; font: inherit; }
 .error { color: var(--bad); font-weight: 600; }
 .glance { display: flex; flex-wrap: wrap; gap: 2rem; }
 .counts { list-style: none; display: flex; flex-wrap: wrap; gap: 0.5rem; margin: 0; padding: 0; }

@@ -20,6 +20,16 @@ export function pageHtml(urls: { script: string; style: string; icon: string }):
   <p id="connection" class="connection" role="status" aria-live="polite">Connecting…</p>
 </header>
 <div id="banner" class="banner" role="alert" hidden>Disconnected from the hub — retrying…</div>
+<form id="auth" class="auth" aria-labelledby="auth-title" hidden>
+  <h2 id="auth-title">API token needed</h2>
+  <p>This hub shows the fleet only with credentials. Paste an API token
+    (<code>flotilla token create NAME</code>); it is kept for this browser tab only.</p>
+  <label for="token">API token</label>
+  <input id="token" name="token" type="password" autocomplete="off" spellcheck="false"
+    aria-describedby="auth-error">
+  <button type="submit">Use token</button>
+  <p id="auth-error" class="error" role="alert" hidden></p>
+</form>
 <noscript><p class="error">This page needs JavaScript; the same answers are at /api/v1/clusters.</p></noscript>
 <main>
   <section aria-labelledby="glance-title">

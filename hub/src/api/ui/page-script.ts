@@ -4,9 +4,13 @@
 // set as textContent, never parsed as HTML. Kept as text here so tsc alone builds the hub
 // (no bundler); the real-browser test in integration-tests/src/ui/ exercises it.
 // (No backticks or dollar-brace in the script: it lives in a template literal.)
+// Credentials and the watch-stream reader come first, from page-auth.ts.
+import { PAGE_AUTH_SCRIPT } from './page-auth.js';
 
 /** The page's ES module. */
-export const PAGE_SCRIPT = String.raw`// Flotilla fleet page (read-only). Served by the hub; see docs/api.md "Web page".
+export const PAGE_SCRIPT =
+  PAGE_AUTH_SCRIPT +
+  String.raw`
 const CLUSTER_STATES = ['Pending', 'Progressing', 'Ready', 'OutOfSync', 'Failed', 'Offline'];
 const DEPLOYMENT_STATES = ['Pending', 'Progressing', 'Ready', 'OutOfSync', 'Drifted', 'Degraded', 'Failed', 'Offline'];
 // Reconnect backoff of the watch stream (with jitter), and how often lagging views refresh.
@@ -109,20 +113,13 @@ function showError(id, message) {
 }
 
 async function getJson(path) {
-  const res = await fetch(path, { headers: { accept: 'application/json' } });
-  let body;
-  try {
-    body = await res.json();
-  } catch {
-    body = undefined;
-  }
+  const res = await fetch(path, { headers: authHeaders({ accept: 'application/json' }) });
   if (!res.ok) {
-    const message = body && body.error && typeof body.error.message === 'string'
-      ? body.error.message
-      : 'the hub answered HTTP ' + res.status;
+    const message = await errorMessageOf(res);
+    if (res.status === 401 || res.status === 403) askForToken(message);
     throw new ApiError(message, res.status);
   }
-  return body;
+  return res.json();
 }
 
 function counts(listId, states, tally) {
@@ -308,9 +305,9 @@ function setConnected(live) {
   byId('banner').hidden = live;
 }
 
-function parse(ev) {
+function parse(data) {
   try {
-    const c = JSON.parse(ev.data);
+    const c = JSON.parse(data);
     return c && typeof c.name === 'string' ? c : undefined;
   } catch {
     return undefined;
@@ -318,47 +315,51 @@ function parse(ev) {
 }
 
 // The watch stream feeds the clusters table: snapshots are gathered until "synced",
-// then shown at once; each "changed" replaces one cluster.
+// then shown at once; each "changed" replaces one cluster. view.source aborts it.
 function connect() {
   clearTimeout(view.retryTimer);
-  if (view.source) view.source.close();
+  if (view.source) view.source.abort();
   const generation = ++view.generation;
   const url = '/api/v1/watch' + (view.selector ? '?selector=' + encodeURIComponent(view.selector) : '');
-  const source = new EventSource(url);
+  const source = new AbortController();
   view.source = source;
   let snapshot = new Map();
   let synced = false;
-  source.addEventListener('snapshot', (ev) => {
-    const c = parse(ev);
-    if (c) snapshot.set(c.name, c);
-  });
-  source.addEventListener('synced', () => {
-    synced = true;
-    view.clusters = snapshot;
-    snapshot = new Map();
-    view.retryMs = RETRY_MIN_MS;
-    setConnected(true);
-    renderClusters();
-    refreshSoon(0);
-  });
-  source.addEventListener('changed', (ev) => {
-    const c = parse(ev);
-    if (!c) return;
-    if (!synced) return void snapshot.set(c.name, c);
-    view.clusters.set(c.name, c);
-    queueRender();
-    refreshSoon();
-  });
-  // EventSource would retry at a fixed pace on its own: close it and back off instead.
-  source.onerror = () => {
+  const onEvent = (type, data) => {
     if (generation !== view.generation) return;
-    source.close();
+    if (type === 'snapshot') {
+      const c = parse(data);
+      if (c) snapshot.set(c.name, c);
+    } else if (type === 'synced') {
+      synced = true;
+      view.clusters = snapshot;
+      snapshot = new Map();
+      view.retryMs = RETRY_MIN_MS;
+      setConnected(true);
+      renderClusters();
+      refreshSoon(0);
+    } else if (type === 'changed') {
+      const c = parse(data);
+      if (!c) return;
+      if (!synced) return void snapshot.set(c.name, c);
+      view.clusters.set(c.name, c);
+      queueRender();
+      refreshSoon();
+    }
+  };
+  // An ended or failed stream is retried with backoff and jitter; missing or refused
+  // credentials wait for a token instead.
+  const lost = (err) => {
+    if (generation !== view.generation) return;
+    source.abort();
     view.source = null;
+    if (err && (err.status === 401 || err.status === 403)) return askForToken(err.message);
     setConnected(false);
     const delay = view.retryMs * (0.5 + Math.random() / 2);
     view.retryMs = Math.min(view.retryMs * 2, RETRY_MAX_MS);
     view.retryTimer = setTimeout(connect, delay);
   };
+  readEvents(url, source.signal, onEvent).then(() => lost(), lost);
 }
 
 async function applySelector(text) {
@@ -380,6 +381,7 @@ async function applySelector(text) {
 }
 
 function start() {
+  auth.onToken = connect;
   byId('filter').addEventListener('submit', (ev) => {
     ev.preventDefault();
     void applySelector(byId('selector').value);

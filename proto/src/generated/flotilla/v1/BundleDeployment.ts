@@ -20,6 +20,9 @@ export interface BundleDeployment {
   'health'?: (string);
   'lastError'?: (string);
   'lastTransitionMs'?: (number | string | Long);
+  'healthReason'?: (string);
+  'healthRevision'?: (string);
+  'healthDigest'?: (string);
 }
 
 export interface BundleDeployment__Output {
@@ -39,4 +42,7 @@ export interface BundleDeployment__Output {
   'health': (string);
   'lastError': (string);
   'lastTransitionMs': (number);
+  'healthReason': (string);
+  'healthRevision': (string);
+  'healthDigest': (string);
 }

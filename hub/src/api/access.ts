@@ -1,0 +1,117 @@
+// Who may read fleet status over gRPC (FleetService) and HTTP (/api/v1/*). A cluster
+// sees only its own desired state and speaks only for itself, so its certificate does not
+// open the fleet's status and history: a reader is the administrator's certificate or
+// an API token (`flotilla token create`). In --insecure mode there are no identities and
+// no check (app.ts passes no ReadAccess).
+import type { Logger } from '@flotilla/common';
+import { FlotillaError, LogFields, errorMessage } from '@flotilla/common';
+import type { PeerCertificateLike, PeerIdentity } from '../identity/authority.js';
+import type { ApiTokenCheck } from '../identity/api-tokens.js';
+
+/** What the access check needs from the identity authority (IdentityAuthority implements it). */
+export interface ReaderAuthority {
+  verifyPeer(cert: PeerCertificateLike | undefined): PeerIdentity;
+  readonly apiTokens: { check(token: string): ApiTokenCheck };
+}
+
+/** The credentials a request or call carried. */
+export interface PresentedCredentials {
+  /** The `Authorization` header or metadata value, as sent. */
+  authorization?: string | undefined;
+  /** A client certificate whose chain verified against the hub's CA. */
+  peerCertificate?: PeerCertificateLike | undefined;
+  /** A client certificate was sent but did not verify against the hub's CA. */
+  untrustedCertificate?: boolean;
+  /** Where the request came from, for the refusal's log line. */
+  from?: string | undefined;
+}
+
+/** An authorised reader: who it is, for logs. */
+export interface Reader {
+  via: 'token' | 'certificate';
+  name: string;
+}
+
+/** No credentials, or credentials that are not (or no longer) valid: 401 / UNAUTHENTICATED. */
+export class NotAuthenticatedError extends FlotillaError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
+  }
+}
+
+/** Valid credentials that may not read fleet status: 403 / PERMISSION_DENIED. */
+export class ReadForbiddenError extends FlotillaError {
+  constructor(message: string) {
+    super('PERMISSION_DENIED', message);
+  }
+}
+
+/** What a caller without credentials is told. */
+export const CREDENTIALS_NEEDED =
+  'reading fleet status needs credentials: an API token (Authorization: Bearer <token>, see `flotilla token create`) or the administrator certificate';
+
+const TOKEN_REFUSED: Record<Exclude<ApiTokenCheck, { ok: true }>['reason'], string> = {
+  malformed: 'the bearer token is not a Flotilla API token',
+  unknown: 'the API token is not known to this hub',
+  expired: 'the API token has expired',
+  revoked: 'the API token has been revoked',
+};
+
+/** Checks credentials for reading fleet status; logs refusals (with a token's name, never the token). */
+export class ReadAccess {
+  constructor(
+    private readonly authority: ReaderAuthority,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The reader, or a NotAuthenticatedError / ReadForbiddenError. */
+  authorize(creds: PresentedCredentials): Reader {
+    try {
+      return this.decide(creds);
+    } catch (err) {
+      this.logger.warn(
+        {
+          from: creds.from,
+          ...(err instanceof TokenRefusedError && err.tokenName
+            ? { tokenName: err.tokenName }
+            : {}),
+          [LogFields.err]: errorMessage(err),
+        },
+        'fleet read refused',
+      );
+      throw err;
+    }
+  }
+
+  private decide(creds: PresentedCredentials): Reader {
+    const auth = creds.authorization?.trim();
+    if (auth) {
+      const m = /^Bearer\s+(\S+)$/i.exec(auth);
+      if (!m) throw new NotAuthenticatedError('the Authorization header must be "Bearer <token>"');
+      const check = this.authority.apiTokens.check(m[1] as string);
+      if (!check.ok) throw new TokenRefusedError(TOKEN_REFUSED[check.reason], check.name);
+      return { via: 'token', name: check.name };
+    }
+    if (creds.untrustedCertificate)
+      throw new NotAuthenticatedError('the client certificate is not signed by this hub');
+    if (!creds.peerCertificate) throw new NotAuthenticatedError(CREDENTIALS_NEEDED);
+    let peer: PeerIdentity;
+    try {
+      peer = this.authority.verifyPeer(creds.peerCertificate);
+    } catch (err) {
+      throw new NotAuthenticatedError(errorMessage(err));
+    }
+    if (peer.role !== 'admin')
+      throw new ReadForbiddenError('cluster certificates may not read fleet status');
+    return { via: 'certificate', name: peer.name };
+  }
+}
+
+class TokenRefusedError extends NotAuthenticatedError {
+  constructor(
+    message: string,
+    readonly tokenName: string | undefined,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,126 @@
+// API tokens: bearer credentials for reading fleet status (dashboards, CI, the web page)
+// where no client certificate fits. A token is "flt_" + 32 random bytes (base64url),
+// shown once at creation; the hub keeps only its sha256 digest, with a name, creation
+// time, expiry and last use, in the identity state file. Revoking keeps the record (so
+// a refusal can name it) and takes effect on the next request.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from '@flotilla/common';
+import { FlotillaError, ValidationError, errorMessage, isDnsLabel } from '@flotilla/common';
+import type { ApiTokenRecord, IdentityState } from './store.js';
+
+/** Prefix of every API token, so a leaked one is recognisable (and not a bootstrap token). */
+export const API_TOKEN_PREFIX = 'flt_';
+/** Lifetime of an API token created without one (90 days). */
+export const API_TOKEN_DEFAULT_TTL_MS = 90 * 86_400_000;
+/** Last use is written to disk at most this often per token (1 min): not on every request. */
+export const API_TOKEN_LAST_USED_SAVE_MS = 60_000;
+
+// 32 random bytes are 43 base64url characters.
+const TOKEN_RE = /^flt_[A-Za-z0-9_-]{43}$/;
+
+/** The outcome of checking a presented token; `name` only when the token was recognised. */
+export type ApiTokenCheck =
+  | { ok: true; name: string }
+  | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'revoked'; name?: string };
+
+/** An API token as `flotilla token list` shows it: never the token itself. */
+export interface ApiTokenInfo {
+  name: string;
+  createdAtMs: number;
+  expiresAtMs: number;
+  lastUsedAtMs: number;
+  revokedAtMs: number;
+}
+
+function digestOf(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+/** Creates, lists, revokes and checks API tokens in the identity state. */
+export class ApiTokens {
+  constructor(
+    private readonly state: IdentityState,
+    private readonly save: () => Promise<void>,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private get records(): Record<string, ApiTokenRecord> {
+    return (this.state.apiTokens ??= {});
+  }
+
+  /** Creates a token; a live token of the same name is a CONFLICT (revoke it first). */
+  async create(name: string, ttlMs = 0): Promise<{ token: string; expiresAtMs: number }> {
+    if (!isDnsLabel(name))
+      throw new ValidationError(
+        `token name "${name}" must be a DNS label (lower-case letters, digits, '-')`,
+      );
+    const existing = this.records[name];
+    const now = this.now();
+    if (existing && existing.revokedAtMs === undefined && existing.expiresAtMs > now)
+      throw new FlotillaError('CONFLICT', `API token "${name}" already exists: revoke it first`);
+    const token = API_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const expiresAtMs = now + (ttlMs > 0 ? ttlMs : API_TOKEN_DEFAULT_TTL_MS);
+    this.records[name] = {
+      name,
+      digest: digestOf(token).toString('hex'),
+      createdAtMs: now,
+      expiresAtMs,
+    };
+    await this.save();
+    this.logger.info(
+      { tokenName: name, expiresAt: new Date(expiresAtMs).toISOString() },
+      'API token created',
+    );
+    return { token, expiresAtMs };
+  }
+
+  /** Revokes a token by name; effective for the next request. */
+  async revoke(name: string): Promise<void> {
+    const r = this.records[name];
+    if (!r) throw new ValidationError(`API token "${name}" does not exist`);
+    r.revokedAtMs ??= this.now();
+    await this.save();
+    this.logger.warn({ tokenName: name }, 'API token revoked');
+  }
+
+  /** Every token, by name. */
+  list(): ApiTokenInfo[] {
+    return Object.values(this.records)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((r) => ({
+        name: r.name,
+        createdAtMs: r.createdAtMs,
+        expiresAtMs: r.expiresAtMs,
+        lastUsedAtMs: r.lastUsedAtMs ?? 0,
+        revokedAtMs: r.revokedAtMs ?? 0,
+      }));
+  }
+
+  /** Checks a presented token; compares digests in constant time against every record. */
+  check(token: string): ApiTokenCheck {
+    if (!TOKEN_RE.test(token)) return { ok: false, reason: 'malformed' };
+    const presented = digestOf(token);
+    let found: ApiTokenRecord | undefined;
+    // No early exit: the time taken does not depend on which record (if any) matched.
+    for (const r of Object.values(this.records)) {
+      const d = Buffer.from(r.digest, 'hex');
+      if (d.length === presented.length && timingSafeEqual(d, presented)) found = r;
+    }
+    if (!found) return { ok: false, reason: 'unknown' };
+    if (found.revokedAtMs !== undefined) return { ok: false, reason: 'revoked', name: found.name };
+    const now = this.now();
+    if (found.expiresAtMs <= now) return { ok: false, reason: 'expired', name: found.name };
+    this.touch(found, now);
+    return { ok: true, name: found.name };
+  }
+
+  private touch(r: ApiTokenRecord, now: number): void {
+    const saved = r.lastUsedAtMs ?? 0;
+    r.lastUsedAtMs = now;
+    if (now - saved < API_TOKEN_LAST_USED_SAVE_MS) return;
+    this.save().catch((err: unknown) =>
+      this.logger.warn({ tokenName: r.name, err: errorMessage(err) }, 'recording token use failed'),
+    );
+  }
+}
