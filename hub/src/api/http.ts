@@ -101,12 +101,13 @@ function sendList(
   key: string,
   items: readonly unknown[],
   head: object = {},
+  toJson: (item: unknown) => string = JSON.stringify,
 ): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
   const opening = JSON.stringify(head).slice(0, -1);
   let chunk = `${opening}${opening.length > 1 ? ',' : ''}${JSON.stringify(key)}:[`;
   for (let i = 0; i < items.length; i++) {
-    chunk += (i > 0 ? ',' : '') + JSON.stringify(items[i]);
+    chunk += (i > 0 ? ',' : '') + toJson(items[i]);
     if (chunk.length >= JSON_CHUNK_BYTES) {
       res.write(chunk);
       chunk = '';
@@ -234,7 +235,9 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
       revision: revisionParam(q.get('revision')),
       bundleDigest: q.get('bundleDigest') ?? undefined,
     };
-    return sendList(res, 'clusters', deps.status.list(filter));
+    // Pre-serialized views (cached per cluster until it changes): the fleet-wide list is
+    // what dashboards poll.
+    return sendList(res, 'clusters', deps.status.listJson(filter), {}, (json) => json as string);
   }
   const one = /^\/api\/v1\/clusters\/([^/]+)$/.exec(path);
   if (one) {

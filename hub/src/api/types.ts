@@ -8,6 +8,8 @@ import type { ClusterStatus } from '../status/model.js';
 /** Read access to the fleet status (FleetStatus implements it). */
 export interface StatusQuery {
   list(filter?: Selector | ClusterFilter): ClusterStatus[];
+  /** list(filter), each cluster as its JSON text. */
+  listJson(filter?: Selector | ClusterFilter): string[];
   get(name: string): ClusterStatus | undefined;
   describe(name: string): { cluster: ClusterStatus; deployments: BundleDeployment[] } | undefined;
   deployments(filter?: DeploymentFilter): BundleDeployment[];

@@ -10,6 +10,7 @@ import { objectKeyOf, readDrift, readHealth } from './event-data.js';
 import type { DriftFacts } from './event-data.js';
 import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
+import { ClusterJsonCache } from './cluster-json.js';
 import { applySessionFacts, isSessionKind, readSession } from './session-events.js';
 import type { SessionEventKind } from './session-events.js';
 import type {
@@ -116,6 +117,9 @@ export class FleetStatus implements SessionObserver {
   private readonly lastState = new Map<string, ClusterState>();
   private readonly pending = new Set<string>();
   private notifyScheduled = false;
+  /** Changes per cluster (touches): what invalidates a cached JSON view. */
+  private readonly stamps = new Map<string, number>();
+  private readonly json = new ClusterJsonCache();
 
   constructor(private readonly opts: FleetStatusOptions) {
     this.now = opts.now ?? Date.now;
@@ -131,6 +135,7 @@ export class FleetStatus implements SessionObserver {
   }
 
   private touch(name: string): void {
+    this.stamps.set(name, (this.stamps.get(name) ?? 0) + 1);
     this.dirty.add(name);
     if (this.listeners.size === 0) return;
     this.pending.add(name);
@@ -452,9 +457,7 @@ export class FleetStatus implements SessionObserver {
     return { cluster, deployments: deploymentsOf(rec, cluster.state) };
   }
 
-  /** All clusters matching selector (all when none), sorted by name. */
-  list(filter?: Selector | ClusterFilter): ClusterStatus[] {
-    const now = this.now();
+  private matching(filter: Selector | ClusterFilter | undefined, now: number): ClusterRecord[] {
     const f: ClusterFilter = filter && 'matches' in filter ? { selector: filter } : (filter ?? {});
     const rev = f.revision;
     return [...this.records.values()]
@@ -466,8 +469,21 @@ export class FleetStatus implements SessionObserver {
             viewOf(r, now, this.opts.offlineAfterMs).appliedRevision.startsWith(rev)),
       )
       .filter((r) => !f.bundleDigest || r.bundles.some((b) => b.digest === f.bundleDigest))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      .map((r) => viewOf(r, now, this.opts.offlineAfterMs));
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** All clusters matching selector (all when none), sorted by name. */
+  list(filter?: Selector | ClusterFilter): ClusterStatus[] {
+    const now = this.now();
+    return this.matching(filter, now).map((r) => viewOf(r, now, this.opts.offlineAfterMs));
+  }
+
+  /** What list(filter) returns, each cluster as its JSON text (cached until it changes). */
+  listJson(filter?: Selector | ClusterFilter): string[] {
+    const now = this.now();
+    return this.matching(filter, now).map((r) =>
+      this.json.json(r, this.stamps.get(r.name) ?? 0, now, this.opts.offlineAfterMs),
+    );
   }
 
   /** One cluster's status, or undefined. */
