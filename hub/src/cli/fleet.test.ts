@@ -6,8 +6,8 @@ import type { BundleDeployment, BundleSummary } from '../status/deployments.js';
 import type { ClusterStatus } from '../status/model.js';
 import { describeCommand, driftCommand, getCommand } from './fleet.js';
 import type { Fetch } from './hub-client.js';
-import type { CliIo } from './io.js';
 import { waitCommand } from './wait.js';
+import { captureIo } from './testing.js';
 
 const NOW = Date.parse('2026-11-26T12:00:00Z');
 const REV = '3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39';
@@ -179,17 +179,6 @@ function fakeHub(routes: Record<string, unknown>, seen: string[] = []): Fetch {
   };
 }
 
-function io() {
-  const out = { stdout: '', stderr: '' };
-  const cli: CliIo = {
-    stdout: { write: (t: string) => (out.stdout += t) },
-    stderr: { write: (t: string) => (out.stderr += t) },
-    env: {},
-    cwd: '/',
-  };
-  return { out, cli };
-}
-
 const GOLDEN_BUNDLES = `NAME         CLUSTERS   READY      NOT-READY
 app          2          1/2        Drifted=1
 monitoring   1000       997/1000   Failed=2,Offline=1
@@ -229,13 +218,13 @@ test('get-bundles-and-deployments-golden', async () => {
     '/api/v1/bundles': { bundles: BUNDLES },
     '/api/v1/deployments': { deployments: DEPLOYMENTS },
   });
-  const a = io();
+  const a = captureIo();
   assert.equal(await getCommand(['bundles'], a.cli, hub, () => NOW), 0);
   assert.equal(a.out.stdout, GOLDEN_BUNDLES);
-  const b = io();
+  const b = captureIo();
   assert.equal(await getCommand(['deployments', '-o', 'wide'], b.cli, hub, () => NOW), 0);
   assert.equal(b.out.stdout, GOLDEN_DEPLOYMENTS_WIDE);
-  const c = io();
+  const c = captureIo();
   await getCommand(['deployments', '-o', 'json'], c.cli, hub, () => NOW);
   assert.deepEqual(JSON.parse(c.out.stdout), { deployments: DEPLOYMENTS });
 });
@@ -250,7 +239,7 @@ test('describe-cluster-and-drift-golden', async () => {
     },
     seen,
   );
-  const a = io();
+  const a = captureIo();
   assert.equal(await describeCommand(['cluster', 'edge-2'], a.cli, hub, () => NOW), 0);
   assert.equal(a.out.stdout, GOLDEN_DESCRIBE);
   assert.equal(
@@ -259,23 +248,23 @@ test('describe-cluster-and-drift-golden', async () => {
     'describe asks the history for the recent sessions',
   );
   const older = fakeHub({ '/api/v1/clusters/edge-2': CLUSTER });
-  const o = io();
+  const o = captureIo();
   assert.equal(await describeCommand(['cluster', 'edge-2'], o.cli, older, () => NOW), 0);
   assert.equal(
     o.out.stdout,
     GOLDEN_DESCRIBE.slice(0, GOLDEN_DESCRIBE.indexOf('Recent sessions:')),
     'a hub without session history: everything but that section',
   );
-  const b = io();
+  const b = captureIo();
   assert.equal(await driftCommand(['--cluster', 'edge-2'], b.cli, hub, () => NOW), 0);
   assert.equal(b.out.stdout, GOLDEN_DRIFT);
   assert.equal(seen.at(-1), '/api/v1/drift?since=24h&cluster=edge-2');
   await assert.rejects(
-    describeCommand(['cluster', 'nope'], io().cli, hub),
+    describeCommand(['cluster', 'nope'], captureIo().cli, hub),
     /404 NOT_FOUND: cluster "nope" not found/,
   );
-  await assert.rejects(getCommand(['pods'], io().cli, hub), /unknown resource "pods"/);
-  await assert.rejects(getCommand(['clusters', '-l', 'env in ('], io().cli, hub), /-l:/);
+  await assert.rejects(getCommand(['pods'], captureIo().cli, hub), /unknown resource "pods"/);
+  await assert.rejects(getCommand(['clusters', '-l', 'env in ('], captureIo().cli, hub), /-l:/);
 });
 
 test('wait-succeeds-when-all-ready-and-times-out-listing-laggards', async () => {
@@ -293,7 +282,7 @@ test('wait-succeeds-when-all-ready-and-times-out-listing-laggards', async () => 
     status: 200,
     text: async () => JSON.stringify({ clusters }),
   });
-  const late = io();
+  const late = captureIo();
   assert.equal(
     await waitCommand(
       ['--for', `revision=${REV.slice(0, 7)}`, '--timeout', '200ms', '--interval', '50ms'],
@@ -307,11 +296,11 @@ test('wait-succeeds-when-all-ready-and-times-out-listing-laggards', async () => 
     `timed out after 200ms waiting for revision ${REV.slice(0, 7)}; not there yet:\n  edge-2: Progressing at 0123456789ab (applying)\n`,
   );
   clusters = clusters.map((c) => ({ ...c, state: 'Ready', appliedRevision: REV }));
-  const ok = io();
+  const ok = captureIo();
   assert.equal(await waitCommand(['--for', `revision=${REV}`, '--timeout', '1s'], ok.cli, hub), 0);
   assert.equal(ok.out.stdout, `2 cluster(s) Ready at ${REV}\n`);
   await assert.rejects(
-    waitCommand(['--for', 'revision=xyz'], io().cli, hub),
+    waitCommand(['--for', 'revision=xyz'], captureIo().cli, hub),
     /--for: expected revision=SHA/,
   );
 });

@@ -19,24 +19,13 @@ import { HISTORY_USAGE, historyCommand } from './history.js';
 import { runCli } from './main.js';
 import { HubError } from './hub-client.js';
 import type { Fetch } from './hub-client.js';
-import type { CliIo } from './io.js';
 import { UsageError } from './io.js';
+import { captureIo } from './testing.js';
 
 const NOW = Date.parse('2026-11-26T12:00:00Z');
 const REV = '3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39';
 const OLD = '0123456789abcdef0123456789abcdef01234567';
 const at = (iso: string) => new Date(`2026-11-${iso}Z`);
-
-function io() {
-  const out = { stdout: '', stderr: '' };
-  const cli: CliIo = {
-    stdout: { write: (t: string) => (out.stdout += t) },
-    stderr: { write: (t: string) => (out.stderr += t) },
-    env: {},
-    cwd: '/',
-  };
-  return { out, cli };
-}
 
 function session(id: string, agentVersion: string, reason = '') {
   return {
@@ -146,11 +135,11 @@ const GOLDEN_WIDE_EDGE_1 = `TIME                                 CLUSTER   KIND 
 test('history-prints-every-kind-newest-first-golden', async () => {
   const { api, url } = await hub();
   try {
-    const t = io();
+    const t = captureIo();
     assert.equal(await historyCommand(['--hub-url', url], t.cli, fetch, () => NOW), 0);
     assert.equal(t.out.stdout, GOLDEN_TABLE);
     assert.equal(t.out.stderr, '');
-    const w = io();
+    const w = captureIo();
     const args = ['--cluster', 'edge-1', '-o', 'wide'];
     assert.equal(await historyCommand([...args, '--hub-url', url], w.cli, fetch, () => NOW), 0);
     assert.equal(w.out.stdout, GOLDEN_WIDE_EDGE_1);
@@ -163,7 +152,7 @@ test('history-sends-each-flag-as-a-filter-and-json-carries-the-session', async (
   const { api, url } = await hub();
   const seen: string[] = [];
   const run = async (...argv: string[]) => {
-    const t = io();
+    const t = captureIo();
     assert.equal(await historyCommand(argv, t.cli, recording(seen), () => NOW), 0);
     return t.out.stdout;
   };
@@ -236,17 +225,17 @@ test('history-bad-flags-are-usage-errors-before-any-request', async () => {
     [['edge-1'], /^unexpected arguments: edge-1 \(use --cluster NAME\)$/],
   ] as const) {
     await assert.rejects(
-      historyCommand([...argv, ...hubUrl], io().cli, recording(seen), () => NOW),
+      historyCommand([...argv, ...hubUrl], captureIo().cli, recording(seen), () => NOW),
       (err: Error) => err instanceof UsageError && message.test(err.message),
       argv.join(' '),
     );
   }
   assert.deepEqual(seen, [], 'no request for a bad command line');
-  const help = io();
+  const help = captureIo();
   assert.equal(await historyCommand(['--help'], help.cli), 0);
   assert.equal(help.out.stdout, HISTORY_USAGE);
   // Through the CLI's dispatcher: a usage error is exit code 2 with the message.
-  const bad = io();
+  const bad = captureIo();
   assert.equal(await runCli(['history', '--kind', 'exploded', ...hubUrl], bad.cli), 2);
   assert.match(bad.out.stderr, /^flotilla history: --kind: unknown event kind "exploded"/);
 });
@@ -256,13 +245,13 @@ test('history-shows-the-hubs-error-for-an-unknown-cluster-or-no-history', async 
   const bare = await hub(false);
   try {
     await assert.rejects(
-      historyCommand(['--cluster', 'nope', '--hub-url', url], io().cli),
+      historyCommand(['--cluster', 'nope', '--hub-url', url], captureIo().cli),
       (err: Error) =>
         err instanceof HubError &&
         err.message === 'hub answered 404 NOT_FOUND: cluster "nope" not found',
     );
     await assert.rejects(
-      historyCommand(['--hub-url', bare.url], io().cli),
+      historyCommand(['--hub-url', bare.url], captureIo().cli),
       (err: Error) => err instanceof HubError && err.status === 503 && err.code === 'UNAVAILABLE',
     );
   } finally {
@@ -275,7 +264,7 @@ test('history-shows-the-hubs-error-for-an-unknown-cluster-or-no-history', async 
   const closed = `http://127.0.0.1:${(probe.address() as AddressInfo).port}`;
   await new Promise((resolve) => probe.close(resolve));
   await assert.rejects(
-    historyCommand(['--hub-url', closed], io().cli),
+    historyCommand(['--hub-url', closed], captureIo().cli),
     (err: Error) => err instanceof UnavailableError && err.message.startsWith(`hub at ${closed}`),
     'no hub there',
   );

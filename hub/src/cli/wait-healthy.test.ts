@@ -12,26 +12,15 @@ import type { RunningHttpApi } from '../api/http.js';
 import { FleetStatus } from '../status/fleet-status.js';
 import { appliedEvent, healthEvent } from '../status/testing.js';
 import type { Fetch } from './hub-client.js';
-import type { CliIo } from './io.js';
 import { runCli } from './main.js';
 import { waitCommand } from './wait.js';
+import { captureIo } from './testing.js';
 
 const REV0 = '0000000fffffffffffffffffffffffffffffffff';
 const REV1 = '1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 const REV2 = '2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
 const REV3 = '3333333ccccccccccccccccccccccccccccccccc';
 const at = (s: number) => new Date(Date.now() - 60_000 + s * 1000);
-
-function io() {
-  const out = { stdout: '', stderr: '' };
-  const cli: CliIo = {
-    stdout: { write: (t: string) => (out.stdout += t) },
-    stderr: { write: (t: string) => (out.stderr += t) },
-    env: {},
-    cwd: '/',
-  };
-  return { out, cli };
-}
 
 // Two connected clusters running bundles app and web at REV1 (content sha256:d1).
 async function hub(): Promise<{ status: FleetStatus; api: RunningHttpApi; url: string }> {
@@ -109,7 +98,7 @@ test('wait-healthy-passes-when-every-deployment-is-healthy-at-the-commit', async
   const { status, api, url } = await hub();
   try {
     allReady(status, 2);
-    const t = io();
+    const t = captureIo();
     const seen: string[] = [];
     const args = ['--for', `revision=${REV1.slice(0, 7)}`, '--healthy', '-l', 'env=prod'];
     assert.equal(await waitCommand([...args, '--hub-url', url], t.cli, recording(seen)), 0);
@@ -131,7 +120,7 @@ test('wait-healthy-keeps-waiting-while-a-deployment-is-progressing', async () =>
       if (seen.filter((p) => p === '/api/v1/deployments').length === 3)
         health(status, 'edge-2', 'web', 'Ready', 4);
     });
-    const t = io();
+    const t = captureIo();
     const args = ['--for', `revision=${REV1}`, '--healthy', '--interval', '50ms'];
     assert.equal(await waitCommand([...args, '--hub-url', url], t.cli, hubFetch), 0);
     assert.ok(seen.filter((p) => p === '/api/v1/deployments').length >= 3, seen.join(' '));
@@ -159,7 +148,7 @@ test('wait-healthy-times-out-listing-each-unhealthy-deployment-with-its-reason',
       digest: 'sha256:d0',
     });
     assert.equal(status.foldEvent('health-changed', before), 'folded');
-    const t = io();
+    const t = captureIo();
     const args = ['--for', `revision=${REV1}`, '--healthy', ...fast, '--hub-url', url];
     assert.equal(await waitCommand(args, t.cli), 1);
     assert.equal(
@@ -172,7 +161,7 @@ test('wait-healthy-times-out-listing-each-unhealthy-deployment-with-its-reason',
     );
     // Without --healthy the same fleet is there: health is not asked for.
     const seen: string[] = [];
-    const plain = io();
+    const plain = captureIo();
     const plainArgs = ['--for', `revision=${REV1}`, '--hub-url', url];
     assert.equal(await waitCommand(plainArgs, plain.cli, recording(seen)), 0);
     assert.equal(plain.out.stdout, `2 cluster(s) Ready at ${REV1}\n`);
@@ -188,7 +177,7 @@ test('wait-healthy-passes-for-a-commit-that-changed-nothing-on-a-cluster', async
     allReady(status, 2);
     // REV2 renders the same content: the agents apply nothing and send no new health.
     setCommit(status, REV2, 'sha256:d1');
-    const t = io();
+    const t = captureIo();
     const args = ['--for', `revision=${REV2}`, '--healthy', ...fast, '--hub-url', url];
     assert.equal(await waitCommand(args, t.cli), 0, t.out.stderr);
     assert.equal(t.out.stdout, `2 cluster(s) Ready and healthy at ${REV2} (4 deployment(s))\n`);
@@ -199,7 +188,7 @@ test('wait-healthy-passes-for-a-commit-that-changed-nothing-on-a-cluster', async
         'applied',
         appliedEvent(c, REV3, 'sha256:d3', { app: 'sha256:a1', web: 'sha256:w1' }, at(10)),
       );
-    const late = io();
+    const late = captureIo();
     const lateArgs = ['--for', `revision=${REV3}`, '--healthy', ...fast, '--hub-url', url];
     assert.equal(await waitCommand(lateArgs, late.cli), 1);
     assert.match(late.out.stderr, /app on edge-1: Ready at 1111111aaaaa, not reported at this/);
@@ -212,7 +201,7 @@ test('wait-healthy-exit-codes-are-0-1-and-2', async () => {
   const { status, api, url } = await hub();
   try {
     const run = async (...argv: string[]) => {
-      const t = io();
+      const t = captureIo();
       return { code: await runCli(['wait', ...argv, '--hub-url', url], t.cli), out: t.out };
     };
     const timedOut = await run('--for', `revision=${REV1}`, '--healthy', ...fast);

@@ -7,23 +7,12 @@ import { silentLogger, sleep } from '@flotilla/common';
 import { startHttpApi } from '../api/http.js';
 import type { RunningHttpApi } from '../api/http.js';
 import { FleetStatus } from '../status/fleet-status.js';
-import type { CliIo } from './io.js';
 import { runCli } from './main.js';
 import { watchCommand } from './wait.js';
+import { captureIo } from './testing.js';
 
 const NOW = Date.parse('2026-11-26T12:00:00Z');
 const REV = '3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39';
-
-function io() {
-  const out = { stdout: '', stderr: '' };
-  const cli: CliIo = {
-    stdout: { write: (t: string) => (out.stdout += t) },
-    stderr: { write: (t: string) => (out.stderr += t) },
-    env: {},
-    cwd: '/',
-  };
-  return { out, cli };
-}
 
 async function until(cond: () => boolean, what: string): Promise<void> {
   for (let i = 0; !cond(); i++) {
@@ -68,7 +57,7 @@ ${T}  edge-2  Progressing  connected=true  applied=<none>  applying revision 3f2
 
 test('watch-prints-the-snapshot-then-each-change-and-exits-0-on-abort', async () => {
   const { status, api, url } = await hub();
-  const t = io();
+  const t = captureIo();
   const abort = new AbortController();
   try {
     const watching = watchCommand(
@@ -95,7 +84,7 @@ test('watch-prints-the-snapshot-then-each-change-and-exits-0-on-abort', async ()
 
 test('watch-exits-1-when-the-hub-ends-the-stream', async () => {
   const { api, url } = await hub();
-  const t = io();
+  const t = captureIo();
   const watching = watchCommand(['--hub-url', url], t.cli, fetch, undefined, () => NOW);
   await until(() => t.out.stdout.split('\n').length === 4, 'the snapshot');
   await api.stop();
@@ -104,14 +93,14 @@ test('watch-exits-1-when-the-hub-ends-the-stream', async () => {
 });
 
 test('watch-with-a-bad-selector-or-no-hub-exits-with-a-clear-error', async () => {
-  const bad = io();
+  const bad = captureIo();
   assert.equal(
     await runCli(['watch', '-l', 'env in (', '--hub-url', 'http://127.0.0.1:9'], bad.cli),
     2,
   );
   assert.match(bad.out.stderr, /^flotilla watch: -l: /);
   assert.match(bad.out.stderr, /Run "flotilla watch --help" for usage/);
-  const down = io();
+  const down = captureIo();
   const { api, url } = await hub();
   await api.stop();
   assert.equal(await runCli(['watch', '--hub-url', url], down.cli), 1);

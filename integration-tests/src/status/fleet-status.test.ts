@@ -13,71 +13,21 @@ import { credentials } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type {
-  AppliedData,
-  BundleDesiredState,
-  DesiredState,
-  EventKind,
-  FlotillaEvent,
-} from '@flotilla/common';
-import {
-  bundleDigest,
-  createEvent,
-  desiredStateDigest,
-  eventSubject,
-  silentLogger,
-} from '@flotilla/common';
-import type { FleetSnapshot, FleetSource, HubRenderer } from '@flotilla/hub';
+import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
+import { createEvent, eventSubject, silentLogger } from '@flotilla/common';
 import { HubApp, compileHubConfig, ensureEventsStream, runCli } from '@flotilla/hub';
 import type { AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
 import { loadFlotillaProto } from '@flotilla/proto';
 import { requireEnv, startNats, waitFor } from '@flotilla/test-env';
+import { OneCommit, REV, desired, oneBundleRenderer } from './one-commit-fleet.js';
 import type { TestNats } from '@flotilla/test-env';
 
 const skip = await requireEnv(['nats']);
-const REV = 'c0ffee0123456789abcdef0123456789abcdef01';
 const CLUSTERS = Array.from({ length: 50 }, (_, i) => `edge-${String(i).padStart(2, '0')}`);
 
-function desired(cluster: string): DesiredState {
-  const b = {
-    name: 'app',
-    drift: { mode: 'enforce' as const, ignore: [] },
-    forceConflicts: true,
-    objects: [],
-  };
-  const bundle = { ...b, digest: bundleDigest(b) } as BundleDesiredState;
-  return {
-    cluster,
-    revision: REV,
-    digest: desiredStateDigest(cluster, [bundle]),
-    bundles: [bundle],
-  };
-}
-
-class OneCommit implements FleetSource {
-  readonly name = 'fleet';
-  private listener: ((s: FleetSnapshot) => void | Promise<void>) | undefined;
-  onSnapshot(l: (s: FleetSnapshot) => void | Promise<void>): () => void {
-    this.listener = l;
-    return () => (this.listener = undefined);
-  }
-  start(): void {
-    void this.listener?.({ source: 'fleet', revision: REV });
-  }
-  async stop(): Promise<void> {}
-  status() {
-    return { lastFetchedRevision: REV, lastFetchAt: new Date(), lastError: undefined };
-  }
-}
-
-const renderer: HubRenderer = {
-  render: async ({ revision }) => ({
-    revision,
-    clusters: new Map(CLUSTERS.map((c) => [c, desired(c)])),
-    labels: new Map(CLUSTERS.map((c, i) => [c, { env: i % 2 ? 'dev' : 'prod' }])),
-    errors: [],
-  }),
-};
+const renderer = oneBundleRenderer(
+  new Map(CLUSTERS.map((c, i) => [c, { env: i % 2 ? 'dev' : 'prod' }])),
+);
 
 interface World {
   nats: TestNats;

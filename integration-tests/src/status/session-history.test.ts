@@ -9,58 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { credentials } from '@grpc/grpc-js';
-import type { BundleDesiredState, DesiredState } from '@flotilla/common';
-import { bundleDigest, desiredStateDigest, silentLogger } from '@flotilla/common';
-import type { FleetSnapshot, FleetSource, HubRenderer } from '@flotilla/hub';
+import { silentLogger } from '@flotilla/common';
 import { HubApp, compileHubConfig, runCli } from '@flotilla/hub';
 import type { AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
 import { loadFlotillaProto } from '@flotilla/proto';
 import { requireEnv, startNats, waitFor } from '@flotilla/test-env';
+import { OneCommit, REV, desired, oneBundleRenderer } from './one-commit-fleet.js';
 
 const skip = await requireEnv(['nats']);
-const REV = 'c0ffee0123456789abcdef0123456789abcdef01';
 const CLUSTER = 'edge-00';
 
-function desired(cluster: string): DesiredState {
-  const b = {
-    name: 'app',
-    drift: { mode: 'enforce' as const, ignore: [] },
-    forceConflicts: true,
-    objects: [],
-  };
-  const bundle = { ...b, digest: bundleDigest(b) } as BundleDesiredState;
-  return {
-    cluster,
-    revision: REV,
-    digest: desiredStateDigest(cluster, [bundle]),
-    bundles: [bundle],
-  };
-}
-
-class OneCommit implements FleetSource {
-  readonly name = 'fleet';
-  private listener: ((s: FleetSnapshot) => void | Promise<void>) | undefined;
-  onSnapshot(l: (s: FleetSnapshot) => void | Promise<void>): () => void {
-    this.listener = l;
-    return () => (this.listener = undefined);
-  }
-  start(): void {
-    void this.listener?.({ source: 'fleet', revision: REV });
-  }
-  async stop(): Promise<void> {}
-  status() {
-    return { lastFetchedRevision: REV, lastFetchAt: new Date(), lastError: undefined };
-  }
-}
-
-const renderer: HubRenderer = {
-  render: async ({ revision }) => ({
-    revision,
-    clusters: new Map([[CLUSTER, desired(CLUSTER)]]),
-    labels: new Map([[CLUSTER, { env: 'prod' }]]),
-    errors: [],
-  }),
-};
+const renderer = oneBundleRenderer(new Map([[CLUSTER, { env: 'prod' }]]));
 
 interface Entry {
   id: string;
