@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { silentLogger } from '@flotilla/common';
+import { quietDependencyWarnings, silentLogger } from '@flotilla/common';
 import { PROTOCOL_VERSION, loadFlotillaProto } from '@flotilla/proto';
 import type { AgentStreamClient, Credentials__Output, IdentityClient } from '@flotilla/proto';
 import { AgentStreamService } from '../stream/agent-stream.js';
@@ -158,4 +158,6 @@ async function main(): Promise<void> {
   );
 }
 
+// The clients dial 127.0.0.1 over TLS (grpc-js: DEP0123 on every dial), as the CLI does.
+quietDependencyWarnings();
 await main();
