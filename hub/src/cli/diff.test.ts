@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createLocalRepo } from '@flotilla/test-env';
+import type { WorkRepo } from '@flotilla/test-env';
 import { bundleYaml, clusterYaml, configMap } from '../render/testing.js';
 import { diffCommand } from './diff.js';
 import { runCli } from './main.js';
@@ -24,37 +22,14 @@ function capture(): {
 }
 
 describe('flotilla diff', () => {
+  let repo: WorkRepo;
   let dir = '';
   const revs: Record<string, string> = {};
-  const git = (...args: string[]): string =>
-    execFileSync('git', ['-C', dir, ...args], {
-      encoding: 'utf8',
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 't',
-        GIT_AUTHOR_EMAIL: 't@e',
-        GIT_COMMITTER_NAME: 't',
-        GIT_COMMITTER_EMAIL: 't@e',
-      },
-    }).trim();
-  const commit = async (name: string, files: Record<string, string | null>): Promise<void> => {
-    for (const [path, text] of Object.entries(files)) {
-      if (text === null) {
-        git('rm', '-q', path);
-        continue;
-      }
-      await mkdir(dirname(join(dir, path)), { recursive: true });
-      await writeFile(join(dir, path), text);
-      git('add', path);
-    }
-    git('commit', '-q', '-m', name);
-    revs[name] = git('rev-parse', 'HEAD');
-  };
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'flotilla-diff-'));
-    git('init', '-q', '-b', 'main');
-    await commit('base', {
+    repo = await createLocalRepo();
+    dir = repo.dir;
+    revs.base = await repo.commit('base', {
       'clusters/a.yaml': clusterYaml('a', { env: 'prod' }),
       'clusters/b.yaml': clusterYaml('b', { env: 'dev' }),
       'bundles/app/bundle.yaml': bundleYaml(
@@ -63,14 +38,14 @@ describe('flotilla diff', () => {
       ),
       'bundles/app/manifests/cm.yaml': configMap('app', { color: 'blue', size: 'm' }),
     });
-    await commit('change', {
+    revs.change = await repo.commit('change', {
       'bundles/app/manifests/cm.yaml': configMap('app', { color: 'green', size: 'm' }),
       'bundles/app/manifests/extra.yaml': configMap('extra'),
     });
-    await commit('same-output', { 'README.md': 'docs only\n' });
-    await commit('broken', { 'bundles/app/manifests/cm.yaml': 'kind: [' });
+    await repo.commit('same-output', { 'README.md': 'docs only\n' });
+    await repo.commit('broken', { 'bundles/app/manifests/cm.yaml': 'kind: [' });
   });
-  after(() => rm(dir, { recursive: true, force: true }));
+  after(() => repo.dispose());
 
   test('shows-added-and-changed-objects-per-cluster-with-a-unified-diff-and-exits-1', async () => {
     const c = capture();

@@ -1,11 +1,9 @@
 // `flotilla render --path` and `flotilla diff --path`: a fleet kept in a subdirectory of a
 // larger repository (a monorepo), read exactly as a hub source with `path` reads it.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createLocalRepo, runGit } from '@flotilla/test-env';
+import type { WorkRepo } from '@flotilla/test-env';
 import { bundleYaml, clusterYaml, configMap } from '../render/testing.js';
 import { diffCommand } from './diff.js';
 import { renderCommand } from './render.js';
@@ -26,37 +24,14 @@ async function run(command: typeof renderCommand, argv: string[], cwd?: string):
 const FLEET = 'deploy/fleet';
 
 describe('flotilla render and diff --path', () => {
+  let repo: WorkRepo;
   let dir = '';
   const revs: Record<string, string> = {};
-  const git = (...args: string[]): string =>
-    execFileSync('git', ['-C', dir, ...args], {
-      encoding: 'utf8',
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 't',
-        GIT_AUTHOR_EMAIL: 't@e',
-        GIT_COMMITTER_NAME: 't',
-        GIT_COMMITTER_EMAIL: 't@e',
-      },
-    }).trim();
-  const commit = async (name: string, files: Record<string, string | null>): Promise<void> => {
-    for (const [path, text] of Object.entries(files)) {
-      if (text === null) {
-        git('rm', '-r', '-q', path);
-        continue;
-      }
-      await mkdir(dirname(join(dir, path)), { recursive: true });
-      await writeFile(join(dir, path), text);
-      git('add', path);
-    }
-    git('commit', '-q', '-m', name);
-    revs[name] = git('rev-parse', 'HEAD');
-  };
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'flotilla-cli-path-'));
-    git('init', '-q', '-b', 'main');
-    await commit('base', {
+    repo = await createLocalRepo();
+    dir = repo.dir;
+    revs.base = await repo.commit('base', {
       // A fleet at the root too: --path must read only the subdirectory.
       'clusters/root-only.yaml': clusterYaml('root-only', { env: 'prod' }),
       'deploy/shared/cm.yaml': configMap('shared'),
@@ -72,16 +47,19 @@ describe('flotilla render and diff --path', () => {
         '  namespace: app\n  source: { path: ../../../shared }\n  targets:\n    - clusterSelector: {}\n',
       ),
     });
-    await commit('outside-only', { 'src/main.go': 'package main\n', 'README.md': 'docs\n' });
-    await commit('inside', {
+    revs['outside-only'] = await repo.commit('outside-only', {
+      'src/main.go': 'package main\n',
+      'README.md': 'docs\n',
+    });
+    revs.inside = await repo.commit('inside', {
       [`${FLEET}/bundles/app/manifests/cm.yaml`]: configMap('app', { color: 'green' }),
     });
-    await commit('moved-away', { [FLEET]: null });
+    revs['moved-away'] = await repo.commit('moved-away', { [FLEET]: null });
   });
-  after(() => rm(dir, { recursive: true, force: true }));
+  after(() => repo.dispose());
 
   test('render-path-reads-only-the-fleet-directory-and-a-bundle-cannot-leave-it', async () => {
-    git('checkout', '-q', revs.inside as string);
+    await runGit(['checkout', '-q', revs.inside as string], dir);
     const r = await run(renderCommand, ['--repo', dir, '--path', FLEET, '--cluster', 'a']);
     assert.equal(r.code, 1, 'the escaping bundle is a render error');
     assert.equal(
@@ -109,7 +87,7 @@ describe('flotilla render and diff --path', () => {
   });
 
   test('render-path-is-relative-to-repo-which-defaults-to-the-current-directory', async () => {
-    git('checkout', '-q', revs.inside as string);
+    await runGit(['checkout', '-q', revs.inside as string], dir);
     const r = await run(
       renderCommand,
       ['--path', `${FLEET}/`, '--cluster', 'a', '-o', 'json'],

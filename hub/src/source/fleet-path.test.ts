@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { symlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError } from '@flotilla/common';
+import { createLocalRepo, runGit } from '@flotilla/test-env';
+import type { WorkRepo } from '@flotilla/test-env';
 import { compileHubConfig } from '../config/hub-config.js';
 import { FleetPathMissingError, validateFleetPath } from './fleet-path.js';
 import { fleetTreeOid, readCommitTree } from './git-tree.js';
@@ -75,47 +75,31 @@ test('validate-fleet-path-names-the-given-field', () => {
 });
 
 describe('reading the fleet under a path', () => {
+  let repo: WorkRepo;
   let dir = '';
   let head = '';
-  const git = (...args: string[]): string =>
-    execFileSync('git', ['-C', dir, ...args], {
-      encoding: 'utf8',
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 't',
-        GIT_AUTHOR_EMAIL: 't@e',
-        GIT_COMMITTER_NAME: 't',
-        GIT_COMMITTER_EMAIL: 't@e',
-      },
-    }).trim();
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'flotilla-fleet-path-'));
-    const files: Record<string, string> = {
+    repo = await createLocalRepo();
+    dir = repo.dir;
+    await repo.writeFiles({
       'clusters/root.yaml': 'root\n',
       'deploy/fleet/clusters/a.yaml': 'a\n',
       'deploy/fleet/bundles/x/bundle.yaml': 'x\n',
       'deploy/fleet/notes.txt': 'not a fleet root\n',
       'deploy/file': 'a file\n',
-    };
-    for (const [p, t] of Object.entries(files)) {
-      await mkdir(dirname(join(dir, p)), { recursive: true });
-      await writeFile(join(dir, p), t);
-    }
+    });
     await symlink('fleet', join(dir, 'deploy/link'));
-    git('init', '-q', '-b', 'main');
-    git('add', '-A');
-    git('commit', '-q', '-m', 'first');
-    head = git('rev-parse', 'HEAD');
+    head = await repo.commit('first');
   });
-  after(() => rm(dir, { recursive: true, force: true }));
+  after(() => repo.dispose());
 
   test('a-commit-is-read-below-the-path-with-paths-relative-to-it', async () => {
     const gitdir = join(dir, '.git');
     const tree = await readCommitTree({ gitdir, commit: head, cache: {}, path: 'deploy/fleet' });
     assert.deepEqual(tree.paths(), ['bundles/x/bundle.yaml', 'clusters/a.yaml']);
     const oid = await fleetTreeOid({ gitdir, commit: head, cache: {}, path: 'deploy/fleet' });
-    assert.equal(oid, git('rev-parse', `${head}:deploy/fleet`));
+    assert.equal(oid, (await runGit(['rev-parse', `${head}:deploy/fleet`], dir)).trim());
   });
 
   test('a-missing-path-a-file-or-a-symlink-is-a-fleet-path-error-naming-path-and-commit', async () => {

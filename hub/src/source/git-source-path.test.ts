@@ -4,36 +4,39 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, silentLogger } from '@flotilla/common';
+import { createWorkRepo, requireEnv, startGitServer } from '@flotilla/test-env';
+import type { TestGitServer, WorkRepo } from '@flotilla/test-env';
 import { GitSource } from './git-source.js';
-import { createPusher, startTestGitServer } from './testing.js';
-import type { TestGitServer, TestPusher } from './testing.js';
 
-describe('GitSource with a fleet path', () => {
+const skip = await requireEnv(['git']);
+
+describe('GitSource with a fleet path', { skip }, () => {
   let server: TestGitServer;
-  let pusher: TestPusher;
+  let url: string;
+  let work: WorkRepo;
   let cacheDir: string;
 
   before(async () => {
-    server = await startTestGitServer();
-    await server.createRepo('mono');
-    pusher = await createPusher(server.pushUrl('mono'));
+    server = await startGitServer();
+    url = await server.createRepo('mono');
+    work = await createWorkRepo(url);
     cacheDir = await mkdtemp(join(tmpdir(), 'flotilla-cache-'));
   });
   after(async () => {
-    await pusher.close();
-    await server.close();
+    await work.dispose();
+    await server.stop();
     await rm(cacheDir, { recursive: true, force: true });
   });
 
   test('snapshots-hold-the-subtree-and-every-commit-is-handed-out', async () => {
-    const first = await pusher.commit({
+    const first = await work.commitAndPush('first', {
       'clusters/root.yaml': 'not under the path\n',
       'ops/fleet/clusters/a.yaml': 'a\n',
       'app/main.go': 'v1\n',
     });
     const src = new GitSource({
       name: 'mono',
-      url: server.url('mono'),
+      url,
       path: 'ops/fleet',
       cacheDir,
       logger: silentLogger(),
@@ -46,17 +49,20 @@ describe('GitSource with a fleet path', () => {
 
     // Only files outside the path change: the commit is handed out with the same subtree
     // (the desired revision follows the branch; the rendering's digests stay the same).
-    const outside = await pusher.commit({ 'app/main.go': 'v2\n', 'clusters/root.yaml': 'x\n' });
+    const outside = await work.commitAndPush('outside', {
+      'app/main.go': 'v2\n',
+      'clusters/root.yaml': 'x\n',
+    });
     const same = await src.poll();
     assert.equal(same?.revision, outside);
     assert.deepEqual((await same!.readTree()).paths(), ['clusters/a.yaml']);
     assert.deepEqual(seen, [first, outside]);
 
-    const inside = await pusher.commit({ 'ops/fleet/clusters/b.yaml': 'b\n' });
+    const inside = await work.commitAndPush('inside', { 'ops/fleet/clusters/b.yaml': 'b\n' });
     assert.equal((await src.poll())?.revision, inside);
     assert.deepEqual(seen, [first, outside, inside]);
 
-    const gone = await pusher.commit({
+    const gone = await work.commitAndPush('gone', {
       'ops/fleet/clusters/a.yaml': null,
       'ops/fleet/clusters/b.yaml': null,
     });
@@ -75,7 +81,7 @@ describe('GitSource with a fleet path', () => {
     const make = (over: { path?: string; jitter?: number }): unknown =>
       new GitSource({
         name: 'mono',
-        url: server.url('mono'),
+        url,
         cacheDir,
         logger: silentLogger(),
         ...over,

@@ -1,5 +1,6 @@
 // The git CLI for tests: a working clone a test writes files into and pushes, so the
-// code under test sees commits arrive exactly as they would from a user.
+// code under test sees commits arrive exactly as they would from a user; or a local
+// repository with no remote, for code that reads a checkout directly.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,6 +64,9 @@ export function withCredentials(url: string, credentials: GitCredentials): strin
   return u.toString();
 }
 
+/** Files to change, paths relative to the repo root: text is written, null deletes. */
+export type FileChanges = Record<string, string | null>;
+
 /** Options of createWorkRepo(). */
 export interface WorkRepoOptions {
   /** Credentials put into the remote URL. Default none. */
@@ -71,7 +75,7 @@ export interface WorkRepoOptions {
   branch?: string;
 }
 
-/** A local working clone of a test repository. */
+/** A test repository's working tree: a clone (createWorkRepo) or a local repo (createLocalRepo). */
 export class WorkRepo {
   /** @param dir the clone's directory; @param branch the branch pushes go to. */
   constructor(
@@ -93,12 +97,28 @@ export class WorkRepo {
     for (const path of paths) await rm(join(this.dir, path), { recursive: true, force: true });
   }
 
-  /** Commits every change (an empty commit if none) and pushes; resolves the commit SHA. */
-  async commitAndPush(message: string): Promise<string> {
+  /** Applies `files` (text writes, null deletes), commits every change (an empty commit
+   * if none) without pushing; resolves the commit SHA. */
+  async commit(message: string, files: FileChanges = {}): Promise<string> {
+    for (const [path, content] of Object.entries(files)) {
+      if (content === null) await this.remove([path]);
+      else await this.writeFiles({ [path]: content });
+    }
     await runGit(['add', '--all'], this.dir);
     await runGit(['commit', '--quiet', '--allow-empty', '-m', message], this.dir);
-    await runGit(['push', '--quiet', 'origin', `HEAD:refs/heads/${this.branch}`], this.dir);
     return this.head();
+  }
+
+  /** Pushes the local HEAD to `branch` on the remote the clone came from. */
+  async push(): Promise<void> {
+    await runGit(['push', '--quiet', 'origin', `HEAD:refs/heads/${this.branch}`], this.dir);
+  }
+
+  /** commit(message, files), then push(); resolves the commit SHA. */
+  async commitAndPush(message: string, files: FileChanges = {}): Promise<string> {
+    const sha = await this.commit(message, files);
+    await this.push();
+    return sha;
   }
 
   /** SHA of the local HEAD commit. */
@@ -110,6 +130,33 @@ export class WorkRepo {
   async dispose(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+// Commits made by hand in a test's repo (not through runGit) get the same identity.
+async function setIdentity(dir: string): Promise<void> {
+  await runGit(['config', 'user.name', GIT_ENV.GIT_AUTHOR_NAME ?? ''], dir);
+  await runGit(['config', 'user.email', GIT_ENV.GIT_AUTHOR_EMAIL ?? ''], dir);
+}
+
+/** Options of createLocalRepo(). */
+export interface LocalRepoOptions {
+  /** Branch of the first commit. Default "main". */
+  branch?: string;
+}
+
+/** Creates an empty repository with no remote in a temp dir (push() has nowhere to go):
+ * commit() into it and hand `dir` to code that reads a local checkout. */
+export async function createLocalRepo(options: LocalRepoOptions = {}): Promise<WorkRepo> {
+  const branch = options.branch ?? 'main';
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-local-'));
+  try {
+    await runGit(['init', '--quiet', `--initial-branch=${branch}`], dir);
+    await setIdentity(dir);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return new WorkRepo(dir, branch);
 }
 
 /** Clones `remoteUrl` (empty repos included) into a temp dir, on branch `options.branch`. */
@@ -128,8 +175,7 @@ export async function createWorkRepo(
     if (remoteHasBranch)
       await runGit(['checkout', '--quiet', '-B', branch, `origin/${branch}`], dir);
     else await runGit(['symbolic-ref', 'HEAD', `refs/heads/${branch}`], dir);
-    await runGit(['config', 'user.name', GIT_ENV.GIT_AUTHOR_NAME ?? ''], dir);
-    await runGit(['config', 'user.email', GIT_ENV.GIT_AUTHOR_EMAIL ?? ''], dir);
+    await setIdentity(dir);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
