@@ -69,13 +69,19 @@ function hello(cluster: string, appliedDigest = '', appliedRevision = ''): Agent
   return { kind: 'hello', hello: h };
 }
 
+// A short pause, for checks that nothing (more) was sent.
 const settle = () => delay(20);
+// Waits until the wire holds n messages (encoding is asynchronous; a loaded machine may
+// take longer than any fixed pause). Gives up after 5 s and lets the assertion report.
+async function sent(wire: FakeWire, n: number): Promise<void> {
+  for (let waited = 0; wire.messages.length < n && waited < 5_000; waited += 5) await delay(5);
+}
 
 test('hello-gets-welcome-then-the-desired-state', async () => {
   const state = desiredState('c1', 'r1');
   const { wire, session, events } = harness(new Map([['c1', state]]));
   session.received(hello('c1'));
-  await settle();
+  await sent(wire, 2);
   assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
   const chunk = wire.messages[1]?.desired;
   assert.equal(chunk?.digest, state.digest);
@@ -89,7 +95,7 @@ test('agent-already-at-the-digest-gets-up-to-date-and-no-state', async () => {
   const state = desiredState('c1', 'r2');
   const { wire, session } = harness(new Map([['c1', state]]));
   session.received(hello('c1', state.digest, 'r1'));
-  await settle();
+  await sent(wire, 2);
   assert.deepEqual(wire.kinds(), ['welcome', 'upToDate']);
   assert.deepEqual(wire.messages[1]?.upToDate, { digest: state.digest, revision: 'r2' });
   session.close('test');
@@ -99,15 +105,15 @@ test('revision-only-change-sends-up-to-date-and-content-change-sends-new-generat
   const states = new Map([['c1', desiredState('c1', 'r1')]]);
   const { wire, session } = harness(states);
   session.received(hello('c1'));
-  await settle();
+  await sent(wire, 2);
   states.set('c1', desiredState('c1', 'r2'));
   session.desiredChanged();
-  await settle();
+  await sent(wire, 3);
   session.desiredChanged(); // nothing new: nothing sent
   await settle();
   states.set('c1', desiredState('c1', 'r3', [configMap('b')]));
   session.desiredChanged();
-  await settle();
+  await sent(wire, 4);
   assert.deepEqual(wire.kinds(), ['welcome', 'desired', 'upToDate', 'desired']);
   assert.equal(wire.messages[2]?.upToDate?.revision, 'r2');
   assert.equal(wire.messages[3]?.desired?.generation, 2);
@@ -126,6 +132,7 @@ test('writes-wait-for-drain-and-only-the-latest-state-is-sent-after', async () =
     session.desiredChanged();
   }
   wire.drain();
+  await sent(wire, 2);
   await settle();
   const revisions = wire.messages.filter((m) => m.desired).map((m) => m.desired?.revision);
   assert.deepEqual(revisions, ['r4'], 'intermediate states are skipped, never queued');
@@ -148,7 +155,7 @@ test('unknown-cluster-keeps-session-and-gets-state-when-it-appears', async () =>
   assert.deepEqual(wire.kinds(), ['welcome']);
   states.set('late', desiredState('late', 'r1'));
   session.desiredChanged();
-  await settle();
+  await sent(wire, 2);
   assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
   session.close('test');
 });
