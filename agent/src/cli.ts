@@ -7,6 +7,7 @@ import { compileConfig } from './config/config.js';
 import { USAGE, parseAgentArgs } from './config/options.js';
 import { agentVersion } from './config/version.js';
 import { applyAgentV8Flags } from './node-flags.js';
+import { reportMemoryOnSignal } from './report/memory-report.js';
 
 /** Options of runAgentCli, for embedding and tests. */
 export interface RunAgentOptions {
@@ -38,6 +39,7 @@ function untilStopped(signal: AbortSignal | undefined): Promise<string> {
 export async function runAgentCli(argv: string[], opts: RunAgentOptions = {}): Promise<number> {
   // `flotilla agent` reaches the agent here, not through main.ts: the process's V8 flags are set here too.
   applyAgentV8Flags(opts.env ?? process.env);
+  reportMemoryOnSignal(opts.env ?? process.env);
   const stdout = opts.stdout ?? process.stdout;
   const stderr = opts.stderr ?? process.stderr;
   let config;

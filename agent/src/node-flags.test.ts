@@ -34,7 +34,9 @@ test('young-generation-grows-without-the-agent-flags', () => {
 
 test('agent-flags-keep-the-young-generation-at-its-initial-size', () => {
   const { mib, stderr } = youngGenerationMiB(true);
-  assert.ok(mib <= 2, `young generation ${mib} MiB, expected at most 2`);
+  // Usually 2 (two 1 MiB semi-spaces); with --optimize-for-size Node 24 now and then adds
+  // a few 256 KiB pages (seen up to 5.25). Without the flags: 32 (Node 20), 64 (Node 24).
+  assert.ok(mib <= 8, `young generation ${mib} MiB, expected at most 8`);
   assert.doesNotMatch(stderr, /unrecognized flag/, 'this V8 still knows the flag');
 });
 

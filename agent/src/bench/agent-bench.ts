@@ -7,7 +7,8 @@
 // agent process applies the same state to a fresh cluster and its VmRSS is read from
 // /proc while it manages the objects: launched as `flotilla-agent` (node dist/main.js,
 // what the bin and the image run) and as `flotilla agent` (the hub's CLI), both with
-// plain `node` and no flags: the process sets its own V8 flags (node-flags.ts).
+// plain `node` and no flags: the process sets its own V8 flags (node-flags.ts). The
+// in-process figures run with the same flags (set below), so they show what the flags cost.
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { objectKey, silentLogger } from '@flotilla/common';
 import type { DesiredState } from '@flotilla/common';
+import { applyAgentV8Flags } from '../node-flags.js';
 import { DriftController } from '../drift/controller.js';
 import { InventoryStore } from '../inventory/inventory.js';
 import { KubeClient, loadKubeConfig } from '../kube/client.js';
@@ -218,6 +220,7 @@ function verdict(value: number, target: number): string {
   return value <= target ? 'met' : 'NOT MET';
 }
 
+applyAgentV8Flags();
 const rounds = arg('rounds', 3);
 const apps = arg('apps', 250);
 const drifts = arg('drifts', 200);

@@ -1,8 +1,9 @@
 // Raw JSON over HTTPS to the API server. Raw on purpose: the typed model classes of
 // @kubernetes/client-node drop unknown fields, which would hide typos from
 // fieldValidation=Strict. Auth and TLS still come from the user's kubeconfig.
-import * as http from 'node:http';
+import type * as Http from 'node:http';
 import * as https from 'node:https';
+import { http } from '../node-http.js';
 import type { KubeConfigSource } from './kubeconfig.js';
 import { KubeApiError, KubeConnectionError } from './errors.js';
 
@@ -25,7 +26,7 @@ export type KubeHttp = (req: KubeHttpRequest) => Promise<unknown>;
 export const KUBE_REQUEST_TIMEOUT_MS = 30_000;
 
 /** Opens a long-lived GET (a watch) and resolves with the response body stream once the status is 200. */
-export type KubeStreamOpen = (req: KubeHttpRequest) => Promise<http.IncomingMessage>;
+export type KubeStreamOpen = (req: KubeHttpRequest) => Promise<Http.IncomingMessage>;
 
 /** Builds a KubeHttp from a loaded KubeConfig, with one keep-alive connection pool. */
 export async function createKubeHttp(
@@ -39,7 +40,7 @@ export async function createKubeHttp(
   await kc.applyToHTTPSOptions(tls);
   // A proxy agent from the kubeconfig is kept as is; otherwise our own pooled agent.
   const agent = cluster.proxyUrl
-    ? (tls.agent as http.Agent)
+    ? (tls.agent as Http.Agent)
     : base.protocol === 'http:'
       ? new http.Agent({ keepAlive: true, maxSockets: 32 })
       : new https.Agent({
@@ -88,10 +89,10 @@ export async function createKubeHttp(
 
 function openStream(
   base: URL,
-  agent: http.Agent,
+  agent: Http.Agent,
   headers: Record<string, string>,
   req: KubeHttpRequest,
-): Promise<http.IncomingMessage> {
+): Promise<Http.IncomingMessage> {
   const lib = base.protocol === 'http:' ? http : https;
   return new Promise((resolve, reject) => {
     const r = lib.request(
@@ -146,7 +147,7 @@ function buildPath(base: URL, req: KubeHttpRequest): string {
 
 function roundTrip(
   base: URL,
-  agent: http.Agent,
+  agent: Http.Agent,
   headers: Record<string, string>,
   req: KubeHttpRequest,
 ): Promise<unknown> {

@@ -1,8 +1,8 @@
 // A small Prometheus text endpoint (--metrics-addr): apply results and durations, drift
 // checks, detections and heals, and the event buffer. No client library: a handful of
 // counters in the exposition format is a few lines.
-import { createServer } from 'node:http';
 import type { Server } from 'node:http';
+import { http } from '../node-http.js';
 
 /** Counters of the drift detector, as DriftDetector.counts. */
 export interface DriftCounts {
@@ -97,7 +97,7 @@ export async function serveMetrics(addr: string, metrics: AgentMetrics): Promise
   const colon = addr.lastIndexOf(':');
   const host = addr.slice(0, colon).replace(/^\[|\]$/g, '') || '0.0.0.0';
   const port = Number(addr.slice(colon + 1));
-  const server = createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404).end('not found\n');
       return;

@@ -7,7 +7,12 @@ import { setFlagsFromString } from 'node:v8';
 import { applyHubV8Flags } from '../v8-flags.js';
 
 /** The V8 flags the agent process runs with (same as @flotilla/agent AGENT_V8_FLAGS). */
-export const AGENT_V8_FLAGS: readonly string[] = ['--semi-space-growth-factor=1', '--no-maglev'];
+export const AGENT_V8_FLAGS: readonly string[] = [
+  '--semi-space-growth-factor=1',
+  '--no-maglev',
+  '--no-turbofan',
+  '--optimize-for-size',
+];
 
 const command = process.argv[2];
 if (command === 'agent' && process.env.FLOTILLA_AGENT_V8_FLAGS !== 'off')
