@@ -54,8 +54,8 @@ export function bundleState(
 /** Tracks object health per bundle and reports bundle state changes. */
 export class HealthTracker {
   /** bundle → key → health; every managed object has an entry ("not found" until seen). */
-  private readonly objects = new Map<string, Map<string, ObjectHealth>>();
-  private readonly bundleOf = new Map<string, string>();
+  private objects = new Map<string, Map<string, ObjectHealth>>();
+  private bundleOf = new Map<string, string>();
   private readonly failures = new Map<string, string[]>();
   /** What each bundle's last event said: its state and the content it was about. */
   private readonly published = new Map<string, Published>();
@@ -87,10 +87,8 @@ export class HealthTracker {
       if (!next.has(bundle)) next.set(bundle, new Map());
       next.get(bundle)?.set(key, kept ?? objectHealth(undefined));
     }
-    this.bundleOf.clear();
-    for (const [key, bundle] of members) this.bundleOf.set(key, bundle);
-    this.objects.clear();
-    for (const [b, m] of next) this.objects.set(b, m);
+    this.bundleOf = new Map(members);
+    this.objects = next;
     this.failures.clear();
     for (const [b, f] of applyFailures) if (f.length > 0) this.failures.set(b, f);
     for (const b of this.published.keys()) if (!next.has(b)) this.published.delete(b);

@@ -47,7 +47,7 @@ export class ReadForbiddenError extends FlotillaError {
 }
 
 /** What a caller without credentials is told. */
-export const CREDENTIALS_NEEDED =
+const CREDENTIALS_NEEDED =
   'reading fleet status needs credentials: an API token (Authorization: Bearer <token>, see `flotilla token create`) or the administrator certificate';
 
 const TOKEN_REFUSED: Record<Exclude<ApiTokenCheck, { ok: true }>['reason'], string> = {

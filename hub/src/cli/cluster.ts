@@ -6,13 +6,13 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { ConfigError, errorMessage, parseDuration } from '@flotilla/common';
+import { ConfigError, errorMessage } from '@flotilla/common';
 import { loadFlotillaProto } from '@flotilla/proto';
 import type { IdentityClient } from '@flotilla/proto';
 import { adminDirOf } from './admin-dir.js';
 import { DEFAULT_AGENT_IMAGE, agentManifests } from './agent-manifests.js';
 import { renderTable } from './format.js';
-import { ExitCode, UsageError } from './io.js';
+import { ExitCode, UsageError, durationFlag } from './io.js';
 import type { CliIo } from './io.js';
 
 /** Usage text of `flotilla cluster`. */
@@ -165,14 +165,7 @@ async function add(
   io: CliIo,
 ): Promise<number> {
   const labels = parseLabels(values.labels as string | undefined);
-  let ttl = 0;
-  if (values['token-ttl']) {
-    try {
-      ttl = parseDuration(values['token-ttl'] as string);
-    } catch (err) {
-      throw new UsageError(`--token-ttl: ${errorMessage(err)}`);
-    }
-  }
+  const ttl = values['token-ttl'] ? durationFlag(values['token-ttl'] as string, '--token-ttl') : 0;
   const res = await unary<{ token: string; expiresAtMs: number; caPem: string }>((cb) =>
     client.AddCluster({ name, labels, tokenTtlMs: ttl }, cb),
   );

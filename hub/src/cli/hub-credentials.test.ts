@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import { CREDENTIALS_HINT, getJson } from './hub-client.js';
 import type { Fetch } from './hub-client.js';
 import { hubCredentials } from './hub-credentials.js';
+import { captureIo } from './testing.js';
 import type { CliIo } from './io.js';
 
 const TOKEN = `flt_${'t'.repeat(43)}`;
@@ -17,8 +18,7 @@ after(async () => {
 });
 
 function io(cwd: string, env: Record<string, string> = {}): CliIo {
-  const sink = { write: () => true };
-  return { cwd, env: { HOME: '/nonexistent', ...env }, stdout: sink, stderr: sink };
+  return captureIo({ HOME: '/nonexistent', ...env }, cwd).cli;
 }
 
 test('cli-credentials-token-file-then-admin-certificate-then-env-token', async () => {

@@ -1,4 +1,5 @@
 // What a subcommand gets instead of touching process globals, so tests can run it.
+import { errorMessage, parseDuration } from '@flotilla/common';
 
 /** Streams and environment of one CLI invocation. */
 export interface CliIo {
@@ -22,4 +23,13 @@ export class UsageError extends Error {
 /** The real process streams and environment. */
 export function processIo(): CliIo {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
+}
+
+/** A duration flag's value in ms ("5m", "90d"); a bad one is a UsageError naming the flag. */
+export function durationFlag(text: string, flag: string): number {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${errorMessage(err)}`);
+  }
 }

@@ -3,19 +3,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from './io.js';
+import { captureIo } from './testing.js';
 import { TOKEN_USAGE, tokenCommand } from './token.js';
 
 function io() {
-  const out = { stdout: '', stderr: '' };
-  return {
-    out,
-    io: {
-      cwd: '/',
-      env: { HOME: '/nonexistent' },
-      stdout: { write: (t: string) => (out.stdout += t) },
-      stderr: { write: (t: string) => (out.stderr += t) },
-    },
-  };
+  const { out, cli } = captureIo({ HOME: '/nonexistent' });
+  return { out, io: cli };
 }
 
 test('token-command-rejects-bad-command-lines-with-a-clear-usage-error', async () => {

@@ -5,11 +5,11 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { errorMessage, parseDuration } from '@flotilla/common';
 import { adminDirOf } from './admin-dir.js';
 import { adminClient, unary } from './cluster.js';
 import { renderTable } from './format.js';
-import { ExitCode, UsageError } from './io.js';
+import type { ApiTokenInfo } from '../identity/api-tokens.js';
+import { ExitCode, UsageError, durationFlag } from './io.js';
 import type { CliIo } from './io.js';
 
 /** Usage text of `flotilla token`. */
@@ -30,19 +30,11 @@ the hub keeps only its digest. Use it with the CLI as FLOTILLA_TOKEN or --token-
 "list" shows names and times, never tokens. "revoke" takes effect at once.
 `;
 
-interface TokenInfo {
-  name: string;
-  createdAtMs: number;
-  expiresAtMs: number;
-  lastUsedAtMs: number;
-  revokedAtMs: number;
-}
+const iso = (ms: number): string => (ms ? new Date(ms).toISOString() : 'never');
 
-const iso = (ms: number): string => (ms ? new Date(Number(ms)).toISOString() : 'never');
-
-function stateOf(t: TokenInfo, now: number): string {
+function stateOf(t: ApiTokenInfo, now: number): string {
   if (t.revokedAtMs) return 'revoked';
-  return Number(t.expiresAtMs) <= now ? 'expired' : 'active';
+  return t.expiresAtMs <= now ? 'expired' : 'active';
 }
 
 /** Runs `flotilla token ...`; returns the exit code. */
@@ -68,14 +60,7 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
     throw new UsageError(`unknown token command "${verb}" (use create, list or revoke)`);
   if (verb !== 'list' && !name) throw new UsageError(`token ${verb} needs a token NAME`);
   if (verb === 'list' && name) throw new UsageError(`unexpected arguments: ${name}`);
-  let ttlMs = 0;
-  if (values.ttl) {
-    try {
-      ttlMs = parseDuration(values.ttl);
-    } catch (err) {
-      throw new UsageError(`--ttl: ${errorMessage(err)}`);
-    }
-  }
+  const ttlMs = values.ttl ? durationFlag(values.ttl, '--ttl') : 0;
   const hub = values.hub ?? io.env.FLOTILLA_HUB ?? '127.0.0.1:7443';
   const adminDir = adminDirOf(values['admin-dir'], io);
   if (!adminDir)
@@ -104,7 +89,9 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(`API token ${name} revoked\n`);
       return ExitCode.ok;
     }
-    const { tokens } = await unary<{ tokens: TokenInfo[] }>((cb) => client.ListApiTokens({}, cb));
+    const { tokens } = await unary<{ tokens: ApiTokenInfo[] }>((cb) =>
+      client.ListApiTokens({}, cb),
+    );
     const now = Date.now();
     const rows = tokens.map((t) => [
       t.name,

@@ -3,7 +3,7 @@
 // Ready health about that content), non-zero with the laggards listed on timeout.
 // `flotilla watch` follows status changes as they happen (the API's event stream).
 import { parseArgs } from 'node:util';
-import { errorMessage, parseDuration, sleep } from '@flotilla/common';
+import { errorMessage, sleep } from '@flotilla/common';
 import type { BundleDeployment } from '../status/deployments.js';
 import { healthyAtApplied } from '../status/health.js';
 import type { ClusterStatus } from '../status/model.js';
@@ -12,7 +12,7 @@ import { checkSelector } from './fleet.js';
 import { DEFAULT_HUB_URL, HubError, getJson, hubBase, queryString } from './hub-client.js';
 import type { Fetch } from './hub-client.js';
 import { CA_FILE_OPTION, CA_FILE_USAGE, hubFetch } from './hub-tls.js';
-import { ExitCode, UsageError } from './io.js';
+import { ExitCode, UsageError, durationFlag } from './io.js';
 import type { CliIo } from './io.js';
 
 /** Usage text of `flotilla wait`. */
@@ -48,14 +48,6 @@ ${CA_FILE_USAGE}
 
 /** Defaults of `flotilla wait` (5 min timeout, polling every 2 s). */
 export const WAIT_DEFAULTS = { timeout: '5m', interval: '2s' } as const;
-
-function duration(text: string, flag: string): number {
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    throw new UsageError(`${flag}: ${(err as Error).message}`);
-  }
-}
 
 function laggard(c: ClusterStatus, sha: string): string | undefined {
   if (c.state === 'Ready' && c.appliedRevision.startsWith(sha)) return undefined;
@@ -111,8 +103,8 @@ export async function waitCommand(
       `--for: expected revision=SHA (7 to 64 lower-case hex characters), got "${values.for ?? ''}"`,
     );
   const sha = m[1] as string;
-  const timeoutMs = duration(values.timeout, '--timeout');
-  const intervalMs = Math.max(50, duration(values.interval, '--interval'));
+  const timeoutMs = durationFlag(values.timeout, '--timeout');
+  const intervalMs = Math.max(50, durationFlag(values.interval, '--interval'));
   const selector = checkSelector(values.selector);
   const base = hubBase(values['hub-url'], io);
   const url = `${base}/api/v1/clusters${queryString({ selector })}`;

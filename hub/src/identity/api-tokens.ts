@@ -3,20 +3,21 @@
 // shown once at creation; the hub keeps only its sha256 digest, with a name, creation
 // time, expiry and last use, in the identity state file. Revoking keeps the record (so
 // a refusal can name it) and takes effect on the next request.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '@flotilla/common';
 import { FlotillaError, ValidationError, errorMessage, isDnsLabel } from '@flotilla/common';
+import { sha256 } from './authority.js';
 import type { ApiTokenRecord, IdentityState } from './store.js';
 
-/** Prefix of every API token, so a leaked one is recognisable (and not a bootstrap token). */
-export const API_TOKEN_PREFIX = 'flt_';
+// Prefix of every API token, so a leaked one is recognisable (and not a bootstrap token).
+const API_TOKEN_PREFIX = 'flt_';
 /** Lifetime of an API token created without one (90 days). */
 export const API_TOKEN_DEFAULT_TTL_MS = 90 * 86_400_000;
-/** Last use is written to disk at most this often per token (1 min): not on every request. */
-export const API_TOKEN_LAST_USED_SAVE_MS = 60_000;
+// Last use is written to disk at most this often per token (1 min): not on every request.
+const API_TOKEN_LAST_USED_SAVE_MS = 60_000;
 
 // 32 random bytes are 43 base64url characters.
-const TOKEN_RE = /^flt_[A-Za-z0-9_-]{43}$/;
+const TOKEN_RE = new RegExp(`^${API_TOKEN_PREFIX}[A-Za-z0-9_-]{43}$`);
 
 /** The outcome of checking a presented token; `name` only when the token was recognised. */
 export type ApiTokenCheck =
@@ -30,10 +31,6 @@ export interface ApiTokenInfo {
   expiresAtMs: number;
   lastUsedAtMs: number;
   revokedAtMs: number;
-}
-
-function digestOf(token: string): Buffer {
-  return createHash('sha256').update(token).digest();
 }
 
 /** Creates, lists, revokes and checks API tokens in the identity state. */
@@ -63,7 +60,7 @@ export class ApiTokens {
     const expiresAtMs = now + (ttlMs > 0 ? ttlMs : API_TOKEN_DEFAULT_TTL_MS);
     this.records[name] = {
       name,
-      digest: digestOf(token).toString('hex'),
+      digest: sha256(token).toString('hex'),
       createdAtMs: now,
       expiresAtMs,
     };
@@ -100,7 +97,7 @@ export class ApiTokens {
   /** Checks a presented token; compares digests in constant time against every record. */
   check(token: string): ApiTokenCheck {
     if (!TOKEN_RE.test(token)) return { ok: false, reason: 'malformed' };
-    const presented = digestOf(token);
+    const presented = sha256(token);
     let found: ApiTokenRecord | undefined;
     // No early exit: the time taken does not depend on which record (if any) matched.
     for (const r of Object.values(this.records)) {

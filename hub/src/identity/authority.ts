@@ -55,7 +55,8 @@ export interface IdentityAuthorityOptions {
 
 const TOKEN_RE = /^flt\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
 
-function sha256(text: string): Buffer {
+/** The SHA-256 digest of a secret (bootstrap and API tokens are stored only as this). */
+export function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 

@@ -36,7 +36,7 @@ export interface ApiTokenRecord {
   /** hex sha256 of the whole token. */
   digest: string;
   createdAtMs: number;
-  /** 0: never expires. */
+  /** When it expires (ms); always set (tokens are created with a lifetime). */
   expiresAtMs: number;
   lastUsedAtMs?: number;
   /** Set by `flotilla token revoke`; the record stays so that refusals can name it. */

@@ -96,8 +96,7 @@ function parseLine(line: string): ParsedLine {
     rest = afterOpts;
   }
   const [keyType, afterType] = takeToken(rest);
-  const [base64, comment] = takeToken(afterType);
-  void comment;
+  const [base64] = takeToken(afterType);
   if (keyType === '' || base64 === '')
     throw new LineError('expected "principals [options] keytype base64-key"');
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64))

@@ -264,9 +264,12 @@ export class GitSource {
       revision = fetched.commit;
       describe = fetched.resolved.describe;
       if (this.verifier) await this.checkTrusted(revision);
-      // A commit without the fleet directory is refused here, before anyone renders it.
-      const { gitdir, cache } = this.repo;
-      await fleetTreeOid({ gitdir, cache, commit: revision, path: this.path });
+      // A commit without the fleet directory is refused here, before anyone renders it
+      // (once per commit: the last fetched revision has passed this check).
+      if (revision !== this.state.lastFetchedRevision) {
+        const { gitdir, cache } = this.repo;
+        await fleetTreeOid({ gitdir, cache, commit: revision, path: this.path });
+      }
     } catch (err) {
       if (err instanceof UntrustedCommitError) {
         // Not a fetch failure: polling goes on at the normal pace, waiting for a trusted commit.

@@ -53,13 +53,6 @@ class WireReader {
     return this.bytes().toString('utf8');
   }
 
-  raw(len: number): Buffer {
-    if (this.pos + len > this.buf.length) throw new SshFormatError('truncated data');
-    const v = this.buf.subarray(this.pos, this.pos + len);
-    this.pos += len;
-    return v;
-  }
-
   end(what: string): void {
     if (this.pos !== this.buf.length) throw new SshFormatError(`trailing bytes after ${what}`);
   }

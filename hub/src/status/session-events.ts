@@ -5,7 +5,7 @@
 // allow flotilla.events.<their cluster>.> only (identity/nats-jwt.ts), and the consumer
 // refuses a session event on any other subject, so no agent can forge one.
 import type { EventKind, FlotillaEvent } from '@flotilla/common';
-import { EVENTS_SUBJECT_PREFIX, ValidationError, createEvent } from '@flotilla/common';
+import { ValidationError, createEvent, eventSubject } from '@flotilla/common';
 import type { ClusterRecord } from './model.js';
 
 /** Subject prefix of session events; only the hub's credentials may publish under it. */
@@ -34,7 +34,7 @@ export interface SessionEventData {
 
 /** True for the kinds only the hub publishes. */
 export function isSessionKind(kind: EventKind): kind is SessionEventKind {
-  return kind === 'connected' || kind === 'disconnected';
+  return (SESSION_EVENT_KINDS as readonly EventKind[]).includes(kind);
 }
 
 /** Subject a session event of cluster is published on. */
@@ -84,9 +84,7 @@ export function readSession(data: unknown): SessionEventData {
  */
 export function checkEventSubject(subject: string, kind: EventKind, event: FlotillaEvent): void {
   const cluster = event.flotillacluster;
-  const expected = isSessionKind(kind)
-    ? sessionSubject(cluster)
-    : `${EVENTS_SUBJECT_PREFIX}.${cluster}.${kind}`;
+  const expected = isSessionKind(kind) ? sessionSubject(cluster) : eventSubject(cluster, kind);
   if (subject !== expected)
     throw new ValidationError(
       `${kind} event about cluster "${cluster}" arrived on subject ${subject}, expected ${expected}`,
