@@ -42,6 +42,9 @@ export class ApiTokens {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** When each token's last use was last written to disk (this process). */
+  private readonly savedUseAt = new Map<string, number>();
+
   private get records(): Record<string, ApiTokenRecord> {
     return (this.state.apiTokens ??= {});
   }
@@ -113,9 +116,11 @@ export class ApiTokens {
   }
 
   private touch(r: ApiTokenRecord, now: number): void {
-    const saved = r.lastUsedAtMs ?? 0;
     r.lastUsedAtMs = now;
-    if (now - saved < API_TOKEN_LAST_USED_SAVE_MS) return;
+    // Measured from the last write, not the last use: a token used every few seconds
+    // still gets its last use written once a minute.
+    if (now - (this.savedUseAt.get(r.name) ?? 0) < API_TOKEN_LAST_USED_SAVE_MS) return;
+    this.savedUseAt.set(r.name, now);
     this.save().catch((err: unknown) =>
       this.logger.warn({ tokenName: r.name, err: errorMessage(err) }, 'recording token use failed'),
     );
