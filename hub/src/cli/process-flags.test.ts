@@ -9,6 +9,10 @@ import { AGENT_V8_FLAGS } from './process-flags.js';
 // generation must start at its initial size.
 const FLAGS_MODULE = new URL('./process-flags.js', import.meta.url).href;
 
+// Limited: usually 2 (two 1 MiB semi-spaces), but Node 24 now and then adds a few 256 KiB
+// pages (seen 3 for the hub, up to 5.25 for the agent). Grown: 16-32 (Node 20), 64 (Node 24).
+const LIMITED_MIB = 8;
+
 /** Young-generation size (MiB) after a workload whose objects survive scavenges, as `flotilla <command>`. */
 function youngGenerationMiB(
   command: string,
@@ -36,12 +40,12 @@ test('the-cli-sets-the-same-agent-flags-as-the-agent-package', () => {
 
 test('young-generation-grows-for-other-commands', () => {
   // The control: the workload does grow V8's young generation, so the next test can fail.
-  assert.ok(youngGenerationMiB('get').mib > 4);
+  assert.ok(youngGenerationMiB('get').mib > LIMITED_MIB);
 });
 
 test('flotilla-agent-keeps-the-young-generation-at-its-initial-size', () => {
   const { mib, stderr } = youngGenerationMiB('agent');
-  assert.ok(mib <= 2, `young generation ${mib} MiB, expected at most 2`);
+  assert.ok(mib <= LIMITED_MIB, `young generation ${mib} MiB, expected at most ${LIMITED_MIB}`);
   assert.doesNotMatch(stderr, /unrecognized flag|Error/i, 'this V8 still knows the flags');
 });
 
@@ -50,11 +54,12 @@ const hubLimitsYoung = HUB_V8_FLAGS.includes('--semi-space-growth-factor=1');
 
 test(`flotilla-hub-${hubLimitsYoung ? 'keeps' : 'leaves'}-the-young-generation-${hubLimitsYoung ? 'at-its-initial-size' : 'to-v8'}-on-v8-${process.versions.v8.split('.')[0]}`, () => {
   const { mib, stderr } = youngGenerationMiB('hub');
-  if (hubLimitsYoung) assert.ok(mib <= 2, `young generation ${mib} MiB, expected at most 2`);
-  else assert.ok(mib > 4, `young generation ${mib} MiB, expected V8's own growth`);
+  if (hubLimitsYoung)
+    assert.ok(mib <= LIMITED_MIB, `young generation ${mib} MiB, expected at most ${LIMITED_MIB}`);
+  else assert.ok(mib > LIMITED_MIB, `young generation ${mib} MiB, expected V8's own growth`);
   assert.doesNotMatch(stderr, /unrecognized flag|Error/i, 'this V8 still knows the flags');
 });
 
 test('hub-flags-can-be-switched-off', () => {
-  assert.ok(youngGenerationMiB('hub', { FLOTILLA_HUB_V8_FLAGS: 'off' }).mib > 4);
+  assert.ok(youngGenerationMiB('hub', { FLOTILLA_HUB_V8_FLAGS: 'off' }).mib > LIMITED_MIB);
 });
