@@ -40,8 +40,24 @@ export interface BundleDesiredState {
   drift: DriftPolicy;
   /** On a field-manager conflict: take ownership (force) or report it (default true). */
   forceConflicts: boolean;
+  /** bundle.yaml `spec.allowMassPrune: true`: deleting many (or all) of its objects at once is not held (default absent: held). */
+  allowMassPrune?: boolean;
   objects: KubeObject[];
 }
+
+/** Mass-prune safety, from the hub's config and the cluster's file; the agent enforces it. */
+export interface PrunePolicy {
+  /**
+   * Largest share (0 < maxShare ≤ 1) of a cluster's managed objects one desired state may
+   * delete; a state that would delete more is held (default DEFAULT_MAX_PRUNE_SHARE, 0.5).
+   */
+  maxShare: number;
+  /** clusters/<name>.yaml `spec.allowMassPrune: true`: nothing is held on this cluster (default absent). */
+  allowMassPrune?: boolean;
+}
+
+/** Default of PrunePolicy.maxShare: a commit may delete at most half of a cluster's managed objects. */
+export const DEFAULT_MAX_PRUNE_SHARE = 0.5;
 
 /** Everything one cluster should run, rendered from one commit. */
 export interface DesiredState {
@@ -57,6 +73,8 @@ export interface DesiredState {
    * prune them. Absent or empty when every bundle rendered.
    */
   held?: string[];
+  /** Mass-prune safety for this cluster; absent (older hubs) means DEFAULT_MAX_PRUNE_SHARE, no opt-in. */
+  prune?: PrunePolicy;
 }
 
 /** Label put on every object Flotilla applies, naming its bundle. */
@@ -71,27 +89,33 @@ export function bundleDigest(b: Omit<BundleDesiredState, 'digest'>): string {
       name: b.name,
       drift: b.drift,
       forceConflicts: b.forceConflicts,
+      // Only when set, so digests of bundles without it are what they always were.
+      ...(b.allowMassPrune === true ? { allowMassPrune: true } : {}),
       objects: b.objects,
     }),
   );
 }
 
 /**
- * Digest of a cluster's desired state from its bundles' digests (bundles sorted by name)
- * and the held bundles, if any.
+ * Digest of a cluster's desired state from its bundles' digests (bundles sorted by name),
+ * the held bundles, if any, and the prune policy, if any (an opt-in must reach the agent
+ * as a new state, so it is part of the content).
  */
 export function desiredStateDigest(
   cluster: string,
   bundles: readonly { name: string; digest: string }[],
   held: readonly string[] = [],
+  prune?: PrunePolicy,
 ): string {
   const parts = [...bundles]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((b) => [b.name, b.digest]);
-  const value =
-    held.length > 0
-      ? { cluster, bundles: parts, held: [...held].sort() }
-      : { cluster, bundles: parts };
+  const value = {
+    cluster,
+    bundles: parts,
+    ...(held.length > 0 ? { held: [...held].sort() } : {}),
+    ...(prune ? { prune } : {}),
+  };
   return digestOf(canonicalJson(value));
 }
 

@@ -32,6 +32,7 @@ export type {
 } from './events.js';
 export {
   BUNDLE_LABEL,
+  DEFAULT_MAX_PRUNE_SHARE,
   KEEP_ON_PRUNE_ANNOTATION,
   bundleDigest,
   desiredStateDigest,
@@ -43,6 +44,7 @@ export type {
   DriftIgnoreRule,
   DriftPolicy,
   KubeObject,
+  PrunePolicy,
 } from './desired-state.js';
 export { canonicalJson, digestJson, digestOf, shortDigest } from './hash.js';
 export { LogFields, createLogger, silentLogger } from './logging.js';

@@ -72,6 +72,27 @@ test('desired-state-digest-ignores-bundle-order-and-covers-content', () => {
   );
 });
 
+test('mass-prune-opt-ins-and-policy-change-the-digests-only-when-given', () => {
+  const base = {
+    name: 'app',
+    drift: { mode: 'enforce' as const, ignore: [] },
+    forceConflicts: true,
+    objects: [],
+  };
+  assert.equal(bundleDigest(base), bundleDigest({ ...base, allowMassPrune: false }));
+  assert.notEqual(bundleDigest(base), bundleDigest({ ...base, allowMassPrune: true }));
+  const bundles = [{ name: 'app', digest: bundleDigest(base) }];
+  const plain = desiredStateDigest('c1', bundles);
+  assert.equal(plain, desiredStateDigest('c1', bundles, [], undefined));
+  const half = desiredStateDigest('c1', bundles, [], { maxShare: 0.5 });
+  assert.notEqual(plain, half);
+  assert.notEqual(half, desiredStateDigest('c1', bundles, [], { maxShare: 0.3 }));
+  assert.notEqual(
+    half,
+    desiredStateDigest('c1', bundles, [], { maxShare: 0.5, allowMassPrune: true }),
+  );
+});
+
 test('errors-carry-codes-fields-and-retryability', () => {
   const e = new ConfigError('grpc.listen', 'must be host:port', { file: 'hub.yaml' });
   assert.equal(e.message, 'hub.yaml: grpc.listen: must be host:port');

@@ -559,7 +559,7 @@ export function realHubParts(logger: Logger): HubParts<SourceSnapshot> {
   return {
     logger,
     createSource: async (cfg, index, log) => {
-      renderOptions = renderOptionsOf(cfg.render);
+      renderOptions = { ...renderOptionsOf(cfg.render), maxPruneShare: cfg.prune.maxShare };
       return createGitSource(cfg, index, log);
     },
     renderer: {

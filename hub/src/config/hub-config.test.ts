@@ -186,3 +186,21 @@ test('identity-defaults-and-insecure-is-explicit', () => {
     'identity.tokenTtl',
   );
 });
+
+test('prune-max-share-defaults-to-half-and-takes-a-fraction-or-a-percentage', () => {
+  assert.equal(compileHubConfig(minimal, 'hub.yaml', OPTS).prune.maxShare, 0.5);
+  const share = (maxShare: unknown): number =>
+    compileHubConfig({ ...minimal, prune: { maxShare } }, 'hub.yaml', OPTS).prune.maxShare;
+  assert.equal(share(0.25), 0.25);
+  assert.equal(share('30%'), 0.3);
+  assert.equal(share(1), 1);
+  for (const bad of [0, 1.5, '150%', 'half', -0.1]) {
+    const err = configError(() => share(bad));
+    assert.equal(err.field, 'prune.maxShare');
+    assert.match(err.message, /hub\.yaml: prune\.maxShare: must be a share above 0 and at most 1/);
+  }
+  assert.equal(
+    configError(() => compileHubConfig({ ...minimal, prune: { max: 1 } }, 'f', OPTS)).field,
+    'prune.max',
+  );
+});

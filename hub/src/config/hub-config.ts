@@ -2,7 +2,13 @@
 // field optional), the defaults, and the compiled HubConfig (every field present,
 // durations in ms) that the rest of the hub reads. Validation happens once, here, and
 // every error names the file and the field.
-import { ConfigError, durations, isDnsLabel, parseDuration } from '@flotilla/common';
+import {
+  ConfigError,
+  DEFAULT_MAX_PRUNE_SHARE,
+  durations,
+  isDnsLabel,
+  parseDuration,
+} from '@flotilla/common';
 import { compileStatusConfig } from '../status/status-config.js';
 import { validateSourceRef } from '../source/refs.js';
 import { validateFleetPath } from '../source/fleet-path.js';
@@ -79,6 +85,8 @@ export interface HubConfig {
   status: StatusConfig;
   /** kustomize/helm programs, their timeout, the per-cluster size limit (render/render-config.ts). */
   render: RenderConfig;
+  /** Mass-prune safety: the largest share of a cluster's managed objects one commit may delete (default 0.5); carried in every desired state. */
+  prune: { maxShare: number };
   /** Plaintext gRPC and HTTP, no per-cluster identities (development and demo only; default false). */
   insecure: boolean;
   /** Per-cluster identities (used unless insecure). */
@@ -182,6 +190,7 @@ const TOP_FIELDS = [
   'history',
   'notify',
   'render',
+  'prune',
 ] as const;
 const SOURCE_FIELDS = [
   'name',
@@ -359,6 +368,25 @@ function compileNatsRevocation(
   };
 }
 
+// prune.maxShare: a fraction (0.5) or a percentage ("50%"), above 0 and at most 1 (100 %).
+function compilePrune(c: Checker, value: unknown): HubConfig['prune'] {
+  const p = c.object(value, 'prune', ['maxShare']);
+  const raw = p.maxShare;
+  if (raw === undefined || raw === null) return { maxShare: DEFAULT_MAX_PRUNE_SHARE };
+  const share =
+    typeof raw === 'number'
+      ? raw
+      : typeof raw === 'string' && /^\d+(\.\d+)?%$/.test(raw.trim())
+        ? Number(raw.trim().slice(0, -1)) / 100
+        : NaN;
+  if (!(share > 0 && share <= 1))
+    c.fail(
+      'prune.maxShare',
+      `must be a share above 0 and at most 1, as a number (0.5) or a percentage ("50%"), got ${JSON.stringify(raw)}`,
+    );
+  return { maxShare: share };
+}
+
 /** Validates the user's file content and fills defaults; throws ConfigError naming the field. */
 export function compileHubConfig(raw: unknown, file: string, opts: CompileOptions): HubConfig {
   const c = new Checker(file);
@@ -410,6 +438,7 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
     offlineAfterMs,
     status: compileStatusConfig(top, file),
     render: compileRenderConfig(top, file),
+    prune: compilePrune(c, top.prune),
     insecure: false,
     identity: { stateDir: '', hosts: [], tokenTtlMs: 0, certValidityMs: 0 },
   };

@@ -190,6 +190,7 @@ export function renderBundle(
     name: b.def.name,
     drift: b.def.drift,
     forceConflicts: b.def.forceConflicts,
+    ...(b.def.allowMassPrune ? { allowMassPrune: true } : {}),
     objects: items.map((i) => i.object),
   };
   const state: BundleDesiredState = { ...body, digest: bundleDigest(body) };

@@ -321,7 +321,7 @@ describe('determinism and content addressing', async () => {
     const bytes = (r: typeof a): string => JSON.stringify([...r.clusters]);
     assert.equal(bytes(a), bytes(b));
     const c0 = a.clusters.get('c0')!;
-    assert.equal(c0.digest, desiredStateDigest('c0', c0.bundles));
+    assert.equal(c0.digest, desiredStateDigest('c0', c0.bundles, [], { maxShare: 0.5 }));
     assert.deepEqual(names(c0), [
       'percluster:ConfigMap/pc/id',
       'shared:ConfigMap/shared/one',
@@ -422,5 +422,46 @@ describe('pause and failure keep the previous state', async () => {
     );
     assert.equal(broken.clusters.get('c1')?.bundles[0], before);
     assert.equal(broken.clusters.get('c1')?.revision, 'r3');
+  });
+});
+
+describe('mass-prune policy', async () => {
+  const files = {
+    'clusters/c1.yaml': clusterYaml('c1'),
+    'clusters/c2.yaml': clusterYaml('c2', {}, '  allowMassPrune: true\n'),
+    'bundles/a/bundle.yaml': bundleYaml('a', everyone),
+    'bundles/a/manifests/cm.yaml': configMap('a', { v: '1' }, 'default'),
+  };
+
+  test('every-desired-state-carries-the-hub-share-and-the-cluster-opt-in', async () => {
+    const out = await renderFleet(repo(files), 'r', { maxPruneShare: 0.3 });
+    assert.deepEqual(out.errors, []);
+    assert.deepEqual(out.clusters.get('c1')?.prune, { maxShare: 0.3 });
+    assert.deepEqual(out.clusters.get('c2')?.prune, { maxShare: 0.3, allowMassPrune: true });
+    assert.equal((await renderFleet(repo(files), 'r')).clusters.get('c1')?.prune?.maxShare, 0.5);
+  });
+
+  test('an-opt-in-in-bundle-yaml-changes-the-bundle-and-the-state-digest', async () => {
+    const before = (await renderFleet(repo(files), 'r')).clusters.get('c1');
+    const after = (
+      await renderFleet(
+        repo({
+          ...files,
+          'bundles/a/bundle.yaml': bundleYaml('a', `  allowMassPrune: true\n${everyone}`),
+        }),
+        'r',
+      )
+    ).clusters.get('c1');
+    assert.equal(after?.bundles[0]?.allowMassPrune, true);
+    assert.equal(before?.bundles[0]?.allowMassPrune, undefined);
+    assert.notEqual(after?.digest, before?.digest);
+  });
+
+  test('allow-mass-prune-must-be-a-boolean', async () => {
+    const out = await renderFleet(
+      repo({ ...files, 'clusters/c1.yaml': clusterYaml('c1', {}, '  allowMassPrune: maybe\n') }),
+      'r',
+    );
+    assert.match(out.errors[0]?.message ?? '', /clusters\/c1\.yaml:\d+: .*allowMassPrune/);
   });
 });

@@ -4,8 +4,13 @@
 // for an unchanged one), and clusters whose inputs for a bundle are equal share one
 // BundleDesiredState object.
 import { performance } from 'node:perf_hooks';
-import { LogFields, TooLargeError, desiredStateDigest } from '@flotilla/common';
-import type { DesiredState, Logger } from '@flotilla/common';
+import {
+  DEFAULT_MAX_PRUNE_SHARE,
+  LogFields,
+  TooLargeError,
+  desiredStateDigest,
+} from '@flotilla/common';
+import type { DesiredState, Logger, PrunePolicy } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { assembleCluster } from './assemble.js';
 import type { Candidate } from './assemble.js';
@@ -23,6 +28,7 @@ import type { RenderOptions, RenderResult, RenderStats } from './types.js';
 /** Keeps caches between renders; call render() with each new snapshot. */
 export class FleetRenderer {
   private readonly maxClusterBytes: number;
+  private readonly maxPruneShare: number;
   private readonly log: Logger | undefined;
   private readonly tools: ToolRunner;
   // Each cache keeps only what the last render used: memory follows the repo, not history.
@@ -40,6 +46,7 @@ export class FleetRenderer {
 
   constructor(opts: RenderOptions & { logger?: Logger; tools?: ToolRunner } = {}) {
     this.maxClusterBytes = opts.maxClusterBytes ?? DEFAULT_MAX_CLUSTER_BYTES;
+    this.maxPruneShare = opts.maxPruneShare ?? DEFAULT_MAX_PRUNE_SHARE;
     this.log = opts.logger;
     this.tools =
       opts.tools ??
@@ -170,12 +177,18 @@ export class FleetRenderer {
     // Held bundles without a rendering here must not be pruned by the agent.
     const rendered = new Set(states.map((s) => s.name));
     const held = [...asm.held].filter((b) => !rendered.has(b)).sort();
+    // The agent enforces it (it knows its inventory across hub restarts); see docs/fleet-repo.md.
+    const prune: PrunePolicy = {
+      maxShare: this.maxPruneShare,
+      ...(def.allowMassPrune ? { allowMassPrune: true } : {}),
+    };
     out.clusters.set(def.name, {
       cluster: def.name,
       revision: out.revision,
-      digest: desiredStateDigest(def.name, states, held),
+      digest: desiredStateDigest(def.name, states, held, prune),
       bundles: states,
       ...(held.length > 0 ? { held } : {}),
+      prune,
     });
     nextPrevious.set(def.name, new Map(asm.bundles.map((r) => [r.state.name, r])));
   }

@@ -19,6 +19,8 @@ export interface ClusterDef {
   vars: Readonly<Record<string, string>>;
   /** Paused: the cluster keeps the last state rendered before it was paused. */
   paused: boolean;
+  /** spec.allowMassPrune: a commit may delete any share of this cluster's objects (default false). */
+  allowMassPrune: boolean;
   file: string;
 }
 
@@ -38,6 +40,8 @@ export interface BundleDef {
   drift: DriftPolicy;
   forceConflicts: boolean;
   paused: boolean;
+  /** spec.allowMassPrune: deleting many or all of this bundle's objects at once is not held (default false). */
+  allowMassPrune: boolean;
 }
 
 function header(r: FieldReader, kind: string, expectedName: string): FieldReader {
@@ -68,12 +72,13 @@ export function parseCluster(text: string, file: string, name: string): ClusterD
     meta.fail(['labels'], (err as Error).message, err);
   }
   const spec = root.child('spec');
-  spec?.only(['vars', 'paused']);
+  spec?.only(['vars', 'paused', 'allowMassPrune']);
   return {
     name,
     labels,
     vars: spec ? readVars(spec) : {},
     paused: spec?.bool('paused') ?? false,
+    allowMassPrune: spec?.bool('allowMassPrune') ?? false,
     file,
   };
 }
@@ -88,7 +93,15 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
   const root = rootReader(text, file);
   header(root, 'Bundle', name);
   const spec = root.child('spec') ?? root.fail(['spec'], 'spec is required');
-  spec.only(['source', 'namespace', 'targets', 'drift', 'forceConflicts', 'paused']);
+  spec.only([
+    'source',
+    'namespace',
+    'targets',
+    'drift',
+    'forceConflicts',
+    'paused',
+    'allowMassPrune',
+  ]);
   const bundleDir = posix.dirname(file);
   const repoPath = (r: FieldReader, key: string, rel: string): string =>
     toRepoPath(r, key, rel, bundleDir);
@@ -102,6 +115,7 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
     drift: parseDrift(spec.child('drift')),
     forceConflicts: spec.bool('forceConflicts') ?? true,
     paused: spec.bool('paused') ?? false,
+    allowMassPrune: spec.bool('allowMassPrune') ?? false,
   };
 }
 

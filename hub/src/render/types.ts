@@ -57,6 +57,8 @@ export interface RenderOptions {
   helmPath?: string;
   /** Longest run of kustomize or helm for one bundle (default durations.renderToolTimeout). */
   toolTimeoutMs?: number;
+  /** Mass-prune safety carried in every desired state: the largest share of a cluster's objects one commit may delete (default 0.5). */
+  maxPruneShare?: number;
 }
 
 /** Default of RenderOptions.maxClusterBytes: 16 MiB. */
