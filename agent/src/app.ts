@@ -69,6 +69,8 @@ export class AgentApp {
   private resyncTimer: NodeJS.Timeout | undefined;
   private lastState: DesiredState | undefined;
   private applied: AppliedMark = { digest: '', revision: '' };
+  /** Digest of the desired state the mass-prune guard holds, once its hold was reported; "" when none. */
+  private heldDigest = '';
 
   constructor(
     private readonly config: AgentConfig,
@@ -96,7 +98,8 @@ export class AgentApp {
       throw new ConfigError('kubeconfig', errorMessage(err), { cause: err });
     }
     this.kube = await KubeClient.create(kc);
-    this.inventories = new InventoryStore(this.kube, c.namespace);
+    // A namespaced-mode agent may not read Namespaces; its install manifests create its own.
+    this.inventories = new InventoryStore(this.kube, c.namespace, !c.managedNamespaces);
     this.stateStore = new StateStore(this.kube, c.namespace);
     const token = c.tokenFile ? await readSecretFile(c.tokenFile, 'token-file') : c.token;
     const caPem = c.caFile ? Buffer.from(await readSecretFile(c.caFile, 'ca-file')) : undefined;
@@ -116,7 +119,10 @@ export class AgentApp {
         bufferSize: c.eventBufferSize,
       },
     );
-    this.drift = new DriftController(this.kube, this.publisher, { logger: this.logger });
+    this.drift = new DriftController(this.kube, this.publisher, {
+      logger: this.logger,
+      namespaces: c.managedNamespaces,
+    });
     if (c.metricsAddr) {
       try {
         this.metricsServer = await serveMetrics(c.metricsAddr, this.metrics);
@@ -280,6 +286,8 @@ export class AgentApp {
       { [LogFields.revision]: revision, [LogFields.digest]: shortDigest(digest) },
       'desired state up to date',
     );
+    // The hub wants what is enforced again (say, the held commit was reverted): no hold remains.
+    this.heldDigest = '';
     if (revision !== this.lastState.revision)
       this.queue.submit({ kind: 'record', state: { ...this.lastState, revision } });
   }
@@ -306,20 +314,28 @@ export class AgentApp {
         this.applied = { digest: job.state.digest, revision: job.state.revision };
       return this.save(job.state, this.applied, signal);
     }
-    // Stored before applying, so a crash mid-apply restarts with the newest verified state.
-    if (job.kind === 'hub') await this.save(job.state, this.applied, signal);
-    this.lastState = job.state;
     let outcome: ReconcileOutcome | undefined;
     let error: string | undefined;
     this.drift?.beforeApply();
+    // A held state is neither stored nor enforced: the earlier one stays both.
+    const admit = async (): Promise<void> => {
+      // Stored before applying, so a crash mid-apply restarts with the newest verified state.
+      if (job.kind === 'hub') await this.save(job.state, this.applied, signal);
+      this.lastState = job.state;
+    };
     try {
       outcome = await reconcile(this.kube as KubeClient, this.inventories, job.state, {
         concurrency: this.config.applyConcurrency,
+        namespaces: this.config.managedNamespaces,
+        beforeWrites: admit,
         signal,
       });
     } catch (err) {
       error = errorMessage(err);
+      if (this.lastState !== job.state) await admit();
     }
+    if (outcome?.held) return this.hold(job, outcome);
+    if (job.kind === 'hub') this.heldDigest = '';
     await this.drift?.afterApply(job.state, outcome?.bundles ?? [], signal);
     const result = outcome?.result ?? 'failed';
     if (
@@ -333,6 +349,36 @@ export class AgentApp {
     if (job.kind === 'hub')
       await this.connection?.ack(job.session, this.ackOf(job, outcome, error));
     this.scheduleRetry(result !== 'applied');
+  }
+
+  /**
+   * A held state: nothing was applied or pruned, and the earlier state stays the one
+   * enforced (drift, resync, retry). The hold is acked, published, and not retried: a new
+   * commit or an opt-in releases it.
+   */
+  private async hold(
+    job: Exclude<Job, { kind: 'record' }>,
+    outcome: ReconcileOutcome,
+  ): Promise<void> {
+    this.drift?.cancelApply();
+    // Re-checks of a hold already reported (a retry after an unreadable inventory) stay quiet.
+    const repeat = this.heldDigest === job.state.digest && job.kind !== 'hub';
+    this.heldDigest = job.state.digest;
+    if (!repeat) {
+      this.logger.warn(
+        {
+          [LogFields.revision]: job.state.revision,
+          [LogFields.digest]: shortDigest(job.state.digest),
+          trigger: job.kind,
+          deleting: outcome.held?.deleting,
+          managed: outcome.held?.managed,
+        },
+        'desired state held: it would delete too many objects',
+      );
+      this.report(job, outcome, undefined);
+    }
+    if (job.kind === 'hub')
+      await this.connection?.ack(job.session, this.ackOf(job, outcome, undefined));
   }
 
   private report(
@@ -358,6 +404,9 @@ export class AgentApp {
     this.metrics.observeApply(result, outcome?.durationMs ?? 0);
     // Quiet resyncs (nothing written, nothing failed) are not events.
     if (job.kind !== 'hub' && result === 'applied' && (outcome?.writes ?? 0) === 0) return;
+    // While a hold is reported, re-applies of the earlier state must not cover it up.
+    if (this.heldDigest !== '' && this.heldDigest !== s.digest) return;
+    const message = error ?? outcome?.held?.message;
     const data: AppliedData = {
       revision: s.revision,
       digest: s.digest,
@@ -365,7 +414,7 @@ export class AgentApp {
       result,
       bundles: outcome?.bundles ?? [],
       durationMs: outcome?.durationMs ?? 0,
-      ...(error ? { message: error } : {}),
+      ...(message ? { message } : {}),
     };
     this.publisher?.publish(result === 'applied' ? 'applied' : 'apply-failed', data);
   }
@@ -376,7 +425,7 @@ export class AgentApp {
     error: string | undefined,
   ): AckInput {
     const failures = (outcome?.bundles ?? []).flatMap((b) => b.failures);
-    const message = error ?? failures.slice(0, 5).join('; ');
+    const message = error ?? outcome?.held?.message ?? failures.slice(0, 5).join('; ');
     return {
       generation: job.generation,
       digest: job.state.digest,

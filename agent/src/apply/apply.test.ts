@@ -128,3 +128,34 @@ it('one-failing-object-does-not-stop-the-others', async () => {
   assert.match(by.get('bad')?.reason ?? '', /field not declared/);
   assert.match(by.get('u')?.reason ?? '', /no matches for kind "Unknown"/);
 });
+
+it('namespaced-mode-refuses-cluster-scoped-and-foreign-namespace-objects-without-a-request', async () => {
+  const kube = new FakeKube();
+  const objs: KubeObject[] = [
+    crd,
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'everything' },
+    },
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-c' } },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'mine' } },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'theirs', namespace: 'team-c' } },
+  ];
+  const result = await applySet(kube, objs, {
+    bundle: 'b',
+    defaultNamespace: 'team-a',
+    namespaces: ['team-a', 'team-b'],
+  });
+  assert.deepEqual(kube.writes, ['ConfigMap/team-a/mine']);
+  const by = new Map(result.map((e) => [e.ref.name, e]));
+  assert.equal(by.get('mine')?.action, 'created');
+  for (const name of ['widgets.example.com', 'everything', 'team-c'])
+    assert.match(
+      by.get(name)?.reason ?? '',
+      /^refused: cluster-scoped object, and this agent runs in namespaced mode \(it manages only namespace\(s\) team-a, team-b\)/,
+      name,
+    );
+  assert.equal(by.get('theirs')?.action, 'failed');
+  assert.match(by.get('theirs')?.reason ?? '', /namespace "team-c" is not one this agent manages/);
+});

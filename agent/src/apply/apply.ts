@@ -10,6 +10,8 @@ import type { ChangeSetEntry } from './changeset.js';
 import { sameObject } from './diff.js';
 import { mapLimit } from './limit.js';
 import { groupByStage, isCrd, stageOf } from './order.js';
+import { refusal } from './scope.js';
+import type { ManagedNamespaces } from './scope.js';
 import { waitForCrds } from './wait.js';
 
 /** Options of applyObject and applySet. */
@@ -24,6 +26,8 @@ export interface ApplyOptions {
   concurrency?: number;
   /** How long to wait for CRDs to be Established (default 60 000 ms). */
   crdTimeoutMs?: number;
+  /** Namespaced mode: only objects in these namespaces are applied, the rest fail as refused (default: cluster-wide). */
+  namespaces?: ManagedNamespaces;
   signal?: AbortSignal;
 }
 
@@ -81,9 +85,14 @@ export async function applySet(
   opts: ApplyOptions = {},
 ): Promise<ChangeSetEntry[]> {
   const limit = opts.concurrency ?? APPLY_DEFAULTS.concurrency;
-  const crds = objects.filter(isCrd);
+  const results: ChangeSetEntry[] = [];
+  // CRDs are cluster-scoped: refused at once in namespaced mode, no discovery needed.
+  const crdRefusal = refusal({}, false, opts.namespaces);
+  const crds = crdRefusal ? [] : objects.filter(isCrd);
+  if (crdRefusal)
+    for (const o of objects.filter(isCrd)) results.push(entry(refOf(o), 'failed', crdRefusal));
   const rest = objects.filter((o) => !isCrd(o));
-  const results = await mapLimit(crds, limit, (o) => applyObject(kube, o, opts));
+  results.push(...(await mapLimit(crds, limit, (o) => applyObject(kube, o, opts))));
   const applied = crds.filter((_c, i) => results[i]?.action !== 'failed');
   if (applied.length > 0) {
     // A CRD that never gets Established is reported; its CRs then fail on discovery.
@@ -108,7 +117,14 @@ export async function applySet(
     }
   });
   for (const s of scoped) if ('error' in s) results.push(entry(refOf(s.obj), 'failed', s.error));
-  const ok = scoped.filter((s): s is { obj: KubeObject; namespaced: boolean } => !('error' in s));
+  const ok: { obj: KubeObject; namespaced: boolean }[] = [];
+  for (const s of scoped) {
+    if ('error' in s) continue;
+    const ref = refOf(prepareObject(s.obj, s.namespaced, opts));
+    const refused = refusal(ref, s.namespaced, opts.namespaces);
+    if (refused) results.push(entry(ref, 'failed', refused));
+    else ok.push(s);
+  }
   for (const group of groupByStage(ok, (s) => stageOf(s.obj, s.namespaced))) {
     if (opts.signal?.aborted) break;
     results.push(...(await mapLimit(group.items, limit, (s) => applyObject(kube, s.obj, opts))));

@@ -70,3 +70,23 @@ it('config-errors-name-the-field', () => {
     'arguments',
   );
 });
+
+it('managed-namespaces-turn-on-namespaced-mode-and-are-validated', () => {
+  const ok = ['--cluster', 'e', '--hub', 'h:1', '--nats', 'nats://a:1'];
+  assert.equal(compile(ok).managedNamespaces, undefined, 'cluster-wide by default');
+  assert.deepEqual(
+    compile([...ok, '--managed-namespaces', 'team-b, team-a,team-b']).managedNamespaces,
+    ['team-a', 'team-b'],
+  );
+  assert.deepEqual(compile(ok, { FLOTILLA_MANAGED_NAMESPACES: 'apps' }).managedNamespaces, [
+    'apps',
+  ]);
+  assert.equal(
+    fieldOf(() => compile([...ok, '--managed-namespaces', 'Team_A'])),
+    'managed-namespaces',
+  );
+  assert.equal(
+    fieldOf(() => compile([...ok, '--managed-namespaces', ' , '])),
+    'managed-namespaces',
+  );
+});

@@ -19,6 +19,8 @@ export interface AgentConfig {
   /** Token from the environment; tokenFile wins when both are set. */
   token: string | undefined;
   namespace: string;
+  /** Namespaced mode: the only namespaces the agent applies into; undefined = cluster-wide. */
+  managedNamespaces: string[] | undefined;
   insecure: boolean;
   caFile: string | undefined;
   logLevel: string;
@@ -94,6 +96,7 @@ export function compileConfig(opts: AgentOptions, agentVersion: string): AgentCo
   const namespace = opts.namespace ?? AGENT_DEFAULTS.namespace;
   if (!isDnsLabel(namespace))
     throw new ConfigError('namespace', `"${namespace}" is not a valid namespace name`);
+  const managedNamespaces = checkManagedNamespaces(opts.managedNamespaces);
   const logLevel = opts.logLevel ?? AGENT_DEFAULTS.logLevel;
   if (!LOG_LEVELS.includes(logLevel))
     throw new ConfigError('log-level', `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
@@ -114,12 +117,24 @@ export function compileConfig(opts: AgentOptions, agentVersion: string): AgentCo
     bootstrapTokenFile: opts.bootstrapTokenFile,
     token: opts.token,
     namespace,
+    managedNamespaces,
     insecure: opts.insecure ?? false,
     caFile: opts.caFile,
     logLevel,
     agentVersion,
     metricsAddr: opts.metricsAddr === undefined ? undefined : checkMetricsAddr(opts.metricsAddr),
   };
+}
+
+function checkManagedNamespaces(list: string | undefined): string[] | undefined {
+  if (list === undefined) return undefined;
+  const names = [...new Set(list.split(',').map((n) => n.trim()))].filter((n) => n !== '');
+  if (names.length === 0)
+    throw new ConfigError('managed-namespaces', 'must name at least one namespace (a,b)');
+  for (const n of names)
+    if (!isDnsLabel(n))
+      throw new ConfigError('managed-namespaces', `"${n}" is not a valid namespace name`);
+  return names.sort();
 }
 
 function checkMetricsAddr(addr: string): string {

@@ -16,6 +16,8 @@ export interface AgentOptions {
   /** A token from FLOTILLA_TOKEN (no flag: flags show in `ps`). */
   token?: string;
   namespace?: string;
+  /** Namespaced mode: comma-separated namespaces the agent may manage; absent = cluster-wide. */
+  managedNamespaces?: string;
   insecure?: boolean;
   caFile?: string;
   logLevel?: string;
@@ -36,6 +38,10 @@ export const USAGE = `Usage: flotilla-agent --cluster NAME --hub HOST:PORT --nat
                         one-time token from "flotilla cluster add" (env FLOTILLA_BOOTSTRAP_TOKEN_FILE;
                         default: Secret flotilla-bootstrap in --namespace); traded for a certificate
   --namespace NS        namespace for inventories and stored state (default flotilla-system)
+  --managed-namespaces A,B
+                        namespaced mode: apply only into these namespaces; cluster-scoped objects
+                        and other namespaces are refused (env FLOTILLA_MANAGED_NAMESPACES; default
+                        cluster-wide). "flotilla cluster add --namespaces" sets it with matching RBAC
   --ca-file FILE        CA bundle to verify the hub's TLS certificate (default: system roots)
   --insecure            plaintext gRPC to the hub, no cluster certificate (development only)
   --log-level LEVEL     trace|debug|info|warn|error (default info; env FLOTILLA_LOG_LEVEL)
@@ -66,6 +72,7 @@ export function parseAgentArgs(
         'token-file': { type: 'string' },
         'bootstrap-token-file': { type: 'string' },
         namespace: { type: 'string' },
+        'managed-namespaces': { type: 'string' },
         'ca-file': { type: 'string' },
         insecure: { type: 'boolean' },
         'log-level': { type: 'string' },
@@ -86,6 +93,7 @@ export function parseAgentArgs(
     bootstrapTokenFile: str('bootstrap-token-file') ?? nonEmpty(env.FLOTILLA_BOOTSTRAP_TOKEN_FILE),
     token: nonEmpty(env.FLOTILLA_TOKEN),
     namespace: str('namespace'),
+    managedNamespaces: str('managed-namespaces') ?? nonEmpty(env.FLOTILLA_MANAGED_NAMESPACES),
     caFile: str('ca-file'),
     insecure: values.insecure === true,
     logLevel: str('log-level') ?? nonEmpty(env.FLOTILLA_LOG_LEVEL),

@@ -11,6 +11,7 @@ import { HealthTracker } from '../health/tracker.js';
 import { DriftDetector } from './detector.js';
 import type { DriftDetectorOptions, DriftReporter } from './detector.js';
 import { managedSet } from './managed.js';
+import type { ManagedNamespaces } from '../apply/scope.js';
 
 /** How long an apply waits for new watches to list their objects (5 s). */
 export const WATCH_SYNC_WAIT_MS = 5_000;
@@ -19,6 +20,8 @@ export const WATCH_SYNC_WAIT_MS = 5_000;
 export interface DriftControllerOptions extends Omit<DriftDetectorOptions, 'logger'> {
   logger: Logger;
   defaultNamespace?: string;
+  /** Namespaced mode: watch only these namespaces, one watch per kind and namespace (default: cluster-wide watches). */
+  namespaces?: ManagedNamespaces;
   /** Health coalescing window (default durations.healthDebounce). */
   healthDebounceMs?: number;
 }
@@ -55,7 +58,13 @@ export class DriftController {
   ): Promise<void> {
     try {
       if (this.stopped || signal?.aborted) return;
-      const set = await managedSet(this.kube, state, this.opts.defaultNamespace, signal);
+      const set = await managedSet(
+        this.kube,
+        state,
+        this.opts.defaultNamespace,
+        signal,
+        this.opts.namespaces,
+      );
       this.detector.setManaged(set.objects, state.revision);
       const members = new Map([...set.objects].map(([k, m]) => [k, m.bundle]));
       this.health.setManaged(
@@ -82,6 +91,11 @@ export class DriftController {
     }
   }
 
+  /** An apply that was about to start did not run (its state was held): resume drift checks on what is enforced. */
+  cancelApply(): void {
+    this.detector.resume();
+  }
+
   /** Stops every watch and timer. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -99,10 +113,11 @@ export class DriftController {
     }
     for (const id of kinds) {
       if (this.watchers.has(id)) continue;
-      const [apiVersion, kind] = id.split('|') as [string, string];
+      const [apiVersion, kind, namespace] = id.split('|') as [string, string, string?];
       const w = new KindWatcher(this.kube, {
         apiVersion,
         kind,
+        ...(namespace ? { namespace } : {}),
         labelSelector: BUNDLE_LABEL,
         logger: this.opts.logger,
         onEvent: (ev: WatchEvent) => {

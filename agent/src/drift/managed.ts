@@ -3,6 +3,8 @@
 import { errorMessage, objectKey } from '@flotilla/common';
 import type { DesiredState, KubeObject } from '@flotilla/common';
 import { prepareObject } from '../apply/apply.js';
+import { refusal } from '../apply/scope.js';
+import type { ManagedNamespaces } from '../apply/scope.js';
 import type { KubeApi } from '../kube/types.js';
 import { ignoredPaths } from './changes.js';
 
@@ -17,7 +19,7 @@ export interface ManagedObject {
   object: KubeObject;
 }
 
-/** Enforced objects by key, and the kinds to watch ("apiVersion|kind"). */
+/** Enforced objects by key, and the kinds to watch ("apiVersion|kind", or "apiVersion|kind|namespace" in namespaced mode). */
 export interface ManagedSet {
   objects: Map<string, ManagedObject>;
   kinds: Set<string>;
@@ -25,12 +27,17 @@ export interface ManagedSet {
   skipped: string[];
 }
 
-/** Builds the managed set of a desired state; kinds the API does not serve are skipped (their apply failed and is reported). */
+/**
+ * Builds the managed set of a desired state; kinds the API does not serve, and objects a
+ * namespaced-mode agent refuses, are skipped (their apply failed and is reported). In
+ * namespaced mode watches are per namespace: the agent may not list cluster-wide.
+ */
 export async function managedSet(
   kube: Pick<KubeApi, 'resource'>,
   state: DesiredState,
   defaultNamespace = 'default',
   signal?: AbortSignal,
+  namespaces?: ManagedNamespaces,
 ): Promise<ManagedSet> {
   const objects = new Map<string, ManagedObject>();
   const kinds = new Set<string>();
@@ -40,6 +47,11 @@ export async function managedSet(
       try {
         const info = await kube.resource(raw.apiVersion, raw.kind, signal);
         const object = prepareObject(raw, info.namespaced, { bundle: b.name, defaultNamespace });
+        const refused = refusal(object.metadata, info.namespaced, namespaces);
+        if (refused) {
+          skipped.push(`${raw.kind}/${raw.metadata.name}: ${refused}`);
+          continue;
+        }
         objects.set(objectKey(object), {
           bundle: b.name,
           mode: b.drift.mode,
@@ -47,7 +59,11 @@ export async function managedSet(
           ignore: ignoredPaths(b.drift.ignore, object),
           object,
         });
-        kinds.add(`${raw.apiVersion}|${raw.kind}`);
+        kinds.add(
+          namespaces === undefined
+            ? `${raw.apiVersion}|${raw.kind}`
+            : `${raw.apiVersion}|${raw.kind}|${object.metadata.namespace ?? ''}`,
+        );
       } catch (err) {
         skipped.push(`${raw.kind}/${raw.metadata.name}: ${errorMessage(err)}`);
       }

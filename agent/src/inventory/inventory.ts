@@ -85,11 +85,13 @@ export class InventoryStore {
     private readonly kube: KubeApi,
     /** The agent namespace (default flotilla-system). */
     readonly namespace: string,
+    /** Create the namespace when missing (default true). A namespaced-mode agent may not read Namespaces: its install creates it. */
+    private readonly createNamespace = true,
   ) {}
 
-  /** Creates the agent namespace if missing. */
+  /** Creates the agent namespace if missing (nothing when createNamespace is false). */
   async ensureNamespace(signal?: AbortSignal): Promise<void> {
-    await ensureNamespace(this.kube, this.namespace, signal);
+    if (this.createNamespace) await ensureNamespace(this.kube, this.namespace, signal);
   }
 
   /** Every stored inventory, by bundle. */

@@ -38,6 +38,8 @@ export interface KindWatcherOptions {
   kind: string;
   /** Only objects matching it, e.g. "flotilla.dev/bundle" (default: all). */
   labelSelector?: string;
+  /** Only this namespace (namespaced mode; default: all namespaces). */
+  namespace?: string;
   onEvent(ev: WatchEvent): void;
   logger: Logger;
   /** Restart delays after a failure (default 200 .. 10 000 ms). */
@@ -84,12 +86,17 @@ export class KindWatcher {
       initialMs: this.opts.retryInitialMs ?? 200,
       maxMs: this.opts.retryMaxMs ?? 10_000,
     });
-    const what = { kind: this.opts.kind, apiVersion: this.opts.apiVersion };
+    const what = {
+      kind: this.opts.kind,
+      apiVersion: this.opts.apiVersion,
+      ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
+    };
     while (!signal.aborted) {
       try {
         if (!this.resourceVersion) await this.relist(signal);
         const res = await this.source.openWatch(this.opts.apiVersion, this.opts.kind, {
           labelSelector: this.opts.labelSelector,
+          namespace: this.opts.namespace,
           resourceVersion: this.resourceVersion,
           timeoutSeconds: this.opts.timeoutSeconds ?? 300,
           signal,
@@ -118,7 +125,7 @@ export class KindWatcher {
     const { items, resourceVersion } = await this.source.listVersioned(
       this.opts.apiVersion,
       this.opts.kind,
-      { labelSelector: this.opts.labelSelector, signal },
+      { labelSelector: this.opts.labelSelector, namespace: this.opts.namespace, signal },
     );
     const seen = new Set<string>();
     for (const object of items) {

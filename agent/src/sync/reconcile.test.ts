@@ -9,9 +9,14 @@ import { StateStore } from '../inventory/state-store.js';
 import { requireEnv, startCluster } from '@flotilla/test-env';
 import type { TestCluster } from '@flotilla/test-env';
 import { configMap, makeState } from '../testing/desired.js';
-import { reconcile } from './reconcile.js';
+import { reconcile as reconcileState } from './reconcile.js';
+import type { ReconcileOptions } from './reconcile.js';
 
 const skip = await requireEnv(['cluster']);
+// These tests are about the apply engine. Each sends only its own bundles, which the
+// mass-prune guard would hold as removing every other test's: it is off unless a test asks.
+const reconcile: typeof reconcileState = (kube, store, state, opts: ReconcileOptions = {}) =>
+  reconcileState(kube, store, state, { guardMassPrune: false, ...opts });
 const ns = (name: string): KubeObject => ({
   apiVersion: 'v1',
   kind: 'Namespace',
@@ -177,6 +182,36 @@ describe('reconcile (real kube-apiserver)', { skip }, () => {
     assert.equal(await cm('default', 'gone-1'), undefined);
     assert.ok(await cm('default', 'kept-1'));
     assert.equal((await store.list()).has('gone'), false);
+  });
+
+  it('a-state-held-by-the-mass-prune-guard-applies-and-prunes-nothing', async () => {
+    const objs = [
+      ns('held'),
+      configMap('held', 'a', { v: '1' }),
+      configMap('held', 'b', { v: '1' }),
+    ];
+    await reconcile(kube, store, makeState('c1', 'rev1', [{ name: 'held', objects: objs }]));
+    let stored = false;
+    const emptied = makeState('c1', 'rev2', [
+      { name: 'held', objects: [] },
+      { name: 'fresh', objects: [configMap('held', 'new', { v: '1' })] },
+    ]);
+    const out = await reconcile(kube, store, emptied, {
+      guardMassPrune: true,
+      beforeWrites: async () => {
+        stored = true;
+      },
+    });
+    assert.equal(out.result, 'failed');
+    assert.match(
+      out.held?.message ?? '',
+      /bundle held has no objects at this revision but manages 3/,
+    );
+    assert.equal(out.writes, 0);
+    assert.equal(stored, false, 'a held state is not admitted');
+    assert.ok(await cm('held', 'a'));
+    assert.equal(await cm('held', 'new'), undefined, 'nothing of a held state is applied');
+    assert.equal((await store.list()).get('held')?.entries.length, 3);
   });
 
   it('a-field-owned-by-another-manager-is-reported-without-force-and-taken-over-with-force', async () => {

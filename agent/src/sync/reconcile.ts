@@ -13,6 +13,9 @@ import { deleteObjects } from '../apply/delete.js';
 import type { KubeApi } from '../kube/types.js';
 import { normalizeRefs, refKey, staleRefs } from '../inventory/inventory.js';
 import type { Inventory, InventoryStore } from '../inventory/inventory.js';
+import type { ManagedNamespaces } from '../apply/scope.js';
+import { massPruneHold } from './prune-guard.js';
+import type { MassPruneHold } from './prune-guard.js';
 
 /** Overall outcome of a reconcile, in the vocabulary of acks and events. */
 export type ReconcileResultKind = 'applied' | 'partial' | 'failed';
@@ -27,6 +30,8 @@ export interface ReconcileOutcome {
   /** Writes made (created + configured + deleted): 0 in a steady state. */
   writes: number;
   durationMs: number;
+  /** Set when the state was held by the mass-prune guard: nothing was applied or pruned. */
+  held?: MassPruneHold;
 }
 
 /** Options of reconcile. */
@@ -35,6 +40,12 @@ export interface ReconcileOptions {
   concurrency?: number;
   /** Namespace for namespaced objects without one (default "default"). */
   defaultNamespace?: string;
+  /** Hold a state that would delete too much (sync/prune-guard.ts; default true). */
+  guardMassPrune?: boolean;
+  /** Namespaced mode: only these namespaces are managed (default: cluster-wide). */
+  namespaces?: ManagedNamespaces;
+  /** Called once the state is admitted (not held), before the first write: the agent stores it then. */
+  beforeWrites?: () => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -133,6 +144,22 @@ export async function reconcile(
   const started = Date.now();
   await store.ensureNamespace(opts.signal);
   const inventories = await store.list(opts.signal);
+  if (opts.guardMassPrune !== false) {
+    const held = await massPruneHold(kube, inventories, state, opts);
+    if (held) {
+      const failed = held.bundles.reduce((n, b) => n + b.failed, 0);
+      return {
+        result: 'failed',
+        bundles: held.bundles,
+        objectsApplied: 0,
+        objectsFailed: failed,
+        writes: 0,
+        durationMs: Date.now() - started,
+        held,
+      };
+    }
+  }
+  await opts.beforeWrites?.();
   // Apply every bundle before pruning any, so an object that moved between bundles is
   // claimed by its new bundle and not deleted by its old one.
   const applied = new Map<string, ChangeSetEntry[]>();
