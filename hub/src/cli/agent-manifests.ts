@@ -25,6 +25,21 @@ export const DEFAULT_AGENT_IMAGE = 'ghcr.io/flotilla-dev/flotilla-agent:0.1.0';
 
 type Obj = Record<string, unknown>;
 
+/** What the agent does to whatever a bundle holds. */
+const APPLY_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+
+/**
+ * Kubernetes lets an account create a Role/ClusterRole, or bind one, only with permissions
+ * it holds itself, unless it has `escalate` (roles) and `bind` (bindings). A fixed verb
+ * list never holds `*` verbs, nonResourceURLs or cluster-admin, so without this rule a
+ * bundle carrying such RBAC fails. The trade-off is in docs/install.md.
+ */
+const RBAC_DELEGATION = {
+  apiGroups: ['rbac.authorization.k8s.io'],
+  resources: ['clusterroles', 'roles'],
+  verbs: ['bind', 'escalate'],
+};
+
 function rbac(ns: string, namespaces: string[]): Obj[] {
   const sa = { kind: 'ServiceAccount', name: 'flotilla-agent', namespace: ns };
   const labels = { 'app.kubernetes.io/name': 'flotilla-agent' };
@@ -62,13 +77,7 @@ function rbac(ns: string, namespaces: string[]): Obj[] {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRole',
         metadata: { name: 'flotilla-agent', labels },
-        rules: [
-          {
-            apiGroups: ['*'],
-            resources: ['*'],
-            verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
-          },
-        ],
+        rules: [{ apiGroups: ['*'], resources: ['*'], verbs: APPLY_VERBS }, RBAC_DELEGATION],
       },
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -84,18 +93,14 @@ function rbac(ns: string, namespaces: string[]): Obj[] {
     ];
   }
   // Restricted: full control inside the listed namespaces only; no cluster-scoped writes.
+  // Bind and escalate in a Role reach no further than its namespace: a RoleBinding to
+  // cluster-admin there grants cluster-admin's rights in that namespace only.
   const managed = namespaces.flatMap((target): Obj[] => [
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: { name: 'flotilla-agent', namespace: target, labels },
-      rules: [
-        {
-          apiGroups: ['*'],
-          resources: ['*'],
-          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
-        },
-      ],
+      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: APPLY_VERBS }, RBAC_DELEGATION],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -142,6 +147,10 @@ function deployment(i: Required<Omit<AgentInstall, 'token' | 'caPem'>>): Obj {
                 i.nats,
                 '--namespace',
                 i.namespace,
+                // Namespaced mode: the agent refuses what its Roles could not apply anyway.
+                ...(i.namespaces.length > 0
+                  ? ['--managed-namespaces', [...i.namespaces].sort().join(',')]
+                  : []),
               ],
               resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
               securityContext: {
