@@ -3,6 +3,11 @@
 // Test code only: a package's published (non-test) files must never import this one.
 export { startCluster } from './cluster.js';
 export type { ClusterMode, StartClusterOptions, TestCluster } from './cluster.js';
+export { SERVICE_ACCOUNT_TOKEN_SECONDS, serviceAccountKubeconfig } from './service-account.js';
+export type {
+  ServiceAccountKubeconfig,
+  ServiceAccountKubeconfigOptions,
+} from './service-account.js';
 export { startNats } from './nats.js';
 export type { StartNatsOptions, StopNatsOptions, TestNats } from './nats.js';
 export { startGitServer } from './git-server.js';
