@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { desiredStateDigest } from '@flotilla/common';
 import { ChunkAssembler, decodeDesiredState } from './chunks.js';
 import type { Chunk } from './chunks.js';
 import { DesiredStateRejectedError } from './errors.js';
@@ -30,6 +31,20 @@ function chunksOf(
 }
 
 describe('chunk reassembly', () => {
+  it('the-prune-policy-is-covered-by-the-digest-an-added-opt-in-is-rejected', () => {
+    const prune = { maxShare: 0.5 };
+    const hubState = {
+      ...state,
+      prune,
+      digest: desiredStateDigest('east', state.bundles, [], prune),
+    };
+    const ok = new ChunkAssembler().add(chunksOf(hubState, 1, 1_000_000, hubState.digest)[0]!);
+    assert.deepEqual(decodeDesiredState(ok!, 'east').prune, prune);
+    const forged = { ...hubState, prune: { maxShare: 0.5, allowMassPrune: true } };
+    const bad = new ChunkAssembler().add(chunksOf(forged, 1, 1_000_000, hubState.digest)[0]!);
+    assert.throws(() => decodeDesiredState(bad!, 'east'), DesiredStateRejectedError);
+  });
+
   it('reassembles-chunks-in-any-order-and-verifies-the-digest', () => {
     const a = new ChunkAssembler();
     const chunks = chunksOf(state, 1, 40).reverse();

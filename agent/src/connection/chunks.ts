@@ -124,7 +124,7 @@ export function decodeDesiredState(assembled: AssembledState, cluster: string): 
     if (bundleDigest(rest) !== digest)
       throw new DesiredStateRejectedError(`bundle ${b.name}: digest does not match its content`);
   }
-  const digest = desiredStateDigest(state.cluster, state.bundles, state.held);
+  const digest = desiredStateDigest(state.cluster, state.bundles, state.held, state.prune);
   if (digest !== assembled.digest || state.digest !== assembled.digest) {
     throw new DesiredStateRejectedError(
       `digest ${digest} does not match the announced ${assembled.digest}`,

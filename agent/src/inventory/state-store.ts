@@ -48,7 +48,7 @@ export function verifyDigests(state: DesiredState): boolean {
     const { digest, ...rest } = b;
     if (bundleDigest(rest) !== digest) return false;
   }
-  return desiredStateDigest(state.cluster, state.bundles, state.held) === state.digest;
+  return desiredStateDigest(state.cluster, state.bundles, state.held, state.prune) === state.digest;
 }
 
 /** Stores the last desired state in Secrets of one namespace. */

@@ -5,7 +5,7 @@
 // named by the kubeconfig's `tokenFile`, and is re-minted at 80 % of its lifetime, as the
 // kubelet rotates a pod's projected token; readers must re-read the file (the agent's
 // kubeconfig loader does, every minute).
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -55,6 +55,7 @@ export async function serviceAccountKubeconfig(
   const core = admin.makeApiClient(CoreV1Api);
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), `flotilla-sa-${opts.name}-`)));
+  if (!ownDir) await mkdir(dir, { recursive: true, mode: 0o700 });
   const tokenFile = join(dir, `${opts.namespace}-${opts.name}.token`);
   const kubeconfigPath = join(dir, `${opts.namespace}-${opts.name}.kubeconfig`);
   const seconds = opts.expirationSeconds ?? SERVICE_ACCOUNT_TOKEN_SECONDS;

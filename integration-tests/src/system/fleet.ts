@@ -1,16 +1,20 @@
 // A whole Flotilla installation as real processes: N Kubernetes API servers, NATS, a
 // smart-HTTP Git server holding a fleet repo, one hub and one agent per cluster. Used
 // by the end-to-end tests and by the demo, so both exercise exactly the same wiring.
+// Every agent acts as its own ServiceAccount (a TokenRequest token), with the RBAC and
+// the arguments of the manifests `flotilla cluster add` generates: never as the admin.
 import { execFile } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
 import {
   binaryPaths,
   createWorkRepo,
   freePort,
+  serviceAccountKubeconfig,
   spawnServer,
   startCluster,
   startGitServer,
@@ -24,8 +28,8 @@ import type {
   TestNats,
   WorkRepo,
 } from '@flotilla/test-env';
-import { applyManifests } from './install.js';
-import { createNatsAuthSetup } from '@flotilla/hub';
+import { applyManifests, parseManifests } from './install.js';
+import { agentManifests, createNatsAuthSetup } from '@flotilla/hub';
 
 /** Path of the `flotilla` CLI entry point (hub package). */
 export const FLOTILLA_BIN = join(
@@ -65,6 +69,11 @@ export interface FleetOptions {
   insecure?: boolean;
   /** Extra hub.yaml lines (e.g. identity settings). */
   hubConfigExtra?: string[];
+  /**
+   * Clusters whose agent is installed in namespaced mode (`cluster add --namespaces`), with
+   * their namespaces; the harness creates those as the cluster's admin would first.
+   */
+  namespaced?: Record<string, string[]>;
 }
 
 /** A running installation. */
@@ -80,6 +89,8 @@ export interface Fleet {
   hubHttpUrl: string;
   hubGrpcAddress: string;
   agents: Map<string, ManagedProcess>;
+  /** The kubeconfig each agent runs with: its ServiceAccount's token, never the admin's. */
+  agentKubeconfigs: Map<string, string>;
   logDir: string;
   /** The hub's identity directory (ca.crt, admin.crt, admin.key); "" when insecure. */
   adminDir: string;
@@ -121,6 +132,15 @@ async function httpOk(url: string, caFile: string | undefined): Promise<boolean>
       resolve((res.statusCode ?? 500) < 300);
     }).on('error', reject);
   });
+}
+
+/** The agent container's arguments in the generated Deployment. */
+function deploymentArgs(manifests: string): string[] {
+  const dep = parseManifests(manifests).find((o) => o.kind === 'Deployment') as unknown as
+    { spec: { template: { spec: { containers: { args?: string[] }[] } } } } | undefined;
+  const args = dep?.spec.template.spec.containers[0]?.args;
+  if (!args) throw new Error('the agent manifests hold no Deployment with container args');
+  return args;
 }
 
 function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
@@ -272,31 +292,68 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     const cli = (args: string[]): Promise<string> => runCli(args, cliEnv);
     const installDir = (name: string): string => join(work, `install-${name}`);
     const agents = new Map<string, ManagedProcess>();
+    const agentKubeconfigs = new Map<string, string>();
     for (const [name, cluster] of clusters) {
-      const auth = insecure ? ['--token-file', tokenFile, '--insecure'] : [];
-      if (!insecure) {
-        progress(`flotilla cluster add ${name}; applying its agent manifests to ${cluster.server}`);
-        await cli(['cluster', 'add', name, '--output-dir', installDir(name), '--nats', nats.url]);
+      const namespaces = options.namespaced?.[name] ?? [];
+      if (namespaces.length > 0)
         await applyManifests(
           cluster.kubeconfigPath,
-          await readFile(join(installDir(name), 'agent.yaml'), 'utf8'),
+          namespaces
+            .map((ns) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`)
+            .join('---\n'),
         );
+      const nsFlag = namespaces.length > 0 ? ['--namespaces', namespaces.join(',')] : [];
+      let manifests: string;
+      if (insecure) {
+        // No registration without TLS: the same RBAC, but no bootstrap Secret to read.
+        manifests = agentManifests({
+          cluster: name,
+          hub: hubGrpcAddress,
+          nats: nats.url,
+          namespaces,
+          token: 'unused-in-insecure-mode',
+          caPem: '',
+        });
+        manifests = parseManifests(manifests)
+          .filter((o) => o.kind !== 'Secret')
+          .map((o) => stringify(o))
+          .join('---\n');
+      } else {
+        progress(`flotilla cluster add ${name}; applying its agent manifests to ${cluster.server}`);
+        await cli([
+          'cluster',
+          'add',
+          name,
+          '--output-dir',
+          installDir(name),
+          '--nats',
+          nats.url,
+          ...nsFlag,
+        ]);
+        manifests = await readFile(join(installDir(name), 'agent.yaml'), 'utf8');
       }
-      progress(`starting the agent of ${name}`);
+      await applyManifests(cluster.kubeconfigPath, manifests);
+      const sa = await serviceAccountKubeconfig(cluster, {
+        namespace: 'flotilla-system',
+        name: 'flotilla-agent',
+        dir: join(work, `agent-${name}`),
+      });
+      stops.push(() => sa.stop());
+      agentKubeconfigs.set(name, sa.kubeconfigPath);
+      progress(
+        `starting the agent of ${name} as ServiceAccount flotilla-system/flotilla-agent (token from the TokenRequest API, valid until ${sa.expiresAt().toISOString()}, refreshed at 80 % of its lifetime)`,
+      );
+      // The arguments the generated Deployment gives the agent, run here as a process.
+      const auth = insecure ? ['--token-file', tokenFile, '--insecure'] : [];
       const agent = spawnServer(
         `agent-${name}`,
         process.execPath,
         [
           FLOTILLA_BIN,
           'agent',
-          '--cluster',
-          name,
-          '--hub',
-          hubGrpcAddress,
+          ...deploymentArgs(manifests),
           '--kubeconfig',
-          cluster.kubeconfigPath,
-          '--nats',
-          nats.url,
+          sa.kubeconfigPath,
           ...auth,
         ],
         { logFile: join(logDir, `agent-${name}.log`) },
@@ -338,6 +395,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       hubHttpUrl,
       hubGrpcAddress,
       agents,
+      agentKubeconfigs,
       logDir,
       adminDir,
       installDir,
