@@ -39,6 +39,11 @@ test(
       });
       assert.equal(child.exitCode, null, `demo exited early:\n${out}`);
       assert.match(out, /fleet converged in/);
+      // Each agent acts as its own ServiceAccount, with the RBAC `flotilla cluster add` generated.
+      assert.match(
+        out,
+        /starting the agent of edge-eu as ServiceAccount flotilla-system\/flotilla-agent \(token from the TokenRequest API/,
+      );
       assert.match(out, /reached both clusters/);
       // The status table lists both example clusters as Ready.
       assert.match(out, /edge-eu\s+.*Ready/);
