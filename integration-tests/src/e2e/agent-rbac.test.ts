@@ -247,7 +247,6 @@ test(
   'a-namespaced-agent-refuses-cluster-scoped-and-foreign-objects-one-by-one-in-status',
   { skip, timeout: 180_000 },
   async () => {
-    const f = fleet!;
     const r = await row(
       'narrow',
       (x) => x.state === 'Failed' && /team-reader/.test(String(x.message)),
