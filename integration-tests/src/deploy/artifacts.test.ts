@@ -133,6 +133,7 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
   assert.equal(cfg.insecure, false);
   assert.equal(cfg.nats.credsFile, '/etc/flotilla/nats/hub.creds');
   assert.equal(cfg.sources[0]?.path, '', 'no path: the repository root');
+  assert.equal(cfg.prune.maxShare, 0.5, 'mass-prune safety at its default');
   // Non-root, read-only root filesystem.
   const dep = objects.find((o) => o.kind === 'Deployment') as unknown as {
     spec: {
