@@ -1,6 +1,6 @@
 // The whole agent (runAgentCli) against a real kube-apiserver, a real nats-server and a
 // scripted hub: apply → ack → event, then a restart that enforces the stored state
-// while the hub is away.
+// while the hub is away, then a state held by the mass-prune guard.
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { writeFile } from 'node:fs/promises';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, parseEvent } from '@flotilla/common';
+import { EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, eventSubject, parseEvent } from '@flotilla/common';
 import type { AppliedData } from '@flotilla/common';
 import { runAgentCli } from './cli.js';
 import { KubeClient, loadKubeConfig } from './kube/client.js';
@@ -117,6 +117,55 @@ describe('agent end to end', { skip }, () => {
     );
     const hello = await until(() => hub.streams[0]?.received[0]?.hello, 'hello');
     assert.deepEqual([hello.appliedDigest, hello.appliedRevision], [state.digest, 'rev1']);
+    controller.abort();
+    assert.equal(await exit, 0);
+  });
+
+  it('a-state-emptying-a-bundle-is-held-acked-failed-and-the-earlier-state-stays-stored', async () => {
+    const settings = { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'web', name: 'settings' };
+    const emptied = makeState('east', 'rev2', [{ name: 'web', objects: [] }]);
+    hub.streams = [];
+    hub.onStream = (call) => {
+      call.write({
+        welcome: { session: 'sess-3', heartbeatIntervalMs: 5_000, protocolVersion: 1 },
+      });
+      sendState(call, emptied, 1);
+    };
+    let controller = new AbortController();
+    let exit = startAgent(hub.port, controller);
+    const ack = await until(() => hub.streams[0]?.received.find((m) => m.ack)?.ack, 'ack', 30_000);
+    assert.equal(ack.result, 'ACK_RESULT_FAILED');
+    assert.match(
+      ack.message,
+      /^mass prune held at revision rev2: bundle web has no objects at this revision but manages 2 /,
+    );
+    assert.ok(await kube.get(settings), 'nothing pruned');
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    const msg = await until(
+      () =>
+        jsm.streams
+          .getMessage(EVENTS_STREAM, { last_by_subj: eventSubject('east', 'apply-failed') })
+          .catch(() => null),
+      'apply-failed event',
+    );
+    const data = parseEvent(msg.data).event.data as AppliedData;
+    assert.equal(data.digest, emptied.digest);
+    assert.match(data.message ?? '', /mass prune held/);
+    assert.match(data.bundles[0]?.failures[0] ?? '', /^mass prune held: would delete 2 of its 2/);
+    await nc.close();
+    controller.abort();
+    assert.equal(await exit, 0);
+
+    // The held state was not stored: a restart enforces the earlier one.
+    await kube.delete(settings);
+    hub.streams = [];
+    hub.onStream = () => {};
+    controller = new AbortController();
+    exit = startAgent(hub.port, controller);
+    await until(() => kube.get(settings), 'ConfigMap re-created from the earlier state', 30_000);
+    const hello = await until(() => hub.streams[0]?.received[0]?.hello, 'hello');
+    assert.equal(hello.appliedDigest, state.digest);
     controller.abort();
     assert.equal(await exit, 0);
   });
