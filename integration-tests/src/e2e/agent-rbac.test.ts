@@ -3,6 +3,7 @@
 // as its own ServiceAccount with the RBAC `flotilla cluster add` generates. "wide" is a
 // cluster-wide install; "narrow" a namespaced one (`--namespaces team-a`).
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { after, before, test } from 'node:test';
@@ -285,6 +286,9 @@ test(
       await exists(() => core.readNamespacedConfigMap({ name: 'elsewhere', namespace: 'default' })),
       false,
     );
+    // With only its Roles, the agent never asked for anything cluster-wide (watches included).
+    const log = await readFile(fleet!.agents.get('narrow')!.logFile, 'utf8');
+    assert.doesNotMatch(log, /forbidden|watch failed/i);
   },
 );
 
