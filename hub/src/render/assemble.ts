@@ -71,6 +71,7 @@ function findConflicts(
       errors.push({
         cluster,
         bundle: name,
+        conflictsWith: other,
         message: `object ${key} is produced by bundles "${other}" and "${name}" for cluster "${cluster}"; neither bundle is updated there until one of them drops it`,
       });
     }

@@ -1,7 +1,13 @@
 // The render step: fleet repo tree → desired state per cluster. Named exports only.
 export { FleetRenderer, renderFleet } from './renderer.js';
 export { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
-export type { RenderError, RenderOptions, RenderResult, RenderStats } from './types.js';
+export type {
+  RenderError,
+  RenderFailure,
+  RenderOptions,
+  RenderResult,
+  RenderStats,
+} from './types.js';
 export { FLEET_API_VERSION } from './spec.js';
 export { CLUSTER_SCOPED_KINDS } from './manifests.js';
 export { formatRenderError } from './format.js';

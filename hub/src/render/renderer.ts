@@ -13,6 +13,8 @@ import {
 import type { DesiredState, Logger, PrunePolicy } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { assembleCluster } from './assemble.js';
+import { FailureAttribution, servedRevision } from './failures.js';
+import type { ServedFrom } from './failures.js';
 import type { Candidate } from './assemble.js';
 import type { PreparedBundle, RenderedBundle } from './bundle.js';
 import { scanLayout } from './layout.js';
@@ -41,6 +43,8 @@ export class FleetRenderer {
   private rendered = new Map<string, Cached<RenderedBundle>>();
   /** Per cluster, the rendering of each bundle it got last time: the fallback when a bundle fails. */
   private previous = new Map<string, Map<string, RenderedBundle>>();
+  /** Per cluster, the revisions those renderings came from. */
+  private served = new Map<string, ServedFrom>();
   private lastStates = new Map<string, DesiredState>();
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -84,6 +88,7 @@ export class FleetRenderer {
     const groups = run.loadGroups(layout);
     const bundles = await run.loadBundles(layout, groups);
     await run.runHelm(clusters, bundles, groups);
+    const attribution = new FailureAttribution(errors, this.previous);
     const out: RenderResult = {
       revision,
       clusters: new Map(),
@@ -92,18 +97,24 @@ export class FleetRenderer {
       labels: new Map([...clusters].map(([name, def]) => [name, { ...def.labels }])),
       pausedClusters: [],
       brokenClusters: [],
+      failures: new Map(),
       stats,
     };
     const nextPrevious = new Map<string, Map<string, RenderedBundle>>();
+    const nextServed = new Map<string, ServedFrom>();
     const names = [...new Set([...clusters.keys(), ...layout.brokenClusters])].sort();
     for (const name of names) {
       const def = clusters.get(name);
       if (!def || def.paused) {
         (def ? out.pausedClusters : out.brokenClusters).push(name);
-        this.carryOver(name, out, nextPrevious);
+        if (!def)
+          out.failures.set(name, [
+            attribution.brokenCluster(name, this.lastStates.get(name)?.revision ?? ''),
+          ]);
+        this.carryOver(name, out, nextPrevious, nextServed);
         continue;
       }
-      this.renderCluster(run, def, bundles, groups, out, nextPrevious);
+      this.renderCluster(run, def, bundles, groups, out, { nextPrevious, nextServed, attribution });
     }
     this.clusterDefs = run.used.clusterDefs;
     this.bundleDefs = run.used.bundleDefs;
@@ -112,6 +123,7 @@ export class FleetRenderer {
     this.prepared = run.used.prepared;
     this.rendered = run.used.rendered;
     this.previous = nextPrevious;
+    this.served = nextServed;
     this.lastStates = new Map(out.clusters);
     stats.durationMs = Math.round(performance.now() - t0);
     this.log?.info(
@@ -130,11 +142,14 @@ export class FleetRenderer {
     name: string,
     out: RenderResult,
     nextPrevious: Map<string, Map<string, RenderedBundle>>,
+    nextServed: Map<string, ServedFrom>,
   ): void {
     const last = this.lastStates.get(name);
     if (last) out.clusters.set(name, last);
     const prev = this.previous.get(name);
     if (prev) nextPrevious.set(name, prev);
+    const served = this.served.get(name);
+    if (served) nextServed.set(name, served);
   }
 
   private renderCluster(
@@ -143,9 +158,15 @@ export class FleetRenderer {
     bundles: Map<string, PreparedBundle | undefined>,
     groups: ReadonlyMap<string, ClusterGroupDef>,
     out: RenderResult,
-    nextPrevious: Map<string, Map<string, RenderedBundle>>,
+    next: {
+      nextPrevious: Map<string, Map<string, RenderedBundle>>;
+      nextServed: Map<string, ServedFrom>;
+      attribution: FailureAttribution;
+    },
   ): void {
+    const { nextPrevious, nextServed } = next;
     const prev = this.previous.get(def.name);
+    const firstError = out.errors.length;
     const candidates: Candidate[] = [];
     for (const [name, b] of bundles) {
       const previous = prev?.get(name);
@@ -170,8 +191,32 @@ export class FleetRenderer {
       );
       out.errors.push({ cluster: def.name, message: err.message });
       out.held.set(def.name, candidates.map((c) => c.bundle).sort());
-      this.carryOver(def.name, out, nextPrevious);
+      const serving = this.lastStates.get(def.name)?.revision ?? '';
+      out.failures.set(def.name, [
+        { bundle: '', messages: [err.message], servingRevision: serving },
+      ]);
+      this.carryOver(def.name, out, nextPrevious, nextServed);
       return;
+    }
+    // Held bundles in the state carry a previous rendering: remember which revision's.
+    const prevServed = this.served.get(def.name);
+    const fromPrevious = new Map<string, string>();
+    for (const r of asm.bundles)
+      if (asm.held.has(r.state.name))
+        fromPrevious.set(r.state.name, servedRevision(prevServed, r.state.name));
+    nextServed.set(def.name, {
+      at: out.revision,
+      ...(fromPrevious.size > 0 ? { except: fromPrevious } : {}),
+    });
+    if (asm.held.size > 0) {
+      const failures = next.attribution.heldBundles(
+        def.name,
+        asm.held,
+        bundles,
+        out.errors.slice(firstError),
+        (b) => fromPrevious.get(b) ?? '',
+      );
+      if (failures.length > 0) out.failures.set(def.name, failures);
     }
     const states = asm.bundles.map((r) => r.state);
     // Held bundles without a rendering here must not be pruned by the agent.

@@ -128,7 +128,8 @@ export async function prepareHelm(
   tools: ToolRunner,
 ): Promise<PreparedBundle> {
   const chartFile = inv.chart === '' ? 'Chart.yaml' : `${inv.chart}/Chart.yaml`;
-  if (tree.read(chartFile) === undefined) {
+  const chartYaml = tree.read(chartFile);
+  if (chartYaml === undefined) {
     throw new ValidationError(`helm chart "${inv.chart || '.'}" has no Chart.yaml`, {
       file: def.file,
     });
@@ -150,12 +151,22 @@ export async function prepareHelm(
       posix.join(scratch, 'values.json'),
     ],
     errorFile: chartFile,
+    renames: helmRenames(chartYaml.toString('utf8'), inv.chart),
   });
   return prepareTexts(
     def,
     key,
     splitHelmOutput(out, inv.chart, `${chartFile} (helm template output)`),
   );
+}
+
+/**
+ * Helm names a chart's templates "<chart name>/templates/x.yaml" in its errors (with the
+ * line): the rename to the chart's directory in the repo.
+ */
+export function helmRenames(chartYaml: string, chartDir: string): [string, string][] {
+  const name = /^name:[ \t]*["']?([A-Za-z0-9._-]+)["']?[ \t]*(?:#.*)?$/m.exec(chartYaml)?.[1];
+  return name && chartDir !== '' && name !== chartDir ? [[name, chartDir]] : [];
 }
 
 /**

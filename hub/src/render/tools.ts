@@ -4,7 +4,7 @@
 // ValidationError for that bundle: a missing program or a broken chart never stops
 // other bundles or crashes the hub.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ValidationError, durations } from '@flotilla/common';
@@ -34,6 +34,11 @@ export interface ToolRequest {
   scratchFiles?: Readonly<Record<string, string>>;
   /** Repo file errors are reported against. */
   errorFile: string;
+  /**
+   * Names the program prints for repo paths, and those paths: a chart's name for its
+   * directory ("mychart/templates/x.yaml" → "bundles/web/chart/templates/x.yaml").
+   */
+  renames?: readonly (readonly [from: string, to: string])[];
 }
 
 /** What the renderer needs to run a tool: the manifests it prints. */
@@ -73,7 +78,8 @@ export class ExecToolRunner implements ToolRunner {
   }
 
   private async runNow(req: ToolRequest): Promise<string> {
-    const tmp = await mkdtemp(join(tmpdir(), `flotilla-${req.tool}-`));
+    // A program that resolves symlinks prints the real path of a symlinked temp dir.
+    const tmp = await realpath(await mkdtemp(join(tmpdir(), `flotilla-${req.tool}-`)));
     const root = join(tmp, 'repo');
     const scratch = join(tmp, 'scratch');
     try {
@@ -108,7 +114,7 @@ export class ExecToolRunner implements ToolRunner {
           if (!err) return resolve(stdout);
           const e = err as NodeJS.ErrnoException & { killed?: boolean };
           reject(
-            new ValidationError(this.explain(req.tool, program, e, stderr, tmp, root), {
+            new ValidationError(this.explain(req, program, e, stderr, tmp, root), {
               file: req.errorFile,
               cause: err,
             }),
@@ -119,13 +125,14 @@ export class ExecToolRunner implements ToolRunner {
   }
 
   private explain(
-    tool: ToolName,
+    req: ToolRequest,
     program: string,
     err: NodeJS.ErrnoException & { killed?: boolean },
     stderr: string,
     tmp: string,
     root: string,
   ): string {
+    const tool = req.tool;
     const setting = tool === 'kustomize' ? 'render.kustomizePath' : 'render.helmPath';
     if (err.code === 'ENOENT')
       return `the ${tool} program "${program}" was not found (install it, or set ${setting} in the hub config)`;
@@ -143,7 +150,12 @@ export class ExecToolRunner implements ToolRunner {
       .split(tmp)
       .join('<tmp>')
       .trim();
-    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const renamed = (req.renames ?? []).reduce(
+      (t, [from, to]) =>
+        t.replace(new RegExp(`(^|[\\s'"(])${escapeRegExp(from)}/`, 'g'), `$1${to}/`),
+      text,
+    );
+    const lines = renamed.split('\n').filter((l) => l.trim() !== '');
     const shown = lines.slice(-8).join('\n  ');
     return `${tool} failed (exit ${String(err.code ?? 'signal')}): ${shown || 'no error output'}`;
   }
@@ -173,4 +185,8 @@ function sandboxEnv(tmp: string): NodeJS.ProcessEnv {
     GIT_TERMINAL_PROMPT: '0',
     GIT_CONFIG_NOSYSTEM: '1',
   };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

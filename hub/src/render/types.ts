@@ -8,6 +8,22 @@ export interface RenderError {
   file?: string;
   line?: number;
   message: string;
+  /** For an object produced by two bundles: the other bundle (both are held on the cluster). */
+  conflictsWith?: string;
+}
+
+/**
+ * A bundle that did not get this revision's rendering on a cluster because of an error
+ * (paused bundles are not failures), or, with bundle "", a cluster whose whole desired
+ * state did not (broken cluster file, over the size limit).
+ */
+export interface RenderFailure {
+  /** The bundle; "" for the cluster's whole desired state. */
+  bundle: string;
+  /** What went wrong, each "file:line: message" when known. */
+  messages: string[];
+  /** Revision of the rendering the cluster keeps getting instead; "" when it gets none. */
+  servingRevision: string;
 }
 
 /** Counters of one render, for logs, tests and the benchmark. */
@@ -44,6 +60,13 @@ export interface RenderResult {
   pausedClusters: string[];
   /** Clusters whose file could not be read; like paused, they keep their previous state. */
   brokenClusters: string[];
+  /**
+   * Per cluster, what failed to render there at this revision, sorted by bundle (absent
+   * for clusters without failures). A bundle.yaml too broken to know its targets fails
+   * on the clusters that had the bundle at the last render, or on every cluster when no
+   * cluster had it (docs/fleet-repo.md).
+   */
+  failures: Map<string, RenderFailure[]>;
   stats: RenderStats;
 }
 

@@ -164,6 +164,8 @@ describe('real kustomize and helm', { skip }, () => {
       /^bundles\/bad\/chart\/Chart.yaml: helm failed \(exit 1\): .*nil pointer evaluating interface \{\}\.deeper/s,
     );
     assert.doesNotMatch(e?.message ?? '', /flotilla-helm-|\/tmp\//, 'no temp paths in the message');
+    // Helm names the template "<chart name>/templates/…": shown as the chart's repo path, with its line.
+    assert.match(e?.message ?? '', /template: bundles\/bad\/chart\/templates\/cm\.yaml:4:\d+: /);
     assert.deepEqual(
       out.clusters.get('c1')?.bundles.map((b) => b.name),
       ['ok'],
@@ -210,6 +212,9 @@ describe('real kustomize and helm', { skip }, () => {
         out.errors.some((e) => e.bundle === 'k' && /kustomize failed/.test(e.message)),
         out.errors.map((e) => e.message).join('\n'),
       );
+      const e = out.errors.find((x) => x.bundle === 'k');
+      assert.doesNotMatch(e?.message ?? '', /flotilla-kustomize-|\/tmp\//, 'no temp paths');
+      assert.match(e?.message ?? '', /bundles\/other\/cm\.yaml/, 'the repo path it tried to read');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
