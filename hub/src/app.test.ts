@@ -132,7 +132,8 @@ test('hub-serves-desired-state-to-an-agent-and-reports-it-ready', async (t) => {
       'Ready',
     );
 
-    // A commit that fails to render leaves the last good state in place.
+    // A commit that fails to render leaves the last good state in place, and says so:
+    // the cluster is not Ready at a commit it cannot get.
     await source.push('bad');
     const sources = (await http('/api/v1/sources')).body.sources as {
       renderedRevision: string;
@@ -143,11 +144,14 @@ test('hub-serves-desired-state-to-an-agent-and-reports-it-ready', async (t) => {
     const list = (await http('/api/v1/clusters?selector=env=prod')).body.clusters as {
       name: string;
       state: string;
+      message: string;
+      desiredRevision: string;
     }[];
     assert.deepEqual(
-      list.map((c) => [c.name, c.state]),
-      [['edge-1', 'Ready']],
+      list.map((c) => [c.name, c.state, c.desiredRevision]),
+      [['edge-1', 'Failed', 'rev-1']],
     );
+    assert.match(list[0]?.message ?? '', /^serving rev-1; bad failed to render: .*boom/);
 
     await app.stop(1_000);
     assert.equal(app.state, 'stopped');

@@ -14,6 +14,10 @@ import type { RunningHttpApi } from './api/http.js';
 import { fleetServiceHandlers } from './api/grpc-fleet.js';
 import { ReadAccess } from './api/access.js';
 import type { SourceStatus } from './api/types.js';
+import { sourceRenderErrors } from './api/source-errors.js';
+import { renderFailureAlerts } from './notify/render-alerts.js';
+import { renderFailureRecord } from './status/render-failures.js';
+import type { RenderFailureRecord } from './status/render-failures.js';
 import { AgentStreamService } from './stream/agent-stream.js';
 import { DesiredStateStore } from './stream/desired-store.js';
 import { startGrpcServer } from './stream/grpc-server.js';
@@ -42,7 +46,7 @@ import type { WebhookTarget } from './source/webhook.js';
 import type { SourceSnapshot } from './source/git-source.js';
 import { FleetRenderer } from './render/renderer.js';
 import { renderOptionsOf } from './render/render-config.js';
-import type { RenderOptions } from './render/types.js';
+import type { RenderFailure, RenderOptions } from './render/types.js';
 import { IdentityAuthority } from './identity/authority.js';
 import { identityHandlers, peerOf } from './identity/service.js';
 import { agentUserJwt } from './identity/nats-jwt.js';
@@ -83,7 +87,9 @@ export interface FleetRendering {
   clusters: ReadonlyMap<string, DesiredState>;
   /** Labels of every declared cluster, for selectors. */
   labels: ReadonlyMap<string, Record<string, string>>;
-  errors: readonly { message: string }[];
+  errors: readonly { message: string; bundle?: string | undefined; cluster?: string | undefined }[];
+  /** Per cluster, what failed to render there (RenderResult.failures); nothing when absent. */
+  failures?: ReadonlyMap<string, readonly RenderFailure[]>;
 }
 
 /** What the hub needs from the renderer. */
@@ -114,6 +120,10 @@ interface SourceEntry<S extends FleetSnapshot> {
   branch: string;
   rendering: FleetRendering | undefined;
   renderError: string;
+  /** A render that threw (not a bad commit: the renderer never rejects on bad input). */
+  renderThrew: { revision: string; message: string } | undefined;
+  /** Render errors of the last rendering, grouped for the sources API. */
+  renderErrors: ReturnType<typeof sourceRenderErrors>;
 }
 
 /** The hub process: build it with a config and parts, start(), stop(). */
@@ -231,6 +241,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         branch: s.ref.kind === 'branch' ? s.ref.name : describeRef(s.ref),
         rendering: undefined,
         renderError: '',
+        renderThrew: undefined,
+        renderErrors: { groups: [], total: 0 },
       });
     }
     this.nats.start();
@@ -436,9 +448,14 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       // The last good rendering keeps being served; a bad commit never takes the fleet down.
       entry.renderError = errorMessage(err);
       log.error({ err: entry.renderError }, 'render failed, serving the last good desired states');
+      // Every cluster of the source is then behind this commit: status must say so.
+      entry.renderThrew = { revision: snap.revision, message: entry.renderError };
+      if (entry.rendering) this.publish();
       return;
     }
     entry.rendering = rendering;
+    entry.renderThrew = undefined;
+    entry.renderErrors = sourceRenderErrors(rendering);
     entry.renderError = rendering.errors
       .map((e) => e.message)
       .slice(0, 5)
@@ -452,7 +469,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private publish(): void {
     const states = new Map<string, DesiredState>();
     const labels = new Map<string, Record<string, string>>();
-    for (const { rendering, source } of this.sources) {
+    const failures = new Map<string, RenderFailureRecord[]>();
+    for (const entry of this.sources) {
+      const { rendering, source } = entry;
       if (!rendering) continue;
       for (const [name, l] of rendering.labels) {
         if (labels.has(name)) {
@@ -465,6 +484,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         labels.set(name, l);
         const state = rendering.clusters.get(name);
         if (state) states.set(name, state);
+        const failed = failuresOf(entry, name, state);
+        if (failed.length > 0) failures.set(name, failed);
       }
     }
     const changed = this.desired.replace(states);
@@ -475,9 +496,17 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         name,
         labels: l,
         desired: s ? { revision: s.revision, digest: s.digest, bundles } : undefined,
+        renderFailures: failures.get(name) ?? [],
       };
     });
-    this.status.setFleet(fleet);
+    const fresh = this.status.setFleet(fleet);
+    // Once per bundle and revision: setFleet reports only failures no record held yet.
+    if (this.notifier) for (const a of renderFailureAlerts(fresh)) this.notifier.alert(a);
+    if (fresh.length > 0)
+      this.log.warn(
+        { failures: fresh.length, clusters: failures.size },
+        'bundles failed to render: their clusters are Failed',
+      );
     this.log.info({ clusters: fleet.length, changed: changed.length }, 'desired states updated');
     for (const name of changed.slice(0, 5)) {
       const s = states.get(name);
@@ -489,7 +518,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   }
 
   private sourceStatuses(): SourceStatus[] {
-    return this.sources.map(({ source, url, branch, rendering, renderError }) => {
+    return this.sources.map(({ source, url, branch, rendering, renderError, renderErrors }) => {
       const st = source.status();
       return {
         name: source.name,
@@ -499,6 +528,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         lastFetched: st.lastFetchAt ? st.lastFetchAt.toISOString() : null,
         renderedRevision: rendering?.revision ?? '',
         error: st.lastError ?? renderError,
+        renderErrors: renderErrors.groups,
+        renderErrorCount: renderErrors.total,
         ...(st.ref ? { ref: st.ref } : {}),
         ...(st.lastErrorCode ? { errorCode: st.lastErrorCode } : {}),
         ...(st.lastErrorAt ? { errorAt: st.lastErrorAt.toISOString() } : {}),
@@ -547,6 +578,26 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   }
 }
 
+// A cluster's render failures as status keeps them: the renderer's, or the whole state's
+// when the render itself threw (every cluster then stays at what it was served).
+function failuresOf(
+  entry: {
+    rendering: FleetRendering | undefined;
+    renderThrew: SourceEntry<FleetSnapshot>['renderThrew'];
+  },
+  cluster: string,
+  state: DesiredState | undefined,
+): RenderFailureRecord[] {
+  if (entry.renderThrew) {
+    const { revision, message } = entry.renderThrew;
+    return [renderFailureRecord('', revision, [message], state?.revision ?? '')];
+  }
+  const r = entry.rendering;
+  return (r?.failures?.get(cluster) ?? []).map((f) =>
+    renderFailureRecord(f.bundle, r?.revision ?? '', f.messages, f.servingRevision),
+  );
+}
+
 // ─── Adapter to the real source and renderer (for the lead) ──────────────────────────
 // GitSource and FleetRenderer are written by the source/render engineer; this is the
 // only place that knows their shapes.
@@ -585,6 +636,7 @@ export function realHubParts(logger: Logger): HubParts<SourceSnapshot> {
           clusters: result.clusters,
           labels,
           errors: result.errors,
+          failures: result.failures,
         };
       },
     },

@@ -40,13 +40,19 @@ export function toClusterMessage(c: ClusterStatus): ClusterStatusMessage {
     lastConnectedMs: ms(c.lastConnected),
     lastDisconnectedMs: ms(c.lastDisconnected),
     lastDisconnectReason: c.lastDisconnectReason ?? '',
+    renderFailures: c.renderFailures ?? [],
   };
 }
 
 /** The wire form of a bundle deployment. */
 export function toDeploymentMessage(d: BundleDeployment): BundleDeploymentMessage {
-  const { lastTransition, ...rest } = d;
-  return { ...rest, lastTransitionMs: ms(lastTransition) };
+  const { lastTransition, renderFailure, ...rest } = d;
+  // Unset on the wire when the bundle rendered, as null in the HTTP API.
+  return {
+    ...rest,
+    lastTransitionMs: ms(lastTransition),
+    ...(renderFailure ? { renderFailure } : {}),
+  };
 }
 
 /** The wire form of a history entry. */

@@ -7,7 +7,7 @@
 //   GET /api/v1/history[?cluster=&bundle=&revision=&bundleDigest=&kind=&since=&until=&limit=]
 //   GET /api/v1/drift[?cluster=&since=24h]                        → drift events
 //   GET /api/v1/watch[?selector=]                                 → Server-Sent Events
-//   GET /api/v1/sources, /healthz, /readyz, /metrics
+//   GET /api/v1/sources, /api/v1/sources/{name}, /healthz, /readyz, /metrics
 // Errors are { error: { code, message } } with a 4xx/5xx status. With identities on
 // (deps.access), every /api/v1/* read needs an API token or the administrator certificate
 // (access.ts): 401 without, 403 for a cluster's certificate. Health, metrics, the page's
@@ -267,6 +267,13 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   if (path === '/api/v1/drift') return historyRoute(res, q, deps, true);
   if (path === '/api/v1/watch') return watchRoute(req, res, q, deps);
   if (path === '/api/v1/sources') return send(res, 200, { sources: deps.sources.sources() });
+  const source = /^\/api\/v1\/sources\/([^/]+)$/.exec(path);
+  if (source) {
+    const name = decodeURIComponent(source[1] as string);
+    const found = deps.sources.sources().find((s) => s.name === name);
+    if (!found) throw new NotFoundError('source', name);
+    return send(res, 200, found);
+  }
   // The read-only fleet page (docs/api.md, "Web page"): /, /ui and its versioned assets.
   const page = uiAsset(path);
   if (page) return sendUiAsset(req, res, page);

@@ -48,6 +48,22 @@ export interface SourceStatus {
   errorAt?: string;
   /** Commit refused by signature verification, while the source's ref still names it. */
   rejectedRevision?: string;
+  /** Render errors of the rendered revision, grouped by bundle and message (at most 100). */
+  renderErrors?: SourceRenderError[];
+  /** How many groups of render errors there are in all. */
+  renderErrorCount?: number;
+}
+
+/** One render error of a source's revision and the clusters it keeps from that revision. */
+export interface SourceRenderError {
+  /** The bundle; "" for a cluster's whole desired state or a fleet-wide file. */
+  bundle: string;
+  /** The clusters, sorted (at most 100 named). */
+  clusters: string[];
+  /** How many clusters in all (0 when it keeps no cluster from the revision). */
+  clusterCount: number;
+  /** "file:line: message" when known. */
+  message: string;
 }
 
 /** Read access to source states. */

@@ -1,10 +1,12 @@
-// `flotilla get clusters|bundles|deployments`, `flotilla describe cluster NAME` and
-// `flotilla drift`: read-only queries against the hub's HTTP API, kubectl habits.
+// `flotilla get clusters|bundles|deployments|sources`, `flotilla describe cluster|source
+// NAME` and `flotilla drift`: read-only queries against the hub's HTTP API, kubectl habits.
 import { parseArgs } from 'node:util';
 import { errorMessage, parseSelector } from '@flotilla/common';
 import type { HistoryEntry } from '../history/history-log.js';
 import type { BundleDeployment, BundleSummary } from '../status/deployments.js';
 import type { ClusterStatus } from '../status/model.js';
+import type { SourceStatus } from '../api/types.js';
+import { formatSourceDescribe, formatSources } from './source-format.js';
 import { formatBundles, formatDeployments, formatDescribe, formatDrift } from './fleet-format.js';
 import type { ClusterDetail } from './fleet-format.js';
 import { OUTPUT_FORMATS, formatClusters } from './format.js';
@@ -20,11 +22,12 @@ const COMMON = `  --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or
 ${CA_FILE_USAGE}`;
 
 /** Usage text of `flotilla get`. */
-export const GET_USAGE = `Usage: flotilla get clusters|bundles|deployments [NAME] [-l SELECTOR] [-o FMT]
+export const GET_USAGE = `Usage: flotilla get clusters|bundles|deployments|sources [NAME] [-l SELECTOR] [-o FMT]
 
   clusters      connection, state, desired and applied revision per cluster
   bundles       per bundle, how many clusters are in each state (never truncated)
   deployments   one row per bundle on a cluster
+  sources       each Git source: ref, last fetched revision and time, render errors, last error
 
 Options:
   -l, --selector SEL  label selector over clusters, e.g. "env=prod,region in (eu,us)"
@@ -36,10 +39,13 @@ ${COMMON}
 `;
 
 /** Usage text of `flotilla describe`. */
-export const DESCRIBE_USAGE = `Usage: flotilla describe cluster NAME [-o FMT]
+export const DESCRIBE_USAGE = `Usage: flotilla describe cluster|source NAME [-o FMT]
 
-Shows a cluster's state, revisions, last convergence, its agent's sessions (last
+cluster: a cluster's state, revisions, last convergence, its agent's sessions (last
 connected, last disconnected and why, the most recent ones) and every bundle on it.
+source: a Git source's URL (without credentials), ref, last fetched revision and time,
+last error, and the render errors of the revision it rendered, per bundle with the
+clusters each keeps from it.
 
 Options:
 ${COMMON}
@@ -110,7 +116,10 @@ export async function getCommand(
   const selector = checkSelector(values.selector);
   const base = hubBase(values['hub-url'], io);
   fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
-  const kind = what === 'cluster' || what === 'bundle' || what === 'deployment' ? `${what}s` : what;
+  const kind =
+    what === 'cluster' || what === 'bundle' || what === 'deployment' || what === 'source'
+      ? `${what}s`
+      : what;
   if (kind === 'clusters') {
     const clusters = name
       ? [
@@ -153,11 +162,21 @@ export async function getCommand(
       deployments: BundleDeployment[];
     };
     io.stdout.write(formatDeployments(body.deployments, format, now()));
+  } else if (kind === 'sources') {
+    const sources = name
+      ? [
+          (await getJson(
+            fetchFn,
+            `${base}/api/v1/sources/${encodeURIComponent(name)}`,
+          )) as SourceStatus,
+        ]
+      : ((await getJson(fetchFn, `${base}/api/v1/sources`)) as { sources: SourceStatus[] }).sources;
+    io.stdout.write(formatSources(sources, format, now()));
   } else {
     throw new UsageError(
       what
-        ? `unknown resource "${what}" (use clusters, bundles or deployments)`
-        : 'what to get? (clusters, bundles or deployments)',
+        ? `unknown resource "${what}" (use clusters, bundles, deployments or sources)`
+        : 'what to get? (clusters, bundles, deployments or sources)',
     );
   }
   return ExitCode.ok;
@@ -178,11 +197,21 @@ export async function describeCommand(
   if (values.help) return (io.stdout.write(DESCRIBE_USAGE), ExitCode.ok);
   const format = outputFormat(values.output);
   const [what, name, ...extra] = positionals;
-  if (what !== 'cluster' && what !== 'clusters')
-    throw new UsageError(`can describe only "cluster NAME", got "${what ?? ''}"`);
-  if (!name || extra.length > 0) throw new UsageError('expected exactly one cluster name');
+  const source = what === 'source' || what === 'sources';
+  if (what !== 'cluster' && what !== 'clusters' && !source)
+    throw new UsageError(`can describe "cluster NAME" or "source NAME", got "${what ?? ''}"`);
+  if (!name || extra.length > 0)
+    throw new UsageError(`expected exactly one ${source ? 'source' : 'cluster'} name`);
   const base = hubBase(values['hub-url'], io);
   fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
+  if (source) {
+    const s = (await getJson(
+      fetchFn,
+      `${base}/api/v1/sources/${encodeURIComponent(name)}`,
+    )) as SourceStatus;
+    io.stdout.write(formatSourceDescribe(s, format, now()));
+    return ExitCode.ok;
+  }
   const detail = (await getJson(
     fetchFn,
     `${base}/api/v1/clusters/${encodeURIComponent(name)}`,

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import type { ClusterStatus } from '../status/model.js';
 import { OPTIONS, checkSelector, outputFormat } from './fleet.js';
 import { formatClusters } from './format.js';
+import { formatRenderFailures } from './source-format.js';
 import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 import { DEFAULT_HUB_URL, getJson, hubBase, queryString } from './hub-client.js';
@@ -15,7 +16,8 @@ export type { Fetch } from './hub-client.js';
 /** Usage text of `flotilla status`. */
 export const STATUS_USAGE = `Usage: flotilla status [CLUSTER] [--hub-url URL] [-l SELECTOR] [-o table|wide|json|yaml]
 
-Shows each cluster's connection, state, desired and applied revision.
+Shows each cluster's connection, state, desired and applied revision, then the bundles
+that failed to render, with the clusters each keeps from the new revision and why.
 
 Options:
   --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
@@ -59,5 +61,6 @@ export async function statusCommand(
     clusters = ((await getJson(fetchFn, url)) as { clusters: ClusterStatus[] }).clusters;
   }
   io.stdout.write(formatClusters(clusters, format, now()));
+  if (format === 'table' || format === 'wide') io.stdout.write(formatRenderFailures(clusters));
   return ExitCode.ok;
 }

@@ -1,12 +1,14 @@
 // `flotilla wait --for revision=SHA` gates a CI pipeline on a rollout: exit 0 once every
 // selected cluster is Ready at SHA (with --healthy: and every deployment on them reports
-// Ready health about that content), non-zero with the laggards listed on timeout.
+// Ready health about that content), non-zero with the laggards listed on timeout, and
+// at once when SHA failed to render for a selected cluster (it can never get there).
 // `flotilla watch` follows status changes as they happen (the API's event stream).
 import { parseArgs } from 'node:util';
 import { errorMessage, sleep } from '@flotilla/common';
 import type { BundleDeployment } from '../status/deployments.js';
 import { healthyAtApplied } from '../status/health.js';
 import type { ClusterStatus } from '../status/model.js';
+import { renderFailureReason } from '../status/render-failures.js';
 import { formatWatchLine } from './fleet-format.js';
 import { checkSelector } from './fleet.js';
 import { DEFAULT_HUB_URL, HubError, getJson, hubBase, queryString } from './hub-client.js';
@@ -22,7 +24,8 @@ Waits until every selected cluster is Ready at the commit SHA (7+ hex characters
 With --healthy, also until every deployment on those clusters reports Ready health
 about that content (workloads rolled out and available, not just applied).
 Exits 0 when they are, 1 with the clusters or deployments still lagging when the
-timeout passes (Degraded health may recover, so it does not end the wait early).
+timeout passes (Degraded health may recover, so it does not end the wait early), and 1
+at once when SHA failed to render for a selected cluster, with the reason.
 
 Options:
   --for revision=SHA  the condition (required)
@@ -53,6 +56,21 @@ function laggard(c: ClusterStatus, sha: string): string | undefined {
   if (c.state === 'Ready' && c.appliedRevision.startsWith(sha)) return undefined;
   const at = c.appliedRevision ? c.appliedRevision.slice(0, 12) : '<none>';
   return `  ${c.name}: ${c.state} at ${at}${c.message ? ` (${c.message})` : ''}`;
+}
+
+/** Render failures `wait` prints before giving up at once (20); the rest are counted. */
+export const WAIT_FAILURES_SHOWN = 20;
+
+// What failed to render at SHA for the selected clusters, one line each: no waiting will
+// bring those clusters there, only a new commit.
+function renderFailedAt(clusters: readonly ClusterStatus[], sha: string): string[] {
+  const out: string[] = [];
+  for (const c of clusters)
+    for (const f of c.renderFailures ?? [])
+      if (f.revision.startsWith(sha))
+        out.push(`  ${c.name}: ${f.bundle ? `bundle ${f.bundle}: ` : ''}${renderFailureReason(f)}`);
+  if (out.length <= WAIT_FAILURES_SHOWN) return out;
+  return [...out.slice(0, WAIT_FAILURES_SHOWN), `  … and ${out.length - WAIT_FAILURES_SHOWN} more`];
 }
 
 // Deployments of the given (Ready at SHA) clusters whose health is not Ready about what
@@ -115,6 +133,13 @@ export async function waitCommand(
   for (;;) {
     try {
       const { clusters } = (await getJson(fetchFn, url)) as { clusters: ClusterStatus[] };
+      const failed = renderFailedAt(clusters, sha);
+      if (failed.length > 0) {
+        io.stderr.write(
+          `revision ${sha} failed to render; it cannot reach these clusters until a commit fixes it:\n${failed.join('\n')}\n`,
+        );
+        return ExitCode.error;
+      }
       lagging = clusters.map((c) => laggard(c, sha)).filter((l): l is string => l !== undefined);
       if (clusters.length === 0)
         lagging = [`  no cluster matches${selector ? ` "${selector}"` : ''}`];

@@ -1,5 +1,6 @@
 // The hub's metrics, in one place: what /metrics shows and who feeds it.
 //   flotilla_clusters{state}                      clusters by state (computed at scrape)
+//   flotilla_render_failures                      bundle x cluster pairs (and whole clusters) that failed to render (at scrape)
 //   flotilla_stream_sessions                      agents connected now
 //   flotilla_stream_sessions_total                sessions opened since start
 //   flotilla_events_total{kind,outcome}           agent and session events consumed (folded|stale|ignored|malformed)
@@ -44,6 +45,13 @@ export class HubMetrics {
         for (const c of status.list()) counts.set(c.state, (counts.get(c.state) ?? 0) + 1);
         return [...counts].map(([state, n]) => [{ state }, n] as [Record<string, string>, number]);
       }),
+    );
+    r.add(
+      new Gauge(
+        'flotilla_render_failures',
+        'Bundles failed to render at the current revision, counted per cluster (a whole cluster counts once).',
+        () => [[{}, status.list().reduce((n, c) => n + (c.renderFailures?.length ?? 0), 0)]],
+      ),
     );
     r.add(
       new Gauge('flotilla_stream_sessions', 'Agents connected now.', () => [

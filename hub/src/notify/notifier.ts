@@ -7,14 +7,17 @@
 import type { Logger } from '@flotilla/common';
 import { Backoff, LogFields, errorMessage, sleep } from '@flotilla/common';
 
-/** What an alert is about. */
-export type AlertKind = 'drift' | 'failed' | 'offline';
+/** What an alert is about; render: a bundle (or a cluster's whole state) failed to render. */
+export type AlertKind = 'drift' | 'failed' | 'offline' | 'render';
 
 /** One alert. */
 export interface Alert {
   kind: AlertKind;
   cluster: string;
-  /** The bundle for drift and bundle failures; "" when about the whole cluster. */
+  /**
+   * The bundle for drift and bundle failures; "" when about the whole cluster. Render
+   * alerts name the cluster only when one is concerned ("" and `clusters` otherwise).
+   */
   bundle: string;
   revision: string;
   message: string;
@@ -28,6 +31,11 @@ export interface Alert {
     fields: string[];
     changedBy: string[];
   }[];
+  /** Render alerts: the clusters kept from the revision (at most 20 named) and how many in all. */
+  clusters?: string[];
+  clusterCount?: number;
+  /** Render alerts: the commit whose rendering those clusters keep getting ("" for none). */
+  servingRevision?: string;
 }
 
 /** A configured webhook (config notify.webhooks[]). */
@@ -71,13 +79,14 @@ export interface NotifierOptions {
 
 /** Slack-compatible text of an alert. */
 export function alertText(a: Alert): string {
+  if (a.kind === 'render') return renderAlertText(a);
   const where = a.bundle ? `bundle ${a.bundle} on cluster ${a.cluster}` : `cluster ${a.cluster}`;
   const rev = a.revision ? ` at ${a.revision.slice(0, 12)}` : '';
   const head = {
     drift: `:warning: Drift on ${where}${rev}`,
     failed: `:x: Apply failed on ${where}${rev}`,
     offline: `:electric_plug: ${where} is offline`,
-  }[a.kind];
+  }[a.kind as Exclude<AlertKind, 'render'>];
   const objects = (a.objects ?? [])
     .slice(0, 5)
     .map(
@@ -85,6 +94,19 @@ export function alertText(a: Alert): string {
         `• ${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}: ${o.fields.join(', ') || 'changed'}${o.changedBy.length ? ` (by ${o.changedBy.join(', ')})` : ''}`,
     );
   return [head, ...(a.message ? [a.message] : []), ...objects].join('\n');
+}
+
+function renderAlertText(a: Alert): string {
+  const what = a.bundle ? `Bundle ${a.bundle}` : `The desired state of cluster ${a.cluster}`;
+  const names = a.clusters ?? (a.cluster ? [a.cluster] : []);
+  const count = a.clusterCount ?? names.length;
+  const more = count > names.length ? ` and ${count - names.length} more` : '';
+  const on = a.bundle && count > 0 ? ` for ${names.join(', ')}${more}` : '';
+  const serving = a.servingRevision ? ` (still serving ${a.servingRevision.slice(0, 12)})` : '';
+  return [
+    `:x: ${what} failed to render at ${a.revision.slice(0, 12)}${on}${serving}`,
+    ...(a.message ? [a.message] : []),
+  ].join('\n');
 }
 
 class WebhookSender {

@@ -1,5 +1,7 @@
 // Turns status changes into alerts: a cluster entering Failed or Offline, and every new
-// drift event. Only transitions alert; a cluster staying Failed does not repeat.
+// drift event. Only transitions alert; a cluster staying Failed does not repeat. A cluster
+// Failed because bundles failed to render is not an apply failure: that has its own
+// alert, once per bundle and revision (render-alerts.ts).
 import type { ClusterState, ClusterStatus } from '../status/model.js';
 import type { DriftListener, StatusListener } from '../status/fleet-status.js';
 import type { Alert } from './notifier.js';
@@ -29,6 +31,7 @@ export function alertOnTransitions(
   const offChange = source.onChange((c: ClusterStatus, previous: ClusterState | undefined) => {
     const kind = ALERTING[c.state];
     if (!kind || previous === c.state) return;
+    if (c.state === 'Failed' && (c.renderFailures?.length ?? 0) > 0) return;
     const bundle =
       c.state === 'Failed'
         ? c.bundles

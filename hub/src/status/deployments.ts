@@ -2,6 +2,8 @@
 // cluster records on demand: the record is the one source of truth, views are derived.
 import type { BundleFacts, BundleStatus, ClusterRecord, ClusterState } from './model.js';
 import { emptyFacts } from './model.js';
+import { renderFailureFor, renderFailureReason } from './render-failures.js';
+import type { RenderFailureRecord } from './render-failures.js';
 
 /** What a user sees for one bundle on one cluster. */
 export type DeploymentState =
@@ -48,6 +50,8 @@ export interface BundleDeployment {
   lastError: string;
   /** ISO time of the last change, or null. */
   lastTransition: string | null;
+  /** Why the bundle did not render for this cluster at the desired revision; null when it did (absent from older hubs). */
+  renderFailure?: RenderFailureRecord | null;
 }
 
 /** A bundle across the fleet: how many clusters it targets and how many are in each state. */
@@ -63,7 +67,10 @@ function stateOf(
   desired: string,
   applied: { digest: string; failed: number } | undefined,
   facts: BundleFacts,
+  failure: RenderFailureRecord | undefined,
 ): { state: DeploymentState; reason: string } {
+  // A fact about Git, true whatever the agent is doing: first.
+  if (failure) return { state: 'Failed', reason: renderFailureReason(failure) };
   if (clusterState === 'Offline') return { state: 'Offline', reason: 'cluster is offline' };
   if (clusterState === 'Pending') return { state: 'Pending', reason: 'agent has never connected' };
   if (!applied || applied.digest !== desired) {
@@ -85,11 +92,18 @@ function stateOf(
 
 const NO_FACTS = emptyFacts();
 
-type Slot = { name: string; want: string; have: BundleStatus | undefined; facts: BundleFacts };
+type Slot = {
+  name: string;
+  want: string;
+  have: BundleStatus | undefined;
+  facts: BundleFacts;
+  failure: RenderFailureRecord | undefined;
+};
 
-// Every desired bundle, plus applied bundles no longer desired, in the record's order;
-// only the named bundle's slot when only is given (a per-bundle query over the whole fleet
-// then costs one slot per cluster, not twenty).
+// Every desired bundle, plus applied bundles no longer desired, plus bundles that failed
+// to render with nothing to serve, in the record's order; only the named bundle's slot
+// when only is given (a per-bundle query over the whole fleet then costs one slot per
+// cluster, not twenty).
 function slotsOf(rec: ClusterRecord, only?: string): Slot[] {
   const desired = rec.desiredBundles ?? [];
   const findApplied = (name: string) => rec.bundles.find((b) => b.name === name);
@@ -97,11 +111,14 @@ function slotsOf(rec: ClusterRecord, only?: string): Slot[] {
     desired.length > 0 || rec.desiredDigest !== ''
       ? desired.map((b) => b.name)
       : rec.bundles.map((b) => b.name);
+  for (const f of rec.renderFailures ?? [])
+    if (f.bundle && !all.includes(f.bundle)) all.push(f.bundle);
   const names = only === undefined ? all : all.filter((n) => n === only);
   return names.map((name) => {
     const have = findApplied(name);
     const want = desired.find((b) => b.name === name)?.digest ?? have?.digest ?? '';
-    return { name, want, have, facts: rec.bundleFacts?.[name] ?? NO_FACTS };
+    const failure = renderFailureFor(rec.renderFailures, name);
+    return { name, want, have, facts: rec.bundleFacts?.[name] ?? NO_FACTS, failure };
   });
 }
 
@@ -115,8 +132,8 @@ export function deploymentsOf(
   only?: string,
 ): BundleDeployment[] {
   const out: BundleDeployment[] = [];
-  for (const { name, want, have, facts } of slotsOf(rec, only)) {
-    const { state, reason } = stateOf(clusterState, want, have, facts);
+  for (const { name, want, have, facts, failure } of slotsOf(rec, only)) {
+    const { state, reason } = stateOf(clusterState, want, have, facts, failure);
     out.push({
       bundle: name,
       cluster: rec.name,
@@ -139,6 +156,7 @@ export function deploymentsOf(
       lastTransition: facts.lastTransitionMs
         ? new Date(facts.lastTransitionMs).toISOString()
         : null,
+      renderFailure: failure ? { ...failure } : null,
     });
   }
   return out.sort((a, b) => (a.bundle < b.bundle ? -1 : a.bundle > b.bundle ? 1 : 0));
@@ -150,14 +168,14 @@ export function countDeployments(
   clusterState: ClusterState,
   by: Map<string, BundleSummary>,
 ): void {
-  for (const { name, want, have, facts } of slotsOf(rec)) {
+  for (const { name, want, have, facts, failure } of slotsOf(rec)) {
     let s = by.get(name);
     if (!s) {
       s = { name, clusters: 0, states: zeroStates() };
       by.set(name, s);
     }
     s.clusters++;
-    s.states[stateOf(clusterState, want, have, facts).state]++;
+    s.states[stateOf(clusterState, want, have, facts, failure).state]++;
   }
 }
 

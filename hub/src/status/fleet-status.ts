@@ -11,6 +11,8 @@ import type { DriftFacts } from './event-data.js';
 import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
 import { ClusterJsonCache } from './cluster-json.js';
+import { newRenderFailures, sameRenderFailures } from './render-failures.js';
+import type { NewRenderFailure, RenderFailureRecord } from './render-failures.js';
 import { applySessionFacts, isSessionKind, readSession } from './session-events.js';
 import type { SessionEventKind } from './session-events.js';
 import type {
@@ -28,6 +30,8 @@ export interface FleetEntry {
   /** Its desired state, or undefined when rendering produced none (yet). */
   desired:
     { revision: string; digest: string; bundles?: { name: string; digest: string }[] } | undefined;
+  /** What failed to render for it at the last render (none when absent). */
+  renderFailures?: readonly RenderFailureRecord[];
 }
 
 /** Told about every cluster whose status changed, with its state before (undefined when first seen). */
@@ -219,22 +223,32 @@ export class FleetStatus implements SessionObserver {
     }
   }
 
-  /** Replaces the set of declared clusters and their desired states (after each render). */
-  setFleet(entries: readonly FleetEntry[]): void {
+  /**
+   * Replaces the set of declared clusters and their desired states (after each render).
+   * Returns the render failures no record held before (by bundle and revision): a
+   * restored record already holds those of its revision, so a restart re-alerts nothing.
+   */
+  setFleet(entries: readonly FleetEntry[]): NewRenderFailure[] {
     const declared = new Set<string>();
+    const fresh: NewRenderFailure[] = [];
     for (const e of entries) {
       declared.add(e.name);
       const rec = this.record(e.name);
       const revision = e.desired?.revision ?? '';
       const digest = e.desired?.digest ?? '';
+      const failures = e.renderFailures ?? [];
       // Every render lists every cluster: only real changes are persisted.
       if (
         rec.inFleet &&
         rec.desiredRevision === revision &&
         rec.desiredDigest === digest &&
-        sameLabels(rec.labels, e.labels)
+        sameLabels(rec.labels, e.labels) &&
+        sameRenderFailures(rec.renderFailures, failures)
       )
         continue;
+      fresh.push(...newRenderFailures(e.name, rec.renderFailures, failures));
+      if (failures.length > 0) rec.renderFailures = failures.map((f) => ({ ...f }));
+      else delete rec.renderFailures;
       rec.inFleet = true;
       rec.labels = { ...e.labels };
       rec.desiredRevision = revision;
@@ -251,8 +265,10 @@ export class FleetStatus implements SessionObserver {
       rec.inFleet = false;
       rec.desiredRevision = '';
       rec.desiredDigest = '';
+      delete rec.renderFailures;
       this.touch(rec.name);
     }
+    return fresh;
   }
 
   connected(cluster: string, session: string, hello: Hello__Output): void {

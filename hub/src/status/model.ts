@@ -2,6 +2,8 @@
 // renderer's desired state, agent sessions, agent events) and a pure rule that turns a
 // record into the state users see. Records are what is persisted; views are computed.
 import type { BundleApplyResult } from '@flotilla/common';
+import { clusterRenderMessage } from './render-failures.js';
+import type { RenderFailureRecord } from './render-failures.js';
 
 /** What a user sees for a cluster. */
 export type ClusterState = 'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | 'Failed' | 'Offline';
@@ -57,6 +59,8 @@ export interface ClusterRecord {
   lastDisconnectedMs?: number;
   /** Why that session ended. */
   lastDisconnectReason?: string;
+  /** What failed to render for this cluster at the last render (absent when nothing did). */
+  renderFailures?: RenderFailureRecord[];
 }
 
 /** What drift and health events told about one bundle on one cluster. */
@@ -122,6 +126,8 @@ export interface ClusterStatus {
   lastDisconnected?: string | null;
   /** Why that session ended ("" when none did). */
   lastDisconnectReason?: string;
+  /** What failed to render for this cluster at the last render; [] when nothing did. */
+  renderFailures?: RenderFailureRecord[];
 }
 
 /** A record for a cluster seen for the first time. */
@@ -185,6 +191,9 @@ export function stateOf(
       message: `no contact since ${new Date(rec.lastSeenMs).toISOString()}`,
     };
   }
+  // Not Ready while anything failed to render at the desired revision, whatever was applied.
+  if (rec.renderFailures && rec.renderFailures.length > 0)
+    return { state: 'Failed', message: clusterRenderMessage(rec.renderFailures) };
   if (!rec.inFleet || rec.desiredDigest === '') {
     return { state: 'OutOfSync', message: 'cluster is not declared in the fleet repo' };
   }
@@ -225,5 +234,6 @@ export function viewOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number
       ? new Date(rec.lastDisconnectedMs).toISOString()
       : null,
     lastDisconnectReason: rec.lastDisconnectReason ?? '',
+    renderFailures: (rec.renderFailures ?? []).map((f) => ({ ...f })),
   };
 }

@@ -18,6 +18,7 @@ import type { ListDeploymentsRequest as _flotilla_v1_ListDeploymentsRequest, Lis
 import type { ListDeploymentsResponse as _flotilla_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _flotilla_v1_ListDeploymentsResponse__Output } from './flotilla/v1/ListDeploymentsResponse.js';
 import type { QueryHistoryRequest as _flotilla_v1_QueryHistoryRequest, QueryHistoryRequest__Output as _flotilla_v1_QueryHistoryRequest__Output } from './flotilla/v1/QueryHistoryRequest.js';
 import type { QueryHistoryResponse as _flotilla_v1_QueryHistoryResponse, QueryHistoryResponse__Output as _flotilla_v1_QueryHistoryResponse__Output } from './flotilla/v1/QueryHistoryResponse.js';
+import type { RenderFailure as _flotilla_v1_RenderFailure, RenderFailure__Output as _flotilla_v1_RenderFailure__Output } from './flotilla/v1/RenderFailure.js';
 import type { SessionInfo as _flotilla_v1_SessionInfo, SessionInfo__Output as _flotilla_v1_SessionInfo__Output } from './flotilla/v1/SessionInfo.js';
 import type { WatchEvent as _flotilla_v1_WatchEvent, WatchEvent__Output as _flotilla_v1_WatchEvent__Output } from './flotilla/v1/WatchEvent.js';
 import type { WatchRequest as _flotilla_v1_WatchRequest, WatchRequest__Output as _flotilla_v1_WatchRequest__Output } from './flotilla/v1/WatchRequest.js';
@@ -45,6 +46,7 @@ export interface ProtoGrpcType {
       ListDeploymentsResponse: MessageTypeDefinition<_flotilla_v1_ListDeploymentsResponse, _flotilla_v1_ListDeploymentsResponse__Output>
       QueryHistoryRequest: MessageTypeDefinition<_flotilla_v1_QueryHistoryRequest, _flotilla_v1_QueryHistoryRequest__Output>
       QueryHistoryResponse: MessageTypeDefinition<_flotilla_v1_QueryHistoryResponse, _flotilla_v1_QueryHistoryResponse__Output>
+      RenderFailure: MessageTypeDefinition<_flotilla_v1_RenderFailure, _flotilla_v1_RenderFailure__Output>
       SessionInfo: MessageTypeDefinition<_flotilla_v1_SessionInfo, _flotilla_v1_SessionInfo__Output>
       WatchEvent: MessageTypeDefinition<_flotilla_v1_WatchEvent, _flotilla_v1_WatchEvent__Output>
       WatchRequest: MessageTypeDefinition<_flotilla_v1_WatchRequest, _flotilla_v1_WatchRequest__Output>

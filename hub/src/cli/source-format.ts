@@ -1,0 +1,123 @@
+// Human output of `flotilla get sources`, `describe source NAME`, and the render failures
+// `flotilla status` lists under its table: a bundle that did not render is said plainly,
+// with its file:line, wherever a user looks first.
+import { stringify } from 'yaml';
+import type { SourceRenderError, SourceStatus } from '../api/types.js';
+import type { ClusterStatus } from '../status/model.js';
+import { renderFailureReason } from '../status/render-failures.js';
+import { SHORT_REVISION, formatAge, renderTable } from './format.js';
+import type { OutputFormat } from './format.js';
+
+/** Groups `status` lists under its table (20), and cluster names per group (10). */
+export const STATUS_FAILURE_GROUPS = 20;
+const NAMES_PER_GROUP = 10;
+
+function short(value: string): string {
+  return value === '' ? '<none>' : value.slice(0, SHORT_REVISION);
+}
+
+// "a,b,c (+7)": the names shown and how many more there are.
+function names(list: readonly string[], total: number, max = NAMES_PER_GROUP): string {
+  const shown = list.slice(0, max);
+  const rest = total - shown.length;
+  return (shown.join(',') || '-') + (rest > 0 ? ` (+${rest})` : '');
+}
+
+/**
+ * The "Render failures" section under `flotilla status`: one line per bundle and reason,
+ * with the clusters it concerns; "" when nothing failed to render.
+ */
+export function formatRenderFailures(clusters: readonly ClusterStatus[]): string {
+  const groups = new Map<string, { what: string; reason: string; clusters: string[] }>();
+  for (const c of clusters) {
+    for (const f of c.renderFailures ?? []) {
+      const what = f.bundle ? `bundle ${f.bundle}` : 'desired state';
+      const reason = renderFailureReason(f);
+      const key = `${what}\0${reason}`;
+      const g = groups.get(key) ?? { what, reason, clusters: [] };
+      g.clusters.push(c.name);
+      groups.set(key, g);
+    }
+  }
+  if (groups.size === 0) return '';
+  const lines = [...groups.values()]
+    .slice(0, STATUS_FAILURE_GROUPS)
+    .map((g) => `  ${g.what} on ${names(g.clusters, g.clusters.length)}: ${g.reason}`);
+  const more =
+    groups.size > STATUS_FAILURE_GROUPS
+      ? [
+          `  … and ${groups.size - STATUS_FAILURE_GROUPS} more (flotilla get deployments --state Failed)`,
+        ]
+      : [];
+  return `\nFailed to render (these clusters are not Ready until a commit fixes it):\n${[...lines, ...more].join('\n')}\n`;
+}
+
+function errorsTable(errors: readonly SourceRenderError[]): string {
+  return renderTable(
+    ['BUNDLE', 'CLUSTERS', 'MESSAGE'],
+    errors.map((e) => [
+      e.bundle || '-',
+      names(e.clusters, e.clusterCount),
+      e.message.replace(/\n\s*/g, ' '),
+    ]),
+  );
+}
+
+/** `flotilla get sources`: one row per source. */
+export function formatSources(
+  sources: readonly SourceStatus[],
+  format: OutputFormat,
+  nowMs: number,
+): string {
+  if (format === 'json') return JSON.stringify({ sources }, null, 2) + '\n';
+  if (format === 'yaml') return stringify({ sources });
+  if (sources.length === 0) return 'No sources found.\n';
+  const header = ['NAME', 'REF', 'REVISION', 'FETCHED', 'RENDERED', 'RENDER-ERRORS', 'LAST-ERROR'];
+  const rows = sources.map((s) => [
+    s.name,
+    s.ref ?? s.branch,
+    short(s.revision),
+    formatAge(s.lastFetched, nowMs),
+    short(s.renderedRevision),
+    String(s.renderErrorCount ?? s.renderErrors?.length ?? 0),
+    s.error ? (s.error.split('\n')[0] ?? '') : '-',
+  ]);
+  if (format === 'table') return renderTable(header, rows);
+  return renderTable(
+    [...header, 'URL'],
+    rows.map((r, i) => [...r, (sources[i] as SourceStatus).url]),
+  );
+}
+
+function when(iso: string | null | undefined, nowMs: number): string {
+  return iso ? `${iso} (${formatAge(iso, nowMs)} ago)` : '<never>';
+}
+
+/** `flotilla describe source NAME`: the source, its last error, and its render errors. */
+export function formatSourceDescribe(s: SourceStatus, format: OutputFormat, nowMs: number): string {
+  if (format === 'json') return JSON.stringify(s, null, 2) + '\n';
+  if (format === 'yaml') return stringify(s);
+  const detail = [s.errorCode, s.errorAt].filter(Boolean).join(', ');
+  const error = s.error ? `${s.error}${detail ? ` (${detail})` : ''}` : '<none>';
+  const lines = [
+    `Name:               ${s.name}`,
+    `URL:                ${s.url}`,
+    `Ref:                ${s.ref ?? s.branch}`,
+    `Fetched revision:   ${s.revision || '<none>'}`,
+    `Last fetched:       ${when(s.lastFetched, nowMs)}`,
+    `Rendered revision:  ${s.renderedRevision || '<none>'}`,
+    ...(s.rejectedRevision ? [`Rejected revision:  ${s.rejectedRevision}`] : []),
+    `Last error:         ${error}`,
+  ];
+  const errors = s.renderErrors ?? [];
+  const total = s.renderErrorCount ?? errors.length;
+  const shown = total > errors.length ? ` (${errors.length} of ${total} shown)` : '';
+  const section =
+    errors.length > 0
+      ? `Render errors at ${short(s.renderedRevision)}${shown}:\n${errorsTable(errors)
+          .split('\n')
+          .map((l) => (l ? `  ${l}` : l))
+          .join('\n')}`
+      : 'Render errors:      <none>\n';
+  return `${lines.join('\n')}\n${section}`;
+}
