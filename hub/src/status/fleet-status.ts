@@ -437,7 +437,7 @@ export class FleetStatus implements SessionObserver {
       : this.records.values();
     for (const rec of recs) {
       if (filter.selector && !filter.selector.matches(rec.labels)) continue;
-      const state = stateOf(rec, now, this.opts.offlineAfterMs).state;
+      const state = stateOf(rec, now, this.opts.offlineAfterMs, true).state;
       for (const d of deploymentsOf(rec, state, filter.bundle || undefined)) {
         if (filter.state && d.state !== filter.state) continue;
         out.push(d);
@@ -461,7 +461,7 @@ export class FleetStatus implements SessionObserver {
     const now = this.now();
     const by = new Map<string, BundleSummary>();
     for (const rec of this.records.values())
-      countDeployments(rec, stateOf(rec, now, this.opts.offlineAfterMs).state, by);
+      countDeployments(rec, stateOf(rec, now, this.opts.offlineAfterMs, true).state, by);
     return [...by.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -469,8 +469,10 @@ export class FleetStatus implements SessionObserver {
   describe(name: string): { cluster: ClusterStatus; deployments: BundleDeployment[] } | undefined {
     const rec = this.records.get(name);
     if (!rec) return undefined;
-    const cluster = viewOf(rec, this.now(), this.opts.offlineAfterMs);
-    return { cluster, deployments: deploymentsOf(rec, cluster.state) };
+    const now = this.now();
+    const cluster = viewOf(rec, now, this.opts.offlineAfterMs);
+    const delivery = stateOf(rec, now, this.opts.offlineAfterMs, true).state;
+    return { cluster, deployments: deploymentsOf(rec, delivery) };
   }
 
   private matching(filter: Selector | ClusterFilter | undefined, now: number): ClusterRecord[] {

@@ -177,11 +177,16 @@ export function bundleCounts(results: readonly BundleApplyResult[]): BundleStatu
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** The state (and its message) a record shows at nowMs; viewOf without building the view. */
+/**
+ * The state (and its message) a record shows at nowMs; viewOf without building the view.
+ * With ignoreRenderFailures, the state from delivery alone: what each deployment's state
+ * builds on (a failed render fails its own deployments, not the cluster's others).
+ */
 export function stateOf(
   rec: ClusterRecord,
   nowMs: number,
   offlineAfterMs: number,
+  ignoreRenderFailures = false,
 ): { state: ClusterState; message: string } {
   if (rec.lastSeenMs === 0 && !rec.connected)
     return { state: 'Pending', message: 'agent has never connected' };
@@ -192,7 +197,7 @@ export function stateOf(
     };
   }
   // Not Ready while anything failed to render at the desired revision, whatever was applied.
-  if (rec.renderFailures && rec.renderFailures.length > 0)
+  if (!ignoreRenderFailures && rec.renderFailures && rec.renderFailures.length > 0)
     return { state: 'Failed', message: clusterRenderMessage(rec.renderFailures) };
   if (!rec.inFleet || rec.desiredDigest === '') {
     return { state: 'OutOfSync', message: 'cluster is not declared in the fleet repo' };

@@ -74,6 +74,28 @@ test('a-bundle-that-failed-to-render-is-a-failed-deployment-and-the-cluster-is-n
   assert.equal(toDeploymentMessage(deployments[0]!).renderFailure, undefined);
 });
 
+test('the-clusters-other-bundles-keep-their-own-state', () => {
+  const status = newStatus();
+  status.setFleet([entry('edge-1', NEW, [renderFailureRecord('web', NEW, [BROKEN], '')])]);
+  status.connected('edge-1', 's1', {
+    cluster: 'edge-1',
+    agentVersion: '1',
+    appliedDigest: '',
+    appliedRevision: '',
+    protocolVersion: 1,
+  });
+  assert.equal(status.get('edge-1')?.state, 'Failed');
+  // Not "apply failed": app is being applied, only web failed (to render).
+  assert.deepEqual(
+    status.describe('edge-1')?.deployments.map((d) => [d.bundle, d.state]),
+    [
+      ['app', 'Progressing'],
+      ['web', 'Failed'],
+    ],
+  );
+  assert.deepEqual(status.bundleSummaries().find((b) => b.name === 'app')?.states.Progressing, 1);
+});
+
 test('a-failed-bundle-with-an-older-rendering-says-which-revision-is-served', () => {
   const status = newStatus();
   status.setFleet([entry('edge-1', OLD)]);

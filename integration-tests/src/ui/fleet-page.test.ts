@@ -181,6 +181,88 @@ test(
 );
 
 test(
+  'fleet-page-shows-source-errors-and-failed-bundles-first',
+  { skip, timeout: 30_000 },
+  async () => {
+    const deps = world();
+    const status = deps.status as FleetStatus;
+    const OLD = '0f0e0d0c0b0a09080706050403020100f0e0d0c0';
+    const BROKEN = `bundles/web/manifests/cm.yaml:5: YAML: ${HOSTILE}`;
+    const desired = { revision: REV, digest: DIGEST, bundles: [{ name: 'podinfo', digest: 'b1' }] };
+    const failure = { bundle: 'web', revision: REV, message: BROKEN, servingRevision: OLD };
+    status.setFleet([
+      {
+        name: 'edge-eu',
+        labels: { env: 'prod', region: 'eu' },
+        desired,
+        renderFailures: [failure],
+      },
+      { name: 'edge-us', labels: { env: 'prod', region: 'us' }, desired },
+      { name: 'lab-1', labels: { env: 'lab', note: HOSTILE }, desired },
+    ]);
+    deps.sources = {
+      sources: () => [
+        {
+          ...{ name: 'fleet', url: 'https://git.example/fleet.git', branch: 'main' },
+          ...{ revision: REV, lastFetched: new Date().toISOString(), renderedRevision: REV },
+          error: 'hub at https://git.example is unavailable: connect ECONNREFUSED',
+          renderErrors: [
+            { bundle: 'web', clusters: ['edge-eu'], clusterCount: 1, message: BROKEN },
+          ],
+          renderErrorCount: 1,
+        },
+      ],
+    };
+    const { srv, page, problems } = await open(deps);
+    try {
+      const section = page.locator('#problems');
+      await section.waitFor({ state: 'visible' });
+      await waitFor(async () => (await rows(page, 'failed')).length === 2, {
+        what: 'both failed deployments in "Needs attention"',
+      });
+      // Before everything else on the page.
+      assert.equal(await page.$eval('main > section', (s) => s.id), 'problems');
+      const items = await page.$$eval('#source-problems li', (lis) =>
+        lis.map((li) => li.textContent ?? ''),
+      );
+      assert.deepEqual(items, [
+        'Source fleet: hub at https://git.example is unavailable: connect ECONNREFUSED',
+        `Bundle web failed to render at a1b2c3d (edge-eu): ${BROKEN}`,
+      ]);
+      assert.deepEqual(await rows(page, 'failed'), [
+        ['podinfo', 'lab-1', 'apply failed'],
+        ['web', 'edge-eu', `serving 0f0e0d0c0b0a; a1b2c3d4e5f6 failed to render: ${BROKEN}`],
+      ]);
+      assert.equal((await clusterStates(page))['edge-eu'], 'Failed');
+      const eu = (await rows(page, 'clusters')).find((r) => r[0] === 'edge-eu') ?? [];
+      assert.equal(
+        eu[7],
+        `bundle web: serving 0f0e0d0c0b0a; a1b2c3d4e5f6 failed to render: ${BROKEN}`,
+      );
+
+      // The deployment shows Failed in the cluster's detail too, and hostile text stays text.
+      await page.click('#clusters a >> text=edge-eu');
+      await waitFor(async () => (await rows(page, 'deployments')).length === 2, {
+        what: "edge-eu's deployments",
+      });
+      assert.deepEqual(
+        (await rows(page, 'deployments')).map((r) => [r[0], r[1]]),
+        [
+          ['podinfo', 'OutOfSync'],
+          ['web', 'Failed'],
+        ],
+      );
+      assert.equal(await page.locator('img').count(), 0);
+      assert.equal(await page.evaluate(() => (globalThis as { __xss?: unknown }).__xss), undefined);
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+      await srv.stop();
+    }
+  },
+);
+
+test(
   'fleet-page-filters-by-selector-and-shows-the-apis-error',
   { skip, timeout: 30_000 },
   async () => {

@@ -54,6 +54,12 @@ code { font: 12px/1.4 ui-monospace, monospace; }
 .state-OutOfSync, .state-Drifted, .state-Degraded { color: var(--warn); }
 .state-Failed { color: var(--bad); }
 .state-Offline { color: var(--off); }
+.problems { margin-top: 1rem; padding: 0 1rem; border: 2px solid var(--bad); border-radius: 4px; }
+.problems[hidden] { display: none; }
+.problems h2 { color: var(--bad); }
+.source-problems { margin: 0 0 0.75rem; padding-left: 1.2rem; }
+.source-problems li { margin-bottom: 0.25rem; overflow-wrap: anywhere; }
+.source-problems .what { font-weight: 600; }
 `;
 
 /** The page's icon: a small SVG sail, so browsers do not ask for /favicon.ico. */

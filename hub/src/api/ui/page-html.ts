@@ -32,6 +32,18 @@ export function pageHtml(urls: { script: string; style: string; icon: string }):
 </form>
 <noscript><p class="error">This page needs JavaScript; the same answers are at /api/v1/clusters.</p></noscript>
 <main>
+  <section id="problems" class="problems" aria-labelledby="problems-title" hidden>
+    <h2 id="problems-title">Needs attention</h2>
+    <p id="problems-error" class="error" role="alert" hidden></p>
+    <ul id="source-problems" class="source-problems"></ul>
+    <table id="failed">
+      <caption id="failed-caption">Failed bundle deployments</caption>
+      <thead><tr>
+        <th scope="col">Bundle</th><th scope="col">Cluster</th><th scope="col">Reason</th>
+      </tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
   <section aria-labelledby="glance-title">
     <h2 id="glance-title">At a glance</h2>
     <div class="glance">

@@ -20,6 +20,7 @@ const RENDER_COALESCE_MS = 100;
 const REFRESH_AFTER_CHANGE_MS = 1000;
 const CLOCK_MS = 15000;
 const MAX_DRIFT_ROWS = 200;
+const MAX_FAILED_ROWS = 200;
 
 class ApiError extends Error {
   constructor(message, status) {
@@ -214,6 +215,54 @@ async function loadBundles() {
   }
 }
 
+// Source errors and failed deployments on top of the page: a bundle that did not render,
+// or a source that cannot be fetched, is the first thing to see.
+function sourceProblems(sources) {
+  const items = [];
+  for (const s of sources) {
+    if (s.error) {
+      const li = el('li');
+      li.append(el('span', 'Source ' + s.name + ': ', 'what'), el('span', s.error));
+      items.push(li);
+    }
+    for (const e of s.renderErrors || []) {
+      const li = el('li');
+      const what = e.bundle ? 'Bundle ' + e.bundle : 'Source ' + s.name;
+      const where = e.clusterCount
+        ? ' (' + e.clusters.join(', ') + (e.clusterCount > e.clusters.length ? ' and ' + (e.clusterCount - e.clusters.length) + ' more' : '') + ')'
+        : '';
+      li.append(el('span', what + ' failed to render at ' + String(s.renderedRevision).slice(0, 7) + where + ': ', 'what'), el('code', e.message));
+      items.push(li);
+    }
+  }
+  return items;
+}
+
+async function loadProblems() {
+  const errors = [];
+  let items = [];
+  let failed = [];
+  try {
+    items = sourceProblems((await getJson('/api/v1/sources')).sources || []);
+  } catch (err) {
+    errors.push('Sources: ' + err.message);
+  }
+  try {
+    failed = (await getJson('/api/v1/deployments?state=Failed')).deployments || [];
+  } catch (err) {
+    errors.push('Failed deployments: ' + err.message);
+  }
+  byId('source-problems').replaceChildren(...items);
+  byId('source-problems').hidden = items.length === 0;
+  const rows = failed.slice(0, MAX_FAILED_ROWS).map((d) => row([d.bundle, d.cluster, d.reason]));
+  fillTable(byId('failed'), rows, 'No failed bundle deployments.');
+  byId('failed').hidden = failed.length === 0;
+  byId('failed-caption').textContent = failed.length + ' failed bundle deployment' + (failed.length === 1 ? '' : 's') +
+    (failed.length > rows.length ? ' (' + rows.length + ' shown)' : '');
+  showError('problems-error', errors.join(' — '));
+  byId('problems').hidden = items.length === 0 && failed.length === 0 && errors.length === 0;
+}
+
 async function loadDrift() {
   try {
     const { entries } = await getJson('/api/v1/drift?since=24h&limit=' + MAX_DRIFT_ROWS);
@@ -286,6 +335,7 @@ async function loadDetail() {
 
 function refreshAll() {
   view.refreshTimer = 0;
+  void loadProblems();
   void loadBundles();
   void loadDrift();
   void loadDetail();
