@@ -34,7 +34,8 @@ export {
   formatRenderError,
   DEFAULT_MAX_CLUSTER_BYTES,
 } from './render/index.js';
-export type { RenderError, RenderOptions, RenderResult } from './render/index.js';
+export type { RenderError, RenderFailure, RenderOptions, RenderResult } from './render/index.js';
+export type { RenderFailureRecord } from './status/render-failures.js';
 export { AgentStreamService } from './stream/agent-stream.js';
 export { DesiredStateStore } from './stream/desired-store.js';
 export { startGrpcServer, GRPC_SERVER_OPTIONS } from './stream/grpc-server.js';
