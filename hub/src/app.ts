@@ -518,7 +518,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   }
 
   private sourceStatuses(): SourceStatus[] {
-    return this.sources.map(({ source, url, branch, rendering, renderError, renderErrors }) => {
+    return this.sources.map((entry) => {
+      const { source, url, branch, rendering, renderError, renderErrors, renderThrew } = entry;
       const st = source.status();
       return {
         name: source.name,
@@ -528,6 +529,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         lastFetched: st.lastFetchAt ? st.lastFetchAt.toISOString() : null,
         renderedRevision: rendering?.revision ?? '',
         error: st.lastError ?? renderError,
+        lastError: st.lastError ?? renderThrew?.message ?? '',
         renderErrors: renderErrors.groups,
         renderErrorCount: renderErrors.total,
         ...(st.ref ? { ref: st.ref } : {}),

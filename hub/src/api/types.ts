@@ -40,6 +40,11 @@ export interface SourceStatus {
   renderedRevision: string;
   /** Last fetch or render error, "" when the last attempt succeeded. */
   error: string;
+  /**
+   * The last fetch error, or a render that failed as a whole; "" when there is none
+   * (the errors of single bundles are in renderErrors). Absent from older hubs.
+   */
+  lastError?: string;
   /** What the source follows and what it resolved to, e.g. "tag v1.3.5 (semver ^1.2.0)". */
   ref?: string;
   /** Stable code of the last fetch error (UNAUTHENTICATED, NOT_FOUND, UNAVAILABLE, VALIDATION_FAILED). */

@@ -25,7 +25,9 @@ const SOURCE: SourceStatus = {
   revision: NEW,
   lastFetched: new Date(Date.now() - 5_000).toISOString(),
   renderedRevision: NEW,
-  error: '',
+  // As the hub sends it: `error` holds render errors too, lastError only the fetch's.
+  error: BROKEN,
+  lastError: '',
   renderErrors: [
     { bundle: 'web', clusters: ['edge-1', 'edge-2'], clusterCount: 2, message: BROKEN },
   ],

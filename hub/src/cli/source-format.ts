@@ -80,13 +80,23 @@ export function formatSources(
     formatAge(s.lastFetched, nowMs),
     short(s.renderedRevision),
     String(s.renderErrorCount ?? s.renderErrors?.length ?? 0),
-    s.error ? (s.error.split('\n')[0] ?? '') : '-',
+    lastError(s, format === 'table' ? LAST_ERROR_WIDTH : Infinity),
   ]);
   if (format === 'table') return renderTable(header, rows);
   return renderTable(
     [...header, 'URL'],
     rows.map((r, i) => [...r, (sources[i] as SourceStatus).url]),
   );
+}
+
+/** Characters of a source's last error the table shows (80); -o wide shows it all. */
+const LAST_ERROR_WIDTH = 80;
+
+// The fetch error (or a whole render's), on one line; older hubs give only `error`.
+function lastError(s: SourceStatus, width: number): string {
+  const text = (s.lastError ?? s.error).replace(/\n\s*/g, ' ');
+  if (text === '') return '-';
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
 }
 
 function when(iso: string | null | undefined, nowMs: number): string {
@@ -98,7 +108,8 @@ export function formatSourceDescribe(s: SourceStatus, format: OutputFormat, nowM
   if (format === 'json') return JSON.stringify(s, null, 2) + '\n';
   if (format === 'yaml') return stringify(s);
   const detail = [s.errorCode, s.errorAt].filter(Boolean).join(', ');
-  const error = s.error ? `${s.error}${detail ? ` (${detail})` : ''}` : '<none>';
+  const text = s.lastError ?? s.error;
+  const error = text ? `${text}${detail ? ` (${detail})` : ''}` : '<none>';
   const lines = [
     `Name:               ${s.name}`,
     `URL:                ${s.url}`,
