@@ -117,6 +117,18 @@ test('get-deployments-shows-the-failed-bundle-with-its-reason', async () => {
   }
 });
 
+test('describe-cluster-shows-the-cluster-failed-and-the-bundle-row-with-its-reason', async () => {
+  const { api, env } = await hub();
+  try {
+    const { stdout } = await run(env, ['describe', 'cluster', 'edge-1']);
+    assert.ok(stdout.includes(`State:             Failed (bundle web: ${REASON})\n`), stdout);
+    assert.match(stdout, /^ {2}app\s+Ready\s/m);
+    assert.ok(stdout.split('\n').some((l) => /^ {2}web\s+Failed\s/.test(l) && l.endsWith(REASON)));
+  } finally {
+    await api.stop();
+  }
+});
+
 test('get-sources-and-describe-source-show-render-errors-per-bundle-and-cluster', async () => {
   const { api, env } = await hub();
   try {
