@@ -16,7 +16,7 @@ import { ReadAccess } from './api/access.js';
 import type { SourceStatus } from './api/types.js';
 import { sourceRenderErrors } from './api/source-errors.js';
 import { renderFailureAlerts } from './notify/render-alerts.js';
-import { renderFailureRecord } from './status/render-failures.js';
+import { MAX_RENDER_FAILURES, renderFailureRecord } from './status/render-failures.js';
 import type { RenderFailureRecord } from './status/render-failures.js';
 import { AgentStreamService } from './stream/agent-stream.js';
 import { DesiredStateStore } from './stream/desired-store.js';
@@ -595,9 +595,9 @@ function failuresOf(
     return [renderFailureRecord('', revision, [message], state?.revision ?? '')];
   }
   const r = entry.rendering;
-  return (r?.failures?.get(cluster) ?? []).map((f) =>
-    renderFailureRecord(f.bundle, r?.revision ?? '', f.messages, f.servingRevision),
-  );
+  return (r?.failures?.get(cluster) ?? [])
+    .slice(0, MAX_RENDER_FAILURES)
+    .map((f) => renderFailureRecord(f.bundle, r?.revision ?? '', f.messages, f.servingRevision));
 }
 
 // ─── Adapter to the real source and renderer (for the lead) ──────────────────────────

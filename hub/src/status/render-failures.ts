@@ -15,6 +15,8 @@ export interface RenderFailureRecord {
   servingRevision: string;
 }
 
+/** Failures kept per cluster (100, sorted by bundle): a commit breaking more says enough. */
+export const MAX_RENDER_FAILURES = 100;
 /** Longest message kept per failure (2,000 characters); a tool's output can be long. */
 export const MAX_RENDER_FAILURE_MESSAGE = 2_000;
 /** Messages joined into one failure (3); the rest are counted. */
