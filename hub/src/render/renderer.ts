@@ -199,22 +199,23 @@ export class FleetRenderer {
       return;
     }
     // Held bundles in the state carry a previous rendering: remember which revision's.
+    // (No map for the usual cluster, whose bundles all rendered.)
     const prevServed = this.served.get(def.name);
-    const fromPrevious = new Map<string, string>();
-    for (const r of asm.bundles)
+    let fromPrevious: Map<string, string> | undefined;
+    for (const r of asm.held.size > 0 ? asm.bundles : [])
       if (asm.held.has(r.state.name))
-        fromPrevious.set(r.state.name, servedRevision(prevServed, r.state.name));
-    nextServed.set(def.name, {
-      at: out.revision,
-      ...(fromPrevious.size > 0 ? { except: fromPrevious } : {}),
-    });
+        (fromPrevious ??= new Map()).set(r.state.name, servedRevision(prevServed, r.state.name));
+    nextServed.set(
+      def.name,
+      fromPrevious ? { at: out.revision, except: fromPrevious } : { at: out.revision },
+    );
     if (asm.held.size > 0) {
       const failures = next.attribution.heldBundles(
         def.name,
         asm.held,
         bundles,
         out.errors.slice(firstError),
-        (b) => fromPrevious.get(b) ?? '',
+        (b) => fromPrevious?.get(b) ?? '',
       );
       if (failures.length > 0) out.failures.set(def.name, failures);
     }
