@@ -35,6 +35,8 @@ export const durations = {
   shutdownGrace: 10_000,
   /** Hub: longest run of `kustomize build` or `helm template` for one bundle (60 s). */
   renderToolTimeout: 60_000,
+  /** Hub: a cluster shows as degraded this long after the hub last cut its input or could not save its status (1 h). */
+  statusDegradedFor: 3_600_000,
   /** Hub: retry a failed push of NATS account revocations after this delay (2 s). */
   natsClaimsRetry: 2_000,
   /** Hub: connect and request timeout of one push of NATS account revocations (3 s). */

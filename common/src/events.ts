@@ -2,6 +2,7 @@
 // schema is an invariant: types and data fields are only ever added.
 import { randomUUID } from 'node:crypto';
 import { ValidationError } from './errors.js';
+import { EVENT_LIMITS } from './event-limits.js';
 import { isDnsLabel } from './names.js';
 
 /** JetStream stream that holds all agent events. */
@@ -180,6 +181,9 @@ export function parseEvent(bytes: Uint8Array | string): { kind: EventKind; event
       `event specversion must be "1.0", got ${JSON.stringify(e.specversion)}`,
     );
   if (typeof e.id !== 'string' || e.id === '') throw new ValidationError('event has no id');
+  // The id is kept (history, de-duplication): an unbounded one would be kept whole.
+  if (e.id.length > EVENT_LIMITS.tokenChars)
+    throw new ValidationError(`event id is longer than ${EVENT_LIMITS.tokenChars} characters`);
   const kind = typeof e.type === 'string' ? KIND_BY_TYPE.get(e.type) : undefined;
   if (!kind) throw new ValidationError(`unknown event type ${JSON.stringify(e.type)}`);
   if (typeof e.flotillacluster !== 'string' || !isDnsLabel(e.flotillacluster)) {

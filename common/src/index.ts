@@ -22,6 +22,7 @@ export {
   parseEvent,
 } from './events.js';
 export type { AppliedData, BundleApplyResult, EventKind, FlotillaEvent } from './events.js';
+export { EVENT_LIMITS, clipText } from './event-limits.js';
 export type {
   BundleHealthState,
   DriftChange,

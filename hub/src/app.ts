@@ -19,6 +19,7 @@ import { renderFailureAlerts } from './notify/render-alerts.js';
 import { MAX_RENDER_FAILURES, renderFailureRecord } from './status/render-failures.js';
 import type { RenderFailureRecord } from './status/render-failures.js';
 import { AgentStreamService } from './stream/agent-stream.js';
+import { boundedObserver } from './stream/bounded-observer.js';
 import { DesiredStateStore } from './stream/desired-store.js';
 import { startGrpcServer } from './stream/grpc-server.js';
 import type { RunningGrpcServer } from './stream/grpc-server.js';
@@ -165,6 +166,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     });
     this.history = new HistoryLog({ retentionMs: config.status.history.retentionMs });
     this.metrics = new HubMetrics(this.status);
+    this.status.onCut((cluster, what) => this.metrics.inputCut(cluster, what));
     this.events = new EventsConsumer({
       connection: () => this.nats.connection(),
       sink: (kind, event) => {
@@ -262,8 +264,12 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.sweeper.unref();
     this.stream = new AgentStreamService({
       source: this.desired,
-      // Every session start and end also becomes a durable event (history, other hubs).
-      observer: this.sessionEvents.observe(this.metrics.observeSessions(this.status)),
+      // Every session start and end also becomes a durable event (history, other hubs);
+      // what agents send is bounded before anything sees it.
+      observer: boundedObserver(
+        this.sessionEvents.observe(this.metrics.observeSessions(this.status)),
+        (cluster, what) => this.status.noteCut(cluster, what),
+      ),
       logger: this.log.child({ [LogFields.component]: 'stream' }),
       token,
       heartbeatIntervalMs: cfg.heartbeatIntervalMs,

@@ -126,6 +126,7 @@ export function formatDescribe(
     `Desired revision:  ${c.desiredRevision || '<none>'}`,
     `Applied revision:  ${c.appliedRevision || '<none>'}`,
     `Last converged:    ${when(c.lastConverged, nowMs)}`,
+    ...(c.degraded ? [`Degraded:          ${when(c.lastDegraded, nowMs)}: ${c.degraded}`] : []),
     'Bundles:',
   ];
   const table = c.deployments.length

@@ -64,13 +64,25 @@ export function formatClusters(
     short(c.appliedRevision),
     formatAge(c.lastSeen, nowMs),
   ]);
-  if (format === 'table') return renderTable(header, rows);
-  return renderTable(
-    [...header, 'LABELS', 'MESSAGE'],
-    rows.map((r, i) => [
-      ...r,
-      labelsText((clusters[i] as ClusterStatus).labels),
-      (clusters[i] as ClusterStatus).message,
-    ]),
+  if (format === 'table') return renderTable(header, rows) + degradedNote(clusters);
+  return (
+    renderTable(
+      [...header, 'LABELS', 'MESSAGE'],
+      rows.map((r, i) => [
+        ...r,
+        labelsText((clusters[i] as ClusterStatus).labels),
+        (clusters[i] as ClusterStatus).message,
+      ]),
+    ) + degradedNote(clusters)
   );
+}
+
+// Clusters whose input the hub cut or could not save lately: said under the table, as
+// their state (what was applied) is still true.
+function degradedNote(clusters: readonly ClusterStatus[]): string {
+  const names = clusters.filter((c) => c.degraded).map((c) => c.name);
+  if (names.length === 0) return '';
+  const shown =
+    names.slice(0, 5).join(', ') + (names.length > 5 ? ` and ${names.length - 5} more` : '');
+  return `Degraded (the hub cut their input or could not save their status; see flotilla describe cluster): ${shown}\n`;
 }

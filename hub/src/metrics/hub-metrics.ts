@@ -9,6 +9,7 @@
 //   flotilla_event_lag_seconds                    event time to fold time (histogram)
 //   flotilla_session_events_total{outcome}        session events this hub recorded (published|dropped)
 //   flotilla_notifications_total{webhook,outcome} webhook posts (sent|failed|deduplicated|rate_limited)
+//   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import type { Ack__Output, Hello__Output } from '@flotilla/proto';
 import type { SessionObserver } from '../stream/types.js';
@@ -33,6 +34,7 @@ export class HubMetrics {
   private readonly sessionsTotal: Counter;
   private readonly sessionEvents: Counter;
   private readonly notifications: Counter;
+  private readonly cuts: Counter;
 
   constructor(
     status: ClusterLister,
@@ -86,6 +88,17 @@ export class HubMetrics {
     this.notifications = r.add(
       new Counter('flotilla_notifications_total', 'Webhook notifications, by webhook and outcome.'),
     );
+    this.cuts = r.add(
+      new Counter(
+        'flotilla_input_cut_total',
+        "Parts of a cluster's input cut at the hub's edge (what: the field), status records shrunk (status.record) or not saved (status.save).",
+      ),
+    );
+  }
+
+  /** Counts one cut of a cluster's input (only misbehaving clusters get a series). */
+  inputCut(cluster: string, what: string): void {
+    this.cuts.inc({ cluster, what });
   }
 
   /** Counts one consumed event and what folding it did. */
@@ -96,7 +109,8 @@ export class HubMetrics {
     if (kind === 'drift-detected') this.drift.inc();
     if (kind === 'applied' || kind === 'apply-failed') {
       const ms = (event.data as Partial<AppliedData>).durationMs;
-      if (typeof ms === 'number' && ms >= 0) this.applyDuration.observe({}, ms / 1000);
+      if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0)
+        this.applyDuration.observe({}, ms / 1000);
     }
   }
 

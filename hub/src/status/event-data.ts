@@ -4,7 +4,11 @@
 // `manager`). These normalize it, and also accept a list of objects and a few
 // alternative names, so a slightly different event still folds instead of being
 // dropped. Anything without the essentials is a ValidationError.
-import { ValidationError } from '@flotilla/common';
+// They are the hub's edge for events: every text, name and list is bounded here
+// (EVENT_LIMITS), the excess cut and reported to the caller's CutListener, so nothing
+// one agent sends can grow a status record or the history beyond those limits.
+import type { AppliedData, BundleApplyResult } from '@flotilla/common';
+import { EVENT_LIMITS, ValidationError, clipText, isDnsLabel } from '@flotilla/common';
 
 /** One drifted object as the hub keeps it. */
 export interface DriftedObject {
@@ -42,6 +46,12 @@ export interface HealthFacts {
 
 type Obj = Record<string, unknown>;
 
+/** Told what was cut of an event's data ("health.reason", "drift.fields", ...); the hub counts it. */
+export type CutListener = (field: string) => void;
+
+const NO_CUT: CutListener = () => undefined;
+const L = EVENT_LIMITS;
+
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const strs = (v: unknown): string[] =>
   Array.isArray(v)
@@ -50,19 +60,62 @@ const strs = (v: unknown): string[] =>
       ? [v]
       : [];
 
-function readObject(o: Obj, fallbackBundle: string): DriftedObject {
+function text(v: unknown, max: number, field: string, cut: CutListener): string {
+  const s = str(v);
+  if (s.length <= max) return s;
+  cut(field);
+  return clipText(s, max);
+}
+
+function first<T>(items: readonly T[], max: number, field: string, cut: CutListener): T[] {
+  if (items.length <= max) return items as T[];
+  cut(field);
+  return items.slice(0, max);
+}
+
+function texts(v: unknown, maxItems: number, maxChars: number, field: string, cut: CutListener) {
+  return first(strs(v), maxItems, field, cut).map((t) => text(t, maxChars, field, cut));
+}
+
+// Bundle names repeat in every event: each distinct valid one is checked once.
+const validNames = new Set<string>();
+function isBundleName(name: string): boolean {
+  if (validNames.has(name)) return true;
+  if (!isDnsLabel(name)) return false;
+  if (validNames.size >= 10_000) validNames.clear();
+  validNames.add(name);
+  return true;
+}
+
+// A bundle name must be one the fleet repo allows (a DNS label); anything else names no bundle.
+function bundleName(v: unknown, field: string, cut: CutListener): string {
+  const name = str(v);
+  if (name === '' || isBundleName(name)) return name;
+  cut(field);
+  return '';
+}
+
+function readObject(o: Obj, fallbackBundle: string, cut: CutListener): DriftedObject {
   const ref = (o.object && typeof o.object === 'object' ? o.object : o) as Obj;
   const changes = Array.isArray(o.changes)
-    ? o.changes.map((c) => str((c as Obj | null)?.path)).filter((p) => p !== '')
+    ? first(o.changes as unknown[], L.fields, 'drift.fields', cut)
+        .map((c) => text((c as Obj | null)?.path, L.textChars, 'drift.path', cut))
+        .filter((p) => p !== '')
     : undefined;
-  const fields = changes ?? strs(o.fields ?? o.paths);
+  const fields = changes ?? texts(o.fields ?? o.paths, L.fields, L.textChars, 'drift.fields', cut);
   return {
-    bundle: str(o.bundle) || fallbackBundle,
-    kind: str(ref.kind),
-    namespace: str(ref.namespace),
-    name: str(ref.name),
+    bundle: bundleName(o.bundle, 'drift.bundle', cut) || fallbackBundle,
+    kind: text(ref.kind, L.nameChars, 'drift.object', cut),
+    namespace: text(ref.namespace, L.nameChars, 'drift.object', cut),
+    name: text(ref.name, L.nameChars, 'drift.object', cut),
     fields: o.deleted === true ? ['<deleted>', ...fields] : fields,
-    changedBy: strs(o.changedBy ?? o.managers ?? o.manager),
+    changedBy: texts(
+      o.changedBy ?? o.managers ?? o.manager,
+      L.managers,
+      L.tokenChars,
+      'drift.manager',
+      cut,
+    ),
   };
 }
 
@@ -71,18 +124,19 @@ export function objectKeyOf(o: DriftedObject): string {
   return `${o.kind}/${o.namespace}/${o.name}`;
 }
 
-/** Normalizes a drift event's data; throws ValidationError when it names no bundle. */
-export function readDrift(data: unknown): DriftFacts {
+/** Normalizes a drift event's data, bounded; throws ValidationError when it names no bundle. */
+export function readDrift(data: unknown, cut: CutListener = NO_CUT): DriftFacts {
   const d = data as Obj;
-  const bundle = str(d.bundle);
+  const bundle = bundleName(d.bundle, 'drift.bundle', cut);
   const list = d.objects ?? d.drifted;
   if (list !== undefined && !Array.isArray(list))
     throw new ValidationError('drift event: objects must be a list');
   // The agent's schema: one object per event, at data.object.
   const single = d.object && typeof d.object === 'object' ? [d] : [];
-  const objects = [...single, ...((list as unknown[] | undefined) ?? [])]
+  const all = [...single, ...((list as unknown[] | undefined) ?? [])];
+  const objects = first(all, L.objects, 'drift.objects', cut)
     .filter((o): o is Obj => !!o && typeof o === 'object')
-    .map((o) => readObject(o, bundle));
+    .map((o) => readObject(o, bundle, cut));
   const bundles = [
     ...new Set([
       ...(bundle ? [bundle] : []),
@@ -91,22 +145,109 @@ export function readDrift(data: unknown): DriftFacts {
   ].sort();
   if (bundles.length === 0)
     throw new ValidationError('drift event names no bundle (data.bundle or objects[].bundle)');
-  return { revision: str(d.revision), objects, bundles };
+  return { revision: text(d.revision, L.tokenChars, 'drift.revision', cut), objects, bundles };
 }
 
-/** Normalizes a health event's data; throws ValidationError without a bundle or health. */
-export function readHealth(data: unknown): HealthFacts {
+/** Normalizes a health event's data, bounded; throws ValidationError without a bundle or health. */
+export function readHealth(data: unknown, cut: CutListener = NO_CUT): HealthFacts {
   const d = data as Obj;
-  const bundle = str(d.bundle);
-  const health = str(d.health) || str(d.state) || str(d.status);
-  if (!bundle) throw new ValidationError('health event names no bundle (data.bundle)');
+  const bundle = bundleName(d.bundle, 'health.bundle', cut);
+  const health = text(str(d.health) || str(d.state) || str(d.status), 32, 'health.state', cut);
+  if (!bundle) throw new ValidationError('health event names no valid bundle (data.bundle)');
   if (!health) throw new ValidationError('health event has no health (data.health)');
+  const reasons = texts(d.reasons, L.texts, L.textChars, 'health.reason', cut);
   return {
     bundle,
     health,
-    message: str(d.message) || strs(d.reasons).slice(0, 3).join('; '),
-    reason: strs(d.reasons)[0] ?? str(d.message),
-    revision: str(d.revision),
-    digest: str(d.digest),
+    message:
+      text(d.message, L.textChars, 'health.message', cut) ||
+      clipText(reasons.slice(0, 3).join('; '), L.textChars),
+    reason: reasons[0] ?? text(d.message, L.textChars, 'health.message', NO_CUT),
+    revision: text(d.revision, L.tokenChars, 'health.revision', cut),
+    digest: text(d.digest, L.tokenChars, 'health.digest', cut),
+  };
+}
+
+function count(v: unknown, cut: CutListener): number {
+  if (v === undefined) return 0;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= L.count) return v;
+  cut('applied.count');
+  return typeof v === 'number' && v > L.count ? L.count : 0;
+}
+
+const isCount = (v: unknown): boolean =>
+  Number.isInteger(v) && (v as number) >= 0 && (v as number) <= L.count;
+
+// The hot path (every applied event, read by the history and the model): plain checks,
+// no allocation.
+function bundleFits(b: unknown): boolean {
+  if (!b || typeof b !== 'object') return false;
+  const r = b as BundleApplyResult;
+  if (typeof r.name !== 'string' || !isBundleName(r.name)) return false;
+  if (typeof r.digest !== 'string' || r.digest.length > L.tokenChars) return false;
+  if (!isCount(r.created) || !isCount(r.configured) || !isCount(r.unchanged)) return false;
+  if (!isCount(r.deleted) || !isCount(r.failed)) return false;
+  const f = r.failures as unknown;
+  if (!Array.isArray(f) || f.length > L.texts) return false;
+  for (const x of f) if (typeof x !== 'string' || x.length > L.textChars) return false;
+  return true;
+}
+
+// A copy of a bundle result within bounds, or undefined when it names no valid bundle.
+function readBundle(b: unknown, cut: CutListener): BundleApplyResult | undefined {
+  if (!b || typeof b !== 'object') return undefined;
+  const r = b as BundleApplyResult;
+  if (!bundleName(r.name, 'applied.bundle', cut)) return undefined;
+  const failures = Array.isArray(r.failures) ? r.failures : [];
+  return {
+    name: r.name,
+    digest: text(r.digest, L.tokenChars, 'applied.digest', cut),
+    created: count(r.created, cut),
+    configured: count(r.configured, cut),
+    unchanged: count(r.unchanged, cut),
+    deleted: count(r.deleted, cut),
+    failed: count(r.failed, cut),
+    failures: texts(failures, L.texts, L.textChars, 'applied.failure', cut),
+  };
+}
+
+/**
+ * Checks and bounds the data of applied and apply-failed; throws ValidationError without
+ * digest and revision strings, a valid result and a bundles list.
+ */
+export function readApplied(data: unknown, cut: CutListener = NO_CUT): AppliedData {
+  const d = data as Partial<AppliedData>;
+  if (typeof d.digest !== 'string' || typeof d.revision !== 'string') {
+    throw new ValidationError('applied event data needs digest and revision strings');
+  }
+  if (d.result !== 'applied' && d.result !== 'partial' && d.result !== 'failed') {
+    throw new ValidationError(
+      `applied event has an invalid result ${JSON.stringify(clipText(String(d.result), 40))}`,
+    );
+  }
+  if (!Array.isArray(d.bundles))
+    throw new ValidationError('applied event data needs a bundles list');
+  const fits =
+    d.bundles.length <= L.bundles &&
+    d.digest.length <= L.tokenChars &&
+    d.revision.length <= L.tokenChars &&
+    (d.message === undefined || (typeof d.message === 'string' && d.message.length <= L.textChars));
+  if (fits && d.bundles.every(bundleFits)) return d as AppliedData;
+  const bundles: BundleApplyResult[] = [];
+  for (const b of first(d.bundles as unknown[], L.bundles, 'applied.bundles', cut)) {
+    const r = bundleFits(b) ? (b as BundleApplyResult) : readBundle(b, cut);
+    if (r) bundles.push(r);
+  }
+  const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  return {
+    generation: num(d.generation),
+    result: d.result,
+    durationMs: num(d.durationMs),
+    digest: text(d.digest, L.tokenChars, 'applied.digest', cut),
+    revision: text(d.revision, L.tokenChars, 'applied.revision', cut),
+    bundles,
+    ...(d.message === undefined
+      ? {}
+      : { message: text(d.message, L.textChars, 'applied.message', cut) }),
   };
 }

@@ -1,18 +1,19 @@
 // The live fleet status: folds desired states, session events and agent events into
 // per-cluster records, and answers queries. It implements the stream's SessionObserver.
-import type { AppliedData, EventKind, FlotillaEvent, Logger, Selector } from '@flotilla/common';
-import { LogFields, ValidationError } from '@flotilla/common';
+import type { EventKind, FlotillaEvent, Logger, Selector } from '@flotilla/common';
+import { LogFields } from '@flotilla/common';
 import type { Ack__Output, Hello__Output } from '@flotilla/proto';
 import type { SessionObserver } from '../stream/types.js';
 import { countDeployments, deploymentsOf } from './deployments.js';
 import type { BundleDeployment, BundleSummary } from './deployments.js';
-import { objectKeyOf, readDrift, readHealth } from './event-data.js';
-import type { DriftFacts } from './event-data.js';
+import { objectKeyOf, readApplied, readDrift, readHealth } from './event-data.js';
+import type { CutListener, DriftFacts } from './event-data.js';
 import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
 import { ClusterJsonCache } from './cluster-json.js';
 import { newRenderFailures, sameRenderFailures } from './render-failures.js';
 import type { NewRenderFailure, RenderFailureRecord } from './render-failures.js';
+import { shrinkRecord } from './record-budget.js';
 import { applySessionFacts, isSessionKind, readSession } from './session-events.js';
 import type { SessionEventKind } from './session-events.js';
 import type {
@@ -39,6 +40,9 @@ export type StatusListener = (cluster: ClusterStatus, previous: ClusterState | u
 
 /** Told about every new drift event folded. */
 export type DriftListener = (cluster: string, drift: DriftFacts, atMs: number) => void;
+
+/** Told about every part of a cluster's input the hub cut or could not save (what: "health.reason", ...). */
+export type CutNoteListener = (cluster: string, what: string) => void;
 
 /** Filters of list(). */
 export interface ClusterFilter {
@@ -80,19 +84,6 @@ export const STATUS_SWEEP_INTERVAL_MS = 1_000;
 /** lastSeen is re-persisted on heartbeats at most this often (30 s). */
 const LAST_SEEN_PERSIST_EVERY_MS = 30_000;
 
-function checkAppliedData(data: unknown): AppliedData {
-  const d = data as Partial<AppliedData>;
-  if (typeof d.digest !== 'string' || typeof d.revision !== 'string') {
-    throw new ValidationError('applied event data needs digest and revision strings');
-  }
-  if (d.result !== 'applied' && d.result !== 'partial' && d.result !== 'failed') {
-    throw new ValidationError(`applied event has an invalid result ${JSON.stringify(d.result)}`);
-  }
-  if (!Array.isArray(d.bundles))
-    throw new ValidationError('applied event data needs a bundles list');
-  return d as AppliedData;
-}
-
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
@@ -100,6 +91,13 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
 
 /** Objects remembered per bundle for drift ordering (200); the oldest settled ones go first. */
 const MAX_DRIFT_OBJECTS = 200;
+
+/**
+ * Bundles a cluster's drift and health events may name beyond those it should run or
+ * runs (16): enough for events that arrive before the render naming their bundle, and
+ * no more, so made-up bundle names cannot grow the record.
+ */
+export const MAX_UNLISTED_BUNDLES = 16;
 
 function pruneObjects(objects: Record<string, { atMs: number; drifted: boolean }>): void {
   const keys = Object.keys(objects);
@@ -118,6 +116,7 @@ export class FleetStatus implements SessionObserver {
   private readonly now: () => number;
   private readonly listeners = new Set<StatusListener>();
   private readonly driftListeners = new Set<DriftListener>();
+  private readonly cutListeners = new Set<CutNoteListener>();
   private readonly lastState = new Map<string, ClusterState>();
   private readonly pending = new Set<string>();
   private notifyScheduled = false;
@@ -189,6 +188,57 @@ export class FleetStatus implements SessionObserver {
     return () => this.driftListeners.delete(listener);
   }
 
+  /** Calls listener on every cut of a cluster's input (for metrics); returns an unsubscribe function. */
+  onCut(listener: CutNoteListener): () => void {
+    this.cutListeners.add(listener);
+    return () => this.cutListeners.delete(listener);
+  }
+
+  /**
+   * Notes that part of a cluster's input was cut at the hub's edge (what: the field, e.g.
+   * "health.reason"): the cluster shows as degraded with it, and listeners count it.
+   */
+  noteCut(cluster: string, what: string): void {
+    this.degrade(this.record(cluster), `${what} over its limit, cut`);
+    for (const l of this.cutListeners) l(cluster, what);
+  }
+
+  private degrade(rec: ClusterRecord, reason: string): void {
+    rec.degraded = { reason, atMs: this.now() };
+    this.touch(rec.name);
+  }
+
+  private cutOf(cluster: string): CutListener {
+    return (what) => this.noteCut(cluster, what);
+  }
+
+  /**
+   * Shrinks a record that does not fit its saved size (persistence), noting the cluster
+   * degraded with what was dropped; a no-op when it fits.
+   */
+  shrink(name: string, fits: (rec: ClusterRecord) => boolean, budget: string): void {
+    const rec = this.records.get(name);
+    if (!rec) return;
+    const dropped = shrinkRecord(rec, fits);
+    if (dropped.length === 0) return;
+    rec.degraded = {
+      reason: `status record over its ${budget} budget: ${dropped.join(', ')} dropped`,
+      atMs: this.now(),
+    };
+    // A changed view, not a new save: the record is being saved now.
+    this.stamps.set(name, (this.stamps.get(name) ?? 0) + 1);
+    for (const l of this.cutListeners) l(name, 'status.record');
+  }
+
+  /** Notes that a cluster's record could not be saved, and why; it stays to be saved again. */
+  unsaved(name: string, reason: string): void {
+    const rec = this.records.get(name);
+    if (!rec) return;
+    rec.degraded = { reason: `status not saved: ${reason}`, atMs: this.now() };
+    this.stamps.set(name, (this.stamps.get(name) ?? 0) + 1);
+    for (const l of this.cutListeners) l(name, 'status.save');
+  }
+
   /** Re-evaluates time-dependent states (Offline after the timeout) and notifies changes; run periodically. */
   sweep(): void {
     if (this.listeners.size === 0) return;
@@ -208,6 +258,23 @@ export class FleetStatus implements SessionObserver {
       rec.bundleFacts[bundle] = f;
     }
     return f;
+  }
+
+  // Facts of a bundle a drift or health event names; undefined (and cut) for one more
+  // bundle the cluster neither should run nor runs, beyond MAX_UNLISTED_BUNDLES.
+  private listedFacts(rec: ClusterRecord, bundle: string): BundleFacts | undefined {
+    if (rec.bundleFacts?.[bundle]) return rec.bundleFacts[bundle];
+    const listed = (name: string): boolean =>
+      (rec.desiredBundles ?? []).some((b) => b.name === name) ||
+      rec.bundles.some((b) => b.name === name);
+    if (!listed(bundle)) {
+      const unlisted = Object.keys(rec.bundleFacts ?? {}).filter((n) => !listed(n)).length;
+      if (unlisted >= MAX_UNLISTED_BUNDLES) {
+        this.noteCut(rec.name, 'bundles.unlisted');
+        return undefined;
+      }
+    }
+    return this.facts(rec, bundle);
   }
 
   private markConverged(rec: ClusterRecord, atMs: number): void {
@@ -346,7 +413,7 @@ export class FleetStatus implements SessionObserver {
     if (kind === 'drift-detected' || kind === 'drift-corrected') return this.foldDrift(kind, event);
     if (kind === 'health-changed') return this.foldHealth(event);
     if (kind !== 'applied' && kind !== 'apply-failed') return 'ignored';
-    const data = checkAppliedData(event.data);
+    const data = readApplied(event.data, this.cutOf(event.flotillacluster));
     const atMs = Date.parse(event.time);
     const rec = this.record(event.flotillacluster);
     // Redelivered and late events are harmless: only a newer event changes the record.
@@ -378,14 +445,16 @@ export class FleetStatus implements SessionObserver {
   }
 
   private foldDrift(kind: 'drift-detected' | 'drift-corrected', event: FlotillaEvent): FoldOutcome {
-    const drift = readDrift(event.data);
+    const drift = readDrift(event.data, this.cutOf(event.flotillacluster));
     const atMs = Date.parse(event.time);
     const rec = this.record(event.flotillacluster);
     let changed = false;
     const detected = kind === 'drift-detected';
+    let refused = 0;
     for (const bundle of drift.bundles) {
-      const f = this.facts(rec, bundle);
-      if (f.lastDriftId === event.id) continue;
+      const f = this.listedFacts(rec, bundle);
+      if (!f) refused++;
+      if (!f || f.lastDriftId === event.id) continue;
       // Each object keeps the time of the newest event about it: an older or redelivered
       // event changes nothing, so any order of delivery ends in the same state.
       const objects = (f.objects ??= {});
@@ -404,7 +473,7 @@ export class FleetStatus implements SessionObserver {
       f.lastTransitionMs = atMs;
       changed = true;
     }
-    if (!changed) return 'stale';
+    if (!changed) return refused === drift.bundles.length ? 'ignored' : 'stale';
     this.touch(rec.name);
     if (kind === 'drift-detected') for (const l of this.driftListeners) l(rec.name, drift, atMs);
     return 'folded';
@@ -421,9 +490,11 @@ export class FleetStatus implements SessionObserver {
   }
 
   private foldHealth(event: FlotillaEvent): FoldOutcome {
-    const h = readHealth(event.data);
+    const h = readHealth(event.data, this.cutOf(event.flotillacluster));
     const rec = this.record(event.flotillacluster);
-    if (!foldHealthFacts(rec, this.facts(rec, h.bundle), h, Date.parse(event.time))) return 'stale';
+    const f = this.listedFacts(rec, h.bundle);
+    if (!f) return 'ignored';
+    if (!foldHealthFacts(rec, f, h, Date.parse(event.time))) return 'stale';
     this.touch(rec.name);
     return 'folded';
   }

@@ -2,6 +2,7 @@
 // renderer's desired state, agent sessions, agent events) and a pure rule that turns a
 // record into the state users see. Records are what is persisted; views are computed.
 import type { BundleApplyResult } from '@flotilla/common';
+import { durations } from '@flotilla/common';
 import { clusterRenderMessage } from './render-failures.js';
 import type { RenderFailureRecord } from './render-failures.js';
 
@@ -61,6 +62,16 @@ export interface ClusterRecord {
   lastDisconnectReason?: string;
   /** What failed to render for this cluster at the last render (absent when nothing did). */
   renderFailures?: RenderFailureRecord[];
+  /** When and why the hub last kept less of this cluster than its agent sent (absent: never). */
+  degraded?: DegradedNote;
+}
+
+/** Input of a cluster cut at the hub's edge, or a status record shrunk or not saved. */
+export interface DegradedNote {
+  /** What was cut or not saved, e.g. "health.reason over its limit, cut". */
+  reason: string;
+  /** When it last happened, ms since epoch. */
+  atMs: number;
 }
 
 /** What drift and health events told about one bundle on one cluster. */
@@ -128,6 +139,13 @@ export interface ClusterStatus {
   lastDisconnectReason?: string;
   /** What failed to render for this cluster at the last render; [] when nothing did. */
   renderFailures?: RenderFailureRecord[];
+  /**
+   * What the hub cut of this cluster's input or could not save, while that happened within
+   * durations.statusDegradedFor (1 h); "" otherwise.
+   */
+  degraded?: string;
+  /** ISO time the hub last cut this cluster's input or could not save its status, or null. */
+  lastDegraded?: string | null;
 }
 
 /** A record for a cluster seen for the first time. */
@@ -215,6 +233,12 @@ export function stateOf(
   return { state: 'OutOfSync', message: 'agent disconnected before reaching the desired state' };
 }
 
+/** What the hub cut of a record's input, while recent (durations.statusDegradedFor); "" otherwise. */
+export function degradedOf(rec: ClusterRecord, nowMs: number): string {
+  const d = rec.degraded;
+  return d && nowMs - d.atMs <= durations.statusDegradedFor ? d.reason : '';
+}
+
 /** The user-facing status of a record at nowMs. */
 export function viewOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number): ClusterStatus {
   const { state, message } = stateOf(rec, nowMs, offlineAfterMs);
@@ -240,5 +264,7 @@ export function viewOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number
       : null,
     lastDisconnectReason: rec.lastDisconnectReason ?? '',
     renderFailures: (rec.renderFailures ?? []).map((f) => ({ ...f })),
+    degraded: degradedOf(rec, nowMs),
+    lastDegraded: rec.degraded ? new Date(rec.degraded.atMs).toISOString() : null,
   };
 }

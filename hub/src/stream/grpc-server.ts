@@ -10,8 +10,16 @@ export const MAX_CONCURRENT_STREAMS = 10_000;
 /** Shortest ping interval the server accepts from clients (5 s, below the agents' keepalive). */
 export const MIN_CLIENT_PING_INTERVAL_MS = 5_000;
 
-/** Server options: keepalive on (only it detects a dead peer on a quiet stream). */
+/**
+ * Largest message the hub accepts from a client (64 KiB; grpc-js's default is 4 MiB).
+ * Agents and clients send only small messages (hello, ack, heartbeat, queries, a CSR):
+ * a bigger one is refused at the wire, before it is parsed or kept.
+ */
+export const MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024;
+
+/** Server options: keepalive on (only it detects a dead peer on a quiet stream); small inbound messages. */
 export const GRPC_SERVER_OPTIONS: ChannelOptions = {
+  'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
   'grpc.keepalive_time_ms': durations.grpcKeepaliveTime,
   'grpc.keepalive_timeout_ms': durations.grpcKeepaliveTimeout,
   'grpc.keepalive_permit_without_calls': 1,

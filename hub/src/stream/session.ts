@@ -7,7 +7,7 @@
 // the session waits for 'drain' before the next message.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { DesiredState, Logger } from '@flotilla/common';
-import { LogFields, errorMessage, isDnsLabel } from '@flotilla/common';
+import { LogFields, clipText, errorMessage, isDnsLabel } from '@flotilla/common';
 import type { AgentMessage__Output, Hello__Output, HubMessage } from '@flotilla/proto';
 import { PROTOCOL_VERSION } from '@flotilla/proto';
 import type { EncodingCache } from './chunks.js';
@@ -136,7 +136,7 @@ export class Session {
     }
     if (!isDnsLabel(hello.cluster)) {
       this.close(
-        `hello has an invalid cluster name "${hello.cluster}"`,
+        `hello has an invalid cluster name "${clipText(hello.cluster, 80)}"`,
         GrpcStatus.INVALID_ARGUMENT,
       );
       return;
