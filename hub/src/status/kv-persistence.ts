@@ -3,12 +3,18 @@
 // records are flushed on an interval, and a failed flush is retried on the next one.
 // A flush commits the events checkpoint taken with its records only after the write
 // succeeded (persist, then ack), so no acked event is ever missing from the bucket.
+// Failures are isolated per cluster: a record over its size budget is shrunk first
+// (record-budget.ts), and one that still cannot be saved while others were is marked
+// on its cluster (degraded, with the reason) and retried, and the acks go on: one
+// cluster's record must never hold back the events of the whole fleet. Only a flush
+// where every write failed (NATS itself in trouble) leaves the events unacked.
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@flotilla/common';
 import { errorMessage } from '@flotilla/common';
 import type { ClusterRecord } from './model.js';
+import { STATUS_RECORD_MAX_BYTES, jsonBytes } from './record-budget.js';
 
 /** KV bucket holding one ClusterRecord (JSON) per cluster. */
 export const STATUS_BUCKET = 'flotilla-status';
@@ -21,6 +27,10 @@ export interface PersistableStatus {
   takeDirty(): readonly ClusterRecord[];
   markDirty(names: readonly string[]): void;
   restore(records: readonly ClusterRecord[]): void;
+  /** Shrinks a record until fits(record) or nothing more can go; budget names the limit for the user. */
+  shrink(name: string, fits: (rec: ClusterRecord) => boolean, budget: string): void;
+  /** Notes that a cluster's record could not be saved, and why. */
+  unsaved(name: string, reason: string): void;
 }
 
 /** Options of KvStatusPersistence. */
@@ -36,6 +46,8 @@ export interface KvStatusPersistenceOptions {
    * (EventsConsumer.checkpoint: acks the events folded into them).
    */
   checkpoint?: () => { commit(): void };
+  /** Largest record saved, bytes of JSON (default STATUS_RECORD_MAX_BYTES; at most half of NATS's max payload). */
+  maxRecordBytes?: number;
 }
 
 /** Opens the bucket (creating it when missing). */
@@ -48,11 +60,16 @@ export class KvStatusPersistence {
   private kv: KV | undefined;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  // The server's max_payload (0 until connected).
+  private maxPayload = 0;
 
   constructor(private readonly opts: KvStatusPersistenceOptions) {}
 
   private async bucket(): Promise<KV> {
-    this.kv ??= await openStatusBucket(await this.opts.connection());
+    if (this.kv) return this.kv;
+    const nc = await this.opts.connection();
+    this.maxPayload = nc.info?.max_payload ?? 0;
+    this.kv = await openStatusBucket(nc);
     return this.kv;
   }
 
@@ -106,18 +123,63 @@ export class KvStatusPersistence {
     // between them, cover exactly the same events.
     const checkpoint = this.opts.checkpoint?.();
     const records = this.opts.status.takeDirty();
-    try {
-      // Serialized before any await, so later folds cannot leak into this write.
-      const puts = records.map((r) => kv.put(r.name, JSON.stringify(r)));
-      await Promise.all(puts);
-      checkpoint?.commit();
-    } catch (err) {
-      this.opts.status.markDirty(records.map((r) => r.name));
+    const budget = this.recordBudget();
+    // Serialized before any await, so later folds cannot leak into this write.
+    const writes = records.map((r) => ({ name: r.name, json: this.fitted(r, budget) }));
+    const failed: { name: string; err: string }[] = [];
+    await Promise.all(
+      writes.map(async ({ name, json }) => {
+        try {
+          if (json === undefined)
+            throw new Error(`record over the ${budget}-byte budget even when shrunk`);
+          await kv.put(name, json);
+        } catch (err) {
+          failed.push({ name, err: errorMessage(err) });
+        }
+      }),
+    );
+    if (failed.length === 0) return checkpoint?.commit();
+    this.opts.status.markDirty(failed.map((f) => f.name));
+    if (failed.length === writes.length && writes.some((w) => w.json !== undefined)) {
+      // Nothing could be written: NATS is in trouble, not a record. Acks wait.
       this.opts.logger.warn(
-        { records: records.length, err: errorMessage(err) },
+        { records: records.length, err: failed[0]?.err },
         'saving status failed, will retry',
       );
+      return;
     }
+    // Some records were saved: the failures are theirs, not NATS's. Their clusters show
+    // it, they are retried, and every other cluster's events are acked.
+    for (const f of failed) this.opts.status.unsaved(f.name, f.err);
+    this.opts.logger.warn(
+      {
+        records: records.length,
+        unsaved: failed.map((f) => f.name).slice(0, 10),
+        err: failed[0]?.err,
+      },
+      'some status records could not be saved; their clusters are marked degraded',
+    );
+    checkpoint?.commit();
+  }
+
+  // Budget of one record: the configured one, and never above half of what the server
+  // accepts in one message.
+  private recordBudget(): number {
+    const max = this.opts.maxRecordBytes ?? STATUS_RECORD_MAX_BYTES;
+    return this.maxPayload > 0 ? Math.min(max, Math.floor(this.maxPayload / 2)) : max;
+  }
+
+  // The record's JSON within budget (shrinking the record when needed), or undefined.
+  private fitted(r: ClusterRecord, budget: number): string | undefined {
+    let json = JSON.stringify(r);
+    if (jsonBytes(json, budget) <= budget) return json;
+    this.opts.status.shrink(
+      r.name,
+      (rec) => jsonBytes(JSON.stringify(rec), budget) <= budget,
+      `${Math.round(budget / 1024)} KiB`,
+    );
+    json = JSON.stringify(r);
+    return jsonBytes(json, budget) <= budget ? json : undefined;
   }
 
   /** Stops flushing after a last flush. */

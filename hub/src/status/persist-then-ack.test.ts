@@ -118,3 +118,47 @@ test('events-are-acked-only-after-the-status-holding-them-is-saved', { skip }, a
     await nats.stop({ kill: true, removeStore: true });
   }
 });
+
+test(
+  'a-record-that-cannot-be-saved-never-holds-back-the-acks-of-other-clusters',
+  { skip },
+  async () => {
+    const nats = await startNats();
+    const link = new NatsLink({ url: nats.url, logger: silentLogger() });
+    try {
+      link.start();
+      const nc = await link.connection();
+      const jsm = await jetstreamManager(nc);
+      const pending = async () =>
+        (await jsm.consumers.info(EVENTS_STREAM, DURABLE)).num_ack_pending;
+      const h = hub(link);
+      // A fleet repo giving one cluster 20,000 bundles: its record is megabytes, whatever is shrunk.
+      const bundles = Array.from({ length: 20_000 }, (_, i) => ({
+        name: `bundle-${String(i).padStart(5, '0')}-${'x'.repeat(40)}`,
+        digest: `sha256:${i}`,
+      }));
+      h.status.setFleet([
+        { name: 'huge', labels: {}, desired: { revision: 'r1', digest: 'sha256:h', bundles } },
+        { name: 'edge-1', labels: {}, desired: { revision: 'r1', digest: 'sha256:1000' } },
+      ]);
+      h.consumer.start();
+      await until(() => h.consumer.active, 'consumer');
+      await publish(nc, ['huge', 'edge-1'], 1_000);
+      await until(() => h.consumer.counters.folded === 2, 'events folded');
+      await h.kv.flush();
+      await until(async () => (await pending()) === 0, "every event acked, the huge cluster's too");
+      assert.match(
+        h.status.get('huge')?.degraded ?? '',
+        /^status not saved: record over the \d+-byte budget even when shrunk$/,
+      );
+      assert.equal(h.status.get('edge-1')?.degraded, '');
+      const restored = hub(link);
+      assert.equal(await restored.kv.restore(), 1, 'the other cluster was saved');
+      assert.equal(restored.status.get('edge-1')?.appliedDigest, 'sha256:1000');
+      await h.consumer.stop();
+    } finally {
+      await link.stop();
+      await nats.stop({ kill: true, removeStore: true });
+    }
+  },
+);
