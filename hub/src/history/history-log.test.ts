@@ -71,6 +71,37 @@ test('history-drops-duplicates-and-expired-events', () => {
   assert.equal(h.size, 4, 'the 30 h old event is now 50 h old');
   assert.throws(
     () => h.add('applied', createEvent('edge-1', 'applied', { nope: 1 }, ago(1))),
-    /revision or bundles/,
+    /needs digest and revision/,
   );
+});
+
+test('a-flooding-cluster-loses-only-its-own-oldest-history', () => {
+  const h = new HistoryLog({
+    retentionMs: 48 * 3_600_000,
+    now: () => NOW,
+    maxClusterBytes: 200_000,
+  });
+  for (let i = 0; i < 5; i++)
+    h.add('drift-detected', driftEvent('edge-1', 'app', ago(10 - i), { name: `calm-${i}` }));
+  const paths = Array.from({ length: 20 }, (_, j) => `/data/${j}${'p'.repeat(1_000)}`);
+  for (let i = 0; i < 500; i++)
+    h.add('drift-detected', driftEvent('rogue', 'app', ago(5 - i / 1_000), { fields: paths }));
+  assert.equal(h.query({ cluster: 'edge-1' }).length, 5, 'the other cluster keeps all of its own');
+  const kept = h.query({ cluster: 'rogue', limit: 1_000 });
+  assert.ok(h.bytesOf('rogue') <= 200_000, `rogue holds ${h.bytesOf('rogue')} bytes`);
+  assert.ok(kept.length > 0 && kept.length < 20, `rogue keeps its newest ${kept.length}`);
+  assert.equal(kept[0]?.timeMs, Math.round(ago(5 - 499 / 1_000).getTime()), 'the newest');
+  assert.equal(h.size, 5 + kept.length);
+  assert.equal(h.query({ limit: 10_000 }).length, 5 + kept.length, 'released entries never show');
+  // An event the budget dropped may arrive again (a redelivery): it is simply new then.
+  h.prune();
+  assert.equal(h.size, 5 + kept.length);
+});
+
+test('history-stays-within-its-total-byte-budget', () => {
+  const h = new HistoryLog({ retentionMs: 48 * 3_600_000, now: () => NOW, maxBytes: 100_000 });
+  for (let i = 0; i < 1_000; i++)
+    h.add('drift-detected', driftEvent(`edge-${i % 50}`, 'app', ago(10 - i / 1_000)));
+  assert.ok(h.bytesOf() <= 100_000, `${h.bytesOf()} bytes`);
+  assert.ok(h.size > 0 && h.size < 1_000);
 });

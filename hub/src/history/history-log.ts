@@ -3,9 +3,11 @@
 // the retention window, queryable by cluster, bundle, revision, bundle digest, kind
 // and time. It lives in memory and is rebuilt at start by replaying FLOTILLA_EVENTS
 // (which JetStream keeps for at least as long), so no second store must be kept in step.
-import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
-import { ValidationError } from '@flotilla/common';
-import { readDrift, readHealth } from '../status/event-data.js';
+// It is bounded in bytes per cluster and in all, not only in entries: each event's data
+// is bounded by the readers (event-data.ts), and a cluster over its budget loses its own
+// oldest entries, never another cluster's.
+import type { EventKind, FlotillaEvent } from '@flotilla/common';
+import { readApplied, readDrift, readHealth } from '../status/event-data.js';
 import type { DriftedObject } from '../status/event-data.js';
 import { isSessionKind, readSession } from '../status/session-events.js';
 import type { SessionEventKind } from '../status/session-events.js';
@@ -60,12 +62,23 @@ export interface HistoryQuery {
 export const HISTORY_DEFAULT_LIMIT = 1_000;
 /** Entries kept at most, whatever the retention, to bound memory (250,000 ≈ 100 MiB). */
 export const HISTORY_MAX_ENTRIES = 250_000;
+/**
+ * Estimated bytes of entries kept per cluster at most (8 MiB, about 25,000 ordinary
+ * entries): a cluster flooding the hub pushes out only its own oldest entries.
+ */
+export const HISTORY_MAX_CLUSTER_BYTES = 8 * 1024 * 1024;
+/** Estimated bytes of entries kept in all at most (256 MiB), whatever the retention. */
+export const HISTORY_MAX_BYTES = 256 * 1024 * 1024;
 
 /** Options of HistoryLog. */
 export interface HistoryLogOptions {
   /** How long entries are kept (config history.retention). */
   retentionMs: number;
   maxEntries?: number;
+  /** Default HISTORY_MAX_CLUSTER_BYTES. */
+  maxClusterBytes?: number;
+  /** Default HISTORY_MAX_BYTES. */
+  maxBytes?: number;
   now?: () => number;
 }
 
@@ -100,6 +113,11 @@ function internList(items: readonly string[]): readonly string[] {
 // from timeMs when a query returns it). 100,000 entries took 107 MiB as plain
 // HistoryEntry objects and take about a fifth of that this way.
 class StoredEntry {
+  /** Estimated bytes held by this entry alone (shared strings and lists not counted). */
+  readonly bytes: number;
+  /** False once removed from its cluster's list (the time-ordered list drops it later). */
+  alive = true;
+
   constructor(
     readonly id: string,
     readonly timeMs: number,
@@ -108,12 +126,21 @@ class StoredEntry {
     readonly revision: string,
     readonly digest: string,
     readonly result: string,
-    readonly message: string,
+    public message: string,
     readonly bundles: readonly string[],
     readonly bundleDigests: readonly string[],
-    readonly drift: readonly DriftedObject[],
+    public drift: readonly DriftedObject[],
     readonly session: SessionInfo | undefined = undefined,
-  ) {}
+  ) {
+    this.bytes = estimateBytes(this);
+  }
+
+  /** Marks it removed and lets go of what it held. */
+  release(): void {
+    this.alive = false;
+    this.message = '';
+    this.drift = NO_DRIFT;
+  }
 
   view(): HistoryEntry {
     return {
@@ -132,6 +159,20 @@ class StoredEntry {
       ...(this.session ? { session: { ...this.session } } : {}),
     };
   }
+}
+
+// What an entry holds beyond the shared strings: its object, its id and texts. A rough
+// figure (characters, not bytes of the heap), enough to keep memory in proportion.
+const ENTRY_BYTES = 160;
+function estimateBytes(e: StoredEntry): number {
+  let n = ENTRY_BYTES + e.id.length + e.message.length;
+  for (const d of e.drift) {
+    n += 64 + d.bundle.length + d.kind.length + d.namespace.length + d.name.length;
+    for (const f of d.fields) n += 16 + f.length;
+    for (const c of d.changedBy) n += 16 + c.length;
+  }
+  if (e.session) n += 64 + e.session.id.length + e.session.reason.length;
+  return n;
 }
 
 // A connected or disconnected event as the history keeps it.
@@ -174,15 +215,13 @@ function toEntry(kind: EventKind, e: FlotillaEvent): StoredEntry {
   const timeMs = Date.parse(e.time);
   const cluster = intern(e.flotillacluster);
   if (kind === 'applied' || kind === 'apply-failed') {
-    const d = e.data as Partial<AppliedData>;
-    if (typeof d.revision !== 'string' || !Array.isArray(d.bundles))
-      throw new ValidationError(`${kind} event has no revision or bundles`);
+    const d = readApplied(e.data);
     const failures = d.bundles
       .flatMap((b) => b.failures ?? [])
       .slice(0, 3)
       .join('; ');
-    const digest = typeof d.digest === 'string' ? intern(d.digest) : '';
-    const result = typeof d.result === 'string' ? intern(d.result) : '';
+    const digest = intern(d.digest);
+    const result = intern(d.result);
     const names = internList(d.bundles.map((b) => b.name));
     const digests = internList(d.bundles.map((b) => b.digest));
     return new StoredEntry(
@@ -252,11 +291,15 @@ function insertSorted(list: StoredEntry[], entry: StoredEntry): void {
 /** The in-memory event log. */
 export class HistoryLog {
   // Sorted by time (ties by arrival); events mostly arrive in order, so inserts are appends.
+  // It may hold released entries (alive false) until the next compact().
   private entries: StoredEntry[] = [];
-  // The same entries per cluster, same order: most queries name a cluster.
+  // The live entries per cluster, same order: most queries name a cluster.
   private readonly byCluster = new Map<string, StoredEntry[]>();
+  private readonly clusterBytes = new Map<string, number>();
   private readonly ids = new Set<string>();
   private readonly now: () => number;
+  private bytes = 0;
+  private released = 0;
 
   constructor(private readonly opts: HistoryLogOptions) {
     this.now = opts.now ?? Date.now;
@@ -264,7 +307,12 @@ export class HistoryLog {
 
   /** Number of entries held. */
   get size(): number {
-    return this.entries.length;
+    return this.entries.length - this.released;
+  }
+
+  /** Estimated bytes held by the entries of one cluster (all clusters without one). */
+  bytesOf(cluster?: string): number {
+    return cluster === undefined ? this.bytes : (this.clusterBytes.get(cluster) ?? 0);
   }
 
   /** Adds an event; returns false for a duplicate or one older than the retention. Throws ValidationError for bad data. */
@@ -280,19 +328,60 @@ export class HistoryLog {
       this.byCluster.set(entry.cluster, list);
     }
     insertSorted(list, entry);
+    this.bytes += entry.bytes;
+    const clusterBytes = (this.clusterBytes.get(entry.cluster) ?? 0) + entry.bytes;
+    this.clusterBytes.set(entry.cluster, clusterBytes);
+    if (clusterBytes > (this.opts.maxClusterBytes ?? HISTORY_MAX_CLUSTER_BYTES))
+      this.trimCluster(entry.cluster, list);
     const max = this.opts.maxEntries ?? HISTORY_MAX_ENTRIES;
     // Dropping in chunks of 1 % keeps the cost of a full log off every single add.
-    if (this.entries.length > max) this.drop(Math.ceil(max / 100));
+    if (this.size > max) this.drop(Math.ceil(max / 100));
+    const maxBytes = this.opts.maxBytes ?? HISTORY_MAX_BYTES;
+    while (this.bytes > maxBytes && this.size > 0) this.drop(Math.ceil(this.entries.length / 100));
     return true;
+  }
+
+  // A cluster over its budget loses its own oldest entries, down to 90 % of the budget so
+  // the next adds do not trim again one by one.
+  private trimCluster(cluster: string, list: StoredEntry[]): void {
+    const target = 0.9 * (this.opts.maxClusterBytes ?? HISTORY_MAX_CLUSTER_BYTES);
+    let bytes = this.clusterBytes.get(cluster) ?? 0;
+    let n = 0;
+    while (n < list.length - 1 && bytes > target) bytes -= this.forget(list[n++] as StoredEntry);
+    list.splice(0, n);
+    this.clusterBytes.set(cluster, bytes);
+    // The time-ordered list lets go of released entries in one pass now and then.
+    if (this.released > Math.max(1_000, this.entries.length / 8)) {
+      this.entries = this.entries.filter((e) => e.alive);
+      this.released = 0;
+    }
+  }
+
+  // Releases one entry: its id, its bytes; returns the bytes.
+  private forget(e: StoredEntry): number {
+    this.ids.delete(e.id);
+    this.bytes -= e.bytes;
+    this.released++;
+    e.release();
+    return e.bytes;
   }
 
   private drop(n: number): void {
     for (const e of this.entries.slice(0, n)) {
+      if (!e.alive) {
+        this.released--;
+        continue;
+      }
       this.ids.delete(e.id);
+      this.bytes -= e.bytes;
       const list = this.byCluster.get(e.cluster);
       const i = list ? list.indexOf(e) : -1;
       if (list && i >= 0) list.splice(i, 1);
-      if (list && list.length === 0) this.byCluster.delete(e.cluster);
+      const left = (this.clusterBytes.get(e.cluster) ?? 0) - e.bytes;
+      if (list && list.length === 0) {
+        this.byCluster.delete(e.cluster);
+        this.clusterBytes.delete(e.cluster);
+      } else this.clusterBytes.set(e.cluster, left);
     }
     this.entries = this.entries.slice(n);
   }
@@ -312,6 +401,7 @@ export class HistoryLog {
     const entries = q.cluster ? (this.byCluster.get(q.cluster) ?? []) : this.entries;
     for (let i = entries.length - 1; i >= 0 && out.length < limit; i--) {
       const e = entries[i] as StoredEntry;
+      if (!e.alive) continue;
       if (q.untilMs !== undefined && e.timeMs > q.untilMs) continue;
       if (q.sinceMs !== undefined && e.timeMs < q.sinceMs) break;
       if (matches(e, q)) out.push(e.view());

@@ -6,9 +6,12 @@
 // saved (persist, then ack: KvStatusPersistence commits a checkpoint after its write), so
 // a hub killed at any moment finds every event it had not saved still in the stream;
 // folding is idempotent, so the redelivered ones change nothing twice.
+// Pulls are bounded in bytes as well as messages (pullMaxBytes): a pull of 1,000 events
+// of 900 KB each once made nats-server cut the hub off as a slow consumer.
 import {
   AckPolicy,
   DeliverPolicy,
+  DiscardPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   StorageType,
@@ -21,12 +24,14 @@ import type {
   ConsumerMessages,
   JetStreamManager,
   JsMsg,
+  StreamUpdateConfig,
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { EventKind, FlotillaEvent, Logger } from '@flotilla/common';
 import {
   Backoff,
+  EVENT_LIMITS,
   EVENTS_STREAM,
   EVENTS_SUBJECT_PREFIX,
   LogFields,
@@ -44,8 +49,30 @@ export const EVENTS_DUPLICATE_WINDOW_MS = 2 * 60_000;
 /** How long events are kept (7 d). */
 export const EVENTS_MAX_AGE_MS = 7 * 86_400_000;
 
-/** Messages pulled per request (1,000): larger pulls measured ~10 % faster ingest than 256. */
-export const CONSUME_BATCH = 1_000;
+/**
+ * Bytes pulled per request at most (8 MiB), well below nats-server's slow-consumer limit
+ * (64 MiB pending to one client); never below one message the server may hold (pullMaxBytes).
+ */
+export const PULL_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * What one pull may carry: PULL_MAX_BYTES, or more when the server accepts bigger
+ * messages (max_payload), since a pull must always fit the next message whole.
+ */
+export function pullMaxBytes(nc: NatsConnection): number {
+  // Subject and headers come on top of the payload.
+  return Math.max(PULL_MAX_BYTES, (nc.info?.max_payload ?? 0) + 64 * 1024);
+}
+
+/** Largest event the stream accepts (EVENT_LIMITS.eventBytes, 256 KiB); a bigger publish is refused. */
+export const EVENTS_MAX_MSG_BYTES = EVENT_LIMITS.eventBytes;
+
+/**
+ * Events kept per subject, i.e. per cluster and kind (10,000, a week of one event a
+ * minute): a flood from one cluster pushes out only its own older events of that kind,
+ * never another cluster's (the stream's discard policy is "old").
+ */
+export const EVENTS_MAX_MSGS_PER_SUBJECT = 10_000;
 
 /** With AckPolicy.All, ack after this many events (100), or when a burst ends (without ackAfterSave). */
 export const ACK_EVERY = 100;
@@ -103,16 +130,23 @@ export const EVENTS_STREAM_SUBJECTS: readonly string[] = [
 
 /**
  * Creates the events stream unless it exists (agents may create it too: races are fine).
- * A stream made by an older hub, or by an agent, gets the subjects it lacks added.
+ * A stream made by an older hub, or by an agent, gets the subjects it lacks added and
+ * the hub's limits where it has none (or a larger message size); an operator's own
+ * per-subject limit is kept.
  */
 export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
-    const info = await jsm.streams.info(EVENTS_STREAM);
-    const subjects = info.config.subjects ?? [];
+    const { config } = await jsm.streams.info(EVENTS_STREAM);
+    const subjects = config.subjects ?? [];
     const missing = EVENTS_STREAM_SUBJECTS.filter((s) => !subjects.includes(s));
-    if (missing.length > 0)
-      await jsm.streams.update(EVENTS_STREAM, { subjects: [...subjects, ...missing] });
+    const update: Partial<StreamUpdateConfig> = {};
+    if (missing.length > 0) update.subjects = [...subjects, ...missing];
+    if (!(config.max_msg_size > 0 && config.max_msg_size <= EVENTS_MAX_MSG_BYTES))
+      update.max_msg_size = EVENTS_MAX_MSG_BYTES;
+    if (!(config.max_msgs_per_subject > 0))
+      update.max_msgs_per_subject = EVENTS_MAX_MSGS_PER_SUBJECT;
+    if (Object.keys(update).length > 0) await jsm.streams.update(EVENTS_STREAM, update);
     return;
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound)
@@ -125,6 +159,9 @@ export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
       storage: StorageType.File,
       duplicate_window: nanos(EVENTS_DUPLICATE_WINDOW_MS),
       max_age: nanos(EVENTS_MAX_AGE_MS),
+      max_msg_size: EVENTS_MAX_MSG_BYTES,
+      max_msgs_per_subject: EVENTS_MAX_MSGS_PER_SUBJECT,
+      discard: DiscardPolicy.Old,
     });
   } catch (err) {
     // Someone else created it between our info and add.
@@ -249,7 +286,8 @@ export class EventsConsumer {
         await ensureConsumer(jsm, durable, first);
         first = false;
         const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, durable);
-        this.messages = await consumer.consume({ max_messages: CONSUME_BATCH });
+        // Bounded in bytes: the client then asks for at most 100 messages a pull.
+        this.messages = await consumer.consume({ max_bytes: pullMaxBytes(nc) });
         if (this.abort.signal.aborted) break;
         this.consuming = true;
         this.opts.logger.info({ stream: EVENTS_STREAM, durable }, 'consuming agent events');
