@@ -59,7 +59,11 @@ export class AgentApp {
   private readonly metrics = new AgentMetrics({
     drift: () => this.drift?.detector.counts,
     events: () =>
-      this.publisher && { pending: this.publisher.pending, dropped: this.publisher.dropped },
+      this.publisher && {
+        pending: this.publisher.pending,
+        dropped: this.publisher.dropped,
+        oversized: this.publisher.oversized,
+      },
   });
   private metricsServer: Server | undefined;
   private readonly queue: LatestWinsQueue<Job>;

@@ -2,7 +2,7 @@
 // re-dialled with jittered backoff whenever it breaks. It only receives, verifies and
 // hands over desired states; applying them is the caller's job (see app.ts).
 import * as grpc from '@grpc/grpc-js';
-import { Backoff, LogFields, errorMessage, sleep } from '@flotilla/common';
+import { Backoff, EVENT_LIMITS, LogFields, clipText, errorMessage, sleep } from '@flotilla/common';
 import type { DesiredState, Logger } from '@flotilla/common';
 import { PROTOCOL_VERSION, loadFlotillaProto } from '@flotilla/proto';
 import type { AgentMessage, AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
@@ -135,7 +135,9 @@ export class HubConnection {
   async ack(session: string, ack: AckInput): Promise<boolean> {
     const call = this.call;
     if (!call || session === '' || session !== this.session) return false;
-    await this.write(call, { ack: { ...ack, result: ACK_RESULT[ack.result] } });
+    // The hub keeps at most EVENT_LIMITS.textChars of it; the rest would only be cut there.
+    const message = clipText(ack.message, EVENT_LIMITS.textChars);
+    await this.write(call, { ack: { ...ack, message, result: ACK_RESULT[ack.result] } });
     return true;
   }
 
@@ -277,7 +279,7 @@ export class HubConnection {
           digest: chunk.digest,
           revision: chunk.revision,
           result: 'ACK_RESULT_FAILED',
-          message: errorMessage(err),
+          message: clipText(errorMessage(err), EVENT_LIMITS.textChars),
           objectsApplied: 0,
           objectsFailed: 0,
         },

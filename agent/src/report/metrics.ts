@@ -16,7 +16,8 @@ export interface DriftCounts {
 /** Where the numbers come from at scrape time. */
 export interface MetricsSources {
   drift(): DriftCounts | undefined;
-  events(): { pending: number; dropped: number } | undefined;
+  /** oversized: events not sent because they were too big even with their texts cut. */
+  events(): { pending: number; dropped: number; oversized?: number } | undefined;
 }
 
 /** Apply counters kept by the app; the rest is read from the sources when scraped. */
@@ -86,6 +87,12 @@ export class AgentMetrics {
         'counter',
         'Events dropped because the buffer was full.',
         [['', e.dropped]],
+      );
+      metric(
+        'flotilla_agent_events_oversized_total',
+        'counter',
+        'Events not sent because they were too big even with their texts cut.',
+        [['', e.oversized ?? 0]],
       );
     }
     return `${lines.join('\n')}\n`;

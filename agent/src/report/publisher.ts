@@ -11,6 +11,7 @@ import {
 } from '@flotilla/common';
 import type { EventKind, FlotillaEvent, Logger } from '@flotilla/common';
 import { DropOldestBuffer } from './buffer.js';
+import { fitEventData } from './fit-event.js';
 
 /** Where events go; the NATS implementation is natsSink(). */
 export interface EventSink {
@@ -43,6 +44,7 @@ export class EventPublisher {
   private readonly backoff: Backoff;
   private flushing: Promise<void> | undefined;
   private reportedDrops = 0;
+  private oversizedCount = 0;
   private failing = false;
 
   constructor(
@@ -56,9 +58,21 @@ export class EventPublisher {
     });
   }
 
-  /** Queues an event of `kind`; returns it (its id is the JetStream msgID). Never blocks. */
+  /**
+   * Queues an event of `kind`, its texts within EVENT_LIMITS (fit-event.ts); returns it
+   * (its id is the JetStream msgID). Never blocks. An event too big even when cut is
+   * logged, counted (oversized) and not sent.
+   */
   publish<T>(kind: EventKind, data: T): FlotillaEvent<T> {
-    const event = createEvent(this.opts.cluster, kind, data);
+    const fitted = fitEventData(data);
+    const event = createEvent(this.opts.cluster, kind, fitted?.data ?? data);
+    if (!fitted) {
+      this.oversizedCount++;
+      this.opts.logger.error({ kind }, 'event too big to publish even with its texts cut; dropped');
+      return event;
+    }
+    if (fitted.cut > 0)
+      this.opts.logger.debug({ kind, cut: fitted.cut }, 'event texts cut to the event limits');
     this.buffer.push({ subject: eventSubject(this.opts.cluster, kind), event });
     if (this.buffer.dropped > this.reportedDrops) {
       this.opts.logger.warn(
@@ -79,6 +93,11 @@ export class EventPublisher {
   /** Events dropped because the buffer was full. */
   get dropped(): number {
     return this.buffer.dropped;
+  }
+
+  /** Events not sent because they were too big even with their texts cut. */
+  get oversized(): number {
+    return this.oversizedCount;
   }
 
   /** Tries to send what is buffered for up to `graceMs`, then closes the sink. */
