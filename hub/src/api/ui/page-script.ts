@@ -168,7 +168,7 @@ function renderClusters() {
       shaEl(c.desiredRevision),
       shaEl(c.appliedRevision),
       timeEl(c.lastSeen, now),
-      c.message,
+      c.degraded ? [c.message, 'degraded: ' + c.degraded].filter(Boolean).join(' — ') : c.message,
     ]);
     if (c.name === selected) tr.setAttribute('aria-current', 'true');
     rows.push(tr);
