@@ -26,12 +26,12 @@ describe('flotilla render', () => {
       'clusters/dev-1.yaml': clusterYaml('dev-1', { env: 'dev' }),
       'bundles/web/bundle.yaml': bundleYaml(
         'web',
-        '  namespace: web\n  targets:\n    - clusterSelector: {}\n',
+        '  namespace: web\n  substitute: true\n  targets:\n    - clusterSelector: {}\n',
       ),
       'bundles/web/manifests/cm.yaml': configMap('web', { cluster: '${cluster.name}' }),
       'bundles/devonly/bundle.yaml': bundleYaml(
         'devonly',
-        '  namespace: d\n  targets:\n    - clusterSelector: { matchLabels: { env: dev } }\n',
+        '  namespace: d\n  substitute: true\n  targets:\n    - clusterSelector: { matchLabels: { env: dev } }\n',
       ),
       'bundles/devonly/manifests/cm.yaml':
         'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  v: ${vars.missing}\n',

@@ -67,6 +67,7 @@ function fleetFiles(changedBundle = -1): Record<string, string> {
     files[`bundles/bundle-${b}/bundle.yaml`] = bundleYaml(
       `bundle-${b}`,
       `  namespace: ns-${b}
+  substitute: true
   targets:
     - clusterSelector: { matchLabels: { env: prod } }
       vars: { replicas: "3" }

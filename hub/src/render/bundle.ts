@@ -72,7 +72,7 @@ export function inputDigest(
   return digestOf([bundleFileDigest, ...manifests.map((m) => `${m.path}\0${m.digest}`)].join('\n'));
 }
 
-/** A text of manifests and whether variables are substituted in it (not in Helm output). */
+/** A text of manifests and whether variables are substituted in it (opt-in; never in Helm output). */
 export interface ManifestText {
   /** Repo path, or a description such as "bundles/x/overlay (kustomize build output)". */
   path: string;
@@ -98,7 +98,7 @@ export function prepareBundle(
     paths.map((path) => ({
       path,
       text: (tree.read(path) as Buffer).toString('utf8'),
-      substitute: true,
+      substitute: def.substitute,
     })),
   );
 }

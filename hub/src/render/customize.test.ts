@@ -289,7 +289,7 @@ describe('kustomize and helm bundles', async () => {
     ...clusters,
     'bundles/k/bundle.yaml': bundleYaml(
       'k',
-      '  source: { kustomize: { path: overlay } }\n  namespace: k\n  targets:\n    - clusterSelector: {}\n',
+      '  source: { kustomize: { path: overlay } }\n  namespace: k\n  substitute: true\n  targets:\n    - clusterSelector: {}\n',
     ),
     'bundles/k/base/kustomization.yaml': 'resources: [cm.yaml]\n',
     'bundles/k/base/cm.yaml': configMap('k'),

@@ -29,6 +29,7 @@ describe('targeting', async () => {
       vars: { size: large }
     - clusterSelector: { matchExpressions: [{ key: env, operator: Exists }] }
       vars: { size: small }
+  substitute: true
 `,
     ),
     'bundles/app/manifests/cm.yaml': configMap('app', { size: '${vars.size}' }),
@@ -70,7 +71,7 @@ describe('variables', async () => {
     ),
     'bundles/b/bundle.yaml': bundleYaml(
       'b',
-      `  namespace: ns\n  targets:\n    - clusterSelector: {}\n      vars: { replicas: "3" }\n`,
+      `  namespace: ns\n  substitute: true\n  targets:\n    - clusterSelector: {}\n      vars: { replicas: "3" }\n`,
     ),
   };
 
@@ -306,7 +307,10 @@ describe('determinism and content addressing', async () => {
       'bundles/shared/bundle.yaml': bundleYaml('shared', `  namespace: shared\n${everyone}`),
       'bundles/shared/manifests/b.yaml': `${configMap('two')}---\n${configMap('one')}`,
       'bundles/shared/manifests/a.yaml': configMap('zero'),
-      'bundles/percluster/bundle.yaml': bundleYaml('percluster', `  namespace: pc\n${everyone}`),
+      'bundles/percluster/bundle.yaml': bundleYaml(
+        'percluster',
+        `  namespace: pc\n  substitute: true\n${everyone}`,
+      ),
       'bundles/percluster/manifests/cm.yaml': configMap('id', { name: '${cluster.name}' }),
     };
     const idx = [...Array(n).keys()];

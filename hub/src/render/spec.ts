@@ -42,6 +42,8 @@ export interface BundleDef {
   paused: boolean;
   /** spec.allowMassPrune: deleting many or all of this bundle's objects at once is not held (default false). */
   allowMassPrune: boolean;
+  /** `${...}` variables are substituted in the manifests (spec.substitute, default false). */
+  substitute: boolean;
 }
 
 function header(r: FieldReader, kind: string, expectedName: string): FieldReader {
@@ -101,6 +103,7 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
     'forceConflicts',
     'paused',
     'allowMassPrune',
+    'substitute',
   ]);
   const bundleDir = posix.dirname(file);
   const repoPath = (r: FieldReader, key: string, rel: string): string =>
@@ -116,6 +119,7 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
     forceConflicts: spec.bool('forceConflicts') ?? true,
     paused: spec.bool('paused') ?? false,
     allowMassPrune: spec.bool('allowMassPrune') ?? false,
+    substitute: spec.bool('substitute') ?? false,
   };
 }
 

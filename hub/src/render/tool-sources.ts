@@ -1,6 +1,6 @@
 // Kustomize and Helm bundles: the program's output becomes the bundle's manifests.
 // kustomize runs once per bundle version (its output may use ${...} variables, like
-// plain YAML); helm runs once per distinct set of values (per-target values with
+// plain YAML, when the bundle opts in); helm runs once per distinct set of values (per-target values with
 // variables substituted), and its output is taken as is.
 import { posix } from 'node:path';
 import { ValidationError, digestOf } from '@flotilla/common';
@@ -44,7 +44,7 @@ export async function prepareKustomize(
     errorFile: kfile,
   });
   return prepareTexts(def, digest, [
-    { path: `${kfile} (kustomize build output)`, text: out, substitute: true },
+    { path: `${kfile} (kustomize build output)`, text: out, substitute: def.substitute },
   ]);
 }
 

@@ -28,6 +28,7 @@ spec:
   source:
     path: manifests
   namespace: app
+  substitute: true
   targets:
     - clusterSelector:
         matchLabels:

@@ -21,7 +21,7 @@ const REPO = {
   'clusters/alpha.yaml': cluster('alpha'),
   'clusters/beta.yaml': cluster('beta'),
   'bundles/secretish/bundle.yaml':
-    'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: secretish\nspec:\n  source:\n    path: manifests\n  namespace: team\n  targets:\n    - clusterSelector: {}\n',
+    'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: secretish\nspec:\n  source:\n    path: manifests\n  namespace: team\n  substitute: true\n  targets:\n    - clusterSelector: {}\n',
   'bundles/secretish/manifests/cm.yaml':
     'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: only-for\ndata:\n  cluster: only-for-${cluster.name}\n',
   'bundles/secretish/manifests/ns.yaml':

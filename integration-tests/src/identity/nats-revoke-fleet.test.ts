@@ -27,7 +27,7 @@ const REPO = {
   'clusters/beta.yaml': cluster('beta'),
   'clusters/gamma.yaml': cluster('gamma'),
   'bundles/hello/bundle.yaml':
-    'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: hello\nspec:\n  source:\n    path: manifests\n  namespace: default\n  targets:\n    - clusterSelector: {}\n',
+    'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: hello\nspec:\n  source:\n    path: manifests\n  namespace: default\n  substitute: true\n  targets:\n    - clusterSelector: {}\n',
   'bundles/hello/manifests/cm.yaml':
     'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\ndata:\n  cluster: ${cluster.name}\n',
 };
