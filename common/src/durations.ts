@@ -37,6 +37,8 @@ export const durations = {
   renderToolTimeout: 60_000,
   /** Hub: a cluster shows as degraded this long after the hub last cut its input or could not save its status (1 h). */
   statusDegradedFor: 3_600_000,
+  /** Hub: CPU time one run of `kustomize build` or `helm template` may use, all threads (30 s). */
+  renderToolCpuTime: 30_000,
   /** Hub: retry a failed push of NATS account revocations after this delay (2 s). */
   natsClaimsRetry: 2_000,
   /** Hub: connect and request timeout of one push of NATS account revocations (3 s). */

@@ -5,6 +5,8 @@ import { ValidationError, bundleDigest, digestOf, objectKey } from '@flotilla/co
 import type { BundleDesiredState, KubeObject } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { isYamlFile } from './layout.js';
+import { BundleBudget } from './limits.js';
+import type { RenderLimits } from './limits.js';
 import { checkObject, parseManifestDocs, stampObject } from './manifests.js';
 import type { ManifestDoc } from './manifests.js';
 import type { BundleDef } from './spec.js';
@@ -86,6 +88,7 @@ export function prepareBundle(
   def: BundleDef,
   digest: string,
   paths: readonly string[],
+  limits: RenderLimits,
 ): PreparedBundle {
   if (paths.length === 0) {
     throw new ValidationError(`spec.source.path "${def.sourceDir}" holds no .yaml or .yml files`, {
@@ -100,24 +103,27 @@ export function prepareBundle(
       text: (tree.read(path) as Buffer).toString('utf8'),
       substitute: def.substitute,
     })),
+    limits,
   );
 }
 
 /**
  * Parses a bundle version's manifests once, and checks the documents that use no
  * variable, so their errors are reported once for the bundle rather than per cluster.
- * Throws ValidationError with file:line.
+ * Throws ValidationError with file:line, also for the first document over a limit.
  */
 export function prepareTexts(
   def: BundleDef,
   digest: string,
   texts: readonly ManifestText[],
+  limits: RenderLimits,
 ): PreparedBundle {
   const docs: PreparedDoc[] = [];
   const refs = new Set<string>();
+  const budget = new BundleBudget(limits);
   for (const { path, text, substitute } of texts) {
     const template = substitute ? compileTemplate(text, path) : { text, occurrences: [] };
-    for (const doc of parseManifestDocs(template.text, path, substitute)) {
+    for (const doc of parseManifestDocs(template.text, path, substitute, budget)) {
       const used = new Set<number>();
       if (substitute) collectPlaceholders(doc.value, used);
       for (const i of used) refs.add((template.occurrences[i] as { ref: string }).ref);

@@ -1,10 +1,11 @@
 // Plain YAML manifests: parse, check the fields every object needs, then stamp the
 // bundle label and the default namespace.
-import { LineCounter, parseAllDocuments, visit } from 'yaml';
+import { LineCounter, visit } from 'yaml';
 import { BUNDLE_LABEL, ValidationError } from '@flotilla/common';
 import type { KubeObject } from '@flotilla/common';
+import type { BundleBudget } from './limits.js';
 import { PLAIN_MARK, hasPlaceholder } from './vars.js';
-import { isRecord } from './yaml-spec.js';
+import { composeDocuments, isRecord, yamlFailure } from './yaml-spec.js';
 
 /**
  * Kinds that are never namespaced. Without API discovery the renderer cannot know a
@@ -46,36 +47,49 @@ export interface ManifestDoc {
 }
 
 /**
- * Parses a manifest file (already through compileTemplate) into its non-empty documents.
- * Plain scalars holding placeholders get PLAIN_MARK so they are re-typed once filled.
- * Throws ValidationError with file:line on the first syntax error.
+ * Parses a manifest file (already through compileTemplate) into its non-empty documents,
+ * counting them against the bundle's budget. Plain scalars holding placeholders get
+ * PLAIN_MARK so they are re-typed once filled. Throws ValidationError with file:line on
+ * the first syntax error, the first document over a limit, or any failure of the parser.
  */
-export function parseManifestDocs(text: string, file: string, templated = true): ManifestDoc[] {
+export function parseManifestDocs(
+  text: string,
+  file: string,
+  templated: boolean,
+  budget: BundleBudget,
+): ManifestDoc[] {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const out: ManifestDoc[] = [];
-  for (const doc of Array.isArray(docs) ? docs : []) {
-    const e = doc.errors[0];
-    if (e) {
-      const line = lineCounter.linePos(e.pos[0]).line;
-      throw new ValidationError(`invalid YAML: ${e.message.split('\n')[0]}`, { file, line });
+  let line = 1;
+  try {
+    for (const doc of composeDocuments(text, lineCounter)) {
+      line = lineCounter.linePos(doc.contents?.range?.[0] ?? doc.range[0]).line;
+      const e = doc.errors[0];
+      if (e) {
+        const at = lineCounter.linePos(e.pos[0]).line;
+        throw new ValidationError(`invalid YAML: ${e.message.split('\n')[0]}`, { file, line: at });
+      }
+      budget.document(file, line);
+      if (templated && hasPlaceholder(text)) {
+        visit(doc, {
+          Scalar(_key, node) {
+            if (
+              node.type === 'PLAIN' &&
+              typeof node.value === 'string' &&
+              hasPlaceholder(node.value)
+            ) {
+              node.value = PLAIN_MARK + node.value;
+            }
+          },
+        });
+      }
+      const value: unknown = doc.toJS({ maxAliasCount: 100 });
+      if (value === null || value === undefined) continue;
+      budget.object(file, line);
+      out.push({ value, file, line });
     }
-    if (templated && hasPlaceholder(text)) {
-      visit(doc, {
-        Scalar(_key, node) {
-          if (
-            node.type === 'PLAIN' &&
-            typeof node.value === 'string' &&
-            hasPlaceholder(node.value)
-          ) {
-            node.value = PLAIN_MARK + node.value;
-          }
-        },
-      });
-    }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (value === null || value === undefined) continue;
-    out.push({ value, file, line: lineCounter.linePos(doc.contents?.range?.[0] ?? 0).line });
+  } catch (err) {
+    throw yamlFailure(err, file, line);
   }
   return out;
 }

@@ -1,11 +1,12 @@
 // One render's work over a tree: loads clusters, groups and bundles, runs kustomize and
 // helm where needed, renders bundles per cluster inputs. Reads the renderer's caches
 // from the previous render and records what it used, so the next render keeps only that.
-import { ValidationError, digestOf } from '@flotilla/common';
+import { ValidationError, digestOf, errorMessage } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { inputDigest, manifestPaths, prepareBundle, renderBundle } from './bundle.js';
 import type { PreparedBundle, RenderedBundle } from './bundle.js';
 import type { RepoLayout } from './layout.js';
+import type { RenderLimits } from './limits.js';
 import { matchTarget, parseBundle, parseCluster, parseClusterGroup } from './spec.js';
 import type { BundleDef, ClusterDef, ClusterGroupDef, TargetDef } from './spec.js';
 import { helmInvocation, helmKey, prepareHelm, prepareKustomize } from './tool-sources.js';
@@ -46,6 +47,7 @@ export class RenderRun {
     private readonly stats: RenderStats,
     private readonly errors: RenderError[],
     private readonly tools: ToolRunner,
+    private readonly limits: RenderLimits,
   ) {
     this.old = caches;
   }
@@ -60,7 +62,7 @@ export class RenderRun {
     for (const [name, file] of layout.clusters) {
       if (layout.brokenClusters.has(name)) continue;
       const key = `${file}\0${this.fileDigest(file)}`;
-      const def = this.cached(this.old.clusterDefs, this.used.clusterDefs, key, () =>
+      const def = this.cached(this.old.clusterDefs, this.used.clusterDefs, key, file, () =>
         parseCluster((this.tree.read(file) as Buffer).toString('utf8'), file, name),
       );
       if (def instanceof ValidationError) {
@@ -79,7 +81,7 @@ export class RenderRun {
     for (const [name, file] of layout.groups) {
       if (layout.brokenGroups.has(name)) continue;
       const key = `${file}\0${this.fileDigest(file)}`;
-      const def = this.cached(this.old.groupDefs, this.used.groupDefs, key, () =>
+      const def = this.cached(this.old.groupDefs, this.used.groupDefs, key, file, () =>
         parseClusterGroup((this.tree.read(file) as Buffer).toString('utf8'), file, name),
       );
       if (def instanceof ValidationError) {
@@ -121,6 +123,7 @@ export class RenderRun {
       this.old.bundleDefs,
       this.used.bundleDefs,
       `${file}\0${fileDigest}`,
+      file,
       () => parseBundle((this.tree.read(file) as Buffer).toString('utf8'), file, name),
     );
     if (def instanceof ValidationError) return def;
@@ -141,12 +144,13 @@ export class RenderRun {
       fileDigest,
       paths.map((path) => ({ path, digest: this.fileDigest(path) })),
     );
-    return this.cachedAsync(this.old.prepared, this.used.prepared, digest, async () => {
+    return this.cachedAsync(this.old.prepared, this.used.prepared, digest, file, async () => {
       this.stats.bundlesPrepared++;
-      if (def.sourceType === 'plain') return prepareBundle(this.tree, def, digest, paths);
+      if (def.sourceType === 'plain')
+        return prepareBundle(this.tree, def, digest, paths, this.limits);
       if (def.sourceType === 'helm') return { def, inputDigest: digest, docs: [], refs: [], paths };
       this.stats.toolRuns++;
-      return prepareKustomize(this.tree, def, digest, paths, this.tools);
+      return prepareKustomize(this.tree, def, digest, paths, this.tools, this.limits);
     });
   }
 
@@ -168,16 +172,15 @@ export class RenderRun {
           this.helmFor.set(`${c.name}\0${b.def.name}`, key);
           jobs.set(key, { b, inv });
         } catch (err) {
-          if (!(err instanceof ValidationError)) throw err;
-          this.helmFor.set(`${c.name}\0${b.def.name}`, err);
+          this.helmFor.set(`${c.name}\0${b.def.name}`, asValidationError(err, b.def.file));
         }
       }
     }
     await Promise.all(
       [...jobs].map(([key, { b, inv }]) =>
-        this.cachedAsync(this.old.helm, this.used.helm, key, () => {
+        this.cachedAsync(this.old.helm, this.used.helm, key, b.def.file, () => {
           this.stats.toolRuns++;
-          return prepareHelm(this.tree, b.def, key, inv, b.paths ?? [], this.tools);
+          return prepareHelm(this.tree, b.def, key, inv, b.paths ?? [], this.tools, this.limits);
         }),
       ),
     );
@@ -212,7 +215,7 @@ export class RenderRun {
       this.used.rendered.set(key, hit);
     } else {
       this.stats.bundleRenders++;
-      r = this.cached(this.old.rendered, this.used.rendered, key, () =>
+      r = this.cached(this.old.rendered, this.used.rendered, key, b.def.file, () =>
         renderBundle(b, scope, namespace, target.patches),
       );
     }
@@ -234,10 +237,12 @@ export class RenderRun {
     );
   }
 
+  // `file` names the input an unexpected failure is reported against.
   private async cachedAsync<T>(
     old: ReadonlyMap<string, Cached<T>>,
     used: Map<string, Cached<T>>,
     key: string,
+    file: string,
     make: () => Promise<T> | T,
   ): Promise<Cached<T>> {
     let v = used.get(key) ?? old.get(key);
@@ -245,8 +250,7 @@ export class RenderRun {
       try {
         v = await make();
       } catch (err) {
-        if (!(err instanceof ValidationError)) throw err;
-        v = err;
+        v = asValidationError(err, file);
       }
     }
     used.set(key, v);
@@ -257,6 +261,7 @@ export class RenderRun {
     old: ReadonlyMap<string, Cached<T>>,
     used: Map<string, Cached<T>>,
     key: string,
+    file: string,
     make: () => T,
   ): Cached<T> {
     let v = used.get(key) ?? old.get(key);
@@ -264,13 +269,22 @@ export class RenderRun {
       try {
         v = make();
       } catch (err) {
-        if (!(err instanceof ValidationError)) throw err;
-        v = err;
+        v = asValidationError(err, file);
       }
     }
     used.set(key, v);
     return v;
   }
+}
+
+/**
+ * Any failure while reading or rendering one input (a parser's exhausted stack, a bug
+ * tripped by hostile content) as that input's error: it fails its bundle or cluster,
+ * never the whole commit.
+ */
+function asValidationError(err: unknown, file: string): ValidationError {
+  if (err instanceof ValidationError) return err;
+  return new ValidationError(`cannot render: ${errorMessage(err)}`, { file, cause: err });
 }
 
 /** A ValidationError as a RenderError of a bundle and/or cluster. */

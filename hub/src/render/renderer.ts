@@ -18,6 +18,8 @@ import type { ServedFrom } from './failures.js';
 import type { Candidate } from './assemble.js';
 import type { PreparedBundle, RenderedBundle } from './bundle.js';
 import { scanLayout } from './layout.js';
+import { DEFAULT_RENDER_LIMITS } from './limits.js';
+import type { RenderLimits } from './limits.js';
 import { RenderRun, scopeOf } from './render-run.js';
 import type { Cached, RenderCaches } from './render-run.js';
 import { matchTarget } from './spec.js';
@@ -31,6 +33,7 @@ import type { RenderOptions, RenderResult, RenderStats } from './types.js';
 export class FleetRenderer {
   private readonly maxClusterBytes: number;
   private readonly maxPruneShare: number;
+  private readonly limits: RenderLimits;
   private readonly log: Logger | undefined;
   private readonly tools: ToolRunner;
   // Each cache keeps only what the last render used: memory follows the repo, not history.
@@ -51,6 +54,11 @@ export class FleetRenderer {
   constructor(opts: RenderOptions & { logger?: Logger; tools?: ToolRunner } = {}) {
     this.maxClusterBytes = opts.maxClusterBytes ?? DEFAULT_MAX_CLUSTER_BYTES;
     this.maxPruneShare = opts.maxPruneShare ?? DEFAULT_MAX_PRUNE_SHARE;
+    this.limits = {
+      maxBundleDocuments: opts.maxBundleDocuments ?? DEFAULT_RENDER_LIMITS.maxBundleDocuments,
+      maxBundleObjects: opts.maxBundleObjects ?? DEFAULT_RENDER_LIMITS.maxBundleObjects,
+      maxClusterObjects: opts.maxClusterObjects ?? DEFAULT_RENDER_LIMITS.maxClusterObjects,
+    };
     this.log = opts.logger;
     this.tools =
       opts.tools ??
@@ -58,6 +66,10 @@ export class FleetRenderer {
         ...(opts.kustomizePath !== undefined ? { kustomizePath: opts.kustomizePath } : {}),
         ...(opts.helmPath !== undefined ? { helmPath: opts.helmPath } : {}),
         ...(opts.toolTimeoutMs !== undefined ? { timeoutMs: opts.toolTimeoutMs } : {}),
+        ...(opts.toolMaxMemoryBytes !== undefined
+          ? { maxMemoryBytes: opts.toolMaxMemoryBytes }
+          : {}),
+        ...(opts.toolMaxCpuMs !== undefined ? { maxCpuMs: opts.toolMaxCpuMs } : {}),
       });
   }
 
@@ -83,7 +95,7 @@ export class FleetRenderer {
     };
     const layout = scanLayout(tree);
     const errors = [...layout.errors];
-    const run = new RenderRun(this.caches(), tree, stats, errors, this.tools);
+    const run = new RenderRun(this.caches(), tree, stats, errors, this.tools, this.limits);
     const clusters = run.loadClusters(layout);
     const groups = run.loadGroups(layout);
     const bundles = await run.loadBundles(layout, groups);
@@ -171,15 +183,15 @@ export class FleetRenderer {
     for (const [name, b] of bundles) {
       const previous = prev?.get(name);
       if (!b || b.def.paused) {
-        candidates.push({ bundle: name, fresh: undefined, previous });
+        candidates.push({ bundle: name, fresh: undefined, previous, file: b?.def.file });
         continue;
       }
       const target = matchTarget(b.def, def, groups);
       if (!target || target.doNotDeploy) continue;
       const fresh = run.renderFor(b, scopeOf(def, target), target, def.name);
-      candidates.push({ bundle: name, fresh, previous });
+      candidates.push({ bundle: name, fresh, previous, file: b.def.file });
     }
-    const asm = assembleCluster(def.name, candidates);
+    const asm = assembleCluster(def.name, candidates, this.limits.maxClusterObjects);
     out.errors.push(...asm.errors);
     const bytes = asm.bundles.reduce((n, r) => n + r.bytes, 0);
     if (asm.held.size > 0) out.held.set(def.name, [...asm.held].sort());

@@ -7,6 +7,7 @@ import { ValidationError, digestOf } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { prepareTexts } from './bundle.js';
 import type { ManifestText, PreparedBundle } from './bundle.js';
+import type { RenderLimits } from './limits.js';
 import { mergePatch } from './patch.js';
 import type { BundleDef, TargetDef } from './spec.js';
 import type { ToolRunner } from './tools.js';
@@ -26,6 +27,7 @@ export async function prepareKustomize(
   digest: string,
   paths: readonly string[],
   tools: ToolRunner,
+  limits: RenderLimits,
 ): Promise<PreparedBundle> {
   const dir = def.sourceDir;
   const kfile = KUSTOMIZATION_FILES.map((f) => (dir === '' ? f : `${dir}/${f}`)).find(
@@ -43,9 +45,12 @@ export async function prepareKustomize(
     args: (root) => ['build', dir === '' ? root : posix.join(root, dir)],
     errorFile: kfile,
   });
-  return prepareTexts(def, digest, [
-    { path: `${kfile} (kustomize build output)`, text: out, substitute: def.substitute },
-  ]);
+  return prepareTexts(
+    def,
+    digest,
+    [{ path: `${kfile} (kustomize build output)`, text: out, substitute: def.substitute }],
+    limits,
+  );
 }
 
 /** One `helm template` run: everything that changes its output. */
@@ -126,6 +131,7 @@ export async function prepareHelm(
   inv: HelmInvocation,
   paths: readonly string[],
   tools: ToolRunner,
+  limits: RenderLimits,
 ): Promise<PreparedBundle> {
   const chartFile = inv.chart === '' ? 'Chart.yaml' : `${inv.chart}/Chart.yaml`;
   const chartYaml = tree.read(chartFile);
@@ -157,6 +163,7 @@ export async function prepareHelm(
     def,
     key,
     splitHelmOutput(out, inv.chart, `${chartFile} (helm template output)`),
+    limits,
   );
 }
 

@@ -1,8 +1,10 @@
 // Runs the real `kustomize` and `helm` programs for Kustomize and Helm bundles. Each run
 // gets a fresh temp dir holding only the bundle's files (never the hub's clone), no
-// network (an unreachable proxy), a timeout and an output limit. Any failure is a
-// ValidationError for that bundle: a missing program or a broken chart never stops
-// other bundles or crashes the hub.
+// network (an unreachable proxy), a timeout, an output limit, and kernel limits on its
+// memory (RLIMIT_DATA) and CPU time (RLIMIT_CPU), set by /bin/sh's ulimit before it
+// execs the program. Any failure is a ValidationError for that bundle: a missing
+// program, a chart that loops or allocates without end never stops other bundles or
+// crashes the hub.
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -22,6 +24,14 @@ export interface ToolOptions {
   timeoutMs?: number;
   /** Largest output of one run (default 64 MiB). */
   maxOutputBytes?: number;
+  /**
+   * Data segment limit of one run (RLIMIT_DATA: heap and other private writable memory,
+   * mapped rather than resident; default DEFAULT_TOOL_MAX_MEMORY, 512 MiB). Go programs
+   * need about 128 MiB of it to start.
+   */
+  maxMemoryBytes?: number;
+  /** CPU time of one run, all threads together (default durations.renderToolCpuTime, 30 s). */
+  maxCpuMs?: number;
 }
 
 /** One run: the files to materialize (repo path → bytes) and the arguments. */
@@ -50,11 +60,21 @@ export interface ToolRunner {
 /** Default of ToolOptions.maxOutputBytes: 64 MiB. */
 export const DEFAULT_MAX_TOOL_OUTPUT = 64 * 1024 * 1024;
 
+/** Default of ToolOptions.maxMemoryBytes: 512 MiB. */
+export const DEFAULT_TOOL_MAX_MEMORY = 512 * 1024 * 1024;
+
+// Sets the limits, then becomes the program ($0) with its arguments: no shell stays
+// between the hub and the program, so signals and exit codes are the program's own.
+const LIMITED_EXEC =
+  'ulimit -d "$FLOTILLA_LIMIT_DATA_KB" && ulimit -t "$FLOTILLA_LIMIT_CPU_S" && exec "$0" "$@"';
+
 /** Runs tools as child processes, at most as many at once as there are cores. */
 export class ExecToolRunner implements ToolRunner {
   private readonly paths: Record<ToolName, string>;
   private readonly timeoutMs: number;
   private readonly maxOutputBytes: number;
+  private readonly maxMemoryBytes: number;
+  private readonly maxCpuMs: number;
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   private readonly limit = Math.max(1, availableParallelism());
@@ -63,6 +83,8 @@ export class ExecToolRunner implements ToolRunner {
     this.paths = { kustomize: opts.kustomizePath ?? 'kustomize', helm: opts.helmPath ?? 'helm' };
     this.timeoutMs = opts.timeoutMs ?? durations.renderToolTimeout;
     this.maxOutputBytes = opts.maxOutputBytes ?? DEFAULT_MAX_TOOL_OUTPUT;
+    this.maxMemoryBytes = opts.maxMemoryBytes ?? DEFAULT_TOOL_MAX_MEMORY;
+    this.maxCpuMs = opts.maxCpuMs ?? durations.renderToolCpuTime;
   }
 
   async run(req: ToolRequest): Promise<string> {
@@ -98,13 +120,18 @@ export class ExecToolRunner implements ToolRunner {
 
   private exec(req: ToolRequest, args: string[], tmp: string, root: string): Promise<string> {
     const program = this.paths[req.tool];
+    const env = {
+      ...sandboxEnv(tmp),
+      FLOTILLA_LIMIT_DATA_KB: String(Math.ceil(this.maxMemoryBytes / 1024)),
+      FLOTILLA_LIMIT_CPU_S: String(Math.max(1, Math.ceil(this.maxCpuMs / 1000))),
+    };
     return new Promise((resolve, reject) => {
       execFile(
-        program,
-        args,
+        '/bin/sh',
+        ['-c', LIMITED_EXEC, program, ...args],
         {
           cwd: root,
-          env: sandboxEnv(tmp),
+          env,
           timeout: this.timeoutMs,
           killSignal: 'SIGKILL',
           maxBuffer: this.maxOutputBytes,
@@ -127,20 +154,31 @@ export class ExecToolRunner implements ToolRunner {
   private explain(
     req: ToolRequest,
     program: string,
-    err: NodeJS.ErrnoException & { killed?: boolean },
+    err: NodeJS.ErrnoException & { killed?: boolean; signal?: NodeJS.Signals | null },
     stderr: string,
     tmp: string,
     root: string,
   ): string {
     const tool = req.tool;
     const setting = tool === 'kustomize' ? 'render.kustomizePath' : 'render.helmPath';
-    if (err.code === 'ENOENT')
+    // The shell reports a program it cannot exec with exit 127 (not found) or 126.
+    const code: unknown = err.code;
+    if (code === 'ENOENT' || code === 127)
       return `the ${tool} program "${program}" was not found (install it, or set ${setting} in the hub config)`;
-    if (err.code === 'EACCES')
+    if (code === 'EACCES' || code === 126)
       return `the ${tool} program "${program}" is not executable (${setting})`;
-    if (err.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER')
+    if (code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER')
       return `${tool} printed more than ${this.maxOutputBytes} bytes: output too large`;
     if (err.killed) return `${tool} did not finish within ${Math.round(this.timeoutMs / 1000)} s`;
+    const cpuS = Math.max(1, Math.ceil(this.maxCpuMs / 1000));
+    if (err.signal === 'SIGXCPU')
+      return `${tool} was stopped after ${cpuS} s of CPU time (render.toolMaxCpuTime)`;
+    // The kernel sends SIGKILL at the CPU time limit (Go programs ignore SIGXCPU); the
+    // kernel's out-of-memory killer sends it too.
+    if (err.signal === 'SIGKILL')
+      return `${tool} was killed: it used its ${cpuS} s of CPU time (render.toolMaxCpuTime), or the host ran out of memory`;
+    if (/out of memory|cannot allocate memory/i.test(stderr))
+      return `${tool} ran out of memory: one run may use ${Math.round(this.maxMemoryBytes / 1024 / 1024)} MiB (render.toolMaxMemoryBytes)`;
     // Temp paths mean nothing to the user: show repo paths instead.
     const text = stderr
       .split(`${root}/`)

@@ -82,6 +82,16 @@ export interface RenderOptions {
   toolTimeoutMs?: number;
   /** Mass-prune safety carried in every desired state: the largest share of a cluster's objects one commit may delete (default 0.5). */
   maxPruneShare?: number;
+  /** Data segment limit of one kustomize or helm run, bytes (default DEFAULT_TOOL_MAX_MEMORY, 512 MiB). */
+  toolMaxMemoryBytes?: number;
+  /** CPU time limit of one kustomize or helm run (default durations.renderToolCpuTime). */
+  toolMaxCpuMs?: number;
+  /** YAML documents per bundle, empty ones included (default 10,000). */
+  maxBundleDocuments?: number;
+  /** Objects per bundle (default 5,000). */
+  maxBundleObjects?: number;
+  /** Objects per cluster, all bundles together (default 20,000). */
+  maxClusterObjects?: number;
 }
 
 /** Default of RenderOptions.maxClusterBytes: 16 MiB. */

@@ -1,8 +1,36 @@
 // Parsing of the fleet repo's own files (Cluster, Bundle) with the line of every field,
 // so a validation error points at the line to fix, not just the file.
-import { LineCounter, isMap, isNode, isScalar, isSeq, parseAllDocuments } from 'yaml';
+import { Composer, LineCounter, Parser, isMap, isNode, isScalar, isSeq } from 'yaml';
 import type { Document } from 'yaml';
-import { ValidationError } from '@flotilla/common';
+import { ValidationError, errorMessage } from '@flotilla/common';
+
+/** Documents (empty ones included) a Cluster, ClusterGroup or Bundle file may hold: it needs one. */
+const MAX_SPEC_DOCUMENTS = 100;
+
+/**
+ * The documents of a YAML stream, composed one at a time, so a caller can stop reading
+ * a stream of a million empty documents after the few it allows.
+ */
+export function composeDocuments(
+  text: string,
+  lineCounter: LineCounter,
+): Generator<Document.Parsed> {
+  const parser = new Parser(lineCounter.addNewLine);
+  return new Composer({ prettyErrors: false, uniqueKeys: true }).compose(parser.parse(text));
+}
+
+/**
+ * Any failure while reading YAML (an alias bomb, a library bug) as the file's
+ * ValidationError: a hostile file is its bundle's problem, never the whole commit's.
+ */
+export function yamlFailure(err: unknown, file: string, line?: number): ValidationError {
+  if (err instanceof ValidationError) return err;
+  return new ValidationError(`invalid YAML: ${errorMessage(err).split('\n')[0]}`, {
+    file,
+    ...(line !== undefined ? { line } : {}),
+    cause: err,
+  });
+}
 
 /** A parsed single-document YAML file that can say where a field is. */
 export interface SpecDocument {
@@ -15,33 +43,47 @@ export interface SpecDocument {
 /** Parses a file that must hold one YAML mapping; throws ValidationError with file:line. */
 export function parseSpecDocument(text: string, file: string): SpecDocument {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const real = (Array.isArray(docs) ? docs : []).filter(
-    (d) => d.contents !== null || d.errors.length > 0,
-  );
-  for (const d of real) {
-    const e = d.errors[0];
-    if (e)
-      throw new ValidationError(`invalid YAML: ${e.message.split('\n')[0]}`, {
-        file,
-        line: lineCounter.linePos(e.pos[0]).line,
-      });
-  }
-  if (real.length !== 1)
-    throw new ValidationError(`expected one YAML document, found ${real.length}`, { file });
-  const doc = real[0] as Document.Parsed;
-  const value: unknown = doc.toJS({ maxAliasCount: 100 });
   const lineAt = (offset: number | undefined): number => lineCounter.linePos(offset ?? 0).line;
+  let doc: Document.Parsed | undefined;
+  let value: unknown;
+  try {
+    let count = 0;
+    for (const d of composeDocuments(text, lineCounter)) {
+      const e = d.errors[0];
+      if (e)
+        throw new ValidationError(`invalid YAML: ${e.message.split('\n')[0]}`, {
+          file,
+          line: lineAt(e.pos[0]),
+        });
+      if (++count > MAX_SPEC_DOCUMENTS)
+        throw new ValidationError(`expected one YAML document, found over ${MAX_SPEC_DOCUMENTS}`, {
+          file,
+        });
+      // "---" with nothing after it is a document holding a null scalar: empty, too.
+      if (d.contents === null || (isScalar(d.contents) && d.contents.value === null)) continue;
+      if (doc)
+        throw new ValidationError('expected one YAML document, found more', {
+          file,
+          line: lineAt(d.contents.range[0]),
+        });
+      doc = d;
+    }
+    if (!doc) throw new ValidationError('expected one YAML document, found 0', { file });
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw yamlFailure(err, file, doc ? lineAt(doc.contents?.range?.[0]) : undefined);
+  }
+  const parsed = doc as Document.Parsed;
   if (!isRecord(value))
     throw new ValidationError('expected a YAML mapping', {
       file,
-      line: lineAt(doc.contents?.range?.[0]),
+      line: lineAt(parsed.contents?.range?.[0]),
     });
   return {
     file,
     value,
     lineOf(path) {
-      return lineAt(locate(doc.contents, path));
+      return lineAt(locate(parsed.contents, path));
     },
   };
 }
