@@ -45,9 +45,9 @@ import { WebhookHandler } from './source/webhook.js';
 import { describeRef } from './source/refs.js';
 import type { WebhookTarget } from './source/webhook.js';
 import type { SourceSnapshot } from './source/git-source.js';
-import { FleetRenderer } from './render/renderer.js';
 import { renderOptionsOf } from './render/render-config.js';
-import type { RenderFailure, RenderOptions } from './render/types.js';
+import type { RenderFailure } from './render/types.js';
+import { WorkerRenderer } from './render/worker-renderer.js';
 import { IdentityAuthority } from './identity/authority.js';
 import { identityHandlers, peerOf } from './identity/service.js';
 import { agentUserJwt } from './identity/nats-jwt.js';
@@ -96,6 +96,8 @@ export interface FleetRendering {
 /** What the hub needs from the renderer. */
 export interface HubRenderer<S extends FleetSnapshot = FleetSnapshot> {
   render(snapshot: S): Promise<FleetRendering>;
+  /** Releases what rendering holds (the render worker threads); called by HubApp.stop. */
+  stop?(): Promise<void>;
 }
 
 /** Builds a source for one configured source entry. */
@@ -582,6 +584,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('status persistence', () => this.persistence.stop());
     await step('NATS revocation', () => this.natsRevocation?.stop());
     await step('NATS', () => this.nats.stop());
+    await step('renderer', () => this.parts.renderer.stop?.());
     this.transition('stopped');
   }
 }
@@ -610,43 +613,64 @@ function failuresOf(
 // GitSource and FleetRenderer are written by the source/render engineer; this is the
 // only place that knows their shapes.
 
-/** The production parts: a GitSource per configured source, one FleetRenderer per source. */
+/** The production parts: a GitSource per configured source, and sourceRenderers. */
 export function realHubParts(logger: Logger): HubParts<SourceSnapshot> {
-  const renderers = new Map<string, FleetRenderer>();
   // Sources are created before any snapshot is rendered: their config carries render's.
-  let renderOptions: RenderOptions = {};
+  let hubConfig: HubConfig | undefined;
   return {
     logger,
     createSource: async (cfg, index, log) => {
-      renderOptions = { ...renderOptionsOf(cfg.render), maxPruneShare: cfg.prune.maxShare };
+      hubConfig = cfg;
       return createGitSource(cfg, index, log);
     },
-    renderer: {
-      render: async (snap) => {
-        let renderer = renderers.get(snap.source);
-        if (!renderer) {
-          renderer = new FleetRenderer({
-            ...renderOptions,
-            logger: logger.child({
-              [LogFields.component]: 'render',
-              [LogFields.source]: snap.source,
-            }),
-          });
-          renderers.set(snap.source, renderer);
-        }
-        const result = await renderer.render(await snap.readTree(), snap.revision);
-        // A cluster whose file is broken keeps its previous state; it has no labels this time.
-        const labels = new Map(result.labels);
-        for (const name of [...result.clusters.keys(), ...result.brokenClusters])
-          if (!labels.has(name)) labels.set(name, {});
-        return {
-          revision: result.revision,
-          clusters: result.clusters,
-          labels,
-          errors: result.errors,
-          failures: result.failures,
-        };
-      },
+    renderer: sourceRenderers(logger, () => hubConfig),
+  };
+}
+
+/**
+ * The hub's renderer: per source, a FleetRenderer in its own worker thread (its caches
+ * live there), so rendering a commit never blocks agent streams or queries.
+ */
+export function sourceRenderers(
+  logger: Logger,
+  config: () => Pick<HubConfig, 'render' | 'prune'> | undefined,
+): HubRenderer<SourceSnapshot> {
+  const renderers = new Map<string, WorkerRenderer>();
+  return {
+    stop: async () => {
+      await Promise.all([...renderers.values()].map((r) => r.stop()));
+    },
+    render: async (snap) => {
+      let renderer = renderers.get(snap.source);
+      if (!renderer) {
+        const cfg = config();
+        renderer = new WorkerRenderer({
+          ...(cfg
+            ? {
+                ...renderOptionsOf(cfg.render),
+                maxPruneShare: cfg.prune.maxShare,
+                maxHeapBytes: cfg.render.workerMaxHeapBytes,
+              }
+            : {}),
+          logger: logger.child({
+            [LogFields.component]: 'render',
+            [LogFields.source]: snap.source,
+          }),
+        });
+        renderers.set(snap.source, renderer);
+      }
+      const result = await renderer.render(await snap.readTree(), snap.revision);
+      // A cluster whose file is broken keeps its previous state; it has no labels this time.
+      const labels = new Map(result.labels);
+      for (const name of [...result.clusters.keys(), ...result.brokenClusters])
+        if (!labels.has(name)) labels.set(name, {});
+      return {
+        revision: result.revision,
+        clusters: result.clusters,
+        labels,
+        errors: result.errors,
+        failures: result.failures,
+      };
     },
   };
 }

@@ -1,5 +1,5 @@
 // @flotilla/hub: the hub service and the `flotilla` CLI. Named exports only.
-export { HubApp, realHubParts } from './app.js';
+export { HubApp, realHubParts, sourceRenderers } from './app.js';
 export type {
   FleetRendering,
   FleetSnapshot,
@@ -33,8 +33,18 @@ export {
   renderFleet,
   formatRenderError,
   DEFAULT_MAX_CLUSTER_BYTES,
+  DEFAULT_RENDER_LIMITS,
+  RenderWorkerError,
+  WorkerRenderer,
 } from './render/index.js';
-export type { RenderError, RenderFailure, RenderOptions, RenderResult } from './render/index.js';
+export type {
+  RenderError,
+  RenderFailure,
+  RenderLimits,
+  RenderOptions,
+  RenderResult,
+  WorkerRendererOptions,
+} from './render/index.js';
 export type { RenderFailureRecord } from './status/render-failures.js';
 export { AgentStreamService } from './stream/agent-stream.js';
 export { DesiredStateStore } from './stream/desired-store.js';

@@ -1,11 +1,14 @@
 // Benchmark of the fleet renderer (a program, not a test): 1,000 clusters, 20 bundles
-// of 10 objects each. Prints medians of 3 runs against the targets.
+// of 10 objects each. Prints medians of 3 runs against the targets, in-process and
+// through the hub's render worker, and how long the calling thread's event loop was
+// held (the hub's streams and queries wait that long) by each, also for hostile commits.
 // Run: node --expose-gc hub/dist/render/bench.js
 import { performance } from 'node:perf_hooks';
 import type { RepoTree } from '../source/tree.js';
 import { FleetRenderer } from './renderer.js';
 import type { RenderResult } from './types.js';
-import { bundleYaml, clusterYaml, repo } from './testing.js';
+import { bundleYaml, clusterYaml, configMap, repo } from './testing.js';
+import { WorkerRenderer } from './worker-renderer.js';
 
 const CLUSTERS = 1000;
 const BUNDLES = 20;
@@ -113,6 +116,22 @@ async function timed(
   return { ms: performance.now() - t, result };
 }
 
+/** Longest time the event loop of this thread was held while f ran, in ms (a 5 ms probe). */
+async function held(f: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let max = 0;
+  const probe = setInterval(() => {
+    const now = performance.now();
+    max = Math.max(max, now - last - 5);
+    last = now;
+  }, 5);
+  await f();
+  // One more turn, so the probe sees a hold that lasted until f's end.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  clearInterval(probe);
+  return max;
+}
+
 async function once(
   base: RepoTree,
   oneStatic: RepoTree,
@@ -130,15 +149,78 @@ async function once(
   const bigRenderer = new FleetRenderer();
   await bigRenderer.render(big[0], 'big-1');
   const bigOne = await timed(() => bigRenderer.render(big[1], 'big-2'));
-  return [
-    cold.ms,
-    warm.ms,
-    warmPer.ms,
-    heap / 1024 / 1024,
-    warm.result.stats.bundleRenders,
-    warmPer.result.stats.bundleRenders,
-    bigOne.ms,
+  const worker = new WorkerRenderer();
+  try {
+    let wCold = { ms: 0, result: cold.result };
+    const wColdHeld = await held(async () => {
+      wCold = await timed(() => worker.render(base, 'rev-1'));
+    });
+    let wWarm = { ms: 0, result: warm.result };
+    const wWarmHeld = await held(async () => {
+      wWarm = await timed(() => worker.render(oneStatic, 'rev-2'));
+    });
+    const inColdHeld = await held(() => new FleetRenderer().render(base, 'rev-1'));
+    return [
+      cold.ms,
+      warm.ms,
+      warmPer.ms,
+      heap / 1024 / 1024,
+      warm.result.stats.bundleRenders,
+      warmPer.result.stats.bundleRenders,
+      bigOne.ms,
+      wCold.ms,
+      wWarm.ms,
+      wWarm.result.stats.bundleRenders,
+      inColdHeld,
+      wColdHeld,
+      wWarmHeld,
+    ];
+  } finally {
+    await worker.stop();
+  }
+}
+
+// Commits from the attack report: 300,000 empty documents in one file, 100,000
+// ConfigMaps, an alias bomb. Event-loop hold in-process and through the worker.
+async function hostile(): Promise<
+  { what: string; inProcess: number; worker: number; errors: number }[]
+> {
+  const base = { 'clusters/c1.yaml': clusterYaml('c1'), 'clusters/c2.yaml': clusterYaml('c2') };
+  const bundle = (name: string): string =>
+    bundleYaml(name, '  namespace: x\n  targets:\n    - clusterSelector: {}\n');
+  const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    .concat(
+      ['b', 'c', 'd', 'e', 'f'].map(
+        (k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcde'[i]}`).join(',')}]`,
+      ),
+    )
+    .join('\n');
+  const commits: [string, Record<string, string>][] = [
+    ['300,000 empty documents (1.2 MB)', { 'bundles/e/manifests/e.yaml': '---\n'.repeat(300_000) }],
+    [
+      '100,000 ConfigMaps (one file)',
+      {
+        'bundles/e/manifests/e.yaml': Array.from({ length: 100_000 }, (_, i) =>
+          configMap(`cm-${i}`, { k: 'v' }),
+        ).join('---\n'),
+      },
+    ],
+    ['an alias bomb', { 'bundles/e/manifests/e.yaml': bomb }],
   ];
+  const out = [];
+  for (const [what, files] of commits) {
+    const tree = repo({ ...base, 'bundles/e/bundle.yaml': bundle('e'), ...files });
+    let errors = 0;
+    const inProcess = await held(async () => {
+      errors = (await new FleetRenderer().render(tree, 'r')).errors.length;
+    });
+    const w = new WorkerRenderer();
+    await w.render(repo(base), 'warm-up');
+    const worker = await held(() => w.render(tree, 'r'));
+    await w.stop();
+    out.push({ what, inProcess, worker, errors });
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -179,6 +261,16 @@ async function main(): Promise<void> {
     TARGETS.bigRepoOneFileMs,
   );
   console.log('(the 5,000-file target also counts the Git fetch: see the source benchmark)');
+  line('cold render through the render worker', col(7), 'ms');
+  line(`re-render through the worker, one shared bundle changed (${col(9)} renders)`, col(8), 'ms');
+  console.log('event loop of the calling thread held (max), in-process vs. worker:');
+  line('  cold render, in-process', col(10), 'ms');
+  line('  cold render, worker', col(11), 'ms');
+  line('  re-render one bundle, worker', col(12), 'ms');
+  for (const h of await hostile()) {
+    line(`  ${h.what} (${h.errors} error), in-process`, h.inProcess, 'ms');
+    line(`  ${h.what}, worker`, h.worker, 'ms');
+  }
 }
 
 await main();

@@ -2,18 +2,31 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compileRenderConfig, renderOptionsOf } from './render-config.js';
 
+const MiB = 1024 * 1024;
+
 describe('render config', () => {
-  test('defaults-mean-path-lookup-60s-and-16MiB', () => {
+  test('defaults-mean-path-lookup-and-the-documented-limits', () => {
     const cfg = compileRenderConfig({}, 'hub.yaml');
     assert.deepEqual(cfg, {
       kustomizePath: undefined,
       helmPath: undefined,
       toolTimeoutMs: 60_000,
-      maxClusterBytes: 16 * 1024 * 1024,
+      toolMaxCpuMs: 30_000,
+      toolMaxMemoryBytes: 512 * MiB,
+      maxClusterBytes: 16 * MiB,
+      maxClusterObjects: 20_000,
+      maxBundleDocuments: 10_000,
+      maxBundleObjects: 5_000,
+      workerMaxHeapBytes: 1024 * MiB,
     });
     assert.deepEqual(renderOptionsOf(cfg), {
-      maxClusterBytes: 16 * 1024 * 1024,
+      maxClusterBytes: 16 * MiB,
+      maxClusterObjects: 20_000,
+      maxBundleDocuments: 10_000,
+      maxBundleObjects: 5_000,
       toolTimeoutMs: 60_000,
+      toolMaxCpuMs: 30_000,
+      toolMaxMemoryBytes: 512 * MiB,
     });
   });
 
@@ -24,7 +37,13 @@ describe('render config', () => {
           kustomizePath: '/opt/kustomize',
           helmPath: 'helm3',
           toolTimeout: '2m',
+          toolMaxCpuTime: '10s',
+          toolMaxMemoryBytes: 256 * MiB,
           maxClusterBytes: 1000,
+          maxClusterObjects: 300,
+          maxBundleDocuments: 200,
+          maxBundleObjects: 100,
+          workerMaxHeapBytes: 512 * MiB,
         },
       },
       'hub.yaml',
@@ -33,7 +52,13 @@ describe('render config', () => {
       kustomizePath: '/opt/kustomize',
       helmPath: 'helm3',
       toolTimeoutMs: 120_000,
+      toolMaxCpuMs: 10_000,
+      toolMaxMemoryBytes: 256 * MiB,
       maxClusterBytes: 1000,
+      maxClusterObjects: 300,
+      maxBundleDocuments: 200,
+      maxBundleObjects: 100,
+      workerMaxHeapBytes: 512 * MiB,
     });
   });
 
@@ -53,6 +78,18 @@ describe('render config', () => {
     assert.throws(
       () => compileRenderConfig({ render: { kustomizePath: '' } }, 'hub.yaml'),
       /render\.kustomizePath/,
+    );
+    assert.throws(
+      () => compileRenderConfig({ render: { maxBundleObjects: 0 } }, 'hub.yaml'),
+      /render\.maxBundleObjects: must be a positive whole number/,
+    );
+    assert.throws(
+      () => compileRenderConfig({ render: { toolMaxMemoryBytes: 1_000_000 } }, 'hub.yaml'),
+      /render\.toolMaxMemoryBytes: must be at least 134217728 \(128 MiB\)/,
+    );
+    assert.throws(
+      () => compileRenderConfig({ render: { toolMaxCpuTime: '10ms' } }, 'hub.yaml'),
+      /render\.toolMaxCpuTime: must be at least 1s/,
     );
   });
 });

@@ -1,8 +1,12 @@
-// The `render:` section of the hub config: where kustomize and helm are, how long they
-// may run, and the per-cluster size limit. Compiled once at start; errors name the field.
+// The `render:` section of the hub config: where kustomize and helm are and what they
+// may use, and the limits on what one commit can make the hub render. Compiled once at
+// start; errors name the field. Documented in docs/install.md (hub config).
 import { ConfigError, durations, parseDuration } from '@flotilla/common';
+import { DEFAULT_RENDER_LIMITS } from './limits.js';
+import { DEFAULT_TOOL_MAX_MEMORY } from './tools.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
 import type { RenderOptions } from './types.js';
+import { DEFAULT_RENDER_WORKER_HEAP } from './worker-renderer.js';
 
 /** The compiled render settings (every field present; undefined program paths mean PATH lookup). */
 export interface RenderConfig {
@@ -12,11 +16,36 @@ export interface RenderConfig {
   helmPath: string | undefined;
   /** Longest run of kustomize or helm for one bundle (default 60 s). */
   toolTimeoutMs: number;
+  /** CPU time of one kustomize or helm run (default 30 s). */
+  toolMaxCpuMs: number;
+  /** Data segment limit of one kustomize or helm run, bytes (default 512 MiB). */
+  toolMaxMemoryBytes: number;
   /** Largest desired state of one cluster in bytes of JSON (default 16 MiB). */
   maxClusterBytes: number;
+  /** Objects in one cluster's desired state (default 20,000). */
+  maxClusterObjects: number;
+  /** YAML documents in one bundle, empty ones included (default 10,000). */
+  maxBundleDocuments: number;
+  /** Objects in one bundle (default 5,000). */
+  maxBundleObjects: number;
+  /** V8 heap of the render worker thread, bytes (default 1 GiB). */
+  workerMaxHeapBytes: number;
 }
 
-const FIELDS = ['kustomizePath', 'helmPath', 'toolTimeout', 'maxClusterBytes'];
+const FIELDS = [
+  'kustomizePath',
+  'helmPath',
+  'toolTimeout',
+  'toolMaxCpuTime',
+  'toolMaxMemoryBytes',
+  'maxClusterBytes',
+  'maxClusterObjects',
+  'maxBundleDocuments',
+  'maxBundleObjects',
+  'workerMaxHeapBytes',
+];
+
+const MiB = 1024 * 1024;
 
 /** Compiles `render:` of the hub config (top = the file's top-level mapping); throws ConfigError. */
 export function compileRenderConfig(top: Record<string, unknown>, file: string): RenderConfig {
@@ -36,23 +65,45 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
       return fail(key, 'must be a program path or name');
     return v;
   };
-  let toolTimeoutMs: number = durations.renderToolTimeout;
-  if (r.toolTimeout !== undefined && r.toolTimeout !== null) {
+  const duration = (key: string, dflt: number, min: number, minText: string): number => {
+    const v = r[key];
+    if (v === undefined || v === null) return dflt;
+    let ms = 0;
     try {
-      toolTimeoutMs = parseDuration(r.toolTimeout as string);
+      ms = parseDuration(v as string);
     } catch (err) {
-      fail('toolTimeout', (err as Error).message);
+      fail(key, (err as Error).message);
     }
-    if (toolTimeoutMs <= 0) fail('toolTimeout', 'must be greater than zero');
-  }
-  const max = r.maxClusterBytes ?? DEFAULT_MAX_CLUSTER_BYTES;
-  if (typeof max !== 'number' || !Number.isInteger(max) || max <= 0)
-    fail('maxClusterBytes', 'must be a positive number of bytes');
+    if (ms < min) fail(key, `must be at least ${minText}`);
+    return ms;
+  };
+  const count = (key: string, dflt: number, min = 1, why = ''): number => {
+    const v = r[key] ?? dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+      fail(key, min === 1 ? 'must be a positive whole number' : `must be at least ${min}${why}`);
+    return v as number;
+  };
   return {
     kustomizePath: path('kustomizePath'),
     helmPath: path('helmPath'),
-    toolTimeoutMs,
-    maxClusterBytes: max as number,
+    toolTimeoutMs: duration('toolTimeout', durations.renderToolTimeout, 1, 'one millisecond'),
+    toolMaxCpuMs: duration('toolMaxCpuTime', durations.renderToolCpuTime, 1000, '1s'),
+    toolMaxMemoryBytes: count(
+      'toolMaxMemoryBytes',
+      DEFAULT_TOOL_MAX_MEMORY,
+      128 * MiB,
+      ' (128 MiB): kustomize and helm need about that much to start',
+    ),
+    maxClusterBytes: count('maxClusterBytes', DEFAULT_MAX_CLUSTER_BYTES),
+    maxClusterObjects: count('maxClusterObjects', DEFAULT_RENDER_LIMITS.maxClusterObjects),
+    maxBundleDocuments: count('maxBundleDocuments', DEFAULT_RENDER_LIMITS.maxBundleDocuments),
+    maxBundleObjects: count('maxBundleObjects', DEFAULT_RENDER_LIMITS.maxBundleObjects),
+    workerMaxHeapBytes: count(
+      'workerMaxHeapBytes',
+      DEFAULT_RENDER_WORKER_HEAP,
+      64 * MiB,
+      ' (64 MiB)',
+    ),
   };
 }
 
@@ -60,7 +111,12 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
 export function renderOptionsOf(cfg: RenderConfig): RenderOptions {
   return {
     maxClusterBytes: cfg.maxClusterBytes,
+    maxClusterObjects: cfg.maxClusterObjects,
+    maxBundleDocuments: cfg.maxBundleDocuments,
+    maxBundleObjects: cfg.maxBundleObjects,
     toolTimeoutMs: cfg.toolTimeoutMs,
+    toolMaxCpuMs: cfg.toolMaxCpuMs,
+    toolMaxMemoryBytes: cfg.toolMaxMemoryBytes,
     ...(cfg.kustomizePath !== undefined ? { kustomizePath: cfg.kustomizePath } : {}),
     ...(cfg.helmPath !== undefined ? { helmPath: cfg.helmPath } : {}),
   };

@@ -1,6 +1,7 @@
 // Benchmark (a program, not a test): fetch and re-render of a one-file change in a
 // 5,000-file fleet repo, through the real path — git CLI push to `git http-backend`,
-// GitSource fetch (list refs + incremental depth-1 pack), commit tree read, FleetRenderer.
+// GitSource fetch (list refs + incremental depth-1 pack), commit tree read, the hub's
+// renderer (WorkerRenderer: the tree crosses to the render worker thread).
 // Prints the median of several runs and each stage, against the target (≤ 1 s).
 // Run: node integration-tests/dist/bench/bench-source-fetch.js [runs=5]
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { silentLogger } from '@flotilla/common';
-import { FleetRenderer, GitSource } from '@flotilla/hub';
+import { GitSource, WorkerRenderer } from '@flotilla/hub';
 import { createWorkRepo, startGitServer } from '@flotilla/test-env';
 
 const CLUSTERS = 1000;
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
     await work.writeFiles(files);
     await work.commitAndPush('5,000 files');
     const src = new GitSource({ name: 'bench', url, cacheDir, logger: silentLogger() });
-    const renderer = new FleetRenderer();
+    const renderer = new WorkerRenderer();
     const t0 = performance.now();
     const first = await src.poll();
     const tree0 = await first!.readTree();
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
       total.push(d - a);
     }
     await work.dispose();
+    await renderer.stop();
     const m = median(total);
     console.log(
       `repo: ${Object.keys(files).length} files (${CLUSTERS} clusters, ${BUNDLES} bundles x ${MANIFESTS} manifests); ${runs} runs`,
