@@ -4,8 +4,9 @@
 // holds reaches the other side without this file knowing its fields. One exception,
 // for cost: a bundle's content (its objects) crosses once. The hub keeps the bundles of
 // the last result by digest, and a result names the bundles the hub already has by
-// digest; new contents arrive first, in batches of bounded size, so the hub's thread
-// never spends long taking in one message, however large the fleet.
+// digest; new contents arrive first, in batches of bounded size, each sent only once
+// the hub has taken in the one before (a port delivers everything queued in one turn of
+// the event loop), so the hub's thread never spends long on a result, however large.
 import type { BundleDesiredState, DesiredState } from '@flotilla/common';
 import { MapRepoTree } from '../source/tree.js';
 import type { RejectedEntry, RepoTree } from '../source/tree.js';
@@ -36,6 +37,11 @@ export interface RenderRequest {
   inputs: RenderInputs;
 }
 
+/** Hub → worker: the last batch of bundle contents was taken in; send the next. */
+export interface BatchAck {
+  ack: number;
+}
+
 /** A desired state whose bundles are indexes into WireResult.digests. */
 export type WireState = Omit<DesiredState, 'bundles'> & { bundles: number[] };
 
@@ -55,7 +61,7 @@ export type RenderReply =
   | { id: number; error: { name: string; message: string } };
 
 /** Objects per batch of bundle contents: bounds the hub thread's time to take in one message. */
-export const BATCH_OBJECTS = 2_000;
+export const BATCH_OBJECTS = 1_000;
 
 /** Worker side: remembers which bundle contents the hub holds (those of the last result). */
 export class ResultEncoder {

@@ -10,6 +10,7 @@ import type { Logger } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { ResultDecoder, packTree } from './worker-protocol.js';
 import type {
+  BatchAck,
   RenderInputs,
   RenderReply,
   RenderRequest,
@@ -95,7 +96,11 @@ export class WorkerRenderer {
     worker.on('message', (reply: RenderReply) => {
       const p = this.pending.get(reply.id);
       if (!p) return;
-      if ('bundles' in reply) return this.decoder.batch(reply.bundles);
+      if ('bundles' in reply) {
+        this.decoder.batch(reply.bundles);
+        worker.postMessage({ ack: reply.id } satisfies BatchAck);
+        return;
+      }
       this.pending.delete(reply.id);
       if (this.pending.size === 0) worker.unref();
       if ('error' in reply) {

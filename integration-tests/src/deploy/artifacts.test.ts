@@ -134,6 +134,8 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
   assert.equal(cfg.nats.credsFile, '/etc/flotilla/nats/hub.creds');
   assert.equal(cfg.sources[0]?.path, '', 'no path: the repository root');
   assert.equal(cfg.prune.maxShare, 0.5, 'mass-prune safety at its default');
+  // The render worker's heap stays well under the pod's 1Gi memory limit.
+  assert.equal(cfg.render.workerMaxHeapBytes, 512 * 1024 * 1024);
   // Non-root, read-only root filesystem.
   const dep = objects.find((o) => o.kind === 'Deployment') as unknown as {
     spec: {
