@@ -68,8 +68,9 @@ test('agent-streams-and-queries-are-served-while-a-slow-commit-renders', async (
       nats: { url: 'nats://127.0.0.1:1' },
       auth: { tokenFile: join(dir, 'token') },
       insecure: true,
-      // Three silent intervals (300 ms) close a stream: far less than the render below.
-      heartbeatInterval: '100ms',
+      // Three silent intervals (1.2 s) close a stream: far less than the render below
+      // takes, far more than a busy machine keeps a thread waiting.
+      heartbeatInterval: '400ms',
       // Limits raised so the slow commit is a legal one that takes seconds to parse.
       render: { maxBundleDocuments: 1_000_000 },
     },
@@ -114,8 +115,8 @@ test('agent-streams-and-queries-are-served-while-a-slow-commit-renders', async (
       'rev-1',
     );
 
-    // 300,000 empty documents: seconds of parsing, plus a change the agent must receive.
-    const slow = { ...fleet('two'), 'bundles/app/manifests/empty.yaml': '---\n'.repeat(300_000) };
+    // 400,000 empty documents: seconds of parsing, plus a change the agent must receive.
+    const slow = { ...fleet('two'), 'bundles/app/manifests/empty.yaml': '---\n'.repeat(400_000) };
     let rendered = false;
     const rendering = source.push('rev-2', slow).then(() => (rendered = true));
     const heartbeatsBefore = got.filter((m) => m.heartbeat).length;
@@ -124,7 +125,11 @@ test('agent-streams-and-queries-are-served-while-a-slow-commit-renders', async (
       const res = await fetch(`http://127.0.0.1:${app.httpPort}/api/v1/clusters/edge-1`);
       const body = (await res.json()) as { connected?: boolean };
       assert.equal(res.status, 200);
-      assert.equal(body.connected, true);
+      assert.equal(
+        body.connected,
+        true,
+        `the agent stream stays connected (ended: ${ended}, rendered: ${rendered})`,
+      );
       if (!rendered) answeredDuringRender++;
     }
     const heartbeatsDuring = got.filter((m) => m.heartbeat).length - heartbeatsBefore;
