@@ -73,7 +73,11 @@ test('a-bundle-failing-at-its-first-render-serves-nothing', async () => {
 
 test('an-unknown-variable-fails-only-on-the-cluster-without-it', async () => {
   const out = await new FleetRenderer().render(
-    repo({ ...base, 'bundles/web/manifests/cm.yaml': configMap('web', { c: '${vars.color}' }) }),
+    repo({
+      ...base,
+      'bundles/web/bundle.yaml': bundleYaml('web', `  substitute: true\n${everyone}`),
+      'bundles/web/manifests/cm.yaml': configMap('web', { c: '${vars.color}' }),
+    }),
     'rev1',
   );
   assert.equal(out.failures.get('eu'), undefined);

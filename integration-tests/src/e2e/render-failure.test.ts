@@ -30,6 +30,7 @@ spec:
   source:
     path: manifests
   namespace: ${name}
+  substitute: true
   targets:
     - clusterSelector: {}
 `;
