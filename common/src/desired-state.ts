@@ -32,6 +32,29 @@ export interface DriftPolicy {
   ignore: DriftIgnoreRule[];
 }
 
+/** Helm hook phases Flotilla runs (docs/helm.md); others are left out of the desired state. */
+export type HookPhase =
+  'pre-install' | 'post-install' | 'pre-upgrade' | 'post-upgrade' | 'pre-delete';
+
+/** What happens to a hook object (helm.sh/hook-delete-policy; default before-hook-creation). */
+export type HookDeletePolicy = 'before-hook-creation' | 'hook-succeeded' | 'hook-failed';
+
+/** A Helm hook: an object run at a phase of the bundle's apply, never applied as an ordinary object. */
+export interface HookSpec {
+  phases: HookPhase[];
+  /** helm.sh/hook-weight (default 0): lower runs first. */
+  weight: number;
+  deletePolicies: HookDeletePolicy[];
+  object: KubeObject;
+}
+
+/** The bundle's namespace, created by the agent when missing (bundle.yaml createNamespace, default true). */
+export interface BundleNamespace {
+  name: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
 /** One bundle as rendered for one cluster. */
 export interface BundleDesiredState {
   name: string;
@@ -43,6 +66,12 @@ export interface BundleDesiredState {
   /** bundle.yaml `spec.allowMassPrune: true`: deleting many (or all) of its objects at once is not held (default absent: held). */
   allowMassPrune?: boolean;
   objects: KubeObject[];
+  /** Helm hooks in run order (weight, kind, name); absent when none. */
+  hooks?: HookSpec[];
+  /** The namespace to create when missing; absent when the bundle has none, opts out, or declares it as an object. */
+  namespace?: BundleNamespace;
+  /** Bundles that must be applied and healthy at their current digest on the cluster first; absent when none. */
+  dependsOn?: string[];
 }
 
 /** Mass-prune safety, from the hub's config and the cluster's file; the agent enforces it. */
@@ -81,6 +110,8 @@ export interface DesiredState {
 export const BUNDLE_LABEL = 'flotilla.dev/bundle';
 /** Annotation that keeps an object in the cluster when it is pruned from Git. */
 export const KEEP_ON_PRUNE_ANNOTATION = 'flotilla.dev/prune';
+/** Helm's annotation that makes an object a hook (its value lists the phases). */
+export const HELM_HOOK_ANNOTATION = 'helm.sh/hook';
 
 /** Digest of a bundle's content. */
 export function bundleDigest(b: Omit<BundleDesiredState, 'digest'>): string {
@@ -92,6 +123,9 @@ export function bundleDigest(b: Omit<BundleDesiredState, 'digest'>): string {
       // Only when set, so digests of bundles without it are what they always were.
       ...(b.allowMassPrune === true ? { allowMassPrune: true } : {}),
       objects: b.objects,
+      ...(b.hooks && b.hooks.length > 0 ? { hooks: b.hooks } : {}),
+      ...(b.namespace ? { namespace: b.namespace } : {}),
+      ...(b.dependsOn && b.dependsOn.length > 0 ? { dependsOn: b.dependsOn } : {}),
     }),
   );
 }

@@ -33,6 +33,10 @@ export const durations = {
   healthDebounce: 200,
   /** Both: time allowed for a clean shutdown before exiting anyway (10 s). */
   shutdownGrace: 10_000,
+  /** Agent: a Helm hook Job or Pod that has not finished after this long fails its bundle, like helm's --timeout (5 min). */
+  hookTimeout: 300_000,
+  /** Agent: how often a running Helm hook (or one being deleted) is looked at (1 s). */
+  hookPoll: 1_000,
   /** Hub: longest run of `kustomize build` or `helm template` for one bundle (60 s). */
   renderToolTimeout: 60_000,
   /** Hub: a cluster shows as degraded this long after the hub last cut its input or could not save its status (1 h). */

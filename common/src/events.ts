@@ -37,6 +37,16 @@ export interface BundleApplyResult {
   failed: number;
   /** First failures, "Kind/namespace/name: reason" (bounded). */
   failures: string[];
+  /** Set when the bundle was not applied (or not finished) because it waits; absent otherwise. */
+  waiting?: BundleWaiting;
+}
+
+/** What a bundle waits for before it is applied or finished (dependsOn, or a Helm hook). */
+export interface BundleWaiting {
+  /** A bundle name (dependsOn), or the hook as "<phase> hook <Kind>/<namespace>/<name>". */
+  for: string;
+  /** Why, for humans: "bundle db is Progressing (…)", "pre-install hook Job/db/migrate not complete". */
+  reason: string;
 }
 
 /** data of "applied" and "apply-failed". */
@@ -44,7 +54,8 @@ export interface AppliedData {
   revision: string;
   digest: string;
   generation: number;
-  result: 'applied' | 'partial' | 'failed';
+  /** waiting: nothing failed, but some bundle waits (BundleApplyResult.waiting); added after 'failed'. */
+  result: 'applied' | 'partial' | 'failed' | 'waiting';
   bundles: BundleApplyResult[];
   durationMs: number;
   message?: string;

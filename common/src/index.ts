@@ -21,7 +21,13 @@ export {
   eventSubject,
   parseEvent,
 } from './events.js';
-export type { AppliedData, BundleApplyResult, EventKind, FlotillaEvent } from './events.js';
+export type {
+  AppliedData,
+  BundleApplyResult,
+  BundleWaiting,
+  EventKind,
+  FlotillaEvent,
+} from './events.js';
 export { EVENT_LIMITS, clipText } from './event-limits.js';
 export type {
   BundleHealthState,
@@ -34,6 +40,7 @@ export type {
 export {
   BUNDLE_LABEL,
   DEFAULT_MAX_PRUNE_SHARE,
+  HELM_HOOK_ANNOTATION,
   KEEP_ON_PRUNE_ANNOTATION,
   bundleDigest,
   desiredStateDigest,
@@ -41,9 +48,13 @@ export {
 } from './desired-state.js';
 export type {
   BundleDesiredState,
+  BundleNamespace,
   DesiredState,
   DriftIgnoreRule,
   DriftPolicy,
+  HookDeletePolicy,
+  HookPhase,
+  HookSpec,
   KubeObject,
   PrunePolicy,
 } from './desired-state.js';

@@ -93,6 +93,7 @@ test('http-answers-bundles-deployments-history-drift-and-metrics', async () => {
         states: {
           Ready: 0,
           Progressing: 0,
+          Waiting: 0,
           Pending: 1,
           OutOfSync: 0,
           Drifted: 1,

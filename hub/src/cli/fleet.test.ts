@@ -63,6 +63,7 @@ const BUNDLES: BundleSummary[] = [
     states: {
       Ready: 1,
       Progressing: 0,
+      Waiting: 0,
       Pending: 0,
       OutOfSync: 0,
       Drifted: 1,
@@ -77,6 +78,7 @@ const BUNDLES: BundleSummary[] = [
     states: {
       Ready: 997,
       Progressing: 0,
+      Waiting: 0,
       Pending: 0,
       OutOfSync: 0,
       Drifted: 0,

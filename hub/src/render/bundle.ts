@@ -10,6 +10,9 @@ import type { RenderLimits } from './limits.js';
 import { checkObject, parseManifestDocs, stampObject } from './manifests.js';
 import type { ManifestDoc } from './manifests.js';
 import type { BundleDef } from './spec.js';
+import { splitHooks } from './hooks.js';
+import type { SourcedObject } from './hooks.js';
+import { namespaceToCreate } from './namespace.js';
 import { applyPatches } from './patch.js';
 import type { JsonPatchOp, PatchDef } from './patch.js';
 import {
@@ -173,7 +176,7 @@ export function renderBundle(
     });
   }
   const seen = new Map<string, ManifestDoc>();
-  const items: { key: string; object: KubeObject }[] = [];
+  const items: SourcedObject[] = [];
   objects.forEach((object, i) => {
     const doc = (b.docs[i] as PreparedDoc).doc;
     const key = objectKey(object);
@@ -188,19 +191,27 @@ export function renderBundle(
       );
     }
     seen.set(key, doc);
-    items.push({ key, object });
+    items.push({ key, object, file: doc.file, line: doc.line });
   });
   // Sorted by identity, not by file order, so moving an object between files changes nothing.
   items.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+  // Helm hooks are run by the agent at their phases, never applied as ordinary objects.
+  const split = splitHooks(items);
+  const plain = split.objects.map((i) => i.object);
+  const ns = namespaceToCreate(b.def, namespace, plain);
   const body = {
     name: b.def.name,
     drift: b.def.drift,
     forceConflicts: b.def.forceConflicts,
     ...(b.def.allowMassPrune ? { allowMassPrune: true } : {}),
-    objects: items.map((i) => i.object),
+    objects: plain,
+    ...(split.hooks.length > 0 ? { hooks: split.hooks.map((h) => h.spec) } : {}),
+    ...(ns ? { namespace: ns } : {}),
+    ...(b.def.dependsOn.length > 0 ? { dependsOn: b.def.dependsOn.map((d) => d.name) } : {}),
   };
   const state: BundleDesiredState = { ...body, digest: bundleDigest(body) };
-  return { state, keys: items.map((i) => i.key), bytes: Buffer.byteLength(JSON.stringify(state)) };
+  const keys = [...split.objects, ...split.hooks].map((i) => i.key);
+  return { state, keys, bytes: Buffer.byteLength(JSON.stringify(state)) };
 }
 
 function fillPatch(p: PatchDef, scope: VarScope): PatchDef {

@@ -16,6 +16,7 @@ import { assembleCluster } from './assemble.js';
 import { FailureAttribution, servedRevision } from './failures.js';
 import type { ServedFrom } from './failures.js';
 import type { Candidate } from './assemble.js';
+import { checkDependencies, missingDependency } from './depends.js';
 import type { PreparedBundle, RenderedBundle } from './bundle.js';
 import { scanLayout } from './layout.js';
 import { DEFAULT_RENDER_LIMITS } from './limits.js';
@@ -99,6 +100,7 @@ export class FleetRenderer {
     const clusters = run.loadClusters(layout);
     const groups = run.loadGroups(layout);
     const bundles = await run.loadBundles(layout, groups);
+    this.checkDependsOn(layout, bundles, errors);
     await run.runHelm(clusters, bundles, groups);
     const attribution = new FailureAttribution(errors, this.previous);
     const out: RenderResult = {
@@ -150,6 +152,20 @@ export class FleetRenderer {
     return out;
   }
 
+  // Unknown names and cycles in spec.dependsOn: the bundles that name them are broken.
+  private checkDependsOn(
+    layout: ReturnType<typeof scanLayout>,
+    bundles: Map<string, PreparedBundle | undefined>,
+    errors: RenderResult['errors'],
+  ): void {
+    const known = new Set([...layout.bundles.keys(), ...layout.brokenBundles]);
+    const nodes = [...bundles.values()].flatMap((b) => (b ? [b.def] : []));
+    for (const [name, err] of checkDependencies(nodes, known)) {
+      errors.push(err);
+      bundles.set(name, undefined);
+    }
+  }
+
   private carryOver(
     name: string,
     out: RenderResult,
@@ -190,6 +206,15 @@ export class FleetRenderer {
       if (!target || target.doNotDeploy) continue;
       const fresh = run.renderFor(b, scopeOf(def, target), target, def.name);
       candidates.push({ bundle: name, fresh, previous, file: b.def.file });
+    }
+    // A dependency must be deployed wherever its dependent is, or the dependent waits forever.
+    const deployed = (n: string): boolean => candidates.some((c) => c.bundle === n);
+    for (const c of candidates) {
+      const b = bundles.get(c.bundle);
+      const missing = c.fresh && b ? missingDependency(b.def, def.name, deployed) : undefined;
+      if (!missing) continue;
+      out.errors.push(missing);
+      c.fresh = undefined;
     }
     const asm = assembleCluster(def.name, candidates, this.limits.maxClusterObjects);
     out.errors.push(...asm.errors);

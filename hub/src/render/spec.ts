@@ -3,6 +3,8 @@
 import { posix } from 'node:path';
 import { compileLabelSelector } from '@flotilla/common';
 import type { DriftIgnoreRule, DriftPolicy, Selector } from '@flotilla/common';
+import { readDependsOn } from './depends.js';
+import type { DependencyRef } from './depends.js';
 import { parseHelm, parseTarget, readNamespace, readSelector, readVars } from './target-spec.js';
 import type { HelmOverrides, TargetDef } from './target-spec.js';
 import { FieldReader, parseSpecDocument } from './yaml-spec.js';
@@ -44,6 +46,13 @@ export interface BundleDef {
   allowMassPrune: boolean;
   /** `${...}` variables are substituted in the manifests (spec.substitute, default false). */
   substitute: boolean;
+  /** spec.createNamespace: the agent creates the bundle's namespace when missing (default true, like Fleet). */
+  createNamespace: boolean;
+  /** spec.namespaceLabels / namespaceAnnotations: set on that namespace (default none). */
+  namespaceLabels: Readonly<Record<string, string>>;
+  namespaceAnnotations: Readonly<Record<string, string>>;
+  /** spec.dependsOn: bundles applied and healthy on a cluster before this one (default none). */
+  dependsOn: DependencyRef[];
 }
 
 function header(r: FieldReader, kind: string, expectedName: string): FieldReader {
@@ -104,6 +113,10 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
     'paused',
     'allowMassPrune',
     'substitute',
+    'createNamespace',
+    'namespaceLabels',
+    'namespaceAnnotations',
+    'dependsOn',
   ]);
   const bundleDir = posix.dirname(file);
   const repoPath = (r: FieldReader, key: string, rel: string): string =>
@@ -120,7 +133,27 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
     paused: spec.bool('paused') ?? false,
     allowMassPrune: spec.bool('allowMassPrune') ?? false,
     substitute: spec.bool('substitute') ?? false,
+    ...parseNamespaceFields(spec),
+    dependsOn: readDependsOn(spec, name),
   };
+}
+
+type NamespaceFields = Pick<
+  BundleDef,
+  'createNamespace' | 'namespaceLabels' | 'namespaceAnnotations'
+>;
+
+// createNamespace (default true), namespaceLabels, namespaceAnnotations: Fleet's names.
+function parseNamespaceFields(spec: FieldReader): NamespaceFields {
+  const createNamespace = spec.bool('createNamespace') ?? true;
+  const namespaceLabels = spec.stringMap('namespaceLabels') ?? {};
+  const namespaceAnnotations = spec.stringMap('namespaceAnnotations') ?? {};
+  for (const key of ['namespaceLabels', 'namespaceAnnotations'] as const) {
+    const given = Object.keys(key === 'namespaceLabels' ? namespaceLabels : namespaceAnnotations);
+    if (given.length > 0 && !createNamespace)
+      spec.fail([key], `spec.${key} has no effect with spec.createNamespace: false`);
+  }
+  return { createNamespace, namespaceLabels, namespaceAnnotations };
 }
 
 type SourceFields = Pick<BundleDef, 'sourceType' | 'sourceDir' | 'helm'>;

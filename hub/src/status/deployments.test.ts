@@ -168,3 +168,79 @@ test('drift-per-object-ends-the-same-in-any-delivery-order', () => {
     assert.equal(app?.drifted, 1, `order ${order.join(',')}: only b is drifted`);
   }
 });
+
+test('a-waiting-bundle-is-a-waiting-deployment-and-its-cluster-is-progressing-until-applied', () => {
+  const { status } = model();
+  const waiting = appliedEvent(
+    'edge-1',
+    REV,
+    'sha256:d1',
+    { app: 'sha256:app1', db: 'sha256:db1' },
+    at(1),
+    { result: 'waiting', kind: 'applied' },
+  );
+  const app = waiting.data.bundles.find((b) => b.name === 'app')!;
+  Object.assign(app, {
+    created: 0,
+    unchanged: 0,
+    waiting: {
+      for: 'db',
+      reason: 'waiting for bundle db: Progressing (Deployment/db/db: 0 of 1 replicas available)',
+    },
+  });
+  waiting.data.message = 'bundle app waits for bundle db';
+  status.foldEvent('applied', waiting);
+  const d = status.describe('edge-1');
+  assert.deepEqual(
+    [d?.cluster.state, d?.cluster.message],
+    ['Progressing', 'bundle app waits for bundle db'],
+  );
+  assert.deepEqual(
+    d?.deployments.map((x) => [x.bundle, x.state, x.waitingFor, x.reason]),
+    [
+      [
+        'app',
+        'Waiting',
+        'db',
+        'waiting for bundle db: Progressing (Deployment/db/db: 0 of 1 replicas available)',
+      ],
+      ['db', 'Ready', undefined, ''],
+    ],
+  );
+  assert.equal(status.bundleSummaries().find((b) => b.name === 'app')?.states.Waiting, 1);
+  assert.deepEqual(
+    status.deployments({ state: 'Waiting' }).map((x) => x.cluster),
+    ['edge-1'],
+  );
+  // The agent applies it once db is healthy: the next applied event clears the wait.
+  status.foldEvent(
+    'applied',
+    appliedEvent('edge-1', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(2)),
+  );
+  const after = status.describe('edge-1');
+  assert.equal(after?.cluster.state, 'Ready');
+  assert.deepEqual(
+    after?.deployments.map((x) => [x.bundle, x.state]),
+    [
+      ['app', 'Ready'],
+      ['db', 'Ready'],
+    ],
+  );
+});
+
+test('a-waiting-ack-shows-the-cluster-progressing-with-the-agents-message', () => {
+  const { status } = model();
+  status.acked('edge-2', {
+    generation: 1,
+    digest: 'sha256:d1',
+    revision: REV,
+    result: 'ACK_RESULT_WAITING',
+    message: 'bundle app waits for pre-install hook Job/app/migrate',
+    objectsApplied: 3,
+    objectsFailed: 0,
+  });
+  assert.deepEqual(
+    [status.get('edge-2')?.state, status.get('edge-2')?.message],
+    ['Progressing', 'bundle app waits for pre-install hook Job/app/migrate'],
+  );
+});

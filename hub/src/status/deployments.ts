@@ -7,12 +7,21 @@ import type { RenderFailureRecord } from './render-failures.js';
 
 /** What a user sees for one bundle on one cluster. */
 export type DeploymentState =
-  'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | 'Drifted' | 'Degraded' | 'Failed' | 'Offline';
+  | 'Pending'
+  | 'Progressing'
+  | 'Waiting'
+  | 'Ready'
+  | 'OutOfSync'
+  | 'Drifted'
+  | 'Degraded'
+  | 'Failed'
+  | 'Offline';
 
 /** Every deployment state, in display order. */
 export const DEPLOYMENT_STATES: readonly DeploymentState[] = [
   'Ready',
   'Progressing',
+  'Waiting',
   'Pending',
   'OutOfSync',
   'Drifted',
@@ -52,6 +61,8 @@ export interface BundleDeployment {
   lastTransition: string | null;
   /** Why the bundle did not render for this cluster at the desired revision; null when it did (absent from older hubs). */
   renderFailure?: RenderFailureRecord | null;
+  /** Only in state Waiting: the bundle it waits for (dependsOn), or the hook ("pre-install hook Job/ns/name"). */
+  waitingFor?: string;
 }
 
 /** A bundle across the fleet: how many clusters it targets and how many are in each state. */
@@ -65,7 +76,7 @@ export interface BundleSummary {
 function stateOf(
   clusterState: ClusterState,
   desired: string,
-  applied: { digest: string; failed: number } | undefined,
+  applied: Pick<BundleStatus, 'digest' | 'failed' | 'waiting'> | undefined,
   facts: BundleFacts,
   failure: RenderFailureRecord | undefined,
 ): { state: DeploymentState; reason: string } {
@@ -73,6 +84,8 @@ function stateOf(
   if (failure) return { state: 'Failed', reason: renderFailureReason(failure) };
   if (clusterState === 'Offline') return { state: 'Offline', reason: 'cluster is offline' };
   if (clusterState === 'Pending') return { state: 'Pending', reason: 'agent has never connected' };
+  if (applied?.waiting && applied.digest === desired)
+    return { state: 'Waiting', reason: applied.waiting.reason };
   if (!applied || applied.digest !== desired) {
     if (clusterState === 'Failed')
       return { state: 'Failed', reason: facts.lastError || 'apply failed' };
@@ -157,6 +170,7 @@ export function deploymentsOf(
         ? new Date(facts.lastTransitionMs).toISOString()
         : null,
       renderFailure: failure ? { ...failure } : null,
+      ...(state === 'Waiting' ? { waitingFor: have?.waiting?.for ?? '' } : {}),
     });
   }
   return out.sort((a, b) => (a.bundle < b.bundle ? -1 : a.bundle > b.bundle ? 1 : 0));

@@ -7,7 +7,7 @@
 // They are the hub's edge for events: every text, name and list is bounded here
 // (EVENT_LIMITS), the excess cut and reported to the caller's CutListener, so nothing
 // one agent sends can grow a status record or the history beyond those limits.
-import type { AppliedData, BundleApplyResult } from '@flotilla/common';
+import type { AppliedData, BundleApplyResult, BundleWaiting } from '@flotilla/common';
 import { EVENT_LIMITS, ValidationError, clipText, isDnsLabel } from '@flotilla/common';
 
 /** One drifted object as the hub keeps it. */
@@ -190,7 +190,7 @@ function bundleFits(b: unknown): boolean {
   const f = r.failures as unknown;
   if (!Array.isArray(f) || f.length > L.texts) return false;
   for (const x of f) if (typeof x !== 'string' || x.length > L.textChars) return false;
-  return true;
+  return waitingFits(r.waiting);
 }
 
 // A copy of a bundle result within bounds, or undefined when it names no valid bundle.
@@ -208,8 +208,33 @@ function readBundle(b: unknown, cut: CutListener): BundleApplyResult | undefined
     deleted: count(r.deleted, cut),
     failed: count(r.failed, cut),
     failures: texts(failures, L.texts, L.textChars, 'applied.failure', cut),
+    ...readWaiting(r.waiting, cut),
   };
 }
+
+// A bundle's wait (dependsOn, a Helm hook), bounded; nothing when absent or not an object.
+function readWaiting(w: unknown, cut: CutListener): { waiting?: BundleWaiting } {
+  if (!w || typeof w !== 'object') return {};
+  const o = w as Obj;
+  return {
+    waiting: {
+      for: text(o.for, L.textChars, 'applied.waiting', cut),
+      reason: text(o.reason, L.textChars, 'applied.waiting', cut),
+    },
+  };
+}
+
+const waitingFits = (w: unknown): boolean => {
+  if (w === undefined) return true;
+  const o = w as Partial<BundleWaiting> | null;
+  return (
+    !!o &&
+    typeof o.for === 'string' &&
+    o.for.length <= L.textChars &&
+    typeof o.reason === 'string' &&
+    o.reason.length <= L.textChars
+  );
+};
 
 /**
  * Checks and bounds the data of applied and apply-failed; throws ValidationError without
@@ -220,7 +245,8 @@ export function readApplied(data: unknown, cut: CutListener = NO_CUT): AppliedDa
   if (typeof d.digest !== 'string' || typeof d.revision !== 'string') {
     throw new ValidationError('applied event data needs digest and revision strings');
   }
-  if (d.result !== 'applied' && d.result !== 'partial' && d.result !== 'failed') {
+  // waiting: nothing failed, some bundle waits for a dependency or a Helm hook.
+  if (!['applied', 'partial', 'failed', 'waiting'].includes(d.result as string)) {
     throw new ValidationError(
       `applied event has an invalid result ${JSON.stringify(clipText(String(d.result), 40))}`,
     );
@@ -241,7 +267,7 @@ export function readApplied(data: unknown, cut: CutListener = NO_CUT): AppliedDa
   const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
   return {
     generation: num(d.generation),
-    result: d.result,
+    result: d.result as AppliedData['result'],
     durationMs: num(d.durationMs),
     digest: text(d.digest, L.tokenChars, 'applied.digest', cut),
     revision: text(d.revision, L.tokenChars, 'applied.revision', cut),

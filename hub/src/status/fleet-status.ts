@@ -76,6 +76,7 @@ const ACK_RESULTS: Record<string, ApplyResult | undefined> = {
   ACK_RESULT_APPLIED: 'applied',
   ACK_RESULT_PARTIAL: 'partial',
   ACK_RESULT_FAILED: 'failed',
+  ACK_RESULT_WAITING: 'waiting',
 };
 
 /** How often time-dependent states (Offline) are re-evaluated and history is pruned (1 s). */

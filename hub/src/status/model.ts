@@ -9,8 +9,8 @@ import type { RenderFailureRecord } from './render-failures.js';
 /** What a user sees for a cluster. */
 export type ClusterState = 'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | 'Failed' | 'Offline';
 
-/** Outcome of one apply as reported by an ack or an event. */
-export type ApplyResult = 'applied' | 'partial' | 'failed';
+/** Outcome of one apply as reported by an ack or an event; waiting: nothing failed, some bundle waits (dependsOn, a Helm hook). */
+export type ApplyResult = 'applied' | 'partial' | 'failed' | 'waiting';
 
 /** Per-bundle object counts from the latest apply (the event's result without the failure texts). */
 export type BundleStatus = Omit<BundleApplyResult, 'failures'>;
@@ -191,6 +191,7 @@ export function bundleCounts(results: readonly BundleApplyResult[]): BundleStatu
       unchanged: b.unchanged,
       deleted: b.deleted,
       failed: b.failed,
+      ...(b.waiting ? { waiting: { for: b.waiting.for, reason: b.waiting.reason } } : {}),
     }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
@@ -221,6 +222,9 @@ export function stateOf(
     return { state: 'OutOfSync', message: 'cluster is not declared in the fleet repo' };
   }
   const attempt = rec.lastAttempt;
+  // A bundle waits for a dependency or a hook: on its way, not failed and not Ready.
+  if (attempt && attempt.digest === rec.desiredDigest && attempt.result === 'waiting')
+    return { state: 'Progressing', message: attempt.message || 'waiting' };
   if (attempt && attempt.digest === rec.desiredDigest && attempt.result !== 'applied') {
     return { state: 'Failed', message: attempt.message || `apply ${attempt.result}` };
   }

@@ -50,7 +50,7 @@ code { font: 12px/1.4 ui-monospace, monospace; }
 .state, .count { font-weight: 600; }
 .state::before { content: "■ "; }
 .state-Ready { color: var(--ok); }
-.state-Progressing, .state-Pending { color: var(--info); }
+.state-Progressing, .state-Pending, .state-Waiting { color: var(--info); }
 .state-OutOfSync, .state-Drifted, .state-Degraded { color: var(--warn); }
 .state-Failed { color: var(--bad); }
 .state-Offline { color: var(--off); }

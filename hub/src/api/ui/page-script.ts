@@ -12,7 +12,7 @@ export const PAGE_SCRIPT =
   PAGE_AUTH_SCRIPT +
   String.raw`
 const CLUSTER_STATES = ['Pending', 'Progressing', 'Ready', 'OutOfSync', 'Failed', 'Offline'];
-const DEPLOYMENT_STATES = ['Pending', 'Progressing', 'Ready', 'OutOfSync', 'Drifted', 'Degraded', 'Failed', 'Offline'];
+const DEPLOYMENT_STATES = ['Pending', 'Progressing', 'Waiting', 'Ready', 'OutOfSync', 'Drifted', 'Degraded', 'Failed', 'Offline'];
 // Reconnect backoff of the watch stream (with jitter), and how often lagging views refresh.
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;

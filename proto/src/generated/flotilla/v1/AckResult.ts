@@ -6,6 +6,7 @@ export const AckResult = {
   ACK_RESULT_APPLIED: 'ACK_RESULT_APPLIED',
   ACK_RESULT_PARTIAL: 'ACK_RESULT_PARTIAL',
   ACK_RESULT_FAILED: 'ACK_RESULT_FAILED',
+  ACK_RESULT_WAITING: 'ACK_RESULT_WAITING',
 } as const;
 
 export type AckResult =
@@ -17,5 +18,7 @@ export type AckResult =
   | 2
   | 'ACK_RESULT_FAILED'
   | 3
+  | 'ACK_RESULT_WAITING'
+  | 4
 
 export type AckResult__Output = typeof AckResult[keyof typeof AckResult]

@@ -25,6 +25,7 @@ export interface BundleDeployment {
   'healthRevision'?: (string);
   'healthDigest'?: (string);
   'renderFailure'?: (_flotilla_v1_RenderFailure | null);
+  'waitingFor'?: (string);
 }
 
 export interface BundleDeployment__Output {
@@ -48,4 +49,5 @@ export interface BundleDeployment__Output {
   'healthRevision': (string);
   'healthDigest': (string);
   'renderFailure': (_flotilla_v1_RenderFailure__Output | null);
+  'waitingFor': (string);
 }
