@@ -30,11 +30,18 @@ import { EventPublisher } from './report/publisher.js';
 import { LatestWinsQueue } from './sync/queue.js';
 import { reconcile } from './sync/reconcile.js';
 import type { ReconcileOutcome } from './sync/reconcile.js';
+import { DeleteHookStore } from './hooks/store.js';
+import { HookWaiter } from './hooks/waiter.js';
+import type { HookWake } from './hooks/run.js';
 
-/** Why an apply runs: a state from the hub, the stored state at start, the periodic resync, a retry, or only recording a revision. */
+/**
+ * Why an apply runs: a state from the hub, the stored state at start, the periodic resync,
+ * a retry, a wait that ended (a dependency turned Ready, a hook finished), or only
+ * recording a revision.
+ */
 type Job =
   | { kind: 'hub'; session: string; generation: number; state: DesiredState }
-  | { kind: 'stored' | 'resync' | 'retry'; state: DesiredState }
+  | { kind: 'stored' | 'resync' | 'retry' | 'wake'; state: DesiredState }
   | { kind: 'record'; state: DesiredState };
 
 async function readSecretFile(path: string, field: string): Promise<string> {
@@ -75,6 +82,12 @@ export class AgentApp {
   private applied: AppliedMark = { digest: '', revision: '' };
   /** Digest of the desired state the mass-prune guard holds, once its hold was reported; "" when none. */
   private heldDigest = '';
+  private deleteHooks!: DeleteHookStore;
+  private hookWaiter: HookWaiter | undefined;
+  /** Bundles some bundle waits for (dependsOn): one turning Ready wakes the apply. */
+  private awaited = new Set<string>();
+  /** What the last published apply event said (digest, result, waits), so a repeat stays quiet. */
+  private lastPublished = '';
 
   constructor(
     private readonly config: AgentConfig,
@@ -105,6 +118,8 @@ export class AgentApp {
     // A namespaced-mode agent may not read Namespaces; its install manifests create its own.
     this.inventories = new InventoryStore(this.kube, c.namespace, !c.managedNamespaces);
     this.stateStore = new StateStore(this.kube, c.namespace);
+    this.deleteHooks = new DeleteHookStore(this.kube, c.namespace);
+    this.hookWaiter = new HookWaiter(this.kube, () => this.wake(), { logger: this.logger });
     const token = c.tokenFile ? await readSecretFile(c.tokenFile, 'token-file') : c.token;
     const caPem = c.caFile ? Buffer.from(await readSecretFile(c.caFile, 'ca-file')) : undefined;
     const natsAuth = c.insecure
@@ -126,6 +141,10 @@ export class AgentApp {
     this.drift = new DriftController(this.kube, this.publisher, {
       logger: this.logger,
       namespaces: c.managedNamespaces,
+      onHealth: (bundle, state) => {
+        if (state === 'Ready' && this.awaited.has(bundle) && this.lastState)
+          this.wakeIfReady(this.lastState);
+      },
     });
     if (c.metricsAddr) {
       try {
@@ -230,6 +249,7 @@ export class AgentApp {
     this.stopping.abort();
     clearInterval(this.resyncTimer);
     clearTimeout(this.retryTimer);
+    this.hookWaiter?.stop();
     await this.queue.close(Math.floor(graceMs / 2));
     this.identity?.stop();
     await this.connecting;
@@ -332,6 +352,12 @@ export class AgentApp {
         concurrency: this.config.applyConcurrency,
         namespaces: this.config.managedNamespaces,
         beforeWrites: admit,
+        dependencyHealth: (bundle, digest) =>
+          this.drift?.health.readyAt(bundle, digest) ?? {
+            ready: false,
+            reason: 'health is not tracked yet',
+          },
+        deleteHooks: this.deleteHooks,
         signal,
       });
     } catch (err) {
@@ -340,10 +366,20 @@ export class AgentApp {
     }
     if (outcome?.held) return this.hold(job, outcome);
     if (job.kind === 'hub') this.heldDigest = '';
-    await this.drift?.afterApply(job.state, outcome?.bundles ?? [], signal);
+    // Armed before the watches report health, so a dependency turning Ready is not missed.
+    this.armWakes(outcome);
+    await this.drift?.afterApply(
+      job.state,
+      outcome?.bundles ?? [],
+      signal,
+      new Set(outcome?.notApplied ?? []),
+    );
+    this.wakeIfReady(job.state);
     const result = outcome?.result ?? 'failed';
+    // A waiting state is not applied yet: the hub keeps sending it until it is.
     if (
       result !== 'failed' &&
+      result !== 'waiting' &&
       (this.applied.digest !== job.state.digest || this.applied.revision !== job.state.revision)
     ) {
       this.applied = { digest: job.state.digest, revision: job.state.revision };
@@ -352,7 +388,36 @@ export class AgentApp {
     this.report(job, outcome, error);
     if (job.kind === 'hub')
       await this.connection?.ack(job.session, this.ackOf(job, outcome, error));
-    this.scheduleRetry(result !== 'applied');
+    // A wait is not retried on a timer: its wake (hook finished, dependency Ready) reapplies.
+    this.scheduleRetry(result === 'partial' || result === 'failed');
+  }
+
+  private wake(): void {
+    if (this.lastState) this.queue.submit({ kind: 'wake', state: this.lastState });
+  }
+
+  // What the reconcile waits for: hook objects (polled) and dependencies (health changes).
+  private armWakes(outcome: ReconcileOutcome | undefined): void {
+    const hooks: HookWake[] = [];
+    const awaited = new Set<string>();
+    for (const w of outcome?.wakes ?? []) {
+      if (w.kind === 'bundle') awaited.add(w.bundle);
+      else hooks.push({ ref: w.ref, until: w.until, deadlineMs: w.deadlineMs });
+    }
+    this.awaited = awaited;
+    this.hookWaiter?.set(hooks);
+  }
+
+  // A dependency already Ready (its health settled before the wait was armed) wakes at once.
+  private wakeIfReady(state: DesiredState): void {
+    for (const name of this.awaited) {
+      const dep = state.bundles.find((b) => b.name === name);
+      if (dep && this.drift?.health.readyAt(name, dep.digest).ready) {
+        this.logger.info({ [LogFields.bundle]: name }, 'dependency ready; reconciling');
+        this.awaited = new Set();
+        return this.wake();
+      }
+    }
   }
 
   /**
@@ -406,11 +471,22 @@ export class AgentApp {
     if (error) this.logger.warn({ ...fields, [LogFields.err]: error }, 'apply failed');
     else this.logger.info(fields, 'apply finished');
     this.metrics.observeApply(result, outcome?.durationMs ?? 0);
-    // Quiet resyncs (nothing written, nothing failed) are not events.
-    if (job.kind !== 'hub' && result === 'applied' && (outcome?.writes ?? 0) === 0) return;
+    const waits = (outcome?.bundles ?? []).flatMap((b) =>
+      b.waiting ? [`bundle ${b.name} ${b.waiting.reason}`] : [],
+    );
+    // Quiet re-applies (nothing written, nothing failed, nothing new waits) are not events;
+    // the first one after a wait or a failure is: it is how the hub learns the state landed.
+    const said = `${s.digest}|${result}|${waits.join(';')}`;
+    const quiet = result === 'applied' || result === 'waiting';
+    if (job.kind !== 'hub' && quiet && (outcome?.writes ?? 0) === 0) {
+      if (this.lastPublished === '' && result === 'applied') return;
+      if (this.lastPublished === said) return;
+    }
     // While a hold is reported, re-applies of the earlier state must not cover it up.
     if (this.heldDigest !== '' && this.heldDigest !== s.digest) return;
-    const message = error ?? outcome?.held?.message;
+    this.lastPublished = said;
+    const message =
+      error ?? outcome?.held?.message ?? (waits.length > 0 ? waits.join('; ') : undefined);
     const data: AppliedData = {
       revision: s.revision,
       digest: s.digest,
@@ -420,7 +496,10 @@ export class AgentApp {
       durationMs: outcome?.durationMs ?? 0,
       ...(message ? { message } : {}),
     };
-    this.publisher?.publish(result === 'applied' ? 'applied' : 'apply-failed', data);
+    this.publisher?.publish(
+      result === 'applied' || result === 'waiting' ? 'applied' : 'apply-failed',
+      data,
+    );
   }
 
   private ackOf(
@@ -429,7 +508,11 @@ export class AgentApp {
     error: string | undefined,
   ): AckInput {
     const failures = (outcome?.bundles ?? []).flatMap((b) => b.failures);
-    const message = error ?? outcome?.held?.message ?? failures.slice(0, 5).join('; ');
+    const waits = (outcome?.bundles ?? []).flatMap((b) =>
+      b.waiting ? [`bundle ${b.name} ${b.waiting.reason}`] : [],
+    );
+    const message =
+      error ?? outcome?.held?.message ?? [...failures, ...waits].slice(0, 5).join('; ');
     return {
       generation: job.generation,
       digest: job.state.digest,

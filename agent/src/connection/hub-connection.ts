@@ -55,7 +55,7 @@ export interface AckInput {
   generation: number;
   digest: string;
   revision: string;
-  result: 'applied' | 'partial' | 'failed';
+  result: 'applied' | 'partial' | 'failed' | 'waiting';
   message: string;
   objectsApplied: number;
   objectsFailed: number;
@@ -65,6 +65,7 @@ const ACK_RESULT = {
   applied: 'ACK_RESULT_APPLIED',
   partial: 'ACK_RESULT_PARTIAL',
   failed: 'ACK_RESULT_FAILED',
+  waiting: 'ACK_RESULT_WAITING',
 } as const;
 /** Missed heartbeat intervals after which the stream is presumed dead. */
 export const MISSED_HEARTBEATS = 3;

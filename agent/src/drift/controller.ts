@@ -3,14 +3,15 @@
 // the bundle label), and each event goes to drift detection and to health tracking.
 // While an apply runs, drift checks wait: the apply's own writes are not drift.
 import { BUNDLE_LABEL, LogFields, errorMessage, sleep } from '@flotilla/common';
-import type { BundleApplyResult, DesiredState, Logger } from '@flotilla/common';
+import type { BundleApplyResult, BundleHealthState, DesiredState, Logger } from '@flotilla/common';
 import type { KubeApi } from '../kube/types.js';
 import { KindWatcher } from '../kube/watch.js';
 import type { WatchEvent, WatchSource } from '../kube/watch.js';
 import { HealthTracker } from '../health/tracker.js';
 import { DriftDetector } from './detector.js';
 import type { DriftDetectorOptions, DriftReporter } from './detector.js';
-import { managedSet } from './managed.js';
+import { kindId, managedSet } from './managed.js';
+import type { ManagedObject } from './managed.js';
 import type { ManagedNamespaces } from '../apply/scope.js';
 
 /** How long an apply waits for new watches to list their objects (5 s). */
@@ -24,6 +25,8 @@ export interface DriftControllerOptions extends Omit<DriftDetectorOptions, 'logg
   namespaces?: ManagedNamespaces;
   /** Health coalescing window (default durations.healthDebounce). */
   healthDebounceMs?: number;
+  /** Told each bundle's health state after every coalesced change (see HealthTracker). */
+  onHealth?: (bundle: string, state: BundleHealthState) => void;
 }
 
 /** Watches, detects drift, heals, and tracks health. */
@@ -32,6 +35,9 @@ export class DriftController {
   readonly health: HealthTracker;
   private readonly watchers = new Map<string, KindWatcher>();
   private stopped = false;
+  /** What was enforced after the last apply, and each bundle's digest then. */
+  private enforced = new Map<string, ManagedObject>();
+  private digests = new Map<string, string>();
 
   constructor(
     private readonly kube: Pick<KubeApi, 'apply' | 'resource'> & WatchSource,
@@ -42,6 +48,7 @@ export class DriftController {
     this.health = new HealthTracker(reporter, {
       logger: opts.logger,
       debounceMs: opts.healthDebounceMs,
+      onState: opts.onHealth,
     });
   }
 
@@ -50,11 +57,16 @@ export class DriftController {
     this.detector.pause();
   }
 
-  /** An apply ended: enforce this state from now on (a failure to resolve kinds leaves the previous set). */
+  /**
+   * An apply ended: enforce this state from now on (a failure to resolve kinds leaves the
+   * previous set). Bundles in `notApplied` (waiting, or stopped by a hook) keep what was
+   * enforced for them before: their objects in the cluster are still the earlier ones.
+   */
   async afterApply(
     state: DesiredState,
     bundles: readonly BundleApplyResult[],
     signal?: AbortSignal,
+    notApplied: ReadonlySet<string> = new Set(),
   ): Promise<void> {
     try {
       if (this.stopped || signal?.aborted) return;
@@ -65,6 +77,19 @@ export class DriftController {
         signal,
         this.opts.namespaces,
       );
+      for (const [k, m] of set.objects) if (notApplied.has(m.bundle)) set.objects.delete(k);
+      for (const [k, m] of this.enforced) {
+        if (!notApplied.has(m.bundle)) continue;
+        set.objects.set(k, m);
+        set.kinds.add(kindId(m.object, this.opts.namespaces));
+      }
+      const digests = new Map<string, string>();
+      for (const b of state.bundles) {
+        const d = notApplied.has(b.name) ? this.digests.get(b.name) : b.digest;
+        if (d !== undefined) digests.set(b.name, d);
+      }
+      this.enforced = set.objects;
+      this.digests = digests;
       this.detector.setManaged(set.objects, state.revision);
       const members = new Map([...set.objects].map(([k, m]) => [k, m.bundle]));
       this.health.setManaged(
@@ -72,6 +97,7 @@ export class DriftController {
         new Map(bundles.map((b) => [b.name, b.failures.slice(0, Math.max(b.failed, 0))])),
         state.revision,
         state.digest,
+        digests,
       );
       this.watchKinds(set.kinds);
       // A kind that cannot be listed must not hold the apply queue: its watcher keeps retrying.

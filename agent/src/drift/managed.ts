@@ -27,6 +27,16 @@ export interface ManagedSet {
   skipped: string[];
 }
 
+/** The watch an object needs: "apiVersion|kind", or "apiVersion|kind|namespace" in namespaced mode. */
+export function kindId(
+  object: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'>,
+  namespaces: ManagedNamespaces,
+): string {
+  return namespaces === undefined
+    ? `${object.apiVersion}|${object.kind}`
+    : `${object.apiVersion}|${object.kind}|${object.metadata.namespace ?? ''}`;
+}
+
 /**
  * Builds the managed set of a desired state; kinds the API does not serve, and objects a
  * namespaced-mode agent refuses, are skipped (their apply failed and is reported). In
@@ -59,11 +69,7 @@ export async function managedSet(
           ignore: ignoredPaths(b.drift.ignore, object),
           object,
         });
-        kinds.add(
-          namespaces === undefined
-            ? `${raw.apiVersion}|${raw.kind}`
-            : `${raw.apiVersion}|${raw.kind}|${object.metadata.namespace ?? ''}`,
-        );
+        kinds.add(kindId(object, namespaces));
       } catch (err) {
         skipped.push(`${raw.kind}/${raw.metadata.name}: ${errorMessage(err)}`);
       }

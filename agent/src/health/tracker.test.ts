@@ -139,3 +139,51 @@ it('events-carry-no-digest-when-none-was-applied', () => {
   assert.equal(reporter.events.length, 1);
   assert.equal('digest' in (reporter.events[0] as object), false);
 });
+
+it('an-object-reported-before-it-became-managed-keeps-its-health', () => {
+  // The apply creates the object and its watch reports it before the apply ends and makes
+  // it managed: that event must count, or the bundle would stay Progressing ("not found").
+  tracker.observe({ type: 'ADDED', object: deployment(1) });
+  tracker.setManaged(
+    new Map([[DEPLOY_KEY, 'web']]),
+    new Map(),
+    'rev-1',
+    'sha256:d1',
+    new Map([['web', 'sha256:web1']]),
+  );
+  assert.deepEqual(tracker.readyAt('web', 'sha256:web1'), { ready: true });
+});
+
+it('ready-at-needs-the-bundle-tracked-at-that-digest-and-every-object-ready', () => {
+  const states: string[] = [];
+  tracker = new HealthTracker(reporter, {
+    logger: silentLogger(),
+    debounceMs: DEBOUNCE_MS,
+    onState: (b, s) => states.push(`${b}:${s}`),
+  });
+  tracker.setManaged(
+    new Map([[DEPLOY_KEY, 'web']]),
+    new Map(),
+    'rev-1',
+    'sha256:d1',
+    new Map([
+      ['web', 'sha256:web1'],
+      ['empty', 'sha256:e1'],
+    ]),
+  );
+  tracker.observe({ type: 'ADDED', object: deployment(0) });
+  assert.deepEqual(tracker.readyAt('web', 'sha256:web1'), {
+    ready: false,
+    reason: `Progressing (${DEPLOY_KEY}: 0 of 1 replicas available)`,
+  });
+  assert.deepEqual(tracker.readyAt('web', 'sha256:web2'), {
+    ready: false,
+    reason: 'it is not applied at its current version yet',
+  });
+  // A bundle applied with no objects to watch is ready at its digest.
+  assert.deepEqual(tracker.readyAt('empty', 'sha256:e1'), { ready: true });
+  tracker.observe({ type: 'MODIFIED', object: deployment(1) });
+  assert.deepEqual(tracker.readyAt('web', 'sha256:web1'), { ready: true });
+  mock.timers.tick(DEBOUNCE_MS);
+  assert.deepEqual(states, ['web:Ready']);
+});

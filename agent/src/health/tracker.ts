@@ -20,6 +20,8 @@ export interface HealthTrackerOptions {
   logger: Logger;
   /** Coalescing window of changes per bundle (default durations.healthDebounce, 200 ms). */
   debounceMs?: number;
+  /** Told each bundle's state after every coalesced change (dependsOn waits on it). */
+  onState?: (bundle: string, state: BundleHealthState) => void;
 }
 
 /** What a bundle's last health event said. */
@@ -56,6 +58,13 @@ export class HealthTracker {
   /** bundle → key → health; every managed object has an entry ("not found" until seen). */
   private objects = new Map<string, Map<string, ObjectHealth>>();
   private bundleOf = new Map<string, string>();
+  /**
+   * Health of every object the watches reported, managed or not yet: an object an apply
+   * creates is often reported before the apply ends and makes it managed.
+   */
+  private readonly seen = new Map<string, ObjectHealth>();
+  /** The bundle digest each bundle's objects are from. */
+  private digests = new Map<string, string>();
   private readonly failures = new Map<string, string[]>();
   /** What each bundle's last event said: its state and the content it was about. */
   private readonly published = new Map<string, Published>();
@@ -77,13 +86,15 @@ export class HealthTracker {
     applyFailures: Map<string, string[]>,
     revision = '',
     digest = '',
+    bundleDigests: Map<string, string> = new Map(),
   ): void {
     this.revision = revision;
     this.digest = digest;
+    this.digests = new Map(bundleDigests);
     const before = this.objects;
     const next = new Map<string, Map<string, ObjectHealth>>();
     for (const [key, bundle] of members) {
-      const kept = before.get(this.bundleOf.get(key) ?? '')?.get(key);
+      const kept = before.get(this.bundleOf.get(key) ?? '')?.get(key) ?? this.seen.get(key);
       if (!next.has(bundle)) next.set(bundle, new Map());
       next.get(bundle)?.set(key, kept ?? objectHealth(undefined));
     }
@@ -98,10 +109,32 @@ export class HealthTracker {
   /** A watch event for any object; ignored unless managed. */
   observe(ev: WatchEvent): void {
     const key = objectKey(ev.object);
+    const health = objectHealth(ev.type === 'DELETED' ? undefined : ev.object);
+    if (ev.type === 'DELETED') this.seen.delete(key);
+    else this.seen.set(key, health);
     const bundle = this.bundleOf.get(key);
     if (!bundle) return;
-    this.objects.get(bundle)?.set(key, objectHealth(ev.type === 'DELETED' ? undefined : ev.object));
+    this.objects.get(bundle)?.set(key, health);
     this.schedule(bundle);
+  }
+
+  /**
+   * Whether a bundle is Ready with its objects from `digest` (dependsOn): it must be
+   * tracked at that digest, and every object Ready with no apply failure.
+   */
+  readyAt(bundle: string, digest: string): { ready: true } | { ready: false; reason: string } {
+    if (
+      !this.objects.has(bundle) &&
+      this.digests.get(bundle) === digest &&
+      !this.failures.has(bundle)
+    )
+      return { ready: true }; // applied at this digest with no objects to watch
+    if (this.digests.get(bundle) !== digest)
+      return { ready: false, reason: 'it is not applied at its current version yet' };
+    const data = this.compute(bundle);
+    if (data.state === 'Ready') return { ready: true };
+    const why = data.reasons[0];
+    return { ready: false, reason: `${data.state}${why ? ` (${why})` : ''}` };
   }
 
   /** The current (computed, maybe not yet published) state of each bundle. */
@@ -141,6 +174,7 @@ export class HealthTracker {
         this.timers.delete(bundle);
         if (!this.objects.has(bundle)) return;
         const data = this.compute(bundle);
+        this.opts.onState?.(bundle, data.state);
         const last = this.published.get(bundle);
         const sameContent = last?.revision === data.revision && last.digest === this.digest;
         if (data.state === data.previous && sameContent) return;

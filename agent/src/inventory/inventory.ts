@@ -2,7 +2,10 @@
 // declares and never touch anything else. Format (an invariant, see agent/README.md):
 // ConfigMap flotilla-inventory-<bundle> in the agent namespace, label
 // flotilla.dev/inventory=<bundle>, data.entries = JSON array of
-// {apiVersion, kind, namespace?, name} sorted by key, data.digest / data.revision.
+// {apiVersion, kind, namespace?, name} sorted by key, data.digest / data.revision; and,
+// only when there is something to say, data.hooks (the Helm hook run, JSON), data.namespace
+// (the bundle's namespace and whether this bundle created it, JSON) and data.deleteHooks
+// (digest of the pre-delete hooks kept in Secret flotilla-hooks-<bundle>).
 import type { KubeObject } from '@flotilla/common';
 import type { KubeApi, ObjectRef } from '../kube/types.js';
 import { refOf } from '../kube/types.js';
@@ -13,6 +16,27 @@ export const INVENTORY_PREFIX = 'flotilla-inventory-';
 /** Label on an inventory ConfigMap naming its bundle. */
 export const INVENTORY_LABEL = 'flotilla.dev/inventory';
 
+/** Progress of a bundle's Helm hooks for one operation (agent/src/hooks/run.ts). */
+export interface HookRun {
+  /** Bundle digest the run is for ("" for a removal): a new digest starts a new run. */
+  digest: string;
+  /** install: the bundle had no inventory on this cluster; upgrade: it had; delete: it is being removed. */
+  mode: 'install' | 'upgrade' | 'delete';
+  /** Hooks finished in this run, "<phase>|<group/kind/namespace/name>". */
+  done: string[];
+  /** The hook started and not finished yet, and when it was started (ms since epoch). */
+  running?: { hook: string; sinceMs: number };
+  /** A hook failed (its reason): the run stops here until the bundle changes. */
+  failed?: string;
+}
+
+/** The bundle's namespace as the agent handled it. */
+export interface NamespaceRecord {
+  name: string;
+  /** This bundle created it: it may prune it when it is left empty. */
+  created: boolean;
+}
+
 /** What Flotilla applied for one bundle. */
 export interface Inventory {
   bundle: string;
@@ -20,6 +44,21 @@ export interface Inventory {
   digest: string;
   revision: string;
   entries: ObjectRef[];
+  /** Helm hook progress; absent for bundles without hooks. */
+  hooks?: HookRun;
+  /** The bundle's namespace (createNamespace); absent when none. */
+  namespace?: NamespaceRecord;
+  /** Digest of the pre-delete hooks stored for the bundle's removal; absent when none. */
+  deleteHooks?: string;
+}
+
+function parseJson<T>(text: string | undefined): T | undefined {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Identity of a ref regardless of API version: group/kind/namespace/name. */
@@ -63,6 +102,9 @@ export function inventoryObject(namespace: string, inv: Inventory): KubeObject {
       entries: JSON.stringify(normalizeRefs(inv.entries)),
       digest: inv.digest,
       revision: inv.revision,
+      ...(inv.hooks ? { hooks: JSON.stringify(inv.hooks) } : {}),
+      ...(inv.namespace ? { namespace: JSON.stringify(inv.namespace) } : {}),
+      ...(inv.deleteHooks ? { deleteHooks: inv.deleteHooks } : {}),
     },
   };
 }
@@ -76,7 +118,17 @@ export function parseInventory(cm: KubeObject): Inventory | undefined {
   const entries = Array.isArray(parsed)
     ? (parsed as ObjectRef[]).filter((r) => r && r.apiVersion && r.kind && r.name)
     : [];
-  return { bundle, digest: data.digest ?? '', revision: data.revision ?? '', entries };
+  const hooks = parseJson<HookRun>(data.hooks);
+  const namespace = parseJson<NamespaceRecord>(data.namespace);
+  return {
+    bundle,
+    digest: data.digest ?? '',
+    revision: data.revision ?? '',
+    entries,
+    ...(hooks && Array.isArray(hooks.done) ? { hooks } : {}),
+    ...(namespace && typeof namespace.name === 'string' ? { namespace } : {}),
+    ...(data.deleteHooks ? { deleteHooks: data.deleteHooks } : {}),
+  };
 }
 
 /** Reads and writes inventories in one namespace. */

@@ -81,6 +81,10 @@ export class KubeClient implements KubeApi {
     return this.discovery.resource(apiVersion, kind, signal);
   }
 
+  namespacedKinds(signal?: AbortSignal): Promise<{ apiVersion: string; kind: string }[]> {
+    return this.discovery.namespacedKinds(signal);
+  }
+
   /** Forgets discovery results. */
   invalidateDiscovery(): void {
     this.discovery.invalidate();

@@ -6,7 +6,11 @@ import { hasStatus, UnknownKindError } from './errors.js';
 import type { ResourceInfo } from './types.js';
 
 interface APIResourceList {
-  resources?: { name: string; kind: string; namespaced: boolean }[];
+  resources?: { name: string; kind: string; namespaced: boolean; verbs?: string[] }[];
+}
+
+interface APIGroupList {
+  groups?: { preferredVersion?: { groupVersion?: string } }[];
 }
 
 /** Splits "apps/v1" into group "apps", version "v1"; "v1" is the core group. */
@@ -36,6 +40,31 @@ export class Discovery {
     const info = fresh.get(kind);
     if (!info) throw new UnknownKindError(apiVersion, kind);
     return info;
+  }
+
+  /**
+   * Every namespaced kind the server lists (the preferred version of each group), read
+   * fresh: what may live in a namespace. Subresources and kinds without "list" are left out.
+   */
+  async namespacedKinds(signal?: AbortSignal): Promise<{ apiVersion: string; kind: string }[]> {
+    const groups = (await this.send({ method: 'GET', path: '/apis', signal })) as APIGroupList;
+    const versions = [
+      'v1',
+      ...(groups.groups ?? []).flatMap((g) => g.preferredVersion?.groupVersion ?? []),
+    ];
+    const out: { apiVersion: string; kind: string }[] = [];
+    for (const apiVersion of versions) {
+      const { group, version } = splitApiVersion(apiVersion);
+      const list = (await this.send({
+        method: 'GET',
+        path: groupVersionPath(group, version),
+        signal,
+      })) as APIResourceList;
+      for (const r of list.resources ?? [])
+        if (r.namespaced && !r.name.includes('/') && (r.verbs ?? []).includes('list'))
+          out.push({ apiVersion, kind: r.kind });
+    }
+    return out;
   }
 
   /** Drops everything cached (e.g. after CRDs were deleted). */

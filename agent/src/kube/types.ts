@@ -53,6 +53,11 @@ export interface KubeApi {
   delete(ref: ObjectRef, signal?: AbortSignal): Promise<boolean>;
   /** Lists objects of a kind. */
   list(apiVersion: string, kind: string, opts?: ListOptions): Promise<KubeObject[]>;
+  /**
+   * Every namespaced kind the server lists. Optional: without it a namespace the agent
+   * created is never pruned (it cannot tell that nothing else lives there).
+   */
+  namespacedKinds?(signal?: AbortSignal): Promise<{ apiVersion: string; kind: string }[]>;
 }
 
 /** The object's reference, from its own fields. */

@@ -22,14 +22,14 @@ export interface MetricsSources {
 
 /** Apply counters kept by the app; the rest is read from the sources when scraped. */
 export class AgentMetrics {
-  private readonly applies = { applied: 0, partial: 0, failed: 0 };
+  private readonly applies = { applied: 0, partial: 0, failed: 0, waiting: 0 };
   private applySecondsSum = 0;
   private lastApplySeconds = 0;
 
   constructor(private readonly sources: MetricsSources) {}
 
   /** Records one finished apply. */
-  observeApply(result: 'applied' | 'partial' | 'failed', durationMs: number): void {
+  observeApply(result: 'applied' | 'partial' | 'failed' | 'waiting', durationMs: number): void {
     this.applies[result]++;
     this.lastApplySeconds = durationMs / 1000;
     this.applySecondsSum += durationMs / 1000;
@@ -47,7 +47,7 @@ export class AgentMetrics {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
       for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
     };
-    const total = this.applies.applied + this.applies.partial + this.applies.failed;
+    const total = Object.values(this.applies).reduce((n, x) => n + x, 0);
     metric(
       'flotilla_agent_applies_total',
       'counter',

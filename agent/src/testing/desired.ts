@@ -1,6 +1,15 @@
 // Builders of well-formed desired states for tests: digests computed the way the hub does.
 import { bundleDigest, desiredStateDigest } from '@flotilla/common';
-import type { BundleDesiredState, DesiredState, DriftPolicy, KubeObject } from '@flotilla/common';
+import type {
+  BundleDesiredState,
+  BundleNamespace,
+  DesiredState,
+  DriftPolicy,
+  HookDeletePolicy,
+  HookPhase,
+  HookSpec,
+  KubeObject,
+} from '@flotilla/common';
 
 /** A bundle as a test writes it: name, objects, optional conflict policy. */
 export interface TestBundle {
@@ -9,6 +18,9 @@ export interface TestBundle {
   forceConflicts?: boolean;
   /** Default: enforce, nothing ignored. */
   drift?: DriftPolicy;
+  hooks?: HookSpec[];
+  namespace?: BundleNamespace;
+  dependsOn?: string[];
 }
 
 /** A bundle with its digest. */
@@ -18,6 +30,9 @@ export function makeBundle(b: TestBundle): BundleDesiredState {
     drift: b.drift ?? { mode: 'enforce' as const, ignore: [] },
     forceConflicts: b.forceConflicts ?? true,
     objects: b.objects,
+    ...(b.hooks ? { hooks: b.hooks } : {}),
+    ...(b.namespace ? { namespace: b.namespace } : {}),
+    ...(b.dependsOn ? { dependsOn: b.dependsOn } : {}),
   };
   return { ...body, digest: bundleDigest(body) };
 }
@@ -55,4 +70,27 @@ export function deployment(namespace: string, name: string, image = 'nginx:1.27'
       template: { metadata: { labels }, spec: { containers: [{ name: 'main', image }] } },
     },
   };
+}
+
+/** A Job that runs one container (a bare API server runs none: tests write its status). */
+export function job(namespace: string, name: string, image = 'busybox:1.37'): KubeObject {
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace },
+    spec: {
+      backoffLimit: 0,
+      template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image }] } },
+    },
+  };
+}
+
+/** A hook as the hub renders it (weight 0, before-hook-creation unless given). */
+export function hook(
+  object: KubeObject,
+  phases: HookPhase[],
+  deletePolicies: HookDeletePolicy[] = ['before-hook-creation'],
+  weight = 0,
+): HookSpec {
+  return { phases, weight, deletePolicies, object };
 }
