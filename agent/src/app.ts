@@ -84,8 +84,11 @@ export class AgentApp {
   private heldDigest = '';
   private deleteHooks!: DeleteHookStore;
   private hookWaiter: HookWaiter | undefined;
-  /** Bundles some bundle waits for (dependsOn): one turning Ready wakes the apply. */
-  private awaited = new Set<string>();
+  /**
+   * Bundles some bundle waits for (dependsOn), with the reason status shows: one turning
+   * Ready, or changing its reason, wakes the apply (which then applies, or says why not).
+   */
+  private awaited = new Map<string, string>();
   /** What the last published apply event said (digest, result, waits), so a repeat stays quiet. */
   private lastPublished = '';
 
@@ -141,9 +144,8 @@ export class AgentApp {
     this.drift = new DriftController(this.kube, this.publisher, {
       logger: this.logger,
       namespaces: c.managedNamespaces,
-      onHealth: (bundle, state) => {
-        if (state === 'Ready' && this.awaited.has(bundle) && this.lastState)
-          this.wakeIfReady(this.lastState);
+      onHealth: (bundle) => {
+        if (this.awaited.has(bundle) && this.lastState) this.wakeIfMoved(this.lastState);
       },
     });
     if (c.metricsAddr) {
@@ -374,7 +376,7 @@ export class AgentApp {
       signal,
       new Set(outcome?.notApplied ?? []),
     );
-    this.wakeIfReady(job.state);
+    this.wakeIfMoved(job.state);
     const result = outcome?.result ?? 'failed';
     // A waiting state is not applied yet: the hub keeps sending it until it is.
     if (
@@ -399,24 +401,33 @@ export class AgentApp {
   // What the reconcile waits for: hook objects (polled) and dependencies (health changes).
   private armWakes(outcome: ReconcileOutcome | undefined): void {
     const hooks: HookWake[] = [];
-    const awaited = new Set<string>();
+    const awaited = new Map<string, string>();
     for (const w of outcome?.wakes ?? []) {
-      if (w.kind === 'bundle') awaited.add(w.bundle);
-      else hooks.push({ ref: w.ref, until: w.until, deadlineMs: w.deadlineMs });
+      if (w.kind === 'object') hooks.push({ ref: w.ref, until: w.until, deadlineMs: w.deadlineMs });
     }
+    for (const b of outcome?.bundles ?? [])
+      if (
+        b.waiting &&
+        outcome?.wakes.some((w) => w.kind === 'bundle' && w.bundle === b.waiting?.for)
+      )
+        awaited.set(b.waiting.for, b.waiting.reason);
     this.awaited = awaited;
     this.hookWaiter?.set(hooks);
   }
 
-  // A dependency already Ready (its health settled before the wait was armed) wakes at once.
-  private wakeIfReady(state: DesiredState): void {
-    for (const name of this.awaited) {
+  // A dependency that turned Ready, or whose reason changed since status was told (its
+  // health settled after the apply, say), wakes the apply: to go on, or to say why not.
+  private wakeIfMoved(state: DesiredState): void {
+    for (const [name, said] of this.awaited) {
       const dep = state.bundles.find((b) => b.name === name);
-      if (dep && this.drift?.health.readyAt(name, dep.digest).ready) {
-        this.logger.info({ [LogFields.bundle]: name }, 'dependency ready; reconciling');
-        this.awaited = new Set();
-        return this.wake();
-      }
+      const now = dep && this.drift?.health.readyAt(name, dep.digest);
+      if (!now || (!now.ready && `waiting for bundle ${name}: ${now.reason}` === said)) continue;
+      this.logger.info(
+        { [LogFields.bundle]: name, ready: now.ready },
+        'dependency health moved; reconciling',
+      );
+      this.awaited = new Map();
+      return this.wake();
     }
   }
 
