@@ -255,12 +255,10 @@ export async function finishBundle(
       if (step.wake) wake = { kind: 'object', ...step.wake };
     }
     deleteHooks = await storeDeleteHooks(b, previous, opts, extra);
+    // The namespace it no longer uses: pruned once, when it is left empty (docs/fleet-repo.md).
     const old = previous?.namespace;
-    if (old?.created && old.name !== b.namespace?.name) {
-      const e = await pruneNamespace(kube, old.name, b.name, opts.signal);
-      pruned.push(e);
-      if (e.action === 'failed') namespace = old;
-    }
+    if (old?.created && old.name !== b.namespace?.name)
+      pruned.push(await pruneNamespace(kube, old.name, b.name, opts.signal));
   } else if (!namespace && previous?.namespace) {
     namespace = previous.namespace;
   }

@@ -18,13 +18,16 @@ const RUN: ReadonlySet<string> = new Set<HookPhase>([
   'pre-delete',
 ]);
 // Known to helm, not run by Flotilla: tests (skipped, as `helm template --skip-tests`),
-// rollbacks (a rollback is a revert commit, an upgrade) and post-delete. Docs: helm.md.
+// rollbacks (a rollback is a revert commit, an upgrade), post-delete, and Helm 2's
+// crd-install (Helm 3 leaves those objects out too). Docs: helm.md.
 const NOT_RUN: ReadonlySet<string> = new Set([
   'test',
   'test-success',
+  'test-failure',
   'post-delete',
   'pre-rollback',
   'post-rollback',
+  'crd-install',
 ]);
 const POLICIES: ReadonlySet<string> = new Set<HookDeletePolicy>([
   'before-hook-creation',
