@@ -141,7 +141,8 @@ interface Entry {
 function entries(state: DesiredState | undefined): Map<string, Entry> {
   const out = new Map<string, Entry>();
   for (const b of state?.bundles ?? [])
-    for (const object of b.objects) out.set(objectKey(object), { bundle: b.name, object });
+    for (const object of [...b.objects, ...(b.hooks ?? []).map((h) => h.object)])
+      out.set(objectKey(object), { bundle: b.name, object });
   return out;
 }
 

@@ -29,6 +29,8 @@ describe('flotilla render', () => {
         '  namespace: web\n  substitute: true\n  targets:\n    - clusterSelector: {}\n',
       ),
       'bundles/web/manifests/cm.yaml': configMap('web', { cluster: '${cluster.name}' }),
+      'bundles/web/manifests/hook.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-hook\n  annotations: { helm.sh/hook: pre-install }\n',
       'bundles/devonly/bundle.yaml': bundleYaml(
         'devonly',
         '  namespace: d\n  substitute: true\n  targets:\n    - clusterSelector: { matchLabels: { env: dev } }\n',
@@ -50,9 +52,11 @@ describe('flotilla render', () => {
     const docs = parseAllDocuments(r.out).map(
       (d) => d.toJS() as { metadata: { name: string; namespace: string }; data: unknown },
     );
-    assert.equal(docs.length, 1);
+    assert.equal(docs.length, 2);
     assert.equal(docs[0]?.metadata.namespace, 'web');
     assert.deepEqual(docs[0]?.data, { cluster: 'prod-1' });
+    // Helm hooks are printed after the bundle's objects, annotations and all.
+    assert.equal(docs[1]?.metadata.name, 'web-hook');
   });
 
   test('json-output-is-the-desired-state-with-its-digest', async () => {

@@ -156,10 +156,13 @@ function explainMissing(
 }
 
 function toYaml(bundles: DesiredState['bundles']): string {
-  return bundles
-    .flatMap((b) => b.objects)
-    .map((o) => `---\n${stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })}`)
-    .join('');
+  return (
+    bundles
+      // Helm hooks too (their helm.sh/hook annotations say they are hooks; docs/helm.md).
+      .flatMap((b) => [...b.objects, ...(b.hooks ?? []).map((h) => h.object)])
+      .map((o) => `---\n${stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })}`)
+      .join('')
+  );
 }
 
 function toJson(state: DesiredState, bundles: DesiredState['bundles']): string {
