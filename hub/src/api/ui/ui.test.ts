@@ -5,6 +5,9 @@ import test from 'node:test';
 import { silentLogger } from '@flotilla/common';
 import { FleetStatus } from '../../status/fleet-status.js';
 import { startHttpApi } from '../http.js';
+import { DEPLOYMENT_STATES } from '../../status/deployments.js';
+import { PAGE_CSS } from './page-css.js';
+import { PAGE_SCRIPT } from './page-script.js';
 import { UI_CSP, uiAssetPaths } from './serve.js';
 
 async function api() {
@@ -99,4 +102,13 @@ test('unknown-ui-paths-are-json-404s-and-the-api-is-unchanged', async () => {
   } finally {
     await srv.stop();
   }
+});
+
+test('the-page-knows-every-deployment-state-the-api-returns', () => {
+  // The page counts and colours deployments by state from its own list: a state missing
+  // there (Waiting, say) would be counted nowhere.
+  const m = /const DEPLOYMENT_STATES = (\[[^\]]*\])/.exec(PAGE_SCRIPT);
+  const pageStates = JSON.parse((m?.[1] ?? '[]').replace(/'/g, '"')) as string[];
+  assert.deepEqual([...pageStates].sort(), [...DEPLOYMENT_STATES].sort());
+  for (const s of DEPLOYMENT_STATES) assert.match(PAGE_CSS, new RegExp(`\\.state-${s}\\b`));
 });
