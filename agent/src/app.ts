@@ -31,8 +31,8 @@ import { LatestWinsQueue } from './sync/queue.js';
 import { reconcile } from './sync/reconcile.js';
 import type { ReconcileOutcome } from './sync/reconcile.js';
 import { DeleteHookStore } from './hooks/store.js';
-import { HookWaiter } from './hooks/waiter.js';
-import type { HookWake } from './hooks/run.js';
+import type { DependencyHealth } from './sync/dependencies.js';
+import { WaitWakes } from './sync/waits.js';
 
 /**
  * Why an apply runs: a state from the hub, the stored state at start, the periodic resync,
@@ -83,12 +83,8 @@ export class AgentApp {
   /** Digest of the desired state the mass-prune guard holds, once its hold was reported; "" when none. */
   private heldDigest = '';
   private deleteHooks!: DeleteHookStore;
-  private hookWaiter: HookWaiter | undefined;
-  /**
-   * Bundles some bundle waits for (dependsOn), with the reason status shows: one turning
-   * Ready, or changing its reason, wakes the apply (which then applies, or says why not).
-   */
-  private awaited = new Map<string, string>();
+  /** Hooks and dependencies a reconcile waits for; their moving wakes the apply. */
+  private waits: WaitWakes | undefined;
   /** What the last published apply event said (digest, result, waits), so a repeat stays quiet. */
   private lastPublished = '';
 
@@ -122,7 +118,7 @@ export class AgentApp {
     this.inventories = new InventoryStore(this.kube, c.namespace, !c.managedNamespaces);
     this.stateStore = new StateStore(this.kube, c.namespace);
     this.deleteHooks = new DeleteHookStore(this.kube, c.namespace);
-    this.hookWaiter = new HookWaiter(this.kube, () => this.wake(), { logger: this.logger });
+    this.waits = new WaitWakes(this.kube, this.dependencyHealth, () => this.wake(), this.logger);
     const token = c.tokenFile ? await readSecretFile(c.tokenFile, 'token-file') : c.token;
     const caPem = c.caFile ? Buffer.from(await readSecretFile(c.caFile, 'ca-file')) : undefined;
     const natsAuth = c.insecure
@@ -145,7 +141,7 @@ export class AgentApp {
       logger: this.logger,
       namespaces: c.managedNamespaces,
       onHealth: (bundle) => {
-        if (this.awaited.has(bundle) && this.lastState) this.wakeIfMoved(this.lastState);
+        if (this.waits?.awaits(bundle) && this.lastState) this.waits.check(this.lastState);
       },
     });
     if (c.metricsAddr) {
@@ -251,7 +247,7 @@ export class AgentApp {
     this.stopping.abort();
     clearInterval(this.resyncTimer);
     clearTimeout(this.retryTimer);
-    this.hookWaiter?.stop();
+    this.waits?.stop();
     await this.queue.close(Math.floor(graceMs / 2));
     this.identity?.stop();
     await this.connecting;
@@ -354,11 +350,7 @@ export class AgentApp {
         concurrency: this.config.applyConcurrency,
         namespaces: this.config.managedNamespaces,
         beforeWrites: admit,
-        dependencyHealth: (bundle, digest) =>
-          this.drift?.health.readyAt(bundle, digest) ?? {
-            ready: false,
-            reason: 'health is not tracked yet',
-          },
+        dependencyHealth: this.dependencyHealth,
         deleteHooks: this.deleteHooks,
         signal,
       });
@@ -369,16 +361,16 @@ export class AgentApp {
     if (outcome?.held) return this.hold(job, outcome);
     if (job.kind === 'hub') this.heldDigest = '';
     // Armed before the watches report health, so a dependency turning Ready is not missed.
-    this.armWakes(outcome);
+    this.waits?.arm(outcome);
     await this.drift?.afterApply(
       job.state,
       outcome?.bundles ?? [],
       signal,
       new Set(outcome?.notApplied ?? []),
     );
-    this.wakeIfMoved(job.state);
+    this.waits?.check(job.state);
     const result = outcome?.result ?? 'failed';
-    // A waiting state is not applied yet: the hub keeps sending it until it is.
+    // A waiting state is not recorded as applied: Hello keeps the last fully applied digest.
     if (
       result !== 'failed' &&
       result !== 'waiting' &&
@@ -398,38 +390,12 @@ export class AgentApp {
     if (this.lastState) this.queue.submit({ kind: 'wake', state: this.lastState });
   }
 
-  // What the reconcile waits for: hook objects (polled) and dependencies (health changes).
-  private armWakes(outcome: ReconcileOutcome | undefined): void {
-    const hooks: HookWake[] = [];
-    const awaited = new Map<string, string>();
-    for (const w of outcome?.wakes ?? []) {
-      if (w.kind === 'object') hooks.push({ ref: w.ref, until: w.until, deadlineMs: w.deadlineMs });
-    }
-    for (const b of outcome?.bundles ?? [])
-      if (
-        b.waiting &&
-        outcome?.wakes.some((w) => w.kind === 'bundle' && w.bundle === b.waiting?.for)
-      )
-        awaited.set(b.waiting.for, b.waiting.reason);
-    this.awaited = awaited;
-    this.hookWaiter?.set(hooks);
-  }
-
-  // A dependency that turned Ready, or whose reason changed since status was told (its
-  // health settled after the apply, say), wakes the apply: to go on, or to say why not.
-  private wakeIfMoved(state: DesiredState): void {
-    for (const [name, said] of this.awaited) {
-      const dep = state.bundles.find((b) => b.name === name);
-      const now = dep && this.drift?.health.readyAt(name, dep.digest);
-      if (!now || (!now.ready && `waiting for bundle ${name}: ${now.reason}` === said)) continue;
-      this.logger.info(
-        { [LogFields.bundle]: name, ready: now.ready },
-        'dependency health moved; reconciling',
-      );
-      this.awaited = new Map();
-      return this.wake();
-    }
-  }
+  /** Whether a bundle is healthy at a digest on this cluster (dependsOn). */
+  private readonly dependencyHealth: DependencyHealth = (bundle, digest) =>
+    this.drift?.health.readyAt(bundle, digest) ?? {
+      ready: false,
+      reason: 'health is not tracked yet',
+    };
 
   /**
    * A held state: nothing was applied or pruned, and the earlier state stays the one
