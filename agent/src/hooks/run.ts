@@ -57,16 +57,17 @@ export function phaseOf(mode: HookRun['mode'], stage: 'pre' | 'post'): HookPhase
 
 /**
  * The run a bundle at `digest` continues: the recorded one when it is for this digest,
- * else a new one: install when the bundle has no inventory on this cluster, upgrade when
- * it has (docs/helm.md).
+ * else a new one: install when the bundle has nothing applied on this cluster (no
+ * inventory, or only the record of an install that never got to its objects), upgrade
+ * when it has (docs/helm.md).
  */
 export function runFor(
-  previous: { hooks?: HookRun } | undefined,
+  previous: { hooks?: HookRun; digest: string } | undefined,
   digest: string,
   mode?: HookRun['mode'],
 ): HookRun {
   const rec = previous?.hooks;
-  const want = mode ?? (previous ? 'upgrade' : 'install');
+  const want = mode ?? (previous && previous.digest !== '' ? 'upgrade' : 'install');
   if (rec && rec.digest === digest && (mode === undefined || rec.mode === mode)) return rec;
   return { digest, mode: want, done: [] };
 }

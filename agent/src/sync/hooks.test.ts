@@ -101,8 +101,26 @@ describe('helm hooks (real kube-apiserver)', { skip }, () => {
     assert.deepEqual((await get('ConfigMap', 'hk-app', 'settings'))?.data, { v: 'two' });
   });
 
+  it('a-new-version-before-the-first-install-finished-is-still-an-install', async () => {
+    others = ['app', 'early'];
+    const early = (data: string): TestBundle => ({
+      name: 'early',
+      namespace: { name: 'hk-early' },
+      objects: [configMap('hk-early', 'settings', { v: data })],
+      hooks: [hook(job('hk-early', 'setup'), ['pre-install'])],
+    });
+    assert.equal((await reconcile([early('1')])).result, 'waiting');
+    // A commit arrives while the pre-install hook runs: still an install (nothing of the
+    // bundle was applied), so the pre-install hook runs again for the new content.
+    const next = await reconcile([early('2')]);
+    assert.equal(next.bundles[0]?.waiting?.for, 'pre-install hook Job/hk-early/setup');
+    await finishJob(kube, 'hk-early', 'setup', 'Complete');
+    assert.equal((await reconcile([early('2')])).result, 'applied');
+    assert.deepEqual((await get('ConfigMap', 'hk-early', 'settings'))?.data, { v: '2' });
+  });
+
   it('a-failed-hook-job-fails-the-bundle-with-its-reason-and-applies-nothing', async () => {
-    others = ['app', 'broken'];
+    others = ['app', 'early', 'broken'];
     const broken: TestBundle = {
       name: 'broken',
       namespace: { name: 'hk-broken' },
@@ -126,7 +144,7 @@ describe('helm hooks (real kube-apiserver)', { skip }, () => {
   });
 
   it('a-hook-job-that-never-finishes-fails-at-the-timeout', async () => {
-    others = ['app', 'broken', 'slow'];
+    others = ['app', 'early', 'broken', 'slow'];
     let now = Date.now();
     const slow: TestBundle = {
       name: 'slow',
@@ -151,7 +169,7 @@ describe('helm hooks (real kube-apiserver)', { skip }, () => {
   });
 
   it('post-install-runs-after-the-objects-and-hook-succeeded-deletes-it', async () => {
-    others = ['app', 'broken', 'slow', 'post'];
+    others = ['app', 'early', 'broken', 'slow', 'post'];
     const post: TestBundle = {
       name: 'post',
       namespace: { name: 'hk-post' },
@@ -172,7 +190,7 @@ describe('helm hooks (real kube-apiserver)', { skip }, () => {
   });
 
   it('pre-delete-runs-when-the-bundle-is-removed-then-its-objects-go', async () => {
-    others = ['app', 'broken', 'slow', 'post', 'gone'];
+    others = ['app', 'early', 'broken', 'slow', 'post', 'gone'];
     const gone: TestBundle = {
       name: 'gone',
       objects: [configMap('default', 'gone-settings', { v: '1' })],
