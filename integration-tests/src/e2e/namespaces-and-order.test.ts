@@ -202,6 +202,21 @@ test(
       error,
       /bundles\/db\/bundle\.yaml:10: spec\.dependsOn\[0\]: dependency cycle: app → db → app/,
     );
+    // Status says so per deployment (render failures are Failed with file:line), and the
+    // cluster keeps running what it had.
+    const failed = await waitFor(
+      async () => {
+        const rows = await deployments(f);
+        return rows.get('app')?.state === 'Failed' && rows.get('db')?.state === 'Failed'
+          ? rows
+          : false;
+      },
+      { what: 'app and db Failed in status', timeoutMs: 30_000, intervalMs: 250 },
+    );
+    assert.match(
+      failed.get('app')?.reason ?? '',
+      /failed to render: bundles\/app\/bundle\.yaml:9: spec\.dependsOn\[0\]: dependency cycle: app → db → app/,
+    );
     assert.equal((await settings()).data?.message, 'hello');
 
     // app leaves the fleet: its objects go, and so does the namespace it created, now
