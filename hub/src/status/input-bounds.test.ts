@@ -186,3 +186,29 @@ test('a-record-shrunk-or-not-saved-shows-as-degraded-with-the-reason', () => {
   assert.equal(status.get('edge-1')?.degraded, 'status not saved: maximum payload exceeded');
   assert.deepEqual(cuts, ['edge-1:status.record', 'edge-1:status.save']);
 });
+
+test('a-waiting-bundles-for-and-reason-are-bounded-and-kept', () => {
+  const cuts = new Set<string>();
+  const ev = appliedEvent('edge-1', 'r1', 'sha256:d1', { app: 'sha256:a' }, new Date(T0), {
+    result: 'waiting',
+    kind: 'applied',
+  });
+  const fits = {
+    ...ev.data,
+    bundles: [{ ...ev.data.bundles[0]!, waiting: { for: 'db', reason: 'waiting for bundle db' } }],
+  };
+  // Within the limits: the agent's own object, waiting and all.
+  assert.equal(
+    readApplied(fits, () => assert.fail('nothing to cut')),
+    fits,
+  );
+  const huge = {
+    ...ev.data,
+    bundles: [{ ...ev.data.bundles[0]!, waiting: { for: 'db', reason: 'r'.repeat(50_000) } }],
+  };
+  const d = readApplied(huge, (w) => cuts.add(w));
+  assert.equal(d.result, 'waiting');
+  assert.equal(d.bundles[0]?.waiting?.for, 'db');
+  assert.equal(d.bundles[0]?.waiting?.reason.length, EVENT_LIMITS.textChars);
+  assert.ok(cuts.has('applied.waiting'));
+});
