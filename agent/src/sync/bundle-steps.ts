@@ -114,9 +114,10 @@ function stopped(s: Omit<Staged, 'progress'>, step?: HookStep): Staged {
   const wake: Wake | undefined = step?.wake ? { kind: 'object', ...step.wake } : s.wake;
   const failures = step?.message && step.status !== 'waiting' ? [step.message] : s.failures;
   const waiting = step?.waiting ?? s.waiting;
+  const failure = failures[0] ?? failureMessages(s.extra)[0];
   const progress: BundleProgress =
-    failures.length > 0
-      ? { state: 'failed', reason: failures[0] as string }
+    failure !== undefined
+      ? { state: 'failed', reason: failure }
       : { state: 'waiting', reason: waiting?.reason ?? 'waiting' };
   return { ...s, failures, ...(waiting ? { waiting } : {}), ...(wake ? { wake } : {}), progress };
 }
@@ -150,8 +151,9 @@ export async function stageBundle(
     );
     base.extra.push(ns.entry);
     base.namespace = { name: b.namespace.name, created: ns.created };
-    if (ns.entry.action === 'failed')
-      return stopped({ ...base, failures: [`bundle namespace: ${ns.entry.reason ?? ''}`] });
+    // Its entry says why; nothing else of the bundle can go into a namespace that is not
+    // there. (A namespaced-mode agent only refuses the labels of a namespace its install made.)
+    if (ns.entry.action === 'failed' && opts.namespaces === undefined) return stopped(base);
   }
   const applyOpts = { ...opts, bundle: b.name, force: b.forceConflicts };
   let objects = b.objects;
@@ -170,7 +172,7 @@ export async function stageBundle(
     }
   }
   const applied = [...early, ...(await applySet(kube, objects, applyOpts))];
-  const failed = applied.find((e) => e.action === 'failed');
+  const failed = [...base.extra, ...applied].find((e) => e.action === 'failed');
   const postPending = base.run !== undefined && !phaseDone(b.hooks, base.run, 'post');
   return {
     ...base,

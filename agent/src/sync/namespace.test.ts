@@ -125,8 +125,26 @@ describe('bundle namespaces and dependsOn (real kube-apiserver)', { skip }, () =
     });
   });
 
+  it('a-namespaced-mode-agent-refuses-namespace-labels-and-applies-the-rest', async () => {
+    others = ['mover', 'locked'];
+    await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ns-locked' } });
+    const locked: TestBundle = {
+      name: 'locked',
+      namespace: { name: 'ns-locked', labels: { team: 'x' } },
+      objects: [configMap('ns-locked', 'settings', { v: '1' })],
+    };
+    const out = await reconcile([locked], { namespaces: ['ns-locked'] });
+    assert.equal(out.result, 'partial');
+    assert.match(
+      out.bundles[0]?.failures[0] ?? '',
+      /^Namespace\/ns-locked: refused: namespaceLabels/,
+    );
+    assert.equal(out.bundles[0]?.created, 1, 'the ConfigMap');
+    assert.equal((await ns('ns-locked'))?.metadata.labels?.team, undefined);
+  });
+
   it('dependsOn-holds-a-bundle-until-its-dependency-is-healthy-and-touches-nothing-meanwhile', async () => {
-    others = ['mover', 'db', 'site'];
+    others = ['mover', 'locked', 'db', 'site'];
     let ready = false;
     const health: DependencyHealth = (bundle) =>
       ready || bundle !== 'db'
