@@ -43,6 +43,12 @@ export const durations = {
   statusDegradedFor: 3_600_000,
   /** Hub: CPU time one run of `kustomize build` or `helm template` may use, all threads (30 s). */
   renderToolCpuTime: 30_000,
+  /** Agent: how often the cluster's version and served API versions are read again (60 s). */
+  capabilitiesPoll: 60_000,
+  /** Agent: how long the first dial waits for the first capabilities reading (5 s). */
+  capabilitiesFirstWait: 5_000,
+  /** Hub: capability reports arriving within this window share one re-render (1 s). */
+  capabilitiesRerenderDelay: 1_000,
   /** Hub: retry a failed push of NATS account revocations after this delay (2 s). */
   natsClaimsRetry: 2_000,
   /** Hub: connect and request timeout of one push of NATS account revocations (3 s). */

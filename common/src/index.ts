@@ -1,6 +1,14 @@
 // @flotilla/common: what hub and agent share. Named exports only.
 export { Backoff, sleep } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
+export {
+  CAPABILITIES_LIMITS,
+  capabilitiesDigest,
+  checkCapabilities,
+  isApiVersionEntry,
+  isKubeVersion,
+} from './capabilities.js';
+export type { ClusterCapabilities } from './capabilities.js';
 export { durations, parseDuration } from './durations.js';
 export {
   ConfigError,

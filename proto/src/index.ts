@@ -9,6 +9,10 @@ import type { ProtoGrpcType as IdentityProto } from './generated/identity.js';
 export type { AgentMessage, AgentMessage__Output } from './generated/flotilla/v1/AgentMessage.js';
 export type { HubMessage, HubMessage__Output } from './generated/flotilla/v1/HubMessage.js';
 export type { Hello__Output } from './generated/flotilla/v1/Hello.js';
+export type {
+  ClusterCapabilities as ClusterCapabilitiesMessage,
+  ClusterCapabilities__Output,
+} from './generated/flotilla/v1/ClusterCapabilities.js';
 export type { Ack, Ack__Output } from './generated/flotilla/v1/Ack.js';
 export type { AckResult } from './generated/flotilla/v1/AckResult.js';
 export type { DesiredStateChunk__Output } from './generated/flotilla/v1/DesiredStateChunk.js';

@@ -5,6 +5,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 import type { Ack as _flotilla_v1_Ack, Ack__Output as _flotilla_v1_Ack__Output } from './flotilla/v1/Ack.js';
 import type { AgentMessage as _flotilla_v1_AgentMessage, AgentMessage__Output as _flotilla_v1_AgentMessage__Output } from './flotilla/v1/AgentMessage.js';
 import type { AgentStreamClient as _flotilla_v1_AgentStreamClient, AgentStreamDefinition as _flotilla_v1_AgentStreamDefinition } from './flotilla/v1/AgentStream.js';
+import type { ClusterCapabilities as _flotilla_v1_ClusterCapabilities, ClusterCapabilities__Output as _flotilla_v1_ClusterCapabilities__Output } from './flotilla/v1/ClusterCapabilities.js';
 import type { DesiredStateChunk as _flotilla_v1_DesiredStateChunk, DesiredStateChunk__Output as _flotilla_v1_DesiredStateChunk__Output } from './flotilla/v1/DesiredStateChunk.js';
 import type { Heartbeat as _flotilla_v1_Heartbeat, Heartbeat__Output as _flotilla_v1_Heartbeat__Output } from './flotilla/v1/Heartbeat.js';
 import type { Hello as _flotilla_v1_Hello, Hello__Output as _flotilla_v1_Hello__Output } from './flotilla/v1/Hello.js';
@@ -23,6 +24,7 @@ export interface ProtoGrpcType {
       AckResult: EnumTypeDefinition
       AgentMessage: MessageTypeDefinition<_flotilla_v1_AgentMessage, _flotilla_v1_AgentMessage__Output>
       AgentStream: SubtypeConstructor<typeof grpc.Client, _flotilla_v1_AgentStreamClient> & { service: _flotilla_v1_AgentStreamDefinition }
+      ClusterCapabilities: MessageTypeDefinition<_flotilla_v1_ClusterCapabilities, _flotilla_v1_ClusterCapabilities__Output>
       DesiredStateChunk: MessageTypeDefinition<_flotilla_v1_DesiredStateChunk, _flotilla_v1_DesiredStateChunk__Output>
       Heartbeat: MessageTypeDefinition<_flotilla_v1_Heartbeat, _flotilla_v1_Heartbeat__Output>
       Hello: MessageTypeDefinition<_flotilla_v1_Hello, _flotilla_v1_Hello__Output>

@@ -4,17 +4,20 @@
 import type { Hello as _flotilla_v1_Hello, Hello__Output as _flotilla_v1_Hello__Output } from '../../flotilla/v1/Hello.js';
 import type { Ack as _flotilla_v1_Ack, Ack__Output as _flotilla_v1_Ack__Output } from '../../flotilla/v1/Ack.js';
 import type { Heartbeat as _flotilla_v1_Heartbeat, Heartbeat__Output as _flotilla_v1_Heartbeat__Output } from '../../flotilla/v1/Heartbeat.js';
+import type { ClusterCapabilities as _flotilla_v1_ClusterCapabilities, ClusterCapabilities__Output as _flotilla_v1_ClusterCapabilities__Output } from '../../flotilla/v1/ClusterCapabilities.js';
 
 export interface AgentMessage {
   'hello'?: (_flotilla_v1_Hello | null);
   'ack'?: (_flotilla_v1_Ack | null);
   'heartbeat'?: (_flotilla_v1_Heartbeat | null);
-  'kind'?: "hello"|"ack"|"heartbeat";
+  'capabilities'?: (_flotilla_v1_ClusterCapabilities | null);
+  'kind'?: "hello"|"ack"|"heartbeat"|"capabilities";
 }
 
 export interface AgentMessage__Output {
   'hello'?: (_flotilla_v1_Hello__Output | null);
   'ack'?: (_flotilla_v1_Ack__Output | null);
   'heartbeat'?: (_flotilla_v1_Heartbeat__Output | null);
-  'kind'?: "hello"|"ack"|"heartbeat";
+  'capabilities'?: (_flotilla_v1_ClusterCapabilities__Output | null);
+  'kind'?: "hello"|"ack"|"heartbeat"|"capabilities";
 }
