@@ -11,8 +11,8 @@
 //   flotilla_notifications_total{webhook,outcome} webhook posts (sent|failed|deduplicated|rate_limited)
 //   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
-import type { Ack__Output, Hello__Output } from '@flotilla/proto';
-import type { SessionObserver } from '../stream/types.js';
+import type { Ack__Output } from '@flotilla/proto';
+import type { HelloSummary, SessionObserver } from '../stream/types.js';
 import type { ClusterStatus } from '../status/model.js';
 import { Counter, Gauge, Histogram, Registry } from './registry.js';
 
@@ -132,7 +132,7 @@ export class HubMetrics {
   /** Wraps a session observer so opened sessions are counted. */
   observeSessions(inner: SessionObserver): SessionObserver {
     return {
-      connected: (cluster: string, session: string, hello: Hello__Output) => {
+      connected: (cluster: string, session: string, hello: HelloSummary) => {
         this.sessionsTotal.inc();
         inner.connected(cluster, session, hello);
       },

@@ -371,8 +371,8 @@ describe('kustomize and helm bundles', async () => {
     assert.equal(tools.runs.length, 2, 'clusters a and b share one run');
     const args = tools.runs.map((t) => t.args('/R', '/S').join(' ')).sort();
     assert.deepEqual(args, [
-      'template dev /R/bundles/h/chart --namespace h --include-crds --skip-tests --values /R/bundles/h/values-dev.yaml --values /S/values.json',
-      'template h /R/bundles/h/chart --namespace h --include-crds --skip-tests --values /R/bundles/h/values-prod.yaml --values /S/values.json',
+      'template dev /R/bundles/h/chart --namespace h --include-crds --skip-tests --kube-version v1.35.0 --values /R/bundles/h/values-dev.yaml --values /S/values.json',
+      'template h /R/bundles/h/chart --namespace h --include-crds --skip-tests --kube-version v1.35.0 --values /R/bundles/h/values-prod.yaml --values /S/values.json',
     ]);
     assert.deepEqual(
       JSON.parse(

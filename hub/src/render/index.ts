@@ -12,10 +12,16 @@ export { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
 export type {
   RenderError,
   RenderFailure,
+  RenderInputs,
   RenderOptions,
   RenderResult,
   RenderStats,
 } from './types.js';
+export {
+  BUILTIN_CAPABILITIES,
+  DEFAULT_KUBE_VERSION,
+  effectiveCapabilities,
+} from './capabilities.js';
 export { FLEET_API_VERSION } from './spec.js';
 export { CLUSTER_SCOPED_KINDS } from './manifests.js';
 export { formatRenderError } from './format.js';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { BUILTIN_CAPABILITIES } from './capabilities.js';
 import { compileRenderConfig, renderOptionsOf } from './render-config.js';
 
 const MiB = 1024 * 1024;
@@ -18,6 +19,7 @@ describe('render config', () => {
       maxBundleDocuments: 10_000,
       maxBundleObjects: 5_000,
       workerMaxHeapBytes: 1024 * MiB,
+      defaultCapabilities: BUILTIN_CAPABILITIES,
     });
     assert.deepEqual(renderOptionsOf(cfg), {
       maxClusterBytes: 16 * MiB,
@@ -27,6 +29,7 @@ describe('render config', () => {
       toolTimeoutMs: 60_000,
       toolMaxCpuMs: 30_000,
       toolMaxMemoryBytes: 512 * MiB,
+      defaultCapabilities: { kubeVersion: 'v1.35.0', apiVersions: [] },
     });
   });
 
@@ -44,6 +47,8 @@ describe('render config', () => {
           maxBundleDocuments: 200,
           maxBundleObjects: 100,
           workerMaxHeapBytes: 512 * MiB,
+          defaultKubeVersion: 'v1.30.2',
+          defaultApiVersions: ['v1', 'monitoring.coreos.com/v1', 'v1'],
         },
       },
       'hub.yaml',
@@ -59,6 +64,10 @@ describe('render config', () => {
       maxBundleDocuments: 200,
       maxBundleObjects: 100,
       workerMaxHeapBytes: 512 * MiB,
+      defaultCapabilities: {
+        kubeVersion: 'v1.30.2',
+        apiVersions: ['monitoring.coreos.com/v1', 'v1'],
+      },
     });
   });
 
@@ -90,6 +99,14 @@ describe('render config', () => {
     assert.throws(
       () => compileRenderConfig({ render: { toolMaxCpuTime: '10ms' } }, 'hub.yaml'),
       /render\.toolMaxCpuTime: must be at least 1s/,
+    );
+    assert.throws(
+      () => compileRenderConfig({ render: { defaultKubeVersion: 'latest' } }, 'hub.yaml'),
+      /hub\.yaml: render\.defaultKubeVersion: "latest" is not a Kubernetes version/,
+    );
+    assert.throws(
+      () => compileRenderConfig({ render: { defaultApiVersions: ['apps/v1', 'a b'] } }, 'hub.yaml'),
+      /render\.defaultApiVersions\[1\]: must be group\/version/,
     );
   });
 });

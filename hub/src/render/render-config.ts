@@ -1,7 +1,18 @@
 // The `render:` section of the hub config: where kustomize and helm are and what they
-// may use, and the limits on what one commit can make the hub render. Compiled once at
-// start; errors name the field. Documented in docs/install.md (hub config).
-import { ConfigError, durations, parseDuration } from '@flotilla/common';
+// may use, the limits on what one commit can make the hub render, and the Helm
+// capabilities of clusters that have not reported theirs. Compiled once at start; errors
+// name the field. Documented in docs/install.md (hub config).
+import {
+  ConfigError,
+  checkCapabilities,
+  durations,
+  errorMessage,
+  isApiVersionEntry,
+  isKubeVersion,
+  parseDuration,
+} from '@flotilla/common';
+import type { ClusterCapabilities } from '@flotilla/common';
+import { BUILTIN_CAPABILITIES } from './capabilities.js';
 import { DEFAULT_RENDER_LIMITS } from './limits.js';
 import { DEFAULT_TOOL_MAX_MEMORY } from './tools.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
@@ -30,6 +41,11 @@ export interface RenderConfig {
   maxBundleObjects: number;
   /** V8 heap of the render worker thread, bytes (default 1 GiB). */
   workerMaxHeapBytes: number;
+  /**
+   * Helm capabilities of a cluster that has not reported its own and declares none
+   * (defaultKubeVersion, default v1.35.0; defaultApiVersions, default none).
+   */
+  defaultCapabilities: ClusterCapabilities;
 }
 
 const FIELDS = [
@@ -43,6 +59,8 @@ const FIELDS = [
   'maxBundleDocuments',
   'maxBundleObjects',
   'workerMaxHeapBytes',
+  'defaultKubeVersion',
+  'defaultApiVersions',
 ];
 
 const MiB = 1024 * 1024;
@@ -104,7 +122,36 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
       64 * MiB,
       ' (64 MiB)',
     ),
+    defaultCapabilities: defaultCapabilities(r, fail),
   };
+}
+
+function defaultCapabilities(
+  r: Record<string, unknown>,
+  fail: (field: string, problem: string) => never,
+): ClusterCapabilities {
+  const version = r.defaultKubeVersion ?? undefined;
+  const list = r.defaultApiVersions ?? undefined;
+  if (version === undefined && list === undefined) return BUILTIN_CAPABILITIES;
+  const kubeVersion = version ?? BUILTIN_CAPABILITIES.kubeVersion;
+  if (typeof kubeVersion !== 'string' || !isKubeVersion(kubeVersion))
+    fail('defaultKubeVersion', `"${String(kubeVersion)}" is not a Kubernetes version like v1.35.4`);
+  const apiVersions = list ?? [];
+  if (!Array.isArray(apiVersions) || !apiVersions.every((v) => typeof v === 'string'))
+    fail(
+      'defaultApiVersions',
+      'must be a list of API versions ("apps/v1", "monitoring.coreos.com/v1")',
+    );
+  const bad = (apiVersions as string[]).findIndex((v) => !isApiVersionEntry(v));
+  if (bad >= 0) fail(`defaultApiVersions[${bad}]`, 'must be group/version or group/version/Kind');
+  try {
+    return checkCapabilities(
+      { kubeVersion: kubeVersion as string, apiVersions: apiVersions as string[] },
+      'the list',
+    );
+  } catch (err) {
+    return fail('defaultApiVersions', errorMessage(err));
+  }
 }
 
 /** The renderer options a RenderConfig stands for. */
@@ -117,6 +164,7 @@ export function renderOptionsOf(cfg: RenderConfig): RenderOptions {
     toolTimeoutMs: cfg.toolTimeoutMs,
     toolMaxCpuMs: cfg.toolMaxCpuMs,
     toolMaxMemoryBytes: cfg.toolMaxMemoryBytes,
+    defaultCapabilities: cfg.defaultCapabilities,
     ...(cfg.kustomizePath !== undefined ? { kustomizePath: cfg.kustomizePath } : {}),
     ...(cfg.helmPath !== undefined ? { helmPath: cfg.helmPath } : {}),
   };

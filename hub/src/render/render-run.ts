@@ -2,6 +2,7 @@
 // helm where needed, renders bundles per cluster inputs. Reads the renderer's caches
 // from the previous render and records what it used, so the next render keeps only that.
 import { ValidationError, digestOf, errorMessage } from '@flotilla/common';
+import type { ClusterCapabilities } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { inputDigest, manifestPaths, prepareBundle, renderBundle } from './bundle.js';
 import type { PreparedBundle, RenderedBundle } from './bundle.js';
@@ -48,6 +49,8 @@ export class RenderRun {
     private readonly errors: RenderError[],
     private readonly tools: ToolRunner,
     private readonly limits: RenderLimits,
+    /** The capabilities a cluster's Helm bundles render with (see capabilities.ts). */
+    private readonly capabilitiesOf: (c: ClusterDef) => ClusterCapabilities,
   ) {
     this.old = caches;
   }
@@ -94,17 +97,22 @@ export class RenderRun {
     return out;
   }
 
-  /** Bundle name → prepared version, or undefined when it is broken (error recorded). Sorted by name. */
+  /**
+   * Bundle name → prepared version, or undefined when it is broken (error recorded).
+   * Sorted by name. With `only`, a Kustomize bundle none of those clusters gets is not
+   * built (no kustomize needed to render one cluster that does not use it).
+   */
   async loadBundles(
     layout: RepoLayout,
     groups: ReadonlyMap<string, ClusterGroupDef>,
+    only?: ReadonlyMap<string, ClusterDef>,
   ): Promise<Map<string, PreparedBundle | undefined>> {
     const names = [...new Set([...layout.bundles.keys(), ...layout.brokenBundles])].sort();
     const prepared = await Promise.all(
       names.map(async (name) => {
         const file = layout.bundles.get(name);
         if (!file || layout.brokenBundles.has(name)) return undefined;
-        const p = await this.prepare(name, file, groups);
+        const p = await this.prepare(name, file, groups, only);
         if (!(p instanceof ValidationError)) return p;
         this.errors.push(toRenderError(p, { bundle: name }));
         return undefined;
@@ -117,6 +125,7 @@ export class RenderRun {
     name: string,
     file: string,
     groups: ReadonlyMap<string, ClusterGroupDef>,
+    only: ReadonlyMap<string, ClusterDef> | undefined,
   ): Promise<Cached<PreparedBundle>> {
     const fileDigest = this.fileDigest(file);
     const def = this.cached(
@@ -144,6 +153,9 @@ export class RenderRun {
       fileDigest,
       paths.map((path) => ({ path, digest: this.fileDigest(path) })),
     );
+    // Not cached: a later full render must build it.
+    if (def.sourceType === 'kustomize' && only && !targetsAny(def, only, groups))
+      return { def, inputDigest: digest, docs: [], refs: [] };
     return this.cachedAsync(this.old.prepared, this.used.prepared, digest, file, async () => {
       this.stats.bundlesPrepared++;
       if (def.sourceType === 'plain')
@@ -154,7 +166,7 @@ export class RenderRun {
     });
   }
 
-  /** Runs helm for every distinct values set the clusters need (cached by helmKey). */
+  /** Runs helm for every distinct (values, capabilities) the clusters need (cached by helmKey). */
   async runHelm(
     clusters: ReadonlyMap<string, ClusterDef>,
     bundles: ReadonlyMap<string, PreparedBundle | undefined>,
@@ -167,7 +179,8 @@ export class RenderRun {
         const target = c.paused ? undefined : matchTarget(b.def, c, groups);
         if (!target || target.doNotDeploy) continue;
         try {
-          const inv = helmInvocation(this.tree, b.def, target, scopeOf(c, target));
+          const caps = this.capabilitiesOf(c);
+          const inv = helmInvocation(this.tree, b.def, target, scopeOf(c, target), caps);
           const key = helmKey(b.inputDigest, inv);
           this.helmFor.set(`${c.name}\0${b.def.name}`, key);
           jobs.set(key, { b, inv });
@@ -298,6 +311,20 @@ export function toRenderError(
     ...(err.line !== undefined ? { line: err.line } : {}),
     message: err.message,
   };
+}
+
+/** True when a (non-paused) cluster of `clusters` gets the bundle. */
+function targetsAny(
+  def: BundleDef,
+  clusters: ReadonlyMap<string, ClusterDef>,
+  groups: ReadonlyMap<string, ClusterGroupDef>,
+): boolean {
+  for (const c of clusters.values()) {
+    if (c.paused) continue;
+    const t = matchTarget(def, c, groups);
+    if (t && !t.doNotDeploy) return true;
+  }
+  return false;
 }
 
 /** What a cluster contributes to substitution under a target. */

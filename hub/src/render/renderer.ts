@@ -10,9 +10,10 @@ import {
   TooLargeError,
   desiredStateDigest,
 } from '@flotilla/common';
-import type { DesiredState, Logger, PrunePolicy } from '@flotilla/common';
+import type { ClusterCapabilities, DesiredState, Logger, PrunePolicy } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { assembleCluster } from './assemble.js';
+import { BUILTIN_CAPABILITIES, effectiveCapabilities } from './capabilities.js';
 import { FailureAttribution, servedRevision } from './failures.js';
 import type { ServedFrom } from './failures.js';
 import type { Candidate } from './assemble.js';
@@ -28,7 +29,7 @@ import type { BundleDef, ClusterDef, ClusterGroupDef } from './spec.js';
 import { ExecToolRunner } from './tools.js';
 import type { ToolRunner } from './tools.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
-import type { RenderOptions, RenderResult, RenderStats } from './types.js';
+import type { RenderInputs, RenderOptions, RenderResult, RenderStats } from './types.js';
 
 /** Keeps caches between renders; call render() with each new snapshot. */
 export class FleetRenderer {
@@ -37,6 +38,7 @@ export class FleetRenderer {
   private readonly limits: RenderLimits;
   private readonly log: Logger | undefined;
   private readonly tools: ToolRunner;
+  private readonly defaultCapabilities: ClusterCapabilities;
   // Each cache keeps only what the last render used: memory follows the repo, not history.
   private clusterDefs = new Map<string, Cached<ClusterDef>>();
   private bundleDefs = new Map<string, Cached<BundleDef>>();
@@ -61,6 +63,7 @@ export class FleetRenderer {
       maxClusterObjects: opts.maxClusterObjects ?? DEFAULT_RENDER_LIMITS.maxClusterObjects,
     };
     this.log = opts.logger;
+    this.defaultCapabilities = opts.defaultCapabilities ?? BUILTIN_CAPABILITIES;
     this.tools =
       opts.tools ??
       new ExecToolRunner({
@@ -75,17 +78,22 @@ export class FleetRenderer {
   }
 
   /**
-   * Renders every cluster's desired state from a tree at a revision. Never rejects on bad
-   * input. Calls run one at a time, in call order: renders share the caches, and an
-   * older revision must never finish after a newer one.
+   * Renders every cluster's desired state from a tree at a revision, with the clusters'
+   * reported capabilities (inputs). Never rejects on bad input. Calls run one at a time,
+   * in call order: renders share the caches, and an older revision must never finish
+   * after a newer one.
    */
-  render(tree: RepoTree, revision: string): Promise<RenderResult> {
-    const result = this.queue.then(() => this.renderNow(tree, revision));
+  render(tree: RepoTree, revision: string, inputs: RenderInputs = {}): Promise<RenderResult> {
+    const result = this.queue.then(() => this.renderNow(tree, revision, inputs));
     this.queue = result.catch(() => undefined);
     return result;
   }
 
-  private async renderNow(tree: RepoTree, revision: string): Promise<RenderResult> {
+  private async renderNow(
+    tree: RepoTree,
+    revision: string,
+    inputs: RenderInputs,
+  ): Promise<RenderResult> {
     const t0 = performance.now();
     const stats: RenderStats = {
       bundleRenders: 0,
@@ -96,10 +104,15 @@ export class FleetRenderer {
     };
     const layout = scanLayout(tree);
     const errors = [...layout.errors];
-    const run = new RenderRun(this.caches(), tree, stats, errors, this.tools, this.limits);
-    const clusters = run.loadClusters(layout);
+    const reported = inputs.capabilities;
+    const run = new RenderRun(this.caches(), tree, stats, errors, this.tools, this.limits, (c) =>
+      effectiveCapabilities(reported?.get(c.name), c.capabilities, this.defaultCapabilities),
+    );
+    const all = run.loadClusters(layout);
+    const only = inputs.clusters ? new Set(inputs.clusters) : undefined;
+    const clusters = only ? new Map([...all].filter(([n]) => only.has(n))) : all;
     const groups = run.loadGroups(layout);
-    const bundles = await run.loadBundles(layout, groups);
+    const bundles = await run.loadBundles(layout, groups, only ? clusters : undefined);
     this.checkDependsOn(layout, bundles, errors);
     await run.runHelm(clusters, bundles, groups);
     const attribution = new FailureAttribution(errors, this.previous);
@@ -108,7 +121,7 @@ export class FleetRenderer {
       clusters: new Map(),
       errors,
       held: new Map(),
-      labels: new Map([...clusters].map(([name, def]) => [name, { ...def.labels }])),
+      labels: new Map([...all].map(([name, def]) => [name, { ...def.labels }])),
       pausedClusters: [],
       brokenClusters: [],
       failures: new Map(),
@@ -116,7 +129,9 @@ export class FleetRenderer {
     };
     const nextPrevious = new Map<string, Map<string, RenderedBundle>>();
     const nextServed = new Map<string, ServedFrom>();
-    const names = [...new Set([...clusters.keys(), ...layout.brokenClusters])].sort();
+    const names = [...new Set([...clusters.keys(), ...layout.brokenClusters])]
+      .filter((n) => !only || only.has(n))
+      .sort();
     for (const name of names) {
       const def = clusters.get(name);
       if (!def || def.paused) {
@@ -293,7 +308,11 @@ export class FleetRenderer {
 export function renderFleet(
   tree: RepoTree,
   revision: string,
-  opts: RenderOptions & { tools?: ToolRunner } = {},
+  opts: RenderOptions & RenderInputs & { tools?: ToolRunner } = {},
 ): Promise<RenderResult> {
-  return new FleetRenderer(opts).render(tree, revision);
+  const { capabilities, clusters, ...rest } = opts;
+  return new FleetRenderer(rest).render(tree, revision, {
+    ...(capabilities ? { capabilities } : {}),
+    ...(clusters ? { clusters } : {}),
+  });
 }

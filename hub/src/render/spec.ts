@@ -1,10 +1,16 @@
 // The fleet repo's own kinds, Cluster and Bundle: parsed, checked and defaulted once
 // per file version. Format documented in docs/fleet-repo.md.
 import { posix } from 'node:path';
-import { compileLabelSelector } from '@flotilla/common';
+import {
+  checkCapabilities,
+  compileLabelSelector,
+  isApiVersionEntry,
+  isKubeVersion,
+} from '@flotilla/common';
 import type { DriftIgnoreRule, DriftPolicy, Selector } from '@flotilla/common';
 import { readDependsOn } from './depends.js';
 import type { DependencyRef } from './depends.js';
+import type { DeclaredCapabilities } from './capabilities.js';
 import { parseHelm, parseTarget, readNamespace, readSelector, readVars } from './target-spec.js';
 import type { HelmOverrides, TargetDef } from './target-spec.js';
 import { FieldReader, parseSpecDocument } from './yaml-spec.js';
@@ -23,6 +29,8 @@ export interface ClusterDef {
   paused: boolean;
   /** spec.allowMassPrune: a commit may delete any share of this cluster's objects (default false). */
   allowMassPrune: boolean;
+  /** spec.kubeVersion / spec.apiVersions: Helm capabilities until the cluster's agent reports its own. */
+  capabilities: DeclaredCapabilities | undefined;
   file: string;
 }
 
@@ -83,14 +91,51 @@ export function parseCluster(text: string, file: string, name: string): ClusterD
     meta.fail(['labels'], (err as Error).message, err);
   }
   const spec = root.child('spec');
-  spec?.only(['vars', 'paused', 'allowMassPrune']);
+  spec?.only(['vars', 'paused', 'allowMassPrune', 'kubeVersion', 'apiVersions']);
   return {
     name,
     labels,
     vars: spec ? readVars(spec) : {},
     paused: spec?.bool('paused') ?? false,
     allowMassPrune: spec?.bool('allowMassPrune') ?? false,
+    capabilities: spec ? readCapabilities(spec) : undefined,
     file,
+  };
+}
+
+// spec.kubeVersion and spec.apiVersions, checked like an agent's report.
+function readCapabilities(spec: FieldReader): DeclaredCapabilities | undefined {
+  const kubeVersion = spec.str('kubeVersion');
+  if (kubeVersion !== undefined && !isKubeVersion(kubeVersion))
+    spec.fail(['kubeVersion'], `spec.kubeVersion "${kubeVersion}" is not a version like v1.35.4`);
+  const raw = spec.raw('apiVersions');
+  let apiVersions: readonly string[] | undefined;
+  if (raw !== undefined && raw !== null) {
+    if (!Array.isArray(raw) || !raw.every((v) => typeof v === 'string'))
+      spec.fail(
+        ['apiVersions'],
+        'spec.apiVersions must be a list of strings ("apps/v1/Deployment")',
+      );
+    const list = raw as string[];
+    const bad = list.findIndex((v) => !isApiVersionEntry(v));
+    if (bad >= 0)
+      spec.fail(
+        ['apiVersions', bad],
+        `spec.apiVersions[${bad}] "${list[bad]}" is not group/version or group/version/Kind`,
+      );
+    try {
+      apiVersions = checkCapabilities(
+        { kubeVersion: '', apiVersions: list },
+        'spec.apiVersions',
+      ).apiVersions;
+    } catch (err) {
+      spec.fail(['apiVersions'], (err as Error).message, err);
+    }
+  }
+  if (kubeVersion === undefined && apiVersions === undefined) return undefined;
+  return {
+    ...(kubeVersion !== undefined ? { kubeVersion } : {}),
+    ...(apiVersions !== undefined ? { apiVersions } : {}),
   };
 }
 

@@ -1,13 +1,15 @@
 // Kustomize and Helm bundles: the program's output becomes the bundle's manifests.
 // kustomize runs once per bundle version (its output may use ${...} variables, like
-// plain YAML, when the bundle opts in); helm runs once per distinct set of values (per-target values with
-// variables substituted), and its output is taken as is.
+// plain YAML, when the bundle opts in); helm runs once per distinct set of values (per-target
+// values with variables substituted) and cluster capabilities, and its output is taken as is.
 import { posix } from 'node:path';
 import { ValidationError, digestOf } from '@flotilla/common';
+import type { ClusterCapabilities } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { prepareTexts } from './bundle.js';
 import type { ManifestText, PreparedBundle } from './bundle.js';
 import type { RenderLimits } from './limits.js';
+import { digestOfCapabilities } from './capabilities.js';
 import { mergePatch } from './patch.js';
 import type { BundleDef, TargetDef } from './spec.js';
 import type { ToolRunner } from './tools.js';
@@ -60,6 +62,8 @@ export interface HelmInvocation {
   namespace: string | undefined;
   values: Record<string, unknown>;
   valuesFiles: string[];
+  /** The cluster's Kubernetes version and API versions (--kube-version, --api-versions). */
+  capabilities: ClusterCapabilities;
 }
 
 /**
@@ -71,6 +75,7 @@ export function helmInvocation(
   def: BundleDef,
   target: TargetDef,
   scope: VarScope,
+  capabilities: ClusterCapabilities,
 ): HelmInvocation {
   const base = def.helm ?? {};
   const over = target.helm ?? {};
@@ -106,6 +111,7 @@ export function helmInvocation(
     namespace: target.namespace ?? def.namespace,
     values: substituteInValue(values, def.file, target.line, scope) as Record<string, unknown>,
     valuesFiles: files,
+    capabilities,
   };
 }
 
@@ -119,6 +125,7 @@ export function helmKey(inputDigest: string, inv: HelmInvocation): string {
       inv.namespace ?? null,
       inv.values,
       inv.valuesFiles,
+      digestOfCapabilities(inv.capabilities),
     ]),
   );
 }
@@ -152,6 +159,10 @@ export async function prepareHelm(
       ...(inv.namespace !== undefined ? ['--namespace', inv.namespace] : []),
       '--include-crds',
       '--skip-tests',
+      // Without it, helm assumes its own build's version (v1.20.0 for a source build).
+      '--kube-version',
+      inv.capabilities.kubeVersion,
+      ...apiVersionArgs(inv.capabilities.apiVersions),
       ...inv.valuesFiles.flatMap((f) => ['--values', posix.join(root, f)]),
       '--values',
       posix.join(scratch, 'values.json'),
@@ -174,6 +185,28 @@ export async function prepareHelm(
 export function helmRenames(chartYaml: string, chartDir: string): [string, string][] {
   const name = /^name:[ \t]*["']?([A-Za-z0-9._-]+)["']?[ \t]*(?:#.*)?$/m.exec(chartYaml)?.[1];
   return name && chartDir !== '' && name !== chartDir ? [[name, chartDir]] : [];
+}
+
+/**
+ * --api-versions arguments: helm reads each as a comma-separated list, so entries (never
+ * holding commas) are joined into arguments of at most 32 KiB, well below the kernel's
+ * 128 KiB limit per argument; "=" keeps a value from ever being read as a flag.
+ */
+export function apiVersionArgs(entries: readonly string[]): string[] {
+  const args: string[] = [];
+  let current: string[] = [];
+  let size = 0;
+  for (const e of entries) {
+    if (size + e.length + 1 > 32 * 1024 && current.length > 0) {
+      args.push(`--api-versions=${current.join(',')}`);
+      current = [];
+      size = 0;
+    }
+    current.push(e);
+    size += e.length + 1;
+  }
+  if (current.length > 0) args.push(`--api-versions=${current.join(',')}`);
+  return args;
 }
 
 /**

@@ -1,5 +1,5 @@
 // Shapes the renderer hands to the rest of the hub.
-import type { DesiredState } from '@flotilla/common';
+import type { ClusterCapabilities, DesiredState } from '@flotilla/common';
 
 /** One problem found while rendering; message already starts with "file:line: " when known. */
 export interface RenderError {
@@ -92,6 +92,30 @@ export interface RenderOptions {
   maxBundleObjects?: number;
   /** Objects per cluster, all bundles together (default 20,000). */
   maxClusterObjects?: number;
+  /**
+   * Helm capabilities of a cluster that neither reported nor declares its own (default
+   * BUILTIN_CAPABILITIES: Kubernetes v1.35.0, no extra API versions).
+   */
+  defaultCapabilities?: ClusterCapabilities;
+}
+
+/**
+ * Per-render inputs besides the tree. Plain data only (maps, arrays, strings): a render
+ * may run in another thread.
+ */
+export interface RenderInputs {
+  /**
+   * Capabilities each cluster's agent reported; clusters with equal capabilities should
+   * share one object. A cluster without an entry renders with its Cluster's
+   * spec.kubeVersion / spec.apiVersions, else RenderOptions.defaultCapabilities.
+   */
+  capabilities?: ReadonlyMap<string, ClusterCapabilities>;
+  /**
+   * Render only these clusters (the others are left out of the result), and run
+   * kustomize and helm only for bundles they get: for one-off renders such as
+   * `flotilla render --cluster`. Default: every cluster.
+   */
+  clusters?: readonly string[];
 }
 
 /** Default of RenderOptions.maxClusterBytes: 16 MiB. */

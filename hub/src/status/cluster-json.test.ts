@@ -11,6 +11,7 @@ const BUNDLES = { app: 'sha256:a', web: 'sha256:w' };
 const hello = (cluster: string): Hello__Output => ({
   cluster,
   agentVersion: '1.2.3',
+  capabilities: null,
   appliedDigest: '',
   appliedRevision: '',
   protocolVersion: 1,

@@ -30,6 +30,7 @@ function model(start = 1_000_000) {
 const hello = (appliedDigest = '', appliedRevision = ''): Hello__Output => ({
   cluster: 'edge-1',
   agentVersion: 't',
+  capabilities: null,
   appliedDigest,
   appliedRevision,
   protocolVersion: 1,

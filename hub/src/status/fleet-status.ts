@@ -2,8 +2,8 @@
 // per-cluster records, and answers queries. It implements the stream's SessionObserver.
 import type { EventKind, FlotillaEvent, Logger, Selector } from '@flotilla/common';
 import { LogFields } from '@flotilla/common';
-import type { Ack__Output, Hello__Output } from '@flotilla/proto';
-import type { SessionObserver } from '../stream/types.js';
+import type { Ack__Output } from '@flotilla/proto';
+import type { HelloSummary, SessionObserver } from '../stream/types.js';
 import { countDeployments, deploymentsOf } from './deployments.js';
 import type { BundleDeployment, BundleSummary } from './deployments.js';
 import { objectKeyOf, readApplied, readDrift, readHealth } from './event-data.js';
@@ -339,7 +339,7 @@ export class FleetStatus implements SessionObserver {
     return fresh;
   }
 
-  connected(cluster: string, session: string, hello: Hello__Output): void {
+  connected(cluster: string, session: string, hello: HelloSummary): void {
     const rec = this.record(cluster);
     const now = this.now();
     rec.connected = true;

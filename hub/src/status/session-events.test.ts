@@ -20,6 +20,7 @@ function hello(cluster: string, agentVersion = '1.4.0'): Hello__Output {
   return {
     cluster,
     agentVersion,
+    capabilities: null,
     appliedDigest: 'sha256:d1',
     appliedRevision: 'r1',
     protocolVersion: 1,

@@ -7,8 +7,8 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { FlotillaEvent, Logger } from '@flotilla/common';
 import { Backoff, LogFields, errorMessage, sleep } from '@flotilla/common';
-import type { Ack__Output, Hello__Output } from '@flotilla/proto';
-import type { SessionObserver } from '../stream/types.js';
+import type { Ack__Output } from '@flotilla/proto';
+import type { HelloSummary, SessionObserver } from '../stream/types.js';
 import { sessionEvent, sessionSubject } from './session-events.js';
 import type { SessionEventData, SessionEventKind } from './session-events.js';
 
@@ -71,7 +71,7 @@ interface Pending {
 /** Records session starts and ends as durable events; wrap the stream's observer with observe(). */
 export class SessionEventPublisher {
   private readonly queue: Pending[] = [];
-  private readonly sessions = new Map<string, Hello__Output>();
+  private readonly sessions = new Map<string, HelloSummary>();
   private readonly abort = new AbortController();
   private readonly idleWaiters: (() => void)[] = [];
   private readonly now: () => number;
@@ -98,7 +98,7 @@ export class SessionEventPublisher {
   /** An observer that tells inner first, then records the session event. */
   observe(inner: SessionObserver): SessionObserver {
     return {
-      connected: (cluster: string, session: string, hello: Hello__Output) => {
+      connected: (cluster: string, session: string, hello: HelloSummary) => {
         inner.connected(cluster, session, hello);
         this.sessions.set(session, hello);
         this.record(cluster, 'connected', session, '');

@@ -10,12 +10,14 @@ import type { AgentMessage__Output, AgentStreamHandlers, HubMessage } from '@flo
 import { EncodingCache } from './chunks.js';
 import { Session } from './session.js';
 import type { SessionWire } from './session.js';
-import type { DesiredStateSource, SessionObserver } from './types.js';
+import type { CapabilitiesSink, DesiredStateSource, SessionObserver } from './types.js';
 
 /** Options of AgentStreamService. */
 export interface AgentStreamOptions {
   source: DesiredStateSource;
   observer: SessionObserver;
+  /** Where agents' capability reports go (hello and capabilities messages); dropped when absent. */
+  capabilities?: CapabilitiesSink;
   logger: Logger;
   /** Shared agent token; undefined accepts every agent (development only). */
   token: string | undefined;
@@ -130,6 +132,7 @@ export class AgentStreamService {
     const session = new Session(randomUUID(), callWire(call), {
       source: this.opts.source,
       observer: this.opts.observer,
+      ...(this.opts.capabilities ? { capabilities: this.opts.capabilities } : {}),
       cache: this.cache,
       logger: this.opts.logger,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { DesiredState } from '@flotilla/common';
+import type { ClusterCapabilities, DesiredState } from '@flotilla/common';
 import { silentLogger } from '@flotilla/common';
 import type { AgentMessage__Output, Hello__Output, HubMessage } from '@flotilla/proto';
 import { EncodingCache } from './chunks.js';
@@ -38,9 +38,14 @@ class FakeWire implements SessionWire {
 function harness(states: Map<string, DesiredState>, heartbeatIntervalMs = 60_000) {
   const wire = new FakeWire();
   const events: string[] = [];
+  const reports: [string, ClusterCapabilities][] = [];
+  const hellos: object[] = [];
   let gen = 0;
   const observer: SessionObserver = {
-    connected: (c) => events.push(`connected ${c}`),
+    connected: (c, _s, h) => {
+      hellos.push(h);
+      events.push(`connected ${c}`);
+    },
     seen: () => {},
     acked: (c, a) => events.push(`acked ${c} ${a.result}`),
     disconnected: (c, _s, r) => events.push(`disconnected ${c} ${r}`),
@@ -48,6 +53,7 @@ function harness(states: Map<string, DesiredState>, heartbeatIntervalMs = 60_000
   const session = new Session('s1', wire, {
     source: { get: (c) => states.get(c), subscribe: () => () => {} },
     observer,
+    capabilities: { reported: (c, caps) => reports.push([c, caps]) },
     cache: new EncodingCache(),
     nextGeneration: () => ++gen,
     onActive: () => {},
@@ -55,13 +61,19 @@ function harness(states: Map<string, DesiredState>, heartbeatIntervalMs = 60_000
     logger: silentLogger(),
     heartbeatIntervalMs,
   });
-  return { wire, events, session };
+  return { wire, events, session, reports, hellos };
 }
 
-function hello(cluster: string, appliedDigest = '', appliedRevision = ''): AgentMessage__Output {
+function hello(
+  cluster: string,
+  appliedDigest = '',
+  appliedRevision = '',
+  capabilities: Hello__Output['capabilities'] = null,
+): AgentMessage__Output {
   const h: Hello__Output = {
     cluster,
     agentVersion: 'test',
+    capabilities,
     appliedDigest,
     appliedRevision,
     protocolVersion: 1,
@@ -167,4 +179,31 @@ test('silent-agent-is-closed-after-three-heartbeat-intervals', async () => {
   assert.ok(wire.kinds().includes('heartbeat'), 'idle hub sends heartbeats');
   assert.equal(typeof wire.ended === 'object' && wire.ended.code, GrpcStatus.DEADLINE_EXCEEDED);
   assert.match(events.at(-1) ?? '', /^disconnected c1 nothing received/);
+});
+
+test('capabilities-in-hello-and-later-messages-go-to-the-sink-not-to-observers', async () => {
+  const { wire, session, reports, hellos } = harness(new Map());
+  const caps = { kubeVersion: 'v1.35.4', apiVersions: ['apps/v1', 'apps/v1/Deployment', 'v1'] };
+  session.received(hello('c1', '', '', caps));
+  await sent(wire, 1);
+  session.received({
+    kind: 'capabilities',
+    capabilities: { kubeVersion: 'v1.35.4', apiVersions: ['v1', 'monitoring.coreos.com/v1'] },
+  });
+  assert.deepEqual(reports, [
+    ['c1', caps],
+    ['c1', { kubeVersion: 'v1.35.4', apiVersions: ['v1', 'monitoring.coreos.com/v1'] }],
+  ]);
+  // Observers (status, session events) keep hellos per session: never the capability lists.
+  assert.equal(hellos.length, 1);
+  assert.ok(!('capabilities' in (hellos[0] as object)));
+  session.close('test');
+});
+
+test('a-hello-without-capabilities-reports-nothing', async () => {
+  const { wire, session, reports } = harness(new Map());
+  session.received(hello('c1'));
+  await sent(wire, 1);
+  assert.deepEqual(reports, []);
+  session.close('test');
 });

@@ -8,11 +8,20 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { DesiredState, Logger } from '@flotilla/common';
 import { LogFields, clipText, errorMessage, isDnsLabel } from '@flotilla/common';
-import type { AgentMessage__Output, Hello__Output, HubMessage } from '@flotilla/proto';
+import type {
+  AgentMessage__Output,
+  ClusterCapabilities__Output,
+  HubMessage,
+} from '@flotilla/proto';
 import { PROTOCOL_VERSION } from '@flotilla/proto';
 import type { EncodingCache } from './chunks.js';
 import { Outbox } from './outbox.js';
-import type { DesiredStateSource, SessionObserver } from './types.js';
+import type {
+  CapabilitiesSink,
+  DesiredStateSource,
+  HelloSummary,
+  SessionObserver,
+} from './types.js';
 
 /** Lifecycle states of a session. */
 export type SessionState = 'awaiting-hello' | 'active' | 'closing' | 'closed';
@@ -41,6 +50,8 @@ export interface SessionWire {
 export interface SessionContext {
   source: DesiredStateSource;
   observer: SessionObserver;
+  /** Where reported capabilities go; ignored when absent. */
+  capabilities?: CapabilitiesSink;
   cache: EncodingCache;
   /** Next generation number for a cluster (increases for the hub's lifetime). */
   nextGeneration(cluster: string): number;
@@ -63,7 +74,7 @@ interface Sent {
 export class Session {
   private stateValue: SessionState = 'awaiting-hello';
   private clusterName = '';
-  private hello: Hello__Output | undefined;
+  private hello: HelloSummary | undefined;
   private readonly outbox = new Outbox();
   private pumping = false;
   private sent: Sent | undefined;
@@ -120,6 +131,10 @@ export class Session {
       case 'heartbeat':
         this.ctx.observer.seen(this.clusterName, this.id);
         break;
+      case 'capabilities':
+        this.ctx.observer.seen(this.clusterName, this.id);
+        this.report(msg.capabilities);
+        break;
       default:
         this.log.warn({ kind: msg.kind }, 'unexpected message after hello, ignored');
     }
@@ -141,7 +156,9 @@ export class Session {
       );
       return;
     }
-    this.hello = hello;
+    // The capabilities go to their sink once; the session and observers keep the rest.
+    const { capabilities, ...summary } = hello;
+    this.hello = summary;
     this.clusterName = hello.cluster;
     this.log = this.log.child({ [LogFields.cluster]: hello.cluster });
     if (!this.transition('active', 'hello')) return;
@@ -152,7 +169,8 @@ export class Session {
       );
     }
     this.ctx.onActive(this);
-    this.ctx.observer.connected(this.clusterName, this.id, hello);
+    this.ctx.observer.connected(this.clusterName, this.id, summary);
+    this.report(capabilities);
     this.log.info(
       {
         agentVersion: hello.agentVersion,
@@ -169,6 +187,14 @@ export class Session {
       },
     });
     this.desiredChanged();
+  }
+
+  private report(c: ClusterCapabilities__Output | null | undefined): void {
+    if (!c || !this.ctx.capabilities) return;
+    this.ctx.capabilities.reported(this.clusterName, {
+      kubeVersion: c.kubeVersion,
+      apiVersions: c.apiVersions,
+    });
   }
 
   /** Re-reads the cluster's desired state and queues it (latest wins). */

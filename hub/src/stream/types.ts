@@ -1,7 +1,10 @@
 // What the stream module needs from the rest of the hub, declared here so it depends
 // on nothing bigger (the renderer and the status model implement these).
-import type { DesiredState } from '@flotilla/common';
+import type { ClusterCapabilities, DesiredState } from '@flotilla/common';
 import type { Ack__Output, Hello__Output } from '@flotilla/proto';
+
+/** A hello as observers see it: without the capabilities, which go to a CapabilitiesSink and are not kept per session. */
+export type HelloSummary = Omit<Hello__Output, 'capabilities'>;
 
 /** Where sessions get each cluster's current desired state. */
 export interface DesiredStateSource {
@@ -14,13 +17,19 @@ export interface DesiredStateSource {
 /** Told about agent sessions; the status model implements it. */
 export interface SessionObserver {
   /** A session for cluster finished its handshake. */
-  connected(cluster: string, session: string, hello: Hello__Output): void;
+  connected(cluster: string, session: string, hello: HelloSummary): void;
   /** Anything was received on the session (heartbeat or ack): the agent is alive. */
   seen(cluster: string, session: string): void;
   /** The agent reported the result of applying a generation. */
   acked(cluster: string, ack: Ack__Output): void;
   /** A session ended (replaced, timed out, closed by either side). */
   disconnected(cluster: string, session: string, reason: string): void;
+}
+
+/** Told what each connected cluster serves (from its hello and capabilities messages). */
+export interface CapabilitiesSink {
+  /** The agent of `cluster` reported these (unchecked: the sink bounds and validates them). */
+  reported(cluster: string, capabilities: ClusterCapabilities): void;
 }
 
 /** An observer that ignores everything, for tests and tools. */
