@@ -49,6 +49,8 @@ export const durations = {
   capabilitiesFirstWait: 5_000,
   /** Hub: capability reports arriving within this window share one re-render (1 s). */
   capabilitiesRerenderDelay: 1_000,
+  /** Hub: a failed write of reported capabilities to KV is retried after this delay (1 s). */
+  capabilitiesSaveRetry: 1_000,
   /** Hub: retry a failed push of NATS account revocations after this delay (2 s). */
   natsClaimsRetry: 2_000,
   /** Hub: connect and request timeout of one push of NATS account revocations (3 s). */

@@ -6,7 +6,7 @@
 // served from a half-built hub) and stop() takes them down in reverse. Source and
 // renderer are reached through the small interfaces below, so they can be faked.
 import type { DesiredState, Logger } from '@flotilla/common';
-import { FlotillaError, LogFields, errorMessage, shortDigest } from '@flotilla/common';
+import { FlotillaError, LogFields, durations, errorMessage, shortDigest } from '@flotilla/common';
 import type { HubConfig } from './config/hub-config.js';
 import { readAgentToken } from './config/load.js';
 import { startHttpApi } from './api/http.js';
@@ -46,8 +46,10 @@ import { describeRef } from './source/refs.js';
 import type { WebhookTarget } from './source/webhook.js';
 import type { SourceSnapshot } from './source/git-source.js';
 import { renderOptionsOf } from './render/render-config.js';
-import type { RenderFailure } from './render/types.js';
+import type { RenderFailure, RenderInputs } from './render/types.js';
 import { WorkerRenderer } from './render/worker-renderer.js';
+import { CapabilitiesStore } from './capabilities/store.js';
+import { KvCapabilitiesPersistence } from './capabilities/kv.js';
 import { IdentityAuthority } from './identity/authority.js';
 import { identityHandlers, peerOf } from './identity/service.js';
 import { agentUserJwt } from './identity/nats-jwt.js';
@@ -95,7 +97,8 @@ export interface FleetRendering {
 
 /** What the hub needs from the renderer. */
 export interface HubRenderer<S extends FleetSnapshot = FleetSnapshot> {
-  render(snapshot: S): Promise<FleetRendering>;
+  /** Renders a snapshot with per-cluster inputs (the clusters' reported capabilities). */
+  render(snapshot: S, inputs: RenderInputs): Promise<FleetRendering>;
   /** Releases what rendering holds (the render worker threads); called by HubApp.stop. */
   stop?(): Promise<void>;
 }
@@ -127,6 +130,10 @@ interface SourceEntry<S extends FleetSnapshot> {
   renderThrew: { revision: string; message: string } | undefined;
   /** Render errors of the last rendering, grouped for the sources API. */
   renderErrors: ReturnType<typeof sourceRenderErrors>;
+  /** The snapshot rendered last, rendered again when clusters' capabilities change. */
+  snapshot?: S;
+  /** Renders started and the newest one whose result was taken, so an older finishing late is dropped. */
+  renders?: { started: number; taken: number };
 }
 
 /** The hub process: build it with a config and parts, start(), stop(). */
@@ -138,6 +145,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly nats: NatsLink;
   private readonly events: EventsConsumer;
   private readonly persistence: KvStatusPersistence;
+  private readonly capabilities: CapabilitiesStore;
+  private readonly capabilitiesKv: KvCapabilitiesPersistence;
+  private rerenderTimer: NodeJS.Timeout | undefined;
   private readonly sessionEvents: SessionEventPublisher;
   private readonly sources: SourceEntry<S>[] = [];
   private stream: AgentStreamService | undefined;
@@ -197,6 +207,16 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       logger: this.log.child({ [LogFields.component]: 'status-kv' }),
       checkpoint: () => this.events.checkpoint(),
     });
+    this.capabilities = new CapabilitiesStore({
+      logger: this.log.child({ [LogFields.component]: 'capabilities' }),
+    });
+    this.capabilitiesKv = new KvCapabilitiesPersistence({
+      connection: () => this.nats.connection(),
+      isConnected: () => this.nats.connected,
+      store: this.capabilities,
+      logger: this.log.child({ [LogFields.component]: 'capabilities-kv' }),
+    });
+    this.capabilities.onChange(() => this.scheduleRerender());
   }
 
   /** Current lifecycle state. */
@@ -250,7 +270,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       });
     }
     this.nats.start();
-    await this.restoreStatus();
+    // Before any render: a restarted hub renders with the capabilities agents reported.
+    await Promise.all([this.restoreStatus(), this.restoreCapabilities()]);
     void this.replayHistory();
     this.notifier = notifierFromConfig(
       cfg.status.notify,
@@ -266,6 +287,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.sweeper.unref();
     this.stream = new AgentStreamService({
       source: this.desired,
+      capabilities: this.capabilities,
       // Every session start and end also becomes a durable event (history, other hubs);
       // what agents send is bounded before anything sees it.
       observer: boundedObserver(
@@ -296,6 +318,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     );
     this.events.start();
     this.persistence.start();
+    this.capabilitiesKv.start();
     this.http = await startHttpApi(
       cfg.http.listen.host,
       cfg.http.listen.port,
@@ -311,6 +334,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
           this.log.child({ [LogFields.component]: 'webhook' }),
         ),
         ...(access ? { access } : {}),
+        capabilities: {
+          reported: (cluster) => this.capabilities.get(cluster),
+          defaults: () => cfg.render.defaultCapabilities,
+        },
       },
       identity ? { ...identity.authority.servingPair, caPem: identity.authority.caPem } : undefined,
     );
@@ -426,6 +453,40 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     else this.log.info({ clusters: outcome.n }, 'status restored');
   }
 
+  // Like restoreStatus: bounded by a short window, so NATS being down never delays the
+  // start; records found later still count (and re-render, as any change does).
+  private async restoreCapabilities(): Promise<void> {
+    const RESTORE_WINDOW_MS = 2_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), RESTORE_WINDOW_MS);
+    });
+    const restoring = this.capabilitiesKv.restore().then(
+      (n) => ({ n }),
+      (err: unknown) => ({ err }),
+    );
+    const outcome = await Promise.race([restoring, timeout]);
+    clearTimeout(timer);
+    if (outcome === 'timeout')
+      this.log.warn('NATS not reachable at start: rendering with default capabilities for now');
+    else if ('err' in outcome)
+      this.log.warn({ err: errorMessage(outcome.err) }, 'restoring capabilities failed');
+    else this.log.info({ clusters: outcome.n }, 'capabilities restored');
+  }
+
+  // Reports arriving together (many agents reconnecting) share one re-render; each source
+  // renders its last snapshot again, and only what the new capabilities change is sent.
+  private scheduleRerender(): void {
+    if (this.rerenderTimer || this.stateValue === 'stopping' || this.stateValue === 'stopped')
+      return;
+    this.rerenderTimer = setTimeout(() => {
+      this.rerenderTimer = undefined;
+      for (const entry of this.sources)
+        if (entry.snapshot) void this.onSnapshot(entry, entry.snapshot);
+    }, durations.capabilitiesRerenderDelay);
+    this.rerenderTimer.unref();
+  }
+
   // The event log is rebuilt from the stream in the background: queries answer from
   // what has been replayed so far, and the live consumer adds to it meanwhile.
   private async replayHistory(): Promise<void> {
@@ -449,9 +510,17 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       [LogFields.source]: entry.source.name,
       [LogFields.revision]: snap.revision,
     });
+    entry.snapshot = snap;
+    const renders = (entry.renders ??= { started: 0, taken: 0 });
+    const seq = ++renders.started;
     let rendering: FleetRendering;
     try {
-      rendering = await this.parts.renderer.render(snap);
+      rendering = await this.parts.renderer.render(snap, {
+        capabilities: this.capabilities.snapshot(),
+      });
+      // A newer render (later snapshot or capabilities) already finished: keep it.
+      if (seq < renders.taken) return;
+      renders.taken = seq;
     } catch (err) {
       // The last good rendering keeps being served; a bad commit never takes the fleet down.
       entry.renderError = errorMessage(err);
@@ -579,9 +648,11 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('gRPC server', () => this.grpc?.stop(graceMs));
     await step('session events', () => this.sessionEvents.stop(SESSION_EVENTS_STOP_GRACE_MS));
     clearInterval(this.sweeper);
+    clearTimeout(this.rerenderTimer);
     await step('events consumer', () => this.events.stop());
     await step('notifier', () => this.notifier?.stop());
     await step('status persistence', () => this.persistence.stop());
+    await step('capabilities persistence', () => this.capabilitiesKv.stop());
     await step('NATS revocation', () => this.natsRevocation?.stop());
     await step('NATS', () => this.nats.stop());
     await step('renderer', () => this.parts.renderer.stop?.());
@@ -640,7 +711,7 @@ export function sourceRenderers(
     stop: async () => {
       await Promise.all([...renderers.values()].map((r) => r.stop()));
     },
-    render: async (snap) => {
+    render: async (snap, inputs) => {
       let renderer = renderers.get(snap.source);
       if (!renderer) {
         const cfg = config();
@@ -659,7 +730,7 @@ export function sourceRenderers(
         });
         renderers.set(snap.source, renderer);
       }
-      const result = await renderer.render(await snap.readTree(), snap.revision);
+      const result = await renderer.render(await snap.readTree(), snap.revision, inputs);
       // A cluster whose file is broken keeps its previous state; it has no labels this time.
       const labels = new Map(result.labels);
       for (const name of [...result.clusters.keys(), ...result.brokenClusters])

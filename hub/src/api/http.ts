@@ -2,6 +2,7 @@
 // in docs/api.md. Every route reads the same status model and history as gRPC and CLI.
 //   GET /api/v1/clusters[?selector=&revision=&bundleDigest=]   → { clusters }
 //   GET /api/v1/clusters/{name}                                 → cluster + deployments, or 404
+//   GET /api/v1/clusters/{name}/capabilities                    → reported + default Helm capabilities
 //   GET /api/v1/bundles, /api/v1/bundles/{name}                  → per-state counts (+ deployments)
 //   GET /api/v1/deployments[?selector=&bundle=&cluster=&state=]  → { deployments }
 //   GET /api/v1/history[?cluster=&bundle=&revision=&bundleDigest=&kind=&since=&until=&limit=]
@@ -35,7 +36,14 @@ import {
   stateParam,
   timeParam,
 } from './query.js';
-import type { HistoryReader, MetricsText, Readiness, SourcesQuery, StatusQuery } from './types.js';
+import type {
+  CapabilitiesQuery,
+  HistoryReader,
+  MetricsText,
+  Readiness,
+  SourcesQuery,
+  StatusQuery,
+} from './types.js';
 import { sendUiAsset, uiAsset } from './ui/serve.js';
 
 /** What the HTTP API reads from. */
@@ -53,6 +61,8 @@ export interface HttpApiDeps {
   webhooks?: WebhookReceiver;
   /** Who may read /api/v1/*; every reader without it (--insecure mode). */
   access?: ReadAccess;
+  /** Clusters' Helm capabilities (`flotilla render --hub`); 404 without it. */
+  capabilities?: CapabilitiesQuery;
 }
 
 /** Answers a push webhook for a source (WebhookHandler in source/webhook.ts implements it). */
@@ -238,6 +248,16 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
     // Pre-serialized views (cached per cluster until it changes): the fleet-wide list is
     // what dashboards poll.
     return sendList(res, 'clusters', deps.status.listJson(filter), {}, (json) => json as string);
+  }
+  const caps = /^\/api\/v1\/clusters\/([^/]+)\/capabilities$/.exec(path);
+  if (caps && deps.capabilities) {
+    const name = decodeURIComponent(caps[1] as string);
+    const reported = deps.capabilities.reported(name);
+    return send(res, 200, {
+      cluster: name,
+      reported: reported ?? null,
+      default: deps.capabilities.defaults(),
+    });
   }
   const one = /^\/api\/v1\/clusters\/([^/]+)$/.exec(path);
   if (one) {

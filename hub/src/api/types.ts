@@ -1,5 +1,5 @@
 // What the API serves, declared here so the API depends on small interfaces only.
-import type { Selector } from '@flotilla/common';
+import type { ClusterCapabilities, Selector } from '@flotilla/common';
 import type { HistoryEntry, HistoryQuery } from '../history/history-log.js';
 import type { BundleDeployment, BundleSummary } from '../status/deployments.js';
 import type { ClusterFilter, DeploymentFilter, StatusListener } from '../status/fleet-status.js';
@@ -74,6 +74,14 @@ export interface SourceRenderError {
 /** Read access to source states. */
 export interface SourcesQuery {
   sources(): SourceStatus[];
+}
+
+/** What each cluster renders Helm charts with (the capabilities store and render config implement it). */
+export interface CapabilitiesQuery {
+  /** What the cluster's agent reported, with when (ISO time); undefined when nothing was. */
+  reported(cluster: string): (ClusterCapabilities & { reportedAt: string }) | undefined;
+  /** The hub's render.defaultKubeVersion / render.defaultApiVersions. */
+  defaults(): ClusterCapabilities;
 }
 
 /** Whether the hub is ready to serve, and why not. */

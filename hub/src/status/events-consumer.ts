@@ -288,7 +288,12 @@ export class EventsConsumer {
         const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, durable);
         // Bounded in bytes: the client then asks for at most 100 messages a pull.
         this.messages = await consumer.consume({ max_bytes: pullMaxBytes(nc) });
-        if (this.abort.signal.aborted) break;
+        // stop() came while consume() was being set up and found nothing to close. Not
+        // awaited: close() settles only once iterated, and nothing iterates this one.
+        if (this.abort.signal.aborted) {
+          void this.messages.close();
+          break;
+        }
         this.consuming = true;
         this.opts.logger.info({ stream: EVENTS_STREAM, durable }, 'consuming agent events');
         backoff.reset();
