@@ -5,6 +5,7 @@ import {
   Backoff,
   ConfigError,
   LogFields,
+  durations,
   errorMessage,
   shortDigest,
   sleep,
@@ -12,6 +13,7 @@ import {
 import type { AppliedData, DesiredState, Logger } from '@flotilla/common';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import type { AgentConfig } from './config/config.js';
+import { CapabilitiesMonitor } from './capabilities/monitor.js';
 import { HubConnection } from './connection/hub-connection.js';
 import { AgentIdentity } from './identity/identity.js';
 import { createUser } from '@nats-io/nkeys';
@@ -63,6 +65,7 @@ export class AgentApp {
   private connecting: Promise<void> | undefined;
   private publisher: EventPublisher | undefined;
   private drift: DriftController | undefined;
+  private capabilities: CapabilitiesMonitor | undefined;
   private readonly metrics = new AgentMetrics({
     drift: () => this.drift?.detector.counts,
     events: () =>
@@ -114,6 +117,19 @@ export class AgentApp {
       throw new ConfigError('kubeconfig', errorMessage(err), { cause: err });
     }
     this.kube = await KubeClient.create(kc);
+    const kube = this.kube;
+    this.capabilities = new CapabilitiesMonitor({
+      get: (req) => kube.request(req),
+      intervalMs: c.capabilitiesIntervalMs,
+      logger: this.logger.child({ [LogFields.component]: 'capabilities' }),
+      onChange: (caps) => void this.connection?.reportCapabilities(caps),
+    });
+    // The first hello should carry them, so the hub renders for this cluster's real
+    // version at once; a slow API server delays the dial by a few seconds at most.
+    const firstCapabilities = Promise.race([
+      this.capabilities.start(),
+      sleep(durations.capabilitiesFirstWait, this.stopping.signal),
+    ]);
     // A namespaced-mode agent may not read Namespaces; its install manifests create its own.
     this.inventories = new InventoryStore(this.kube, c.namespace, !c.managedNamespaces);
     this.stateStore = new StateStore(this.kube, c.namespace);
@@ -175,12 +191,14 @@ export class AgentApp {
       });
       this.identity = identity;
       identity.onRenewed(() => this.connection?.useCredentials(identity.channelCredentials()));
-      this.connecting = identity.ready().then((id) => {
+      this.connecting = Promise.all([identity.ready(), firstCapabilities]).then(([id]) => {
         if (id && !this.stopping.signal.aborted)
           this.dial(identity.channelCredentials(), undefined, undefined);
       });
     } else {
-      this.dial(undefined, token, caPem);
+      this.connecting = firstCapabilities.then(() => {
+        if (!this.stopping.signal.aborted) this.dial(undefined, token, caPem);
+      });
     }
     this.resyncTimer = setInterval(() => {
       if (this.lastState && !this.queue.busy)
@@ -235,6 +253,7 @@ export class AgentApp {
       },
       {
         appliedMark: () => this.applied,
+        capabilities: () => this.capabilities?.current,
         onDesired: (r: ReceivedState) => void this.queue.submit({ kind: 'hub', ...r }),
         onUpToDate: (digest, revision) => this.onUpToDate(digest, revision),
       },
@@ -252,6 +271,7 @@ export class AgentApp {
     this.identity?.stop();
     await this.connecting;
     await this.connection?.stop();
+    await this.capabilities?.stop();
     await this.drift?.stop();
     this.metricsServer?.close();
     await this.publisher?.close(Math.floor(graceMs / 4));
@@ -369,6 +389,9 @@ export class AgentApp {
       new Set(outcome?.notApplied ?? []),
     );
     this.waits?.check(job.state);
+    // A write may have installed or removed a CRD or an API service: the hub renders
+    // Helm charts for what the cluster serves.
+    if ((outcome?.writes ?? 0) > 0) this.capabilities?.refresh();
     const result = outcome?.result ?? 'failed';
     // A waiting state is not recorded as applied: Hello keeps the last fully applied digest.
     if (

@@ -90,3 +90,18 @@ it('managed-namespaces-turn-on-namespaced-mode-and-are-validated', () => {
     'managed-namespaces',
   );
 });
+
+it('capabilities-interval-defaults-to-60s-and-is-at-least-1s', () => {
+  const ok = ['--cluster', 'e', '--hub', 'h:1', '--nats', 'nats://a:1'];
+  assert.equal(compile(ok).capabilitiesIntervalMs, 60_000);
+  assert.equal(compile(ok, { FLOTILLA_CAPABILITIES_INTERVAL: '2s' }).capabilitiesIntervalMs, 2_000);
+  assert.equal(compile([...ok, '--capabilities-interval', '5m']).capabilitiesIntervalMs, 300_000);
+  assert.equal(
+    fieldOf(() => compile([...ok, '--capabilities-interval', '100ms'])),
+    'capabilities-interval',
+  );
+  assert.equal(
+    fieldOf(() => compile([...ok, '--capabilities-interval', 'often'])),
+    'capabilities-interval',
+  );
+});

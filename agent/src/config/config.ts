@@ -1,6 +1,6 @@
 // Stages 2 and 3 of config: defaults, then one compiled, fully-required config validated
 // once at start. A ConfigError names the field (the flag) that is wrong.
-import { ConfigError, durations, isDnsLabel } from '@flotilla/common';
+import { ConfigError, durations, errorMessage, isDnsLabel, parseDuration } from '@flotilla/common';
 import type { AgentOptions } from './options.js';
 
 /** Everything the agent runs with; durations in ms. */
@@ -38,6 +38,8 @@ export interface AgentConfig {
   eventBufferSize: number;
   /** Applies in flight per stage. */
   applyConcurrency: number;
+  /** Time between readings of the cluster's capabilities (default 60 s). */
+  capabilitiesIntervalMs: number;
 }
 
 /** Defaults for everything the user may leave out. */
@@ -55,6 +57,7 @@ export const AGENT_DEFAULTS = {
   shutdownGraceMs: durations.shutdownGrace,
   eventBufferSize: 10_000,
   applyConcurrency: 8,
+  capabilitiesIntervalMs: durations.capabilitiesPoll,
 } as const;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -123,6 +126,10 @@ export function compileConfig(opts: AgentOptions, agentVersion: string): AgentCo
     logLevel,
     agentVersion,
     metricsAddr: opts.metricsAddr === undefined ? undefined : checkMetricsAddr(opts.metricsAddr),
+    capabilitiesIntervalMs:
+      opts.capabilitiesInterval === undefined
+        ? AGENT_DEFAULTS.capabilitiesIntervalMs
+        : checkInterval(opts.capabilitiesInterval),
   };
 }
 
@@ -135,6 +142,18 @@ function checkManagedNamespaces(list: string | undefined): string[] | undefined 
     if (!isDnsLabel(n))
       throw new ConfigError('managed-namespaces', `"${n}" is not a valid namespace name`);
   return names.sort();
+}
+
+function checkInterval(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new ConfigError('capabilities-interval', errorMessage(err));
+  }
+  // Each reading is a few requests to the API server; more often than 1 s is a mistake.
+  if (ms < 1_000) throw new ConfigError('capabilities-interval', `"${text}" is shorter than 1s`);
+  return ms;
 }
 
 function checkMetricsAddr(addr: string): string {

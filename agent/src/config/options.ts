@@ -23,6 +23,8 @@ export interface AgentOptions {
   logLevel?: string;
   /** host:port of the Prometheus /metrics endpoint; none when absent. */
   metricsAddr?: string;
+  /** How often the cluster's capabilities are read again, e.g. "60s". */
+  capabilitiesInterval?: string;
   help?: boolean;
 }
 
@@ -46,6 +48,10 @@ export const USAGE = `Usage: flotilla-agent --cluster NAME --hub HOST:PORT --nat
   --insecure            plaintext gRPC to the hub, no cluster certificate (development only)
   --log-level LEVEL     trace|debug|info|warn|error (default info; env FLOTILLA_LOG_LEVEL)
   --metrics-addr H:P    serve Prometheus metrics on http://H:P/metrics (env FLOTILLA_METRICS_ADDR; default off)
+  --capabilities-interval DUR
+                        how often the Kubernetes version and served API versions are read
+                        again for the hub's Helm rendering (env FLOTILLA_CAPABILITIES_INTERVAL;
+                        default 60s, at least 1s; also read after every apply that changed something)
   -h, --help            show this help
 `;
 
@@ -77,6 +83,7 @@ export function parseAgentArgs(
         insecure: { type: 'boolean' },
         'log-level': { type: 'string' },
         'metrics-addr': { type: 'string' },
+        'capabilities-interval': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -98,6 +105,8 @@ export function parseAgentArgs(
     insecure: values.insecure === true,
     logLevel: str('log-level') ?? nonEmpty(env.FLOTILLA_LOG_LEVEL),
     metricsAddr: str('metrics-addr') ?? nonEmpty(env.FLOTILLA_METRICS_ADDR),
+    capabilitiesInterval:
+      str('capabilities-interval') ?? nonEmpty(env.FLOTILLA_CAPABILITIES_INTERVAL),
     help: values.help === true,
   };
 }

@@ -21,9 +21,12 @@ describe('hub connection', () => {
   before(() => hub.start());
   after(() => hub.server.forceShutdown());
 
+  const CAPS = { kubeVersion: 'v1.35.4', apiVersions: ['apps/v1', 'apps/v1/Deployment', 'v1'] };
+
   function connect(received: ReceivedState[], heartbeatMs = 10_000): HubConnection {
     const handler: HubHandler = {
       appliedMark: () => ({ digest: 'sha256:old', revision: 'rev0' }),
+      capabilities: () => CAPS,
       onDesired: (r) => received.push(r),
       onUpToDate: () => {},
     };
@@ -64,8 +67,20 @@ describe('hub connection', () => {
       appliedDigest: 'sha256:old',
       appliedRevision: 'rev0',
       protocolVersion: 1,
+      capabilities: CAPS,
     });
     assert.equal(conn.machine.state, 'connected');
+    // A CRD was installed: the change goes to the hub on the open stream.
+    const more = {
+      kubeVersion: 'v1.35.4',
+      apiVersions: [...CAPS.apiVersions, 'monitoring.coreos.com/v1'],
+    };
+    await conn.reportCapabilities(more);
+    const reported = await until(
+      () => stream?.received.find((m) => m.capabilities)?.capabilities,
+      'capabilities message',
+    );
+    assert.deepEqual(reported, more);
     assert.equal(
       await conn.ack('s1', {
         generation: 7,

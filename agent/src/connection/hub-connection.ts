@@ -3,7 +3,7 @@
 // hands over desired states; applying them is the caller's job (see app.ts).
 import * as grpc from '@grpc/grpc-js';
 import { Backoff, EVENT_LIMITS, LogFields, clipText, errorMessage, sleep } from '@flotilla/common';
-import type { DesiredState, Logger } from '@flotilla/common';
+import type { ClusterCapabilities, DesiredState, Logger } from '@flotilla/common';
 import { PROTOCOL_VERSION, loadFlotillaProto } from '@flotilla/proto';
 import type { AgentMessage, AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
 import { ChunkAssembler, decodeDesiredState } from './chunks.js';
@@ -44,6 +44,8 @@ export interface ReceivedState {
 export interface HubHandler {
   /** Digest and revision of the last applied state, for Hello ("" when none). */
   appliedMark(): { digest: string; revision: string };
+  /** The cluster's capabilities as last read, for Hello; undefined before the first reading. */
+  capabilities?(): ClusterCapabilities | undefined;
   /** A new verified desired state arrived. Must not block: applies are queued by the caller. */
   onDesired(received: ReceivedState): void;
   /** The hub says the applied digest is current; `revision` may be a newer commit with the same content. */
@@ -130,6 +132,21 @@ export class HubConnection {
     this.client.close();
     this.nextClient?.close();
     if (this.machine.state !== 'closed') this.machine.transition('closed', 'stopped');
+  }
+
+  /**
+   * Tells the hub the cluster's capabilities changed, on the open stream (after its
+   * hello); without one, the next hello carries them.
+   */
+  async reportCapabilities(capabilities: ClusterCapabilities): Promise<void> {
+    const call = this.call;
+    if (!call) return;
+    await this.write(call, {
+      capabilities: {
+        kubeVersion: capabilities.kubeVersion,
+        apiVersions: [...capabilities.apiVersions],
+      },
+    });
   }
 
   /** Sends an ack if `session` is still the current one; false when it ended (the next Hello carries the applied digest instead). */
@@ -221,6 +238,7 @@ export class HubConnection {
       );
       call.on('end', () => finish('the hub closed the stream'));
       const mark = this.handler.appliedMark();
+      const caps = this.handler.capabilities?.();
       void this.write(call, {
         hello: {
           cluster: this.opts.cluster,
@@ -228,6 +246,14 @@ export class HubConnection {
           appliedDigest: mark.digest,
           appliedRevision: mark.revision,
           protocolVersion: PROTOCOL_VERSION,
+          ...(caps
+            ? {
+                capabilities: {
+                  kubeVersion: caps.kubeVersion,
+                  apiVersions: [...caps.apiVersions],
+                },
+              }
+            : {}),
         },
       });
     });

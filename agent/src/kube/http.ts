@@ -16,6 +16,8 @@ export interface KubeHttpRequest {
   body?: unknown;
   /** Content type of the body (default application/json). */
   contentType?: string;
+  /** Accept header (default application/json), e.g. to ask for aggregated discovery. */
+  accept?: string;
   signal?: AbortSignal;
 }
 
@@ -152,6 +154,7 @@ function roundTrip(
   req: KubeHttpRequest,
 ): Promise<unknown> {
   const body = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
+  if (req.accept) headers.accept = req.accept;
   if (body) {
     headers['content-type'] = req.contentType ?? 'application/json';
     headers['content-length'] = String(body.length);
