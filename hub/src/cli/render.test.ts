@@ -109,3 +109,84 @@ describe('flotilla render', () => {
     assert.match(r.err, /bundles\/web\/manifests\/host\.yaml: symbolic links are not allowed/);
   });
 });
+
+describe('flotilla render without kustomize or helm', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flotilla-cli-tools-'));
+    const files: Record<string, string> = {
+      'clusters/prod-1.yaml': clusterYaml('prod-1', { env: 'prod' }),
+      'clusters/dev-1.yaml': clusterYaml('dev-1', { env: 'dev' }),
+      'bundles/web/bundle.yaml': bundleYaml(
+        'web',
+        '  namespace: web\n  targets:\n    - clusterSelector: {}\n',
+      ),
+      'bundles/web/manifests/cm.yaml': configMap('web'),
+      // Untargeted (like the example fleet's) and dev-only bundles that need the programs.
+      'bundles/kust/bundle.yaml': bundleYaml('kust', '  source: { kustomize: { path: . } }\n'),
+      'bundles/kust/kustomization.yaml': 'resources: []\n',
+      'bundles/chart/bundle.yaml': bundleYaml(
+        'chart',
+        '  source: { helm: { chart: chart } }\n  targets:\n    - clusterSelector: { matchLabels: { env: dev } }\n',
+      ),
+      'bundles/chart/chart/Chart.yaml': 'apiVersion: v2\nname: chart\nversion: 0.1.0\n',
+    };
+    for (const [p, t] of Object.entries(files)) {
+      await mkdir(dirname(join(dir, p)), { recursive: true });
+      await writeFile(join(dir, p), t);
+    }
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const noTools = { PATH: '/nonexistent', FLOTILLA_KUSTOMIZE: '', FLOTILLA_HELM: '' };
+  async function runWithout(argv: string[]) {
+    let out = '';
+    let err = '';
+    const code = await renderCommand(argv, {
+      stdout: { write: (t: string) => (out += t) },
+      stderr: { write: (t: string) => (err += t) },
+      env: noTools,
+    });
+    return { code, out, err };
+  }
+
+  test('a-cluster-whose-bundles-use-neither-program-renders-without-them', async () => {
+    const r = await runWithout(['--repo', dir, '--cluster', 'prod-1']);
+    assert.equal(r.err, '');
+    assert.equal(r.code, 0);
+    assert.match(r.out, /name: web/);
+  });
+
+  test('a-cluster-that-gets-a-helm-bundle-says-helm-is-missing', async () => {
+    const r = await runWithout(['--repo', dir, '--cluster', 'dev-1']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /the helm program "helm" was not found/);
+    assert.doesNotMatch(r.err, /kustomize/, 'the untargeted Kustomize bundle is not built');
+  });
+
+  test('capability-flags-are-checked-before-rendering', async () => {
+    const bad = await runWithout([
+      '--repo',
+      dir,
+      '--cluster',
+      'prod-1',
+      '--kube-version',
+      'latest',
+    ]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--kube-version: "latest" is not a Kubernetes version/);
+    const list = await runWithout([
+      '--repo',
+      dir,
+      '--cluster',
+      'prod-1',
+      '--api-versions',
+      'a b/v1',
+    ]);
+    assert.equal(list.code, 2);
+    assert.match(list.err, /--api-versions: "a b\/v1" is not group\/version/);
+    const stray = await runWithout(['--repo', dir, '--cluster', 'prod-1', '--hub-url', 'http://h']);
+    assert.equal(stray.code, 2);
+    assert.match(stray.err, /--hub-url is used only with --hub/);
+  });
+});

@@ -8,19 +8,36 @@ import type { DesiredState } from '@flotilla/common';
 import { formatRenderError, renderFleet } from '../render/index.js';
 import type { RenderError, RenderOptions, RenderResult } from '../render/index.js';
 import { readDirectoryTree, validateFleetPath } from '../source/index.js';
+import { capabilitiesFor, parseCapabilityFlags } from './render-capabilities.js';
+import type { CapabilityFlags } from './render-capabilities.js';
+import { DEFAULT_HUB_URL } from './hub-client.js';
+import type { Fetch } from './hub-client.js';
+import { CA_FILE_OPTION, CA_FILE_USAGE } from './hub-tls.js';
 
 /** Usage of `flotilla render`. */
 export const RENDER_USAGE = `Usage: flotilla render --cluster NAME [--repo DIR] [--path PATH] [--bundle NAME] [-o yaml|json]
+                       [--kube-version V] [--api-versions LIST] [--hub]
 
 Renders the fleet repo in DIR (default: the current directory) for one cluster and
 prints its objects: a YAML stream (default) or the desired state as JSON.
 --path is the fleet's root directory inside DIR, as a hub source's \`path\`
 (e.g. deploy/fleet; default: DIR itself); bundles cannot read files outside it.
-Kustomize and Helm bundles run the kustomize and helm programs found on PATH, or
-FLOTILLA_KUSTOMIZE / FLOTILLA_HELM.
+Kustomize and Helm bundles the cluster gets run the kustomize and helm programs found
+on PATH, or FLOTILLA_KUSTOMIZE / FLOTILLA_HELM (bundles it does not get need neither).
+
+Helm charts see the cluster's capabilities: what its agent reported to the hub (with
+--hub), else the Cluster's spec.kubeVersion / spec.apiVersions, else the default
+(v1.35.0; the hub's render.defaultKubeVersion with --hub). Flags win over all of them:
+  --kube-version V      Kubernetes version, e.g. v1.29.4 (.Capabilities.KubeVersion)
+  --api-versions LIST   served API versions, comma separated or repeated, e.g.
+                        monitoring.coreos.com/v1,apps/v1/Deployment (.Capabilities.APIVersions)
+  --hub                 read the cluster's capabilities from the hub's API
+  --hub-url URL         hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
+${CA_FILE_USAGE}
 
 Exit codes: 0 rendered without errors, 1 render errors (printed to stderr with
-file:line; what could be rendered is still printed), 2 usage error.
+file:line; what could be rendered is still printed), 2 usage error or, with --hub,
+the hub could not be read.
 `;
 
 /** Where renderCommand writes; process streams or anything with write(). */
@@ -33,6 +50,11 @@ export interface RenderIo {
   env?: NodeJS.ProcessEnv;
 }
 
+/** The cwd and environment of an invocation, defaults filled in. */
+function fullIo(io: RenderIo): { env: NodeJS.ProcessEnv; cwd: string } & RenderIo {
+  return { ...io, env: io.env ?? process.env, cwd: io.cwd ?? process.cwd() };
+}
+
 interface Args {
   repo: string;
   /** Normalised fleet path inside repo ("" = repo itself). */
@@ -40,6 +62,7 @@ interface Args {
   cluster: string;
   bundle: string | undefined;
   output: 'yaml' | 'json';
+  capabilities: CapabilityFlags;
 }
 
 function parse(argv: string[], io: RenderIo): Args | 'help' | string {
@@ -56,6 +79,11 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
         bundle: { type: 'string' },
         output: { type: 'string', short: 'o' },
         help: { type: 'boolean', short: 'h' },
+        'kube-version': { type: 'string' },
+        'api-versions': { type: 'string', multiple: true },
+        hub: { type: 'boolean' },
+        'hub-url': { type: 'string' },
+        ...CA_FILE_OPTION,
       },
     }));
   } catch (err) {
@@ -66,8 +94,10 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
   const output = values.output ?? 'yaml';
   if (output !== 'yaml' && output !== 'json') return `-o must be yaml or json, not "${output}"`;
   let path: string;
+  let capabilities: CapabilityFlags;
   try {
     path = validateFleetPath(values.path, '--path');
+    capabilities = parseCapabilityFlags(values);
   } catch (err) {
     return errorMessage(err);
   }
@@ -77,6 +107,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
     cluster: values.cluster,
     bundle: values.bundle,
     output,
+    capabilities,
   };
 }
 
@@ -92,7 +123,11 @@ export function renderOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Rend
 }
 
 /** Runs `flotilla render` with argv (after "render"); returns the exit code. */
-export async function renderCommand(argv: string[], io: RenderIo): Promise<number> {
+export async function renderCommand(
+  argv: string[],
+  io: RenderIo,
+  fetchFn: Fetch = fetch,
+): Promise<number> {
   const args = parse(argv, io);
   if (args === 'help') {
     io.stdout.write(RENDER_USAGE);
@@ -102,17 +137,32 @@ export async function renderCommand(argv: string[], io: RenderIo): Promise<numbe
     io.stderr.write(`flotilla render: ${args}\n\n${RENDER_USAGE}`);
     return 2;
   }
-  let result: RenderResult;
+  let tree;
   try {
-    result = await renderFleet(
-      await readDirectoryTree(args.repo, { path: args.path }),
-      'local',
-      renderOptionsFromEnv(io.env),
-    );
+    tree = await readDirectoryTree(args.repo, { path: args.path });
   } catch (err) {
     io.stderr.write(`flotilla render: cannot read ${args.repo}: ${errorMessage(err)}\n`);
     return 2;
   }
+  let capabilities;
+  try {
+    capabilities = await capabilitiesFor(
+      tree,
+      args.cluster,
+      args.capabilities,
+      fullIo(io),
+      fetchFn,
+    );
+  } catch (err) {
+    io.stderr.write(`flotilla render: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  // Only this cluster: bundles it does not get run no kustomize or helm.
+  const result: RenderResult = await renderFleet(tree, 'local', {
+    ...renderOptionsFromEnv(io.env),
+    clusters: [args.cluster],
+    capabilities: new Map([[args.cluster, capabilities]]),
+  });
   const errors = result.errors.filter((e) => relevant(e, args));
   for (const e of errors) io.stderr.write(`error: ${formatRenderError(e)}\n`);
   const state = result.clusters.get(args.cluster);
