@@ -47,6 +47,11 @@ export const durations = {
   capabilitiesPoll: 60_000,
   /** Agent: how long the first dial waits for the first capabilities reading (5 s). */
   capabilitiesFirstWait: 5_000,
+  /**
+   * Hub: a connecting agent whose capabilities the hub did not know gets its first desired
+   * state from the re-render they cause, or after this long at most (10 s).
+   */
+  capabilitiesRenderWait: 10_000,
   /** Hub: capability reports arriving within this window share one re-render (1 s). */
   capabilitiesRerenderDelay: 1_000,
   /** Hub: a failed write of reported capabilities to KV is retried after this delay (1 s). */

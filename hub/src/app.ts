@@ -566,6 +566,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       }
     }
     const changed = this.desired.replace(states);
+    this.stream?.rendered();
     const fleet: FleetEntry[] = [...labels].map(([name, l]) => {
       const s = states.get(name);
       const bundles = s?.bundles.map((b) => ({ name: b.name, digest: b.digest }));

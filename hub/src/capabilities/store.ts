@@ -44,8 +44,8 @@ export class CapabilitiesStore implements CapabilitiesSink {
     this.now = opts.now ?? Date.now;
   }
 
-  /** Checks and keeps a cluster's report; listeners hear of it only when it changed something. */
-  reported(cluster: string, raw: ClusterCapabilities): void {
+  /** Checks and keeps a cluster's report; true (and listeners hear of it) when it changed something. */
+  reported(cluster: string, raw: ClusterCapabilities): boolean {
     let caps: ClusterCapabilities;
     try {
       caps = checkCapabilities(raw, `capabilities of cluster "${cluster}"`);
@@ -58,11 +58,11 @@ export class CapabilitiesStore implements CapabilitiesSink {
           'capabilities report refused; rendering with what was known before',
         );
       }
-      return;
+      return false;
     }
     this.refused.delete(cluster);
     const reportedAt = new Date(this.now()).toISOString();
-    if (!this.set(cluster, caps, reportedAt)) return;
+    if (!this.set(cluster, caps, reportedAt)) return false;
     this.dirty.add(cluster);
     this.opts.logger.info(
       {
@@ -73,6 +73,7 @@ export class CapabilitiesStore implements CapabilitiesSink {
       'cluster capabilities changed',
     );
     this.emit([cluster]);
+    return true;
   }
 
   /** Adds stored records for clusters that have not reported since start; returns how many were added. */

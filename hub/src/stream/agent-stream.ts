@@ -204,6 +204,11 @@ export class AgentStreamService {
     this.opts.logger.debug({ changed: clusters.length, notified }, 'desired states changed');
   }
 
+  /** A render finished and its states are in the source: first states held for it are sent. */
+  rendered(): void {
+    for (const session of this.sessions.values()) session.renderFinished();
+  }
+
   /** Closes every stream of a cluster (its identity was revoked); returns how many. */
   closeCluster(cluster: string, reason: string): number {
     let n = 0;

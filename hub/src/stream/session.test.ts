@@ -35,7 +35,12 @@ class FakeWire implements SessionWire {
   }
 }
 
-function harness(states: Map<string, DesiredState>, heartbeatIntervalMs = 60_000) {
+function harness(
+  states: Map<string, DesiredState>,
+  heartbeatIntervalMs = 60_000,
+  capabilitiesChange = false,
+  renderWaitMs = 60_000,
+) {
   const wire = new FakeWire();
   const events: string[] = [];
   const reports: [string, ClusterCapabilities][] = [];
@@ -53,7 +58,13 @@ function harness(states: Map<string, DesiredState>, heartbeatIntervalMs = 60_000
   const session = new Session('s1', wire, {
     source: { get: (c) => states.get(c), subscribe: () => () => {} },
     observer,
-    capabilities: { reported: (c, caps) => reports.push([c, caps]) },
+    capabilities: {
+      reported: (c, caps) => {
+        reports.push([c, caps]);
+        return capabilitiesChange;
+      },
+    },
+    renderWaitMs,
     cache: new EncodingCache(),
     nextGeneration: () => ++gen,
     onActive: () => {},
@@ -205,5 +216,33 @@ test('a-hello-without-capabilities-reports-nothing', async () => {
   session.received(hello('c1'));
   await sent(wire, 1);
   assert.deepEqual(reports, []);
+  session.close('test');
+});
+
+test('new-capabilities-in-hello-hold-the-first-state-until-the-re-render-finishes', async () => {
+  const states = new Map([['c1', desiredState('c1', 'r1')]]);
+  const { wire, session } = harness(states, 60_000, true);
+  const caps = { kubeVersion: 'v1.35.4', apiVersions: ['v1'] };
+  session.received(hello('c1', '', '', caps));
+  await sent(wire, 1);
+  await settle();
+  assert.deepEqual(
+    wire.kinds(),
+    ['welcome'],
+    'what was rendered for other capabilities is not sent',
+  );
+  // The re-render changed nothing for this cluster: the held state goes out anyway.
+  session.renderFinished();
+  await sent(wire, 2);
+  assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
+  session.close('test');
+});
+
+test('a-held-first-state-goes-out-after-the-wait-when-no-render-comes', async () => {
+  const states = new Map([['c1', desiredState('c1', 'r1')]]);
+  const { wire, session } = harness(states, 60_000, true, 30);
+  session.received(hello('c1', '', '', { kubeVersion: 'v1.35.4', apiVersions: ['v1'] }));
+  await sent(wire, 2);
+  assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
   session.close('test');
 });

@@ -7,7 +7,7 @@
 // the session waits for 'drain' before the next message.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { DesiredState, Logger } from '@flotilla/common';
-import { LogFields, clipText, errorMessage, isDnsLabel } from '@flotilla/common';
+import { LogFields, clipText, durations, errorMessage, isDnsLabel } from '@flotilla/common';
 import type {
   AgentMessage__Output,
   ClusterCapabilities__Output,
@@ -61,6 +61,8 @@ export interface SessionContext {
   onClosing(session: Session): void;
   logger: Logger;
   heartbeatIntervalMs: number;
+  /** Longest hold of the first state for a capabilities re-render (default durations.capabilitiesRenderWait). */
+  renderWaitMs?: number;
   now?: () => number;
 }
 
@@ -81,6 +83,8 @@ export class Session {
   private lastReceived: number;
   private lastWritten: number;
   private timer: NodeJS.Timeout | undefined;
+  /** Set while the first state waits for the re-render the hello's capabilities cause. */
+  private held: NodeJS.Timeout | undefined;
   private log: Logger;
   private readonly now: () => number;
 
@@ -170,7 +174,7 @@ export class Session {
     }
     this.ctx.onActive(this);
     this.ctx.observer.connected(this.clusterName, this.id, summary);
-    this.report(capabilities);
+    const rerender = this.report(capabilities);
     this.log.info(
       {
         agentVersion: hello.agentVersion,
@@ -186,20 +190,36 @@ export class Session {
         protocolVersion: PROTOCOL_VERSION,
       },
     });
-    this.desiredChanged();
+    if (!rerender) return this.desiredChanged();
+    // What is rendered now assumed other capabilities (a new cluster: the defaults); the
+    // agent would apply it only to get another state a second later.
+    this.held = setTimeout(
+      () => this.renderFinished(),
+      this.ctx.renderWaitMs ?? durations.capabilitiesRenderWait,
+    );
+    this.held.unref();
+    void this.pump();
   }
 
-  private report(c: ClusterCapabilities__Output | null | undefined): void {
-    if (!c || !this.ctx.capabilities) return;
-    this.ctx.capabilities.reported(this.clusterName, {
+  private report(c: ClusterCapabilities__Output | null | undefined): boolean {
+    if (!c || !this.ctx.capabilities) return false;
+    return this.ctx.capabilities.reported(this.clusterName, {
       kubeVersion: c.kubeVersion,
       apiVersions: c.apiVersions,
     });
   }
 
+  /** A render finished: a first state held for it is sent now (whether or not it changed). */
+  renderFinished(): void {
+    if (this.held === undefined) return;
+    this.desiredChanged();
+  }
+
   /** Re-reads the cluster's desired state and queues it (latest wins). */
   desiredChanged(): void {
     if (this.stateValue !== 'active') return;
+    clearTimeout(this.held);
+    this.held = undefined;
     const state = this.ctx.source.get(this.clusterName);
     if (state) this.outbox.offerState(state);
     void this.pump();
@@ -298,6 +318,8 @@ export class Session {
     if (!this.transition('closing', reason)) return;
     clearInterval(this.timer);
     this.timer = undefined;
+    clearTimeout(this.held);
+    this.held = undefined;
     this.ctx.onClosing(this);
     if (code === undefined || code === GrpcStatus.OK) this.wire.end();
     else this.wire.end({ code, details: reason });

@@ -28,8 +28,11 @@ export interface SessionObserver {
 
 /** Told what each connected cluster serves (from its hello and capabilities messages). */
 export interface CapabilitiesSink {
-  /** The agent of `cluster` reported these (unchecked: the sink bounds and validates them). */
-  reported(cluster: string, capabilities: ClusterCapabilities): void;
+  /**
+   * The agent of `cluster` reported these (unchecked: the sink bounds and validates
+   * them). True when they change what the cluster renders with: a re-render follows.
+   */
+  reported(cluster: string, capabilities: ClusterCapabilities): boolean;
 }
 
 /** An observer that ignores everything, for tests and tools. */
