@@ -1,0 +1,411 @@
+// Helm charts rendered for each cluster's real capabilities, end to end: two real
+// kube-apiservers with real agents, NATS, Git, the hub and the pinned helm. The chart is
+// shaped like public charts: it declares kubeVersion ">=1.23.0-0" (which helm built from
+// source refuses unless told the cluster's version), picks API versions from
+// .Capabilities (policy/v1 PodDisruptionBudget by a resource-level entry, autoscaling/v2 HPA
+// by version), has RBAC and a helper template, and renders a ServiceMonitor only where
+// monitoring.coreos.com/v1 is served. The ServiceMonitor CRD is installed on one cluster
+// first and on the other later, outside Flotilla, as a platform team would.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { AppsV1Api, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { K8S_VERSION, binaryPaths, requireEnv, waitFor } from '@flotilla/test-env';
+import { applyManifests, parseManifests } from '../system/install.js';
+import { startFleet } from '../system/fleet.js';
+import type { Fleet } from '../system/fleet.js';
+
+const skip = await requireEnv(['cluster', 'nats', 'git']);
+// Agents started below re-read their cluster's capabilities every second (default 60 s),
+// and `flotilla render` (run through fleet.cli) uses the test environment's helm.
+process.env.FLOTILLA_CAPABILITIES_INTERVAL = '1s';
+process.env.FLOTILLA_HELM = binaryPaths().helm;
+
+const CHART: Record<string, string> = {
+  'Chart.yaml': `apiVersion: v2
+name: shop
+description: A storefront, packaged the way public charts are
+type: application
+version: 1.4.2
+appVersion: "2.7.0"
+kubeVersion: ">=1.23.0-0"
+`,
+  'values.yaml': `image:
+  repository: registry.example.com/shop
+  tag: ""
+serviceAccount:
+  create: true
+rbac:
+  create: true
+podDisruptionBudget:
+  enabled: true
+  minAvailable: 1
+autoscaling:
+  enabled: true
+  minReplicas: 2
+  maxReplicas: 5
+  targetCPUUtilizationPercentage: 80
+metrics:
+  serviceMonitor:
+    enabled: true
+    interval: 30s
+`,
+  'templates/_helpers.tpl': `{{- define "shop.fullname" -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "shop.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "shop.labels" -}}
+{{ include "shop.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "shop.pdb.apiVersion" -}}
+{{- if .Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget" -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end -}}
+
+{{- define "shop.hpa.apiVersion" -}}
+{{- if semverCompare ">=1.23-0" .Capabilities.KubeVersion.GitVersion -}}
+autoscaling/v2
+{{- else -}}
+autoscaling/v2beta2
+{{- end -}}
+{{- end -}}
+`,
+  'templates/serviceaccount.yaml': `{{- if .Values.serviceAccount.create }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "shop.fullname" . }}
+  labels:
+    {{- include "shop.labels" . | nindent 4 }}
+{{- end }}
+`,
+  'templates/rbac.yaml': `{{- if .Values.rbac.create }}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ include "shop.fullname" . }}
+  labels:
+    {{- include "shop.labels" . | nindent 4 }}
+rules:
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ include "shop.fullname" . }}
+  labels:
+    {{- include "shop.labels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ include "shop.fullname" . }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ include "shop.fullname" . }}
+    namespace: {{ .Release.Namespace }}
+{{- end }}
+`,
+  'templates/configmap.yaml': `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "shop.fullname" . }}-runtime
+  labels:
+    {{- include "shop.labels" . | nindent 4 }}
+data:
+  kubeVersion: {{ .Capabilities.KubeVersion.Version | quote }}
+`,
+  'templates/deployment.yaml': `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "shop.fullname" . }}
+  labels:
+    {{- include "shop.labels" . | nindent 4 }}
+spec:
+  {{- if not .Values.autoscaling.enabled }}
+  replicas: 1
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "shop.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "shop.selectorLabels" . | nindent 8 }}
+    spec:
+      serviceAccountName: {{ include "shop.fullname" . }}
+      containers:
+        - name: shop
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+          ports:
+            - name: http
+              containerPort: 8080
+`,
+  'templates/service.yaml': `apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "shop.fullname" . }}
+  labels:
+    {{- include "shop.labels" . | nindent 4 }}
+spec:
+  selector:
+    {{- include "shop.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
+`,
+  'templates/pdb.yaml': `{{- if .Values.podDisruptionBudget.enabled }}
+apiVersion: {{ include "shop.pdb.apiVersion" . }}
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "shop.fullname" . }}
+spec:
+  minAvailable: {{ .Values.podDisruptionBudget.minAvailable }}
+  selector:
+    matchLabels:
+      {{- include "shop.selectorLabels" . | nindent 6 }}
+{{- end }}
+`,
+  'templates/hpa.yaml': `{{- if .Values.autoscaling.enabled }}
+apiVersion: {{ include "shop.hpa.apiVersion" . }}
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "shop.fullname" . }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "shop.fullname" . }}
+  minReplicas: {{ .Values.autoscaling.minReplicas }}
+  maxReplicas: {{ .Values.autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ .Values.autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}
+`,
+  'templates/servicemonitor.yaml': `{{- if and .Values.metrics.serviceMonitor.enabled (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") }}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "shop.fullname" . }}
+  labels:
+    {{- include "shop.labels" . | nindent 4 }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "shop.selectorLabels" . | nindent 6 }}
+  endpoints:
+    - port: http
+      interval: {{ .Values.metrics.serviceMonitor.interval }}
+{{- end }}
+`,
+};
+
+const SERVICE_MONITOR_CRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: { plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor, listKind: ServiceMonitorList }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: { type: object, x-kubernetes-preserve-unknown-fields: true }
+`;
+
+const cluster = (name: string): string =>
+  `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${name}\n  labels: { app: shop }\n`;
+
+const repoFiles: Record<string, string> = {
+  'clusters/shop-eu.yaml': cluster('shop-eu'),
+  'clusters/shop-us.yaml': cluster('shop-us'),
+  'bundles/base/bundle.yaml': `apiVersion: flotilla.dev/v1alpha1
+kind: Bundle
+metadata: { name: base }
+spec:
+  targets: [ { clusterSelector: {} } ]
+`,
+  'bundles/base/manifests/namespace.yaml':
+    'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n',
+  'bundles/shop/bundle.yaml': `apiVersion: flotilla.dev/v1alpha1
+kind: Bundle
+metadata: { name: shop }
+spec:
+  source:
+    helm: { chart: chart, releaseName: web }
+  namespace: shop
+  targets: [ { clusterSelector: { matchLabels: { app: shop } } } ]
+`,
+  ...Object.fromEntries(Object.entries(CHART).map(([p, t]) => [`bundles/shop/chart/${p}`, t])),
+};
+
+let fleet: Fleet | undefined;
+
+before(async () => {
+  if (skip) return;
+  fleet = await startFleet({ clusters: ['shop-eu', 'shop-us'], repoFiles });
+});
+
+after(async () => {
+  await fleet?.stop();
+});
+
+function objects(name: string): KubernetesObjectApi {
+  const kc = new KubeConfig();
+  kc.loadFromFile(fleet!.clusters.get(name)!.kubeconfigPath);
+  return KubernetesObjectApi.makeApiClient(kc);
+}
+
+async function read(
+  clusterName: string,
+  apiVersion: string,
+  kind: string,
+  name: string,
+): Promise<KubernetesObject | undefined> {
+  try {
+    return await objects(clusterName).read({
+      apiVersion,
+      kind,
+      metadata: { name, namespace: 'shop' },
+    });
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    // 404: no such object, or (for ServiceMonitor) no such kind on this cluster yet.
+    if (code === 404) return undefined;
+    throw err;
+  }
+}
+
+// Plays the Deployment controller on a server that runs none: the rollout is done.
+async function rollOut(clusterName: string): Promise<void> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(fleet!.clusters.get(clusterName)!.kubeconfigPath);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const d = await apps.readNamespacedDeployment({ name: 'web-shop', namespace: 'shop' });
+  d.status = {
+    observedGeneration: d.metadata?.generation ?? 1,
+    replicas: 2,
+    updatedReplicas: 2,
+    readyReplicas: 2,
+    availableReplicas: 2,
+    conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
+  };
+  await apps.replaceNamespacedDeploymentStatus({ name: 'web-shop', namespace: 'shop', body: d });
+}
+
+const kindsOf = (yamlStream: string): string[] =>
+  parseManifests(yamlStream)
+    .map((o) => `${o.apiVersion} ${o.kind}`)
+    .sort();
+
+test(
+  'a-chart-needing-kubernetes-1.23-deploys-on-both-clusters-with-a-servicemonitor-only-where-its-crd-is-served',
+  { skip, timeout: 300_000 },
+  async () => {
+    const f = fleet!;
+    // shop-eu runs the Prometheus operator's CRDs already; shop-us does not (yet).
+    await applyManifests(f.clusters.get('shop-eu')!.kubeconfigPath, SERVICE_MONITOR_CRD);
+
+    const wait = { timeoutMs: 120_000, intervalMs: 250 };
+    await waitFor(
+      async () =>
+        (await read('shop-eu', 'monitoring.coreos.com/v1', 'ServiceMonitor', 'web-shop')) !==
+        undefined,
+      {
+        ...wait,
+        what: `the ServiceMonitor on shop-eu (logs in ${f.logDir})`,
+      },
+    );
+    for (const name of ['shop-eu', 'shop-us']) {
+      await waitFor(
+        async () => (await read(name, 'apps/v1', 'Deployment', 'web-shop')) !== undefined,
+        {
+          ...wait,
+          what: `the chart's Deployment on ${name} (logs in ${f.logDir})`,
+        },
+      );
+      // Chosen by .Capabilities: the resource-level entry, and the cluster's version.
+      assert.ok(
+        await read(name, 'policy/v1', 'PodDisruptionBudget', 'web-shop'),
+        `${name} PDB policy/v1`,
+      );
+      assert.ok(
+        await read(name, 'autoscaling/v2', 'HorizontalPodAutoscaler', 'web-shop'),
+        `${name} HPA`,
+      );
+      assert.ok(await read(name, 'rbac.authorization.k8s.io/v1', 'RoleBinding', 'web-shop'));
+      const runtime = (await read(name, 'v1', 'ConfigMap', 'web-shop-runtime')) as
+        (KubernetesObject & { data?: Record<string, string> }) | undefined;
+      // The test's kube-apiserver is built from source (no release version): its major
+      // and minor, as the agent reports them.
+      const minor = K8S_VERSION.split('.').slice(0, 2).join('.');
+      assert.equal(runtime?.data?.kubeVersion, `${minor}.0`, `${name} .Capabilities.KubeVersion`);
+      await rollOut(name);
+    }
+    await f.waitForRevision(f.firstCommit, 120_000);
+    assert.equal(
+      await read('shop-us', 'monitoring.coreos.com/v1', 'ServiceMonitor', 'web-shop'),
+      undefined,
+    );
+
+    // What the hub renders for each cluster is what `flotilla render --hub` shows.
+    const render = (name: string, extra: string[] = []) =>
+      f.cli(['render', '--repo', f.repo.dir, '--cluster', name, '--bundle', 'shop', ...extra]);
+    assert.ok(
+      kindsOf(await render('shop-eu', ['--hub'])).includes(
+        'monitoring.coreos.com/v1 ServiceMonitor',
+      ),
+    );
+    const us = kindsOf(await render('shop-us', ['--hub']));
+    assert.ok(!us.includes('monitoring.coreos.com/v1 ServiceMonitor'));
+    assert.ok(us.includes('policy/v1 PodDisruptionBudget'));
+    // Without the cluster's capabilities, helm knows no resource-level entries: the
+    // chart falls back to an API version this Kubernetes no longer serves.
+    assert.ok(kindsOf(await render('shop-us')).includes('policy/v1beta1 PodDisruptionBudget'));
+
+    // The CRD arrives on shop-us: its agent reports it, the hub re-renders, and the
+    // ServiceMonitor follows, at the same commit.
+    await applyManifests(f.clusters.get('shop-us')!.kubeconfigPath, SERVICE_MONITOR_CRD);
+    await waitFor(
+      async () =>
+        (await read('shop-us', 'monitoring.coreos.com/v1', 'ServiceMonitor', 'web-shop')) !==
+        undefined,
+      {
+        ...wait,
+        what: `the ServiceMonitor on shop-us after its CRD was installed (logs in ${f.logDir})`,
+      },
+    );
+    const rows = await f.waitForRevision(f.firstCommit, 120_000);
+    assert.deepEqual(
+      rows.filter((r) => r.name.startsWith('shop-')).map((r) => [r.name, r.state]),
+      [
+        ['shop-eu', 'Ready'],
+        ['shop-us', 'Ready'],
+      ],
+    );
+  },
+);
