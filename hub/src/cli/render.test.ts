@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { bundleYaml, clusterYaml, configMap } from '../render/testing.js';
@@ -162,6 +163,22 @@ describe('flotilla render without kustomize or helm', () => {
     assert.equal(r.code, 1);
     assert.match(r.err, /the helm program "helm" was not found/);
     assert.doesNotMatch(r.err, /kustomize/, 'the untargeted Kustomize bundle is not built');
+  });
+
+  test('the-example-fleet-renders-a-cluster-without-kustomize-or-helm-when-its-bundles-need-neither', async () => {
+    // deploy/examples/fleet: edge-eu gets plain bundles only; Helm and Kustomize bundles target the lab.
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const r = await runWithout([
+      '--repo',
+      root,
+      '--path',
+      'deploy/examples/fleet',
+      '--cluster',
+      'edge-eu',
+    ]);
+    assert.equal(r.err, '');
+    assert.equal(r.code, 0);
+    assert.match(r.out, /kind: Deployment/);
   });
 
   test('capability-flags-are-checked-before-rendering', async () => {
