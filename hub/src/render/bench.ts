@@ -4,6 +4,7 @@
 // held (the hub's streams and queries wait that long) by each, also for hostile commits.
 // Run: node --expose-gc hub/dist/render/bench.js
 import { performance } from 'node:perf_hooks';
+import type { ClusterCapabilities } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { FleetRenderer } from './renderer.js';
 import type { RenderResult } from './types.js';
@@ -146,6 +147,27 @@ async function once(
   const heap = heapUsed() - before;
   const warm = await timed(() => renderer.render(oneStatic, 'rev-2'));
   const warmPer = await timed(() => renderer.render(onePerCluster, 'rev-3'));
+  // Every cluster reports one of three capability sets, then one cluster's change (a CRD
+  // installed): the re-render a capabilities report causes.
+  const sets: ClusterCapabilities[] = [0, 1, 2].map((i) => ({
+    kubeVersion: `v1.3${3 + i}.0`,
+    apiVersions: ['apps/v1', 'apps/v1/Deployment', 'v1', 'v1/ConfigMap'],
+  }));
+  const reported = new Map(
+    Array.from({ length: CLUSTERS }, (_, c) => [
+      `cluster-${c}`,
+      sets[c % 3] as ClusterCapabilities,
+    ]),
+  );
+  await renderer.render(onePerCluster, 'rev-3', { capabilities: reported });
+  const oneChanged = new Map(reported);
+  oneChanged.set('cluster-0', {
+    ...sets[0]!,
+    apiVersions: [...sets[0]!.apiVersions, 'example.com/v1'],
+  });
+  const capsChange = await timed(() =>
+    renderer.render(onePerCluster, 'rev-3', { capabilities: oneChanged }),
+  );
   const bigRenderer = new FleetRenderer();
   await bigRenderer.render(big[0], 'big-1');
   const bigOne = await timed(() => bigRenderer.render(big[1], 'big-2'));
@@ -157,6 +179,7 @@ async function once(
     warm.result.stats.bundleRenders,
     warmPer.result.stats.bundleRenders,
     bigOne.ms,
+    capsChange.ms,
   ];
 }
 
@@ -264,6 +287,7 @@ async function main(): Promise<void> {
     'ms',
     TARGETS.bigRepoOneFileMs,
   );
+  line('re-render after one cluster reported new capabilities', col(7), 'ms');
   console.log('(the 5,000-file target also counts the Git fetch: see the source benchmark)');
   line('cold render through the render worker', wcol(0), 'ms');
   line(
