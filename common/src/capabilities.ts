@@ -16,17 +16,29 @@ export interface ClusterCapabilities {
   apiVersions: readonly string[];
 }
 
-/** Bounds on capabilities from outside (agents, Git, flags): every side checks the same ones. */
+/**
+ * Bounds on capabilities from outside (agents, Git, flags): every side checks the same
+ * ones. A report travels in one gRPC message, and the hub takes none over 64 KiB
+ * (MAX_RECEIVE_MESSAGE_BYTES): the entries may take 56 KiB of it, the rest of a hello
+ * fits in what is left.
+ */
 export const CAPABILITIES_LIMITS = {
-  /** Most API version entries of one cluster (10,000). */
-  maxApiVersions: 10_000,
+  /** Most API version entries of one cluster (5,000). */
+  maxApiVersions: 5_000,
   /** Longest entry: a group (253) + version (63) + Kind (63) and separators fit (400). */
   maxEntryLength: 400,
-  /** Most bytes of all entries together (1 MiB), so a report stays far below gRPC's 4 MiB message limit. */
-  maxTotalBytes: 1024 * 1024,
+  /** Most bytes the entries take in a message, 3 bytes of framing each included (56 KiB): apiVersionsSize. */
+  maxEncodedBytes: 56 * 1024,
   /** Longest Kubernetes version string (64). */
   maxKubeVersionLength: 64,
 } as const;
+
+/** Bytes the entries take in a protobuf message (each: its length plus at most 3 bytes of framing). */
+export function apiVersionsSize(entries: readonly string[]): number {
+  let n = 0;
+  for (const e of entries) n += Buffer.byteLength(e) + 3;
+  return n;
+}
 
 // A semantic version as helm parses it ("v1.35.4", "1.29", "v1.30.2-gke.1587003").
 const KUBE_VERSION = /^v?\d+\.\d+(\.\d+)?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
@@ -64,18 +76,17 @@ export function checkCapabilities(
       `${what}: ${apiVersions.length} API versions, more than the limit of ${CAPABILITIES_LIMITS.maxApiVersions}`,
     );
   }
-  let bytes = 0;
   for (const entry of apiVersions) {
     if (!isApiVersionEntry(entry)) {
       throw new ValidationError(
         `${what}: API version "${entry.slice(0, 80)}" is not group/version or group/version/Kind`,
       );
     }
-    bytes += entry.length;
   }
-  if (bytes > CAPABILITIES_LIMITS.maxTotalBytes) {
+  const bytes = apiVersionsSize(apiVersions);
+  if (bytes > CAPABILITIES_LIMITS.maxEncodedBytes) {
     throw new ValidationError(
-      `${what}: API versions take ${bytes} bytes, more than the limit of ${CAPABILITIES_LIMITS.maxTotalBytes}`,
+      `${what}: API versions take ${bytes} bytes, more than the limit of ${CAPABILITIES_LIMITS.maxEncodedBytes}`,
     );
   }
   return { kubeVersion, apiVersions: [...new Set(apiVersions)].sort() };

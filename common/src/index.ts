@@ -3,6 +3,7 @@ export { Backoff, sleep } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
 export {
   CAPABILITIES_LIMITS,
+  apiVersionsSize,
   capabilitiesDigest,
   checkCapabilities,
   isApiVersionEntry,

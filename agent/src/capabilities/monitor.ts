@@ -6,6 +6,14 @@ import type { ClusterCapabilities, Logger } from '@flotilla/common';
 import { boundCapabilities, readServedApis } from './probe.js';
 import type { DiscoveryGet } from './probe.js';
 
+const DROPPED_MESSAGE = {
+  nothing: '',
+  'custom kinds':
+    'the cluster serves more API kinds than the hub accepts: reporting the kinds of custom groups by their group-versions only',
+  kinds: 'the cluster serves more API kinds than the hub accepts: reporting group-versions only',
+  everything: 'the cluster serves more API versions than the hub accepts: reporting none',
+} as const;
+
 /** Options of CapabilitiesMonitor. */
 export interface CapabilitiesMonitorOptions {
   /** GETs against the API server (KubeClient.request). */
@@ -80,12 +88,7 @@ export class CapabilitiesMonitor {
     try {
       const bounded = boundCapabilities(await readServedApis(this.opts.get, this.stopping.signal));
       if (bounded.dropped !== this.lastDropped && bounded.dropped !== 'nothing')
-        log.warn(
-          { dropped: bounded.dropped },
-          bounded.dropped === 'kinds'
-            ? 'the cluster serves more API kinds than the hub accepts: reporting group-versions only'
-            : 'the cluster serves more API versions than the hub accepts: reporting none',
-        );
+        log.warn({ dropped: bounded.dropped }, DROPPED_MESSAGE[bounded.dropped]);
       this.lastDropped = bounded.dropped;
       if (bounded.dropped === 'everything') return;
       caps = bounded.capabilities;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CAPABILITIES_LIMITS } from '@flotilla/common';
+import { CAPABILITIES_LIMITS, apiVersionsSize } from '@flotilla/common';
 import type { KubeHttpRequest } from '../kube/http.js';
 import { boundCapabilities, kubeVersionOf, readServedApis } from './probe.js';
 
@@ -156,21 +156,40 @@ describe('reading what the cluster serves', () => {
     assert.equal(kubeVersionOf({ gitVersion: 'x' }), '');
   });
 
-  test('too-many-entries-drop-the-kinds-first-then-everything-and-malformed-ones-are-left-out', () => {
-    const gvs = new Set(['v1', 'apps/v1', 'bad group/v1']);
-    const many = new Set(
-      Array.from({ length: CAPABILITIES_LIMITS.maxApiVersions }, (_, i) => `g.io/v1/Kind${i}`),
-    );
-    const r = boundCapabilities({ kubeVersion: 'v1.35.4', groupVersions: gvs, kinds: many });
-    assert.equal(r.dropped, 'kinds');
+  test('too-many-entries-drop-custom-kinds-then-all-kinds-then-everything-and-malformed-ones-are-left-out', () => {
+    const gvs = new Set(['v1', 'apps/v1', 'crossplane.example.io/v1', 'bad group/v1']);
+    const builtin = new Set(['v1/Pod', 'apps/v1/Deployment']);
+    // A cluster with a thousand custom kinds (a Crossplane provider, say).
+    const custom = Array.from({ length: 1500 }, (_, i) => `crossplane.example.io/v1/Resource${i}`);
+    const r = boundCapabilities({
+      kubeVersion: 'v1.35.4',
+      groupVersions: gvs,
+      kinds: new Set([...builtin, ...custom]),
+    });
+    assert.equal(r.dropped, 'custom kinds');
     assert.equal(r.malformed, 1);
-    assert.deepEqual(r.capabilities.apiVersions, ['apps/v1', 'v1']);
+    assert.deepEqual(r.capabilities.apiVersions, [
+      'apps/v1',
+      'apps/v1/Deployment',
+      'crossplane.example.io/v1',
+      'v1',
+      'v1/Pod',
+    ]);
+    const manyBuiltin = new Set(Array.from({ length: 4000 }, (_, i) => `apps/v1/Kind${i}`));
+    assert.equal(
+      boundCapabilities({ kubeVersion: '', groupVersions: gvs, kinds: manyBuiltin }).dropped,
+      'kinds',
+    );
     const huge = new Set(
       Array.from({ length: CAPABILITIES_LIMITS.maxApiVersions + 1 }, (_, i) => `g${i}.io/v1`),
     );
     assert.equal(
       boundCapabilities({ kubeVersion: '', groupVersions: huge, kinds: new Set() }).dropped,
       'everything',
+    );
+    const fits = boundCapabilities({ kubeVersion: '', groupVersions: gvs, kinds: builtin });
+    assert.ok(
+      apiVersionsSize(fits.capabilities.apiVersions) <= CAPABILITIES_LIMITS.maxEncodedBytes,
     );
   });
 });

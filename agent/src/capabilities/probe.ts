@@ -3,7 +3,12 @@
 // "group-version/Kind" entry per resource and subresource kind. Aggregated discovery
 // (Kubernetes 1.26+: /api and /apis as apidiscovery.k8s.io/v2, two requests) is asked
 // for first; an API server without it answers plain discovery, read per group-version.
-import { CAPABILITIES_LIMITS, isApiVersionEntry, isKubeVersion } from '@flotilla/common';
+import {
+  CAPABILITIES_LIMITS,
+  apiVersionsSize,
+  isApiVersionEntry,
+  isKubeVersion,
+} from '@flotilla/common';
 import type { ClusterCapabilities } from '@flotilla/common';
 import type { KubeHttpRequest } from '../kube/http.js';
 
@@ -133,13 +138,22 @@ export async function readServedApis(get: DiscoveryGet, signal?: AbortSignal): P
   return out;
 }
 
-/** What bounding the served APIs dropped: nothing, the Kind entries, or every entry. */
-export type Dropped = 'nothing' | 'kinds' | 'everything';
+/** What bounding the served APIs dropped. */
+export type Dropped = 'nothing' | 'custom kinds' | 'kinds' | 'everything';
+
+// Built-in API groups: the core group, groups without a dot, and *.k8s.io.
+function builtIn(entry: string): boolean {
+  const parts = entry.split('/');
+  if (parts.length < 3) return true;
+  const group = parts[0] as string;
+  return !group.includes('.') || group.endsWith('.k8s.io');
+}
 
 /**
  * Capabilities within CAPABILITIES_LIMITS (the hub refuses more): malformed entries are
- * left out; when there are too many, the Kind entries go first (group-versions are what
- * most charts ask about), then everything.
+ * left out. When there are too many, the Kind entries of custom groups go first (charts
+ * ask for built-in kinds, "policy/v1/PodDisruptionBudget", and for custom
+ * group-versions, "monitoring.coreos.com/v1"), then all Kind entries, then everything.
  */
 export function boundCapabilities(served: ServedApis): {
   capabilities: ClusterCapabilities;
@@ -151,18 +165,15 @@ export function boundCapabilities(served: ServedApis): {
   const malformed = served.groupVersions.size + served.kinds.size - gvs.length - kinds.length;
   const fits = (list: string[]): boolean =>
     list.length <= CAPABILITIES_LIMITS.maxApiVersions &&
-    list.reduce((n, e) => n + e.length, 0) <= CAPABILITIES_LIMITS.maxTotalBytes;
-  const all = [...gvs, ...kinds];
-  const [apiVersions, dropped]: [string[], Dropped] = fits(all)
-    ? [all, 'nothing']
-    : fits(gvs)
-      ? [gvs, 'kinds']
-      : [[], 'everything'];
+    apiVersionsSize(list) <= CAPABILITIES_LIMITS.maxEncodedBytes;
+  const choices: [string[], Dropped][] = [
+    [[...gvs, ...kinds], 'nothing'],
+    [[...gvs, ...kinds.filter(builtIn)], 'custom kinds'],
+    [gvs, 'kinds'],
+  ];
+  const [apiVersions, dropped] = choices.find(([list]) => fits(list)) ?? [[], 'everything'];
   return {
-    capabilities: {
-      kubeVersion: served.kubeVersion,
-      apiVersions: [...new Set(apiVersions)].sort(),
-    },
+    capabilities: { kubeVersion: served.kubeVersion, apiVersions: [...apiVersions].sort() },
     dropped,
     malformed,
   };

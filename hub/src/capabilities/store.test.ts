@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { Writable } from 'node:stream';
-import { CAPABILITIES_LIMITS, createLogger, silentLogger } from '@flotilla/common';
+import {
+  CAPABILITIES_LIMITS,
+  EVENT_LIMITS,
+  apiVersionsSize,
+  checkCapabilities,
+  createLogger,
+  silentLogger,
+} from '@flotilla/common';
+import { loadFlotillaProto } from '@flotilla/proto';
+import { MAX_RECEIVE_MESSAGE_BYTES } from '../stream/grpc-server.js';
 import type { Logger } from '@flotilla/common';
 import { CapabilitiesStore } from './store.js';
 
@@ -54,7 +63,7 @@ test('a-report-over-the-limits-is-refused-logged-once-and-the-previous-one-kept'
   store.reported('a', { kubeVersion: 'v1.35.4', apiVersions: huge });
   assert.deepEqual(store.get('a')?.apiVersions, ['apps/v1', 'apps/v1/Deployment', 'v1']);
   assert.equal(lines.length, 1);
-  assert.match(lines[0] ?? '', /more than the limit of 10000.*capabilities report refused/);
+  assert.match(lines[0] ?? '', /more than the limit of 5000.*capabilities report refused/);
   store.reported('b', { kubeVersion: 'v0.0.0-master+$Format:%H$', apiVersions: ['v1'] });
   assert.equal(store.get('b'), undefined);
   assert.match(lines[1] ?? '', /"cluster":"b".*is not a version like v1\.35\.4/);
@@ -80,4 +89,37 @@ test('restored-records-never-override-a-report-made-since-start', () => {
     ['live'],
     'restored records are not written back',
   );
+});
+
+test('a-hello-with-capabilities-at-the-limits-fits-in-one-message-the-hub-accepts', () => {
+  // The longest entries allowed, as many as the byte budget takes, and every other
+  // field of the hello at its longest.
+  const entry = (i: number): string =>
+    `${'g'.repeat(CAPABILITIES_LIMITS.maxEntryLength - 12)}${String(i).padStart(4, '0')}.io/v1`;
+  const apiVersions: string[] = [];
+  for (
+    let i = 0;
+    apiVersionsSize([...apiVersions, entry(i)]) <= CAPABILITIES_LIMITS.maxEncodedBytes;
+    i++
+  )
+    apiVersions.push(entry(i));
+  const caps = checkCapabilities(
+    {
+      kubeVersion: `v1.35.4-${'x'.repeat(CAPABILITIES_LIMITS.maxKubeVersionLength - 9)}`,
+      apiVersions,
+    },
+    'test',
+  );
+  const serialize = loadFlotillaProto().AgentStream.service.Connect.requestSerialize;
+  const bytes = serialize({
+    hello: {
+      cluster: 'c'.repeat(63),
+      agentVersion: 'v'.repeat(EVENT_LIMITS.tokenChars),
+      appliedDigest: 'd'.repeat(EVENT_LIMITS.tokenChars),
+      appliedRevision: 'r'.repeat(EVENT_LIMITS.tokenChars),
+      protocolVersion: 1,
+      capabilities: { kubeVersion: caps.kubeVersion, apiVersions: [...caps.apiVersions] },
+    },
+  });
+  assert.ok(bytes.length <= MAX_RECEIVE_MESSAGE_BYTES, `${bytes.length} bytes`);
 });

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { EVENT_LIMITS } from '@flotilla/common';
-import type { Ack__Output, Hello__Output } from '@flotilla/proto';
+import type { Ack__Output } from '@flotilla/proto';
 import { boundedObserver } from './bounded-observer.js';
 import { nullObserver } from './types.js';
+import type { HelloSummary } from './types.js';
 
 test('an-ack-message-is-cut-before-status-and-session-events-see-it', () => {
-  const seen: { hello?: Hello__Output; ack?: Ack__Output } = {};
+  const seen: { hello?: HelloSummary; ack?: Ack__Output } = {};
   const cuts: string[] = [];
   const observer = boundedObserver(
     {

@@ -3,8 +3,8 @@
 // them, so an agent cannot grow a status record or a session event with them (an ack
 // carrying a 3.9 MB message once made one cluster's record unsavable).
 import { EVENT_LIMITS, clipText } from '@flotilla/common';
-import type { Ack__Output, Hello__Output } from '@flotilla/proto';
-import type { SessionObserver } from './types.js';
+import type { Ack__Output } from '@flotilla/proto';
+import type { HelloSummary, SessionObserver } from './types.js';
 
 /** Told what was cut of a cluster's gRPC input ("ack.message", "hello.agentVersion", ...). */
 export type StreamCutListener = (cluster: string, what: string) => void;
@@ -18,8 +18,8 @@ export function boundedObserver(inner: SessionObserver, onCut: StreamCutListener
   };
   const T = EVENT_LIMITS.tokenChars;
   return {
-    connected(cluster: string, session: string, hello: Hello__Output) {
-      const bounded: Hello__Output = {
+    connected(cluster: string, session: string, hello: HelloSummary) {
+      const bounded: HelloSummary = {
         ...hello,
         agentVersion: clip(cluster, 'hello.agentVersion', hello.agentVersion, T),
         appliedDigest: clip(cluster, 'hello.appliedDigest', hello.appliedDigest, T),
