@@ -47,6 +47,7 @@ export type { Inventory } from './inventory/inventory.js';
 export { STATE_PREFIX, StateStore } from './inventory/state-store.js';
 export type { AppliedMark, StoredState } from './inventory/state-store.js';
 export { reconcile } from './sync/reconcile.js';
+export { LatestWinsQueue } from './sync/queue.js';
 export type { ReconcileOptions, ReconcileOutcome, ReconcileResultKind } from './sync/reconcile.js';
 
 // Connection and events
@@ -62,3 +63,9 @@ export type {
 export type { ConnectionState } from './connection/state.js';
 export { EventPublisher } from './report/publisher.js';
 export type { EventPublisherOptions, EventSink } from './report/publisher.js';
+export { natsSink } from './report/nats-sink.js';
+export type { NatsSinkOptions } from './report/nats-sink.js';
+
+// Cluster identity (registration with a bootstrap token, renewal)
+export { AgentIdentity } from './identity/identity.js';
+export type { AgentIdentityOptions } from './identity/identity.js';

@@ -31,6 +31,12 @@ export interface HubConnectionOptions {
   /** Heartbeat interval assumed until the hub's Welcome says otherwise. */
   heartbeatMs: number;
   logger: Logger;
+  /**
+   * Extra grpc-js channel options (default none). A process holding many connections to
+   * one hub (the fleet simulator) sets `grpc.use_local_subchannel_pool`, or they would all
+   * share one TCP connection.
+   */
+  channelOptions?: grpc.ChannelOptions;
 }
 
 /** A verified desired state received in a session. */
@@ -101,6 +107,7 @@ export class HubConnection {
   private newClient(creds: grpc.ChannelCredentials): AgentStreamClient {
     const { AgentStream } = loadFlotillaProto();
     return new AgentStream(this.opts.address, creds, {
+      ...this.opts.channelOptions,
       // Only keepalive notices a peer that vanished without closing the connection.
       'grpc.keepalive_time_ms': this.opts.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': this.opts.keepaliveTimeoutMs,

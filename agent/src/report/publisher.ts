@@ -30,6 +30,8 @@ export interface EventPublisherOptions {
   /** Retry delays while publishing fails (default 500 .. 30 000 ms). */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /** The clock events are stamped with (default the system clock); the fleet simulator skews it. */
+  now?: () => Date;
 }
 
 interface Pending {
@@ -65,7 +67,7 @@ export class EventPublisher {
    */
   publish<T>(kind: EventKind, data: T): FlotillaEvent<T> {
     const fitted = fitEventData(data);
-    const event = createEvent(this.opts.cluster, kind, fitted?.data ?? data);
+    const event = createEvent(this.opts.cluster, kind, fitted?.data ?? data, this.opts.now?.());
     if (!fitted) {
       this.oversizedCount++;
       this.opts.logger.error({ kind }, 'event too big to publish even with its texts cut; dropped');
