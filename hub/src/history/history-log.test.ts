@@ -105,3 +105,40 @@ test('history-stays-within-its-total-byte-budget', () => {
   assert.ok(h.bytesOf() <= 100_000, `${h.bytesOf()} bytes`);
   assert.ok(h.size > 0 && h.size < 1_000);
 });
+
+test('late-events-are-placed-by-time-and-ties-keep-arrival-order', () => {
+  const h = new HistoryLog({ retentionMs: 48 * 3_600_000, now: () => NOW });
+  // Three agents' events interleaved as JetStream delivers them, one agent's clock 30 s
+  // behind, several with the same millisecond.
+  const at = (s: number) => new Date(NOW - 3_600_000 + s * 1000);
+  const arrivals: [string, number][] = [];
+  for (let i = 0; i < 50; i++) {
+    arrivals.push(['edge-a', i], ['edge-b', i], ['edge-late', i - 30]);
+    if (i % 10 === 0) arrivals.push(['edge-a', i]);
+  }
+  const ids: string[] = [];
+  for (const [cluster, s] of arrivals) {
+    const ev = appliedEvent(cluster, R1, 'sha256:d1', { app: 'sha256:a1' }, at(s));
+    ids.push(ev.id);
+    h.add('applied', ev);
+  }
+  const all = h.query({ limit: 10_000 }).reverse();
+  assert.equal(all.length, arrivals.length);
+  const times = all.map((e) => Date.parse(e.time));
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => a - b),
+    'oldest to newest',
+  );
+  // Entries of one time stay in the order they arrived.
+  const arrival = new Map(ids.map((id, i) => [id, i]));
+  for (let i = 1; i < all.length; i++) {
+    const [a, b] = [all[i - 1], all[i]];
+    if (a && b && a.time === b.time)
+      assert.ok((arrival.get(a.id) ?? 0) < (arrival.get(b.id) ?? 0), `tie at ${a.time}`);
+  }
+  assert.deepEqual(
+    h.query({ cluster: 'edge-late', limit: 3 }).map((e) => Date.parse(e.time)),
+    [at(19), at(18), at(17)].map((d) => d.getTime()),
+  );
+});
