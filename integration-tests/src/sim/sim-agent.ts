@@ -28,6 +28,13 @@ import type { Distribution, Rng } from './random.js';
 /** Agent version the simulated agents announce in their hello. */
 export const SIM_AGENT_VERSION = 'flotilla-sim';
 
+/**
+ * Events a simulated agent holds while NATS is away (1,000; the agent's default is 10,000):
+ * the buffer is allocated whole, and 10,000 agents × 10,000 slots would be the simulator's
+ * largest memory cost.
+ */
+export const SIM_EVENT_BUFFER = 1_000;
+
 /** Wall-clock ms with sub-ms precision: the time base of every record. */
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
@@ -77,6 +84,7 @@ export class SimAgent {
     this.publisher = new EventPublisher(deps.sink, {
       cluster: name,
       logger: deps.logger,
+      bufferSize: SIM_EVENT_BUFFER,
       now: () => new Date(Date.now() + this.skewMs),
     });
     this.queue = new LatestWinsQueue((r, signal) => this.apply(r, signal), deps.logger);

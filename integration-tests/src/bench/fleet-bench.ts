@@ -1,0 +1,313 @@
+// The one-hub scale benchmark (a program, not a test): a real `flotilla hub` process, a
+// real nats-server and Git server, and N simulated agents (the fleet simulator, in child
+// processes) speaking the real protocol. It measures the targets of the one-hub table and,
+// in the same run, the limits they chase:
+//   push (webhook) → every agent has the new desired state, p50/p99   target ≤ 1 s (1,000)
+//   push → the status API shows every cluster Ready at it             target ≤ 1.5 s
+//   hub restart → every agent reconnected and resynced, nothing re-sent to a current agent
+//   hub RSS per connected cluster; peak RSS during a fan-out vs steady (≤ 1.2×)
+//   query p99 (status, get deployments -l, history) while a commit fans out   ≤ 50 ms
+//   ingest: the hub folding a backlog vs a bare JetStream consumer (goal within 4×)
+//   fan-out: the hub vs a bare grpc-js server writing the same bytes (goal within 2×)
+// Beside each figure: the simulator's own CPU. Run (after `npx turbo run build`):
+//   node integration-tests/dist/bench/fleet-bench.js [--clusters 1000] [--processes 2]
+//        [--rounds 3] [--burst 20] [--profile] [--no-bare] [--log-dir DIR]
+// --profile runs the hub with --cpu-prof and prints where its CPU went in each phase.
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { quietDependencyWarnings } from '@flotilla/common';
+import { simFleetBump, simFleetFiles } from '../sim/fleet-repo.js';
+import { nowMs } from '../sim/sim-agent.js';
+import { startSimHub } from '../sim/sim-hub.js';
+import { Simulator } from '../sim/simulator.js';
+import { encodeAll, startBareFanout } from './bare-fanout.js';
+import { formatProfile, monotonicUs, summarizeProfile } from './cpu-profile.js';
+import { fanout, ingest, renderFleet, restart, statusShows } from './fleet-bench-phases.js';
+import { StatusWatch } from './status-watch.js';
+import type { FanoutFigures, Window } from './fleet-bench-phases.js';
+import { loadAverage, median, percentile, sampleRss } from './proc-stats.js';
+
+const { values: args } = parseArgs({
+  options: {
+    clusters: { type: 'string', default: '1000' },
+    processes: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    burst: { type: 'string', default: '20' },
+    bundles: { type: 'string', default: '5' },
+    objects: { type: 'string', default: '5' },
+    profile: { type: 'boolean', default: false },
+    'no-bare': { type: 'boolean', default: false },
+    'log-dir': { type: 'string' },
+  },
+});
+const N = Number(args.clusters);
+const P = Number(args.processes);
+const ROUNDS = Number(args.rounds);
+const SHAPE = { clusters: N, bundles: Number(args.bundles), objects: Number(args.objects) };
+/** Targets of the one-hub table, by fleet size. */
+const TARGETS =
+  N > 1000
+    ? {
+        receiveP99Ms: 5_000,
+        statusMs: 8_000,
+        restartMs: 60_000,
+        rssPerClusterKiB: 50,
+        queryP99Ms: 200,
+      }
+    : {
+        receiveP99Ms: 1_000,
+        statusMs: 1_500,
+        restartMs: 10_000,
+        rssPerClusterKiB: 50,
+        queryP99Ms: 50,
+      };
+const PEAK_RSS_TARGET = 1.2;
+const FANOUT_GOAL = 2;
+const INGEST_GOAL = 4;
+
+const MiB = 1048576;
+const fmt = (ms: number): string => (Number.isFinite(ms) ? `${Math.round(ms)} ms` : 'n/a');
+const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT MET');
+
+/** Waits until RSS settles, then the median RSS of pid over durationMs. */
+async function steadyRss(pid: number, durationMs = 2_000): Promise<number> {
+  const s = sampleRss(pid, 50);
+  await new Promise((r) => setTimeout(r, durationMs)); // a sampling window, not a synchronization
+  return s.stop().median;
+}
+
+async function bareFanout(
+  repoDir: string,
+  revision: string,
+  natsUrl: string,
+  logDir: string,
+): Promise<{ p50: number; p99: number; simCpuMs: number }[]> {
+  const states = await renderFleet(repoDir, revision);
+  const encoded = await encodeAll(states);
+  const bare = await startBareFanout();
+  const sim = await Simulator.start({
+    hub: `127.0.0.1:${bare.port}`,
+    nats: natsUrl,
+    agents: N,
+    processes: P,
+    auth: { kind: 'token' },
+    logDir: join(logDir, 'sim-bare'),
+  });
+  const out: { p50: number; p99: number; simCpuMs: number }[] = [];
+  try {
+    await sim.allConnected(300_000);
+    for (let r = 0; r < ROUNDS; r++) {
+      const cpu0 = (await sim.stats()).cpuMs;
+      const t0 = nowMs();
+      await bare.send(encoded);
+      await sim.waitUntil(
+        () => sim.receivedAt(revision, t0).size === N,
+        'bare fan-out received',
+        300_000,
+      );
+      const lat = [...sim.receivedAt(revision, t0).values()].map((at) => at - t0);
+      out.push({
+        p50: percentile(lat, 50),
+        p99: percentile(lat, 99),
+        simCpuMs: (await sim.stats()).cpuMs - cpu0,
+      });
+    }
+  } finally {
+    await sim.stop();
+    await bare.stop();
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const logDir = args['log-dir'] ?? (await mkdtemp(join(tmpdir(), 'flotilla-fleet-bench-')));
+  const load0 = loadAverage();
+  const profileDir = join(logDir, 'profiles');
+  console.log(
+    `fleet benchmark: ${N} clusters (${SHAPE.bundles} bundles × ${SHAPE.objects} objects), simulator in ${P} processes, Node ${process.version}, ${cpus().length} cores, load average ${load0}; logs in ${logDir}`,
+  );
+  const hub = await startSimHub({
+    repoFiles: simFleetFiles({ ...SHAPE, version: 1 }),
+    mode: 'insecure',
+    logDir,
+    ...(args.profile ? { hubNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+  });
+  const windows: Window[] = [];
+  let sim: Simulator | undefined;
+  try {
+    const idleRss = await steadyRss(hub.hub.pid);
+    const c0 = nowMs();
+    const cu0 = monotonicUs();
+    sim = await Simulator.start({
+      hub: hub.grpcAddress,
+      nats: hub.nats.url,
+      agents: N,
+      processes: P,
+      auth: { kind: 'token', token: hub.agentToken },
+      logDir: join(logDir, 'sim'),
+    });
+    await sim.allConnected(600_000);
+    const connectMs = nowMs() - c0;
+    await statusShows(hub, hub.firstCommit, N);
+    const firstMs = nowMs() - c0;
+    windows.push({ label: 'connect storm + first state', fromUs: cu0, toUs: monotonicUs() });
+    let steady = await steadyRss(hub.hub.pid);
+    const connectedRss = steady;
+    console.log(
+      `connected ${N} agents in ${fmt(connectMs)}, all Ready at the first commit after ${fmt(firstMs)}; hub RSS idle ${Math.round(idleRss / MiB)} MiB, connected ${Math.round(connectedRss / MiB)} MiB`,
+    );
+    const rounds: FanoutFigures[] = [];
+    const watch = await StatusWatch.open(hub.httpUrl);
+    for (let r = 0; r < ROUNDS; r++) {
+      const f = await fanout(
+        hub,
+        sim,
+        watch,
+        simFleetBump({ ...SHAPE, version: r + 2 }),
+        `v${r + 2}`,
+        steady,
+      );
+      rounds.push(f);
+      windows.push(f.window);
+      const h = f.hub;
+      const q = Object.entries(f.queryP99Ms).map(([k, v]) => `${k} ${fmt(v)}`);
+      console.log(
+        `fan-out ${r + 1}: receive p50 ${fmt(f.receiveP50Ms)} p99 ${fmt(f.receiveP99Ms)} max ${fmt(f.receiveMaxMs)}; status ${fmt(f.statusMs)}; hub CPU ${fmt(f.hubCpuMs)} (main thread ${fmt(f.hubMainCpuMs)}), sim CPU ${fmt(f.simCpuMs)}; peak RSS ${Math.round(f.peakRssBytes / MiB)} MiB (steady ${Math.round(f.steadyRssBytes / MiB)}); ${f.queries} queries, p99 ${q.join(', ')}`,
+      );
+      console.log(
+        `  hub log, ms after the webhook was sent: received ${h.webhook}, fetched ${h.fetched}, rendered ${h.rendered}, sessions notified ${h.published}, first state sent ${h.firstSent}, last ${h.lastSent}`,
+      );
+      steady = await steadyRss(hub.hub.pid);
+    }
+    watch.close();
+    const rs = await restart(hub, sim);
+    windows.push(rs.window);
+    console.log(
+      `restart: every agent back and resynced ${fmt(rs.resyncMs)} after SIGTERM (hub ready after ${fmt(rs.hubReadyMs)}); desired states re-sent ${rs.resent}, to agents already current ${rs.resentToCurrent}`,
+    );
+    await statusShows(hub, rounds[rounds.length - 1]?.revision ?? hub.firstCommit, N);
+    const ing = await ingest(hub, sim, Number(args.burst));
+    windows.push(ing.window);
+    console.log(
+      `ingest: ${ing.events} events, hub ${fmt(ing.hubMs)} (${Math.round((ing.events * 1000) / ing.hubMs)}/s), bare consumer ${fmt(ing.bareMs)} (${Math.round((ing.events * 1000) / ing.bareMs)}/s)`,
+    );
+    const finalSim = await sim.stop();
+    sim = undefined;
+    await hub.stopHub();
+    const lastRevision = rounds[rounds.length - 1]?.revision ?? hub.firstCommit;
+    const bare = args['no-bare']
+      ? []
+      : await bareFanout(hub.repo.dir, lastRevision, hub.nats.url, logDir);
+    for (const b of bare)
+      console.log(
+        `bare fan-out: receive p50 ${fmt(b.p50)} p99 ${fmt(b.p99)}; sim CPU ${fmt(b.simCpuMs)}`,
+      );
+
+    const m = (f: (x: FanoutFigures) => number): number => median(rounds.map(f));
+    const p99 = m((f) => f.receiveP99Ms);
+    const bareP99 = median(bare.map((b) => b.p99));
+    const perClusterKiB = (connectedRss - idleRss) / N / 1024;
+    const peakRatio = m((f) => f.peakRssBytes / f.steadyRssBytes);
+    const worstQuery = m((f) => Math.max(...Object.values(f.queryP99Ms)));
+    const ingestRatio = ing.hubMs / ing.bareMs;
+    console.log(
+      `\nsummary (medians of ${ROUNDS} fan-outs; load average ${load0} → ${loadAverage()}):`,
+    );
+    const row = (what: string, figure: string, target: string, extra = ''): void =>
+      console.log(`  ${what.padEnd(44)} ${figure.padEnd(26)} ${target.padEnd(22)} ${extra}`);
+    row('measure', 'figure', 'target', 'limit / simulator CPU');
+    row(
+      'push → every agent has it, p50 / p99',
+      `${fmt(m((f) => f.receiveP50Ms))} / ${fmt(p99)}`,
+      `≤ ${fmt(TARGETS.receiveP99Ms)} ${verdict(p99 <= TARGETS.receiveP99Ms)}`,
+      `bare p99 ${fmt(bareP99)}, ratio ${(p99 / bareP99).toFixed(1)}× (goal ≤ ${FANOUT_GOAL}×); sim CPU ${fmt(m((f) => f.simCpuMs))}, hub CPU ${fmt(m((f) => f.hubCpuMs))}`,
+    );
+    row(
+      'push → status shows every cluster',
+      fmt(m((f) => f.statusMs)),
+      `≤ ${fmt(TARGETS.statusMs)} ${verdict(m((f) => f.statusMs) <= TARGETS.statusMs)}`,
+      `watch stream; webhook→rendered ${fmt(m((f) => f.hub.rendered))}, →last state sent ${fmt(m((f) => f.hub.lastSent))}`,
+    );
+    row(
+      'hub restart → all reconnected + resynced',
+      fmt(rs.resyncMs),
+      `≤ ${fmt(TARGETS.restartMs)} ${verdict(rs.resyncMs <= TARGETS.restartMs && rs.resentToCurrent === 0)}`,
+      `re-sent to current agents: ${rs.resentToCurrent} (must be 0)`,
+    );
+    row(
+      'hub RSS per connected cluster',
+      `${perClusterKiB.toFixed(1)} KiB`,
+      `≤ ${TARGETS.rssPerClusterKiB} KiB ${verdict(perClusterKiB <= TARGETS.rssPerClusterKiB)}`,
+      `idle ${Math.round(idleRss / MiB)} MiB, connected ${Math.round(connectedRss / MiB)} MiB`,
+    );
+    row(
+      'peak RSS during a fan-out / steady',
+      `${peakRatio.toFixed(2)}×`,
+      `≤ ${PEAK_RSS_TARGET}× ${verdict(peakRatio <= PEAK_RSS_TARGET)}`,
+    );
+    row(
+      'query p99 while a commit fans out (worst)',
+      fmt(worstQuery),
+      `≤ ${fmt(TARGETS.queryP99Ms)} ${verdict(worstQuery <= TARGETS.queryP99Ms)}`,
+      Object.entries(rounds[0]?.queryP99Ms ?? {})
+        .map(([k]) => `${k} ${fmt(m((f) => f.queryP99Ms[k] ?? NaN))}`)
+        .join(', '),
+    );
+    row(
+      'ingest of a backlog (events/s)',
+      `${Math.round((ing.events * 1000) / ing.hubMs)}/s`,
+      `≤ ${INGEST_GOAL}× bare ${verdict(ingestRatio <= INGEST_GOAL)}`,
+      `bare ${Math.round((ing.events * 1000) / ing.bareMs)}/s, ratio ${ingestRatio.toFixed(1)}×`,
+    );
+    console.log(
+      `  simulator total CPU ${fmt(finalSim?.cpuMs ?? NaN)}, RSS ${Math.round((finalSim?.rssBytes ?? 0) / MiB)} MiB`,
+    );
+    console.log(
+      JSON.stringify({
+        clusters: N,
+        receiveP50Ms: Math.round(m((f) => f.receiveP50Ms)),
+        receiveP99Ms: Math.round(p99),
+        bareP99Ms: Math.round(bareP99),
+        statusMs: Math.round(m((f) => f.statusMs)),
+        restartMs: Math.round(rs.resyncMs),
+        resentToCurrent: rs.resentToCurrent,
+        rssPerClusterKiB: Number(perClusterKiB.toFixed(1)),
+        peakRssRatio: Number(peakRatio.toFixed(2)),
+        worstQueryP99Ms: Math.round(worstQuery),
+        ingestPerSec: Math.round((ing.events * 1000) / ing.hubMs),
+        bareIngestPerSec: Math.round((ing.events * 1000) / ing.bareMs),
+        simCpuMs: Math.round(m((f) => f.simCpuMs)),
+        hubCpuMs: Math.round(m((f) => f.hubCpuMs)),
+        hubMainCpuMs: Math.round(m((f) => f.hubMainCpuMs)),
+        fetchedMs: Math.round(m((f) => f.hub.fetched)),
+        renderedMs: Math.round(m((f) => f.hub.rendered)),
+        notifiedMs: Math.round(m((f) => f.hub.published)),
+        lastSentMs: Math.round(m((f) => f.hub.lastSent)),
+        load: [load0, loadAverage()],
+      }),
+    );
+    if (args.profile) {
+      const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile')).sort();
+      for (const w of windows) {
+        // The restart and later phases are in the second hub process's profile.
+        const after = w.label === 'restart' || w.label === 'ingest';
+        const file = files[after ? files.length - 1 : 0];
+        if (!file) continue;
+        for (const line of formatProfile(
+          w.label,
+          await summarizeProfile(join(profileDir, file), w),
+        ))
+          console.log(line);
+      }
+    }
+  } finally {
+    await sim?.stop();
+    await hub.stop();
+  }
+}
+
+quietDependencyWarnings();
+await main();
+process.exit(0);
