@@ -294,8 +294,12 @@ async function streamLastSeq(url: string): Promise<number> {
   }
 }
 
-/** Resolves once the hub's status consumer has been delivered every event in the stream. */
-async function hubCaughtUp(url: string): Promise<void> {
+/**
+ * Resolves once the hub's status consumer has been delivered every event in the stream.
+ * Asked of nats-server, so the hub pays nothing for the polling (its /metrics would cost
+ * a pass over every cluster each time).
+ */
+async function hubCaughtUp(url: string, intervalMs = 50): Promise<void> {
   const nc = await connect({ servers: url });
   try {
     const jsm = await jetstreamManager(nc);
@@ -306,7 +310,7 @@ async function hubCaughtUp(url: string): Promise<void> {
           if (c.name.startsWith(STATUS_CONSUMER) && c.delivered.stream_seq >= last) return true;
         return false;
       },
-      { what: 'the hub consumed every event so far', timeoutMs: 300_000, intervalMs: 50 },
+      { what: 'the hub consumed every event so far', timeoutMs: 300_000, intervalMs },
     );
   } finally {
     await nc.close();
@@ -365,6 +369,8 @@ export async function ingest(
   const t0 = performance.now();
   const seq1 = await streamLastSeq(hub.nats.url);
   const events = seq1 - seq0;
+  await hubCaughtUp(hub.nats.url, 20);
+  // Delivered is at most one pull batch ahead of folded: the hub's own count says when.
   await waitFor(async () => (await hubEventsConsumed(hub)) - events0 >= events, {
     what: `hub consumed ${events} events`,
     timeoutMs: 300_000,
