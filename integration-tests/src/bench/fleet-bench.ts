@@ -182,16 +182,17 @@ async function main(): Promise<void> {
       steady = await steadyRss(hub.hub.pid);
     }
     watch.close();
-    const rs = await restart(hub, sim);
-    windows.push(rs.window);
-    console.log(
-      `restart: every agent back and resynced ${fmt(rs.resyncMs)} after SIGTERM (hub ready after ${fmt(rs.hubReadyMs)}); desired states re-sent ${rs.resent}, to agents already current ${rs.resentToCurrent}`,
-    );
-    await statusShows(hub, rounds[rounds.length - 1]?.revision ?? hub.firstCommit, N);
+    // Ingest before the restart: a restarted hub replays its history and takes its agents
+    // back for a while, which would be measured with it.
     const ing = await ingest(hub, sim, Number(args.burst));
     windows.push(ing.window);
     console.log(
       `ingest: ${ing.events} events, hub ${fmt(ing.hubMs)} (${Math.round((ing.events * 1000) / ing.hubMs)}/s), bare consumer ${fmt(ing.bareMs)} (${Math.round((ing.events * 1000) / ing.bareMs)}/s)`,
+    );
+    const rs = await restart(hub, sim);
+    windows.push(rs.window);
+    console.log(
+      `restart: every agent back and resynced ${fmt(rs.resyncMs)} after SIGTERM (hub ready after ${fmt(rs.hubReadyMs)}); desired states re-sent ${rs.resent}, to agents already current ${rs.resentToCurrent}`,
     );
     const finalSim = await sim.stop();
     sim = undefined;
@@ -291,8 +292,8 @@ async function main(): Promise<void> {
     if (args.profile) {
       const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile')).sort();
       for (const w of windows) {
-        // The restart and later phases are in the second hub process's profile.
-        const after = w.label === 'restart' || w.label === 'ingest';
+        // The restart is in the second hub process's profile.
+        const after = w.label === 'restart';
         const file = files[after ? files.length - 1 : 0];
         if (!file) continue;
         for (const line of formatProfile(
