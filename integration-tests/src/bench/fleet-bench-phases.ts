@@ -181,6 +181,8 @@ export async function fanout(
   const fromUs = monotonicUs();
   const { revision, sentAt } = await hub.push(files, label);
   const statusAt = watch.until(revision, n);
+  // Settled now, awaited below: a status timeout while agents are still awaited is not unhandled.
+  statusAt.catch(() => undefined);
   await sim.waitUntil(
     () => sim.receivedAt(revision, sentAt).size === n,
     `every agent received ${label}`,

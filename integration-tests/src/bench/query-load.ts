@@ -51,8 +51,9 @@ async function run(
   return out;
 }
 
-// Runs only as a forked child.
+// Runs only as a forked child; ends with its parent.
 if (process.send) {
+  process.on('disconnect', () => process.exit(0));
   let stopped = false;
   let running: Promise<QuerySample[]> | undefined;
   process.on('message', (m: ToQueryLoad) => {

@@ -18,7 +18,8 @@ Authentication (one of):
   --token-file FILE        shared agent token of an --insecure hub (plaintext)
   --admin-dir DIR          TLS hub: issue a bootstrap token per cluster with the admin
                            certificate in DIR and register, as \`flotilla cluster add\` + agent do;
-  --state-dir DIR          where the agents keep their identities (default DIR/../sim-identities)
+  --state-dir DIR          with --admin-dir: where the agents keep their identities; a second
+                           run against the same hub with the same DIR registers nobody again
   (neither)                an --insecure hub without auth.tokenFile
 
 Options:
@@ -69,16 +70,20 @@ async function main(): Promise<number> {
   }
   const num = (s: string | undefined): number | undefined =>
     s === undefined ? undefined : Number(s);
-  const auth: SimAuth = v['admin-dir']
-    ? {
-        kind: 'bootstrap',
-        adminDir: v['admin-dir'],
-        stateDir: v['state-dir'] ?? `${v['admin-dir']}/../sim-identities`,
-      }
-    : {
-        kind: 'token',
-        ...(v['token-file'] ? { token: (await readFile(v['token-file'], 'utf8')).trim() } : {}),
-      };
+  if (v['admin-dir'] && !v['state-dir']) {
+    // Identities from another hub's CA would be refused forever: where they live is the caller's choice.
+    process.stderr.write(
+      '--admin-dir needs --state-dir (where the agents keep their identities)\n',
+    );
+    return 2;
+  }
+  const auth: SimAuth =
+    v['admin-dir'] && v['state-dir']
+      ? { kind: 'bootstrap', adminDir: v['admin-dir'], stateDir: v['state-dir'] }
+      : {
+          kind: 'token',
+          ...(v['token-file'] ? { token: (await readFile(v['token-file'], 'utf8')).trim() } : {}),
+        };
   const options: SimOptions = {
     hub: v.hub,
     nats: v.nats,
