@@ -290,7 +290,10 @@ async function main(): Promise<void> {
       }),
     );
     if (args.profile) {
-      const files = (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile')).sort();
+      const files = (await readdir(profileDir))
+        // Main threads only (CPU.<date>.<time>.<pid>.<thread>.<seq>): the render worker has its own.
+        .filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f))
+        .sort();
       for (const w of windows) {
         // The restart is in the second hub process's profile.
         const after = w.label === 'restart';
