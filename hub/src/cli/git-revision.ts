@@ -5,7 +5,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { MapRepoTree } from '../source/index.js';
 import type { RejectedEntry, RepoTree } from '../source/index.js';
-import { FLEET_ROOTS, FleetPathMissingError } from '../source/index.js';
+import { FleetPathMissingError, isReadRoot } from '../source/index.js';
 
 /** Largest `git ls-tree` / blob output read (256 MiB): a fleet repo is much smaller. */
 const MAX_GIT_OUTPUT = 256 * 1024 * 1024;
@@ -44,7 +44,7 @@ export async function resolveRevision(repo: string, rev: string): Promise<string
 }
 
 /**
- * The fleet files of a commit (symlinks and submodules listed as rejected, like the hub);
+ * The files of a commit (symlinks and submodules listed as rejected, like the hub);
  * with `path` (normalised, validateFleetPath), those under that directory, relative to it.
  */
 export async function readRevisionTree(repo: string, commit: string, path = ''): Promise<RepoTree> {
@@ -60,8 +60,6 @@ export async function readRevisionTree(repo: string, commit: string, path = ''):
     '-z',
     '--full-tree',
     path === '' ? commit : `${commit}:${path}`,
-    '--',
-    ...FLEET_ROOTS,
   ]);
   const blobs: { path: string; oid: string }[] = [];
   const rejected: RejectedEntry[] = [];
@@ -70,6 +68,8 @@ export async function readRevisionTree(repo: string, commit: string, path = ''):
     const tab = entry.indexOf('\t');
     const [mode, type, oid] = entry.slice(0, tab).split(' ') as [string, string, string];
     const path = entry.slice(tab + 1);
+    // Like the hub: everything but hidden top-level entries.
+    if (!isReadRoot(path.split('/')[0] as string)) continue;
     if (type === 'commit')
       rejected.push({ path, reason: 'Git submodules are not supported in a fleet repo' });
     else if (mode === '120000')

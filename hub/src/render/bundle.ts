@@ -4,6 +4,7 @@ import { posix } from 'node:path';
 import { ValidationError, bundleDigest, digestOf, objectKey } from '@flotilla/common';
 import type { BundleDesiredState, KubeObject } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
+import { kustomizeInputs } from './kustomize-inputs.js';
 import { isYamlFile } from './layout.js';
 import { BundleBudget } from './limits.js';
 import type { RenderLimits } from './limits.js';
@@ -55,9 +56,10 @@ export interface RenderedBundle {
 
 /**
  * The files a bundle version depends on, sorted by path. Plain: the YAML files of the
- * source directory (bundle.yaml excluded). Kustomize and Helm: every file of the bundle
- * directory and the source directory (a kustomization may read any file, a chart has
- * templates and helpers).
+ * source directory (bundle.yaml excluded). Kustomize: every file the build may read,
+ * bases and components anywhere in the repo included (kustomizeInputs). Helm: every
+ * file of the bundle directory and the chart directory (templates, helpers, values).
+ * Throws ValidationError for a kustomization that refers outside the repository.
  */
 export function manifestPaths(tree: RepoTree, def: BundleDef): string[] {
   const under = (dir: string): ((p: string) => boolean) =>
@@ -65,6 +67,7 @@ export function manifestPaths(tree: RepoTree, def: BundleDef): string[] {
   const inSource = under(def.sourceDir);
   if (def.sourceType === 'plain')
     return tree.paths().filter((p) => inSource(p) && isYamlFile(p) && p !== def.file);
+  if (def.sourceType === 'kustomize') return kustomizeInputs(tree, def.sourceDir);
   const inBundle = under(posix.dirname(def.file));
   return tree.paths().filter((p) => inSource(p) || inBundle(p));
 }

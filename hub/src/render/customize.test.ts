@@ -308,7 +308,6 @@ describe('kustomize and helm bundles', async () => {
     assert.deepEqual([...req.files.keys()].sort(), [
       'bundles/k/base/cm.yaml',
       'bundles/k/base/kustomization.yaml',
-      'bundles/k/bundle.yaml',
       'bundles/k/overlay/kustomization.yaml',
     ]);
     assert.deepEqual((objects(out.clusters.get('c'))[0] as unknown as { data: unknown }).data, {

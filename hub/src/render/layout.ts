@@ -1,6 +1,7 @@
 // Where things are in a fleet repo: clusters/<name>.yaml, clusterGroups/<name>.yaml and
 // bundles/<name>/bundle.yaml.
 import { isDnsLabel } from '@flotilla/common';
+import { FLEET_ROOTS } from '../source/tree.js';
 import type { RepoTree } from '../source/tree.js';
 import type { RenderError } from './types.js';
 
@@ -67,7 +68,11 @@ export function scanLayout(tree: RepoTree): RepoLayout {
     });
     out.bundles.delete(name);
   }
-  for (const r of tree.rejected) attributeRejected(out, r.path, r.reason);
+  // A symlink elsewhere (e.g. docs/) matters only when a bundle refers to it, and then
+  // that bundle reports it (kustomize-inputs.ts).
+  for (const r of tree.rejected)
+    if (FLEET_ROOTS.includes(r.path.split('/')[0] as string))
+      attributeRejected(out, r.path, r.reason);
   return out;
 }
 

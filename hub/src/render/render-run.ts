@@ -148,7 +148,12 @@ export class RenderRun {
         },
       );
     }
-    const paths = manifestPaths(this.tree, def);
+    let paths: string[];
+    try {
+      paths = manifestPaths(this.tree, def);
+    } catch (err) {
+      return asValidationError(err, file);
+    }
     const digest = inputDigest(
       fileDigest,
       paths.map((path) => ({ path, digest: this.fileDigest(path) })),

@@ -8,6 +8,7 @@ import type { ClusterCapabilities } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { prepareTexts } from './bundle.js';
 import type { ManifestText, PreparedBundle } from './bundle.js';
+import { kustomizationFile } from './kustomize-inputs.js';
 import type { RenderLimits } from './limits.js';
 import { digestOfCapabilities } from './capabilities.js';
 import { mergePatch } from './patch.js';
@@ -16,13 +17,14 @@ import type { ToolRunner } from './tools.js';
 import { substituteInValue } from './vars.js';
 import type { VarScope } from './vars.js';
 
-const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
-
 function filesOf(tree: RepoTree, paths: readonly string[]): Map<string, Buffer> {
   return new Map(paths.map((p) => [p, tree.read(p) as Buffer]));
 }
 
-/** Runs `kustomize build` on a bundle version; throws ValidationError. */
+/**
+ * Runs `kustomize build` on a bundle version, with only its input files (kustomizeInputs)
+ * copied for it; throws ValidationError.
+ */
 export async function prepareKustomize(
   tree: RepoTree,
   def: BundleDef,
@@ -32,9 +34,7 @@ export async function prepareKustomize(
   limits: RenderLimits,
 ): Promise<PreparedBundle> {
   const dir = def.sourceDir;
-  const kfile = KUSTOMIZATION_FILES.map((f) => (dir === '' ? f : `${dir}/${f}`)).find(
-    (p) => tree.read(p) !== undefined,
-  );
+  const kfile = kustomizationFile(tree, dir);
   if (!kfile) {
     throw new ValidationError(
       `spec.source.kustomize.path "${dir || '.'}" holds no kustomization.yaml`,

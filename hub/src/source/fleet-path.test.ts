@@ -86,7 +86,8 @@ describe('reading the fleet under a path', () => {
       'clusters/root.yaml': 'root\n',
       'deploy/fleet/clusters/a.yaml': 'a\n',
       'deploy/fleet/bundles/x/bundle.yaml': 'x\n',
-      'deploy/fleet/notes.txt': 'not a fleet root\n',
+      'deploy/fleet/notes.txt': 'read, relative to the path\n',
+      'deploy/fleet/.hidden/x.yaml': 'hidden: not read\n',
       'deploy/file': 'a file\n',
     });
     await symlink('fleet', join(dir, 'deploy/link'));
@@ -97,7 +98,7 @@ describe('reading the fleet under a path', () => {
   test('a-commit-is-read-below-the-path-with-paths-relative-to-it', async () => {
     const gitdir = join(dir, '.git');
     const tree = await readCommitTree({ gitdir, commit: head, cache: {}, path: 'deploy/fleet' });
-    assert.deepEqual(tree.paths(), ['bundles/x/bundle.yaml', 'clusters/a.yaml']);
+    assert.deepEqual(tree.paths(), ['bundles/x/bundle.yaml', 'clusters/a.yaml', 'notes.txt']);
     const oid = await fleetTreeOid({ gitdir, commit: head, cache: {}, path: 'deploy/fleet' });
     assert.equal(oid, (await runGit(['rev-parse', `${head}:deploy/fleet`], dir)).trim());
   });
@@ -123,8 +124,20 @@ describe('reading the fleet under a path', () => {
 
   test('a-directory-is-read-below-the-path-and-a-symlink-on-the-way-is-refused', async () => {
     const tree = await readDirectoryTree(dir, { path: 'deploy/fleet' });
-    assert.deepEqual(tree.paths(), ['bundles/x/bundle.yaml', 'clusters/a.yaml']);
-    assert.deepEqual((await readDirectoryTree(dir)).paths(), ['clusters/root.yaml']);
+    assert.deepEqual(tree.paths(), ['bundles/x/bundle.yaml', 'clusters/a.yaml', 'notes.txt']);
+    const whole = await readDirectoryTree(dir);
+    assert.deepEqual(whole.paths(), [
+      'clusters/root.yaml',
+      'deploy/file',
+      'deploy/fleet/.hidden/x.yaml', // hidden only at the top of the fleet root
+      'deploy/fleet/bundles/x/bundle.yaml',
+      'deploy/fleet/clusters/a.yaml',
+      'deploy/fleet/notes.txt',
+    ]);
+    assert.deepEqual(
+      whole.rejected.map((r) => r.path),
+      ['deploy/link'],
+    );
     await assert.rejects(readDirectoryTree(dir, { path: 'deploy/link' }), /symbolic link/);
     await assert.rejects(readDirectoryTree(dir, { path: 'deploy/file' }), /not a directory/);
     await assert.rejects(readDirectoryTree(dir, { path: 'nope' }), /"nope" does not exist/);

@@ -28,7 +28,8 @@ describe('GitSource against git http-backend', { skip }, () => {
     work = await createWorkRepo(url, { auth: AUTH });
     first = await work.commitAndPush('first', {
       'clusters/a.yaml': 'kind: Cluster\n',
-      'README.md': 'not read\n',
+      'README.md': 'read: Kustomize bases may live anywhere\n',
+      '.github/ci.yaml': 'hidden: not read\n',
     });
     cacheDir = await mkdtemp(join(tmpdir(), 'flotilla-cache-'));
   });
@@ -59,7 +60,7 @@ describe('GitSource against git http-backend', { skip }, () => {
       [first],
     );
     const tree = await seen[0]!.readTree();
-    assert.deepEqual(tree.paths(), ['clusters/a.yaml']);
+    assert.deepEqual(tree.paths(), ['README.md', 'clusters/a.yaml']);
     assert.equal(tree.read('clusters/a.yaml')?.toString(), 'kind: Cluster\n');
     assert.equal(src.status().lastFetchedRevision, first);
     assert.equal(src.status().lastError, undefined);
@@ -78,6 +79,7 @@ describe('GitSource against git http-backend', { skip }, () => {
     assert.equal(snap?.revision, second);
     assert.deepEqual(seen, [first, second]);
     assert.deepEqual((await snap!.readTree()).paths(), [
+      'README.md',
       'bundles/x/bundle.yaml',
       'clusters/a.yaml',
     ]);

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import git from 'isomorphic-git';
 import { FleetPathMissingError } from './fleet-path.js';
-import { FLEET_ROOTS, MapRepoTree } from './tree.js';
+import { MapRepoTree, isReadRoot } from './tree.js';
 import type { RejectedEntry, RepoTree } from './tree.js';
 
 /** Where to read a commit from. */
@@ -14,7 +14,7 @@ export interface CommitTreeOptions {
   commit: string;
   /** isomorphic-git cache object, shared with the fetches (holds parsed pack indexes). */
   cache: object;
-  /** Top-level directories to read (default FLEET_ROOTS). */
+  /** Top-level entries to read (default: every one isReadRoot accepts). */
   roots?: readonly string[];
   /** The fleet's root directory in the repository, normalised ("" = the root, the default). */
   path?: string;
@@ -103,8 +103,8 @@ function kindOf(entry: Entry): string {
 }
 
 /**
- * Loads the files of a commit under the fleet roots into memory; with `path`, the fleet
- * roots under that directory, with paths relative to it.
+ * Loads the files of a commit into memory (hidden top-level entries left out); with
+ * `path`, those under that directory, with paths relative to it.
  */
 export async function readCommitTree(opts: CommitTreeOptions): Promise<RepoTree> {
   const files = new Map<string, Buffer>();
@@ -112,10 +112,10 @@ export async function readCommitTree(opts: CommitTreeOptions): Promise<RepoTree>
   const { gitdir, commit, cache: gitCache } = opts;
   const rootOid = await fleetTreeOid({ gitdir, commit, cache: gitCache, path: opts.path ?? '' });
   const top = await git.readTree({ fs, gitdir, oid: rootOid, cache: gitCache });
-  const roots = new Set(opts.roots ?? FLEET_ROOTS);
+  const roots = opts.roots ? new Set(opts.roots) : undefined;
   const cache = opts.subtrees ?? new SubtreeCache();
   for (const entry of top.tree) {
-    if (!roots.has(entry.path)) continue;
+    if (roots ? !roots.has(entry.path) : !isReadRoot(entry.path)) continue;
     const sub = await readEntry(opts, cache, entry);
     for (const [path, bytes] of sub.files)
       files.set(path === '' ? entry.path : `${entry.path}/${path}`, bytes);

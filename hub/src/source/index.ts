@@ -9,7 +9,7 @@ export type {
   SourceSnapshot,
   SourceStatus,
 } from './git-source.js';
-export { FLEET_ROOTS, MapRepoTree, compareBytes, readDirectoryTree } from './tree.js';
+export { FLEET_ROOTS, MapRepoTree, compareBytes, isReadRoot, readDirectoryTree } from './tree.js';
 export type { DirectoryTreeOptions, RejectedEntry, RepoTree } from './tree.js';
 export { SubtreeCache, fleetTreeOid, readCommitTree } from './git-tree.js';
 export type { CommitTreeOptions, FleetTreeLocation } from './git-tree.js';

@@ -18,8 +18,9 @@ describe('readDirectoryTree', () => {
     await write('clusters/a.yaml', 'a');
     await write('bundles/x/manifests/z.yaml', 'z');
     await write('bundles/x/manifests/b.yaml', 'b');
-    await write('README.md', 'ignored');
-    await write('.git/HEAD', 'ignored');
+    await write('README.md', 'read');
+    await write('apps/base/kustomization.yaml', 'resources: []');
+    await write('.git/HEAD', 'hidden: not read');
     await writeFile(join(outside, 'secret.yaml'), 'kind: Secret');
     await symlink(join(outside, 'secret.yaml'), join(dir, 'bundles/x/manifests/link.yaml'));
     await symlink(outside, join(dir, 'bundles/escape'));
@@ -29,9 +30,11 @@ describe('readDirectoryTree', () => {
     await rm(outside, { recursive: true, force: true });
   });
 
-  test('reads-only-the-fleet-roots-sorted-by-path', async () => {
+  test('reads-everything-but-hidden-entries-sorted-by-path', async () => {
     const tree = await readDirectoryTree(dir);
     assert.deepEqual(tree.paths(), [
+      'README.md',
+      'apps/base/kustomization.yaml',
       'bundles/x/manifests/b.yaml',
       'bundles/x/manifests/z.yaml',
       'clusters/a.yaml',

@@ -6,8 +6,18 @@ import type { Stats } from 'node:fs';
 import { ValidationError } from '@flotilla/common';
 import { join } from 'node:path';
 
-/** Top-level directories render reads; everything else in the repo is ignored. */
+/** Top-level directories that declare the fleet (clusters, groups, bundles). */
 export const FLEET_ROOTS: readonly string[] = ['clusters', 'clusterGroups', 'bundles'];
+
+/**
+ * True for a top-level entry of the fleet root that is read into a tree: every one but
+ * hidden ones (.git, .github, …). Files outside FLEET_ROOTS are read so Kustomize bases
+ * and components can live anywhere in the fleet repo (`apps/base`); render ignores them
+ * unless a bundle refers to them.
+ */
+export function isReadRoot(name: string): boolean {
+  return !name.startsWith('.');
+}
 
 /** An entry that exists but cannot be used (symlink, submodule), so render can report it. */
 export interface RejectedEntry {
@@ -59,7 +69,7 @@ export function compareBytes(a: string, b: string): number {
 
 /** Options for readDirectoryTree. */
 export interface DirectoryTreeOptions {
-  /** Top-level directories to read (default FLEET_ROOTS). */
+  /** Top-level entries to read (default: every one isReadRoot accepts). */
   roots?: readonly string[];
   /** The fleet's root directory inside `dir`, normalised (validateFleetPath; default "": `dir` itself). */
   path?: string;
@@ -77,13 +87,14 @@ export async function readDirectoryTree(
   const root = await fleetDirectory(await realpath(dir), opts.path ?? '');
   const files = new Map<string, Buffer>();
   const rejected: RejectedEntry[] = [];
-  for (const top of opts.roots ?? FLEET_ROOTS) {
+  const tops = opts.roots ?? (await readdir(root)).filter(isReadRoot).sort(compareBytes);
+  for (const top of tops) {
     const st = await lstat(join(root, top)).catch(() => undefined);
     if (!st) continue;
     await walk(
       root,
       top,
-      st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : 'other',
+      st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other',
       files,
       rejected,
     );
