@@ -69,15 +69,17 @@ else
   "$TOOLS/build-nats.sh" || fail "nats-server: see the build output above (needs Go and the Go module proxy)"
 fi
 
-# kustomize and helm: the renderer runs them for Kustomize and Helm bundles.
-if [[ -n "${FLOTILLA_KUSTOMIZE:-}" || -n "${FLOTILLA_HELM:-}" ]]; then
+# kustomize, helm and sops: the renderer runs them for Kustomize and Helm bundles and
+# SOPS-encrypted files.
+if [[ -n "${FLOTILLA_KUSTOMIZE:-}" || -n "${FLOTILLA_HELM:-}" || -n "${FLOTILLA_SOPS:-}" ]]; then
   [[ -n "${FLOTILLA_KUSTOMIZE:-}" ]] && check_binary FLOTILLA_KUSTOMIZE "$FLOTILLA_KUSTOMIZE"
   [[ -n "${FLOTILLA_HELM:-}" ]] && check_binary FLOTILLA_HELM "$FLOTILLA_HELM"
-  if [[ -z "${FLOTILLA_KUSTOMIZE:-}" || -z "${FLOTILLA_HELM:-}" ]]; then "$TOOLS/build-tools.sh" || fail "kustomize/helm: see the build output above"; fi
+  [[ -n "${FLOTILLA_SOPS:-}" ]] && check_binary FLOTILLA_SOPS "$FLOTILLA_SOPS"
+  if [[ -z "${FLOTILLA_KUSTOMIZE:-}" || -z "${FLOTILLA_HELM:-}" || -z "${FLOTILLA_SOPS:-}" ]]; then "$TOOLS/build-tools.sh" || fail "kustomize/helm/sops: see the build output above"; fi
 elif [[ -n "${FLOTILLA_SKIP_TOOLS_BUILD:-}" ]]; then
-  echo "flotilla: skipping the kustomize/helm build (FLOTILLA_SKIP_TOOLS_BUILD is set)"
+  echo "flotilla: skipping the kustomize/helm/sops build (FLOTILLA_SKIP_TOOLS_BUILD is set)"
 else
-  "$TOOLS/build-tools.sh" || fail "kustomize/helm: see the build output above (needs Go and the Go module proxy)"
+  "$TOOLS/build-tools.sh" || fail "kustomize/helm/sops: see the build output above (needs Go and the Go module proxy)"
 fi
 
 if [[ "$failed" != 0 ]]; then

@@ -13,9 +13,10 @@ import { renderOptionsFromEnv } from './render.js';
 import type { RenderIo } from './render.js';
 import { readRevisionTree, resolveRevision } from './git-revision.js';
 import { unifiedDiff } from './line-diff.js';
+import { redactSecret } from './secrets.js';
 
 /** Usage of `flotilla diff`. */
-export const DIFF_USAGE = `Usage: flotilla diff --from REV --to REV [--repo DIR] [--path PATH] [--cluster NAME]
+export const DIFF_USAGE = `Usage: flotilla diff --from REV --to REV [--repo DIR] [--path PATH] [--cluster NAME] [--show-secrets]
 
 Renders the fleet repo in the Git repository DIR (default: the current directory) at
 two revisions (anything git understands: a branch, a tag, HEAD~1, a SHA) and prints,
@@ -23,7 +24,8 @@ per cluster, the objects the change adds (+), removes (-) and changes (~, with a
 unified diff). Only committed content is read; the work tree is ignored.
 --path is the fleet's root directory inside the repository, as a hub source's
 \`path\` (e.g. deploy/fleet; default: the repository root); it must exist at both
-revisions.
+revisions. The values of Secrets print as <redacted> (<redacted, changed> where they
+differ) unless --show-secrets is given; SOPS keys as for \`flotilla render\`.
 
 Exit codes (as kubectl diff): 0 no differences, 1 differences, 2 or more an error
 (bad usage, unknown revision, or render errors at --to, printed to stderr).
@@ -36,6 +38,7 @@ interface Args {
   from: string;
   to: string;
   cluster: string | undefined;
+  showSecrets: boolean;
 }
 
 function parse(argv: string[], io: RenderIo): Args | 'help' | string {
@@ -51,6 +54,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
         from: { type: 'string' },
         to: { type: 'string' },
         cluster: { type: 'string' },
+        'show-secrets': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -71,6 +75,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
     from: values.from,
     to: values.to,
     cluster: values.cluster,
+    showSecrets: values['show-secrets'] === true,
   };
 }
 
@@ -121,6 +126,7 @@ export async function diffCommand(argv: string[], io: RenderIo): Promise<number>
       before.clusters.get(name),
       after.clusters.get(name),
       after.held.get(name) ?? [],
+      args.showSecrets,
     );
     if (text === '') continue;
     changed++;
@@ -152,6 +158,7 @@ function diffCluster(
   from: DesiredState | undefined,
   to: DesiredState | undefined,
   held: readonly string[],
+  showSecrets: boolean,
 ): string {
   if (from && to && from.digest === to.digest) return '';
   const a = entries(from);
@@ -172,7 +179,10 @@ function diffCluster(
       counts = { ...counts, changed: counts.changed + 1 };
       const owner = x.bundle === y.bundle ? y.bundle : `${x.bundle} → ${y.bundle}`;
       lines.push(`  ~ ${owner}: ${describe(y.object)}`);
-      for (const l of unifiedDiff(toYaml(x.object), toYaml(y.object), 3)) lines.push(`      ${l}`);
+      const [old, now] = showSecrets
+        ? [x.object, y.object]
+        : [redactSecret(x.object), redactSecret(y.object, x.object)];
+      for (const l of unifiedDiff(toYaml(old), toYaml(now), 3)) lines.push(`      ${l}`);
     }
   }
   for (const bundle of held)

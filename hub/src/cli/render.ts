@@ -8,6 +8,7 @@ import type { DesiredState } from '@flotilla/common';
 import { formatRenderError, renderFleet } from '../render/index.js';
 import type { RenderError, RenderOptions, RenderResult } from '../render/index.js';
 import { readDirectoryTree, validateFleetPath } from '../source/index.js';
+import { redactSecret } from './secrets.js';
 import { capabilitiesFor, parseCapabilityFlags } from './render-capabilities.js';
 import type { CapabilityFlags } from './render-capabilities.js';
 import { DEFAULT_HUB_URL } from './hub-client.js';
@@ -16,7 +17,7 @@ import { CA_FILE_OPTION, CA_FILE_USAGE } from './hub-tls.js';
 
 /** Usage of `flotilla render`. */
 export const RENDER_USAGE = `Usage: flotilla render --cluster NAME [--repo DIR] [--path PATH] [--bundle NAME] [-o yaml|json]
-                       [--kube-version V] [--api-versions LIST] [--hub]
+                       [--kube-version V] [--api-versions LIST] [--hub] [--show-secrets]
 
 Renders the fleet repo in DIR (default: the current directory) for one cluster and
 prints its objects: a YAML stream (default) or the desired state as JSON.
@@ -24,6 +25,8 @@ prints its objects: a YAML stream (default) or the desired state as JSON.
 (e.g. deploy/fleet; default: DIR itself); bundles cannot read files outside it.
 Kustomize and Helm bundles the cluster gets run the kustomize and helm programs found
 on PATH, or FLOTILLA_KUSTOMIZE / FLOTILLA_HELM (bundles it does not get need neither).
+SOPS-encrypted files are decrypted with sops (PATH or FLOTILLA_SOPS) and the age keys
+in SOPS_AGE_KEY_FILE. The values of Secrets print as <redacted> unless --show-secrets.
 
 Helm charts see the cluster's capabilities: what its agent reported to the hub (with
 --hub), else the Cluster's spec.kubeVersion / spec.apiVersions, else the default
@@ -63,6 +66,7 @@ interface Args {
   bundle: string | undefined;
   output: 'yaml' | 'json';
   capabilities: CapabilityFlags;
+  showSecrets: boolean;
 }
 
 function parse(argv: string[], io: RenderIo): Args | 'help' | string {
@@ -78,6 +82,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
         cluster: { type: 'string' },
         bundle: { type: 'string' },
         output: { type: 'string', short: 'o' },
+        'show-secrets': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         'kube-version': { type: 'string' },
         'api-versions': { type: 'string', multiple: true },
@@ -108,17 +113,22 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
     bundle: values.bundle,
     output,
     capabilities,
+    showSecrets: values['show-secrets'] === true,
   };
 }
 
 /**
- * Where the CLI finds kustomize and helm: FLOTILLA_KUSTOMIZE / FLOTILLA_HELM, else PATH.
- * Read when a command runs, never at import time.
+ * Where the CLI finds kustomize, helm and sops (FLOTILLA_KUSTOMIZE / FLOTILLA_HELM /
+ * FLOTILLA_SOPS, else PATH) and the age keys of SOPS-encrypted files (SOPS_AGE_KEY_FILE,
+ * as sops itself). Read when a command runs, never at import time.
  */
 export function renderOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): RenderOptions {
   return {
     ...(env.FLOTILLA_KUSTOMIZE ? { kustomizePath: env.FLOTILLA_KUSTOMIZE } : {}),
     ...(env.FLOTILLA_HELM ? { helmPath: env.FLOTILLA_HELM } : {}),
+    ...(env.FLOTILLA_SOPS ? { sopsPath: env.FLOTILLA_SOPS } : {}),
+    ...(env.SOPS_AGE_KEY_FILE ? { sopsAgeKeyFile: env.SOPS_AGE_KEY_FILE } : {}),
+    sopsKeySetting: 'SOPS_AGE_KEY_FILE',
   };
 }
 
@@ -174,7 +184,10 @@ export async function renderCommand(
     );
     return 1;
   }
-  io.stdout.write(args.output === 'json' ? toJson(state, bundles) : toYaml(bundles));
+  const shown = args.showSecrets
+    ? bundles
+    : bundles.map((b) => ({ ...b, objects: b.objects.map((o) => redactSecret(o)) }));
+  io.stdout.write(args.output === 'json' ? toJson(state, shown) : toYaml(shown));
   return errors.length > 0 ? 1 : 0;
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BUILTIN_CAPABILITIES } from './capabilities.js';
+import { fileURLToPath } from 'node:url';
 import { compileRenderConfig, renderOptionsOf } from './render-config.js';
 
 const MiB = 1024 * 1024;
@@ -11,6 +12,8 @@ describe('render config', () => {
     assert.deepEqual(cfg, {
       kustomizePath: undefined,
       helmPath: undefined,
+      sopsPath: undefined,
+      sopsAgeKeyFile: undefined,
       toolTimeoutMs: 60_000,
       toolMaxCpuMs: 30_000,
       toolMaxMemoryBytes: 512 * MiB,
@@ -34,11 +37,15 @@ describe('render config', () => {
   });
 
   test('program-paths-timeout-and-limit-are-read', () => {
+    // Any readable file will do: the hub only checks it can read it at start.
+    const keyFile = fileURLToPath(import.meta.url);
     const cfg = compileRenderConfig(
       {
         render: {
           kustomizePath: '/opt/kustomize',
           helmPath: 'helm3',
+          sopsPath: '/opt/sops',
+          sopsAgeKeyFile: keyFile,
           toolTimeout: '2m',
           toolMaxCpuTime: '10s',
           toolMaxMemoryBytes: 256 * MiB,
@@ -56,6 +63,8 @@ describe('render config', () => {
     assert.deepEqual(cfg, {
       kustomizePath: '/opt/kustomize',
       helmPath: 'helm3',
+      sopsPath: '/opt/sops',
+      sopsAgeKeyFile: keyFile,
       toolTimeoutMs: 120_000,
       toolMaxCpuMs: 10_000,
       toolMaxMemoryBytes: 256 * MiB,
@@ -95,6 +104,11 @@ describe('render config', () => {
     assert.throws(
       () => compileRenderConfig({ render: { toolMaxMemoryBytes: 1_000_000 } }, 'hub.yaml'),
       /render\.toolMaxMemoryBytes: must be at least 134217728 \(128 MiB\)/,
+    );
+    assert.throws(
+      () =>
+        compileRenderConfig({ render: { sopsAgeKeyFile: '/nonexistent/keys.txt' } }, 'hub.yaml'),
+      /render\.sopsAgeKeyFile: cannot read "\/nonexistent\/keys.txt" \(ENOENT\)/,
     );
     assert.throws(
       () => compileRenderConfig({ render: { toolMaxCpuTime: '10ms' } }, 'hub.yaml'),

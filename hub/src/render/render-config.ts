@@ -2,6 +2,7 @@
 // may use, the limits on what one commit can make the hub render, and the Helm
 // capabilities of clusters that have not reported theirs. Compiled once at start; errors
 // name the field. Documented in docs/install.md (hub config).
+import { accessSync, constants } from 'node:fs';
 import {
   ConfigError,
   checkCapabilities,
@@ -25,6 +26,10 @@ export interface RenderConfig {
   kustomizePath: string | undefined;
   /** The helm program (default: "helm" on PATH). */
   helmPath: string | undefined;
+  /** The sops program (default: "sops" on PATH). */
+  sopsPath: string | undefined;
+  /** File of age identities for SOPS-encrypted files (default none: such files fail their bundle). */
+  sopsAgeKeyFile: string | undefined;
   /** Longest run of kustomize or helm for one bundle (default 60 s). */
   toolTimeoutMs: number;
   /** CPU time of one kustomize or helm run (default 30 s). */
@@ -51,6 +56,8 @@ export interface RenderConfig {
 const FIELDS = [
   'kustomizePath',
   'helmPath',
+  'sopsPath',
+  'sopsAgeKeyFile',
   'toolTimeout',
   'toolMaxCpuTime',
   'toolMaxMemoryBytes',
@@ -83,6 +90,19 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
       return fail(key, 'must be a program path or name');
     return v;
   };
+  // Checked at start, so a missing key file (an unmounted Secret) stops the hub with
+  // the field's name instead of failing every bundle that holds an encrypted file.
+  const readableFile = (key: string): string | undefined => {
+    const v = r[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') return fail(key, 'must be a file path');
+    try {
+      accessSync(v, constants.R_OK);
+    } catch (err) {
+      fail(key, `cannot read "${v}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    return v;
+  };
   const duration = (key: string, dflt: number, min: number, minText: string): number => {
     const v = r[key];
     if (v === undefined || v === null) return dflt;
@@ -104,6 +124,8 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
   return {
     kustomizePath: path('kustomizePath'),
     helmPath: path('helmPath'),
+    sopsPath: path('sopsPath'),
+    sopsAgeKeyFile: readableFile('sopsAgeKeyFile'),
     toolTimeoutMs: duration('toolTimeout', durations.renderToolTimeout, 1, 'one millisecond'),
     toolMaxCpuMs: duration('toolMaxCpuTime', durations.renderToolCpuTime, 1000, '1s'),
     toolMaxMemoryBytes: count(
@@ -167,5 +189,7 @@ export function renderOptionsOf(cfg: RenderConfig): RenderOptions {
     defaultCapabilities: cfg.defaultCapabilities,
     ...(cfg.kustomizePath !== undefined ? { kustomizePath: cfg.kustomizePath } : {}),
     ...(cfg.helmPath !== undefined ? { helmPath: cfg.helmPath } : {}),
+    ...(cfg.sopsPath !== undefined ? { sopsPath: cfg.sopsPath } : {}),
+    ...(cfg.sopsAgeKeyFile !== undefined ? { sopsAgeKeyFile: cfg.sopsAgeKeyFile } : {}),
   };
 }

@@ -10,6 +10,8 @@ import type { RepoLayout } from './layout.js';
 import type { RenderLimits } from './limits.js';
 import { matchTarget, parseBundle, parseCluster, parseClusterGroup } from './spec.js';
 import type { BundleDef, ClusterDef, ClusterGroupDef, TargetDef } from './spec.js';
+import { OverlayTree, sopsFormat } from './sops.js';
+import type { SecretDecrypter } from './sops.js';
 import { helmInvocation, helmKey, prepareHelm, prepareKustomize } from './tool-sources.js';
 import type { HelmInvocation } from './tool-sources.js';
 import type { ToolRunner } from './tools.js';
@@ -37,6 +39,8 @@ export class RenderRun {
     prepared: new Map<string, Cached<PreparedBundle>>(),
     helm: new Map<string, Cached<PreparedBundle>>(),
     rendered: new Map<string, Cached<RenderedBundle>>(),
+    /** Plaintext of SOPS-encrypted files, per format and ciphertext digest. */
+    decrypted: new Map<string, Cached<Buffer>>(),
   };
   /** helm output key (or the error computing it) per cluster\0bundle, for this run. */
   private readonly helmFor = new Map<string, string | ValidationError>();
@@ -51,8 +55,36 @@ export class RenderRun {
     private readonly limits: RenderLimits,
     /** The capabilities a cluster's Helm bundles render with (see capabilities.ts). */
     private readonly capabilitiesOf: (c: ClusterDef) => ClusterCapabilities,
+    private readonly secrets?: SecretDecrypter,
   ) {
     this.old = caches;
+  }
+
+  /**
+   * The tree with the SOPS-encrypted files among `paths` decrypted (each once per
+   * content, cached like the other stages); throws the first file's ValidationError.
+   */
+  private async plainView(paths: readonly string[]): Promise<RepoTree> {
+    const plain = new Map<string, Buffer>();
+    await Promise.all(
+      paths.map(async (path) => {
+        const bytes = this.tree.read(path) as Buffer;
+        const format = sopsFormat(path, bytes);
+        if (!format) return;
+        const key = `${format}\0${digestOf(bytes)}`;
+        const v = await this.cachedAsync(this.old.decrypted, this.used.decrypted, key, path, () => {
+          if (!this.secrets)
+            throw new ValidationError('cannot decrypt this SOPS-encrypted file: no decrypter', {
+              file: path,
+            });
+          this.stats.decryptions++;
+          return this.secrets.decrypt(path, bytes, format);
+        });
+        if (v instanceof ValidationError) throw v;
+        plain.set(path, v);
+      }),
+    );
+    return plain.size === 0 ? this.tree : new OverlayTree(this.tree, plain);
   }
 
   private fileDigest(path: string): string {
@@ -163,11 +195,12 @@ export class RenderRun {
       return { def, inputDigest: digest, docs: [], refs: [] };
     return this.cachedAsync(this.old.prepared, this.used.prepared, digest, file, async () => {
       this.stats.bundlesPrepared++;
-      if (def.sourceType === 'plain')
-        return prepareBundle(this.tree, def, digest, paths, this.limits);
+      // Helm bundles decrypt when helm runs (runHelm), which may be for new values only.
       if (def.sourceType === 'helm') return { def, inputDigest: digest, docs: [], refs: [], paths };
+      const view = await this.plainView(paths);
+      if (def.sourceType === 'plain') return prepareBundle(view, def, digest, paths, this.limits);
       this.stats.toolRuns++;
-      return prepareKustomize(this.tree, def, digest, paths, this.tools, this.limits);
+      return prepareKustomize(view, def, digest, paths, this.tools, this.limits);
     });
   }
 
@@ -196,9 +229,10 @@ export class RenderRun {
     }
     await Promise.all(
       [...jobs].map(([key, { b, inv }]) =>
-        this.cachedAsync(this.old.helm, this.used.helm, key, b.def.file, () => {
+        this.cachedAsync(this.old.helm, this.used.helm, key, b.def.file, async () => {
+          const view = await this.plainView(b.paths ?? []);
           this.stats.toolRuns++;
-          return prepareHelm(this.tree, b.def, key, inv, b.paths ?? [], this.tools, this.limits);
+          return prepareHelm(view, b.def, key, inv, b.paths ?? [], this.tools, this.limits);
         }),
       ),
     );

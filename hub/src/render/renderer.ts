@@ -28,6 +28,8 @@ import { matchTarget } from './spec.js';
 import type { BundleDef, ClusterDef, ClusterGroupDef } from './spec.js';
 import { ExecToolRunner } from './tools.js';
 import type { ToolRunner } from './tools.js';
+import { SopsDecrypter } from './sops.js';
+import type { SecretDecrypter } from './sops.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
 import type { RenderInputs, RenderOptions, RenderResult, RenderStats } from './types.js';
 
@@ -47,6 +49,8 @@ export class FleetRenderer {
   private helm = new Map<string, Cached<PreparedBundle>>();
   private prepared = new Map<string, Cached<PreparedBundle>>();
   private rendered = new Map<string, Cached<RenderedBundle>>();
+  private decrypted = new Map<string, Cached<Buffer>>();
+  private readonly secrets: SecretDecrypter;
   /** Per cluster, the rendering of each bundle it got last time: the fallback when a bundle fails. */
   private previous = new Map<string, Map<string, RenderedBundle>>();
   /** Per cluster, the revisions those renderings came from. */
@@ -54,7 +58,9 @@ export class FleetRenderer {
   private lastStates = new Map<string, DesiredState>();
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(opts: RenderOptions & { logger?: Logger; tools?: ToolRunner } = {}) {
+  constructor(
+    opts: RenderOptions & { logger?: Logger; tools?: ToolRunner; secrets?: SecretDecrypter } = {},
+  ) {
     this.maxClusterBytes = opts.maxClusterBytes ?? DEFAULT_MAX_CLUSTER_BYTES;
     this.maxPruneShare = opts.maxPruneShare ?? DEFAULT_MAX_PRUNE_SHARE;
     this.limits = {
@@ -74,6 +80,13 @@ export class FleetRenderer {
           ? { maxMemoryBytes: opts.toolMaxMemoryBytes }
           : {}),
         ...(opts.toolMaxCpuMs !== undefined ? { maxCpuMs: opts.toolMaxCpuMs } : {}),
+        ...(opts.sopsPath !== undefined ? { sopsPath: opts.sopsPath } : {}),
+      });
+    this.secrets =
+      opts.secrets ??
+      new SopsDecrypter(this.tools, {
+        ageKeyFile: opts.sopsAgeKeyFile,
+        ...(opts.sopsKeySetting !== undefined ? { keySetting: opts.sopsKeySetting } : {}),
       });
   }
 
@@ -100,13 +113,21 @@ export class FleetRenderer {
       bundleCacheHits: 0,
       bundlesPrepared: 0,
       toolRuns: 0,
+      decryptions: 0,
       durationMs: 0,
     };
     const layout = scanLayout(tree);
     const errors = [...layout.errors];
     const reported = inputs.capabilities;
-    const run = new RenderRun(this.caches(), tree, stats, errors, this.tools, this.limits, (c) =>
-      effectiveCapabilities(reported?.get(c.name), c.capabilities, this.defaultCapabilities),
+    const run = new RenderRun(
+      this.caches(),
+      tree,
+      stats,
+      errors,
+      this.tools,
+      this.limits,
+      (c) => effectiveCapabilities(reported?.get(c.name), c.capabilities, this.defaultCapabilities),
+      this.secrets,
     );
     const all = run.loadClusters(layout);
     const only = inputs.clusters ? new Set(inputs.clusters) : undefined;
@@ -151,6 +172,7 @@ export class FleetRenderer {
     this.helm = run.used.helm;
     this.prepared = run.used.prepared;
     this.rendered = run.used.rendered;
+    this.decrypted = run.used.decrypted;
     this.previous = nextPrevious;
     this.served = nextServed;
     this.lastStates = new Map(out.clusters);
@@ -300,6 +322,7 @@ export class FleetRenderer {
       prepared: this.prepared,
       helm: this.helm,
       rendered: this.rendered,
+      decrypted: this.decrypted,
     };
   }
 }
@@ -308,7 +331,7 @@ export class FleetRenderer {
 export function renderFleet(
   tree: RepoTree,
   revision: string,
-  opts: RenderOptions & RenderInputs & { tools?: ToolRunner } = {},
+  opts: RenderOptions & RenderInputs & { tools?: ToolRunner; secrets?: SecretDecrypter } = {},
 ): Promise<RenderResult> {
   const { capabilities, clusters, ...rest } = opts;
   return new FleetRenderer(rest).render(tree, revision, {

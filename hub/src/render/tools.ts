@@ -1,4 +1,5 @@
-// Runs the real `kustomize` and `helm` programs for Kustomize and Helm bundles. Each run
+// Runs the real `kustomize`, `helm` and `sops` programs for Kustomize and Helm bundles
+// and SOPS-encrypted files. Each run
 // gets a fresh temp dir holding only the bundle's files (never the hub's clone), no
 // network (an unreachable proxy), a timeout, an output limit, and kernel limits on its
 // memory (RLIMIT_DATA) and CPU time (RLIMIT_CPU), set by /bin/sh's ulimit before it
@@ -12,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { ValidationError, durations } from '@flotilla/common';
 
 /** Which program. */
-export type ToolName = 'kustomize' | 'helm';
+export type ToolName = 'kustomize' | 'helm' | 'sops';
 
 /** Settings of the tool runner. */
 export interface ToolOptions {
@@ -20,6 +21,8 @@ export interface ToolOptions {
   kustomizePath?: string;
   /** The helm program (default "helm", looked up on PATH). */
   helmPath?: string;
+  /** The sops program (default "sops", looked up on PATH). */
+  sopsPath?: string;
   /** Longest run (default durations.renderToolTimeout, 60 s). */
   timeoutMs?: number;
   /** Largest output of one run (default 64 MiB). */
@@ -49,6 +52,14 @@ export interface ToolRequest {
    * directory ("mychart/templates/x.yaml" → "bundles/web/chart/templates/x.yaml").
    */
   renames?: readonly (readonly [from: string, to: string])[];
+  /** Extra environment of the program (e.g. SOPS_AGE_KEY_FILE). */
+  env?: Readonly<Record<string, string>>;
+  /**
+   * The reason of a failed run (exit code, stderr), when the caller knows the program's
+   * codes better than its stderr: sops' stderr is never shown (it could hold plaintext).
+   * undefined: the generic message with the last lines of stderr.
+   */
+  explainExit?: (exitCode: number, stderr: string) => string | undefined;
 }
 
 /** What the renderer needs to run a tool: the manifests it prints. */
@@ -80,7 +91,11 @@ export class ExecToolRunner implements ToolRunner {
   private readonly limit = Math.max(1, availableParallelism());
 
   constructor(opts: ToolOptions = {}) {
-    this.paths = { kustomize: opts.kustomizePath ?? 'kustomize', helm: opts.helmPath ?? 'helm' };
+    this.paths = {
+      kustomize: opts.kustomizePath ?? 'kustomize',
+      helm: opts.helmPath ?? 'helm',
+      sops: opts.sopsPath ?? 'sops',
+    };
     this.timeoutMs = opts.timeoutMs ?? durations.renderToolTimeout;
     this.maxOutputBytes = opts.maxOutputBytes ?? DEFAULT_MAX_TOOL_OUTPUT;
     this.maxMemoryBytes = opts.maxMemoryBytes ?? DEFAULT_TOOL_MAX_MEMORY;
@@ -122,6 +137,7 @@ export class ExecToolRunner implements ToolRunner {
     const program = this.paths[req.tool];
     const env = {
       ...sandboxEnv(tmp),
+      ...req.env,
       FLOTILLA_LIMIT_DATA_KB: String(Math.ceil(this.maxMemoryBytes / 1024)),
       FLOTILLA_LIMIT_CPU_S: String(Math.max(1, Math.ceil(this.maxCpuMs / 1000))),
     };
@@ -160,7 +176,7 @@ export class ExecToolRunner implements ToolRunner {
     root: string,
   ): string {
     const tool = req.tool;
-    const setting = tool === 'kustomize' ? 'render.kustomizePath' : 'render.helmPath';
+    const setting = `render.${tool}Path`;
     // The shell reports a program it cannot exec with exit 127 (not found) or 126.
     const code: unknown = err.code;
     if (code === 'ENOENT' || code === 127)
@@ -179,6 +195,10 @@ export class ExecToolRunner implements ToolRunner {
       return `${tool} was killed: it used its ${cpuS} s of CPU time (render.toolMaxCpuTime), or the host ran out of memory`;
     if (/out of memory|cannot allocate memory/i.test(stderr))
       return `${tool} ran out of memory: one run may use ${Math.round(this.maxMemoryBytes / 1024 / 1024)} MiB (render.toolMaxMemoryBytes)`;
+    if (req.explainExit && typeof code === 'number') {
+      const reason = req.explainExit(code, stderr);
+      if (reason !== undefined) return reason;
+    }
     // Temp paths mean nothing to the user: show repo paths instead.
     const text = stderr
       .split(`${root}/`)

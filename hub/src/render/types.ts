@@ -36,6 +36,8 @@ export interface RenderStats {
   bundlesPrepared: number;
   /** Runs of kustomize or helm (cache misses of tool output). */
   toolRuns: number;
+  /** SOPS-encrypted files decrypted (cache misses: new ciphertext). */
+  decryptions: number;
   durationMs: number;
 }
 
@@ -78,6 +80,12 @@ export interface RenderOptions {
   kustomizePath?: string;
   /** The helm program (default "helm" on PATH). */
   helmPath?: string;
+  /** The sops program, for SOPS-encrypted files (default "sops" on PATH). */
+  sopsPath?: string;
+  /** File of age identities that decrypt SOPS-encrypted files (default none: such files fail their bundle). */
+  sopsAgeKeyFile?: string;
+  /** Where sopsAgeKeyFile was set, named in errors (default "render.sopsAgeKeyFile"). */
+  sopsKeySetting?: string;
   /** Longest run of kustomize or helm for one bundle (default durations.renderToolTimeout). */
   toolTimeoutMs?: number;
   /** Mass-prune safety carried in every desired state: the largest share of a cluster's objects one commit may delete (default 0.5). */

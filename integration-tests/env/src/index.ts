@@ -29,4 +29,6 @@ export {
 } from './errors.js';
 export type { EnvErrorCode } from './errors.js';
 export { binaryPaths, cacheRoot, K8S_VERSION, NATS_SERVER_VERSION } from './versions.js';
+export { ageKeyPair, sopsEncrypt, writeAgeKeyFile } from './sops.js';
+export type { AgeKeyPair, SopsEncryptOptions } from './sops.js';
 export type { BinaryPaths } from './versions.js';

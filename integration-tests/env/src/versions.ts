@@ -12,6 +12,8 @@ export const NATS_SERVER_VERSION = 'v2.12.2';
 export const KUSTOMIZE_VERSION = 'v5.8.1';
 /** helm release of the cached program (override: FLOTILLA_HELM_VERSION). */
 export const HELM_VERSION = 'v3.19.5';
+/** sops release of the cached program (override: FLOTILLA_SOPS_VERSION). */
+export const SOPS_VERSION = 'v3.13.3';
 /** k3s image used when a container runtime exists; same minor as K8S_VERSION where published. */
 export const K3S_IMAGE = 'rancher/k3s:v1.35.4-k3s1';
 /** NATS image used when a container runtime exists. */
@@ -26,6 +28,8 @@ export interface BinaryPaths {
   kustomize: string;
   /** helm, run by the renderer for Helm bundles (tools/build-tools.sh). */
   helm: string;
+  /** sops, run by the renderer for SOPS-encrypted files and by tests to encrypt (tools/build-tools.sh). */
+  sops: string;
 }
 
 /** Cache root: FLOTILLA_CACHE_DIR, else $XDG_CACHE_HOME/flotilla, else ~/.cache/flotilla. */
@@ -57,6 +61,9 @@ export function binaryPaths(env: NodeJS.ProcessEnv = process.env): BinaryPaths {
     helm:
       env.FLOTILLA_HELM ||
       join(root, `tools-helm-${env.FLOTILLA_HELM_VERSION || HELM_VERSION}`, 'helm'),
+    sops:
+      env.FLOTILLA_SOPS ||
+      join(root, `tools-sops-${env.FLOTILLA_SOPS_VERSION || SOPS_VERSION}`, 'sops'),
   };
 }
 
