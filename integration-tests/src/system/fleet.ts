@@ -69,6 +69,8 @@ export interface FleetOptions {
   insecure?: boolean;
   /** Extra hub.yaml lines (e.g. identity settings). */
   hubConfigExtra?: string[];
+  /** Extra settings of hub.yaml's `render:` (e.g. { sopsAgeKeyFile: path }). */
+  render?: Record<string, string>;
   /**
    * Clusters whose agent is installed in namespaced mode (`cluster add --namespaces`), with
    * their namespaces; the harness creates those as the cluster's admin would first.
@@ -240,10 +242,13 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
               `  operatorSigningKeyFile: ${join(work, 'operator.seed')}`,
             ]
           : []),
-        // The pinned kustomize and helm of the test environment render Kustomize/Helm bundles.
+        // The pinned kustomize, helm and sops of the test environment render Kustomize and
+        // Helm bundles and SOPS-encrypted files.
         'render:',
         `  kustomizePath: ${tools.kustomize}`,
         `  helmPath: ${tools.helm}`,
+        `  sopsPath: ${tools.sops}`,
+        ...Object.entries(options.render ?? {}).map(([k, v]) => `  ${k}: ${v}`),
         // hubConfigExtra continues the identity (or auth) block below, so it must follow it.
         ...(insecure
           ? ['insecure: true', 'auth:', `  tokenFile: ${tokenFile}`]
