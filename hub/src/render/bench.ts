@@ -2,7 +2,8 @@
 // of 10 objects each. Prints medians of 3 runs against the targets, in-process and
 // through the hub's render worker, and how long the calling thread's event loop was
 // held (the hub's streams and queries wait that long) by each, also for hostile commits.
-// Run: node --expose-gc hub/dist/render/bench.js
+// Then one shared Kustomize base changed in the same fleet (bench-shared-base.ts).
+// Run: node --expose-gc hub/dist/render/bench.js [shared-base]
 import { performance } from 'node:perf_hooks';
 import type { ClusterCapabilities } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
@@ -10,6 +11,7 @@ import { FleetRenderer } from './renderer.js';
 import type { RenderResult } from './types.js';
 import { bundleYaml, clusterYaml, configMap, repo } from './testing.js';
 import { WorkerRenderer } from './worker-renderer.js';
+import { sharedBaseBench } from './bench-shared-base.js';
 
 const CLUSTERS = 1000;
 const BUNDLES = 20;
@@ -248,6 +250,7 @@ async function hostile(): Promise<
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'shared-base') return sharedBaseBench(() => fleetFiles());
   if (!(globalThis as { gc?: unknown }).gc)
     console.log('note: run with --expose-gc for an accurate heap figure');
   const base = repo(fleetFiles());
@@ -303,6 +306,7 @@ async function main(): Promise<void> {
     line(`  ${h.what} (${h.errors} error), in-process`, h.inProcess, 'ms');
     line(`  ${h.what}, worker`, h.worker, 'ms');
   }
+  await sharedBaseBench(() => fleetFiles());
 }
 
 await main();
