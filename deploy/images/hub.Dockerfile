@@ -1,18 +1,21 @@
 # syntax=docker/dockerfile:1.7
 # The hub image: `flotilla` (hub, CLI) on Node.js 24, non-root, read-only root filesystem,
-# with the pinned kustomize and helm the renderer runs for Kustomize and Helm bundles.
+# with the pinned kustomize, helm and sops the renderer runs for Kustomize and Helm bundles
+# and SOPS-encrypted files.
 # Build from the repository root:  docker build -f deploy/images/hub.Dockerfile -t flotilla-hub .
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 ARG GO_IMAGE=golang:1.26-bookworm
 
-# kustomize and helm, built from their pinned modules (same versions as integration-tests/tools/build-tools.sh).
+# kustomize, helm and sops, built from their pinned modules (same versions as integration-tests/tools/build-tools.sh).
 FROM ${GO_IMAGE} AS tools
 ARG KUSTOMIZE_VERSION=v5.8.1
 ARG HELM_VERSION=v3.19.5
+ARG SOPS_VERSION=v3.13.3
 ENV CGO_ENABLED=0 GOBIN=/out
 RUN go install sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION} \
- && go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION}
+ && go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION} \
+ && go install github.com/getsops/sops/v3/cmd/sops@${SOPS_VERSION}
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
@@ -35,8 +38,8 @@ RUN npx turbo run build --filter=@flotilla/hub... \
  && rm -rf integration-tests */src */tsconfig.json
 
 FROM ${NODE_IMAGE}
-ENV NODE_ENV=production FLOTILLA_KUSTOMIZE=/usr/local/bin/kustomize FLOTILLA_HELM=/usr/local/bin/helm HOME=/tmp
-COPY --from=tools /out/kustomize /out/helm /usr/local/bin/
+ENV NODE_ENV=production FLOTILLA_KUSTOMIZE=/usr/local/bin/kustomize FLOTILLA_HELM=/usr/local/bin/helm FLOTILLA_SOPS=/usr/local/bin/sops HOME=/tmp
+COPY --from=tools /out/kustomize /out/helm /out/sops /usr/local/bin/
 WORKDIR /app
 COPY --from=build /src /app
 # A fixed numeric non-root user, so runAsNonRoot can verify it.

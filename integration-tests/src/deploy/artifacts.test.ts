@@ -96,6 +96,52 @@ test('hub-chart-passes-a-source-path-and-poll-jitter-to-the-hub', { skip: skipHe
   assert.equal(cfg.sources[0]?.pollJitter, 0.2);
 });
 
+test(
+  'hub-chart-mounts-the-sops-age-key-secret-where-the-hub-config-reads-it',
+  { skip: skipHelm },
+  async () => {
+    const text = await helm([
+      'template',
+      'flotilla-hub',
+      CHART,
+      '--kube-version',
+      '1.35.4',
+      ...CHART_VALUES,
+      '--set',
+      'sops.ageKeySecretName=flotilla-sops-age',
+    ]);
+    const objects = parseManifests(text);
+    const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as {
+      data: Record<string, string>;
+    };
+    const hubYaml = parse(cm.data['hub.yaml'] as string) as { render: Record<string, unknown> };
+    assert.equal(hubYaml.render.sopsAgeKeyFile, '/etc/flotilla/sops/keys.txt');
+    assert.equal(hubYaml.render.workerMaxHeapBytes, 512 * 1024 * 1024, 'other settings kept');
+    const pod = (
+      objects.find((o) => o.kind === 'Deployment') as unknown as {
+        spec: {
+          template: {
+            spec: {
+              containers: {
+                volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+              }[];
+              volumes: { name: string; secret?: { secretName: string } }[];
+            };
+          };
+        };
+      }
+    ).spec.template.spec;
+    assert.deepEqual(
+      pod.containers[0]?.volumeMounts.find((m) => m.name === 'sops-age'),
+      { name: 'sops-age', mountPath: '/etc/flotilla/sops', readOnly: true },
+    );
+    assert.equal(
+      pod.volumes.find((v) => v.name === 'sops-age')?.secret?.secretName,
+      'flotilla-sops-age',
+    );
+  },
+);
+
 test('hub-chart-passes-helm-lint', { skip: skipHelm }, async () => {
   const out = await helm(['lint', CHART, '--strict', ...CHART_VALUES]);
   assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -213,6 +259,8 @@ test('dockerfiles-are-multi-stage-node-24-non-root', async () => {
   const hub = await readFile(join(ROOT, 'deploy', 'images', 'hub.Dockerfile'), 'utf8');
   assert.match(hub, /kustomize/);
   assert.match(hub, /helm\.sh\/helm\/v3\/cmd\/helm/);
+  assert.match(hub, /github\.com\/getsops\/sops\/v3\/cmd\/sops/);
+  assert.match(hub, /FLOTILLA_SOPS=\/usr\/local\/bin\/sops/);
 });
 
 test('dockerfiles-copy-every-workspace-manifest-before-npm-ci', async () => {
