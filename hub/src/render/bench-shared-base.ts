@@ -53,23 +53,30 @@ export function kustomizeFiles(webBase = 1, overlay0 = 1): Record<string, string
   return files;
 }
 
+type Key = 'cold' | 'shared' | 'overlay' | 'plain';
+
 function median(xs: number[]): number {
   return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 }
 
 /** Runs the scenario and prints its figures; `fleet` gives the plain part of the repo. */
-export async function sharedBaseBench(fleet: () => Record<string, string>): Promise<void> {
+export async function sharedBaseBench(
+  fleet: (changedBundle?: number) => Record<string, string>,
+): Promise<void> {
   const kustomizePath = process.env.FLOTILLA_KUSTOMIZE || 'kustomize';
   const plain = fleet();
   const trees = {
     base: repo({ ...plain, ...kustomizeFiles(1, 1) }),
     shared: repo({ ...plain, ...kustomizeFiles(2, 1) }),
     overlay: repo({ ...plain, ...kustomizeFiles(2, 2) }),
+    // The main scenario's "one shared bundle changed", for comparison: no build runs.
+    plainOne: repo({ ...fleet(12), ...kustomizeFiles(2, 2) }),
   };
   const rows: {
     cold: number;
     shared: number;
     overlay: number;
+    plain: number;
     sharedRuns: number;
     renders: number;
     overlayRuns: number;
@@ -90,10 +97,14 @@ export async function sharedBaseBench(fleet: () => Record<string, string>): Prom
     const sharedMs = performance.now() - t;
     t = performance.now();
     const overlay = await r.render(trees.overlay, 'k-3');
+    const overlayMs = performance.now() - t;
+    t = performance.now();
+    await r.render(trees.plainOne, 'k-4');
     rows.push({
       cold: coldMs,
       shared: sharedMs,
-      overlay: performance.now() - t,
+      overlay: overlayMs,
+      plain: performance.now() - t,
       sharedRuns: shared.stats.toolRuns,
       renders: shared.stats.bundleRenders,
       overlayRuns: overlay.stats.toolRuns,
@@ -102,13 +113,12 @@ export async function sharedBaseBench(fleet: () => Record<string, string>): Prom
   const load = loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
-  const each = (k: 'cold' | 'shared' | 'overlay'): string =>
-    rows.map((x) => x[k].toFixed(0)).join(', ');
+  const each = (k: Key): string => rows.map((x) => x[k].toFixed(0)).join(', ');
   const first = rows[0] as (typeof rows)[number];
   console.log(
     `kustomize: ${KUSTOMIZE_BUNDLES} more bundles, 5 per shared base of ${BASE_OBJECTS} objects; ${RUNS} runs; load average ${load}`,
   );
-  const line = (what: string, key: 'cold' | 'shared' | 'overlay', target?: number): void => {
+  const line = (what: string, key: Key, target?: number): void => {
     const m = median(rows.map((x) => x[key]));
     const verdict =
       target === undefined
@@ -127,4 +137,5 @@ export async function sharedBaseBench(fleet: () => Record<string, string>): Prom
     TARGET_MS,
   );
   line(`re-render, one overlay changed (${first.overlayRuns} build)`, 'overlay');
+  line('re-render, one plain bundle changed (no build)', 'plain');
 }
