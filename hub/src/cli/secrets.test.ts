@@ -5,6 +5,8 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { KubeObject } from '@flotilla/common';
 import { bundleYaml, clusterYaml } from '../render/testing.js';
+import { createLocalRepo } from '@flotilla/test-env';
+import { diffCommand } from './diff.js';
 import { renderCommand } from './render.js';
 import { REDACTED, REDACTED_CHANGED, redactSecret } from './secrets.js';
 
@@ -78,5 +80,41 @@ describe('secret values in CLI output', () => {
         /password: hunter2/,
       );
     });
+  });
+
+  test('diff-marks-a-changed-secret-value-without-showing-either-value', async () => {
+    const repo = await createLocalRepo();
+    try {
+      const secretYaml = (v: string): string =>
+        `apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: ${v}\n  user: admin\n`;
+      const from = await repo.commit('one', {
+        'clusters/a.yaml': clusterYaml('a'),
+        'bundles/db/bundle.yaml': bundleYaml(
+          'db',
+          '  namespace: db\n  targets:\n    - clusterSelector: {}\n',
+        ),
+        'bundles/db/manifests/s.yaml': secretYaml('old-hunter2'),
+      });
+      const to = await repo.commit('two', {
+        'bundles/db/manifests/s.yaml': secretYaml('new-hunter2'),
+      });
+      const diff = async (extra: string[]): Promise<string> => {
+        let out = '';
+        const code = await diffCommand(['--repo', repo.dir, '--from', from, '--to', to, ...extra], {
+          stdout: { write: (t: string) => (out += t) },
+          stderr: { write: () => undefined },
+        });
+        assert.equal(code, 1);
+        return out;
+      };
+      const hidden = await diff([]);
+      assert.doesNotMatch(hidden, /hunter2/);
+      assert.match(hidden, /^ +- +password: <redacted>$/m);
+      assert.match(hidden, /^ +\+ +password: <redacted, changed>$/m);
+      assert.doesNotMatch(hidden, /user: <redacted, changed>/, 'an unchanged value is not marked');
+      assert.match(await diff(['--show-secrets']), /\+ +password: new-hunter2/);
+    } finally {
+      await repo.dispose();
+    }
   });
 });

@@ -172,7 +172,7 @@ describe('real kustomize and helm', { skip }, () => {
     );
   });
 
-  test('a-kustomization-with-a-remote-base-fails-without-network-access', async () => {
+  test('a-kustomization-with-a-remote-base-is-refused-before-kustomize-runs', async () => {
     const tree = MapRepoTree.fromStrings({
       'clusters/c1.yaml': cluster,
       'bundles/remote/bundle.yaml': bundle('remote', '{ kustomize: { path: k } }'),
@@ -183,12 +183,14 @@ describe('real kustomize and helm', { skip }, () => {
     assert.equal(out.errors.length, 1);
     assert.match(
       out.errors[0]?.message ?? '',
-      /^bundles\/remote\/k\/kustomization.yaml: kustomize failed/,
+      /^bundles\/remote\/k\/kustomization.yaml:2: resources\[0\] "https:\/\/raw\.githubusercontent\.com\/.*" is a remote base: the hub builds Kustomize bundles without network access/,
     );
     assert.equal(out.clusters.get('c1')?.bundles.length, 0);
   });
 
-  test('a-kustomization-reading-outside-its-bundle-fails', async () => {
+  // Bases (directories) may be anywhere in the repo; a single file outside the
+  // kustomization's directory is refused by kustomize's default load restrictor.
+  test('a-kustomization-naming-a-file-outside-its-directory-fails-with-the-repo-path', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'flotilla-kust-'));
     try {
       await mkdir(join(dir, 'clusters'));
@@ -218,5 +220,40 @@ describe('real kustomize and helm', { skip }, () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a-base-shared-by-two-bundles-builds-for-both-and-plugins-stay-refused', async () => {
+    const files = {
+      'clusters/c1.yaml': cluster,
+      'apps/base/kustomization.yaml': 'resources: [cm.yaml]\n',
+      'apps/base/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n',
+      'bundles/one/bundle.yaml': bundle('one', '{ kustomize: { path: k } }'),
+      'bundles/one/k/kustomization.yaml': 'namePrefix: one-\nresources: [../../../apps/base]\n',
+      'bundles/two/bundle.yaml': bundle('two', '{ kustomize: { path: k } }'),
+      'bundles/two/k/kustomization.yaml': 'namePrefix: two-\nresources: [../../../apps/base]\n',
+      'bundles/exec/bundle.yaml': bundle('exec', '{ kustomize: { path: k } }'),
+      'bundles/exec/k/kustomization.yaml': `resources: [../../../apps/base]
+transformers:
+  - |-
+    apiVersion: example.com/v1
+    kind: Run
+    metadata:
+      name: run
+      annotations:
+        config.kubernetes.io/function: |
+          exec:
+            path: /bin/sh
+`,
+    };
+    const out = await renderFleet(MapRepoTree.fromStrings(files), 'r', tools);
+    const names = (out.clusters.get('c1')?.bundles ?? []).flatMap((b) =>
+      b.objects.map((o) => `${b.name}:${o.metadata.name}`),
+    );
+    assert.deepEqual(names.sort(), ['one:one-shared', 'two:two-shared']);
+    assert.deepEqual(
+      out.errors.map((e) => e.bundle),
+      ['exec'],
+    );
+    assert.match(out.errors[0]?.message ?? '', /kustomize failed .*external plugins disabled/s);
   });
 });
