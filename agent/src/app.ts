@@ -137,12 +137,14 @@ export class AgentApp {
     this.waits = new WaitWakes(this.kube, this.dependencyHealth, () => this.wake(), this.logger);
     const token = c.tokenFile ? await readSecretFile(c.tokenFile, 'token-file') : c.token;
     const caPem = c.caFile ? Buffer.from(await readSecretFile(c.caFile, 'ca-file')) : undefined;
+    const natsCaPem = c.natsCaFile ? await readSecretFile(c.natsCaFile, 'nats-ca-file') : undefined;
     const natsAuth = c.insecure
       ? {}
       : { authenticator: this.natsAuthenticator(), inboxPrefix: `_INBOX_${c.cluster}` };
     this.publisher = new EventPublisher(
       natsSink({
         servers: c.natsServers,
+        ...(c.natsTls ? { tls: natsCaPem ? { caPem: natsCaPem } : {} } : {}),
         name: `flotilla-agent-${c.cluster}`,
         logger: this.logger,
         ...natsAuth,
@@ -211,6 +213,7 @@ export class AgentApp {
         namespace: c.namespace,
         version: c.agentVersion,
         mtls: !c.insecure,
+        natsTls: c.natsTls,
       },
       'agent started',
     );

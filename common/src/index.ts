@@ -76,3 +76,5 @@ export { compileLabelSelector, parseSelector } from './selector.js';
 export type { LabelSelector, LabelSelectorRequirement, Selector } from './selector.js';
 export { parseYamlDocuments, parseYamlObject } from './yaml.js';
 export type { YamlDocument } from './yaml.js';
+export { isLoopbackHost, natsTransport } from './nats-transport.js';
+export type { NatsTransport, NatsTransportFields } from './nats-transport.js';

@@ -18,7 +18,7 @@ const fieldOf = (fn: () => unknown): string | undefined => {
 
 it('flags-and-env-compile-to-a-full-config-with-defaults', () => {
   const c = compile(['--cluster', 'east', '--hub', 'hub.example:7443', '--insecure'], {
-    FLOTILLA_NATS_URL: 'nats://n:4222',
+    FLOTILLA_NATS_URL: 'tls://n:4222',
     KUBECONFIG: '/k',
     FLOTILLA_TOKEN: 't',
   });
@@ -32,15 +32,15 @@ it('flags-and-env-compile-to-a-full-config-with-defaults', () => {
 });
 
 it('flags-win-over-env', () => {
-  const c = compile(['--cluster', 'east', '--hub', 'h:1', '--nats', 'nats://a:1'], {
+  const c = compile(['--cluster', 'east', '--hub', 'h:1', '--nats', 'tls://a:1'], {
     FLOTILLA_CLUSTER: 'west',
-    FLOTILLA_NATS_URL: 'nats://b:2',
+    FLOTILLA_NATS_URL: 'tls://b:2',
   });
-  assert.deepEqual([c.cluster, c.natsServers], ['east', 'nats://a:1']);
+  assert.deepEqual([c.cluster, c.natsServers], ['east', 'tls://a:1']);
 });
 
 it('config-errors-name-the-field', () => {
-  const ok = ['--hub', 'h:1', '--nats', 'nats://a:1'];
+  const ok = ['--hub', 'h:1', '--nats', 'tls://a:1'];
   assert.equal(
     fieldOf(() => compile(ok)),
     'cluster',
@@ -50,7 +50,7 @@ it('config-errors-name-the-field', () => {
     'cluster',
   );
   assert.equal(
-    fieldOf(() => compile(['--cluster', 'e', '--hub', 'nohost', '--nats', 'nats://a:1'])),
+    fieldOf(() => compile(['--cluster', 'e', '--hub', 'nohost', '--nats', 'tls://a:1'])),
     'hub',
   );
   assert.equal(
@@ -72,7 +72,7 @@ it('config-errors-name-the-field', () => {
 });
 
 it('managed-namespaces-turn-on-namespaced-mode-and-are-validated', () => {
-  const ok = ['--cluster', 'e', '--hub', 'h:1', '--nats', 'nats://a:1'];
+  const ok = ['--cluster', 'e', '--hub', 'h:1', '--nats', 'tls://a:1'];
   assert.equal(compile(ok).managedNamespaces, undefined, 'cluster-wide by default');
   assert.deepEqual(
     compile([...ok, '--managed-namespaces', 'team-b, team-a,team-b']).managedNamespaces,
@@ -92,7 +92,7 @@ it('managed-namespaces-turn-on-namespaced-mode-and-are-validated', () => {
 });
 
 it('capabilities-interval-defaults-to-60s-and-is-at-least-1s', () => {
-  const ok = ['--cluster', 'e', '--hub', 'h:1', '--nats', 'nats://a:1'];
+  const ok = ['--cluster', 'e', '--hub', 'h:1', '--nats', 'tls://a:1'];
   assert.equal(compile(ok).capabilitiesIntervalMs, 60_000);
   assert.equal(compile(ok, { FLOTILLA_CAPABILITIES_INTERVAL: '2s' }).capabilitiesIntervalMs, 2_000);
   assert.equal(compile([...ok, '--capabilities-interval', '5m']).capabilitiesIntervalMs, 300_000);
@@ -104,4 +104,34 @@ it('capabilities-interval-defaults-to-60s-and-is-at-least-1s', () => {
     fieldOf(() => compile([...ok, '--capabilities-interval', 'often'])),
     'capabilities-interval',
   );
+});
+
+it('plaintext-nats-to-a-remote-server-is-refused-naming-the-option', () => {
+  const base = ['--cluster', 'e', '--hub', 'h:1'];
+  assert.throws(
+    () => compile([...base, '--nats', 'nats://nats.example.com:4222']),
+    (err: Error) =>
+      err instanceof ConfigError &&
+      err.field === 'nats' &&
+      err.message.includes('--nats-allow-plaintext') &&
+      err.message.includes('tls://nats.example.com:4222'),
+  );
+  const allowed = compile([
+    ...base,
+    '--nats',
+    'nats://nats.example.com:4222',
+    '--nats-allow-plaintext',
+  ]);
+  assert.equal(allowed.natsTls, false);
+  assert.equal(compile([...base, '--nats', 'nats://127.0.0.1:4222']).natsTls, false, 'loopback');
+});
+
+it('tls-nats-takes-a-ca-file-from-the-flag-or-env', () => {
+  const base = ['--cluster', 'e', '--hub', 'h:1'];
+  const tls = compile([...base, '--nats', 'tls://nats.example.com:4222']);
+  assert.deepEqual([tls.natsTls, tls.natsCaFile], [true, undefined]);
+  const ca = compile([...base, '--nats', 'nats://nats.example.com:4222'], {
+    FLOTILLA_NATS_CA_FILE: '/etc/nats/ca.crt',
+  });
+  assert.deepEqual([ca.natsTls, ca.natsCaFile], [true, '/etc/nats/ca.crt']);
 });

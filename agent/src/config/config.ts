@@ -1,6 +1,13 @@
 // Stages 2 and 3 of config: defaults, then one compiled, fully-required config validated
 // once at start. A ConfigError names the field (the flag) that is wrong.
-import { ConfigError, durations, errorMessage, isDnsLabel, parseDuration } from '@flotilla/common';
+import {
+  ConfigError,
+  durations,
+  errorMessage,
+  isDnsLabel,
+  natsTransport,
+  parseDuration,
+} from '@flotilla/common';
 import type { AgentOptions } from './options.js';
 
 /** Everything the agent runs with; durations in ms. */
@@ -13,6 +20,12 @@ export interface AgentConfig {
   /** kubeconfig file; undefined means the default loading rules. */
   kubeconfigPath: string | undefined;
   natsServers: string;
+  /** TLS to NATS (a tls:// server or a CA file); the server certificate is verified. */
+  natsTls: boolean;
+  /** CA bundle for the NATS server's certificate; undefined = the system roots. */
+  natsCaFile: string | undefined;
+  /** Directory of the event buffer file; undefined = events are buffered in memory only. */
+  eventBufferDir: string | undefined;
   tokenFile: string | undefined;
   /** One-time bootstrap token file; undefined reads Secret flotilla-bootstrap. */
   bootstrapTokenFile: string | undefined;
@@ -110,12 +123,21 @@ export function compileConfig(opts: AgentOptions, agentVersion: string): AgentCo
     );
   if (opts.insecure && opts.caFile)
     throw new ConfigError('insecure', 'cannot be combined with --ca-file');
+  const natsServers = checkNats(required(opts.nats, 'nats', 'FLOTILLA_NATS_URL'));
+  const nats = natsTransport(
+    natsServers,
+    { caFile: opts.natsCaFile, allowPlaintext: opts.natsAllowPlaintext === true },
+    { url: 'nats', caFile: '--nats-ca-file', allowPlaintext: '--nats-allow-plaintext' },
+  );
   return {
     ...AGENT_DEFAULTS,
     cluster,
     hubAddress: checkHub(required(opts.hub, 'hub', 'FLOTILLA_HUB')),
     kubeconfigPath: opts.kubeconfig,
-    natsServers: checkNats(required(opts.nats, 'nats', 'FLOTILLA_NATS_URL')),
+    natsServers,
+    natsTls: nats.tls,
+    natsCaFile: opts.natsCaFile,
+    eventBufferDir: opts.eventBufferDir,
     tokenFile: opts.tokenFile,
     bootstrapTokenFile: opts.bootstrapTokenFile,
     token: opts.token,

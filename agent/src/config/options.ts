@@ -10,6 +10,12 @@ export interface AgentOptions {
   hub?: string;
   kubeconfig?: string;
   nats?: string;
+  /** CA bundle to verify the NATS server's certificate; implies TLS. */
+  natsCaFile?: string;
+  /** Accept plaintext NATS to a non-loopback address. */
+  natsAllowPlaintext?: boolean;
+  /** Directory of the file that keeps events not yet accepted by NATS across restarts. */
+  eventBufferDir?: string;
   tokenFile?: string;
   /** One-time bootstrap token file (first start only; otherwise Secret flotilla-bootstrap is read). */
   bootstrapTokenFile?: string;
@@ -33,7 +39,15 @@ export const USAGE = `Usage: flotilla-agent --cluster NAME --hub HOST:PORT --nat
 
   --cluster NAME        this cluster's name (env FLOTILLA_CLUSTER)
   --hub HOST:PORT       the hub's gRPC address (env FLOTILLA_HUB)
-  --nats URL            NATS server URL(s), comma separated (env FLOTILLA_NATS_URL)
+  --nats URL            NATS server URL(s), comma separated (env FLOTILLA_NATS_URL); tls://HOST:PORT
+                        for TLS. Plaintext (nats://) is refused unless the server is loopback
+  --nats-ca-file FILE   CA bundle to verify the NATS server's certificate; implies TLS
+                        (env FLOTILLA_NATS_CA_FILE; default: system roots)
+  --nats-allow-plaintext
+                        accept plaintext nats:// to a non-loopback address (not recommended)
+  --event-buffer-dir DIR
+                        keep events NATS has not accepted yet in DIR/events.log, so they survive
+                        a restart (env FLOTILLA_EVENT_BUFFER_DIR; default: memory only)
   --kubeconfig PATH     kubeconfig (env KUBECONFIG; default: ~/.kube/config or in-cluster)
   --token-file FILE     file holding the hub bearer token, --insecure hubs only (env FLOTILLA_TOKEN_FILE; or FLOTILLA_TOKEN)
   --bootstrap-token-file FILE
@@ -75,6 +89,9 @@ export function parseAgentArgs(
         hub: { type: 'string' },
         kubeconfig: { type: 'string' },
         nats: { type: 'string' },
+        'nats-ca-file': { type: 'string' },
+        'nats-allow-plaintext': { type: 'boolean' },
+        'event-buffer-dir': { type: 'string' },
         'token-file': { type: 'string' },
         'bootstrap-token-file': { type: 'string' },
         namespace: { type: 'string' },
@@ -96,6 +113,9 @@ export function parseAgentArgs(
     hub: str('hub') ?? nonEmpty(env.FLOTILLA_HUB),
     kubeconfig: str('kubeconfig') ?? nonEmpty(env.KUBECONFIG),
     nats: str('nats') ?? nonEmpty(env.FLOTILLA_NATS_URL),
+    natsCaFile: str('nats-ca-file') ?? nonEmpty(env.FLOTILLA_NATS_CA_FILE),
+    natsAllowPlaintext: values['nats-allow-plaintext'] === true,
+    eventBufferDir: str('event-buffer-dir') ?? nonEmpty(env.FLOTILLA_EVENT_BUFFER_DIR),
     tokenFile: str('token-file') ?? nonEmpty(env.FLOTILLA_TOKEN_FILE),
     bootstrapTokenFile: str('bootstrap-token-file') ?? nonEmpty(env.FLOTILLA_BOOTSTRAP_TOKEN_FILE),
     token: nonEmpty(env.FLOTILLA_TOKEN),

@@ -30,7 +30,7 @@ it('metrics-endpoint-serves-apply-drift-and-event-counters', async () => {
 });
 
 it('a-bad-metrics-addr-is-a-config-error-naming-the-flag', () => {
-  const base = { cluster: 'east', hub: 'hub:443', nats: 'nats://n:4222' };
+  const base = { cluster: 'east', hub: 'hub:443', nats: 'tls://n:4222' };
   assert.equal(compileConfig({ ...base, metricsAddr: ':9090' }, 'v').metricsAddr, ':9090');
   assert.equal(compileConfig(base, 'v').metricsAddr, undefined);
   assert.throws(

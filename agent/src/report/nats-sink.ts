@@ -10,8 +10,13 @@ import type { EventSink } from './publisher.js';
 
 /** Options of natsSink. */
 export interface NatsSinkOptions {
-  /** nats:// URL(s), comma separated. */
+  /** nats:// or tls:// URL(s), comma separated. */
   servers: string;
+  /**
+   * TLS required, the server's certificate verified against `caPem` (else the system
+   * roots). Without it the client speaks plaintext unless the server asks for TLS.
+   */
+  tls?: { caPem?: string };
   /** Name shown in the server's connection list. */
   name: string;
   logger: Logger;
@@ -50,6 +55,7 @@ export function natsSink(opts: NatsSinkOptions): EventSink {
           name: opts.name,
           maxReconnectAttempts: -1,
           reconnectTimeWait: 2_000,
+          ...(opts.tls ? { tls: opts.tls.caPem ? { ca: opts.tls.caPem } : {} } : {}),
           ...(opts.authenticator ? { authenticator: opts.authenticator } : {}),
           ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
         });

@@ -9,6 +9,8 @@ export type {
   ServiceAccountKubeconfigOptions,
 } from './service-account.js';
 export { startNats } from './nats.js';
+export { createTestCa } from './tls.js';
+export type { TestCa, TestCertificate } from './tls.js';
 export type { StartNatsOptions, StopNatsOptions, TestNats } from './nats.js';
 export { startGitServer } from './git-server.js';
 export type { StartGitServerOptions, TestGitServer } from './git-server.js';

@@ -89,3 +89,33 @@ test(
     }
   },
 );
+
+test('a-tls-server-is-reached-only-over-tls-with-its-ca', { skip, timeout: 60_000 }, async () => {
+  const nats = await startNats({ tls: true });
+  servers.push(nats);
+  assert.match(nats.url, /^tls:\/\/127\.0\.0\.1:\d+$/);
+  assert.ok(nats.caPem && nats.caFile);
+  // With the server's CA: TLS, and the server's certificate verified.
+  const nc = await connect({ servers: nats.url, tls: { caFile: nats.caFile } });
+  try {
+    const js = jetstream(nc);
+    await (await jetstreamManager(nc)).streams.add({ name: 'SECURE', subjects: ['secure.>'] });
+    assert.equal((await js.publish('secure.one', 'over-tls')).seq, 1);
+    const connz = (await (await fetch(`${nats.monitorUrl}/connz`)).json()) as {
+      connections: { tls_version?: string }[];
+    };
+    assert.ok(
+      connz.connections.length > 0 && connz.connections.every((c) => c.tls_version),
+      'the server sees the connection as TLS',
+    );
+  } finally {
+    await nc.close();
+  }
+  // Without its CA (system roots only) the certificate does not verify.
+  await assert.rejects(
+    connect({ servers: nats.url, tls: {}, reconnect: false, timeout: 3_000 }),
+    (err: Error) => /certificate|self.signed|verify/i.test(`${err.message} ${String(err.cause)}`),
+  );
+  // A client that will not speak TLS is refused.
+  await assert.rejects(connect({ servers: nats.url, tls: null, reconnect: false, timeout: 3_000 }));
+});
