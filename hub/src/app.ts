@@ -34,7 +34,7 @@ import type { Notifier } from './notify/notifier.js';
 import { alertOnTransitions } from './notify/status-alerts.js';
 import type { FleetEntry } from './status/fleet-status.js';
 import { KvStatusPersistence } from './status/kv-persistence.js';
-import { NatsLink } from './status/nats-link.js';
+import { NatsLink, natsTlsOf } from './status/nats-link.js';
 import {
   SESSION_EVENTS_STOP_GRACE_MS,
   SessionEventPublisher,
@@ -172,6 +172,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     });
     this.nats = new NatsLink({
       url: config.nats.url,
+      ...natsTlsOf(config.nats),
       logger: this.log.child({ [LogFields.component]: 'nats' }),
       // Read at start (startIdentity); the function form lets the link pick them up then.
       ...(config.nats.credsFile ? { authenticator: credsAuthenticator(() => this.natsCreds) } : {}),
@@ -361,6 +362,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       readConfigFile(f, field, cfg.file);
     const publisher = new NatsRevocationPublisher({
       url: cfg.nats.url,
+      ...natsTlsOf(cfg.nats),
       systemCreds: new Uint8Array(
         await read(cfg.nats.systemCredsFile as string, 'nats.systemCredsFile'),
       ),
@@ -379,6 +381,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   // the demo only, and says so loudly at every start.
   private async startIdentity(token: string | undefined) {
     const cfg = this.config;
+    // Read once here so a wrong path fails the start naming the field (the client re-reads it).
+    if (cfg.nats.caFile) await readConfigFile(cfg.nats.caFile, 'nats.caFile', cfg.file);
     if (cfg.nats.credsFile)
       this.natsCreds = new Uint8Array(
         await readConfigFile(cfg.nats.credsFile, 'nats.credsFile', cfg.file),

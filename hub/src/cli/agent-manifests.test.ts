@@ -9,7 +9,7 @@ import { agentManifestObjects } from './agent-manifests.js';
 const INSTALL = {
   cluster: 'edge-eu',
   hub: 'hub.example.com:7443',
-  nats: 'nats://nats.example.com:4222',
+  nats: 'tls://nats.example.com:4222',
   token: 'flt.secret',
   caPem: 'ca',
 };
@@ -57,4 +57,42 @@ test('namespaced-agent-gets-roles-in-its-namespaces-and-the-flag-that-refuses-th
   const config = compileConfig(parseAgentArgs(args(objs), {}), 'v');
   assert.deepEqual(config.managedNamespaces, ['team-a', 'team-b']);
   assert.equal(config.namespace, 'flotilla-system');
+});
+
+type Pod = {
+  containers: { args: string[]; volumeMounts: { name: string; mountPath: string }[] }[];
+  volumes: { name: string; emptyDir?: { sizeLimit?: string }; configMap?: { name: string } }[];
+};
+const podOf = (objs: Record<string, unknown>[]): Pod =>
+  (objs.find((o) => o.kind === 'Deployment') as { spec: { template: { spec: Pod } } }).spec.template
+    .spec;
+
+test('a-private-nats-ca-is-mounted-from-a-configmap-and-passed-to-the-agent', () => {
+  const objs = agentManifestObjects({ ...INSTALL, natsCaPem: 'NATS CA PEM' });
+  const cm = objs.find((o) => o.kind === 'ConfigMap') as {
+    metadata: { name: string; namespace: string };
+    data: Record<string, string>;
+  };
+  assert.deepEqual(
+    [cm.metadata.name, cm.metadata.namespace, cm.data['ca.crt']],
+    ['flotilla-nats-ca', 'flotilla-system', 'NATS CA PEM'],
+  );
+  const pod = podOf(objs);
+  const mount = pod.containers[0]?.volumeMounts.find((m) => m.name === 'nats-ca');
+  assert.equal(pod.volumes.find((v) => v.name === 'nats-ca')?.configMap?.name, 'flotilla-nats-ca');
+  const config = compileConfig(parseAgentArgs(args(objs), {}), 'v');
+  assert.equal(config.natsCaFile, `${mount?.mountPath}/ca.crt`);
+  assert.equal(config.natsTls, true);
+  // Without a private CA: TLS against the system roots, no ConfigMap.
+  const plain = agentManifestObjects(INSTALL);
+  assert.ok(!plain.some((o) => o.kind === 'ConfigMap'));
+  assert.equal(compileConfig(parseAgentArgs(args(plain), {}), 'v').natsTls, true);
+});
+
+test('the-agent-keeps-its-event-buffer-on-a-size-limited-emptydir', () => {
+  const objs = agentManifestObjects(INSTALL);
+  const pod = podOf(objs);
+  const mount = pod.containers[0]?.volumeMounts.find((m) => m.name === 'events');
+  assert.equal(pod.volumes.find((v) => v.name === 'events')?.emptyDir?.sizeLimit, '64Mi');
+  assert.equal(compileConfig(parseAgentArgs(args(objs), {}), 'v').eventBufferDir, mount?.mountPath);
 });

@@ -1,6 +1,7 @@
 // The Kubernetes manifests that install one agent: namespace, service account, RBAC
-// (cluster-wide, or restricted to a list of namespaces), the one-time bootstrap Secret
-// and the Deployment. `flotilla cluster add` writes them; deploy/agent/ holds a rendered
+// (cluster-wide, or restricted to a list of namespaces), the one-time bootstrap Secret,
+// the NATS server's CA (a ConfigMap, when it is a private one) and the Deployment, whose
+// events not yet accepted by NATS wait in a file on an emptyDir. `flotilla cluster add` writes them; deploy/agent/ holds a rendered
 // example; tests dry-run them against a real API server.
 import { stringify } from 'yaml';
 
@@ -9,7 +10,12 @@ export interface AgentInstall {
   cluster: string;
   /** host:port of the hub's gRPC endpoint, as the agent reaches it. */
   hub: string;
+  /** NATS URL(s) as the agent reaches them (tls://HOST:PORT). */
   nats: string;
+  /** CA of the NATS server's certificate (PEM); absent = the system roots. */
+  natsCaPem?: string;
+  /** Pass --nats-allow-plaintext (a plaintext nats:// URL to a non-loopback server). */
+  natsAllowPlaintext?: boolean;
   /** Agent namespace (default flotilla-system). */
   namespace?: string;
   image?: string;
@@ -22,6 +28,17 @@ export interface AgentInstall {
 
 /** Default agent image. */
 export const DEFAULT_AGENT_IMAGE = 'ghcr.io/flotilla-dev/flotilla-agent:0.1.0';
+
+/** Where the agent's container finds the NATS CA (ConfigMap flotilla-nats-ca, key ca.crt). */
+export const AGENT_NATS_CA_DIR = '/etc/flotilla/nats-ca';
+/** Where the agent keeps events NATS has not accepted yet (an emptyDir: survives container restarts). */
+export const AGENT_EVENT_BUFFER_DIR = '/var/lib/flotilla-agent/events';
+/**
+ * sizeLimit of the event buffer's emptyDir (64Mi): above the agent's own bound on the
+ * file (agent EVENT_SPOOL_MAX_BYTES, 32 MiB, plus one compaction's copy), so the kubelet
+ * never evicts the pod for it.
+ */
+export const AGENT_EVENT_BUFFER_SIZE_LIMIT = '64Mi';
 
 type Obj = Record<string, unknown>;
 
@@ -113,7 +130,11 @@ function rbac(ns: string, namespaces: string[]): Obj[] {
   return [...own, ...managed];
 }
 
-function deployment(i: Required<Omit<AgentInstall, 'token' | 'caPem'>>): Obj {
+type DeploymentInputs = Required<Omit<AgentInstall, 'token' | 'caPem' | 'natsCaPem'>> & {
+  natsCaPem: string | undefined;
+};
+
+function deployment(i: DeploymentInputs): Obj {
   const labels = { 'app.kubernetes.io/name': 'flotilla-agent', 'flotilla.dev/cluster': i.cluster };
   return {
     apiVersion: 'apps/v1',
@@ -145,6 +166,12 @@ function deployment(i: Required<Omit<AgentInstall, 'token' | 'caPem'>>): Obj {
                 i.hub,
                 '--nats',
                 i.nats,
+                ...(i.natsCaPem !== undefined
+                  ? ['--nats-ca-file', `${AGENT_NATS_CA_DIR}/ca.crt`]
+                  : []),
+                ...(i.natsAllowPlaintext ? ['--nats-allow-plaintext'] : []),
+                '--event-buffer-dir',
+                AGENT_EVENT_BUFFER_DIR,
                 '--namespace',
                 i.namespace,
                 // Namespaced mode: the agent refuses what its Roles could not apply anyway.
@@ -158,10 +185,24 @@ function deployment(i: Required<Omit<AgentInstall, 'token' | 'caPem'>>): Obj {
                 readOnlyRootFilesystem: true,
                 capabilities: { drop: ['ALL'] },
               },
-              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+              volumeMounts: [
+                { name: 'tmp', mountPath: '/tmp' },
+                { name: 'events', mountPath: AGENT_EVENT_BUFFER_DIR },
+                ...(i.natsCaPem !== undefined
+                  ? [{ name: 'nats-ca', mountPath: AGENT_NATS_CA_DIR, readOnly: true }]
+                  : []),
+              ],
             },
           ],
-          volumes: [{ name: 'tmp', emptyDir: {} }],
+          volumes: [
+            { name: 'tmp', emptyDir: {} },
+            // Survives a restart of the container (crash, OOM kill, liveness); a PVC in its
+            // place keeps the events across a rescheduled pod too (docs/install.md).
+            { name: 'events', emptyDir: { sizeLimit: AGENT_EVENT_BUFFER_SIZE_LIMIT } },
+            ...(i.natsCaPem !== undefined
+              ? [{ name: 'nats-ca', configMap: { name: 'flotilla-nats-ca' } }]
+              : []),
+          ],
         },
       },
     },
@@ -174,8 +215,10 @@ export function agentManifestObjects(install: AgentInstall): Obj[] {
     namespace: 'flotilla-system',
     image: DEFAULT_AGENT_IMAGE,
     namespaces: [],
+    natsAllowPlaintext: false,
     ...install,
-  } as Required<AgentInstall>;
+    natsCaPem: install.natsCaPem,
+  } as DeploymentInputs & Pick<AgentInstall, 'token' | 'caPem'>;
   const labels = { 'app.kubernetes.io/name': 'flotilla-agent' };
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: i.namespace, labels } },
@@ -193,6 +236,17 @@ export function agentManifestObjects(install: AgentInstall): Obj[] {
       metadata: { name: 'flotilla-bootstrap', namespace: i.namespace, labels },
       stringData: { token: i.token, 'ca.crt': i.caPem },
     },
+    // The NATS server's CA is public: a ConfigMap.
+    ...(i.natsCaPem !== undefined
+      ? [
+          {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: 'flotilla-nats-ca', namespace: i.namespace, labels },
+            data: { 'ca.crt': i.natsCaPem },
+          },
+        ]
+      : []),
     deployment(i),
   ];
 }

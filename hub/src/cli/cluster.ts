@@ -6,7 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { ConfigError, errorMessage } from '@flotilla/common';
+import { ConfigError, errorMessage, natsTransport } from '@flotilla/common';
 import { loadFlotillaProto } from '@flotilla/proto';
 import type { IdentityClient } from '@flotilla/proto';
 import { adminDirOf } from './admin-dir.js';
@@ -18,7 +18,8 @@ import type { CliIo } from './io.js';
 /** Usage text of `flotilla cluster`. */
 export const CLUSTER_USAGE = `Usage:
   flotilla cluster add NAME [--labels k=v,...] [--token-ttl 1h] [--output-dir DIR]
-                            [--agent-hub HOST:PORT] [--nats URL] [--image IMAGE] [--namespaces a,b]
+                            [--agent-hub HOST:PORT] [--nats URL] [--nats-ca-file FILE]
+                            [--nats-allow-plaintext] [--image IMAGE] [--namespaces a,b]
   flotilla cluster revoke NAME
   flotilla cluster list
 
@@ -31,6 +32,12 @@ Common options:
   agent.yaml   the agent's manifests, bootstrap Secret included: kubectl apply -f DIR/agent.yaml
   token        the bootstrap token alone (mode 0600), for --bootstrap-token-file
   ca.crt       the hub's CA certificate
+  nats-ca.crt  the NATS server's CA (with --nats-ca-file), also in agent.yaml
+--nats URL is how the agent reaches NATS (env FLOTILLA_NATS_URL, default
+tls://nats.flotilla-system:4222); --nats-ca-file FILE (env FLOTILLA_NATS_CA_FILE) the CA
+its certificate is verified with, when it is not from a public CA (flotilla nats init
+--tls-hosts writes one). Plaintext nats:// to a non-loopback address needs
+--nats-allow-plaintext.
 The cluster must also be declared in the fleet repo (clusters/NAME.yaml) to receive anything.
 "revoke" cuts the cluster off at once: its certificates stop working, its streams close, and
 the NATS server drops and refuses its credentials (when the hub has nats.systemCredsFile).
@@ -88,6 +95,44 @@ export function unary<T>(
   );
 }
 
+/** Default NATS URL of the agents `cluster add` installs: NATS in the hub's namespace, over TLS. */
+export const DEFAULT_AGENT_NATS_URL = 'tls://nats.flotilla-system:4222';
+
+// The agent's NATS URL and TLS, checked as the agent will check them, so a manifest
+// that would not start is never written.
+function agentNats(
+  values: Record<string, string | boolean | undefined>,
+  io: CliIo,
+): { url: string; tls: boolean; caFile: string | undefined; allowPlaintext: boolean } {
+  const url =
+    (values.nats as string | undefined) ?? io.env.FLOTILLA_NATS_URL ?? DEFAULT_AGENT_NATS_URL;
+  const caFile = (values['nats-ca-file'] as string | undefined) ?? io.env.FLOTILLA_NATS_CA_FILE;
+  const allowPlaintext = values['nats-allow-plaintext'] === true;
+  try {
+    const { tls } = natsTransport(
+      url,
+      { caFile, allowPlaintext },
+      { url: '--nats', caFile: '--nats-ca-file', allowPlaintext: '--nats-allow-plaintext' },
+    );
+    return { url, tls, caFile, allowPlaintext };
+  } catch (err) {
+    throw new UsageError(errorMessage(err));
+  }
+}
+
+async function readNatsCa(file: string, io: CliIo): Promise<string> {
+  const path = resolve(io.cwd, file);
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--nats-ca-file: cannot read ${path}: ${errorMessage(err)}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new UsageError(`--nats-ca-file: ${path} holds no PEM certificate`);
+  return pem;
+}
+
 /** Runs `flotilla cluster ...`; returns the exit code. */
 export async function clusterCommand(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -101,6 +146,8 @@ export async function clusterCommand(argv: string[], io: CliIo): Promise<number>
       'output-dir': { type: 'string' },
       'agent-hub': { type: 'string' },
       nats: { type: 'string' },
+      'nats-ca-file': { type: 'string' },
+      'nats-allow-plaintext': { type: 'boolean' },
       image: { type: 'string' },
       namespaces: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -165,6 +212,8 @@ async function add(
   io: CliIo,
 ): Promise<number> {
   const labels = parseLabels(values.labels as string | undefined);
+  const nats = agentNats(values, io);
+  const natsCaPem = nats.caFile ? await readNatsCa(nats.caFile, io) : undefined;
   const ttl = values['token-ttl'] ? durationFlag(values['token-ttl'] as string, '--token-ttl') : 0;
   const res = await unary<{ token: string; expiresAtMs: number; caPem: string }>((cb) =>
     client.AddCluster({ name, labels, tokenTtlMs: ttl }, cb),
@@ -178,10 +227,9 @@ async function add(
   const manifests = agentManifests({
     cluster: name,
     hub: (values['agent-hub'] as string | undefined) ?? hub,
-    nats:
-      (values.nats as string | undefined) ??
-      io.env.FLOTILLA_NATS_URL ??
-      'nats://nats.flotilla-system:4222',
+    nats: nats.url,
+    ...(natsCaPem !== undefined ? { natsCaPem } : {}),
+    natsAllowPlaintext: nats.allowPlaintext,
     image: (values.image as string | undefined) ?? DEFAULT_AGENT_IMAGE,
     namespaces,
     token: res.token,
@@ -190,10 +238,13 @@ async function add(
   await writeFile(join(dir, 'agent.yaml'), manifests, { mode: 0o600 });
   await writeFile(join(dir, 'token'), `${res.token}\n`, { mode: 0o600 });
   await writeFile(join(dir, 'ca.crt'), res.caPem, { mode: 0o644 });
+  if (natsCaPem !== undefined)
+    await writeFile(join(dir, 'nats-ca.crt'), natsCaPem, { mode: 0o644 });
   io.stdout.write(
     [
       `cluster ${name} added; bootstrap token valid until ${new Date(Number(res.expiresAtMs)).toISOString()} (single use)`,
-      `wrote ${join(dir, 'agent.yaml')} (contains the token: keep it private), ${join(dir, 'token')}, ${join(dir, 'ca.crt')}`,
+      `wrote ${join(dir, 'agent.yaml')} (contains the token: keep it private), ${join(dir, 'token')}, ${join(dir, 'ca.crt')}${natsCaPem !== undefined ? `, ${join(dir, 'nats-ca.crt')}` : ''}`,
+      `the agent reaches NATS at ${nats.url} (${nats.tls ? `TLS, certificate verified against ${natsCaPem !== undefined ? 'nats-ca.crt' : 'the system roots'}` : 'PLAINTEXT'})`,
       '',
       'Install the agent in the cluster:',
       `  kubectl apply -f ${join(dir, 'agent.yaml')}`,

@@ -204,3 +204,32 @@ test('prune-max-share-defaults-to-half-and-takes-a-fraction-or-a-percentage', ()
     'prune.max',
   );
 });
+
+test('nats-plaintext-to-a-remote-server-is-refused-naming-the-option', () => {
+  const nats = (n: Record<string, unknown>) =>
+    compileHubConfig({ ...minimal, nats: n }, 'hub.yaml', OPTS).nats;
+  const err = configError(() => nats({ url: 'nats://nats.example.com:4222' }));
+  assert.equal(err.field, 'nats.url');
+  assert.match(
+    err.message,
+    /^hub\.yaml: nats\.url: "nats:\/\/nats\.example\.com:4222" is plaintext/,
+  );
+  assert.match(err.message, /nats\.allowPlaintext: true/);
+  assert.equal(nats({ url: 'nats://nats.example.com:4222', allowPlaintext: true }).tls, false);
+  assert.equal(nats({ url: 'nats://127.0.0.1:4222' }).tls, false, 'loopback stays plaintext');
+  assert.equal(
+    configError(() => nats({ url: 'tls://n:4222', allowPlaintext: 'yes' })).field,
+    'nats.allowPlaintext',
+  );
+});
+
+test('nats-tls-verifies-against-the-system-roots-or-a-ca-file', () => {
+  const nats = (n: Record<string, unknown>) =>
+    compileHubConfig({ ...minimal, nats: n }, 'hub.yaml', OPTS).nats;
+  assert.deepEqual(
+    [nats({ url: 'tls://nats.example.com:4222' }).tls, nats({ url: 'tls://n:1' }).caFile],
+    [true, undefined],
+  );
+  const withCa = nats({ url: 'nats://nats.example.com:4222', caFile: '/etc/nats/ca.crt' });
+  assert.deepEqual([withCa.tls, withCa.caFile], [true, '/etc/nats/ca.crt']);
+});

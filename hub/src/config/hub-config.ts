@@ -7,6 +7,7 @@ import {
   DEFAULT_MAX_PRUNE_SHARE,
   durations,
   isDnsLabel,
+  natsTransport,
   parseDuration,
 } from '@flotilla/common';
 import { compileStatusConfig } from '../status/status-config.js';
@@ -68,6 +69,10 @@ export interface HubConfig {
   /** NATS server URL (default nats://127.0.0.1:4222); with decentralized auth, the hub's creds and the account seed it signs agents' JWTs with. */
   nats: {
     url: string;
+    /** TLS required (a tls:// URL or caFile); the server's certificate is verified. */
+    tls: boolean;
+    /** CA bundle for the NATS server's certificate (default: the system roots). */
+    caFile?: string | undefined;
     credsFile?: string | undefined;
     accountSeedFile?: string | undefined;
     systemCredsFile?: string | undefined;
@@ -368,6 +373,44 @@ function compileNatsRevocation(
   };
 }
 
+// nats: where NATS is, how it is reached (TLS unless loopback or allowPlaintext), and the
+// hub's credentials.
+function compileNats(c: Checker, value: unknown): HubConfig['nats'] {
+  const nats = c.object(value, 'nats', [
+    'url',
+    'caFile',
+    'allowPlaintext',
+    'credsFile',
+    'accountSeedFile',
+    'systemCredsFile',
+    'operatorSigningKeyFile',
+  ]);
+  const url = c.string(nats.url, 'nats.url') ?? HUB_CONFIG_DEFAULTS.natsUrl;
+  if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(url))
+    c.fail('nats.url', `must be a NATS URL such as tls://host:4222, got "${url}"`);
+  if (nats.allowPlaintext !== undefined && typeof nats.allowPlaintext !== 'boolean')
+    c.fail('nats.allowPlaintext', 'must be true or false');
+  const caFile = c.string(nats.caFile, 'nats.caFile');
+  const { tls } = natsTransport(
+    url,
+    { caFile, allowPlaintext: nats.allowPlaintext === true },
+    {
+      url: 'nats.url',
+      caFile: 'nats.caFile',
+      allowPlaintext: 'nats.allowPlaintext: true',
+      file: c.file,
+    },
+  );
+  return {
+    url,
+    tls,
+    ...(caFile ? { caFile } : {}),
+    credsFile: c.string(nats.credsFile, 'nats.credsFile'),
+    accountSeedFile: c.string(nats.accountSeedFile, 'nats.accountSeedFile'),
+    ...compileNatsRevocation(c, nats),
+  };
+}
+
 // prune.maxShare: a fraction (0.5) or a percentage ("50%"), above 0 and at most 1 (100 %).
 function compilePrune(c: Checker, value: unknown): HubConfig['prune'] {
   const p = c.object(value, 'prune', ['maxShare']);
@@ -398,17 +441,7 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
   const sources = sourcesRaw.map((s, i) => compileSource(c, s, `sources[${i}]`, seen));
   const grpc = c.object(top.grpc, 'grpc', ['listen']);
   const http = c.object(top.http, 'http', ['listen']);
-  const nats = c.object(top.nats, 'nats', [
-    'url',
-    'credsFile',
-    'accountSeedFile',
-    'systemCredsFile',
-    'operatorSigningKeyFile',
-  ]);
   const auth = c.object(top.auth, 'auth', ['tokenFile']);
-  const natsUrl = c.string(nats.url, 'nats.url') ?? HUB_CONFIG_DEFAULTS.natsUrl;
-  if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(natsUrl))
-    c.fail('nats.url', `must be a NATS URL such as nats://host:4222, got "${natsUrl}"`);
   const heartbeatIntervalMs = c.duration(
     top.heartbeatInterval,
     'heartbeatInterval',
@@ -426,12 +459,7 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
     sources,
     grpc: { listen: c.listen(grpc.listen, 'grpc.listen', HUB_CONFIG_DEFAULTS.grpcListen) },
     http: { listen: c.listen(http.listen, 'http.listen', HUB_CONFIG_DEFAULTS.httpListen) },
-    nats: {
-      url: natsUrl,
-      credsFile: c.string(nats.credsFile, 'nats.credsFile'),
-      accountSeedFile: c.string(nats.accountSeedFile, 'nats.accountSeedFile'),
-      ...compileNatsRevocation(c, nats),
-    },
+    nats: compileNats(c, top.nats),
     auth: { tokenFile: c.string(auth.tokenFile, 'auth.tokenFile') },
     cacheDir: c.string(top.cacheDir, 'cacheDir') ?? opts.defaultCacheDir,
     heartbeatIntervalMs,

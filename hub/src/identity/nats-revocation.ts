@@ -9,6 +9,8 @@ import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import type { Logger } from '@flotilla/common';
 import { LogFields, durations, errorMessage } from '@flotilla/common';
 import { flotillaAccountJwt } from './nats-jwt.js';
+import { natsTlsConnectOptions } from '../status/nats-link.js';
+import type { NatsTlsOptions } from '../status/nats-link.js';
 
 /** The subject a `full` resolver takes account JWT updates on. */
 export const CLAIMS_UPDATE_SUBJECT = '$SYS.REQ.CLAIMS.UPDATE';
@@ -20,6 +22,8 @@ export type ClaimsSender = (jwt: string) => Promise<string>;
 export interface NatsRevocationOptions {
   /** nats-server URL (the hub's nats.url). */
   url: string;
+  /** TLS as the hub's own connection uses it (nats.caFile); undefined: none required. */
+  tls?: NatsTlsOptions;
   /** The system-account user's creds file content (nats.systemCredsFile). */
   systemCreds: Uint8Array;
   /** Operator signing key seed (nats.operatorSigningKeyFile). */
@@ -104,6 +108,7 @@ export class NatsRevocationPublisher {
   private async request(jwt: string): Promise<string> {
     const nc = await connect({
       servers: this.opts.url,
+      ...natsTlsConnectOptions(this.opts.tls),
       authenticator: credsAuthenticator(this.opts.systemCreds),
       reconnect: false,
       timeout: durations.natsClaimsTimeout,

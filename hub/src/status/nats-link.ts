@@ -14,6 +14,28 @@ export interface NatsLinkOptions {
   name?: string;
   /** The hub's own NATS credentials (decentralized auth); undefined connects without. */
   authenticator?: Authenticator;
+  /** TLS required, the server's certificate verified against caFile (else the system roots); undefined: plaintext unless the server asks for TLS. */
+  tls?: NatsTlsOptions;
+}
+
+/** TLS of a NATS connection: the CA file the server's certificate must chain to (default: system roots). */
+export interface NatsTlsOptions {
+  caFile?: string | undefined;
+}
+
+/** The `tls` option of NatsLink for the hub's nats config: set when TLS is required. */
+export function natsTlsOf(nats: { tls: boolean; caFile?: string | undefined }): {
+  tls?: NatsTlsOptions;
+} {
+  return nats.tls ? { tls: { caFile: nats.caFile } } : {};
+}
+
+/** nats.js connect options for tls (read at every connect, so a replaced CA file is picked up). */
+export function natsTlsConnectOptions(tls: NatsTlsOptions | undefined): {
+  tls?: { caFile?: string };
+} {
+  if (!tls) return {};
+  return { tls: tls.caFile ? { caFile: tls.caFile } : {} };
 }
 
 /** Keeps one NATS connection open until stopped. */
@@ -59,6 +81,7 @@ export class NatsLink {
           name: this.opts.name ?? 'flotilla-hub',
           maxReconnectAttempts: -1,
           reconnectTimeWait: 1_000,
+          ...natsTlsConnectOptions(this.opts.tls),
           ...(this.opts.authenticator ? { authenticator: this.opts.authenticator } : {}),
         });
       } catch (err) {

@@ -105,12 +105,13 @@ test(
     assert.ok(alpha?.natsJwt, 'the hub issued a NATS user JWT to alpha');
     const nc = await connect({
       servers: f.nats.url,
+      tls: { caFile: f.nats.caFile as string },
       authenticator: jwtAuthenticator(alpha.natsJwt, new TextEncoder().encode(alpha.natsSeed)),
       inboxPrefix: '_INBOX_alpha',
     });
     try {
       const js = jetstream(nc);
-      await js.publish('flotilla.events.alpha.test', new TextEncoder().encode('{}'), {
+      await js.publish('flotilla.events.alpha.applied', new TextEncoder().encode('{}'), {
         msgID: `own-${Date.now()}`,
         timeout: 5_000,
       });

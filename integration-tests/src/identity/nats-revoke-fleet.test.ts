@@ -53,6 +53,7 @@ async function natsAs(name: string): Promise<{ connect(): Promise<NatsConnection
     connect: () =>
       connect({
         servers: fleet!.nats.url,
+        tls: { caFile: fleet!.nats.caFile as string },
         authenticator: jwtAuthenticator(id.natsJwt, enc.encode(id.natsSeed)),
         inboxPrefix: agentInboxPrefix(name),
         reconnect: false,

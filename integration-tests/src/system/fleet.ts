@@ -3,6 +3,9 @@
 // by the end-to-end tests and by the demo, so both exercise exactly the same wiring.
 // Every agent acts as its own ServiceAccount (a TokenRequest token), with the RBAC and
 // the arguments of the manifests `flotilla cluster add` generates: never as the admin.
+// NATS requires TLS (a CA made for the run), as the real install does; the agent process
+// gets local directories where its Deployment mounts volumes (the NATS CA's ConfigMap,
+// the event buffer's emptyDir).
 import { execFile } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -102,6 +105,10 @@ export interface Fleet {
   cli(args: string[]): Promise<string>;
   /** `flotilla status -o json`, parsed. */
   status(): Promise<ClusterStatusRow[]>;
+  /** Where an agent's event buffer lives (its Deployment's emptyDir, a local directory here). */
+  eventBufferDir(cluster: string): string;
+  /** Stops a cluster's agent (SIGKILL with kill, as a crash would) and starts it again with the same arguments. */
+  restartAgent(cluster: string, options?: { kill?: boolean }): Promise<void>;
   /** Waits until every cluster reports `revision` as applied and state Ready. */
   waitForRevision(revision: string, timeoutMs?: number): Promise<ClusterStatusRow[]>;
   /** Stops the hub and starts it again with the same config and state; resolves once it is ready (hub is replaced). */
@@ -136,13 +143,46 @@ async function httpOk(url: string, caFile: string | undefined): Promise<boolean>
   });
 }
 
-/** The agent container's arguments in the generated Deployment. */
-function deploymentArgs(manifests: string): string[] {
-  const dep = parseManifests(manifests).find((o) => o.kind === 'Deployment') as unknown as
-    { spec: { template: { spec: { containers: { args?: string[] }[] } } } } | undefined;
-  const args = dep?.spec.template.spec.containers[0]?.args;
-  if (!args) throw new Error('the agent manifests hold no Deployment with container args');
-  return args;
+type PodSpec = {
+  containers: { args?: string[]; volumeMounts?: { name: string; mountPath: string }[] }[];
+  volumes?: { name: string; emptyDir?: object; configMap?: { name: string } }[];
+};
+
+/**
+ * The agent container's arguments in the generated Deployment, for a local process:
+ * each mounted volume becomes a directory under dir (a ConfigMap's keys as files, an
+ * emptyDir empty), and arguments naming a mount path name that directory instead.
+ */
+async function deploymentArgs(manifests: string, dir: string): Promise<string[]> {
+  const objects = parseManifests(manifests);
+  const dep = objects.find((o) => o.kind === 'Deployment') as unknown as
+    { spec: { template: { spec: PodSpec } } } | undefined;
+  const pod = dep?.spec.template.spec;
+  const args = pod?.containers[0]?.args;
+  if (!pod || !args) throw new Error('the agent manifests hold no Deployment with container args');
+  const mapped: [string, string][] = [];
+  for (const mount of pod.containers[0]?.volumeMounts ?? []) {
+    const volume = pod.volumes?.find((v) => v.name === mount.name);
+    if (!volume || mount.mountPath === '/tmp') continue;
+    const local = join(dir, mount.name);
+    await mkdir(local, { recursive: true });
+    if (volume.configMap) {
+      const cm = objects.find(
+        (o) => o.kind === 'ConfigMap' && o.metadata?.name === volume.configMap?.name,
+      ) as unknown as { data?: Record<string, string> } | undefined;
+      if (!cm)
+        throw new Error(
+          `the agent manifests mount ConfigMap ${volume.configMap.name} but hold none`,
+        );
+      for (const [key, value] of Object.entries(cm.data ?? {}))
+        await writeFile(join(local, key), value);
+    }
+    mapped.push([mount.mountPath, local]);
+  }
+  return args.map((a) => {
+    const m = mapped.find(([path]) => a === path || a.startsWith(`${path}/`));
+    return m ? m[1] + a.slice(m[0].length) : a;
+  });
 }
 
 function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
@@ -183,7 +223,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         ? undefined
         : createNatsAuthSetup({ resolverDir: join(work, 'nats-jwt') });
     const [nats, git, ...clusterList] = await Promise.all([
-      startNats(natsAuth ? { config: natsAuth.serverConfig } : {}),
+      startNats({ tls: true, ...(natsAuth ? { config: natsAuth.serverConfig } : {}) }),
       startGitServer(),
       ...options.clusters.map((name) => startCluster({ name, logDir })),
     ]);
@@ -234,6 +274,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         `  listen: 127.0.0.1:${httpPort}`,
         'nats:',
         `  url: ${nats.url}`,
+        `  caFile: ${nats.caFile as string}`,
         ...(natsAuth
           ? [
               `  credsFile: ${join(work, 'hub.creds')}`,
@@ -298,6 +339,18 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     const installDir = (name: string): string => join(work, `install-${name}`);
     const agents = new Map<string, ManagedProcess>();
     const agentKubeconfigs = new Map<string, string>();
+    const agentArgs = new Map<string, string[]>();
+    const agentStarts = new Map<string, number>();
+    const natsCaPem = nats.caPem as string;
+    const startAgent = (name: string): ManagedProcess => {
+      const n = (agentStarts.get(name) ?? 0) + 1;
+      agentStarts.set(name, n);
+      const agent = spawnServer(`agent-${name}`, process.execPath, agentArgs.get(name) ?? [], {
+        logFile: join(logDir, n === 1 ? `agent-${name}.log` : `agent-${name}-${n}.log`),
+      });
+      agents.set(name, agent);
+      return agent;
+    };
     for (const [name, cluster] of clusters) {
       const namespaces = options.namespaced?.[name] ?? [];
       if (namespaces.length > 0)
@@ -315,6 +368,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
           cluster: name,
           hub: hubGrpcAddress,
           nats: nats.url,
+          natsCaPem,
           namespaces,
           token: 'unused-in-insecure-mode',
           caPem: '',
@@ -333,6 +387,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
           installDir(name),
           '--nats',
           nats.url,
+          '--nats-ca-file',
+          nats.caFile as string,
           ...nsFlag,
         ]);
         manifests = await readFile(join(installDir(name), 'agent.yaml'), 'utf8');
@@ -350,21 +406,16 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       );
       // The arguments the generated Deployment gives the agent, run here as a process.
       const auth = insecure ? ['--token-file', tokenFile, '--insecure'] : [];
-      const agent = spawnServer(
-        `agent-${name}`,
-        process.execPath,
-        [
-          FLOTILLA_BIN,
-          'agent',
-          ...deploymentArgs(manifests),
-          '--kubeconfig',
-          sa.kubeconfigPath,
-          ...auth,
-        ],
-        { logFile: join(logDir, `agent-${name}.log`) },
-      );
-      agents.set(name, agent);
-      stops.push(() => agent.stop(10_000));
+      agentArgs.set(name, [
+        FLOTILLA_BIN,
+        'agent',
+        ...(await deploymentArgs(manifests, join(work, `agent-${name}`, 'volumes'))),
+        '--kubeconfig',
+        sa.kubeconfigPath,
+        ...auth,
+      ]);
+      startAgent(name);
+      stops.push(() => agents.get(name)?.stop(10_000) ?? Promise.resolve());
     }
 
     const status = async (): Promise<ClusterStatusRow[]> => {
@@ -404,6 +455,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       logDir,
       adminDir,
       installDir,
+      eventBufferDir: (name) => join(work, `agent-${name}`, 'volumes', 'events'),
+      restartAgent: async (name, restart = {}) => {
+        await agents.get(name)?.stop(restart.kill ? 0 : 10_000);
+        startAgent(name);
+      },
       cli,
       status,
       waitForRevision,
