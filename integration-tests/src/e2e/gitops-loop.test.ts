@@ -161,6 +161,27 @@ test(
   },
 );
 
+test('hub-and-agents-reach-nats-only-over-tls', { skip, timeout: 60_000 }, async () => {
+  const f = fleet!;
+  type Conn = { name?: string; tls_version?: string; tls_cipher_suite?: string };
+  // The server's own view of every client connection (nats-server /connz).
+  const conns = await waitFor(
+    async () => {
+      const res = await fetch(`${f.nats.monitorUrl}/connz`);
+      const list = ((await res.json()) as { connections?: Conn[] }).connections ?? [];
+      const names = new Set(list.map((c) => c.name));
+      return ['flotilla-hub', ...CLUSTERS.map((c) => `flotilla-agent-${c}`)].every((n) =>
+        names.has(n),
+      )
+        ? list
+        : undefined;
+    },
+    { what: 'the hub and every agent connected to NATS', timeoutMs: 30_000 },
+  );
+  for (const c of conns)
+    assert.ok(c.tls_version && c.tls_cipher_suite, `${c.name ?? 'a client'} is connected over TLS`);
+});
+
 test('hub-and-agents-stop-cleanly-on-sigterm', { skip, timeout: 60_000 }, async () => {
   const f = fleet!;
   for (const proc of [...f.agents.values(), f.hub]) {
