@@ -29,6 +29,7 @@ import type { AppliedMark } from './inventory/state-store.js';
 import { KubeClient, loadKubeConfig } from './kube/client.js';
 import { natsSink } from './report/nats-sink.js';
 import { EventPublisher } from './report/publisher.js';
+import type { EventSink } from './report/publisher.js';
 import { LatestWinsQueue } from './sync/queue.js';
 import { reconcile } from './sync/reconcile.js';
 import type { ReconcileOutcome } from './sync/reconcile.js';
@@ -141,7 +142,7 @@ export class AgentApp {
     const natsAuth = c.insecure
       ? {}
       : { authenticator: this.natsAuthenticator(), inboxPrefix: `_INBOX_${c.cluster}` };
-    this.publisher = new EventPublisher(
+    this.publisher = this.eventPublisher(
       natsSink({
         servers: c.natsServers,
         ...(c.natsTls ? { tls: natsCaPem ? { caPem: natsCaPem } : {} } : {}),
@@ -149,11 +150,6 @@ export class AgentApp {
         logger: this.logger,
         ...natsAuth,
       }),
-      {
-        cluster: c.cluster,
-        logger: this.logger,
-        bufferSize: c.eventBufferSize,
-      },
     );
     this.drift = new DriftController(this.kube, this.publisher, {
       logger: this.logger,
@@ -221,6 +217,28 @@ export class AgentApp {
       this.logger.warn(
         'INSECURE MODE: plaintext connection to the hub without a cluster certificate; development only',
       );
+  }
+
+  // The buffer directory is read at once: a volume that cannot be written fails the start, naming the flag.
+  private eventPublisher(sink: EventSink): EventPublisher {
+    const c = this.config;
+    try {
+      return new EventPublisher(sink, {
+        cluster: c.cluster,
+        logger: this.logger,
+        bufferSize: c.eventBufferSize,
+        ...(c.eventBufferDir ? { bufferDir: c.eventBufferDir } : {}),
+      });
+    } catch (err) {
+      void sink.close();
+      throw new ConfigError(
+        'event-buffer-dir',
+        `cannot use ${c.eventBufferDir}: ${errorMessage(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
   }
 
   /** The cluster's NATS user JWT, read at every (re)connect so a renewed one is used; none before registration or when the hub issues none. */

@@ -8,8 +8,20 @@
 
 /** Limits on agent input, shared by agent and hub. */
 export const EVENT_LIMITS = {
-  /** One serialized event, bytes (256 KiB): the events stream's max_msg_size. */
-  eventBytes: 256 * 1024,
+  /**
+   * One serialized event with its headers, bytes (64 KiB): the events stream's
+   * max_msg_size and the payload limit of each agent's NATS user. An agent's events are a
+   * few KiB (an applied event is ~0.5 KiB plus ~0.2 KiB per bundle: 300 bundles fit).
+   */
+  eventBytes: 64 * 1024,
+  /**
+   * Events one cluster may publish per second, sustained (100), on top of a burst of
+   * eventBurst (5,000): the hub skips and counts what comes faster (by the time JetStream
+   * stored it), and the agent paces itself below both.
+   */
+  eventsPerSecond: 100,
+  /** Events one cluster may publish at once before eventsPerSecond applies (5,000). */
+  eventBurst: 5_000,
   /** One message, reason, failure text or field path, characters (1,024). */
   textChars: 1_024,
   /** Reasons of a health event, failures of one bundle (10). */

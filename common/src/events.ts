@@ -17,6 +17,8 @@ export const EVENT_TYPES = {
   'drift-detected': 'dev.flotilla.drift.detected',
   'drift-corrected': 'dev.flotilla.drift.corrected',
   'health-changed': 'dev.flotilla.health.changed',
+  // The agent's buffer of events not yet accepted by NATS was full: it dropped some.
+  'events-dropped': 'dev.flotilla.events.dropped',
   // Published by the hub itself (never by an agent) on flotilla.hub.sessions.<cluster>:
   // an agent's stream session started or ended.
   connected: 'dev.flotilla.session.connected',
@@ -132,6 +134,17 @@ export interface HealthChangedData {
    * "healthy before it", whichever commit carried the content.
    */
   digest?: string;
+}
+
+/** data of "events-dropped": the agent's event buffer overflowed (NATS unavailable too long). */
+export interface EventsDroppedData {
+  /** Events dropped since the last report. */
+  dropped: number;
+  /** Events dropped since the buffer was created (kept across restarts with a buffer file). */
+  total: number;
+  /** The buffer's bounds: events and bytes. */
+  capacity: number;
+  capacityBytes: number;
 }
 
 /** A CloudEvent as Flotilla publishes it. */

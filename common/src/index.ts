@@ -44,6 +44,7 @@ export type {
   DriftCorrectedData,
   DriftDetectedData,
   EventObjectRef,
+  EventsDroppedData,
   HealthChangedData,
 } from './events.js';
 export {

@@ -35,6 +35,7 @@ import { alertOnTransitions } from './notify/status-alerts.js';
 import type { FleetEntry } from './status/fleet-status.js';
 import { KvStatusPersistence } from './status/kv-persistence.js';
 import { NatsLink, natsTlsOf } from './status/nats-link.js';
+import { ClusterEventRate } from './status/event-rate.js';
 import {
   SESSION_EVENTS_STOP_GRACE_MS,
   SessionEventPublisher,
@@ -54,6 +55,7 @@ import { IdentityAuthority } from './identity/authority.js';
 import { identityHandlers, peerOf } from './identity/service.js';
 import { agentUserJwt } from './identity/nats-jwt.js';
 import { NatsRevocationPublisher } from './identity/nats-revocation.js';
+import { NatsViolationWatch } from './identity/nats-violations.js';
 import { credsAuthenticator } from '@nats-io/transport-node';
 import { readConfigFile } from './config/load.js';
 
@@ -156,6 +158,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private identity: IdentityAuthority | undefined;
   private natsCreds = new Uint8Array();
   private natsRevocation: NatsRevocationPublisher | undefined;
+  private natsViolations: NatsViolationWatch | undefined;
   private readonly history: HistoryLog;
   private readonly metrics: HubMetrics;
   private notifier: Notifier | undefined;
@@ -180,6 +183,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.history = new HistoryLog({ retentionMs: config.status.history.retentionMs });
     this.metrics = new HubMetrics(this.status);
     this.status.onCut((cluster, what) => this.metrics.inputCut(cluster, what));
+    const rate = new ClusterEventRate({
+      onLimited: (cluster) => this.status.noteCut(cluster, 'events.rate', rate.describe()),
+    });
     this.events = new EventsConsumer({
       connection: () => this.nats.connection(),
       sink: (kind, event) => {
@@ -191,6 +197,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       logger: this.log.child({ [LogFields.component]: 'events' }),
       durable: `${STATUS_CONSUMER}-${config.status.hubId}`,
       onMalformed: () => this.metrics.eventMalformed(),
+      admit: (cluster, storedAtMs) => rate.admit(cluster, storedAtMs),
       // Persist, then ack: an event is acked only once the status holding it is in KV.
       ackAfterSave: true,
       onBacklog: () => void this.persistence.flush(),
@@ -392,6 +399,20 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
           .toString('utf8')
           .trim()
       : undefined;
+    if (accountSeed && cfg.nats.systemCredsFile) {
+      // Agents' connections NATS closes for breaking their limits are reported on the cluster.
+      this.natsViolations = new NatsViolationWatch({
+        url: cfg.nats.url,
+        ...natsTlsOf(cfg.nats),
+        systemCreds: new Uint8Array(
+          await readConfigFile(cfg.nats.systemCredsFile, 'nats.systemCredsFile', cfg.file),
+        ),
+        accountSeed,
+        logger: this.log.child({ [LogFields.component]: 'nats-violations' }),
+        onViolation: (v) => this.status.noteCut(v.cluster, v.what, v.reason),
+      });
+      this.natsViolations.start();
+    }
     if (cfg.insecure) {
       this.log.warn(
         'INSECURE MODE: gRPC and HTTP are plaintext and agents have no per-cluster identity; never use this outside development',
@@ -659,6 +680,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('status persistence', () => this.persistence.stop());
     await step('capabilities persistence', () => this.capabilitiesKv.stop());
     await step('NATS revocation', () => this.natsRevocation?.stop());
+    await step('NATS violations', () => this.natsViolations?.stop());
     await step('NATS', () => this.nats.stop());
     await step('renderer', () => this.parts.renderer.stop?.());
     this.transition('stopped');

@@ -16,15 +16,27 @@ export class DropOldestBuffer<T> {
     this.items = new Array<T | undefined>(capacity);
   }
 
-  /** Adds an item at the end; drops the oldest (and counts it) when full. */
-  push(item: T): void {
-    if (this.length === this.capacity) {
-      this.head = (this.head + 1) % this.capacity;
-      this.length--;
-      this.droppedCount++;
-    }
+  /** Adds an item at the end; drops the oldest (counts it, and returns it) when full. */
+  push(item: T): T | undefined {
+    const dropped = this.length === this.capacity ? this.dropOldest() : undefined;
     this.items[(this.head + this.length) % this.capacity] = item;
     this.length++;
+    return dropped;
+  }
+
+  /** Removes the oldest item and counts it as dropped (a bound other than the count was hit). */
+  dropOldest(): T | undefined {
+    if (this.length === 0) return undefined;
+    this.droppedCount++;
+    return this.shift();
+  }
+
+  /** The items, oldest first (a copy). */
+  toArray(): T[] {
+    const out: T[] = [];
+    for (let i = 0; i < this.length; i++)
+      out.push(this.items[(this.head + i) % this.capacity] as T);
+    return out;
   }
 
   /** The oldest item, not removed. */
@@ -47,8 +59,13 @@ export class DropOldestBuffer<T> {
     return this.length;
   }
 
-  /** Items dropped since creation. */
+  /** Items dropped since creation, and those added with countDropped(). */
   get dropped(): number {
     return this.droppedCount;
+  }
+
+  /** Adds drops counted elsewhere (before a restart) to the count. */
+  countDropped(n: number): void {
+    this.droppedCount += n;
   }
 }

@@ -1,10 +1,17 @@
 // The NATS JetStream EventSink. The first connection is retried in the background with
 // backoff (abortable, so shutdown never hangs on it); once connected the client
 // reconnects by itself forever. An agent thus starts and applies while NATS is down.
-import { jetstream } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { JetStreamApiError, jetstream } from '@nats-io/jetstream';
+import { InvalidArgumentError, connect } from '@nats-io/transport-node';
 import type { Authenticator, NatsConnection } from '@nats-io/transport-node';
-import { Backoff, LogFields, UnavailableError, errorMessage, sleep } from '@flotilla/common';
+import {
+  Backoff,
+  LogFields,
+  TooLargeError,
+  UnavailableError,
+  errorMessage,
+  sleep,
+} from '@flotilla/common';
 import type { Logger } from '@flotilla/common';
 import type { EventSink } from './publisher.js';
 
@@ -30,6 +37,9 @@ export interface NatsSinkOptions {
   retryInitialMs?: number;
   retryMaxMs?: number;
 }
+
+/** JetStream's error code for a message over the stream's max_msg_size. */
+const JS_MESSAGE_TOO_LARGE = 10054;
 
 /** Connects to NATS in the background and publishes to JetStream with de-duplicating message ids. */
 export function natsSink(opts: NatsSinkOptions): EventSink {
@@ -79,10 +89,21 @@ export function natsSink(opts: NatsSinkOptions): EventSink {
   return {
     async publish(subject, data, msgID) {
       if (!nc) throw new UnavailableError('NATS (not connected yet)');
-      await jetstream(nc).publish(subject, data, {
-        msgID,
-        timeout: opts.publishTimeoutMs ?? 5_000,
-      });
+      try {
+        await jetstream(nc).publish(subject, data, {
+          msgID,
+          timeout: opts.publishTimeoutMs ?? 5_000,
+        });
+      } catch (err) {
+        // Over the user's payload limit (refused by the client before sending) or the
+        // stream's max_msg_size: no retry can ever store it.
+        if (
+          (err instanceof InvalidArgumentError && /max_payload/.test(err.message)) ||
+          (err instanceof JetStreamApiError && err.code === JS_MESSAGE_TOO_LARGE)
+        )
+          throw new TooLargeError('event', data.length, nc.info?.max_payload ?? 0);
+        throw err;
+      }
     },
     async close() {
       stopping.abort();

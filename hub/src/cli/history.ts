@@ -135,6 +135,8 @@ export function summarize(e: HistoryEntry): string {
     }
     case 'health-changed':
       return `${names(e.bundles)}${e.message ? `: ${e.message}` : ''}`;
+    case 'events-dropped':
+      return e.message;
     default: {
       const bundles = `${plural(e.bundles.length, 'bundle')}: ${names(e.bundles) || '-'}`;
       return e.message ? `${bundles}; ${e.message}` : bundles;

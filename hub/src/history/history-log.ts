@@ -7,7 +7,7 @@
 // is bounded by the readers (event-data.ts), and a cluster over its budget loses its own
 // oldest entries, never another cluster's.
 import type { EventKind, FlotillaEvent } from '@flotilla/common';
-import { readApplied, readDrift, readHealth } from '../status/event-data.js';
+import { readApplied, readDrift, readDropped, readHealth } from '../status/event-data.js';
 import type { DriftedObject } from '../status/event-data.js';
 import { isSessionKind, readSession } from '../status/session-events.js';
 import type { SessionEventKind } from '../status/session-events.js';
@@ -239,6 +239,22 @@ function toEntry(kind: EventKind, e: FlotillaEvent): StoredEntry {
     );
   }
   if (isSessionKind(kind)) return sessionEntry(kind, e, timeMs, cluster);
+  if (kind === 'events-dropped') {
+    const d = readDropped(e.data);
+    return new StoredEntry(
+      e.id,
+      timeMs,
+      cluster,
+      kind,
+      '',
+      '',
+      '',
+      d.message,
+      NO_STRINGS,
+      NO_STRINGS,
+      NO_DRIFT,
+    );
+  }
   if (kind === 'health-changed') {
     const h = readHealth(e.data);
     return new StoredEntry(

@@ -1,13 +1,17 @@
 // NATS decentralized auth (operator → account → user JWTs, ed25519 nkeys), written by
 // hand: the format is small and stable, and the only npm package for it is a 0.0.x
 // pre-release. The hub holds the FLOTILLA account's seed and signs one user JWT per
-// agent, allowed to publish only under flotilla.events.<cluster>.> (and to receive
-// replies on its own inbox prefix). The seed of each user stays in its agent. Session
-// events (flotilla.hub.sessions.<cluster>) are the hub's alone: no agent JWT allows them.
+// agent, allowed to publish only its own cluster's event subjects, one per kind
+// (flotilla.events.<cluster>.<kind>), and to receive replies on its own inbox prefix,
+// within per-user limits nats-server enforces (AGENT_NATS_LIMITS). The seed of each
+// user stays in its agent. Session events (flotilla.hub.sessions.<cluster>) are the
+// hub's alone: no agent JWT allows them.
 import { createHash, randomBytes } from 'node:crypto';
 import { createAccount, createOperator, createUser, fromPublic, fromSeed } from '@nats-io/nkeys';
 import type { KeyPair } from '@nats-io/nkeys';
-import { ValidationError } from '@flotilla/common';
+import { EVENT_LIMITS, EVENT_TYPES, ValidationError, eventSubject } from '@flotilla/common';
+import type { EventKind } from '@flotilla/common';
+import { isSessionKind } from '../status/session-events.js';
 import { base32Encode } from './base32.js';
 
 /** Subject prefix agents publish events under (`flotilla.events.<cluster>.<kind>`). */
@@ -50,7 +54,38 @@ export function encodeJwt(
   return `${head}.${payload}.${sig}`;
 }
 
-/** The user JWT of an agent: publish only under flotilla.events.<cluster>.>. */
+/** The event kinds agents publish (every kind but the hub's session events). */
+export const AGENT_EVENT_KINDS: readonly EventKind[] = (
+  Object.keys(EVENT_TYPES) as EventKind[]
+).filter((k) => !isSessionKind(k));
+
+/**
+ * What nats-server enforces on each agent's connection (user JWT claims, checked on
+ * nats-server 2.12): at most 10 subscriptions (the client needs one, for replies), a
+ * message (headers included) of at most EVENT_LIMITS.eventBytes — a bigger one closes the
+ * connection ("Maximum Message Payload Exceeded", which the hub reports) — and plain
+ * client connections only (no leaf node, websocket or MQTT). The JWT's `data` limit is
+ * not enforced by nats-server 2.12 (nor is any rate): the hub limits each cluster's
+ * event rate itself (status/event-rate.ts), and the stream bounds what one cluster
+ * keeps (events-consumer.ts).
+ */
+export const AGENT_NATS_LIMITS = {
+  subs: 10,
+  payload: EVENT_LIMITS.eventBytes,
+  data: -1,
+  allowedConnectionTypes: ['STANDARD'],
+} as const;
+
+/** Subjects an agent of `cluster` may publish on: flotilla.events.<cluster>.<kind>, one per agent kind. */
+export function agentPublishSubjects(cluster: string): string[] {
+  return AGENT_EVENT_KINDS.map((k) => eventSubject(cluster, k));
+}
+
+/**
+ * The user JWT of an agent: publish only its own event subjects (exact, so a flood cannot
+ * spread over made-up subjects and escape the stream's per-subject limits), within
+ * AGENT_NATS_LIMITS.
+ */
 export function agentUserJwt(
   accountSeed: string,
   cluster: string,
@@ -69,11 +104,12 @@ export function agentUserJwt(
   const inbox = agentInboxPrefix(cluster);
   return encodeJwt(
     {
-      pub: { allow: [`${EVENTS_PREFIX}.${cluster}.>`] },
+      pub: { allow: agentPublishSubjects(cluster) },
       sub: { allow: [`${inbox}.>`] },
-      subs: -1,
-      data: -1,
-      payload: -1,
+      subs: AGENT_NATS_LIMITS.subs,
+      data: AGENT_NATS_LIMITS.data,
+      payload: AGENT_NATS_LIMITS.payload,
+      allowed_connection_types: [...AGENT_NATS_LIMITS.allowedConnectionTypes],
       type: 'user',
     },
     account,

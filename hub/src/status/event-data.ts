@@ -277,3 +277,31 @@ export function readApplied(data: unknown, cut: CutListener = NO_CUT): AppliedDa
       : { message: text(d.message, L.textChars, 'applied.message', cut) }),
   };
 }
+
+/** data of events-dropped, normalized: how many events the agent's full buffer dropped. */
+export interface DroppedFacts {
+  /** Since its last report. */
+  dropped: number;
+  /** Since its buffer was created. */
+  total: number;
+  /** The buffer's bound in events. */
+  capacity: number;
+  /** What status and history say. */
+  message: string;
+}
+
+/** Reads events-dropped data; a ValidationError without a valid count. */
+export function readDropped(data: unknown): DroppedFacts {
+  const d = (data ?? {}) as Obj;
+  if (!isCount(d.dropped) || (d.dropped as number) === 0)
+    throw new ValidationError('events-dropped event has no valid count of dropped events');
+  const dropped = d.dropped as number;
+  const total = isCount(d.total) ? Math.max(d.total as number, dropped) : dropped;
+  const capacity = isCount(d.capacity) ? (d.capacity as number) : 0;
+  return {
+    dropped,
+    total,
+    capacity,
+    message: `the agent dropped ${dropped} event${dropped === 1 ? '' : 's'} (${total} in all): its buffer${capacity > 0 ? ` of ${capacity} events` : ''} was full while NATS was unavailable, so status and history miss them`,
+  };
+}

@@ -64,15 +64,17 @@ export function pullMaxBytes(nc: NatsConnection): number {
   return Math.max(PULL_MAX_BYTES, (nc.info?.max_payload ?? 0) + 64 * 1024);
 }
 
-/** Largest event the stream accepts (EVENT_LIMITS.eventBytes, 256 KiB); a bigger publish is refused. */
+/** Largest event the stream accepts (EVENT_LIMITS.eventBytes, 64 KiB); a bigger publish is refused. */
 export const EVENTS_MAX_MSG_BYTES = EVENT_LIMITS.eventBytes;
 
 /**
- * Events kept per subject, i.e. per cluster and kind (10,000, a week of one event a
- * minute): a flood from one cluster pushes out only its own older events of that kind,
- * never another cluster's (the stream's discard policy is "old").
+ * Events kept per subject, i.e. per cluster and kind (2,000, a week of one event every
+ * five minutes): a flood from one cluster pushes out only its own older events of that
+ * kind, never another cluster's (the stream's discard policy is "old"). Agents may
+ * publish only their own cluster's subjects, one per kind (identity/nats-jwt.ts), so one
+ * cluster keeps at most kinds × 2,000 × 64 KiB (625 MiB) however it floods.
  */
-export const EVENTS_MAX_MSGS_PER_SUBJECT = 10_000;
+export const EVENTS_MAX_MSGS_PER_SUBJECT = 2_000;
 
 /** With AckPolicy.All, ack after this many events (100), or when a burst ends (without ackAfterSave). */
 export const ACK_EVERY = 100;
@@ -112,6 +114,12 @@ export interface EventsConsumerOptions {
   ackAfterSave?: boolean;
   /** With ackAfterSave: told when SAVE_AFTER_EVENTS events wait for a save. */
   onBacklog?: () => void;
+  /**
+   * Asked before an agent's event is even parsed, with the cluster its subject names and
+   * when JetStream stored it (ms): false skips it (acked, counted as limited). Session
+   * events are never asked. Default: every event is admitted.
+   */
+  admit?: (cluster: string, storedAtMs: number) => boolean;
 }
 
 /** Counters of what the consumer did, for tests, metrics and readiness. */
@@ -120,6 +128,8 @@ export interface EventsConsumerStats {
   stale: number;
   ignored: number;
   malformed: number;
+  /** Skipped unread because admit() said no (a cluster over its event rate). */
+  limited: number;
 }
 
 /** Subjects of the events stream: agents' events and the hub's session events. */
@@ -127,6 +137,14 @@ export const EVENTS_STREAM_SUBJECTS: readonly string[] = [
   `${EVENTS_SUBJECT_PREFIX}.>`,
   `${SESSIONS_SUBJECT_PREFIX}.>`,
 ];
+
+/** The cluster an agent event's subject names (flotilla.events.<cluster>.<kind>); undefined for other subjects. */
+export function agentSubjectCluster(subject: string): string | undefined {
+  const prefix = `${EVENTS_SUBJECT_PREFIX}.`;
+  if (!subject.startsWith(prefix)) return undefined;
+  const end = subject.indexOf('.', prefix.length);
+  return end > prefix.length ? subject.slice(prefix.length, end) : undefined;
+}
 
 /**
  * Creates the events stream unless it exists (agents may create it too: races are fine).
@@ -245,7 +263,13 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 /** Folds FLOTILLA_EVENTS into the status model until stopped. */
 export class EventsConsumer {
-  private readonly stats: EventsConsumerStats = { folded: 0, stale: 0, ignored: 0, malformed: 0 };
+  private readonly stats: EventsConsumerStats = {
+    folded: 0,
+    stale: 0,
+    ignored: 0,
+    malformed: 0,
+    limited: 0,
+  };
   private readonly abort = new AbortController();
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
@@ -351,6 +375,12 @@ export class EventsConsumer {
   }
 
   private handle(m: JsMsg): void {
+    const cluster = this.opts.admit ? agentSubjectCluster(m.subject) : undefined;
+    if (cluster !== undefined && !this.opts.admit?.(cluster, m.info.timestampNanos / 1e6)) {
+      // Before parsing: a flood costs the hub a subject split per event, not a JSON parse.
+      this.stats.limited++;
+      return this.ackLater(m);
+    }
     try {
       const { kind, event } = parseEvent(m.data);
       checkEventSubject(m.subject, kind, event);

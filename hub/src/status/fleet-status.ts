@@ -6,7 +6,7 @@ import type { Ack__Output } from '@flotilla/proto';
 import type { HelloSummary, SessionObserver } from '../stream/types.js';
 import { countDeployments, deploymentsOf } from './deployments.js';
 import type { BundleDeployment, BundleSummary } from './deployments.js';
-import { objectKeyOf, readApplied, readDrift, readHealth } from './event-data.js';
+import { objectKeyOf, readApplied, readDrift, readDropped, readHealth } from './event-data.js';
 import type { CutListener, DriftFacts } from './event-data.js';
 import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
@@ -197,10 +197,11 @@ export class FleetStatus implements SessionObserver {
 
   /**
    * Notes that part of a cluster's input was cut at the hub's edge (what: the field, e.g.
-   * "health.reason"): the cluster shows as degraded with it, and listeners count it.
+   * "health.reason"): the cluster shows as degraded with it (or with `reason` when
+   * given), and listeners count it.
    */
-  noteCut(cluster: string, what: string): void {
-    this.degrade(this.record(cluster), `${what} over its limit, cut`);
+  noteCut(cluster: string, what: string, reason = `${what} over its limit, cut`): void {
+    this.degrade(this.record(cluster), reason);
     for (const l of this.cutListeners) l(cluster, what);
   }
 
@@ -413,6 +414,11 @@ export class FleetStatus implements SessionObserver {
     if (isSessionKind(kind)) return this.foldSession(kind, event);
     if (kind === 'drift-detected' || kind === 'drift-corrected') return this.foldDrift(kind, event);
     if (kind === 'health-changed') return this.foldHealth(event);
+    if (kind === 'events-dropped') {
+      // Events that never reached the hub: the cluster's status says so (and /metrics counts it).
+      this.noteCut(event.flotillacluster, 'agent.events', readDropped(event.data).message);
+      return 'folded';
+    }
     if (kind !== 'applied' && kind !== 'apply-failed') return 'ignored';
     const data = readApplied(event.data, this.cutOf(event.flotillacluster));
     const atMs = Date.parse(event.time);
