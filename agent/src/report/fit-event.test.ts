@@ -62,3 +62,31 @@ test('the-publisher-counts-and-never-sends-an-event-that-cannot-fit', async () =
   assert.equal(p.oversized, 1);
   assert.deepEqual(sent, ['flotilla.events.east.applied']);
 });
+
+test('a-drift-event-with-huge-object-values-is-kept-with-short-values', () => {
+  const containers = Array.from({ length: 400 }, (_, i) => ({
+    name: `c${i}`,
+    env: Array.from({ length: 20 }, (_, j) => ({ name: `E${j}`, value: 'v'.repeat(50) })),
+  }));
+  const data = {
+    bundle: 'app',
+    revision: 'r1',
+    object: { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'a', name: 'web' },
+    deleted: false,
+    changes: [{ path: '/spec/template/spec/containers', old: containers, new: [] }],
+    manager: 'kubectl-edit',
+    mode: 'enforce',
+    heals: 1,
+    fight: false,
+  };
+  const fitted = fitEventData(data);
+  assert.ok(fitted, 'the drift is still reported');
+  assert.ok(Buffer.byteLength(JSON.stringify(fitted.data)) <= EVENT_DATA_MAX_BYTES);
+  const change = fitted.data.changes[0] as { path: string; old: unknown; new: unknown };
+  assert.equal(change.path, '/spec/template/spec/containers');
+  assert.equal(typeof change.old, 'string');
+  assert.ok(
+    (change.old as string).startsWith('[{"name":"c0"') && (change.old as string).length === 128,
+  );
+  assert.equal(change.new, '[]');
+});

@@ -52,10 +52,26 @@ function fit(
 /** Bytes of data in an event, at most: EVENT_LIMITS.eventBytes less room for the envelope (2 KiB). */
 export const EVENT_DATA_MAX_BYTES = EVENT_LIMITS.eventBytes - 2_048;
 
+// Drift values (changes[].old/new) may be whole objects or lists (a replaced list of
+// containers): the last pass shows them as a short JSON text instead.
+function summarizeValues(value: unknown, key: string, cut: { n: number }): unknown {
+  if ((key === 'old' || key === 'new') && value !== null && typeof value === 'object') {
+    cut.n++;
+    return clipText(JSON.stringify(value), 128);
+  }
+  if (Array.isArray(value)) return value.map((v) => summarizeValues(v, '', cut));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, summarizeValues(v, k, cut)]),
+    );
+  return value;
+}
+
 /**
  * data with every text within EVENT_LIMITS.textChars; when its JSON is still over
- * EVENT_DATA_MAX_BYTES, texts are cut to 128 characters and lists of texts to 3 items.
- * Returns undefined when even that does not fit (a desired state of thousands of
+ * EVENT_DATA_MAX_BYTES, texts are cut to 128 characters and lists of texts to 3 items,
+ * and then drift values that are objects or lists become 128 characters of their JSON.
+ * Returns undefined when even that does not fit (a desired state of hundreds of
  * bundles): such an event cannot be published.
  */
 export function fitEventData<T>(data: T): FittedData<T> | undefined {
@@ -64,6 +80,9 @@ export function fitEventData<T>(data: T): FittedData<T> | undefined {
   if (Buffer.byteLength(JSON.stringify(fitted)) <= EVENT_DATA_MAX_BYTES)
     return { data: fitted, cut: cut.n };
   fitted = fit(fitted, 128, 3, '', cut) as T;
+  if (Buffer.byteLength(JSON.stringify(fitted)) <= EVENT_DATA_MAX_BYTES)
+    return { data: fitted, cut: cut.n };
+  fitted = summarizeValues(fitted, '', cut) as T;
   if (Buffer.byteLength(JSON.stringify(fitted)) <= EVENT_DATA_MAX_BYTES)
     return { data: fitted, cut: cut.n };
   return undefined;

@@ -142,3 +142,24 @@ test('late-events-are-placed-by-time-and-ties-keep-arrival-order', () => {
     [at(19), at(18), at(17)].map((d) => d.getTime()),
   );
 });
+
+test('a-flood-at-the-fleet-wide-cap-pushes-out-only-the-flooders-history', () => {
+  const h = new HistoryLog({
+    retentionMs: 48 * 3_600_000,
+    now: () => NOW,
+    maxBytes: 200_000,
+    maxEntries: 1_000,
+  });
+  // Fifty calm clusters, their history older than anything the flood brings.
+  for (let c = 0; c < 50; c++)
+    for (let i = 0; i < 4; i++)
+      h.add('drift-detected', driftEvent(`calm-${c}`, 'app', ago(20 - i), { name: `o${i}` }));
+  for (let i = 0; i < 3_000; i++)
+    h.add('drift-detected', driftEvent('rogue', 'app', ago(5 - i / 10_000), { name: `r${i}` }));
+  assert.ok(h.bytesOf() <= 200_000 && h.size <= 1_000, `${h.bytesOf()} bytes, ${h.size} entries`);
+  for (let c = 0; c < 50; c++)
+    assert.equal(h.query({ cluster: `calm-${c}` }).length, 4, `calm-${c} keeps its history`);
+  const rogue = h.query({ cluster: 'rogue', limit: 10_000 });
+  assert.ok(rogue.length > 0 && rogue.length < 3_000, `rogue keeps its newest ${rogue.length}`);
+  assert.equal(h.size, 200 + rogue.length);
+});

@@ -364,10 +364,35 @@ export class HistoryLog {
       this.trimCluster(entry.cluster, list);
     const max = this.opts.maxEntries ?? HISTORY_MAX_ENTRIES;
     // Dropping in chunks of 1 % keeps the cost of a full log off every single add.
-    if (this.size > max) this.drop(Math.ceil(max / 100));
+    if (this.size > max) this.trimLargest(Math.ceil(max / 100), 0);
     const maxBytes = this.opts.maxBytes ?? HISTORY_MAX_BYTES;
-    while (this.bytes > maxBytes && this.size > 0) this.drop(Math.ceil(this.entries.length / 100));
+    while (this.bytes > maxBytes && this.size > 0)
+      this.trimLargest(0, this.bytes - maxBytes + Math.ceil(maxBytes / 100));
     return true;
+  }
+
+  // Over a fleet-wide cap, the cluster holding the most (bytes, or entries) gives up its
+  // own oldest entries: a flood from one cluster never pushes another's history out, even
+  // when the whole log is full.
+  private trimLargest(entriesToFree: number, bytesToFree: number): void {
+    let largest: string | undefined;
+    let most = -1;
+    for (const [cluster, list] of this.byCluster) {
+      const held = bytesToFree > 0 ? (this.clusterBytes.get(cluster) ?? 0) : list.length;
+      if (held > most) [largest, most] = [cluster, held];
+    }
+    const list = largest === undefined ? undefined : this.byCluster.get(largest);
+    if (largest === undefined || !list) return;
+    let n = 0;
+    let freed = 0;
+    while (n < list.length && (n < entriesToFree || freed < bytesToFree))
+      freed += this.forget(list[n++] as StoredEntry);
+    list.splice(0, n);
+    if (list.length === 0) {
+      this.byCluster.delete(largest);
+      this.clusterBytes.delete(largest);
+    } else this.clusterBytes.set(largest, (this.clusterBytes.get(largest) ?? 0) - freed);
+    this.compactReleased();
   }
 
   // A cluster over its budget loses its own oldest entries, down to 90 % of the budget so
@@ -379,7 +404,11 @@ export class HistoryLog {
     while (n < list.length - 1 && bytes > target) bytes -= this.forget(list[n++] as StoredEntry);
     list.splice(0, n);
     this.clusterBytes.set(cluster, bytes);
-    // The time-ordered list lets go of released entries in one pass now and then.
+    this.compactReleased();
+  }
+
+  // The time-ordered list lets go of released entries in one pass now and then.
+  private compactReleased(): void {
     if (this.released > Math.max(1_000, this.entries.length / 8)) {
       this.entries = this.entries.filter((e) => e.alive);
       this.released = 0;
