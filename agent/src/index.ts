@@ -64,6 +64,8 @@ export type { ConnectionState } from './connection/state.js';
 export { EventPublisher } from './report/publisher.js';
 export type { EventPublisherOptions, EventSink } from './report/publisher.js';
 export { natsSink } from './report/nats-sink.js';
+export { EVENT_SPOOL_FILE, readSpool } from './report/spool.js';
+export type { SpoolContents, SpooledEvent } from './report/spool.js';
 export type { NatsSinkOptions } from './report/nats-sink.js';
 
 // Cluster identity (registration with a bootstrap token, renewal)

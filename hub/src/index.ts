@@ -61,7 +61,10 @@ export { ReadAccess } from './api/access.js';
 export { CertificateAuthority, createCa, createCsr, generateKeyPem } from './identity/pki.js';
 export { IdentityAuthority } from './identity/authority.js';
 export {
+  AGENT_EVENT_KINDS,
+  AGENT_NATS_LIMITS,
   agentInboxPrefix,
+  agentPublishSubjects,
   agentUserJwt,
   createNatsAuthSetup,
   credsFile,

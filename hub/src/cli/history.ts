@@ -18,7 +18,8 @@ import type { CliIo } from './io.js';
 export const HISTORY_USAGE = `Usage: flotilla history [--cluster C] [--kind K[,K]] [--since 24h] [-o FMT]
 
 What happened, newest first: applies and apply failures, drift detected and corrected,
-health changes, and agent sessions starting and ending, within the hub's retention.
+health changes, agent sessions starting and ending, and events an agent had to drop,
+within the hub's retention.
 
 Options:
   --cluster NAME      on this cluster only
@@ -26,7 +27,7 @@ Options:
   --revision SHA      about this commit (7+ hex characters match as a prefix)
   --bundle-digest D   applies of this bundle digest only
   --kind K[,K]        applied, apply-failed, drift-detected, drift-corrected,
-                      health-changed, connected, disconnected (repeatable)
+                      health-changed, connected, disconnected, events-dropped (repeatable)
   --since DUR|TIME    from this long ago (e.g. 24h) or this ISO time
   --until DUR|TIME    up to this long ago or this ISO time
   --limit N           at most N entries (default 1000, at most 10000)

@@ -13,7 +13,7 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { credentials } from '@grpc/grpc-js';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { EVENTS_STREAM, createEvent } from '@flotilla/common';
+import { EVENTS_STREAM, EVENT_LIMITS, createEvent } from '@flotilla/common';
 import type { HubApp } from '@flotilla/hub';
 import type { AgentStreamClient } from '@flotilla/proto';
 import { loadFlotillaProto } from '@flotilla/proto';
@@ -71,11 +71,11 @@ test('oversized-health-events-of-one-cluster-never-stop-acks-for-the-fleet', { s
     await untilServing(hub);
     const rogue = await w.agent(ROGUE);
     const good = await w.agent(GOOD);
-    // The attack as found: two events of ~600 KB. The events stream may refuse them now.
+    // The attack as found: two events of ~600 KB. NATS refuses them now (over 64 KiB).
     for (const i of [1, 2]) await publishAs(rogue, 'health-changed', bogusHealth(i, 600_000));
-    // And what passes the stream: many made-up bundles, each with a 200 KB reason.
+    // And what passes: many made-up bundles, each with a 60 KB reason.
     for (let i = 3; i < 40; i++)
-      seqOf(await publishAs(rogue, 'health-changed', bogusHealth(i, 200_000)));
+      seqOf(await publishAs(rogue, 'health-changed', bogusHealth(i, 60_000)));
 
     const seq = seqOf(await publishAs(good, 'applied', goodApplied()));
     await untilAcked(w, seq, "the other cluster's applied event acked (its status saved)");
@@ -196,25 +196,25 @@ test('a-drift-flood-from-one-cluster-stays-within-its-budgets', { skip }, async 
     );
     for (let i = 0; i < 3; i++)
       await publishAs(rogue, 'drift-detected', driftOf(ROGUE, `h${i}`, huge));
-    // ... and a flood of 600 events of 200 KB each that the stream accepts.
-    const paths = huge.slice(0, 200);
-    for (let i = 0; i < 600; i++)
+    // ... and a flood of 1,500 events of 55 KB each that NATS accepts (under 64 KiB).
+    const paths = huge.slice(0, 55);
+    for (let i = 0; i < 1_500; i++)
       seqOf(await publishAs(rogue, 'drift-detected', driftOf(ROGUE, `o${i}`, paths)));
     const last = seqOf(await publishAs(good, 'drift-detected', driftOf(GOOD, 'd', ['/data/x'])));
     await untilAcked(w, last, 'the flood and the marker after it folded and saved');
     const grown = heapMiB() - before;
-    // 600 × 200 KB of paths is 120 MB; the history keeps 8 MiB of a cluster at most.
+    // 1,500 × 55 KB of paths is 82 MB; the history keeps 8 MiB of a cluster at most.
     assert.ok(grown < 40, `the hub's heap grew ${grown.toFixed(1)} MiB for the flood`);
     const kept = await history(hub, ROGUE, 1_000);
-    assert.ok(kept.length > 0 && kept.length < 600, `rogue history holds ${kept.length} entries`);
+    assert.ok(kept.length > 0 && kept.length < 1_500, `rogue history holds ${kept.length} entries`);
     assert.ok(
       kept.every((e) => e.drift.every((o) => o.fields.length <= 20)),
       'fields cut',
     );
     assert.equal((await history(hub, GOOD)).length, 4, "the other cluster's history is whole");
     const info = await (await jetstreamManager(w.hubNc)).streams.info(EVENTS_STREAM);
-    assert.equal(info.config.max_msg_size, 256 * 1024, 'the stream refuses bigger events');
-    assert.equal(info.config.max_msgs_per_subject, 10_000, 'a flood pushes out only its own');
+    assert.equal(info.config.max_msg_size, EVENT_LIMITS.eventBytes, 'the stream refuses bigger');
+    assert.equal(info.config.max_msgs_per_subject, 2_000, 'a flood pushes out only its own');
 
     await hub.stop(1_000);
     hub = w.newHub();
@@ -242,12 +242,13 @@ test('history-replay-finishes-over-big-events-left-in-the-stream', { skip }, asy
       name: EVENTS_STREAM,
       subjects: ['flotilla.events.>', 'flotilla.hub.sessions.>'],
     });
-    const rogue = await w.agent(ROGUE);
     const good = await w.agent(GOOD);
     seqOf(await publishAs(good, 'drift-detected', driftOf(GOOD, 'first', ['/data/x'])));
+    // Left by agents from before the 64 KiB payload limit (published here with the hub's
+    // own user, which has none).
     const big = Array.from({ length: 900 }, (_, i) => `/data/${i}${'k'.repeat(990)}`);
     for (let i = 0; i < 150; i++)
-      seqOf(await publishAs(rogue, 'drift-detected', driftOf(ROGUE, `big${i}`, big)));
+      seqOf(await publishAs(w.hubNc, 'drift-detected', driftOf(ROGUE, `big${i}`, big)));
     const last = seqOf(await publishAs(good, 'drift-detected', driftOf(GOOD, 'last', ['/data/x'])));
 
     hub = w.newHub();
@@ -268,7 +269,7 @@ test('history-replay-finishes-over-big-events-left-in-the-stream', { skip }, asy
     const cfg = (await jsm.streams.info(EVENTS_STREAM)).config;
     assert.equal(
       cfg.max_msg_size,
-      256 * 1024,
+      EVENT_LIMITS.eventBytes,
       'the hub added its limits to the stream an agent made',
     );
   } finally {

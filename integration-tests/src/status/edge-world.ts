@@ -40,6 +40,10 @@ export interface EdgeWorld {
   agent(cluster: string): Promise<NatsConnection>;
   /** Where the hub's durable consumer has acked up to (stream sequence). */
   ackFloor(): Promise<number>;
+  /** The NATS server (its URL and port, for clients that speak the protocol themselves). */
+  nats: TestNats;
+  /** A user JWT and seed of cluster, as the hub issues them to its agent. */
+  agentCredentials(cluster: string): { jwt: string; seed: Uint8Array };
   stop(): Promise<void>;
 }
 
@@ -50,6 +54,17 @@ export async function edgeWorld(): Promise<EdgeWorld> {
   const nats: TestNats = await startNats({ config: setup.serverConfig });
   const credsFile = join(dir, 'hub.creds');
   await writeFile(credsFile, setup.hubCreds);
+  // The system user lets the hub hear of agents' connections NATS closed over a limit.
+  const secret = async (name: string, content: string): Promise<string> => {
+    await writeFile(join(dir, name), content, { mode: 0o600 });
+    return join(dir, name);
+  };
+  const natsAuth = {
+    credsFile,
+    accountSeedFile: await secret('account.seed', setup.accountSeed),
+    systemCredsFile: await secret('system.creds', setup.systemCreds),
+    operatorSigningKeyFile: await secret('operator.seed', setup.operatorSigningSeed),
+  };
   const hubNc = await connect({
     servers: nats.url,
     authenticator: credsAuthenticator(new TextEncoder().encode(setup.hubCreds)),
@@ -59,7 +74,7 @@ export async function edgeWorld(): Promise<EdgeWorld> {
       sources: [{ name: 'fleet', url: 'https://git.invalid/fleet.git' }],
       grpc: { listen: '127.0.0.1:0' },
       http: { listen: '127.0.0.1:0' },
-      nats: { url: nats.url, credsFile },
+      nats: { url: nats.url, ...natsAuth },
       insecure: true,
       hubId: HUB_ID,
     },
@@ -68,8 +83,17 @@ export async function edgeWorld(): Promise<EdgeWorld> {
   );
   const renderer = oneBundleRenderer(new Map([GOOD, ROGUE].map((c) => [c, { env: 'prod' }])));
   const agents: NatsConnection[] = [];
+  const agentCredentials = (cluster: string) => {
+    const user = createUser();
+    return {
+      jwt: agentUserJwt(setup.accountSeed, cluster, user.getPublicKey()),
+      seed: user.getSeed(),
+    };
+  };
   return {
     hubNc,
+    nats,
+    agentCredentials,
     newHub: () =>
       new HubApp(cfg, {
         createSource: async () => new OneCommit(),
@@ -77,13 +101,10 @@ export async function edgeWorld(): Promise<EdgeWorld> {
         logger: silentLogger(),
       }),
     async agent(cluster) {
-      const user = createUser();
+      const { jwt, seed } = agentCredentials(cluster);
       const nc = await connect({
         servers: nats.url,
-        authenticator: jwtAuthenticator(
-          agentUserJwt(setup.accountSeed, cluster, user.getPublicKey()),
-          user.getSeed(),
-        ),
+        authenticator: jwtAuthenticator(jwt, seed),
         inboxPrefix: agentInboxPrefix(cluster),
       });
       agents.push(nc);
