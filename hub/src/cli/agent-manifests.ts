@@ -35,7 +35,7 @@ export const AGENT_NATS_CA_DIR = '/etc/flotilla/nats-ca';
 export const AGENT_EVENT_BUFFER_DIR = '/var/lib/flotilla-agent/events';
 /**
  * sizeLimit of the event buffer's emptyDir (64Mi): above the agent's own bound on the
- * file (agent EVENT_SPOOL_MAX_BYTES, 32 MiB, plus one compaction's copy), so the kubelet
+ * directory (a file of at most 32 MiB, plus a rewrite of at most 16 MiB), so the kubelet
  * never evicts the pod for it.
  */
 export const AGENT_EVENT_BUFFER_SIZE_LIMIT = '64Mi';

@@ -72,7 +72,7 @@ export const EVENTS_MAX_MSG_BYTES = EVENT_LIMITS.eventBytes;
  * five minutes): a flood from one cluster pushes out only its own older events of that
  * kind, never another cluster's (the stream's discard policy is "old"). Agents may
  * publish only their own cluster's subjects, one per kind (identity/nats-jwt.ts), so one
- * cluster keeps at most kinds × 2,000 × 64 KiB (625 MiB) however it floods.
+ * cluster keeps at most 6 kinds × 2,000 × 64 KiB (750 MiB) however it floods.
  */
 export const EVENTS_MAX_MSGS_PER_SUBJECT = 2_000;
 

@@ -66,6 +66,8 @@ const CHART_VALUES = [
   '--set',
   'nats.authSecretName=flotilla-nats-auth',
   '--set',
+  'nats.caConfigMapName=flotilla-nats-ca',
+  '--set',
   'sources[0].auth.secretName=fleet-git',
   '--set',
   'sources[0].name=fleet',
@@ -178,6 +180,11 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
   });
   assert.equal(cfg.insecure, false);
   assert.equal(cfg.nats.credsFile, '/etc/flotilla/nats/hub.creds');
+  assert.deepEqual(
+    [cfg.nats.url, cfg.nats.tls, cfg.nats.caFile],
+    ['tls://nats.flotilla-system.svc:4222', true, '/etc/flotilla/nats-ca/ca.crt'],
+    'NATS over TLS, verified against the CA from its ConfigMap',
+  );
   assert.equal(cfg.sources[0]?.path, '', 'no path: the repository root');
   assert.equal(cfg.prune.maxShare, 0.5, 'mass-prune safety at its default');
   // The render worker's heap stays well under the pod's 1Gi memory limit.
@@ -195,19 +202,30 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
   };
   assert.equal(dep.spec.template.spec.securityContext.runAsNonRoot, true);
   assert.equal(dep.spec.template.spec.containers[0]?.securityContext.readOnlyRootFilesystem, true);
+  const pod = dep.spec.template.spec as unknown as {
+    volumes: { name: string; configMap?: { name: string } }[];
+    containers: { volumeMounts: { name: string; mountPath: string }[] }[];
+  };
+  assert.equal(pod.volumes.find((v) => v.name === 'nats-ca')?.configMap?.name, 'flotilla-nats-ca');
+  assert.ok(
+    pod.containers[0]?.volumeMounts.some(
+      (m) => m.name === 'nats-ca' && m.mountPath === '/etc/flotilla/nats-ca',
+    ),
+  );
 });
 
 const INSTALL = {
   cluster: 'edge-eu',
   hub: 'hub.example.com:7443',
-  nats: 'nats://nats.example.com:4222',
+  nats: 'tls://nats.example.com:4222',
+  natsCaPem: '-----BEGIN CERTIFICATE-----\nnats placeholder\n-----END CERTIFICATE-----\n',
   token: 'flt.0000000000000000.placeholder',
   caPem: '-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n',
 };
 
 test('agent-manifests-cluster-wide-pass-a-server-side-dry-run', { skip: skipCluster }, async () => {
   const text = agentManifests(INSTALL);
-  assert.equal(await dryRun(text), 8);
+  assert.equal(await dryRun(text), 9, 'the NATS CA ConfigMap among them');
   assert.match(text, /readOnlyRootFilesystem: true/);
   assert.match(text, /runAsNonRoot: true/);
 });
