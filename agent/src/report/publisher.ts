@@ -67,7 +67,7 @@ interface Pending extends SpooledEvent {
 /** Buffers and publishes events in order. */
 export class EventPublisher {
   private readonly buffer: DropOldestBuffer<Pending>;
-  private readonly spool: EventSpool | undefined;
+  private spool: EventSpool | undefined;
   private readonly spoolId: string;
   private readonly maxBytes: number;
   private readonly stopping = new AbortController();
@@ -180,7 +180,7 @@ export class EventPublisher {
       );
     // The flusher writes to the file until its last publish settles.
     await this.flushing;
-    this.spool?.close();
+    this.onDisk((spool) => spool.close());
   }
 
   // Adds to the buffer (and, when `persist`, to the file), dropping the oldest beyond
@@ -193,13 +193,29 @@ export class EventPublisher {
     const old = this.buffer.push(p);
     if (old) this.forget(old, 'dropped');
     this.bytes += p.bytes;
-    if (persist) this.spool?.append(line ?? EventSpool.line(p.subject, p.event));
+    if (persist) this.onDisk((spool) => spool.append(line ?? EventSpool.line(p.subject, p.event)));
   }
 
   private forget(p: Pending, why: 'sent' | 'dropped'): void {
     this.bytes -= p.bytes;
-    if (why === 'dropped') this.spool?.droppedEvent(p.event.id);
-    else this.spool?.accepted(p.event.id);
+    this.onDisk((spool) =>
+      why === 'dropped' ? spool.droppedEvent(p.event.id) : spool.accepted(p.event.id),
+    );
+  }
+
+  // A buffer file that cannot be written (a full or lost volume) must not stop events: they
+  // wait in memory from then on, and the agent says so once.
+  private onDisk(op: (spool: EventSpool) => void): void {
+    if (!this.spool) return;
+    try {
+      op(this.spool);
+    } catch (err) {
+      this.spool = undefined;
+      this.opts.logger.error(
+        { [LogFields.err]: errorMessage(err), dir: this.opts.bufferDir },
+        'cannot write the event buffer file; events wait in memory only until the agent restarts',
+      );
+    }
   }
 
   private startFlush(): void {
@@ -267,7 +283,7 @@ export class EventPublisher {
     if (this.buffer.peek() === p) {
       this.buffer.shift();
       this.forget(p, 'sent');
-      this.spool?.compactIfNeeded(this.buffer.toArray());
+      this.onDisk((spool) => spool.compactIfNeeded(this.buffer.toArray()));
     }
     if (this.failing)
       this.opts.logger.info({ pending: this.buffer.size }, 'publishing events again');
@@ -295,7 +311,7 @@ export class EventPublisher {
       event.id,
     );
     this.reportedDrops = total;
-    this.spool?.reportedDrops(total);
+    this.onDisk((spool) => spool.reportedDrops(total));
     this.opts.logger.warn({ dropped: data.dropped, total }, 'reported dropped events to the hub');
     if (this.failing)
       this.opts.logger.info({ pending: this.buffer.size }, 'publishing events again');
