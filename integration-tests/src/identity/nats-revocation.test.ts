@@ -68,7 +68,7 @@ function connectAs(a: Agent, cluster: string): Promise<NatsConnection> {
 }
 
 async function publishes(nc: NatsConnection, cluster: string, id: string): Promise<void> {
-  await jetstream(nc).publish(`flotilla.events.${cluster}.test`, enc.encode('{}'), {
+  await jetstream(nc).publish(`flotilla.events.${cluster}.applied`, enc.encode('{}'), {
     msgID: id,
     timeout: 5_000,
   });

@@ -71,7 +71,7 @@ async function refused(creds: { connect(): Promise<NatsConnection> }): Promise<b
 }
 
 const publish = (nc: NatsConnection, name: string, id: string): Promise<unknown> =>
-  jetstream(nc).publish(`flotilla.events.${name}.test`, enc.encode('{}'), {
+  jetstream(nc).publish(`flotilla.events.${name}.applied`, enc.encode('{}'), {
     msgID: id,
     timeout: 5_000,
   });
