@@ -60,6 +60,15 @@ export const durations = {
   natsClaimsRetry: 2_000,
   /** Hub: connect and request timeout of one push of NATS account revocations (3 s). */
   natsClaimsTimeout: 3_000,
+  /** Hub: a cluster not healthy at a rollout's new revision this long after getting it has failed (10 min; spec.rollout.progressDeadline). */
+  rolloutProgressDeadline: 600_000,
+  /** Hub: status changes of clusters in a rollout are decided on together, this long after the first (50 ms). */
+  rolloutDebounce: 50,
+  /** Hub: retry saving rollout state after a failed write, growing to the max (1 s .. 30 s). */
+  rolloutSaveRetryInitial: 1_000,
+  rolloutSaveRetryMax: 30_000,
+  /** Hub: at start, how long to wait for rollout state in NATS before holding rollout bundles (10 s). */
+  rolloutRestoreWindow: 10_000,
 } as const;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -57,6 +57,10 @@ import { agentUserJwt } from './identity/nats-jwt.js';
 import { NatsRevocationPublisher } from './identity/nats-revocation.js';
 import { NatsViolationWatch } from './identity/nats-violations.js';
 import { credsAuthenticator } from '@nats-io/transport-node';
+import { RolloutController } from './rollout/controller.js';
+import { KvRolloutStore } from './rollout/store.js';
+import type { HistoryRecord } from './rollout/bundle-state.js';
+import type { RolloutPlan } from './render/types.js';
 import { readConfigFile } from './config/load.js';
 
 /** A fleet repo revision as a source hands it over (GitSource's SourceSnapshot fits). */
@@ -95,6 +99,8 @@ export interface FleetRendering {
   errors: readonly { message: string; bundle?: string | undefined; cluster?: string | undefined }[];
   /** Per cluster, what failed to render there (RenderResult.failures); nothing when absent. */
   failures?: ReadonlyMap<string, readonly RenderFailure[]>;
+  /** Rollout plan per bundle read at this revision (RenderResult.rollouts); none when absent. */
+  rollouts?: ReadonlyMap<string, RolloutPlan>;
 }
 
 /** What the hub needs from the renderer. */
@@ -163,6 +169,15 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly metrics: HubMetrics;
   private notifier: Notifier | undefined;
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly rollouts: RolloutController;
+  /** The merged head of every source's last rendering, before rollouts gate it. */
+  private head:
+    | {
+        states: Map<string, DesiredState>;
+        labels: Map<string, Record<string, string>>;
+        failures: Map<string, RenderFailureRecord[]>;
+      }
+    | undefined;
 
   constructor(
     readonly config: HubConfig,
@@ -225,6 +240,15 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       logger: this.log.child({ [LogFields.component]: 'capabilities-kv' }),
     });
     this.capabilities.onChange(() => this.scheduleRerender());
+    this.rollouts = new RolloutController({
+      store: new KvRolloutStore(() => this.nats.connection()),
+      status: this.status,
+      logger: this.log.child({ [LogFields.component]: 'rollout' }),
+      onChange: () => this.deliver(),
+      onTransitions: (records) => this.rolloutTransitions(records),
+    });
+    // Health and connection changes of clusters in a rollout move it on.
+    this.status.onTouched((cluster) => this.rollouts.statusChanged(cluster));
   }
 
   /** Current lifecycle state. */
@@ -280,6 +304,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.nats.start();
     // Before any render: a restarted hub renders with the capabilities agents reported.
     await Promise.all([this.restoreStatus(), this.restoreCapabilities()]);
+    await this.restoreRollouts();
     void this.replayHistory();
     this.notifier = notifierFromConfig(
       cfg.status.notify,
@@ -512,6 +537,32 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.rerenderTimer.unref();
   }
 
+  // Rollout state must be read before rollout bundles are sent anywhere; until it is,
+  // they are held (their clusters keep what they run) and the restore keeps retrying.
+  private async restoreRollouts(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const window = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, durations.rolloutRestoreWindow);
+    });
+    await Promise.race([this.rollouts.restore(), window]);
+    clearTimeout(timer);
+  }
+
+  // Every rollout transition is logged; the history, alerts and metrics follow in their modules.
+  private rolloutTransitions(records: readonly HistoryRecord[]): void {
+    for (const r of records.slice(0, 20))
+      this.log.info(
+        {
+          [LogFields.bundle]: r.bundle,
+          rollout: r.rollout,
+          ...(r.cluster ? { [LogFields.cluster]: r.cluster } : {}),
+          from: r.from,
+          to: r.to,
+        },
+        r.message,
+      );
+  }
+
   // The event log is rebuilt from the stream in the background: queries answer from
   // what has been replayed so far, and the live consumer adds to it meanwhile.
   private async replayHistory(): Promise<void> {
@@ -568,13 +619,16 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   }
 
   // Merges every source's rendering; a cluster declared by two sources keeps the first.
+  // The merged head goes to the rollout controller, and is delivered gated by it.
   private publish(): void {
     const states = new Map<string, DesiredState>();
     const labels = new Map<string, Record<string, string>>();
     const failures = new Map<string, RenderFailureRecord[]>();
+    const plans = new Map<string, RolloutPlan>();
     for (const entry of this.sources) {
       const { rendering, source } = entry;
       if (!rendering) continue;
+      for (const [bundle, plan] of rendering.rollouts ?? []) plans.set(bundle, plan);
       for (const [name, l] of rendering.labels) {
         if (labels.has(name)) {
           this.log.warn(
@@ -590,16 +644,30 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         if (failed.length > 0) failures.set(name, failed);
       }
     }
+    this.head = { states, labels, failures };
+    this.rollouts.setHead(states, plans);
+    this.deliver();
+  }
+
+  // The head as rollouts admit it goes to the desired-state store (and so to agents),
+  // and to status, which tells the head from what each cluster is held at.
+  private deliver(): void {
+    const head = this.head;
+    if (!head) return;
+    const gated = this.rollouts.gate(head.states);
+    const states = gated.states;
     const changed = this.desired.replace(states);
+    this.rollouts.delivered(states);
     this.stream?.rendered();
-    const fleet: FleetEntry[] = [...labels].map(([name, l]) => {
+    const fleet: FleetEntry[] = [...head.labels].map(([name, l]) => {
       const s = states.get(name);
       const bundles = s?.bundles.map((b) => ({ name: b.name, digest: b.digest }));
       return {
         name,
         labels: l,
         desired: s ? { revision: s.revision, digest: s.digest, bundles } : undefined,
-        renderFailures: failures.get(name) ?? [],
+        renderFailures: head.failures.get(name) ?? [],
+        rolloutHolds: gated.holds.get(name) ?? [],
       };
     });
     const fresh = this.status.setFleet(fleet);
@@ -607,10 +675,13 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     if (this.notifier) for (const a of renderFailureAlerts(fresh)) this.notifier.alert(a);
     if (fresh.length > 0)
       this.log.warn(
-        { failures: fresh.length, clusters: failures.size },
+        { failures: fresh.length, clusters: head.failures.size },
         'bundles failed to render: their clusters are Failed',
       );
-    this.log.info({ clusters: fleet.length, changed: changed.length }, 'desired states updated');
+    this.log.info(
+      { clusters: fleet.length, changed: changed.length, held: gated.holds.size },
+      'desired states updated',
+    );
     for (const name of changed.slice(0, 5)) {
       const s = states.get(name);
       this.log.debug(
@@ -677,6 +748,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     clearTimeout(this.rerenderTimer);
     await step('events consumer', () => this.events.stop());
     await step('notifier', () => this.notifier?.stop());
+    await step('rollouts', () => this.rollouts.stop());
     await step('status persistence', () => this.persistence.stop());
     await step('capabilities persistence', () => this.capabilitiesKv.stop());
     await step('NATS revocation', () => this.natsRevocation?.stop());
@@ -768,6 +840,7 @@ export function sourceRenderers(
         labels,
         errors: result.errors,
         failures: result.failures,
+        rollouts: result.rollouts,
       };
     },
   };

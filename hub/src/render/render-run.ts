@@ -16,6 +16,7 @@ import { helmInvocation, helmKey, prepareHelm, prepareKustomize } from './tool-s
 import type { HelmInvocation } from './tool-sources.js';
 import type { ToolRunner } from './tools.js';
 import { resolveVariable } from './vars.js';
+import { stageGroups } from './rollout-spec.js';
 import type { VarScope } from './vars.js';
 import type { RenderError, RenderStats } from './types.js';
 
@@ -178,6 +179,13 @@ export class RenderRun {
           file,
           line: missing.line,
         },
+      );
+    }
+    const stage = stageGroups(def.rollout).find((g) => !groups.has(g.group));
+    if (stage) {
+      return new ValidationError(
+        `spec.rollout.stages[${stage.index}].clusterGroup "${stage.group}" is not a valid cluster group (no readable clusterGroups/${stage.group}.yaml)`,
+        { file, line: stage.line },
       );
     }
     let paths: string[];

@@ -25,13 +25,20 @@ import type { RenderLimits } from './limits.js';
 import { RenderRun, scopeOf } from './render-run.js';
 import type { Cached, RenderCaches } from './render-run.js';
 import { matchTarget } from './spec.js';
+import { stageSelects, strategyOf } from './rollout-spec.js';
 import type { BundleDef, ClusterDef, ClusterGroupDef } from './spec.js';
 import { ExecToolRunner } from './tools.js';
 import type { ToolRunner } from './tools.js';
 import { SopsDecrypter } from './sops.js';
 import type { SecretDecrypter } from './sops.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
-import type { RenderInputs, RenderOptions, RenderResult, RenderStats } from './types.js';
+import type {
+  RenderInputs,
+  RenderOptions,
+  RenderResult,
+  RenderStats,
+  RolloutPlan,
+} from './types.js';
 
 /** Keeps caches between renders; call render() with each new snapshot. */
 export class FleetRenderer {
@@ -146,6 +153,7 @@ export class FleetRenderer {
       pausedClusters: [],
       brokenClusters: [],
       failures: new Map(),
+      rollouts: rolloutPlans(bundles, clusters, groups),
       stats,
     };
     const nextPrevious = new Map<string, Map<string, RenderedBundle>>();
@@ -325,6 +333,42 @@ export class FleetRenderer {
       decrypted: this.decrypted,
     };
   }
+}
+
+/**
+ * Per bundle read at this revision, its strategy and the stage of every cluster it
+ * targets (paused ones included): the first stage that selects it, else the implicit
+ * last one, so a targeted cluster is never left out of a rollout.
+ */
+function rolloutPlans(
+  bundles: ReadonlyMap<string, PreparedBundle | undefined>,
+  clusters: ReadonlyMap<string, ClusterDef>,
+  groups: ReadonlyMap<string, ClusterGroupDef>,
+): Map<string, RolloutPlan> {
+  const out = new Map<string, RolloutPlan>();
+  for (const [name, b] of bundles) {
+    if (!b) continue;
+    const def = b.def.rollout;
+    const stageOf = new Map<string, number>();
+    const paused: string[] = [];
+    if (def) {
+      for (const c of clusters.values()) {
+        const target = matchTarget(b.def, c, groups);
+        if (!target || target.doNotDeploy) continue;
+        const i = def.stages.findIndex((s) => stageSelects(s, c, groups));
+        stageOf.set(c.name, i < 0 ? def.stages.length : i);
+        if (c.paused) paused.push(c.name);
+      }
+    }
+    const implicitUsed = def !== undefined && [...stageOf.values()].includes(def.stages.length);
+    out.set(name, {
+      bundle: name,
+      strategy: def ? strategyOf(def, implicitUsed) : undefined,
+      stageOf,
+      paused,
+    });
+  }
+  return out;
 }
 
 /** Renders once with a fresh renderer (no caches kept): for the CLI and tests. */

@@ -14,6 +14,8 @@ import type { DeclaredCapabilities } from './capabilities.js';
 import { parseHelm, parseTarget, readNamespace, readSelector, readVars } from './target-spec.js';
 import type { HelmOverrides, TargetDef } from './target-spec.js';
 import { FieldReader, parseSpecDocument } from './yaml-spec.js';
+import { parseRollout } from './rollout-spec.js';
+import type { RolloutDef } from './rollout-spec.js';
 
 export type { TargetDef } from './target-spec.js';
 
@@ -61,6 +63,8 @@ export interface BundleDef {
   namespaceAnnotations: Readonly<Record<string, string>>;
   /** spec.dependsOn: bundles applied and healthy on a cluster before this one (default none). */
   dependsOn: DependencyRef[];
+  /** spec.rollout: new revisions go out stage by stage (default undefined: to every cluster at once). */
+  rollout: RolloutDef | undefined;
 }
 
 function header(r: FieldReader, kind: string, expectedName: string): FieldReader {
@@ -162,6 +166,7 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
     'namespaceLabels',
     'namespaceAnnotations',
     'dependsOn',
+    'rollout',
   ]);
   const bundleDir = posix.dirname(file);
   const repoPath = (r: FieldReader, key: string, rel: string): string =>
@@ -180,6 +185,7 @@ export function parseBundle(text: string, file: string, name: string): BundleDef
     substitute: spec.bool('substitute') ?? false,
     ...parseNamespaceFields(spec),
     dependsOn: readDependsOn(spec, name),
+    rollout: rolloutOf(spec),
   };
 }
 
@@ -199,6 +205,11 @@ function parseNamespaceFields(spec: FieldReader): NamespaceFields {
       spec.fail([key], `spec.${key} has no effect with spec.createNamespace: false`);
   }
   return { createNamespace, namespaceLabels, namespaceAnnotations };
+}
+
+function rolloutOf(spec: FieldReader): RolloutDef | undefined {
+  const r = spec.child('rollout');
+  return r ? parseRollout(r) : undefined;
 }
 
 type SourceFields = Pick<BundleDef, 'sourceType' | 'sourceDir' | 'helm'>;

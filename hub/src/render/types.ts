@@ -69,6 +69,11 @@ export interface RenderResult {
    * cluster had it (docs/fleet-repo.md).
    */
   failures: Map<string, RenderFailure[]>;
+  /**
+   * Rollout plan of every bundle whose bundle.yaml was read at this revision (strategy
+   * undefined when it has none); a broken bundle has no entry, so its last plan holds.
+   */
+  rollouts: Map<string, RolloutPlan>;
   stats: RenderStats;
 }
 
@@ -128,3 +133,52 @@ export interface RenderInputs {
 
 /** Default of RenderOptions.maxClusterBytes: 16 MiB. */
 export const DEFAULT_MAX_CLUSTER_BYTES = 16 * 1024 * 1024;
+
+/** A stage limit: a number of clusters, or a share of the stage's clusters. */
+export type Amount = { count: number } | { percent: number };
+
+/** A UTC time window in which a stage may start updating clusters. */
+export interface TimeWindow {
+  /** Days of the week, 0 = Sunday … 6 = Saturday. */
+  days: number[];
+  /** Minutes after midnight UTC the window opens (inclusive) and closes (exclusive). */
+  startMinute: number;
+  endMinute: number;
+}
+
+/** One stage of a rollout strategy, as the controller runs it. */
+export interface StagePolicy {
+  name: string;
+  /** Clusters updating at once (default 100 %: every cluster of the stage). */
+  maxConcurrent: Amount;
+  /** Clusters that may fail before the rollout stops (default 0). */
+  maxFailures: Amount;
+  /** How long every cluster of the stage must stay healthy before the next stage starts (default 0). */
+  soakMs: number;
+  /** The stage waits for `flotilla rollout approve` before it updates anyone (default false). */
+  approval: boolean;
+  /** When set, clusters are only started inside one of these windows. */
+  windows: TimeWindow[];
+  /** The stage of targeted clusters no declared stage selects. */
+  implicit?: boolean;
+}
+
+/** A bundle's spec.rollout, compiled. */
+export interface RolloutStrategy {
+  stages: StagePolicy[];
+  /** A cluster not healthy at the new revision this long after it got it counts as failed (default 10 min). */
+  progressDeadlineMs: number;
+  /** What a failed stage does: stop where it is, or put back what was healthy (default halt). */
+  onFailure: 'halt' | 'rollback';
+}
+
+/** A bundle's rollout strategy and which stage each targeted cluster is in. */
+export interface RolloutPlan {
+  bundle: string;
+  /** The strategy; undefined when the bundle has no spec.rollout (it is deployed at once). */
+  strategy: RolloutStrategy | undefined;
+  /** Targeted cluster → index of its stage in strategy.stages. */
+  stageOf: Map<string, number>;
+  /** Targeted clusters whose spec.paused is true. */
+  paused: string[];
+}

@@ -4,6 +4,8 @@ import type { BundleFacts, BundleStatus, ClusterRecord, ClusterState } from './m
 import { emptyFacts } from './model.js';
 import { renderFailureFor, renderFailureReason } from './render-failures.js';
 import type { RenderFailureRecord } from './render-failures.js';
+import { holdText } from './rollout-holds.js';
+import type { RolloutHoldRecord } from './rollout-holds.js';
 
 /** What a user sees for one bundle on one cluster. */
 export type DeploymentState =
@@ -61,8 +63,13 @@ export interface BundleDeployment {
   lastTransition: string | null;
   /** Why the bundle did not render for this cluster at the desired revision; null when it did (absent from older hubs). */
   renderFailure?: RenderFailureRecord | null;
-  /** Only in state Waiting: the bundle it waits for (dependsOn), or the hook ("pre-install hook Job/ns/name"). */
+  /**
+   * Only in state Waiting: the bundle it waits for (dependsOn), the hook ("pre-install hook
+   * Job/ns/name"), or the rollout holding it ("rollout web@1a2b3c4d5e6f-2").
+   */
   waitingFor?: string;
+  /** The rollout keeping this deployment at an older rendering than the fleet head; null when none. */
+  rolloutHold?: RolloutHoldRecord | null;
 }
 
 /** A bundle across the fleet: how many clusters it targets and how many are in each state. */
@@ -103,6 +110,19 @@ function stateOf(
   return { state: 'Ready', reason: '' };
 }
 
+// A deployment running what its rollout admits (or nothing yet, when it admits nothing)
+// waits for the rollout rather than being done.
+function heldState(
+  base: { state: DeploymentState; reason: string },
+  hold: RolloutHoldRecord | undefined,
+  want: string,
+): { state: DeploymentState; reason: string } {
+  if (!hold) return base;
+  if (base.state === 'Ready' || (want === '' && base.state === 'OutOfSync'))
+    return { state: 'Waiting', reason: holdText(hold) };
+  return base;
+}
+
 const NO_FACTS = emptyFacts();
 
 type Slot = {
@@ -111,6 +131,7 @@ type Slot = {
   have: BundleStatus | undefined;
   facts: BundleFacts;
   failure: RenderFailureRecord | undefined;
+  hold: RolloutHoldRecord | undefined;
 };
 
 // Every desired bundle, plus applied bundles no longer desired, plus bundles that failed
@@ -126,12 +147,15 @@ function slotsOf(rec: ClusterRecord, only?: string): Slot[] {
       : rec.bundles.map((b) => b.name);
   for (const f of rec.renderFailures ?? [])
     if (f.bundle && !all.includes(f.bundle)) all.push(f.bundle);
+  // A bundle a rollout has not brought here yet is a deployment too: Waiting.
+  for (const h of rec.rolloutHolds ?? []) if (!all.includes(h.bundle)) all.push(h.bundle);
   const names = only === undefined ? all : all.filter((n) => n === only);
   return names.map((name) => {
     const have = findApplied(name);
     const want = desired.find((b) => b.name === name)?.digest ?? have?.digest ?? '';
     const failure = renderFailureFor(rec.renderFailures, name);
-    return { name, want, have, facts: rec.bundleFacts?.[name] ?? NO_FACTS, failure };
+    const hold = rec.rolloutHolds?.find((h) => h.bundle === name);
+    return { name, want, have, facts: rec.bundleFacts?.[name] ?? NO_FACTS, failure, hold };
   });
 }
 
@@ -145,8 +169,12 @@ export function deploymentsOf(
   only?: string,
 ): BundleDeployment[] {
   const out: BundleDeployment[] = [];
-  for (const { name, want, have, facts, failure } of slotsOf(rec, only)) {
-    const { state, reason } = stateOf(clusterState, want, have, facts, failure);
+  for (const { name, want, have, facts, failure, hold } of slotsOf(rec, only)) {
+    const { state, reason } = heldState(
+      stateOf(clusterState, want, have, facts, failure),
+      hold,
+      want,
+    );
     out.push({
       bundle: name,
       cluster: rec.name,
@@ -170,7 +198,10 @@ export function deploymentsOf(
         ? new Date(facts.lastTransitionMs).toISOString()
         : null,
       renderFailure: failure ? { ...failure } : null,
-      ...(state === 'Waiting' ? { waitingFor: have?.waiting?.for ?? '' } : {}),
+      ...(state === 'Waiting'
+        ? { waitingFor: have?.waiting?.for ?? (hold ? `rollout ${hold.rollout}` : '') }
+        : {}),
+      rolloutHold: hold ? { ...hold } : null,
     });
   }
   return out.sort((a, b) => (a.bundle < b.bundle ? -1 : a.bundle > b.bundle ? 1 : 0));
@@ -182,14 +213,14 @@ export function countDeployments(
   clusterState: ClusterState,
   by: Map<string, BundleSummary>,
 ): void {
-  for (const { name, want, have, facts, failure } of slotsOf(rec)) {
+  for (const { name, want, have, facts, failure, hold } of slotsOf(rec)) {
     let s = by.get(name);
     if (!s) {
       s = { name, clusters: 0, states: zeroStates() };
       by.set(name, s);
     }
     s.clusters++;
-    s.states[stateOf(clusterState, want, have, facts, failure).state]++;
+    s.states[heldState(stateOf(clusterState, want, have, facts, failure), hold, want).state]++;
   }
 }
 

@@ -12,6 +12,8 @@ import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
 import { ClusterJsonCache } from './cluster-json.js';
 import { newRenderFailures, sameRenderFailures } from './render-failures.js';
+import { MAX_ROLLOUT_HOLDS, sameHolds } from './rollout-holds.js';
+import type { RolloutHoldRecord } from './rollout-holds.js';
 import type { NewRenderFailure, RenderFailureRecord } from './render-failures.js';
 import { shrinkRecord } from './record-budget.js';
 import { applySessionFacts, isSessionKind, readSession } from './session-events.js';
@@ -33,6 +35,8 @@ export interface FleetEntry {
     { revision: string; digest: string; bundles?: { name: string; digest: string }[] } | undefined;
   /** What failed to render for it at the last render (none when absent). */
   renderFailures?: readonly RenderFailureRecord[];
+  /** Bundles rollouts keep from the head rendering there (none when absent). */
+  rolloutHolds?: readonly RolloutHoldRecord[];
 }
 
 /** Told about every cluster whose status changed, with its state before (undefined when first seen). */
@@ -118,6 +122,7 @@ export class FleetStatus implements SessionObserver {
   private readonly listeners = new Set<StatusListener>();
   private readonly driftListeners = new Set<DriftListener>();
   private readonly cutListeners = new Set<CutNoteListener>();
+  private readonly touchListeners = new Set<(cluster: string) => void>();
   private readonly lastState = new Map<string, ClusterState>();
   private readonly pending = new Set<string>();
   private notifyScheduled = false;
@@ -141,6 +146,7 @@ export class FleetStatus implements SessionObserver {
   private touch(name: string): void {
     this.stamps.set(name, (this.stamps.get(name) ?? 0) + 1);
     this.dirty.add(name);
+    for (const l of this.touchListeners) l(name);
     if (this.listeners.size === 0) return;
     this.pending.add(name);
     if (!this.notifyScheduled) {
@@ -181,6 +187,15 @@ export class FleetStatus implements SessionObserver {
         this.lastState.set(name, this.get(rec.name)?.state ?? 'Pending');
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Calls listener with the cluster's name on every change of its record, at once and
+   * without building a view (cheap enough for the ingest path); returns an unsubscribe function.
+   */
+  onTouched(listener: (cluster: string) => void): () => void {
+    this.touchListeners.add(listener);
+    return () => this.touchListeners.delete(listener);
   }
 
   /** Calls listener on every new drift event; returns an unsubscribe function. */
@@ -306,18 +321,22 @@ export class FleetStatus implements SessionObserver {
       const revision = e.desired?.revision ?? '';
       const digest = e.desired?.digest ?? '';
       const failures = e.renderFailures ?? [];
+      const holds = (e.rolloutHolds ?? []).slice(0, MAX_ROLLOUT_HOLDS);
       // Every render lists every cluster: only real changes are persisted.
       if (
         rec.inFleet &&
         rec.desiredRevision === revision &&
         rec.desiredDigest === digest &&
         sameLabels(rec.labels, e.labels) &&
-        sameRenderFailures(rec.renderFailures, failures)
+        sameRenderFailures(rec.renderFailures, failures) &&
+        sameHolds(rec.rolloutHolds, holds)
       )
         continue;
       fresh.push(...newRenderFailures(e.name, rec.renderFailures, failures));
       if (failures.length > 0) rec.renderFailures = failures.map((f) => ({ ...f }));
       else delete rec.renderFailures;
+      if (holds.length > 0) rec.rolloutHolds = holds.map((h) => ({ ...h }));
+      else delete rec.rolloutHolds;
       rec.inFleet = true;
       rec.labels = { ...e.labels };
       rec.desiredRevision = revision;
@@ -335,6 +354,7 @@ export class FleetStatus implements SessionObserver {
       rec.desiredRevision = '';
       rec.desiredDigest = '';
       delete rec.renderFailures;
+      delete rec.rolloutHolds;
       this.touch(rec.name);
     }
     return fresh;
@@ -504,6 +524,23 @@ export class FleetStatus implements SessionObserver {
     if (!foldHealthFacts(rec, f, h, Date.parse(event.time))) return 'stale';
     this.touch(rec.name);
     return 'folded';
+  }
+
+  /** A bundle's health on a cluster, for the rollout controller; undefined for an unknown cluster. */
+  bundleHealth(
+    cluster: string,
+    bundle: string,
+  ): { offline: boolean; health: string; healthDigest: string; healthReason: string } | undefined {
+    const rec = this.records.get(cluster);
+    if (!rec) return undefined;
+    const state = stateOf(rec, this.now(), this.opts.offlineAfterMs, true).state;
+    const f = rec.bundleFacts?.[bundle];
+    return {
+      offline: state === 'Offline' || state === 'Pending',
+      health: f?.health ?? '',
+      healthDigest: f?.healthDigest ?? '',
+      healthReason: f?.healthReason ?? '',
+    };
   }
 
   /** Deployments (bundle × cluster) matching filter, sorted by bundle then cluster. */

@@ -5,9 +5,12 @@ import type { BundleApplyResult } from '@flotilla/common';
 import { durations } from '@flotilla/common';
 import { clusterRenderMessage } from './render-failures.js';
 import type { RenderFailureRecord } from './render-failures.js';
+import { clusterHoldMessage } from './rollout-holds.js';
+import type { RolloutHoldRecord } from './rollout-holds.js';
 
 /** What a user sees for a cluster. */
-export type ClusterState = 'Pending' | 'Progressing' | 'Ready' | 'OutOfSync' | 'Failed' | 'Offline';
+export type ClusterState =
+  'Pending' | 'Progressing' | 'Ready' | 'Waiting' | 'OutOfSync' | 'Failed' | 'Offline';
 
 /** Outcome of one apply as reported by an ack or an event; waiting: nothing failed, some bundle waits (dependsOn, a Helm hook). */
 export type ApplyResult = 'applied' | 'partial' | 'failed' | 'waiting';
@@ -62,6 +65,8 @@ export interface ClusterRecord {
   lastDisconnectReason?: string;
   /** What failed to render for this cluster at the last render (absent when nothing did). */
   renderFailures?: RenderFailureRecord[];
+  /** Bundles rollouts keep from the head rendering here (absent when none). */
+  rolloutHolds?: RolloutHoldRecord[];
   /** When and why the hub last kept less of this cluster than its agent sent (absent: never). */
   degraded?: DegradedNote;
 }
@@ -146,6 +151,11 @@ export interface ClusterStatus {
   degraded?: string;
   /** ISO time the hub last cut this cluster's input or could not save its status, or null. */
   lastDegraded?: string | null;
+  /**
+   * Bundles rollouts keep from the fleet head here ([] when none): the cluster runs an
+   * older rendering of them than the newest commit, and is Waiting once it runs it.
+   */
+  rolloutHolds?: RolloutHoldRecord[];
 }
 
 /** A record for a cluster seen for the first time. */
@@ -228,7 +238,12 @@ export function stateOf(
   if (attempt && attempt.digest === rec.desiredDigest && attempt.result !== 'applied') {
     return { state: 'Failed', message: attempt.message || `apply ${attempt.result}` };
   }
-  if (rec.appliedDigest === rec.desiredDigest) return { state: 'Ready', message: '' };
+  if (rec.appliedDigest === rec.desiredDigest) {
+    // At what its rollouts admit, but behind the head: held, not done.
+    if (rec.rolloutHolds && rec.rolloutHolds.length > 0)
+      return { state: 'Waiting', message: clusterHoldMessage(rec.rolloutHolds) };
+    return { state: 'Ready', message: '' };
+  }
   if (rec.connected)
     return {
       state: 'Progressing',
@@ -270,5 +285,6 @@ export function viewOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number
     renderFailures: (rec.renderFailures ?? []).map((f) => ({ ...f })),
     degraded: degradedOf(rec, nowMs),
     lastDegraded: rec.degraded ? new Date(rec.degraded.atMs).toISOString() : null,
+    rolloutHolds: (rec.rolloutHolds ?? []).map((h) => ({ ...h })),
   };
 }

@@ -1,0 +1,414 @@
+// The rollout controller: sits between render and the desired-state store. It keeps, per
+// bundle with a strategy, which rendering each cluster is sent (bundle-state.ts), decides
+// on every render, status change, deadline and action (reconcile.ts → machine.ts), and
+// saves each decision in JetStream KV before anyone acts on it: a cluster is sent a new
+// rendering only once the state saying so is durable, so a hub killed at any point
+// resumes where it was, never updating a cluster twice for one step nor skipping one.
+// Decisions run one at a time, in order; the hub delivers gated states (gate.ts) after
+// each committed decision.
+import type { BundleDesiredState, DesiredState, Logger } from '@flotilla/common';
+import { Backoff, LogFields, NotFoundError, durations, errorMessage } from '@flotilla/common';
+import type { RolloutPlan } from '../render/types.js';
+import { referencedDigests } from './bundle-state.js';
+import type { BundleState, HistoryRecord } from './bundle-state.js';
+import { gateStates } from './gate.js';
+import type { Gated } from './gate.js';
+import type { RolloutAction } from './machine.js';
+import type { ClusterObservation } from './model.js';
+import { advanceBundle } from './reconcile.js';
+import type { Advance, BundleHead } from './reconcile.js';
+import type { RolloutStore } from './store.js';
+import { rolloutSummary, rolloutView } from './view.js';
+import type { RolloutSummary, RolloutView } from './view.js';
+
+/** A bundle's health on a cluster as fleet status knows it (FleetStatus.bundleHealth). */
+export interface BundleHealthFact {
+  /** The cluster is offline or has never connected. */
+  offline: boolean;
+  /** Ready, Progressing, Degraded, Failed, or "" when never reported. */
+  health: string;
+  /** Desired-state digest the health is about ("" when unknown). */
+  healthDigest: string;
+  healthReason: string;
+}
+
+/** What the controller reads from fleet status. */
+export interface RolloutStatusSource {
+  bundleHealth(cluster: string, bundle: string): BundleHealthFact | undefined;
+}
+
+/** Options of RolloutController. */
+export interface RolloutControllerOptions {
+  store: RolloutStore;
+  status: RolloutStatusSource;
+  logger: Logger;
+  /** Called after every committed decision: deliver gated states again. */
+  onChange: () => void;
+  /** Called with the transitions of every committed decision (history, alerts, metrics). */
+  onTransitions?: (records: readonly HistoryRecord[]) => void;
+  now?: () => number;
+  /** Debounce of status changes (default durations.rolloutDebounce). */
+  debounceMs?: number;
+}
+
+/** Lifecycle of the controller. */
+export type ControllerState = 'restoring' | 'running' | 'stopped';
+
+/** Sent states remembered per cluster, to tell which bundle rendering a health report is about (4). */
+const SENT_KEPT = 4;
+
+/** The rollout controller of a hub. */
+export class RolloutController {
+  private stateValue: ControllerState = 'restoring';
+  private committed = new Map<string, BundleState>();
+  private readonly renderings = new Map<string, BundleDesiredState>();
+  private readonly stored = new Set<string>();
+  private head = new Map<string, DesiredState>();
+  private plans = new Map<string, RolloutPlan>();
+  private headChanged = false;
+  /** Per cluster, the last few states sent: digest → the bundles' digests in it. */
+  private readonly sent = new Map<
+    string,
+    { digest: string; bundles: Map<string, BundleDesiredState> }[]
+  >();
+  private settled = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
+  private watched = new Set<string>();
+  private readonly backoff = new Backoff({
+    initialMs: durations.rolloutSaveRetryInitial,
+    maxMs: durations.rolloutSaveRetryMax,
+  });
+  private readonly now: () => number;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: RolloutControllerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.log = opts.logger;
+  }
+
+  /** Current lifecycle state. */
+  get state(): ControllerState {
+    return this.stateValue;
+  }
+
+  /**
+   * Reads saved rollout state and the renderings it refers to. Until it succeeds, bundles
+   * with a strategy are held (their clusters keep what they run); it retries by itself.
+   */
+  async restore(): Promise<void> {
+    try {
+      const states = await this.opts.store.loadStates();
+      const digests = new Set<string>();
+      for (const s of states) for (const d of referencedDigests(s)) digests.add(d);
+      for (const d of await this.opts.store.renderingDigests()) this.stored.add(d);
+      const found = await this.opts.store.loadRenderings([...digests]);
+      for (const [d, r] of found) this.renderings.set(d, r);
+      const lost = [...digests].filter((d) => !found.has(d));
+      if (lost.length > 0)
+        this.log.warn(
+          { renderings: lost.length },
+          'saved renderings are missing: clusters that should run them are held',
+        );
+      this.committed = new Map(states.map((s) => [s.bundle, s]));
+      if (this.stateValue === 'stopped') return;
+      this.stateValue = 'running';
+      this.backoff.reset();
+      this.log.info({ bundles: states.length, renderings: found.size }, 'rollout state restored');
+    } catch (err) {
+      if (this.stateValue === 'stopped') return;
+      const delay = this.backoff.next();
+      this.log.warn(
+        { err: errorMessage(err), retryInMs: delay },
+        'reading rollout state failed: rollout bundles are held until it succeeds',
+      );
+      this.timer = setTimeout(() => void this.restore(), delay);
+      this.timer.unref();
+      return;
+    }
+    this.schedule(0);
+    this.opts.onChange();
+  }
+
+  /** Stops timers; decisions in progress finish, nothing new starts. */
+  async stop(): Promise<void> {
+    this.stateValue = 'stopped';
+    clearTimeout(this.timer);
+    await this.queue;
+  }
+
+  /** The newest render's states and plans (merged over sources); a decision follows. */
+  setHead(
+    states: ReadonlyMap<string, DesiredState>,
+    plans: ReadonlyMap<string, RolloutPlan>,
+  ): void {
+    this.head = new Map(states);
+    for (const [b, p] of plans) this.plans.set(b, p);
+    this.headChanged = true;
+    this.schedule(0);
+  }
+
+  /** The states to deliver now: the head, gated by committed rollout state. */
+  gate(states: ReadonlyMap<string, DesiredState>): Gated {
+    const strategyBundles = new Set<string>();
+    for (const [b, p] of this.plans) if (p.strategy) strategyBundles.add(b);
+    for (const b of this.committed.keys()) if (!this.plans.has(b)) strategyBundles.add(b);
+    const gated = gateStates(states, {
+      bundles: this.committed,
+      strategyBundles,
+      restored: this.stateValue !== 'restoring',
+      baselineFromHead: !this.settled,
+      rendering: (d) => this.renderings.get(d),
+      lastSent: (c, b) => this.sent.get(c)?.[0]?.bundles.get(b),
+    });
+    if (gated.missing.length > 0)
+      this.log.error(
+        { renderings: gated.missing.length },
+        'renderings a rollout needs are missing: their bundles are held on those clusters',
+      );
+    return gated;
+  }
+
+  /** Records what was delivered, to tell which rendering later health reports are about. */
+  delivered(states: ReadonlyMap<string, DesiredState>): void {
+    for (const [cluster, s] of states) {
+      const list = this.sent.get(cluster) ?? [];
+      if (list[0]?.digest === s.digest) continue;
+      list.unshift({ digest: s.digest, bundles: new Map(s.bundles.map((b) => [b.name, b])) });
+      list.length = Math.min(list.length, SENT_KEPT);
+      this.sent.set(cluster, list);
+    }
+    for (const cluster of this.sent.keys()) if (!states.has(cluster)) this.sent.delete(cluster);
+  }
+
+  /** Fleet status changed for a cluster: decide again soon when a rollout watches it. */
+  statusChanged(cluster: string): void {
+    if (this.watched.has(cluster)) this.schedule(this.opts.debounceMs ?? durations.rolloutDebounce);
+  }
+
+  /** Applies a person's action to a bundle's rollout; resolves with the rollout after it. */
+  act(bundle: string, action: RolloutAction, by: string): Promise<RolloutView> {
+    return this.enqueue(async () => {
+      if (this.stateValue === 'restoring')
+        throw new NotFoundError('rollout state (not restored yet) of bundle', bundle);
+      const prev = this.committed.get(bundle);
+      if (!prev?.rollout) throw new NotFoundError('rollout of bundle', bundle);
+      const adv = advanceBundle(prev, undefined, this.context(bundle), { type: action, by });
+      await this.commit(new Map([[bundle, adv]]));
+      this.log.info(
+        { [LogFields.bundle]: bundle, action, by, phase: adv.state?.rollout?.phase },
+        'rollout action',
+      );
+      return rolloutView(adv.state?.rollout ?? prev.rollout, this.now());
+    });
+  }
+
+  /** Decides now, after whatever is queued; resolves once the decision is committed (or failed). */
+  decide(): Promise<void> {
+    return this.enqueue(() => this.run());
+  }
+
+  /** Every bundle's latest rollout, by bundle. */
+  list(): RolloutSummary[] {
+    return [...this.committed.values()]
+      .filter((s) => s.rollout !== undefined)
+      .sort((a, b) => (a.bundle < b.bundle ? -1 : 1))
+      .map((s) => rolloutSummary(s.rollout as NonNullable<BundleState['rollout']>));
+  }
+
+  /** A bundle's latest rollout, or undefined. */
+  get(bundle: string): RolloutView | undefined {
+    const r = this.committed.get(bundle)?.rollout;
+    return r ? rolloutView(r, this.now()) : undefined;
+  }
+
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stateValue === 'stopped') return;
+    const at = this.now() + delayMs;
+    if (this.timer && this.timerAt <= at) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.enqueue(() => this.run());
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  // One decision over every bundle with a strategy (or saved state).
+  private async run(): Promise<void> {
+    if (this.stateValue !== 'running') return;
+    const withHead = this.headChanged;
+    this.headChanged = false;
+    const heads = withHead ? this.bundleHeads() : new Map<string, BundleHead>();
+    const names = new Set([...this.committed.keys(), ...heads.keys()]);
+    const out = new Map<string, Advance>();
+    let wake: number | undefined;
+    for (const bundle of names) {
+      const adv = advanceBundle(
+        this.committed.get(bundle),
+        heads.get(bundle),
+        this.context(bundle),
+      );
+      if (adv.changed) out.set(bundle, adv);
+      if (adv.wakeMs !== undefined && (wake === undefined || adv.wakeMs < wake)) wake = adv.wakeMs;
+    }
+    try {
+      await this.commit(out);
+      this.backoff.reset();
+      if (withHead) this.settled = true;
+    } catch (err) {
+      if (withHead) this.headChanged = true;
+      const delay = this.backoff.next();
+      this.log.warn(
+        { err: errorMessage(err), retryInMs: delay },
+        'saving rollout state failed: nothing moves until it is saved',
+      );
+      this.schedule(delay);
+      return;
+    }
+    if (wake !== undefined) this.schedule(Math.max(0, wake - this.now()));
+  }
+
+  // The head per bundle with a strategy: digest per cluster, and the clusters holding it.
+  private bundleHeads(): Map<string, BundleHead> {
+    const out = new Map<string, BundleHead>();
+    const names = new Set([...this.committed.keys()]);
+    for (const [b, p] of this.plans) if (p.strategy || this.committed.has(b)) names.add(b);
+    let revision = '';
+    const digests = new Map<string, Map<string, string>>();
+    const held = new Map<string, Set<string>>();
+    for (const b of names) {
+      digests.set(b, new Map());
+      held.set(b, new Set());
+    }
+    for (const [cluster, s] of this.head) {
+      revision ||= s.revision;
+      for (const b of s.bundles) digests.get(b.name)?.set(cluster, b.digest);
+      for (const h of s.held ?? []) held.get(h)?.add(cluster);
+    }
+    for (const b of names)
+      out.set(b, {
+        bundle: b,
+        revision,
+        digests: digests.get(b) as Map<string, string>,
+        held: held.get(b) as Set<string>,
+        plan: this.plans.get(b),
+      });
+    return out;
+  }
+
+  private context(bundle: string): Parameters<typeof advanceBundle>[2] {
+    const plan = this.plans.get(bundle);
+    const paused = new Set(plan?.paused ?? []);
+    return {
+      nowMs: this.now(),
+      baseline: (c) =>
+        this.settled
+          ? this.sent.get(c)?.[0]?.bundles.get(bundle)?.digest
+          : this.head.get(c)?.bundles.find((b) => b.name === bundle)?.digest,
+      observe: (c, to) => this.observe(c, bundle, to, paused.has(c)),
+    };
+  }
+
+  // Healthy means Ready, reported about a state this hub sent in which the bundle was at
+  // the rollout's new rendering: never a report about the previous one.
+  private observe(
+    cluster: string,
+    bundle: string,
+    to: string | undefined,
+    paused: boolean,
+  ): ClusterObservation {
+    const f = this.opts.status.bundleHealth(cluster, bundle);
+    if (!f || f.offline)
+      return { healthy: false, unhealthy: true, reason: 'cluster is offline', paused };
+    const at = this.sent
+      .get(cluster)
+      ?.find((s) => s.digest === f.healthDigest)
+      ?.bundles.get(bundle)?.digest;
+    const current = to !== undefined && at === to;
+    if (current && f.health === 'Ready')
+      return { healthy: true, unhealthy: false, reason: '', paused };
+    if (current && f.health !== '')
+      return {
+        healthy: false,
+        unhealthy: true,
+        reason: `${f.health}${f.healthReason ? ` (${f.healthReason})` : ''}`,
+        paused,
+      };
+    return {
+      healthy: false,
+      unhealthy: false,
+      reason: 'no health reported at the new revision yet',
+      paused,
+    };
+  }
+
+  // Saves renderings first, then states; only then are they the committed state.
+  private async commit(out: ReadonlyMap<string, Advance>): Promise<void> {
+    if (out.size === 0) return;
+    const store = this.opts.store;
+    const needed = new Map<string, BundleDesiredState>();
+    let index: Map<string, BundleDesiredState> | undefined;
+    for (const adv of out.values()) {
+      if (!adv.state) continue;
+      for (const slot of adv.state.slots.values())
+        for (const d of [slot.cur, slot.stable]) {
+          if (d === undefined || this.stored.has(d) || needed.has(d)) continue;
+          const r = this.renderings.get(d) ?? (index ??= this.renderingIndex()).get(d);
+          if (r) needed.set(d, r);
+        }
+    }
+    await Promise.all([...needed.values()].map((r) => store.saveRendering(r)));
+    for (const [d, r] of needed) {
+      this.stored.add(d);
+      this.renderings.set(d, r);
+    }
+    await Promise.all(
+      [...out].map(([bundle, adv]) =>
+        adv.state ? store.saveState(adv.state) : store.deleteState(bundle),
+      ),
+    );
+    const records: HistoryRecord[] = [];
+    for (const [bundle, adv] of out) {
+      if (adv.state) this.committed.set(bundle, adv.state);
+      else this.committed.delete(bundle);
+      records.push(...adv.transitions);
+    }
+    this.afterCommit();
+    if (records.length > 0) this.opts.onTransitions?.(records);
+    this.opts.onChange();
+  }
+
+  // Every rendering at hand (head and recently sent states), by digest.
+  private renderingIndex(): Map<string, BundleDesiredState> {
+    const out = new Map<string, BundleDesiredState>();
+    for (const list of this.sent.values())
+      for (const s of list) for (const b of s.bundles.values()) out.set(b.digest, b);
+    for (const s of this.head.values()) for (const b of s.bundles) out.set(b.digest, b);
+    return out;
+  }
+
+  // Keeps in memory only the renderings committed state refers to; recomputes which
+  // clusters' status changes are worth a decision.
+  private afterCommit(): void {
+    const used = new Set<string>();
+    const watched = new Set<string>();
+    for (const s of this.committed.values()) {
+      for (const d of referencedDigests(s)) used.add(d);
+      const r = s.rollout;
+      if (!r) continue;
+      const live = r.phase !== 'Superseded' && r.phase !== 'RolledBack' && r.phase !== 'Aborted';
+      if (live) for (const c of Object.keys(r.clusters)) watched.add(c);
+    }
+    for (const d of this.renderings.keys()) if (!used.has(d)) this.renderings.delete(d);
+    this.watched = watched;
+  }
+}

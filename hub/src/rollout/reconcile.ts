@@ -1,0 +1,265 @@
+// One bundle's decision: the fleet head (what the newest commit renders for each
+// cluster) meets the bundle's saved state. A changed rendering starts a new rollout
+// (superseding a running one), clusters newly targeted join the current one, clusters no
+// longer targeted leave it, and a tick moves it on. Then each cluster's renderings follow
+// its phase: admitted clusters are sent the new rendering, healthy ones make it their
+// stable one, rolled back ones are sent their stable one again. Pure.
+import type { RolloutPlan } from '../render/types.js';
+import { copyState, HISTORY_OUTBOX_MAX, referencedDigests } from './bundle-state.js';
+import type { BundleState, ClusterSlot, HistoryRecord } from './bundle-state.js';
+import { RolloutConflictError, newRollout, step } from './machine.js';
+import { nextWakeMs } from './tick.js';
+import type { RolloutAction, RolloutEvent } from './machine.js';
+import type { ClusterObservation, Rollout, Transition } from './model.js';
+
+/** What the newest render says about one bundle. */
+export interface BundleHead {
+  bundle: string;
+  /** The commit of the head states. */
+  revision: string;
+  /** Head rendering digest per cluster whose head state has the bundle. */
+  digests: ReadonlyMap<string, string>;
+  /** Clusters whose head state holds the bundle back (it failed to render, or is paused): left as they are. */
+  held: ReadonlySet<string>;
+  /** undefined when bundle.yaml was not read at this revision: the last strategy holds. */
+  plan: RolloutPlan | undefined;
+}
+
+/** What a decision reads from outside. */
+export interface AdvanceContext {
+  nowMs: number;
+  /** The rendering a cluster the bundle has no slot for runs now (its baseline); undefined: none. */
+  baseline(cluster: string): string | undefined;
+  /** Fleet status about a cluster, judged against the rendering `to`. */
+  observe(cluster: string, to: string | undefined): ClusterObservation;
+}
+
+/** The outcome of one bundle's decision. */
+export interface Advance {
+  /** The new state; undefined when the bundle no longer has a strategy (forget it). */
+  state: BundleState | undefined;
+  /** True when it differs from the saved state (it must be saved before it is acted on). */
+  changed: boolean;
+  transitions: HistoryRecord[];
+  wakeMs: number | undefined;
+}
+
+/**
+ * Decides on one bundle; `head` undefined means only time passed or status changed; an
+ * action (approve, pause, …) is applied first and throws RolloutConflictError when the
+ * rollout's phase does not accept it.
+ */
+export function advanceBundle(
+  prev: BundleState | undefined,
+  head: BundleHead | undefined,
+  ctx: AdvanceContext,
+  action?: { type: RolloutAction; by: string },
+): Advance {
+  if (head?.plan && !head.plan.strategy) return dropStrategy(prev, head, ctx.nowMs);
+  const strategy = head?.plan?.strategy ?? prev?.strategy;
+  if (!strategy) return { state: prev, changed: false, transitions: [], wakeMs: undefined };
+  const s: BundleState = prev
+    ? copyState(prev)
+    : {
+        bundle: head?.bundle ?? '',
+        strategy,
+        slots: new Map(),
+        revisionOf: new Map(),
+        rollout: undefined,
+        seq: 0,
+        hseq: 0,
+        outbox: [],
+      };
+  s.strategy = strategy;
+  let changed = prev === undefined;
+  const records: HistoryRecord[] = [];
+  const record = (r: Rollout, ts: readonly Transition[]): void => {
+    for (const t of ts) records.push(historyRecord(t, r, s));
+  };
+  let rollout = s.rollout;
+  const apply = (ev: RolloutEvent): void => {
+    if (!rollout) return;
+    const res = step(rollout, ev, ctx.nowMs, (c) => ctx.observe(c, s.slots.get(c)?.to));
+    rollout = res.rollout;
+    record(rollout, res.transitions);
+  };
+  if (head) {
+    const r = followHead(s, head, ctx, apply, rollout);
+    if (r.started) {
+      rollout = r.started;
+      record(rollout, r.startTransitions);
+    }
+    changed ||= r.changed;
+  }
+  if (action) {
+    if (!rollout)
+      throw new RolloutConflictError(`bundle ${s.bundle} has no rollout to ${action.type}`);
+    apply(action);
+  }
+  apply({ type: 'tick' });
+  s.rollout = rollout;
+  // Not `||=`: the slots must follow the phases whatever else changed.
+  if (followPhases(s)) changed = true;
+  changed ||= rollout?.updatedMs !== prev?.rollout?.updatedMs || rollout?.id !== prev?.rollout?.id;
+  s.outbox = [...s.outbox, ...records].slice(-HISTORY_OUTBOX_MAX);
+  pruneRevisions(s);
+  return {
+    state: s,
+    changed: changed || records.length > 0,
+    transitions: records,
+    wakeMs: rollout ? nextWakeMs(rollout, ctx.nowMs) : undefined,
+  };
+}
+
+const NO_NEWS: ClusterObservation = { healthy: false, unhealthy: false, reason: '', paused: false };
+
+// Slots follow the head: leavers go, joiners get a baseline slot, and a rendering that
+// changed for a cluster already in the bundle starts a new rollout of everything that
+// differs from what clusters run or last ran healthy.
+function followHead(
+  s: BundleState,
+  head: BundleHead,
+  ctx: AdvanceContext,
+  apply: (ev: RolloutEvent) => void,
+  current: Rollout | undefined,
+): { changed: boolean; started: Rollout | undefined; startTransitions: Transition[] } {
+  let changed = false;
+  const lastStage = s.strategy.stages.length - 1;
+  const stageOf = (c: string, slot?: ClusterSlot): number =>
+    Math.min(head.plan?.stageOf.get(c) ?? slot?.stage ?? lastStage, lastStage);
+  for (const c of [...s.slots.keys()]) {
+    if (head.digests.has(c) || head.held.has(c)) continue;
+    s.slots.delete(c);
+    changed = true;
+    apply({ type: 'leave', cluster: c });
+  }
+  const joiners: string[] = [];
+  let moved = false;
+  for (const [c, d] of head.digests) {
+    let slot = s.slots.get(c);
+    if (!slot) {
+      const base = ctx.baseline(c);
+      slot = { cur: base, stable: base, to: undefined, stage: stageOf(c) };
+      s.slots.set(c, slot);
+      changed = true;
+    }
+    const stage = stageOf(c, slot);
+    if (slot.stage !== stage) {
+      slot.stage = stage;
+      changed = true;
+    }
+    if (slot.to === undefined) joiners.push(c);
+    else if (slot.to !== d) moved = true;
+  }
+  const differs = [...head.digests].some(([c, d]) => s.slots.get(c)?.cur !== d);
+  if (moved || (!current && differs)) {
+    if (current) apply({ type: 'supersede', revision: head.revision });
+    s.seq++;
+    const r = newRollout(
+      `${s.bundle}@${head.revision.slice(0, 12)}-${s.seq}`,
+      s.bundle,
+      head.revision,
+      s.strategy,
+      ctx.nowMs,
+    );
+    const startTransitions: Transition[] = [
+      { atMs: ctx.nowMs, cluster: '', stage: -1, from: '', to: 'Progressing', message: r.reason },
+    ];
+    let started = r;
+    for (const [c, d] of head.digests) {
+      const slot = s.slots.get(c) as ClusterSlot;
+      slot.to = d;
+      s.revisionOf.set(d, s.revisionOf.get(d) ?? head.revision);
+      const ev = joinEvent(c, slot, d);
+      if (!ev) continue;
+      const res = step(started, ev, ctx.nowMs, () => NO_NEWS);
+      started = res.rollout;
+      startTransitions.push(...res.transitions);
+    }
+    return { changed: true, started, startTransitions };
+  }
+  for (const c of joiners) {
+    const slot = s.slots.get(c) as ClusterSlot;
+    const d = head.digests.get(c) as string;
+    slot.to = d;
+    s.revisionOf.set(d, s.revisionOf.get(d) ?? head.revision);
+    const ev = joinEvent(c, slot, d);
+    if (ev) apply(ev);
+    changed = true;
+  }
+  return { changed, started: undefined, startTransitions: [] };
+}
+
+// A cluster is in a rollout when the new rendering is not both what it runs and what
+// last ran healthy there; it already runs it (from a superseded rollout) → watched now.
+function joinEvent(c: string, slot: ClusterSlot, d: string): RolloutEvent | undefined {
+  if (slot.cur === d && slot.stable === d) return undefined;
+  const running = slot.cur === d;
+  return {
+    type: 'join',
+    cluster: c,
+    stage: slot.stage,
+    phase: running ? 'Updating' : 'Waiting',
+    reason: running
+      ? 'already runs the new revision; not yet healthy there'
+      : 'waits for its stage',
+  };
+}
+
+// Each cluster's renderings follow its phase; returns true when a slot changed.
+function followPhases(s: BundleState): boolean {
+  let changed = false;
+  const set = (slot: ClusterSlot, key: 'cur' | 'stable', d: string | undefined): void => {
+    if (slot[key] === d) return;
+    slot[key] = d;
+    changed = true;
+  };
+  for (const [c, run] of Object.entries(s.rollout?.clusters ?? {})) {
+    const slot = s.slots.get(c);
+    if (!slot) continue;
+    if (run.phase === 'Updating' || run.phase === 'Healthy' || run.phase === 'Failed')
+      set(slot, 'cur', slot.to);
+    if (run.phase === 'Healthy') set(slot, 'stable', slot.to);
+    if (run.phase === 'RolledBack') set(slot, 'cur', slot.stable);
+  }
+  return changed;
+}
+
+// A bundle whose spec.rollout was removed goes out at once like any other: a running
+// rollout ends as superseded, and the state is forgotten.
+function dropStrategy(prev: BundleState | undefined, head: BundleHead, nowMs: number): Advance {
+  const r = prev?.rollout;
+  if (!prev || !r || r.phase === 'Completed' || r.phase === 'Superseded')
+    return { state: undefined, changed: prev !== undefined, transitions: [], wakeMs: undefined };
+  const t: Transition = {
+    atMs: nowMs,
+    cluster: '',
+    stage: -1,
+    from: r.phase,
+    to: 'Superseded',
+    message: `spec.rollout removed at ${head.revision.slice(0, 12)}: deployed at once`,
+  };
+  return {
+    state: undefined,
+    changed: true,
+    transitions: [historyRecord(t, r, copyState(prev))],
+    wakeMs: undefined,
+  };
+}
+
+// Numbered per bundle, so ids are unique and a re-sent record is de-duplicated.
+function historyRecord(t: Transition, r: Rollout, s: BundleState): HistoryRecord {
+  s.hseq++;
+  return {
+    ...t,
+    id: `${s.bundle}.${s.hseq}`,
+    bundle: s.bundle,
+    rollout: r.id,
+    revision: r.revision,
+  };
+}
+
+function pruneRevisions(s: BundleState): void {
+  const used = referencedDigests(s);
+  for (const d of s.revisionOf.keys()) if (!used.has(d)) s.revisionOf.delete(d);
+}

@@ -1,0 +1,88 @@
+// Fixtures of rollout tests: strategies, observations, and rollouts driven into a phase.
+import type { RolloutStrategy, StagePolicy } from '../render/types.js';
+import { newRollout, step } from './machine.js';
+import type { RolloutEvent } from './machine.js';
+import type { ClusterObservation, Rollout } from './model.js';
+
+/** A stage with defaults like spec.rollout's. */
+export function stage(name: string, over: Partial<StagePolicy> = {}): StagePolicy {
+  return {
+    name,
+    maxConcurrent: { percent: 100 },
+    maxFailures: { count: 0 },
+    soakMs: 0,
+    approval: false,
+    windows: [],
+    ...over,
+  };
+}
+
+/** canary (1 cluster) → prod (approval required), deadline 60 s. */
+export function twoStages(onFailure: 'halt' | 'rollback' = 'halt'): RolloutStrategy {
+  return {
+    stages: [stage('canary'), stage('prod', { approval: true })],
+    progressDeadlineMs: 60_000,
+    onFailure,
+  };
+}
+
+/** Observations a test sets per cluster; unknown clusters have reported nothing. */
+export class Health {
+  private readonly map = new Map<string, ClusterObservation>();
+  readonly observe = (c: string): ClusterObservation =>
+    this.map.get(c) ?? {
+      healthy: false,
+      unhealthy: false,
+      reason: 'no health reported',
+      paused: false,
+    };
+
+  healthy(...clusters: string[]): this {
+    for (const c of clusters)
+      this.map.set(c, { healthy: true, unhealthy: false, reason: '', paused: false });
+    return this;
+  }
+
+  unhealthy(reason: string, ...clusters: string[]): this {
+    for (const c of clusters)
+      this.map.set(c, { healthy: false, unhealthy: true, reason, paused: false });
+    return this;
+  }
+
+  paused(...clusters: string[]): this {
+    for (const c of clusters)
+      this.map.set(c, { healthy: false, unhealthy: false, reason: '', paused: true });
+    return this;
+  }
+
+  unknown(...clusters: string[]): this {
+    for (const c of clusters) this.map.delete(c);
+    return this;
+  }
+}
+
+/** Applies events in order at nowMs; returns the last rollout. */
+export function run(
+  r: Rollout,
+  events: readonly RolloutEvent[],
+  nowMs: number,
+  health: Health = new Health(),
+): Rollout {
+  let out = r;
+  for (const ev of events) out = step(out, ev, nowMs, health.observe).rollout;
+  return out;
+}
+
+/** A fresh rollout of rev "abc…" with canary-1 in stage 0 and prod-1, prod-2 in stage 1. */
+export function fresh(strategy: RolloutStrategy = twoStages(), nowMs = 1_000): Rollout {
+  const r = newRollout('web@abcdef123456-1', 'web', 'abcdef1234567890', strategy, nowMs);
+  return run(
+    r,
+    [
+      { type: 'join', cluster: 'canary-1', stage: 0, phase: 'Waiting', reason: 'waits' },
+      { type: 'join', cluster: 'prod-1', stage: 1, phase: 'Waiting', reason: 'waits' },
+      { type: 'join', cluster: 'prod-2', stage: 1, phase: 'Waiting', reason: 'waits' },
+    ],
+    nowMs,
+  );
+}
