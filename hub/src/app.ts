@@ -59,6 +59,7 @@ import { NatsViolationWatch } from './identity/nats-violations.js';
 import { credsAuthenticator } from '@nats-io/transport-node';
 import { RolloutController } from './rollout/controller.js';
 import { KvRolloutStore } from './rollout/store.js';
+import { RolloutHistoryStream } from './rollout/history.js';
 import type { HistoryRecord } from './rollout/bundle-state.js';
 import type { RolloutPlan } from './render/types.js';
 import { readConfigFile } from './config/load.js';
@@ -170,6 +171,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private notifier: Notifier | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly rollouts: RolloutController;
+  private readonly rolloutHistory: RolloutHistoryStream;
   /** The merged head of every source's last rendering, before rollouts gate it. */
   private head:
     | {
@@ -240,8 +242,13 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       logger: this.log.child({ [LogFields.component]: 'capabilities-kv' }),
     });
     this.capabilities.onChange(() => this.scheduleRerender());
+    this.rolloutHistory = new RolloutHistoryStream(
+      () => this.nats.connection(),
+      config.status.history.retentionMs,
+    );
     this.rollouts = new RolloutController({
       store: new KvRolloutStore(() => this.nats.connection()),
+      history: this.rolloutHistory,
       status: this.status,
       logger: this.log.child({ [LogFields.component]: 'rollout' }),
       onChange: () => this.deliver(),
@@ -344,7 +351,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       cfg.grpc.listen.address,
       {
         agentStream: this.stream.handlers(),
-        fleet: fleetServiceHandlers(this.status, this.history, access),
+        fleet: fleetServiceHandlers(this.status, this.history, access, this.rollouts),
         ...(identity ? { identity: identity.handlers } : {}),
       },
       identity?.tls,
@@ -371,6 +378,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
           reported: (cluster) => this.capabilities.get(cluster),
           defaults: () => cfg.render.defaultCapabilities,
         },
+        rollouts: this.rollouts,
       },
       identity ? { ...identity.authority.servingPair, caPem: identity.authority.caPem } : undefined,
     );
@@ -548,8 +556,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     clearTimeout(timer);
   }
 
-  // Every rollout transition is logged; the history, alerts and metrics follow in their modules.
+  // Every rollout transition goes to the history (and its stream, by the controller) and
+  // the log; alerts and metrics follow in their modules.
   private rolloutTransitions(records: readonly HistoryRecord[]): void {
+    for (const r of records) this.history.addRollout(r);
     for (const r of records.slice(0, 20))
       this.log.info(
         {
@@ -576,6 +586,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         log,
       );
       log.info({ events: n }, 'history replayed');
+      const records = await this.rolloutHistory.replay(since, log);
+      for (const r of records) this.history.addRollout(r);
+      log.info({ transitions: records.length }, 'rollout history replayed');
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'history replay failed: history starts from now');
     }

@@ -31,6 +31,11 @@ export type { ClusterIdentity__Output } from './generated/flotilla/v1/ClusterIde
 export type { BundleDeployment as BundleDeploymentMessage } from './generated/flotilla/v1/BundleDeployment.js';
 export type { HistoryEntry as HistoryEntryMessage } from './generated/flotilla/v1/HistoryEntry.js';
 export type {
+  Rollout as RolloutMessage,
+  Rollout__Output,
+} from './generated/flotilla/v1/Rollout.js';
+export type { RolloutSummary as RolloutSummaryMessage } from './generated/flotilla/v1/RolloutSummary.js';
+export type {
   WatchEvent as WatchEventMessage,
   WatchEvent__Output,
 } from './generated/flotilla/v1/WatchEvent.js';

@@ -19,6 +19,10 @@ import { startGrpcServer } from '../stream/grpc-server.js';
 import type { RunningGrpcServer } from '../stream/grpc-server.js';
 import { ReadAccess } from './access.js';
 import { fleetServiceHandlers } from './grpc-fleet.js';
+import type { RolloutsApi } from './types.js';
+import { newRollout } from '../rollout/machine.js';
+import { twoStages } from '../rollout/testing.js';
+import { rolloutView } from '../rollout/view.js';
 import { startHttpApi } from './http.js';
 import type { RunningHttpApi } from './http.js';
 
@@ -34,6 +38,17 @@ let http: RunningHttpApi;
 let admin: Pair;
 let alpha: Pair;
 let token = '';
+/** Rollout actions the fake rollouts API was asked for: "bundle action by". */
+const acted: string[] = [];
+const rollouts: RolloutsApi = {
+  list: () => [],
+  get: () => undefined,
+  act: async (bundle, action, by) => {
+    acted.push(`${bundle} ${action} ${by}`);
+    const r = newRollout(`${bundle}@abcdef123456-1`, bundle, 'abcdef1234567890', twoStages(), 1);
+    return rolloutView(r, 1);
+  },
+};
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'flotilla-access-test-'));
@@ -66,7 +81,7 @@ before(async () => {
     '127.0.0.1:0',
     {
       agentStream: { Connect: (call) => call.end() },
-      fleet: fleetServiceHandlers(status, undefined, access),
+      fleet: fleetServiceHandlers(status, undefined, access, rollouts),
     },
     tls,
   );
@@ -79,6 +94,7 @@ before(async () => {
       readiness: { check: () => ({ ready: true, reasons: [] }) },
       logger: silentLogger(),
       access,
+      rollouts,
     },
     tls,
   );
@@ -144,16 +160,38 @@ function grpcWatch(client?: Pair, bearer?: string): Promise<{ code: number; rece
   });
 }
 
-/** GETs a path over HTTPS with the given client certificate and bearer token. */
+/** RolloutAction over gRPC with the given client certificate and bearer token. */
+function grpcAct(client?: Pair, bearer?: string): Promise<{ code: number; details: string }> {
+  const ca = Buffer.from(authority.caPem);
+  const creds = client
+    ? credentials.createSsl(ca, Buffer.from(client.keyPem), Buffer.from(client.certPem))
+    : credentials.createSsl(ca);
+  const c = new (loadFlotillaProto().FleetService)(
+    `127.0.0.1:${grpcServer.port}`,
+    creds,
+  ) as FleetServiceClient;
+  const md = new Metadata();
+  if (bearer) md.set('authorization', `Bearer ${bearer}`);
+  return new Promise((resolve) =>
+    c.RolloutAction({ bundle: 'web', action: 'approve' }, md, (err: ServiceError | null) => {
+      c.close();
+      resolve({ code: err ? err.code : GrpcStatus.OK, details: err?.details ?? '' });
+    }),
+  );
+}
+
+/** GETs (or POSTs to) a path over HTTPS with the given client certificate and bearer token. */
 function httpsGet(
   path: string,
   client?: Pair,
   bearer?: string,
+  method = 'GET',
 ): Promise<{ status: number; body: string; wwwAuthenticate: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       `https://127.0.0.1:${http.port}${path}`,
       {
+        method,
         ca: authority.caPem,
         ...(client ? { cert: client.certPem, key: client.keyPem } : {}),
         ...(bearer ? { headers: { authorization: `Bearer ${bearer}` } } : {}),
@@ -229,4 +267,31 @@ test('a-revoked-token-is-refused-at-once-over-https-and-grpc', async () => {
   assert.equal(grpc.details, 'the API token has been revoked');
   // The other token is untouched.
   assert.equal((await grpcList(undefined, token)).code, GrpcStatus.OK);
+});
+
+test('rollout-actions-need-the-admin-certificate-or-a-write-token', async () => {
+  acted.length = 0;
+  const { token: writer } = await authority.apiTokens.create('release-bot', 0, ['write']);
+  const post = (client?: Pair, bearer?: string) =>
+    httpsGet('/api/v1/rollouts/web/approve', client, bearer, 'POST');
+  const readOnly = await post(undefined, token);
+  assert.equal(readOnly.status, 403);
+  assert.match(
+    JSON.parse(readOnly.body).error.message,
+    /API token "ci" may only read: rollout actions need the administrator certificate or a token created with --scope write/,
+  );
+  assert.equal((await post(alpha)).status, 403, 'a cluster certificate may not act');
+  assert.equal((await post()).status, 401);
+  assert.equal((await post(undefined, writer)).status, 200);
+  assert.equal((await post(admin)).status, 200);
+  const grpcRead = await grpcAct(undefined, token);
+  assert.equal(grpcRead.code, GrpcStatus.PERMISSION_DENIED);
+  assert.equal((await grpcAct(undefined, writer)).code, GrpcStatus.OK);
+  assert.deepEqual(acted, [
+    'web approve token release-bot',
+    'web approve flotilla-admin',
+    'web approve token release-bot',
+  ]);
+  // Reads of rollouts stay open to read-only tokens.
+  assert.equal((await httpsGet('/api/v1/rollouts', undefined, token)).status, 200);
 });

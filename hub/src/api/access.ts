@@ -26,10 +26,18 @@ export interface PresentedCredentials {
   from?: string | undefined;
 }
 
-/** An authorised reader: who it is, for logs. */
+/** An authorised reader: who it is, for logs, and whether it may also act (write). */
 export interface Reader {
   via: 'token' | 'certificate';
   name: string;
+  /** The administrator certificate, or a token with the write scope. */
+  write: boolean;
+}
+
+/** Who a write (rollout action) is from, for history: the token or certificate name. */
+export function writerOf(reader: Reader | undefined): string {
+  if (!reader) return 'anonymous (insecure hub)';
+  return reader.via === 'token' ? `token ${reader.name}` : reader.name;
 }
 
 /** No credentials, or credentials that are not (or no longer) valid: 401 / UNAUTHENTICATED. */
@@ -69,18 +77,35 @@ export class ReadAccess {
     try {
       return this.decide(creds);
     } catch (err) {
-      this.logger.warn(
-        {
-          from: creds.from,
-          ...(err instanceof TokenRefusedError && err.tokenName
-            ? { tokenName: err.tokenName }
-            : {}),
-          [LogFields.err]: errorMessage(err),
-        },
-        'fleet read refused',
-      );
+      this.refused(creds, err, 'fleet read refused');
       throw err;
     }
+  }
+
+  /**
+   * The writer (rollout actions): the administrator certificate or a token with the write
+   * scope; a read-only token is a ReadForbiddenError (403) naming the fix.
+   */
+  authorizeWrite(creds: PresentedCredentials): Reader {
+    const reader = this.authorize(creds);
+    if (reader.write) return reader;
+    const err = new ReadForbiddenError(
+      `API token "${reader.name}" may only read: rollout actions need the administrator certificate or a token created with --scope write`,
+    );
+    this.refused(creds, err, 'fleet write refused');
+    throw err;
+  }
+
+  // Logs a refusal with a token's name, never the token.
+  private refused(creds: PresentedCredentials, err: unknown, what: string): void {
+    this.logger.warn(
+      {
+        from: creds.from,
+        ...(err instanceof TokenRefusedError && err.tokenName ? { tokenName: err.tokenName } : {}),
+        [LogFields.err]: errorMessage(err),
+      },
+      what,
+    );
   }
 
   private decide(creds: PresentedCredentials): Reader {
@@ -90,7 +115,7 @@ export class ReadAccess {
       if (!m) throw new NotAuthenticatedError('the Authorization header must be "Bearer <token>"');
       const check = this.authority.apiTokens.check(m[1] as string);
       if (!check.ok) throw new TokenRefusedError(TOKEN_REFUSED[check.reason], check.name);
-      return { via: 'token', name: check.name };
+      return { via: 'token', name: check.name, write: check.scopes.includes('write') };
     }
     if (creds.untrustedCertificate)
       throw new NotAuthenticatedError('the client certificate is not signed by this hub');
@@ -103,7 +128,7 @@ export class ReadAccess {
     }
     if (peer.role !== 'admin')
       throw new ReadForbiddenError('cluster certificates may not read fleet status');
-    return { via: 'certificate', name: peer.name };
+    return { via: 'certificate', name: peer.name, write: true };
   }
 }
 

@@ -15,8 +15,11 @@ import type { PeerCertificateLike } from '../identity/authority.js';
 import type { BundleDeployment } from '../status/deployments.js';
 import type { ClusterStatus } from '../status/model.js';
 import { kindsParam, limitParam, revisionParam, selectorParam, stateParam } from './query.js';
-import type { ReadAccess } from './access.js';
-import type { HistoryReader, StatusQuery } from './types.js';
+import { writerOf } from './access.js';
+import type { PresentedCredentials, ReadAccess } from './access.js';
+import type { HistoryReader, RolloutsApi, StatusQuery } from './types.js';
+import { actionParam, toRolloutMessage, toRolloutSummaryMessage } from './rollouts-api.js';
+import type { RolloutAction } from '../rollout/machine.js';
 
 // An ISO time as ms since epoch; 0 (the proto default) for never.
 function ms(iso: string | null | undefined): number {
@@ -41,17 +44,19 @@ export function toClusterMessage(c: ClusterStatus): ClusterStatusMessage {
     lastDisconnectedMs: ms(c.lastDisconnected),
     lastDisconnectReason: c.lastDisconnectReason ?? '',
     renderFailures: c.renderFailures ?? [],
+    rolloutHolds: c.rolloutHolds ?? [],
   };
 }
 
 /** The wire form of a bundle deployment. */
 export function toDeploymentMessage(d: BundleDeployment): BundleDeploymentMessage {
-  const { lastTransition, renderFailure, ...rest } = d;
+  const { lastTransition, renderFailure, rolloutHold, ...rest } = d;
   // Unset on the wire when the bundle rendered, as null in the HTTP API.
   return {
     ...rest,
     lastTransitionMs: ms(lastTransition),
     ...(renderFailure ? { renderFailure } : {}),
+    ...(rolloutHold ? { rolloutHold } : {}),
   };
 }
 
@@ -85,6 +90,7 @@ export function toHistoryMessage(e: HistoryEntry): HistoryEntryMessage {
 
 const GRPC_CODES: Record<string, GrpcStatus> = {
   VALIDATION_FAILED: GrpcStatus.INVALID_ARGUMENT,
+  CONFLICT: GrpcStatus.FAILED_PRECONDITION,
   UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
   PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
   NOT_FOUND: GrpcStatus.NOT_FOUND,
@@ -112,16 +118,20 @@ export interface CallCredentials {
   getPeer(): string;
 }
 
-// Checks the caller may read fleet status (no check without access: --insecure mode).
-function authorize(call: CallCredentials, access: ReadAccess | undefined): void {
-  if (!access) return;
+function credentialsOfCall(call: CallCredentials): PresentedCredentials {
   const authorization = call.metadata.get('authorization')[0];
-  access.authorize({
+  return {
     authorization: typeof authorization === 'string' ? authorization : undefined,
     // grpc-js fills sslPeerCertificate only when the chain verified against the hub's CA.
     peerCertificate: call.getAuthContext?.()?.sslPeerCertificate,
     from: call.getPeer(),
-  });
+  };
+}
+
+// Checks the caller may read fleet status (no check without access: --insecure mode).
+function authorize(call: CallCredentials, access: ReadAccess | undefined): void {
+  if (!access) return;
+  access.authorize(credentialsOfCall(call));
 }
 
 /** Runs fn after the access check and answers its value, or the error as a gRPC status. */
@@ -146,9 +156,40 @@ export function fleetServiceHandlers(
   status: StatusQuery,
   history?: HistoryReader,
   access?: ReadAccess,
+  rollouts?: RolloutsApi,
 ): FleetServiceHandlers {
   const unary = <Req, Res>(fn: (req: Req) => Res) => guarded(access, fn);
+  const withRollouts = (): RolloutsApi => {
+    if (!rollouts) throw new FlotillaError('UNAVAILABLE', 'rollouts are unavailable');
+    return rollouts;
+  };
   return {
+    ListRollouts: unary(() => ({ rollouts: withRollouts().list().map(toRolloutSummaryMessage) })),
+    GetRollout: unary((r) => {
+      const v = withRollouts().get(r.bundle);
+      if (!v) throw new FlotillaError('NOT_FOUND', `bundle "${r.bundle}" has no rollout`);
+      return toRolloutMessage(v);
+    }),
+    RolloutAction: (call, callback) => {
+      let by: string;
+      let action: RolloutAction;
+      try {
+        by = writerOf(access?.authorizeWrite(credentialsOfCall(call)));
+        action = actionParam(call.request.action);
+      } catch (err) {
+        return callback(toStatus(err));
+      }
+      // The message is built inside the promise: whatever throws still answers the call.
+      Promise.resolve()
+        .then(() =>
+          withRollouts().act(call.request.bundle, action, by, call.request.revision || undefined),
+        )
+        .then(toRolloutMessage)
+        .then(
+          (m) => callback(null, m),
+          (err: unknown) => callback(toStatus(err)),
+        );
+    },
     ListClusters: unary((r) => ({
       clusters: status
         .list({

@@ -9,10 +9,13 @@
 //   GET /api/v1/drift[?cluster=&since=24h]                        → drift events
 //   GET /api/v1/watch[?selector=]                                 → Server-Sent Events
 //   GET /api/v1/sources, /api/v1/sources/{name}, /healthz, /readyz, /metrics
+//   GET /api/v1/rollouts, /api/v1/rollouts/{bundle}, /api/v1/rollouts/{bundle}/history
+//   POST /api/v1/rollouts/{bundle}/{approve|pause|resume|abort|retry}[?revision=SHA]
 // Errors are { error: { code, message } } with a 4xx/5xx status. With identities on
 // (deps.access), every /api/v1/* read needs an API token or the administrator certificate
-// (access.ts): 401 without, 403 for a cluster's certificate. Health, metrics, the page's
-// files and push webhooks (their own HMAC) stay open.
+// (access.ts): 401 without, 403 for a cluster's certificate; a rollout action needs the
+// administrator certificate or a token with the write scope (403 for a read-only token).
+// Health, metrics, the page's files and push webhooks (their own HMAC) stay open.
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -41,9 +44,12 @@ import type {
   HistoryReader,
   MetricsText,
   Readiness,
+  RolloutsApi,
   SourcesQuery,
   StatusQuery,
 } from './types.js';
+import { actionParam } from './rollouts-api.js';
+import { writerOf } from './access.js';
 import { sendUiAsset, uiAsset } from './ui/serve.js';
 
 /** What the HTTP API reads from. */
@@ -63,6 +69,8 @@ export interface HttpApiDeps {
   access?: ReadAccess;
   /** Clusters' Helm capabilities (`flotilla render --hub`); 404 without it. */
   capabilities?: CapabilitiesQuery;
+  /** Rollouts; their routes answer 503 without it. */
+  rollouts?: RolloutsApi;
 }
 
 /** Answers a push webhook for a source (WebhookHandler in source/webhook.ts implements it). */
@@ -71,6 +79,7 @@ export interface WebhookReceiver {
 }
 
 const WEBHOOK_PATH = /^\/api\/v1\/webhooks\/([^/]+)\/?$/;
+const ROLLOUT_ACTION_PATH = /^\/api\/v1\/rollouts\/([^/]+)\/([a-z]+)\/?$/;
 
 /** Interval of keep-alive comments on a watch stream (15 s), so proxies keep it open. */
 export const WATCH_KEEPALIVE_MS = 15_000;
@@ -212,6 +221,53 @@ function watchRoute(
   });
 }
 
+function rollouts(deps: HttpApiDeps): RolloutsApi {
+  if (!deps.rollouts) throw new UnavailableError('rollouts');
+  return deps.rollouts;
+}
+
+function rolloutsRoute(
+  res: ServerResponse,
+  path: string,
+  q: URLSearchParams,
+  deps: HttpApiDeps,
+): void {
+  if (path === '/api/v1/rollouts') return send(res, 200, { rollouts: rollouts(deps).list() });
+  const m = /^\/api\/v1\/rollouts\/([^/]+)(\/history)?$/.exec(path);
+  if (!m) throw new NotFoundError('path', path);
+  const bundle = decodeURIComponent(m[1] as string);
+  if (m[2]) {
+    const entries = history(deps).query({
+      bundle,
+      kinds: ['rollout'],
+      limit: limitParam(q.get('limit')),
+    });
+    return sendList(res, 'entries', entries);
+  }
+  const view = rollouts(deps).get(bundle);
+  if (!view) throw new NotFoundError('rollout of bundle', bundle);
+  return send(res, 200, view);
+}
+
+// POST /api/v1/rollouts/{bundle}/{action}: a write, so it needs write access.
+async function rolloutAction(
+  req: IncomingMessage,
+  match: RegExpExecArray,
+  deps: HttpApiDeps,
+): Promise<{ status: number; body: unknown }> {
+  const by = writerOf(deps.access?.authorizeWrite(credentialsOf(req)));
+  const action = actionParam(match[2]);
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const revision = revisionParam(url.searchParams.get('revision'));
+  const view = await rollouts(deps).act(
+    decodeURIComponent(match[1] as string),
+    action,
+    by,
+    revision,
+  );
+  return { status: 200, body: view };
+}
+
 /** Routes one request; throws FlotillaError for 4xx/5xx answers. */
 function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): void {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -219,7 +275,7 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   const q = url.searchParams;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     throw new ValidationError(
-      `method ${req.method ?? ''} is not allowed; the API is read-only (GET)`,
+      `method ${req.method ?? ''} is not allowed here; reads are GET, rollout actions POST /api/v1/rollouts/{bundle}/{action}`,
     );
   }
   if (path === '/healthz') return send(res, 200, { status: 'ok' });
@@ -286,6 +342,8 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   if (path === '/api/v1/history') return historyRoute(res, q, deps, false);
   if (path === '/api/v1/drift') return historyRoute(res, q, deps, true);
   if (path === '/api/v1/watch') return watchRoute(req, res, q, deps);
+  if (path === '/api/v1/rollouts' || path.startsWith('/api/v1/rollouts/'))
+    return rolloutsRoute(res, path, q, deps);
   if (path === '/api/v1/sources') return send(res, 200, { sources: deps.sources.sources() });
   const source = /^\/api\/v1\/sources\/([^/]+)$/.exec(path);
   if (source) {
@@ -327,6 +385,22 @@ export async function startHttpApi(
       req.method === 'POST' && deps.webhooks
         ? WEBHOOK_PATH.exec(new URL(req.url ?? '/', 'http://localhost').pathname)
         : null;
+    const act =
+      req.method === 'POST'
+        ? ROLLOUT_ACTION_PATH.exec(new URL(req.url ?? '/', 'http://localhost').pathname)
+        : null;
+    if (act) {
+      req.resume();
+      rolloutAction(req, act, deps).then(
+        (r) => send(res, r.status, r.body),
+        (err: unknown) => {
+          if (err instanceof FlotillaError) return sendError(res, err);
+          deps.logger.error({ err: errorMessage(err) }, 'rollout action failed');
+          send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+        },
+      );
+      return;
+    }
     if (hook && deps.webhooks) {
       deps.webhooks.handle(req, decodeURIComponent(hook[1] as string)).then(
         (r) => send(res, r.status, r.body),

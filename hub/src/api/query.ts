@@ -1,6 +1,7 @@
 // Query parameters shared by the HTTP and gRPC APIs, parsed once with errors that name
 // the parameter (ValidationError → HTTP 400 / gRPC INVALID_ARGUMENT).
-import type { EventKind, Selector } from '@flotilla/common';
+import type { Selector } from '@flotilla/common';
+import type { HistoryKind } from '../history/history-log.js';
 import {
   EVENT_TYPES,
   ValidationError,
@@ -58,16 +59,16 @@ export function timeParam(
   }
 }
 
-/** Event kinds, each checked. */
-export function kindsParam(values: readonly string[], name = 'kind'): EventKind[] {
+/** History kinds (event kinds, and "rollout" for rollout transitions), each checked. */
+export function kindsParam(values: readonly string[], name = 'kind'): HistoryKind[] {
   const kinds = values.flatMap((v) => v.split(',')).filter((v) => v !== '');
   for (const k of kinds) {
-    if (!(k in EVENT_TYPES))
+    if (!(k in EVENT_TYPES) && k !== 'rollout')
       throw new ValidationError(
-        `${name}: unknown event kind "${k}" (use ${Object.keys(EVENT_TYPES).join(', ')})`,
+        `${name}: unknown event kind "${k}" (use ${Object.keys(EVENT_TYPES).join(', ')}, rollout)`,
       );
   }
-  return kinds as EventKind[];
+  return kinds as HistoryKind[];
 }
 
 /** A deployment state, checked. */

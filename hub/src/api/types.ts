@@ -4,6 +4,8 @@ import type { HistoryEntry, HistoryQuery } from '../history/history-log.js';
 import type { BundleDeployment, BundleSummary } from '../status/deployments.js';
 import type { ClusterFilter, DeploymentFilter, StatusListener } from '../status/fleet-status.js';
 import type { ClusterStatus } from '../status/model.js';
+import type { RolloutAction } from '../rollout/machine.js';
+import type { RolloutSummary, RolloutView } from '../rollout/view.js';
 
 /** Read access to the fleet status (FleetStatus implements it). */
 export interface StatusQuery {
@@ -87,4 +89,15 @@ export interface CapabilitiesQuery {
 /** Whether the hub is ready to serve, and why not. */
 export interface Readiness {
   check(): { ready: boolean; reasons: string[] };
+}
+
+/** Rollouts: read them, and act on them (RolloutController implements it). */
+export interface RolloutsApi {
+  list(): RolloutSummary[];
+  get(bundle: string): RolloutView | undefined;
+  /**
+   * Applies an action as `by`; with `revision`, only to a rollout of that commit (prefix).
+   * Rejects with NOT_FOUND (no rollout) or CONFLICT (its phase refuses the action).
+   */
+  act(bundle: string, action: RolloutAction, by: string, revision?: string): Promise<RolloutView>;
 }

@@ -18,8 +18,8 @@ import type { CliIo } from './io.js';
 export const HISTORY_USAGE = `Usage: flotilla history [--cluster C] [--kind K[,K]] [--since 24h] [-o FMT]
 
 What happened, newest first: applies and apply failures, drift detected and corrected,
-health changes, agent sessions starting and ending, and events an agent had to drop,
-within the hub's retention.
+health changes, agent sessions starting and ending, events an agent had to drop, and
+rollout transitions, within the hub's retention.
 
 Options:
   --cluster NAME      on this cluster only
@@ -27,7 +27,8 @@ Options:
   --revision SHA      about this commit (7+ hex characters match as a prefix)
   --bundle-digest D   applies of this bundle digest only
   --kind K[,K]        applied, apply-failed, drift-detected, drift-corrected,
-                      health-changed, connected, disconnected, events-dropped (repeatable)
+                      health-changed, connected, disconnected, events-dropped,
+                      rollout (repeatable)
   --since DUR|TIME    from this long ago (e.g. 24h) or this ISO time
   --until DUR|TIME    up to this long ago or this ISO time
   --limit N           at most N entries (default 1000, at most 10000)
@@ -138,6 +139,11 @@ export function summarize(e: HistoryEntry): string {
       return `${names(e.bundles)}${e.message ? `: ${e.message}` : ''}`;
     case 'events-dropped':
       return e.message;
+    case 'rollout': {
+      const r = e.rollout;
+      const what = r?.from ? `${r.from} → ${r.to}` : (r?.to ?? '');
+      return `${r?.id ?? names(e.bundles)}: ${what}${e.message ? `: ${e.message}` : ''}`;
+    }
     default: {
       const bundles = `${plural(e.bundles.length, 'bundle')}: ${names(e.bundles) || '-'}`;
       return e.message ? `${bundles}; ${e.message}` : bundles;
@@ -159,7 +165,7 @@ export function formatHistory(
     const age = `${formatAge(e.time, nowMs)} ago`;
     return [
       wide ? `${e.time} (${age})` : age,
-      e.cluster,
+      e.cluster || '-',
       e.kind,
       short(e.revision),
       ...(wide ? [short(e.digest)] : []),

@@ -12,7 +12,7 @@ export const DEFAULT_HUB_URL = 'http://127.0.0.1:7080';
 /** A fetch function, injectable for tests. */
 export type Fetch = (
   url: string,
-  init?: { signal?: AbortSignal },
+  init?: { signal?: AbortSignal; method?: 'GET' | 'POST' },
 ) => Promise<{
   ok: boolean;
   status: number;
@@ -49,9 +49,18 @@ export function hubBase(flag: string | undefined, io: CliIo, defaultUrl = DEFAUL
 
 /** GETs url and parses the JSON body; throws UnavailableError or HubError. */
 export async function getJson(fetchFn: Fetch, url: string): Promise<unknown> {
+  return requestJson(fetchFn, url, 'GET');
+}
+
+/** POSTs to url (no body) and parses the JSON answer; throws UnavailableError or HubError. */
+export async function postJson(fetchFn: Fetch, url: string): Promise<unknown> {
+  return requestJson(fetchFn, url, 'POST');
+}
+
+async function requestJson(fetchFn: Fetch, url: string, method: 'GET' | 'POST'): Promise<unknown> {
   let res: Awaited<ReturnType<Fetch>>;
   try {
-    res = await fetchFn(url);
+    res = await fetchFn(url, method === 'GET' ? undefined : { method });
   } catch (err) {
     // A TLS failure already names its fix (--ca-file); waiting will not help.
     if (err instanceof HubTlsError) throw err;

@@ -90,12 +90,13 @@ export function tlsHint(err: unknown, url: string, caFile: string | undefined): 
 function httpsFetch(
   url: string,
   ca: Buffer,
-  signal: AbortSignal | undefined,
+  init: Parameters<Fetch>[1],
   creds: HubCredentials,
 ): ReturnType<Fetch> {
   const options = {
     ca,
-    ...(signal ? { signal } : {}),
+    method: init?.method ?? 'GET',
+    ...(init?.signal ? { signal: init.signal } : {}),
     ...(creds.client ?? {}),
     ...(creds.authorization ? { headers: { authorization: creds.authorization } } : {}),
   };
@@ -145,7 +146,7 @@ export function hubFetch(
   }
   return async (url, init) => {
     try {
-      if (ca && url.startsWith('https:')) return await httpsFetch(url, ca, init?.signal, creds);
+      if (ca && url.startsWith('https:')) return await httpsFetch(url, ca, init, creds);
       // A token goes over TLS only; an --insecure (http) hub asks for none.
       const headers = creds.authorization && url.startsWith('https:');
       return await fetch(

@@ -22,7 +22,8 @@ Commands:
   drift    what drifted, on which fields, changed by whom (--since 24h)
   history  what happened, newest first: applies, drift, health, agent sessions (--cluster C --since 24h)
   watch    follow status changes as they happen
-  wait     wait until clusters run a revision (--for revision=SHA --timeout 5m)
+  wait     wait until clusters run a revision (--for revision=SHA) or a rollout completes (--for rollout=BUNDLE@SHA)
+  rollout  progressive rollouts: list, status, history, approve, pause, resume, abort, retry
   cluster  add, revoke or list clusters' identities (add issues a bootstrap token and agent manifests)
   token    create, list or revoke API tokens for reading fleet status (dashboards, CI)
   nats     init: create NATS decentralized-auth material (server config, hub credentials)
@@ -78,6 +79,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   history: async () => (await import('./history.js')).historyCommand,
   watch: async () => (await import('./wait.js')).watchCommand,
   wait: async () => (await import('./wait.js')).waitCommand,
+  rollout: async () => (await import('./rollout.js')).rolloutCommand,
   cluster: async () => (await import('./cluster.js')).clusterCommand,
   token: async () => (await import('./token.js')).tokenCommand,
   nats: async () => (await import('./nats-init.js')).natsCommand,

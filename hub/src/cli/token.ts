@@ -14,7 +14,7 @@ import type { CliIo } from './io.js';
 
 /** Usage text of `flotilla token`. */
 export const TOKEN_USAGE = `Usage:
-  flotilla token create NAME [--ttl 90d] [--output-file FILE]
+  flotilla token create NAME [--ttl 90d] [--scope write] [--output-file FILE]
   flotilla token list
   flotilla token revoke NAME
 
@@ -24,15 +24,16 @@ Common options:
                       default ~/.config/flotilla/admin)
 
 An API token lets a dashboard, CI job or browser read the fleet's status and history
-(HTTP /api/v1/* with "Authorization: Bearer TOKEN", gRPC FleetService likewise); it cannot
-change anything. "create" prints the token once on stdout (or writes it to FILE, mode 0600):
+(HTTP /api/v1/* with "Authorization: Bearer TOKEN", gRPC FleetService likewise). With
+--scope write it may also approve, pause, resume, abort and retry rollouts
+(flotilla rollout ...); without it, it cannot change anything. "create" prints the token once on stdout (or writes it to FILE, mode 0600):
 the hub keeps only its digest. Use it with the CLI as FLOTILLA_TOKEN or --token-file.
 "list" shows names and times, never tokens. "revoke" takes effect at once.
 `;
 
 const iso = (ms: number): string => (ms ? new Date(ms).toISOString() : 'never');
 
-function stateOf(t: ApiTokenInfo, now: number): string {
+function stateOf(t: Pick<ApiTokenInfo, 'revokedAtMs' | 'expiresAtMs'>, now: number): string {
   if (t.revokedAtMs) return 'revoked';
   return t.expiresAtMs <= now ? 'expired' : 'active';
 }
@@ -46,6 +47,7 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
       hub: { type: 'string' },
       'admin-dir': { type: 'string' },
       ttl: { type: 'string' },
+      scope: { type: 'string', multiple: true },
       'output-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -70,10 +72,11 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
   const client = await adminClient(hub, adminDir);
   try {
     if (verb === 'create') {
-      const res = await unary<{ token: string; expiresAtMs: number }>((cb) =>
-        client.CreateApiToken({ name: name as string, ttlMs }, cb),
+      const scopes = (values.scope ?? []).flatMap((s) => s.split(',')).filter((s) => s !== '');
+      const res = await unary<{ token: string; expiresAtMs: number; scopes: string[] }>((cb) =>
+        client.CreateApiToken({ name: name as string, ttlMs, scopes }, cb),
       );
-      const note = `API token ${name} created; valid until ${iso(res.expiresAtMs)}. It is shown only now: the hub keeps only its digest.\n`;
+      const note = `API token ${name} created (${(res.scopes.length > 0 ? res.scopes : ['read']).join(', ')}); valid until ${iso(res.expiresAtMs)}. It is shown only now: the hub keeps only its digest.\n`;
       const file = values['output-file'];
       if (file) {
         await writeFile(resolve(io.cwd, file), `${res.token}\n`, { mode: 0o600 });
@@ -89,18 +92,21 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(`API token ${name} revoked\n`);
       return ExitCode.ok;
     }
-    const { tokens } = await unary<{ tokens: ApiTokenInfo[] }>((cb) =>
-      client.ListApiTokens({}, cb),
-    );
+    const { tokens } = await unary<{
+      tokens: (Omit<ApiTokenInfo, 'scopes'> & { scopes: string[] })[];
+    }>((cb) => client.ListApiTokens({}, cb));
     const now = Date.now();
     const rows = tokens.map((t) => [
       t.name,
       stateOf(t, now),
+      t.scopes.length > 0 ? t.scopes.join(',') : 'read',
       iso(t.createdAtMs),
       iso(t.expiresAtMs),
       iso(t.lastUsedAtMs),
     ]);
-    io.stdout.write(renderTable(['NAME', 'STATE', 'CREATED', 'EXPIRES', 'LAST USED'], rows));
+    io.stdout.write(
+      renderTable(['NAME', 'STATE', 'SCOPES', 'CREATED', 'EXPIRES', 'LAST USED'], rows),
+    );
     return ExitCode.ok;
   } finally {
     client.close();

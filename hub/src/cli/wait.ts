@@ -8,6 +8,7 @@ import { errorMessage, sleep } from '@flotilla/common';
 import type { BundleDeployment } from '../status/deployments.js';
 import { healthyAtApplied } from '../status/health.js';
 import type { ClusterStatus } from '../status/model.js';
+import type { RolloutView } from '../rollout/view.js';
 import { renderFailureReason } from '../status/render-failures.js';
 import { formatWatchLine } from './fleet-format.js';
 import { checkSelector } from './fleet.js';
@@ -19,16 +20,22 @@ import type { CliIo } from './io.js';
 
 /** Usage text of `flotilla wait`. */
 export const WAIT_USAGE = `Usage: flotilla wait --for revision=SHA [--healthy] [-l SELECTOR] [--timeout 5m]
+       flotilla wait --for rollout=BUNDLE@SHA [--timeout 30m]
 
 Waits until every selected cluster is Ready at the commit SHA (7+ hex characters).
+A cluster a rollout holds back is Waiting, and is listed with the rollout and why.
 With --healthy, also until every deployment on those clusters reports Ready health
 about that content (workloads rolled out and available, not just applied).
 Exits 0 when they are, 1 with the clusters or deployments still lagging when the
 timeout passes (Degraded health may recover, so it does not end the wait early), and 1
 at once when SHA failed to render for a selected cluster, with the reason.
 
+With rollout=BUNDLE@SHA, waits until the rollout of BUNDLE at SHA is Completed; exits
+1 at once when it halts, rolls back, is aborted or superseded by a newer commit, with
+the reason.
+
 Options:
-  --for revision=SHA  the condition (required)
+  --for COND          revision=SHA or rollout=BUNDLE@SHA (required)
   --healthy           also wait for every deployment's health to be Ready at SHA
   -l, --selector SEL  clusters to wait for (default all)
   --timeout DUR       how long to wait (default 5m)
@@ -115,10 +122,21 @@ export async function waitCommand(
   if (values.help) return (io.stdout.write(WAIT_USAGE), ExitCode.ok);
   if (positionals.length > 0)
     throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
+  const r = /^rollout=([a-z0-9]([-a-z0-9]*[a-z0-9])?)@([0-9a-f]{7,64})$/.exec(values.for ?? '');
+  if (r) {
+    const wait = {
+      bundle: r[1] as string,
+      sha: r[3] as string,
+      timeout: values.timeout,
+      intervalMs: Math.max(50, durationFlag(values.interval, '--interval')),
+    };
+    fetchFn = hubFetch(fetchFn, values['ca-file'], io, values['token-file']);
+    return waitForRollout(wait, hubBase(values['hub-url'], io), io, fetchFn, now);
+  }
   const m = /^revision=([0-9a-f]{7,64})$/.exec(values.for ?? '');
   if (!m)
     throw new UsageError(
-      `--for: expected revision=SHA (7 to 64 lower-case hex characters), got "${values.for ?? ''}"`,
+      `--for: expected revision=SHA or rollout=BUNDLE@SHA (SHA: 7 to 64 lower-case hex characters), got "${values.for ?? ''}"`,
     );
   const sha = m[1] as string;
   const timeoutMs = durationFlag(values.timeout, '--timeout');
@@ -169,6 +187,54 @@ export async function waitCommand(
   }
   io.stderr.write(
     `timed out after ${values.timeout} waiting for revision ${sha}${values.healthy ? ' to be healthy' : ''}; not there yet:\n${lagging.join('\n')}\n`,
+  );
+  return ExitCode.error;
+}
+
+/** Rollout phases that end a wait with failure: only a person or a new commit moves them. */
+const ROLLOUT_STOPPED = ['Halted', 'RolledBack', 'Aborted', 'Superseded'];
+
+// --for rollout=BUNDLE@SHA: polls the bundle's latest rollout until the one of SHA is
+// Completed (0) or stopped (1). A rollout of SHA seen once and then replaced by another
+// revision's was superseded.
+async function waitForRollout(
+  w: { bundle: string; sha: string; timeout: string; intervalMs: number },
+  base: string,
+  io: CliIo,
+  fetchFn: Fetch,
+  now: () => number,
+): Promise<number> {
+  const deadline = now() + durationFlag(w.timeout, '--timeout');
+  const url = `${base}/api/v1/rollouts/${encodeURIComponent(w.bundle)}`;
+  let seen = false;
+  let last = '(no answer from the hub yet)';
+  for (;;) {
+    try {
+      const v = (await getJson(fetchFn, url)) as RolloutView;
+      const ours = v.revision.startsWith(w.sha);
+      if (ours) seen = true;
+      if (ours && v.phase === 'Completed') {
+        io.stdout.write(`rollout ${v.id} Completed\n`);
+        return ExitCode.ok;
+      }
+      if ((ours && ROLLOUT_STOPPED.includes(v.phase)) || (seen && !ours)) {
+        const why = ours ? `${v.phase}: ${v.reason}` : `superseded by ${v.id}`;
+        io.stderr.write(`rollout of ${w.bundle} at ${w.sha} did not complete: ${why}\n`);
+        return ExitCode.error;
+      }
+      last = ours
+        ? `rollout ${v.id} is ${v.phase}: ${v.reason}`
+        : `no rollout of ${w.bundle} at ${w.sha} yet (latest: ${v.id}, ${v.phase})`;
+    } catch (err) {
+      if (err instanceof HubError && err.status === 404) last = `no rollout of ${w.bundle} yet`;
+      else if (err instanceof HubError && err.status < 500) throw err;
+      else last = `hub: ${(err as Error).message}`;
+    }
+    if (now() >= deadline) break;
+    await sleep(Math.min(w.intervalMs, Math.max(0, deadline - now())));
+  }
+  io.stderr.write(
+    `timed out after ${w.timeout} waiting for rollout ${w.bundle}@${w.sha}: ${last}\n`,
   );
   return ExitCode.error;
 }

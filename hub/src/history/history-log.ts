@@ -12,14 +12,34 @@ import type { DriftedObject } from '../status/event-data.js';
 import { isSessionKind, readSession } from '../status/session-events.js';
 import type { SessionEventKind } from '../status/session-events.js';
 
+/** What a history entry is about: an agent or session event, or a rollout transition. */
+export type HistoryKind = EventKind | 'rollout';
+
+/** A rollout transition as history shows it (HistoryRecord of rollout/bundle-state.ts). */
+export interface RolloutTransitionRecord {
+  id: string;
+  atMs: number;
+  /** "" for the rollout itself. */
+  cluster: string;
+  bundle: string;
+  rollout: string;
+  revision: string;
+  /** Stage index; -1 when not about a stage. */
+  stage: number;
+  from: string;
+  to: string;
+  message: string;
+}
+
 /** One event as the history keeps it. */
 export interface HistoryEntry {
   id: string;
   /** ISO time of the event. */
   time: string;
   timeMs: number;
+  /** The cluster; "" for a rollout transition of the rollout itself. */
   cluster: string;
-  kind: EventKind;
+  kind: HistoryKind;
   revision: string;
   digest: string;
   /** applied | partial | failed for applies; the health for health-changed; "" otherwise. */
@@ -32,6 +52,8 @@ export interface HistoryEntry {
   drift: DriftedObject[];
   /** For connected and disconnected: the session, its agent version and why it ended. */
   session?: SessionInfo;
+  /** For rollout transitions: the rollout, what changed and the stage (-1: none). */
+  rollout?: { id: string; from: string; to: string; stage: number };
 }
 
 /** The session a connected or disconnected entry is about. */
@@ -51,7 +73,7 @@ export interface HistoryQuery {
   /** Applied revision (a prefix of 7+ characters matches). */
   revision?: string | undefined;
   bundleDigest?: string | undefined;
-  kinds?: readonly EventKind[] | undefined;
+  kinds?: readonly HistoryKind[] | undefined;
   sinceMs?: number | undefined;
   untilMs?: number | undefined;
   /** Newest first, at most this many (default HISTORY_DEFAULT_LIMIT). */
@@ -122,7 +144,7 @@ class StoredEntry {
     readonly id: string,
     readonly timeMs: number,
     readonly cluster: string,
-    readonly kind: EventKind,
+    readonly kind: HistoryKind,
     readonly revision: string,
     readonly digest: string,
     readonly result: string,
@@ -131,6 +153,7 @@ class StoredEntry {
     readonly bundleDigests: readonly string[],
     public drift: readonly DriftedObject[],
     readonly session: SessionInfo | undefined = undefined,
+    readonly rollout: HistoryEntry['rollout'] = undefined,
   ) {
     this.bytes = estimateBytes(this);
   }
@@ -157,8 +180,28 @@ class StoredEntry {
       bundleDigests: [...this.bundleDigests],
       drift: this.drift.map((d) => ({ ...d, fields: [...d.fields], changedBy: [...d.changedBy] })),
       ...(this.session ? { session: { ...this.session } } : {}),
+      ...(this.rollout ? { rollout: { ...this.rollout } } : {}),
     };
   }
+}
+
+// A rollout transition as the history keeps it: result is the phase it went to.
+function rolloutEntry(r: RolloutTransitionRecord): StoredEntry {
+  return new StoredEntry(
+    r.id,
+    r.atMs,
+    intern(r.cluster),
+    'rollout',
+    intern(r.revision),
+    '',
+    intern(r.to),
+    r.message,
+    internList([r.bundle]),
+    NO_STRINGS,
+    NO_DRIFT,
+    undefined,
+    { id: intern(r.rollout), from: intern(r.from), to: intern(r.to), stage: r.stage },
+  );
 }
 
 // What an entry holds beyond the shared strings: its object, its id and texts. A rough
@@ -172,6 +215,7 @@ function estimateBytes(e: StoredEntry): number {
     for (const c of d.changedBy) n += 16 + c.length;
   }
   if (e.session) n += 64 + e.session.id.length + e.session.reason.length;
+  if (e.rollout) n += 48;
   return n;
 }
 
@@ -347,7 +391,16 @@ export class HistoryLog {
   /** Adds an event; returns false for a duplicate or one older than the retention. Throws ValidationError for bad data. */
   add(kind: EventKind, event: FlotillaEvent): boolean {
     if (this.ids.has(event.id)) return false;
-    const entry = toEntry(kind, event);
+    return this.insert(toEntry(kind, event));
+  }
+
+  /** Adds a rollout transition; returns false for a duplicate or one older than the retention. */
+  addRollout(record: RolloutTransitionRecord): boolean {
+    if (this.ids.has(record.id)) return false;
+    return this.insert(rolloutEntry(record));
+  }
+
+  private insert(entry: StoredEntry): boolean {
     if (entry.timeMs < this.now() - this.opts.retentionMs) return false;
     this.ids.add(entry.id);
     insertSorted(this.entries, entry);

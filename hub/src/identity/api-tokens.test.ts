@@ -39,7 +39,7 @@ test('api-token-is-kept-as-a-digest-and-survives-a-restart', async () => {
 
   now += 120_000;
   const again = await authority(dir, () => now);
-  assert.deepEqual(again.apiTokens.check(token), { ok: true, name: 'grafana' });
+  assert.deepEqual(again.apiTokens.check(token), { ok: true, name: 'grafana', scopes: ['read'] });
   const [listed] = again.apiTokens.list();
   assert.equal(listed?.lastUsedAtMs, now);
   assert.ok(!JSON.stringify(again.apiTokens.list()).includes(token.slice(4)));
@@ -60,7 +60,7 @@ test('api-token-refusals-name-the-token-only-when-recognised', async () => {
   assert.deepEqual(a.apiTokens.check(ci), { ok: false, reason: 'expired', name: 'ci' });
   // An expired token's name can be reused at once.
   const { token: ci2 } = await a.apiTokens.create('ci');
-  assert.deepEqual(a.apiTokens.check(ci2), { ok: true, name: 'ci' });
+  assert.deepEqual(a.apiTokens.check(ci2), { ok: true, name: 'ci', scopes: ['read'] });
   assert.deepEqual(a.apiTokens.check(ci), { ok: false, reason: 'unknown' });
   await a.apiTokens.revoke('other');
   assert.deepEqual(a.apiTokens.check(other), { ok: false, reason: 'revoked', name: 'other' });
@@ -78,4 +78,28 @@ test('api-token-refusals-name-the-token-only-when-recognised', async () => {
     ],
   );
   await assert.rejects(a.apiTokens.revoke('nope'), /API token "nope" does not exist/);
+});
+
+test('a-write-token-may-act-on-rollouts-and-read-only-is-the-default', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-api-tokens-'));
+  dirs.push(dir);
+  const a = await authority(dir, () => 1_000_000);
+  const { token: reader } = await a.apiTokens.create('dashboard');
+  const { token: writer, scopes } = await a.apiTokens.create('release-bot', 0, ['write']);
+  assert.deepEqual(scopes, ['read', 'write']);
+  assert.deepEqual(a.apiTokens.check(reader), { ok: true, name: 'dashboard', scopes: ['read'] });
+  assert.deepEqual(a.apiTokens.check(writer), {
+    ok: true,
+    name: 'release-bot',
+    scopes: ['read', 'write'],
+  });
+  const restarted = await authority(dir, () => 1_000_000);
+  assert.deepEqual(
+    restarted.apiTokens.list().map((t) => [t.name, t.scopes]),
+    [
+      ['dashboard', ['read']],
+      ['release-bot', ['read', 'write']],
+    ],
+  );
+  await assert.rejects(a.apiTokens.create('x', 0, ['admin']), /token scope "admin" is not known/);
 });

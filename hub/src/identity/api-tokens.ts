@@ -1,5 +1,6 @@
 // API tokens: bearer credentials for reading fleet status (dashboards, CI, the web page)
-// where no client certificate fits. A token is "flt_" + 32 random bytes (base64url),
+// where no client certificate fits; a token created with the write scope may also act on
+// rollouts (approve, pause, resume, abort, retry). A token is "flt_" + 32 random bytes (base64url),
 // shown once at creation; the hub keeps only its sha256 digest, with a name, creation
 // time, expiry and last use, in the identity state file. Revoking keeps the record (so
 // a refusal can name it) and takes effect on the next request.
@@ -19,9 +20,15 @@ const API_TOKEN_LAST_USED_SAVE_MS = 60_000;
 // 32 random bytes are 43 base64url characters.
 const TOKEN_RE = new RegExp(`^${API_TOKEN_PREFIX}[A-Za-z0-9_-]{43}$`);
 
+/** What a token may do: read fleet status (always), and act on rollouts (write). */
+export type ApiTokenScope = 'read' | 'write';
+
+/** Every scope, for messages and checks. */
+export const API_TOKEN_SCOPES: readonly ApiTokenScope[] = ['read', 'write'];
+
 /** The outcome of checking a presented token; `name` only when the token was recognised. */
 export type ApiTokenCheck =
-  | { ok: true; name: string }
+  | { ok: true; name: string; scopes: ApiTokenScope[] }
   | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'revoked'; name?: string };
 
 /** An API token as `flotilla token list` shows it: never the token itself. */
@@ -31,6 +38,7 @@ export interface ApiTokenInfo {
   expiresAtMs: number;
   lastUsedAtMs: number;
   revokedAtMs: number;
+  scopes: ApiTokenScope[];
 }
 
 /** Creates, lists, revokes and checks API tokens in the identity state. */
@@ -49,12 +57,25 @@ export class ApiTokens {
     return (this.state.apiTokens ??= {});
   }
 
-  /** Creates a token; a live token of the same name is a CONFLICT (revoke it first). */
-  async create(name: string, ttlMs = 0): Promise<{ token: string; expiresAtMs: number }> {
+  /**
+   * Creates a token; a live token of the same name is a CONFLICT (revoke it first).
+   * Scopes default to read only; "write" adds rollout actions (read is always included).
+   */
+  async create(
+    name: string,
+    ttlMs = 0,
+    scopes: readonly string[] = [],
+  ): Promise<{ token: string; expiresAtMs: number; scopes: ApiTokenScope[] }> {
     if (!isDnsLabel(name))
       throw new ValidationError(
         `token name "${name}" must be a DNS label (lower-case letters, digits, '-')`,
       );
+    for (const sc of scopes)
+      if (!API_TOKEN_SCOPES.includes(sc as ApiTokenScope))
+        throw new ValidationError(
+          `token scope "${sc}" is not known (use ${API_TOKEN_SCOPES.join(' or ')})`,
+        );
+    const granted: ApiTokenScope[] = scopes.includes('write') ? ['read', 'write'] : ['read'];
     const existing = this.records[name];
     const now = this.now();
     if (existing && existing.revokedAtMs === undefined && existing.expiresAtMs > now)
@@ -66,13 +87,14 @@ export class ApiTokens {
       digest: sha256(token).toString('hex'),
       createdAtMs: now,
       expiresAtMs,
+      scopes: granted,
     };
     await this.save();
     this.logger.info(
-      { tokenName: name, expiresAt: new Date(expiresAtMs).toISOString() },
+      { tokenName: name, expiresAt: new Date(expiresAtMs).toISOString(), scopes: granted },
       'API token created',
     );
-    return { token, expiresAtMs };
+    return { token, expiresAtMs, scopes: granted };
   }
 
   /** Revokes a token by name; effective for the next request. */
@@ -94,6 +116,7 @@ export class ApiTokens {
         expiresAtMs: r.expiresAtMs,
         lastUsedAtMs: r.lastUsedAtMs ?? 0,
         revokedAtMs: r.revokedAtMs ?? 0,
+        scopes: r.scopes ?? ['read'],
       }));
   }
 
@@ -112,7 +135,7 @@ export class ApiTokens {
     const now = this.now();
     if (found.expiresAtMs <= now) return { ok: false, reason: 'expired', name: found.name };
     this.touch(found, now);
-    return { ok: true, name: found.name };
+    return { ok: true, name: found.name, scopes: found.scopes ?? ['read'] };
   }
 
   private touch(r: ApiTokenRecord, now: number): void {

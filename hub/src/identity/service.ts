@@ -139,7 +139,7 @@ export function identityHandlers(opts: IdentityServiceOptions): IdentityHandlers
     CreateApiToken: unary('CreateApiToken', log, async (call) => {
       admin(call);
       const ttl = Number(call.request.ttlMs ?? 0);
-      return authority.apiTokens.create(call.request.name, ttl);
+      return authority.apiTokens.create(call.request.name, ttl, call.request.scopes ?? []);
     }),
     ListApiTokens: unary('ListApiTokens', log, async (call) => {
       admin(call);

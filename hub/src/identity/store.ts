@@ -41,6 +41,8 @@ export interface ApiTokenRecord {
   lastUsedAtMs?: number;
   /** Set by `flotilla token revoke`; the record stays so that refusals can name it. */
   revokedAtMs?: number;
+  /** What it may do; absent (tokens made before scopes existed) means read only. */
+  scopes?: ('read' | 'write')[];
 }
 
 /** The whole file. */

@@ -7,17 +7,26 @@
 // Decisions run one at a time, in order; the hub delivers gated states (gate.ts) after
 // each committed decision.
 import type { BundleDesiredState, DesiredState, Logger } from '@flotilla/common';
-import { Backoff, LogFields, NotFoundError, durations, errorMessage } from '@flotilla/common';
+import {
+  Backoff,
+  LogFields,
+  NotFoundError,
+  UnavailableError,
+  durations,
+  errorMessage,
+} from '@flotilla/common';
 import type { RolloutPlan } from '../render/types.js';
 import { referencedDigests } from './bundle-state.js';
 import type { BundleState, HistoryRecord } from './bundle-state.js';
 import { gateStates } from './gate.js';
 import type { Gated } from './gate.js';
+import { RolloutConflictError } from './machine.js';
 import type { RolloutAction } from './machine.js';
 import type { ClusterObservation } from './model.js';
 import { advanceBundle } from './reconcile.js';
 import type { Advance, BundleHead } from './reconcile.js';
 import type { RolloutStore } from './store.js';
+import type { RolloutHistoryWriter } from './history.js';
 import { rolloutSummary, rolloutView } from './view.js';
 import type { RolloutSummary, RolloutView } from './view.js';
 
@@ -46,6 +55,8 @@ export interface RolloutControllerOptions {
   onChange: () => void;
   /** Called with the transitions of every committed decision (history, alerts, metrics). */
   onTransitions?: (records: readonly HistoryRecord[]) => void;
+  /** The durable history of transitions; they stay in their bundle's outbox until written. */
+  history?: RolloutHistoryWriter;
   now?: () => number;
   /** Debounce of status changes (default durations.rolloutDebounce). */
   debounceMs?: number;
@@ -76,6 +87,9 @@ export class RolloutController {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
   private watched = new Set<string>();
+  /** Outbox records written to the history stream, to drop from the outbox at the next save. */
+  private readonly published = new Set<string>();
+  private publishing = false;
   private readonly backoff = new Backoff({
     initialMs: durations.rolloutSaveRetryInitial,
     maxMs: durations.rolloutSaveRetryMax,
@@ -129,6 +143,7 @@ export class RolloutController {
     }
     this.schedule(0);
     this.opts.onChange();
+    void this.flushHistory();
   }
 
   /** Stops timers; decisions in progress finish, nothing new starts. */
@@ -187,13 +202,20 @@ export class RolloutController {
     if (this.watched.has(cluster)) this.schedule(this.opts.debounceMs ?? durations.rolloutDebounce);
   }
 
-  /** Applies a person's action to a bundle's rollout; resolves with the rollout after it. */
-  act(bundle: string, action: RolloutAction, by: string): Promise<RolloutView> {
+  /**
+   * Applies a person's action to a bundle's rollout (of `revision`, a prefix, when given);
+   * resolves with the rollout after it, once saved.
+   */
+  act(bundle: string, action: RolloutAction, by: string, revision?: string): Promise<RolloutView> {
     return this.enqueue(async () => {
       if (this.stateValue === 'restoring')
-        throw new NotFoundError('rollout state (not restored yet) of bundle', bundle);
+        throw new UnavailableError('rollout state (not read from NATS yet)');
       const prev = this.committed.get(bundle);
       if (!prev?.rollout) throw new NotFoundError('rollout of bundle', bundle);
+      if (revision && !prev.rollout.revision.startsWith(revision))
+        throw new RolloutConflictError(
+          `the rollout of ${bundle} is at ${prev.rollout.revision.slice(0, 12)}, not ${revision}: nothing done`,
+        );
       const adv = advanceBundle(prev, undefined, this.context(bundle), { type: action, by });
       await this.commit(new Map([[bundle, adv]]));
       this.log.info(
@@ -385,6 +407,38 @@ export class RolloutController {
     this.afterCommit();
     if (records.length > 0) this.opts.onTransitions?.(records);
     this.opts.onChange();
+    if (records.length > 0) void this.flushHistory();
+  }
+
+  // Writes outbox records to the history stream, then saves the outboxes without them.
+  // A failure leaves them in the outbox for the next attempt (after the next decision).
+  private async flushHistory(): Promise<void> {
+    const writer = this.opts.history;
+    if (!writer || this.publishing) return;
+    this.publishing = true;
+    try {
+      const pending = [...this.committed.values()].flatMap((s) =>
+        s.outbox.filter((r) => !this.published.has(r.id)),
+      );
+      if (pending.length === 0) return;
+      await writer.publish(pending);
+      for (const r of pending) this.published.add(r.id);
+      await this.enqueue(() => this.trimOutboxes());
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'writing rollout history failed: kept for later');
+    } finally {
+      this.publishing = false;
+    }
+  }
+
+  private async trimOutboxes(): Promise<void> {
+    for (const [bundle, s] of this.committed) {
+      if (!s.outbox.some((r) => this.published.has(r.id))) continue;
+      const trimmed = { ...s, outbox: s.outbox.filter((r) => !this.published.has(r.id)) };
+      await this.opts.store.saveState(trimmed);
+      for (const r of s.outbox) this.published.delete(r.id);
+      this.committed.set(bundle, trimmed);
+    }
   }
 
   // Every rendering at hand (head and recently sent states), by digest.

@@ -9,6 +9,7 @@ import type { ClusterStatus as _flotilla_v1_ClusterStatus, ClusterStatus__Output
 import type { DriftedObject as _flotilla_v1_DriftedObject, DriftedObject__Output as _flotilla_v1_DriftedObject__Output } from './flotilla/v1/DriftedObject.js';
 import type { FleetServiceClient as _flotilla_v1_FleetServiceClient, FleetServiceDefinition as _flotilla_v1_FleetServiceDefinition } from './flotilla/v1/FleetService.js';
 import type { GetClusterRequest as _flotilla_v1_GetClusterRequest, GetClusterRequest__Output as _flotilla_v1_GetClusterRequest__Output } from './flotilla/v1/GetClusterRequest.js';
+import type { GetRolloutRequest as _flotilla_v1_GetRolloutRequest, GetRolloutRequest__Output as _flotilla_v1_GetRolloutRequest__Output } from './flotilla/v1/GetRolloutRequest.js';
 import type { HistoryEntry as _flotilla_v1_HistoryEntry, HistoryEntry__Output as _flotilla_v1_HistoryEntry__Output } from './flotilla/v1/HistoryEntry.js';
 import type { ListBundlesRequest as _flotilla_v1_ListBundlesRequest, ListBundlesRequest__Output as _flotilla_v1_ListBundlesRequest__Output } from './flotilla/v1/ListBundlesRequest.js';
 import type { ListBundlesResponse as _flotilla_v1_ListBundlesResponse, ListBundlesResponse__Output as _flotilla_v1_ListBundlesResponse__Output } from './flotilla/v1/ListBundlesResponse.js';
@@ -16,9 +17,17 @@ import type { ListClustersRequest as _flotilla_v1_ListClustersRequest, ListClust
 import type { ListClustersResponse as _flotilla_v1_ListClustersResponse, ListClustersResponse__Output as _flotilla_v1_ListClustersResponse__Output } from './flotilla/v1/ListClustersResponse.js';
 import type { ListDeploymentsRequest as _flotilla_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _flotilla_v1_ListDeploymentsRequest__Output } from './flotilla/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _flotilla_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _flotilla_v1_ListDeploymentsResponse__Output } from './flotilla/v1/ListDeploymentsResponse.js';
+import type { ListRolloutsRequest as _flotilla_v1_ListRolloutsRequest, ListRolloutsRequest__Output as _flotilla_v1_ListRolloutsRequest__Output } from './flotilla/v1/ListRolloutsRequest.js';
+import type { ListRolloutsResponse as _flotilla_v1_ListRolloutsResponse, ListRolloutsResponse__Output as _flotilla_v1_ListRolloutsResponse__Output } from './flotilla/v1/ListRolloutsResponse.js';
 import type { QueryHistoryRequest as _flotilla_v1_QueryHistoryRequest, QueryHistoryRequest__Output as _flotilla_v1_QueryHistoryRequest__Output } from './flotilla/v1/QueryHistoryRequest.js';
 import type { QueryHistoryResponse as _flotilla_v1_QueryHistoryResponse, QueryHistoryResponse__Output as _flotilla_v1_QueryHistoryResponse__Output } from './flotilla/v1/QueryHistoryResponse.js';
 import type { RenderFailure as _flotilla_v1_RenderFailure, RenderFailure__Output as _flotilla_v1_RenderFailure__Output } from './flotilla/v1/RenderFailure.js';
+import type { Rollout as _flotilla_v1_Rollout, Rollout__Output as _flotilla_v1_Rollout__Output } from './flotilla/v1/Rollout.js';
+import type { RolloutActionRequest as _flotilla_v1_RolloutActionRequest, RolloutActionRequest__Output as _flotilla_v1_RolloutActionRequest__Output } from './flotilla/v1/RolloutActionRequest.js';
+import type { RolloutCluster as _flotilla_v1_RolloutCluster, RolloutCluster__Output as _flotilla_v1_RolloutCluster__Output } from './flotilla/v1/RolloutCluster.js';
+import type { RolloutHold as _flotilla_v1_RolloutHold, RolloutHold__Output as _flotilla_v1_RolloutHold__Output } from './flotilla/v1/RolloutHold.js';
+import type { RolloutStage as _flotilla_v1_RolloutStage, RolloutStage__Output as _flotilla_v1_RolloutStage__Output } from './flotilla/v1/RolloutStage.js';
+import type { RolloutSummary as _flotilla_v1_RolloutSummary, RolloutSummary__Output as _flotilla_v1_RolloutSummary__Output } from './flotilla/v1/RolloutSummary.js';
 import type { SessionInfo as _flotilla_v1_SessionInfo, SessionInfo__Output as _flotilla_v1_SessionInfo__Output } from './flotilla/v1/SessionInfo.js';
 import type { WatchEvent as _flotilla_v1_WatchEvent, WatchEvent__Output as _flotilla_v1_WatchEvent__Output } from './flotilla/v1/WatchEvent.js';
 import type { WatchRequest as _flotilla_v1_WatchRequest, WatchRequest__Output as _flotilla_v1_WatchRequest__Output } from './flotilla/v1/WatchRequest.js';
@@ -37,6 +46,7 @@ export interface ProtoGrpcType {
       DriftedObject: MessageTypeDefinition<_flotilla_v1_DriftedObject, _flotilla_v1_DriftedObject__Output>
       FleetService: SubtypeConstructor<typeof grpc.Client, _flotilla_v1_FleetServiceClient> & { service: _flotilla_v1_FleetServiceDefinition }
       GetClusterRequest: MessageTypeDefinition<_flotilla_v1_GetClusterRequest, _flotilla_v1_GetClusterRequest__Output>
+      GetRolloutRequest: MessageTypeDefinition<_flotilla_v1_GetRolloutRequest, _flotilla_v1_GetRolloutRequest__Output>
       HistoryEntry: MessageTypeDefinition<_flotilla_v1_HistoryEntry, _flotilla_v1_HistoryEntry__Output>
       ListBundlesRequest: MessageTypeDefinition<_flotilla_v1_ListBundlesRequest, _flotilla_v1_ListBundlesRequest__Output>
       ListBundlesResponse: MessageTypeDefinition<_flotilla_v1_ListBundlesResponse, _flotilla_v1_ListBundlesResponse__Output>
@@ -44,9 +54,17 @@ export interface ProtoGrpcType {
       ListClustersResponse: MessageTypeDefinition<_flotilla_v1_ListClustersResponse, _flotilla_v1_ListClustersResponse__Output>
       ListDeploymentsRequest: MessageTypeDefinition<_flotilla_v1_ListDeploymentsRequest, _flotilla_v1_ListDeploymentsRequest__Output>
       ListDeploymentsResponse: MessageTypeDefinition<_flotilla_v1_ListDeploymentsResponse, _flotilla_v1_ListDeploymentsResponse__Output>
+      ListRolloutsRequest: MessageTypeDefinition<_flotilla_v1_ListRolloutsRequest, _flotilla_v1_ListRolloutsRequest__Output>
+      ListRolloutsResponse: MessageTypeDefinition<_flotilla_v1_ListRolloutsResponse, _flotilla_v1_ListRolloutsResponse__Output>
       QueryHistoryRequest: MessageTypeDefinition<_flotilla_v1_QueryHistoryRequest, _flotilla_v1_QueryHistoryRequest__Output>
       QueryHistoryResponse: MessageTypeDefinition<_flotilla_v1_QueryHistoryResponse, _flotilla_v1_QueryHistoryResponse__Output>
       RenderFailure: MessageTypeDefinition<_flotilla_v1_RenderFailure, _flotilla_v1_RenderFailure__Output>
+      Rollout: MessageTypeDefinition<_flotilla_v1_Rollout, _flotilla_v1_Rollout__Output>
+      RolloutActionRequest: MessageTypeDefinition<_flotilla_v1_RolloutActionRequest, _flotilla_v1_RolloutActionRequest__Output>
+      RolloutCluster: MessageTypeDefinition<_flotilla_v1_RolloutCluster, _flotilla_v1_RolloutCluster__Output>
+      RolloutHold: MessageTypeDefinition<_flotilla_v1_RolloutHold, _flotilla_v1_RolloutHold__Output>
+      RolloutStage: MessageTypeDefinition<_flotilla_v1_RolloutStage, _flotilla_v1_RolloutStage__Output>
+      RolloutSummary: MessageTypeDefinition<_flotilla_v1_RolloutSummary, _flotilla_v1_RolloutSummary__Output>
       SessionInfo: MessageTypeDefinition<_flotilla_v1_SessionInfo, _flotilla_v1_SessionInfo__Output>
       WatchEvent: MessageTypeDefinition<_flotilla_v1_WatchEvent, _flotilla_v1_WatchEvent__Output>
       WatchRequest: MessageTypeDefinition<_flotilla_v1_WatchRequest, _flotilla_v1_WatchRequest__Output>

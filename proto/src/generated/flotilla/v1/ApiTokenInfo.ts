@@ -9,6 +9,7 @@ export interface ApiTokenInfo {
   'expiresAtMs'?: (number | string | Long);
   'lastUsedAtMs'?: (number | string | Long);
   'revokedAtMs'?: (number | string | Long);
+  'scopes'?: (string)[];
 }
 
 export interface ApiTokenInfo__Output {
@@ -17,4 +18,5 @@ export interface ApiTokenInfo__Output {
   'expiresAtMs': (number);
   'lastUsedAtMs': (number);
   'revokedAtMs': (number);
+  'scopes': (string)[];
 }

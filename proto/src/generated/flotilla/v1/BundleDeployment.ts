@@ -2,6 +2,7 @@
 // Original file: flotilla/v1/fleet.proto
 
 import type { RenderFailure as _flotilla_v1_RenderFailure, RenderFailure__Output as _flotilla_v1_RenderFailure__Output } from '../../flotilla/v1/RenderFailure.js';
+import type { RolloutHold as _flotilla_v1_RolloutHold, RolloutHold__Output as _flotilla_v1_RolloutHold__Output } from '../../flotilla/v1/RolloutHold.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface BundleDeployment {
@@ -26,6 +27,7 @@ export interface BundleDeployment {
   'healthDigest'?: (string);
   'renderFailure'?: (_flotilla_v1_RenderFailure | null);
   'waitingFor'?: (string);
+  'rolloutHold'?: (_flotilla_v1_RolloutHold | null);
 }
 
 export interface BundleDeployment__Output {
@@ -50,4 +52,5 @@ export interface BundleDeployment__Output {
   'healthDigest': (string);
   'renderFailure': (_flotilla_v1_RenderFailure__Output | null);
   'waitingFor': (string);
+  'rolloutHold': (_flotilla_v1_RolloutHold__Output | null);
 }

@@ -2,6 +2,7 @@
 // Original file: flotilla/v1/fleet.proto
 
 import type { RenderFailure as _flotilla_v1_RenderFailure, RenderFailure__Output as _flotilla_v1_RenderFailure__Output } from '../../flotilla/v1/RenderFailure.js';
+import type { RolloutHold as _flotilla_v1_RolloutHold, RolloutHold__Output as _flotilla_v1_RolloutHold__Output } from '../../flotilla/v1/RolloutHold.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface ClusterStatus {
@@ -20,6 +21,7 @@ export interface ClusterStatus {
   'lastDisconnectedMs'?: (number | string | Long);
   'lastDisconnectReason'?: (string);
   'renderFailures'?: (_flotilla_v1_RenderFailure)[];
+  'rolloutHolds'?: (_flotilla_v1_RolloutHold)[];
 }
 
 export interface ClusterStatus__Output {
@@ -38,4 +40,5 @@ export interface ClusterStatus__Output {
   'lastDisconnectedMs': (number);
   'lastDisconnectReason': (string);
   'renderFailures': (_flotilla_v1_RenderFailure__Output)[];
+  'rolloutHolds': (_flotilla_v1_RolloutHold__Output)[];
 }

@@ -6,9 +6,11 @@ import type { Long } from '@grpc/proto-loader';
 export interface CreateApiTokenRequest {
   'name'?: (string);
   'ttlMs'?: (number | string | Long);
+  'scopes'?: (string)[];
 }
 
 export interface CreateApiTokenRequest__Output {
   'name': (string);
   'ttlMs': (number);
+  'scopes': (string)[];
 }

@@ -6,9 +6,11 @@ import type { Long } from '@grpc/proto-loader';
 export interface CreateApiTokenResponse {
   'token'?: (string);
   'expiresAtMs'?: (number | string | Long);
+  'scopes'?: (string)[];
 }
 
 export interface CreateApiTokenResponse__Output {
   'token': (string);
   'expiresAtMs': (number);
+  'scopes': (string)[];
 }

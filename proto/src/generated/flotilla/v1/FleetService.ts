@@ -5,14 +5,19 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { ClusterDetail as _flotilla_v1_ClusterDetail, ClusterDetail__Output as _flotilla_v1_ClusterDetail__Output } from '../../flotilla/v1/ClusterDetail.js';
 import type { GetClusterRequest as _flotilla_v1_GetClusterRequest, GetClusterRequest__Output as _flotilla_v1_GetClusterRequest__Output } from '../../flotilla/v1/GetClusterRequest.js';
+import type { GetRolloutRequest as _flotilla_v1_GetRolloutRequest, GetRolloutRequest__Output as _flotilla_v1_GetRolloutRequest__Output } from '../../flotilla/v1/GetRolloutRequest.js';
 import type { ListBundlesRequest as _flotilla_v1_ListBundlesRequest, ListBundlesRequest__Output as _flotilla_v1_ListBundlesRequest__Output } from '../../flotilla/v1/ListBundlesRequest.js';
 import type { ListBundlesResponse as _flotilla_v1_ListBundlesResponse, ListBundlesResponse__Output as _flotilla_v1_ListBundlesResponse__Output } from '../../flotilla/v1/ListBundlesResponse.js';
 import type { ListClustersRequest as _flotilla_v1_ListClustersRequest, ListClustersRequest__Output as _flotilla_v1_ListClustersRequest__Output } from '../../flotilla/v1/ListClustersRequest.js';
 import type { ListClustersResponse as _flotilla_v1_ListClustersResponse, ListClustersResponse__Output as _flotilla_v1_ListClustersResponse__Output } from '../../flotilla/v1/ListClustersResponse.js';
 import type { ListDeploymentsRequest as _flotilla_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _flotilla_v1_ListDeploymentsRequest__Output } from '../../flotilla/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _flotilla_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _flotilla_v1_ListDeploymentsResponse__Output } from '../../flotilla/v1/ListDeploymentsResponse.js';
+import type { ListRolloutsRequest as _flotilla_v1_ListRolloutsRequest, ListRolloutsRequest__Output as _flotilla_v1_ListRolloutsRequest__Output } from '../../flotilla/v1/ListRolloutsRequest.js';
+import type { ListRolloutsResponse as _flotilla_v1_ListRolloutsResponse, ListRolloutsResponse__Output as _flotilla_v1_ListRolloutsResponse__Output } from '../../flotilla/v1/ListRolloutsResponse.js';
 import type { QueryHistoryRequest as _flotilla_v1_QueryHistoryRequest, QueryHistoryRequest__Output as _flotilla_v1_QueryHistoryRequest__Output } from '../../flotilla/v1/QueryHistoryRequest.js';
 import type { QueryHistoryResponse as _flotilla_v1_QueryHistoryResponse, QueryHistoryResponse__Output as _flotilla_v1_QueryHistoryResponse__Output } from '../../flotilla/v1/QueryHistoryResponse.js';
+import type { Rollout as _flotilla_v1_Rollout, Rollout__Output as _flotilla_v1_Rollout__Output } from '../../flotilla/v1/Rollout.js';
+import type { RolloutActionRequest as _flotilla_v1_RolloutActionRequest, RolloutActionRequest__Output as _flotilla_v1_RolloutActionRequest__Output } from '../../flotilla/v1/RolloutActionRequest.js';
 import type { WatchEvent as _flotilla_v1_WatchEvent, WatchEvent__Output as _flotilla_v1_WatchEvent__Output } from '../../flotilla/v1/WatchEvent.js';
 import type { WatchRequest as _flotilla_v1_WatchRequest, WatchRequest__Output as _flotilla_v1_WatchRequest__Output } from '../../flotilla/v1/WatchRequest.js';
 
@@ -25,6 +30,15 @@ export interface FleetServiceClient extends grpc.Client {
   getCluster(argument: _flotilla_v1_GetClusterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_ClusterDetail__Output>): grpc.ClientUnaryCall;
   getCluster(argument: _flotilla_v1_GetClusterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ClusterDetail__Output>): grpc.ClientUnaryCall;
   getCluster(argument: _flotilla_v1_GetClusterRequest, callback: grpc.requestCallback<_flotilla_v1_ClusterDetail__Output>): grpc.ClientUnaryCall;
+  
+  GetRollout(argument: _flotilla_v1_GetRolloutRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  GetRollout(argument: _flotilla_v1_GetRolloutRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  GetRollout(argument: _flotilla_v1_GetRolloutRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  GetRollout(argument: _flotilla_v1_GetRolloutRequest, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  getRollout(argument: _flotilla_v1_GetRolloutRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  getRollout(argument: _flotilla_v1_GetRolloutRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  getRollout(argument: _flotilla_v1_GetRolloutRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  getRollout(argument: _flotilla_v1_GetRolloutRequest, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
   
   ListBundles(argument: _flotilla_v1_ListBundlesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListBundlesResponse__Output>): grpc.ClientUnaryCall;
   ListBundles(argument: _flotilla_v1_ListBundlesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_ListBundlesResponse__Output>): grpc.ClientUnaryCall;
@@ -53,6 +67,15 @@ export interface FleetServiceClient extends grpc.Client {
   listDeployments(argument: _flotilla_v1_ListDeploymentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   listDeployments(argument: _flotilla_v1_ListDeploymentsRequest, callback: grpc.requestCallback<_flotilla_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   
+  ListRollouts(argument: _flotilla_v1_ListRolloutsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListRolloutsResponse__Output>): grpc.ClientUnaryCall;
+  ListRollouts(argument: _flotilla_v1_ListRolloutsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_ListRolloutsResponse__Output>): grpc.ClientUnaryCall;
+  ListRollouts(argument: _flotilla_v1_ListRolloutsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListRolloutsResponse__Output>): grpc.ClientUnaryCall;
+  ListRollouts(argument: _flotilla_v1_ListRolloutsRequest, callback: grpc.requestCallback<_flotilla_v1_ListRolloutsResponse__Output>): grpc.ClientUnaryCall;
+  listRollouts(argument: _flotilla_v1_ListRolloutsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListRolloutsResponse__Output>): grpc.ClientUnaryCall;
+  listRollouts(argument: _flotilla_v1_ListRolloutsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_ListRolloutsResponse__Output>): grpc.ClientUnaryCall;
+  listRollouts(argument: _flotilla_v1_ListRolloutsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListRolloutsResponse__Output>): grpc.ClientUnaryCall;
+  listRollouts(argument: _flotilla_v1_ListRolloutsRequest, callback: grpc.requestCallback<_flotilla_v1_ListRolloutsResponse__Output>): grpc.ClientUnaryCall;
+  
   QueryHistory(argument: _flotilla_v1_QueryHistoryRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_QueryHistoryResponse__Output>): grpc.ClientUnaryCall;
   QueryHistory(argument: _flotilla_v1_QueryHistoryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_QueryHistoryResponse__Output>): grpc.ClientUnaryCall;
   QueryHistory(argument: _flotilla_v1_QueryHistoryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_QueryHistoryResponse__Output>): grpc.ClientUnaryCall;
@@ -61,6 +84,15 @@ export interface FleetServiceClient extends grpc.Client {
   queryHistory(argument: _flotilla_v1_QueryHistoryRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_QueryHistoryResponse__Output>): grpc.ClientUnaryCall;
   queryHistory(argument: _flotilla_v1_QueryHistoryRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_QueryHistoryResponse__Output>): grpc.ClientUnaryCall;
   queryHistory(argument: _flotilla_v1_QueryHistoryRequest, callback: grpc.requestCallback<_flotilla_v1_QueryHistoryResponse__Output>): grpc.ClientUnaryCall;
+  
+  RolloutAction(argument: _flotilla_v1_RolloutActionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  RolloutAction(argument: _flotilla_v1_RolloutActionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  RolloutAction(argument: _flotilla_v1_RolloutActionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  RolloutAction(argument: _flotilla_v1_RolloutActionRequest, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  rolloutAction(argument: _flotilla_v1_RolloutActionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  rolloutAction(argument: _flotilla_v1_RolloutActionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  rolloutAction(argument: _flotilla_v1_RolloutActionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
+  rolloutAction(argument: _flotilla_v1_RolloutActionRequest, callback: grpc.requestCallback<_flotilla_v1_Rollout__Output>): grpc.ClientUnaryCall;
   
   Watch(argument: _flotilla_v1_WatchRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_flotilla_v1_WatchEvent__Output>;
   Watch(argument: _flotilla_v1_WatchRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_flotilla_v1_WatchEvent__Output>;
@@ -72,13 +104,19 @@ export interface FleetServiceClient extends grpc.Client {
 export interface FleetServiceHandlers extends grpc.UntypedServiceImplementation {
   GetCluster: grpc.handleUnaryCall<_flotilla_v1_GetClusterRequest__Output, _flotilla_v1_ClusterDetail>;
   
+  GetRollout: grpc.handleUnaryCall<_flotilla_v1_GetRolloutRequest__Output, _flotilla_v1_Rollout>;
+  
   ListBundles: grpc.handleUnaryCall<_flotilla_v1_ListBundlesRequest__Output, _flotilla_v1_ListBundlesResponse>;
   
   ListClusters: grpc.handleUnaryCall<_flotilla_v1_ListClustersRequest__Output, _flotilla_v1_ListClustersResponse>;
   
   ListDeployments: grpc.handleUnaryCall<_flotilla_v1_ListDeploymentsRequest__Output, _flotilla_v1_ListDeploymentsResponse>;
   
+  ListRollouts: grpc.handleUnaryCall<_flotilla_v1_ListRolloutsRequest__Output, _flotilla_v1_ListRolloutsResponse>;
+  
   QueryHistory: grpc.handleUnaryCall<_flotilla_v1_QueryHistoryRequest__Output, _flotilla_v1_QueryHistoryResponse>;
+  
+  RolloutAction: grpc.handleUnaryCall<_flotilla_v1_RolloutActionRequest__Output, _flotilla_v1_Rollout>;
   
   Watch: grpc.handleServerStreamingCall<_flotilla_v1_WatchRequest__Output, _flotilla_v1_WatchEvent>;
   
@@ -86,9 +124,12 @@ export interface FleetServiceHandlers extends grpc.UntypedServiceImplementation 
 
 export interface FleetServiceDefinition extends grpc.ServiceDefinition {
   GetCluster: MethodDefinition<_flotilla_v1_GetClusterRequest, _flotilla_v1_ClusterDetail, _flotilla_v1_GetClusterRequest__Output, _flotilla_v1_ClusterDetail__Output>
+  GetRollout: MethodDefinition<_flotilla_v1_GetRolloutRequest, _flotilla_v1_Rollout, _flotilla_v1_GetRolloutRequest__Output, _flotilla_v1_Rollout__Output>
   ListBundles: MethodDefinition<_flotilla_v1_ListBundlesRequest, _flotilla_v1_ListBundlesResponse, _flotilla_v1_ListBundlesRequest__Output, _flotilla_v1_ListBundlesResponse__Output>
   ListClusters: MethodDefinition<_flotilla_v1_ListClustersRequest, _flotilla_v1_ListClustersResponse, _flotilla_v1_ListClustersRequest__Output, _flotilla_v1_ListClustersResponse__Output>
   ListDeployments: MethodDefinition<_flotilla_v1_ListDeploymentsRequest, _flotilla_v1_ListDeploymentsResponse, _flotilla_v1_ListDeploymentsRequest__Output, _flotilla_v1_ListDeploymentsResponse__Output>
+  ListRollouts: MethodDefinition<_flotilla_v1_ListRolloutsRequest, _flotilla_v1_ListRolloutsResponse, _flotilla_v1_ListRolloutsRequest__Output, _flotilla_v1_ListRolloutsResponse__Output>
   QueryHistory: MethodDefinition<_flotilla_v1_QueryHistoryRequest, _flotilla_v1_QueryHistoryResponse, _flotilla_v1_QueryHistoryRequest__Output, _flotilla_v1_QueryHistoryResponse__Output>
+  RolloutAction: MethodDefinition<_flotilla_v1_RolloutActionRequest, _flotilla_v1_Rollout, _flotilla_v1_RolloutActionRequest__Output, _flotilla_v1_Rollout__Output>
   Watch: MethodDefinition<_flotilla_v1_WatchRequest, _flotilla_v1_WatchEvent, _flotilla_v1_WatchRequest__Output, _flotilla_v1_WatchEvent__Output>
 }
