@@ -248,6 +248,8 @@ test('a-restarted-controller-resumes-from-saved-state-without-sending-anything-t
   await w.controller.stop();
   w.controller = w.start();
   await w.controller.restore();
+  // Health reports of its clusters move it on at once, before anything else is decided.
+  assert.ok(w.controller.watches('prod-1'));
   await w.publish(2, ALL);
   assert.deepEqual(new Map([...w.delivered].map(([c, s]) => [c, s.digest])), before);
   assert.equal(w.controller.get('web')?.phase, 'Progressing');

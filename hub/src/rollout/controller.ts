@@ -127,6 +127,9 @@ export class RolloutController {
         );
       this.committed = new Map(states.map((s) => [s.bundle, s]));
       if (this.stateValue === 'stopped') return;
+      // Which clusters' status changes matter, from the restored state: nothing may be
+      // committed for a while, and their health reports must still move the rollout.
+      this.afterCommit();
       this.stateValue = 'running';
       this.backoff.reset();
       this.log.info({ bundles: states.length, renderings: found.size }, 'rollout state restored');
@@ -195,6 +198,11 @@ export class RolloutController {
       this.sent.set(cluster, list);
     }
     for (const cluster of this.sent.keys()) if (!states.has(cluster)) this.sent.delete(cluster);
+  }
+
+  /** True when status changes of the cluster lead to a decision (it is in a live rollout). */
+  watches(cluster: string): boolean {
+    return this.watched.has(cluster);
   }
 
   /** Fleet status changed for a cluster: decide again soon when a rollout watches it. */

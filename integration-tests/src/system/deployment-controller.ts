@@ -20,8 +20,8 @@ export interface DeploymentControllerOptions {
   clusters: ReadonlyMap<string, string>;
   namespace: string;
   name: string;
-  /** True when a Deployment with this image becomes available. */
-  available(image: string): boolean;
+  /** True when a Deployment with this image becomes available on this cluster (now). */
+  available(image: string, cluster: string): boolean;
   /** How often it looks (default 250 ms): a controller's reaction time, not a test sleep. */
   intervalMs?: number;
 }
@@ -47,7 +47,8 @@ export function playDeploymentController(opts: DeploymentControllerOptions): Dep
     const generation = d.metadata?.generation ?? 0;
     const image = d.spec?.template.spec?.containers[0]?.image ?? '';
     const replicas = d.spec?.replicas ?? 1;
-    if ((d.status?.observedGeneration ?? 0) >= generation || !opts.available(image)) return;
+    if ((d.status?.observedGeneration ?? 0) >= generation || !opts.available(image, cluster))
+      return;
     d.status = {
       observedGeneration: generation,
       replicas,

@@ -111,8 +111,11 @@ export interface Fleet {
   restartAgent(cluster: string, options?: { kill?: boolean }): Promise<void>;
   /** Waits until every cluster reports `revision` as applied and state Ready. */
   waitForRevision(revision: string, timeoutMs?: number): Promise<ClusterStatusRow[]>;
-  /** Stops the hub and starts it again with the same config and state; resolves once it is ready (hub is replaced). */
-  restartHub(): Promise<void>;
+  /**
+   * Stops the hub and starts it again with the same config and state; resolves once it is
+   * ready (hub is replaced). With kill, the hub gets SIGKILL: no shutdown of any kind.
+   */
+  restartHub(opts?: { kill?: boolean }): Promise<void>;
   /** Stops agents, hub, then the servers; idempotent. */
   stop(): Promise<void>;
 }
@@ -464,8 +467,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       status,
       waitForRevision,
       stop,
-      restartHub: async () => {
-        await hub.stop(10_000);
+      restartHub: async (opts = {}) => {
+        await hub.stop(opts.kill ? 0 : 10_000);
         fleet.hub = await startHub();
       },
     };
