@@ -16,6 +16,7 @@ import { ReadAccess } from './api/access.js';
 import type { SourceStatus } from './api/types.js';
 import { sourceRenderErrors } from './api/source-errors.js';
 import { renderFailureAlerts } from './notify/render-alerts.js';
+import { rolloutAlerts } from './notify/rollout-alerts.js';
 import { MAX_RENDER_FAILURES, renderFailureRecord } from './status/render-failures.js';
 import type { RenderFailureRecord } from './status/render-failures.js';
 import { AgentStreamService } from './stream/agent-stream.js';
@@ -560,6 +561,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   // the log; alerts and metrics follow in their modules.
   private rolloutTransitions(records: readonly HistoryRecord[]): void {
     for (const r of records) this.history.addRollout(r);
+    this.metrics.rolloutTransitions(records);
+    if (this.notifier) for (const a of rolloutAlerts(records)) this.notifier.alert(a);
     for (const r of records.slice(0, 20))
       this.log.info(
         {

@@ -232,7 +232,8 @@ function rolloutsRoute(
   q: URLSearchParams,
   deps: HttpApiDeps,
 ): void {
-  if (path === '/api/v1/rollouts') return send(res, 200, { rollouts: rollouts(deps).list() });
+  // A hub without a rollout controller (tests, tools) simply has no rollouts.
+  if (path === '/api/v1/rollouts') return send(res, 200, { rollouts: deps.rollouts?.list() ?? [] });
   const m = /^\/api\/v1\/rollouts\/([^/]+)(\/history)?$/.exec(path);
   if (!m) throw new NotFoundError('path', path);
   const bundle = decodeURIComponent(m[1] as string);
@@ -244,7 +245,7 @@ function rolloutsRoute(
     });
     return sendList(res, 'entries', entries);
   }
-  const view = rollouts(deps).get(bundle);
+  const view = deps.rollouts?.get(bundle);
   if (!view) throw new NotFoundError('rollout of bundle', bundle);
   return send(res, 200, view);
 }

@@ -33,3 +33,39 @@ test('session-events-published-and-dropped-are-counted-from-zero', () => {
   assert.match(text, /\nflotilla_session_events_total\{outcome="published"\} 2\n/);
   assert.match(text, /\nflotilla_session_events_total\{outcome="dropped"\} 1\n/);
 });
+
+test('rollouts-by-phase-transitions-and-stage-durations', () => {
+  const m = new HubMetrics({ list: () => [] }, () => NOW);
+  const phases = [{ phase: 'Progressing' }, { phase: 'Completed' }, { phase: 'Completed' }];
+  m.observeRollouts(() => phases);
+  const at = (s: number) => NOW + s * 1000;
+  const tr = (to: string, atMs: number, stage = 0, cluster = '') => ({
+    atMs,
+    cluster,
+    rollout: 'web@abc-1',
+    stage,
+    to,
+  });
+  m.rolloutTransitions([
+    tr('StageStarted', at(0)),
+    tr('Updating', at(0), 0, 'canary'),
+    tr('StageCompleted', at(42)),
+    tr('StageStarted', at(42), 1),
+  ]);
+  const text = m.render();
+  assert.match(text, /\nflotilla_rollouts\{phase="Completed"\} 2\n/);
+  assert.match(text, /\nflotilla_rollouts\{phase="Progressing"\} 1\n/);
+  assert.match(text, /\nflotilla_rollout_transitions_total\{scope="cluster",to="Updating"\} 1\n/);
+  assert.match(
+    text,
+    /\nflotilla_rollout_transitions_total\{scope="rollout",to="StageStarted"\} 2\n/,
+  );
+  assert.match(text, /\nflotilla_rollout_stage_duration_seconds_bucket\{stage="0",le="15"\} 0\n/);
+  assert.match(text, /\nflotilla_rollout_stage_duration_seconds_bucket\{stage="0",le="60"\} 1\n/);
+  assert.match(text, /\nflotilla_rollout_stage_duration_seconds_sum\{stage="0"\} 42\n/);
+  assert.doesNotMatch(
+    text,
+    /stage_duration_seconds_count\{stage="1"\}/,
+    'a running stage has no duration yet',
+  );
+});

@@ -9,6 +9,9 @@
 //   flotilla_event_lag_seconds                    event time to fold time (histogram)
 //   flotilla_session_events_total{outcome}        session events this hub recorded (published|dropped)
 //   flotilla_notifications_total{webhook,outcome} webhook posts (sent|failed|deduplicated|rate_limited)
+//   flotilla_rollouts{phase}                      each bundle's latest rollout, by phase (at scrape)
+//   flotilla_rollout_transitions_total{scope,to}  rollout transitions (scope rollout|cluster)
+//   flotilla_rollout_stage_duration_seconds{stage} from a stage starting to it completing (histogram)
 //   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import type { Ack__Output } from '@flotilla/proto';
@@ -18,6 +21,18 @@ import { Counter, Gauge, Histogram, Registry } from './registry.js';
 
 /** Buckets of flotilla_event_lag_seconds: 10 ms to 60 s. */
 export const EVENT_LAG_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Buckets of flotilla_rollout_stage_duration_seconds: 1 s to 1 day. */
+export const STAGE_DURATION_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 14_400, 86_400];
+
+/** A rollout transition, as the metrics count it (RolloutTransitionRecord fits). */
+export interface RolloutTransitionFact {
+  atMs: number;
+  cluster: string;
+  rollout: string;
+  stage: number;
+  to: string;
+}
 
 /** What the metrics read from the status model. */
 export interface ClusterLister {
@@ -34,6 +49,10 @@ export class HubMetrics {
   private readonly sessionsTotal: Counter;
   private readonly sessionEvents: Counter;
   private readonly notifications: Counter;
+  private readonly rolloutTransitionsTotal: Counter;
+  private readonly stageDuration: Histogram;
+  /** When each running stage started ("<rollout>/<stage>" → ms), for its duration. */
+  private readonly stageStarts = new Map<string, number>();
   private readonly cuts: Counter;
 
   constructor(
@@ -94,6 +113,48 @@ export class HubMetrics {
         "Parts of a cluster's input cut at the hub's edge (what: the field), status records shrunk (status.record) or not saved (status.save).",
       ),
     );
+    this.rolloutTransitionsTotal = r.add(
+      new Counter(
+        'flotilla_rollout_transitions_total',
+        'Rollout transitions, by scope (rollout or cluster) and the phase or event they went to.',
+      ),
+    );
+    this.stageDuration = r.add(
+      new Histogram(
+        'flotilla_rollout_stage_duration_seconds',
+        'Time from a rollout stage starting to it completing, by stage index.',
+        STAGE_DURATION_BUCKETS,
+      ),
+    );
+  }
+
+  /** Adds flotilla_rollouts{phase}, computed at scrape from each bundle's latest rollout. */
+  observeRollouts(list: () => readonly { phase: string }[]): void {
+    this.registry.add(
+      new Gauge('flotilla_rollouts', "Each bundle's latest rollout, by phase.", () => {
+        const counts = new Map<string, number>();
+        for (const r of list()) counts.set(r.phase, (counts.get(r.phase) ?? 0) + 1);
+        return [...counts].map(([phase, n]) => [{ phase }, n] as [Record<string, string>, number]);
+      }),
+    );
+  }
+
+  /** Counts rollout transitions and times stages from start to completion. */
+  rolloutTransitions(records: readonly RolloutTransitionFact[]): void {
+    for (const t of records) {
+      this.rolloutTransitionsTotal.inc({ scope: t.cluster ? 'cluster' : 'rollout', to: t.to });
+      const key = `${t.rollout}/${t.stage}`;
+      if (t.to === 'StageStarted') {
+        // Bounded: stages that never complete (superseded rollouts) are forgotten in bulk.
+        if (this.stageStarts.size >= 10_000) this.stageStarts.clear();
+        this.stageStarts.set(key, t.atMs);
+      } else if (t.to === 'StageCompleted') {
+        const started = this.stageStarts.get(key);
+        this.stageStarts.delete(key);
+        if (started !== undefined)
+          this.stageDuration.observe({ stage: String(t.stage) }, (t.atMs - started) / 1000);
+      }
+    }
   }
 
   /** Counts one cut of a cluster's input (only misbehaving clusters get a series). */

@@ -7,8 +7,11 @@
 import type { Logger } from '@flotilla/common';
 import { Backoff, LogFields, errorMessage, sleep } from '@flotilla/common';
 
-/** What an alert is about; render: a bundle (or a cluster's whole state) failed to render. */
-export type AlertKind = 'drift' | 'failed' | 'offline' | 'render';
+/**
+ * What an alert is about; render: a bundle (or a cluster's whole state) failed to render;
+ * rollout: a rollout halted, waits for approval, rolled back or completed.
+ */
+export type AlertKind = 'drift' | 'failed' | 'offline' | 'render' | 'rollout';
 
 /** One alert. */
 export interface Alert {
@@ -36,6 +39,8 @@ export interface Alert {
   clusterCount?: number;
   /** Render alerts: the commit whose rendering those clusters keep getting ("" for none). */
   servingRevision?: string;
+  /** Rollout alerts: the rollout and the phase it entered. */
+  rollout?: { id: string; phase: string };
 }
 
 /** A configured webhook (config notify.webhooks[]). */
@@ -80,13 +85,14 @@ export interface NotifierOptions {
 /** Slack-compatible text of an alert. */
 export function alertText(a: Alert): string {
   if (a.kind === 'render') return renderAlertText(a);
+  if (a.kind === 'rollout') return rolloutAlertText(a);
   const where = a.bundle ? `bundle ${a.bundle} on cluster ${a.cluster}` : `cluster ${a.cluster}`;
   const rev = a.revision ? ` at ${a.revision.slice(0, 12)}` : '';
   const head = {
     drift: `:warning: Drift on ${where}${rev}`,
     failed: `:x: Apply failed on ${where}${rev}`,
     offline: `:electric_plug: ${where} is offline`,
-  }[a.kind as Exclude<AlertKind, 'render'>];
+  }[a.kind as Exclude<AlertKind, 'render' | 'rollout'>];
   const objects = (a.objects ?? [])
     .slice(0, 5)
     .map(
@@ -94,6 +100,20 @@ export function alertText(a: Alert): string {
         `• ${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}: ${o.fields.join(', ') || 'changed'}${o.changedBy.length ? ` (by ${o.changedBy.join(', ')})` : ''}`,
     );
   return [head, ...(a.message ? [a.message] : []), ...objects].join('\n');
+}
+
+const ROLLOUT_HEADS: Record<string, string> = {
+  Halted: ':octagonal_sign: Rollout halted',
+  AwaitingApproval: ':raised_hand: Rollout waits for approval',
+  RolledBack: ':leftwards_arrow_with_hook: Rollout rolled back',
+  Completed: ':white_check_mark: Rollout completed',
+};
+
+function rolloutAlertText(a: Alert): string {
+  const r = a.rollout;
+  const head = ROLLOUT_HEADS[r?.phase ?? ''] ?? `Rollout ${r?.phase ?? ''}`;
+  const what = `${head}: bundle ${a.bundle} at ${a.revision.slice(0, 12)} (${r?.id ?? ''})`;
+  return [what, ...(a.message ? [a.message] : [])].join('\n');
 }
 
 function renderAlertText(a: Alert): string {
@@ -223,7 +243,13 @@ export class Notifier {
   alert(a: Alert): void {
     const now = this.now();
     const window = this.opts.dedupeWindowMs ?? NOTIFY_DEFAULTS.dedupeWindowMs;
-    const key = `${a.kind}|${a.cluster}|${a.bundle}|${a.revision}|${a.kind === 'drift' ? a.objects?.map((o) => `${o.kind}/${o.namespace}/${o.name}`).join(',') : ''}`;
+    const detail =
+      a.kind === 'drift'
+        ? (a.objects?.map((o) => `${o.kind}/${o.namespace}/${o.name}`).join(',') ?? '')
+        : a.kind === 'rollout'
+          ? `${a.rollout?.id ?? ''}/${a.rollout?.phase ?? ''}/${a.message}`
+          : '';
+    const key = `${a.kind}|${a.cluster}|${a.bundle}|${a.revision}|${detail}`;
     const last = this.seen.get(key);
     const duplicate = last !== undefined && now - last < window;
     if (!duplicate) this.seen.set(key, now);

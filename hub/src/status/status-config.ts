@@ -29,7 +29,7 @@ export const STATUS_CONFIG_DEFAULTS = {
   historyRetention: 7 * 86_400_000,
 } as const;
 
-const ALERT_KINDS: readonly AlertKind[] = ['drift', 'failed', 'offline', 'render'];
+const ALERT_KINDS: readonly AlertKind[] = ['drift', 'failed', 'offline', 'render', 'rollout'];
 type Obj = Record<string, unknown>;
 
 function obj(v: unknown, field: string, allowed: readonly string[], file: string): Obj {

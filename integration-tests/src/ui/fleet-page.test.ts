@@ -455,3 +455,90 @@ test(
     }
   },
 );
+
+type RolloutsDeps = NonNullable<HttpDeps['rollouts']>;
+type RolloutView = NonNullable<ReturnType<RolloutsDeps['get']>>;
+
+// A rollout of podinfo: canary done, prod progressing; later halted in prod.
+function rolloutOf(phase: string, reason: string, prodFailed: number): RolloutView {
+  const zero = { Waiting: 0, Updating: 0, Healthy: 0, Failed: 0, RolledBack: 0, Skipped: 0 };
+  const stage = (index: number, name: string, state: string, phases: Partial<typeof zero>) => ({
+    ...{ index, name, implicit: false, state, clusters: 2, phases: { ...zero, ...phases } },
+    ...{ maxConcurrent: 1, maxFailures: 0, soakMs: 0, soakRemainingMs: 0, approval: false },
+    ...{ approvedBy: '', approvedAt: null, windows: [], startedAt: null, completedAt: null },
+  });
+  return {
+    ...{ bundle: 'podinfo', id: 'podinfo@a1b2c3d4e5f6-1', revision: REV, phase, reason, stage: 1 },
+    ...{ onFailure: 'halt' as const, progressDeadlineMs: 600_000, counts: zero, clusters: [] },
+    stages: [
+      stage(0, 'canary', 'Completed', { Healthy: 1 }),
+      stage(1, 'prod', 'Progressing', {
+        Updating: 1 - prodFailed,
+        Failed: prodFailed,
+        Waiting: 1,
+      }),
+    ],
+    ...{ startedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), endedAt: null },
+  } as RolloutView;
+}
+
+test(
+  'fleet-page-shows-active-rollouts-by-stage-live-with-the-halt-reason',
+  { skip, timeout: 30_000 },
+  async () => {
+    const deps = world();
+    let current = rolloutOf('Progressing', 'stage 2/2 (prod) started', 0);
+    deps.rollouts = {
+      list: () => [
+        {
+          ...{ bundle: current.bundle, id: current.id, revision: REV, phase: current.phase },
+          ...{ stage: '2/2 (prod)', counts: current.counts, reason: current.reason },
+          updatedAt: current.updatedAt,
+        },
+      ],
+      get: () => current,
+      act: () => Promise.reject(new Error('read-only test')),
+    };
+    const { srv, page, problems } = await open(deps);
+    const stages = () =>
+      page.$$eval('#rollouts tbody tr', (trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+      );
+    try {
+      await page.locator('#rollouts-section').waitFor({ state: 'visible' });
+      await waitFor(async () => (await stages()).length === 2, { what: 'the rollout stages' });
+      assert.deepEqual(await stages(), [
+        ['1. canary', 'Completed', '0', '0', '1', '0', '0', '0', ''],
+        ['2. prod', 'Progressing', '1', '1', '0', '0', '0', '0', ''],
+      ]);
+      assert.match(
+        await page.$eval('#rollouts h3', (h) => h.textContent ?? ''),
+        /podinfo a1b2c3d Progressing/,
+      );
+      // It halts: the page follows on the next status change, without a reload.
+      const why = `halted: stage 2/2 (prod): 1 of 2 clusters failed (0 tolerated); edge-us: ${HOSTILE}`;
+      current = rolloutOf('Halted', why, 1);
+      (deps.status as FleetStatus).connected('edge-us', 's9', hello('edge-us'));
+      await waitFor(
+        async () => (await page.$eval('#rollouts p', (p) => p.textContent ?? '')) === why,
+        { what: 'the halt reason on the page' },
+      );
+      assert.deepEqual((await stages())[1], [
+        '2. prod',
+        'Progressing',
+        '1',
+        '0',
+        '0',
+        '1',
+        '0',
+        '0',
+        '',
+      ]);
+      assert.equal(await page.locator('img').count(), 0);
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+      await srv.stop();
+    }
+  },
+);

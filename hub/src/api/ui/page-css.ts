@@ -50,7 +50,12 @@ code { font: 12px/1.4 ui-monospace, monospace; }
 .state, .count { font-weight: 600; }
 .state::before { content: "■ "; }
 .state-Ready { color: var(--ok); }
-.state-Progressing, .state-Pending, .state-Waiting { color: var(--info); }
+.state-Progressing, .state-Pending, .state-Waiting, .state-Updating { color: var(--info); }
+.state-AwaitingApproval, .state-Soaking, .state-Paused, .state-Superseded { color: var(--info); }
+.state-Healthy, .state-Completed { color: var(--ok); }
+.state-RolledBack, .state-Halted, .state-Aborted { color: var(--bad); }
+.rollout { margin-bottom: 1.5rem; }
+.rollout h3 { display: flex; gap: 0.25rem; align-items: baseline; }
 .state-OutOfSync, .state-Drifted, .state-Degraded { color: var(--warn); }
 .state-Failed { color: var(--bad); }
 .state-Offline { color: var(--off); }

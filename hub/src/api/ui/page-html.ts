@@ -51,6 +51,11 @@ export function pageHtml(urls: { script: string; style: string; icon: string }):
       <div><h3>Bundle deployments by state</h3><ul id="deployment-counts" class="counts"></ul></div>
     </div>
   </section>
+  <section id="rollouts-section" aria-labelledby="rollouts-title" hidden>
+    <h2 id="rollouts-title">Rollouts</h2>
+    <p id="rollouts-error" class="error" role="alert" hidden></p>
+    <div id="rollouts"></div>
+  </section>
   <section aria-labelledby="clusters-title">
     <h2 id="clusters-title">Clusters</h2>
     <form id="filter" class="filter" role="search">

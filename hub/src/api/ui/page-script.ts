@@ -11,7 +11,12 @@ import { PAGE_AUTH_SCRIPT } from './page-auth.js';
 export const PAGE_SCRIPT =
   PAGE_AUTH_SCRIPT +
   String.raw`
-const CLUSTER_STATES = ['Pending', 'Progressing', 'Ready', 'OutOfSync', 'Failed', 'Offline'];
+const CLUSTER_STATES = ['Pending', 'Progressing', 'Waiting', 'Ready', 'OutOfSync', 'Failed', 'Offline'];
+const ROLLOUT_PHASES = ['Waiting', 'Updating', 'Healthy', 'Failed', 'RolledBack', 'Skipped'];
+const ROLLOUT_STATES = ['AwaitingApproval', 'Soaking', 'Paused', 'Halted', 'Aborted', 'Completed', 'Superseded'];
+// Rollouts in these phases are over and hold nobody back: not shown.
+const ROLLOUTS_DONE = ['Completed', 'Superseded'];
+const MAX_ROLLOUTS = 20;
 const DEPLOYMENT_STATES = ['Pending', 'Progressing', 'Waiting', 'Ready', 'OutOfSync', 'Drifted', 'Degraded', 'Failed', 'Offline'];
 // Reconnect backoff of the watch stream (with jitter), and how often lagging views refresh.
 const RETRY_MIN_MS = 1000;
@@ -52,7 +57,7 @@ function el(tag, text, className) {
 
 function stateEl(state) {
   const s = el('span', state || 'Unknown', 'state');
-  if (DEPLOYMENT_STATES.includes(state)) s.classList.add('state-' + state);
+  if ([...DEPLOYMENT_STATES, ...ROLLOUT_PHASES, ...ROLLOUT_STATES].includes(state)) s.classList.add('state-' + state);
   return s;
 }
 
@@ -333,8 +338,53 @@ async function loadDetail() {
   showError('detail-error', errors.join(' — '));
 }
 
+// Every rollout that is not over: its stages with clusters per phase, soak time left, and
+// why it halted or rolled back. Refreshed with the rest on every status change.
+function rolloutEl(r) {
+  const box = el('article', undefined, 'rollout');
+  const h = el('h3');
+  h.append(el('span', r.bundle + ' '), shaEl(r.revision), el('span', ' '), stateEl(r.phase));
+  box.append(h);
+  if (r.reason) box.append(el('p', r.reason, r.phase === 'Halted' || r.phase === 'RolledBack' || r.phase === 'Aborted' ? 'error' : 'reason'));
+  const table = el('table');
+  const head = el('tr');
+  for (const t of ['Stage', 'State', ...ROLLOUT_PHASES, 'Soak']) {
+    const th = el('th', t);
+    th.scope = 'col';
+    head.append(th);
+  }
+  const thead = el('thead');
+  thead.append(head);
+  table.append(el('caption', 'Stages of ' + r.id), thead, el('tbody'));
+  fillTable(table, (r.stages || []).map((s) => {
+    const cells = [(s.index + 1) + '. ' + s.name, stateEl(s.state)];
+    for (const p of ROLLOUT_PHASES) {
+      const n = (s.phases && s.phases[p]) || 0;
+      cells.push(el('span', n, n ? 'count state-' + p : 'zero'));
+    }
+    cells.push(s.state === 'Soaking' ? Math.ceil(s.soakRemainingMs / 1000) + ' s left' : s.soakMs ? Math.round(s.soakMs / 1000) + ' s' : '');
+    return row(cells);
+  }), 'No stages.');
+  box.append(table);
+  return box;
+}
+
+async function loadRollouts() {
+  try {
+    const { rollouts } = await getJson('/api/v1/rollouts');
+    const live = rollouts.filter((r) => !ROLLOUTS_DONE.includes(r.phase)).slice(0, MAX_ROLLOUTS);
+    const full = await Promise.all(live.map((r) => getJson('/api/v1/rollouts/' + encodeURIComponent(r.bundle))));
+    byId('rollouts').replaceChildren(...full.map(rolloutEl));
+    byId('rollouts-section').hidden = full.length === 0;
+    showError('rollouts-error', '');
+  } catch (err) {
+    showError('rollouts-error', 'Rollouts: ' + err.message);
+  }
+}
+
 function refreshAll() {
   view.refreshTimer = 0;
+  void loadRollouts();
   void loadProblems();
   void loadBundles();
   void loadDrift();
@@ -442,6 +492,7 @@ function start() {
   });
   setInterval(() => {
     if (view.source) renderClusters();
+    if (view.source && !byId('rollouts-section').hidden) void loadRollouts();
   }, CLOCK_MS);
   setConnected(false);
   byId('banner').hidden = true;
