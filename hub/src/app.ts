@@ -254,6 +254,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       logger: this.log.child({ [LogFields.component]: 'rollout' }),
       onChange: () => this.deliver(),
       onTransitions: (records) => this.rolloutTransitions(records),
+      onDecision: (ms) => this.metrics.rolloutDecision(ms),
     });
     // Health and connection changes of clusters in a rollout move it on.
     this.status.onTouched((cluster) => this.rollouts.statusChanged(cluster));

@@ -12,6 +12,7 @@
 //   flotilla_rollouts{phase}                      each bundle's latest rollout, by phase (at scrape)
 //   flotilla_rollout_transitions_total{scope,to}  rollout transitions (scope rollout|cluster)
 //   flotilla_rollout_stage_duration_seconds{stage} from a stage starting to it completing (histogram)
+//   flotilla_rollout_decision_seconds             one decision over every rollout bundle (histogram)
 //   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import type { Ack__Output } from '@flotilla/proto';
@@ -21,6 +22,9 @@ import { Counter, Gauge, Histogram, Registry } from './registry.js';
 
 /** Buckets of flotilla_event_lag_seconds: 10 ms to 60 s. */
 export const EVENT_LAG_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Buckets of flotilla_rollout_decision_seconds: 1 ms to 1 s. */
+export const DECISION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
 /** Buckets of flotilla_rollout_stage_duration_seconds: 1 s to 1 day. */
 export const STAGE_DURATION_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 14_400, 86_400];
@@ -51,6 +55,7 @@ export class HubMetrics {
   private readonly notifications: Counter;
   private readonly rolloutTransitionsTotal: Counter;
   private readonly stageDuration: Histogram;
+  private readonly decision: Histogram;
   /** When each running stage started ("<rollout>/<stage>" → ms), for its duration. */
   private readonly stageStarts = new Map<string, number>();
   private readonly cuts: Counter;
@@ -126,6 +131,18 @@ export class HubMetrics {
         STAGE_DURATION_BUCKETS,
       ),
     );
+    this.decision = r.add(
+      new Histogram(
+        'flotilla_rollout_decision_seconds',
+        'Time one decision over every bundle with a rollout strategy took (saving aside).',
+        DECISION_BUCKETS,
+      ),
+    );
+  }
+
+  /** Records one rollout decision's duration. */
+  rolloutDecision(ms: number): void {
+    this.decision.observe({}, ms / 1000);
   }
 
   /** Adds flotilla_rollouts{phase}, computed at scrape from each bundle's latest rollout. */

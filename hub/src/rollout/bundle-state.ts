@@ -116,12 +116,38 @@ export function loadForm(f: SavedBundleState): BundleState {
   };
 }
 
-/** A copy that decisions may change (slots and maps copied; the rollout is replaced, not changed). */
+/**
+ * A copy that decisions may change: its maps are copies, its slots the saved ones until
+ * writableSlot copies them (the rollout and outbox are replaced, never changed).
+ */
 export function copyState(s: BundleState): BundleState {
-  return {
-    ...s,
-    slots: new Map([...s.slots].map(([k, v]) => [k, { ...v }])),
-    revisionOf: new Map(s.revisionOf),
-    outbox: [...s.outbox],
-  };
+  return { ...s, slots: new Map(s.slots), revisionOf: new Map(s.revisionOf) };
+}
+
+/** Copy on write of a copied state's slots: each slot is copied once, on first write. */
+export class SlotWriter {
+  private readonly mine = new WeakSet<ClusterSlot>();
+
+  constructor(private readonly s: BundleState) {}
+
+  /** A slot of this state that may be changed; undefined when the cluster has none. */
+  writable(cluster: string): ClusterSlot | undefined {
+    const slot = this.s.slots.get(cluster);
+    if (!slot || this.mine.has(slot)) return slot;
+    const copy: ClusterSlot = {
+      cur: slot.cur,
+      stable: slot.stable,
+      to: slot.to,
+      stage: slot.stage,
+    };
+    this.s.slots.set(cluster, copy);
+    this.mine.add(copy);
+    return copy;
+  }
+
+  /** Adds a new slot (it is this state's own). */
+  add(cluster: string, slot: ClusterSlot): void {
+    this.s.slots.set(cluster, slot);
+    this.mine.add(slot);
+  }
 }

@@ -108,6 +108,8 @@ class World {
       healthDigest: this.delivered.get(cluster)?.digest ?? '',
       healthReason: reason,
     });
+    // What FleetStatus.onTouched tells the hub's controller.
+    this.controller.statusChanged(cluster);
   }
 
   running(cluster: string): string | undefined {

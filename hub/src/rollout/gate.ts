@@ -3,6 +3,8 @@
 // of the head's, and the digest is computed again. A cluster a bundle has not reached gets
 // nothing of it, with the bundle in `held` so the agent leaves whatever it has alone. Each
 // such difference from the head is a hold, which status shows (the cluster is Waiting).
+// A cluster whose head and choices did not change keeps the state gated last time: most
+// clusters, most of the time, so gating costs what changed.
 import { desiredStateDigest } from '@flotilla/common';
 import type { BundleDesiredState, DesiredState } from '@flotilla/common';
 import type { BundleState } from './bundle-state.js';
@@ -45,58 +47,132 @@ export interface Gated {
   missing: string[];
 }
 
-/** Gates every cluster's head state; states without rollout bundles are passed as they are. */
-export function gateStates(head: ReadonlyMap<string, DesiredState>, g: GateInputs): Gated {
-  const out: Gated = { states: new Map(), holds: new Map(), missing: [] };
-  for (const [cluster, state] of head) {
-    if (g.strategyBundles.size === 0) {
-      out.states.set(cluster, state);
-      continue;
-    }
-    out.states.set(cluster, gateOne(cluster, state, g, out));
-  }
-  return out;
-}
-
 type Want = { kind: 'head' } | { kind: 'send'; r: BundleDesiredState } | { kind: 'hold' };
 
-function gateOne(cluster: string, state: DesiredState, g: GateInputs, out: Gated): DesiredState {
-  const held = new Set(state.held ?? []);
+/** What a cluster was gated to last time, to reuse while nothing changed. */
+interface Memo {
+  head: DesiredState;
+  /** Per strategy bundle of the cluster, in order: the digest sent, "" held, "=" the head's. */
+  chosen: string[];
+  state: DesiredState;
+}
+
+/** Gates the fleet's head states; keeps the last result per cluster. */
+export class Gate {
+  private memo = new Map<string, Memo>();
+
+  /** Gates every cluster's head state; states without rollout bundles pass as they are. */
+  run(head: ReadonlyMap<string, DesiredState>, g: GateInputs): Gated {
+    const out: Gated = { states: new Map(), holds: new Map(), missing: [] };
+    const next = new Map<string, Memo>();
+    // Hold reasons repeat across the clusters of a stage: made once per phase and stage.
+    const reasons = new Map<string, string>();
+    for (const [cluster, state] of head) {
+      if (g.strategyBundles.size === 0 && g.bundles.size === 0) {
+        out.states.set(cluster, state);
+        continue;
+      }
+      const m = this.gateOne(cluster, state, g, out, reasons);
+      next.set(cluster, m);
+      out.states.set(cluster, m.state);
+    }
+    this.memo = next;
+    return out;
+  }
+
+  private gateOne(
+    cluster: string,
+    state: DesiredState,
+    g: GateInputs,
+    out: Gated,
+    reasons: Map<string, string>,
+  ): Memo {
+    const names: string[] = [];
+    for (const b of state.bundles)
+      if (g.strategyBundles.has(b.name) || g.bundles.has(b.name)) names.push(b.name);
+    for (const h of state.held ?? [])
+      if ((g.strategyBundles.has(h) || g.bundles.has(h)) && !names.includes(h)) names.push(h);
+    const heads = new Map<string, BundleDesiredState>();
+    for (const b of state.bundles) heads.set(b.name, b);
+    const wants = names.map((n) => choose(cluster, n, heads.get(n), g, out));
+    const chosen = wants.map((w) =>
+      w.kind === 'head' ? '=' : w.kind === 'hold' ? '' : w.r.digest,
+    );
+    const holds: RolloutHold[] = [];
+    names.forEach((name, i) => {
+      const headR = heads.get(name);
+      const w = wants[i] as Want;
+      // A bundle the renderer holds on this cluster is a render failure, not a rollout hold.
+      if (w.kind === 'head' || !headR || (w.kind === 'send' && w.r.digest === headR.digest)) return;
+      holds.push(hold(cluster, name, headR, w, state, g, reasons));
+    });
+    if (holds.length > 0) out.holds.set(cluster, holds);
+    const last = this.memo.get(cluster);
+    if (last && last.head === state && sameList(last.chosen, chosen))
+      return { head: state, chosen, state: last.state };
+    return { head: state, chosen, state: assemble(cluster, state, names, wants) };
+  }
+}
+
+function hold(
+  cluster: string,
+  name: string,
+  headR: BundleDesiredState,
+  w: Want,
+  state: DesiredState,
+  g: GateInputs,
+  reasons: Map<string, string>,
+): RolloutHold {
+  const bs = g.bundles.get(name);
+  const serving = w.kind === 'send' ? w.r : undefined;
+  const run = bs?.rollout?.clusters[cluster];
+  const key = `${name}\0${run?.phase ?? ''}\0${run?.stage ?? -1}\0${run?.reason ?? ''}`;
+  let reason = reasons.get(key);
+  if (reason === undefined) {
+    reason = bs ? holdReason(bs, cluster) : 'rollout state is not restored yet';
+    reasons.set(key, reason);
+  }
+  return {
+    bundle: name,
+    rollout: bs?.rollout?.id ?? '',
+    reason,
+    servingRevision: serving ? (bs?.revisionOf.get(serving.digest) ?? '') : '',
+    targetRevision: bs?.revisionOf.get(headR.digest) ?? state.revision,
+  };
+}
+
+// The head state with each strategy bundle as chosen, and its digest computed again.
+function assemble(
+  cluster: string,
+  state: DesiredState,
+  names: readonly string[],
+  wants: readonly Want[],
+): DesiredState {
+  if (wants.every((w) => w.kind === 'head')) return state;
   const bundles = new Map(state.bundles.map((b) => [b.name, b]));
-  let changed = false;
-  const holds: RolloutHold[] = [];
-  for (const name of new Set([...bundles.keys(), ...held])) {
-    if (!g.strategyBundles.has(name) && !g.bundles.has(name)) continue;
-    const headR = bundles.get(name);
-    const want = choose(cluster, name, headR, g, out);
-    if (want.kind === 'head') continue;
-    const bs = g.bundles.get(name);
-    const serving = want.kind === 'send' ? want.r : undefined;
-    if (serving?.digest === headR?.digest) continue;
-    changed = true;
-    if (serving) {
-      bundles.set(name, serving);
+  const held = new Set(state.held ?? []);
+  names.forEach((name, i) => {
+    const w = wants[i] as Want;
+    if (w.kind === 'send') {
+      bundles.set(name, w.r);
       held.delete(name);
-    } else {
+    } else if (w.kind === 'hold') {
       bundles.delete(name);
       held.add(name);
     }
-    // A bundle the renderer holds on this cluster is a render failure, not a rollout hold.
-    if (!headR) continue;
-    holds.push({
-      bundle: name,
-      rollout: bs?.rollout?.id ?? '',
-      reason: bs ? holdReason(bs, cluster) : 'rollout state is not restored yet',
-      servingRevision: serving ? (bs?.revisionOf.get(serving.digest) ?? '') : '',
-      targetRevision: bs?.revisionOf.get(headR.digest) ?? state.revision,
-    });
-  }
-  if (holds.length > 0) out.holds.set(cluster, holds);
-  if (!changed) return state;
+  });
   const list = [...bundles.values()].sort((a, b) =>
     a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
   );
   const heldList = [...held].filter((h) => !bundles.has(h)).sort();
+  if (
+    sameList(
+      list.map((b) => b.digest),
+      state.bundles.map((b) => b.digest),
+    ) &&
+    sameList(heldList, state.held ?? [])
+  )
+    return state;
   const { held: _old, ...rest } = state;
   return {
     ...rest,
@@ -104,6 +180,12 @@ function gateOne(cluster: string, state: DesiredState, g: GateInputs, out: Gated
     digest: desiredStateDigest(cluster, list, heldList, state.prune),
     ...(heldList.length > 0 ? { held: heldList } : {}),
   };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 // The rendering of `bundle` the cluster gets: what its slot says it runs, else (newly

@@ -7,7 +7,7 @@ import type { RolloutEvent } from './machine.js';
 import { CLUSTER_TRANSITIONS, ROLLOUT_PHASES, ROLLOUT_TRANSITIONS } from './model.js';
 import type { Rollout, RolloutPhase } from './model.js';
 import { nextWakeMs } from './tick.js';
-import { Health, fresh, run, stage, twoStages } from './testing.js';
+import { Health, fresh, joinWaiting, run, stage, twoStages } from './testing.js';
 
 const T0 = 1_000;
 
@@ -58,7 +58,7 @@ const EVENTS: Record<string, RolloutEvent> = {
   abort: { type: 'abort', by: 'ops' },
   retry: { type: 'retry', by: 'ops' },
   supersede: { type: 'supersede', revision: 'fedcba9876543210' },
-  join: { type: 'join', cluster: 'late-1', stage: 1, phase: 'Waiting', reason: 'joined' },
+  join: joinWaiting(1, 'late-1'),
   leave: { type: 'leave', cluster: 'prod-2' },
 };
 
@@ -164,7 +164,7 @@ describe('every phase × every event', () => {
         const frozen = JSON.stringify(before);
         if (want === 'reject') {
           assert.throws(
-            () => step(before, ev, T0 + 5, new Health().observe),
+            () => step(before, ev, T0 + 5, new Health()),
             (err: unknown) => {
               assert.ok(err instanceof RolloutConflictError);
               assert.equal(err.code, 'CONFLICT');
@@ -173,7 +173,7 @@ describe('every phase × every event', () => {
             },
           );
         } else {
-          const res = step(before, ev, T0 + 5, new Health().observe);
+          const res = step(before, ev, T0 + 5, new Health());
           assert.equal(res.rollout.phase, want);
           if (want !== phase)
             assert.ok(
@@ -300,16 +300,9 @@ describe('tick', () => {
 
   test('failures-within-the-budget-do-not-stop-the-rollout', () => {
     const strategy = { ...twoStages(), stages: [stage('all', { maxFailures: { percent: 50 } })] };
-    const joins: RolloutEvent[] = ['a', 'b', 'c'].map((cluster) => ({
-      type: 'join',
-      cluster,
-      stage: 0,
-      phase: 'Waiting',
-      reason: 'waits',
-    }));
     let r = run(
       newRollout('web@x-1', 'web', 'abcdef1234567890', strategy, T0),
-      [...joins, { type: 'tick' }],
+      [joinWaiting(0, 'a', 'b', 'c'), { type: 'tick' }],
       T0,
     );
     r = run(r, [{ type: 'tick' }], T0 + 60_000, new Health().healthy('a', 'b'));
@@ -364,7 +357,7 @@ describe('tick', () => {
   });
 
   test('paused-clusters-are-skipped-and-said-so-then-rejoin', () => {
-    const h = new Health().paused('canary-1');
+    const h = new Health().pause('canary-1');
     let r = run(fresh(), [{ type: 'tick' }], T0, h);
     assert.equal(r.clusters['canary-1']?.phase, 'Skipped');
     assert.equal(r.clusters['canary-1']?.reason, 'cluster is paused');
@@ -395,14 +388,7 @@ describe('tick', () => {
   });
 
   test('a-cluster-joining-a-started-stage-is-admitted-like-the-others', () => {
-    const r = run(
-      inPhase('Progressing'),
-      [
-        { type: 'join', cluster: 'canary-2', stage: 0, phase: 'Waiting', reason: 'joined' },
-        { type: 'tick' },
-      ],
-      T0 + 10,
-    );
+    const r = run(inPhase('Progressing'), [joinWaiting(0, 'canary-2'), { type: 'tick' }], T0 + 10);
     assert.equal(r.clusters['canary-2']?.phase, 'Updating');
   });
 
@@ -410,5 +396,24 @@ describe('tick', () => {
     const r = run(fresh(), [{ type: 'tick' }], T0);
     assert.equal(nextWakeMs(r, T0), T0 + 60_000);
     assert.equal(nextWakeMs(inPhase('Completed'), T0), undefined);
+  });
+
+  test('a-scoped-tick-reads-only-the-clusters-whose-status-changed', () => {
+    const strategy = { ...twoStages(), stages: [stage('all')] };
+    let r = run(
+      newRollout('web@x-1', 'web', 'abcdef1234567890', strategy, T0),
+      [joinWaiting(0, 'a', 'b'), { type: 'tick' }],
+      T0,
+    );
+    assert.equal(r.nextDeadlineMs, T0 + 60_000, 'the earliest deadline is kept');
+    // Both report healthy, but only a's status is said to have changed.
+    const h = new Health().healthy('a', 'b').only('a');
+    r = run(r, [{ type: 'tick' }], T0 + 10, h);
+    assert.equal(r.clusters.a?.phase, 'Healthy');
+    assert.equal(r.clusters.b?.phase, 'Updating', 'b was not looked at');
+    // The deadline still comes for b without any news about it.
+    const late = run(r, [{ type: 'tick' }], T0 + 60_000, new Health().only());
+    assert.equal(late.clusters.b?.phase, 'Failed');
+    assert.equal(late.nextDeadlineMs, -1, 'nobody updates any more');
   });
 });

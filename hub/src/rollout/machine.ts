@@ -6,10 +6,25 @@
 // rejected with the reason, and changes nothing.
 import { FlotillaError } from '@flotilla/common';
 import type { RolloutStrategy } from '../render/types.js';
-import type { ClusterPhase, ClusterRun, Rollout, RolloutPhase, Transition } from './model.js';
+import type {
+  ClusterPhase,
+  ClusterRun,
+  Observer,
+  Rollout,
+  RolloutPhase,
+  Transition,
+} from './model.js';
 import { nextWakeMs, rollBack, tick } from './tick.js';
-import type { Observe } from './tick.js';
-import { draftOf, setClusterPhase, setPhase, stageEvent, stageLabel } from './transitions.js';
+import {
+  draftOf,
+  keepIndex,
+  ownClusters,
+  ownRun,
+  setClusterPhase,
+  setPhase,
+  stageEvent,
+  stageLabel,
+} from './transitions.js';
 import type { Draft } from './transitions.js';
 
 /** What a person may do to a rollout. */
@@ -29,8 +44,21 @@ export type RolloutEvent =
   | { type: 'tick' }
   | { type: RolloutAction; by: string }
   | { type: 'supersede'; revision: string }
-  | { type: 'join'; cluster: string; stage: number; phase: 'Waiting' | 'Updating'; reason: string }
+  | {
+      type: 'join';
+      clusters: readonly JoinSpec[];
+      /** The clusters a new rollout starts with: its start transition says how many, not each. */
+      quiet?: boolean;
+    }
   | { type: 'leave'; cluster: string };
+
+/** A cluster joining a rollout: its stage, and whether it already runs the new rendering. */
+export interface JoinSpec {
+  cluster: string;
+  stage: number;
+  phase: 'Waiting' | 'Updating';
+  reason: string;
+}
 
 /** The actions each phase accepts; any other is rejected (CONFLICT) with the reason. */
 export const ACCEPTS: Record<RolloutPhase, readonly RolloutAction[]> = {
@@ -86,6 +114,7 @@ export function newRollout(
     startedMs: nowMs,
     updatedMs: nowMs,
     endedMs: 0,
+    nextDeadlineMs: -1,
   };
 }
 
@@ -93,7 +122,7 @@ export function newRollout(
  * Applies one event at nowMs. Actions are followed by a tick, so an approval starts its
  * stage at once; a rejected action throws RolloutConflictError.
  */
-export function step(r: Rollout, ev: RolloutEvent, nowMs: number, observe: Observe): StepResult {
+export function step(r: Rollout, ev: RolloutEvent, nowMs: number, observe: Observer): StepResult {
   const d = draftOf(r, nowMs);
   switch (ev.type) {
     case 'tick':
@@ -103,11 +132,12 @@ export function step(r: Rollout, ev: RolloutEvent, nowMs: number, observe: Obser
       if (!isFinal(r.phase)) setPhase(d, 'Superseded', `superseded by ${ev.revision.slice(0, 12)}`);
       break;
     case 'join':
-      join(d, ev);
+      for (const j of ev.clusters) join(d, j, ev.quiet === true);
       break;
     case 'leave':
       if (d.rollout.clusters[ev.cluster]) {
-        delete d.rollout.clusters[ev.cluster];
+        delete ownClusters(d)[ev.cluster];
+        d.members = undefined;
         d.transitions.push({
           atMs: nowMs,
           cluster: ev.cluster,
@@ -122,6 +152,7 @@ export function step(r: Rollout, ev: RolloutEvent, nowMs: number, observe: Obser
       act(d, ev.type, ev.by);
       tick(d, observe);
   }
+  keepIndex(d);
   return { rollout: d.rollout, transitions: d.transitions, wakeMs: nextWakeMs(d.rollout, nowMs) };
 }
 
@@ -132,11 +163,14 @@ function isFinal(phase: RolloutPhase): boolean {
 // A cluster newly targeted mid-rollout is placed in its stage: it waits for the stage (or
 // is updated at once when its stage already started); one that already runs the new
 // revision without being healthy there yet is watched from now.
-function join(d: Draft, ev: Extract<RolloutEvent, { type: 'join' }>): void {
+function join(d: Draft, ev: JoinSpec, quiet: boolean): void {
   const r = d.rollout;
   const existing = r.clusters[ev.cluster];
   if (existing) {
-    if (existing.phase === 'Waiting') existing.stage = ev.stage;
+    if (existing.phase === 'Waiting' && existing.stage !== ev.stage) {
+      (ownRun(d, ev.cluster) as ClusterRun).stage = ev.stage;
+      d.members = undefined;
+    }
     return;
   }
   const run: ClusterRun = {
@@ -146,8 +180,16 @@ function join(d: Draft, ev: Extract<RolloutEvent, { type: 'join' }>): void {
     deadlineFromMs: d.nowMs,
     reason: ev.reason,
   };
-  r.clusters[ev.cluster] = run;
+  ownClusters(d)[ev.cluster] = run;
+  d.owned.add(ev.cluster);
+  d.members = undefined;
+  if (ev.phase === 'Updating') {
+    const deadline = d.nowMs + r.strategy.progressDeadlineMs;
+    const known = r.nextDeadlineMs ?? 0;
+    r.nextDeadlineMs = known < 0 ? deadline : Math.min(known, deadline);
+  }
   r.updatedMs = d.nowMs;
+  if (quiet) return;
   d.transitions.push({
     atMs: d.nowMs,
     cluster: ev.cluster,

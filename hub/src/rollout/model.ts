@@ -134,6 +134,11 @@ export interface Rollout {
   updatedMs: number;
   /** When it reached a final phase; 0 before. */
   endedMs: number;
+  /**
+   * The earliest progress deadline of an Updating cluster; -1 when none updates; absent
+   * (older saved rollouts) means unknown: the next decision looks at every cluster.
+   */
+  nextDeadlineMs?: number;
 }
 
 /** One change of a rollout or of a cluster in it: what history, alerts and metrics see. */
@@ -156,6 +161,18 @@ export interface ClusterObservation {
   unhealthy: boolean;
   /** Why it is not healthy ("" when it is), for messages. */
   reason: string;
-  /** The cluster is paused (spec.paused): skipped until unpaused. */
-  paused: boolean;
+}
+
+/** What decisions read about clusters: health (status) and whether they are paused (Git). */
+export interface Observer {
+  /** Fleet status about the cluster at the rollout's new rendering. */
+  health(cluster: string): ClusterObservation;
+  /** The cluster is paused (spec.paused): skipped while it waits. */
+  paused(cluster: string): boolean;
+  /**
+   * The clusters whose fleet status changed since the last decision, or undefined for a
+   * full pass (after a render, a restore or an action). Health is read only for those (and
+   * at a deadline), so a tick costs what changed, not the size of the fleet.
+   */
+  scope(): ReadonlySet<string> | undefined;
 }

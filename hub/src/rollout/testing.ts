@@ -2,7 +2,7 @@
 import type { RolloutStrategy, StagePolicy } from '../render/types.js';
 import { newRollout, step } from './machine.js';
 import type { RolloutEvent } from './machine.js';
-import type { ClusterObservation, Rollout } from './model.js';
+import type { ClusterObservation, Observer, Rollout } from './model.js';
 
 /** A stage with defaults like spec.rollout's. */
 export function stage(name: string, over: Partial<StagePolicy> = {}): StagePolicy {
@@ -27,38 +27,52 @@ export function twoStages(onFailure: 'halt' | 'rollback' = 'halt'): RolloutStrat
 }
 
 /** Observations a test sets per cluster; unknown clusters have reported nothing. */
-export class Health {
+export class Health implements Observer {
   private readonly map = new Map<string, ClusterObservation>();
-  readonly observe = (c: string): ClusterObservation =>
-    this.map.get(c) ?? {
-      healthy: false,
-      unhealthy: false,
-      reason: 'no health reported',
-      paused: false,
-    };
+  private readonly pausedSet = new Set<string>();
+  readonly health = (c: string): ClusterObservation =>
+    this.map.get(c) ?? { healthy: false, unhealthy: false, reason: 'no health reported' };
+  readonly paused = (c: string): boolean => this.pausedSet.has(c);
+  /** Undefined (a full pass) unless set with only(). */
+  private scoped: ReadonlySet<string> | undefined;
+  readonly scope = (): ReadonlySet<string> | undefined => this.scoped;
+
+  /** Later ticks are told only these clusters' status changed (a scoped pass). */
+  only(...clusters: string[]): this {
+    this.scoped = new Set(clusters);
+    return this;
+  }
 
   healthy(...clusters: string[]): this {
-    for (const c of clusters)
-      this.map.set(c, { healthy: true, unhealthy: false, reason: '', paused: false });
+    for (const c of clusters) this.map.set(c, { healthy: true, unhealthy: false, reason: '' });
     return this;
   }
 
   unhealthy(reason: string, ...clusters: string[]): this {
-    for (const c of clusters)
-      this.map.set(c, { healthy: false, unhealthy: true, reason, paused: false });
+    for (const c of clusters) this.map.set(c, { healthy: false, unhealthy: true, reason });
     return this;
   }
 
-  paused(...clusters: string[]): this {
-    for (const c of clusters)
-      this.map.set(c, { healthy: false, unhealthy: false, reason: '', paused: true });
+  pause(...clusters: string[]): this {
+    for (const c of clusters) this.pausedSet.add(c);
     return this;
   }
 
   unknown(...clusters: string[]): this {
-    for (const c of clusters) this.map.delete(c);
+    for (const c of clusters) {
+      this.map.delete(c);
+      this.pausedSet.delete(c);
+    }
     return this;
   }
+}
+
+/** One join event of waiting clusters in a stage. */
+export function joinWaiting(stage: number, ...clusters: string[]): RolloutEvent {
+  return {
+    type: 'join',
+    clusters: clusters.map((cluster) => ({ cluster, stage, phase: 'Waiting', reason: 'waits' })),
+  };
 }
 
 /** Applies events in order at nowMs; returns the last rollout. */
@@ -69,20 +83,12 @@ export function run(
   health: Health = new Health(),
 ): Rollout {
   let out = r;
-  for (const ev of events) out = step(out, ev, nowMs, health.observe).rollout;
+  for (const ev of events) out = step(out, ev, nowMs, health).rollout;
   return out;
 }
 
 /** A fresh rollout of rev "abc…" with canary-1 in stage 0 and prod-1, prod-2 in stage 1. */
 export function fresh(strategy: RolloutStrategy = twoStages(), nowMs = 1_000): Rollout {
   const r = newRollout('web@abcdef123456-1', 'web', 'abcdef1234567890', strategy, nowMs);
-  return run(
-    r,
-    [
-      { type: 'join', cluster: 'canary-1', stage: 0, phase: 'Waiting', reason: 'waits' },
-      { type: 'join', cluster: 'prod-1', stage: 1, phase: 'Waiting', reason: 'waits' },
-      { type: 'join', cluster: 'prod-2', stage: 1, phase: 'Waiting', reason: 'waits' },
-    ],
-    nowMs,
-  );
+  return run(r, [joinWaiting(0, 'canary-1'), joinWaiting(1, 'prod-1', 'prod-2')], nowMs);
 }

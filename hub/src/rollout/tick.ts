@@ -2,15 +2,18 @@
 // clusters became healthy at the new revision or missed their deadline, whether a stage
 // exceeded its failure budget (halt or roll back), which waiting clusters their stage
 // admits now, and whether the current stage has soaked long enough for the next one.
-// Pure: time and observations come in, the changed draft goes out.
+// Pure: time and observations come in, the changed draft goes out. A tick that is not a
+// full pass looks only at the clusters whose status changed, and at every cluster only
+// once the earliest deadline came: its cost follows what changed, not the fleet's size.
 import { ADMITTED } from './model.js';
-import type { ClusterObservation, ClusterRun, Rollout } from './model.js';
+import type { ClusterRun, Observer, Rollout } from './model.js';
 import {
   concurrencyOf,
   failureBudgetOf,
   inWindow,
   membersOf,
   nextWindowOpen,
+  runOf,
   setClusterPhase,
   setPhase,
   stageEvent,
@@ -18,52 +21,88 @@ import {
 } from './transitions.js';
 import type { Draft } from './transitions.js';
 
-/** Observations of the clusters a decision needs (the controller reads fleet status). */
-export type Observe = (cluster: string) => ClusterObservation;
-
 /** Decides on a rollout at d.nowMs; changes d. */
-export function tick(d: Draft, observe: Observe): void {
+export function tick(d: Draft, observe: Observer): void {
   const r = d.rollout;
   if (r.phase === 'Superseded' || r.phase === 'RolledBack' || r.phase === 'Aborted') return;
-  watchClusters(d, observe);
+  const full = observe.scope() === undefined;
+  // After the last stage only late joiners matter: the others' health decides nothing now.
+  watchClusters(d, observe, r.phase === 'Completed');
   if (r.phase === 'Halted') return;
   if (r.phase === 'Completed') {
-    // A cluster that joins after the last stage gets the revision at once.
-    for (const [name, c] of Object.entries(r.clusters))
-      if (c.phase === 'Waiting')
-        setClusterPhase(d, name, 'Updating', 'joined after the rollout completed');
+    // A cluster that joins after the last stage gets the revision at once (joins come
+    // with a render, so with a full pass).
+    if (full)
+      for (const name of Object.keys(r.clusters))
+        if (runOf(d, name).phase === 'Waiting')
+          setClusterPhase(d, name, 'Updating', 'joined after the rollout completed');
     return;
   }
-  if (checkFailures(d)) return;
+  // Failures only grow by a cluster failing now (or by membership, with a full pass).
+  if ((full || d.transitions.some((t) => t.to === 'Failed')) && checkFailures(d)) return;
   if (r.phase === 'Paused') return;
-  advance(d);
+  advance(d, full);
 }
 
 // Health at the new revision moves clusters on: Updating → Healthy, or Failed once the
 // deadline passed; a Healthy cluster that reports otherwise (or goes offline) is watched
 // again with a new deadline. Paused clusters are skipped while they wait.
-function watchClusters(d: Draft, observe: Observe): void {
+function watchClusters(d: Draft, observe: Observer, joinersOnly: boolean): void {
   const r = d.rollout;
   const deadline = r.strategy.progressDeadlineMs;
-  for (const [name, c] of Object.entries(r.clusters)) {
-    // Failed stays failed until a retry; rolled back clusters are no longer watched.
-    if (c.phase === 'Failed' || c.phase === 'RolledBack') continue;
-    const o = observe(name);
-    if (c.phase === 'Waiting' && o.paused) setClusterPhase(d, name, 'Skipped', 'cluster is paused');
-    else if (c.phase === 'Skipped' && !o.paused)
-      setClusterPhase(d, name, 'Waiting', 'cluster is no longer paused');
-    else if (c.phase === 'Updating' && o.healthy)
-      setClusterPhase(d, name, 'Healthy', `healthy at ${r.revision.slice(0, 12)}`);
-    else if (c.phase === 'Updating' && d.nowMs - c.deadlineFromMs >= deadline)
-      setClusterPhase(
-        d,
-        name,
-        'Failed',
-        `not healthy at ${r.revision.slice(0, 12)} within ${seconds(deadline)}: ${o.reason || 'no health reported'}`,
-      );
-    else if (c.phase === 'Healthy' && o.unhealthy)
-      setClusterPhase(d, name, 'Updating', `was healthy, now ${o.reason}`);
+  const scope = observe.scope();
+  const known = r.nextDeadlineMs ?? 0;
+  // Every cluster on a full pass or once a deadline may have come; else the changed ones.
+  const all = scope === undefined || (known >= 0 && d.nowMs >= known);
+  const names: Iterable<string> = all ? Object.keys(r.clusters) : scope;
+  let next = -1;
+  for (const name of names) {
+    const c = r.clusters[name];
+    if (!c) continue;
+    watchOne(d, observe, name, c, joinersOnly, scope === undefined || scope.has(name));
+    const now = runOf(d, name);
+    const at = now.deadlineFromMs + deadline;
+    if (now.phase === 'Updating' && (next < 0 || at < next)) next = at;
   }
+  if (all && next !== r.nextDeadlineMs) r.nextDeadlineMs = next;
+}
+
+function watchOne(
+  d: Draft,
+  observe: Observer,
+  name: string,
+  c: ClusterRun,
+  joinersOnly: boolean,
+  changed: boolean,
+): void {
+  const r = d.rollout;
+  const deadline = r.strategy.progressDeadlineMs;
+  // Failed stays failed until a retry; rolled back clusters are no longer watched.
+  if (c.phase === 'Failed' || c.phase === 'RolledBack') return;
+  if (joinersOnly && c.phase !== 'Waiting' && c.phase !== 'Updating') return;
+  if (c.phase === 'Waiting' || c.phase === 'Skipped') {
+    // Pausing is Git's: it changes with a render, which brings a full pass.
+    if (observe.scope() !== undefined) return;
+    const paused = observe.paused(name);
+    if (c.phase === 'Waiting' && paused) setClusterPhase(d, name, 'Skipped', 'cluster is paused');
+    else if (c.phase === 'Skipped' && !paused)
+      setClusterPhase(d, name, 'Waiting', 'cluster is no longer paused');
+    return;
+  }
+  const due = c.phase === 'Updating' && d.nowMs - c.deadlineFromMs >= deadline;
+  if (!due && !changed) return;
+  const o = observe.health(name);
+  if (c.phase === 'Updating' && o.healthy)
+    setClusterPhase(d, name, 'Healthy', `healthy at ${r.revision.slice(0, 12)}`);
+  else if (due)
+    setClusterPhase(
+      d,
+      name,
+      'Failed',
+      `not healthy at ${r.revision.slice(0, 12)} within ${seconds(deadline)}: ${o.reason || 'no health reported'}`,
+    );
+  else if (c.phase === 'Healthy' && o.unhealthy)
+    setClusterPhase(d, name, 'Updating', `was healthy, now ${o.reason}`);
 }
 
 // A stage with more failed clusters than it tolerates stops the rollout: halted where it
@@ -71,15 +110,15 @@ function watchClusters(d: Draft, observe: Observe): void {
 function checkFailures(d: Draft): boolean {
   const r = d.rollout;
   for (let s = 0; s <= Math.min(r.stage, r.strategy.stages.length - 1); s++) {
-    const members = membersOf(r, s);
-    const failed = members.filter(([, c]) => c.phase === 'Failed');
+    const members = membersOf(d, s);
+    const failed = members.filter((n) => runOf(d, n).phase === 'Failed');
     const budget = failureBudgetOf(
       r.strategy.stages[s]?.maxFailures ?? { count: 0 },
       members.length,
     );
     if (failed.length <= budget) continue;
-    const [first, c] = failed[0] as [string, ClusterRun];
-    const why = `${stageLabel(r, s)}: ${failed.length} of ${members.length} clusters failed (${budget} tolerated); ${first}: bundle ${r.bundle} ${c.reason}`;
+    const first = failed[0] as string;
+    const why = `${stageLabel(r, s)}: ${failed.length} of ${members.length} clusters failed (${budget} tolerated); ${first}: bundle ${r.bundle} ${runOf(d, first).reason}`;
     if (r.strategy.onFailure === 'rollback') {
       rollBack(d, `rolled back: ${why}`);
       setPhase(d, 'RolledBack', `rolled back: ${why}`);
@@ -91,22 +130,32 @@ function checkFailures(d: Draft): boolean {
 
 /** Every cluster running the new revision goes back to what was healthy there. */
 export function rollBack(d: Draft, reason: string): void {
-  for (const [name, c] of Object.entries(d.rollout.clusters))
-    if (ADMITTED.includes(c.phase)) setClusterPhase(d, name, 'RolledBack', reason);
+  for (const name of Object.keys(d.rollout.clusters))
+    if (ADMITTED.includes(runOf(d, name).phase)) setClusterPhase(d, name, 'RolledBack', reason);
 }
 
 // Starts stages in order (after approval where required), admits waiting clusters within
 // each started stage's concurrency and time windows, and completes the current stage once
-// its clusters have all been healthy together for its soak time.
-function advance(d: Draft): void {
+// its clusters have all been healthy together for its soak time. Without a full pass or
+// news (a transition, a soak ending, a time window) there is nothing to do.
+function advance(d: Draft, full: boolean): void {
   const r = d.rollout;
+  const run0 = r.stages[r.stage];
+  const policy0 = r.strategy.stages[r.stage];
+  const soakDue =
+    run0 !== undefined &&
+    policy0 !== undefined &&
+    run0.healthySinceMs > 0 &&
+    d.nowMs - run0.healthySinceMs >= policy0.soakMs;
+  const windowed = (policy0?.windows.length ?? 0) > 0;
+  if (!full && d.transitions.length === 0 && !soakDue && !windowed) return;
   const n = r.strategy.stages.length;
   while (r.stage < n) {
     const s = r.stage;
     const run = r.stages[s];
     const policy = r.strategy.stages[s];
     if (!run || !policy) return;
-    const members = membersOf(r, s);
+    const members = membersOf(d, s);
     if (run.startedMs === 0) {
       if (members.length > 0 && policy.approval && run.approvedBy === '') {
         setPhase(d, 'AwaitingApproval', `${stageLabel(r, s)} waits for approval`);
@@ -118,9 +167,10 @@ function advance(d: Draft): void {
       stageEvent(d, s, 'StageStarted', `${stageLabel(r, s)} started: ${members.length} cluster(s)`);
     }
     for (let earlier = 0; earlier <= s; earlier++) admit(d, earlier);
-    const done = members.every(
-      ([, c]) => c.phase === 'Healthy' || c.phase === 'Failed' || c.phase === 'Skipped',
-    );
+    const done = members.every((name) => {
+      const p = runOf(d, name).phase;
+      return p === 'Healthy' || p === 'Failed' || p === 'Skipped';
+    });
     if (!done) {
       if (run.healthySinceMs !== 0) r.updatedMs = d.nowMs;
       run.healthySinceMs = 0;
@@ -142,12 +192,13 @@ function admit(d: Draft, s: number): void {
   const r = d.rollout;
   const policy = r.strategy.stages[s];
   if (!policy || !inWindow(policy.windows, d.nowMs)) return;
-  const members = membersOf(r, s);
+  const members = membersOf(d, s);
   const limit = concurrencyOf(policy.maxConcurrent, members.length);
-  let inFlight = members.filter(([, c]) => c.phase === 'Updating').length;
-  for (const [name, c] of members) {
+  let inFlight = 0;
+  for (const name of members) if (runOf(d, name).phase === 'Updating') inFlight++;
+  for (const name of members) {
     if (inFlight >= limit) return;
-    if (c.phase !== 'Waiting') continue;
+    if (runOf(d, name).phase !== 'Waiting') continue;
     setClusterPhase(d, name, 'Updating', `admitted by ${stageLabel(r, s)}`);
     inFlight++;
   }
@@ -161,14 +212,18 @@ export function nextWakeMs(r: Rollout, nowMs: number): number | undefined {
   const at = (t: number | undefined): void => {
     if (t !== undefined && (next === undefined || t < next)) next = Math.max(t, nowMs);
   };
-  for (const c of Object.values(r.clusters))
-    if (c.phase === 'Updating') at(c.deadlineFromMs + r.strategy.progressDeadlineMs);
+  const known = r.nextDeadlineMs ?? 0;
+  if (known >= 0) at(known);
   const run = r.stages[r.stage];
   const policy = r.strategy.stages[r.stage];
   if (run && policy && r.phase === 'Progressing') {
     if (run.healthySinceMs > 0) at(run.healthySinceMs + policy.soakMs);
-    const waiting = membersOf(r, r.stage).some(([, c]) => c.phase === 'Waiting');
-    if (waiting && !inWindow(policy.windows, nowMs)) at(nextWindowOpen(policy.windows, nowMs));
+    if (policy.windows.length > 0 && !inWindow(policy.windows, nowMs)) {
+      const waiting = Object.values(r.clusters).some(
+        (c) => c.stage === r.stage && c.phase === 'Waiting',
+      );
+      if (waiting) at(nextWindowOpen(policy.windows, nowMs));
+    }
   }
   return next;
 }

@@ -11,17 +11,61 @@ export interface Draft {
   rollout: Rollout;
   transitions: Transition[];
   nowMs: number;
+  /** Names of the members per stage, sorted; dropped when membership changes. */
+  members?: Map<number, string[]> | undefined;
+  /** Clusters whose run this draft has copied (copy on write: the others are the saved ones). */
+  owned: Set<string>;
+  /** True once rollout.clusters is the draft's own copy (made on first write). */
+  ownsClusters: boolean;
 }
+
+// Members per stage of a clusters record, kept while the record lives: membership changes
+// only when clusters join or leave, so most decisions sort nothing.
+const INDEX = new WeakMap<Record<string, ClusterRun>, Map<number, string[]>>();
 
 /** A copy of a rollout that decisions may change without touching the saved one. */
 export function draftOf(r: Rollout, nowMs: number): Draft {
-  const clusters: Record<string, ClusterRun> = {};
-  for (const [name, c] of Object.entries(r.clusters)) clusters[name] = { ...c };
   return {
-    rollout: { ...r, stages: r.stages.map((s) => ({ ...s })), clusters },
+    rollout: { ...r, stages: r.stages.map((s) => ({ ...s })) },
     transitions: [],
     nowMs,
+    members: INDEX.get(r.clusters),
+    owned: new Set(),
+    ownsClusters: false,
   };
+}
+
+/** The draft's rollout with its own clusters record (copied on first write). */
+export function ownClusters(d: Draft): Record<string, ClusterRun> {
+  if (!d.ownsClusters) {
+    const copy: Record<string, ClusterRun> = {};
+    for (const name in d.rollout.clusters) copy[name] = d.rollout.clusters[name] as ClusterRun;
+    d.rollout.clusters = copy;
+    d.ownsClusters = true;
+  }
+  return d.rollout.clusters;
+}
+
+/** The draft's own copy of a cluster's run, made on first write. */
+export function ownRun(d: Draft, name: string): ClusterRun | undefined {
+  const clusters = ownClusters(d);
+  const c = clusters[name];
+  if (!c || d.owned.has(name)) return c;
+  const copy: ClusterRun = {
+    stage: c.stage,
+    phase: c.phase,
+    sinceMs: c.sinceMs,
+    deadlineFromMs: c.deadlineFromMs,
+    reason: c.reason,
+  };
+  clusters[name] = copy;
+  d.owned.add(name);
+  return copy;
+}
+
+/** Keeps the draft's member index for the next decision over the same clusters. */
+export function keepIndex(d: Draft): void {
+  if (d.members) INDEX.set(d.rollout.clusters, d.members);
 }
 
 /** Moves the rollout to `to`; throws INTERNAL when the table does not allow it. */
@@ -41,8 +85,9 @@ export function setPhase(d: Draft, to: RolloutPhase, message: string): void {
 
 /** Moves a cluster to `to`; throws INTERNAL when the table does not allow it. */
 export function setClusterPhase(d: Draft, name: string, to: ClusterPhase, reason: string): void {
-  const c = d.rollout.clusters[name];
-  if (!c || c.phase === to) return;
+  const seen = d.rollout.clusters[name];
+  if (!seen || seen.phase === to) return;
+  const c = ownRun(d, name) as ClusterRun;
   if (!CLUSTER_TRANSITIONS[c.phase].includes(to))
     throw new FlotillaError(
       'INTERNAL',
@@ -59,8 +104,14 @@ export function setClusterPhase(d: Draft, name: string, to: ClusterPhase, reason
   c.phase = to;
   c.sinceMs = d.nowMs;
   c.reason = reason;
-  if (to === 'Updating') c.deadlineFromMs = d.nowMs;
-  d.rollout.updatedMs = d.nowMs;
+  const r = d.rollout;
+  if (to === 'Updating') {
+    c.deadlineFromMs = d.nowMs;
+    const deadline = d.nowMs + r.strategy.progressDeadlineMs;
+    const known = r.nextDeadlineMs ?? 0;
+    r.nextDeadlineMs = known < 0 ? deadline : Math.min(known, deadline);
+  }
+  r.updatedMs = d.nowMs;
 }
 
 /** Records a stage event (started, approved, completed) as a rollout transition. */
@@ -69,11 +120,27 @@ export function stageEvent(d: Draft, stage: number, to: string, message: string)
   d.rollout.updatedMs = d.nowMs;
 }
 
-/** Members of a stage, sorted by name (decisions are deterministic). */
-export function membersOf(r: Rollout, stage: number): [string, ClusterRun][] {
-  return Object.entries(r.clusters)
-    .filter(([, c]) => c.stage === stage)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+/** Names of the members of every stage, each sorted (decisions are deterministic). */
+export function stageIndex(r: Rollout): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const [name, c] of Object.entries(r.clusters)) {
+    let list = out.get(c.stage);
+    if (!list) out.set(c.stage, (list = []));
+    list.push(name);
+  }
+  for (const list of out.values()) list.sort();
+  return out;
+}
+
+/** Names of the members of a stage of a draft, sorted (read their runs from the draft). */
+export function membersOf(d: Draft, stage: number): readonly string[] {
+  d.members ??= stageIndex(d.rollout);
+  return d.members.get(stage) ?? [];
+}
+
+/** A member's current run in the draft. */
+export function runOf(d: Draft, name: string): ClusterRun {
+  return d.rollout.clusters[name] as ClusterRun;
 }
 
 /** Clusters of a stage that may update at once: at least one. */

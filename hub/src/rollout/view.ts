@@ -4,7 +4,7 @@ import type { TimeWindow } from '../render/types.js';
 import type { BundleState } from './bundle-state.js';
 import { CLUSTER_PHASES } from './model.js';
 import type { ClusterPhase, Rollout, RolloutPhase } from './model.js';
-import { concurrencyOf, failureBudgetOf, inWindow, membersOf, stageLabel } from './transitions.js';
+import { concurrencyOf, failureBudgetOf, inWindow, stageIndex, stageLabel } from './transitions.js';
 
 /** What a stage is doing. */
 export type StageState = 'Pending' | 'AwaitingApproval' | 'Progressing' | 'Soaking' | 'Completed';
@@ -102,9 +102,10 @@ function stageState(r: Rollout, i: number, nowMs: number): StageState {
 
 /** The full view of a rollout at nowMs. */
 export function rolloutView(r: Rollout, nowMs: number): RolloutView {
+  const index = stageIndex(r);
   const stages = r.strategy.stages.map((p, i): RolloutStageView => {
     const run = r.stages[i];
-    const size = membersOf(r, i).length;
+    const size = index.get(i)?.length ?? 0;
     const state = stageState(r, i, nowMs);
     return {
       index: i,

@@ -177,3 +177,20 @@ test('restored-records-are-served-as-disconnected', () => {
   assert.equal(other.get('edge-1')?.appliedDigest, 'sha256:d2');
   assert.deepEqual(status.takeDirty(), [], 'dirty set is cleared');
 });
+
+test('touch-listeners-hear-of-every-change-and-of-a-cluster-going-offline', () => {
+  const { status, clock } = model();
+  const told: string[] = [];
+  status.onTouched((c) => told.push(c));
+  status.connected('edge-1', 's1', hello());
+  status.disconnected('edge-1', 's1', 'agent ended the stream');
+  assert.deepEqual(told, ['edge-1', 'edge-1']);
+  told.length = 0;
+  clock.now += 45_001;
+  status.sweep();
+  // edge-1 is offline now, edge-2 never connected: a rollout must look at both again.
+  assert.deepEqual(told, ['edge-1', 'edge-2']);
+  status.sweep();
+  assert.deepEqual(told, ['edge-1', 'edge-2'], 'once');
+  assert.equal(status.bundleHealth('edge-1', 'app')?.offline, true);
+});

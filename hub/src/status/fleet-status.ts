@@ -123,6 +123,8 @@ export class FleetStatus implements SessionObserver {
   private readonly driftListeners = new Set<DriftListener>();
   private readonly cutListeners = new Set<CutNoteListener>();
   private readonly touchListeners = new Set<(cluster: string) => void>();
+  /** Clusters touch listeners were told are offline (sweep). */
+  private readonly offlineTold = new Set<string>();
   private readonly lastState = new Map<string, ClusterState>();
   private readonly pending = new Set<string>();
   private notifyScheduled = false;
@@ -258,8 +260,17 @@ export class FleetStatus implements SessionObserver {
 
   /** Re-evaluates time-dependent states (Offline after the timeout) and notifies changes; run periodically. */
   sweep(): void {
-    if (this.listeners.size === 0) return;
     const now = this.now();
+    // Going offline changes no record (only time passes): touch listeners hear of it here.
+    if (this.touchListeners.size > 0)
+      for (const rec of this.records.values()) {
+        const offline = !rec.connected && now - rec.lastSeenMs > this.opts.offlineAfterMs;
+        if (offline === this.offlineTold.has(rec.name)) continue;
+        if (offline) this.offlineTold.add(rec.name);
+        else this.offlineTold.delete(rec.name);
+        for (const l of this.touchListeners) l(rec.name);
+      }
+    if (this.listeners.size === 0) return;
     for (const rec of this.records.values()) {
       if (rec.connected) continue;
       const state = viewOf(rec, now, this.opts.offlineAfterMs).state;
