@@ -55,6 +55,17 @@ export interface BundleNamespace {
   annotations?: Record<string, string>;
 }
 
+/** The chart a Helm bundle was rendered from, when it came from a repository or registry. */
+export interface BundleChart {
+  /** The chart repository URL, or the chart's OCI reference (oci://host/path/name). */
+  repo: string;
+  name: string;
+  /** The version chosen (the newest matching the bundle's range, or the pinned one). */
+  version: string;
+  /** "sha256:<hex>" of the chart archive. */
+  digest: string;
+}
+
 /** One bundle as rendered for one cluster. */
 export interface BundleDesiredState {
   name: string;
@@ -72,6 +83,8 @@ export interface BundleDesiredState {
   namespace?: BundleNamespace;
   /** Bundles that must be applied and healthy at their current digest on the cluster first; absent when none. */
   dependsOn?: string[];
+  /** The remote Helm chart it was rendered from (absent for other bundles): a new chart version is a new state. */
+  chart?: BundleChart;
 }
 
 /** Mass-prune safety, from the hub's config and the cluster's file; the agent enforces it. */
@@ -126,6 +139,7 @@ export function bundleDigest(b: Omit<BundleDesiredState, 'digest'>): string {
       ...(b.hooks && b.hooks.length > 0 ? { hooks: b.hooks } : {}),
       ...(b.namespace ? { namespace: b.namespace } : {}),
       ...(b.dependsOn && b.dependsOn.length > 0 ? { dependsOn: b.dependsOn } : {}),
+      ...(b.chart ? { chart: b.chart } : {}),
     }),
   );
 }

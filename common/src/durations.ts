@@ -41,6 +41,10 @@ export const durations = {
   renderToolTimeout: 60_000,
   /** Hub: a cluster shows as degraded this long after the hub last cut its input or could not save its status (1 h). */
   statusDegradedFor: 3_600_000,
+  /** Hub: deadline of one request to a Helm chart repository or OCI registry, redirects included (60 s). */
+  chartFetchTimeout: 60_000,
+  /** Hub: Helm chart version ranges are resolved again this often at the same commit (5 min). */
+  chartResolveInterval: 300_000,
   /** Hub: CPU time one run of `kustomize build` or `helm template` may use, all threads (30 s). */
   renderToolCpuTime: 30_000,
   /** Agent: how often the cluster's version and served API versions are read again (60 s). */

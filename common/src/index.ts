@@ -57,6 +57,7 @@ export {
   objectKey,
 } from './desired-state.js';
 export type {
+  BundleChart,
   BundleDesiredState,
   BundleNamespace,
   DesiredState,

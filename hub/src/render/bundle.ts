@@ -2,7 +2,7 @@
 // per set of cluster-specific inputs (the variables it actually uses, its namespace).
 import { posix } from 'node:path';
 import { ValidationError, bundleDigest, digestOf, objectKey } from '@flotilla/common';
-import type { BundleDesiredState, KubeObject } from '@flotilla/common';
+import type { BundleChart, BundleDesiredState, KubeObject } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { kustomizeInputs } from './kustomize-inputs.js';
 import { isYamlFile } from './layout.js';
@@ -43,6 +43,8 @@ export interface PreparedBundle {
   refs: string[];
   /** Helm bundles: the input files, materialized for each helm run. */
   paths?: readonly string[];
+  /** Helm output of a chart from a repository or registry: which version it was. */
+  chart?: BundleChart;
 }
 
 /** A rendered bundle with what assembly needs about it. */
@@ -211,6 +213,7 @@ export function renderBundle(
     ...(split.hooks.length > 0 ? { hooks: split.hooks.map((h) => h.spec) } : {}),
     ...(ns ? { namespace: ns } : {}),
     ...(b.def.dependsOn.length > 0 ? { dependsOn: b.def.dependsOn.map((d) => d.name) } : {}),
+    ...(b.chart ? { chart: b.chart } : {}),
   };
   const state: BundleDesiredState = { ...body, digest: bundleDigest(body) };
   const keys = [...split.objects, ...split.hooks].map((i) => i.key);

@@ -275,7 +275,9 @@ class FakeTools implements ToolRunner {
   run(req: ToolRequest): Promise<string> {
     this.runs.push(req);
     const values = req.scratchFiles?.['values.json'];
-    return Promise.resolve(this.out(req, values === undefined ? undefined : JSON.parse(values)));
+    return Promise.resolve(
+      this.out(req, values === undefined ? undefined : JSON.parse(String(values))),
+    );
   }
 }
 

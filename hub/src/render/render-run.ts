@@ -12,8 +12,10 @@ import { matchTarget, parseBundle, parseCluster, parseClusterGroup } from './spe
 import type { BundleDef, ClusterDef, ClusterGroupDef, TargetDef } from './spec.js';
 import { OverlayTree, sopsFormat } from './sops.js';
 import type { SecretDecrypter } from './sops.js';
+import { ChartFetches } from './chart-fetches.js';
+import type { ChartFetcher } from './charts/resolver.js';
 import { helmInvocation, helmKey, prepareHelm, prepareKustomize } from './tool-sources.js';
-import type { HelmInvocation } from './tool-sources.js';
+import type { FetchedCharts, HelmInvocation } from './tool-sources.js';
 import type { ToolRunner } from './tools.js';
 import { resolveVariable } from './vars.js';
 import { stageGroups } from './rollout-spec.js';
@@ -43,6 +45,8 @@ export class RenderRun {
     /** Plaintext of SOPS-encrypted files, per format and ciphertext digest. */
     decrypted: new Map<string, Cached<Buffer>>(),
   };
+  /** True once a helm run needed a chart from a repository or registry. */
+  usesChartRepositories = false;
   /** helm output key (or the error computing it) per cluster\0bundle, for this run. */
   private readonly helmFor = new Map<string, string | ValidationError>();
   private readonly old: RenderCaches;
@@ -57,6 +61,8 @@ export class RenderRun {
     /** The capabilities a cluster's Helm bundles render with (see capabilities.ts). */
     private readonly capabilitiesOf: (c: ClusterDef) => ClusterCapabilities,
     private readonly secrets?: SecretDecrypter,
+    /** Fetches charts from repositories and registries (none: such bundles fail). */
+    private readonly charts?: ChartFetcher,
   ) {
     this.old = caches;
   }
@@ -212,35 +218,52 @@ export class RenderRun {
     });
   }
 
-  /** Runs helm for every distinct (values, capabilities) the clusters need (cached by helmKey). */
+  /**
+   * Runs helm for every distinct (values, capabilities, fetched charts) the clusters need
+   * (cached by helmKey). Remote charts and local charts' missing dependencies are
+   * resolved first, each distinct one once; one that cannot be had fails its bundle.
+   */
   async runHelm(
     clusters: ReadonlyMap<string, ClusterDef>,
     bundles: ReadonlyMap<string, PreparedBundle | undefined>,
     groups: ReadonlyMap<string, ClusterGroupDef>,
   ): Promise<void> {
-    const jobs = new Map<string, { b: PreparedBundle; inv: HelmInvocation }>();
+    const wanted: { at: string; b: PreparedBundle; inv: HelmInvocation }[] = [];
     for (const b of bundles.values()) {
       if (!b || b.def.sourceType !== 'helm' || b.def.paused) continue;
       for (const c of clusters.values()) {
         const target = c.paused ? undefined : matchTarget(b.def, c, groups);
         if (!target || target.doNotDeploy) continue;
+        const at = `${c.name}\0${b.def.name}`;
         try {
           const caps = this.capabilitiesOf(c);
           const inv = helmInvocation(this.tree, b.def, target, scopeOf(c, target), caps);
-          const key = helmKey(b.inputDigest, inv);
-          this.helmFor.set(`${c.name}\0${b.def.name}`, key);
-          jobs.set(key, { b, inv });
+          wanted.push({ at, b, inv });
         } catch (err) {
-          this.helmFor.set(`${c.name}\0${b.def.name}`, asValidationError(err, b.def.file));
+          this.helmFor.set(at, asValidationError(err, b.def.file));
         }
       }
     }
+    const fetching = new ChartFetches(this.tree, this.charts);
+    const fetched = await Promise.all(wanted.map(({ b, inv }) => fetching.forRun(b.def, inv)));
+    if (fetching.used) this.usesChartRepositories = true;
+    const jobs = new Map<string, { b: PreparedBundle; inv: HelmInvocation; f: FetchedCharts }>();
+    wanted.forEach(({ at, b, inv }, i) => {
+      const f = fetched[i] as Cached<FetchedCharts & { digests: string[] }>;
+      if (f instanceof ValidationError) {
+        this.helmFor.set(at, f);
+        return;
+      }
+      const key = helmKey(b.inputDigest, inv, f.digests);
+      this.helmFor.set(at, key);
+      jobs.set(key, { b, inv, f });
+    });
     await Promise.all(
-      [...jobs].map(([key, { b, inv }]) =>
+      [...jobs].map(([key, { b, inv, f }]) =>
         this.cachedAsync(this.old.helm, this.used.helm, key, b.def.file, async () => {
           const view = await this.plainView(b.paths ?? []);
           this.stats.toolRuns++;
-          return prepareHelm(view, b.def, key, inv, b.paths ?? [], this.tools, this.limits);
+          return prepareHelm(view, b.def, key, inv, b.paths ?? [], this.tools, this.limits, f);
         }),
       ),
     );

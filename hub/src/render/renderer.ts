@@ -27,6 +27,9 @@ import type { Cached, RenderCaches } from './render-run.js';
 import { matchTarget } from './spec.js';
 import { stageSelects, strategyOf } from './rollout-spec.js';
 import type { BundleDef, ClusterDef, ClusterGroupDef } from './spec.js';
+import { ChartResolver } from './charts/resolver.js';
+import type { ChartFetcher } from './charts/resolver.js';
+import { defaultChartCache, defaultChartSettings } from './charts/settings.js';
 import { ExecToolRunner } from './tools.js';
 import type { ToolRunner } from './tools.js';
 import { SopsDecrypter } from './sops.js';
@@ -64,9 +67,15 @@ export class FleetRenderer {
   private served = new Map<string, ServedFrom>();
   private lastStates = new Map<string, DesiredState>();
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly charts: ChartFetcher;
 
   constructor(
-    opts: RenderOptions & { logger?: Logger; tools?: ToolRunner; secrets?: SecretDecrypter } = {},
+    opts: RenderOptions & {
+      logger?: Logger;
+      tools?: ToolRunner;
+      secrets?: SecretDecrypter;
+      charts?: ChartFetcher;
+    } = {},
   ) {
     this.maxClusterBytes = opts.maxClusterBytes ?? DEFAULT_MAX_CLUSTER_BYTES;
     this.maxPruneShare = opts.maxPruneShare ?? DEFAULT_MAX_PRUNE_SHARE;
@@ -95,6 +104,9 @@ export class FleetRenderer {
         ageKeyFile: opts.sopsAgeKeyFile,
         ...(opts.sopsKeySetting !== undefined ? { keySetting: opts.sopsKeySetting } : {}),
       });
+    this.charts =
+      opts.charts ??
+      new ChartResolver(opts.chartSettings ?? defaultChartSettings(defaultChartCache()));
   }
 
   /**
@@ -126,6 +138,7 @@ export class FleetRenderer {
     const layout = scanLayout(tree);
     const errors = [...layout.errors];
     const reported = inputs.capabilities;
+    this.charts.begin(revision, inputs.refreshCharts === true);
     const run = new RenderRun(
       this.caches(),
       tree,
@@ -135,6 +148,7 @@ export class FleetRenderer {
       this.limits,
       (c) => effectiveCapabilities(reported?.get(c.name), c.capabilities, this.defaultCapabilities),
       this.secrets,
+      this.charts,
     );
     const all = run.loadClusters(layout);
     const only = inputs.clusters ? new Set(inputs.clusters) : undefined;
@@ -143,6 +157,7 @@ export class FleetRenderer {
     const bundles = await run.loadBundles(layout, groups, only ? clusters : undefined);
     this.checkDependsOn(layout, bundles, errors);
     await run.runHelm(clusters, bundles, groups);
+    this.charts.end();
     const attribution = new FailureAttribution(errors, this.previous);
     const out: RenderResult = {
       revision,
@@ -155,6 +170,7 @@ export class FleetRenderer {
       failures: new Map(),
       rollouts: rolloutPlans(bundles, clusters, groups),
       stats,
+      ...(run.usesChartRepositories ? { resolvesCharts: true } : {}),
     };
     const nextPrevious = new Map<string, Map<string, RenderedBundle>>();
     const nextServed = new Map<string, ServedFrom>();
@@ -375,9 +391,10 @@ function rolloutPlans(
 export function renderFleet(
   tree: RepoTree,
   revision: string,
-  opts: RenderOptions & RenderInputs & { tools?: ToolRunner; secrets?: SecretDecrypter } = {},
+  opts: RenderOptions &
+    RenderInputs & { tools?: ToolRunner; secrets?: SecretDecrypter; charts?: ChartFetcher } = {},
 ): Promise<RenderResult> {
-  const { capabilities, clusters, ...rest } = opts;
+  const { capabilities, clusters, refreshCharts: _refresh, ...rest } = opts;
   return new FleetRenderer(rest).render(tree, revision, {
     ...(capabilities ? { capabilities } : {}),
     ...(clusters ? { clusters } : {}),

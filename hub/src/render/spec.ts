@@ -247,11 +247,18 @@ function parseSource(
   const h = src.child('helm');
   if (h) {
     const helm = parseHelm(h, repoPath);
+    // A remote chart brings its templates; the bundle directory holds values files.
+    if (helm.remote) return { sourceType: 'helm', sourceDir: repoPath(h, 'chart', '.'), helm };
+    if (helm.version !== undefined)
+      h.fail(
+        ['version'],
+        'spec.source.helm.version applies to a chart from a repository (repo) or an OCI registry (chart: oci://…)',
+      );
     const chart =
       helm.chart ??
       h.fail(
         [],
-        'spec.source.helm.chart is required (the chart directory, relative to the bundle)',
+        'spec.source.helm.chart is required (the chart directory, relative to the bundle, or a chart name with repo, or oci://…)',
       );
     return { sourceType: 'helm', sourceDir: chart, helm };
   }

@@ -2,6 +2,8 @@
 // cluster group) and what it changes for them (vars, namespace, patches, Helm values).
 import { compileLabelSelector, isDnsLabel } from '@flotilla/common';
 import type { LabelSelector, Selector } from '@flotilla/common';
+import { chartSource, versionRange } from './charts/source.js';
+import type { ChartSource } from './charts/source.js';
 import type { JsonPatchOp, PatchDef, PatchSelector } from './patch.js';
 import { pointerTokens } from './patch.js';
 import { refsInValue } from './vars.js';
@@ -10,8 +12,14 @@ import { isRecord } from './yaml-spec.js';
 
 /** Helm settings; on a target every field is optional and overrides the bundle's. */
 export interface HelmOverrides {
-  /** Chart directory, relative to the repo root (normalized). */
+  /** Chart directory, relative to the repo root (normalized); absent for a remote chart. */
   chart?: string;
+  /** Bundle only: the chart comes from a chart repository or an OCI registry. */
+  remote?: ChartSource;
+  /** Target only: the version (or range) of the bundle's remote chart for these clusters. */
+  version?: string;
+  /** Line of the `helm:` block, for errors about its chart. */
+  line?: number;
   releaseName?: string;
   /** Merged over the bundle's values (RFC 7386); vars are substituted in strings. */
   values?: Record<string, unknown>;
@@ -90,7 +98,7 @@ export function parseTarget(
   }
   const patches = t.list('patches').map((p) => parsePatch(p));
   const helmReader = t.child('helm');
-  const helm = helmReader ? parseHelm(helmReader, repoPath) : undefined;
+  const helm = helmReader ? parseHelm(helmReader, repoPath, true) : undefined;
   const refs = new Set<string>();
   for (const p of patches)
     for (const r of refsInValue(p.jsonPatch ?? p.merge, p.file, p.line)) refs.add(r);
@@ -180,15 +188,48 @@ function parseOp(r: FieldReader): JsonPatchOp {
   return out;
 }
 
-/** Parses a `helm:` block (bundle source or target override). */
+/** Parses a `helm:` block (bundle source, or a target's override when `target`). */
 export function parseHelm(
   h: FieldReader,
   repoPath: (r: FieldReader, key: string, rel: string) => string,
+  target = false,
 ): HelmOverrides {
-  h.only(['chart', 'releaseName', 'values', 'valuesFiles']);
-  const out: HelmOverrides = {};
+  h.only(['chart', 'repo', 'version', 'releaseName', 'values', 'valuesFiles']);
+  const out: HelmOverrides = { line: h.lineOf([]) };
   const chart = h.str('chart');
-  if (chart !== undefined) out.chart = repoPath(h, 'chart', chart);
+  const repo = h.str('repo');
+  const version = h.str('version');
+  if (target && repo !== undefined)
+    h.fail(
+      ['repo'],
+      `${h.at('repo')}: a target may change the chart's version, not its repository`,
+    );
+  if (repo !== undefined || chart?.startsWith('oci://')) {
+    if (target)
+      h.fail(['chart'], `${h.at('chart')}: a target may change the chart's version, not the chart`);
+    if (chart === undefined)
+      h.fail([], `${h.at('chart')} is required with repo (the chart's name in the repository)`);
+    const src = chartSource(repo, chart as string, version);
+    if (typeof src === 'string') {
+      const key = /^version /.test(src)
+        ? 'version'
+        : repo !== undefined && !/^chart /.test(src)
+          ? 'repo'
+          : 'chart';
+      h.fail([key], `${h.at(key)}: ${src}`);
+    }
+    out.remote = src as ChartSource;
+  } else if (chart !== undefined) {
+    out.chart = repoPath(h, 'chart', chart);
+  }
+  if (version !== undefined && !out.remote) {
+    if (!versionRange(version))
+      h.fail(
+        ['version'],
+        `${h.at('version')}: "${version}" is neither a version nor a semver range`,
+      );
+    out.version = version;
+  }
   const releaseName = h.str('releaseName');
   if (releaseName !== undefined) {
     if (!isDnsLabel(releaseName))

@@ -14,6 +14,8 @@ import { digestOfCapabilities } from './capabilities.js';
 import { mergePatch } from './patch.js';
 import type { BundleDef, TargetDef } from './spec.js';
 import type { ToolRunner } from './tools.js';
+import type { ChartSource } from './charts/source.js';
+import type { ResolvedChart } from './charts/resolver.js';
 import { substituteInValue } from './vars.js';
 import type { VarScope } from './vars.js';
 
@@ -57,7 +59,10 @@ export async function prepareKustomize(
 
 /** One `helm template` run: everything that changes its output. */
 export interface HelmInvocation {
+  /** The chart directory in the repo; for a remote chart, the bundle directory. */
   chart: string;
+  /** A chart from a repository or registry, at the version (range) this target asks for. */
+  remote: ChartSource | undefined;
   releaseName: string;
   namespace: string | undefined;
   values: Record<string, unknown>;
@@ -98,8 +103,9 @@ export function helmInvocation(
         line: target.line,
       });
   }
+  const remote = remoteChart(def, target);
   const chart = over.chart ?? base.chart ?? def.sourceDir;
-  if (chart !== def.sourceDir && !chart.startsWith(`${bundleDir}/`)) {
+  if (!remote && chart !== def.sourceDir && !chart.startsWith(`${bundleDir}/`)) {
     throw new ValidationError(
       `helm chart "${chart}" must be inside the bundle directory ${bundleDir}`,
       { file: def.file, line: target.line },
@@ -107,6 +113,7 @@ export function helmInvocation(
   }
   return {
     chart,
+    remote,
     releaseName: over.releaseName ?? base.releaseName ?? def.name,
     namespace: target.namespace ?? def.namespace,
     values: substituteInValue(values, def.file, target.line, scope) as Record<string, unknown>,
@@ -115,11 +122,35 @@ export function helmInvocation(
   };
 }
 
-/** Cache key of a helm run over a bundle version. */
-export function helmKey(inputDigest: string, inv: HelmInvocation): string {
+// The bundle's remote chart with the target's version, or undefined for a chart in the repo.
+function remoteChart(def: BundleDef, target: TargetDef): ChartSource | undefined {
+  const base = def.helm?.remote;
+  const over = target.helm;
+  if (!base) {
+    if (over?.version !== undefined)
+      throw new ValidationError(
+        `spec.targets[${target.index}].helm.version applies to a chart from a repository or an OCI registry`,
+        { file: def.file, line: target.line },
+      );
+    return undefined;
+  }
+  if (over?.chart !== undefined)
+    throw new ValidationError(
+      `spec.targets[${target.index}].helm.chart: the bundle's chart comes from ${base.url}; a target may change its version`,
+      { file: def.file, line: target.line },
+    );
+  return over?.version !== undefined ? { ...base, version: over.version } : base;
+}
+
+/**
+ * Cache key of a helm run over a bundle version; `fetched` are the digests of the charts
+ * fetched for it (the remote chart, or a local chart's dependencies).
+ */
+export function helmKey(inputDigest: string, inv: HelmInvocation, fetched: string[] = []): string {
   return digestOf(
     JSON.stringify([
       inputDigest,
+      ...(fetched.length > 0 ? [fetched] : []),
       inv.chart,
       inv.releaseName,
       inv.namespace ?? null,
@@ -130,7 +161,19 @@ export function helmKey(inputDigest: string, inv: HelmInvocation): string {
   );
 }
 
-/** Runs `helm template` with the chart in the repo (no dependency download); throws ValidationError. */
+/** Charts fetched for one helm run (charts/resolver.ts). */
+export interface FetchedCharts {
+  /** The remote chart (HelmInvocation.remote), resolved. */
+  chart?: ResolvedChart;
+  /** Dependencies brought into a local chart's charts/ directory: repo path → bytes. */
+  files?: ReadonlyMap<string, Buffer>;
+}
+
+/**
+ * Runs `helm template` on the chart in the repo (its missing dependencies fetched into
+ * charts/) or on a fetched chart archive; throws ValidationError. helm itself never
+ * touches the network.
+ */
 export async function prepareHelm(
   tree: RepoTree,
   def: BundleDef,
@@ -139,7 +182,9 @@ export async function prepareHelm(
   paths: readonly string[],
   tools: ToolRunner,
   limits: RenderLimits,
+  fetched: FetchedCharts = {},
 ): Promise<PreparedBundle> {
+  if (inv.remote) return prepareRemoteHelm(tree, def, key, inv, tools, limits, fetched);
   const chartFile = inv.chart === '' ? 'Chart.yaml' : `${inv.chart}/Chart.yaml`;
   const chartYaml = tree.read(chartFile);
   if (chartYaml === undefined) {
@@ -148,25 +193,14 @@ export async function prepareHelm(
     });
   }
   const inputs = new Set([...paths, ...inv.valuesFiles]);
+  const files = filesOf(tree, [...inputs]);
+  for (const [path, bytes] of fetched.files ?? []) files.set(path, bytes);
   const out = await tools.run({
     tool: 'helm',
-    files: filesOf(tree, [...inputs]),
+    files,
     scratchFiles: { 'values.json': JSON.stringify(inv.values) },
-    args: (root, scratch) => [
-      'template',
-      inv.releaseName,
-      inv.chart === '' ? root : posix.join(root, inv.chart),
-      ...(inv.namespace !== undefined ? ['--namespace', inv.namespace] : []),
-      '--include-crds',
-      '--skip-tests',
-      // Without it, helm assumes its own build's version (v1.20.0 for a source build).
-      '--kube-version',
-      inv.capabilities.kubeVersion,
-      ...apiVersionArgs(inv.capabilities.apiVersions),
-      ...inv.valuesFiles.flatMap((f) => ['--values', posix.join(root, f)]),
-      '--values',
-      posix.join(scratch, 'values.json'),
-    ],
+    args: (root, scratch) =>
+      templateArgs(inv, inv.chart === '' ? root : posix.join(root, inv.chart), root, scratch),
     errorFile: chartFile,
     renames: helmRenames(chartYaml.toString('utf8'), inv.chart),
   });
@@ -176,6 +210,65 @@ export async function prepareHelm(
     splitHelmOutput(out, inv.chart, `${chartFile} (helm template output)`),
     limits,
   );
+}
+
+// A fetched chart: its archive goes to the scratch dir, the bundle gives values files only.
+async function prepareRemoteHelm(
+  tree: RepoTree,
+  def: BundleDef,
+  key: string,
+  inv: HelmInvocation,
+  tools: ToolRunner,
+  limits: RenderLimits,
+  fetched: FetchedCharts,
+): Promise<PreparedBundle> {
+  const c = fetched.chart;
+  if (!c) throw new ValidationError('internal: the chart was not fetched', { file: def.file });
+  const label = `${c.source.name}-${c.version}`;
+  const out = await tools.run({
+    tool: 'helm',
+    files: filesOf(tree, inv.valuesFiles),
+    scratchFiles: { 'values.json': JSON.stringify(inv.values), 'chart.tgz': c.archive },
+    args: (root, scratch) => templateArgs(inv, posix.join(scratch, 'chart.tgz'), root, scratch),
+    errorFile: def.file,
+    renames: [[c.source.name, label]],
+  });
+  const prepared = prepareTexts(
+    def,
+    key,
+    splitHelmOutput(out, label, `${def.file} (helm template output of ${label})`),
+    limits,
+  );
+  prepared.chart = {
+    repo: c.source.url,
+    name: c.source.name,
+    version: c.version,
+    digest: c.digest,
+  };
+  return prepared;
+}
+
+function templateArgs(
+  inv: HelmInvocation,
+  chartPath: string,
+  root: string,
+  scratch: string,
+): string[] {
+  return [
+    'template',
+    inv.releaseName,
+    chartPath,
+    ...(inv.namespace !== undefined ? ['--namespace', inv.namespace] : []),
+    '--include-crds',
+    '--skip-tests',
+    // Without it, helm assumes its own build's version (v1.20.0 for a source build).
+    '--kube-version',
+    inv.capabilities.kubeVersion,
+    ...apiVersionArgs(inv.capabilities.apiVersions),
+    ...inv.valuesFiles.flatMap((f) => ['--values', posix.join(root, f)]),
+    '--values',
+    posix.join(scratch, 'values.json'),
+  ];
 }
 
 /**

@@ -43,8 +43,8 @@ export interface ToolRequest {
   files: ReadonlyMap<string, Buffer>;
   /** Arguments, given the materialized repo root and a scratch dir outside it. */
   args(root: string, scratch: string): string[];
-  /** Extra files written to the scratch dir (name → content), e.g. Helm values. */
-  scratchFiles?: Readonly<Record<string, string>>;
+  /** Extra files written to the scratch dir (name → content), e.g. Helm values, a fetched chart. */
+  scratchFiles?: Readonly<Record<string, string | Buffer>>;
   /** Repo file errors are reported against. */
   errorFile: string;
   /**

@@ -1,5 +1,6 @@
 // Shapes the renderer hands to the rest of the hub.
 import type { ClusterCapabilities, DesiredState } from '@flotilla/common';
+import type { ChartSettings } from './charts/settings.js';
 
 /** One problem found while rendering; message already starts with "file:line: " when known. */
 export interface RenderError {
@@ -75,6 +76,12 @@ export interface RenderResult {
    */
   rollouts: Map<string, RolloutPlan>;
   stats: RenderStats;
+  /**
+   * True when some bundle needs a chart from a repository or registry (resolved or
+   * not): the hub renders the commit again every charts.resolveInterval to pick up new
+   * versions in a range.
+   */
+  resolvesCharts?: boolean;
 }
 
 /** Options of the renderer. */
@@ -110,6 +117,8 @@ export interface RenderOptions {
    * BUILTIN_CAPABILITIES: Kubernetes v1.35.0, no extra API versions).
    */
   defaultCapabilities?: ClusterCapabilities;
+  /** Chart repositories and registries: access, cache, limits (default: no credentials, cache in the temp dir). */
+  chartSettings?: ChartSettings;
 }
 
 /**
@@ -129,6 +138,12 @@ export interface RenderInputs {
    * `flotilla render --cluster`. Default: every cluster.
    */
   clusters?: readonly string[];
+  /**
+   * Resolve chart version ranges again, though the revision is the one rendered last
+   * (the hub's charts.resolveInterval). A new revision always resolves again; other
+   * renders of the same revision reuse the last resolution. Default false.
+   */
+  refreshCharts?: boolean;
 }
 
 /** Default of RenderOptions.maxClusterBytes: 16 MiB. */
