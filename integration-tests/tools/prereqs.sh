@@ -7,7 +7,7 @@
 #   KUBECONFIG                  tests use that cluster; no build needed
 #   FLOTILLA_SKIP_TOOLS_BUILD=1 do not build kustomize/helm
 #   FLOTILLA_KUBE_APISERVER, FLOTILLA_ETCD, FLOTILLA_NATS_SERVER   use these binaries instead
-#   FLOTILLA_KUSTOMIZE, FLOTILLA_HELM                               use these programs instead
+#   FLOTILLA_KUSTOMIZE, FLOTILLA_HELM, FLOTILLA_REGISTRY            use these programs instead
 set -euo pipefail
 
 TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -80,6 +80,15 @@ elif [[ -n "${FLOTILLA_SKIP_TOOLS_BUILD:-}" ]]; then
   echo "flotilla: skipping the kustomize/helm/sops build (FLOTILLA_SKIP_TOOLS_BUILD is set)"
 else
   "$TOOLS/build-tools.sh" || fail "kustomize/helm/sops: see the build output above (needs Go and the Go module proxy)"
+fi
+
+# The OCI registry (CNCF Distribution) the Helm chart tests push charts to.
+if [[ -n "${FLOTILLA_REGISTRY:-}" ]]; then
+  check_binary FLOTILLA_REGISTRY "$FLOTILLA_REGISTRY"
+elif [[ -n "${FLOTILLA_SKIP_TOOLS_BUILD:-}" ]]; then
+  echo "flotilla: skipping the registry build (FLOTILLA_SKIP_TOOLS_BUILD is set)"
+else
+  "$TOOLS/build-registry.sh" || fail "registry (CNCF Distribution): see the build output above (needs Go and the Go module proxy)"
 fi
 
 if [[ "$failed" != 0 ]]; then

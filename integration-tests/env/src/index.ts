@@ -34,3 +34,11 @@ export { binaryPaths, cacheRoot, K8S_VERSION, NATS_SERVER_VERSION } from './vers
 export { ageKeyPair, sopsEncrypt, writeAgeKeyFile } from './sops.js';
 export type { AgeKeyPair, SopsEncryptOptions } from './sops.js';
 export type { BinaryPaths } from './versions.js';
+export { helm, helmPackage, startChartRepository, writeTestChart } from './chart-repo.js';
+export type {
+  ChartRepoRequest,
+  StartChartRepositoryOptions,
+  TestChartRepository,
+} from './chart-repo.js';
+export { startRegistry } from './registry.js';
+export type { StartRegistryOptions, TestRegistry } from './registry.js';

@@ -14,6 +14,8 @@ export const KUSTOMIZE_VERSION = 'v5.8.1';
 export const HELM_VERSION = 'v3.19.5';
 /** sops release of the cached program (override: FLOTILLA_SOPS_VERSION). */
 export const SOPS_VERSION = 'v3.13.3';
+/** CNCF Distribution release of the cached OCI registry (override: FLOTILLA_REGISTRY_VERSION). */
+export const REGISTRY_VERSION = 'v3.1.2';
 /** k3s image used when a container runtime exists; same minor as K8S_VERSION where published. */
 export const K3S_IMAGE = 'rancher/k3s:v1.35.4-k3s1';
 /** NATS image used when a container runtime exists. */
@@ -30,6 +32,8 @@ export interface BinaryPaths {
   helm: string;
   /** sops, run by the renderer for SOPS-encrypted files and by tests to encrypt (tools/build-tools.sh). */
   sops: string;
+  /** CNCF Distribution's registry, the OCI registry of chart tests (tools/build-registry.sh). */
+  registry: string;
 }
 
 /** Cache root: FLOTILLA_CACHE_DIR, else $XDG_CACHE_HOME/flotilla, else ~/.cache/flotilla. */
@@ -64,6 +68,9 @@ export function binaryPaths(env: NodeJS.ProcessEnv = process.env): BinaryPaths {
     sops:
       env.FLOTILLA_SOPS ||
       join(root, `tools-sops-${env.FLOTILLA_SOPS_VERSION || SOPS_VERSION}`, 'sops'),
+    registry:
+      env.FLOTILLA_REGISTRY ||
+      join(root, `registry-${env.FLOTILLA_REGISTRY_VERSION || REGISTRY_VERSION}`, 'registry'),
   };
 }
 
