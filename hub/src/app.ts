@@ -13,8 +13,9 @@ import { startHttpApi } from './api/http.js';
 import type { RunningHttpApi } from './api/http.js';
 import { fleetServiceHandlers } from './api/grpc-fleet.js';
 import { ReadAccess } from './api/access.js';
-import type { SourceStatus } from './api/types.js';
+import type { SourceChart, SourceStatus } from './api/types.js';
 import { sourceRenderErrors } from './api/source-errors.js';
+import { chartChanges, sourceCharts } from './api/source-charts.js';
 import { renderFailureAlerts } from './notify/render-alerts.js';
 import { rolloutAlerts } from './notify/rollout-alerts.js';
 import { MAX_RENDER_FAILURES, renderFailureRecord } from './status/render-failures.js';
@@ -103,6 +104,8 @@ export interface FleetRendering {
   failures?: ReadonlyMap<string, readonly RenderFailure[]>;
   /** Rollout plan per bundle read at this revision (RenderResult.rollouts); none when absent. */
   rollouts?: ReadonlyMap<string, RolloutPlan>;
+  /** Some bundle uses a chart from a repository or registry: rendered again every charts.resolveInterval. */
+  resolvesCharts?: boolean;
 }
 
 /** What the hub needs from the renderer. */
@@ -140,6 +143,8 @@ interface SourceEntry<S extends FleetSnapshot> {
   renderThrew: { revision: string; message: string } | undefined;
   /** Render errors of the last rendering, grouped for the sources API. */
   renderErrors: ReturnType<typeof sourceRenderErrors>;
+  /** Remote Helm charts the last rendering uses, for the sources API. */
+  charts?: SourceChart[];
   /** The snapshot rendered last, rendered again when clusters' capabilities change. */
   snapshot?: S;
   /** Renders started and the newest one whose result was taken, so an older finishing late is dropped. */
@@ -158,6 +163,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly capabilities: CapabilitiesStore;
   private readonly capabilitiesKv: KvCapabilitiesPersistence;
   private rerenderTimer: NodeJS.Timeout | undefined;
+  private chartsTimer: NodeJS.Timeout | undefined;
   private readonly sessionEvents: SessionEventPublisher;
   private readonly sources: SourceEntry<S>[] = [];
   private stream: AgentStreamService | undefined;
@@ -327,6 +333,14 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       this.history.prune();
     }, STATUS_SWEEP_INTERVAL_MS);
     this.sweeper.unref();
+    // Chart version ranges are resolved again at the same commit: a new matching version
+    // is a new desired state (render/charts/resolver.ts).
+    this.chartsTimer = setInterval(() => {
+      for (const entry of this.sources)
+        if (entry.snapshot && entry.rendering?.resolvesCharts)
+          void this.onSnapshot(entry, entry.snapshot, true);
+    }, cfg.charts.resolveIntervalMs);
+    this.chartsTimer.unref();
     this.stream = new AgentStreamService({
       source: this.desired,
       capabilities: this.capabilities,
@@ -598,7 +612,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     }
   }
 
-  private async onSnapshot(entry: SourceEntry<S>, snap: S): Promise<void> {
+  private async onSnapshot(entry: SourceEntry<S>, snap: S, refreshCharts = false): Promise<void> {
     const log = this.log.child({
       [LogFields.source]: entry.source.name,
       [LogFields.revision]: snap.revision,
@@ -610,6 +624,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     try {
       rendering = await this.parts.renderer.render(snap, {
         capabilities: this.capabilities.snapshot(),
+        ...(refreshCharts ? { refreshCharts } : {}),
       });
       // A newer render (later snapshot or capabilities) already finished: keep it.
       if (seq < renders.taken) return;
@@ -626,6 +641,14 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     entry.rendering = rendering;
     entry.renderThrew = undefined;
     entry.renderErrors = sourceRenderErrors(rendering);
+    const charts = sourceCharts(rendering.clusters);
+    // A new version within a range is a new desired state at the same commit: say so.
+    for (const c of chartChanges(entry.charts ?? [], charts))
+      log.info(
+        { [LogFields.bundle]: c.bundle, chart: c.chart, from: c.from, to: c.to },
+        'chart version changed: new desired state',
+      );
+    entry.charts = charts;
     entry.renderError = rendering.errors
       .map((e) => e.message)
       .slice(0, 5)
@@ -678,7 +701,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.stream?.rendered();
     const fleet: FleetEntry[] = [...head.labels].map(([name, l]) => {
       const s = states.get(name);
-      const bundles = s?.bundles.map((b) => ({ name: b.name, digest: b.digest }));
+      const bundles = s?.bundles.map((b) => ({ name: b.name, digest: b.digest, chart: b.chart }));
       return {
         name,
         labels: l,
@@ -727,6 +750,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         ...(st.lastErrorCode ? { errorCode: st.lastErrorCode } : {}),
         ...(st.lastErrorAt ? { errorAt: st.lastErrorAt.toISOString() } : {}),
         ...(st.rejectedRevision ? { rejectedRevision: st.rejectedRevision } : {}),
+        ...(entry.charts && entry.charts.length > 0 ? { charts: entry.charts } : {}),
       };
     });
   }
@@ -763,6 +787,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('session events', () => this.sessionEvents.stop(SESSION_EVENTS_STOP_GRACE_MS));
     clearInterval(this.sweeper);
     clearTimeout(this.rerenderTimer);
+    clearInterval(this.chartsTimer);
     await step('events consumer', () => this.events.stop());
     await step('notifier', () => this.notifier?.stop());
     await step('rollouts', () => this.rollouts.stop());
@@ -820,7 +845,7 @@ export function realHubParts(logger: Logger): HubParts<SourceSnapshot> {
  */
 export function sourceRenderers(
   logger: Logger,
-  config: () => Pick<HubConfig, 'render' | 'prune'> | undefined,
+  config: () => Pick<HubConfig, 'render' | 'prune' | 'charts'> | undefined,
 ): HubRenderer<SourceSnapshot> {
   const renderers = new Map<string, WorkerRenderer>();
   return {
@@ -837,6 +862,7 @@ export function sourceRenderers(
                 ...renderOptionsOf(cfg.render),
                 maxPruneShare: cfg.prune.maxShare,
                 maxHeapBytes: cfg.render.workerMaxHeapBytes,
+                chartSettings: cfg.charts,
               }
             : {}),
           logger: logger.child({
@@ -858,6 +884,7 @@ export function sourceRenderers(
         errors: result.errors,
         failures: result.failures,
         rollouts: result.rollouts,
+        ...(result.resolvesCharts ? { resolvesCharts: true } : {}),
       };
     },
   };

@@ -59,6 +59,23 @@ export interface SourceStatus {
   renderErrors?: SourceRenderError[];
   /** How many groups of render errors there are in all. */
   renderErrorCount?: number;
+  /** Helm charts from repositories and registries the rendered revision uses (absent when none). */
+  charts?: SourceChart[];
+}
+
+/** A remote Helm chart a bundle is rendered from, at the version resolved for the rendered revision. */
+export interface SourceChart {
+  bundle: string;
+  /** The chart repository URL, or the chart's oci:// reference. */
+  repo: string;
+  /** The chart's name. */
+  name: string;
+  /** The version the bundle's range (or pin) resolved to. */
+  version: string;
+  /** "sha256:<hex>" of the chart archive. */
+  digest: string;
+  /** How many clusters get the bundle rendered from it. */
+  clusters: number;
 }
 
 /** One render error of a source's revision and the clusters it keeps from that revision. */

@@ -65,11 +65,14 @@ export function formatDeployments(
     formatAge(d.lastTransition, nowMs),
   ]);
   if (format === 'table') return renderTable(header, rows);
+  const charts = deployments.some((d) => d.chart !== undefined);
   return renderTable(
-    [...header, 'DIGEST', 'HEALTH', 'REASON'],
+    // CHART only when some bundle comes from a chart repository or registry.
+    [...header, 'DIGEST', 'HEALTH', ...(charts ? ['CHART'] : []), 'REASON'],
     rows.map((r, i) => {
       const d = deployments[i] as BundleDeployment;
-      return [...r, short(d.appliedDigest), d.health || '-', d.reason];
+      const chart = d.chart ? [`${d.chart.name} ${d.chart.version}`] : charts ? ['-'] : [];
+      return [...r, short(d.appliedDigest), d.health || '-', ...chart, d.reason];
     }),
   );
 }

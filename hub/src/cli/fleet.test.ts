@@ -231,6 +231,26 @@ test('get-bundles-and-deployments-golden', async () => {
   assert.deepEqual(JSON.parse(c.out.stdout), { deployments: DEPLOYMENTS });
 });
 
+test('deployments-wide-shows-the-chart-version-of-bundles-from-chart-repositories', async () => {
+  const chart = {
+    repo: 'https://charts.example.com',
+    name: 'podinfo',
+    version: '6.5.1',
+    digest: `sha256:${'c'.repeat(64)}`,
+  };
+  const [first, second] = DEPLOYMENTS as [BundleDeployment, BundleDeployment];
+  const hub = fakeHub({ '/api/v1/deployments': { deployments: [{ ...first, chart }, second] } });
+  const io = captureIo();
+  assert.equal(await getCommand(['deployments', '-o', 'wide'], io.cli, hub, () => NOW), 0);
+  assert.equal(
+    io.out.stdout,
+    `BUNDLE   CLUSTER   STATE     OBJECTS   DRIFTED   AGE   DIGEST         HEALTH    CHART           REASON
+app      edge-1    Ready     6         0         5m    a1aaaaaaaaaa   Healthy   podinfo 6.5.1
+app      edge-2    Drifted   6         1         3h    a1aaaaaaaaaa   -         -               1 objects drifted
+`,
+  );
+});
+
 test('describe-cluster-and-drift-golden', async () => {
   const seen: string[] = [];
   const hub = fakeHub(

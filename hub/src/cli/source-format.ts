@@ -2,6 +2,7 @@
 // `flotilla status` lists under its table: a bundle that did not render is said plainly,
 // with its file:line, wherever a user looks first.
 import { stringify } from 'yaml';
+import { shortDigest } from '@flotilla/common';
 import type { SourceRenderError, SourceStatus } from '../api/types.js';
 import type { ClusterStatus } from '../status/model.js';
 import { renderFailureReason } from '../status/render-failures.js';
@@ -130,5 +131,26 @@ export function formatSourceDescribe(s: SourceStatus, format: OutputFormat, nowM
           .map((l) => (l ? `  ${l}` : l))
           .join('\n')}`
       : 'Render errors:      <none>\n';
-  return `${lines.join('\n')}\n${section}`;
+  return `${lines.join('\n')}\n${section}${chartsSection(s)}`;
+}
+
+// The remote Helm charts the rendered revision uses, with the versions their ranges chose.
+function chartsSection(s: SourceStatus): string {
+  const charts = s.charts ?? [];
+  if (charts.length === 0) return '';
+  const table = renderTable(
+    ['BUNDLE', 'CHART', 'VERSION', 'DIGEST', 'CLUSTERS', 'FROM'],
+    charts.map((c) => [
+      c.bundle,
+      c.name,
+      c.version,
+      shortDigest(c.digest),
+      String(c.clusters),
+      c.repo,
+    ]),
+  );
+  return `Charts:\n${table
+    .split('\n')
+    .map((l) => (l ? `  ${l}` : l))
+    .join('\n')}`;
 }

@@ -17,6 +17,8 @@ import type { SourceRef } from '../source/refs.js';
 import type { StatusConfig } from '../status/status-config.js';
 import { compileRenderConfig } from '../render/render-config.js';
 import type { RenderConfig } from '../render/render-config.js';
+import { compileChartSettings } from '../render/charts/settings.js';
+import type { ChartSettings } from '../render/charts/settings.js';
 
 /** Credentials for a Git source: files or environment variable names, never inline secrets. */
 export interface SourceAuthConfig {
@@ -90,6 +92,8 @@ export interface HubConfig {
   status: StatusConfig;
   /** kustomize/helm programs, their timeout, the per-cluster size limit (render/render-config.ts). */
   render: RenderConfig;
+  /** Helm chart repositories and registries: credentials per URL prefix, CA, cache, limits (render/charts/settings.ts). */
+  charts: ChartSettings;
   /** Mass-prune safety: the largest share of a cluster's managed objects one commit may delete (default 0.5); carried in every desired state. */
   prune: { maxShare: number };
   /** Plaintext gRPC and HTTP, no per-cluster identities (development and demo only; default false). */
@@ -195,6 +199,7 @@ const TOP_FIELDS = [
   'history',
   'notify',
   'render',
+  'charts',
   'prune',
 ] as const;
 const SOURCE_FIELDS = [
@@ -454,6 +459,7 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
   );
   if (offlineAfterMs < heartbeatIntervalMs)
     c.fail('offlineAfter', 'must not be shorter than heartbeatInterval');
+  const cacheDir = c.string(top.cacheDir, 'cacheDir') ?? opts.defaultCacheDir;
   const cfg: HubConfig = {
     file,
     sources,
@@ -461,11 +467,12 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
     http: { listen: c.listen(http.listen, 'http.listen', HUB_CONFIG_DEFAULTS.httpListen) },
     nats: compileNats(c, top.nats),
     auth: { tokenFile: c.string(auth.tokenFile, 'auth.tokenFile') },
-    cacheDir: c.string(top.cacheDir, 'cacheDir') ?? opts.defaultCacheDir,
+    cacheDir,
     heartbeatIntervalMs,
     offlineAfterMs,
     status: compileStatusConfig(top, file),
     render: compileRenderConfig(top, file),
+    charts: compileChartSettings(top, file, cacheDir),
     prune: compilePrune(c, top.prune),
     insecure: false,
     identity: { stateDir: '', hosts: [], tokenTtlMs: 0, certValidityMs: 0 },

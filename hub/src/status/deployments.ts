@@ -1,5 +1,6 @@
 // Bundle deployments (bundle × cluster) and fleet-wide bundle summaries, computed from
 // cluster records on demand: the record is the one source of truth, views are derived.
+import type { BundleChart } from '@flotilla/common';
 import type { BundleFacts, BundleStatus, ClusterRecord, ClusterState } from './model.js';
 import { emptyFacts } from './model.js';
 import { renderFailureFor, renderFailureReason } from './render-failures.js';
@@ -70,6 +71,8 @@ export interface BundleDeployment {
   waitingFor?: string;
   /** The rollout keeping this deployment at an older rendering than the fleet head; null when none. */
   rolloutHold?: RolloutHoldRecord | null;
+  /** The chart the desired bundle was rendered from, when it came from a repository or registry: resolved version and archive digest. */
+  chart?: BundleChart;
 }
 
 /** A bundle across the fleet: how many clusters it targets and how many are in each state. */
@@ -128,6 +131,7 @@ const NO_FACTS = emptyFacts();
 type Slot = {
   name: string;
   want: string;
+  chart: BundleChart | undefined;
   have: BundleStatus | undefined;
   facts: BundleFacts;
   failure: RenderFailureRecord | undefined;
@@ -152,10 +156,12 @@ function slotsOf(rec: ClusterRecord, only?: string): Slot[] {
   const names = only === undefined ? all : all.filter((n) => n === only);
   return names.map((name) => {
     const have = findApplied(name);
-    const want = desired.find((b) => b.name === name)?.digest ?? have?.digest ?? '';
+    const d = desired.find((b) => b.name === name);
+    const want = d?.digest ?? have?.digest ?? '';
     const failure = renderFailureFor(rec.renderFailures, name);
     const hold = rec.rolloutHolds?.find((h) => h.bundle === name);
-    return { name, want, have, facts: rec.bundleFacts?.[name] ?? NO_FACTS, failure, hold };
+    const facts = rec.bundleFacts?.[name] ?? NO_FACTS;
+    return { name, want, chart: d?.chart, have, facts, failure, hold };
   });
 }
 
@@ -169,7 +175,7 @@ export function deploymentsOf(
   only?: string,
 ): BundleDeployment[] {
   const out: BundleDeployment[] = [];
-  for (const { name, want, have, facts, failure, hold } of slotsOf(rec, only)) {
+  for (const { name, want, chart, have, facts, failure, hold } of slotsOf(rec, only)) {
     const { state, reason } = heldState(
       stateOf(clusterState, want, have, facts, failure),
       hold,
@@ -202,6 +208,7 @@ export function deploymentsOf(
         ? { waitingFor: have?.waiting?.for ?? (hold ? `rollout ${hold.rollout}` : '') }
         : {}),
       rolloutHold: hold ? { ...hold } : null,
+      ...(chart ? { chart: { ...chart } } : {}),
     });
   }
   return out.sort((a, b) => (a.bundle < b.bundle ? -1 : a.bundle > b.bundle ? 1 : 0));

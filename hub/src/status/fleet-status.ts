@@ -1,6 +1,6 @@
 // The live fleet status: folds desired states, session events and agent events into
 // per-cluster records, and answers queries. It implements the stream's SessionObserver.
-import type { EventKind, FlotillaEvent, Logger, Selector } from '@flotilla/common';
+import type { BundleChart, EventKind, FlotillaEvent, Logger, Selector } from '@flotilla/common';
 import { LogFields } from '@flotilla/common';
 import type { Ack__Output } from '@flotilla/proto';
 import type { HelloSummary, SessionObserver } from '../stream/types.js';
@@ -32,7 +32,12 @@ export interface FleetEntry {
   labels: Record<string, string>;
   /** Its desired state, or undefined when rendering produced none (yet). */
   desired:
-    { revision: string; digest: string; bundles?: { name: string; digest: string }[] } | undefined;
+    | {
+        revision: string;
+        digest: string;
+        bundles?: { name: string; digest: string; chart?: BundleChart | undefined }[];
+      }
+    | undefined;
   /** What failed to render for it at the last render (none when absent). */
   renderFailures?: readonly RenderFailureRecord[];
   /** Bundles rollouts keep from the head rendering there (none when absent). */
@@ -355,6 +360,7 @@ export class FleetStatus implements SessionObserver {
       rec.desiredBundles = (e.desired?.bundles ?? []).map((b) => ({
         name: b.name,
         digest: b.digest,
+        ...(b.chart ? { chart: b.chart } : {}),
       }));
       this.markConverged(rec, this.now());
       this.touch(e.name);

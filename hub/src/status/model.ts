@@ -1,7 +1,7 @@
 // The fleet status model: one record per cluster, folded from three inputs (the
 // renderer's desired state, agent sessions, agent events) and a pure rule that turns a
 // record into the state users see. Records are what is persisted; views are computed.
-import type { BundleApplyResult } from '@flotilla/common';
+import type { BundleApplyResult, BundleChart } from '@flotilla/common';
 import { durations } from '@flotilla/common';
 import { clusterRenderMessage } from './render-failures.js';
 import type { RenderFailureRecord } from './render-failures.js';
@@ -49,8 +49,8 @@ export interface ClusterRecord {
   /** Time of the newest event folded; older events are ignored. */
   lastEventMs: number;
   bundles: BundleStatus[];
-  /** Bundles the desired state holds (name and digest), for per-bundle deployments. */
-  desiredBundles?: { name: string; digest: string }[];
+  /** Bundles the desired state holds (name, digest, remote Helm chart), for per-bundle deployments. */
+  desiredBundles?: { name: string; digest: string; chart?: BundleChart }[];
   /** Drift, health and error facts per bundle (absent in records written before they existed). */
   bundleFacts?: Record<string, BundleFacts>;
   /** When the cluster last reached its desired state, ms since epoch; 0 for never. */
