@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { ValidationError } from './errors.js';
 import { EVENT_LIMITS } from './event-limits.js';
+import type { BundleChart } from './desired-state.js';
 import { isDnsLabel } from './names.js';
 
 /** JetStream stream that holds all agent events. */
@@ -41,6 +42,8 @@ export interface BundleApplyResult {
   failures: string[];
   /** Set when the bundle was not applied (or not finished) because it waits; absent otherwise. */
   waiting?: BundleWaiting;
+  /** The remote Helm chart the applied bundle was rendered from (its desired state's chart); absent otherwise. */
+  chart?: BundleChart;
 }
 
 /** What a bundle waits for before it is applied or finished (dependsOn, or a Helm hook). */

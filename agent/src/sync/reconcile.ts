@@ -118,7 +118,8 @@ export async function reconcile(
       state.revision,
       opts,
     );
-    bundles.push(done.result);
+    // The chart version travels with the result, so history shows which one was applied.
+    bundles.push(b.chart ? { ...done.result, chart: b.chart } : done.result);
     if (done.wake) wakes.push(done.wake);
   }
   // Held bundles (paused or broken at this commit, with no earlier rendering on the hub)

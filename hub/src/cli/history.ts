@@ -145,7 +145,10 @@ export function summarize(e: HistoryEntry): string {
       return `${r?.id ?? names(e.bundles)}: ${what}${e.message ? `: ${e.message}` : ''}`;
     }
     default: {
-      const bundles = `${plural(e.bundles.length, 'bundle')}: ${names(e.bundles) || '-'}`;
+      // A bundle from a chart repository shows the chart version that was applied.
+      const charts = new Map((e.charts ?? []).map((c) => [c.bundle, `${c.name} ${c.version}`]));
+      const shown = e.bundles.map((b) => (charts.has(b) ? `${b} (chart ${charts.get(b)})` : b));
+      const bundles = `${plural(e.bundles.length, 'bundle')}: ${names(shown) || '-'}`;
       return e.message ? `${bundles}; ${e.message}` : bundles;
     }
   }

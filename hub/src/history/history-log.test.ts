@@ -141,6 +141,38 @@ test('late-events-are-placed-by-time-and-ties-keep-arrival-order', () => {
     h.query({ cluster: 'edge-late', limit: 3 }).map((e) => Date.parse(e.time)),
     [at(19), at(18), at(17)].map((d) => d.getTime()),
   );
+
+test('an-apply-records-the-chart-version-each-bundle-came-from-and-bounds-it', async () => {
+  const { summarize } = await import('../cli/history.js');
+  const h = new HistoryLog({ retentionMs: 48 * 3_600_000, now: () => NOW });
+  const chart = (version: string, repo = 'https://charts.example.com') => ({
+    repo,
+    name: 'podinfo',
+    version,
+    digest: `sha256:${version.replace(/\./g, '').padEnd(64, '0')}`,
+  });
+  const applied = (version: string, repo: string | undefined, at: Date) => {
+    const e = appliedEvent(
+      'edge-1',
+      R1,
+      'sha256:d1',
+      { podinfo: 'sha256:a1', plain: 'sha256:b1' },
+      at,
+    );
+    e.data.bundles[0]!.chart = chart(version, repo);
+    return e;
+  };
+  h.add('applied', applied('6.5.0', undefined, ago(2)));
+  // A new version within the range: same commit, new desired state, its own entry.
+  h.add('applied', applied('6.5.1', `https://${'x'.repeat(5000)}`, ago(1)));
+  const [newer, older] = h.query({ bundle: 'podinfo' });
+  assert.deepEqual(older?.charts, [{ bundle: 'podinfo', ...chart('6.5.0') }]);
+  assert.equal(newer?.charts?.[0]?.version, '6.5.1');
+  assert.ok(
+    (newer?.charts?.[0]?.repo.length ?? 0) <= 1024,
+    'an oversized field is cut at the edge',
+  );
+  assert.equal(summarize(older!), '2 bundles: podinfo (chart podinfo 6.5.0), plain');
 });
 
 test('a-flood-at-the-fleet-wide-cap-pushes-out-only-the-flooders-history', () => {

@@ -54,6 +54,18 @@ export interface HistoryEntry {
   session?: SessionInfo;
   /** For rollout transitions: the rollout, what changed and the stage (-1: none). */
   rollout?: { id: string; from: string; to: string; stage: number };
+  /** For applies: the remote Helm chart each bundle was rendered from (only bundles that have one). */
+  charts?: HistoryChart[];
+}
+
+/** The chart version an applied bundle came from. */
+export interface HistoryChart {
+  bundle: string;
+  /** Repository URL or oci:// reference. */
+  repo: string;
+  name: string;
+  version: string;
+  digest: string;
 }
 
 /** The session a connected or disconnected entry is about. */
@@ -154,6 +166,8 @@ class StoredEntry {
     public drift: readonly DriftedObject[],
     readonly session: SessionInfo | undefined = undefined,
     readonly rollout: HistoryEntry['rollout'] = undefined,
+    /** "bundle\trepo\tname\tversion\tdigest" per bundle with a remote chart (shared lists). */
+    readonly charts: readonly string[] = NO_STRINGS,
   ) {
     this.bytes = estimateBytes(this);
   }
@@ -181,6 +195,7 @@ class StoredEntry {
       drift: this.drift.map((d) => ({ ...d, fields: [...d.fields], changedBy: [...d.changedBy] })),
       ...(this.session ? { session: { ...this.session } } : {}),
       ...(this.rollout ? { rollout: { ...this.rollout } } : {}),
+      ...(this.charts.length > 0 ? { charts: this.charts.map(chartOf) } : {}),
     };
   }
 }
@@ -202,6 +217,11 @@ function rolloutEntry(r: RolloutTransitionRecord): StoredEntry {
     undefined,
     { id: intern(r.rollout), from: intern(r.from), to: intern(r.to), stage: r.stage },
   );
+}
+
+function chartOf(line: string): HistoryChart {
+  const [bundle = '', repo = '', name = '', version = '', digest = ''] = line.split('\t');
+  return { bundle, repo, name, version, digest };
 }
 
 // What an entry holds beyond the shared strings: its object, its id and texts. A rough
@@ -268,6 +288,13 @@ function toEntry(kind: EventKind, e: FlotillaEvent): StoredEntry {
     const result = intern(d.result);
     const names = internList(d.bundles.map((b) => b.name));
     const digests = internList(d.bundles.map((b) => b.digest));
+    const charts = internList(
+      d.bundles.flatMap((b) =>
+        b.chart
+          ? [[b.name, b.chart.repo, b.chart.name, b.chart.version, b.chart.digest].join('\t')]
+          : [],
+      ),
+    );
     return new StoredEntry(
       e.id,
       timeMs,
@@ -280,6 +307,9 @@ function toEntry(kind: EventKind, e: FlotillaEvent): StoredEntry {
       names,
       digests,
       NO_DRIFT,
+      undefined,
+      undefined,
+      charts,
     );
   }
   if (isSessionKind(kind)) return sessionEntry(kind, e, timeMs, cluster);

@@ -7,7 +7,7 @@
 // They are the hub's edge for events: every text, name and list is bounded here
 // (EVENT_LIMITS), the excess cut and reported to the caller's CutListener, so nothing
 // one agent sends can grow a status record or the history beyond those limits.
-import type { AppliedData, BundleApplyResult, BundleWaiting } from '@flotilla/common';
+import type { AppliedData, BundleApplyResult, BundleChart, BundleWaiting } from '@flotilla/common';
 import { EVENT_LIMITS, ValidationError, clipText, isDnsLabel } from '@flotilla/common';
 
 /** One drifted object as the hub keeps it. */
@@ -190,7 +190,29 @@ function bundleFits(b: unknown): boolean {
   const f = r.failures as unknown;
   if (!Array.isArray(f) || f.length > L.texts) return false;
   for (const x of f) if (typeof x !== 'string' || x.length > L.textChars) return false;
-  return waitingFits(r.waiting);
+  return waitingFits(r.waiting) && chartFits(r.chart);
+}
+
+const CHART_FIELDS = ['repo', 'name', 'version', 'digest'] as const;
+
+// A chart is four short texts; anything else is read (bounded) by readChart.
+function chartFits(c: unknown): boolean {
+  if (c === undefined) return true;
+  if (!c || typeof c !== 'object') return false;
+  const o = c as Obj;
+  return CHART_FIELDS.every(
+    (k) => typeof o[k] === 'string' && (o[k] as string).length <= L.textChars,
+  );
+}
+
+// A bundle's chart, bounded; nothing when absent or not an object.
+function readChart(c: unknown, cut: CutListener): { chart?: BundleChart } {
+  if (!c || typeof c !== 'object') return {};
+  const o = c as Obj;
+  const [repo, name, version, digest] = CHART_FIELDS.map((k) =>
+    text(o[k], L.textChars, 'applied.chart', cut),
+  ) as [string, string, string, string];
+  return { chart: { repo, name, version, digest } };
 }
 
 // A copy of a bundle result within bounds, or undefined when it names no valid bundle.
@@ -209,6 +231,7 @@ function readBundle(b: unknown, cut: CutListener): BundleApplyResult | undefined
     failed: count(r.failed, cut),
     failures: texts(failures, L.texts, L.textChars, 'applied.failure', cut),
     ...readWaiting(r.waiting, cut),
+    ...readChart(r.chart, cut),
   };
 }
 
