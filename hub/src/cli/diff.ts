@@ -9,7 +9,7 @@ import type { DesiredState, KubeObject } from '@flotilla/common';
 import { formatRenderError, renderFleet } from '../render/index.js';
 import type { RenderResult } from '../render/index.js';
 import { validateFleetPath } from '../source/index.js';
-import { renderOptionsFromEnv } from './render.js';
+import { chartSettingsOf, renderOptionsFromEnv } from './render.js';
 import type { RenderIo } from './render.js';
 import { readRevisionTree, resolveRevision } from './git-revision.js';
 import { unifiedDiff } from './line-diff.js';
@@ -17,6 +17,7 @@ import { redactSecret } from './secrets.js';
 
 /** Usage of `flotilla diff`. */
 export const DIFF_USAGE = `Usage: flotilla diff --from REV --to REV [--repo DIR] [--path PATH] [--cluster NAME] [--show-secrets]
+                     [--hub-config FILE]
 
 Renders the fleet repo in the Git repository DIR (default: the current directory) at
 two revisions (anything git understands: a branch, a tag, HEAD~1, a SHA) and prints,
@@ -26,6 +27,9 @@ unified diff). Only committed content is read; the work tree is ignored.
 \`path\` (e.g. deploy/fleet; default: the repository root); it must exist at both
 revisions. The values of Secrets print as <redacted> (<redacted, changed> where they
 differ) unless --show-secrets is given; SOPS keys as for \`flotilla render\`.
+revisions. A Helm bundle whose chart comes from a chart repository or registry shows
+its chart version change (~ app: chart podinfo 6.5.0 → 6.5.1); --hub-config FILE gives
+the credentials and CAs of those repositories (the hub config's charts: section).
 
 Exit codes (as kubectl diff): 0 no differences, 1 differences, 2 or more an error
 (bad usage, unknown revision, or render errors at --to, printed to stderr).
@@ -39,6 +43,8 @@ interface Args {
   to: string;
   cluster: string | undefined;
   showSecrets: boolean;
+  /** A hub config whose charts: section gives chart repository credentials. */
+  hubConfig: string | undefined;
 }
 
 function parse(argv: string[], io: RenderIo): Args | 'help' | string {
@@ -55,6 +61,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
         to: { type: 'string' },
         cluster: { type: 'string' },
         'show-secrets': { type: 'boolean' },
+        'hub-config': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -76,6 +83,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
     to: values.to,
     cluster: values.cluster,
     showSecrets: values['show-secrets'] === true,
+    hubConfig: values['hub-config'],
   };
 }
 
@@ -97,7 +105,10 @@ export async function diffCommand(argv: string[], io: RenderIo): Promise<number>
       await resolveRevision(args.repo, args.from),
       await resolveRevision(args.repo, args.to),
     ];
-    const opts = renderOptionsFromEnv(io.env);
+    const opts = {
+      ...renderOptionsFromEnv(io.env),
+      ...(await chartSettingsOf(args.hubConfig, io.env ?? process.env)),
+    };
     before = await renderFleet(await readRevisionTree(args.repo, from, args.path), from, opts);
     after = await renderFleet(await readRevisionTree(args.repo, to, args.path), to, opts);
   } catch (err) {
@@ -163,7 +174,7 @@ function diffCluster(
   if (from && to && from.digest === to.digest) return '';
   const a = entries(from);
   const b = entries(to);
-  const lines: string[] = [];
+  const lines: string[] = chartLines(from, to);
   let counts = { added: 0, removed: 0, changed: 0 };
   for (const key of [...new Set([...a.keys(), ...b.keys()])].sort()) {
     const x = a.get(key);
@@ -192,6 +203,21 @@ function diffCluster(
   if (lines.length === 0) return '';
   const what = !from ? ' (new cluster)' : !to ? ' (cluster removed or paused)' : '';
   return `cluster ${name}${what}: ${counts.added} added, ${counts.removed} removed, ${counts.changed} changed\n${lines.join('\n')}\n`;
+}
+
+// Bundles from chart repositories whose chart version changes (a range admitting a new
+// version, or a new pin), before their objects.
+function chartLines(from: DesiredState | undefined, to: DesiredState | undefined): string[] {
+  const before = new Map((from?.bundles ?? []).map((b) => [b.name, b.chart]));
+  const out: string[] = [];
+  for (const b of to?.bundles ?? []) {
+    const was = before.get(b.name);
+    if (!b.chart || (was && was.version === b.chart.version && was.digest === b.chart.digest))
+      continue;
+    const old = was ? `${was.name} ${was.version}` : 'none';
+    out.push(`  ~ ${b.name}: chart ${old} → ${b.chart.name} ${b.chart.version} (${b.chart.repo})`);
+  }
+  return out;
 }
 
 function describe(o: KubeObject): string {

@@ -14,10 +14,12 @@ import type { CapabilityFlags } from './render-capabilities.js';
 import { DEFAULT_HUB_URL } from './hub-client.js';
 import type { Fetch } from './hub-client.js';
 import { CA_FILE_OPTION, CA_FILE_USAGE } from './hub-tls.js';
+import { loadChartSettings } from '../config/load.js';
 
 /** Usage of `flotilla render`. */
 export const RENDER_USAGE = `Usage: flotilla render --cluster NAME [--repo DIR] [--path PATH] [--bundle NAME] [-o yaml|json]
                        [--kube-version V] [--api-versions LIST] [--hub] [--show-secrets]
+                       [--hub-config FILE]
 
 Renders the fleet repo in DIR (default: the current directory) for one cluster and
 prints its objects: a YAML stream (default) or the desired state as JSON.
@@ -27,6 +29,9 @@ Kustomize and Helm bundles the cluster gets run the kustomize and helm programs 
 on PATH, or FLOTILLA_KUSTOMIZE / FLOTILLA_HELM (bundles it does not get need neither).
 SOPS-encrypted files are decrypted with sops (PATH or FLOTILLA_SOPS) and the age keys
 in SOPS_AGE_KEY_FILE. The values of Secrets print as <redacted> unless --show-secrets.
+Charts from chart repositories and OCI registries are fetched (cached in
+~/.cache/flotilla/charts); --hub-config FILE reads the credentials and CAs for them
+from a hub config's charts: section (docs/install.md).
 
 Helm charts see the cluster's capabilities: what its agent reported to the hub (with
 --hub), else the Cluster's spec.kubeVersion / spec.apiVersions, else the default
@@ -67,6 +72,7 @@ interface Args {
   output: 'yaml' | 'json';
   capabilities: CapabilityFlags;
   showSecrets: boolean;
+  hubConfig: string | undefined;
 }
 
 function parse(argv: string[], io: RenderIo): Args | 'help' | string {
@@ -88,6 +94,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
         'api-versions': { type: 'string', multiple: true },
         hub: { type: 'boolean' },
         'hub-url': { type: 'string' },
+        'hub-config': { type: 'string' },
         ...CA_FILE_OPTION,
       },
     }));
@@ -114,6 +121,7 @@ function parse(argv: string[], io: RenderIo): Args | 'help' | string {
     output,
     capabilities,
     showSecrets: values['show-secrets'] === true,
+    hubConfig: values['hub-config'],
   };
 }
 
@@ -130,6 +138,14 @@ export function renderOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Rend
     ...(env.SOPS_AGE_KEY_FILE ? { sopsAgeKeyFile: env.SOPS_AGE_KEY_FILE } : {}),
     sopsKeySetting: 'SOPS_AGE_KEY_FILE',
   };
+}
+
+/** `chartSettings` from `--hub-config FILE` (its charts: section), or nothing. */
+export async function chartSettingsOf(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<Pick<RenderOptions, 'chartSettings'>> {
+  return file === undefined ? {} : { chartSettings: await loadChartSettings(file, env) };
 }
 
 /** Runs `flotilla render` with argv (after "render"); returns the exit code. */
@@ -167,9 +183,17 @@ export async function renderCommand(
     io.stderr.write(`flotilla render: ${errorMessage(err)}\n`);
     return 2;
   }
+  let chartSettings;
+  try {
+    chartSettings = await chartSettingsOf(args.hubConfig, fullIo(io).env);
+  } catch (err) {
+    io.stderr.write(`flotilla render: ${errorMessage(err)}\n`);
+    return 2;
+  }
   // Only this cluster: bundles it does not get run no kustomize or helm.
   const result: RenderResult = await renderFleet(tree, 'local', {
     ...renderOptionsFromEnv(io.env),
+    ...chartSettings,
     clusters: [args.cluster],
     capabilities: new Map([[args.cluster, capabilities]]),
   });

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { ConfigError, parseYamlObject } from '@flotilla/common';
 import { compileHubConfig } from './hub-config.js';
 import type { HubConfig } from './hub-config.js';
+import { compileChartSettings, defaultChartCache } from '../render/charts/settings.js';
+import type { ChartSettings } from '../render/charts/settings.js';
 
 /** Default cache directory: ~/.cache/flotilla/hub, or a temp dir when there is no home. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -29,6 +31,29 @@ export async function loadHubConfig(
   // An empty file is a valid "all defaults" file, but sources are required anyway.
   const raw = text.trim() === '' ? {} : parseYamlObject(text, file);
   return compileHubConfig(raw, file, { defaultCacheDir: defaultCacheDir(env) });
+}
+
+/**
+ * The `charts:` section of a hub.yaml, for the CLI (`flotilla render --hub-config`): the
+ * same credentials and CA as the hub, the chart cache in the user's own cache dir unless
+ * the file names one. Nothing else of the file is checked.
+ */
+export async function loadChartSettings(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ChartSettings> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('--hub-config', `cannot read ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const raw = text.trim() === '' ? {} : parseYamlObject(text, file);
+  const settings = compileChartSettings(raw, file, defaultCacheDir(env));
+  const own = (raw.charts as Record<string, unknown> | undefined)?.cacheDir;
+  return own === undefined ? { ...settings, cacheDir: defaultChartCache(env) } : settings;
 }
 
 /** Reads the shared agent token named by auth.tokenFile; undefined when none is configured. */

@@ -141,6 +141,7 @@ test('late-events-are-placed-by-time-and-ties-keep-arrival-order', () => {
     h.query({ cluster: 'edge-late', limit: 3 }).map((e) => Date.parse(e.time)),
     [at(19), at(18), at(17)].map((d) => d.getTime()),
   );
+});
 
 test('an-apply-records-the-chart-version-each-bundle-came-from-and-bounds-it', async () => {
   const { summarize } = await import('../cli/history.js');
