@@ -120,7 +120,9 @@ export class ExecToolRunner implements ToolRunner {
     const root = join(tmp, 'repo');
     const scratch = join(tmp, 'scratch');
     try {
+      // The repo root too: a fetched chart with no values files brings no repo file.
       await mkdir(scratch, { recursive: true });
+      await mkdir(root, { recursive: true });
       for (const [path, data] of req.files) {
         await mkdir(dirname(join(root, path)), { recursive: true });
         await writeFile(join(root, path), data);

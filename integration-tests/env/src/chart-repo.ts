@@ -172,7 +172,7 @@ export async function writeTestChart(
       'apiVersion: v1',
       'kind: ConfigMap',
       'metadata:',
-      '  name: {{ .Release.Name }}-config',
+      '  name: {{ .Release.Name }}-{{ .Chart.Name }}',
       '  labels:',
       '    helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}',
       'data:',
