@@ -189,7 +189,7 @@ test(
       },
       { what: 'every deployment Ready', timeoutMs: 60_000, intervalMs: 500 },
     ).catch(() => undefined); // the assertion below says what differs
-    assert.deepEqual(first.map((d) => [d.bundle, d.cluster, d.state, d.chart?.version]).sort(), [
+    assert.deepEqual(rows(first), [
       ['hello', 'c1', 'Ready', '0.1.0'],
       ['hello', 'c2', 'Ready', '0.1.0'],
       ['podinfo', 'c1', 'Ready', '1.0.0'],
