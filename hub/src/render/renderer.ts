@@ -27,7 +27,7 @@ import type { Cached, RenderCaches } from './render-run.js';
 import { matchTarget } from './spec.js';
 import { stageSelects, strategyOf } from './rollout-spec.js';
 import type { BundleDef, ClusterDef, ClusterGroupDef } from './spec.js';
-import { ChartResolver } from './charts/resolver.js';
+import { LazyChartFetcher } from './charts/lazy.js';
 import type { ChartFetcher } from './charts/resolver.js';
 import { defaultChartCache, defaultChartSettings } from './charts/settings.js';
 import { ExecToolRunner } from './tools.js';
@@ -106,7 +106,7 @@ export class FleetRenderer {
       });
     this.charts =
       opts.charts ??
-      new ChartResolver(opts.chartSettings ?? defaultChartSettings(defaultChartCache()));
+      new LazyChartFetcher(opts.chartSettings ?? defaultChartSettings(defaultChartCache()));
   }
 
   /**

@@ -1,7 +1,16 @@
 // A chart that lives outside the fleet repo: in a chart repository (index.yaml over
 // HTTP(S)) or an OCI registry, with a version or a semver range. Checked when bundle.yaml
 // is parsed, so a bad URL or range is an error with file:line before anything is fetched.
-import semver from 'semver';
+import { createRequire } from 'node:module';
+import type SemverModule from 'semver';
+
+// Loaded on first use: most fleets have no remote chart, and every module the render
+// worker loads at start counts against its heap limit (render.workerMaxHeapBytes).
+let loaded: typeof SemverModule | undefined;
+function semverLib(): typeof SemverModule {
+  loaded ??= createRequire(import.meta.url)('semver') as typeof SemverModule;
+  return loaded;
+}
 
 /** Where a chart comes from and which versions are acceptable. */
 export interface ChartSource {
@@ -74,7 +83,7 @@ export function versionRange(text: string): string | undefined {
   // Masterminds (helm) joins AND-ed comparators with commas; node-semver with spaces.
   const range = text.trim().replace(/\s*,\s*/g, ' ');
   if (range === '') return undefined;
-  return semver.validRange(range) === null ? undefined : range;
+  return semverLib().validRange(range) === null ? undefined : range;
 }
 
 /**
@@ -85,25 +94,25 @@ export function versionRange(text: string): string | undefined {
 export function selectVersion(available: readonly string[], wanted: string): string | undefined {
   const parsed = new Map<string, string>();
   for (const v of available) {
-    const clean = semver.valid(v);
+    const clean = semverLib().valid(v);
     if (clean !== null && !parsed.has(clean)) parsed.set(clean, v);
   }
   const versions = [...parsed.keys()];
   const range = wanted === '' ? '*' : versionRange(wanted);
   if (range === undefined) return undefined;
-  const best = semver.maxSatisfying(versions, range);
+  const best = semverLib().maxSatisfying(versions, range);
   return best === null ? undefined : parsed.get(best);
 }
 
 /** The semver entries of a list, newest first, without duplicates. */
 export function newestFirst(versions: readonly string[]): string[] {
-  const valid = [...new Set(versions)].filter((v) => semver.valid(v) !== null);
-  return valid.sort((a, b) => semver.rcompare(a, b));
+  const valid = [...new Set(versions)].filter((v) => semverLib().valid(v) !== null);
+  return valid.sort((a, b) => semverLib().rcompare(a, b));
 }
 
 /** True when `wanted` names one exact version (so a cached chart needs no repository). */
 export function isExactVersion(wanted: string): boolean {
-  return semver.valid(wanted.trim()) !== null && !/^[=v]/.test(wanted.trim());
+  return semverLib().valid(wanted.trim()) !== null && !/^[=v]/.test(wanted.trim());
 }
 
 /** How a chart is shown: "podinfo 6.x from https://charts.example.com". */
