@@ -141,7 +141,7 @@ function getOnce(
 function timeout(req: HttpGet): ChartFetchError {
   return new ChartFetchError(
     'UNAVAILABLE',
-    `${req.what}: no complete answer within ${Math.round(req.timeoutMs / 1000)} s (charts.fetchTimeout)`,
+    `${req.what}: no complete answer within ${req.timeoutMs >= 1000 ? `${Math.round(req.timeoutMs / 1000)} s` : `${req.timeoutMs} ms`} (charts.fetchTimeout)`,
   );
 }
 

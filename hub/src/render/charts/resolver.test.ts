@@ -319,6 +319,61 @@ describe('OCI registry', { skip: noRegistry }, () => {
   });
 });
 
+describe('a hostile repository', () => {
+  // Serves an index naming a chart, then a chart larger than allowed without a length
+  // (streamed), and a path that never answers.
+  async function hostile(): Promise<{ url: string; close: () => Promise<void> }> {
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      if (req.url === '/index.yaml') {
+        res.end(
+          'apiVersion: v1\nentries:\n  big:\n  - version: 1.0.0\n    urls: [big-1.0.0.tgz]\n  slow:\n  - version: 1.0.0\n    urls: [slow.tgz]\n',
+        );
+      } else if (req.url === '/big-1.0.0.tgz') {
+        res.writeHead(200);
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        const pump = () => {
+          while (res.write(chunk)) if (res.writableLength > 1 << 20) break;
+        };
+        res.on('drain', pump);
+        pump();
+      }
+      // /slow.tgz: never answered.
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      close: () =>
+        new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+    };
+  }
+
+  test('a-chart-over-its-size-limit-and-a-repository-that-never-answers-are-bundle-errors', async () => {
+    const h = await hostile();
+    try {
+      const r = new ChartResolver({
+        ...(await settings()),
+        maxChartBytes: 256 * 1024,
+        fetchTimeoutMs: 500,
+      });
+      r.begin('rev1', false);
+      await fails(
+        r.resolve(source(h.url, 'big', '1.x')),
+        'TOO_LARGE',
+        /chart big 1\.0\.0 .* over its limit of 262144 bytes/,
+      );
+      await fails(
+        r.resolve(source(h.url, 'slow', '1.x')),
+        'UNAVAILABLE',
+        /no complete answer within 500 ms \(charts\.fetchTimeout\)/,
+      );
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('chart cache', () => {
   test('the-cache-keeps-the-most-recently-used-charts-within-its-size-bound', async () => {
     const { ChartCache } = await import('./cache.js');
