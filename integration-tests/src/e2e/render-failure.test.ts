@@ -2,7 +2,8 @@
 // server, the hub, an agent per cluster): the good bundle deploys, the broken ones show
 // Failed with file:line in `flotilla status`, `get deployments`, `get sources`, the HTTP
 // API and an alert at a local webhook receiver; `flotilla wait` exits 1 at once with the
-// reason; a fixing commit makes everything Ready.
+// reason; a fixing commit makes everything Ready. A bundle without substitution holding a
+// shell script and a Grafana dashboard full of `${...}` deploys byte for byte unchanged.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -42,6 +43,35 @@ const configMap = (name: string, value: string): string =>
 // Line 6 is the bad one: a mapping nested in a compact mapping.
 const BROKEN_YAML =
   'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b: c\n';
+
+// Ordinary content that looks like substitution: it must reach the cluster as written.
+const SCRIPT = [
+  '#!/bin/sh',
+  'set -eu',
+  'echo "backup of ${PGDATABASE:-app} by ${USER:-nobody} in ${HOME}" >&2',
+  'for f in "${BACKUP_DIR}"/*.sql; do gzip -9 "$f"; done',
+  '',
+].join('\n');
+const DASHBOARD = JSON.stringify({
+  title: 'API latency',
+  templating: { list: [{ name: 'datasource', type: 'datasource', query: 'prometheus' }] },
+  panels: [{ datasource: '${datasource}', targets: [{ expr: 'rate(http_requests_total[5m])' }] }],
+});
+const indented = (text: string): string =>
+  text
+    .split('\n')
+    .map((l) => (l === '' ? '' : `    ${l}`))
+    .join('\n');
+const SCRIPTS_CM = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: scripts
+data:
+  backup.sh: |
+${indented(SCRIPT)}
+  api-latency.json: |
+${indented(DASHBOARD)}
+`;
 
 type Alert = {
   kind: string;
@@ -85,6 +115,10 @@ before(async () => {
       'bundles/good/bundle.yaml': bundle('good'),
       'bundles/good/manifests/namespace.yaml': namespace('good'),
       'bundles/good/manifests/cm.yaml': configMap('settings', 'one'),
+      // No `substitute: true`: the default leaves `${...}` alone.
+      'bundles/ops/bundle.yaml': bundle('ops').replace('  substitute: true\n', ''),
+      'bundles/ops/manifests/namespace.yaml': namespace('ops'),
+      'bundles/ops/manifests/scripts.yaml': SCRIPTS_CM,
       'bundles/broken/bundle.yaml': bundle('broken'),
       'bundles/broken/manifests/namespace.yaml': namespace('broken'),
       'bundles/broken/manifests/cm.yaml': BROKEN_YAML,
@@ -122,17 +156,26 @@ test(
     const rows = await waitFor(
       async () => {
         const d = await deployments(f);
-        const good = d.filter((x) => x.bundle === 'good' && x.state === 'Ready');
-        return good.length === 2 ? d : false;
+        const ready = d.filter((x) => ['good', 'ops'].includes(x.bundle) && x.state === 'Ready');
+        return ready.length === 4 ? d : false;
       },
-      { what: `the good bundle Ready on both clusters (logs in ${f.logDir})`, timeoutMs: 90_000 },
+      {
+        what: `the good and ops bundles Ready on both clusters (logs in ${f.logDir})`,
+        timeoutMs: 90_000,
+      },
     );
     const kc = new KubeConfig();
     kc.loadFromFile(f.clusters.get('us')!.kubeconfigPath);
-    const cm = await kc
-      .makeApiClient(CoreV1Api)
-      .readNamespacedConfigMap({ name: 'settings', namespace: 'good' });
+    const core = kc.makeApiClient(CoreV1Api);
+    const cm = await core.readNamespacedConfigMap({ name: 'settings', namespace: 'good' });
     assert.equal(cm.data?.value, 'one', 'the good bundle is in the cluster');
+    const scripts = await core.readNamespacedConfigMap({ name: 'scripts', namespace: 'ops' });
+    assert.equal(scripts.data?.['backup.sh'], SCRIPT, 'the shell script is unchanged');
+    assert.equal(
+      scripts.data?.['api-latency.json'],
+      `${DASHBOARD}\n`,
+      'the dashboard is unchanged',
+    );
 
     // get deployments: Failed with the file and line, and the revision that failed.
     const state = (b: string, c: string) => rows.find((x) => x.bundle === b && x.cluster === c);
@@ -239,7 +282,7 @@ test(
     const after = await deployments(f);
     assert.deepEqual(
       after.map((d) => [d.bundle, d.cluster, d.state]),
-      ['broken', 'colors', 'good'].flatMap((b) => [
+      ['broken', 'colors', 'good', 'ops'].flatMap((b) => [
         [b, 'eu', 'Ready'],
         [b, 'us', 'Ready'],
       ]),
