@@ -37,6 +37,11 @@ export interface HubConnectionOptions {
    * share one TCP connection.
    */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * The agent's wall clock, stamped on hello and heartbeats (default Date.now); the same
+   * clock its events carry, so the hub can tell how far it is off its own.
+   */
+  clock?: () => number;
 }
 
 /** A verified desired state received in a session. */
@@ -253,6 +258,7 @@ export class HubConnection {
           appliedDigest: mark.digest,
           appliedRevision: mark.revision,
           protocolVersion: PROTOCOL_VERSION,
+          sentAtMs: this.wallClock(),
           ...(caps
             ? {
                 capabilities: {
@@ -264,6 +270,10 @@ export class HubConnection {
         },
       });
     });
+  }
+
+  private wallClock(): number {
+    return (this.opts.clock ?? Date.now)();
   }
 
   /** Marks the session connected and starts heartbeats; returns their timer. */
@@ -285,7 +295,7 @@ export class HubConnection {
       'connected to hub',
     );
     return setInterval(
-      () => void this.write(call, { heartbeat: { sentAtMs: Date.now() } }),
+      () => void this.write(call, { heartbeat: { sentAtMs: this.wallClock() } }),
       intervalMs,
     );
   }

@@ -15,6 +15,7 @@ const hello = (cluster: string): Hello__Output => ({
   appliedDigest: '',
   appliedRevision: '',
   protocolVersion: 1,
+  sentAtMs: 0,
 });
 
 // The cached JSON must be exactly what serializing list() gives, after every kind of

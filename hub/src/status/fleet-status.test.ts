@@ -34,6 +34,7 @@ const hello = (appliedDigest = '', appliedRevision = ''): Hello__Output => ({
   appliedDigest,
   appliedRevision,
   protocolVersion: 1,
+  sentAtMs: 0,
 });
 const ack = (digest: string, result: Ack__Output['result'], message = ''): Ack__Output => ({
   generation: 1,
@@ -138,6 +139,67 @@ test('duplicate-and-out-of-order-events-are-harmless', () => {
   assert.deepEqual(c?.bundles, [
     { name: 'app', digest: 'b', created: 1, configured: 2, unchanged: 3, deleted: 0, failed: 0 },
   ]);
+});
+
+// An agent's events carry its own clock, acks the hub's: minutes of skew either way must
+// not let a stale result win over a newer one.
+for (const skewMs of [5 * 60_000, -5 * 60_000]) {
+  const way = skewMs > 0 ? 'ahead' : 'behind';
+  test(`an-agent-clock-five-minutes-${way}-ends-ready-after-a-failed-apply-and-its-retry`, () => {
+    const { status, clock } = model();
+    const agentNow = () => new Date(clock.now + skewMs);
+    status.connected('edge-1', 's1', { ...hello(), sentAtMs: clock.now + skewMs - 20 });
+    clock.now += 1_000;
+    status.acked('edge-1', ack('sha256:d2', 'ACK_RESULT_FAILED', 'ConfigMap/a: boom'));
+    status.foldEvent('apply-failed', applied('sha256:d2', 'failed', agentNow(), 'apply-failed'));
+    assert.equal(status.get('edge-1')?.state, 'Failed');
+    // The agent retries and succeeds: only its event says so.
+    clock.now += 5_000;
+    assert.equal(
+      status.foldEvent('applied', applied('sha256:d2', 'applied', agentNow())),
+      'folded',
+    );
+    assert.equal(status.get('edge-1')?.state, 'Ready');
+  });
+
+  test(`an-agent-clock-five-minutes-${way}-ends-ready-when-an-ack-follows-a-failed-event`, () => {
+    const { status, clock } = model();
+    const agentNow = () => new Date(clock.now + skewMs);
+    status.connected('edge-1', 's1', hello());
+    // Heartbeats teach the hub the offset; the slowest sample is not the estimate.
+    status.seen('edge-1', 's1', clock.now + skewMs - 900);
+    status.seen('edge-1', 's1', clock.now + skewMs - 10);
+    status.foldEvent('apply-failed', applied('sha256:d2', 'failed', agentNow(), 'apply-failed'));
+    assert.equal(status.get('edge-1')?.state, 'Failed');
+    clock.now += 2_000;
+    status.acked('edge-1', ack('sha256:d2', 'ACK_RESULT_APPLIED'));
+    assert.equal(status.get('edge-1')?.state, 'Ready');
+    // A redelivery of the failure, even stamped by the agent's clock, changes nothing.
+    clock.now += 1_000;
+    status.foldEvent(
+      'apply-failed',
+      applied('sha256:d2', 'failed', new Date(clock.now - 3_000 + skewMs), 'apply-failed'),
+    );
+    assert.equal(status.get('edge-1')?.state, 'Ready');
+  });
+}
+
+test('the-clock-offset-is-kept-in-the-record-and-a-new-session-learns-it-again', () => {
+  const { status, clock } = model();
+  status.connected('edge-1', 's1', { ...hello(), sentAtMs: clock.now - 120_000 });
+  const saved = status.takeDirty().find((r) => r.name === 'edge-1');
+  assert.equal(saved?.clockOffsetMs, 120_000);
+  // A restarted agent with a corrected clock: the old estimate does not linger.
+  status.connected('edge-1', 's2', { ...hello(), sentAtMs: clock.now });
+  const again = status.takeDirty().find((r) => r.name === 'edge-1');
+  assert.equal(again?.clockOffsetMs, 0);
+  // Nonsense from an agent (a clock decades off) is not an offset.
+  status.seen('edge-1', 's2', 1);
+  assert.equal(
+    status.takeDirty().find((r) => r.name === 'edge-1'),
+    undefined,
+    'nothing changed',
+  );
 });
 
 test('malformed-event-data-throws-validation-error', () => {

@@ -11,6 +11,7 @@ import type { CutListener, DriftFacts } from './event-data.js';
 import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
 import { ClusterJsonCache } from './cluster-json.js';
+import { AgentClocks, CLOCK_OFFSET_RESOLUTION_MS, CLOCK_SKEW_WARN_MS } from './agent-clock.js';
 import { newRenderFailures, sameRenderFailures } from './render-failures.js';
 import { MAX_ROLLOUT_HOLDS, sameHolds } from './rollout-holds.js';
 import type { RolloutHoldRecord } from './rollout-holds.js';
@@ -123,6 +124,7 @@ export class FleetStatus implements SessionObserver {
   private readonly records = new Map<string, ClusterRecord>();
   private readonly dirty = new Set<string>();
   private readonly persistedSeen = new Map<string, number>();
+  private readonly clocks = new AgentClocks();
   private readonly now: () => number;
   private readonly listeners = new Set<StatusListener>();
   private readonly driftListeners = new Set<DriftListener>();
@@ -383,6 +385,8 @@ export class FleetStatus implements SessionObserver {
     rec.connected = true;
     rec.session = session;
     rec.lastSeenMs = now;
+    this.clocks.reset(cluster);
+    this.clockSample(rec, now, Number(hello.sentAtMs ?? 0), true);
     applySessionFacts(
       rec,
       'connected',
@@ -400,10 +404,11 @@ export class FleetStatus implements SessionObserver {
     this.touch(cluster);
   }
 
-  seen(cluster: string, session: string): void {
+  seen(cluster: string, session: string, agentClockMs?: number): void {
     const rec = this.records.get(cluster);
     if (!rec || rec.session !== session) return;
     rec.lastSeenMs = this.now();
+    if (agentClockMs) this.clockSample(rec, rec.lastSeenMs, agentClockMs, false);
     if (rec.lastSeenMs - (this.persistedSeen.get(cluster) ?? 0) >= LAST_SEEN_PERSIST_EVERY_MS)
       this.touch(cluster);
   }
@@ -435,6 +440,33 @@ export class FleetStatus implements SessionObserver {
     this.touch(cluster);
   }
 
+  /** Updates the estimate of how far the agent's clock is off (see agent-clock.ts). */
+  private clockSample(
+    rec: ClusterRecord,
+    hubMs: number,
+    agentMs: number,
+    newSession: boolean,
+  ): void {
+    if (!agentMs) return;
+    const offset = this.clocks.sample(rec.name, hubMs, agentMs);
+    if (offset === undefined) return;
+    const known = rec.clockOffsetMs ?? 0;
+    if (Math.abs(offset - known) < CLOCK_OFFSET_RESOLUTION_MS) return;
+    rec.clockOffsetMs = Math.round(offset);
+    if (newSession && Math.abs(offset) >= CLOCK_SKEW_WARN_MS) {
+      this.opts.logger.warn(
+        { [LogFields.cluster]: rec.name, clockOffsetMs: rec.clockOffsetMs },
+        "agent's clock is off the hub's; its event times are corrected by the offset",
+      );
+    }
+    this.touch(rec.name);
+  }
+
+  /** An agent's event time on the hub's clock (see agent-clock.ts). */
+  private hubTimeOf(rec: ClusterRecord, event: FlotillaEvent): number {
+    return Date.parse(event.time) + (rec.clockOffsetMs ?? 0);
+  }
+
   disconnected(cluster: string, session: string, reason: string): void {
     const rec = this.records.get(cluster);
     // A replaced session reports after its successor connected: not a disconnect.
@@ -458,8 +490,8 @@ export class FleetStatus implements SessionObserver {
     }
     if (kind !== 'applied' && kind !== 'apply-failed') return 'ignored';
     const data = readApplied(event.data, this.cutOf(event.flotillacluster));
-    const atMs = Date.parse(event.time);
     const rec = this.record(event.flotillacluster);
+    const atMs = this.hubTimeOf(rec, event);
     // Redelivered and late events are harmless: only a newer event changes the record.
     if (atMs < rec.lastEventMs) return 'stale';
     rec.lastEventMs = atMs;
@@ -490,8 +522,8 @@ export class FleetStatus implements SessionObserver {
 
   private foldDrift(kind: 'drift-detected' | 'drift-corrected', event: FlotillaEvent): FoldOutcome {
     const drift = readDrift(event.data, this.cutOf(event.flotillacluster));
-    const atMs = Date.parse(event.time);
     const rec = this.record(event.flotillacluster);
+    const atMs = this.hubTimeOf(rec, event);
     let changed = false;
     const detected = kind === 'drift-detected';
     let refused = 0;
@@ -538,7 +570,7 @@ export class FleetStatus implements SessionObserver {
     const rec = this.record(event.flotillacluster);
     const f = this.listedFacts(rec, h.bundle);
     if (!f) return 'ignored';
-    if (!foldHealthFacts(rec, f, h, Date.parse(event.time))) return 'stale';
+    if (!foldHealthFacts(rec, f, h, this.hubTimeOf(rec, event))) return 'stale';
     this.touch(rec.name);
     return 'folded';
   }

@@ -69,6 +69,11 @@ export interface ClusterRecord {
   rolloutHolds?: RolloutHoldRecord[];
   /** When and why the hub last kept less of this cluster than its agent sent (absent: never). */
   degraded?: DegradedNote;
+  /**
+   * How far the agent's clock is behind the hub's (hub − agent, ms), estimated from its
+   * hello and heartbeats; added to its event times. Absent: not known yet (taken as 0).
+   */
+  clockOffsetMs?: number;
 }
 
 /** Input of a cluster cut at the hub's edge, or a status record shrunk or not saved. */

@@ -23,6 +23,7 @@ function hello(cluster: string, agentVersion = '1.4.0'): Hello__Output {
     capabilities: null,
     appliedDigest: 'sha256:d1',
     appliedRevision: 'r1',
+    sentAtMs: 0,
     protocolVersion: 1,
   };
 }

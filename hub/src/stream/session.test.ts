@@ -88,6 +88,7 @@ function hello(
     appliedDigest,
     appliedRevision,
     protocolVersion: 1,
+    sentAtMs: 0,
   };
   return { kind: 'hello', hello: h };
 }

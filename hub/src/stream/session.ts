@@ -133,7 +133,7 @@ export class Session {
         this.ctx.observer.seen(this.clusterName, this.id);
         break;
       case 'heartbeat':
-        this.ctx.observer.seen(this.clusterName, this.id);
+        this.ctx.observer.seen(this.clusterName, this.id, msg.heartbeat?.sentAtMs || undefined);
         break;
       case 'capabilities':
         this.ctx.observer.seen(this.clusterName, this.id);

@@ -4,7 +4,10 @@ import type { ClusterCapabilities, DesiredState } from '@flotilla/common';
 import type { Ack__Output, Hello__Output } from '@flotilla/proto';
 
 /** A hello as observers see it: without the capabilities, which go to a CapabilitiesSink and are not kept per session. */
-export type HelloSummary = Omit<Hello__Output, 'capabilities'>;
+export type HelloSummary = Omit<Hello__Output, 'capabilities' | 'sentAtMs'> & {
+  /** The agent's clock when it sent the hello (0 or absent from agents that predate it). */
+  sentAtMs?: number;
+};
 
 /** Where sessions get each cluster's current desired state. */
 export interface DesiredStateSource {
@@ -18,8 +21,11 @@ export interface DesiredStateSource {
 export interface SessionObserver {
   /** A session for cluster finished its handshake. */
   connected(cluster: string, session: string, hello: HelloSummary): void;
-  /** Anything was received on the session (heartbeat or ack): the agent is alive. */
-  seen(cluster: string, session: string): void;
+  /**
+   * Anything was received on the session (heartbeat or ack): the agent is alive. A
+   * heartbeat carries agentClockMs, the agent's wall clock when it sent it.
+   */
+  seen(cluster: string, session: string, agentClockMs?: number): void;
   /** The agent reported the result of applying a generation. */
   acked(cluster: string, ack: Ack__Output): void;
   /** A session ended (replaced, timed out, closed by either side). */

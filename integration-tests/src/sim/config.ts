@@ -36,6 +36,11 @@ export interface SimOptions {
   applyLatency?: string;
   /** Share of applies that fail (0..1, default 0). */
   failureRate?: number;
+  /**
+   * A failed apply is retried after this long and succeeds, as the agent's retry would:
+   * published as `applied`, with no ack (default 0: never retried).
+   */
+  retryAfterMs?: number;
   /** Share of bundles reported Degraded after an apply (0..1, default 0). */
   unhealthyRate?: number;
   /** Drift detections per agent per minute (default 0); each is corrected after an apply latency. */
@@ -44,7 +49,7 @@ export interface SimOptions {
   churnPerMinute?: number;
   /** How long a churned agent stays away (default "1s..5s"). */
   churnDowntime?: string;
-  /** Largest clock skew of an agent (default 0): each agent's event times are off by a fixed amount in ±this. */
+  /** Largest clock skew of an agent (default 0): each agent's clock (events, hello, heartbeats) is off by a fixed amount in ±this. */
   clockSkewMs?: number;
   /** Seed of every random choice (default 1). */
   seed?: number;
@@ -68,6 +73,7 @@ export const SIM_DEFAULTS = {
   firstIndex: 0,
   applyLatency: '20ms',
   failureRate: 0,
+  retryAfterMs: 0,
   unhealthyRate: 0,
   driftPerMinute: 0,
   churnPerMinute: 0,
@@ -133,6 +139,7 @@ export function compileSimConfig(o: SimOptions, logDir: string): SimConfig {
     firstIndex: Math.trunc(nonNegative(o.firstIndex ?? SIM_DEFAULTS.firstIndex, 'firstIndex')),
     applyLatency: distribution(o.applyLatency ?? SIM_DEFAULTS.applyLatency, 'applyLatency'),
     failureRate: rate(o.failureRate ?? SIM_DEFAULTS.failureRate, 'failureRate'),
+    retryAfterMs: nonNegative(o.retryAfterMs ?? SIM_DEFAULTS.retryAfterMs, 'retryAfterMs'),
     unhealthyRate: rate(o.unhealthyRate ?? SIM_DEFAULTS.unhealthyRate, 'unhealthyRate'),
     driftPerMinute: nonNegative(o.driftPerMinute ?? SIM_DEFAULTS.driftPerMinute, 'driftPerMinute'),
     churnPerMinute: nonNegative(o.churnPerMinute ?? SIM_DEFAULTS.churnPerMinute, 'churnPerMinute'),

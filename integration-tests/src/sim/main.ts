@@ -31,7 +31,8 @@ Options:
   --drift-per-minute X     drift detections per agent per minute (default 0)
   --churn-per-minute X     disconnects per agent per minute (default 0)
   --churn-downtime D       how long a churned agent stays away (default 1s..5s)
-  --clock-skew D           largest clock skew of an agent's events, e.g. 30s (default 0)
+  --clock-skew D           largest clock skew of an agent, e.g. 30s (default 0)
+  --retry-after D          retry a failed apply after D, successfully (default: never)
   --seed N                 seed of every random choice (default 1)
   --log-dir DIR            worker logs (default a temporary directory)
   --every D                summary line interval (default 5s)
@@ -57,6 +58,7 @@ async function main(): Promise<number> {
       'churn-per-minute': { type: 'string' },
       'churn-downtime': { type: 'string' },
       'clock-skew': { type: 'string' },
+      'retry-after': { type: 'string' },
       seed: { type: 'string' },
       'log-dir': { type: 'string' },
       every: { type: 'string' },
@@ -99,6 +101,7 @@ async function main(): Promise<number> {
     ...(v['churn-per-minute'] ? { churnPerMinute: num(v['churn-per-minute']) as number } : {}),
     ...(v['churn-downtime'] ? { churnDowntime: v['churn-downtime'] } : {}),
     ...(v['clock-skew'] ? { clockSkewMs: durationOption(v['clock-skew'], 'clock-skew') } : {}),
+    ...(v['retry-after'] ? { retryAfterMs: durationOption(v['retry-after'], 'retry-after') } : {}),
     ...(v.seed ? { seed: Number(v.seed) } : {}),
     ...(v['log-dir'] ? { logDir: v['log-dir'] } : {}),
   };

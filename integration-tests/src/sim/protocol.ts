@@ -7,7 +7,7 @@ import type { SimConfig } from './config.js';
 /** Something one simulated agent saw or did. */
 export type SimRecord =
   /** The hub welcomed a session (a connect or a reconnect). */
-  | { k: 'connected'; agent: string; at: number }
+  | { k: 'connected'; agent: string; at: number; clockSkewMs: number }
   /** A session ended; the agent will dial again. */
   | { k: 'disconnected'; agent: string; at: number; reason: string }
   /**
@@ -25,7 +25,7 @@ export type SimRecord =
     }
   /** The hub said the applied state is current (at this revision). */
   | { k: 'up-to-date'; agent: string; at: number; digest: string; revision: string }
-  /** An apply finished (simulated) and was acked. */
+  /** An apply finished (simulated) and was acked, or a retry of a failed one succeeded (not acked). */
   | {
       k: 'applied';
       agent: string;
@@ -33,6 +33,7 @@ export type SimRecord =
       digest: string;
       revision: string;
       result: 'applied' | 'failed';
+      retry?: true;
     };
 
 /** One worker's resource use and publishing counters, cumulative since it started. */

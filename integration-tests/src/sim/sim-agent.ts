@@ -70,6 +70,7 @@ export class SimAgent {
   private readonly downtime: Distribution;
   private readonly skewMs: number;
   private churning: Promise<void> | undefined;
+  private latest: ReceivedState | undefined;
   private connected = false;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -88,6 +89,11 @@ export class SimAgent {
       now: () => new Date(Date.now() + this.skewMs),
     });
     this.queue = new LatestWinsQueue((r, signal) => this.apply(r, signal), deps.logger);
+  }
+
+  /** How far this agent's clock is off (ms, + ahead of the real time). */
+  get clockSkewMs(): number {
+    return this.skewMs;
   }
 
   /** True while a session is welcomed. */
@@ -121,6 +127,7 @@ export class SimAgent {
         reconnectMaxMs: AGENT_DEFAULTS.reconnectMaxMs,
         heartbeatMs: cfg.heartbeatMs,
         logger: this.deps.logger,
+        clock: () => Date.now() + this.skewMs,
         // Each agent its own TCP connection, as separate pods would have.
         channelOptions: { 'grpc.use_local_subchannel_pool': 1 },
       },
@@ -133,7 +140,12 @@ export class SimAgent {
     conn.machine.onChange((s) => {
       if (s === 'connected') {
         this.connected = true;
-        this.deps.record({ k: 'connected', agent: this.name, at: nowMs() });
+        this.deps.record({
+          k: 'connected',
+          agent: this.name,
+          at: nowMs(),
+          clockSkewMs: this.skewMs,
+        });
       } else if (this.connected) {
         this.connected = false;
         this.deps.record({ k: 'disconnected', agent: this.name, at: nowMs(), reason: s });
@@ -162,6 +174,7 @@ export class SimAgent {
   }
 
   private async apply(r: ReceivedState, signal: AbortSignal): Promise<void> {
+    this.latest = r;
     const started = nowMs();
     await sleep(this.latency.sample(this.deps.rng), signal);
     if (signal.aborted || this.stopping.signal.aborted) return;
@@ -207,11 +220,8 @@ export class SimAgent {
       objectsApplied: failed ? 0 : objects,
       objectsFailed: failed ? 1 : 0,
     };
-    if (!failed) {
-      this.applied = { digest: state.digest, revision: state.revision };
-      this.current = state;
-      this.reportHealth(state);
-    }
+    if (!failed) this.succeeded(state);
+    else if (this.cfg.retryAfterMs > 0) this.retryLater(r, data);
     await this.connection?.ack(r.session, ack);
     this.deps.record({
       k: 'applied',
@@ -221,6 +231,40 @@ export class SimAgent {
       revision: state.revision,
       result: data.result === 'applied' ? 'applied' : 'failed',
     });
+  }
+
+  private succeeded(state: DesiredState): void {
+    this.applied = { digest: state.digest, revision: state.revision };
+    this.current = state;
+    this.reportHealth(state);
+  }
+
+  /** As the agent retries a failed apply: the success is published, not acked (the generation was). */
+  private retryLater(r: ReceivedState, failed: AppliedData): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      // A newer desired state came meanwhile: the agent would apply that, not retry this.
+      if (this.stopping.signal.aborted || this.latest !== r || this.queue.busy) return;
+      const bundles = failed.bundles.map((b) => ({
+        ...b,
+        configured: b.configured + b.failed,
+        failed: 0,
+        failures: [],
+      }));
+      const { message: _failure, ...rest } = failed;
+      this.publisher.publish('applied', { ...rest, result: 'applied', bundles });
+      this.succeeded(r.state);
+      this.deps.record({
+        k: 'applied',
+        agent: this.name,
+        at: nowMs(),
+        digest: r.state.digest,
+        revision: r.state.revision,
+        result: 'applied',
+        retry: true,
+      });
+    }, this.cfg.retryAfterMs);
+    this.timers.add(timer);
   }
 
   // As the agent's health tracker: every bundle's health is stated once per applied

@@ -80,6 +80,54 @@ describe('fleet simulator', { skip, timeout: 300_000 }, () => {
     );
   });
 
+  // The agents' clocks are minutes off the hub's, both ways: their events (failure, then the
+  // retry's success) carry their clock, their acks are stamped by the hub. Every cluster must
+  // end Ready, at both commits.
+  test('agents-whose-clocks-are-minutes-off-either-way-end-ready-after-a-failed-apply-and-its-retry', async () => {
+    const N = 8;
+    const hub = await startSimHub({ repoFiles: simFleetFiles({ clusters: N }), mode: 'insecure' });
+    cleanups.push(() => hub.stop());
+    const sim = await Simulator.start({
+      hub: hub.grpcAddress,
+      nats: hub.nats.url,
+      agents: N,
+      auth: { kind: 'token', token: hub.agentToken },
+      applyLatency: '5ms..20ms',
+      failureRate: 1,
+      retryAfterMs: 1_500,
+      clockSkewMs: 10 * 60_000,
+      seed: 7,
+      logDir: join(hub.logDir, 'sim-skew'),
+    });
+    cleanups.push(() => sim.stop());
+    await sim.waitUntil(() => sim.agents().every((a) => a.connected), 'every agent connected');
+    const skews = sim.agents().map((a) => a.clockSkewMs);
+    assert.ok(
+      skews.some((s) => s > 60_000) && skews.some((s) => s < -60_000),
+      `clocks more than a minute ahead and behind: ${skews.map((s) => Math.round(s / 1000)).join(', ')} s`,
+    );
+    const retried = (revision: string) =>
+      sim.records().filter((r) => r.k === 'applied' && r.retry && r.revision === revision).length;
+    const allReady = (revision: string) =>
+      waitFor(
+        async () => {
+          const rows = await hub.status();
+          const ready = rows.filter((r) => r.state === 'Ready' && r.appliedRevision === revision);
+          return ready.length === N ? rows : false;
+        },
+        {
+          what: `all ${N} clusters Ready at ${revision.slice(0, 8)}`,
+          timeoutMs: 30_000,
+          intervalMs: 250,
+        },
+      );
+    await sim.waitUntil(() => retried(hub.firstCommit) === N, 'every first apply retried');
+    await allReady(hub.firstCommit);
+    const { revision } = await hub.push(simFleetBump({ clusters: N, version: 2 }), 'v2');
+    await sim.waitUntil(() => retried(revision) === N, 'every apply of v2 retried');
+    await allReady(revision);
+  });
+
   test('simulated-failures-show-as-failed-and-a-restarted-hub-resends-nothing-to-current-agents', async () => {
     const N = 12;
     const hub = await startSimHub({ repoFiles: simFleetFiles({ clusters: N }), mode: 'insecure' });

@@ -27,6 +27,8 @@ export interface AgentView {
   redundant: number;
   /** Desired states received in all. */
   desired: number;
+  /** How far the agent's clock is off (ms, + ahead), from its first session. */
+  clockSkewMs: number;
 }
 
 /** The workers' stats summed (CPU in ms), with each worker's own. */
@@ -75,6 +77,7 @@ export class Simulator {
         revision: '',
         redundant: 0,
         desired: 0,
+        clockSkewMs: 0,
       });
   }
 
@@ -171,6 +174,7 @@ export class Simulator {
       case 'connected':
         v.connected = true;
         v.sessions++;
+        v.clockSkewMs = r.clockSkewMs;
         break;
       case 'disconnected':
         v.connected = false;

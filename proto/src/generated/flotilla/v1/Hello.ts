@@ -2,6 +2,7 @@
 // Original file: flotilla/v1/agent_stream.proto
 
 import type { ClusterCapabilities as _flotilla_v1_ClusterCapabilities, ClusterCapabilities__Output as _flotilla_v1_ClusterCapabilities__Output } from '../../flotilla/v1/ClusterCapabilities.js';
+import type { Long } from '@grpc/proto-loader';
 
 export interface Hello {
   'cluster'?: (string);
@@ -10,6 +11,7 @@ export interface Hello {
   'appliedRevision'?: (string);
   'protocolVersion'?: (number);
   'capabilities'?: (_flotilla_v1_ClusterCapabilities | null);
+  'sentAtMs'?: (number | string | Long);
 }
 
 export interface Hello__Output {
@@ -19,4 +21,5 @@ export interface Hello__Output {
   'appliedRevision': (string);
   'protocolVersion': (number);
   'capabilities': (_flotilla_v1_ClusterCapabilities__Output | null);
+  'sentAtMs': (number);
 }
