@@ -53,6 +53,25 @@ describe('substitution is opt-in', async () => {
     assert.equal(cm?.metadata.annotations?.note, '${cluster.name} stays literal');
   });
 
+  // The fuzzer found fillValue throwing a TypeError on text shaped like the renderer's own
+  // placeholder when nothing was compiled; the renderer does not call it then, and this
+  // keeps it so.
+  test('without-spec-substitute-text-like-an-internal-placeholder-deploys-unchanged', async () => {
+    const out = await renderFleet(
+      repo({
+        'clusters/c1.yaml': cluster,
+        'bundles/tools/bundle.yaml': bundleYaml('tools', `  namespace: ops\n${targets}`),
+        'bundles/tools/manifests/cm.yaml':
+          'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: odd\ndata:\n  a: __flotilla_var_0__\n',
+      }),
+      'r',
+    );
+    assert.deepEqual(out.errors, []);
+    assert.deepEqual(out.clusters.get('c1')?.bundles[0]?.objects[0]?.data, {
+      a: '__flotilla_var_0__',
+    });
+  });
+
   test('with-spec-substitute-variables-are-filled-and-unknown-forms-stay-errors', async () => {
     const files = {
       'clusters/c1.yaml': cluster,

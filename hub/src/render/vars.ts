@@ -107,6 +107,9 @@ export function placeholderIndexes(s: string): number[] {
 
 /** Fills placeholders in a parsed value (copying what changes); throws ValidationError at the reference's line. */
 export function fillValue(value: unknown, t: Template, file: string, scope: VarScope): unknown {
+  // Nothing was replaced (substitution off, or no reference): text that merely looks like
+  // a placeholder is content, kept as it is.
+  if (t.occurrences.length === 0) return value;
   if (typeof value === 'string')
     return hasPlaceholder(value) ? fillString(value, t, file, scope) : value;
   if (Array.isArray(value)) return value.map((v) => fillValue(v, t, file, scope));

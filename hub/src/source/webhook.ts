@@ -83,7 +83,7 @@ export class WebhookHandler {
     body: Buffer,
   ): WebhookResponse {
     const provider = detectProvider(headers);
-    authenticate(provider, headers, body, target.secret);
+    authenticateWebhook(provider, headers, body, target.secret);
     const event = eventName(provider, headers);
     if (event === 'ping') return { status: 200, body: { triggered: false, reason: 'ping' } };
     if (!isPushEvent(provider, event)) {
@@ -157,7 +157,8 @@ function isPushEvent(provider: WebhookProvider, event: string): boolean {
   return event === 'push'; // a tag push also arrives as "push"; "create" carries no full ref
 }
 
-function authenticate(
+/** Checks a delivery's signature (GitHub, Gitea) or token (GitLab); throws UNAUTHENTICATED. */
+export function authenticateWebhook(
   provider: WebhookProvider,
   headers: IncomingHttpHeaders,
   body: Buffer,
