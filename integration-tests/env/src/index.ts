@@ -9,6 +9,8 @@ export type {
   ServiceAccountKubeconfigOptions,
 } from './service-account.js';
 export { startNats } from './nats.js';
+export { startNatsCluster } from './nats-cluster.js';
+export type { StartNatsClusterOptions, TestNatsCluster, TestNatsNode } from './nats-cluster.js';
 export { createTestCa } from './tls.js';
 export type { TestCa, TestCertificate } from './tls.js';
 export type { StartNatsOptions, StopNatsOptions, TestNats } from './nats.js';
