@@ -219,7 +219,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         return outcome;
       },
       logger: this.log.child({ [LogFields.component]: 'events' }),
-      durable: `${STATUS_CONSUMER}-${config.status.hubId}`,
+      durable: statusDurable(config.status),
+      replicas: config.nats.replicas,
       onMalformed: () => this.metrics.eventMalformed(),
       admit: (cluster, storedAtMs) => rate.admit(cluster, storedAtMs),
       // Persist, then ack: an event is acked only once the status holding it is in KV.
@@ -238,6 +239,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       status: this.status,
       logger: this.log.child({ [LogFields.component]: 'status-kv' }),
       checkpoint: () => this.events.checkpoint(),
+      replicas: config.nats.replicas,
     });
     this.capabilities = new CapabilitiesStore({
       logger: this.log.child({ [LogFields.component]: 'capabilities' }),
@@ -247,14 +249,16 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       isConnected: () => this.nats.connected,
       store: this.capabilities,
       logger: this.log.child({ [LogFields.component]: 'capabilities-kv' }),
+      replicas: config.nats.replicas,
     });
     this.capabilities.onChange(() => this.scheduleRerender());
     this.rolloutHistory = new RolloutHistoryStream(
       () => this.nats.connection(),
       config.status.history.retentionMs,
+      config.nats.replicas,
     );
     this.rollouts = new RolloutController({
-      store: new KvRolloutStore(() => this.nats.connection()),
+      store: new KvRolloutStore(() => this.nats.connection(), config.nats.replicas),
       history: this.rolloutHistory,
       status: this.status,
       logger: this.log.child({ [LogFields.component]: 'rollout' }),
@@ -799,6 +803,16 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('renderer', () => this.parts.renderer.stop?.());
     this.transition('stopped');
   }
+}
+
+/**
+ * The status consumer's durable name: flotilla-hub-status-<hubId>, and -<replicaId> after
+ * it when the hub is one of several replicas, so that each folds every event into its own
+ * view and no replica ever recreates another's consumer.
+ */
+export function statusDurable(status: { hubId: string; replicaId?: string | undefined }): string {
+  const base = `${STATUS_CONSUMER}-${status.hubId}`;
+  return status.replicaId ? `${base}-${status.replicaId}` : base;
 }
 
 // A cluster's render failures as status keeps them: the renderer's, or the whole state's

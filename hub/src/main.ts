@@ -1,6 +1,6 @@
 // `flotilla hub`: parse the config path, build the app, run until SIGTERM/SIGINT.
 import { parseArgs } from 'node:util';
-import { createLogger, durations, errorMessage } from '@flotilla/common';
+import { createLogger, durations, errorMessage, isDnsLabel } from '@flotilla/common';
 import { HubApp, realHubParts } from './app.js';
 import { loadHubConfig } from './config/load.js';
 import type { CliIo } from './cli/io.js';
@@ -12,7 +12,8 @@ export const HUB_USAGE = `Usage: flotilla hub --config hub.yaml [--insecure]
 Runs the hub: follows the fleet repo, streams desired state to agents, serves status.
 TLS (and per-cluster mTLS for agents) is on by default; --insecure (or "insecure: true"
 in hub.yaml) serves plaintext for local development and demos only.
-Environment: FLOTILLA_LOG_LEVEL (default info).
+Environment: FLOTILLA_LOG_LEVEL (default info); FLOTILLA_HUB_REPLICA names this replica
+when several hubs share one hub.yaml (replicaId; e.g. the pod's name).
 `;
 
 /** Runs the hub until a signal; returns the exit code. */
@@ -35,6 +36,16 @@ export async function hubCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const config = await loadHubConfig(values.config, io.env);
   if (values.insecure) config.insecure = true;
+  const replica = io.env.FLOTILLA_HUB_REPLICA;
+  if (replica) {
+    if (!isDnsLabel(replica)) {
+      io.stderr.write(
+        `flotilla hub: FLOTILLA_HUB_REPLICA must be a DNS label (lower-case letters, digits, "-"), got "${replica}"\n`,
+      );
+      return ExitCode.usage;
+    }
+    config.status.replicaId = replica;
+  }
   const logger = createLogger({ name: 'hub', level: io.env.FLOTILLA_LOG_LEVEL ?? 'info' });
   const app = new HubApp(config, realHubParts(logger));
   await app.start();

@@ -3,12 +3,12 @@
 // the defaults (which would change desired states back and forth until every agent has
 // reconnected). Writes follow changes; a failed write is retried on the next interval.
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { durations, errorMessage } from '@flotilla/common';
 import type { Logger } from '@flotilla/common';
 import type { CapabilitiesRecord, CapabilitiesStore } from './store.js';
+import { openKv } from '../status/jetstream-replicas.js';
 
 /** KV bucket holding one cluster's reported capabilities per key (the cluster name). */
 export const CAPABILITIES_BUCKET = 'flotilla-capabilities';
@@ -22,6 +22,8 @@ export interface KvCapabilitiesOptions {
   logger: Logger;
   /** Retry interval of failed writes (default durations.capabilitiesSaveRetry, 1 s). */
   retryIntervalMs?: number;
+  /** Replicas of the bucket when created (default 1; hub.yaml nats.replicas). */
+  replicas?: number;
 }
 
 /** Encodes a record as a KV value. */
@@ -47,9 +49,12 @@ export class KvCapabilitiesPersistence {
   constructor(private readonly opts: KvCapabilitiesOptions) {}
 
   private async bucket(): Promise<KV> {
-    this.kv ??= await new Kvm(await this.opts.connection()).create(CAPABILITIES_BUCKET, {
-      history: 1,
-    });
+    this.kv ??= await openKv(
+      await this.opts.connection(),
+      CAPABILITIES_BUCKET,
+      { history: 1 },
+      this.opts.replicas,
+    );
     return this.kv;
   }
 

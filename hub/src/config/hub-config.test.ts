@@ -97,6 +97,10 @@ test('bad-values-name-their-field', () => {
     [{ ...minimal, grpc: { listen: 'localhost' } }, 'grpc.listen'],
     [{ ...minimal, http: { listen: '127.0.0.1:7443' } }, 'http.listen'],
     [{ ...minimal, nats: { url: 'http://x' } }, 'nats.url'],
+    [{ ...minimal, nats: { url: 'nats://127.0.0.1:4222,http://x' } }, 'nats.url'],
+    [{ ...minimal, nats: { replicas: 0 } }, 'nats.replicas'],
+    [{ ...minimal, nats: { replicas: '3' } }, 'nats.replicas'],
+    [{ ...minimal, replicaId: 'Hub_1' }, 'replicaId'],
     [{ ...minimal, heartbeatInterval: '0s' }, 'heartbeatInterval'],
     [{ ...minimal, heartbeatInterval: '1m', offlineAfter: '30s' }, 'offlineAfter'],
   ];
@@ -232,4 +236,22 @@ test('nats-tls-verifies-against-the-system-roots-or-a-ca-file', () => {
   );
   const withCa = nats({ url: 'nats://nats.example.com:4222', caFile: '/etc/nats/ca.crt' });
   assert.deepEqual([withCa.tls, withCa.caFile], [true, '/etc/nats/ca.crt']);
+});
+
+test('several-nats-servers-and-replicas-for-a-hub-replica', () => {
+  const one = compileHubConfig(minimal, 'hub.yaml', OPTS);
+  assert.equal(one.nats.replicas, 1);
+  assert.equal(one.status.replicaId, undefined);
+  const cfg = compileHubConfig(
+    {
+      ...minimal,
+      replicaId: 'hub-0',
+      nats: { url: 'nats://127.0.0.1:4222, nats://127.0.0.1:4223', replicas: 3 },
+    },
+    'hub.yaml',
+    OPTS,
+  );
+  assert.equal(cfg.nats.replicas, 3);
+  assert.equal(cfg.nats.url, 'nats://127.0.0.1:4222, nats://127.0.0.1:4223');
+  assert.equal(cfg.status.replicaId, 'hub-0');
 });

@@ -70,7 +70,10 @@ export interface HubConfig {
   http: { listen: ListenAddress };
   /** NATS server URL (default nats://127.0.0.1:4222); with decentralized auth, the hub's creds and the account seed it signs agents' JWTs with. */
   nats: {
+    /** One server or several, comma separated (the nodes of a NATS cluster). */
     url: string;
+    /** Replicas of every stream and KV bucket the hub creates (default 1; 3 on a three-node NATS cluster). */
+    replicas: number;
     /** TLS required (a tls:// URL or caFile); the server's certificate is verified. */
     tls: boolean;
     /** CA bundle for the NATS server's certificate (default: the system roots). */
@@ -196,6 +199,7 @@ const TOP_FIELDS = [
   'insecure',
   'identity',
   'hubId',
+  'replicaId',
   'history',
   'notify',
   'render',
@@ -389,10 +393,18 @@ function compileNats(c: Checker, value: unknown): HubConfig['nats'] {
     'accountSeedFile',
     'systemCredsFile',
     'operatorSigningKeyFile',
+    'replicas',
   ]);
   const url = c.string(nats.url, 'nats.url') ?? HUB_CONFIG_DEFAULTS.natsUrl;
-  if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(url))
-    c.fail('nats.url', `must be a NATS URL such as tls://host:4222, got "${url}"`);
+  for (const server of url.split(','))
+    if (!/^(nats|tls|ws|wss):\/\/|^[^:/]+:\d+$/.test(server.trim()))
+      c.fail(
+        'nats.url',
+        `must be NATS URLs such as tls://host:4222 (comma separated), got "${url}"`,
+      );
+  const replicas = nats.replicas ?? 1;
+  if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1 || replicas > 5)
+    c.fail('nats.replicas', `must be an integer from 1 to 5, got ${JSON.stringify(nats.replicas)}`);
   if (nats.allowPlaintext !== undefined && typeof nats.allowPlaintext !== 'boolean')
     c.fail('nats.allowPlaintext', 'must be true or false');
   const caFile = c.string(nats.caFile, 'nats.caFile');
@@ -408,6 +420,7 @@ function compileNats(c: Checker, value: unknown): HubConfig['nats'] {
   );
   return {
     url,
+    replicas: replicas as number,
     tls,
     ...(caFile ? { caFile } : {}),
     credsFile: c.string(nats.credsFile, 'nats.credsFile'),

@@ -19,6 +19,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@flotilla/common';
 import { errorMessage } from '@flotilla/common';
 import type { HistoryRecord } from './bundle-state.js';
+import { scaleStream } from '../status/jetstream-replicas.js';
 
 /** The stream of rollout transitions. */
 export const ROLLOUT_HISTORY_STREAM = 'FLOTILLA_ROLLOUT_HISTORY';
@@ -33,10 +34,12 @@ const PUBLISH_BATCH = 64;
 export async function ensureRolloutHistoryStream(
   nc: NatsConnection,
   retentionMs: number,
+  replicas = 1,
 ): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
     await jsm.streams.info(ROLLOUT_HISTORY_STREAM);
+    await scaleStream(nc, ROLLOUT_HISTORY_STREAM, replicas);
     return;
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound)
@@ -49,6 +52,7 @@ export async function ensureRolloutHistoryStream(
       storage: StorageType.File,
       max_age: nanos(retentionMs),
       max_bytes: ROLLOUT_HISTORY_MAX_BYTES,
+      num_replicas: replicas,
     });
   } catch (err) {
     // Another hub created it between our info and add.
@@ -71,12 +75,14 @@ export class RolloutHistoryStream implements RolloutHistoryWriter {
   constructor(
     private readonly connection: () => Promise<NatsConnection>,
     private readonly retentionMs: number,
+    /** Replicas of the stream when created (default 1; hub.yaml nats.replicas). */
+    private readonly replicas = 1,
   ) {}
 
   private async js(): Promise<ReturnType<typeof jetstream>> {
     const nc = await this.connection();
     if (!this.ensured) {
-      await ensureRolloutHistoryStream(nc, this.retentionMs);
+      await ensureRolloutHistoryStream(nc, this.retentionMs, this.replicas);
       this.ensured = true;
     }
     return jetstream(nc);

@@ -4,13 +4,13 @@
 // NATS's max payload). Renderings are content-addressed: writing one twice is harmless,
 // and a rendering is written before any state that refers to it.
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { BundleDesiredState } from '@flotilla/common';
 import { ValidationError } from '@flotilla/common';
 import { loadForm, saveForm } from './bundle-state.js';
 import type { BundleState, SavedBundleState } from './bundle-state.js';
+import { openKv } from '../status/jetstream-replicas.js';
 
 /** KV bucket holding one rollout state per bundle (key "bundle.<name>"). */
 export const ROLLOUTS_BUCKET = 'flotilla-rollouts';
@@ -45,13 +45,17 @@ export class KvRolloutStore implements RolloutStore {
   private states: KV | undefined;
   private renderings: KV | undefined;
 
-  constructor(private readonly connection: () => Promise<NatsConnection>) {}
+  /** replicas: of both buckets when created (default 1; hub.yaml nats.replicas). */
+  constructor(
+    private readonly connection: () => Promise<NatsConnection>,
+    private readonly replicas = 1,
+  ) {}
 
   private async buckets(): Promise<{ states: KV; renderings: KV }> {
     if (!this.states || !this.renderings) {
-      const kvm = new Kvm(await this.connection());
-      this.states = await kvm.create(ROLLOUTS_BUCKET, { history: 1 });
-      this.renderings = await kvm.create(RENDERINGS_BUCKET, { history: 1 });
+      const nc = await this.connection();
+      this.states = await openKv(nc, ROLLOUTS_BUCKET, { history: 1 }, this.replicas);
+      this.renderings = await openKv(nc, RENDERINGS_BUCKET, { history: 1 }, this.replicas);
     }
     return { states: this.states, renderings: this.renderings };
   }

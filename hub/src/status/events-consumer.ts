@@ -105,6 +105,8 @@ export interface EventsConsumerOptions {
   logger: Logger;
   /** Durable name (default STATUS_CONSUMER); each hub needs its own (STATUS_CONSUMER-<hubId>). */
   durable?: string;
+  /** Replicas of the events stream when this consumer creates it (default 1; hub.yaml nats.replicas). */
+  replicas?: number;
   /** Told about every event that could not be read (for metrics). */
   onMalformed?: () => void;
   /**
@@ -152,7 +154,7 @@ export function agentSubjectCluster(subject: string): string | undefined {
  * the hub's limits where it has none (or a larger message size); an operator's own
  * per-subject limit is kept.
  */
-export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
+export async function ensureEventsStream(nc: NatsConnection, replicas = 1): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
     const { config } = await jsm.streams.info(EVENTS_STREAM);
@@ -164,6 +166,7 @@ export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
       update.max_msg_size = EVENTS_MAX_MSG_BYTES;
     if (!(config.max_msgs_per_subject > 0))
       update.max_msgs_per_subject = EVENTS_MAX_MSGS_PER_SUBJECT;
+    if ((config.num_replicas ?? 1) < replicas) update.num_replicas = replicas;
     if (Object.keys(update).length > 0) await jsm.streams.update(EVENTS_STREAM, update);
     return;
   } catch (err) {
@@ -180,6 +183,7 @@ export async function ensureEventsStream(nc: NatsConnection): Promise<void> {
       max_msg_size: EVENTS_MAX_MSG_BYTES,
       max_msgs_per_subject: EVENTS_MAX_MSGS_PER_SUBJECT,
       discard: DiscardPolicy.Old,
+      num_replicas: replicas,
     });
   } catch (err) {
     // Someone else created it between our info and add.
@@ -305,7 +309,7 @@ export class EventsConsumer {
     while (!this.abort.signal.aborted) {
       try {
         const nc = await untilAborted(this.opts.connection(), this.abort.signal);
-        await ensureEventsStream(nc);
+        await ensureEventsStream(nc, this.opts.replicas);
         const jsm = await jetstreamManager(nc);
         await ensureConsumer(jsm, durable, first);
         first = false;

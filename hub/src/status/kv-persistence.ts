@@ -8,13 +8,13 @@
 // on its cluster (degraded, with the reason) and retried, and the acks go on: one
 // cluster's record must never hold back the events of the whole fleet. Only a flush
 // where every write failed (NATS itself in trouble) leaves the events unacked.
-import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@flotilla/common';
 import { errorMessage } from '@flotilla/common';
 import type { ClusterRecord } from './model.js';
 import { STATUS_RECORD_MAX_BYTES, jsonBytes } from './record-budget.js';
+import { openKv } from './jetstream-replicas.js';
 
 /** KV bucket holding one ClusterRecord (JSON) per cluster. */
 export const STATUS_BUCKET = 'flotilla-status';
@@ -46,13 +46,15 @@ export interface KvStatusPersistenceOptions {
    * (EventsConsumer.checkpoint: acks the events folded into them).
    */
   checkpoint?: () => { commit(): void };
+  /** Replicas of the bucket when created (default 1; hub.yaml nats.replicas). */
+  replicas?: number;
   /** Largest record saved, bytes of JSON (default STATUS_RECORD_MAX_BYTES; at most half of NATS's max payload). */
   maxRecordBytes?: number;
 }
 
 /** Opens the bucket (creating it when missing). */
-export async function openStatusBucket(nc: NatsConnection): Promise<KV> {
-  return new Kvm(nc).create(STATUS_BUCKET, { history: 1 });
+export async function openStatusBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
+  return openKv(nc, STATUS_BUCKET, { history: 1 }, replicas);
 }
 
 /** Loads and saves the status model from and to the flotilla-status bucket. */
@@ -69,7 +71,7 @@ export class KvStatusPersistence {
     if (this.kv) return this.kv;
     const nc = await this.opts.connection();
     this.maxPayload = nc.info?.max_payload ?? 0;
-    this.kv = await openStatusBucket(nc);
+    this.kv = await openStatusBucket(nc, this.opts.replicas);
     return this.kv;
   }
 

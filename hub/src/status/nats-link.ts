@@ -8,6 +8,7 @@ import { Backoff, errorMessage, sleep } from '@flotilla/common';
 
 /** Options of NatsLink. */
 export interface NatsLinkOptions {
+  /** One server URL or several, comma separated (the client fails over between them). */
   url: string;
   logger: Logger;
   /** Connection name shown by the server (default "flotilla-hub"). */
@@ -77,7 +78,7 @@ export class NatsLink {
       let nc: NatsConnection;
       try {
         nc = await connect({
-          servers: this.opts.url,
+          servers: this.opts.url.split(',').map((s) => s.trim()),
           name: this.opts.name ?? 'flotilla-hub',
           maxReconnectAttempts: -1,
           reconnectTimeWait: 1_000,

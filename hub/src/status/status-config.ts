@@ -18,6 +18,12 @@ export interface WebhookConfig {
 export interface StatusConfig {
   /** Names this hub's durable consumer (flotilla-hub-status-<hubId>); unique per hub (default "main"). */
   hubId: string;
+  /**
+   * This replica's name when several hubs run with the same hubId (hub.yaml replicaId, or
+   * FLOTILLA_HUB_REPLICA, e.g. the pod's name): each replica then has its own durable
+   * consumer (flotilla-hub-status-<hubId>-<replicaId>). Unset: one hub, one durable.
+   */
+  replicaId?: string;
   /** How long the event history is kept and replayed at start (default 7 d, the events stream's max age). */
   history: { retentionMs: number };
   notify: { webhooks: WebhookConfig[]; dedupeWindowMs: number };
@@ -90,6 +96,11 @@ export function compileStatusConfig(top: Obj, file: string): StatusConfig {
     throw new ConfigError('hubId', 'must be a DNS label (lower-case letters, digits, "-")', {
       file,
     });
+  const replicaId = top.replicaId;
+  if (replicaId !== undefined && (typeof replicaId !== 'string' || !isDnsLabel(replicaId)))
+    throw new ConfigError('replicaId', 'must be a DNS label (lower-case letters, digits, "-")', {
+      file,
+    });
   const history = obj(top.history, 'history', ['retention'], file);
   const notify = obj(top.notify, 'notify', ['webhooks', 'dedupeWindow'], file);
   if (notify.webhooks !== undefined && !Array.isArray(notify.webhooks))
@@ -97,6 +108,7 @@ export function compileStatusConfig(top: Obj, file: string): StatusConfig {
   const seen = new Set<string>();
   return {
     hubId,
+    ...(replicaId !== undefined ? { replicaId } : {}),
     history: {
       retentionMs: duration(
         history.retention,
