@@ -73,6 +73,13 @@ export const durations = {
   rolloutSaveRetryMax: 30_000,
   /** Hub: at start, how long to wait for rollout state in NATS before holding rollout bundles (10 s). */
   rolloutRestoreWindow: 10_000,
+  /**
+   * Hub replicas: the once-only work lease lives this long in NATS unless renewed (3 s);
+   * the holder renews it every quarter and stops its work after three quarters without a
+   * renewal; a follower looks for a free lease every leaseCheckInterval (250 ms).
+   */
+  hubLeaseTtl: 3_000,
+  leaseCheckInterval: 250,
 } as const;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
