@@ -32,7 +32,9 @@ import { HistoryLog } from './history/history-log.js';
 import { replayHistory } from './history/replay.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
 import { notifierFromConfig } from './notify/from-config.js';
-import type { Notifier } from './notify/notifier.js';
+import type { Alert, Notifier } from './notify/notifier.js';
+import { Lease } from './lease/lease.js';
+import { LeaderAlerts } from './lease/leader-alerts.js';
 import { alertOnTransitions } from './notify/status-alerts.js';
 import type { FleetEntry } from './status/fleet-status.js';
 import { KvStatusPersistence } from './status/kv-persistence.js';
@@ -160,6 +162,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly nats: NatsLink;
   private readonly events: EventsConsumer;
   private readonly persistence: KvStatusPersistence;
+  /** The once-only work lease, when this hub is one of several replicas (replicaId set). */
+  private readonly lease: Lease | undefined;
   private readonly capabilities: CapabilitiesStore;
   private readonly capabilitiesKv: KvCapabilitiesPersistence;
   private rerenderTimer: NodeJS.Timeout | undefined;
@@ -176,6 +180,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly history: HistoryLog;
   private readonly metrics: HubMetrics;
   private notifier: Notifier | undefined;
+  /** Alerts sent by the lease holder only (replicas); undefined: the notifier sends all. */
+  private alerts: LeaderAlerts | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly rollouts: RolloutController;
   private readonly rolloutHistory: RolloutHistoryStream;
@@ -204,6 +210,15 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       // Read at start (startIdentity); the function form lets the link pick them up then.
       ...(config.nats.credsFile ? { authenticator: credsAuthenticator(() => this.natsCreds) } : {}),
     });
+    // Several replicas of one hub: once-only work goes to the holder of this lease.
+    if (config.status.replicaId)
+      this.lease = new Lease({
+        connection: () => this.nats.connection(),
+        name: config.status.hubId,
+        holder: config.status.replicaId,
+        replicas: config.nats.replicas,
+        logger: this.log.child({ [LogFields.component]: 'lease' }),
+      });
     this.history = new HistoryLog({ retentionMs: config.status.history.retentionMs });
     this.metrics = new HubMetrics(this.status);
     this.status.onCut((cluster, what) => this.metrics.inputCut(cluster, what));
@@ -240,6 +255,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       logger: this.log.child({ [LogFields.component]: 'status-kv' }),
       checkpoint: () => this.events.checkpoint(),
       replicas: config.nats.replicas,
+      // One of several replicas: only the lease holder writes status.
+      ...(this.lease ? { writes: () => this.lease?.leading === true } : {}),
     });
     this.capabilities = new CapabilitiesStore({
       logger: this.log.child({ [LogFields.component]: 'capabilities' }),
@@ -325,13 +342,27 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await Promise.all([this.restoreStatus(), this.restoreCapabilities()]);
     await this.restoreRollouts();
     void this.replayHistory();
-    this.notifier = notifierFromConfig(
+    this.lease?.start();
+    const notifier = notifierFromConfig(
       cfg.status.notify,
       process.env,
       this.log.child({ [LogFields.component]: 'notify' }),
       (w, o) => this.metrics.notification(w, o),
     );
-    if (this.notifier) alertOnTransitions(this.status, this.notifier);
+    this.notifier = notifier;
+    if (notifier && this.lease)
+      this.alerts = new LeaderAlerts({
+        connection: () => this.nats.connection(),
+        lease: this.lease,
+        sink: notifier,
+        hubId: cfg.status.hubId,
+        dedupeWindowMs: cfg.status.notify.dedupeWindowMs,
+        keepMs: 4 * durations.hubLeaseTtl,
+        replicas: cfg.nats.replicas,
+        logger: this.log.child({ [LogFields.component]: 'notify' }),
+      });
+    if (this.alerts) alertOnTransitions(this.status, this.alerts);
+    else if (notifier) alertOnTransitions(this.status, notifier);
     this.sweeper = setInterval(() => {
       this.status.sweep();
       this.history.prune();
@@ -576,12 +607,18 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     clearTimeout(timer);
   }
 
+  // To the webhooks: through the lease holder when replicas share the work.
+  private alert(a: Alert): void {
+    if (this.alerts) this.alerts.alert(a);
+    else this.notifier?.alert(a);
+  }
+
   // Every rollout transition goes to the history (and its stream, by the controller) and
   // the log; alerts and metrics follow in their modules.
   private rolloutTransitions(records: readonly HistoryRecord[]): void {
     for (const r of records) this.history.addRollout(r);
     this.metrics.rolloutTransitions(records);
-    if (this.notifier) for (const a of rolloutAlerts(records)) this.notifier.alert(a);
+    for (const a of rolloutAlerts(records)) this.alert(a);
     for (const r of records.slice(0, 20))
       this.log.info(
         {
@@ -716,7 +753,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     });
     const fresh = this.status.setFleet(fleet);
     // Once per bundle and revision: setFleet reports only failures no record held yet.
-    if (this.notifier) for (const a of renderFailureAlerts(fresh)) this.notifier.alert(a);
+    for (const a of renderFailureAlerts(fresh)) this.alert(a);
     if (fresh.length > 0)
       this.log.warn(
         { failures: fresh.length, clusters: head.failures.size },
@@ -793,9 +830,12 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     clearTimeout(this.rerenderTimer);
     clearInterval(this.chartsTimer);
     await step('events consumer', () => this.events.stop());
+    this.alerts?.stop();
     await step('notifier', () => this.notifier?.stop());
     await step('rollouts', () => this.rollouts.stop());
     await step('status persistence', () => this.persistence.stop());
+    // Released after the last save, so the next holder starts from it.
+    await step('lease', () => this.lease?.stop());
     await step('capabilities persistence', () => this.capabilitiesKv.stop());
     await step('NATS revocation', () => this.natsRevocation?.stop());
     await step('NATS violations', () => this.natsViolations?.stop());

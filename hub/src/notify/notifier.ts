@@ -43,6 +43,17 @@ export interface Alert {
   rollout?: { id: string; phase: string };
 }
 
+/** What makes two alerts the same one (de-duplicated within the window): never the time. */
+export function alertKey(a: Alert): string {
+  const detail =
+    a.kind === 'drift'
+      ? (a.objects?.map((o) => `${o.kind}/${o.namespace}/${o.name}`).join(',') ?? '')
+      : a.kind === 'rollout'
+        ? `${a.rollout?.id ?? ''}/${a.rollout?.phase ?? ''}/${a.message}`
+        : '';
+  return `${a.kind}|${a.cluster}|${a.bundle}|${a.revision}|${detail}`;
+}
+
 /** A configured webhook (config notify.webhooks[]). */
 export interface WebhookTarget {
   name: string;
@@ -243,13 +254,7 @@ export class Notifier {
   alert(a: Alert): void {
     const now = this.now();
     const window = this.opts.dedupeWindowMs ?? NOTIFY_DEFAULTS.dedupeWindowMs;
-    const detail =
-      a.kind === 'drift'
-        ? (a.objects?.map((o) => `${o.kind}/${o.namespace}/${o.name}`).join(',') ?? '')
-        : a.kind === 'rollout'
-          ? `${a.rollout?.id ?? ''}/${a.rollout?.phase ?? ''}/${a.message}`
-          : '';
-    const key = `${a.kind}|${a.cluster}|${a.bundle}|${a.revision}|${detail}`;
+    const key = alertKey(a);
     const last = this.seen.get(key);
     const duplicate = last !== undefined && now - last < window;
     if (!duplicate) this.seen.set(key, now);

@@ -48,6 +48,12 @@ export interface KvStatusPersistenceOptions {
   checkpoint?: () => { commit(): void };
   /** Replicas of the bucket when created (default 1; hub.yaml nats.replicas). */
   replicas?: number;
+  /**
+   * False while another hub replica holds the once-only work lease: events are then acked
+   * as folded (the holder saves them) and this replica's changed records wait, to be
+   * written once it holds the lease. Default: always writes.
+   */
+  writes?: () => boolean;
   /** Largest record saved, bytes of JSON (default STATUS_RECORD_MAX_BYTES; at most half of NATS's max payload). */
   maxRecordBytes?: number;
 }
@@ -124,6 +130,7 @@ export class KvStatusPersistence {
     // Folding is synchronous: the checkpoint and the records taken here, with no await
     // between them, cover exactly the same events.
     const checkpoint = this.opts.checkpoint?.();
+    if (this.opts.writes && !this.opts.writes()) return checkpoint?.commit();
     const records = this.opts.status.takeDirty();
     const budget = this.recordBudget();
     // Serialized before any await, so later folds cannot leak into this write.
