@@ -53,6 +53,9 @@ export { encodeDesiredState, decodeDesiredState, MAX_CHUNK_BYTES } from './strea
 export type { DesiredStateSource, SessionObserver } from './stream/types.js';
 export { FleetStatus } from './status/fleet-status.js';
 export { EventsConsumer, ensureEventsStream, STATUS_CONSUMER } from './status/events-consumer.js';
+export { Lease, LEASE_BUCKET } from './lease/lease.js';
+export type { LeaseOptions, LeaseRecord, LeaseState } from './lease/lease.js';
+export { ALERT_LEDGER_BUCKET, LeaderAlerts } from './lease/leader-alerts.js';
 export { KvStatusPersistence, STATUS_BUCKET } from './status/kv-persistence.js';
 export { NatsLink } from './status/nats-link.js';
 export type { BundleStatus, ClusterState, ClusterStatus } from './status/model.js';

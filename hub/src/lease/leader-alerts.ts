@@ -18,6 +18,10 @@ import { openKv } from '../status/jetstream-replicas.js';
 /** KV bucket recording the alerts sent (per hubId), kept for the de-duplication window. */
 export const ALERT_LEDGER_BUCKET = 'flotilla-hub-alerts';
 
+/** Tries at recording an alert before sending it without the ledger (3, 300 ms apart, growing). */
+const LEDGER_ATTEMPTS = 3;
+const LEDGER_RETRY_MS = 300;
+
 /** Alerts a follower keeps for a takeover (at most 1,000, for keepMs). */
 const FOLLOWER_BUFFER = 1_000;
 
@@ -47,13 +51,16 @@ export interface LeaderAlertsOptions {
 
 /** An AlertSink sending only from the lease holder, each alert once across holders. */
 export class LeaderAlerts {
-  private kv: KV | undefined;
+  private kv: Promise<KV> | undefined;
   private kept: { at: number; alert: Alert }[] = [];
   private readonly now: () => number;
   private readonly off: () => void;
 
   constructor(private readonly opts: LeaderAlertsOptions) {
     this.now = opts.now ?? Date.now;
+    // Opened now, not at the first alert: a bucket made just then on a NATS cluster may
+    // not answer yet.
+    void this.ledger().catch(() => undefined);
     this.off = opts.lease.onChange((leading) => {
       if (leading) void this.sendKept();
     });
@@ -81,13 +88,17 @@ export class LeaderAlerts {
     for (const a of kept) await this.send(a);
   }
 
-  private async ledger(): Promise<KV> {
-    this.kv ??= await openKv(
-      await this.opts.connection(),
-      ALERT_LEDGER_BUCKET,
-      { history: 1, ttl: this.opts.dedupeWindowMs },
-      this.opts.replicas,
-    );
+  private ledger(): Promise<KV> {
+    this.kv ??= (async () =>
+      openKv(
+        await this.opts.connection(),
+        ALERT_LEDGER_BUCKET,
+        { history: 1, ttl: this.opts.dedupeWindowMs },
+        this.opts.replicas,
+      ))().catch((err: unknown) => {
+      this.kv = undefined;
+      throw err;
+    });
     return this.kv;
   }
 
@@ -95,21 +106,32 @@ export class LeaderAlerts {
     const generation = this.opts.lease.generation;
     if (generation === undefined) return;
     const key = `${this.opts.hubId}.${createHash('sha256').update(alertKey(a)).digest('hex')}`;
-    try {
-      const kv = await this.ledger();
-      await kv.create(key, JSON.stringify({ generation, kind: a.kind, cluster: a.cluster }));
-    } catch (err) {
-      if (
-        err instanceof JetStreamApiError &&
-        (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-          err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-      )
-        return; // Sent already, by this holder or an earlier one.
-      // No ledger (NATS away): an alert sent twice beats one never sent.
-      this.opts.logger.warn(
-        { err: errorMessage(err), kind: a.kind, cluster: a.cluster },
-        'alert ledger unavailable: sending without it',
-      );
+    const value = JSON.stringify({ generation, kind: a.kind, cluster: a.cluster });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const kv = await this.ledger();
+        // Compare-and-set on "never written": keys expire whole (the bucket's TTL) and are
+        // never deleted, so there is no delete marker to write over.
+        await kv.put(key, value, { previousSeq: 0 });
+        break;
+      } catch (err) {
+        if (
+          err instanceof JetStreamApiError &&
+          (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
+            err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+        )
+          return; // Sent already, by this holder or an earlier one.
+        if (attempt < LEDGER_ATTEMPTS && this.opts.lease.generation === generation) {
+          await new Promise((r) => setTimeout(r, LEDGER_RETRY_MS * attempt));
+          continue;
+        }
+        // No ledger (NATS away): an alert sent twice beats one never sent.
+        this.opts.logger.warn(
+          { err: errorMessage(err), kind: a.kind, cluster: a.cluster },
+          'alert ledger unavailable: sending without it',
+        );
+        break;
+      }
     }
     // The lease may have moved while the ledger answered: the next holder sends it then.
     if (this.opts.lease.generation !== generation) return;

@@ -1,0 +1,348 @@
+// Three hub replicas (one hub.yaml, one hubId, a replicaId each) on a three-node NATS
+// JetStream cluster, as real processes: a real agent on a real kube-apiserver, a smart-HTTP
+// Git server, a webhook receiver, and events published to JetStream as agents publish them
+// for twenty more clusters. The replica holding the once-only work lease is SIGKILLed right
+// after a push: another takes the lease within 5 s, every replica converges, no event is
+// lost and no alert is sent twice. Then one NATS node is killed: nothing is lost.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'node:test';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { FlotillaEvent } from '@flotilla/common';
+import { createEvent, eventSubject } from '@flotilla/common';
+import { ensureEventsStream, LEASE_BUCKET } from '@flotilla/hub';
+import {
+  createWorkRepo,
+  freePort,
+  requireEnv,
+  spawnServer,
+  startCluster,
+  startGitServer,
+  startNatsCluster,
+  waitFor,
+} from '@flotilla/test-env';
+import type { ManagedProcess } from '@flotilla/test-env';
+import { FLOTILLA_BIN } from '../system/fleet.js';
+
+const skip = await requireEnv(['cluster', 'nats', 'git']);
+const HUB_ID = 'fleet-hub';
+const REAL = 'real';
+const SIMULATED = Array.from({ length: 20 }, (_, i) => `sim-${String(i).padStart(2, '0')}`);
+const BUNDLE = `apiVersion: flotilla.dev/v1alpha1
+kind: Bundle
+metadata:
+  name: app
+spec:
+  source:
+    path: manifests
+  namespace: app
+  targets:
+    - clusterSelector: {}
+`;
+const configMap = (message: string): string =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  message: ${message}\n`;
+
+// A drift-detected event as the agent publishes it: one object, the fields, who changed them.
+function drift(cluster: string, object: string, revision: string): FlotillaEvent {
+  return createEvent(cluster, 'drift-detected', {
+    bundle: 'app',
+    revision,
+    object: { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'app', name: object },
+    deleted: false,
+    changes: [{ path: '/data/message', old: 'a', new: 'b' }],
+    manager: 'kubectl-edit',
+    mode: 'warn',
+    heals: 0,
+    fight: false,
+  });
+}
+
+async function publish(nc: NatsConnection, events: FlotillaEvent[]): Promise<void> {
+  const js = jetstream(nc);
+  for (const ev of events)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await js.publish(eventSubject(ev.flotillacluster, 'drift-detected'), JSON.stringify(ev), {
+          msgID: ev.id,
+          timeout: 2_000,
+        });
+        break;
+      } catch (err) {
+        // A stream leader moving to another node: the agent's publisher retries the same.
+        if (attempt >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+}
+
+interface Hub {
+  replica: string;
+  httpUrl: string;
+  grpc: string;
+  config: string;
+  proc: ManagedProcess | undefined;
+}
+
+type Row = { name: string; appliedRevision?: string; state: string };
+type Deployment = { cluster: string; driftEvents: number };
+
+test(
+  'three-hub-replicas-survive-the-lease-holder-killed-mid-fan-out-and-a-nats-node-lost',
+  { skip, timeout: 420_000 },
+  async () => {
+    const work = await mkdtemp(join(tmpdir(), 'flotilla-hub-replicas-'));
+    const [nats, git, cluster] = await Promise.all([
+      startNatsCluster(),
+      startGitServer(),
+      startCluster({ name: REAL, logDir: work }),
+    ]);
+    // Every alert the webhook receives, as the json format posts it.
+    const alerts: { kind: string; cluster: string; objects?: { name: string }[] }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        alerts.push(JSON.parse(body) as (typeof alerts)[number]);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const nc = await connect({ servers: nats.url.split(','), reconnectTimeWait: 250 });
+    const hubs: Hub[] = [];
+    let agent: ManagedProcess | undefined;
+    try {
+      const repoUrl = await git.createRepo('fleet');
+      const repo = await createWorkRepo(repoUrl);
+      const declare = (n: string): string =>
+        `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${n}\n`;
+      await repo.writeFiles({
+        [`clusters/${REAL}.yaml`]: declare(REAL),
+        ...Object.fromEntries(SIMULATED.map((n) => [`clusters/${n}.yaml`, declare(n)])),
+        'bundles/app/bundle.yaml': BUNDLE,
+        'bundles/app/manifests/namespace.yaml':
+          'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n',
+        'bundles/app/manifests/config.yaml': configMap('first'),
+      });
+      const first = await repo.commitAndPush('first');
+      const token = join(work, 'agent-token');
+      await writeFile(token, 'hub-replicas-token', { mode: 0o600 });
+      await ensureEventsStream(nc, 3);
+
+      for (const replica of ['hub-a', 'hub-b', 'hub-c']) {
+        const [grpcPort, httpPort] = [await freePort(), await freePort()];
+        const config = join(work, `${replica}.yaml`);
+        // One hub.yaml but for the listen ports (three processes on one machine).
+        await writeFile(
+          config,
+          [
+            'sources:',
+            '  - name: fleet',
+            `    url: ${repoUrl}`,
+            '    pollInterval: 1s',
+            `grpc:\n  listen: 127.0.0.1:${grpcPort}`,
+            `http:\n  listen: 127.0.0.1:${httpPort}`,
+            'nats:',
+            `  url: ${nats.url}`,
+            '  replicas: 3',
+            'insecure: true',
+            `auth:\n  tokenFile: ${token}`,
+            `hubId: ${HUB_ID}`,
+            'notify:',
+            '  webhooks:',
+            `    - { name: ops, url: "${hookUrl}", format: json, events: [drift] }`,
+            `cacheDir: ${join(work, `cache-${replica}`)}`,
+            'heartbeatInterval: 2s',
+            'offlineAfter: 10s',
+            '',
+          ].join('\n'),
+        );
+        hubs.push({
+          replica,
+          httpUrl: `http://127.0.0.1:${httpPort}`,
+          grpc: `127.0.0.1:${grpcPort}`,
+          config,
+          proc: undefined,
+        });
+      }
+      const start = async (h: Hub): Promise<void> => {
+        const p = spawnServer(
+          h.replica,
+          process.execPath,
+          [FLOTILLA_BIN, 'hub', '--config', h.config],
+          {
+            logFile: join(work, `${h.replica}.log`),
+            env: { ...process.env, FLOTILLA_HUB_REPLICA: h.replica },
+          },
+        );
+        h.proc = p;
+        await waitFor(
+          async () => {
+            if (!p.isRunning()) throw new Error(`${h.replica} exited; log:\n${p.logTail()}`);
+            return (await fetch(`${h.httpUrl}/readyz`)).ok;
+          },
+          { what: `${h.replica} ready (log in ${work})`, timeoutMs: 60_000, intervalMs: 200 },
+        );
+      };
+      await Promise.all(hubs.map(start));
+
+      const leases = await new Kvm(nc).open(LEASE_BUCKET);
+      const holder = async (): Promise<string | undefined> => {
+        const e = await leases.get(HUB_ID).catch(() => null);
+        return e?.operation === 'PUT' ? e.json<{ holder: string }>().holder : undefined;
+      };
+      const leader = await waitFor(holder, { what: 'a lease holder', timeoutMs: 20_000 });
+      const followers = hubs.filter((h) => h.replica !== leader);
+      const leaderHub = hubs.find((h) => h.replica === leader);
+      assert.ok(leaderHub && followers.length === 2);
+
+      // The real agent dials a follower (agents failing over between hubs is not built yet).
+      const kc = new KubeConfig();
+      kc.loadFromFile(cluster.kubeconfigPath);
+      await kc
+        .makeApiClient(CoreV1Api)
+        .createNamespace({ body: { metadata: { name: 'flotilla-system' } } })
+        .catch(() => undefined);
+      const bufferDir = join(work, 'agent-buffer');
+      await mkdir(bufferDir, { recursive: true });
+      agent = spawnServer(
+        'agent',
+        process.execPath,
+        [
+          FLOTILLA_BIN,
+          'agent',
+          '--cluster',
+          REAL,
+          '--hub',
+          followers[0]!.grpc,
+          '--nats',
+          nats.url,
+          '--kubeconfig',
+          cluster.kubeconfigPath,
+          '--token-file',
+          token,
+          '--insecure',
+          '--event-buffer-dir',
+          bufferDir,
+        ],
+        { logFile: join(work, 'agent.log') },
+      );
+
+      const rows = async (h: Hub): Promise<Row[]> =>
+        ((await (await fetch(`${h.httpUrl}/api/v1/clusters`)).json()) as { clusters: Row[] })
+          .clusters;
+      const applied = async (h: Hub, rev: string): Promise<boolean> =>
+        (await rows(h)).some((r) => r.name === REAL && r.appliedRevision === rev);
+      const folded = async (h: Hub): Promise<number> =>
+        (
+          (await (await fetch(`${h.httpUrl}/api/v1/deployments?bundle=app`)).json()) as {
+            deployments: Deployment[];
+          }
+        ).deployments.reduce((n, d) => n + d.driftEvents, 0);
+      for (const h of hubs)
+        await waitFor(() => applied(h, first), {
+          what: `${h.replica} showing ${REAL} at the first commit (logs in ${work})`,
+          timeoutMs: 90_000,
+          intervalMs: 250,
+        });
+
+      // Round 1: drift in every simulated cluster, folded and alerted before the kill.
+      await publish(
+        nc,
+        SIMULATED.slice(0, 8).map((c) => drift(c, 'round-1', first)),
+      );
+      await waitFor(async () => alerts.length >= 8, {
+        what: 'the first eight drift alerts delivered',
+        timeoutMs: 20_000,
+      });
+
+      // A push, and the lease holder SIGKILLed while the fleet takes it in.
+      const second = await repo.commitAndPush('second', {
+        'bundles/app/manifests/config.yaml': configMap('second'),
+      });
+      const roundTwo = publish(
+        nc,
+        SIMULATED.slice(8, 16).map((c) => drift(c, 'round-2', first)),
+      );
+      const killedAt = Date.now();
+      process.kill(leaderHub.proc!.pid, 'SIGKILL');
+      assert.equal(await leaderHub.proc!.exited, 'SIGKILL');
+      await roundTwo;
+      const next = await waitFor(
+        async () => {
+          const h = await holder();
+          return h && h !== leader ? h : undefined;
+        },
+        { what: 'another replica holding the lease', timeoutMs: 10_000, intervalMs: 50 },
+      );
+      const takeoverMs = Date.now() - killedAt;
+      assert.ok(takeoverMs <= 5_000, `${next} took the lease ${takeoverMs} ms after the kill`);
+
+      for (const h of followers)
+        await waitFor(() => applied(h, second), {
+          what: `${h.replica} showing ${REAL} at the second commit`,
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        });
+      for (const h of followers)
+        await waitFor(async () => (await folded(h)) === 16, {
+          what: `${h.replica} folding all 16 drift events`,
+          timeoutMs: 20_000,
+        });
+      await waitFor(async () => alerts.length >= 16, {
+        what: 'all 16 drift alerts delivered',
+        timeoutMs: 20_000,
+      });
+
+      // One NATS node lost: events keep coming in and nothing is lost.
+      const node = nats.nodes[2]!;
+      await node.stop({ kill: true });
+      await publish(
+        nc,
+        SIMULATED.slice(16).map((c) => drift(c, 'round-3', first)),
+      );
+      const third = await repo.commitAndPush('third', {
+        'bundles/app/manifests/config.yaml': configMap('third'),
+      });
+      for (const h of followers) {
+        await waitFor(async () => (await folded(h)) === 20, {
+          what: `${h.replica} folding all 20 drift events with a NATS node down`,
+          timeoutMs: 30_000,
+        });
+        await waitFor(() => applied(h, third), {
+          what: `${h.replica} showing ${REAL} at the third commit with a NATS node down`,
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        });
+      }
+      await waitFor(async () => alerts.length >= 20, {
+        what: 'all 20 drift alerts delivered',
+        timeoutMs: 20_000,
+      });
+      // Give a duplicate time to arrive before counting.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const keys = alerts.map((a) => `${a.cluster}/${a.objects?.[0]?.name ?? ''}`);
+      assert.deepEqual(
+        keys.filter((k, i) => keys.indexOf(k) !== i),
+        [],
+        'no alert sent twice',
+      );
+      assert.equal(new Set(keys).size, 20, 'every drift alerted once');
+      await node.start();
+    } finally {
+      await agent?.stop();
+      for (const h of hubs) await h.proc?.stop();
+      await nc.close().catch(() => undefined);
+      receiver.close();
+      await Promise.all([nats.stop(), git.stop(), cluster.stop()]);
+    }
+  },
+);
