@@ -97,7 +97,7 @@ type Deployment = { cluster: string; driftEvents: number };
 test(
   'three-hub-replicas-survive-the-lease-holder-killed-mid-fan-out-and-a-nats-node-lost',
   { skip, timeout: 420_000 },
-  async () => {
+  async (t) => {
     const work = await mkdtemp(join(tmpdir(), 'flotilla-hub-replicas-'));
     const [nats, git, cluster] = await Promise.all([
       startNatsCluster(),
@@ -254,11 +254,23 @@ test(
           intervalMs: 250,
         });
 
-      // Round 1: drift in every simulated cluster, folded and alerted before the kill.
+      // Round 1: drift in eight simulated clusters, folded and alerted before the kill.
       await publish(
         nc,
         SIMULATED.slice(0, 8).map((c) => drift(c, 'round-1', first)),
       );
+      const publishedAt = Date.now();
+      const seenMs = await Promise.all(
+        hubs.map(async (h) => {
+          await waitFor(async () => (await folded(h)) === 8, {
+            what: `${h.replica} folding the first 8 drift events`,
+            timeoutMs: 20_000,
+            intervalMs: 20,
+          });
+          return Date.now() - publishedAt;
+        }),
+      );
+      t.diagnostic(`status on every replica ${seenMs.join(' / ')} ms after the events were stored`);
       await waitFor(async () => alerts.length >= 8, {
         what: 'the first eight drift alerts delivered',
         timeoutMs: 20_000,
@@ -284,6 +296,7 @@ test(
         { what: 'another replica holding the lease', timeoutMs: 10_000, intervalMs: 50 },
       );
       const takeoverMs = Date.now() - killedAt;
+      t.diagnostic(`${next} took the lease ${takeoverMs} ms after ${leader} was killed`);
       assert.ok(takeoverMs <= 5_000, `${next} took the lease ${takeoverMs} ms after the kill`);
 
       for (const h of followers)
