@@ -235,6 +235,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       },
       logger: this.log.child({ [LogFields.component]: 'events' }),
       durable: statusDurable(config.status),
+      ...(config.status.replicaId ? { inactiveThresholdMs: REPLICA_CONSUMER_INACTIVE_MS } : {}),
       replicas: config.nats.replicas,
       onMalformed: () => this.metrics.eventMalformed(),
       admit: (cluster, storedAtMs) => rate.admit(cluster, storedAtMs),
@@ -844,6 +845,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.transition('stopped');
   }
 }
+
+/** A replica's status consumer is deleted by NATS after a day without its replica (24 h). */
+export const REPLICA_CONSUMER_INACTIVE_MS = 86_400_000;
 
 /**
  * The status consumer's durable name: flotilla-hub-status-<hubId>, and -<replicaId> after

@@ -64,7 +64,9 @@ test(
       const gen1 = first.lease.generation ?? 0;
       assert.ok(gen1 > 0);
 
-      // The leader vanishes without releasing (its connection dies, as with SIGKILL).
+      // The leader is cut from NATS without releasing (as when killed or partitioned): it
+      // stops its work by its own timer, and another takes the lease once the server drops it.
+      // (A client cut from one node of a cluster reconnects through the others it learnt.)
       await first.link.stop();
       const others = replicas.filter((r) => r !== first);
       const tookMs = await until(() => others.some((r) => r.lease.leading), 'a new leader');

@@ -105,6 +105,13 @@ export interface EventsConsumerOptions {
   logger: Logger;
   /** Durable name (default STATUS_CONSUMER); each hub needs its own (STATUS_CONSUMER-<hubId>). */
   durable?: string;
+  /**
+   * The server deletes the durable after this long without a client (default never). Set
+   * for hub replicas, whose names (pods') come and go: a replica gone that long leaves no
+   * consumer behind, and one coming back later folds the stream again from its start
+   * (folding is idempotent, by event time).
+   */
+  inactiveThresholdMs?: number;
   /** Replicas of the events stream when this consumer creates it (default 1; hub.yaml nats.replicas). */
   replicas?: number;
   /** Told about every event that could not be read (for metrics). */
@@ -207,9 +214,14 @@ export const EVENTS_ACK_WAIT_MS = 10_000;
  */
 export const EVENTS_PULL_EXPIRES_MS = 5_000;
 
-function consumerConfig(durable: string, startSeq?: number): Partial<ConsumerConfig> {
+function consumerConfig(
+  durable: string,
+  startSeq?: number,
+  inactiveMs?: number,
+): Partial<ConsumerConfig> {
   return {
     durable_name: durable,
+    ...(inactiveMs ? { inactive_threshold: nanos(inactiveMs) } : {}),
     // One ack covers every earlier message: acking each of 20,000 events/s cost a
     // third of the ingest time in socket writes.
     ack_policy: AckPolicy.All,
@@ -229,6 +241,7 @@ async function ensureConsumer(
   jsm: JetStreamManager,
   durable: string,
   fresh: boolean,
+  inactiveMs?: number,
 ): Promise<void> {
   let info: ConsumerInfo;
   try {
@@ -236,7 +249,7 @@ async function ensureConsumer(
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound)
       throw err;
-    await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable));
+    await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable, undefined, inactiveMs));
     return;
   }
   const outdated =
@@ -244,7 +257,10 @@ async function ensureConsumer(
     info.config.ack_wait !== nanos(EVENTS_ACK_WAIT_MS);
   if (fresh && info.num_ack_pending > 0) {
     await jsm.consumers.delete(EVENTS_STREAM, durable);
-    await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable, info.ack_floor.stream_seq + 1));
+    await jsm.consumers.add(
+      EVENTS_STREAM,
+      consumerConfig(durable, info.ack_floor.stream_seq + 1, inactiveMs),
+    );
   } else if (outdated) {
     // Made by an older hub: JetStream refuses to create it again with another configuration.
     await jsm.consumers.update(EVENTS_STREAM, durable, {
@@ -319,7 +335,7 @@ export class EventsConsumer {
         const nc = await untilAborted(this.opts.connection(), this.abort.signal);
         await ensureEventsStream(nc, this.opts.replicas);
         const jsm = await jetstreamManager(nc);
-        await ensureConsumer(jsm, durable, first);
+        await ensureConsumer(jsm, durable, first, this.opts.inactiveThresholdMs);
         first = false;
         const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, durable);
         // Bounded in bytes: the client then asks for at most 100 messages a pull.

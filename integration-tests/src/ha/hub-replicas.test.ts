@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { FlotillaEvent } from '@flotilla/common';
-import { createEvent, eventSubject } from '@flotilla/common';
+import { createEvent, EVENTS_STREAM, eventSubject } from '@flotilla/common';
 import { ensureEventsStream, LEASE_BUCKET } from '@flotilla/hub';
 import {
   createWorkRepo,
@@ -77,7 +77,7 @@ async function publish(nc: NatsConnection, events: FlotillaEvent[]): Promise<voi
         break;
       } catch (err) {
         // A stream leader moving to another node: the agent's publisher retries the same.
-        if (attempt >= 20) throw err;
+        if (attempt >= 120) throw err;
         await new Promise((r) => setTimeout(r, 250));
       }
     }
@@ -194,6 +194,14 @@ test(
       };
       await Promise.all(hubs.map(start));
 
+      // One consumer per replica, and three copies of what the hubs store.
+      const jsm = await jetstreamManager(nc);
+      const durables: string[] = [];
+      for await (const c of jsm.consumers.list(EVENTS_STREAM)) durables.push(c.name);
+      for (const h of hubs)
+        assert.ok(durables.includes(`flotilla-hub-status-${HUB_ID}-${h.replica}`));
+      for (const stream of [EVENTS_STREAM, `KV_${LEASE_BUCKET}`, 'KV_flotilla-status'])
+        assert.equal((await jsm.streams.info(stream)).config.num_replicas, 3, stream);
       const leases = await new Kvm(nc).open(LEASE_BUCKET);
       const holder = async (): Promise<string | undefined> => {
         const e = await leases.get(HUB_ID).catch(() => null);
