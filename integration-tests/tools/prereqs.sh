@@ -91,6 +91,15 @@ else
   "$TOOLS/build-registry.sh" || fail "registry (CNCF Distribution): see the build output above (needs Go and the Go module proxy)"
 fi
 
+# Toxiproxy, the TCP proxy of the network-fault tests.
+if [[ -n "${FLOTILLA_TOXIPROXY:-}" ]]; then
+  check_binary FLOTILLA_TOXIPROXY "$FLOTILLA_TOXIPROXY"
+elif [[ -n "${FLOTILLA_SKIP_TOOLS_BUILD:-}" ]]; then
+  echo "flotilla: skipping the toxiproxy build (FLOTILLA_SKIP_TOOLS_BUILD is set)"
+else
+  "$TOOLS/build-toxiproxy.sh" || fail "toxiproxy: see the build output above (needs Go and the Go module proxy)"
+fi
+
 if [[ "$failed" != 0 ]]; then
   echo "flotilla: prerequisites missing (see above); tests needing them fail under CI=true and are skipped otherwise" >&2
   exit 1

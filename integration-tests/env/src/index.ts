@@ -43,4 +43,6 @@ export type {
   TestChartRepository,
 } from './chart-repo.js';
 export { startRegistry } from './registry.js';
+export { startToxiproxy } from './toxiproxy.js';
+export type { TestProxy, TestToxiproxy, Toxic } from './toxiproxy.js';
 export type { StartRegistryOptions, TestRegistry } from './registry.js';

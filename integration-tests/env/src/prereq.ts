@@ -50,7 +50,7 @@ export async function requirePrerequisite(
 }
 
 /** A piece of the test environment a test can require. */
-export type EnvPart = 'cluster' | 'nats' | 'git';
+export type EnvPart = 'cluster' | 'nats' | 'git' | 'toxiproxy';
 
 function executable(path: string): string | true {
   try {
@@ -88,6 +88,11 @@ const PART_CHECKS: Record<EnvPart, (env: NodeJS.ProcessEnv) => PartCheck> = {
       (await chooseRuntime(env)) === 'containers' ||
       all(executable(binaryPaths(env).kubeApiserver), executable(binaryPaths(env).etcd)),
     howToGet: `${PREREQS_HINT}, set FLOTILLA_KUBE_APISERVER/FLOTILLA_ETCD, or set KUBECONFIG to an existing cluster`,
+  }),
+  toxiproxy: (env) => ({
+    name: 'toxiproxy',
+    check: () => executable(binaryPaths(env).toxiproxy),
+    howToGet: `${PREREQS_HINT} or set FLOTILLA_TOXIPROXY`,
   }),
   nats: (env) => ({
     name: 'nats-server',

@@ -16,6 +16,8 @@ export const HELM_VERSION = 'v3.19.5';
 export const SOPS_VERSION = 'v3.13.3';
 /** CNCF Distribution release of the cached OCI registry (override: FLOTILLA_REGISTRY_VERSION). */
 export const REGISTRY_VERSION = 'v3.1.2';
+/** Toxiproxy release of the cached TCP fault proxy (override: FLOTILLA_TOXIPROXY_VERSION). */
+export const TOXIPROXY_VERSION = 'v2.12.0';
 /** k3s image used when a container runtime exists; same minor as K8S_VERSION where published. */
 export const K3S_IMAGE = 'rancher/k3s:v1.35.4-k3s1';
 /** NATS image used when a container runtime exists. */
@@ -34,6 +36,8 @@ export interface BinaryPaths {
   sops: string;
   /** CNCF Distribution's registry, the OCI registry of chart tests (tools/build-registry.sh). */
   registry: string;
+  /** Toxiproxy's server, the TCP proxy of the network-fault tests (tools/build-toxiproxy.sh). */
+  toxiproxy: string;
 }
 
 /** Cache root: FLOTILLA_CACHE_DIR, else $XDG_CACHE_HOME/flotilla, else ~/.cache/flotilla. */
@@ -71,6 +75,9 @@ export function binaryPaths(env: NodeJS.ProcessEnv = process.env): BinaryPaths {
     registry:
       env.FLOTILLA_REGISTRY ||
       join(root, `registry-${env.FLOTILLA_REGISTRY_VERSION || REGISTRY_VERSION}`, 'registry'),
+    toxiproxy:
+      env.FLOTILLA_TOXIPROXY ||
+      join(root, `toxiproxy-${env.FLOTILLA_TOXIPROXY_VERSION || TOXIPROXY_VERSION}`, 'toxiproxy'),
   };
 }
 

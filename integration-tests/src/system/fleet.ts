@@ -79,7 +79,16 @@ export interface FleetOptions {
    * their namespaces; the harness creates those as the cluster's admin would first.
    */
   namespaced?: Record<string, string[]>;
+  /**
+   * Puts something between the parts (a fault proxy): called once per link with its
+   * upstream host:port, returns the host:port to dial instead. Links: the agents to the
+   * hub's gRPC, the agents to NATS, the hub to NATS.
+   */
+  route?: (link: FleetLink, upstream: string) => Promise<string>;
 }
+
+/** A network link of the installation (see FleetOptions.route). */
+export type FleetLink = 'agent-hub' | 'agent-nats' | 'hub-nats';
 
 /** A running installation. */
 export interface Fleet {
@@ -252,6 +261,14 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     await writeFile(tokenFile, token, { mode: 0o600 });
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
     const hubGrpcAddress = `127.0.0.1:${grpcPort}`;
+    // Where each side dials (the same, unless a test routes a link through a proxy).
+    const natsHostPort = nats.url.replace(/^[a-z]+:\/\//, '');
+    const natsScheme = nats.url.slice(0, nats.url.length - natsHostPort.length);
+    const routed = async (link: FleetLink, upstream: string): Promise<string> =>
+      options.route ? options.route(link, upstream) : upstream;
+    const hubNatsUrl = `${natsScheme}${await routed('hub-nats', natsHostPort)}`;
+    const agentNatsUrl = `${natsScheme}${await routed('agent-nats', natsHostPort)}`;
+    const agentHubAddress = await routed('agent-hub', hubGrpcAddress);
     const insecure = options.insecure === true;
     const hubHttpUrl = `${insecure ? 'http' : 'https'}://127.0.0.1:${httpPort}`;
     const adminDir = insecure ? '' : join(work, 'hub-identity');
@@ -276,7 +293,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         'http:',
         `  listen: 127.0.0.1:${httpPort}`,
         'nats:',
-        `  url: ${nats.url}`,
+        `  url: ${hubNatsUrl}`,
         `  caFile: ${nats.caFile as string}`,
         ...(natsAuth
           ? [
@@ -369,8 +386,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         // No registration without TLS: the same RBAC, but no bootstrap Secret to read.
         manifests = agentManifests({
           cluster: name,
-          hub: hubGrpcAddress,
-          nats: nats.url,
+          hub: agentHubAddress,
+          nats: agentNatsUrl,
           natsCaPem,
           namespaces,
           token: 'unused-in-insecure-mode',
@@ -388,8 +405,10 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
           name,
           '--output-dir',
           installDir(name),
+          '--agent-hub',
+          agentHubAddress,
           '--nats',
-          nats.url,
+          agentNatsUrl,
           '--nats-ca-file',
           nats.caFile as string,
           ...nsFlag,
