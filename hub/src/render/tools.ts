@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ValidationError, durations } from '@flotilla/common';
+import { checkTreePath, printablePath, treePathProblem } from '../source/tree-paths.js';
 
 /** Which program. */
 export type ToolName = 'kustomize' | 'helm' | 'sops';
@@ -124,11 +125,19 @@ export class ExecToolRunner implements ToolRunner {
       await mkdir(scratch, { recursive: true });
       await mkdir(root, { recursive: true });
       for (const [path, data] of req.files) {
+        const problem = treePathProblem(path);
+        if (problem)
+          throw new ValidationError(
+            `unsafe input path "${printablePath(path)}" for ${req.tool}: ${problem} is not allowed`,
+            { file: req.errorFile },
+          );
         await mkdir(dirname(join(root, path)), { recursive: true });
         await writeFile(join(root, path), data);
       }
-      for (const [name, text] of Object.entries(req.scratchFiles ?? {}))
+      for (const [name, text] of Object.entries(req.scratchFiles ?? {})) {
+        checkTreePath(name, `the scratch files of ${req.tool}`);
         await writeFile(join(scratch, name), text);
+      }
       return await this.exec(req, req.args(root, scratch), tmp, root);
     } finally {
       await rm(tmp, { recursive: true, force: true });

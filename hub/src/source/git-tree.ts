@@ -5,6 +5,8 @@ import git from 'isomorphic-git';
 import { FleetPathMissingError } from './fleet-path.js';
 import { MapRepoTree, isReadRoot } from './tree.js';
 import type { RejectedEntry, RepoTree } from './tree.js';
+import { printablePath, treeNameProblem } from './tree-paths.js';
+import { ValidationError } from '@flotilla/common';
 
 /** Where to read a commit from. */
 export interface CommitTreeOptions {
@@ -111,12 +113,12 @@ export async function readCommitTree(opts: CommitTreeOptions): Promise<RepoTree>
   const rejected: RejectedEntry[] = [];
   const { gitdir, commit, cache: gitCache } = opts;
   const rootOid = await fleetTreeOid({ gitdir, commit, cache: gitCache, path: opts.path ?? '' });
-  const top = await git.readTree({ fs, gitdir, oid: rootOid, cache: gitCache });
+  const top = { tree: await treeEntries(opts, rootOid).catch(unsafeAtRoot) };
   const roots = opts.roots ? new Set(opts.roots) : undefined;
   const cache = opts.subtrees ?? new SubtreeCache();
   for (const entry of top.tree) {
     if (roots ? !roots.has(entry.path) : !isReadRoot(entry.path)) continue;
-    const sub = await readEntry(opts, cache, entry);
+    const sub = await readChild(opts, cache, entry).catch(unsafeAtRoot);
     for (const [path, bytes] of sub.files)
       files.set(path === '' ? entry.path : `${entry.path}/${path}`, bytes);
     for (const r of sub.rejected)
@@ -124,6 +126,58 @@ export async function readCommitTree(opts: CommitTreeOptions): Promise<RepoTree>
   }
   cache.rotate();
   return new MapRepoTree(files, rejected);
+}
+
+/** The entries of a tree object. */
+async function treeEntries(opts: CommitTreeOptions, oid: string): Promise<Entry[]> {
+  try {
+    return (await git.readTree({ fs, gitdir: opts.gitdir, oid, cache: opts.cache })).tree;
+  } catch (err) {
+    // The Git library refuses some hostile names itself: same error as ours, with the path.
+    const code = (err as { code?: unknown }).code;
+    const name = (err as { data?: { filepath?: unknown } }).data?.filepath;
+    if (code === 'UnsafeFilepathError')
+      throw new UnsafeTreeEntry(typeof name === 'string' ? name : '?', 'a name Git refuses');
+    throw err;
+  }
+}
+
+/** A tree entry whose name the hub refuses; path relative to where it was caught. */
+class UnsafeTreeEntry extends Error {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(`unsafe tree entry "${printablePath(path)}": ${problem}`);
+  }
+}
+
+/** An unsafe entry as the commit's error (a ValidationError naming the path); other errors as they are. */
+function unsafeAtRoot(this: void, err: unknown): never {
+  if (!(err instanceof UnsafeTreeEntry)) throw err;
+  throw new ValidationError(
+    `the commit holds an unsafe tree entry "${printablePath(err.path)}": ${err.problem} is not allowed`,
+  );
+}
+
+/**
+ * readEntry for a child of a tree, after checking its name: nothing under a hostile name
+ * is read, and the error names the path from here.
+ */
+async function readChild(
+  opts: CommitTreeOptions,
+  cache: SubtreeCache,
+  child: Entry,
+): Promise<SubtreeFiles> {
+  const problem = treeNameProblem(child.path);
+  if (problem) throw new UnsafeTreeEntry(child.path, problem);
+  try {
+    return await readEntry(opts, cache, child);
+  } catch (err) {
+    if (err instanceof UnsafeTreeEntry)
+      throw new UnsafeTreeEntry(`${child.path}/${err.path}`, err.problem);
+    throw err;
+  }
 }
 
 /** Files under one entry, paths relative to it ("" is the entry itself). */
@@ -152,11 +206,11 @@ async function readEntry(
   }
   const hit = cache.get(entry.oid);
   if (hit) return hit;
-  const { tree } = await git.readTree({ fs, gitdir, oid: entry.oid, cache: opts.cache });
+  const tree = await treeEntries(opts, entry.oid);
   const files: [string, Buffer][] = [];
   const rejected: RejectedEntry[] = [];
   for (const child of tree) {
-    const sub = await readEntry(opts, cache, child);
+    const sub = await readChild(opts, cache, child);
     for (const [path, bytes] of sub.files)
       files.push([path === '' ? child.path : `${child.path}/${path}`, bytes]);
     for (const r of sub.rejected)

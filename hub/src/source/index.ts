@@ -12,6 +12,13 @@ export type {
 export { FLEET_ROOTS, MapRepoTree, compareBytes, isReadRoot, readDirectoryTree } from './tree.js';
 export type { DirectoryTreeOptions, RejectedEntry, RepoTree } from './tree.js';
 export { SubtreeCache, fleetTreeOid, readCommitTree } from './git-tree.js';
+export {
+  MAX_TREE_NAME_BYTES,
+  MAX_TREE_PATH_BYTES,
+  checkTreePath,
+  treeNameProblem,
+  treePathProblem,
+} from './tree-paths.js';
 export type { CommitTreeOptions, FleetTreeLocation } from './git-tree.js';
 export { FleetPathMissingError, validateFleetPath } from './fleet-path.js';
 export { describeRef, refMayMove, resolveRef, validateSourceRef } from './refs.js';
