@@ -50,7 +50,8 @@ import { WebhookHandler } from './source/webhook.js';
 import { describeRef } from './source/refs.js';
 import type { WebhookTarget } from './source/webhook.js';
 import type { SourceSnapshot } from './source/git-source.js';
-import { renderOptionsOf } from './render/render-config.js';
+import { renderOptionsOf, renderProgramsOf } from './render/render-config.js';
+import { sandboxFor } from './render/sandbox.js';
 import type { RenderFailure, RenderInputs } from './render/types.js';
 import { WorkerRenderer } from './render/worker-renderer.js';
 import { CapabilitiesStore } from './capabilities/store.js';
@@ -326,6 +327,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     const cfg = this.config;
     const token = await readAgentToken(cfg);
     const identity = await this.startIdentity(token);
+    this.startSandbox();
     for (const [i, s] of cfg.sources.entries()) {
       const source = await this.parts.createSource(cfg, i, this.log);
       this.sources.push({
@@ -797,6 +799,29 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     });
   }
 
+  // Finds where kustomize, helm and sops will run (the renderers use the same result),
+  // says it once, and shows it as a metric: a weaker sandbox than "user" is a warning.
+  private startSandbox(): void {
+    const render = this.config.render;
+    const sandbox = sandboxFor(render.sandbox, renderProgramsOf(render));
+    this.metrics.renderSandbox(sandbox.level);
+    const fields = {
+      [LogFields.component]: 'render',
+      sandbox: sandbox.level,
+      asked: render.sandbox.mode,
+      ...(sandbox.uid !== undefined ? { uid: sandbox.uid, gid: sandbox.gid } : {}),
+    };
+    if (sandbox.level === 'user')
+      this.log.info(fields, 'kustomize, helm and sops run as another user without network');
+    else
+      this.log.warn(
+        { ...fields, why: sandbox.weaker },
+        sandbox.level === 'network'
+          ? 'render sandbox is weaker: kustomize, helm and sops run without network but as the hub user, so they could read files the hub can read'
+          : 'render sandbox is weaker: kustomize, helm and sops run as the hub user with network access to local addresses',
+      );
+  }
+
   private readiness(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
     if (this.stateValue !== 'running') reasons.push(`hub is ${this.stateValue}`);
@@ -918,6 +943,7 @@ export function sourceRenderers(
           ...(cfg
             ? {
                 ...renderOptionsOf(cfg.render),
+                toolSandbox: sandboxFor(cfg.render.sandbox, renderProgramsOf(cfg.render)),
                 maxPruneShare: cfg.prune.maxShare,
                 maxHeapBytes: cfg.render.workerMaxHeapBytes,
                 chartSettings: cfg.charts,

@@ -36,6 +36,10 @@ export {
   DEFAULT_RENDER_LIMITS,
   RenderWorkerError,
   WorkerRenderer,
+  ExecToolRunner,
+  NO_SANDBOX,
+  resolveSandbox,
+  sandboxFor,
 } from './render/index.js';
 export type {
   RenderError,
@@ -43,6 +47,10 @@ export type {
   RenderLimits,
   RenderOptions,
   RenderResult,
+  SandboxLevel,
+  SandboxSetting,
+  ToolRequest,
+  ToolSandbox,
   WorkerRendererOptions,
 } from './render/index.js';
 export type { RenderFailureRecord } from './status/render-failures.js';

@@ -14,11 +14,13 @@
 //   flotilla_rollout_stage_duration_seconds{stage} from a stage starting to it completing (histogram)
 //   flotilla_rollout_decision_seconds             one decision over every rollout bundle (histogram)
 //   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
+//   flotilla_render_sandbox{level}                1 for the sandbox kustomize/helm/sops run in (user|network|none)
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import type { Ack__Output } from '@flotilla/proto';
 import type { HelloSummary, SessionObserver } from '../stream/types.js';
 import type { ClusterStatus } from '../status/model.js';
 import { Counter, Gauge, Histogram, Registry } from './registry.js';
+import type { SandboxLevel } from '../render/sandbox.js';
 
 /** Buckets of flotilla_event_lag_seconds: 10 ms to 60 s. */
 export const EVENT_LAG_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -59,6 +61,7 @@ export class HubMetrics {
   /** When each running stage started ("<rollout>/<stage>" → ms), for its duration. */
   private readonly stageStarts = new Map<string, number>();
   private readonly cuts: Counter;
+  private sandbox: SandboxLevel | undefined;
 
   constructor(
     status: ClusterLister,
@@ -77,6 +80,19 @@ export class HubMetrics {
         'flotilla_render_failures',
         'Bundles failed to render at the current revision, counted per cluster (a whole cluster counts once).',
         () => [[{}, status.list().reduce((n, c) => n + (c.renderFailures?.length ?? 0), 0)]],
+      ),
+    );
+    r.add(
+      new Gauge(
+        'flotilla_render_sandbox',
+        'Where kustomize, helm and sops run: 1 for the level in use (user: another user without network; network: no network; none).',
+        () =>
+          this.sandbox === undefined
+            ? []
+            : (['user', 'network', 'none'] as const).map(
+                (level) =>
+                  [{ level }, level === this.sandbox ? 1 : 0] as [Record<string, string>, number],
+              ),
       ),
     );
     r.add(
@@ -172,6 +188,11 @@ export class HubMetrics {
           this.stageDuration.observe({ stage: String(t.stage) }, (t.atMs - started) / 1000);
       }
     }
+  }
+
+  /** The render sandbox found at start (flotilla_render_sandbox). */
+  renderSandbox(level: SandboxLevel): void {
+    this.sandbox = level;
   }
 
   /** Counts one cut of a cluster's input (only misbehaving clusters get a series). */

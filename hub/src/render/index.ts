@@ -25,7 +25,15 @@ export {
 export { FLEET_API_VERSION } from './spec.js';
 export { CLUSTER_SCOPED_KINDS } from './manifests.js';
 export { formatRenderError } from './format.js';
-export { compileRenderConfig, renderOptionsOf } from './render-config.js';
+export { compileRenderConfig, renderOptionsOf, renderProgramsOf } from './render-config.js';
 export type { RenderConfig } from './render-config.js';
 export { ExecToolRunner, DEFAULT_MAX_TOOL_OUTPUT, DEFAULT_TOOL_MAX_MEMORY } from './tools.js';
 export type { ToolName, ToolOptions, ToolRequest, ToolRunner } from './tools.js';
+export {
+  DEFAULT_SANDBOX_USER,
+  NO_SANDBOX,
+  SANDBOX_STRENGTH,
+  resolveSandbox,
+  sandboxFor,
+} from './sandbox.js';
+export type { SandboxLevel, SandboxMode, SandboxSetting, ToolSandbox } from './sandbox.js';

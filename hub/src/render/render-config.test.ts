@@ -23,6 +23,7 @@ describe('render config', () => {
       maxBundleObjects: 5_000,
       workerMaxHeapBytes: 1024 * MiB,
       defaultCapabilities: BUILTIN_CAPABILITIES,
+      sandbox: { mode: 'auto', uid: 65534, gid: 65534 },
     });
     assert.deepEqual(renderOptionsOf(cfg), {
       maxClusterBytes: 16 * MiB,
@@ -56,6 +57,8 @@ describe('render config', () => {
           workerMaxHeapBytes: 512 * MiB,
           defaultKubeVersion: 'v1.30.2',
           defaultApiVersions: ['v1', 'monitoring.coreos.com/v1', 'v1'],
+          sandbox: 'user',
+          sandboxUser: '10002:10003',
         },
       },
       'hub.yaml',
@@ -77,6 +80,12 @@ describe('render config', () => {
         kubeVersion: 'v1.30.2',
         apiVersions: ['monitoring.coreos.com/v1', 'v1'],
       },
+      sandbox: { mode: 'user', uid: 10002, gid: 10003 },
+    });
+    assert.deepEqual(compileRenderConfig({ render: { sandboxUser: 10002 } }, 'h').sandbox, {
+      mode: 'auto',
+      uid: 10002,
+      gid: 10002,
     });
   });
 
@@ -121,6 +130,18 @@ describe('render config', () => {
     assert.throws(
       () => compileRenderConfig({ render: { defaultApiVersions: ['apps/v1', 'a b'] } }, 'hub.yaml'),
       /render\.defaultApiVersions\[1\]: must be group\/version/,
+    );
+    assert.throws(
+      () => compileRenderConfig({ render: { sandbox: 'strict' } }, 'hub.yaml'),
+      /render\.sandbox: must be one of auto, user, network, none/,
+    );
+    assert.throws(
+      () => compileRenderConfig({ render: { sandboxUser: 'nobody' } }, 'hub.yaml'),
+      /render\.sandboxUser: must be a numeric user id/,
+    );
+    assert.throws(
+      () => compileRenderConfig({ render: { sandboxUser: '0:0' } }, 'hub.yaml'),
+      /render\.sandboxUser: must not be root/,
     );
   });
 });

@@ -16,6 +16,8 @@ import type { ClusterCapabilities } from '@flotilla/common';
 import { BUILTIN_CAPABILITIES } from './capabilities.js';
 import { DEFAULT_RENDER_LIMITS } from './limits.js';
 import { DEFAULT_TOOL_MAX_MEMORY } from './tools.js';
+import { DEFAULT_SANDBOX_USER } from './sandbox.js';
+import type { SandboxMode, SandboxSetting } from './sandbox.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
 import type { RenderOptions } from './types.js';
 import { DEFAULT_RENDER_WORKER_HEAP } from './worker-renderer.js';
@@ -51,6 +53,8 @@ export interface RenderConfig {
    * (defaultKubeVersion, default v1.35.0; defaultApiVersions, default none).
    */
   defaultCapabilities: ClusterCapabilities;
+  /** Where kustomize, helm and sops run (render.sandbox, default auto; render.sandboxUser, default 65534:65534). */
+  sandbox: SandboxSetting;
 }
 
 const FIELDS = [
@@ -68,6 +72,8 @@ const FIELDS = [
   'workerMaxHeapBytes',
   'defaultKubeVersion',
   'defaultApiVersions',
+  'sandbox',
+  'sandboxUser',
 ];
 
 const MiB = 1024 * 1024;
@@ -145,7 +151,34 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
       ' (64 MiB)',
     ),
     defaultCapabilities: defaultCapabilities(r, fail),
+    sandbox: sandboxSetting(r, fail),
   };
+}
+
+const SANDBOX_MODES: readonly SandboxMode[] = ['auto', 'user', 'network', 'none'];
+
+function sandboxSetting(
+  r: Record<string, unknown>,
+  fail: (field: string, problem: string) => never,
+): SandboxSetting {
+  const mode = r.sandbox ?? 'auto';
+  if (typeof mode !== 'string' || !SANDBOX_MODES.includes(mode as SandboxMode))
+    fail('sandbox', `must be one of ${SANDBOX_MODES.join(', ')}`);
+  const user = r.sandboxUser ?? undefined;
+  if (user === undefined) return { mode: mode as SandboxMode, ...DEFAULT_SANDBOX_USER };
+  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(String(user));
+  const uid = Number(m?.[1]);
+  const gid = Number(m?.[2] ?? m?.[1]);
+  if (!m || (typeof user !== 'number' && typeof user !== 'string'))
+    return fail('sandboxUser', 'must be a numeric user id, or uid:gid ("65534:65534")');
+  if (uid === 0 || gid === 0 || uid > 0xfffffffe || gid > 0xfffffffe)
+    return fail('sandboxUser', 'must not be root (0) and at most 4294967294');
+  return { mode: mode as SandboxMode, uid, gid };
+}
+
+/** The kustomize, helm and sops programs a RenderConfig runs (names are looked up on PATH). */
+export function renderProgramsOf(cfg: RenderConfig): string[] {
+  return [cfg.kustomizePath ?? 'kustomize', cfg.helmPath ?? 'helm', cfg.sopsPath ?? 'sops'];
 }
 
 function defaultCapabilities(

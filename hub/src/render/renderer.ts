@@ -97,6 +97,7 @@ export class FleetRenderer {
           : {}),
         ...(opts.toolMaxCpuMs !== undefined ? { maxCpuMs: opts.toolMaxCpuMs } : {}),
         ...(opts.sopsPath !== undefined ? { sopsPath: opts.sopsPath } : {}),
+        ...(opts.toolSandbox !== undefined ? { sandbox: opts.toolSandbox } : {}),
       });
     this.secrets =
       opts.secrets ??

@@ -190,7 +190,7 @@ describe('SOPS-encrypted files', () => {
     assert.doesNotMatch(await reason(exit(4), '/keys.txt'), /hunter2/, 'stderr is never shown');
     const req = runs[0] as ToolRequest;
     assert.equal(req.tool, 'sops');
-    assert.deepEqual(req.env, { SOPS_AGE_KEY_FILE: '/keys.txt' });
+    assert.deepEqual(req.secretFiles, { SOPS_AGE_KEY_FILE: '/keys.txt' });
     assert.deepEqual(req.args('/R', '/S'), [
       'decrypt',
       '--input-type',

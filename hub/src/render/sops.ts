@@ -72,7 +72,7 @@ export class SopsDecrypter implements SecretDecrypter {
         posix.join(root, path),
       ],
       errorFile: path,
-      env: { SOPS_AGE_KEY_FILE: keyFile },
+      secretFiles: { SOPS_AGE_KEY_FILE: keyFile },
       explainExit: (code) => sopsFailure(code, bytes, this.keySetting),
     });
     return Buffer.from(out, 'utf8');

@@ -7,11 +7,24 @@
 // program, a chart that loops or allocates without end never stops other bundles or
 // crashes the hub.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  copyFile,
+  lchown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  realpath,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ValidationError, durations } from '@flotilla/common';
-import { checkTreePath, printablePath, treePathProblem } from '../source/tree-paths.js';
+import { printablePath, treePathProblem } from '../source/tree-paths.js';
+import { NO_SANDBOX } from './sandbox.js';
+import type { ToolSandbox } from './sandbox.js';
 
 /** Which program. */
 export type ToolName = 'kustomize' | 'helm' | 'sops';
@@ -36,6 +49,8 @@ export interface ToolOptions {
   maxMemoryBytes?: number;
   /** CPU time of one run, all threads together (default durations.renderToolCpuTime, 30 s). */
   maxCpuMs?: number;
+  /** Where runs happen (resolveSandbox; default NO_SANDBOX). */
+  sandbox?: ToolSandbox;
 }
 
 /** One run: the files to materialize (repo path → bytes) and the arguments. */
@@ -53,8 +68,15 @@ export interface ToolRequest {
    * directory ("mychart/templates/x.yaml" → "bundles/web/chart/templates/x.yaml").
    */
   renames?: readonly (readonly [from: string, to: string])[];
-  /** Extra environment of the program (e.g. SOPS_AGE_KEY_FILE). */
+  /** Extra environment of the program. */
   env?: Readonly<Record<string, string>>;
+  /**
+   * Files of the hub the program needs (environment variable → host path, e.g.
+   * SOPS_AGE_KEY_FILE): copied into the run's own temp dir, which only the run can
+   * read, and the variable names the copy. The program never needs access to the hub's
+   * files, and the hub never reads the secret into its memory.
+   */
+  secretFiles?: Readonly<Record<string, string>>;
   /**
    * The reason of a failed run (exit code, stderr), when the caller knows the program's
    * codes better than its stderr: sops' stderr is never shown (it could hold plaintext).
@@ -87,6 +109,7 @@ export class ExecToolRunner implements ToolRunner {
   private readonly maxOutputBytes: number;
   private readonly maxMemoryBytes: number;
   private readonly maxCpuMs: number;
+  private readonly sandbox: ToolSandbox;
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   private readonly limit = Math.max(1, availableParallelism());
@@ -101,6 +124,7 @@ export class ExecToolRunner implements ToolRunner {
     this.maxOutputBytes = opts.maxOutputBytes ?? DEFAULT_MAX_TOOL_OUTPUT;
     this.maxMemoryBytes = opts.maxMemoryBytes ?? DEFAULT_TOOL_MAX_MEMORY;
     this.maxCpuMs = opts.maxCpuMs ?? durations.renderToolCpuTime;
+    this.sandbox = opts.sandbox ?? NO_SANDBOX;
   }
 
   async run(req: ToolRequest): Promise<string> {
@@ -135,28 +159,53 @@ export class ExecToolRunner implements ToolRunner {
         await writeFile(join(root, path), data);
       }
       for (const [name, text] of Object.entries(req.scratchFiles ?? {})) {
-        checkTreePath(name, `the scratch files of ${req.tool}`);
+        if (treePathProblem(name) !== undefined || name.includes('/'))
+          throw new Error(`bad scratch file name ${JSON.stringify(name)}`);
         await writeFile(join(scratch, name), text);
       }
-      return await this.exec(req, req.args(root, scratch), tmp, root);
+      const env: Record<string, string> = { ...req.env };
+      for (const [variable, from] of Object.entries(req.secretFiles ?? {})) {
+        const copy = join(tmp, `secret-${variable}`);
+        await copyFile(from, copy);
+        await chmod(copy, 0o400);
+        env[variable] = copy;
+      }
+      const { uid, gid } = this.sandbox;
+      if (uid !== undefined && gid !== undefined) await giveTree(tmp, uid, gid);
+      return await this.exec(req, req.args(root, scratch), tmp, root, env);
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
   }
 
-  private exec(req: ToolRequest, args: string[], tmp: string, root: string): Promise<string> {
+  private exec(
+    req: ToolRequest,
+    args: string[],
+    tmp: string,
+    root: string,
+    extraEnv: Record<string, string>,
+  ): Promise<string> {
     const program = this.paths[req.tool];
+    const { wrapper, uid, gid } = this.sandbox;
     const env = {
       ...sandboxEnv(tmp),
-      ...req.env,
+      ...extraEnv,
       FLOTILLA_LIMIT_DATA_KB: String(Math.ceil(this.maxMemoryBytes / 1024)),
       FLOTILLA_LIMIT_CPU_S: String(Math.max(1, Math.ceil(this.maxCpuMs / 1000))),
     };
     return new Promise((resolve, reject) => {
       execFile(
-        '/bin/sh',
-        ['-c', LIMITED_EXEC, program, ...args],
+        wrapper[0] ?? '/bin/sh',
+        [
+          ...wrapper.slice(1),
+          ...(wrapper.length > 0 ? ['/bin/sh'] : []),
+          '-c',
+          LIMITED_EXEC,
+          program,
+          ...args,
+        ],
         {
+          ...(uid !== undefined && gid !== undefined ? { uid, gid } : {}),
           cwd: root,
           env,
           timeout: this.timeoutMs,
@@ -254,6 +303,13 @@ function sandboxEnv(tmp: string): NodeJS.ProcessEnv {
     GIT_TERMINAL_PROMPT: '0',
     GIT_CONFIG_NOSYSTEM: '1',
   };
+}
+
+// The run's temp dir and everything in it to the sandbox user: it reads its inputs and
+// writes its HOME there, and nothing else of the hub's is its own.
+async function giveTree(tmp: string, uid: number, gid: number): Promise<void> {
+  await chown(tmp, uid, gid);
+  for (const rel of await readdir(tmp, { recursive: true })) await lchown(join(tmp, rel), uid, gid);
 }
 
 function escapeRegExp(text: string): string {

@@ -1,4 +1,5 @@
 // Shapes the renderer hands to the rest of the hub.
+import type { ToolSandbox } from './sandbox.js';
 import type { ClusterCapabilities, DesiredState } from '@flotilla/common';
 import type { ChartSettings } from './charts/settings.js';
 
@@ -119,6 +120,8 @@ export interface RenderOptions {
   defaultCapabilities?: ClusterCapabilities;
   /** Chart repositories and registries: access, cache, limits (default: no credentials, cache in the temp dir). */
   chartSettings?: ChartSettings;
+  /** Where kustomize, helm and sops run (resolveSandbox at hub start; default NO_SANDBOX). */
+  toolSandbox?: ToolSandbox;
 }
 
 /**
