@@ -48,9 +48,11 @@ export interface ToolSandbox {
   level: SandboxLevel;
   /** Program and arguments put before /bin/sh (empty at level none). */
   wrapper: readonly string[];
-  /** The user the child is started as (its temp dir is given to it), when not the hub's. */
+  /** The user a run is, when not the hub's: its temp dir is given to this user. */
   uid?: number;
   gid?: number;
+  /** The wrapper switches to uid/gid itself (setpriv): the child is started as the hub. */
+  wrapperSwitches?: boolean;
   /** Why this level and not a stronger one; undefined at level user. */
   weaker?: string;
 }
@@ -67,6 +69,7 @@ interface Candidate {
   wrapper: string[];
   uid?: number;
   gid?: number;
+  wrapperSwitches?: boolean;
   what: string;
 }
 
@@ -121,6 +124,9 @@ export function resolveSandbox(
               '--no-new-privs',
               '--',
             ],
+            uid,
+            gid,
+            wrapperSwitches: true,
             what: `uid ${uid} in a network namespace`,
           });
       }
@@ -146,6 +152,7 @@ export function resolveSandbox(
         level: c.level,
         wrapper: c.wrapper,
         ...(c.uid !== undefined ? { uid: c.uid, gid: c.gid } : {}),
+        ...(c.wrapperSwitches ? { wrapperSwitches: true } : {}),
       };
       if (c.level !== 'user') out.weaker = failures.join('; ') || 'not asked for';
       return out;
@@ -171,7 +178,7 @@ function tryCandidate(c: Candidate, programs: readonly string[]): string | undef
   const script = [...checks, PROBE].join('\n');
   try {
     execFileSync(c.wrapper[0] as string, [...c.wrapper.slice(1), '/bin/sh', '-c', script], {
-      ...(c.uid !== undefined ? { uid: c.uid, gid: c.gid } : {}),
+      ...(c.uid !== undefined && !c.wrapperSwitches ? { uid: c.uid, gid: c.gid } : {}),
       cwd: '/',
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -186,7 +186,7 @@ export class ExecToolRunner implements ToolRunner {
     extraEnv: Record<string, string>,
   ): Promise<string> {
     const program = this.paths[req.tool];
-    const { wrapper, uid, gid } = this.sandbox;
+    const { wrapper, uid, gid, wrapperSwitches } = this.sandbox;
     const env = {
       ...sandboxEnv(tmp),
       ...extraEnv,
@@ -205,7 +205,7 @@ export class ExecToolRunner implements ToolRunner {
           ...args,
         ],
         {
-          ...(uid !== undefined && gid !== undefined ? { uid, gid } : {}),
+          ...(uid !== undefined && gid !== undefined && !wrapperSwitches ? { uid, gid } : {}),
           cwd: root,
           env,
           timeout: this.timeoutMs,
