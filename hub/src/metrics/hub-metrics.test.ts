@@ -69,3 +69,13 @@ test('rollouts-by-phase-transitions-and-stage-durations', () => {
     'a running stage has no duration yet',
   );
 });
+
+test('the-render-sandbox-level-is-one-series-set-to-1', () => {
+  const m = new HubMetrics({ list: () => [] }, () => NOW);
+  assert.doesNotMatch(m.render(), /flotilla_render_sandbox\{/, 'nothing before the hub found it');
+  m.renderSandbox('network');
+  const text = m.render();
+  assert.match(text, /\nflotilla_render_sandbox\{level="network"\} 1\n/);
+  assert.match(text, /\nflotilla_render_sandbox\{level="user"\} 0\n/);
+  assert.match(text, /\nflotilla_render_sandbox\{level="none"\} 0\n/);
+});
