@@ -256,3 +256,45 @@ test('touch-listeners-hear-of-every-change-and-of-a-cluster-going-offline', () =
   assert.deepEqual(told, ['edge-1', 'edge-2'], 'once');
   assert.equal(status.bundleHealth('edge-1', 'app')?.offline, true);
 });
+
+test('clusters-only-the-fleet-repo-named-disappear-when-their-files-go-and-known-ones-stay', () => {
+  const { status } = model();
+  const rev = 'rev-3'.padEnd(40, '0');
+  // A push declaring many made-up clusters, then their removal.
+  const hostile = Array.from({ length: 500 }, (_, i) => ({
+    name: `bogus-${i}`,
+    labels: {},
+    desired: { revision: rev, digest: 'sha256:d3' },
+  }));
+  const edge1 = {
+    name: 'edge-1',
+    labels: { env: 'prod' },
+    desired: { revision: rev, digest: 'sha256:d3' },
+  };
+  status.setFleet([edge1, ...hostile]);
+  status.connected('edge-1', 's1', hello());
+  assert.equal(status.list().length, 501, 'edge-2 (never connected) went with its file');
+  assert.deepEqual(status.takeRemoved(), ['edge-2']);
+  status.takeDirty();
+  status.setFleet([edge1]);
+  assert.deepEqual(
+    status.list().map((c) => c.name),
+    ['edge-1'],
+  );
+  const removed = status.takeRemoved().sort();
+  assert.equal(removed.length, 500);
+  assert.ok(removed.every((n) => n.startsWith('bogus-')));
+  assert.ok(!status.takeDirty().some((r) => r.name.startsWith('bogus-')));
+  assert.deepEqual(status.takeRemoved(), [], 'taken once');
+
+  // A cluster an agent has connected for keeps its record, shown as not declared.
+  status.setFleet([]);
+  assert.deepEqual(
+    status.list().map((c) => c.name),
+    ['edge-1'],
+  );
+  assert.match(status.get('edge-1')?.message ?? '', /not declared in the fleet repo/);
+  // A failed delete is retried, unless the cluster came back meanwhile.
+  status.markRemoved(['bogus-1', 'edge-1']);
+  assert.deepEqual(status.takeRemoved(), ['bogus-1']);
+});

@@ -123,6 +123,8 @@ function pruneObjects(objects: Record<string, { atMs: number; drifted: boolean }
 export class FleetStatus implements SessionObserver {
   private readonly records = new Map<string, ClusterRecord>();
   private readonly dirty = new Set<string>();
+  /** Records deleted since the last takeRemoved (persistence deletes their keys). */
+  private readonly removed = new Set<string>();
   private readonly persistedSeen = new Map<string, number>();
   private readonly clocks = new AgentClocks();
   private readonly now: () => number;
@@ -148,6 +150,7 @@ export class FleetStatus implements SessionObserver {
     if (!rec) {
       rec = emptyRecord(name);
       this.records.set(name, rec);
+      this.removed.delete(name);
     }
     return rec;
   }
@@ -367,8 +370,14 @@ export class FleetStatus implements SessionObserver {
       this.markConverged(rec, this.now());
       this.touch(e.name);
     }
-    for (const rec of this.records.values()) {
+    for (const rec of [...this.records.values()]) {
       if (declared.has(rec.name) || !rec.inFleet) continue;
+      if (neverSeenByAgent(rec)) {
+        // Only the fleet repo ever named it (e.g. one of thousands of cluster files pushed
+        // and then removed): nothing to show once its file is gone.
+        this.forget(rec.name);
+        continue;
+      }
       rec.inFleet = false;
       rec.desiredRevision = '';
       rec.desiredDigest = '';
@@ -691,8 +700,36 @@ export class FleetStatus implements SessionObserver {
     return out;
   }
 
+  /** Clusters whose records were deleted since the last call, for persistence. */
+  takeRemoved(): string[] {
+    const out = [...this.removed];
+    this.removed.clear();
+    return out;
+  }
+
+  /** Puts names back after a failed delete (unless the cluster is back meanwhile). */
+  markRemoved(names: readonly string[]): void {
+    for (const n of names) if (!this.records.has(n)) this.removed.add(n);
+  }
+
+  private forget(name: string): void {
+    this.records.delete(name);
+    this.dirty.delete(name);
+    this.removed.add(name);
+    this.lastState.delete(name);
+    this.persistedSeen.delete(name);
+    this.offlineTold.delete(name);
+    this.stamps.set(name, (this.stamps.get(name) ?? 0) + 1);
+    for (const l of this.touchListeners) l(name);
+  }
+
   /** Puts records back in the dirty set after a failed save. */
   markDirty(names: readonly string[]): void {
     for (const n of names) this.dirty.add(n);
   }
+}
+
+/** A record only the fleet repo made: no agent ever connected or reported for it. */
+function neverSeenByAgent(rec: ClusterRecord): boolean {
+  return !rec.connected && rec.lastSeenMs === 0 && rec.appliedDigest === '' && rec.session === '';
 }

@@ -26,6 +26,9 @@ export interface PersistableStatus {
   /** Changed records; they may be live objects, so they are serialized at once. */
   takeDirty(): readonly ClusterRecord[];
   markDirty(names: readonly string[]): void;
+  /** Clusters whose records were deleted (their keys go too); absent: none ever are. */
+  takeRemoved?(): string[];
+  markRemoved?(names: readonly string[]): void;
   restore(records: readonly ClusterRecord[]): void;
   /** Shrinks a record until fits(record) or nothing more can go; budget names the limit for the user. */
   shrink(name: string, fits: (rec: ClusterRecord) => boolean, budget: string): void;
@@ -98,6 +101,22 @@ export class KvStatusPersistence {
     return records.length;
   }
 
+  // Keys of deleted records; a failed delete is retried on the next flush.
+  private async deleteRemoved(kv: KV): Promise<void> {
+    const names = this.opts.status.takeRemoved?.() ?? [];
+    const failed: string[] = [];
+    await Promise.all(
+      names.map(async (name) => {
+        try {
+          await kv.purge(name);
+        } catch {
+          failed.push(name);
+        }
+      }),
+    );
+    if (failed.length > 0) this.opts.status.markRemoved?.(failed);
+  }
+
   /** Starts periodic flushing. */
   start(): void {
     this.timer ??= setInterval(
@@ -135,6 +154,7 @@ export class KvStatusPersistence {
     const budget = this.recordBudget();
     // Serialized before any await, so later folds cannot leak into this write.
     const writes = records.map((r) => ({ name: r.name, json: this.fitted(r, budget) }));
+    await this.deleteRemoved(kv);
     const failed: { name: string; err: string }[] = [];
     await Promise.all(
       writes.map(async ({ name, json }) => {
