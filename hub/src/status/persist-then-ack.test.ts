@@ -162,3 +162,41 @@ test(
     }
   },
 );
+
+test('records-of-removed-clusters-no-agent-used-leave-the-bucket-too', { skip }, async () => {
+  const nats = await startNats();
+  const link = new NatsLink({ url: nats.url, logger: silentLogger() });
+  try {
+    link.start();
+    await link.connection();
+    await until(() => link.connected, 'connected to NATS');
+    const first = hub(link);
+    const rev = 'r1'.padEnd(40, '0');
+    const entry = (name: string) => ({ name, labels: {}, desired: { revision: rev, digest: 'd' } });
+    first.status.setFleet(['edge-1', 'bogus-1', 'bogus-2'].map(entry));
+    first.status.connected('edge-1', 's1', {
+      cluster: 'edge-1',
+      agentVersion: 't',
+      appliedDigest: '',
+      appliedRevision: '',
+      protocolVersion: 1,
+    });
+    await first.kv.flush();
+    const second = hub(link);
+    assert.equal(await second.kv.restore(), 3);
+
+    // The bogus files are removed: their records go, from the bucket as well.
+    first.status.setFleet([]);
+    await first.kv.flush();
+    const third = hub(link);
+    assert.equal(await third.kv.restore(), 1);
+    assert.deepEqual(
+      third.status.list().map((c) => c.name),
+      ['edge-1'],
+    );
+    await first.kv.stop();
+  } finally {
+    await link.stop();
+    await nats.stop({ kill: true, removeStore: true });
+  }
+});
