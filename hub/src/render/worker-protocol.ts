@@ -9,7 +9,6 @@
 // the event loop), so the hub's thread never spends long on a result, however large.
 import type { BundleDesiredState, DesiredState } from '@flotilla/common';
 import { MapRepoTree } from '../source/tree.js';
-import { checkTreePath } from '../source/tree-paths.js';
 import type { RejectedEntry, RepoTree } from '../source/tree.js';
 import type { FleetRenderer } from './renderer.js';
 import type { RenderOptions, RenderResult } from './types.js';
@@ -157,7 +156,6 @@ export function unpackTree(packed: PackedTree): MapRepoTree {
   const files = new Map<string, Buffer>();
   let start = 0;
   packed.paths.forEach((path, i) => {
-    checkTreePath(path);
     const end = packed.ends[i] as number;
     files.set(path, Buffer.from(packed.data, start, end - start));
     start = end;

@@ -13,6 +13,7 @@ export const MAX_TREE_PATH_BYTES = 4096;
 // Characters HFS+ ignores in names (git's is_hfs_dotgit): ".g\u200Cit" is ".git" there.
 const HFS_IGNORED = /[\u200C-\u200F\u202A-\u202E\u206A-\u206F\uFEFF]/g;
 const CONTROL = /[\u0000-\u001F\u007F]/;
+const PLAIN_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$/;
 
 /**
  * Why one path component is not allowed, or undefined when it is: empty, "." or "..",
@@ -21,6 +22,8 @@ const CONTROL = /[\u0000-\u001F\u007F]/;
  * NTFS short name "git~1", HFS+ ignorable characters).
  */
 export function treeNameProblem(name: string): string | undefined {
+  // Most names: plain characters, not starting with a dot, nothing like "git~1".
+  if (PLAIN_NAME.test(name) && !/^git~/i.test(name)) return undefined;
   if (name === '') return 'an empty name';
   if (name === '.' || name === '..') return `a "${name}" component`;
   if (name.includes('/') || name.includes('\\')) return 'a slash or backslash inside a name';
