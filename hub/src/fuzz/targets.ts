@@ -6,6 +6,7 @@
 // random bytes with inputs shaped like the real thing, so the fuzzer gets past the first
 // check of each parser.
 import { createHmac } from 'node:crypto';
+import { posix } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { dump } from 'js-yaml';
@@ -24,6 +25,7 @@ import type { JsonPatchOp } from '../render/patch.js';
 import { parseBundle, parseCluster, parseClusterGroup } from '../render/spec.js';
 import { compileTemplate, fillValue } from '../render/vars.js';
 import { parseAllowedSigners } from '../source/allowed-signers.js';
+import { checkTreePath, treePathProblem } from '../source/tree-paths.js';
 import {
   SshFormatError,
   SshUnsupportedError,
@@ -614,6 +616,57 @@ export function fuzzTargets(): FuzzTarget<never>[] {
       refusesCleanly(() => status.foldEvent(parsed.kind, parsed.event));
       refusesCleanly(() => status.get('edge-1'));
       assertPrototypeClean();
+    },
+  });
+
+  // Segments a hostile Git tree could hold, mixed with plain ones.
+  const segment = fc.oneof(
+    fc.constantFrom(
+      '..',
+      '.',
+      '',
+      '.git',
+      '.GIT',
+      '.git. ',
+      'git~1',
+      '.g\u200cit',
+      '.git::$INDEX_ALLOCATION',
+      'a\\..\\b',
+      'a\u0000b',
+      'x\ny',
+      'bundles',
+      'web',
+      'kustomization.yaml',
+      '.gitignore',
+    ),
+    fc.string({ maxLength: 12 }),
+    fc.string({ unit: 'binary', maxLength: 8 }),
+  );
+  add({
+    name: 'git-tree-paths',
+    covers: 'treePathProblem / checkTreePath (every Git tree entry before it is stored or written)',
+    arbitrary: fc.oneof(
+      fc.array(segment, { minLength: 1, maxLength: 6 }).map((s) => s.join('/')),
+      fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => `/${s.join('/')}`),
+      hostileText,
+    ),
+    check(path) {
+      const problem = treePathProblem(path);
+      refusesCleanly(() => checkTreePath(path));
+      if (problem !== undefined) return;
+      // Accepted: it must stay inside any directory it is joined to, and be no .git.
+      const base = '/srv/flotilla-run';
+      if (!posix.join(base, path).startsWith(`${base}/`) || posix.normalize(path) !== path)
+        throw new FuzzCrash(`accepted a path that leaves its directory: ${JSON.stringify(path)}`);
+      for (const name of path.split('/'))
+        if (
+          /[\\\u0000-\u001f]/.test(name) ||
+          name
+            .replace(/[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/g, '')
+            .toLowerCase()
+            .replace(/[. ]+$/, '') === '.git'
+        )
+          throw new FuzzCrash(`accepted a hostile name: ${JSON.stringify(path)}`);
     },
   });
 
