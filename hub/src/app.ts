@@ -65,6 +65,8 @@ import { credsAuthenticator } from '@nats-io/transport-node';
 import { RolloutController } from './rollout/controller.js';
 import { KvRolloutStore } from './rollout/store.js';
 import { RolloutHistoryStream } from './rollout/history.js';
+import { AuditLog } from './audit/audit-log.js';
+import { AuditStream } from './audit/audit-stream.js';
 import type { HistoryRecord } from './rollout/bundle-state.js';
 import type { RolloutPlan } from './render/types.js';
 import { readConfigFile } from './config/load.js';
@@ -186,6 +188,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private sweeper: NodeJS.Timeout | undefined;
   private readonly rollouts: RolloutController;
   private readonly rolloutHistory: RolloutHistoryStream;
+  private readonly auditStream: AuditStream;
+  private readonly audit: AuditLog;
   /** The merged head of every source's last rendering, before rollouts gate it. */
   private head:
     | {
@@ -276,6 +280,15 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       config.status.history.retentionMs,
       config.nats.replicas,
     );
+    this.auditStream = new AuditStream(
+      () => this.nats.connection(),
+      config.status.history.retentionMs,
+    );
+    this.audit = new AuditLog({
+      writer: this.auditStream,
+      history: this.history,
+      logger: this.log.child({ [LogFields.component]: 'audit' }),
+    });
     this.rollouts = new RolloutController({
       store: new KvRolloutStore(() => this.nats.connection(), config.nats.replicas),
       history: this.rolloutHistory,
@@ -401,11 +414,20 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     const access = identity
       ? new ReadAccess(identity.authority, this.log.child({ [LogFields.component]: 'access' }))
       : undefined;
+    // Revoking a person or a token closes their open watches at once (gRPC and HTTP).
+    if (identity && access) {
+      identity.authority.admins.onRevoke((name) =>
+        access.closeStreams('certificate', name, `administrator "${name}" has been revoked`),
+      );
+      identity.authority.apiTokens.onRevoke((name) =>
+        access.closeStreams('token', name, `API token "${name}" has been revoked`),
+      );
+    }
     this.grpc = await startGrpcServer(
       cfg.grpc.listen.address,
       {
         agentStream: this.stream.handlers(),
-        fleet: fleetServiceHandlers(this.status, this.history, access, this.rollouts),
+        fleet: fleetServiceHandlers(this.status, this.history, access, this.rollouts, this.audit),
         ...(identity ? { identity: identity.handlers } : {}),
       },
       identity?.tls,
@@ -433,6 +455,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
           defaults: () => cfg.render.defaultCapabilities,
         },
         rollouts: this.rollouts,
+        audit: this.audit,
       },
       identity ? { ...identity.authority.servingPair, caPem: identity.authority.caPem } : undefined,
     );
@@ -523,6 +546,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       authority,
       handlers: identityHandlers({
         authority,
+        audit: this.audit,
         logger: this.log.child({ [LogFields.component]: 'identity' }),
         // The NATS user JWT lives as long as the certificate and is renewed with it.
         ...(accountSeed
@@ -651,6 +675,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       const records = await this.rolloutHistory.replay(since, log);
       for (const r of records) this.history.addRollout(r);
       log.info({ transitions: records.length }, 'rollout history replayed');
+      const audits = await this.auditStream.replay(since, log);
+      for (const r of audits) this.history.addAudit(r);
+      log.info({ records: audits.length }, 'audit log replayed');
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'history replay failed: history starts from now');
     }
@@ -859,6 +886,11 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.alerts?.stop();
     await step('notifier', () => this.notifier?.stop());
     await step('rollouts', () => this.rollouts.stop());
+    // A last attempt to store audit records still waiting for NATS.
+    await step('audit log', async () => {
+      await this.audit.flush();
+      this.audit.stop();
+    });
     await step('status persistence', () => this.persistence.stop());
     // Released after the last save, so the next holder starts from it.
     await step('lease', () => this.lease?.stop());

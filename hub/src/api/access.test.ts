@@ -278,7 +278,7 @@ test('rollout-actions-need-the-admin-certificate-or-a-write-token', async () => 
   assert.equal(readOnly.status, 403);
   assert.match(
     JSON.parse(readOnly.body).error.message,
-    /API token "ci" may only read: rollout actions need the administrator certificate or a token created with --scope write/,
+    /API token "ci" may only read: rollout actions need an administrator certificate or a token created with --scope rollout/,
   );
   assert.equal((await post(alpha)).status, 403, 'a cluster certificate may not act');
   assert.equal((await post()).status, 401);

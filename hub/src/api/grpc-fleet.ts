@@ -15,8 +15,10 @@ import type { PeerCertificateLike } from '../identity/authority.js';
 import type { BundleDeployment } from '../status/deployments.js';
 import type { ClusterStatus } from '../status/model.js';
 import { kindsParam, limitParam, revisionParam, selectorParam, stateParam } from './query.js';
-import { writerOf } from './access.js';
-import type { PresentedCredentials, ReadAccess } from './access.js';
+import { ReadForbiddenError, actorOf, writerOf } from './access.js';
+import type { PresentedCredentials, ReadAccess, Reader } from './access.js';
+import { viewFor } from './scope.js';
+import type { AuditResult, AuditSink } from '../audit/audit-log.js';
 import type { HistoryReader, RolloutsApi, StatusQuery } from './types.js';
 import { actionParam, toRolloutMessage, toRolloutSummaryMessage } from './rollouts-api.js';
 import type { RolloutAction } from '../rollout/machine.js';
@@ -74,6 +76,7 @@ export function toHistoryMessage(e: HistoryEntry): HistoryEntryMessage {
     bundles: e.bundles,
     drift: e.drift,
     bundleDigests: e.bundleDigests,
+    ...(e.audit ? { audit: { ...e.audit } } : {}),
     // Left unset for every other kind, as the HTTP API leaves it out.
     ...(e.session
       ? {
@@ -129,21 +132,32 @@ function credentialsOfCall(call: CallCredentials): PresentedCredentials {
 }
 
 // Checks the caller may read fleet status (no check without access: --insecure mode).
-function authorize(call: CallCredentials, access: ReadAccess | undefined): void {
-  if (!access) return;
-  access.authorize(credentialsOfCall(call));
+function authorize(call: CallCredentials, access: ReadAccess | undefined): Reader | undefined {
+  if (!access) return undefined;
+  return access.authorize(credentialsOfCall(call));
+}
+
+/** What a call reads from: everything, or a limited token's clusters only (scope.ts). */
+interface View {
+  status: StatusQuery;
+  history: HistoryReader | undefined;
+  reader: Reader | undefined;
 }
 
 /** Runs fn after the access check and answers its value, or the error as a gRPC status. */
-function guarded<Req, Res>(access: ReadAccess | undefined, fn: (req: Req) => Res) {
+function guarded<Req, Res>(
+  access: ReadAccess | undefined,
+  all: Omit<View, 'reader'>,
+  fn: (req: Req, view: View) => Res,
+) {
   return (
     call: CallCredentials & { request: Req },
     callback: (err: Partial<ServiceError> | null, value?: Res) => void,
   ): void => {
     let value: Res;
     try {
-      authorize(call, access);
-      value = fn(call.request);
+      const reader = authorize(call, access);
+      value = fn(call.request, { ...viewFor(reader, all.status, all.history), reader });
     } catch (err) {
       return callback(toStatus(err));
     }
@@ -151,30 +165,57 @@ function guarded<Req, Res>(access: ReadAccess | undefined, fn: (req: Req) => Res
   };
 }
 
+// Rollouts span the fleet: a token limited to some clusters does not read them.
+function notLimited(reader: Reader | undefined): void {
+  if (reader?.clusters)
+    throw new ReadForbiddenError(
+      `API token "${reader.name}" sees only clusters matching ${reader.clusters.text}: rollouts span the fleet`,
+    );
+}
+
 /** Handlers of flotilla.v1.FleetService; every call checks access when it is given. */
 export function fleetServiceHandlers(
-  status: StatusQuery,
-  history?: HistoryReader,
+  fleetStatus: StatusQuery,
+  fleetHistory?: HistoryReader,
   access?: ReadAccess,
   rollouts?: RolloutsApi,
+  audit?: AuditSink,
 ): FleetServiceHandlers {
-  const unary = <Req, Res>(fn: (req: Req) => Res) => guarded(access, fn);
+  const unary = <Req, Res>(fn: (req: Req, view: View) => Res) =>
+    guarded(access, { status: fleetStatus, history: fleetHistory }, fn);
   const withRollouts = (): RolloutsApi => {
     if (!rollouts) throw new FlotillaError('UNAVAILABLE', 'rollouts are unavailable');
     return rollouts;
   };
   return {
-    ListRollouts: unary(() => ({ rollouts: withRollouts().list().map(toRolloutSummaryMessage) })),
-    GetRollout: unary((r) => {
+    ListRollouts: unary((_r, { reader }) => {
+      notLimited(reader);
+      return { rollouts: withRollouts().list().map(toRolloutSummaryMessage) };
+    }),
+    GetRollout: unary((r, { reader }) => {
+      notLimited(reader);
       const v = withRollouts().get(r.bundle);
       if (!v) throw new FlotillaError('NOT_FOUND', `bundle "${r.bundle}" has no rollout`);
       return toRolloutMessage(v);
     }),
     RolloutAction: (call, callback) => {
-      let by: string;
+      const bundle = call.request.bundle;
+      let reader: Reader | undefined;
       let action: RolloutAction;
+      let known: RolloutAction | undefined;
       try {
-        by = writerOf(access?.authorizeWrite(credentialsOfCall(call)));
+        known = actionParam(call.request.action);
+      } catch {
+        // An unknown action is answered after the access check, and is not a write to record.
+      }
+      const record = (actor: string, result: AuditResult, message: string): void => {
+        if (known)
+          audit?.record({ actor, action: `rollout.${known}`, target: bundle, result, message });
+      };
+      try {
+        reader = access?.authorizeWrite(credentialsOfCall(call), (r, why) =>
+          record(actorOf(r), 'denied', `rollout ${known ?? ''} of ${bundle} refused: ${why}`),
+        );
         action = actionParam(call.request.action);
       } catch (err) {
         return callback(toStatus(err));
@@ -182,15 +223,25 @@ export function fleetServiceHandlers(
       // The message is built inside the promise: whatever throws still answers the call.
       Promise.resolve()
         .then(() =>
-          withRollouts().act(call.request.bundle, action, by, call.request.revision || undefined),
+          withRollouts().act(bundle, action, writerOf(reader), call.request.revision || undefined),
         )
-        .then(toRolloutMessage)
+        .then((v) => {
+          record(actorOf(reader), 'ok', `rollout of ${bundle} ${action}: now ${v.phase}`);
+          return toRolloutMessage(v);
+        })
         .then(
           (m) => callback(null, m),
-          (err: unknown) => callback(toStatus(err)),
+          (err: unknown) => {
+            record(
+              actorOf(reader),
+              'failed',
+              `rollout ${action} of ${bundle} failed: ${errorMessage(err)}`,
+            );
+            callback(toStatus(err));
+          },
         );
     },
-    ListClusters: unary((r) => ({
+    ListClusters: unary((r, { status }) => ({
       clusters: status
         .list({
           selector: selectorParam(r.selector),
@@ -199,7 +250,7 @@ export function fleetServiceHandlers(
         })
         .map(toClusterMessage),
     })),
-    GetCluster: unary((r) => {
+    GetCluster: unary((r, { status }) => {
       const d = status.describe(r.name);
       if (!d) throw new FlotillaError('NOT_FOUND', `cluster "${r.name}" not found`);
       const converged = ms(d.cluster.lastConverged);
@@ -209,12 +260,12 @@ export function fleetServiceHandlers(
         lastConvergedMs: converged,
       };
     }),
-    ListBundles: unary(() => ({
+    ListBundles: unary((_r, { status }) => ({
       bundles: status
         .bundleSummaries()
         .map((b) => ({ name: b.name, clusters: b.clusters, states: b.states })),
     })),
-    ListDeployments: unary((r) => {
+    ListDeployments: unary((r, { status }) => {
       if (r.cluster && !status.get(r.cluster))
         throw new FlotillaError('NOT_FOUND', `cluster "${r.cluster}" not found`);
       const filter = {
@@ -225,7 +276,7 @@ export function fleetServiceHandlers(
       };
       return { deployments: status.deployments(filter).map(toDeploymentMessage) };
     }),
-    QueryHistory: unary((r) => {
+    QueryHistory: unary((r, { status, history }) => {
       if (!history) throw new FlotillaError('UNAVAILABLE', 'history is unavailable');
       if (r.cluster && !status.get(r.cluster))
         throw new FlotillaError('NOT_FOUND', `cluster "${r.cluster}" not found`);
@@ -243,8 +294,11 @@ export function fleetServiceHandlers(
     }),
     Watch: (call) => {
       let selector;
+      let reader: Reader | undefined;
+      let status: StatusQuery;
       try {
-        authorize(call, access);
+        reader = authorize(call, access);
+        status = viewFor(reader, fleetStatus, undefined).status;
         selector = selectorParam(call.request.selector);
       } catch (err) {
         // grpc-js sends a server stream's status from an 'error' event; destroy() would
@@ -258,9 +312,24 @@ export function fleetServiceHandlers(
         if (!selector || selector.matches(c.labels))
           call.write({ type: 'changed', cluster: toClusterMessage(c) });
       });
-      call.on('cancelled', off);
-      call.on('close', off);
-      call.on('error', off);
+      // Revoking the person or token ends the stream at once with UNAUTHENTICATED.
+      const untrack =
+        reader && access
+          ? access.track(reader, (why) => {
+              off();
+              call.emit(
+                'error',
+                Object.assign(new Error(why), { code: GrpcStatus.UNAUTHENTICATED, details: why }),
+              );
+            })
+          : () => undefined;
+      const end = (): void => {
+        off();
+        untrack();
+      };
+      call.on('cancelled', end);
+      call.on('close', end);
+      call.on('error', end);
     },
   };
 }

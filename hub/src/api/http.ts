@@ -30,7 +30,10 @@ import {
   errorMessage,
 } from '@flotilla/common';
 import { METRICS_CONTENT_TYPE } from '../metrics/registry.js';
-import type { PresentedCredentials, ReadAccess } from './access.js';
+import type { PresentedCredentials, ReadAccess, Reader } from './access.js';
+import { ReadForbiddenError, actorOf } from './access.js';
+import { viewFor } from './scope.js';
+import type { AuditResult, AuditSink } from '../audit/audit-log.js';
 import {
   kindsParam,
   limitParam,
@@ -45,9 +48,11 @@ import type {
   MetricsText,
   Readiness,
   RolloutsApi,
+  SourceStatus,
   SourcesQuery,
   StatusQuery,
 } from './types.js';
+import type { RolloutAction } from '../rollout/machine.js';
 import { actionParam } from './rollouts-api.js';
 import { writerOf } from './access.js';
 import { sendUiAsset, uiAsset } from './ui/serve.js';
@@ -71,6 +76,8 @@ export interface HttpApiDeps {
   capabilities?: CapabilitiesQuery;
   /** Rollouts; their routes answer 503 without it. */
   rollouts?: RolloutsApi;
+  /** Where rollout actions are recorded; none: not recorded. */
+  audit?: AuditSink;
 }
 
 /** Answers a push webhook for a source (WebhookHandler in source/webhook.ts implements it). */
@@ -198,6 +205,7 @@ function watchRoute(
   res: ServerResponse,
   q: URLSearchParams,
   deps: HttpApiDeps,
+  reader: Reader | undefined,
 ): void {
   const selector = selectorParam(q.get('selector'));
   res.writeHead(200, {
@@ -215,8 +223,20 @@ function watchRoute(
   });
   const keepalive = setInterval(() => res.write(': keepalive\n\n'), WATCH_KEEPALIVE_MS);
   keepalive.unref();
+  // Revoking the person or token ends the stream at once, with the reason as its last event.
+  const untrack =
+    reader && deps.access
+      ? deps.access.track(reader, (why) => {
+          res.write(
+            `event: error\ndata: ${JSON.stringify({ code: 'UNAUTHENTICATED', message: why })}\n\n`,
+          );
+          // The connection may stay: every request on it is checked again, and refused.
+          res.end();
+        })
+      : () => undefined;
   req.on('close', () => {
     off();
+    untrack();
     clearInterval(keepalive);
   });
 }
@@ -256,21 +276,55 @@ async function rolloutAction(
   match: RegExpExecArray,
   deps: HttpApiDeps,
 ): Promise<{ status: number; body: unknown }> {
-  const by = writerOf(deps.access?.authorizeWrite(credentialsOf(req)));
+  const bundle = decodeURIComponent(match[1] as string);
+  let known: RolloutAction | undefined;
+  try {
+    known = actionParam(match[2]);
+  } catch {
+    // An unknown action is answered after the access check, and is not a write to record.
+  }
+  const record = (actor: string, result: AuditResult, message: string): void => {
+    if (known)
+      deps.audit?.record({ actor, action: `rollout.${known}`, target: bundle, result, message });
+  };
+  const reader = deps.access?.authorizeWrite(credentialsOf(req), (r, why) =>
+    record(actorOf(r), 'denied', `rollout ${known ?? ''} of ${bundle} refused: ${why}`),
+  );
   const action = actionParam(match[2]);
   const url = new URL(req.url ?? '/', 'http://localhost');
   const revision = revisionParam(url.searchParams.get('revision'));
-  const view = await rollouts(deps).act(
-    decodeURIComponent(match[1] as string),
-    action,
-    by,
-    revision,
+  try {
+    const view = await rollouts(deps).act(bundle, action, writerOf(reader), revision);
+    record(actorOf(reader), 'ok', `rollout of ${bundle} ${action}: now ${view.phase}`);
+    return { status: 200, body: view };
+  } catch (err) {
+    record(
+      actorOf(reader),
+      'failed',
+      `rollout ${action} of ${bundle} failed: ${errorMessage(err)}`,
+    );
+    throw err;
+  }
+}
+
+// Render errors name clusters: a limited reader sees only its own among them.
+function visibleSources(sources: SourceStatus[], status: StatusQuery): SourceStatus[] {
+  return sources.map((s) =>
+    s.renderErrors
+      ? {
+          ...s,
+          renderErrors: s.renderErrors.map((e) => {
+            const clusters = e.clusters.filter((c) => status.get(c) !== undefined);
+            return { ...e, clusters, clusterCount: clusters.length };
+          }),
+        }
+      : s,
   );
-  return { status: 200, body: view };
 }
 
 /** Routes one request; throws FlotillaError for 4xx/5xx answers. */
-function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): void {
+function route(req: IncomingMessage, res: ServerResponse, all: HttpApiDeps): void {
+  let deps = all;
   const url = new URL(req.url ?? '/', 'http://localhost');
   const path = url.pathname.replace(/\/+$/, '') || '/';
   const q = url.searchParams;
@@ -293,8 +347,17 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
     });
     return void res.end(text);
   }
+  let reader: Reader | undefined;
   if (deps.access && (path === '/api/v1' || path.startsWith('/api/v1/')))
-    deps.access.authorize(credentialsOf(req));
+    reader = deps.access.authorize(credentialsOf(req));
+  // A token limited by a selector reads through a view of its clusters only.
+  if (reader?.clusters) {
+    deps = { ...deps, ...viewFor(reader, deps.status, deps.history) };
+    if (path === '/api/v1/rollouts' || path.startsWith('/api/v1/rollouts/'))
+      throw new ReadForbiddenError(
+        `API token "${reader.name}" sees only clusters matching ${reader.clusters.text}: rollouts span the fleet`,
+      );
+  }
   if (path === '/api/v1/clusters') {
     const selector = selectorParam(q.get('selector') ?? q.get('labelSelector'));
     const filter = {
@@ -309,6 +372,7 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   const caps = /^\/api\/v1\/clusters\/([^/]+)\/capabilities$/.exec(path);
   if (caps && deps.capabilities) {
     const name = decodeURIComponent(caps[1] as string);
+    if (reader?.clusters && !deps.status.get(name)) throw new NotFoundError('cluster', name);
     const reported = deps.capabilities.reported(name);
     return send(res, 200, {
       cluster: name,
@@ -342,14 +406,16 @@ function route(req: IncomingMessage, res: ServerResponse, deps: HttpApiDeps): vo
   }
   if (path === '/api/v1/history') return historyRoute(res, q, deps, false);
   if (path === '/api/v1/drift') return historyRoute(res, q, deps, true);
-  if (path === '/api/v1/watch') return watchRoute(req, res, q, deps);
+  if (path === '/api/v1/watch') return watchRoute(req, res, q, deps, reader);
   if (path === '/api/v1/rollouts' || path.startsWith('/api/v1/rollouts/'))
     return rolloutsRoute(res, path, q, deps);
-  if (path === '/api/v1/sources') return send(res, 200, { sources: deps.sources.sources() });
+  const sources = (): SourceStatus[] =>
+    reader?.clusters ? visibleSources(deps.sources.sources(), deps.status) : deps.sources.sources();
+  if (path === '/api/v1/sources') return send(res, 200, { sources: sources() });
   const source = /^\/api\/v1\/sources\/([^/]+)$/.exec(path);
   if (source) {
     const name = decodeURIComponent(source[1] as string);
-    const found = deps.sources.sources().find((s) => s.name === name);
+    const found = sources().find((s) => s.name === name);
     if (!found) throw new NotFoundError('source', name);
     return send(res, 200, found);
   }

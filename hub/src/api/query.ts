@@ -59,13 +59,13 @@ export function timeParam(
   }
 }
 
-/** History kinds (event kinds, and "rollout" for rollout transitions), each checked. */
+/** History kinds (event kinds, "rollout" for rollout transitions, "audit" for writes), each checked. */
 export function kindsParam(values: readonly string[], name = 'kind'): HistoryKind[] {
   const kinds = values.flatMap((v) => v.split(',')).filter((v) => v !== '');
   for (const k of kinds) {
-    if (!(k in EVENT_TYPES) && k !== 'rollout')
+    if (!(k in EVENT_TYPES) && k !== 'rollout' && k !== 'audit')
       throw new ValidationError(
-        `${name}: unknown event kind "${k}" (use ${Object.keys(EVENT_TYPES).join(', ')}, rollout)`,
+        `${name}: unknown event kind "${k}" (use ${Object.keys(EVENT_TYPES).join(', ')}, rollout, audit)`,
       );
   }
   return kinds as HistoryKind[];

@@ -18,8 +18,10 @@ import type { CliIo } from './io.js';
 export const HISTORY_USAGE = `Usage: flotilla history [--cluster C] [--kind K[,K]] [--since 24h] [-o FMT]
 
 What happened, newest first: applies and apply failures, drift detected and corrected,
-health changes, agent sessions starting and ending, events an agent had to drop, and
-rollout transitions, within the hub's retention.
+health changes, agent sessions starting and ending, events an agent had to drop,
+rollout transitions, and the audit log of every write (--kind audit: cluster add/revoke,
+token create/revoke, admin add/revoke, rollout actions; who, what, when, result), within
+the hub's retention.
 
 Options:
   --cluster NAME      on this cluster only
@@ -28,7 +30,7 @@ Options:
   --bundle-digest D   applies of this bundle digest only
   --kind K[,K]        applied, apply-failed, drift-detected, drift-corrected,
                       health-changed, connected, disconnected, events-dropped,
-                      rollout (repeatable)
+                      rollout, audit (repeatable)
   --since DUR|TIME    from this long ago (e.g. 24h) or this ISO time
   --until DUR|TIME    up to this long ago or this ISO time
   --limit N           at most N entries (default 1000, at most 10000)
@@ -139,6 +141,8 @@ export function summarize(e: HistoryEntry): string {
       return `${names(e.bundles)}${e.message ? `: ${e.message}` : ''}`;
     case 'events-dropped':
       return e.message;
+    case 'audit':
+      return `${e.audit?.actor ?? '-'}: ${e.audit?.action ?? ''} ${e.audit?.target ?? ''}: ${e.message}`;
     case 'rollout': {
       const r = e.rollout;
       const what = r?.from ? `${r.from} → ${r.to}` : (r?.to ?? '');

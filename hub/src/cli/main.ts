@@ -26,6 +26,7 @@ Commands:
   rollout  progressive rollouts: list, status, history, approve, pause, resume, abort, retry
   cluster  add, revoke or list clusters' identities (add issues a bootstrap token and agent manifests)
   token    create, list or revoke API tokens for reading fleet status (dashboards, CI)
+  admin    add, revoke or list administrators: a short-lived certificate per person
   nats     init: create NATS decentralized-auth material (server config, hub credentials)
   version  print the version
   help     show this help
@@ -82,6 +83,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rollout: async () => (await import('./rollout.js')).rolloutCommand,
   cluster: async () => (await import('./cluster.js')).clusterCommand,
   token: async () => (await import('./token.js')).tokenCommand,
+  admin: async () => (await import('./admin.js')).adminCommand,
   nats: async () => (await import('./nats-init.js')).natsCommand,
 };
 

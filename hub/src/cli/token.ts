@@ -14,7 +14,8 @@ import type { CliIo } from './io.js';
 
 /** Usage text of `flotilla token`. */
 export const TOKEN_USAGE = `Usage:
-  flotilla token create NAME [--ttl 90d] [--scope write] [--output-file FILE]
+  flotilla token create NAME [--ttl 90d] [--scope rollout|write] [--selector env=staging]
+                        [--output-file FILE]
   flotilla token list
   flotilla token revoke NAME
 
@@ -25,8 +26,11 @@ Common options:
 
 An API token lets a dashboard, CI job or browser read the fleet's status and history
 (HTTP /api/v1/* with "Authorization: Bearer TOKEN", gRPC FleetService likewise). With
---scope write it may also approve, pause, resume, abort and retry rollouts
-(flotilla rollout ...); without it, it cannot change anything. "create" prints the token once on stdout (or writes it to FILE, mode 0600):
+--scope rollout (or write, every write a token may make) it may also approve, pause,
+resume, abort and retry rollouts (flotilla rollout ...); without it, it cannot change
+anything. With --selector it sees only the clusters the label selector matches, in every
+read (status, deployments, history, watch, the page), and cannot act on rollouts.
+"create" prints the token once on stdout (or writes it to FILE, mode 0600):
 the hub keeps only its digest. Use it with the CLI as FLOTILLA_TOKEN or --token-file.
 "list" shows names and times, never tokens. "revoke" takes effect at once.
 `;
@@ -48,6 +52,7 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
       'admin-dir': { type: 'string' },
       ttl: { type: 'string' },
       scope: { type: 'string', multiple: true },
+      selector: { type: 'string' },
       'output-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -73,10 +78,15 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
   try {
     if (verb === 'create') {
       const scopes = (values.scope ?? []).flatMap((s) => s.split(',')).filter((s) => s !== '');
-      const res = await unary<{ token: string; expiresAtMs: number; scopes: string[] }>((cb) =>
-        client.CreateApiToken({ name: name as string, ttlMs, scopes }, cb),
-      );
-      const note = `API token ${name} created (${(res.scopes.length > 0 ? res.scopes : ['read']).join(', ')}); valid until ${iso(res.expiresAtMs)}. It is shown only now: the hub keeps only its digest.\n`;
+      const selector = values.selector ?? '';
+      const res = await unary<{
+        token: string;
+        expiresAtMs: number;
+        scopes: string[];
+        selector: string;
+      }>((cb) => client.CreateApiToken({ name: name as string, ttlMs, scopes, selector }, cb));
+      const sees = res.selector ? `; sees clusters ${res.selector} only` : '';
+      const note = `API token ${name} created (${(res.scopes.length > 0 ? res.scopes : ['read']).join(', ')}${sees}); valid until ${iso(res.expiresAtMs)}. It is shown only now: the hub keeps only its digest.\n`;
       const file = values['output-file'];
       if (file) {
         await writeFile(resolve(io.cwd, file), `${res.token}\n`, { mode: 0o600 });
@@ -93,19 +103,23 @@ export async function tokenCommand(argv: string[], io: CliIo): Promise<number> {
       return ExitCode.ok;
     }
     const { tokens } = await unary<{
-      tokens: (Omit<ApiTokenInfo, 'scopes'> & { scopes: string[] })[];
+      tokens: (Omit<ApiTokenInfo, 'scopes' | 'selector'> & {
+        scopes: string[];
+        selector?: string;
+      })[];
     }>((cb) => client.ListApiTokens({}, cb));
     const now = Date.now();
     const rows = tokens.map((t) => [
       t.name,
       stateOf(t, now),
       t.scopes.length > 0 ? t.scopes.join(',') : 'read',
+      t.selector || '<all>',
       iso(t.createdAtMs),
       iso(t.expiresAtMs),
       iso(t.lastUsedAtMs),
     ]);
     io.stdout.write(
-      renderTable(['NAME', 'STATE', 'SCOPES', 'CREATED', 'EXPIRES', 'LAST USED'], rows),
+      renderTable(['NAME', 'STATE', 'SCOPES', 'CLUSTERS', 'CREATED', 'EXPIRES', 'LAST USED'], rows),
     );
     return ExitCode.ok;
   } finally {

@@ -12,8 +12,27 @@ import type { DriftedObject } from '../status/event-data.js';
 import { isSessionKind, readSession } from '../status/session-events.js';
 import type { SessionEventKind } from '../status/session-events.js';
 
-/** What a history entry is about: an agent or session event, or a rollout transition. */
-export type HistoryKind = EventKind | 'rollout';
+/** What a history entry is about: an agent or session event, a rollout transition, or a write (audit). */
+export type HistoryKind = EventKind | 'rollout' | 'audit';
+
+/** Who did what to what, on an audit entry: never a secret. */
+export interface AuditInfo {
+  /** "admin alice", "token ci", or what was presented when it was refused. */
+  actor: string;
+  /** e.g. cluster.add, token.revoke, admin.add, rollout.approve. */
+  action: string;
+  /** The cluster, token, person or bundle acted on. */
+  target: string;
+}
+
+/** A write action as the audit log records it (AuditRecord of audit/audit-log.ts). */
+export interface AuditEntryRecord extends AuditInfo {
+  id: string;
+  atMs: number;
+  /** ok, denied or failed. */
+  result: string;
+  message: string;
+}
 
 /** A rollout transition as history shows it (HistoryRecord of rollout/bundle-state.ts). */
 export interface RolloutTransitionRecord {
@@ -56,6 +75,8 @@ export interface HistoryEntry {
   rollout?: { id: string; from: string; to: string; stage: number };
   /** For applies: the remote Helm chart each bundle was rendered from (only bundles that have one). */
   charts?: HistoryChart[];
+  /** For audit entries: who did what to what. */
+  audit?: AuditInfo;
 }
 
 /** The chart version an applied bundle came from. */
@@ -90,6 +111,8 @@ export interface HistoryQuery {
   untilMs?: number | undefined;
   /** Newest first, at most this many (default HISTORY_DEFAULT_LIMIT). */
   limit?: number | undefined;
+  /** Only entries whose cluster this accepts (a token limited by a selector); entries of no cluster ask with "". */
+  clusterVisible?: ((cluster: string) => boolean) | undefined;
 }
 
 /** Entries a query returns when it sets no limit (1,000). */
@@ -168,6 +191,7 @@ class StoredEntry {
     readonly rollout: HistoryEntry['rollout'] = undefined,
     /** "bundle\trepo\tname\tversion\tdigest" per bundle with a remote chart (shared lists). */
     readonly charts: readonly string[] = NO_STRINGS,
+    readonly audit: AuditInfo | undefined = undefined,
   ) {
     this.bytes = estimateBytes(this);
   }
@@ -196,6 +220,7 @@ class StoredEntry {
       ...(this.session ? { session: { ...this.session } } : {}),
       ...(this.rollout ? { rollout: { ...this.rollout } } : {}),
       ...(this.charts.length > 0 ? { charts: this.charts.map(chartOf) } : {}),
+      ...(this.audit ? { audit: { ...this.audit } } : {}),
     };
   }
 }
@@ -219,6 +244,26 @@ function rolloutEntry(r: RolloutTransitionRecord): StoredEntry {
   );
 }
 
+function auditEntry(r: AuditEntryRecord): StoredEntry {
+  return new StoredEntry(
+    r.id,
+    r.atMs,
+    '',
+    'audit',
+    '',
+    '',
+    intern(r.result),
+    r.message,
+    r.action.startsWith('rollout.') ? internList([r.target]) : NO_STRINGS,
+    NO_STRINGS,
+    NO_DRIFT,
+    undefined,
+    undefined,
+    NO_STRINGS,
+    { actor: intern(r.actor), action: intern(r.action), target: intern(r.target) },
+  );
+}
+
 function chartOf(line: string): HistoryChart {
   const [bundle = '', repo = '', name = '', version = '', digest = ''] = line.split('\t');
   return { bundle, repo, name, version, digest };
@@ -236,6 +281,7 @@ function estimateBytes(e: StoredEntry): number {
   }
   if (e.session) n += 64 + e.session.id.length + e.session.reason.length;
   if (e.rollout) n += 48;
+  if (e.audit) n += 48 + e.audit.actor.length + e.audit.target.length;
   return n;
 }
 
@@ -367,6 +413,7 @@ function matches(e: StoredEntry, q: HistoryQuery): boolean {
   if (q.revision && !(q.revision.length >= 7 && e.revision.startsWith(q.revision))) return false;
   if (q.bundleDigest && !e.bundleDigests.includes(q.bundleDigest)) return false;
   if (q.kinds && q.kinds.length > 0 && !q.kinds.includes(e.kind)) return false;
+  if (q.clusterVisible && !q.clusterVisible(e.cluster)) return false;
   return true;
 }
 
@@ -428,6 +475,12 @@ export class HistoryLog {
   addRollout(record: RolloutTransitionRecord): boolean {
     if (this.ids.has(record.id)) return false;
     return this.insert(rolloutEntry(record));
+  }
+
+  /** Adds a write action of the audit log (once per id). */
+  addAudit(record: AuditEntryRecord): boolean {
+    if (this.ids.has(record.id)) return false;
+    return this.insert(auditEntry(record));
   }
 
   private insert(entry: StoredEntry): boolean {

@@ -86,19 +86,19 @@ test('a-write-token-may-act-on-rollouts-and-read-only-is-the-default', async () 
   const a = await authority(dir, () => 1_000_000);
   const { token: reader } = await a.apiTokens.create('dashboard');
   const { token: writer, scopes } = await a.apiTokens.create('release-bot', 0, ['write']);
-  assert.deepEqual(scopes, ['read', 'write']);
+  assert.deepEqual(scopes, ['read', 'rollout', 'write']);
   assert.deepEqual(a.apiTokens.check(reader), { ok: true, name: 'dashboard', scopes: ['read'] });
   assert.deepEqual(a.apiTokens.check(writer), {
     ok: true,
     name: 'release-bot',
-    scopes: ['read', 'write'],
+    scopes: ['read', 'rollout', 'write'],
   });
   const restarted = await authority(dir, () => 1_000_000);
   assert.deepEqual(
     restarted.apiTokens.list().map((t) => [t.name, t.scopes]),
     [
       ['dashboard', ['read']],
-      ['release-bot', ['read', 'write']],
+      ['release-bot', ['read', 'rollout', 'write']],
     ],
   );
   await assert.rejects(a.apiTokens.create('x', 0, ['admin']), /token scope "admin" is not known/);

@@ -6,7 +6,14 @@
 // a refusal can name it) and takes effect on the next request.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '@flotilla/common';
-import { FlotillaError, ValidationError, errorMessage, isDnsLabel } from '@flotilla/common';
+import type { Selector } from '@flotilla/common';
+import {
+  FlotillaError,
+  ValidationError,
+  errorMessage,
+  isDnsLabel,
+  parseSelector,
+} from '@flotilla/common';
 import { sha256 } from './authority.js';
 import type { ApiTokenRecord, IdentityState } from './store.js';
 
@@ -20,15 +27,34 @@ const API_TOKEN_LAST_USED_SAVE_MS = 60_000;
 // 32 random bytes are 43 base64url characters.
 const TOKEN_RE = new RegExp(`^${API_TOKEN_PREFIX}[A-Za-z0-9_-]{43}$`);
 
-/** What a token may do: read fleet status (always), and act on rollouts (write). */
-export type ApiTokenScope = 'read' | 'write';
+/**
+ * What a token may do: read fleet status (always); act on rollouts (rollout); every write
+ * a token may make (write, which includes rollout).
+ */
+export type ApiTokenScope = 'read' | 'rollout' | 'write';
 
 /** Every scope, for messages and checks. */
-export const API_TOKEN_SCOPES: readonly ApiTokenScope[] = ['read', 'write'];
+export const API_TOKEN_SCOPES: readonly ApiTokenScope[] = ['read', 'rollout', 'write'];
+
+/** Longest label selector a token may carry (1,024 characters). */
+const MAX_SELECTOR_LENGTH = 1_024;
+
+/** The scopes granted for those asked: read always; write implies rollout. */
+export function grantedScopes(asked: readonly string[]): ApiTokenScope[] {
+  if (asked.includes('write')) return ['read', 'rollout', 'write'];
+  if (asked.includes('rollout')) return ['read', 'rollout'];
+  return ['read'];
+}
 
 /** The outcome of checking a presented token; `name` only when the token was recognised. */
 export type ApiTokenCheck =
-  | { ok: true; name: string; scopes: ApiTokenScope[] }
+  | {
+      ok: true;
+      name: string;
+      scopes: ApiTokenScope[];
+      /** The clusters the token may see; absent: every cluster. */
+      clusters?: { text: string; selector: Selector };
+    }
   | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'revoked'; name?: string };
 
 /** An API token as `flotilla token list` shows it: never the token itself. */
@@ -39,6 +65,8 @@ export interface ApiTokenInfo {
   lastUsedAtMs: number;
   revokedAtMs: number;
   scopes: ApiTokenScope[];
+  /** The clusters it may see ("" for all). */
+  selector: string;
 }
 
 /** Creates, lists, revokes and checks API tokens in the identity state. */
@@ -52,6 +80,23 @@ export class ApiTokens {
 
   /** When each token's last use was last written to disk (this process). */
   private readonly savedUseAt = new Map<string, number>();
+  /** Compiled selectors by their text. */
+  private readonly selectors = new Map<string, Selector>();
+  private readonly revokeListeners: Array<(name: string) => number> = [];
+
+  /** Registers a listener told when a token is revoked; it returns how many streams it closed. */
+  onRevoke(listener: (name: string) => number): void {
+    this.revokeListeners.push(listener);
+  }
+
+  private compiled(text: string): Selector {
+    let sel = this.selectors.get(text);
+    if (!sel) {
+      sel = parseSelector(text);
+      this.selectors.set(text, sel);
+    }
+    return sel;
+  }
 
   private get records(): Record<string, ApiTokenRecord> {
     return (this.state.apiTokens ??= {});
@@ -59,13 +104,15 @@ export class ApiTokens {
 
   /**
    * Creates a token; a live token of the same name is a CONFLICT (revoke it first).
-   * Scopes default to read only; "write" adds rollout actions (read is always included).
+   * Scopes default to read only; "rollout" adds rollout actions, "write" every write
+   * (read is always included). A selector limits every read to the clusters it matches.
    */
   async create(
     name: string,
     ttlMs = 0,
     scopes: readonly string[] = [],
-  ): Promise<{ token: string; expiresAtMs: number; scopes: ApiTokenScope[] }> {
+    selector = '',
+  ): Promise<{ token: string; expiresAtMs: number; scopes: ApiTokenScope[]; selector: string }> {
     if (!isDnsLabel(name))
       throw new ValidationError(
         `token name "${name}" must be a DNS label (lower-case letters, digits, '-')`,
@@ -75,7 +122,17 @@ export class ApiTokens {
         throw new ValidationError(
           `token scope "${sc}" is not known (use ${API_TOKEN_SCOPES.join(' or ')})`,
         );
-    const granted: ApiTokenScope[] = scopes.includes('write') ? ['read', 'write'] : ['read'];
+    const granted = grantedScopes(scopes);
+    const sel = selector.trim();
+    if (sel.length > MAX_SELECTOR_LENGTH)
+      throw new ValidationError(`token selector is longer than ${MAX_SELECTOR_LENGTH} characters`);
+    if (sel) {
+      try {
+        if (this.compiled(sel).empty) throw new Error('it selects every cluster');
+      } catch (err) {
+        throw new ValidationError(`token selector "${sel}": ${errorMessage(err)}`);
+      }
+    }
     const existing = this.records[name];
     const now = this.now();
     if (existing && existing.revokedAtMs === undefined && existing.expiresAtMs > now)
@@ -88,22 +145,31 @@ export class ApiTokens {
       createdAtMs: now,
       expiresAtMs,
       scopes: granted,
+      ...(sel ? { selector: sel } : {}),
     };
     await this.save();
     this.logger.info(
-      { tokenName: name, expiresAt: new Date(expiresAtMs).toISOString(), scopes: granted },
+      {
+        tokenName: name,
+        expiresAt: new Date(expiresAtMs).toISOString(),
+        scopes: granted,
+        ...(sel ? { selector: sel } : {}),
+      },
       'API token created',
     );
-    return { token, expiresAtMs, scopes: granted };
+    return { token, expiresAtMs, scopes: granted, selector: sel };
   }
 
-  /** Revokes a token by name; effective for the next request. */
-  async revoke(name: string): Promise<void> {
+  /** Revokes a token by name: the next request is refused and its open watches are closed. */
+  async revoke(name: string): Promise<number> {
     const r = this.records[name];
     if (!r) throw new ValidationError(`API token "${name}" does not exist`);
     r.revokedAtMs ??= this.now();
     await this.save();
-    this.logger.warn({ tokenName: name }, 'API token revoked');
+    let closed = 0;
+    for (const l of this.revokeListeners) closed += l(name);
+    this.logger.warn({ tokenName: name, streamsClosed: closed }, 'API token revoked');
+    return closed;
   }
 
   /** Every token, by name. */
@@ -117,6 +183,7 @@ export class ApiTokens {
         lastUsedAtMs: r.lastUsedAtMs ?? 0,
         revokedAtMs: r.revokedAtMs ?? 0,
         scopes: r.scopes ?? ['read'],
+        selector: r.selector ?? '',
       }));
   }
 
@@ -135,7 +202,14 @@ export class ApiTokens {
     const now = this.now();
     if (found.expiresAtMs <= now) return { ok: false, reason: 'expired', name: found.name };
     this.touch(found, now);
-    return { ok: true, name: found.name, scopes: found.scopes ?? ['read'] };
+    const scopes = found.scopes ?? ['read'];
+    if (!found.selector) return { ok: true, name: found.name, scopes };
+    return {
+      ok: true,
+      name: found.name,
+      scopes,
+      clusters: { text: found.selector, selector: this.compiled(found.selector) },
+    };
   }
 
   private touch(r: ApiTokenRecord, now: number): void {

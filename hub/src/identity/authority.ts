@@ -13,6 +13,8 @@ import { BootstrapTokenError, IdentityRefusedError } from './errors.js';
 import { ADMIN_ORG, CLUSTER_ORG, CertificateAuthority, HUB_ORG, createCa } from './pki.js';
 import type { IssuedCert, KeyPairPem } from './pki.js';
 import { ApiTokens } from './api-tokens.js';
+import { Admins, BOOTSTRAP_ADMIN } from './admins.js';
+import forge from 'node-forge';
 import { IdentityStore } from './store.js';
 import type { ClusterRecord, IdentityState } from './store.js';
 
@@ -71,6 +73,7 @@ export class IdentityAuthority {
   private store: IdentityStore;
   private serving!: KeyPairPem;
   private tokens!: ApiTokens;
+  private people!: Admins;
   private readonly now: () => number;
   private readonly revokeListeners: Array<(cluster: string) => number> = [];
   private natsRevoker: (() => Promise<boolean>) | undefined;
@@ -92,16 +95,17 @@ export class IdentityAuthority {
       IDENTITY_DEFAULTS.hubCertValidityMs,
       { server: true, hosts: this.opts.hosts },
     );
-    await this.loadOrCreate('admin', () =>
-      this.ca.issueKeyPair('flotilla-admin', ADMIN_ORG, IDENTITY_DEFAULTS.hubCertValidityMs),
-    );
+    let created = false;
+    const bootstrap = await this.loadOrCreate('admin', () => {
+      created = true;
+      return this.ca.issueKeyPair(BOOTSTRAP_ADMIN, ADMIN_ORG, IDENTITY_DEFAULTS.hubCertValidityMs);
+    });
     this.state = await this.store.load();
-    this.tokens = new ApiTokens(
-      this.state,
-      () => this.store.save(this.state),
-      this.opts.logger,
-      this.now,
-    );
+    const save = (): Promise<void> => this.store.save(this.state);
+    this.tokens = new ApiTokens(this.state, save, this.opts.logger, this.now);
+    this.people = new Admins(this.state, save, this.ca, this.opts.logger, this.now);
+    const cert = forge.pki.certificateFromPem(bootstrap.certPem);
+    await this.people.adoptBootstrap(cert.serialNumber, cert.validity.notAfter.getTime(), created);
     this.opts.logger.info(
       { stateDir: dir, clusters: Object.keys(this.state.clusters).length },
       'identity authority ready',
@@ -131,6 +135,11 @@ export class IdentityAuthority {
   /** API tokens for reading fleet status (`flotilla token`), kept in the same state file. */
   get apiTokens(): ApiTokens {
     return this.tokens;
+  }
+
+  /** Administrators, each a person with short-lived certificates (`flotilla admin`). */
+  get admins(): Admins {
+    return this.people;
   }
 
   /** The hub's serving certificate and key. */
@@ -316,7 +325,10 @@ export class IdentityAuthority {
     const serial = (cert?.serialNumber ?? '').toUpperCase().replace(/^0+/, '');
     if (!cert || !cn || !serial)
       throw new IdentityRefusedError('a client certificate signed by this hub is required');
-    if (org === ADMIN_ORG) return { role: 'admin', name: cn, serial };
+    if (org === ADMIN_ORG) {
+      this.people.verify(cn, serial, cert.valid_to ? Date.parse(cert.valid_to) : undefined);
+      return { role: 'admin', name: cn, serial };
+    }
     if (org !== CLUSTER_ORG)
       throw new IdentityRefusedError(`certificate role "${org ?? ''}" is not accepted`);
     const c = this.state.clusters[cn];

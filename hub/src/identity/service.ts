@@ -1,7 +1,7 @@
 // flotilla.v1.Identity over gRPC: Register (bootstrap token), Renew (cluster mTLS),
-// and the administrator's AddCluster / RevokeCluster / ListIdentities and API token calls
-// (admin mTLS).
-// Every refusal is a clear gRPC status; nothing is issued on a refusal.
+// and the administrators' cluster, API token and administrator calls (admin mTLS).
+// Every refusal is a clear gRPC status; nothing is issued on a refusal. Every write
+// (and every refused or failed one) is recorded in the audit log with who asked.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from '@flotilla/common';
@@ -9,6 +9,7 @@ import { FlotillaError, LogFields, ValidationError, errorMessage } from '@flotil
 import type { Credentials, IdentityHandlers } from '@flotilla/proto';
 import type { IdentityAuthority, PeerCertificateLike, PeerIdentity } from './authority.js';
 import type { IssuedCert } from './pki.js';
+import type { AuditAction, AuditSink } from '../audit/audit-log.js';
 import { BootstrapTokenError, IdentityRefusedError } from './errors.js';
 
 /** Something that carries a TLS auth context (a grpc-js server call). */
@@ -38,7 +39,19 @@ export interface IdentityServiceOptions {
   logger: Logger;
   /** Issues the agent's NATS user JWT; undefined when NATS auth is off. */
   natsJwt?: (cluster: string, publicKey: string) => Promise<string>;
+  /** Where writes are recorded; none: not recorded. */
+  audit?: AuditSink;
 }
+
+/** What a caller presented, for the audit record of a refusal: never more than the certificate's names. */
+function presented(call: HasAuthContext): string {
+  const subject = call.getAuthContext()?.sslPeerCertificate?.subject;
+  const one = (v: string | string[] | undefined): string => (Array.isArray(v) ? v[0] : v) ?? '';
+  if (!subject) return 'no client certificate';
+  return `certificate ${one(subject.CN)} (${one(subject.O)})`;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
 
 // The NATS JWT is signed a moment after the certificate, so it may outlive it by that much.
 const NATS_EXPIRY_MARGIN_MS = 60_000;
@@ -94,9 +107,47 @@ export function identityHandlers(opts: IdentityServiceOptions): IdentityHandlers
       natsJwt,
     };
   };
-  const admin = (call: HasAuthContext): void => {
-    if (peerOf(call, authority).role !== 'admin')
-      throw new IdentityRefusedError('this call needs the hub administrator certificate', true);
+  const admin = (call: HasAuthContext): PeerIdentity => {
+    const peer = peerOf(call, authority);
+    if (peer.role !== 'admin')
+      throw new IdentityRefusedError('this call needs an administrator certificate', true);
+    return peer;
+  };
+  // An administrator's write: checked, done, and recorded in the audit log either way.
+  const write = async <T>(
+    call: HasAuthContext,
+    action: AuditAction,
+    target: string,
+    fn: (actor: string) => Promise<T>,
+    done: (res: T) => string,
+  ): Promise<T> => {
+    let actor: string;
+    try {
+      actor = `admin ${admin(call).name}`;
+    } catch (err) {
+      opts.audit?.record({
+        actor: presented(call),
+        action,
+        target,
+        result: 'denied',
+        message: `${action} ${target} refused: ${errorMessage(err)}`,
+      });
+      throw err;
+    }
+    try {
+      const res = await fn(actor);
+      opts.audit?.record({ actor, action, target, result: 'ok', message: done(res) });
+      return res;
+    } catch (err) {
+      opts.audit?.record({
+        actor,
+        action,
+        target,
+        result: 'failed',
+        message: `${action} ${target} failed: ${errorMessage(err)}`,
+      });
+      throw err;
+    }
   };
   return {
     Register: unary('Register', log, async (call) => {
@@ -110,18 +161,26 @@ export function identityHandlers(opts: IdentityServiceOptions): IdentityHandlers
       return credentials(peer.name, issued, call.request.natsPublicKey);
     }),
     AddCluster: unary('AddCluster', log, async (call) => {
-      admin(call);
       const r = call.request;
-      const { token, expiresAtMs } = await authority.addCluster(
+      const { token, expiresAtMs } = await write(
+        call,
+        'cluster.add',
         r.name,
-        r.labels ?? {},
-        r.tokenTtlMs,
+        () => authority.addCluster(r.name, r.labels ?? {}, r.tokenTtlMs),
+        (res) => `cluster ${r.name} added; bootstrap token valid until ${iso(res.expiresAtMs)}`,
       );
       return { token, expiresAtMs, caPem: authority.caPem };
     }),
     RevokeCluster: unary('RevokeCluster', log, async (call) => {
-      admin(call);
-      return { streamsClosed: await authority.revoke(call.request.name) };
+      const name = call.request.name;
+      const streamsClosed = await write(
+        call,
+        'cluster.revoke',
+        name,
+        () => authority.revoke(name),
+        (n) => `cluster ${name} revoked; ${n} stream(s) closed`,
+      );
+      return { streamsClosed };
     }),
     ListIdentities: unary('ListIdentities', log, async (call) => {
       admin(call);
@@ -137,18 +196,63 @@ export function identityHandlers(opts: IdentityServiceOptions): IdentityHandlers
       };
     }),
     CreateApiToken: unary('CreateApiToken', log, async (call) => {
-      admin(call);
-      const ttl = Number(call.request.ttlMs ?? 0);
-      return authority.apiTokens.create(call.request.name, ttl, call.request.scopes ?? []);
+      const r = call.request;
+      const ttl = Number(r.ttlMs ?? 0);
+      return write(
+        call,
+        'token.create',
+        r.name,
+        () => authority.apiTokens.create(r.name, ttl, r.scopes ?? [], r.selector ?? ''),
+        (res) =>
+          `API token ${r.name} created (${res.scopes.join(', ')}${res.selector ? `; clusters ${res.selector}` : ''}); valid until ${iso(res.expiresAtMs)}`,
+      );
     }),
     ListApiTokens: unary('ListApiTokens', log, async (call) => {
       admin(call);
       return { tokens: authority.apiTokens.list() };
     }),
     RevokeApiToken: unary('RevokeApiToken', log, async (call) => {
-      admin(call);
-      await authority.apiTokens.revoke(call.request.name);
+      const name = call.request.name;
+      await write(
+        call,
+        'token.revoke',
+        name,
+        () => authority.apiTokens.revoke(name),
+        (n) => `API token ${name} revoked; ${n} stream(s) closed`,
+      );
       return {};
+    }),
+    AddAdmin: unary('AddAdmin', log, async (call) => {
+      const r = call.request;
+      const issued = await write(
+        call,
+        'admin.add',
+        r.name,
+        (actor) => authority.admins.add(r.name, r.csrPem, Number(r.ttlMs ?? 0), actor),
+        (res) =>
+          `administrator certificate for ${r.name} issued (serial ${res.serial}); valid until ${res.notAfter.toISOString()}`,
+      );
+      return {
+        certificatePem: issued.certPem,
+        caPem: authority.caPem,
+        notAfterMs: issued.notAfter.getTime(),
+        serial: issued.serial,
+      };
+    }),
+    RevokeAdmin: unary('RevokeAdmin', log, async (call) => {
+      const name = call.request.name;
+      const streamsClosed = await write(
+        call,
+        'admin.revoke',
+        name,
+        () => authority.admins.revoke(name),
+        (n) => `administrator ${name} revoked; ${n} stream(s) closed`,
+      );
+      return { streamsClosed };
+    }),
+    ListAdmins: unary('ListAdmins', log, async (call) => {
+      admin(call);
+      return { admins: authority.admins.list() };
     }),
   };
 }

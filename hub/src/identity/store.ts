@@ -42,7 +42,22 @@ export interface ApiTokenRecord {
   /** Set by `flotilla token revoke`; the record stays so that refusals can name it. */
   revokedAtMs?: number;
   /** What it may do; absent (tokens made before scopes existed) means read only. */
-  scopes?: ('read' | 'write')[];
+  scopes?: ('read' | 'rollout' | 'write')[];
+  /** A label selector: the token sees only the clusters it matches (absent: every cluster). */
+  selector?: string;
+}
+
+/** One administrator (a person): the certificates issued to them, checked by serial. */
+export interface AdminRecord {
+  name: string;
+  addedAtMs: number;
+  /** Who added them: "hub init" for the first administrator, else "admin NAME". */
+  addedBy: string;
+  /** Set by `flotilla admin revoke`; cleared by a new `admin add`. */
+  revokedAtMs?: number;
+  /** Certificates issued, not revoked and not expired: serial (upper-case hex) → notAfter (ms). */
+  serials: Record<string, number>;
+  lastIssuedAtMs?: number;
 }
 
 /** The whole file. */
@@ -54,6 +69,8 @@ export interface IdentityState {
   natsRevocations?: Record<string, { revokedAtS: number; expiresAtMs: number }>;
   /** API tokens by name (`flotilla token`); absent in files written before they existed. */
   apiTokens?: Record<string, ApiTokenRecord>;
+  /** Administrators by name (`flotilla admin`); absent in files written before they existed. */
+  admins?: Record<string, AdminRecord>;
 }
 
 /** Reads and writes identity-state.json; writes are serialized. */

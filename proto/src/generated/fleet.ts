@@ -2,6 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AuditInfo as _flotilla_v1_AuditInfo, AuditInfo__Output as _flotilla_v1_AuditInfo__Output } from './flotilla/v1/AuditInfo.js';
 import type { BundleDeployment as _flotilla_v1_BundleDeployment, BundleDeployment__Output as _flotilla_v1_BundleDeployment__Output } from './flotilla/v1/BundleDeployment.js';
 import type { BundleSummary as _flotilla_v1_BundleSummary, BundleSummary__Output as _flotilla_v1_BundleSummary__Output } from './flotilla/v1/BundleSummary.js';
 import type { ClusterDetail as _flotilla_v1_ClusterDetail, ClusterDetail__Output as _flotilla_v1_ClusterDetail__Output } from './flotilla/v1/ClusterDetail.js';
@@ -39,6 +40,7 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   flotilla: {
     v1: {
+      AuditInfo: MessageTypeDefinition<_flotilla_v1_AuditInfo, _flotilla_v1_AuditInfo__Output>
       BundleDeployment: MessageTypeDefinition<_flotilla_v1_BundleDeployment, _flotilla_v1_BundleDeployment__Output>
       BundleSummary: MessageTypeDefinition<_flotilla_v1_BundleSummary, _flotilla_v1_BundleSummary__Output>
       ClusterDetail: MessageTypeDefinition<_flotilla_v1_ClusterDetail, _flotilla_v1_ClusterDetail__Output>

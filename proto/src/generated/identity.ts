@@ -2,20 +2,27 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AddAdminRequest as _flotilla_v1_AddAdminRequest, AddAdminRequest__Output as _flotilla_v1_AddAdminRequest__Output } from './flotilla/v1/AddAdminRequest.js';
 import type { AddClusterRequest as _flotilla_v1_AddClusterRequest, AddClusterRequest__Output as _flotilla_v1_AddClusterRequest__Output } from './flotilla/v1/AddClusterRequest.js';
 import type { AddClusterResponse as _flotilla_v1_AddClusterResponse, AddClusterResponse__Output as _flotilla_v1_AddClusterResponse__Output } from './flotilla/v1/AddClusterResponse.js';
+import type { AdminCredentials as _flotilla_v1_AdminCredentials, AdminCredentials__Output as _flotilla_v1_AdminCredentials__Output } from './flotilla/v1/AdminCredentials.js';
+import type { AdminInfo as _flotilla_v1_AdminInfo, AdminInfo__Output as _flotilla_v1_AdminInfo__Output } from './flotilla/v1/AdminInfo.js';
 import type { ApiTokenInfo as _flotilla_v1_ApiTokenInfo, ApiTokenInfo__Output as _flotilla_v1_ApiTokenInfo__Output } from './flotilla/v1/ApiTokenInfo.js';
 import type { ClusterIdentity as _flotilla_v1_ClusterIdentity, ClusterIdentity__Output as _flotilla_v1_ClusterIdentity__Output } from './flotilla/v1/ClusterIdentity.js';
 import type { CreateApiTokenRequest as _flotilla_v1_CreateApiTokenRequest, CreateApiTokenRequest__Output as _flotilla_v1_CreateApiTokenRequest__Output } from './flotilla/v1/CreateApiTokenRequest.js';
 import type { CreateApiTokenResponse as _flotilla_v1_CreateApiTokenResponse, CreateApiTokenResponse__Output as _flotilla_v1_CreateApiTokenResponse__Output } from './flotilla/v1/CreateApiTokenResponse.js';
 import type { Credentials as _flotilla_v1_Credentials, Credentials__Output as _flotilla_v1_Credentials__Output } from './flotilla/v1/Credentials.js';
 import type { IdentityClient as _flotilla_v1_IdentityClient, IdentityDefinition as _flotilla_v1_IdentityDefinition } from './flotilla/v1/Identity.js';
+import type { ListAdminsRequest as _flotilla_v1_ListAdminsRequest, ListAdminsRequest__Output as _flotilla_v1_ListAdminsRequest__Output } from './flotilla/v1/ListAdminsRequest.js';
+import type { ListAdminsResponse as _flotilla_v1_ListAdminsResponse, ListAdminsResponse__Output as _flotilla_v1_ListAdminsResponse__Output } from './flotilla/v1/ListAdminsResponse.js';
 import type { ListApiTokensRequest as _flotilla_v1_ListApiTokensRequest, ListApiTokensRequest__Output as _flotilla_v1_ListApiTokensRequest__Output } from './flotilla/v1/ListApiTokensRequest.js';
 import type { ListApiTokensResponse as _flotilla_v1_ListApiTokensResponse, ListApiTokensResponse__Output as _flotilla_v1_ListApiTokensResponse__Output } from './flotilla/v1/ListApiTokensResponse.js';
 import type { ListIdentitiesRequest as _flotilla_v1_ListIdentitiesRequest, ListIdentitiesRequest__Output as _flotilla_v1_ListIdentitiesRequest__Output } from './flotilla/v1/ListIdentitiesRequest.js';
 import type { ListIdentitiesResponse as _flotilla_v1_ListIdentitiesResponse, ListIdentitiesResponse__Output as _flotilla_v1_ListIdentitiesResponse__Output } from './flotilla/v1/ListIdentitiesResponse.js';
 import type { RegisterRequest as _flotilla_v1_RegisterRequest, RegisterRequest__Output as _flotilla_v1_RegisterRequest__Output } from './flotilla/v1/RegisterRequest.js';
 import type { RenewRequest as _flotilla_v1_RenewRequest, RenewRequest__Output as _flotilla_v1_RenewRequest__Output } from './flotilla/v1/RenewRequest.js';
+import type { RevokeAdminRequest as _flotilla_v1_RevokeAdminRequest, RevokeAdminRequest__Output as _flotilla_v1_RevokeAdminRequest__Output } from './flotilla/v1/RevokeAdminRequest.js';
+import type { RevokeAdminResponse as _flotilla_v1_RevokeAdminResponse, RevokeAdminResponse__Output as _flotilla_v1_RevokeAdminResponse__Output } from './flotilla/v1/RevokeAdminResponse.js';
 import type { RevokeApiTokenRequest as _flotilla_v1_RevokeApiTokenRequest, RevokeApiTokenRequest__Output as _flotilla_v1_RevokeApiTokenRequest__Output } from './flotilla/v1/RevokeApiTokenRequest.js';
 import type { RevokeApiTokenResponse as _flotilla_v1_RevokeApiTokenResponse, RevokeApiTokenResponse__Output as _flotilla_v1_RevokeApiTokenResponse__Output } from './flotilla/v1/RevokeApiTokenResponse.js';
 import type { RevokeClusterRequest as _flotilla_v1_RevokeClusterRequest, RevokeClusterRequest__Output as _flotilla_v1_RevokeClusterRequest__Output } from './flotilla/v1/RevokeClusterRequest.js';
@@ -28,20 +35,27 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   flotilla: {
     v1: {
+      AddAdminRequest: MessageTypeDefinition<_flotilla_v1_AddAdminRequest, _flotilla_v1_AddAdminRequest__Output>
       AddClusterRequest: MessageTypeDefinition<_flotilla_v1_AddClusterRequest, _flotilla_v1_AddClusterRequest__Output>
       AddClusterResponse: MessageTypeDefinition<_flotilla_v1_AddClusterResponse, _flotilla_v1_AddClusterResponse__Output>
+      AdminCredentials: MessageTypeDefinition<_flotilla_v1_AdminCredentials, _flotilla_v1_AdminCredentials__Output>
+      AdminInfo: MessageTypeDefinition<_flotilla_v1_AdminInfo, _flotilla_v1_AdminInfo__Output>
       ApiTokenInfo: MessageTypeDefinition<_flotilla_v1_ApiTokenInfo, _flotilla_v1_ApiTokenInfo__Output>
       ClusterIdentity: MessageTypeDefinition<_flotilla_v1_ClusterIdentity, _flotilla_v1_ClusterIdentity__Output>
       CreateApiTokenRequest: MessageTypeDefinition<_flotilla_v1_CreateApiTokenRequest, _flotilla_v1_CreateApiTokenRequest__Output>
       CreateApiTokenResponse: MessageTypeDefinition<_flotilla_v1_CreateApiTokenResponse, _flotilla_v1_CreateApiTokenResponse__Output>
       Credentials: MessageTypeDefinition<_flotilla_v1_Credentials, _flotilla_v1_Credentials__Output>
       Identity: SubtypeConstructor<typeof grpc.Client, _flotilla_v1_IdentityClient> & { service: _flotilla_v1_IdentityDefinition }
+      ListAdminsRequest: MessageTypeDefinition<_flotilla_v1_ListAdminsRequest, _flotilla_v1_ListAdminsRequest__Output>
+      ListAdminsResponse: MessageTypeDefinition<_flotilla_v1_ListAdminsResponse, _flotilla_v1_ListAdminsResponse__Output>
       ListApiTokensRequest: MessageTypeDefinition<_flotilla_v1_ListApiTokensRequest, _flotilla_v1_ListApiTokensRequest__Output>
       ListApiTokensResponse: MessageTypeDefinition<_flotilla_v1_ListApiTokensResponse, _flotilla_v1_ListApiTokensResponse__Output>
       ListIdentitiesRequest: MessageTypeDefinition<_flotilla_v1_ListIdentitiesRequest, _flotilla_v1_ListIdentitiesRequest__Output>
       ListIdentitiesResponse: MessageTypeDefinition<_flotilla_v1_ListIdentitiesResponse, _flotilla_v1_ListIdentitiesResponse__Output>
       RegisterRequest: MessageTypeDefinition<_flotilla_v1_RegisterRequest, _flotilla_v1_RegisterRequest__Output>
       RenewRequest: MessageTypeDefinition<_flotilla_v1_RenewRequest, _flotilla_v1_RenewRequest__Output>
+      RevokeAdminRequest: MessageTypeDefinition<_flotilla_v1_RevokeAdminRequest, _flotilla_v1_RevokeAdminRequest__Output>
+      RevokeAdminResponse: MessageTypeDefinition<_flotilla_v1_RevokeAdminResponse, _flotilla_v1_RevokeAdminResponse__Output>
       RevokeApiTokenRequest: MessageTypeDefinition<_flotilla_v1_RevokeApiTokenRequest, _flotilla_v1_RevokeApiTokenRequest__Output>
       RevokeApiTokenResponse: MessageTypeDefinition<_flotilla_v1_RevokeApiTokenResponse, _flotilla_v1_RevokeApiTokenResponse__Output>
       RevokeClusterRequest: MessageTypeDefinition<_flotilla_v1_RevokeClusterRequest, _flotilla_v1_RevokeClusterRequest__Output>

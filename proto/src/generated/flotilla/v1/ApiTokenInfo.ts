@@ -10,6 +10,7 @@ export interface ApiTokenInfo {
   'lastUsedAtMs'?: (number | string | Long);
   'revokedAtMs'?: (number | string | Long);
   'scopes'?: (string)[];
+  'selector'?: (string);
 }
 
 export interface ApiTokenInfo__Output {
@@ -19,4 +20,5 @@ export interface ApiTokenInfo__Output {
   'lastUsedAtMs': (number);
   'revokedAtMs': (number);
   'scopes': (string)[];
+  'selector': (string);
 }

@@ -7,10 +7,12 @@ export interface CreateApiTokenRequest {
   'name'?: (string);
   'ttlMs'?: (number | string | Long);
   'scopes'?: (string)[];
+  'selector'?: (string);
 }
 
 export interface CreateApiTokenRequest__Output {
   'name': (string);
   'ttlMs': (number);
   'scopes': (string)[];
+  'selector': (string);
 }

@@ -7,10 +7,12 @@ export interface CreateApiTokenResponse {
   'token'?: (string);
   'expiresAtMs'?: (number | string | Long);
   'scopes'?: (string)[];
+  'selector'?: (string);
 }
 
 export interface CreateApiTokenResponse__Output {
   'token': (string);
   'expiresAtMs': (number);
   'scopes': (string)[];
+  'selector': (string);
 }

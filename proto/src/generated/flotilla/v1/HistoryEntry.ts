@@ -3,6 +3,7 @@
 
 import type { DriftedObject as _flotilla_v1_DriftedObject, DriftedObject__Output as _flotilla_v1_DriftedObject__Output } from '../../flotilla/v1/DriftedObject.js';
 import type { SessionInfo as _flotilla_v1_SessionInfo, SessionInfo__Output as _flotilla_v1_SessionInfo__Output } from '../../flotilla/v1/SessionInfo.js';
+import type { AuditInfo as _flotilla_v1_AuditInfo, AuditInfo__Output as _flotilla_v1_AuditInfo__Output } from '../../flotilla/v1/AuditInfo.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface HistoryEntry {
@@ -18,6 +19,7 @@ export interface HistoryEntry {
   'drift'?: (_flotilla_v1_DriftedObject)[];
   'bundleDigests'?: (string)[];
   'session'?: (_flotilla_v1_SessionInfo | null);
+  'audit'?: (_flotilla_v1_AuditInfo | null);
 }
 
 export interface HistoryEntry__Output {
@@ -33,4 +35,5 @@ export interface HistoryEntry__Output {
   'drift': (_flotilla_v1_DriftedObject__Output)[];
   'bundleDigests': (string)[];
   'session': (_flotilla_v1_SessionInfo__Output | null);
+  'audit': (_flotilla_v1_AuditInfo__Output | null);
 }

@@ -3,23 +3,38 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AddAdminRequest as _flotilla_v1_AddAdminRequest, AddAdminRequest__Output as _flotilla_v1_AddAdminRequest__Output } from '../../flotilla/v1/AddAdminRequest.js';
 import type { AddClusterRequest as _flotilla_v1_AddClusterRequest, AddClusterRequest__Output as _flotilla_v1_AddClusterRequest__Output } from '../../flotilla/v1/AddClusterRequest.js';
 import type { AddClusterResponse as _flotilla_v1_AddClusterResponse, AddClusterResponse__Output as _flotilla_v1_AddClusterResponse__Output } from '../../flotilla/v1/AddClusterResponse.js';
+import type { AdminCredentials as _flotilla_v1_AdminCredentials, AdminCredentials__Output as _flotilla_v1_AdminCredentials__Output } from '../../flotilla/v1/AdminCredentials.js';
 import type { CreateApiTokenRequest as _flotilla_v1_CreateApiTokenRequest, CreateApiTokenRequest__Output as _flotilla_v1_CreateApiTokenRequest__Output } from '../../flotilla/v1/CreateApiTokenRequest.js';
 import type { CreateApiTokenResponse as _flotilla_v1_CreateApiTokenResponse, CreateApiTokenResponse__Output as _flotilla_v1_CreateApiTokenResponse__Output } from '../../flotilla/v1/CreateApiTokenResponse.js';
 import type { Credentials as _flotilla_v1_Credentials, Credentials__Output as _flotilla_v1_Credentials__Output } from '../../flotilla/v1/Credentials.js';
+import type { ListAdminsRequest as _flotilla_v1_ListAdminsRequest, ListAdminsRequest__Output as _flotilla_v1_ListAdminsRequest__Output } from '../../flotilla/v1/ListAdminsRequest.js';
+import type { ListAdminsResponse as _flotilla_v1_ListAdminsResponse, ListAdminsResponse__Output as _flotilla_v1_ListAdminsResponse__Output } from '../../flotilla/v1/ListAdminsResponse.js';
 import type { ListApiTokensRequest as _flotilla_v1_ListApiTokensRequest, ListApiTokensRequest__Output as _flotilla_v1_ListApiTokensRequest__Output } from '../../flotilla/v1/ListApiTokensRequest.js';
 import type { ListApiTokensResponse as _flotilla_v1_ListApiTokensResponse, ListApiTokensResponse__Output as _flotilla_v1_ListApiTokensResponse__Output } from '../../flotilla/v1/ListApiTokensResponse.js';
 import type { ListIdentitiesRequest as _flotilla_v1_ListIdentitiesRequest, ListIdentitiesRequest__Output as _flotilla_v1_ListIdentitiesRequest__Output } from '../../flotilla/v1/ListIdentitiesRequest.js';
 import type { ListIdentitiesResponse as _flotilla_v1_ListIdentitiesResponse, ListIdentitiesResponse__Output as _flotilla_v1_ListIdentitiesResponse__Output } from '../../flotilla/v1/ListIdentitiesResponse.js';
 import type { RegisterRequest as _flotilla_v1_RegisterRequest, RegisterRequest__Output as _flotilla_v1_RegisterRequest__Output } from '../../flotilla/v1/RegisterRequest.js';
 import type { RenewRequest as _flotilla_v1_RenewRequest, RenewRequest__Output as _flotilla_v1_RenewRequest__Output } from '../../flotilla/v1/RenewRequest.js';
+import type { RevokeAdminRequest as _flotilla_v1_RevokeAdminRequest, RevokeAdminRequest__Output as _flotilla_v1_RevokeAdminRequest__Output } from '../../flotilla/v1/RevokeAdminRequest.js';
+import type { RevokeAdminResponse as _flotilla_v1_RevokeAdminResponse, RevokeAdminResponse__Output as _flotilla_v1_RevokeAdminResponse__Output } from '../../flotilla/v1/RevokeAdminResponse.js';
 import type { RevokeApiTokenRequest as _flotilla_v1_RevokeApiTokenRequest, RevokeApiTokenRequest__Output as _flotilla_v1_RevokeApiTokenRequest__Output } from '../../flotilla/v1/RevokeApiTokenRequest.js';
 import type { RevokeApiTokenResponse as _flotilla_v1_RevokeApiTokenResponse, RevokeApiTokenResponse__Output as _flotilla_v1_RevokeApiTokenResponse__Output } from '../../flotilla/v1/RevokeApiTokenResponse.js';
 import type { RevokeClusterRequest as _flotilla_v1_RevokeClusterRequest, RevokeClusterRequest__Output as _flotilla_v1_RevokeClusterRequest__Output } from '../../flotilla/v1/RevokeClusterRequest.js';
 import type { RevokeClusterResponse as _flotilla_v1_RevokeClusterResponse, RevokeClusterResponse__Output as _flotilla_v1_RevokeClusterResponse__Output } from '../../flotilla/v1/RevokeClusterResponse.js';
 
 export interface IdentityClient extends grpc.Client {
+  AddAdmin(argument: _flotilla_v1_AddAdminRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_AdminCredentials__Output>): grpc.ClientUnaryCall;
+  AddAdmin(argument: _flotilla_v1_AddAdminRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_AdminCredentials__Output>): grpc.ClientUnaryCall;
+  AddAdmin(argument: _flotilla_v1_AddAdminRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_AdminCredentials__Output>): grpc.ClientUnaryCall;
+  AddAdmin(argument: _flotilla_v1_AddAdminRequest, callback: grpc.requestCallback<_flotilla_v1_AdminCredentials__Output>): grpc.ClientUnaryCall;
+  addAdmin(argument: _flotilla_v1_AddAdminRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_AdminCredentials__Output>): grpc.ClientUnaryCall;
+  addAdmin(argument: _flotilla_v1_AddAdminRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_AdminCredentials__Output>): grpc.ClientUnaryCall;
+  addAdmin(argument: _flotilla_v1_AddAdminRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_AdminCredentials__Output>): grpc.ClientUnaryCall;
+  addAdmin(argument: _flotilla_v1_AddAdminRequest, callback: grpc.requestCallback<_flotilla_v1_AdminCredentials__Output>): grpc.ClientUnaryCall;
+  
   AddCluster(argument: _flotilla_v1_AddClusterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_AddClusterResponse__Output>): grpc.ClientUnaryCall;
   AddCluster(argument: _flotilla_v1_AddClusterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_AddClusterResponse__Output>): grpc.ClientUnaryCall;
   AddCluster(argument: _flotilla_v1_AddClusterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_AddClusterResponse__Output>): grpc.ClientUnaryCall;
@@ -37,6 +52,15 @@ export interface IdentityClient extends grpc.Client {
   createApiToken(argument: _flotilla_v1_CreateApiTokenRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_CreateApiTokenResponse__Output>): grpc.ClientUnaryCall;
   createApiToken(argument: _flotilla_v1_CreateApiTokenRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_CreateApiTokenResponse__Output>): grpc.ClientUnaryCall;
   createApiToken(argument: _flotilla_v1_CreateApiTokenRequest, callback: grpc.requestCallback<_flotilla_v1_CreateApiTokenResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListAdmins(argument: _flotilla_v1_ListAdminsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListAdminsResponse__Output>): grpc.ClientUnaryCall;
+  ListAdmins(argument: _flotilla_v1_ListAdminsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_ListAdminsResponse__Output>): grpc.ClientUnaryCall;
+  ListAdmins(argument: _flotilla_v1_ListAdminsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListAdminsResponse__Output>): grpc.ClientUnaryCall;
+  ListAdmins(argument: _flotilla_v1_ListAdminsRequest, callback: grpc.requestCallback<_flotilla_v1_ListAdminsResponse__Output>): grpc.ClientUnaryCall;
+  listAdmins(argument: _flotilla_v1_ListAdminsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListAdminsResponse__Output>): grpc.ClientUnaryCall;
+  listAdmins(argument: _flotilla_v1_ListAdminsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_ListAdminsResponse__Output>): grpc.ClientUnaryCall;
+  listAdmins(argument: _flotilla_v1_ListAdminsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListAdminsResponse__Output>): grpc.ClientUnaryCall;
+  listAdmins(argument: _flotilla_v1_ListAdminsRequest, callback: grpc.requestCallback<_flotilla_v1_ListAdminsResponse__Output>): grpc.ClientUnaryCall;
   
   ListApiTokens(argument: _flotilla_v1_ListApiTokensRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_ListApiTokensResponse__Output>): grpc.ClientUnaryCall;
   ListApiTokens(argument: _flotilla_v1_ListApiTokensRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_ListApiTokensResponse__Output>): grpc.ClientUnaryCall;
@@ -74,6 +98,15 @@ export interface IdentityClient extends grpc.Client {
   renew(argument: _flotilla_v1_RenewRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_Credentials__Output>): grpc.ClientUnaryCall;
   renew(argument: _flotilla_v1_RenewRequest, callback: grpc.requestCallback<_flotilla_v1_Credentials__Output>): grpc.ClientUnaryCall;
   
+  RevokeAdmin(argument: _flotilla_v1_RevokeAdminRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_RevokeAdminResponse__Output>): grpc.ClientUnaryCall;
+  RevokeAdmin(argument: _flotilla_v1_RevokeAdminRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_RevokeAdminResponse__Output>): grpc.ClientUnaryCall;
+  RevokeAdmin(argument: _flotilla_v1_RevokeAdminRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_RevokeAdminResponse__Output>): grpc.ClientUnaryCall;
+  RevokeAdmin(argument: _flotilla_v1_RevokeAdminRequest, callback: grpc.requestCallback<_flotilla_v1_RevokeAdminResponse__Output>): grpc.ClientUnaryCall;
+  revokeAdmin(argument: _flotilla_v1_RevokeAdminRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_RevokeAdminResponse__Output>): grpc.ClientUnaryCall;
+  revokeAdmin(argument: _flotilla_v1_RevokeAdminRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_RevokeAdminResponse__Output>): grpc.ClientUnaryCall;
+  revokeAdmin(argument: _flotilla_v1_RevokeAdminRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_RevokeAdminResponse__Output>): grpc.ClientUnaryCall;
+  revokeAdmin(argument: _flotilla_v1_RevokeAdminRequest, callback: grpc.requestCallback<_flotilla_v1_RevokeAdminResponse__Output>): grpc.ClientUnaryCall;
+  
   RevokeApiToken(argument: _flotilla_v1_RevokeApiTokenRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_RevokeApiTokenResponse__Output>): grpc.ClientUnaryCall;
   RevokeApiToken(argument: _flotilla_v1_RevokeApiTokenRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_flotilla_v1_RevokeApiTokenResponse__Output>): grpc.ClientUnaryCall;
   RevokeApiToken(argument: _flotilla_v1_RevokeApiTokenRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_flotilla_v1_RevokeApiTokenResponse__Output>): grpc.ClientUnaryCall;
@@ -95,9 +128,13 @@ export interface IdentityClient extends grpc.Client {
 }
 
 export interface IdentityHandlers extends grpc.UntypedServiceImplementation {
+  AddAdmin: grpc.handleUnaryCall<_flotilla_v1_AddAdminRequest__Output, _flotilla_v1_AdminCredentials>;
+  
   AddCluster: grpc.handleUnaryCall<_flotilla_v1_AddClusterRequest__Output, _flotilla_v1_AddClusterResponse>;
   
   CreateApiToken: grpc.handleUnaryCall<_flotilla_v1_CreateApiTokenRequest__Output, _flotilla_v1_CreateApiTokenResponse>;
+  
+  ListAdmins: grpc.handleUnaryCall<_flotilla_v1_ListAdminsRequest__Output, _flotilla_v1_ListAdminsResponse>;
   
   ListApiTokens: grpc.handleUnaryCall<_flotilla_v1_ListApiTokensRequest__Output, _flotilla_v1_ListApiTokensResponse>;
   
@@ -107,6 +144,8 @@ export interface IdentityHandlers extends grpc.UntypedServiceImplementation {
   
   Renew: grpc.handleUnaryCall<_flotilla_v1_RenewRequest__Output, _flotilla_v1_Credentials>;
   
+  RevokeAdmin: grpc.handleUnaryCall<_flotilla_v1_RevokeAdminRequest__Output, _flotilla_v1_RevokeAdminResponse>;
+  
   RevokeApiToken: grpc.handleUnaryCall<_flotilla_v1_RevokeApiTokenRequest__Output, _flotilla_v1_RevokeApiTokenResponse>;
   
   RevokeCluster: grpc.handleUnaryCall<_flotilla_v1_RevokeClusterRequest__Output, _flotilla_v1_RevokeClusterResponse>;
@@ -114,12 +153,15 @@ export interface IdentityHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface IdentityDefinition extends grpc.ServiceDefinition {
+  AddAdmin: MethodDefinition<_flotilla_v1_AddAdminRequest, _flotilla_v1_AdminCredentials, _flotilla_v1_AddAdminRequest__Output, _flotilla_v1_AdminCredentials__Output>
   AddCluster: MethodDefinition<_flotilla_v1_AddClusterRequest, _flotilla_v1_AddClusterResponse, _flotilla_v1_AddClusterRequest__Output, _flotilla_v1_AddClusterResponse__Output>
   CreateApiToken: MethodDefinition<_flotilla_v1_CreateApiTokenRequest, _flotilla_v1_CreateApiTokenResponse, _flotilla_v1_CreateApiTokenRequest__Output, _flotilla_v1_CreateApiTokenResponse__Output>
+  ListAdmins: MethodDefinition<_flotilla_v1_ListAdminsRequest, _flotilla_v1_ListAdminsResponse, _flotilla_v1_ListAdminsRequest__Output, _flotilla_v1_ListAdminsResponse__Output>
   ListApiTokens: MethodDefinition<_flotilla_v1_ListApiTokensRequest, _flotilla_v1_ListApiTokensResponse, _flotilla_v1_ListApiTokensRequest__Output, _flotilla_v1_ListApiTokensResponse__Output>
   ListIdentities: MethodDefinition<_flotilla_v1_ListIdentitiesRequest, _flotilla_v1_ListIdentitiesResponse, _flotilla_v1_ListIdentitiesRequest__Output, _flotilla_v1_ListIdentitiesResponse__Output>
   Register: MethodDefinition<_flotilla_v1_RegisterRequest, _flotilla_v1_Credentials, _flotilla_v1_RegisterRequest__Output, _flotilla_v1_Credentials__Output>
   Renew: MethodDefinition<_flotilla_v1_RenewRequest, _flotilla_v1_Credentials, _flotilla_v1_RenewRequest__Output, _flotilla_v1_Credentials__Output>
+  RevokeAdmin: MethodDefinition<_flotilla_v1_RevokeAdminRequest, _flotilla_v1_RevokeAdminResponse, _flotilla_v1_RevokeAdminRequest__Output, _flotilla_v1_RevokeAdminResponse__Output>
   RevokeApiToken: MethodDefinition<_flotilla_v1_RevokeApiTokenRequest, _flotilla_v1_RevokeApiTokenResponse, _flotilla_v1_RevokeApiTokenRequest__Output, _flotilla_v1_RevokeApiTokenResponse__Output>
   RevokeCluster: MethodDefinition<_flotilla_v1_RevokeClusterRequest, _flotilla_v1_RevokeClusterResponse, _flotilla_v1_RevokeClusterRequest__Output, _flotilla_v1_RevokeClusterResponse__Output>
 }

@@ -1,0 +1,186 @@
+// Administrators are people, each with short-lived client certificates from the hub's CA
+// (subject O=flotilla-admin, CN=the person), checked by serial like cluster certificates:
+// a certificate is accepted only while its serial is in its person's live list, so
+// `flotilla admin revoke NAME` stops every certificate of that person at once, and the
+// listeners close the person's open streams. The first administrator is the
+// certificate the hub writes into its state directory at first start (admin.crt,
+// CN=flotilla-admin): it is recorded here like any other, and can be revoked too.
+import type { Logger } from '@flotilla/common';
+import { FlotillaError, ValidationError, isDnsLabel } from '@flotilla/common';
+import { IdentityRefusedError } from './errors.js';
+import { ADMIN_ORG } from './pki.js';
+import type { IssuedCert } from './pki.js';
+import type { AdminRecord, IdentityState } from './store.js';
+
+/** Lifetimes of administrator certificates (ms). */
+export const ADMIN_DEFAULTS = {
+  /** A person's certificate when `admin add` names no --ttl (12 h). */
+  certValidityMs: 12 * 3_600_000,
+  /** The longest a person's certificate may live (7 days). */
+  maxCertValidityMs: 7 * 86_400_000,
+} as const;
+
+/** The name (CN) of the first administrator, whose certificate the hub writes at first start. */
+export const BOOTSTRAP_ADMIN = 'flotilla-admin';
+
+/** What `flotilla admin list` shows of a person: never a key. */
+export interface AdminInfo {
+  name: string;
+  addedAtMs: number;
+  addedBy: string;
+  revokedAtMs: number;
+  /** Live certificates. */
+  certificates: number;
+  lastIssuedAtMs: number;
+  /** When the newest live certificate expires; 0 when none. */
+  notAfterMs: number;
+}
+
+/** Signs a CSR (CertificateAuthority implements it). */
+export interface AdminSigner {
+  issueFromCsr(csrPem: string, cn: string, org: string, validityMs: number): IssuedCert;
+}
+
+/** Strips the leading zeros node and forge may disagree on; serials compare upper-case. */
+export function normalSerial(serial: string): string {
+  return serial.toUpperCase().replace(/^0+/, '');
+}
+
+/** Issues, revokes, lists and checks administrators' certificates in the identity state. */
+export class Admins {
+  private readonly listeners: Array<(name: string) => number> = [];
+
+  constructor(
+    private readonly state: IdentityState,
+    private readonly save: () => Promise<void>,
+    private readonly signer: AdminSigner,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private get records(): Record<string, AdminRecord> {
+    return (this.state.admins ??= {});
+  }
+
+  /** Registers a listener told when a person is revoked; it returns how many streams it closed. */
+  onRevoke(listener: (name: string) => number): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Records the hub's own admin.crt as the first administrator. A state written before
+   * people existed (or a new hub) adopts it; a certificate the hub has just re-created
+   * (the file was deleted: the recovery path) re-admits the person; otherwise a revoked
+   * bootstrap certificate stays revoked.
+   */
+  async adoptBootstrap(serial: string, notAfterMs: number, created: boolean): Promise<void> {
+    const existing = this.records[BOOTSTRAP_ADMIN];
+    if (existing && !created) return;
+    const now = this.now();
+    const record: AdminRecord =
+      existing && existing.revokedAtMs === undefined
+        ? existing
+        : { name: BOOTSTRAP_ADMIN, addedAtMs: now, addedBy: 'hub init', serials: {} };
+    record.serials[normalSerial(serial)] = notAfterMs;
+    record.lastIssuedAtMs = now;
+    this.records[BOOTSTRAP_ADMIN] = record;
+    await this.save();
+    this.logger.info({ admin: BOOTSTRAP_ADMIN }, 'first administrator recorded');
+  }
+
+  /** Issues a certificate for `name` from their CSR; adds the person when new (or revoked before). */
+  async add(name: string, csrPem: string, ttlMs: number, by: string): Promise<IssuedCert> {
+    if (!isDnsLabel(name))
+      throw new ValidationError(
+        `administrator name "${name}" must be a DNS label (lower-case letters, digits, '-')`,
+      );
+    if (ttlMs > ADMIN_DEFAULTS.maxCertValidityMs)
+      throw new ValidationError(
+        `administrator certificates live at most ${ADMIN_DEFAULTS.maxCertValidityMs / 86_400_000} days (--ttl)`,
+      );
+    const validity = ttlMs > 0 ? ttlMs : ADMIN_DEFAULTS.certValidityMs;
+    const issued = this.signer.issueFromCsr(csrPem, name, ADMIN_ORG, validity);
+    const now = this.now();
+    const existing = this.records[name];
+    // Re-adding a revoked person starts a new record: no old certificate comes back.
+    const record: AdminRecord =
+      existing && existing.revokedAtMs === undefined
+        ? existing
+        : { name, addedAtMs: now, addedBy: by, serials: {} };
+    record.serials = Object.fromEntries(
+      Object.entries(record.serials).filter(([, notAfter]) => notAfter > now),
+    );
+    record.serials[issued.serial] = issued.notAfter.getTime();
+    record.lastIssuedAtMs = now;
+    this.records[name] = record;
+    await this.save();
+    this.logger.info(
+      { admin: name, by, serial: issued.serial, notAfter: issued.notAfter.toISOString() },
+      'administrator certificate issued',
+    );
+    return issued;
+  }
+
+  /**
+   * Revokes every certificate of a person and closes their streams; returns how many.
+   * Revoking the last person with a live certificate is a CONFLICT: nobody could add one.
+   */
+  async revoke(name: string): Promise<number> {
+    const r = this.records[name];
+    if (!r) throw new ValidationError(`administrator "${name}" does not exist`);
+    const now = this.now();
+    const othersLive = Object.values(this.records).some(
+      (o) => o.name !== name && o.revokedAtMs === undefined && this.liveSerials(o, now) > 0,
+    );
+    if (!othersLive && r.revokedAtMs === undefined)
+      throw new FlotillaError(
+        'CONFLICT',
+        `administrator "${name}" is the last one with a valid certificate: add another first`,
+      );
+    r.revokedAtMs ??= now;
+    r.serials = {};
+    await this.save();
+    let closed = 0;
+    for (const l of this.listeners) closed += l(name);
+    this.logger.warn({ admin: name, streamsClosed: closed }, 'administrator revoked');
+    return closed;
+  }
+
+  private liveSerials(r: AdminRecord, now: number): number {
+    return Object.values(r.serials).filter((notAfter) => notAfter > now).length;
+  }
+
+  /** Every person, by name. */
+  list(): AdminInfo[] {
+    const now = this.now();
+    return Object.values(this.records)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((r) => {
+        const live = Object.values(r.serials).filter((t) => t > now);
+        return {
+          name: r.name,
+          addedAtMs: r.addedAtMs,
+          addedBy: r.addedBy,
+          revokedAtMs: r.revokedAtMs ?? 0,
+          certificates: live.length,
+          lastIssuedAtMs: r.lastIssuedAtMs ?? 0,
+          notAfterMs: live.length > 0 ? Math.max(...live) : 0,
+        };
+      });
+  }
+
+  /** Checks a TLS-verified administrator certificate; throws IdentityRefusedError. */
+  verify(cn: string, serial: string, validToMs: number | undefined): void {
+    const r = this.records[cn];
+    if (!r) throw new IdentityRefusedError(`administrator "${cn}" is not known to this hub`);
+    if (r.revokedAtMs !== undefined)
+      throw new IdentityRefusedError(`administrator "${cn}" has been revoked`);
+    const wanted = normalSerial(serial);
+    const notAfter = Object.entries(r.serials).find(([s]) => normalSerial(s) === wanted)?.[1];
+    if (notAfter === undefined)
+      throw new IdentityRefusedError(`certificate of administrator "${cn}" has been revoked`);
+    // A kept-alive connection may outlive its certificate: the dates are checked on every call.
+    if (Math.min(validToMs ?? notAfter, notAfter) <= this.now())
+      throw new IdentityRefusedError(`certificate of administrator "${cn}" has expired`);
+  }
+}
