@@ -110,8 +110,11 @@ export interface Fleet {
   adminDir: string;
   /** Where `flotilla cluster add` wrote a cluster's agent.yaml, token and ca.crt. */
   installDir(cluster: string): string;
-  /** Runs `flotilla <args>` against this hub; resolves stdout, rejects with stderr on a non-zero exit. */
-  cli(args: string[]): Promise<string>;
+  /**
+   * Runs `flotilla <args>` against this hub (as the first administrator, or with `env`'s
+   * FLOTILLA_ADMIN_DIR / FLOTILLA_TOKEN); resolves stdout, rejects with stderr on a non-zero exit.
+   */
+  cli(args: string[], env?: NodeJS.ProcessEnv): Promise<string>;
   /** `flotilla status -o json`, parsed. */
   status(): Promise<ClusterStatusRow[]>;
   /** Where an agent's event buffer lives (its Deployment's emptyDir, a local directory here). */
@@ -355,7 +358,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
           FLOTILLA_HUB: hubGrpcAddress,
           FLOTILLA_ADMIN_DIR: adminDir,
         };
-    const cli = (args: string[]): Promise<string> => runCli(args, cliEnv);
+    const cli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> =>
+      runCli(args, { ...cliEnv, ...env });
     const installDir = (name: string): string => join(work, `install-${name}`);
     const agents = new Map<string, ManagedProcess>();
     const agentKubeconfigs = new Map<string, string>();
