@@ -296,7 +296,7 @@ test('a-revoked-administrator-certificate-is-refused-at-once-on-grpc-and-http', 
   // The first administrator still works; the last one with a valid certificate cannot be revoked.
   assert.equal((await grpcList(root)).code, GrpcStatus.OK);
   const last = await identity(root, (cl, cb) => cl.RevokeAdmin({ name: 'flotilla-admin' }, cb));
-  assert.equal(last.code, GrpcStatus.ALREADY_EXISTS);
+  assert.equal(last.code, GrpcStatus.FAILED_PRECONDITION);
   assert.match(last.details, /last one with a valid certificate/);
 });
 

@@ -136,6 +136,7 @@ export class Admins {
       throw new FlotillaError(
         'CONFLICT',
         `administrator "${name}" is the last one with a valid certificate: add another first`,
+        { details: { reason: 'last-admin' } },
       );
     r.revokedAtMs ??= now;
     r.serials = {};

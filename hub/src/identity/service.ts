@@ -29,7 +29,11 @@ export function grpcStatusOf(err: unknown): GrpcStatus {
     return err.forbidden ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED;
   if (err instanceof BootstrapTokenError) return GrpcStatus.UNAUTHENTICATED;
   if (err instanceof ValidationError) return GrpcStatus.INVALID_ARGUMENT;
-  if (err instanceof FlotillaError && err.code === 'CONFLICT') return GrpcStatus.ALREADY_EXISTS;
+  // Revoking the last administrator is refused for the state, not a clash of names.
+  if (err instanceof FlotillaError && err.code === 'CONFLICT')
+    return err.details?.reason === 'last-admin'
+      ? GrpcStatus.FAILED_PRECONDITION
+      : GrpcStatus.ALREADY_EXISTS;
   return GrpcStatus.INTERNAL;
 }
 
