@@ -114,12 +114,12 @@ test('renewal-issues-a-new-certificate-and-keeps-the-old-one-valid-until-it-expi
   const { token } = await a.addCluster('edge-eu', {});
   const first = await a.register('edge-eu', token, createCsr(generateKeyPem(), 'edge-eu'));
   const id = a.verifyPeer(peer(first.certPem));
+  // A cluster may not renew for another name.
+  await assert.rejects(a.renew(id, createCsr(generateKeyPem(), 'edge-us')), /expected "edge-eu"/);
   const second = await a.renew(id, createCsr(generateKeyPem(), 'edge-eu'));
   assert.notEqual(second.serial, first.serial);
   assert.equal(a.verifyPeer(peer(second.certPem)).name, 'edge-eu');
   assert.equal(a.verifyPeer(peer(first.certPem)).name, 'edge-eu');
-  // A cluster may not renew for another name.
-  await assert.rejects(a.renew(id, createCsr(generateKeyPem(), 'edge-us')), /expected "edge-eu"/);
 });
 
 test('a-certificate-without-a-known-role-or-cluster-is-refused', async () => {
@@ -140,4 +140,46 @@ test('cluster-names-and-labels-are-validated', async () => {
   const { a } = await authority();
   await assert.rejects(a.addCluster('Edge_EU', {}), /DNS label/);
   await assert.rejects(a.addCluster('edge-eu', { 'bad key!': 'x' }), /label key/);
+});
+
+test('renewals-are-rate-limited-and-superseded-certificates-are-revoked', async () => {
+  let now = Date.now();
+  const { a } = await authority(() => now);
+  const { token } = await a.addCluster('edge-eu', {});
+  const first = await a.register('edge-eu', token, createCsr(generateKeyPem(), 'edge-eu'));
+  let current = first;
+  const issued = [first];
+  let refused = 0;
+  // 100 renewals in 11 s, each with the newest certificate, as a hostile agent would.
+  for (let i = 0; i < 100; i++) {
+    now += 110;
+    try {
+      current = await a.renew(
+        a.verifyPeer(peer(current.certPem)),
+        createCsr(generateKeyPem(), 'edge-eu'),
+      );
+      issued.push(current);
+    } catch (err) {
+      assert.match((err as Error).message, /renewed its certificate moments ago: retry in \d+ s/);
+      refused++;
+    }
+  }
+  assert.ok(refused >= 80, `most renewals refused (refused ${refused})`);
+  const live = issued.filter((c) => {
+    try {
+      a.verifyPeer(peer(c.certPem));
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  assert.ok(
+    live.length <= 2,
+    `at most the asking and the new certificate stay live (${live.length})`,
+  );
+  // The next renewal, with the newest certificate, supersedes the first one.
+  now += 61_000;
+  await a.renew(a.verifyPeer(peer(current.certPem)), createCsr(generateKeyPem(), 'edge-eu'));
+  assert.throws(() => a.verifyPeer(peer(first.certPem)), /has been revoked/);
+  assert.equal(a.verifyPeer(peer(current.certPem)).name, 'edge-eu');
 });

@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '@flotilla/common';
 import { LogFields, ValidationError, isDnsLabel } from '@flotilla/common';
-import { BootstrapTokenError, IdentityRefusedError } from './errors.js';
+import { BootstrapTokenError, IdentityRefusedError, RenewalTooSoonError } from './errors.js';
 import { ADMIN_ORG, CLUSTER_ORG, CertificateAuthority, HUB_ORG, createCa } from './pki.js';
 import type { IssuedCert, KeyPairPem } from './pki.js';
 import { ApiTokens } from './api-tokens.js';
@@ -26,6 +26,11 @@ export const IDENTITY_DEFAULTS = {
   certValidityMs: 86_400_000,
   /** Hub serving and admin certificates (1 year). */
   hubCertValidityMs: 365 * 86_400_000,
+  /**
+   * Least time between two renewals of one cluster: a quarter of the certificate
+   * lifetime, at most 1 min (agents renew at two thirds of it).
+   */
+  maxRenewIntervalMs: 60_000,
 } as const;
 
 /** A verified peer, from the TLS peer certificate. */
@@ -76,6 +81,8 @@ export class IdentityAuthority {
   private people!: Admins;
   private readonly now: () => number;
   private readonly revokeListeners: Array<(cluster: string) => number> = [];
+  /** When each cluster last renewed (this process): renewals are rate-limited. */
+  private readonly renewedAt = new Map<string, number>();
   private natsRevoker: (() => Promise<boolean>) | undefined;
 
   constructor(private readonly opts: IdentityAuthorityOptions) {
@@ -259,14 +266,22 @@ export class IdentityAuthority {
     if (peer.role !== 'cluster')
       throw new IdentityRefusedError('only a cluster certificate can be renewed', true);
     const c = this.state.clusters[peer.name] as ClusterRecord;
-    const issued = this.ca.issueFromCsr(
-      csrPem,
-      peer.name,
-      CLUSTER_ORG,
-      this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs,
+    const validity = this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs;
+    const now = this.now();
+    const minInterval = Math.min(IDENTITY_DEFAULTS.maxRenewIntervalMs, validity / 4);
+    const last = this.renewedAt.get(peer.name);
+    if (last !== undefined && now - last < minInterval)
+      throw new RenewalTooSoonError(peer.name, minInterval - (now - last));
+    const issued = this.ca.issueFromCsr(csrPem, peer.name, CLUSTER_ORG, validity);
+    this.renewedAt.set(peer.name, now);
+    // Superseded certificates are revoked: only the one that asked (an open stream or
+    // channel may still use it until it re-dials) and the new one stay live, so a burst of
+    // renewals never leaves a trail of valid certificates.
+    const presented = Object.keys(c.serials).find(
+      (s) => s.replace(/^0+/, '') === peer.serial.replace(/^0+/, ''),
     );
+    c.serials = presented && c.serials[presented] ? { [presented]: c.serials[presented] } : {};
     this.recordIssued(c, issued);
-    // Older certificates keep working until they expire: an open stream is never cut by a renewal.
     await this.store.save(this.state);
     this.opts.logger.info(
       { [LogFields.cluster]: peer.name, serial: issued.serial },

@@ -26,3 +26,14 @@ export class IdentityRefusedError extends FlotillaError {
     super('UNAUTHENTICATED', message);
   }
 }
+
+/** A cluster asked for certificates faster than renewal needs (RESOURCE_EXHAUSTED); retry later. */
+export class RenewalTooSoonError extends FlotillaError {
+  constructor(cluster: string, retryInMs: number) {
+    super(
+      'UNAVAILABLE',
+      `cluster "${cluster}" renewed its certificate moments ago: retry in ${Math.ceil(retryInMs / 1000)} s`,
+      { retryable: true },
+    );
+  }
+}

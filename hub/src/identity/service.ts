@@ -10,7 +10,7 @@ import type { Credentials, IdentityHandlers } from '@flotilla/proto';
 import type { IdentityAuthority, PeerCertificateLike, PeerIdentity } from './authority.js';
 import type { IssuedCert } from './pki.js';
 import type { AuditAction, AuditSink } from '../audit/audit-log.js';
-import { BootstrapTokenError, IdentityRefusedError } from './errors.js';
+import { BootstrapTokenError, IdentityRefusedError, RenewalTooSoonError } from './errors.js';
 
 /** Something that carries a TLS auth context (a grpc-js server call). */
 export interface HasAuthContext {
@@ -28,6 +28,7 @@ export function grpcStatusOf(err: unknown): GrpcStatus {
   if (err instanceof IdentityRefusedError)
     return err.forbidden ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED;
   if (err instanceof BootstrapTokenError) return GrpcStatus.UNAUTHENTICATED;
+  if (err instanceof RenewalTooSoonError) return GrpcStatus.RESOURCE_EXHAUSTED;
   if (err instanceof ValidationError) return GrpcStatus.INVALID_ARGUMENT;
   // Revoking the last administrator is refused for the state, not a clash of names.
   if (err instanceof FlotillaError && err.code === 'CONFLICT')
