@@ -8,15 +8,15 @@ import { loadFlotillaProto } from '@flotilla/proto';
 import { AgentStreamService } from './agent-stream.js';
 import { decodeDesiredState } from './chunks.js';
 import { DesiredStateStore } from './desired-store.js';
-import { desiredState } from './fixtures.js';
+import { configMap, desiredState } from './fixtures.js';
 import { startGrpcServer } from './grpc-server.js';
 import type { SessionObserver } from './types.js';
 
 const TOKEN = 'sekret-token';
 
-async function setup() {
+async function setup(clusters = ['edge-1'], notifySlice?: number) {
   const store = new DesiredStateStore();
-  store.replace(new Map([['edge-1', desiredState('edge-1', 'rev-1')]]));
+  store.replace(new Map(clusters.map((c) => [c, desiredState(c, 'rev-1')])));
   const seen: string[] = [];
   const observer: SessionObserver = {
     connected: (c) => seen.push(`connected ${c}`),
@@ -30,6 +30,7 @@ async function setup() {
     logger: silentLogger(),
     token: TOKEN,
     heartbeatIntervalMs: 10_000,
+    ...(notifySlice ? { notifySlice } : {}),
   });
   const server = await startGrpcServer('127.0.0.1:0', {
     agentStream: service.handlers(),
@@ -142,6 +143,30 @@ test('grpc-second-session-for-a-cluster-replaces-the-first', async () => {
     assert.ok(h.seen.includes('disconnected edge-1 replaced'));
     second.call.end();
     await second.status;
+  } finally {
+    await h.stop();
+  }
+});
+
+test('a-fan-out-told-in-slices-reaches-every-session', async () => {
+  const names = ['edge-1', 'edge-2', 'edge-3', 'edge-4', 'edge-5'];
+  const h = await setup(names, 2);
+  try {
+    const agents = names.map((c) => {
+      const a = open(h.client, TOKEN);
+      a.send(hello(c));
+      return a;
+    });
+    await Promise.all(agents.map((a) => a.until(2)));
+    h.store.replace(new Map(names.map((c) => [c, desiredState(c, 'rev-2', [configMap('b')])])));
+    await Promise.all(agents.map((a) => a.until(3)));
+    for (const a of agents) {
+      const chunk = a.received[2]?.desired;
+      assert.ok(chunk, `expected a new state, got ${a.received[2]?.kind}`);
+      assert.equal((await decodeDesiredState([chunk])).revision, 'rev-2');
+    }
+    for (const a of agents) a.call.end();
+    await Promise.all(agents.map((a) => a.status));
   } finally {
     await h.stop();
   }

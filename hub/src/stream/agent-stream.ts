@@ -29,7 +29,12 @@ export interface AgentStreamOptions {
    * not consulted and hello.cluster must equal the certificate's cluster.
    */
   authenticate?: (call: Call) => string;
+  /** Sessions told of a new desired state per turn of the event loop (default NOTIFY_SLICE). */
+  notifySlice?: number;
 }
+
+/** Sessions told of a new desired state per turn of the event loop (100). */
+export const NOTIFY_SLICE = 100;
 
 /** A server-side AgentStream call. */
 export type Call = ServerDuplexStream<AgentMessage__Output, HubMessage>;
@@ -77,9 +82,15 @@ export class AgentStreamService {
   private readonly peers = new Map<Session, string>();
   private unsubscribe: (() => void) | undefined;
   private stopping = false;
+  /** Clusters whose session is yet to be told of a new desired state, in order. */
+  private readonly toNotify = new Set<string>();
+  private renderPending = false;
+  private notifying: NodeJS.Immediate | undefined;
+  private readonly sliceSize: number;
 
   constructor(private readonly opts: AgentStreamOptions) {
     this.tokenDigest = opts.token === undefined ? undefined : digestToken(opts.token);
+    this.sliceSize = Math.max(1, opts.notifySlice ?? NOTIFY_SLICE);
     this.unsubscribe = opts.source.subscribe((clusters) => this.desiredChanged(clusters));
   }
 
@@ -192,21 +203,48 @@ export class AgentStreamService {
     return g;
   }
 
+  // Sessions are told in slices, each in its own turn of the event loop: a render that
+  // changes every cluster must not hold the loop (heartbeats, acks, queries) until every
+  // session has been told. A cluster already waiting is not queued twice; its session
+  // reads the latest state when its turn comes.
   private desiredChanged(clusters: string[]): void {
-    let notified = 0;
     for (const cluster of clusters) {
       if (!this.opts.source.get(cluster)) this.cache.forget(cluster);
-      const session = this.sessions.get(cluster);
-      if (!session) continue;
-      session.desiredChanged();
-      notified++;
+      if (this.sessions.has(cluster)) this.toNotify.add(cluster);
     }
-    this.opts.logger.debug({ changed: clusters.length, notified }, 'desired states changed');
+    this.opts.logger.debug(
+      { changed: clusters.length, queued: this.toNotify.size },
+      'desired states changed',
+    );
+    this.scheduleNotify();
   }
 
   /** A render finished and its states are in the source: first states held for it are sent. */
   rendered(): void {
-    for (const session of this.sessions.values()) session.renderFinished();
+    this.renderPending = true;
+    this.scheduleNotify();
+  }
+
+  private scheduleNotify(): void {
+    if (this.notifying || this.stopping) return;
+    this.notifying = setImmediate(() => this.notifySlice());
+  }
+
+  private notifySlice(): void {
+    this.notifying = undefined;
+    if (this.stopping) return;
+    let n = 0;
+    for (const cluster of this.toNotify) {
+      if (n++ >= this.sliceSize) break;
+      this.toNotify.delete(cluster);
+      this.sessions.get(cluster)?.desiredChanged();
+    }
+    if (this.toNotify.size > 0) return this.scheduleNotify();
+    // Held first states wait for the render; they go once the changed ones are told.
+    if (this.renderPending) {
+      this.renderPending = false;
+      for (const session of this.sessions.values()) session.renderFinished();
+    }
   }
 
   /** Closes every stream of a cluster (its identity was revoked); returns how many. */
@@ -223,6 +261,9 @@ export class AgentStreamService {
   /** Closes every session (agents reconnect to another hub or later) and stops listening for changes. */
   stop(): void {
     this.stopping = true;
+    if (this.notifying) clearImmediate(this.notifying);
+    this.notifying = undefined;
+    this.toNotify.clear();
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     for (const s of [...this.live]) s.close('hub shutting down', GrpcStatus.UNAVAILABLE);

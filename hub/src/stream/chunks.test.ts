@@ -46,3 +46,43 @@ test('same-state-for-many-sessions-is-compressed-once', async () => {
   await cache.get(desiredState('c1', 'r2'));
   assert.equal(cache.encodeCount, 2, 'a new revision is a new payload');
 });
+
+test('a-fleet-of-encodings-runs-a-few-at-a-time-and-every-one-resolves', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const cache = new EncodingCache({
+    concurrency: 2,
+    encode: async (state) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      try {
+        await new Promise((r) => setTimeout(r, 2));
+        return await encodeDesiredState(state);
+      } finally {
+        inFlight--;
+      }
+    },
+  });
+  const states = Array.from({ length: 20 }, (_, i) => desiredState(`c${i}`, 'r1'));
+  const encoded = await Promise.all(states.map((s) => cache.get(s)));
+  assert.equal(most, 2, 'never more than the concurrency in flight');
+  assert.equal(cache.encodeCount, 20);
+  assert.equal(cache.pending, 0);
+  assert.deepEqual(
+    encoded.map((e) => e.digest),
+    states.map((s) => s.digest),
+  );
+});
+
+test('an-encoding-that-throws-rejects-and-frees-its-turn', async () => {
+  const cache = new EncodingCache({
+    concurrency: 1,
+    encode: (state) => {
+      if (state.cluster === 'bad') throw new Error('cannot encode');
+      return encodeDesiredState(state);
+    },
+  });
+  await assert.rejects(cache.get(desiredState('bad', 'r1')), /cannot encode/);
+  const ok = await cache.get(desiredState('good', 'r1'));
+  assert.equal(ok.revision, 'r1');
+});
