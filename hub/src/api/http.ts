@@ -131,15 +131,21 @@ function sendList(
 ): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
   const opening = JSON.stringify(head).slice(0, -1);
-  let chunk = `${opening}${opening.length > 1 ? ',' : ''}${JSON.stringify(key)}:[`;
+  res.write(`${opening}${opening.length > 1 ? ',' : ''}${JSON.stringify(key)}:[`);
+  // Items are joined per chunk: one flat string per write, not a rope grown item by item.
+  let parts: string[] = [];
+  let size = 0;
   for (let i = 0; i < items.length; i++) {
-    chunk += (i > 0 ? ',' : '') + toJson(items[i]);
-    if (chunk.length >= JSON_CHUNK_BYTES) {
-      res.write(chunk);
-      chunk = '';
+    const json = toJson(items[i]);
+    parts.push(json);
+    size += json.length;
+    if (size >= JSON_CHUNK_BYTES) {
+      res.write((i + 1 > parts.length ? ',' : '') + parts.join(','));
+      parts = [];
+      size = 0;
     }
   }
-  res.end(`${chunk}]}`);
+  res.end(`${items.length > parts.length && parts.length > 0 ? ',' : ''}${parts.join(',')}]}`);
 }
 
 function sendError(res: ServerResponse, err: FlotillaError): void {
@@ -393,7 +399,8 @@ function route(req: IncomingMessage, res: ServerResponse, all: HttpApiDeps): voi
     const name = decodeURIComponent(bundle[1] as string);
     const summary = deps.status.bundleSummaries().find((b) => b.name === name);
     if (!summary) throw new NotFoundError('bundle', name);
-    return sendList(res, 'deployments', deps.status.deployments({ bundle: name }), summary);
+    const rows = deps.status.deploymentsJson({ bundle: name });
+    return sendList(res, 'deployments', rows, summary, (json) => json as string);
   }
   if (path === '/api/v1/deployments') {
     const filter = {
@@ -402,7 +409,8 @@ function route(req: IncomingMessage, res: ServerResponse, all: HttpApiDeps): voi
       cluster: knownCluster(deps, q.get('cluster')),
       state: stateParam(q.get('state')),
     };
-    return sendList(res, 'deployments', deps.status.deployments(filter));
+    const rows = deps.status.deploymentsJson(filter);
+    return sendList(res, 'deployments', rows, {}, (json) => json as string);
   }
   if (path === '/api/v1/history') return historyRoute(res, q, deps, false);
   if (path === '/api/v1/drift') return historyRoute(res, q, deps, true);

@@ -15,6 +15,8 @@ export interface StatusQuery {
   get(name: string): ClusterStatus | undefined;
   describe(name: string): { cluster: ClusterStatus; deployments: BundleDeployment[] } | undefined;
   deployments(filter?: DeploymentFilter): BundleDeployment[];
+  /** deployments(filter), each as its JSON text. */
+  deploymentsJson(filter?: DeploymentFilter): string[];
   bundleSummaries(): BundleSummary[];
   onChange(listener: StatusListener): () => void;
 }

@@ -244,3 +244,48 @@ test('a-waiting-ack-shows-the-cluster-progressing-with-the-agents-message', () =
     ['Progressing', 'bundle app waits for pre-install hook Job/app/migrate'],
   );
 });
+
+test('deployment-rows-are-cached-until-their-cluster-changes-and-time-turns-it-offline', () => {
+  const { status, clock } = model();
+  const order = (rows: string[]) =>
+    rows.map((j) => {
+      const d = JSON.parse(j) as { bundle: string; cluster: string; state: string };
+      return `${d.bundle}/${d.cluster}/${d.state}`;
+    });
+  const first = status.deploymentsJson();
+  // Sorted by bundle, then cluster; the JSON is the deployments' own.
+  assert.deepEqual(order(first), [
+    'app/edge-1/Progressing',
+    'app/edge-2/Progressing',
+    'app/edge-3/Pending',
+    'db/edge-1/Progressing',
+    'db/edge-2/Progressing',
+    'db/edge-3/Pending',
+  ]);
+  assert.deepEqual(
+    first,
+    status.deployments().map((d) => JSON.stringify(d)),
+  );
+  // Unchanged clusters give the very same strings (cached, not serialized again).
+  const again = status.deploymentsJson();
+  assert.ok(first.every((j, i) => j === again[i]));
+  status.foldEvent(
+    'applied',
+    appliedEvent('edge-2', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1)),
+  );
+  const changed = status.deploymentsJson({ bundle: 'app' });
+  assert.deepEqual(order(changed), [
+    'app/edge-1/Progressing',
+    'app/edge-2/Ready',
+    'app/edge-3/Pending',
+  ]);
+  assert.equal(changed[0], first[0]);
+  // Time alone turns a silent cluster Offline: its cached rows must not hide that.
+  clock.now += 10 * 60_000;
+  status.disconnected('edge-1', 's-edge-1', 'gone');
+  clock.now += 10 * 60_000;
+  assert.deepEqual(order(status.deploymentsJson({ cluster: 'edge-1' })), [
+    'app/edge-1/Offline',
+    'db/edge-1/Offline',
+  ]);
+});

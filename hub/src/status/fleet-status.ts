@@ -12,6 +12,8 @@ import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
 import { ClusterJsonCache } from './cluster-json.js';
 import { AgentClocks, CLOCK_OFFSET_RESOLUTION_MS, CLOCK_SKEW_WARN_MS } from './agent-clock.js';
+import { DeploymentRowsCache } from './deployment-rows.js';
+import type { DeploymentRow } from './deployment-rows.js';
 import { newRenderFailures, sameRenderFailures } from './render-failures.js';
 import { MAX_ROLLOUT_HOLDS, sameHolds } from './rollout-holds.js';
 import type { RolloutHoldRecord } from './rollout-holds.js';
@@ -140,6 +142,9 @@ export class FleetStatus implements SessionObserver {
   /** Changes per cluster (touches): what invalidates a cached JSON view. */
   private readonly stamps = new Map<string, number>();
   private readonly json = new ClusterJsonCache();
+  private readonly rowsCache = new DeploymentRowsCache();
+  /** Records sorted by name; undefined after a record was added or replaced. */
+  private sorted: ClusterRecord[] | undefined;
 
   constructor(private readonly opts: FleetStatusOptions) {
     this.now = opts.now ?? Date.now;
@@ -151,6 +156,7 @@ export class FleetStatus implements SessionObserver {
       rec = emptyRecord(name);
       this.records.set(name, rec);
       this.removed.delete(name);
+      this.sorted = undefined;
     }
     return rec;
   }
@@ -325,6 +331,7 @@ export class FleetStatus implements SessionObserver {
     for (const r of records) {
       if (this.records.has(r.name)) continue;
       this.records.set(r.name, { ...emptyRecord(r.name), ...r, connected: false, session: '' });
+      this.sorted = undefined;
     }
   }
 
@@ -603,30 +610,44 @@ export class FleetStatus implements SessionObserver {
 
   /** Deployments (bundle × cluster) matching filter, sorted by bundle then cluster. */
   deployments(filter: DeploymentFilter = {}): BundleDeployment[] {
+    return this.deploymentRows(filter).map((r) => r.deployment);
+  }
+
+  /** What deployments(filter) returns, each as its JSON text (cached until its cluster changes). */
+  deploymentsJson(filter: DeploymentFilter = {}): string[] {
+    return this.deploymentRows(filter).map((r) => r.json);
+  }
+
+  private deploymentRows(filter: DeploymentFilter): DeploymentRow[] {
     const now = this.now();
-    const out: BundleDeployment[] = [];
-    const recs = filter.cluster
-      ? [this.records.get(filter.cluster)].filter((r) => r !== undefined)
-      : this.records.values();
+    const one = filter.cluster ? this.records.get(filter.cluster) : undefined;
+    const recs = filter.cluster ? (one ? [one] : []) : this.sortedRecords();
+    // Records come sorted by name: bucketing by bundle keeps clusters in order in each.
+    const byBundle = new Map<string, DeploymentRow[]>();
     for (const rec of recs) {
       if (filter.selector && !filter.selector.matches(rec.labels)) continue;
       const state = stateOf(rec, now, this.opts.offlineAfterMs, true).state;
-      for (const d of deploymentsOf(rec, state, filter.bundle || undefined)) {
+      for (const row of this.rowsCache.rows(rec, this.stamps.get(rec.name) ?? 0, state)) {
+        const d = row.deployment;
+        if (filter.bundle && d.bundle !== filter.bundle) continue;
         if (filter.state && d.state !== filter.state) continue;
-        out.push(d);
+        let bucket = byBundle.get(d.bundle);
+        if (!bucket) byBundle.set(d.bundle, (bucket = []));
+        bucket.push(row);
       }
     }
-    return out.sort((a, b) =>
-      a.bundle !== b.bundle
-        ? a.bundle < b.bundle
-          ? -1
-          : 1
-        : a.cluster < b.cluster
-          ? -1
-          : a.cluster > b.cluster
-            ? 1
-            : 0,
-    );
+    const bundles = [...byBundle.keys()].sort();
+    return bundles.flatMap((b) => byBundle.get(b) ?? []);
+  }
+
+  // Every record sorted by name, rebuilt only when a record is added or replaced.
+  private sortedRecords(): readonly ClusterRecord[] {
+    if (!this.sorted) {
+      this.sorted = [...this.records.values()].sort((a, b) =>
+        a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+      );
+    }
+    return this.sorted;
   }
 
   /** Every bundle with its deployment counts per state, across the whole fleet. */
@@ -651,7 +672,7 @@ export class FleetStatus implements SessionObserver {
   private matching(filter: Selector | ClusterFilter | undefined, now: number): ClusterRecord[] {
     const f: ClusterFilter = filter && 'matches' in filter ? { selector: filter } : (filter ?? {});
     const rev = f.revision;
-    return [...this.records.values()]
+    return this.sortedRecords()
       .filter((r) => !f.selector || f.selector.matches(r.labels))
       .filter(
         (r) =>
@@ -659,8 +680,7 @@ export class FleetStatus implements SessionObserver {
           (rev.length >= 7 &&
             viewOf(r, now, this.opts.offlineAfterMs).appliedRevision.startsWith(rev)),
       )
-      .filter((r) => !f.bundleDigest || r.bundles.some((b) => b.digest === f.bundleDigest))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      .filter((r) => !f.bundleDigest || r.bundles.some((b) => b.digest === f.bundleDigest));
   }
 
   /** All clusters matching selector (all when none), sorted by name. */
