@@ -148,7 +148,7 @@ test('grpc-second-session-for-a-cluster-replaces-the-first', async () => {
   }
 });
 
-test('a-fan-out-told-in-slices-reaches-every-session', async () => {
+test('a-fan-out-is-told-after-the-render-returns-in-slices-and-reaches-every-session', async () => {
   const names = ['edge-1', 'edge-2', 'edge-3', 'edge-4', 'edge-5'];
   const h = await setup(names, 2);
   try {
@@ -158,8 +158,15 @@ test('a-fan-out-told-in-slices-reaches-every-session', async () => {
       return a;
     });
     await Promise.all(agents.map((a) => a.until(2)));
+    // Sessions read their state when told: count the reads made while the store's
+    // listener runs (the service looks each changed cluster up once to drop a leaver).
+    let reads = 0;
+    const get = h.store.get.bind(h.store);
+    h.store.get = (c) => (reads++, get(c));
     h.store.replace(new Map(names.map((c) => [c, desiredState(c, 'rev-2', [configMap('b')])])));
+    assert.equal(reads, names.length, 'no session is told inside the render that changed it');
     await Promise.all(agents.map((a) => a.until(3)));
+    assert.equal(reads, 2 * names.length);
     for (const a of agents) {
       const chunk = a.received[2]?.desired;
       assert.ok(chunk, `expected a new state, got ${a.received[2]?.kind}`);
