@@ -1,7 +1,7 @@
 // The wire form of a desired state: gzip(JSON) cut into slices of at most 1 MiB, so
 // any size passes gRPC's default 4 MiB message limit. Encoding is done once per
 // (digest, revision) and shared by every session that sends it.
-import { gunzip, gzip } from 'node:zlib';
+import { gunzip, gzip, gzipSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { DesiredState } from '@flotilla/common';
 import { ValidationError } from '@flotilla/common';
@@ -29,11 +29,7 @@ export async function encodeDesiredState(
 ): Promise<EncodedDesiredState> {
   // gzip runs on the libuv pool, so a thousand clusters' states do not block the loop.
   const payload = await gzipAsync(Buffer.from(JSON.stringify(state)));
-  const slices: Buffer[] = [];
-  for (let off = 0; off < payload.length; off += maxChunk)
-    slices.push(payload.subarray(off, off + maxChunk));
-  if (slices.length === 0) slices.push(Buffer.alloc(0));
-  return { digest: state.digest, revision: state.revision, slices, compressedSize: payload.length };
+  return sliced(state, payload, maxChunk);
 }
 
 /** One received chunk, as an agent sees it. */
@@ -64,41 +60,66 @@ export async function decodeDesiredState(chunks: readonly ChunkLike[]): Promise<
   return JSON.parse((await gunzipAsync(payload)).toString('utf8')) as DesiredState;
 }
 
-/** Encodings running at once by default (16): each holds its JSON and a deflate state (~256 KiB). */
-export const DEFAULT_ENCODE_CONCURRENCY = 16;
+/** Compresses and slices a desired state on the calling thread (see EncodingCache). */
+export function encodeDesiredStateSync(
+  state: DesiredState,
+  maxChunk = MAX_CHUNK_BYTES,
+): EncodedDesiredState {
+  return sliced(state, gzipSync(Buffer.from(JSON.stringify(state))), maxChunk);
+}
+
+function sliced(state: DesiredState, payload: Buffer, maxChunk: number): EncodedDesiredState {
+  const slices: Buffer[] = [];
+  for (let off = 0; off < payload.length; off += maxChunk)
+    slices.push(payload.subarray(off, off + maxChunk));
+  if (slices.length === 0) slices.push(Buffer.alloc(0));
+  return { digest: state.digest, revision: state.revision, slices, compressedSize: payload.length };
+}
+
+/** Longest stretch of encoding in one turn of the event loop by default (10 ms). */
+export const DEFAULT_ENCODE_BUDGET_MS = 10;
 
 /** Options of EncodingCache. */
 export interface EncodingCacheOptions {
-  /** Encodings running at once (default DEFAULT_ENCODE_CONCURRENCY). */
-  concurrency?: number;
-  /** The encoder (default encodeDesiredState); tests pass a slower or counting one. */
-  encode?: (state: DesiredState) => Promise<EncodedDesiredState>;
+  /** Longest stretch of encoding per turn of the event loop (default DEFAULT_ENCODE_BUDGET_MS); at least one state is encoded per turn. */
+  budgetMs?: number;
+  /** The encoder (default encodeDesiredStateSync); tests pass a slower or counting one. */
+  encode?: (state: DesiredState) => EncodedDesiredState;
+}
+
+interface EncodeJob {
+  state: DesiredState;
+  resolve: (e: EncodedDesiredState) => void;
+  reject: (err: unknown) => void;
 }
 
 /**
  * Caches the encoding of each cluster's current desired state. Only the latest
  * (digest, revision) per cluster is kept: older ones are never sent again.
  *
- * Encodings wait in a FIFO and run a few at a time. A render changes every cluster at
- * once: starting every gzip together held all their buffers until libuv's pool drained
- * them (peak RSS 1.7× steady at 1,000 clusters) and serialized every state in one
- * synchronous stretch. Queued, each state is serialized just before it is compressed,
- * between other work of the event loop, and sent as soon as it is ready.
+ * Encodings wait in a FIFO and are done on the event loop's thread, in stretches of at
+ * most budgetMs per turn. A render changes every cluster at once: starting every async
+ * gzip together held 1,000 deflate states (~256 KiB each) until libuv's pool drained them
+ * (peak RSS 1.75x steady at 1,000 clusters); a queue of 16 async gzips bounded that, but
+ * each state then needed a hop between the pool and the loop, and on a loaded machine
+ * every hop waited for a core: the last state went out 9-30 s after the first. Done
+ * here, one deflate state lives at a time, a turn encodes as many states as fit in its
+ * budget (a 9 KB state takes ~0.3 ms), and heartbeats, acks and queries run between turns.
  */
 export class EncodingCache {
   private readonly byCluster = new Map<
     string,
     { key: string; encoded: Promise<EncodedDesiredState> }
   >();
-  private readonly waiting: (() => void)[] = [];
-  private running = 0;
+  private readonly waiting: EncodeJob[] = [];
+  private scheduled: NodeJS.Immediate | undefined;
   private encodes = 0;
-  private readonly concurrency: number;
-  private readonly encode: (state: DesiredState) => Promise<EncodedDesiredState>;
+  private readonly budgetMs: number;
+  private readonly encode: (state: DesiredState) => EncodedDesiredState;
 
   constructor(opts: EncodingCacheOptions = {}) {
-    this.concurrency = Math.max(1, opts.concurrency ?? DEFAULT_ENCODE_CONCURRENCY);
-    this.encode = opts.encode ?? ((state) => encodeDesiredState(state));
+    this.budgetMs = Math.max(0, opts.budgetMs ?? DEFAULT_ENCODE_BUDGET_MS);
+    this.encode = opts.encode ?? ((state) => encodeDesiredStateSync(state));
   }
 
   /** The encoding of state, computed at most once per (cluster, digest, revision). */
@@ -107,7 +128,10 @@ export class EncodingCache {
     const hit = this.byCluster.get(state.cluster);
     if (hit && hit.key === key) return hit.encoded;
     this.encodes++;
-    const encoded = this.schedule(() => this.encode(state));
+    const encoded = new Promise<EncodedDesiredState>((resolve, reject) => {
+      this.waiting.push({ state, resolve, reject });
+    });
+    this.schedule();
     // A failed encoding must not stay cached: the next session retries it.
     encoded.catch(() => {
       if (this.byCluster.get(state.cluster)?.encoded === encoded)
@@ -117,22 +141,24 @@ export class EncodingCache {
     return encoded;
   }
 
-  private schedule(job: () => Promise<EncodedDesiredState>): Promise<EncodedDesiredState> {
-    return new Promise((resolve, reject) => {
-      const run = (): void => {
-        this.running++;
-        // A synchronous throw (JSON.stringify) rejects like an asynchronous one.
-        Promise.resolve()
-          .then(job)
-          .then(resolve, reject)
-          .finally(() => {
-            this.running--;
-            this.waiting.shift()?.();
-          });
-      };
-      if (this.running < this.concurrency) run();
-      else this.waiting.push(run);
-    });
+  private schedule(): void {
+    if (this.scheduled || this.waiting.length === 0) return;
+    this.scheduled = setImmediate(() => this.drain());
+  }
+
+  private drain(): void {
+    this.scheduled = undefined;
+    const start = performance.now();
+    do {
+      const job = this.waiting.shift();
+      if (!job) break;
+      try {
+        job.resolve(this.encode(job.state));
+      } catch (err) {
+        job.reject(err);
+      }
+    } while (performance.now() - start < this.budgetMs);
+    this.schedule();
   }
 
   /** Drops a cluster's encoding (the cluster left the fleet). */
@@ -145,8 +171,8 @@ export class EncodingCache {
     return this.encodes;
   }
 
-  /** Encodings running now plus those waiting for their turn. */
+  /** Encodings waiting for their turn. */
   get pending(): number {
-    return this.running + this.waiting.length;
+    return this.waiting.length;
   }
 }
