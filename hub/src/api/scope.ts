@@ -38,6 +38,8 @@ export function scopedStatus(status: StatusQuery, scope: Selector): StatusQuery 
     get: (name) => visible(status.get(name)),
     describe: (name) => (visible(status.get(name)) ? status.describe(name) : undefined),
     deployments,
+    deploymentsJson: (filter: DeploymentFilter = {}) =>
+      status.deploymentsJson({ ...filter, selector: bothSelectors(scope, filter.selector) }),
     bundleSummaries: () => summaries(deployments()),
     onChange: (listener) =>
       status.onChange((c, previous) => {
