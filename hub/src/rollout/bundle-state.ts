@@ -6,6 +6,7 @@
 // digest in their own bucket (renderings.ts), so a restarted hub can send a cluster a
 // rendering of a commit it will never render again.
 import type { RolloutStrategy } from '../render/types.js';
+import type { Journal } from './journal.js';
 import type { Rollout, Transition } from './model.js';
 
 /** One cluster's renderings of a bundle, by digest; undefined: none (the bundle is not there). */
@@ -118,17 +119,25 @@ export function loadForm(f: SavedBundleState): BundleState {
 
 /**
  * A copy that decisions may change: its maps are copies, its slots the saved ones until
- * writableSlot copies them (the rollout and outbox are replaced, never changed).
+ * SlotWriter copies them (the rollout and outbox are replaced, never changed). With a
+ * journal, the slots map is the saved one, changed in place through the journal.
  */
-export function copyState(s: BundleState): BundleState {
-  return { ...s, slots: new Map(s.slots), revisionOf: new Map(s.revisionOf) };
+export function copyState(s: BundleState, journal?: Journal): BundleState {
+  return {
+    ...s,
+    slots: journal ? s.slots : new Map(s.slots),
+    revisionOf: new Map(s.revisionOf),
+  };
 }
 
 /** Copy on write of a copied state's slots: each slot is copied once, on first write. */
 export class SlotWriter {
   private readonly mine = new WeakSet<ClusterSlot>();
 
-  constructor(private readonly s: BundleState) {}
+  constructor(
+    private readonly s: BundleState,
+    private readonly journal?: Journal,
+  ) {}
 
   /** A slot of this state that may be changed; undefined when the cluster has none. */
   writable(cluster: string): ClusterSlot | undefined {
@@ -140,14 +149,25 @@ export class SlotWriter {
       to: slot.to,
       stage: slot.stage,
     };
-    this.s.slots.set(cluster, copy);
+    this.put(cluster, copy);
     this.mine.add(copy);
     return copy;
   }
 
   /** Adds a new slot (it is this state's own). */
   add(cluster: string, slot: ClusterSlot): void {
-    this.s.slots.set(cluster, slot);
+    this.put(cluster, slot);
     this.mine.add(slot);
+  }
+
+  /** Removes a cluster's slot. */
+  remove(cluster: string): void {
+    this.put(cluster, undefined);
+  }
+
+  private put(cluster: string, slot: ClusterSlot | undefined): void {
+    if (this.journal) this.journal.setMap(this.s.slots, cluster, slot);
+    else if (slot) this.s.slots.set(cluster, slot);
+    else this.s.slots.delete(cluster);
   }
 }

@@ -22,10 +22,13 @@ import type { BundleState, HistoryRecord } from './bundle-state.js';
 import { Gate } from './gate.js';
 import type { Gated } from './gate.js';
 import { RolloutConflictError } from './machine.js';
+import { forgetIndex } from './transitions.js';
 import type { RolloutAction } from './machine.js';
 import type { ClusterObservation } from './model.js';
+import { Journal } from './journal.js';
 import { advanceBundle } from './reconcile.js';
 import type { Advance, BundleHead } from './reconcile.js';
+import { encodeState } from './store.js';
 import type { RolloutStore } from './store.js';
 import type { RolloutHistoryWriter } from './history.js';
 import { rolloutSummary, rolloutView } from './view.js';
@@ -238,16 +241,23 @@ export class RolloutController {
         throw new RolloutConflictError(
           `the rollout of ${bundle} is at ${prev.rollout.revision.slice(0, 12)}, not ${revision}: nothing done`,
         );
-      const adv = advanceBundle(
-        prev,
-        undefined,
-        this.context(bundle, () => undefined),
-        {
-          type: action,
-          by,
-        },
-      );
-      await this.commit(new Map([[bundle, adv]]));
+      const journal = new Journal();
+      let adv: Advance;
+      try {
+        adv = advanceBundle(
+          prev,
+          undefined,
+          this.context(bundle, () => undefined, journal),
+          {
+            type: action,
+            by,
+          },
+        );
+      } catch (err) {
+        this.undo(journal);
+        throw err;
+      }
+      await this.commit(new Map([[bundle, adv]]), journal);
       this.log.info(
         { [LogFields.bundle]: bundle, action, by, phase: adv.state?.rollout?.phase },
         'rollout action',
@@ -309,22 +319,30 @@ export class RolloutController {
     const cpu0 = process.cpuUsage();
     const names = new Set([...this.committed.keys(), ...heads.keys()]);
     const out = new Map<string, Advance>();
+    // Decisions change committed slots and runs in place; commit undoes that until saved.
+    const journal = new Journal();
     let wake: number | undefined;
-    for (const bundle of names) {
-      const adv = advanceBundle(
-        this.committed.get(bundle),
-        heads.get(bundle),
-        this.context(bundle, scope),
-      );
-      if (adv.changed) out.set(bundle, adv);
-      if (adv.wakeMs !== undefined && (wake === undefined || adv.wakeMs < wake)) wake = adv.wakeMs;
+    try {
+      for (const bundle of names) {
+        const adv = advanceBundle(
+          this.committed.get(bundle),
+          heads.get(bundle),
+          this.context(bundle, scope, journal),
+        );
+        if (adv.changed) out.set(bundle, adv);
+        if (adv.wakeMs !== undefined && (wake === undefined || adv.wakeMs < wake))
+          wake = adv.wakeMs;
+      }
+    } catch (err) {
+      this.undo(journal);
+      throw err;
     }
     if (this.opts.onDecision) {
       const cpu = process.cpuUsage(cpu0);
       this.opts.onDecision(performance.now() - t0, names.size, (cpu.user + cpu.system) / 1000);
     }
     try {
-      await this.commit(out);
+      await this.commit(out, journal);
       this.backoff.reset();
       if (withHead) this.settled = true;
     } catch (err) {
@@ -374,6 +392,7 @@ export class RolloutController {
   private context(
     bundle: string,
     scope: () => ReadonlySet<string> | undefined,
+    journal: Journal,
   ): Parameters<typeof advanceBundle>[2] {
     const plan = this.plans.get(bundle);
     const paused = new Set(plan?.paused ?? []);
@@ -386,6 +405,7 @@ export class RolloutController {
       observe: (c, to) => this.observe(c, bundle, to),
       paused: (c) => paused.has(c),
       scope,
+      journal,
     };
   }
 
@@ -413,31 +433,46 @@ export class RolloutController {
     };
   }
 
-  // Saves renderings first, then states; only then are they the committed state.
-  private async commit(out: ReadonlyMap<string, Advance>): Promise<void> {
-    if (out.size === 0) return;
-    const store = this.opts.store;
-    // Transitions wait in their bundle's outbox (saved with it) until the history has them.
-    for (const [bundle, adv] of out) {
-      if (!adv.state) continue;
-      const kept: HistoryRecord[] = [];
-      for (const r of this.committed.get(bundle)?.outbox ?? [])
-        if (!this.published.delete(r.id)) kept.push(r);
-      adv.state.outbox =
-        adv.transitions.length > 0 || kept.length !== adv.state.outbox.length
-          ? [...kept, ...adv.transitions].slice(-HISTORY_OUTBOX_MAX)
-          : kept;
+  // Saves renderings first, then states; only then are they the committed state. The
+  // decision changed committed slots and runs in place (the journal): what is saved is
+  // encoded first, then those changes are undone, so that nobody (gating, the API) sees
+  // them before they are durable, and redone once they are.
+  private async commit(out: ReadonlyMap<string, Advance>, journal: Journal): Promise<void> {
+    if (out.size === 0) {
+      this.undo(journal);
+      return;
     }
+    const store = this.opts.store;
     const needed = new Map<string, BundleDesiredState>();
-    let index: Map<string, BundleDesiredState> | undefined;
-    for (const adv of out.values()) {
-      if (!adv.state) continue;
-      for (const slot of adv.state.slots.values())
-        for (const d of [slot.cur, slot.stable]) {
-          if (d === undefined || this.stored.has(d) || needed.has(d)) continue;
-          const r = this.renderings.get(d) ?? (index ??= this.renderingIndex()).get(d);
-          if (r) needed.set(d, r);
-        }
+    const encoded = new Map<string, string | undefined>();
+    const dropped: string[] = [];
+    try {
+      // Transitions wait in their bundle's outbox (saved with it) until the history has them.
+      for (const [bundle, adv] of out) {
+        if (!adv.state) continue;
+        const kept: HistoryRecord[] = [];
+        for (const r of this.committed.get(bundle)?.outbox ?? [])
+          if (this.published.has(r.id)) dropped.push(r.id);
+          else kept.push(r);
+        adv.state.outbox =
+          adv.transitions.length > 0 || kept.length !== adv.state.outbox.length
+            ? [...kept, ...adv.transitions].slice(-HISTORY_OUTBOX_MAX)
+            : kept;
+      }
+      let index: Map<string, BundleDesiredState> | undefined;
+      for (const adv of out.values()) {
+        if (!adv.state) continue;
+        for (const slot of adv.state.slots.values())
+          for (const d of [slot.cur, slot.stable]) {
+            if (d === undefined || this.stored.has(d) || needed.has(d)) continue;
+            const r = this.renderings.get(d) ?? (index ??= this.renderingIndex()).get(d);
+            if (r) needed.set(d, r);
+          }
+      }
+      for (const [bundle, adv] of out)
+        encoded.set(bundle, adv.state ? encodeState(adv.state) : undefined);
+    } finally {
+      this.undo(journal);
     }
     await Promise.all([...needed.values()].map((r) => store.saveRendering(r)));
     for (const [d, r] of needed) {
@@ -445,11 +480,14 @@ export class RolloutController {
       this.renderings.set(d, r);
     }
     await Promise.all(
-      [...out].map(([bundle, adv]) =>
-        adv.state ? store.saveState(adv.state) : store.deleteState(bundle),
+      [...encoded].map(([bundle, text]) =>
+        text !== undefined ? store.saveState(bundle, text) : store.deleteState(bundle),
       ),
     );
+    journal.redo();
+    for (const c of journal.reshaped) forgetIndex(c);
     const records: HistoryRecord[] = [];
+    for (const id of dropped) this.published.delete(id);
     for (const [bundle, adv] of out) {
       if (adv.state) this.committed.set(bundle, adv.state);
       else this.committed.delete(bundle);
@@ -459,6 +497,12 @@ export class RolloutController {
     if (records.length > 0) this.opts.onTransitions?.(records);
     this.opts.onChange();
     if (records.length > 0) void this.flushHistory();
+  }
+
+  // Puts committed state back as it was before the decision (it was not saved).
+  private undo(journal: Journal): void {
+    journal.undo();
+    for (const c of journal.reshaped) forgetIndex(c);
   }
 
   // Writes outbox records to the history stream, then saves the outboxes without them.

@@ -14,12 +14,14 @@ import type {
   RolloutPhase,
   Transition,
 } from './model.js';
+import type { Journal } from './journal.js';
 import { nextWakeMs, rollBack, tick } from './tick.js';
 import {
   draftOf,
   keepIndex,
-  ownClusters,
   ownRun,
+  putRun,
+  reshaped,
   setClusterPhase,
   setPhase,
   stageEvent,
@@ -119,11 +121,18 @@ export function newRollout(
 }
 
 /**
- * Applies one event at nowMs. Actions are followed by a tick, so an approval starts its
+ * Applies one event at nowMs (with a journal, to r's clusters record in place: see
+ * journal.ts; without, r is never changed). Actions are followed by a tick, so an approval starts its
  * stage at once; a rejected action throws RolloutConflictError.
  */
-export function step(r: Rollout, ev: RolloutEvent, nowMs: number, observe: Observer): StepResult {
-  const d = draftOf(r, nowMs);
+export function step(
+  r: Rollout,
+  ev: RolloutEvent,
+  nowMs: number,
+  observe: Observer,
+  journal?: Journal,
+): StepResult {
+  const d = draftOf(r, nowMs, journal);
   switch (ev.type) {
     case 'tick':
       tick(d, observe);
@@ -136,8 +145,8 @@ export function step(r: Rollout, ev: RolloutEvent, nowMs: number, observe: Obser
       break;
     case 'leave':
       if (d.rollout.clusters[ev.cluster]) {
-        delete ownClusters(d)[ev.cluster];
-        d.members = undefined;
+        putRun(d, ev.cluster, undefined);
+        reshaped(d);
         d.transitions.push({
           atMs: nowMs,
           cluster: ev.cluster,
@@ -169,7 +178,7 @@ function join(d: Draft, ev: JoinSpec, quiet: boolean): void {
   if (existing) {
     if (existing.phase === 'Waiting' && existing.stage !== ev.stage) {
       (ownRun(d, ev.cluster) as ClusterRun).stage = ev.stage;
-      d.members = undefined;
+      reshaped(d);
     }
     return;
   }
@@ -180,9 +189,9 @@ function join(d: Draft, ev: JoinSpec, quiet: boolean): void {
     deadlineFromMs: d.nowMs,
     reason: ev.reason,
   };
-  ownClusters(d)[ev.cluster] = run;
+  putRun(d, ev.cluster, run);
   d.owned.add(ev.cluster);
-  d.members = undefined;
+  reshaped(d);
   if (ev.phase === 'Updating') {
     const deadline = d.nowMs + r.strategy.progressDeadlineMs;
     const known = r.nextDeadlineMs ?? 0;

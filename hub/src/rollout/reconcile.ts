@@ -7,6 +7,7 @@
 import type { RolloutPlan } from '../render/types.js';
 import { SlotWriter, copyState, referencedDigests } from './bundle-state.js';
 import type { BundleState, ClusterSlot, HistoryRecord } from './bundle-state.js';
+import type { Journal } from './journal.js';
 import { RolloutConflictError, newRollout, step } from './machine.js';
 import { nextWakeMs } from './tick.js';
 import type { JoinSpec, RolloutAction, RolloutEvent } from './machine.js';
@@ -36,6 +37,11 @@ export interface AdvanceContext {
   paused(cluster: string): boolean;
   /** Clusters whose fleet status changed since the last decision; undefined: all (Observer.scope). */
   scope(): ReadonlySet<string> | undefined;
+  /**
+   * Set: the decision changes prev's slots and its rollout's clusters in place, each change
+   * logged to be undone (journal.ts); unset: prev is never changed.
+   */
+  journal?: Journal;
 }
 
 /** The outcome of one bundle's decision. */
@@ -66,7 +72,7 @@ export function advanceBundle(
   if (prev && !head && !action && quiet(prev.rollout))
     return { state: prev, changed: false, transitions: [], wakeMs: undefined };
   const s: BundleState = prev
-    ? copyState(prev)
+    ? copyState(prev, ctx.journal)
     : {
         bundle: head?.bundle ?? '',
         strategy,
@@ -86,15 +92,21 @@ export function advanceBundle(
   let rollout = s.rollout;
   const apply = (ev: RolloutEvent): void => {
     if (!rollout) return;
-    const res = step(rollout, ev, ctx.nowMs, {
-      health: (c) => ctx.observe(c, s.slots.get(c)?.to),
-      paused: (c) => ctx.paused(c),
-      scope: () => ctx.scope(),
-    });
+    const res = step(
+      rollout,
+      ev,
+      ctx.nowMs,
+      {
+        health: (c) => ctx.observe(c, s.slots.get(c)?.to),
+        paused: (c) => ctx.paused(c),
+        scope: () => ctx.scope(),
+      },
+      ctx.journal,
+    );
     rollout = res.rollout;
     record(rollout, res.transitions);
   };
-  const slots = new SlotWriter(s);
+  const slots = new SlotWriter(s, ctx.journal);
   if (head) {
     const r = followHead(s, slots, head, ctx, apply, rollout);
     if (r.started) {
@@ -158,7 +170,7 @@ function followHead(
     Math.min(head.plan?.stageOf.get(c) ?? slot?.stage ?? lastStage, lastStage);
   for (const c of [...s.slots.keys()]) {
     if (head.digests.has(c) || head.held.has(c)) continue;
-    s.slots.delete(c);
+    slots.remove(c);
     changed = true;
     apply({ type: 'leave', cluster: c });
   }

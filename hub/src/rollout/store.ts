@@ -23,7 +23,8 @@ export const RENDERING_CHUNK_BYTES = 512 * 1024;
 export interface RolloutStore {
   /** Every saved bundle state. */
   loadStates(): Promise<BundleState[]>;
-  saveState(s: BundleState): Promise<void>;
+  /** Saves a bundle's state as encodeState encoded it. */
+  saveState(bundle: string, encoded: string): Promise<void>;
   deleteState(bundle: string): Promise<void>;
   /** Renderings by digest; a missing one is absent from the result. */
   loadRenderings(digests: readonly string[]): Promise<Map<string, BundleDesiredState>>;
@@ -31,6 +32,11 @@ export interface RolloutStore {
   /** Digests of every saved rendering. */
   renderingDigests(): Promise<string[]>;
   deleteRendering(digest: string): Promise<void>;
+}
+
+/** A bundle state as saved (its saved form, JSON): taken at once, whatever changes it later. */
+export function encodeState(s: BundleState): string {
+  return JSON.stringify(saveForm(s));
 }
 
 const stateKey = (bundle: string): string => `bundle.${bundle}`;
@@ -70,9 +76,9 @@ export class KvRolloutStore implements RolloutStore {
     return out;
   }
 
-  async saveState(s: BundleState): Promise<void> {
+  async saveState(bundle: string, encoded: string): Promise<void> {
     const { states } = await this.buckets();
-    await states.put(stateKey(s.bundle), JSON.stringify(saveForm(s)));
+    await states.put(stateKey(bundle), encoded);
   }
 
   async deleteState(bundle: string): Promise<void> {
@@ -153,9 +159,9 @@ export class MemoryRolloutStore implements RolloutStore {
   async loadStates(): Promise<BundleState[]> {
     return [...this.states.values()].map((t) => loadForm(JSON.parse(t) as SavedBundleState));
   }
-  async saveState(s: BundleState): Promise<void> {
+  async saveState(bundle: string, encoded: string): Promise<void> {
     this.check();
-    this.states.set(s.bundle, JSON.stringify(saveForm(s)));
+    this.states.set(bundle, encoded);
   }
   async deleteState(bundle: string): Promise<void> {
     this.check();

@@ -3,6 +3,7 @@
 // as such) and recorded as a Transition for history, alerts and metrics.
 import { FlotillaError } from '@flotilla/common';
 import type { Amount, StagePolicy, TimeWindow } from '../render/types.js';
+import type { Journal } from './journal.js';
 import { CLUSTER_TRANSITIONS, ROLLOUT_TRANSITIONS } from './model.js';
 import type { ClusterPhase, ClusterRun, Rollout, RolloutPhase, Transition } from './model.js';
 
@@ -17,26 +18,56 @@ export interface Draft {
   owned: Set<string>;
   /** True once rollout.clusters is the draft's own copy (made on first write). */
   ownsClusters: boolean;
+  /**
+   * Set: the draft changes rollout.clusters in place (no copy), each change logged here
+   * to be undone; the runs themselves are still copied before they change.
+   */
+  journal: Journal | undefined;
 }
 
 // Members per stage of a clusters record, kept while the record lives: membership changes
 // only when clusters join or leave, so most decisions sort nothing.
 const INDEX = new WeakMap<Record<string, ClusterRun>, Map<number, string[]>>();
 
-/** A copy of a rollout that decisions may change without touching the saved one. */
-export function draftOf(r: Rollout, nowMs: number): Draft {
+/**
+ * A copy of a rollout that decisions may change without touching the saved one; with a
+ * journal, its clusters record is the saved one, changed in place through the journal.
+ */
+export function draftOf(r: Rollout, nowMs: number, journal?: Journal): Draft {
   return {
     rollout: { ...r, stages: r.stages.map((s) => ({ ...s })) },
     transitions: [],
     nowMs,
     members: INDEX.get(r.clusters),
     owned: new Set(),
-    ownsClusters: false,
+    ownsClusters: journal !== undefined,
+    journal,
   };
 }
 
+/** Sets (or with undefined removes) a cluster's run in the draft's clusters record. */
+export function putRun(d: Draft, name: string, run: ClusterRun | undefined): void {
+  const clusters = ownClusters(d);
+  if (d.journal) d.journal.setRecord(clusters, name, run);
+  else if (run) clusters[name] = run;
+  else delete clusters[name];
+}
+
+/** Membership or stages changed: the member index is computed again when next needed. */
+export function reshaped(d: Draft): void {
+  d.members = undefined;
+  if (!d.journal) return;
+  INDEX.delete(d.rollout.clusters);
+  d.journal.reshaped.add(d.rollout.clusters);
+}
+
+/** Forgets the member index of a clusters record (its members changed by undo or redo). */
+export function forgetIndex(clusters: object): void {
+  INDEX.delete(clusters as Record<string, ClusterRun>);
+}
+
 /** The draft's rollout with its own clusters record (copied on first write). */
-export function ownClusters(d: Draft): Record<string, ClusterRun> {
+function ownClusters(d: Draft): Record<string, ClusterRun> {
   if (!d.ownsClusters) {
     const copy: Record<string, ClusterRun> = {};
     for (const name in d.rollout.clusters) copy[name] = d.rollout.clusters[name] as ClusterRun;
@@ -48,8 +79,7 @@ export function ownClusters(d: Draft): Record<string, ClusterRun> {
 
 /** The draft's own copy of a cluster's run, made on first write. */
 export function ownRun(d: Draft, name: string): ClusterRun | undefined {
-  const clusters = ownClusters(d);
-  const c = clusters[name];
+  const c = d.rollout.clusters[name];
   if (!c || d.owned.has(name)) return c;
   const copy: ClusterRun = {
     stage: c.stage,
@@ -58,7 +88,7 @@ export function ownRun(d: Draft, name: string): ClusterRun | undefined {
     deadlineFromMs: c.deadlineFromMs,
     reason: c.reason,
   };
-  clusters[name] = copy;
+  putRun(d, name, copy);
   d.owned.add(name);
   return copy;
 }
