@@ -5,7 +5,7 @@
 // its phase: admitted clusters are sent the new rendering, healthy ones make it their
 // stable one, rolled back ones are sent their stable one again. Pure.
 import type { RolloutPlan } from '../render/types.js';
-import { SlotWriter, copyState, referencedDigests } from './bundle-state.js';
+import { SlotWriter, copyState } from './bundle-state.js';
 import type { BundleState, ClusterSlot, HistoryRecord } from './bundle-state.js';
 import type { Journal } from './journal.js';
 import { RolloutConflictError, newRollout, step } from './machine.js';
@@ -193,8 +193,14 @@ function followHead(
     if (slot.to === undefined) joiners.push(c);
     else if (slot.to !== d) moved = true;
   }
-  const differs = [...head.digests].some(([c, d]) => s.slots.get(c)?.cur !== d);
-  if (moved || (!current && differs)) {
+  let differs = false;
+  if (!moved && !current)
+    for (const [c, d] of head.digests)
+      if (s.slots.get(c)?.cur !== d) {
+        differs = true;
+        break;
+      }
+  if (moved || differs) {
     if (current) apply({ type: 'supersede', revision: head.revision });
     s.seq++;
     const r = newRollout(
@@ -209,7 +215,7 @@ function followHead(
     for (const [c, d] of head.digests) {
       const slot = slots.writable(c) as ClusterSlot;
       slot.to = d;
-      s.revisionOf.set(d, s.revisionOf.get(d) ?? head.revision);
+      if (!s.revisionOf.has(d)) s.revisionOf.set(d, head.revision);
       const j = joinOf(c, slot, d);
       if (j) joins.push(j);
     }
@@ -230,7 +236,7 @@ function followHead(
     const slot = slots.writable(c) as ClusterSlot;
     const d = head.digests.get(c) as string;
     slot.to = d;
-    s.revisionOf.set(d, s.revisionOf.get(d) ?? head.revision);
+    if (!s.revisionOf.has(d)) s.revisionOf.set(d, head.revision);
     const j = joinOf(c, slot, d);
     if (j) joins.push(j);
     changed = true;
@@ -316,7 +322,15 @@ function historyRecord(t: Transition, r: Rollout, s: BundleState): HistoryRecord
   };
 }
 
+// Forgets revisions of renderings no slot refers to; stops looking once every one is found
+// (a few renderings, shared by thousands of clusters: usually within the first slots).
 function pruneRevisions(s: BundleState): void {
-  const used = referencedDigests(s);
-  for (const d of s.revisionOf.keys()) if (!used.has(d)) s.revisionOf.delete(d);
+  const unused = new Set(s.revisionOf.keys());
+  for (const slot of s.slots.values()) {
+    if (unused.size === 0) return;
+    if (slot.cur !== undefined) unused.delete(slot.cur);
+    if (slot.stable !== undefined) unused.delete(slot.stable);
+    if (slot.to !== undefined) unused.delete(slot.to);
+  }
+  for (const d of unused) s.revisionOf.delete(d);
 }
