@@ -22,7 +22,7 @@ import type { BundleState, HistoryRecord } from './bundle-state.js';
 import { Gate } from './gate.js';
 import type { Gated } from './gate.js';
 import { RolloutConflictError } from './machine.js';
-import { forgetIndex } from './transitions.js';
+import { forgetIndex, recountRun } from './transitions.js';
 import type { RolloutAction } from './machine.js';
 import type { ClusterObservation } from './model.js';
 import { Journal } from './journal.js';
@@ -241,7 +241,7 @@ export class RolloutController {
         throw new RolloutConflictError(
           `the rollout of ${bundle} is at ${prev.rollout.revision.slice(0, 12)}, not ${revision}: nothing done`,
         );
-      const journal = new Journal();
+      const journal = new Journal(recountRun);
       let adv: Advance;
       try {
         adv = advanceBundle(
@@ -320,7 +320,7 @@ export class RolloutController {
     const names = new Set([...this.committed.keys(), ...heads.keys()]);
     const out = new Map<string, Advance>();
     // Decisions change committed slots and runs in place; commit undoes that until saved.
-    const journal = new Journal();
+    const journal = new Journal(recountRun);
     let wake: number | undefined;
     try {
       for (const bundle of names) {

@@ -14,6 +14,9 @@ export class Journal {
   /** Records whose membership or stages changed: their member index is stale after undo or redo. */
   readonly reshaped = new Set<object>();
 
+  /** `onRecord` is told of every value undo or redo replaces in a record (before → after). */
+  constructor(private readonly onRecord?: (r: object, before: unknown, after: unknown) => void) {}
+
   /** Number of changes logged. */
   get size(): number {
     return this.log.length / 6;
@@ -38,20 +41,25 @@ export class Journal {
   /** Puts every container back as it was before the first change (last change first). */
   undo(): void {
     const l = this.log;
-    for (let i = l.length - 6; i >= 0; i -= 6) put(l[i] as Container, l[i + 1], l[i + 2], l[i + 3]);
+    for (let i = l.length - 6; i >= 0; i -= 6)
+      this.put(l[i] as Container, l[i + 1], l[i + 2], l[i + 3]);
   }
 
   /** Applies every change again, in order (after undo). */
   redo(): void {
     const l = this.log;
-    for (let i = 0; i < l.length; i += 6) put(l[i] as Container, l[i + 1], l[i + 4], l[i + 5]);
+    for (let i = 0; i < l.length; i += 6) this.put(l[i] as Container, l[i + 1], l[i + 4], l[i + 5]);
   }
-}
 
-function put(c: Container, key: unknown, present: unknown, value: unknown): void {
-  if (c instanceof Map) {
-    if (present) c.set(key, value);
-    else c.delete(key);
-  } else if (present) c[key as string] = value;
-  else delete c[key as string];
+  private put(c: Container, key: unknown, present: unknown, value: unknown): void {
+    if (c instanceof Map) {
+      if (present) c.set(key, value);
+      else c.delete(key);
+      return;
+    }
+    const k = key as string;
+    this.onRecord?.(c, Object.hasOwn(c, k) ? c[k] : undefined, present ? value : undefined);
+    if (present) c[k] = value;
+    else delete c[k];
+  }
 }

@@ -17,6 +17,7 @@ import type {
 import type { Journal } from './journal.js';
 import { nextWakeMs, rollBack, tick } from './tick.js';
 import {
+  changeRun,
   draftOf,
   keepIndex,
   ownRun,
@@ -177,7 +178,9 @@ function join(d: Draft, ev: JoinSpec, quiet: boolean): void {
   const existing = r.clusters[ev.cluster];
   if (existing) {
     if (existing.phase === 'Waiting' && existing.stage !== ev.stage) {
-      (ownRun(d, ev.cluster) as ClusterRun).stage = ev.stage;
+      changeRun(d, ownRun(d, ev.cluster) as ClusterRun, (run) => {
+        run.stage = ev.stage;
+      });
       reshaped(d);
     }
     return;

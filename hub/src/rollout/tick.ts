@@ -16,8 +16,10 @@ import {
   runOf,
   setClusterPhase,
   setPhase,
+  stageCount,
   stageEvent,
   stageLabel,
+  stageSize,
 } from './transitions.js';
 import type { Draft } from './transitions.js';
 
@@ -110,13 +112,11 @@ function watchOne(
 function checkFailures(d: Draft): boolean {
   const r = d.rollout;
   for (let s = 0; s <= Math.min(r.stage, r.strategy.stages.length - 1); s++) {
+    const size = stageSize(d, s);
+    const budget = failureBudgetOf(r.strategy.stages[s]?.maxFailures ?? { count: 0 }, size);
+    if (stageCount(d, s, 'Failed') <= budget) continue;
     const members = membersOf(d, s);
     const failed = members.filter((n) => runOf(d, n).phase === 'Failed');
-    const budget = failureBudgetOf(
-      r.strategy.stages[s]?.maxFailures ?? { count: 0 },
-      members.length,
-    );
-    if (failed.length <= budget) continue;
     const first = failed[0] as string;
     const why = `${stageLabel(r, s)}: ${failed.length} of ${members.length} clusters failed (${budget} tolerated); ${first}: bundle ${r.bundle} ${runOf(d, first).reason}`;
     if (r.strategy.onFailure === 'rollback') {
@@ -155,22 +155,23 @@ function advance(d: Draft, full: boolean): void {
     const run = r.stages[s];
     const policy = r.strategy.stages[s];
     if (!run || !policy) return;
-    const members = membersOf(d, s);
+    const size = stageSize(d, s);
     if (run.startedMs === 0) {
-      if (members.length > 0 && policy.approval && run.approvedBy === '') {
+      if (size > 0 && policy.approval && run.approvedBy === '') {
         setPhase(d, 'AwaitingApproval', `${stageLabel(r, s)} waits for approval`);
         return;
       }
       run.startedMs = d.nowMs;
       r.updatedMs = d.nowMs;
       if (r.phase !== 'Progressing') setPhase(d, 'Progressing', `${stageLabel(r, s)} started`);
-      stageEvent(d, s, 'StageStarted', `${stageLabel(r, s)} started: ${members.length} cluster(s)`);
+      stageEvent(d, s, 'StageStarted', `${stageLabel(r, s)} started: ${size} cluster(s)`);
     }
     for (let earlier = 0; earlier <= s; earlier++) admit(d, earlier);
-    const done = members.every((name) => {
-      const p = runOf(d, name).phase;
-      return p === 'Healthy' || p === 'Failed' || p === 'Skipped';
-    });
+    const done =
+      stageCount(d, s, 'Waiting') +
+        stageCount(d, s, 'Updating') +
+        stageCount(d, s, 'RolledBack') ===
+      0;
     if (!done) {
       if (run.healthySinceMs !== 0) r.updatedMs = d.nowMs;
       run.healthySinceMs = 0;
@@ -191,12 +192,11 @@ function advance(d: Draft, full: boolean): void {
 function admit(d: Draft, s: number): void {
   const r = d.rollout;
   const policy = r.strategy.stages[s];
-  if (!policy || !inWindow(policy.windows, d.nowMs)) return;
-  const members = membersOf(d, s);
-  const limit = concurrencyOf(policy.maxConcurrent, members.length);
-  let inFlight = 0;
-  for (const name of members) if (runOf(d, name).phase === 'Updating') inFlight++;
-  for (const name of members) {
+  if (!policy || stageCount(d, s, 'Waiting') === 0 || !inWindow(policy.windows, d.nowMs)) return;
+  const limit = concurrencyOf(policy.maxConcurrent, stageSize(d, s));
+  let inFlight = stageCount(d, s, 'Updating');
+  if (inFlight >= limit) return;
+  for (const name of membersOf(d, s)) {
     if (inFlight >= limit) return;
     if (runOf(d, name).phase !== 'Waiting') continue;
     setClusterPhase(d, name, 'Updating', `admitted by ${stageLabel(r, s)}`);

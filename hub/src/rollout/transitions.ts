@@ -23,6 +23,63 @@ export interface Draft {
    * to be undone; the runs themselves are still copied before they change.
    */
   journal: Journal | undefined;
+  /** Members per stage and phase (computed when first needed, then kept up to date). */
+  counts: Map<number, PhaseCounts> | undefined;
+}
+
+/** How many members of a stage are in each phase. */
+export type PhaseCounts = Record<ClusterPhase, number>;
+
+// Members per stage and phase of a clusters record changed in place (with a journal),
+// kept up to date by every change, undo and redo of it: a decision asks "any waiting?"
+// or "all done?" without looking at every cluster.
+const COUNTS = new WeakMap<Record<string, ClusterRun>, Map<number, PhaseCounts>>();
+
+function countAll(clusters: Record<string, ClusterRun>): Map<number, PhaseCounts> {
+  const m = new Map<number, PhaseCounts>();
+  for (const name in clusters) bump(m, clusters[name] as ClusterRun, 1);
+  return m;
+}
+
+function bump(m: Map<number, PhaseCounts>, run: ClusterRun, by: number): void {
+  let c = m.get(run.stage);
+  if (!c) {
+    c = { Waiting: 0, Updating: 0, Healthy: 0, Failed: 0, RolledBack: 0, Skipped: 0 };
+    m.set(run.stage, c);
+  }
+  c[run.phase] += by;
+}
+
+/** A record's run was replaced by undo or redo (before → after; undefined: none): counts follow. */
+export function recountRun(clusters: object, before: unknown, after: unknown): void {
+  const m = COUNTS.get(clusters as Record<string, ClusterRun>);
+  if (!m) return;
+  if (before) bump(m, before as ClusterRun, -1);
+  if (after) bump(m, after as ClusterRun, 1);
+}
+
+function countsOf(d: Draft): Map<number, PhaseCounts> {
+  if (d.counts) return d.counts;
+  const clusters = d.rollout.clusters;
+  let m = d.journal ? COUNTS.get(clusters) : undefined;
+  if (!m) {
+    m = countAll(clusters);
+    if (d.journal) COUNTS.set(clusters, m);
+  }
+  d.counts = m;
+  return m;
+}
+
+/** Members of a stage in a phase. */
+export function stageCount(d: Draft, stage: number, phase: ClusterPhase): number {
+  return countsOf(d).get(stage)?.[phase] ?? 0;
+}
+
+/** Members of a stage. */
+export function stageSize(d: Draft, stage: number): number {
+  const c = countsOf(d).get(stage);
+  if (!c) return 0;
+  return c.Waiting + c.Updating + c.Healthy + c.Failed + c.RolledBack + c.Skipped;
 }
 
 // Members per stage of a clusters record, kept while the record lives: membership changes
@@ -42,12 +99,19 @@ export function draftOf(r: Rollout, nowMs: number, journal?: Journal): Draft {
     owned: new Set(),
     ownsClusters: journal !== undefined,
     journal,
+    // Kept up to date by every change in place; without a journal, counted when needed.
+    counts: journal ? COUNTS.get(r.clusters) : undefined,
   };
 }
 
 /** Sets (or with undefined removes) a cluster's run in the draft's clusters record. */
 export function putRun(d: Draft, name: string, run: ClusterRun | undefined): void {
   const clusters = ownClusters(d);
+  if (d.counts) {
+    const before = clusters[name];
+    if (before) bump(d.counts, before, -1);
+    if (run) bump(d.counts, run, 1);
+  }
   if (d.journal) d.journal.setRecord(clusters, name, run);
   else if (run) clusters[name] = run;
   else delete clusters[name];
@@ -75,6 +139,13 @@ function ownClusters(d: Draft): Record<string, ClusterRun> {
     d.ownsClusters = true;
   }
   return d.rollout.clusters;
+}
+
+/** Changes an owned run's stage or phase, keeping the counts. */
+export function changeRun(d: Draft, run: ClusterRun, change: (run: ClusterRun) => void): void {
+  if (d.counts) bump(d.counts, run, -1);
+  change(run);
+  if (d.counts) bump(d.counts, run, 1);
 }
 
 /** The draft's own copy of a cluster's run, made on first write. */
@@ -131,7 +202,9 @@ export function setClusterPhase(d: Draft, name: string, to: ClusterPhase, reason
     to,
     message: reason,
   });
-  c.phase = to;
+  changeRun(d, c, (run) => {
+    run.phase = to;
+  });
   c.sinceMs = d.nowMs;
   c.reason = reason;
   const r = d.rollout;
