@@ -287,6 +287,44 @@ test('nothing-moves-while-rollout-state-cannot-be-saved', async () => {
   assert.deepEqual(w.versions()['canary-1'], 'v2');
 });
 
+test('a-decision-that-cannot-be-saved-leaves-committed-state-as-it-was-and-is-made-again-once-it-can', async () => {
+  const w = await started();
+  await w.publish(2, ALL);
+  w.report('canary-1', 'Ready');
+  const before = JSON.stringify(w.controller.get('web'));
+  w.store.failWrites = true;
+  // This decision marks the canary healthy, completes its stage and admits prod-1, in
+  // place: none of it may show (API, gating) while it is not saved.
+  await w.tick();
+  assert.equal(JSON.stringify(w.controller.get('web')), before, 'the rollout as committed');
+  w.deliver();
+  assert.deepEqual(w.versions(), { 'canary-1': 'v2', 'prod-1': 'v1', 'prod-2': 'v1' });
+  await w.tick();
+  assert.equal(JSON.stringify(w.controller.get('web')), before, 'still, after a second failure');
+  w.store.failWrites = false;
+  await w.tick();
+  assert.deepEqual(w.versions(), { 'canary-1': 'v2', 'prod-1': 'v2', 'prod-2': 'v1' });
+  assert.equal(w.controller.get('web')?.stages[0]?.state, 'Completed');
+  w.report('prod-1', 'Ready');
+  await w.tick();
+  w.report('prod-2', 'Ready');
+  await w.tick();
+  assert.equal(w.controller.get('web')?.phase, 'Completed');
+  for (const c of ['canary-1', 'prod-1', 'prod-2'])
+    assert.equal(w.sentLog.get(c)?.length, 2, `${c} was sent v1 then v2, once each`);
+  // What was saved is what a restarted hub resumes from: the same rollout.
+  const restarted = new RolloutController({
+    store: w.store,
+    status: { bundleHealth: () => undefined },
+    logger: silentLogger(),
+    onChange: () => undefined,
+    now: () => w.nowMs,
+  });
+  await restarted.restore();
+  assert.deepEqual(restarted.get('web'), w.controller.get('web'));
+  await restarted.stop();
+});
+
 test('before-rollout-state-is-restored-rollout-bundles-are-held-not-sent', async () => {
   const w = new World();
   w.head = new Map([
