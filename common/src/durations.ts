@@ -68,6 +68,11 @@ export const durations = {
   rolloutProgressDeadline: 600_000,
   /** Hub: status changes of clusters in a rollout are decided on together, this long after the first (50 ms). */
   rolloutDebounce: 50,
+  /**
+   * Hub: a rollout decision stops taking bundles once it has run this long; the rest are
+   * decided in the next one, at once (5 ms: a tick stays short when a commit starts many).
+   */
+  rolloutDecisionBudget: 5,
   /** Hub: retry saving rollout state after a failed write, growing to the max (1 s .. 30 s). */
   rolloutSaveRetryInitial: 1_000,
   rolloutSaveRetryMax: 30_000,

@@ -141,7 +141,9 @@ async function rollout(perTick: number, failing: boolean): Promise<Figures> {
   );
   await controller.restore();
   controller.setHead(head, plans);
-  await controller.decide();
+  // The first render is every bundle's baseline, decided over as many ticks as it takes.
+  do await controller.decide();
+  while (controller.deferredBundles > 0);
   ticks.length = 0;
   gates.length = 0;
 
@@ -196,16 +198,19 @@ async function rollout(perTick: number, failing: boolean): Promise<Figures> {
   await timed();
   if (ticks[0]) ticks[0].kind = 'commit';
   let rounds = 0;
-  while (controller.list().some((r) => !FINAL.has(r.phase))) {
-    // Nothing left to report: time passes until the progress deadline.
-    if (report() === 0) clock += strategy.progressDeadlineMs;
+  const ongoing = (): boolean =>
+    controller.deferredBundles > 0 || controller.list().some((r) => !FINAL.has(r.phase));
+  while (ongoing()) {
+    // Nothing left to report nor to decide: time passes until the progress deadline.
+    if (report() === 0 && failing && controller.deferredBundles === 0)
+      clock += strategy.progressDeadlineMs;
     await timed();
     if (++rounds > 10_000) throw new Error('the rollout does not end');
   }
   const totalMs = performance.now() - t0;
   const ended = controller.list().map((r) => r.phase);
   const want = failing ? 'RolledBack' : 'Completed';
-  if (ended.some((p) => p !== want))
+  if (ended.length !== BUNDLES || ended.some((p) => p !== want))
     throw new Error(`rollouts ended ${[...new Set(ended)].join(', ')}, not ${want}`);
   await controller.stop();
   return { ticks, gates, totalMs };

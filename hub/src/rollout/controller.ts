@@ -69,10 +69,30 @@ export interface RolloutControllerOptions {
   now?: () => number;
   /** Debounce of status changes (default durations.rolloutDebounce). */
   debounceMs?: number;
+  /**
+   * A decision takes no further bundle once it has run this long (default
+   * durations.rolloutDecisionBudget); the others keep their news for the next one.
+   */
+  decisionBudgetMs?: number;
+}
+
+/** News a bundle was not decided on yet (its decision was left for the next tick). */
+interface Deferred {
+  /** The head it has not seen yet (a newer one replaces it). */
+  head: BundleHead | undefined;
+  /** Clusters whose status changed meanwhile; undefined: every cluster (a full pass). */
+  scope: ReadonlySet<string> | undefined;
 }
 
 /** Lifecycle of the controller. */
 export type ControllerState = 'restoring' | 'running' | 'stopped';
+
+/**
+ * While bundles wait for the next decision, committed ones are delivered at most this long
+ * after their commit (100 ms): gating the fleet once per decision of a split commit
+ * would cost more than the decisions.
+ */
+const DELIVER_MAX_DELAY_MS = 100;
 
 /** Sent states remembered per cluster, to tell which bundle rendering a health report is about (4). */
 const SENT_KEPT = 4;
@@ -101,6 +121,10 @@ export class RolloutController {
   private dirty = new Set<string>();
   /** The next decision reads every cluster's status (after a restore, a render, an action). */
   private fullPass = true;
+  /** Bundles a decision ran out of time for, in order, with their news: decided first next time. */
+  private deferred = new Map<string, Deferred>();
+  /** Committed decisions not delivered yet (bundles still waited for the next decision), since when. */
+  private undeliveredSince: number | undefined;
   /** Outbox records written to the history stream, to drop from the outbox at the next save. */
   private readonly published = new Set<string>();
   private publishing = false;
@@ -215,6 +239,11 @@ export class RolloutController {
     for (const cluster of this.sent.keys()) if (!states.has(cluster)) this.sent.delete(cluster);
   }
 
+  /** Bundles whose news waits for the next decision (the last one ran out of its budget). */
+  get deferredBundles(): number {
+    return this.deferred.size;
+  }
+
   /** True when status changes of the cluster lead to a decision (it is in a live rollout). */
   watches(cluster: string): boolean {
     return this.watched.has(cluster);
@@ -235,6 +264,8 @@ export class RolloutController {
     return this.enqueue(async () => {
       if (this.stateValue === 'restoring')
         throw new UnavailableError('rollout state (not read from NATS yet)');
+      // News of the bundle left for the next decision comes first, as it came first.
+      for (let n = 0; this.deferred.has(bundle) && n < 1_000; n++) await this.run();
       const prev = this.committed.get(bundle);
       if (!prev?.rollout) throw new NotFoundError('rollout of bundle', bundle);
       if (revision && !prev.rollout.revision.startsWith(revision))
@@ -304,7 +335,11 @@ export class RolloutController {
     this.timer.unref();
   }
 
-  // One decision over every bundle with a strategy (or saved state).
+  // One decision over every bundle with a strategy (or saved state), those left over from
+  // the last one first. Once it has run for its budget, the bundles not decided yet keep
+  // their news for the next decision, which follows at once: bundles are independent,
+  // so a commit that starts thousands of cluster updates is decided over a few short
+  // ticks instead of one long one, each bundle exactly as it would have been.
   private async run(): Promise<void> {
     if (this.stateValue !== 'running') return;
     const withHead = this.headChanged;
@@ -313,21 +348,35 @@ export class RolloutController {
     const dirty = this.dirty;
     this.dirty = new Set();
     this.fullPass = false;
-    const scope = full ? () => undefined : () => dirty;
     const heads = withHead ? this.bundleHeads() : new Map<string, BundleHead>();
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const names = new Set([...this.committed.keys(), ...heads.keys()]);
+    const budget = this.opts.decisionBudgetMs ?? durations.rolloutDecisionBudget;
+    const leftOver = this.deferred;
+    this.deferred = new Map();
+    const names = new Set([...leftOver.keys(), ...this.committed.keys(), ...heads.keys()]);
     const out = new Map<string, Advance>();
     // Decisions change committed slots and runs in place; commit undoes that until saved.
     const journal = new Journal(recountRun);
     let wake: number | undefined;
+    let decided = 0;
+    let sawHead = false;
     try {
       for (const bundle of names) {
+        const prior = leftOver.get(bundle);
+        const head = heads.get(bundle) ?? prior?.head;
+        const scope = full ? undefined : prior ? union(prior.scope, dirty) : dirty;
+        if (decided > 0 && performance.now() - t0 >= budget) {
+          // Even without news: time may move it (deadlines, soak, time windows).
+          this.deferred.set(bundle, { head, scope });
+          continue;
+        }
+        decided++;
+        if (head) sawHead = true;
         const adv = advanceBundle(
           this.committed.get(bundle),
-          heads.get(bundle),
-          this.context(bundle, scope, journal),
+          head,
+          this.context(bundle, () => scope, journal),
         );
         if (adv.changed) out.set(bundle, adv);
         if (adv.wakeMs !== undefined && (wake === undefined || adv.wakeMs < wake))
@@ -335,21 +384,26 @@ export class RolloutController {
       }
     } catch (err) {
       this.undo(journal);
+      this.deferred = leftOver;
       throw err;
     }
     if (this.opts.onDecision) {
       const cpu = process.cpuUsage(cpu0);
-      this.opts.onDecision(performance.now() - t0, names.size, (cpu.user + cpu.system) / 1000);
+      this.opts.onDecision(performance.now() - t0, decided, (cpu.user + cpu.system) / 1000);
     }
     try {
       await this.commit(out, journal);
       this.backoff.reset();
-      if (withHead) this.settled = true;
+      if (sawHead && ![...this.deferred.values()].some((d) => d.head)) this.settled = true;
     } catch (err) {
       // Nothing of it happened: the next decision must see the same news again.
-      if (withHead) this.headChanged = true;
+      if (withHead || sawHead) this.headChanged = true;
       if (full) this.fullPass = true;
       for (const c of dirty) this.dirty.add(c);
+      for (const p of leftOver.values()) {
+        if (p.scope === undefined) this.fullPass = true;
+        else for (const c of p.scope) this.dirty.add(c);
+      }
       const delay = this.backoff.next();
       this.log.warn(
         { err: errorMessage(err), retryInMs: delay },
@@ -358,6 +412,7 @@ export class RolloutController {
       this.schedule(delay);
       return;
     }
+    if (this.deferred.size > 0) this.schedule(0);
     if (wake !== undefined) this.schedule(Math.max(0, wake - this.now()));
   }
 
@@ -440,6 +495,7 @@ export class RolloutController {
   private async commit(out: ReadonlyMap<string, Advance>, journal: Journal): Promise<void> {
     if (out.size === 0) {
       this.undo(journal);
+      this.deliver();
       return;
     }
     const store = this.opts.store;
@@ -495,8 +551,19 @@ export class RolloutController {
     }
     this.afterCommit();
     if (records.length > 0) this.opts.onTransitions?.(records);
-    this.opts.onChange();
+    this.undeliveredSince ??= performance.now();
+    this.deliver();
     if (records.length > 0) void this.flushHistory();
+  }
+
+  // Has committed decisions delivered, once no bundle waits for the next decision (or they
+  // waited long enough): a commit split over several decisions is gated once.
+  private deliver(): void {
+    const since = this.undeliveredSince;
+    if (since === undefined) return;
+    if (this.deferred.size > 0 && performance.now() - since < DELIVER_MAX_DELAY_MS) return;
+    this.undeliveredSince = undefined;
+    this.opts.onChange();
   }
 
   // Puts committed state back as it was before the decision (it was not saved).
@@ -551,4 +618,15 @@ export class RolloutController {
     for (const d of this.renderings.keys()) if (!used.has(d)) this.renderings.delete(d);
     this.watched = watched;
   }
+}
+
+// The clusters of both scopes; undefined (every cluster) when either is.
+function union(
+  a: ReadonlySet<string> | undefined,
+  b: ReadonlySet<string>,
+): ReadonlySet<string> | undefined {
+  if (a === undefined) return undefined;
+  if (a.size === 0) return b;
+  if (b.size === 0) return a;
+  return new Set([...a, ...b]);
 }
