@@ -27,6 +27,7 @@ import type { RolloutAction } from './machine.js';
 import type { ClusterObservation } from './model.js';
 import { Journal } from './journal.js';
 import { advanceBundle } from './reconcile.js';
+import { nextWakeMs } from './tick.js';
 import type { Advance, BundleHead } from './reconcile.js';
 import { encodeState } from './store.js';
 import type { RolloutStore } from './store.js';
@@ -367,8 +368,14 @@ export class RolloutController {
         const head = heads.get(bundle) ?? prior?.head;
         const scope = full ? undefined : prior ? union(prior.scope, dirty) : dirty;
         if (decided > 0 && performance.now() - t0 >= budget) {
-          // Even without news: time may move it (deadlines, soak, time windows).
-          this.deferred.set(bundle, { head, scope });
+          if (head || scope === undefined || scope.size > 0)
+            this.deferred.set(bundle, { head, scope });
+          else {
+            // Without news only time can move it (deadlines, soak, windows): wake for that.
+            const r = this.committed.get(bundle)?.rollout;
+            const at = r ? nextWakeMs(r, this.now()) : undefined;
+            if (at !== undefined && (wake === undefined || at < wake)) wake = at;
+          }
           continue;
         }
         decided++;
