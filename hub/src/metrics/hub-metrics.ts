@@ -12,7 +12,7 @@
 //   flotilla_rollouts{phase}                      each bundle's latest rollout, by phase (at scrape)
 //   flotilla_rollout_transitions_total{scope,to}  rollout transitions (scope rollout|cluster)
 //   flotilla_rollout_stage_duration_seconds{stage} from a stage starting to it completing (histogram)
-//   flotilla_rollout_decision_seconds             one decision over every rollout bundle (histogram)
+//   flotilla_rollout_decision_seconds             one decision tick over rollout bundles (histogram)
 //   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
 //   flotilla_render_sandbox{level}                1 for the sandbox kustomize/helm/sops run in (user|network|none)
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
