@@ -61,7 +61,10 @@ describe('hub connection', () => {
     assert.deepEqual(got, { session: 's1', generation: 7, state });
     const stream = hub.streams[0];
     assert.equal(stream?.auth, 'Bearer s3cret');
-    assert.deepEqual(stream?.received[0]?.hello, {
+    const { sentAtMs, ...hello } = stream?.received[0]?.hello ?? {};
+    // The agent's clock, for the hub to tell how far it is off its own.
+    assert.ok(Math.abs(Number(sentAtMs) - Date.now()) < 60_000, `sentAtMs ${String(sentAtMs)}`);
+    assert.deepEqual(hello, {
       cluster: 'east',
       agentVersion: '0.1.0',
       appliedDigest: 'sha256:old',
