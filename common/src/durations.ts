@@ -85,6 +85,8 @@ export const durations = {
    */
   hubLeaseTtl: 3_000,
   leaseCheckInterval: 250,
+  /** Hub replicas: how often a replica not holding the lease reads rollout state again (1 s). */
+  rolloutFollowInterval: 1_000,
 } as const;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -35,6 +35,7 @@ import { notifierFromConfig } from './notify/from-config.js';
 import type { Alert, Notifier } from './notify/notifier.js';
 import { Lease } from './lease/lease.js';
 import { LeaderAlerts } from './lease/leader-alerts.js';
+import { LeaderRollouts } from './lease/leader-rollouts.js';
 import { alertOnTransitions } from './notify/status-alerts.js';
 import type { FleetEntry } from './status/fleet-status.js';
 import { KvStatusPersistence } from './status/kv-persistence.js';
@@ -64,6 +65,7 @@ import { NatsViolationWatch } from './identity/nats-violations.js';
 import { credsAuthenticator } from '@nats-io/transport-node';
 import { RolloutController } from './rollout/controller.js';
 import { KvRolloutStore } from './rollout/store.js';
+import type { RolloutStore } from './rollout/store.js';
 import { RolloutHistoryStream } from './rollout/history.js';
 import { AuditLog } from './audit/audit-log.js';
 import { AuditStream } from './audit/audit-stream.js';
@@ -186,7 +188,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   /** Alerts sent by the lease holder only (replicas); undefined: the notifier sends all. */
   private alerts: LeaderAlerts | undefined;
   private sweeper: NodeJS.Timeout | undefined;
-  private readonly rollouts: RolloutController;
+  private readonly rollouts: RolloutController | LeaderRollouts;
   private readonly rolloutHistory: RolloutHistoryStream;
   private readonly auditStream: AuditStream;
   private readonly audit: AuditLog;
@@ -289,15 +291,27 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       history: this.history,
       logger: this.log.child({ [LogFields.component]: 'audit' }),
     });
-    this.rollouts = new RolloutController({
-      store: new KvRolloutStore(() => this.nats.connection(), config.nats.replicas),
-      history: this.rolloutHistory,
-      status: this.status,
-      logger: this.log.child({ [LogFields.component]: 'rollout' }),
-      onChange: () => this.deliver(),
-      onTransitions: (records) => this.rolloutTransitions(records),
-      onDecision: (ms) => this.metrics.rolloutDecision(ms),
-    });
+    const rolloutStore = new KvRolloutStore(() => this.nats.connection(), config.nats.replicas);
+    const controller = (store: RolloutStore): RolloutController =>
+      new RolloutController({
+        store,
+        history: this.rolloutHistory,
+        status: this.status,
+        logger: this.log.child({ [LogFields.component]: 'rollout' }),
+        onChange: () => this.deliver(),
+        onTransitions: (records) => this.rolloutTransitions(records),
+        onDecision: (ms) => this.metrics.rolloutDecision(ms),
+      });
+    // Replicas: only the lease holder decides and writes rollout state; the others follow it.
+    this.rollouts = this.lease
+      ? new LeaderRollouts({
+          lease: this.lease,
+          store: rolloutStore,
+          controller,
+          logger: this.log.child({ [LogFields.component]: 'rollout' }),
+          onChange: () => this.deliver(),
+        })
+      : controller(rolloutStore);
     // Health and connection changes of clusters in a rollout move it on.
     this.status.onTouched((cluster) => this.rollouts.statusChanged(cluster));
   }

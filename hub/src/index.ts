@@ -64,6 +64,8 @@ export { EventsConsumer, ensureEventsStream, STATUS_CONSUMER } from './status/ev
 export { Lease, LEASE_BUCKET } from './lease/lease.js';
 export type { LeaseOptions, LeaseRecord, LeaseState } from './lease/lease.js';
 export { ALERT_LEDGER_BUCKET, LeaderAlerts } from './lease/leader-alerts.js';
+export { LeaderRollouts } from './lease/leader-rollouts.js';
+export type { LeaderRolloutsOptions } from './lease/leader-rollouts.js';
 export { KvStatusPersistence, STATUS_BUCKET } from './status/kv-persistence.js';
 export { NatsLink } from './status/nats-link.js';
 export type { BundleStatus, ClusterState, ClusterStatus } from './status/model.js';
