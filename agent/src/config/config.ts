@@ -15,7 +15,7 @@ export interface AgentConfig {
   cluster: string;
   /** host:port of the Prometheus /metrics endpoint; undefined = off. */
   metricsAddr: string | undefined;
-  /** host:port of the hub. */
+  /** host:port of the hub, or several comma separated (replicas of one hub, tried in turn). */
   hubAddress: string;
   /** kubeconfig file; undefined means the default loading rules. */
   kubeconfigPath: string | undefined;
@@ -80,12 +80,19 @@ function required(value: string | undefined, field: string, env: string): string
   return value;
 }
 
-function checkHub(address: string): string {
-  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
-  const port = Number(m?.[2]);
-  if (!m || port < 1 || port > 65_535)
-    throw new ConfigError('hub', `"${address}" is not HOST:PORT`);
-  return address;
+function checkHub(list: string): string {
+  const addresses = list
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  if (addresses.length === 0) throw new ConfigError('hub', 'names no HOST:PORT');
+  for (const address of addresses) {
+    const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65_535)
+      throw new ConfigError('hub', `"${address}" is not HOST:PORT`);
+  }
+  return addresses.join(',');
 }
 
 function checkNats(servers: string): string {

@@ -38,7 +38,8 @@ export interface AgentOptions {
 export const USAGE = `Usage: flotilla-agent --cluster NAME --hub HOST:PORT --nats URL [options]
 
   --cluster NAME        this cluster's name (env FLOTILLA_CLUSTER)
-  --hub HOST:PORT       the hub's gRPC address (env FLOTILLA_HUB)
+  --hub HOST:PORT[,HOST:PORT…]
+                        the hub's gRPC address, or its replicas' (tried in turn) (env FLOTILLA_HUB)
   --nats URL            NATS server URL(s), comma separated (env FLOTILLA_NATS_URL); tls://HOST:PORT
                         for TLS. Plaintext (nats://) is refused unless the server is loopback
   --nats-ca-file FILE   CA bundle to verify the NATS server's certificate; implies TLS

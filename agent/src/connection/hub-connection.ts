@@ -14,7 +14,11 @@ type Call = grpc.ClientDuplexStream<AgentMessage, HubMessage__Output>;
 /** Options of HubConnection (all required: built by config). */
 export interface HubConnectionOptions {
   cluster: string;
-  /** host:port of the hub's gRPC endpoint. */
+  /**
+   * host:port of the hub's gRPC endpoint, or several comma separated (replicas of one hub):
+   * the connection moves to the next one when a stream ends, at once when a hub is
+   * unreachable. A DNS name resolving to several addresses is one entry (grpc-js tries them).
+   */
   address: string;
   agentVersion: string;
   /** Bearer token sent as `authorization` metadata; never logged. */
@@ -83,6 +87,15 @@ const ACK_RESULT = {
 /** Missed heartbeat intervals after which the stream is presumed dead. */
 export const MISSED_HEARTBEATS = 3;
 
+/** The hub addresses of a comma-separated list (one or more; blanks dropped). */
+export function hubAddresses(list: string): string[] {
+  const out = list
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  return out.length > 0 ? out : [list];
+}
+
 /** The hub connection; start() once, stop() once. */
 export class HubConnection {
   /** Lifecycle state, observable. */
@@ -90,6 +103,13 @@ export class HubConnection {
   private client: AgentStreamClient;
   /** A client with new credentials, used from the next dial on (the open stream is left alone). */
   private nextClient: AgentStreamClient | undefined;
+  private readonly addresses: string[];
+  private index = 0;
+  private creds: grpc.ChannelCredentials;
+  /** The current session was welcomed by its hub. */
+  private welcomed = false;
+  /** Sessions in a row that ended without a welcome. */
+  private failedInRow = 0;
   private readonly stopping = new AbortController();
   private call: Call | undefined;
   private session = '';
@@ -101,17 +121,23 @@ export class HubConnection {
     private readonly handler: HubHandler,
   ) {
     this.machine = new ConnectionStateMachine(opts.logger);
-    const creds =
+    this.addresses = hubAddresses(opts.address);
+    this.creds =
       opts.credentials ??
       (opts.insecure
         ? grpc.credentials.createInsecure()
         : grpc.credentials.createSsl(opts.caPem ?? null));
-    this.client = this.newClient(creds);
+    this.client = this.newClient(this.creds);
+  }
+
+  /** The hub address dialled now (one of the list in `address`). */
+  get address(): string {
+    return this.addresses[this.index] as string;
   }
 
   private newClient(creds: grpc.ChannelCredentials): AgentStreamClient {
     const { AgentStream } = loadFlotillaProto();
-    return new AgentStream(this.opts.address, creds, {
+    return new AgentStream(this.address, creds, {
       ...this.opts.channelOptions,
       // Only keepalive notices a peer that vanished without closing the connection.
       'grpc.keepalive_time_ms': this.opts.keepaliveTimeMs,
@@ -126,6 +152,7 @@ export class HubConnection {
    * the certificate it was opened with) must not be reused once the stream ends.
    */
   useCredentials(creds: grpc.ChannelCredentials): void {
+    this.creds = creds;
     this.nextClient?.close();
     this.nextClient = this.newClient(creds);
   }
@@ -183,16 +210,29 @@ export class HubConnection {
         this.client = this.nextClient;
         this.nextClient = undefined;
       }
-      this.machine.transition('connecting', `dial ${this.opts.address}`);
+      this.machine.transition('connecting', `dial ${this.address}`);
+      this.welcomed = false;
       const reason = await this.runSession(backoff);
       if (signal.aborted) break;
-      const delayMs = backoff.next();
+      const hub = this.address;
+      // Several hubs: the next session dials the next one. A hub that never welcomed us
+      // is skipped at once, until every hub failed once in a row; then the backoff waits.
+      let failover = false;
+      if (this.addresses.length > 1) {
+        this.failedInRow = this.welcomed ? 0 : this.failedInRow + 1;
+        failover = !this.welcomed && this.failedInRow % this.addresses.length !== 0;
+        this.index = (this.index + 1) % this.addresses.length;
+        this.useCredentials(this.creds); // a client for the next hub
+      }
+      const delayMs = failover ? 0 : backoff.next();
       this.machine.transition('backoff', reason);
       this.opts.logger.warn(
-        { reason, delayMs, attempt: backoff.attempts, hub: this.opts.address },
-        'hub connection failed; retrying',
+        failover
+          ? { reason, hub, next: this.address }
+          : { reason, delayMs, attempt: backoff.attempts, hub },
+        failover ? 'hub unreachable; trying the next hub' : 'hub connection failed; retrying',
       );
-      await sleep(delayMs, signal);
+      if (delayMs > 0) await sleep(delayMs, signal);
     }
     if (this.machine.state !== 'closed') this.machine.transition('closed', 'stopped');
   }
@@ -284,6 +324,7 @@ export class HubConnection {
     backoff: Backoff,
   ): NodeJS.Timeout {
     this.session = welcome.session;
+    this.welcomed = true;
     backoff.reset();
     this.machine.transition('connected', 'welcome');
     this.opts.logger.info(

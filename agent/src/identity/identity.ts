@@ -19,6 +19,7 @@ import { loadFlotillaProto } from '@flotilla/proto';
 import type { Credentials__Output, IdentityClient } from '@flotilla/proto';
 import type { KubeApi } from '../kube/types.js';
 import { createCsr, describeCert, generatePrivateKey } from './keys.js';
+import { hubAddresses } from '../connection/hub-connection.js';
 import { IdentityStore } from './store.js';
 import type { StoredIdentity } from './store.js';
 
@@ -84,6 +85,8 @@ export class AgentIdentity {
   private current: StoredIdentity | undefined;
   /** When the current certificate was obtained or loaded (its notBefore is back-dated for clock skew). */
   private currentSince = 0;
+  /** Which of the hub addresses the next request goes to. */
+  private nextHub = 0;
   private readonly renewedListeners: Array<() => void> = [];
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
@@ -192,7 +195,10 @@ export class AgentIdentity {
 
   private client(creds: grpc.ChannelCredentials): IdentityClient {
     const { Identity } = loadFlotillaProto();
-    return new Identity(this.opts.hubAddress, creds) as unknown as IdentityClient;
+    // Several hubs: each request goes to the next one, so a retry reaches another replica.
+    const addresses = hubAddresses(this.opts.hubAddress);
+    const address = addresses[this.nextHub++ % addresses.length] as string;
+    return new Identity(address, creds) as unknown as IdentityClient;
   }
 
   /** Called after every renewal (the connection then re-dials with the new certificate when its stream next ends). */
