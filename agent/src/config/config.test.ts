@@ -135,3 +135,17 @@ it('tls-nats-takes-a-ca-file-from-the-flag-or-env', () => {
   });
   assert.deepEqual([ca.natsTls, ca.natsCaFile], [true, '/etc/nats/ca.crt']);
 });
+
+it('hub-takes-several-addresses-each-checked', () => {
+  const env = { FLOTILLA_NATS_URL: 'tls://n:4222' };
+  const c = compile(['--cluster', 'east', '--hub', 'hub-0.example:443, hub-1.example:443'], env);
+  assert.equal(c.hubAddress, 'hub-0.example:443,hub-1.example:443');
+  assert.equal(
+    fieldOf(() => compile(['--cluster', 'east', '--hub', 'hub-0.example:443,hub-1'], env)),
+    'hub',
+  );
+  assert.throws(
+    () => compile(['--cluster', 'east', '--hub', 'hub-0.example:443,hub-1'], env),
+    /"hub-1" is not HOST:PORT/,
+  );
+});
