@@ -111,7 +111,7 @@ class Replica {
       loadStates: () => kv.loadStates(),
       loadRenderings: (d) => kv.loadRenderings(d),
       renderingDigests: () => kv.renderingDigests(),
-      saveState: (s) => (this.writes++, kv.saveState(s)),
+      saveState: (b, encoded) => (this.writes++, kv.saveState(b, encoded)),
       deleteState: (b) => (this.writes++, kv.deleteState(b)),
       saveRendering: (r) => (this.writes++, kv.saveRendering(r)),
       deleteRendering: (d) => (this.writes++, kv.deleteRendering(d)),

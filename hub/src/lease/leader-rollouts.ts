@@ -248,7 +248,7 @@ export class LeaderRollouts {
       loadStates: () => s.loadStates(),
       loadRenderings: (d) => s.loadRenderings(d),
       renderingDigests: () => s.renderingDigests(),
-      saveState: async (b) => (check(), s.saveState(b)),
+      saveState: async (b, encoded) => (check(), s.saveState(b, encoded)),
       deleteState: async (b) => (check(), s.deleteState(b)),
       saveRendering: async (r) => (check(), s.saveRendering(r)),
       deleteRendering: async (d) => (check(), s.deleteRendering(d)),
