@@ -285,6 +285,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.auditStream = new AuditStream(
       () => this.nats.connection(),
       config.status.history.retentionMs,
+      config.nats.replicas,
     );
     this.audit = new AuditLog({
       writer: this.auditStream,

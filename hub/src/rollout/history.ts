@@ -6,20 +6,12 @@
 // its id as JetStream message id, so a transition decided just before a crash is
 // published by the restarted hub, and a re-sent one is not stored twice. A restarted hub
 // reads the stream back within the history retention.
-import {
-  DeliverPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  StorageType,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream';
+import { StorageType, jetstream } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@flotilla/common';
-import { errorMessage } from '@flotilla/common';
 import type { HistoryRecord } from './bundle-state.js';
-import { scaleStream } from '../status/jetstream-replicas.js';
+import { ensureStream, replayJson } from '../status/jetstream-replicas.js';
 
 /** The stream of rollout transitions. */
 export const ROLLOUT_HISTORY_STREAM = 'FLOTILLA_ROLLOUT_HISTORY';
@@ -36,30 +28,17 @@ export async function ensureRolloutHistoryStream(
   retentionMs: number,
   replicas = 1,
 ): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(ROLLOUT_HISTORY_STREAM);
-    await scaleStream(nc, ROLLOUT_HISTORY_STREAM, replicas);
-    return;
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound)
-      throw err;
-  }
-  try {
-    await jsm.streams.add({
+  await ensureStream(
+    nc,
+    {
       name: ROLLOUT_HISTORY_STREAM,
       subjects: [`${ROLLOUT_HISTORY_SUBJECT}.>`],
       storage: StorageType.File,
       max_age: nanos(retentionMs),
       max_bytes: ROLLOUT_HISTORY_MAX_BYTES,
-      num_replicas: replicas,
-    });
-  } catch (err) {
-    // Another hub created it between our info and add.
-    await jsm.streams.info(ROLLOUT_HISTORY_STREAM).catch(() => {
-      throw err;
-    });
-  }
+    },
+    replicas,
+  );
 }
 
 /** Where the controller writes transitions (RolloutHistoryStream, or a fake). */
@@ -102,28 +81,13 @@ export class RolloutHistoryStream implements RolloutHistoryWriter {
 
   /** Every record newer than sinceMs, oldest first; unreadable ones are skipped. */
   async replay(sinceMs: number, logger: Logger): Promise<HistoryRecord[]> {
-    const js = await this.js();
-    const consumer = await js.consumers.get(ROLLOUT_HISTORY_STREAM, {
-      deliver_policy: DeliverPolicy.StartTime,
-      opt_start_time: new Date(sinceMs).toISOString(),
-    });
-    const out: HistoryRecord[] = [];
-    for (;;) {
-      const batch = await consumer.fetch({ max_messages: 1_000, expires: 1_000 });
-      let got = 0;
-      let pending = 0;
-      for await (const m of batch) {
-        got++;
-        pending = m.info.pending;
-        try {
-          out.push(m.json<HistoryRecord>());
-        } catch (err) {
-          logger.debug({ seq: m.seq, err: errorMessage(err) }, 'unreadable rollout record skipped');
-        }
-      }
-      if (got === 0 || pending === 0) break;
-    }
-    await consumer.delete().catch(() => undefined);
-    return out;
+    await this.js();
+    return replayJson<HistoryRecord>(
+      await this.connection(),
+      ROLLOUT_HISTORY_STREAM,
+      sinceMs,
+      logger,
+      'rollout record',
+    );
   }
 }
