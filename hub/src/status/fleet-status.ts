@@ -735,6 +735,7 @@ export class FleetStatus implements SessionObserver {
   private forget(name: string): void {
     this.records.delete(name);
     this.sorted = undefined;
+    this.clocks.forget(name);
     this.dirty.delete(name);
     this.removed.add(name);
     this.lastState.delete(name);
