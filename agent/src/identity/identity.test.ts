@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import forge from 'node-forge';
 import { compileConfig } from '../config/config.js';
-import { MutableCertificateProvider } from './identity.js';
+import { MutableCertificateProvider, renewRetryDelayMs } from './identity.js';
 import { createCsr, generatePrivateKey } from './keys.js';
 
 test('csr-names-the-cluster-and-is-signed-by-the-agent-key', async () => {
@@ -43,4 +43,14 @@ test('insecure-and-a-bootstrap-token-are-exclusive', () => {
       ),
     /registration needs TLS/,
   );
+});
+
+test('a-failed-renewal-is-retried-before-a-short-certificate-lapses', () => {
+  // 24 h certificates keep the 30 s retry; a 12 s one with 4 s left retries after 1 s,
+  // several times before it lapses; an expired one retries every second.
+  assert.equal(renewRetryDelayMs(8 * 3_600_000), 30_000);
+  assert.equal(renewRetryDelayMs(4_000), 1_000);
+  assert.equal(renewRetryDelayMs(40_000), 10_000);
+  assert.equal(renewRetryDelayMs(-5_000), 1_000);
+  for (const left of [2_000, 6_000, 60_000, 200_000]) assert.ok(renewRetryDelayMs(left) < left);
 });

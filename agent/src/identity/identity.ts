@@ -25,6 +25,17 @@ import type { StoredIdentity } from './store.js';
 
 /** Renew when this fraction of the certificate's lifetime has passed. */
 export const RENEW_AT_FRACTION = 2 / 3;
+/** Longest wait before a failed renewal is tried again. */
+export const RENEW_RETRY_MAX_MS = 30_000;
+
+/**
+ * The wait before a failed renewal is tried again, given how long the certificate has
+ * left: a quarter of that, between 1 s and 30 s, so a short-lived certificate is never let
+ * lapse by a wait longer than its life.
+ */
+export function renewRetryDelayMs(leftMs: number): number {
+  return Math.round(Math.min(RENEW_RETRY_MAX_MS, Math.max(1_000, leftMs / 4)));
+}
 
 /** Options of AgentIdentity. */
 export interface AgentIdentityOptions {
@@ -229,13 +240,15 @@ export class AgentIdentity {
   }
 
   private renewFailed(err: unknown): void {
+    const left = this.current ? describeCert(this.current.certPem).notAfter - Date.now() : 0;
+    const retryMs = renewRetryDelayMs(left);
     this.opts.logger.warn(
-      { [LogFields.err]: errorMessage(err) },
-      'certificate renewal failed; retrying in 30 s',
+      { [LogFields.err]: errorMessage(err), retryMs },
+      `certificate renewal failed; retrying in ${Math.round(retryMs / 1000)} s`,
     );
     this.renewTimer = setTimeout(
       () => void this.renewNow().catch((e: unknown) => this.renewFailed(e)),
-      30_000,
+      retryMs,
     );
     this.renewTimer.unref();
   }
