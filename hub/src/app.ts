@@ -57,6 +57,7 @@ import type { RenderFailure, RenderInputs } from './render/types.js';
 import { WorkerRenderer } from './render/worker-renderer.js';
 import { CapabilitiesStore } from './capabilities/store.js';
 import { KvCapabilitiesPersistence } from './capabilities/kv.js';
+import { renderedWith } from './capabilities/rendered-with.js';
 import { IdentityAuthority } from './identity/authority.js';
 import { identityHandlers, peerOf } from './identity/service.js';
 import { agentUserJwt } from './identity/nats-jwt.js';
@@ -156,6 +157,8 @@ interface SourceEntry<S extends FleetSnapshot> {
   snapshot?: S;
   /** Renders started and the newest one whose result was taken, so an older finishing late is dropped. */
   renders?: { started: number; taken: number };
+  /** The capabilities version the last finished render began with (the stream's held first states wait for it). */
+  capabilitiesVersion?: number;
 }
 
 /** The hub process: build it with a config and parts, start(), stop(). */
@@ -198,6 +201,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         states: Map<string, DesiredState>;
         labels: Map<string, Record<string, string>>;
         failures: Map<string, RenderFailureRecord[]>;
+        renderedWith: (cluster: string) => number;
       }
     | undefined;
 
@@ -706,6 +710,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     entry.snapshot = snap;
     const renders = (entry.renders ??= { started: 0, taken: 0 });
     const seq = ++renders.started;
+    // Read with the snapshot the renderer gets: what this rendering knows of capabilities.
+    const capabilitiesVersion = this.capabilities.version;
     let rendering: FleetRendering;
     try {
       rendering = await this.parts.renderer.render(snap, {
@@ -715,7 +721,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       // A newer render (later snapshot or capabilities) already finished: keep it.
       if (seq < renders.taken) return;
       renders.taken = seq;
+      entry.capabilitiesVersion = capabilitiesVersion;
     } catch (err) {
+      // A render that failed still ran with these capabilities: waiting longer gives nothing better.
+      entry.capabilitiesVersion = Math.max(entry.capabilitiesVersion ?? -1, capabilitiesVersion);
       // The last good rendering keeps being served; a bad commit never takes the fleet down.
       entry.renderError = errorMessage(err);
       log.error({ err: entry.renderError }, 'render failed, serving the last good desired states');
@@ -770,7 +779,11 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         if (failed.length > 0) failures.set(name, failed);
       }
     }
-    this.head = { states, labels, failures };
+    const rendered = this.sources.map((e) => ({
+      clusters: e.rendering?.labels,
+      capabilitiesVersion: e.capabilitiesVersion,
+    }));
+    this.head = { states, labels, failures, renderedWith: renderedWith(rendered) };
     this.rollouts.setHead(states, plans);
     this.deliver();
   }
@@ -782,7 +795,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     if (!head) return;
     const gated = this.rollouts.gate(head.states);
     const states = gated.states;
-    const changed = this.desired.replace(states);
+    const changed = this.desired.replace(states, head.renderedWith);
     this.rollouts.delivered(states);
     this.stream?.rendered();
     const fleet: FleetEntry[] = [...head.labels].map(([name, l]) => {

@@ -169,3 +169,92 @@ test(
     }
   },
 );
+
+test(
+  'a-render-begun-before-an-agents-report-does-not-send-it-a-state-for-other-capabilities',
+  { skip },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-caps-'));
+    const nats = await startNats();
+    await writeFile(join(dir, 'token'), 'agent-token\n');
+    const cfg: HubConfig = compileHubConfig(
+      {
+        sources: [{ name: 'fleet', url: 'https://git.example/fleet.git' }],
+        grpc: { listen: '127.0.0.1:0' },
+        http: { listen: '127.0.0.1:0' },
+        nats: { url: nats.url },
+        auth: { tokenFile: join(dir, 'token') },
+        insecure: true,
+      },
+      'hub.yaml',
+      { defaultCacheDir: dir },
+    );
+    // Each render waits for its gate: the test decides the order they finish in.
+    const seen: (ClusterCapabilities | undefined)[] = [];
+    const gates: (() => void)[] = [];
+    const inner = capabilityRenderer(seen);
+    const renderer: HubRenderer = {
+      render: async (snap, inputs) => {
+        const out = await inner.render(snap, inputs);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        return out;
+      },
+    };
+    const source = new FakeSource();
+    const app = new HubApp(cfg, {
+      createSource: async () => source,
+      renderer,
+      logger: silentLogger(),
+    });
+    let client: AgentStreamClient | undefined;
+    try {
+      await app.start();
+      // The first render begins before any agent has reported.
+      const firstRender = source.push('rev-1');
+      await until(() => (gates.length === 1 ? true : undefined), 'the first render');
+      client = new (loadFlotillaProto().AgentStream)(
+        `127.0.0.1:${app.grpcPort}`,
+        credentials.createInsecure(),
+      ) as AgentStreamClient;
+      const md = new Metadata();
+      md.set('authorization', 'Bearer agent-token');
+      const call = client.Connect(md);
+      const got: HubMessage__Output[] = [];
+      call.on('data', (m: HubMessage__Output) => got.push(m));
+      call.on('error', () => undefined);
+      call.write({
+        hello: {
+          cluster: 'edge-1',
+          agentVersion: 't',
+          appliedDigest: '',
+          appliedRevision: '',
+          protocolVersion: 1,
+          capabilities: { kubeVersion: 'v1.35.4', apiVersions: [...BASE, ...MONITORING] },
+        },
+      });
+      // The report causes a re-render (it waits at its gate too).
+      await until(() => (gates.length === 2 ? true : undefined), 'the re-render');
+      assert.equal(seen[1]?.kubeVersion, 'v1.35.4');
+      // The first render ends now, after the report, with the default capabilities.
+      gates[0]?.();
+      await firstRender;
+      await sleep(200);
+      assert.deepEqual(
+        got.map((m) => m.kind),
+        ['welcome'],
+        'no state rendered before the report is sent',
+      );
+      gates[1]?.();
+      const first = await until(() => got.find((m) => m.desired)?.desired ?? undefined, 'a state');
+      const withMonitor = desiredState('edge-1', 'rev-1', [configMap('app'), configMap('monitor')]);
+      assert.equal(first.digest, withMonitor.digest, 'the first state is the one for the report');
+      call.end();
+    } finally {
+      for (const g of gates) g();
+      client?.close();
+      await app.stop(1_000);
+      await nats.stop({ kill: true, removeStore: true });
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);

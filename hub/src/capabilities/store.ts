@@ -39,6 +39,7 @@ export class CapabilitiesStore implements CapabilitiesSink {
   private readonly refused = new Map<string, string>();
   private view: ReadonlyMap<string, ClusterCapabilities> | undefined;
   private readonly now: () => number;
+  private versionValue = 0;
 
   constructor(private readonly opts: CapabilitiesStoreOptions) {
     this.now = opts.now ?? Date.now;
@@ -131,6 +132,11 @@ export class CapabilitiesStore implements CapabilitiesSink {
     for (const n of names) if (this.entries.has(n)) this.dirty.add(n);
   }
 
+  /** Increases with every change of a cluster's capabilities: a render records it when it begins. */
+  get version(): number {
+    return this.versionValue;
+  }
+
   /** Number of distinct capability sets held. */
   get distinctSets(): number {
     return this.interned.size;
@@ -150,6 +156,7 @@ export class CapabilitiesStore implements CapabilitiesSink {
     if (old) this.release(old.digest);
     this.entries.set(cluster, { caps: shared.caps, digest, reportedAt });
     this.view = undefined;
+    this.versionValue++;
     return true;
   }
 

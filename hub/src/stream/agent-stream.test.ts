@@ -10,11 +10,12 @@ import { decodeDesiredState } from './chunks.js';
 import { DesiredStateStore } from './desired-store.js';
 import { configMap, desiredState } from './fixtures.js';
 import { startGrpcServer } from './grpc-server.js';
-import type { SessionObserver } from './types.js';
+import type { CapabilitiesSink, SessionObserver } from './types.js';
+import { CapabilitiesStore } from '../capabilities/store.js';
 
 const TOKEN = 'sekret-token';
 
-async function setup(clusters = ['edge-1'], notifySlice?: number) {
+async function setup(clusters = ['edge-1'], notifySlice?: number, capabilities?: CapabilitiesSink) {
   const store = new DesiredStateStore();
   store.replace(new Map(clusters.map((c) => [c, desiredState(c, 'rev-1')])));
   const seen: string[] = [];
@@ -31,6 +32,7 @@ async function setup(clusters = ['edge-1'], notifySlice?: number) {
     token: TOKEN,
     heartbeatIntervalMs: 10_000,
     ...(notifySlice ? { notifySlice } : {}),
+    ...(capabilities ? { capabilities } : {}),
   });
   const server = await startGrpcServer('127.0.0.1:0', {
     agentStream: service.handlers(),
@@ -70,8 +72,18 @@ function open(client: AgentStreamClient, token: string) {
   return { call, received, until, status, send };
 }
 
-const hello = (cluster: string): AgentMessage => ({
-  hello: { cluster, agentVersion: 't', appliedDigest: '', appliedRevision: '', protocolVersion: 1 },
+const hello = (
+  cluster: string,
+  capabilities?: { kubeVersion: string; apiVersions: string[] },
+): AgentMessage => ({
+  hello: {
+    cluster,
+    agentVersion: 't',
+    appliedDigest: '',
+    appliedRevision: '',
+    protocolVersion: 1,
+    ...(capabilities ? { capabilities } : {}),
+  },
 });
 
 test('grpc-hello-welcome-desired-ack-round-trip', async () => {
@@ -174,6 +186,71 @@ test('a-fan-out-is-told-after-the-render-returns-in-slices-and-reaches-every-ses
     }
     for (const a of agents) a.call.end();
     await Promise.all(agents.map((a) => a.status));
+  } finally {
+    await h.stop();
+  }
+});
+
+test('a-render-begun-before-the-agents-capabilities-report-does-not-release-its-held-first-state', async () => {
+  const caps = new CapabilitiesStore({ logger: silentLogger() });
+  const h = await setup(['edge-1'], undefined, caps);
+  try {
+    // The start-up render is running: it began before any agent reported (version 0).
+    const startedBefore = caps.version;
+    const a = open(h.client, TOKEN);
+    a.send(
+      hello('edge-1', { kubeVersion: 'v1.35.4', apiVersions: ['v1', 'monitoring.coreos.com/v1'] }),
+    );
+    await a.until(1);
+    assert.equal(a.received[0]?.kind, 'welcome');
+    assert.ok(caps.version > startedBefore, 'the report changed the capabilities');
+    // It finishes after the report, with a new state made for the default capabilities.
+    const defaults = desiredState('edge-1', 'rev-1', [configMap('app')]);
+    h.store.replace(new Map([['edge-1', defaults]]), () => startedBefore);
+    h.service.rendered();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(
+      a.received.map((m) => m.kind),
+      ['welcome'],
+      'a state rendered without the reported capabilities is not sent',
+    );
+    // The re-render for the report finishes: its state is the first one sent.
+    const reported = desiredState('edge-1', 'rev-1', [configMap('app'), configMap('monitor')]);
+    const version = caps.version;
+    h.store.replace(new Map([['edge-1', reported]]), () => version);
+    h.service.rendered();
+    await a.until(2);
+    const chunk = a.received[1]?.desired;
+    assert.ok(chunk, `expected a desired state, got ${a.received[1]?.kind}`);
+    assert.equal(chunk.digest, reported.digest);
+    assert.equal(a.received.length, 2);
+    a.call.end();
+    await a.status;
+  } finally {
+    await h.stop();
+  }
+});
+
+test('a-render-that-changes-nothing-but-began-after-the-report-releases-the-held-first-state', async () => {
+  const caps = new CapabilitiesStore({ logger: silentLogger() });
+  const h = await setup(['edge-1'], undefined, caps);
+  try {
+    const a = open(h.client, TOKEN);
+    a.send(hello('edge-1', { kubeVersion: 'v1.35.4', apiVersions: ['v1'] }));
+    await a.until(1);
+    // A rollout tick or another source re-delivers the old rendering: still held.
+    h.store.replace(new Map([['edge-1', desiredState('edge-1', 'rev-1')]]), () => 0);
+    h.service.rendered();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(a.received.length, 1);
+    // The re-render gives the same state for this cluster: the held state goes out.
+    const version = caps.version;
+    h.store.replace(new Map([['edge-1', desiredState('edge-1', 'rev-1')]]), () => version);
+    h.service.rendered();
+    await a.until(2);
+    assert.equal(a.received[1]?.desired?.digest, desiredState('edge-1', 'rev-1').digest);
+    a.call.end();
+    await a.status;
   } finally {
     await h.stop();
   }

@@ -6,6 +6,7 @@ import type { DesiredStateSource } from './types.js';
 /** In-memory DesiredStateSource fed by the renderer. */
 export class DesiredStateStore implements DesiredStateSource {
   private states = new Map<string, DesiredState>();
+  private renderedWith: ((cluster: string) => number | undefined) | undefined;
   private readonly listeners = new Set<(clusters: string[]) => void>();
 
   /** The cluster's state, or undefined when it is not in the fleet. */
@@ -24,8 +25,20 @@ export class DesiredStateStore implements DesiredStateSource {
     return () => this.listeners.delete(listener);
   }
 
-  /** Replaces all states; returns and announces the clusters that were added, removed or changed. */
-  replace(next: ReadonlyMap<string, DesiredState>): string[] {
+  /** The capabilities version the cluster's state was rendered with, as given to replace. */
+  capabilitiesVersion(cluster: string): number | undefined {
+    return this.renderedWith?.(cluster);
+  }
+
+  /**
+   * Replaces all states; returns and announces the clusters that were added, removed or
+   * changed. `renderedWith` tells, per cluster, the capabilities version its render began
+   * with (see DesiredStateSource.capabilitiesVersion); absent: unknown.
+   */
+  replace(
+    next: ReadonlyMap<string, DesiredState>,
+    renderedWith?: (cluster: string) => number | undefined,
+  ): string[] {
     const changed: string[] = [];
     for (const [cluster, state] of next) {
       const old = this.states.get(cluster);
@@ -34,6 +47,7 @@ export class DesiredStateStore implements DesiredStateSource {
     }
     for (const cluster of this.states.keys()) if (!next.has(cluster)) changed.push(cluster);
     this.states = new Map(next);
+    this.renderedWith = renderedWith;
     if (changed.length > 0) for (const l of this.listeners) l(changed);
     return changed;
   }

@@ -40,12 +40,14 @@ function harness(
   heartbeatIntervalMs = 60_000,
   capabilitiesChange = false,
   renderWaitMs = 60_000,
+  capabilitiesVersion?: (cluster: string) => number | undefined,
 ) {
   const wire = new FakeWire();
   const events: string[] = [];
   const reports: [string, ClusterCapabilities][] = [];
   const hellos: object[] = [];
   let gen = 0;
+  let version = 0;
   const observer: SessionObserver = {
     connected: (c, _s, h) => {
       hellos.push(h);
@@ -56,11 +58,19 @@ function harness(
     disconnected: (c, _s, r) => events.push(`disconnected ${c} ${r}`),
   };
   const session = new Session('s1', wire, {
-    source: { get: (c) => states.get(c), subscribe: () => () => {} },
+    source: {
+      get: (c) => states.get(c),
+      subscribe: () => () => {},
+      ...(capabilitiesVersion ? { capabilitiesVersion } : {}),
+    },
     observer,
     capabilities: {
+      get version() {
+        return version;
+      },
       reported: (c, caps) => {
         reports.push([c, caps]);
+        if (capabilitiesChange) version++;
         return capabilitiesChange;
       },
     },
@@ -233,6 +243,29 @@ test('new-capabilities-in-hello-hold-the-first-state-until-the-re-render-finishe
     'what was rendered for other capabilities is not sent',
   );
   // The re-render changed nothing for this cluster: the held state goes out anyway.
+  session.renderFinished();
+  await sent(wire, 2);
+  assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
+  session.close('test');
+});
+
+test('a-held-first-state-waits-for-a-rendering-begun-after-the-agents-latest-report', async () => {
+  const states = new Map([['c1', desiredState('c1', 'r1')]]);
+  let renderedWith = 0;
+  const { wire, session } = harness(states, 60_000, true, 60_000, () => renderedWith);
+  session.received(hello('c1', '', '', { kubeVersion: 'v1.35.4', apiVersions: ['v1'] }));
+  await sent(wire, 1);
+  // The agent saw a CRD arrive before its first state: version 2 now.
+  session.received({
+    kind: 'capabilities',
+    capabilities: { kubeVersion: 'v1.35.4', apiVersions: ['v1', 'monitoring.coreos.com/v1'] },
+  });
+  renderedWith = 1; // the re-render for the hello, begun before the second report
+  session.desiredChanged();
+  session.renderFinished();
+  await settle();
+  assert.deepEqual(wire.kinds(), ['welcome']);
+  renderedWith = 2;
   session.renderFinished();
   await sent(wire, 2);
   assert.deepEqual(wire.kinds(), ['welcome', 'desired']);

@@ -85,6 +85,8 @@ export class Session {
   private timer: NodeJS.Timeout | undefined;
   /** Set while the first state waits for the re-render the hello's capabilities cause. */
   private held: NodeJS.Timeout | undefined;
+  /** While held: the capabilities version of this agent's report; a state rendered with an older one is not sent. */
+  private heldFor = 0;
   private log: Logger;
   private readonly now: () => number;
 
@@ -137,7 +139,9 @@ export class Session {
         break;
       case 'capabilities':
         this.ctx.observer.seen(this.clusterName, this.id);
-        this.report(msg.capabilities);
+        // Still held: wait for a rendering with these capabilities, not the first ones.
+        if (this.report(msg.capabilities) && this.held !== undefined)
+          this.heldFor = this.ctx.capabilities?.version ?? 0;
         break;
       default:
         this.log.warn({ kind: msg.kind }, 'unexpected message after hello, ignored');
@@ -192,9 +196,11 @@ export class Session {
     });
     if (!rerender) return this.desiredChanged();
     // What is rendered now assumed other capabilities (a new cluster: the defaults); the
-    // agent would apply it only to get another state a second later.
+    // agent would apply it only to get another state a second later. Only a rendering
+    // begun after this report releases it (a render already running does not), or the wait.
+    this.heldFor = this.ctx.capabilities?.version ?? 0;
     this.held = setTimeout(
-      () => this.renderFinished(),
+      () => this.release(),
       this.ctx.renderWaitMs ?? durations.capabilitiesRenderWait,
     );
     this.held.unref();
@@ -209,14 +215,30 @@ export class Session {
     });
   }
 
-  /** A render finished: a first state held for it is sent now (whether or not it changed). */
+  /**
+   * A render finished: a first state held for it is sent now (whether or not it changed),
+   * if the cluster's state was rendered with the capabilities the agent reported.
+   */
   renderFinished(): void {
-    if (this.held === undefined) return;
-    this.desiredChanged();
+    if (this.held === undefined || this.stillHeld()) return;
+    this.release();
   }
 
-  /** Re-reads the cluster's desired state and queues it (latest wins). */
+  /** Re-reads the cluster's desired state and queues it (latest wins); a held first state stays held until its rendering. */
   desiredChanged(): void {
+    if (this.stillHeld()) return;
+    this.release();
+  }
+
+  // True while a held first state's rendering predates the agent's report. A source that
+  // does not say which capabilities it rendered with releases on any render.
+  private stillHeld(): boolean {
+    if (this.held === undefined) return false;
+    const renderedWith = this.ctx.source.capabilitiesVersion?.(this.clusterName);
+    return renderedWith !== undefined && renderedWith < this.heldFor;
+  }
+
+  private release(): void {
     if (this.stateValue !== 'active') return;
     clearTimeout(this.held);
     this.held = undefined;

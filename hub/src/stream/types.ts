@@ -15,6 +15,11 @@ export interface DesiredStateSource {
   get(cluster: string): DesiredState | undefined;
   /** Calls listener with the clusters whose desired state changed; returns an unsubscribe function. */
   subscribe(listener: (clusters: string[]) => void): () => void;
+  /**
+   * The capabilities version (CapabilitiesSink.version) when the render that made the
+   * cluster's state began; undefined when unknown (any render then releases a held state).
+   */
+  capabilitiesVersion?(cluster: string): number | undefined;
 }
 
 /** Told about agent sessions; the status model implements it. */
@@ -39,6 +44,8 @@ export interface CapabilitiesSink {
    * them). True when they change what the cluster renders with: a re-render follows.
    */
   reported(cluster: string, capabilities: ClusterCapabilities): boolean;
+  /** Increases with every change of any cluster's capabilities (0 before the first). */
+  readonly version: number;
 }
 
 /** An observer that ignores everything, for tests and tools. */
