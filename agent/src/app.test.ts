@@ -6,9 +6,10 @@ import { PassThrough } from 'node:stream';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, eventSubject, parseEvent } from '@flotilla/common';
 import type { AppliedData } from '@flotilla/common';
 import { runAgentCli } from './cli.js';
@@ -16,7 +17,7 @@ import { KubeClient, loadKubeConfig } from './kube/client.js';
 import { configMap, makeState } from './testing/desired.js';
 import { requireEnv, startCluster, startNats } from '@flotilla/test-env';
 import type { TestCluster, TestNats } from '@flotilla/test-env';
-import { ScriptedHub, sendState, until } from './testing/scripted-hub.js';
+import { ScriptedHub, sendState, until, within } from './testing/scripted-hub.js';
 
 const skip = await requireEnv(['cluster', 'nats']);
 
@@ -25,9 +26,28 @@ describe('agent end to end', { skip }, () => {
   let nats: TestNats;
   let kube: KubeClient;
   const hub = new ScriptedHub();
+  // What a test starts is stopped after it, passed or failed: an agent left running keeps
+  // dialling the hub and the test process never ends.
+  const agents: { controller: AbortController; exit: Promise<number> }[] = [];
+  const connections: NatsConnection[] = [];
+  const connect = async (opts: { servers: string }): Promise<NatsConnection> => {
+    const nc = await natsConnect(opts);
+    connections.push(nc);
+    return nc;
+  };
   before(async () => {
-    [api, nats] = await Promise.all([startCluster(), startNats(), hub.start()]);
+    // Each server is kept as soon as it runs, so after() stops it even if another failed.
+    await Promise.all([
+      startCluster().then((c) => (api = c)),
+      startNats().then((n) => (nats = n)),
+      hub.start(),
+    ]);
     kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
+  });
+  afterEach(async () => {
+    for (const a of agents) a.controller.abort();
+    await within(Promise.all(agents.splice(0).map((a) => a.exit)), 'stopping the agents');
+    await Promise.all(connections.splice(0).map((nc) => nc.close()));
   });
   after(async () => {
     hub.server.forceShutdown();
@@ -62,7 +82,14 @@ describe('agent end to end', { skip }, () => {
       '--token-file',
       tokenFile,
     ];
-    return runAgentCli(args, { env: {}, signal: controller.signal, stdout: out, stderr: out });
+    const exit = runAgentCli(args, {
+      env: {},
+      signal: controller.signal,
+      stdout: out,
+      stderr: out,
+    });
+    agents.push({ controller, exit });
+    return exit;
   };
 
   it('applies-a-desired-state-from-the-hub-acks-it-and-publishes-an-applied-event', async () => {

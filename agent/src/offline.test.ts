@@ -19,7 +19,7 @@ import { KubeClient, loadKubeConfig } from './kube/client.js';
 import { configMap, makeState } from './testing/desired.js';
 import { requireEnv, startCluster, startNats } from '@flotilla/test-env';
 import type { TestCluster, TestNats } from '@flotilla/test-env';
-import { ScriptedHub, sendState, until } from './testing/scripted-hub.js';
+import { ScriptedHub, sendState, until, within } from './testing/scripted-hub.js';
 
 const skip = await requireEnv(['cluster', 'nats']);
 
@@ -44,19 +44,26 @@ describe(
     const hubs: ScriptedHub[] = [];
     const agents: { controller: AbortController; exit: Promise<number> }[] = [];
     before(async () => {
-      [api, nats] = await Promise.all([startCluster(), startNats()]);
+      // Each server is kept as soon as it runs, so after() stops it even if another failed.
+      await Promise.all([
+        startCluster().then((c) => (api = c)),
+        startNats().then((n) => (nats = n)),
+      ]);
       kube = await KubeClient.create(loadKubeConfig(api.kubeconfigPath));
       nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
       jsm = await jetstreamManager(nc);
       await jsm.streams.add({ name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] });
     });
     after(async () => {
+      // Every step runs even when one before it failed or hangs: nothing outlives the file.
       for (const a of agents) a.controller.abort();
-      await Promise.all(agents.map((a) => a.exit));
+      const stopped = within(Promise.all(agents.map((a) => a.exit)), 'stopping the agents');
+      await stopped.catch(() => undefined);
       for (const h of hubs) h.server.forceShutdown();
-      await nc?.close();
+      await nc?.close().catch(() => undefined);
       kube?.close();
       await Promise.all([api?.stop(), nats?.stop({ removeStore: true })]);
+      await stopped;
     });
 
     const objects: KubeObject[] = [

@@ -1,9 +1,9 @@
 // HubConnection against an in-process gRPC server speaking our own AgentStream protocol.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { silentLogger } from '@flotilla/common';
 import { configMap, makeState } from '../testing/desired.js';
-import { ScriptedHub, sendState, until } from '../testing/scripted-hub.js';
+import { ScriptedHub, sendState, until, within } from '../testing/scripted-hub.js';
 import type { ServerCall } from '../testing/scripted-hub.js';
 import { HubConnection } from './hub-connection.js';
 import type { HubHandler, ReceivedState } from './hub-connection.js';
@@ -18,7 +18,13 @@ function send(call: ServerCall, generation: number, digest = state.digest): void
 
 describe('hub connection', () => {
   const hub = new ScriptedHub();
+  // Every connection a test opens is stopped after it, passed or failed: a connection
+  // left dialling keeps the test process alive after the server is gone.
+  const conns: HubConnection[] = [];
   before(() => hub.start());
+  afterEach(() =>
+    within(Promise.all(conns.splice(0).map((c) => c.stop())), 'stopping connections'),
+  );
   after(() => hub.server.forceShutdown());
 
   const CAPS = { kubeVersion: 'v1.35.4', apiVersions: ['apps/v1', 'apps/v1/Deployment', 'v1'] };
@@ -30,7 +36,7 @@ describe('hub connection', () => {
       onDesired: (r) => received.push(r),
       onUpToDate: () => {},
     };
-    return new HubConnection(
+    const conn = new HubConnection(
       {
         cluster: 'east',
         address: `127.0.0.1:${hub.port}`,
@@ -46,6 +52,8 @@ describe('hub connection', () => {
       },
       handler,
     );
+    conns.push(conn);
+    return conn;
   }
 
   it('hello-then-verified-desired-state-then-ack', async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { silentLogger } from '@flotilla/common';
-import { ScriptedHub, until } from '../testing/scripted-hub.js';
+import { ScriptedHub, until, within } from '../testing/scripted-hub.js';
 import type { ServerCall } from '../testing/scripted-hub.js';
 import { HubConnection, hubAddresses } from './hub-connection.js';
 import type { HubHandler } from './hub-connection.js';
@@ -50,8 +50,11 @@ describe('hub failover', () => {
   const hubs: ScriptedHub[] = [];
   const conns: HubConnection[] = [];
   after(async () => {
-    await Promise.all(conns.map((c) => c.stop()));
-    for (const h of hubs) h.server.forceShutdown();
+    try {
+      await within(Promise.all(conns.map((c) => c.stop())), 'stopping connections');
+    } finally {
+      for (const h of hubs) h.server.forceShutdown();
+    }
   });
 
   it('hub-addresses-are-a-comma-separated-list', () => {

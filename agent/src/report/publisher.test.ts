@@ -29,7 +29,7 @@ async function until(fn: () => boolean, what: string, timeoutMs = 10_000): Promi
 }
 
 describe('event publisher', () => {
-  it('events-wait-while-publishing-fails-and-are-flushed-in-order', async () => {
+  it('events-wait-while-publishing-fails-and-are-flushed-in-order', async (t) => {
     const sink = new FlakySink(3);
     const p = new EventPublisher(sink, {
       cluster: 'east',
@@ -37,6 +37,8 @@ describe('event publisher', () => {
       retryInitialMs: 5,
       retryMaxMs: 10,
     });
+    // Closed even when an assertion fails: a publisher left retrying keeps the process alive.
+    t.after(() => p.close(10));
     const ids = [
       p.publish('applied', { n: 1 }).id,
       p.publish('apply-failed', { n: 2 }).id,
@@ -51,7 +53,7 @@ describe('event publisher', () => {
     await p.close();
   });
 
-  it('a-full-buffer-drops-the-oldest-events', async () => {
+  it('a-full-buffer-drops-the-oldest-events', async (t) => {
     const sink = new FlakySink(1_000_000);
     const p = new EventPublisher(sink, {
       cluster: 'east',
@@ -59,6 +61,7 @@ describe('event publisher', () => {
       bufferSize: 2,
       retryInitialMs: 1000,
     });
+    t.after(() => p.close(10));
     for (let i = 0; i < 5; i++) p.publish('applied', { i });
     assert.deepEqual([p.pending, p.dropped], [2, 3]);
     await p.close(10);
@@ -74,7 +77,7 @@ describe('event publisher (real nats-server)', { skip: await requireEnv(['nats']
   });
   after(() => nats?.stop({ removeStore: true }));
 
-  it('events-published-before-the-stream-exists-arrive-once-it-is-created', async () => {
+  it('events-published-before-the-stream-exists-arrive-once-it-is-created', async (t) => {
     const p = new EventPublisher(
       natsSink({
         servers: url,
@@ -91,12 +94,14 @@ describe('event publisher (real nats-server)', { skip: await requireEnv(['nats']
         retryMaxMs: 200,
       },
     );
+    t.after(() => p.close(10));
     const first = p.publish('applied', { n: 1 });
     const second = p.publish('apply-failed', { n: 2 });
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(p.pending, 2);
     // The hub creates the stream; here the test plays the hub.
     const nc = await connect({ servers: url });
+    t.after(() => nc.close());
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] });
     await until(() => p.pending === 0, 'flush to JetStream');

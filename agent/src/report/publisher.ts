@@ -71,6 +71,7 @@ export class EventPublisher {
   private readonly spoolId: string;
   private readonly maxBytes: number;
   private readonly stopping = new AbortController();
+  private closing: Promise<void> | undefined;
   private readonly backoff: Backoff;
   private readonly pace: { perSecond: number; burst: number; tokens: number; atMs: number };
   private bytes = 0;
@@ -165,8 +166,16 @@ export class EventPublisher {
     return this.oversizedCount;
   }
 
-  /** Tries to send what is buffered for up to `graceMs`, then closes the sink (what is left stays in the buffer file). */
-  async close(graceMs = 2_000): Promise<void> {
+  /**
+   * Tries to send what is buffered for up to `graceMs`, then closes the sink (what is left
+   * stays in the buffer file). A second call waits for the first: the buffer file is closed once.
+   */
+  close(graceMs = 2_000): Promise<void> {
+    this.closing ??= this.closeOnce(graceMs);
+    return this.closing;
+  }
+
+  private async closeOnce(graceMs: number): Promise<void> {
     const flushed = this.flushing ?? Promise.resolve();
     // The grace timer is cancelled as soon as the flush ends, so it never delays exit.
     const grace = new AbortController();

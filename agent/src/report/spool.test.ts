@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, it, mock } from 'node:test';
+import { after, afterEach, it, mock } from 'node:test';
 import { parseEvent, silentLogger } from '@flotilla/common';
 import type { EventsDroppedData } from '@flotilla/common';
 import { EventPublisher } from './publisher.js';
@@ -12,6 +12,10 @@ import type { EventSink } from './publisher.js';
 import { EVENT_SPOOL_FILE, EventSpool, readSpool } from './spool.js';
 
 const dirs: string[] = [];
+// Publishers are closed after each test, passed or failed: one left retrying (a down sink,
+// a 60 s retry) keeps the test process alive long after its assertion failed.
+const publishers: EventPublisher[] = [];
+afterEach(() => Promise.all(publishers.splice(0).map((p) => p.close(10))));
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'flotilla-spool-'));
@@ -35,14 +39,17 @@ async function until(fn: () => boolean, what: string): Promise<void> {
   assert.ok(fn(), `timed out waiting for ${what}`);
 }
 
-const publisher = (sink: EventSink, dir: string, extra: object = {}) =>
-  new EventPublisher(sink, {
+const publisher = (sink: EventSink, dir: string, extra: object = {}): EventPublisher => {
+  const p = new EventPublisher(sink, {
     cluster: 'east',
     logger: silentLogger(),
     bufferDir: dir,
     retryInitialMs: 60_000,
     ...extra,
   });
+  publishers.push(p);
+  return p;
+};
 
 it('events-waiting-when-the-agent-dies-are-sent-after-a-restart-with-the-same-ids', async () => {
   const dir = tempDir();

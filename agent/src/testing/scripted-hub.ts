@@ -82,3 +82,19 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Waits for a clean-up step for at most `ms` (default 15 s): a test's after hook must end
+ * even when what it stops hangs, or a failed test leaves its process running.
+ */
+export async function within<T>(step: Promise<T>, what: string, ms = 15_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not done after ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([step, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
