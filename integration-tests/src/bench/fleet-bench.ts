@@ -11,9 +11,11 @@
 //   fan-out: the hub vs a bare grpc-js server writing the same bytes (goal within 2×)
 // Beside each figure: the simulator's own CPU. Run (after `npx turbo run build`):
 //   node integration-tests/dist/bench/fleet-bench.js [--clusters 1000] [--processes 2]
-//        [--rounds 3] [--burst 20] [--profile] [--no-bare] [--log-dir DIR]
+//        [--rounds 3] [--burst 20] [--profile] [--no-bare] [--log-dir DIR] [--connect-only]
 // --profile runs the hub with --cpu-prof and prints where its CPU went in each phase.
-import { mkdtemp, readdir } from 'node:fs/promises';
+// --connect-only stops after the connect storm: the RSS per connected cluster, in minutes.
+// --heap-snapshots writes the hub's heap, idle and connected, to the log directory.
+import { mkdtemp, readdir, rename, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,6 +42,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     'no-bare': { type: 'boolean', default: false },
     'log-dir': { type: 'string' },
+    'connect-only': { type: 'boolean', default: false },
+    'heap-snapshots': { type: 'boolean', default: false },
   },
 });
 const N = Number(args.clusters);
@@ -76,6 +80,31 @@ async function steadyRss(pid: number, durationMs = 2_000): Promise<number> {
   const s = sampleRss(pid, 50);
   await new Promise((r) => setTimeout(r, durationMs)); // a sampling window, not a synchronization
   return s.stop().median;
+}
+
+/** Has the hub write a heap snapshot (SIGUSR2) into dir and waits for it, renamed `<label>.heapsnapshot`. */
+async function heapSnapshot(pid: number, dir: string, label: string): Promise<void> {
+  const before = new Set(await readdir(dir));
+  process.kill(pid, 'SIGUSR2');
+  const deadline = nowMs() + 300_000;
+  for (;;) {
+    const made = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    // Written in one go by V8; its size stops growing when done.
+    if (made) {
+      let last = -1;
+      for (;;) {
+        const { size } = await stat(join(dir, made));
+        if (size === last && size > 0) break;
+        last = size;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+      await rename(join(dir, made), join(dir, `${label}.heapsnapshot`));
+      console.log(`heap snapshot (${label}): ${join(dir, `${label}.heapsnapshot`)}`);
+      return;
+    }
+    if (nowMs() > deadline) throw new Error(`no heap snapshot from pid ${pid} after 300 s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 async function bareFanout(
@@ -132,12 +161,18 @@ async function main(): Promise<void> {
     repoFiles: simFleetFiles({ ...SHAPE, version: 1 }),
     mode: 'insecure',
     logDir,
-    ...(args.profile ? { hubNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+    hubNodeArgs: [
+      ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      ...(args['heap-snapshots']
+        ? [`--diagnostic-dir=${logDir}`, '--heapsnapshot-signal=SIGUSR2']
+        : []),
+    ],
   });
   const windows: Window[] = [];
   let sim: Simulator | undefined;
   try {
     const idleRss = await steadyRss(hub.hub.pid);
+    if (args['heap-snapshots']) await heapSnapshot(hub.hub.pid, logDir, 'idle');
     const c0 = nowMs();
     const cu0 = monotonicUs();
     sim = await Simulator.start({
@@ -158,6 +193,13 @@ async function main(): Promise<void> {
     console.log(
       `connected ${N} agents in ${fmt(connectMs)}, all Ready at the first commit after ${fmt(firstMs)}; hub RSS idle ${Math.round(idleRss / MiB)} MiB, connected ${Math.round(connectedRss / MiB)} MiB`,
     );
+    if (args['heap-snapshots']) await heapSnapshot(hub.hub.pid, logDir, 'connected');
+    if (args['connect-only']) {
+      console.log(
+        `hub RSS per connected cluster ${((connectedRss - idleRss) / N / 1024).toFixed(1)} KiB (target ≤ 50 KiB); load average ${load0} → ${loadAverage()}`,
+      );
+      return;
+    }
     const rounds: FanoutFigures[] = [];
     const watch = await StatusWatch.open(hub.httpUrl);
     for (let r = 0; r < ROUNDS; r++) {
