@@ -38,6 +38,27 @@ test('missing-chunk-is-detected', async () => {
   await assert.rejects(decodeDesiredState(chunks.slice(1)), /chunks|sequence/);
 });
 
+test('an-encoding-holds-only-its-own-bytes-not-zlibs-16-kib-output-chunk', async () => {
+  const state = desiredState('c1', 'r1', [configMap('a', 3_000)]);
+  for (const enc of [encodeDesiredStateSync(state), await encodeDesiredState(state)]) {
+    assert.ok(enc.compressedSize < 8_000, `compressed ${enc.compressedSize} bytes`);
+    assert.equal(enc.slices[0]?.buffer.byteLength, enc.compressedSize);
+  }
+});
+
+test('a-sent-encoding-is-released-unless-a-newer-one-replaced-it', async () => {
+  const cache = new EncodingCache();
+  const r1 = desiredState('c1', 'r1');
+  await cache.get(r1);
+  await cache.get(desiredState('c2', 'r1'));
+  cache.release(desiredState('c2', 'r0'));
+  assert.equal(cache.size, 2, 'an older state releases nothing');
+  cache.release(r1);
+  assert.equal(cache.size, 1);
+  await cache.get(r1);
+  assert.equal(cache.encodeCount, 3, 'a later session encodes it again');
+});
+
 test('same-state-for-many-sessions-is-compressed-once', async () => {
   const cache = new EncodingCache();
   const state = desiredState('c1', 'r1');

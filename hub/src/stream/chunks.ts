@@ -28,7 +28,7 @@ export async function encodeDesiredState(
   maxChunk = MAX_CHUNK_BYTES,
 ): Promise<EncodedDesiredState> {
   // gzip runs on the libuv pool, so a thousand clusters' states do not block the loop.
-  const payload = await gzipAsync(Buffer.from(JSON.stringify(state)));
+  const payload = exactSize(await gzipAsync(Buffer.from(JSON.stringify(state))));
   return sliced(state, payload, maxChunk);
 }
 
@@ -65,7 +65,16 @@ export function encodeDesiredStateSync(
   state: DesiredState,
   maxChunk = MAX_CHUNK_BYTES,
 ): EncodedDesiredState {
-  return sliced(state, gzipSync(Buffer.from(JSON.stringify(state))), maxChunk);
+  return sliced(state, exactSize(gzipSync(Buffer.from(JSON.stringify(state)))), maxChunk);
+}
+
+// gzipSync returns a view on its 16 KiB output chunk: a 3 KB state kept in the cache for
+// as long as its cluster is in the fleet would hold 16 KiB. A copy holds what it needs.
+function exactSize(payload: Buffer): Buffer {
+  if (payload.byteLength === payload.buffer.byteLength) return payload;
+  const exact = Buffer.allocUnsafeSlow(payload.byteLength);
+  payload.copy(exact);
+  return exact;
 }
 
 function sliced(state: DesiredState, payload: Buffer, maxChunk: number): EncodedDesiredState {
@@ -159,6 +168,22 @@ export class EncodingCache {
       }
     } while (performance.now() - start < this.budgetMs);
     this.schedule();
+  }
+
+  /**
+   * The state's encoding was written to its agent: dropped, unless a newer one replaced it.
+   * Kept, 1,000 clusters' encodings would stay in memory between commits for the rare
+   * agent that reconnects without having applied its state; that one is encoded again.
+   * Sessions already waiting for it keep their reference.
+   */
+  release(state: DesiredState): void {
+    const hit = this.byCluster.get(state.cluster);
+    if (hit?.key === `${state.digest}@${state.revision}`) this.byCluster.delete(state.cluster);
+  }
+
+  /** Clusters whose encoding is held. */
+  get size(): number {
+    return this.byCluster.size;
   }
 
   /** Drops a cluster's encoding (the cluster left the fleet). */

@@ -43,6 +43,7 @@ function harness(
   capabilitiesVersion?: (cluster: string) => number | undefined,
 ) {
   const wire = new FakeWire();
+  const cache = new EncodingCache();
   const events: string[] = [];
   const reports: [string, ClusterCapabilities][] = [];
   const hellos: object[] = [];
@@ -75,14 +76,14 @@ function harness(
       },
     },
     renderWaitMs,
-    cache: new EncodingCache(),
+    cache,
     nextGeneration: () => ++gen,
     onActive: () => {},
     onClosing: () => {},
     logger: silentLogger(),
     heartbeatIntervalMs,
   });
-  return { wire, events, session, reports, hellos };
+  return { wire, events, session, reports, hellos, cache };
 }
 
 function hello(
@@ -113,7 +114,7 @@ async function sent(wire: FakeWire, n: number): Promise<void> {
 
 test('hello-gets-welcome-then-the-desired-state', async () => {
   const state = desiredState('c1', 'r1');
-  const { wire, session, events } = harness(new Map([['c1', state]]));
+  const { wire, session, events, cache } = harness(new Map([['c1', state]]));
   session.received(hello('c1'));
   await sent(wire, 2);
   assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
@@ -122,6 +123,8 @@ test('hello-gets-welcome-then-the-desired-state', async () => {
   assert.equal(chunk?.generation, 1);
   assert.equal(chunk?.total, 1);
   assert.deepEqual(events, ['connected c1']);
+  await settle();
+  assert.equal(cache.size, 0, 'the encoding is not kept once written');
   session.close('test');
 });
 

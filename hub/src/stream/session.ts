@@ -302,6 +302,7 @@ export class Session {
       });
     }
     this.sent = { digest: state.digest, revision: state.revision };
+    this.ctx.cache.release(state);
     this.log.info(
       {
         [LogFields.generation]: generation,
