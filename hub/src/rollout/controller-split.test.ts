@@ -61,7 +61,10 @@ const plans = new Map<string, RolloutPlan>(
 );
 
 // A commit of every bundle rolled out to its end, agents healthy at what they are sent.
-async function rollOut(budgetMs: number): Promise<{
+async function rollOut(
+  budgetMs: number,
+  sliceClusters?: number,
+): Promise<{
   list: unknown;
   decisions: number;
   sent: Map<string, string[]>;
@@ -77,6 +80,7 @@ async function rollOut(budgetMs: number): Promise<{
     logger: silentLogger(),
     now: () => 5_000_000,
     decisionBudgetMs: budgetMs,
+    ...(sliceClusters !== undefined ? { sliceClusters } : {}),
     onDecision: () => decisions++,
     onChange: () => {
       const g = c.gate(head);
@@ -134,4 +138,17 @@ test('a-commit-decided-one-bundle-per-tick-ends-exactly-as-decided-in-one-tick',
   for (const [key, log] of split.sent)
     assert.equal(log.length, 2, `${key} was sent v1 then v2, once each (${log.length})`);
   assert.deepEqual([...split.sent.keys()].sort(), [...whole.sent.keys()].sort());
+});
+
+test('a-stage-admitted-one-cluster-per-decision-ends-exactly-as-admitted-at-once', async () => {
+  const whole = await rollOut(Number.POSITIVE_INFINITY);
+  const sliced = await rollOut(Number.POSITIVE_INFINITY, 1);
+  assert.deepEqual(sliced.list, whole.list, 'the same rollouts, phases, stages and times');
+  assert.ok(
+    sliced.decisions > whole.decisions,
+    `sliced over more decisions (${sliced.decisions} vs ${whole.decisions})`,
+  );
+  for (const [key, log] of sliced.sent)
+    assert.equal(log.length, 2, `${key} was sent v1 then v2, once each (${log.length})`);
+  assert.deepEqual([...sliced.sent.keys()].sort(), [...whole.sent.keys()].sort());
 });

@@ -75,6 +75,11 @@ export interface RolloutControllerOptions {
    * durations.rolloutDecisionBudget); the others keep their news for the next one.
    */
   decisionBudgetMs?: number;
+  /**
+   * Clusters one bundle's decision admits or puts back at most (default
+   * DECISION_SLICE_CLUSTERS); the rest follow in the next decisions, at once.
+   */
+  sliceClusters?: number;
 }
 
 /** News a bundle was not decided on yet (its decision was left for the next tick). */
@@ -94,6 +99,12 @@ export type ControllerState = 'restoring' | 'running' | 'stopped';
  * would cost more than the decisions.
  */
 const DELIVER_MAX_DELAY_MS = 100;
+
+/**
+ * Clusters one bundle's decision admits or puts back at most (100): a stage start or a
+ * rollback of a thousand clusters is decided in slices, each a decision of its own.
+ */
+export const DECISION_SLICE_CLUSTERS = 100;
 
 /** Sent states remembered per cluster, to tell which bundle rendering a health report is about (4). */
 const SENT_KEPT = 4;
@@ -117,7 +128,12 @@ export class RolloutController {
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
-  private watched = new Set<string>();
+  /** Clusters records of the live rollouts: their members' status changes lead to a decision. */
+  private live: Record<string, unknown>[] = [];
+  /** Committed rollouts with clusters left over by a sliced decision (Rollout.pending). */
+  private pendingBundles = 0;
+  /** Digests each bundle's slots refer to, recomputed when a decision had a new head. */
+  private readonly usedBy = new Map<string, Set<string>>();
   /** Watched clusters whose status changed since the last decision. */
   private dirty = new Set<string>();
   /** The next decision reads every cluster's status (after a restore, a render, an action). */
@@ -168,7 +184,8 @@ export class RolloutController {
       if (this.stateValue === 'stopped') return;
       // Which clusters' status changes matter, from the restored state: nothing may be
       // committed for a while, and their health reports must still move the rollout.
-      this.afterCommit();
+      this.usedBy.clear();
+      this.afterCommit(new Map(states.map((s) => [s.bundle, referencedDigests(s)])));
       this.stateValue = 'running';
       this.backoff.reset();
       this.log.info({ bundles: states.length, renderings: found.size }, 'rollout state restored');
@@ -240,19 +257,23 @@ export class RolloutController {
     for (const cluster of this.sent.keys()) if (!states.has(cluster)) this.sent.delete(cluster);
   }
 
-  /** Bundles whose news waits for the next decision (the last one ran out of its budget). */
+  /**
+   * Bundles whose news waits for the next decision (the last one ran out of its budget),
+   * and bundles with clusters left over by a sliced decision.
+   */
   get deferredBundles(): number {
-    return this.deferred.size;
+    return this.deferred.size + this.pendingBundles;
   }
 
   /** True when status changes of the cluster lead to a decision (it is in a live rollout). */
   watches(cluster: string): boolean {
-    return this.watched.has(cluster);
+    for (const clusters of this.live) if (Object.hasOwn(clusters, cluster)) return true;
+    return false;
   }
 
   /** Fleet status changed for a cluster: decide again soon when a rollout watches it. */
   statusChanged(cluster: string): void {
-    if (!this.watched.has(cluster)) return;
+    if (!this.watches(cluster)) return;
     this.dirty.add(cluster);
     this.schedule(this.opts.debounceMs ?? durations.rolloutDebounce);
   }
@@ -289,7 +310,7 @@ export class RolloutController {
         this.undo(journal);
         throw err;
       }
-      await this.commit(new Map([[bundle, adv]]), journal);
+      await this.commit(new Map([[bundle, adv]]), journal, new Set());
       this.log.info(
         { [LogFields.bundle]: bundle, action, by, phase: adv.state?.rollout?.phase },
         'rollout action',
@@ -362,6 +383,7 @@ export class RolloutController {
     let wake: number | undefined;
     let decided = 0;
     let sawHead = false;
+    const headed = new Set<string>();
     try {
       for (const bundle of names) {
         const prior = leftOver.get(bundle);
@@ -379,7 +401,10 @@ export class RolloutController {
           continue;
         }
         decided++;
-        if (head) sawHead = true;
+        if (head) {
+          sawHead = true;
+          headed.add(bundle);
+        }
         const adv = advanceBundle(
           this.committed.get(bundle),
           head,
@@ -399,7 +424,7 @@ export class RolloutController {
       this.opts.onDecision(performance.now() - t0, decided, (cpu.user + cpu.system) / 1000);
     }
     try {
-      await this.commit(out, journal);
+      await this.commit(out, journal, headed);
       this.backoff.reset();
       if (sawHead && ![...this.deferred.values()].some((d) => d.head)) this.settled = true;
     } catch (err) {
@@ -467,6 +492,7 @@ export class RolloutController {
       observe: (c, to) => this.observe(c, bundle, to),
       paused: (c) => paused.has(c),
       scope,
+      slice: this.opts.sliceClusters ?? DECISION_SLICE_CLUSTERS,
       journal,
     };
   }
@@ -499,7 +525,13 @@ export class RolloutController {
   // decision changed committed slots and runs in place (the journal): what is saved is
   // encoded first, then those changes are undone, so that nobody (gating, the API) sees
   // them before they are durable, and redone once they are.
-  private async commit(out: ReadonlyMap<string, Advance>, journal: Journal): Promise<void> {
+  // `headed`: the bundles decided with a new head (default: all), the only ones whose slots
+  // can refer to digests they did not refer to before.
+  private async commit(
+    out: ReadonlyMap<string, Advance>,
+    journal: Journal,
+    headed?: ReadonlySet<string>,
+  ): Promise<void> {
     if (out.size === 0) {
       this.undo(journal);
       this.deliver();
@@ -508,6 +540,7 @@ export class RolloutController {
     const store = this.opts.store;
     const needed = new Map<string, BundleDesiredState>();
     const encoded = new Map<string, string | undefined>();
+    const refs = new Map<string, Set<string>>();
     const dropped: string[] = [];
     try {
       // Transitions wait in their bundle's outbox (saved with it) until the history has them.
@@ -523,14 +556,16 @@ export class RolloutController {
             : kept;
       }
       let index: Map<string, BundleDesiredState> | undefined;
-      for (const adv of out.values()) {
+      for (const [bundle, adv] of out) {
         if (!adv.state) continue;
-        for (const slot of adv.state.slots.values())
-          for (const d of [slot.cur, slot.stable]) {
-            if (d === undefined || this.stored.has(d) || needed.has(d)) continue;
-            const r = this.renderings.get(d) ?? (index ??= this.renderingIndex()).get(d);
-            if (r) needed.set(d, r);
-          }
+        let digests = headed?.has(bundle) === false ? this.usedBy.get(bundle) : undefined;
+        if (!digests) refs.set(bundle, (digests = referencedDigests(adv.state)));
+        // Every rendering a slot refers to (`to` too: saved before a cluster is sent it).
+        for (const d of digests) {
+          if (this.stored.has(d) || needed.has(d)) continue;
+          const r = this.renderings.get(d) ?? (index ??= this.renderingIndex()).get(d);
+          if (r) needed.set(d, r);
+        }
       }
       for (const [bundle, adv] of out)
         encoded.set(bundle, adv.state ? encodeState(adv.state) : undefined);
@@ -556,7 +591,7 @@ export class RolloutController {
       else this.committed.delete(bundle);
       records.push(...adv.transitions);
     }
-    this.afterCommit();
+    this.afterCommit(refs);
     if (records.length > 0) this.opts.onTransitions?.(records);
     this.undeliveredSince ??= performance.now();
     this.deliver();
@@ -568,7 +603,8 @@ export class RolloutController {
   private deliver(): void {
     const since = this.undeliveredSince;
     if (since === undefined) return;
-    if (this.deferred.size > 0 && performance.now() - since < DELIVER_MAX_DELAY_MS) return;
+    const waiting = this.deferred.size + this.pendingBundles > 0;
+    if (waiting && performance.now() - since < DELIVER_MAX_DELAY_MS) return;
     this.undeliveredSince = undefined;
     this.opts.onChange();
   }
@@ -610,20 +646,29 @@ export class RolloutController {
     return out;
   }
 
-  // Keeps in memory only the renderings committed state refers to; recomputes which
-  // clusters' status changes are worth a decision.
-  private afterCommit(): void {
+  // Keeps in memory only the renderings committed state refers to; finds the rollouts
+  // whose clusters' status changes are worth a decision. Only a new head (or a restore)
+  // brings slots new digests: a decision without one only moves them among cur, stable
+  // and to, so the digests of the other bundles are not looked at again (a rendering no
+  // longer referred to stays until that bundle's next head).
+  private afterCommit(refs: ReadonlyMap<string, Set<string>>): void {
+    for (const [bundle, digests] of refs) this.usedBy.set(bundle, digests);
+    for (const bundle of this.usedBy.keys())
+      if (!this.committed.has(bundle)) this.usedBy.delete(bundle);
     const used = new Set<string>();
-    const watched = new Set<string>();
+    for (const digests of this.usedBy.values()) for (const d of digests) used.add(d);
+    for (const d of this.renderings.keys()) if (!used.has(d)) this.renderings.delete(d);
+    const live: Record<string, unknown>[] = [];
+    let pending = 0;
     for (const s of this.committed.values()) {
-      for (const d of referencedDigests(s)) used.add(d);
       const r = s.rollout;
       if (!r) continue;
-      const live = r.phase !== 'Superseded' && r.phase !== 'RolledBack' && r.phase !== 'Aborted';
-      if (live) for (const c of Object.keys(r.clusters)) watched.add(c);
+      if (r.pending !== undefined) pending++;
+      if (r.phase !== 'Superseded' && r.phase !== 'RolledBack' && r.phase !== 'Aborted')
+        live.push(r.clusters);
     }
-    for (const d of this.renderings.keys()) if (!used.has(d)) this.renderings.delete(d);
-    this.watched = watched;
+    this.live = live;
+    this.pendingBundles = pending;
   }
 }
 

@@ -124,7 +124,8 @@ export function newRollout(
 /**
  * Applies one event at nowMs (with a journal, to r's clusters record in place: see
  * journal.ts; without, r is never changed). Actions are followed by a tick, so an approval starts its
- * stage at once; a rejected action throws RolloutConflictError.
+ * stage at once; a rejected action throws RolloutConflictError. The tick admits or puts back
+ * at most observe.slice clusters (the rest: Rollout.pending), as does an abort.
  */
 export function step(
   r: Rollout,
@@ -134,6 +135,9 @@ export function step(
   journal?: Journal,
 ): StepResult {
   const d = draftOf(r, nowMs, journal);
+  // Any other event sees a rollback left over by a sliced decision as complete.
+  if (r.pending === 'rollback' && ev.type !== 'tick') tick(d, observe);
+  d.moves = observe.slice ?? Number.POSITIVE_INFINITY;
   switch (ev.type) {
     case 'tick':
       tick(d, observe);

@@ -139,6 +139,12 @@ export interface Rollout {
    * (older saved rollouts) means unknown: the next decision looks at every cluster.
    */
   nextDeadlineMs?: number;
+  /**
+   * The last decision stopped at its slice (Observer.slice): clusters are still to be
+   * admitted (`admit`) or put back (`rollback`, the rollout already RolledBack or Aborted);
+   * the next decision follows at once and goes on. Absent: nothing left over.
+   */
+  pending?: 'admit' | 'rollback';
 }
 
 /** One change of a rollout or of a cluster in it: what history, alerts and metrics see. */
@@ -175,4 +181,9 @@ export interface Observer {
    * at a deadline), so a tick costs what changed, not the size of the fleet.
    */
   scope(): ReadonlySet<string> | undefined;
+  /**
+   * Clusters one decision may admit or put back at most (default: no limit); the rest
+   * follow in the next decisions (Rollout.pending), so a decision's cost is bounded.
+   */
+  slice?: number;
 }

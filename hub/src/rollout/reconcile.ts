@@ -37,6 +37,8 @@ export interface AdvanceContext {
   paused(cluster: string): boolean;
   /** Clusters whose fleet status changed since the last decision; undefined: all (Observer.scope). */
   scope(): ReadonlySet<string> | undefined;
+  /** Clusters a tick may admit or put back at most (Observer.slice); default: no limit. */
+  slice?: number;
   /**
    * Set: the decision changes prev's slots and its rollout's clusters in place, each change
    * logged to be undone (journal.ts); unset: prev is never changed.
@@ -100,6 +102,7 @@ export function advanceBundle(
         health: (c) => ctx.observe(c, s.slots.get(c)?.to),
         paused: (c) => ctx.paused(c),
         scope: () => ctx.scope(),
+        ...(ctx.slice !== undefined ? { slice: ctx.slice } : {}),
       },
       ctx.journal,
     );
@@ -107,6 +110,16 @@ export function advanceBundle(
     record(rollout, res.transitions);
   };
   const slots = new SlotWriter(s, ctx.journal);
+  // A rollback left over by a sliced decision is completed before a new head or an action
+  // (not sliced: rare), and the slots follow, as if it had been done in one decision.
+  if ((head || action) && rollout?.pending === 'rollback') {
+    const unsliced = rollout;
+    const res = step(unsliced, { type: 'tick' }, ctx.nowMs, NO_NEWS, ctx.journal);
+    rollout = res.rollout;
+    record(rollout, res.transitions);
+    s.rollout = rollout;
+    followPhases(s, slots, new Set(res.transitions.map((t) => t.cluster)));
+  }
   if (head) {
     const r = followHead(s, slots, head, ctx, apply, rollout);
     if (r.started) {
@@ -139,6 +152,7 @@ export function advanceBundle(
 
 // A rollout no tick can change: ended, or completed with no late joiner to bring along.
 function quiet(r: Rollout | undefined): boolean {
+  if (r?.pending !== undefined) return false;
   if (!r || r.phase === 'Superseded' || r.phase === 'RolledBack' || r.phase === 'Aborted')
     return true;
   if (r.phase !== 'Completed') return false;

@@ -36,6 +36,14 @@ export class Health implements Observer {
   /** Undefined (a full pass) unless set with only(). */
   private scoped: ReadonlySet<string> | undefined;
   readonly scope = (): ReadonlySet<string> | undefined => this.scoped;
+  /** Clusters a tick admits or puts back at most (Observer.slice); unset: all. */
+  slice: number | undefined;
+
+  /** Later ticks admit or put back at most n clusters each. */
+  sliced(n: number): this {
+    this.slice = n;
+    return this;
+  }
 
   /** Later ticks are told only these clusters' status changed (a scoped pass). */
   only(...clusters: string[]): this {

@@ -15,6 +15,8 @@ import {
   nextWindowOpen,
   runOf,
   setClusterPhase,
+  stageAdmitted,
+  stagesDescending,
   setPhase,
   stageCount,
   stageEvent,
@@ -26,6 +28,19 @@ import type { Draft } from './transitions.js';
 /** Decides on a rollout at d.nowMs; changes d. */
 export function tick(d: Draft, observe: Observer): void {
   const r = d.rollout;
+  const pending = r.pending;
+  if (pending === 'admit') delete r.pending;
+  decide(d, observe, pending === 'admit');
+  if (r.pending !== pending) r.updatedMs = d.nowMs;
+}
+
+function decide(d: Draft, observe: Observer, admitting: boolean): void {
+  const r = d.rollout;
+  // A rollback left over by the last decision goes on before anything else.
+  if (r.pending === 'rollback') {
+    rollBack(d, r.reason);
+    return;
+  }
   if (r.phase === 'Superseded' || r.phase === 'RolledBack' || r.phase === 'Aborted') return;
   const full = observe.scope() === undefined;
   // After the last stage only late joiners matter: the others' health decides nothing now.
@@ -43,7 +58,7 @@ export function tick(d: Draft, observe: Observer): void {
   // Failures only grow by a cluster failing now (or by membership, with a full pass).
   if ((full || d.transitions.some((t) => t.to === 'Failed')) && checkFailures(d)) return;
   if (r.phase === 'Paused') return;
-  advance(d, full);
+  advance(d, full || admitting);
 }
 
 // Health at the new revision moves clusters on: Updating → Healthy, or Failed once the
@@ -128,10 +143,26 @@ function checkFailures(d: Draft): boolean {
   return false;
 }
 
-/** Every cluster running the new revision goes back to what was healthy there. */
+/**
+ * Every cluster running the new revision goes back to what was healthy there: the last
+ * stage first, by name within a stage. Past the decision's slice the rest is left for the
+ * next decisions (pending `rollback`, which the caller's phase change makes final).
+ */
 export function rollBack(d: Draft, reason: string): void {
-  for (const name of Object.keys(d.rollout.clusters))
-    if (ADMITTED.includes(runOf(d, name).phase)) setClusterPhase(d, name, 'RolledBack', reason);
+  const r = d.rollout;
+  for (const s of stagesDescending(d)) {
+    if (stageAdmitted(d, s) === 0) continue;
+    for (const name of membersOf(d, s)) {
+      if (!ADMITTED.includes(runOf(d, name).phase)) continue;
+      if (d.moves <= 0) {
+        r.pending = 'rollback';
+        return;
+      }
+      setClusterPhase(d, name, 'RolledBack', reason);
+      d.moves--;
+    }
+  }
+  delete r.pending;
 }
 
 // Starts stages in order (after approval where required), admits waiting clusters within
@@ -199,13 +230,21 @@ function admit(d: Draft, s: number): void {
   for (const name of membersOf(d, s)) {
     if (inFlight >= limit) return;
     if (runOf(d, name).phase !== 'Waiting') continue;
+    if (d.moves <= 0) {
+      // The next decision follows at once and admits the rest (a stage start in slices).
+      r.pending = 'admit';
+      return;
+    }
     setClusterPhase(d, name, 'Updating', `admitted by ${stageLabel(r, s)}`);
+    d.moves--;
     inFlight++;
   }
 }
 
 /** When the rollout needs deciding on again without any status change; undefined for never. */
 export function nextWakeMs(r: Rollout, nowMs: number): number | undefined {
+  // Clusters left over by the decision's slice: the next decision goes on at once.
+  if (r.pending !== undefined) return nowMs;
   if (r.phase === 'Superseded' || r.phase === 'RolledBack' || r.phase === 'Aborted')
     return undefined;
   let next: number | undefined;

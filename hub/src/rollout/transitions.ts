@@ -25,6 +25,8 @@ export interface Draft {
   journal: Journal | undefined;
   /** Members per stage and phase (computed when first needed, then kept up to date). */
   counts: Map<number, PhaseCounts> | undefined;
+  /** Clusters this decision may still admit or put back (Observer.slice). */
+  moves: number;
 }
 
 /** How many members of a stage are in each phase. */
@@ -75,6 +77,17 @@ export function stageCount(d: Draft, stage: number, phase: ClusterPhase): number
   return countsOf(d).get(stage)?.[phase] ?? 0;
 }
 
+/** Stages with members, the last first. */
+export function stagesDescending(d: Draft): number[] {
+  return [...countsOf(d).keys()].sort((a, b) => b - a);
+}
+
+/** Members of a stage running the new revision (Updating, Healthy or Failed). */
+export function stageAdmitted(d: Draft, stage: number): number {
+  const c = countsOf(d).get(stage);
+  return c ? c.Updating + c.Healthy + c.Failed : 0;
+}
+
 /** Members of a stage. */
 export function stageSize(d: Draft, stage: number): number {
   const c = countsOf(d).get(stage);
@@ -101,6 +114,7 @@ export function draftOf(r: Rollout, nowMs: number, journal?: Journal): Draft {
     journal,
     // Kept up to date by every change in place; without a journal, counted when needed.
     counts: journal ? COUNTS.get(r.clusters) : undefined,
+    moves: Number.POSITIVE_INFINITY,
   };
 }
 
