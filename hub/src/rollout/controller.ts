@@ -20,7 +20,7 @@ import type { RolloutPlan } from '../render/types.js';
 import { HISTORY_OUTBOX_MAX, referencedDigests } from './bundle-state.js';
 import type { BundleState, HistoryRecord } from './bundle-state.js';
 import { Gate } from './gate.js';
-import type { Gated } from './gate.js';
+import type { GateChanges, Gated } from './gate.js';
 import { RolloutConflictError } from './machine.js';
 import { forgetIndex, recountRun } from './transitions.js';
 import type { RolloutAction } from './machine.js';
@@ -134,6 +134,8 @@ export class RolloutController {
   private pendingBundles = 0;
   /** Digests each bundle's slots refer to, recomputed when a decision had a new head. */
   private readonly usedBy = new Map<string, Set<string>>();
+  /** What committed state changed since the last gating; undefined: everything (gate all). */
+  private gateChanges: { clusters: Map<string, Set<string>>; bundles: Set<string> } | undefined;
   /** Watched clusters whose status changed since the last decision. */
   private dirty = new Set<string>();
   /** The next decision reads every cluster's status (after a restore, a render, an action). */
@@ -181,6 +183,7 @@ export class RolloutController {
           'saved renderings are missing: clusters that should run them are held',
         );
       this.committed = new Map(states.map((s) => [s.bundle, s]));
+      this.gateChanges = undefined;
       if (this.stateValue === 'stopped') return;
       // Which clusters' status changes matter, from the restored state: nothing may be
       // committed for a while, and their health reports must still move the rollout.
@@ -220,6 +223,7 @@ export class RolloutController {
   ): void {
     this.head = new Map(states);
     for (const [b, p] of plans) this.plans.set(b, p);
+    this.gateChanges = undefined;
     this.headChanged = true;
     this.schedule(0);
   }
@@ -236,7 +240,9 @@ export class RolloutController {
       baselineFromHead: !this.settled,
       rendering: (d) => this.renderings.get(d),
       lastSent: (c, b) => this.sent.get(c)?.[0]?.bundles.get(b),
+      changed: this.gateChanges as GateChanges | undefined,
     });
+    this.gateChanges = { clusters: new Map(), bundles: new Set() };
     if (gated.missing.length > 0)
       this.log.error(
         { renderings: gated.missing.length },
@@ -584,6 +590,7 @@ export class RolloutController {
     );
     journal.redo();
     for (const c of journal.reshaped) forgetIndex(c);
+    this.noteGateChanges(out, journal, headed);
     const records: HistoryRecord[] = [];
     for (const id of dropped) this.published.delete(id);
     for (const [bundle, adv] of out) {
@@ -596,6 +603,49 @@ export class RolloutController {
     this.undeliveredSince ??= performance.now();
     this.deliver();
     if (records.length > 0) void this.flushHistory();
+  }
+
+  // What gating must look at again: the clusters whose slot or run a decision changed (the
+  // journal's keys), and bundles changed as a whole (a head, a new or ended state, a new
+  // rollout, its phase, stage or reason: every hold reason of the bundle may change).
+  private noteGateChanges(
+    out: ReadonlyMap<string, Advance>,
+    journal: Journal,
+    headed: ReadonlySet<string> | undefined,
+  ): void {
+    const g = this.gateChanges;
+    if (!g) return;
+    // Slots maps and clusters records are keyed by cluster name.
+    const owner = new Map<object, string>();
+    for (const [bundle, s] of this.committed) {
+      owner.set(s.slots, bundle);
+      if (s.rollout) owner.set(s.rollout.clusters, bundle);
+    }
+    for (const [bundle, adv] of out) {
+      if (adv.state) owner.set(adv.state.slots, bundle);
+      if (adv.state?.rollout) owner.set(adv.state.rollout.clusters, bundle);
+    }
+    journal.forEachChange((container, key) => {
+      const bundle = owner.get(container);
+      if (bundle === undefined) return;
+      let set = g.clusters.get(bundle);
+      if (!set) g.clusters.set(bundle, (set = new Set()));
+      set.add(key as string);
+    });
+    for (const [bundle, adv] of out) {
+      const before = this.committed.get(bundle)?.rollout;
+      const after = adv.state?.rollout;
+      if (
+        headed?.has(bundle) !== false ||
+        !adv.state ||
+        before?.id !== after?.id ||
+        before?.phase !== after?.phase ||
+        before?.stage !== after?.stage ||
+        before?.reason !== after?.reason ||
+        before?.clusters !== after?.clusters
+      )
+        g.bundles.add(bundle);
+    }
   }
 
   // Has committed decisions delivered, once no bundle waits for the next decision (or they

@@ -37,6 +37,19 @@ export interface GateInputs {
   rendering(digest: string): BundleDesiredState | undefined;
   /** What the cluster was last sent of the bundle. */
   lastSent(cluster: string, bundle: string): BundleDesiredState | undefined;
+  /**
+   * What changed since the last run: per bundle the clusters whose slot or run changed,
+   * and bundles changed as a whole (a new head or rollout, a phase, stage or reason); a
+   * cluster with the same head state keeps what it was gated to for every other bundle.
+   * Undefined: everything.
+   */
+  changed?: GateChanges | undefined;
+}
+
+/** Clusters (per bundle) and bundles whose committed state changed since the last gating. */
+export interface GateChanges {
+  clusters: ReadonlyMap<string, ReadonlySet<string>>;
+  bundles: ReadonlySet<string>;
 }
 
 /** The gated states, and per cluster what is held back from the head. */
@@ -52,66 +65,139 @@ type Want = { kind: 'head' } | { kind: 'send'; r: BundleDesiredState } | { kind:
 /** What a cluster was gated to last time, to reuse while nothing changed. */
 interface Memo {
   head: DesiredState;
+  /** The cluster's strategy bundles. */
+  names: string[];
+  /** Per strategy bundle of the cluster, in order: what it gets. */
+  wants: Want[];
   /** Per strategy bundle of the cluster, in order: the digest sent, "" held, "=" the head's. */
   chosen: string[];
   state: DesiredState;
+  /** Per strategy bundle of the cluster, in order: its hold, if held. */
+  holdOf: (RolloutHold | undefined)[];
+  holds: RolloutHold[];
+  /** False when a rendering was missing: gated anew next time. */
+  reusable: boolean;
 }
 
 /** Gates the fleet's head states; keeps the last result per cluster. */
 export class Gate {
   private memo = new Map<string, Memo>();
+  private inputs = '';
 
-  /** Gates every cluster's head state; states without rollout bundles pass as they are. */
+  /**
+   * Gates every cluster's head state; states without rollout bundles pass as they are. A
+   * cluster whose head state is the one gated last time and whose bundles' committed
+   * state did not change for it (g.changed) keeps its result: gating costs what changed.
+   */
   run(head: ReadonlyMap<string, DesiredState>, g: GateInputs): Gated {
     const out: Gated = { states: new Map(), holds: new Map(), missing: [] };
     const next = new Map<string, Memo>();
+    const inputs = `${String(g.restored)}/${String(g.baselineFromHead)}`;
+    const changed = inputs === this.inputs ? g.changed : undefined;
+    this.inputs = inputs;
     // Hold reasons repeat across the clusters of a stage: made once per phase and stage.
     const reasons = new Map<string, string>();
+    // A rollout with time windows says "outside the time windows" depending on the time.
+    const timed = new Set<string>();
+    for (const [b, s] of g.bundles)
+      if (s.rollout?.strategy.stages.some((st) => st.windows.length > 0)) timed.add(b);
     for (const [cluster, state] of head) {
       if (g.strategyBundles.size === 0 && g.bundles.size === 0) {
         out.states.set(cluster, state);
         continue;
       }
-      const m = this.gateOne(cluster, state, g, out, reasons);
+      const last = this.memo.get(cluster);
+      const reuse =
+        last && changed && last.reusable && last.head === state
+          ? (i: number, n: string): boolean =>
+              !changed.bundles.has(n) &&
+              !timed.has(n) &&
+              changed.clusters.get(n)?.has(cluster) !== true &&
+              last.wants[i] !== undefined
+          : undefined;
+      const m = this.gateOne(cluster, state, g, out, reasons, reuse ? last : undefined, reuse);
       next.set(cluster, m);
       out.states.set(cluster, m.state);
+      if (m.holds.length > 0) out.holds.set(cluster, m.holds);
     }
     this.memo = next;
     return out;
   }
 
+  // Gates one cluster; with `prior` (same head state), the bundles `reuse` accepts keep
+  // their choice and hold from it, and only the others are chosen again.
   private gateOne(
     cluster: string,
     state: DesiredState,
     g: GateInputs,
     out: Gated,
     reasons: Map<string, string>,
+    prior?: Memo,
+    reuse?: (i: number, name: string) => boolean,
   ): Memo {
-    const names: string[] = [];
-    for (const b of state.bundles)
-      if (g.strategyBundles.has(b.name) || g.bundles.has(b.name)) names.push(b.name);
-    for (const h of state.held ?? [])
-      if ((g.strategyBundles.has(h) || g.bundles.has(h)) && !names.includes(h)) names.push(h);
-    const heads = new Map<string, BundleDesiredState>();
-    for (const b of state.bundles) heads.set(b.name, b);
-    const wants = names.map((n) => choose(cluster, n, heads.get(n), g, out));
+    const missing = out.missing.length;
+    let names: string[];
+    if (prior) names = prior.names;
+    else {
+      names = [];
+      for (const b of state.bundles)
+        if (g.strategyBundles.has(b.name) || g.bundles.has(b.name)) names.push(b.name);
+      for (const h of state.held ?? [])
+        if ((g.strategyBundles.has(h) || g.bundles.has(h)) && !names.includes(h)) names.push(h);
+    }
+    let heads: Map<string, BundleDesiredState> | undefined;
+    const headOf = (n: string): BundleDesiredState | undefined => {
+      if (!heads) {
+        heads = new Map();
+        for (const b of state.bundles) heads.set(b.name, b);
+      }
+      return heads.get(n);
+    };
+    let fresh = prior === undefined;
+    const wants: Want[] = [];
+    const holdOf: (RolloutHold | undefined)[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      if (prior && reuse?.(i, name)) {
+        wants.push(prior.wants[i] as Want);
+        holdOf.push(prior.holdOf[i]);
+        continue;
+      }
+      const headR = headOf(name);
+      const w = choose(cluster, name, headR, g, out);
+      wants.push(w);
+      // A bundle the renderer holds on this cluster is a render failure, not a rollout hold.
+      const held =
+        w.kind !== 'head' && headR && !(w.kind === 'send' && w.r.digest === headR.digest);
+      const h = held ? hold(cluster, name, headR, w, state, g, reasons) : undefined;
+      holdOf.push(h);
+      if (!prior || !sameHold(h, prior.holdOf[i])) fresh = true;
+    }
     const chosen = wants.map((w) =>
       w.kind === 'head' ? '=' : w.kind === 'hold' ? '' : w.r.digest,
     );
-    const holds: RolloutHold[] = [];
-    names.forEach((name, i) => {
-      const headR = heads.get(name);
-      const w = wants[i] as Want;
-      // A bundle the renderer holds on this cluster is a render failure, not a rollout hold.
-      if (w.kind === 'head' || !headR || (w.kind === 'send' && w.r.digest === headR.digest)) return;
-      holds.push(hold(cluster, name, headR, w, state, g, reasons));
-    });
-    if (holds.length > 0) out.holds.set(cluster, holds);
-    const last = this.memo.get(cluster);
-    if (last && last.head === state && sameList(last.chosen, chosen))
-      return { head: state, chosen, state: last.state };
-    return { head: state, chosen, state: assemble(cluster, state, names, wants) };
+    const holds =
+      !fresh && prior ? prior.holds : (holdOf.filter((h) => h !== undefined) as RolloutHold[]);
+    const reusable = out.missing.length === missing;
+    const last = prior ?? this.memo.get(cluster);
+    const gated =
+      last && last.head === state && sameList(last.chosen, chosen)
+        ? last.state
+        : assemble(cluster, state, names, wants);
+    return { head: state, names, wants, chosen, state: gated, holdOf, holds, reusable };
   }
+}
+
+function sameHold(a: RolloutHold | undefined, b: RolloutHold | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  return (
+    a.bundle === b.bundle &&
+    a.rollout === b.rollout &&
+    a.reason === b.reason &&
+    a.servingRevision === b.servingRevision &&
+    a.targetRevision === b.targetRevision
+  );
 }
 
 function hold(

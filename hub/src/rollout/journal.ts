@@ -38,6 +38,12 @@ export class Journal {
     else r[key] = value;
   }
 
+  /** Calls fn with the container and key of every change, in order. */
+  forEachChange(fn: (container: object, key: unknown) => void): void {
+    const l = this.log;
+    for (let i = 0; i < l.length; i += 6) fn(l[i] as object, l[i + 1]);
+  }
+
   /** Puts every container back as it was before the first change (last change first). */
   undo(): void {
     const l = this.log;
