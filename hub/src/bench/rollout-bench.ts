@@ -10,7 +10,7 @@
 // NATS are left out on purpose: this is the controller's share; the end-to-end figure
 // comes from the fleet simulator (docs/benchmarks.md).
 // Run: node hub/dist/bench/rollout-bench.js [clusters=1000] [bundles=20]
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { bundleDigest, desiredStateDigest, silentLogger } from '@flotilla/common';
 import type { BundleDesiredState, DesiredState } from '@flotilla/common';
 import type { RolloutPlan, RolloutStrategy } from '../render/types.js';
@@ -82,6 +82,26 @@ interface Tick {
   wall: number;
   /** The whole decide(): decision, encoding, saving in memory, undo and redo (gating aside). */
   whole: number;
+  /** When the decision started (performance.now()), to find the GC pauses inside it. */
+  at: number;
+  /** Garbage-collection pauses of the main thread inside the decision (wall, ms). */
+  gc: number;
+}
+
+// Garbage-collection pauses (start, duration): the decision's time includes those that fall
+// inside it, whatever allocated the garbage (gating, encoding, the bench itself).
+const pauses: [number, number][] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) pauses.push([e.startTime, e.duration]);
+}).observe({ entryTypes: ['gc'] });
+
+function gcWithin(from: number, ms: number): number {
+  let sum = 0;
+  for (const [at, d] of pauses) {
+    const overlap = Math.min(at + d, from + ms) - Math.max(at, from);
+    if (overlap > 0) sum += overlap;
+  }
+  return sum;
 }
 
 interface Figures {
@@ -117,7 +137,14 @@ async function rollout(perTick: number, failing: boolean): Promise<Figures> {
       controller.delivered(g.states);
     },
     onDecision: (ms, _bundles, cpuMs) => {
-      ticks.push({ kind: 'steady', cpu: cpuMs, wall: ms, whole: 0 });
+      ticks.push({
+        kind: 'steady',
+        cpu: cpuMs,
+        wall: ms,
+        whole: 0,
+        at: performance.now() - ms,
+        gc: 0,
+      });
     },
     onTransitions: (records) => {
       const t = ticks.at(-1);
@@ -208,6 +235,9 @@ async function rollout(perTick: number, failing: boolean): Promise<Figures> {
     if (++rounds > 10_000) throw new Error('the rollout does not end');
   }
   const totalMs = performance.now() - t0;
+  // GC entries are delivered asynchronously: let them arrive, then attribute them.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  for (const t of ticks) t.gc = gcWithin(t.at, t.wall);
   const ended = controller.list().map((r) => r.phase);
   const want = failing ? 'RolledBack' : 'Completed';
   if (ended.length !== BUNDLES || ended.some((p) => p !== want))
@@ -252,7 +282,7 @@ async function main(): Promise<void> {
     `(CPU time of this process: the machine is shared; wall time is what a hub would wait)`,
     `bare baseline: one look at each of ${CLUSTERS * BUNDLES} cluster×bundle entries: CPU p50 ${bare.toFixed(2)} ms`,
   ];
-  const worst = new Map<TickKind, number>();
+  const all = new Map<TickKind, Tick[]>();
   for (const [label, perTick, failing] of [
     ['healthy, reports of 50 clusters per tick', 50, false],
     ['healthy, every cluster reporting in one tick', Infinity, false],
@@ -265,10 +295,12 @@ async function main(): Promise<void> {
       if (of.length === 0) continue;
       const cpu = of.map((t) => t.cpu);
       const p99 = percentile(cpu, 99);
-      worst.set(kind, Math.max(worst.get(kind) ?? 0, Math.max(...cpu)));
+      all.set(kind, [...(all.get(kind) ?? []), ...of]);
       out.push(
         `  ${kind.padEnd(12)} decision CPU  ${stats(cpu)}  = ${(p99 / bare).toFixed(1)}× baseline at p99`,
         `  ${''.padEnd(12)} decision wall ${stats(of.map((t) => t.wall))}`,
+        `  ${''.padEnd(12)} GC pauses inside the decision, wall ${stats(of.map((t) => t.gc))}`,
+        `  ${''.padEnd(12)} decision CPU less those pauses ${stats(of.map((t) => Math.max(0, t.cpu - t.gc)))}`,
         `  ${''.padEnd(12)} whole tick (decision + encode + save in memory, gating aside) wall ${stats(of.map((t) => t.whole))}`,
       );
     }
@@ -278,11 +310,15 @@ async function main(): Promise<void> {
     );
   }
   out.push(
-    `target: decision per tick ≤ ${TARGET_TICK_MS} ms (CPU, max of every tick of the kind):`,
-    ...KINDS.map(
-      (k) =>
-        `  ${k.padEnd(12)} max ${(worst.get(k) ?? 0).toFixed(2)} ms → ${(worst.get(k) ?? 0) <= TARGET_TICK_MS ? 'met' : 'NOT met'}`,
-    ),
+    `target: decision per tick ≤ ${TARGET_TICK_MS} ms at its max (CPU of the process, every tick of the kind in the 3 runs):`,
+    ...KINDS.map((k) => {
+      const of = all.get(k) ?? [];
+      const cpu = of.map((t) => t.cpu);
+      const max = cpu.length > 0 ? Math.max(...cpu) : 0;
+      const lessGc = of.map((t) => Math.max(0, t.cpu - t.gc));
+      const maxLessGc = lessGc.length > 0 ? Math.max(...lessGc) : 0;
+      return `  ${k.padEnd(12)} ${stats(cpu)} → ${max <= TARGET_TICK_MS ? 'met' : 'NOT met'}; less GC pauses inside it: max ${maxLessGc.toFixed(2)} ms → ${maxLessGc <= TARGET_TICK_MS ? 'met' : 'NOT met'}`;
+    }),
     `RSS ${Math.round(process.memoryUsage().rss / 1024 / 1024)} MiB`,
     '',
   );
