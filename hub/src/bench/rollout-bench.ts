@@ -10,6 +10,7 @@
 // NATS are left out on purpose: this is the controller's share; the end-to-end figure
 // comes from the fleet simulator (docs/benchmarks.md).
 // Run: node hub/dist/bench/rollout-bench.js [clusters=1000] [bundles=20]
+import { readFileSync } from 'node:fs';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { bundleDigest, desiredStateDigest, silentLogger } from '@flotilla/common';
 import type { BundleDesiredState, DesiredState } from '@flotilla/common';
@@ -75,10 +76,19 @@ function percentile(xs: readonly number[], p: number): number {
 type TickKind = 'commit' | 'stage start' | 'steady' | 'rollback';
 const KINDS: readonly TickKind[] = ['commit', 'stage start', 'steady', 'rollback'];
 
+// The main thread's CPU time (ms), from the kernel's scheduler statistics: what the
+// decision itself ran, without the threads beside it (GC marking, JIT compiling) that
+// the process's CPU time adds; GC pauses of the main thread are in it.
+function threadCpuMs(): number {
+  return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+}
+
 interface Tick {
   kind: TickKind;
-  /** The decision over every bundle (saving aside): CPU and wall time. */
+  /** The decision over every bundle (saving aside): main-thread CPU and wall time. */
   cpu: number;
+  /** The same decision's CPU time of the whole process (every thread). */
+  processCpu: number;
   wall: number;
   /** The whole decide(): decision, encoding, saving in memory, undo and redo (gating aside). */
   whole: number;
@@ -120,6 +130,7 @@ async function rollout(perTick: number, failing: boolean): Promise<Figures> {
   const health = new Map<string, Map<string, BundleHealthFact>>();
   let delivered = new Map<string, DesiredState>();
   const ticks: Tick[] = [];
+  const marks: number[] = [];
   const gates: number[] = [];
   let clock = Date.UTC(2026, 0, 5, 12);
   let head = heads(1);
@@ -136,10 +147,18 @@ async function rollout(perTick: number, failing: boolean): Promise<Figures> {
       delivered = g.states;
       controller.delivered(g.states);
     },
+    // Read at the decision's start and end: the process's CPU time is taken beside it.
+    cpuClock: () => {
+      const u = process.cpuUsage();
+      marks.push((u.user + u.system) / 1000);
+      if (marks.length > 2) marks.shift();
+      return threadCpuMs();
+    },
     onDecision: (ms, _bundles, cpuMs) => {
       ticks.push({
         kind: 'steady',
         cpu: cpuMs,
+        processCpu: (marks[1] ?? 0) - (marks[0] ?? 0),
         wall: ms,
         whole: 0,
         at: performance.now() - ms,
@@ -262,10 +281,9 @@ function baseline(): number[] {
   const out: number[] = [];
   let sink = 0;
   for (let k = 0; k < 60; k++) {
-    const cpu0 = process.cpuUsage();
+    const cpu0 = threadCpuMs();
     for (const m of maps) for (const run of m.values()) if (run.phase === 'Waiting') sink++;
-    const cpu = process.cpuUsage(cpu0);
-    out.push((cpu.user + cpu.system) / 1000);
+    out.push(threadCpuMs() - cpu0);
   }
   if (sink < 0) throw new Error('unreachable');
   return out.slice(10);
@@ -279,7 +297,7 @@ async function main(): Promise<void> {
       : `p50 ${percentile(xs, 50).toFixed(2)}   p99 ${percentile(xs, 99).toFixed(2)}   max ${Math.max(...xs).toFixed(2)} ms (${xs.length})`;
   const out = [
     `rollout controller: ${CLUSTERS} clusters × ${BUNDLES} bundles, 4 stages (1/10/50/100 %), no soak`,
-    `(CPU time of this process: the machine is shared; wall time is what a hub would wait)`,
+    `(CPU time of the main thread, from /proc/thread-self/schedstat: the machine is shared; the process's CPU adds GC marking and JIT threads; wall time is what a hub would wait)`,
     `bare baseline: one look at each of ${CLUSTERS * BUNDLES} cluster×bundle entries: CPU p50 ${bare.toFixed(2)} ms`,
   ];
   const all = new Map<TickKind, Tick[]>();
@@ -297,7 +315,8 @@ async function main(): Promise<void> {
       const p99 = percentile(cpu, 99);
       all.set(kind, [...(all.get(kind) ?? []), ...of]);
       out.push(
-        `  ${kind.padEnd(12)} decision CPU  ${stats(cpu)}  = ${(p99 / bare).toFixed(1)}× baseline at p99`,
+        `  ${kind.padEnd(12)} decision CPU of the main thread ${stats(cpu)}  = ${(p99 / bare).toFixed(1)}× baseline at p99`,
+        `  ${''.padEnd(12)} decision CPU of the process (every thread) ${stats(of.map((t) => t.processCpu))}`,
         `  ${''.padEnd(12)} decision wall ${stats(of.map((t) => t.wall))}`,
         `  ${''.padEnd(12)} GC pauses inside the decision, wall ${stats(of.map((t) => t.gc))}`,
         `  ${''.padEnd(12)} decision CPU less those pauses ${stats(of.map((t) => Math.max(0, t.cpu - t.gc)))}`,
@@ -310,14 +329,16 @@ async function main(): Promise<void> {
     );
   }
   out.push(
-    `target: decision per tick ≤ ${TARGET_TICK_MS} ms at its max (CPU of the process, every tick of the kind in the 3 runs):`,
+    `target: decision per tick ≤ ${TARGET_TICK_MS} ms at its max (main-thread CPU, every tick of the kind in the 3 runs; the process's CPU beside it):`,
     ...KINDS.map((k) => {
       const of = all.get(k) ?? [];
       const cpu = of.map((t) => t.cpu);
       const max = cpu.length > 0 ? Math.max(...cpu) : 0;
       const lessGc = of.map((t) => Math.max(0, t.cpu - t.gc));
       const maxLessGc = lessGc.length > 0 ? Math.max(...lessGc) : 0;
-      return `  ${k.padEnd(12)} ${stats(cpu)} → ${max <= TARGET_TICK_MS ? 'met' : 'NOT met'}; less GC pauses inside it: max ${maxLessGc.toFixed(2)} ms → ${maxLessGc <= TARGET_TICK_MS ? 'met' : 'NOT met'}`;
+      const proc = of.map((t) => t.processCpu);
+      const maxProc = proc.length > 0 ? Math.max(...proc) : 0;
+      return `  ${k.padEnd(12)} ${stats(cpu)} → ${max <= TARGET_TICK_MS ? 'met' : 'NOT met'}; less GC pauses inside it: max ${maxLessGc.toFixed(2)} ms; process CPU: max ${maxProc.toFixed(2)} ms → ${maxProc <= TARGET_TICK_MS ? 'met' : 'NOT met'}`;
     }),
     `RSS ${Math.round(process.memoryUsage().rss / 1024 / 1024)} MiB`,
     '',
