@@ -5,6 +5,7 @@
 // start() brings them up in that order (what serves last starts last, so nobody is
 // served from a half-built hub) and stop() takes them down in reverse. Source and
 // renderer are reached through the small interfaces below, so they can be faked.
+import { join } from 'node:path';
 import type { DesiredState, Logger } from '@flotilla/common';
 import { FlotillaError, LogFields, durations, errorMessage, shortDigest } from '@flotilla/common';
 import type { HubConfig } from './config/hub-config.js';
@@ -13,7 +14,7 @@ import { startHttpApi } from './api/http.js';
 import type { RunningHttpApi } from './api/http.js';
 import { fleetServiceHandlers } from './api/grpc-fleet.js';
 import { ReadAccess } from './api/access.js';
-import type { SourceChart, SourceStatus } from './api/types.js';
+import type { Degradation, SourceChart, SourceStatus } from './api/types.js';
 import { sourceRenderErrors } from './api/source-errors.js';
 import { chartChanges, sourceCharts } from './api/source-charts.js';
 import { renderFailureAlerts } from './notify/render-alerts.js';
@@ -55,6 +56,7 @@ import { renderOptionsOf, renderProgramsOf } from './render/render-config.js';
 import { sandboxFor } from './render/sandbox.js';
 import type { RenderFailure, RenderInputs } from './render/types.js';
 import { WorkerRenderer } from './render/worker-renderer.js';
+import { LastRenderingFile } from './render/last-rendering.js';
 import { CapabilitiesStore } from './capabilities/store.js';
 import { KvCapabilitiesPersistence } from './capabilities/kv.js';
 import { renderedWith } from './capabilities/rendered-with.js';
@@ -95,6 +97,8 @@ export interface FleetSource<S extends FleetSnapshot = FleetSnapshot> {
     lastErrorCode?: string | undefined;
     lastErrorAt?: Date | undefined;
     rejectedRevision?: string | undefined;
+    /** First failure of the current run of failures (GitSource sets it). */
+    failingSince?: Date | undefined;
   };
   /** Push webhook target, when the source has a webhook secret (GitSource.webhook). */
   readonly webhook?: WebhookTarget | undefined;
@@ -159,11 +163,16 @@ interface SourceEntry<S extends FleetSnapshot> {
   renders?: { started: number; taken: number };
   /** The capabilities version the last finished render began with (the stream's held first states wait for it). */
   capabilitiesVersion?: number;
+  /** Where the last good rendering is kept for the next start. */
+  saved: LastRenderingFile;
+  /** Set while the rendering served was read from `saved` at start (no render taken since). */
+  restored?: { savedAt: Date };
 }
 
 /** The hub process: build it with a config and parts, start(), stop(). */
 export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private stateValue: HubState = 'new';
+  private startedAt: Date | undefined;
   private readonly log: Logger;
   private readonly desired = new DesiredStateStore();
   private readonly status: FleetStatus;
@@ -233,6 +242,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.history = new HistoryLog({ retentionMs: config.status.history.retentionMs });
     this.metrics = new HubMetrics(this.status);
     this.status.onCut((cluster, what) => this.metrics.inputCut(cluster, what));
+    this.metrics.degradedFrom(() => this.degraded());
     const rate = new ClusterEventRate({
       onLimited: (cluster) => this.status.noteCut(cluster, 'events.rate', rate.describe()),
     });
@@ -346,6 +356,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     if (this.stateValue !== 'new')
       throw new Error(`hub cannot start from state ${this.stateValue}`);
     this.transition('starting');
+    this.startedAt = new Date();
     try {
       await this.startModules();
     } catch (err) {
@@ -370,12 +381,19 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         renderError: '',
         renderThrew: undefined,
         renderErrors: { groups: [], total: 0 },
+        saved: new LastRenderingFile({
+          dir: join(cfg.cacheDir, SAVED_RENDERINGS_DIR),
+          source: { name: s.name, url: s.url, ref: JSON.stringify(s.ref), path: s.path },
+          logger: this.log.child({ [LogFields.component]: 'render', [LogFields.source]: s.name }),
+        }),
       });
     }
     this.nats.start();
     // Before any render: a restarted hub renders with the capabilities agents reported.
     await Promise.all([this.restoreStatus(), this.restoreCapabilities()]);
     await this.restoreRollouts();
+    // Served at once, whether Git and NATS are up or not; the first render replaces it.
+    await this.restoreRenderings();
     void this.replayHistory();
     this.lease?.start();
     const notifier = notifierFromConfig(
@@ -636,8 +654,15 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       return;
     this.rerenderTimer = setTimeout(() => {
       this.rerenderTimer = undefined;
+      let rendering = false;
       for (const entry of this.sources)
-        if (entry.snapshot) void this.onSnapshot(entry, entry.snapshot);
+        if (entry.snapshot) {
+          rendering = true;
+          void this.onSnapshot(entry, entry.snapshot);
+        }
+      // Nothing to render again (saved renderings only, Git not fetched yet): first states
+      // held for a render go now rather than after the hold's timeout.
+      if (!rendering) this.stream?.rendered();
     }, durations.capabilitiesRerenderDelay);
     this.rerenderTimer.unref();
   }
@@ -645,6 +670,16 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   // Rollout state must be read before rollout bundles are sent anywhere; until it is,
   // they are held (their clusters keep what they run) and the restore keeps retrying.
   private async restoreRollouts(): Promise<void> {
+    // NATS did not answer within the status window: rollout bundles stay held while the
+    // restore retries in the background, and the start does not wait another window.
+    if (!this.nats.connected) {
+      this.rollouts
+        .restore()
+        .catch((err: unknown) =>
+          this.log.warn({ err: errorMessage(err) }, 'restoring rollouts failed'),
+        );
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const window = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, durations.rolloutRestoreWindow);
@@ -734,6 +769,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       return;
     }
     entry.rendering = rendering;
+    entry.restored = undefined;
+    entry.saved.save(rendering);
     entry.renderThrew = undefined;
     entry.renderErrors = sourceRenderErrors(rendering);
     const charts = sourceCharts(rendering.clusters);
@@ -841,6 +878,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         revision: st.lastFetchedRevision ?? '',
         lastFetched: st.lastFetchAt ? st.lastFetchAt.toISOString() : null,
         renderedRevision: rendering?.revision ?? '',
+        ...(entry.restored ? { restoredFrom: entry.restored.savedAt.toISOString() } : {}),
         error: st.lastError ?? renderError,
         lastError: st.lastError ?? renderThrew?.message ?? '',
         renderErrors: renderErrors.groups,
@@ -877,13 +915,85 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       );
   }
 
-  private readiness(): { ready: boolean; reasons: string[] } {
+  // Ready = able to serve agents and reads: running, and a rendering (rendered, or saved
+  // before the restart) for every source. Git and NATS failing only degrade the hub.
+  private readiness(): { ready: boolean; reasons: string[]; degraded: Degradation[] } {
     const reasons: string[] = [];
     if (this.stateValue !== 'running') reasons.push(`hub is ${this.stateValue}`);
     for (const s of this.sources)
-      if (!s.rendering) reasons.push(`source ${s.source.name} has not rendered yet`);
-    if (!this.nats.connected) reasons.push('NATS is not connected');
-    return { ready: reasons.length === 0, reasons };
+      if (!s.rendering)
+        reasons.push(
+          `source ${s.source.name} has nothing to serve yet (not rendered, no saved rendering)`,
+        );
+    return { ready: reasons.length === 0, reasons, degraded: this.degraded() };
+  }
+
+  // What the hub serves without, and what it serves instead (GET /api/v1/hub, the metric).
+  private degraded(): Degradation[] {
+    const out: Degradation[] = [];
+    for (const entry of this.sources) {
+      const name = entry.source.name;
+      const st = entry.source.status();
+      const r = entry.rendering;
+      const serving = r
+        ? `serving revision ${r.revision.slice(0, 12)}${entry.restored ? ' saved before the restart' : ''}`
+        : 'nothing to serve';
+      const since = st.failingSince ?? st.lastErrorAt;
+      if (st.lastError && since) {
+        const what = st.lastErrorCode === 'UNAVAILABLE' ? 'unreachable' : 'failing';
+        out.push({
+          reason: 'git',
+          source: name,
+          since: since.toISOString(),
+          message: `Git source ${name} ${what} since ${since.toISOString()}: ${serving} (${st.lastError})`,
+        });
+      } else if (entry.restored)
+        out.push({
+          reason: 'rendering',
+          source: name,
+          since: (this.startedAt ?? new Date()).toISOString(),
+          message: `source ${name}: ${serving} until the render of the fetched revision finishes`,
+        });
+    }
+    const down = this.nats.downSince;
+    if (down)
+      out.push({
+        reason: 'nats',
+        since: down.toISOString(),
+        message: `NATS unreachable since ${down.toISOString()}: agents' events are not folded, status and rollouts are not saved`,
+      });
+    return out;
+  }
+
+  // Reads each source's saved rendering and serves it until that source renders.
+  private async restoreRenderings(): Promise<void> {
+    let restored = 0;
+    await Promise.all(
+      this.sources.map(async (entry) => {
+        const loaded = await entry.saved.load();
+        if (!loaded || entry.rendering) return;
+        const rendering = loaded.rendering;
+        entry.rendering = rendering;
+        entry.restored = { savedAt: loaded.savedAt };
+        entry.renderErrors = sourceRenderErrors(rendering);
+        entry.charts = sourceCharts(rendering.clusters);
+        entry.renderError = rendering.errors
+          .map((e) => e.message)
+          .slice(0, 5)
+          .join('; ');
+        restored++;
+        this.log.info(
+          {
+            [LogFields.source]: entry.source.name,
+            [LogFields.revision]: rendering.revision,
+            savedAt: loaded.savedAt.toISOString(),
+            clusters: rendering.clusters.size,
+          },
+          'serving the rendering saved before the restart until the next render',
+        );
+      }),
+    );
+    if (restored > 0) this.publish();
   }
 
   /** Stops every module in reverse order; errors are logged, never thrown, so shutdown completes. */
@@ -902,6 +1012,11 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     };
     await Promise.all(
       this.sources.map((s) => step(`source ${s.source.name}`, () => s.source.stop())),
+    );
+    await Promise.all(
+      this.sources.map((s) =>
+        step(`saving the rendering of ${s.source.name}`, () => s.saved.flush()),
+      ),
     );
     await step('HTTP API', () => this.http?.stop());
     await step('agent streams', () => this.stream?.stop());
@@ -930,6 +1045,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.transition('stopped');
   }
 }
+
+/** Directory under cacheDir holding each source's last good rendering (`<source>.json.gz`). */
+export const SAVED_RENDERINGS_DIR = '.rendered';
 
 /** A replica's status consumer is deleted by NATS after a day without its replica (24 h). */
 export const REPLICA_CONSUMER_INACTIVE_MS = 86_400_000;

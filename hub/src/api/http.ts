@@ -8,7 +8,7 @@
 //   GET /api/v1/history[?cluster=&bundle=&revision=&bundleDigest=&kind=&since=&until=&limit=]
 //   GET /api/v1/drift[?cluster=&since=24h]                        → drift events
 //   GET /api/v1/watch[?selector=]                                 → Server-Sent Events
-//   GET /api/v1/sources, /api/v1/sources/{name}, /healthz, /readyz, /metrics
+//   GET /api/v1/sources, /api/v1/sources/{name}, /api/v1/hub, /healthz, /readyz, /metrics
 //   GET /api/v1/rollouts, /api/v1/rollouts/{bundle}, /api/v1/rollouts/{bundle}/history
 //   POST /api/v1/rollouts/{bundle}/{approve|pause|resume|abort|retry}[?revision=SHA]
 // Errors are { error: { code, message } } with a 4xx/5xx status. With identities on
@@ -341,8 +341,10 @@ function route(req: IncomingMessage, res: ServerResponse, all: HttpApiDeps): voi
   }
   if (path === '/healthz') return send(res, 200, { status: 'ok' });
   if (path === '/readyz') {
-    const { ready, reasons } = deps.readiness.check();
-    return send(res, ready ? 200 : 503, { ready, reasons });
+    // Open to anyone (probes): what is degraded is named here, explained at /api/v1/hub.
+    const { ready, reasons, degraded = [] } = deps.readiness.check();
+    const names = degraded.map((d) => (d.source ? `${d.reason}:${d.source}` : d.reason));
+    return send(res, ready ? 200 : 503, { ready, reasons, degraded: names });
   }
   if (path === '/metrics') {
     if (!deps.metrics) throw new NotFoundError('path', path);
@@ -420,6 +422,10 @@ function route(req: IncomingMessage, res: ServerResponse, all: HttpApiDeps): voi
   const sources = (): SourceStatus[] =>
     reader?.clusters ? visibleSources(deps.sources.sources(), deps.status) : deps.sources.sources();
   if (path === '/api/v1/sources') return send(res, 200, { sources: sources() });
+  if (path === '/api/v1/hub') {
+    const { ready, reasons, degraded = [] } = deps.readiness.check();
+    return send(res, 200, { ready, reasons, degraded });
+  }
   const source = /^\/api\/v1\/sources\/([^/]+)$/.exec(path);
   if (source) {
     const name = decodeURIComponent(source[1] as string);

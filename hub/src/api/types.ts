@@ -42,6 +42,8 @@ export interface SourceStatus {
   lastFetched: string | null;
   /** Commit whose rendering is being served ("" before the first render). */
   renderedRevision: string;
+  /** ISO time the served rendering was saved, when it was read from the hub's disk at start and no render has replaced it yet. */
+  restoredFrom?: string;
   /** Last fetch or render error, "" when the last attempt succeeded. */
   error: string;
   /**
@@ -105,9 +107,21 @@ export interface CapabilitiesQuery {
   defaults(): ClusterCapabilities;
 }
 
-/** Whether the hub is ready to serve, and why not. */
+/** Something the hub depends on is failing, while the hub keeps serving (GET /api/v1/hub). */
+export interface Degradation {
+  /** git: a source cannot be fetched; rendering: a saved rendering is served until a render finishes; nats: NATS is not connected. */
+  reason: 'git' | 'rendering' | 'nats';
+  /** The source, for git and rendering. */
+  source?: string;
+  /** ISO time it started. */
+  since: string;
+  /** What is degraded and what is served meanwhile, for people. */
+  message: string;
+}
+
+/** Whether the hub is ready to serve agents and reads, and why not; what is degraded meanwhile. */
 export interface Readiness {
-  check(): { ready: boolean; reasons: string[] };
+  check(): { ready: boolean; reasons: string[]; degraded?: Degradation[] };
 }
 
 /** Rollouts: read them, and act on them (RolloutController implements it). */

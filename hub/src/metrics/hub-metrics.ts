@@ -15,6 +15,7 @@
 //   flotilla_rollout_decision_seconds             one decision tick over rollout bundles (histogram)
 //   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
 //   flotilla_render_sandbox{level}                1 for the sandbox kustomize/helm/sops run in (user|network|none)
+//   flotilla_hub_degraded{reason,source}          1 while a dependency fails and the hub serves without it (git|rendering|nats)
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import type { Ack__Output } from '@flotilla/proto';
 import type { HelloSummary, SessionObserver } from '../stream/types.js';
@@ -58,6 +59,7 @@ export class HubMetrics {
   private readonly rolloutTransitionsTotal: Counter;
   private readonly stageDuration: Histogram;
   private readonly decision: Histogram;
+  private degraded: (() => { reason: string; source?: string | undefined }[]) | undefined;
   /** When each running stage started ("<rollout>/<stage>" → ms), for its duration. */
   private readonly stageStarts = new Map<string, number>();
   private readonly cuts: Counter;
@@ -93,6 +95,22 @@ export class HubMetrics {
                 (level) =>
                   [{ level }, level === this.sandbox ? 1 : 0] as [Record<string, string>, number],
               ),
+      ),
+    );
+    r.add(
+      new Gauge(
+        'flotilla_hub_degraded',
+        'What the hub serves without: 1 per failing dependency (reason git or rendering with the source, or nats); nats is always present.',
+        () => {
+          const list = this.degraded?.() ?? [];
+          const out: [Record<string, string>, number][] = list.map((d) => [
+            { reason: d.reason, ...(d.source ? { source: d.source } : {}) },
+            1,
+          ]);
+          if (this.degraded && !list.some((d) => d.reason === 'nats'))
+            out.push([{ reason: 'nats' }, 0]);
+          return out;
+        },
       ),
     );
     r.add(
@@ -243,6 +261,11 @@ export class HubMetrics {
   }
 
   /** The exposition text. */
+  /** Where flotilla_hub_degraded reads what is degraded (the hub's readiness). */
+  degradedFrom(list: () => { reason: string; source?: string | undefined }[]): void {
+    this.degraded = list;
+  }
+
   render(): string {
     return this.registry.render();
   }

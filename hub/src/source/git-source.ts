@@ -92,6 +92,8 @@ export interface SourceStatus {
   /** Stable code of the last failure (UNAUTHENTICATED, NOT_FOUND, UNAVAILABLE, ...). */
   lastErrorCode: string | undefined;
   consecutiveFailures: number;
+  /** First failure of the current run of failures; cleared by the next success. */
+  failingSince: Date | undefined;
 }
 
 /** Receives snapshots in revision order, one at a time (the next fetch waits for it). */
@@ -127,6 +129,7 @@ export class GitSource {
     lastErrorAt: undefined,
     lastErrorCode: undefined,
     consecutiveFailures: 0,
+    failingSince: undefined,
   };
   private chain: Promise<unknown> = Promise.resolve();
   private loopDone: Promise<void> | undefined;
@@ -294,6 +297,7 @@ export class GitSource {
       lastErrorAt: undefined,
       lastErrorCode: undefined,
       consecutiveFailures: 0,
+      failingSince: undefined,
     };
     this.backoff.reset();
     if (revision === previous && this.current) return true;
@@ -336,6 +340,7 @@ export class GitSource {
       lastErrorAt: new Date(),
       lastErrorCode: err.code,
       consecutiveFailures: failures,
+      failingSince: this.state.failingSince ?? new Date(),
     };
     // Message only: the error object of an HTTP failure can carry request headers.
     this.log.warn({ [LogFields.err]: err.message, code: err.code, failures }, 'fetch failed');

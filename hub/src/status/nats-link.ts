@@ -43,6 +43,7 @@ export function natsTlsConnectOptions(tls: NatsTlsOptions | undefined): {
 export class NatsLink {
   private nc: NatsConnection | undefined;
   private up = false;
+  private downAt: Date | undefined;
   private readonly abort = new AbortController();
   private readonly waiters = new Set<(nc: NatsConnection) => void>();
   private loop: Promise<void> | undefined;
@@ -54,8 +55,20 @@ export class NatsLink {
     return this.up;
   }
 
+  /** Since when the link has not been connected (from start() until connected); undefined while connected. */
+  get downSince(): Date | undefined {
+    return this.up ? undefined : this.downAt;
+  }
+
+  private setUp(up: boolean): void {
+    this.up = up;
+    if (up) this.downAt = undefined;
+    else this.downAt ??= new Date();
+  }
+
   /** Starts connecting in the background. */
   start(): void {
+    this.downAt ??= new Date();
     this.loop ??= this.run();
   }
 
@@ -96,13 +109,13 @@ export class NatsLink {
       }
       backoff.reset();
       this.nc = nc;
-      this.up = true;
+      this.setUp(true);
       log.info({ url: this.opts.url }, 'NATS connected');
       for (const w of this.waiters) w(nc);
       this.waiters.clear();
       void this.watch(nc);
       const closed = await nc.closed();
-      this.up = false;
+      this.setUp(false);
       this.nc = undefined;
       if (!this.abort.signal.aborted)
         log.warn(
@@ -115,10 +128,10 @@ export class NatsLink {
   private async watch(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
-        this.up = false;
+        this.setUp(false);
         this.opts.logger.warn({ server: s.server }, 'NATS disconnected');
       } else if (s.type === 'reconnect') {
-        this.up = true;
+        this.setUp(true);
         this.opts.logger.info({ server: s.server }, 'NATS reconnected');
       }
     }
