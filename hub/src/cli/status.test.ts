@@ -102,8 +102,33 @@ test('status-command-queries-hub-url-from-env-with-selector', async () => {
   };
   const t = io({ FLOTILLA_HUB_URL: 'http://hub:9000/' });
   assert.equal(await statusCommand(['-l', 'env=prod'], t.cli, fetchFn, () => NOW), 0);
-  assert.deepEqual(urls, ['http://hub:9000/api/v1/clusters?selector=env%3Dprod']);
+  assert.deepEqual(urls, [
+    'http://hub:9000/api/v1/clusters?selector=env%3Dprod',
+    'http://hub:9000/api/v1/hub',
+  ]);
   assert.match(t.out(), /^NAME/);
+});
+
+test('status-says-first-what-the-hub-serves-without', async () => {
+  const message =
+    'Git source fleet unreachable since 2026-01-01T00:00:00.000Z: serving revision 0123456789ab saved before the restart';
+  const fetchFn: Fetch = async (url) => ({
+    ok: true,
+    status: 200,
+    text: async () =>
+      JSON.stringify(
+        url.endsWith('/api/v1/hub')
+          ? { ready: true, reasons: [], degraded: [{ reason: 'git', source: 'fleet', message }] }
+          : { clusters: CLUSTERS.slice(0, 1) },
+      ),
+  });
+  const table = io({ FLOTILLA_HUB_URL: 'http://hub:9000' });
+  assert.equal(await statusCommand([], table.cli, fetchFn, () => NOW), 0);
+  assert.ok(table.out().startsWith(`HUB DEGRADED: ${message}\n\nNAME`), table.out());
+  const json = io({ FLOTILLA_HUB_URL: 'http://hub:9000' });
+  assert.equal(await statusCommand(['-o', 'json'], json.cli, fetchFn, () => NOW), 0);
+  assert.equal((JSON.parse(json.out()) as { clusters: unknown[] }).clusters.length, 1);
+  assert.equal(json.err(), `warning: hub degraded: ${message}\n`);
 });
 
 test('status-command-exit-codes-usage-2-error-1', async () => {

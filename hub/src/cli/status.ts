@@ -18,6 +18,8 @@ export const STATUS_USAGE = `Usage: flotilla status [CLUSTER] [--hub-url URL] [-
 
 Shows each cluster's connection, state, desired and applied revision, then the bundles
 that failed to render, with the clusters each keeps from the new revision and why.
+What the hub serves without (Git or NATS unreachable) comes first, one line each
+(on stderr with -o json|yaml, so the output stays the list of clusters).
 
 Options:
   --hub-url URL       hub HTTP API (default $FLOTILLA_HUB_URL or ${DEFAULT_HUB_URL})
@@ -60,7 +62,29 @@ export async function statusCommand(
     const url = `${base}/api/v1/clusters${queryString({ selector })}`;
     clusters = ((await getJson(fetchFn, url)) as { clusters: ClusterStatus[] }).clusters;
   }
+  const degraded = await hubDegraded(fetchFn, base);
+  const table = format === 'table' || format === 'wide';
+  for (const d of degraded)
+    (table ? io.stdout : io.stderr).write(
+      `${table ? 'HUB DEGRADED' : 'warning: hub degraded'}: ${d}\n`,
+    );
+  if (table && degraded.length > 0) io.stdout.write('\n');
   io.stdout.write(formatClusters(clusters, format, now()));
   if (format === 'table' || format === 'wide') io.stdout.write(formatRenderFailures(clusters));
   return ExitCode.ok;
+}
+
+// What the hub says is degraded (GET /api/v1/hub); nothing from hubs that predate it.
+async function hubDegraded(fetchFn: Fetch, base: string): Promise<string[]> {
+  try {
+    const body = (await getJson(fetchFn, `${base}/api/v1/hub`)) as {
+      degraded?: { message?: unknown }[];
+    };
+    return (body.degraded ?? [])
+      .map((d) => d.message)
+      .filter((m): m is string => typeof m === 'string');
+  } catch {
+    // The cluster list answered: a hub without the route has nothing to say here.
+    return [];
+  }
 }
