@@ -19,6 +19,10 @@ export interface TestGitServer {
   createRepo(name: string): Promise<string>;
   /** Closes the server and deletes every repository. */
   stop(): Promise<void>;
+  /** Stops listening (connections are refused, as with a Git server that is down); repositories stay. */
+  pause(): Promise<void>;
+  /** Listens again on the same port (no-op while listening). */
+  resume(): Promise<void>;
 }
 
 /** Options of startGitServer(). */
@@ -134,12 +138,22 @@ function handle(
 export async function startGitServer(options: StartGitServerOptions = {}): Promise<TestGitServer> {
   const root = await mkdtemp(join(tmpdir(), 'flotilla-git-'));
   const server: Server = createServer((req, res) => handle(root, options.auth, req, res));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  const listen = (on: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(on, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  await listen(0);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
+  const close = async (): Promise<void> => {
+    if (!server.listening) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
   const url = `http://127.0.0.1:${port}${BASE_PATH}`;
   return {
     url,
@@ -153,9 +167,12 @@ export async function startGitServer(options: StartGitServerOptions = {}): Promi
       return `${url}/${name}.git`;
     },
     async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await close();
       await rm(root, { recursive: true, force: true });
+    },
+    pause: close,
+    async resume() {
+      if (!server.listening) await listen(port);
     },
   };
 }
