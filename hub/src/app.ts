@@ -61,6 +61,7 @@ import { CapabilitiesStore } from './capabilities/store.js';
 import { KvCapabilitiesPersistence } from './capabilities/kv.js';
 import { renderedWith } from './capabilities/rendered-with.js';
 import { IdentityAuthority } from './identity/authority.js';
+import { KvIdentityRecords } from './identity/kv-records.js';
 import { identityHandlers, peerOf } from './identity/service.js';
 import { agentUserJwt } from './identity/nats-jwt.js';
 import { NatsRevocationPublisher } from './identity/nats-revocation.js';
@@ -574,9 +575,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       tokenTtlMs: cfg.identity.tokenTtlMs,
       certValidityMs: cfg.identity.certValidityMs,
       logger: this.log.child({ [LogFields.component]: 'identity' }),
+      ...(cfg.status.replicaId ? { records: this.replicaIdentityRecords() } : {}),
     });
-    await authority.start();
     this.identity = authority;
+    await authority.start();
     if (accountSeed && cfg.nats.systemCredsFile && cfg.nats.operatorSigningKeyFile)
       await this.startNatsRevocation(authority, accountSeed);
     return {
@@ -601,6 +603,20 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         return peer.name;
       },
     };
+  }
+
+  // Replicas share their identity records in JetStream KV (identity/kv-records.ts); a
+  // replica cannot check any certificate without them, so its start waits for NATS.
+  private replicaIdentityRecords(): KvIdentityRecords {
+    const cfg = this.config;
+    this.nats.start();
+    return new KvIdentityRecords({
+      connection: () => this.nats.connection(),
+      hubId: cfg.status.hubId,
+      replicas: cfg.nats.replicas,
+      logger: this.log.child({ [LogFields.component]: 'identity' }),
+      importFrom: join(cfg.identity.stateDir, 'identity-state.json'),
+    });
   }
 
   // A restarted hub serves the persisted status at once; NATS being down must not
@@ -1039,6 +1055,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('lease', () => this.lease?.stop());
     await step('capabilities persistence', () => this.capabilitiesKv.stop());
     await step('NATS revocation', () => this.natsRevocation?.stop());
+    await step('identity records', () => this.identity?.stop());
     await step('NATS violations', () => this.natsViolations?.stop());
     await step('NATS', () => this.nats.stop());
     await step('renderer', () => this.parts.renderer.stop?.());

@@ -10,7 +10,9 @@ import { FlotillaError, ValidationError, isDnsLabel } from '@flotilla/common';
 import { IdentityRefusedError } from './errors.js';
 import { ADMIN_ORG } from './pki.js';
 import type { IssuedCert } from './pki.js';
-import type { AdminRecord, IdentityState } from './store.js';
+import type { AdminRecord } from './store.js';
+import { UNCHANGED } from './records.js';
+import type { IdentityRecords } from './records.js';
 
 /** Lifetimes of administrator certificates (ms). */
 export const ADMIN_DEFAULTS = {
@@ -51,15 +53,34 @@ export class Admins {
   private readonly listeners: Array<(name: string) => number> = [];
 
   constructor(
-    private readonly state: IdentityState,
-    private readonly save: () => Promise<void>,
+    private readonly store: IdentityRecords,
     private readonly signer: AdminSigner,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    // A person revoked through another hub replica loses their open streams here too.
+    store.onRemoteChange((kind, name, before, after) => {
+      if (kind !== 'admins') return;
+      const was = before as AdminRecord | undefined;
+      const is = after as AdminRecord | undefined;
+      if (is?.revokedAtMs !== undefined && was?.revokedAtMs === undefined) {
+        const closed = this.closeStreams(name);
+        this.logger.warn(
+          { admin: name, streamsClosed: closed },
+          'administrator revoked on another hub replica',
+        );
+      }
+    });
+  }
 
   private get records(): Record<string, AdminRecord> {
-    return (this.state.admins ??= {});
+    return this.store.view.admins;
+  }
+
+  private closeStreams(name: string): number {
+    let closed = 0;
+    for (const l of this.listeners) closed += l(name);
+    return closed;
   }
 
   /** Registers a listener told when a person is revoked; it returns how many streams it closed. */
@@ -74,17 +95,20 @@ export class Admins {
    * bootstrap certificate stays revoked.
    */
   async adoptBootstrap(serial: string, notAfterMs: number, created: boolean): Promise<void> {
-    const existing = this.records[BOOTSTRAP_ADMIN];
-    if (existing && !created) return;
     const now = this.now();
-    const record: AdminRecord =
-      existing && existing.revokedAtMs === undefined
-        ? existing
-        : { name: BOOTSTRAP_ADMIN, addedAtMs: now, addedBy: 'hub init', serials: {} };
-    record.serials[normalSerial(serial)] = notAfterMs;
-    record.lastIssuedAtMs = now;
-    this.records[BOOTSTRAP_ADMIN] = record;
-    await this.save();
+    let recorded = false;
+    await this.store.update('admins', BOOTSTRAP_ADMIN, (existing) => {
+      if (existing && !created) return UNCHANGED;
+      const record: AdminRecord =
+        existing && existing.revokedAtMs === undefined
+          ? existing
+          : { name: BOOTSTRAP_ADMIN, addedAtMs: now, addedBy: 'hub init', serials: {} };
+      record.serials[normalSerial(serial)] = notAfterMs;
+      record.lastIssuedAtMs = now;
+      recorded = true;
+      return record;
+    });
+    if (!recorded) return;
     this.logger.info({ admin: BOOTSTRAP_ADMIN }, 'first administrator recorded');
   }
 
@@ -101,19 +125,19 @@ export class Admins {
     const validity = ttlMs > 0 ? ttlMs : ADMIN_DEFAULTS.certValidityMs;
     const issued = this.signer.issueFromCsr(csrPem, name, ADMIN_ORG, validity);
     const now = this.now();
-    const existing = this.records[name];
-    // Re-adding a revoked person starts a new record: no old certificate comes back.
-    const record: AdminRecord =
-      existing && existing.revokedAtMs === undefined
-        ? existing
-        : { name, addedAtMs: now, addedBy: by, serials: {} };
-    record.serials = Object.fromEntries(
-      Object.entries(record.serials).filter(([, notAfter]) => notAfter > now),
-    );
-    record.serials[issued.serial] = issued.notAfter.getTime();
-    record.lastIssuedAtMs = now;
-    this.records[name] = record;
-    await this.save();
+    await this.store.update('admins', name, (existing) => {
+      // Re-adding a revoked person starts a new record: no old certificate comes back.
+      const record: AdminRecord =
+        existing && existing.revokedAtMs === undefined
+          ? existing
+          : { name, addedAtMs: now, addedBy: by, serials: {} };
+      record.serials = Object.fromEntries(
+        Object.entries(record.serials).filter(([, notAfter]) => notAfter > now),
+      );
+      record.serials[issued.serial] = issued.notAfter.getTime();
+      record.lastIssuedAtMs = now;
+      return record;
+    });
     this.logger.info(
       { admin: name, by, serial: issued.serial, notAfter: issued.notAfter.toISOString() },
       'administrator certificate issued',
@@ -138,11 +162,13 @@ export class Admins {
         `administrator "${name}" is the last one with a valid certificate: add another first`,
         { details: { reason: 'last-admin' } },
       );
-    r.revokedAtMs ??= now;
-    r.serials = {};
-    await this.save();
-    let closed = 0;
-    for (const l of this.listeners) closed += l(name);
+    await this.store.update('admins', name, (cur) => {
+      if (!cur) throw new ValidationError(`administrator "${name}" does not exist`);
+      cur.revokedAtMs ??= now;
+      cur.serials = {};
+      return cur;
+    });
+    const closed = this.closeStreams(name);
     this.logger.warn({ admin: name, streamsClosed: closed }, 'administrator revoked');
     return closed;
   }

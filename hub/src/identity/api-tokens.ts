@@ -15,7 +15,9 @@ import {
   parseSelector,
 } from '@flotilla/common';
 import { sha256 } from './authority.js';
-import type { ApiTokenRecord, IdentityState } from './store.js';
+import type { ApiTokenRecord } from './store.js';
+import { UNCHANGED } from './records.js';
+import type { IdentityRecords } from './records.js';
 
 // Prefix of every API token, so a leaked one is recognisable (and not a bootstrap token).
 const API_TOKEN_PREFIX = 'flt_';
@@ -72,11 +74,24 @@ export interface ApiTokenInfo {
 /** Creates, lists, revokes and checks API tokens in the identity state. */
 export class ApiTokens {
   constructor(
-    private readonly state: IdentityState,
-    private readonly save: () => Promise<void>,
+    private readonly records: IdentityRecords,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    // A token revoked through another hub replica closes its watches here too.
+    records.onRemoteChange((kind, name, before, after) => {
+      if (kind !== 'apiTokens') return;
+      const was = before as ApiTokenRecord | undefined;
+      const is = after as ApiTokenRecord | undefined;
+      if (is?.revokedAtMs !== undefined && was?.revokedAtMs === undefined) {
+        const closed = this.closeStreams(name);
+        this.logger.warn(
+          { tokenName: name, streamsClosed: closed },
+          'API token revoked on another hub replica',
+        );
+      }
+    });
+  }
 
   /** When each token's last use was last written to disk (this process). */
   private readonly savedUseAt = new Map<string, number>();
@@ -98,8 +113,14 @@ export class ApiTokens {
     return sel;
   }
 
-  private get records(): Record<string, ApiTokenRecord> {
-    return (this.state.apiTokens ??= {});
+  private get tokens(): Record<string, ApiTokenRecord> {
+    return this.records.view.apiTokens;
+  }
+
+  private closeStreams(name: string): number {
+    let closed = 0;
+    for (const l of this.revokeListeners) closed += l(name);
+    return closed;
   }
 
   /**
@@ -133,21 +154,22 @@ export class ApiTokens {
         throw new ValidationError(`token selector "${sel}": ${errorMessage(err)}`);
       }
     }
-    const existing = this.records[name];
     const now = this.now();
-    if (existing && existing.revokedAtMs === undefined && existing.expiresAtMs > now)
-      throw new FlotillaError('CONFLICT', `API token "${name}" already exists: revoke it first`);
     const token = API_TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const expiresAtMs = now + (ttlMs > 0 ? ttlMs : API_TOKEN_DEFAULT_TTL_MS);
-    this.records[name] = {
-      name,
-      digest: sha256(token).toString('hex'),
-      createdAtMs: now,
-      expiresAtMs,
-      scopes: granted,
-      ...(sel ? { selector: sel } : {}),
-    };
-    await this.save();
+    // Compare-and-set: of two creating one name at once (two replicas), one gets CONFLICT.
+    await this.records.update('apiTokens', name, (existing) => {
+      if (existing && existing.revokedAtMs === undefined && existing.expiresAtMs > now)
+        throw new FlotillaError('CONFLICT', `API token "${name}" already exists: revoke it first`);
+      return {
+        name,
+        digest: sha256(token).toString('hex'),
+        createdAtMs: now,
+        expiresAtMs,
+        scopes: granted,
+        ...(sel ? { selector: sel } : {}),
+      };
+    });
     this.logger.info(
       {
         tokenName: name,
@@ -162,19 +184,20 @@ export class ApiTokens {
 
   /** Revokes a token by name: the next request is refused and its open watches are closed. */
   async revoke(name: string): Promise<number> {
-    const r = this.records[name];
-    if (!r) throw new ValidationError(`API token "${name}" does not exist`);
-    r.revokedAtMs ??= this.now();
-    await this.save();
-    let closed = 0;
-    for (const l of this.revokeListeners) closed += l(name);
+    const now = this.now();
+    await this.records.update('apiTokens', name, (r) => {
+      if (!r) throw new ValidationError(`API token "${name}" does not exist`);
+      r.revokedAtMs ??= now;
+      return r;
+    });
+    const closed = this.closeStreams(name);
     this.logger.warn({ tokenName: name, streamsClosed: closed }, 'API token revoked');
     return closed;
   }
 
   /** Every token, by name. */
   list(): ApiTokenInfo[] {
-    return Object.values(this.records)
+    return Object.values(this.tokens)
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((r) => ({
         name: r.name,
@@ -193,7 +216,7 @@ export class ApiTokens {
     const presented = sha256(token);
     let found: ApiTokenRecord | undefined;
     // No early exit: the time taken does not depend on which record (if any) matched.
-    for (const r of Object.values(this.records)) {
+    for (const r of Object.values(this.tokens)) {
       const d = Buffer.from(r.digest, 'hex');
       if (d.length === presented.length && timingSafeEqual(d, presented)) found = r;
     }
@@ -218,8 +241,15 @@ export class ApiTokens {
     // still gets its last use written once a minute.
     if (now - (this.savedUseAt.get(r.name) ?? 0) < API_TOKEN_LAST_USED_SAVE_MS) return;
     this.savedUseAt.set(r.name, now);
-    this.save().catch((err: unknown) =>
-      this.logger.warn({ tokenName: r.name, err: errorMessage(err) }, 'recording token use failed'),
-    );
+    this.records
+      .update('apiTokens', r.name, (cur) =>
+        cur && (cur.lastUsedAtMs ?? 0) < now ? { ...cur, lastUsedAtMs: now } : UNCHANGED,
+      )
+      .catch((err: unknown) =>
+        this.logger.warn(
+          { tokenName: r.name, err: errorMessage(err) },
+          'recording token use failed',
+        ),
+      );
   }
 }

@@ -4,7 +4,7 @@
 // A certificate is accepted when its CA verified it (TLS did that), its role (O) is
 // right, and its serial is in the cluster's list of live serials. Revoking a cluster
 // empties that list, so every certificate it ever had stops working at once.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { X509Certificate, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '@flotilla/common';
@@ -15,8 +15,9 @@ import type { IssuedCert, KeyPairPem } from './pki.js';
 import { ApiTokens } from './api-tokens.js';
 import { Admins, BOOTSTRAP_ADMIN } from './admins.js';
 import forge from 'node-forge';
-import { IdentityStore } from './store.js';
-import type { ClusterRecord, IdentityState } from './store.js';
+import { FileIdentityRecords, UNCHANGED } from './records.js';
+import type { IdentityRecords } from './records.js';
+import type { ClusterRecord, TokenRecord } from './store.js';
 
 /** Durations of identity material (ms). */
 export const IDENTITY_DEFAULTS = {
@@ -50,8 +51,13 @@ export interface PeerCertificateLike {
 
 /** Options of IdentityAuthority. */
 export interface IdentityAuthorityOptions {
-  /** Directory for ca.crt, ca.key, hub and admin certificates and identity-state.json. */
+  /** Directory for ca.crt, ca.key, hub and admin certificates (and identity-state.json with the file store). */
   stateDir: string;
+  /**
+   * Where the records live (default: identity-state.json in stateDir). Hub replicas share
+   * a JetStream KV bucket (kv-records.ts); its `adoptCa` refuses a replica with another CA.
+   */
+  records?: IdentityRecords & { adoptCa?(fingerprint: string): Promise<void> };
   /** Host names and IPs the hub's serving certificate is valid for. */
   hosts: string[];
   logger: Logger;
@@ -74,8 +80,7 @@ function first(v: string | string[] | undefined): string | undefined {
 /** Loads or creates the CA and the hub's certificates, and owns the identity records. */
 export class IdentityAuthority {
   private ca!: CertificateAuthority;
-  private state!: IdentityState;
-  private store: IdentityStore;
+  private readonly records: IdentityRecords & { adoptCa?(fingerprint: string): Promise<void> };
   private serving!: KeyPairPem;
   private tokens!: ApiTokens;
   private people!: Admins;
@@ -86,7 +91,8 @@ export class IdentityAuthority {
   private natsRevoker: (() => Promise<boolean>) | undefined;
 
   constructor(private readonly opts: IdentityAuthorityOptions) {
-    this.store = new IdentityStore(join(opts.stateDir, 'identity-state.json'));
+    this.records =
+      opts.records ?? new FileIdentityRecords(join(opts.stateDir, 'identity-state.json'));
     this.now = opts.now ?? Date.now;
   }
 
@@ -95,6 +101,8 @@ export class IdentityAuthority {
     const dir = this.opts.stateDir;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     this.ca = new CertificateAuthority(await this.loadOrCreate('ca', () => createCa()));
+    await this.records.start();
+    await this.records.adoptCa?.(new X509Certificate(this.ca.caPem).fingerprint256);
     // The serving certificate is re-issued at every start, so a changed host list takes effect.
     this.serving = this.ca.issueKeyPair(
       'flotilla-hub',
@@ -107,14 +115,25 @@ export class IdentityAuthority {
       created = true;
       return this.ca.issueKeyPair(BOOTSTRAP_ADMIN, ADMIN_ORG, IDENTITY_DEFAULTS.hubCertValidityMs);
     });
-    this.state = await this.store.load();
-    const save = (): Promise<void> => this.store.save(this.state);
-    this.tokens = new ApiTokens(this.state, save, this.opts.logger, this.now);
-    this.people = new Admins(this.state, save, this.ca, this.opts.logger, this.now);
+    this.tokens = new ApiTokens(this.records, this.opts.logger, this.now);
+    this.people = new Admins(this.records, this.ca, this.opts.logger, this.now);
+    this.records.onRemoteChange((kind, name, before, after) => {
+      if (kind !== 'clusters') return;
+      const was = before as ClusterRecord | undefined;
+      const is = after as ClusterRecord | undefined;
+      // Revoked through another hub replica: this replica closes the streams it holds.
+      if (is?.revokedAtMs !== undefined && was?.revokedAtMs === undefined) {
+        const closed = this.closeStreams(name);
+        this.opts.logger.warn(
+          { [LogFields.cluster]: name, streamsClosed: closed },
+          'cluster revoked on another hub replica',
+        );
+      }
+    });
     const cert = forge.pki.certificateFromPem(bootstrap.certPem);
     await this.people.adoptBootstrap(cert.serialNumber, cert.validity.notAfter.getTime(), created);
     this.opts.logger.info(
-      { stateDir: dir, clusters: Object.keys(this.state.clusters).length },
+      { stateDir: dir, records: this.records.where, clusters: this.list().length },
       'identity authority ready',
     );
   }
@@ -132,6 +151,17 @@ export class IdentityAuthority {
     await writeFile(certFile, pair.certPem, { mode: 0o644 });
     this.opts.logger.info({ file: certFile }, `created ${name} certificate`);
     return { certPem: pair.certPem, keyPem: pair.keyPem };
+  }
+
+  /** Stops following the records (another replica's changes). */
+  async stop(): Promise<void> {
+    await this.records.stop();
+  }
+
+  private closeStreams(cluster: string): number {
+    let closed = 0;
+    for (const l of this.revokeListeners) closed += l(cluster);
+    return closed;
   }
 
   /** The CA certificate agents and clients trust. */
@@ -166,21 +196,22 @@ export class IdentityAuthority {
 
   /** Remembers the NATS user key a JWT was signed for, so a revocation can name it. */
   async recordNatsKey(cluster: string, publicKey: string, expiresAtMs: number): Promise<void> {
-    const c = this.state.clusters[cluster];
-    if (!c) return;
     const now = this.now();
-    c.natsKeys = Object.fromEntries(
-      Object.entries(c.natsKeys ?? {}).filter(([, exp]) => exp > now),
-    );
-    c.natsKeys[publicKey] = expiresAtMs;
-    await this.store.save(this.state);
+    await this.records.update('clusters', cluster, (c) => {
+      if (!c) return UNCHANGED;
+      c.natsKeys = Object.fromEntries(
+        Object.entries(c.natsKeys ?? {}).filter(([, exp]) => exp > now),
+      );
+      c.natsKeys[publicKey] = expiresAtMs;
+      return c;
+    });
   }
 
   /** Revoked NATS user keys → revocation time (s), without those whose JWT expired anyway. */
   natsRevocations(): Record<string, number> {
     const now = this.now();
     return Object.fromEntries(
-      Object.entries(this.state.natsRevocations ?? {})
+      Object.entries(this.records.view.natsRevocations)
         .filter(([, r]) => r.expiresAtMs > now)
         .map(([k, r]) => [k, r.revokedAtS]),
     );
@@ -203,28 +234,29 @@ export class IdentityAuthority {
         throw new ValidationError(`label value "${v}" of "${k}" is invalid`);
     }
     const now = this.now();
-    const existing = this.state.clusters[name];
-    // Re-adding a revoked cluster starts a new identity: no old certificate comes back.
-    const record: ClusterRecord =
-      existing && existing.revokedAtMs === undefined
-        ? { ...existing, labels }
-        : { name, labels, addedAtMs: now, serials: {} };
     const id = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     const expiresAtMs =
       now + (ttlMs && ttlMs > 0 ? ttlMs : (this.opts.tokenTtlMs ?? IDENTITY_DEFAULTS.tokenTtlMs));
-    this.state.clusters[name] = record;
-    // Expired and used tokens are dropped here, so the file does not grow forever.
-    this.state.tokens = this.state.tokens.filter(
-      (t) => t.expiresAtMs > now && t.usedAtMs === undefined,
+    await this.records.update('clusters', name, (existing) =>
+      // Re-adding a revoked cluster starts a new identity: no old certificate comes back.
+      existing && existing.revokedAtMs === undefined
+        ? { ...existing, labels }
+        : { name, labels, addedAtMs: now, serials: {} },
     );
-    this.state.tokens.push({
-      id,
-      cluster: name,
-      digest: sha256(secret).toString('hex'),
-      expiresAtMs,
+    // Expired and used tokens are dropped here, so the records do not grow forever.
+    const spent = (t: TokenRecord): boolean => t.expiresAtMs <= now || t.usedAtMs !== undefined;
+    await Promise.all(
+      Object.values(this.records.view.tokens)
+        .filter(spent)
+        .map((t) =>
+          this.records.update('tokens', t.id, (cur) => (cur && spent(cur) ? undefined : UNCHANGED)),
+        ),
+    );
+    await this.records.update('tokens', id, (cur) => {
+      if (cur) throw new Error(`bootstrap token id ${id} exists already`);
+      return { id, cluster: name, digest: sha256(secret).toString('hex'), expiresAtMs };
     });
-    await this.store.save(this.state);
     this.opts.logger.info(
       { [LogFields.cluster]: name, tokenId: id, expiresAt: new Date(expiresAtMs).toISOString() },
       'cluster added; bootstrap token issued',
@@ -236,13 +268,17 @@ export class IdentityAuthority {
   async register(cluster: string, token: string, csrPem: string): Promise<IssuedCert> {
     const m = TOKEN_RE.exec(token);
     if (!m) throw new BootstrapTokenError('malformed');
-    const record = this.state.tokens.find((t) => t.id === m[1]);
-    if (!record || !timingSafeEqual(sha256(m[2] as string), Buffer.from(record.digest, 'hex')))
-      throw new BootstrapTokenError('unknown');
-    if (record.usedAtMs !== undefined) throw new BootstrapTokenError('used');
-    if (record.expiresAtMs <= this.now()) throw new BootstrapTokenError('expired');
-    if (record.cluster !== cluster) throw new BootstrapTokenError('wrong-cluster');
-    const c = this.state.clusters[cluster];
+    const [id, secret] = [m[1] as string, m[2] as string];
+    const check = (record: TokenRecord | undefined): TokenRecord => {
+      if (!record || !timingSafeEqual(sha256(secret), Buffer.from(record.digest, 'hex')))
+        throw new BootstrapTokenError('unknown');
+      if (record.usedAtMs !== undefined) throw new BootstrapTokenError('used');
+      if (record.expiresAtMs <= this.now()) throw new BootstrapTokenError('expired');
+      if (record.cluster !== cluster) throw new BootstrapTokenError('wrong-cluster');
+      return record;
+    };
+    check(this.records.view.tokens[id]);
+    const c = this.records.view.clusters[cluster];
     if (!c || c.revokedAtMs !== undefined) throw new BootstrapTokenError('unknown');
     // Validate the CSR before spending the token, so a broken agent can retry with it.
     const issued = this.ca.issueFromCsr(
@@ -251,11 +287,20 @@ export class IdentityAuthority {
       CLUSTER_ORG,
       this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs,
     );
-    record.usedAtMs = this.now();
-    this.recordIssued(c, issued);
-    await this.store.save(this.state);
+    // Spending is a compare-and-set on the token's record: of two uses at the same moment
+    // (two hub replicas), one write wins and the other sees the token used.
+    await this.records.update('tokens', id, (record) => {
+      const spent = check(record);
+      spent.usedAtMs = this.now();
+      return spent;
+    });
+    await this.records.update('clusters', cluster, (cur) => {
+      if (!cur || cur.revokedAtMs !== undefined) throw new BootstrapTokenError('unknown');
+      this.recordIssued(cur, issued);
+      return cur;
+    });
     this.opts.logger.info(
-      { [LogFields.cluster]: cluster, tokenId: record.id, serial: issued.serial },
+      { [LogFields.cluster]: cluster, tokenId: id, serial: issued.serial },
       'cluster registered; certificate issued',
     );
     return issued;
@@ -265,7 +310,6 @@ export class IdentityAuthority {
   async renew(peer: PeerIdentity, csrPem: string): Promise<IssuedCert> {
     if (peer.role !== 'cluster')
       throw new IdentityRefusedError('only a cluster certificate can be renewed', true);
-    const c = this.state.clusters[peer.name] as ClusterRecord;
     const validity = this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs;
     const now = this.now();
     const minInterval = Math.min(IDENTITY_DEFAULTS.maxRenewIntervalMs, validity / 4);
@@ -277,12 +321,16 @@ export class IdentityAuthority {
     // Superseded certificates are revoked: only the one that asked (an open stream or
     // channel may still use it until it re-dials) and the new one stay live, so a burst of
     // renewals never leaves a trail of valid certificates.
-    const presented = Object.keys(c.serials).find(
-      (s) => s.replace(/^0+/, '') === peer.serial.replace(/^0+/, ''),
-    );
-    c.serials = presented && c.serials[presented] ? { [presented]: c.serials[presented] } : {};
-    this.recordIssued(c, issued);
-    await this.store.save(this.state);
+    await this.records.update('clusters', peer.name, (c) => {
+      if (!c || c.revokedAtMs !== undefined)
+        throw new IdentityRefusedError(`cluster "${peer.name}" has been revoked`);
+      const presented = Object.keys(c.serials).find(
+        (s) => s.replace(/^0+/, '') === peer.serial.replace(/^0+/, ''),
+      );
+      c.serials = presented && c.serials[presented] ? { [presented]: c.serials[presented] } : {};
+      this.recordIssued(c, issued);
+      return c;
+    });
     this.opts.logger.info(
       { [LogFields.cluster]: peer.name, serial: issued.serial },
       'certificate renewed',
@@ -302,24 +350,39 @@ export class IdentityAuthority {
 
   /** Revokes every certificate and unused token of a cluster and closes its streams. */
   async revoke(name: string): Promise<number> {
-    const c = this.state.clusters[name];
-    if (!c) throw new ValidationError(`cluster "${name}" is not registered`);
     const now = this.now();
-    c.revokedAtMs = now;
-    c.serials = {};
-    this.state.tokens = this.state.tokens.filter((t) => t.cluster !== name);
-    // Every JWT issued to these keys so far (iat <= now) is revoked; expired entries go.
-    const revocations = Object.fromEntries(
-      Object.entries(this.state.natsRevocations ?? {}).filter(([, r]) => r.expiresAtMs > now),
-    );
-    for (const [key, expiresAtMs] of Object.entries(c.natsKeys ?? {})) {
-      if (expiresAtMs > now) revocations[key] = { revokedAtS: Math.ceil(now / 1000), expiresAtMs };
-    }
-    this.state.natsRevocations = revocations;
-    c.natsKeys = {};
-    await this.store.save(this.state);
-    let closed = 0;
-    for (const l of this.revokeListeners) closed += l(name);
+    let natsKeys: Record<string, number> = {};
+    await this.records.update('clusters', name, (c) => {
+      if (!c) throw new ValidationError(`cluster "${name}" is not registered`);
+      natsKeys = c.natsKeys ?? {};
+      c.revokedAtMs = now;
+      c.serials = {};
+      c.natsKeys = {};
+      return c;
+    });
+    const { tokens, natsRevocations } = this.records.view;
+    await Promise.all([
+      ...Object.values(tokens)
+        .filter((t) => t.cluster === name)
+        .map((t) => this.records.update('tokens', t.id, () => undefined)),
+      // Every JWT issued to these keys so far (iat <= now) is revoked; expired entries go.
+      ...Object.entries(natsKeys)
+        .filter(([, expiresAtMs]) => expiresAtMs > now)
+        .map(([key, expiresAtMs]) =>
+          this.records.update('natsRevocations', key, () => ({
+            revokedAtS: Math.ceil(now / 1000),
+            expiresAtMs,
+          })),
+        ),
+      ...Object.entries(natsRevocations)
+        .filter(([, r]) => r.expiresAtMs <= now)
+        .map(([key]) =>
+          this.records.update('natsRevocations', key, (r) =>
+            r && r.expiresAtMs <= now ? undefined : UNCHANGED,
+          ),
+        ),
+    ]);
+    const closed = this.closeStreams(name);
     const natsRevoked = this.natsRevoker ? await this.natsRevoker() : undefined;
     this.opts.logger.warn(
       { [LogFields.cluster]: name, streamsClosed: closed, natsRevoked },
@@ -330,7 +393,7 @@ export class IdentityAuthority {
 
   /** Registered clusters. */
   list(): ClusterRecord[] {
-    return Object.values(this.state.clusters).sort((a, b) => a.name.localeCompare(b.name));
+    return Object.values(this.records.view.clusters).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Checks a TLS-verified peer certificate against the records; throws IdentityRefusedError. */
@@ -346,7 +409,7 @@ export class IdentityAuthority {
     }
     if (org !== CLUSTER_ORG)
       throw new IdentityRefusedError(`certificate role "${org ?? ''}" is not accepted`);
-    const c = this.state.clusters[cn];
+    const c = this.records.view.clusters[cn];
     if (!c) throw new IdentityRefusedError(`cluster "${cn}" is not registered`);
     if (c.revokedAtMs !== undefined)
       throw new IdentityRefusedError(`cluster "${cn}" has been revoked`);

@@ -30,6 +30,8 @@ export function grpcStatusOf(err: unknown): GrpcStatus {
   if (err instanceof BootstrapTokenError) return GrpcStatus.UNAUTHENTICATED;
   if (err instanceof RenewalTooSoonError) return GrpcStatus.RESOURCE_EXHAUSTED;
   if (err instanceof ValidationError) return GrpcStatus.INVALID_ARGUMENT;
+  // Identity records unreachable (KV of hub replicas while NATS is away): retry.
+  if (err instanceof FlotillaError && err.code === 'UNAVAILABLE') return GrpcStatus.UNAVAILABLE;
   // Revoking the last administrator is refused for the state, not a clash of names.
   if (err instanceof FlotillaError && err.code === 'CONFLICT')
     return err.details?.reason === 'last-admin'

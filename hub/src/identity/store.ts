@@ -60,13 +60,19 @@ export interface AdminRecord {
   lastIssuedAtMs?: number;
 }
 
+/** A revoked NATS user key: when revoked (s), and when its JWT expires anyway (ms). */
+export interface NatsRevocation {
+  revokedAtS: number;
+  expiresAtMs: number;
+}
+
 /** The whole file. */
 export interface IdentityState {
   version: 1;
   clusters: Record<string, ClusterRecord>;
   tokens: TokenRecord[];
   /** NATS user keys of revoked clusters → when revoked (s) and when their JWT expires anyway (ms). */
-  natsRevocations?: Record<string, { revokedAtS: number; expiresAtMs: number }>;
+  natsRevocations?: Record<string, NatsRevocation>;
   /** API tokens by name (`flotilla token`); absent in files written before they existed. */
   apiTokens?: Record<string, ApiTokenRecord>;
   /** Administrators by name (`flotilla admin`); absent in files written before they existed. */

@@ -1,0 +1,212 @@
+// Identity records of hub replicas in JetStream KV, against a real nats-server: two
+// authorities (two replicas) over one bucket.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { FlotillaError, silentLogger, sleep } from '@flotilla/common';
+import { requireEnv, startNats } from '@flotilla/test-env';
+import type { TestNats } from '@flotilla/test-env';
+import { NatsLink } from '../status/nats-link.js';
+import { IdentityAuthority } from './authority.js';
+import type { PeerCertificateLike } from './authority.js';
+import { BootstrapTokenError, IdentityRefusedError } from './errors.js';
+import { KvIdentityRecords } from './kv-records.js';
+import { createCsr, generateKeyPem } from './pki.js';
+
+const skip = await requireEnv(['nats']);
+let nats: TestNats | undefined;
+const dirs: string[] = [];
+const links: NatsLink[] = [];
+const authorities: IdentityAuthority[] = [];
+const recordsOf = new Map<IdentityAuthority, KvIdentityRecords>();
+
+before(async () => {
+  if (!skip) nats = await startNats();
+});
+after(async () => {
+  for (const a of authorities) await a.stop().catch(() => undefined);
+  for (const l of links) await l.stop();
+  await nats?.stop();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function stateDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-identity-kv-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** One hub replica's authority: its own NATS connection, the shared bucket of `hubId`. */
+async function replica(
+  dir: string,
+  hubId: string,
+  importFrom?: string,
+): Promise<IdentityAuthority> {
+  const link = new NatsLink({ url: (nats as TestNats).url, logger: silentLogger() });
+  link.start();
+  links.push(link);
+  const records = new KvIdentityRecords({
+    connection: () => link.connection(),
+    hubId,
+    logger: silentLogger(),
+    ...(importFrom ? { importFrom } : {}),
+  });
+  const a = new IdentityAuthority({
+    stateDir: dir,
+    hosts: ['127.0.0.1'],
+    logger: silentLogger(),
+    records,
+  });
+  authorities.push(a);
+  recordsOf.set(a, records);
+  await a.start();
+  return a;
+}
+
+/** What node's tls reports for a certificate. */
+function peer(certPem: string): PeerCertificateLike {
+  const c = new X509Certificate(certPem);
+  const field = (k: string): string | undefined =>
+    new RegExp(`(?:^|\\n)${k}=([^\\n]+)`).exec(c.subject)?.[1];
+  return {
+    subject: { CN: field('CN') as string, O: field('O') as string },
+    serialNumber: c.serialNumber,
+    valid_to: c.validTo,
+  };
+}
+
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<number> {
+  const start = performance.now();
+  while (!cond()) {
+    if (performance.now() - start > ms) assert.fail(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+  return performance.now() - start;
+}
+
+const key = generateKeyPem();
+const csrOf = (cluster: string): string => createCsr(key, cluster);
+
+test(
+  'two-replicas-spending-one-bootstrap-token-at-the-same-moment-exactly-one-wins-50-times',
+  { skip, timeout: 180_000 },
+  async () => {
+    const dir = await stateDir();
+    const a = await replica(dir, 'race');
+    const b = await replica(dir, 'race');
+    for (let i = 0; i < 50; i++) {
+      const name = `edge-${i}`;
+      const { token } = await a.addCluster(name, {});
+      // Both replicas know the unused token before the race: only compare-and-set decides.
+      const id = token.split('.')[1] as string;
+      await until(() => recordsOf.get(b)?.view.tokens[id] !== undefined, `replica b sees ${name}`);
+      const csr = csrOf(name);
+      const outcomes = await Promise.allSettled([
+        a.register(name, token, csr),
+        b.register(name, token, csr),
+      ]);
+      const won = outcomes.filter((o) => o.status === 'fulfilled');
+      const lost = outcomes.filter((o) => o.status === 'rejected');
+      assert.equal(won.length, 1, `round ${i}: exactly one registration succeeds`);
+      const err = lost[0]?.reason as unknown;
+      assert.ok(err instanceof BootstrapTokenError, `round ${i}: ${String(err)}`);
+      assert.equal(err.details?.reason, 'used');
+      // One certificate was issued for the cluster, on both replicas.
+      for (const r of [a, b])
+        await until(
+          () => Object.keys(r.list().find((c) => c.name === name)?.serials ?? {}).length === 1,
+          `round ${i}: one live certificate`,
+        );
+    }
+  },
+);
+
+test(
+  'a-cluster-revoked-on-one-replica-is-refused-and-its-streams-closed-on-the-other-within-a-second',
+  { skip, timeout: 60_000 },
+  async () => {
+    const dir = await stateDir();
+    const a = await replica(dir, 'revoke');
+    const b = await replica(dir, 'revoke');
+    const { token } = await a.addCluster('edge', {});
+    const cert = peer((await a.register('edge', token, csrOf('edge'))).certPem);
+    await until(() => {
+      try {
+        return b.verifyPeer(cert).name === 'edge';
+      } catch {
+        return false;
+      }
+    }, 'replica b accepts the certificate');
+    const closedOnB: string[] = [];
+    b.onRevoke((cluster) => {
+      closedOnB.push(cluster);
+      return 1;
+    });
+    await a.revoke('edge');
+    const ms = await until(() => closedOnB.length > 0, 'replica b closes the stream', 5_000);
+    assert.ok(ms < 1_000, `seen by replica b ${Math.round(ms)} ms after the revocation`);
+    assert.deepEqual(closedOnB, ['edge']);
+    assert.throws(() => b.verifyPeer(cert), IdentityRefusedError);
+    assert.throws(() => a.verifyPeer(cert), IdentityRefusedError);
+  },
+);
+
+test('identity-records-survive-a-restart-of-every-replica', { skip, timeout: 60_000 }, async () => {
+  const dir = await stateDir();
+  const a = await replica(dir, 'restart');
+  await a.addCluster('gone', {});
+  const { token } = await a.addCluster('kept', { env: 'prod' });
+  const cert = peer((await a.register('kept', token, csrOf('kept'))).certPem);
+  await a.revoke('gone');
+  const api = await a.apiTokens.create('dashboard', 0, ['read']);
+  await a.stop();
+
+  const b = await replica(dir, 'restart');
+  assert.deepEqual(
+    b.list().map((c) => [c.name, c.labels, c.revokedAtMs !== undefined]),
+    [
+      ['gone', {}, true],
+      ['kept', { env: 'prod' }, false],
+    ],
+  );
+  assert.equal(b.verifyPeer(cert).name, 'kept');
+  await assert.rejects(b.register('kept', token, csrOf('kept')), (e: unknown) => {
+    return e instanceof BootstrapTokenError && e.details?.reason === 'used';
+  });
+  assert.equal(b.apiTokens.check(api.token).ok, true);
+  assert.ok(b.admins.list().some((p) => p.name === 'flotilla-admin' && p.certificates === 1));
+});
+
+test('a-replica-with-another-ca-is-refused-at-start', { skip, timeout: 60_000 }, async () => {
+  await replica(await stateDir(), 'two-cas');
+  await assert.rejects(replica(await stateDir(), 'two-cas'), (e: unknown) => {
+    assert.ok(e instanceof FlotillaError && e.code === 'CONFIG_INVALID');
+    assert.match(e.message, /mount the same ca\.crt and ca\.key in every replica/);
+    return true;
+  });
+});
+
+test(
+  'a-single-hubs-state-file-is-imported-when-it-becomes-replicated',
+  { skip, timeout: 60_000 },
+  async () => {
+    const dir = await stateDir();
+    const single = new IdentityAuthority({ stateDir: dir, hosts: [], logger: silentLogger() });
+    await single.start();
+    const { token } = await single.addCluster('old', { tier: 'a' });
+    await single.stop();
+    const file = join(dir, 'identity-state.json');
+    const a = await replica(dir, 'imported', file);
+    assert.deepEqual(
+      a.list().map((c) => c.name),
+      ['old'],
+    );
+    // The token issued by the single hub still works once, through the replicas.
+    const b = await replica(dir, 'imported', file);
+    await b.register('old', token, csrOf('old'));
+    await assert.rejects(a.register('old', token, csrOf('old')), BootstrapTokenError);
+  },
+);
