@@ -73,6 +73,7 @@ export { startHttpApi } from './api/http.js';
 export { ReadAccess } from './api/access.js';
 export { CertificateAuthority, createCa, createCsr, generateKeyPem } from './identity/pki.js';
 export { IdentityAuthority } from './identity/authority.js';
+export { KvIdentityRecords, identityBucket } from './identity/kv-records.js';
 export {
   AGENT_EVENT_KINDS,
   AGENT_NATS_LIMITS,
