@@ -43,6 +43,17 @@ test('api-token-is-kept-as-a-digest-and-survives-a-restart', async () => {
   const [listed] = again.apiTokens.list();
   assert.equal(listed?.lastUsedAtMs, now);
   assert.ok(!JSON.stringify(again.apiTokens.list()).includes(token.slice(4)));
+  // The last use is written too (at most once a minute), so a restarted hub still shows it.
+  const used = now;
+  for (let i = 0; i < 100; i++) {
+    const stored = JSON.parse(await readFile(join(dir, 'identity-state.json'), 'utf8')) as {
+      apiTokens: Record<string, { lastUsedAtMs?: number }>;
+    };
+    if (stored.apiTokens.grafana?.lastUsedAtMs === used) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const third = await authority(dir, () => now);
+  assert.equal(third.apiTokens.list()[0]?.lastUsedAtMs, used, 'last use survives a restart');
   await assert.rejects(again.apiTokens.create('grafana'), /already exists: revoke it first/);
   await assert.rejects(again.apiTokens.create('Not A Name'), /must be a DNS label/);
 });

@@ -243,7 +243,8 @@ export class ApiTokens {
     this.savedUseAt.set(r.name, now);
     this.records
       .update('apiTokens', r.name, (cur) =>
-        cur && (cur.lastUsedAtMs ?? 0) < now ? { ...cur, lastUsedAtMs: now } : UNCHANGED,
+        // The view's record already shows this use (above): the write must not compare with it.
+        cur ? { ...cur, lastUsedAtMs: Math.max(cur.lastUsedAtMs ?? 0, now) } : UNCHANGED,
       )
       .catch((err: unknown) =>
         this.logger.warn(
