@@ -154,6 +154,42 @@ test(
   },
 );
 
+test(
+  'an-api-token-or-person-revoked-on-one-replica-loses-its-watches-on-the-other',
+  { skip, timeout: 60_000 },
+  async () => {
+    const dir = await stateDir();
+    const a = await replica(dir, 'people');
+    const b = await replica(dir, 'people');
+    const { token } = await a.apiTokens.create('dashboard', 0, ['read']);
+    await until(() => b.apiTokens.check(token).ok, 'replica b accepts the token');
+    const closed: string[] = [];
+    b.apiTokens.onRevoke((name) => {
+      closed.push(`token ${name}`);
+      return 1;
+    });
+    b.admins.onRevoke((name) => {
+      closed.push(`admin ${name}`);
+      return 1;
+    });
+    const alice = createCsr(key, 'alice');
+    const issued = await a.admins.add('alice', alice, 0, 'admin flotilla-admin');
+    await until(() => {
+      try {
+        return b.verifyPeer(peer(issued.certPem)).name === 'alice';
+      } catch {
+        return false;
+      }
+    }, 'replica b accepts alice');
+    await a.apiTokens.revoke('dashboard');
+    await a.admins.revoke('alice');
+    await until(() => closed.length === 2, 'replica b closes the watches');
+    assert.deepEqual(closed, ['token dashboard', 'admin alice']);
+    assert.deepEqual(b.apiTokens.check(token), { ok: false, reason: 'revoked', name: 'dashboard' });
+    assert.throws(() => b.verifyPeer(peer(issued.certPem)), IdentityRefusedError);
+  },
+);
+
 test('identity-records-survive-a-restart-of-every-replica', { skip, timeout: 60_000 }, async () => {
   const dir = await stateDir();
   const a = await replica(dir, 'restart');
