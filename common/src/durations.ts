@@ -87,6 +87,13 @@ export const durations = {
   leaseCheckInterval: 250,
   /** Hub replicas: how often a replica not holding the lease reads rollout state again (1 s). */
   rolloutFollowInterval: 1_000,
+  /** Hub replicas: how long a rollout action forwarded to the lease holder waits for its answer (5 s). */
+  rolloutActionForwardTimeout: 5_000,
+  /**
+   * Hub replicas: a replica cut from NATS this long closes its agents' streams and refuses
+   * new ones (readiness false), so agents move to replicas that can reach NATS (10 s).
+   */
+  natsPartitionGrace: 10_000,
 } as const;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -37,6 +37,9 @@ import type { Alert, Notifier } from './notify/notifier.js';
 import { Lease } from './lease/lease.js';
 import { LeaderAlerts } from './lease/leader-alerts.js';
 import { LeaderRollouts } from './lease/leader-rollouts.js';
+import { ReplicaFetchTriggers } from './lease/fetch-triggers.js';
+import { RolloutActionForwarding } from './lease/forward-actions.js';
+import { NatsPartitionGuard, refusingWhile } from './lease/nats-partition.js';
 import { alertOnTransitions } from './notify/status-alerts.js';
 import type { FleetEntry } from './status/fleet-status.js';
 import { KvStatusPersistence } from './status/kv-persistence.js';
@@ -182,6 +185,12 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly persistence: KvStatusPersistence;
   /** The once-only work lease, when this hub is one of several replicas (replicaId set). */
   private readonly lease: Lease | undefined;
+  /** Replicas: webhooks received elsewhere make this one fetch, and the other way round. */
+  private readonly fetchTriggers: ReplicaFetchTriggers | undefined;
+  /** Replicas: rollout actions go to the lease holder. */
+  private readonly actionForwarding: RolloutActionForwarding | undefined;
+  /** Replicas: agents are sent to other replicas while this one is cut from NATS. */
+  private readonly partition: NatsPartitionGuard | undefined;
   private readonly capabilities: CapabilitiesStore;
   private readonly capabilitiesKv: KvCapabilitiesPersistence;
   private rerenderTimer: NodeJS.Timeout | undefined;
@@ -318,16 +327,48 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         onTransitions: (records) => this.rolloutTransitions(records),
         onDecision: (ms) => this.metrics.rolloutDecision(ms),
       });
-    // Replicas: only the lease holder decides and writes rollout state; the others follow it.
-    this.rollouts = this.lease
-      ? new LeaderRollouts({
-          lease: this.lease,
-          store: rolloutStore,
-          controller,
-          logger: this.log.child({ [LogFields.component]: 'rollout' }),
-          onChange: () => this.deliver(),
-        })
-      : controller(rolloutStore);
+    // Replicas: only the lease holder decides and writes rollout state; the others follow it
+    // and forward actions to it.
+    const replicaId = config.status.replicaId;
+    if (this.lease && replicaId) {
+      const leader: LeaderRollouts = new LeaderRollouts({
+        lease: this.lease,
+        store: rolloutStore,
+        controller,
+        logger: this.log.child({ [LogFields.component]: 'rollout' }),
+        onChange: () => this.deliver(),
+        forward: (...a) => forwarding.forward(...a),
+      });
+      const forwarding: RolloutActionForwarding = new RolloutActionForwarding({
+        connection: () => this.nats.connection(),
+        hubId: config.status.hubId,
+        replicaId,
+        lease: this.lease,
+        act: (...a) => leader.actAsHolder(...a),
+        local: (bundle) => leader.get(bundle),
+        logger: this.log.child({ [LogFields.component]: 'rollout' }),
+      });
+      this.rollouts = leader;
+      this.actionForwarding = forwarding;
+      this.fetchTriggers = new ReplicaFetchTriggers({
+        connection: () => this.nats.connection(),
+        hubId: config.status.hubId,
+        replicaId,
+        target: (name) => {
+          const webhook = this.sources.find((e) => e.source.name === name)?.source.webhook;
+          return webhook ? () => webhook.triggerNow() : undefined;
+        },
+        logger: this.log.child({ [LogFields.component]: 'webhook' }),
+      });
+      this.partition = new NatsPartitionGuard({
+        isConnected: () => this.nats.connected,
+        onCut: (reason) => {
+          const n = this.stream?.closeAll(reason) ?? 0;
+          this.log.warn({ streams: n }, 'agent streams closed: NATS unreachable');
+        },
+        logger: this.log.child({ [LogFields.component]: 'nats' }),
+      });
+    } else this.rollouts = controller(rolloutStore);
     // Health and connection changes of clusters in a rollout move it on.
     this.status.onTouched((cluster) => this.rollouts.statusChanged(cluster));
   }
@@ -397,6 +438,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await this.restoreRenderings();
     void this.replayHistory();
     this.lease?.start();
+    this.actionForwarding?.start();
+    this.fetchTriggers?.start();
+    this.partition?.start();
     const notifier = notifierFromConfig(
       cfg.status.notify,
       process.env,
@@ -464,7 +508,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.grpc = await startGrpcServer(
       cfg.grpc.listen.address,
       {
-        agentStream: this.stream.handlers(),
+        agentStream: this.partition
+          ? refusingWhile(this.stream.handlers(), () => this.partition?.refusal)
+          : this.stream.handlers(),
         fleet: fleetServiceHandlers(this.status, this.history, access, this.rollouts, this.audit),
         ...(identity ? { identity: identity.handlers } : {}),
       },
@@ -484,7 +530,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         history: this.history,
         metrics: this.metrics,
         webhooks: new WebhookHandler(
-          (name) => this.sources.find((e) => e.source.name === name)?.source.webhook,
+          (name) => this.webhookTarget(name),
           this.log.child({ [LogFields.component]: 'webhook' }),
         ),
         ...(access ? { access } : {}),
@@ -702,6 +748,22 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     });
     await Promise.race([this.rollouts.restore(), window]);
     clearTimeout(timer);
+  }
+
+  // A source's webhook target; with replicas, a push fetched here is announced to the others.
+  private webhookTarget(name: string): WebhookTarget | undefined {
+    const target = this.sources.find((e) => e.source.name === name)?.source.webhook;
+    const triggers = this.fetchTriggers;
+    if (!target || !triggers) return target;
+    return {
+      url: target.url,
+      secret: target.secret,
+      followsPushedRef: (ref) => target.followsPushedRef(ref),
+      triggerNow: () => {
+        target.triggerNow();
+        triggers.announce(name);
+      },
+    };
   }
 
   // To the webhooks: through the lease holder when replicas share the work.
@@ -941,6 +1003,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         reasons.push(
           `source ${s.source.name} has nothing to serve yet (not rendered, no saved rendering)`,
         );
+    // A replica cut from NATS sends its agents to the others (lease/nats-partition.ts).
+    const refusal = this.partition?.refusal;
+    if (refusal) reasons.push(`agents refused: ${refusal}`);
     return { ready: reasons.length === 0, reasons, degraded: this.degraded() };
   }
 
@@ -1035,6 +1100,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       ),
     );
     await step('HTTP API', () => this.http?.stop());
+    this.partition?.stop();
+    await step('fetch triggers', () => this.fetchTriggers?.stop());
     await step('agent streams', () => this.stream?.stop());
     await step('gRPC server', () => this.grpc?.stop(graceMs));
     await step('session events', () => this.sessionEvents.stop(SESSION_EVENTS_STOP_GRACE_MS));
@@ -1044,6 +1111,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('events consumer', () => this.events.stop());
     this.alerts?.stop();
     await step('notifier', () => this.notifier?.stop());
+    await step('rollout action forwarding', () => this.actionForwarding?.stop());
     await step('rollouts', () => this.rollouts.stop());
     // A last attempt to store audit records still waiting for NATS.
     await step('audit log', async () => {

@@ -37,6 +37,13 @@ export interface LeaderRolloutsOptions {
   onChange: () => void;
   /** How often a follower reads rollout state again (default durations.rolloutFollowInterval, 1 s). */
   followIntervalMs?: number;
+  /** Sends an action to the lease holder (RolloutActionForwarding); none: a follower refuses actions. */
+  forward?: (
+    bundle: string,
+    action: RolloutAction,
+    by: string,
+    revision?: string,
+  ) => Promise<RolloutView>;
 }
 
 /** Runs the rollout controller on the lease holder only; see the file's comment. */
@@ -148,7 +155,19 @@ export class LeaderRollouts {
     this.current.statusChanged(cluster);
   }
 
+  /** Acts as the holder, or has the holder act (forward) when another replica holds the lease. */
   act(bundle: string, action: RolloutAction, by: string, revision?: string): Promise<RolloutView> {
+    if (!this.leading && this.opts.forward) return this.opts.forward(bundle, action, by, revision);
+    return this.actAsHolder(bundle, action, by, revision);
+  }
+
+  /** Acts only while holding the lease (never forwards: what a forwarded action runs). */
+  actAsHolder(
+    bundle: string,
+    action: RolloutAction,
+    by: string,
+    revision?: string,
+  ): Promise<RolloutView> {
     if (!this.leading)
       return Promise.reject(
         new UnavailableError(

@@ -258,6 +258,13 @@ export class AgentStreamService {
     return n;
   }
 
+  /** Closes every open stream with UNAVAILABLE (agents reconnect, to another hub if they have one); returns how many. */
+  closeAll(reason: string): number {
+    const open = [...this.live];
+    for (const s of open) s.close(reason, GrpcStatus.UNAVAILABLE);
+    return open.length;
+  }
+
   /** Closes every session (agents reconnect to another hub or later) and stops listening for changes. */
   stop(): void {
     this.stopping = true;
