@@ -144,6 +144,102 @@ test(
   },
 );
 
+test(
+  'hub-chart-runs-three-replicas-named-after-their-pods-spread-over-nodes-with-a-pdb',
+  { skip: skipHelm },
+  async () => {
+    const render = async (...set: string[]) =>
+      parseManifests(
+        await helm([
+          'template',
+          'flotilla-hub',
+          CHART,
+          '--kube-version',
+          '1.35.4',
+          ...CHART_VALUES,
+          ...set.flatMap((v) => ['--set', v]),
+        ]),
+      );
+    type Dep = {
+      spec: {
+        replicas: number;
+        strategy: { type: string; rollingUpdate?: { maxUnavailable: number } };
+        selector: { matchLabels: Record<string, string> };
+        template: {
+          spec: {
+            containers: {
+              env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+            }[];
+            affinity?: {
+              podAntiAffinity?: {
+                preferredDuringSchedulingIgnoredDuringExecution: {
+                  weight: number;
+                  podAffinityTerm: {
+                    topologyKey: string;
+                    labelSelector: { matchLabels: Record<string, string> };
+                  };
+                }[];
+              };
+            };
+          };
+        };
+      };
+    };
+    type Pdb = {
+      spec: { maxUnavailable?: number; minAvailable?: number; selector: { matchLabels: unknown } };
+    };
+    const objects = await render();
+    const dep = objects.find((o) => o.kind === 'Deployment') as unknown as Dep;
+    assert.equal(dep.spec.replicas, 3);
+    assert.deepEqual(
+      [dep.spec.strategy.type, dep.spec.strategy.rollingUpdate?.maxUnavailable],
+      ['RollingUpdate', 1],
+    );
+    // replicaId from the pod's name (downward API).
+    assert.deepEqual(
+      dep.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'FLOTILLA_HUB_REPLICA')
+        ?.valueFrom?.fieldRef?.fieldPath,
+      'metadata.name',
+    );
+    const [term] =
+      dep.spec.template.spec.affinity?.podAntiAffinity
+        ?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+    assert.equal(term?.podAffinityTerm.topologyKey, 'kubernetes.io/hostname');
+    assert.deepEqual(
+      term?.podAffinityTerm.labelSelector.matchLabels,
+      dep.spec.selector.matchLabels,
+    );
+    const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as unknown as Pdb;
+    assert.equal(pdb.spec.maxUnavailable, 1);
+    assert.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
+    // Streams and KV buckets in three copies, one hubId shared by the replicas.
+    const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as {
+      data: Record<string, string>;
+    };
+    const cfg = compileHubConfig(parse(cm.data['hub.yaml'] as string), 'hub.yaml', {
+      defaultCacheDir: '/tmp',
+    });
+    assert.equal(cfg.nats.replicas, 3);
+    assert.equal(cfg.status.hubId, 'main');
+    // The identity volume is shared by the replicas until identity state is in NATS KV.
+    const pvc = objects.find((o) => o.kind === 'PersistentVolumeClaim') as unknown as {
+      spec: { accessModes: string[] };
+    };
+    assert.deepEqual(pvc.spec.accessModes, ['ReadWriteMany']);
+
+    // One replica: a single hub as before, no PDB (it would block every drain).
+    const one = await render('replicas=1');
+    const single = one.find((o) => o.kind === 'Deployment') as unknown as Dep;
+    assert.equal(single.spec.replicas, 1);
+    assert.equal(single.spec.strategy.type, 'Recreate');
+    assert.equal(single.spec.template.spec.containers[0]?.env, undefined);
+    assert.equal(
+      one.find((o) => o.kind === 'PodDisruptionBudget'),
+      undefined,
+    );
+  },
+);
+
 test('hub-chart-passes-helm-lint', { skip: skipHelm }, async () => {
   const out = await helm(['lint', CHART, '--strict', ...CHART_VALUES]);
   assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -166,11 +262,12 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
     'ConfigMap',
     'Deployment',
     'PersistentVolumeClaim',
+    'PodDisruptionBudget',
     'Service',
     'ServiceAccount',
   ]);
   const withNs = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flotilla-system\n---\n${text.replace(/^(metadata:)$/gm, '$1\n  namespace: flotilla-system')}`;
-  assert.equal(await dryRun(withNs), 6);
+  assert.equal(await dryRun(withNs), 7);
   // The hub.yaml the chart writes is one the hub accepts.
   const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as {
     data: Record<string, string>;

@@ -12,6 +12,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* Access mode of the identity volume: shared by every replica when there are several. */}}
+{{- define "flotilla-hub.identityAccessMode" -}}
+{{- .Values.identity.persistence.accessMode | default (ternary "ReadWriteMany" "ReadWriteOnce" (gt (int .Values.replicas) 1)) -}}
+{{- end -}}
+
 {{/* Selector labels. */}}
 {{- define "flotilla-hub.selector" -}}
 app.kubernetes.io/name: flotilla-hub
