@@ -1,0 +1,102 @@
+// Hub replicas as real processes for the HA scenarios: one hub.yaml per replica (the same
+// but for listen ports and, where a test says so, the NATS node it reaches), each named by
+// FLOTILLA_HUB_REPLICA as a pod would be, and the lease holder read from NATS KV.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Kvm } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { LEASE_BUCKET } from '@flotilla/hub';
+import { freePort, spawnServer, waitFor } from '@flotilla/test-env';
+import type { ManagedProcess } from '@flotilla/test-env';
+import { FLOTILLA_BIN } from '../system/fleet.js';
+
+/** One hub replica process. */
+export interface Replica {
+  replica: string;
+  httpUrl: string;
+  grpc: string;
+  config: string;
+  log: string;
+  proc: ManagedProcess | undefined;
+}
+
+/** Options of writeReplicas(). */
+export interface ReplicaOptions {
+  work: string;
+  hubId: string;
+  /** The NATS URL each replica is given (one per replica). */
+  natsUrls: string[];
+  /** hub.yaml lines every replica shares (sources, auth, …). */
+  lines: string[];
+}
+
+/** Writes one hub.yaml per replica (hub-a, hub-b, …). */
+export async function writeReplicas(o: ReplicaOptions): Promise<Replica[]> {
+  const out: Replica[] = [];
+  for (const [i, natsUrl] of o.natsUrls.entries()) {
+    const replica = `hub-${String.fromCharCode(97 + i)}`;
+    const [grpcPort, httpPort] = [await freePort(), await freePort()];
+    const config = join(o.work, `${replica}.yaml`);
+    await writeFile(
+      config,
+      [
+        ...o.lines,
+        `grpc:\n  listen: 127.0.0.1:${grpcPort}`,
+        `http:\n  listen: 127.0.0.1:${httpPort}`,
+        `nats:\n  url: ${natsUrl}\n  replicas: 3`,
+        `hubId: ${o.hubId}`,
+        `cacheDir: ${join(o.work, `cache-${replica}`)}`,
+        '',
+      ].join('\n'),
+    );
+    out.push({
+      replica,
+      httpUrl: `http://127.0.0.1:${httpPort}`,
+      grpc: `127.0.0.1:${grpcPort}`,
+      config,
+      log: join(o.work, `${replica}.log`),
+      proc: undefined,
+    });
+  }
+  return out;
+}
+
+/** Starts a replica and waits for /readyz. */
+export async function startReplica(h: Replica): Promise<void> {
+  const p = spawnServer(h.replica, process.execPath, [FLOTILLA_BIN, 'hub', '--config', h.config], {
+    logFile: h.log,
+    env: { ...process.env, FLOTILLA_HUB_REPLICA: h.replica },
+  });
+  h.proc = p;
+  await waitFor(
+    async () => {
+      if (!p.isRunning()) throw new Error(`${h.replica} exited; log:\n${p.logTail()}`);
+      return (await fetch(`${h.httpUrl}/readyz`)).ok;
+    },
+    { what: `${h.replica} ready (log in ${h.log})`, timeoutMs: 60_000, intervalMs: 200 },
+  );
+}
+
+/** Reads who holds the once-only work lease of `hubId` (undefined: nobody). */
+export function leaseHolder(nc: NatsConnection, hubId: string): () => Promise<string | undefined> {
+  // Bound once the hubs made the bucket (opening it first would make it with one copy).
+  let kv: Promise<KV> | undefined;
+  return async () => {
+    try {
+      kv ??= new Kvm(nc).open(LEASE_BUCKET, { bindOnly: true });
+      const e = await (await kv).get(hubId);
+      return e?.operation === 'PUT' ? e.json<{ holder: string }>().holder : undefined;
+    } catch {
+      kv = undefined; // not made yet, or its leader is moving: asked again next time
+      return undefined;
+    }
+  };
+}
+
+/** GET a JSON body from a replica's HTTP API. */
+export async function getJson<T>(h: Replica, path: string): Promise<T> {
+  const res = await fetch(`${h.httpUrl}${path}`);
+  if (!res.ok) throw new Error(`${h.replica} GET ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
