@@ -43,6 +43,12 @@ export interface TestNatsCluster {
 export interface StartNatsClusterOptions {
   /** Number of nodes (default 3; JetStream needs a majority of them up). */
   size?: number;
+  /**
+   * Tell clients the other nodes' addresses (default true, as nats-server does). False
+   * sets `no_advertise`: a client given one node's URL stays on that node, so stopping it
+   * cuts the client off, as a network partition would.
+   */
+  advertise?: boolean;
 }
 
 function healthz(port: number, path: string): Promise<boolean> {
@@ -96,6 +102,7 @@ export async function startNatsCluster(
         '  name: flotilla-test',
         `  listen: 127.0.0.1:${p.route}`,
         `  routes: [${routes.join(', ')}]`,
+        ...(options.advertise === false ? ['  no_advertise: true'] : []),
         '}',
         '',
       ].join('\n'),

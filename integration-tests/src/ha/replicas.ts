@@ -3,6 +3,7 @@
 // FLOTILLA_HUB_REPLICA as a pod would be, and the lease holder read from NATS KV.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -84,7 +85,9 @@ export function leaseHolder(nc: NatsConnection, hubId: string): () => Promise<st
   let kv: Promise<KV> | undefined;
   return async () => {
     try {
-      kv ??= new Kvm(nc).open(LEASE_BUCKET, { bindOnly: true });
+      // A short timeout: a read waiting on a stream leader moving off a stopped node must
+      // not add seconds to a measured takeover.
+      kv ??= new Kvm(jetstream(nc, { timeout: 1_000 })).open(LEASE_BUCKET, { bindOnly: true });
       const e = await (await kv).get(hubId);
       return e?.operation === 'PUT' ? e.json<{ holder: string }>().holder : undefined;
     } catch {
