@@ -15,6 +15,7 @@ import type { RolloutStore } from '../rollout/store.js';
 import { stage } from '../rollout/testing.js';
 import { NatsLink } from '../status/nats-link.js';
 import { LeaderRollouts } from './leader-rollouts.js';
+import { RolloutActionForwarding } from './forward-actions.js';
 import { Lease } from './lease.js';
 
 const skip = await requireEnv(['nats']);
@@ -88,6 +89,7 @@ class Replica {
   readonly link: NatsLink;
   readonly lease: Lease;
   readonly rollouts: LeaderRollouts;
+  readonly forwarding: RolloutActionForwarding;
   /** Rollout state writes this replica made. */
   writes = 0;
   head = new Map<string, DesiredState>();
@@ -116,10 +118,20 @@ class Replica {
       saveRendering: (r) => (this.writes++, kv.saveRendering(r)),
       deleteRendering: (d) => (this.writes++, kv.deleteRendering(d)),
     };
+    this.forwarding = new RolloutActionForwarding({
+      connection: () => this.link.connection(),
+      hubId: 'hub-rollouts',
+      replicaId: holder,
+      lease: this.lease,
+      act: (...a) => this.rollouts.actAsHolder(...a),
+      logger: silentLogger(),
+    });
+    this.forwarding.start();
     this.rollouts = new LeaderRollouts({
       lease: this.lease,
       store: counted,
       logger: silentLogger(),
+      forward: (...a) => this.forwarding.forward(...a),
       onChange: () => this.deliver(),
       followIntervalMs: 100,
       controller: (store) =>
@@ -167,6 +179,7 @@ class Replica {
   }
 
   async stop(): Promise<void> {
+    await this.forwarding.stop();
     await this.rollouts.stop();
     await this.lease.stop();
     await this.link.stop();
@@ -222,7 +235,15 @@ test(
       await until(() => b.version('canary-1') === 'v2', 'the follower to send the canary v2');
       assert.equal(b.version('prod-1'), 'v1');
       assert.equal(b.writes, 0, 'the follower wrote no rollout state');
-      await assert.rejects(b.rollouts.act('web', 'pause', 'someone'), /UNAVAILABLE|unavailable/);
+      // An action on the follower is done by the holder, and answered with its result.
+      await assert.rejects(
+        b.rollouts.actAsHolder('web', 'pause', 'someone'),
+        /UNAVAILABLE|unavailable/,
+      );
+      assert.equal((await b.rollouts.act('web', 'pause', 'someone')).phase, 'Paused');
+      assert.equal(a.rollouts.get('web')?.phase, 'Paused', 'the holder paused it');
+      assert.equal((await b.rollouts.act('web', 'resume', 'someone')).phase, 'Progressing');
+      assert.equal(b.writes, 0, 'the follower still wrote no rollout state');
 
       // The holder is cut from NATS (killed or partitioned): it stops deciding by itself,
       // and the other replica takes the lease and resumes from the saved state.
