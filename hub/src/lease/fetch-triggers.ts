@@ -159,10 +159,15 @@ export class ReplicaFetchTriggers {
         return; // the link stopped
       }
       if (this.stopped) return;
-      const sub = nc.subscribe(fetchSubject(this.opts.hubId));
-      this.sub = sub;
       // Ends when unsubscribed or when the connection closes (a new one is then awaited).
-      for await (const m of sub) this.receive(m.data);
+      try {
+        const sub = nc.subscribe(fetchSubject(this.opts.hubId));
+        this.sub = sub;
+        for await (const m of sub) this.receive(m.data);
+      } catch (err) {
+        // A subscription error (permissions, a closed connection): subscribe again.
+        this.opts.logger.warn({ err: errorMessage(err) }, 'fetch trigger subscription ended');
+      }
       if (this.stopped) return;
       await nc.closed();
     }

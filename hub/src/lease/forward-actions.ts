@@ -238,18 +238,34 @@ export class RolloutActionForwarding {
         return; // the link stopped
       }
       if (this.stopped || this.sub || !this.opts.lease.leading) return;
-      const sub = nc.subscribe(actionSubject(this.opts.hubId), {
-        callback: (err, msg) => {
-          if (err) return;
-          // Not the holder any more (the lease was just lost): the next holder answers.
-          if (!this.opts.lease.leading) return;
-          void this.answer(msg.data).then((reply) => {
-            const max = nc.info ? nc.info.max_payload - REPLY_MARGIN_BYTES : Infinity;
-            msg.respond(encodeReply(reply, max));
-          });
-        },
-      });
-      this.sub = sub;
+      try {
+        const sub = nc.subscribe(actionSubject(this.opts.hubId), {
+          callback: (err, msg) => {
+            if (err) return;
+            // Not the holder any more (the lease was just lost): the next holder answers.
+            if (!this.opts.lease.leading) return;
+            void this.answer(msg.data)
+              .then((reply) => {
+                const max = nc.info ? nc.info.max_payload - REPLY_MARGIN_BYTES : Infinity;
+                msg.respond(encodeReply(reply, max));
+              })
+              .catch((e: unknown) =>
+                // The connection closed meanwhile: the caller times out and is told UNAVAILABLE.
+                this.opts.logger.warn(
+                  { err: errorMessage(e) },
+                  'answering a rollout action failed',
+                ),
+              );
+          },
+        });
+        this.sub = sub;
+      } catch (err) {
+        // A closed or draining connection: the next lease change subscribes again.
+        this.opts.logger.warn(
+          { err: errorMessage(err) },
+          'cannot answer rollout actions from other replicas',
+        );
+      }
     });
   }
 
