@@ -19,7 +19,11 @@ export type SimAuth =
 
 /** What a caller may set; everything but hub, nats, agents and auth has a default. */
 export interface SimOptions {
-  /** host:port of the hub's gRPC endpoint. */
+  /**
+   * host:port of the hub's gRPC endpoint, or several (replicas of one hub) comma separated:
+   * each agent gets the whole list, starting at a different entry (agent index modulo the
+   * list), so a fleet spreads over the replicas and fails over as real agents do.
+   */
   hub: string;
   /** NATS URL(s), comma separated. */
   nats: string;
@@ -118,7 +122,9 @@ function distribution(text: string, field: string): string {
 
 /** Applies defaults and validates; a ConfigError names the field that is wrong. */
 export function compileSimConfig(o: SimOptions, logDir: string): SimConfig {
-  if (!/^[^:]+:\d{1,5}$/.test(o.hub)) throw new ConfigError('hub', `"${o.hub}" is not HOST:PORT`);
+  const hubs = o.hub.split(',').map((h) => h.trim());
+  if (hubs.length > 16 || !hubs.every((h) => /^[^:,]+:\d{1,5}$/.test(h)))
+    throw new ConfigError('hub', `"${o.hub}" is not HOST:PORT or up to 16 of them comma separated`);
   if (!o.nats) throw new ConfigError('nats', 'is required');
   const agents = positiveInt(o.agents, 'agents');
   const processes = positiveInt(o.processes ?? SIM_DEFAULTS.processes, 'processes');

@@ -46,6 +46,8 @@ export interface WorkerStats {
   rssBytes: number;
   /** Events stored in JetStream (acked), waiting, and dropped. */
   published: number;
+  /** Of published, by event kind (the subject's last token: applied, drift-detected, ...). */
+  publishedByKind: Record<string, number>;
   pending: number;
   dropped: number;
   /** Agents with an open, welcomed session now. */

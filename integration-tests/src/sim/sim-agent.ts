@@ -40,6 +40,18 @@ export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/**
+ * The hub list an agent dials: `hub` (comma separated) rotated to start at the entry of the
+ * agent's index (the number its name ends with), so a fleet given several replicas spreads
+ * over them; one address is returned as it is.
+ */
+export function hubListFor(hub: string, name: string): string {
+  const list = hub.split(',').map((h) => h.trim());
+  if (list.length < 2) return hub;
+  const index = Number(/(\d+)$/.exec(name)?.[1] ?? 0) % list.length;
+  return [...list.slice(index), ...list.slice(0, index)].join(',');
+}
+
 /** What a simulated agent is given. */
 export interface SimAgentDeps {
   sink: EventSink;
@@ -116,7 +128,7 @@ export class SimAgent {
     const conn = new HubConnection(
       {
         cluster: this.name,
-        address: cfg.hub,
+        address: hubListFor(cfg.hub, this.name),
         agentVersion: SIM_AGENT_VERSION,
         ...(token ? { token } : {}),
         insecure: cfg.auth.kind === 'token',

@@ -36,6 +36,8 @@ export interface SimStats {
   cpuMs: number;
   rssBytes: number;
   published: number;
+  /** Of published, by event kind. */
+  publishedByKind: Record<string, number>;
   pending: number;
   dropped: number;
   connected: number;
@@ -279,6 +281,10 @@ export class Simulator {
       cpuMs: sum((s) => s.cpuUserUs + s.cpuSystemUs) / 1000,
       rssBytes: sum((s) => s.rssBytes),
       published: sum((s) => s.published),
+      publishedByKind: workers.reduce<Record<string, number>>((acc, s) => {
+        for (const [k, n] of Object.entries(s.publishedByKind)) acc[k] = (acc[k] ?? 0) + n;
+        return acc;
+      }, {}),
       pending: sum((s) => s.pending),
       dropped: sum((s) => s.dropped),
       connected: sum((s) => s.connected),

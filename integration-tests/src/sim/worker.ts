@@ -24,6 +24,7 @@ const identities: SimIdentity[] = [];
 let records: SimRecord[] = [];
 let flushTimer: NodeJS.Timeout | undefined;
 let published = 0;
+const publishedByKind: Record<string, number> = {};
 
 function send(msg: FromWorker): void {
   process.send?.(msg);
@@ -41,6 +42,8 @@ function counting(inner: EventSink): EventSink {
     publish: async (subject, data, msgID) => {
       await inner.publish(subject, data, msgID);
       published++;
+      const kind = subject.slice(subject.lastIndexOf('.') + 1);
+      publishedByKind[kind] = (publishedByKind[kind] ?? 0) + 1;
     },
     close: () => inner.close(),
   };
@@ -109,6 +112,7 @@ function stats(): WorkerStats {
     cpuSystemUs: cpu.system,
     rssBytes: process.memoryUsage.rss(),
     published,
+    publishedByKind: { ...publishedByKind },
     pending,
     dropped,
     connected: agents.filter((a) => a.isConnected).length,

@@ -1,0 +1,410 @@
+// The chaos soak (a program, not a test): N simulated clusters with churn and drift
+// against three hub replicas on a three-node NATS JetStream cluster, for M minutes, while
+// a replica is SIGKILLed and started again every few minutes (every other kill is the
+// lease holder's, a few seconds after a push, in the middle of the commit's fan-out).
+// A commit is pushed at the start of every kill cycle. It reports:
+//   - per kill: lease takeover time (when the holder was killed), and the time from the
+//     kill until every simulated agent is connected again (or away by its own churn) and
+//     applied the head, and until every replica's status shows every cluster at the head;
+//   - events published vs folded, at the end (agents stopped, publishers flushed):
+//     published = events the simulated agents' publishers had acknowledged by JetStream;
+//     stored    = agent events in the events stream (subjects flotilla.events.>);
+//     folded, per replica = its durable status consumer acknowledged every stored event
+//       (nothing pending, nothing awaiting ack), and the drift-detected events its status
+//       counts (sum of driftEvents over every deployment) equal those published;
+//   - RSS of each hub process sampled every 10 s; per process that lived long enough, the
+//     growth from the minute after its warm-up to its last minute (target ≤ 10 %).
+// Run (after `npx turbo run build`):
+//   node integration-tests/dist/bench/soak.js [--clusters 1000] [--minutes 30]
+//        [--kill-every 3m] [--down 5s] [--hubs 3] [--processes 2] [--churn 0.5]
+//        [--drift 0.5] [--warmup 2m] [--seed 1] [--log-dir DIR]
+import { mkdtemp } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseDuration, quietDependencyWarnings } from '@flotilla/common';
+import { simFleetBump, simFleetFiles } from '../sim/fleet-repo.js';
+import { nowMs } from '../sim/sim-agent.js';
+import { seededRng } from '../sim/random.js';
+import { Simulator } from '../sim/simulator.js';
+import { loadAverage, median, rssOf } from './proc-stats.js';
+import { startReplicaSet, storedAgentEvents } from './replica-set.js';
+import type { Replica, ReplicaSet } from './replica-set.js';
+
+const { values: args } = parseArgs({
+  options: {
+    clusters: { type: 'string', default: '1000' },
+    minutes: { type: 'string', default: '30' },
+    'kill-every': { type: 'string', default: '3m' },
+    down: { type: 'string', default: '5s' },
+    hubs: { type: 'string', default: '3' },
+    processes: { type: 'string', default: '2' },
+    churn: { type: 'string', default: '0.5' },
+    drift: { type: 'string', default: '0.5' },
+    warmup: { type: 'string', default: '2m' },
+    seed: { type: 'string', default: '1' },
+    'log-dir': { type: 'string' },
+  },
+});
+const N = Number(args.clusters);
+const RUN_MS = Number(args.minutes) * 60_000;
+const KILL_EVERY_MS = parseDuration(args['kill-every']);
+const DOWN_MS = parseDuration(args.down);
+const WARMUP_MS = parseDuration(args.warmup);
+const RSS_EVERY_MS = 10_000;
+const RSS_GROWTH_TARGET = 0.1;
+const TAKEOVER_TARGET_MS = 5_000;
+const SHAPE = { clusters: N, bundles: 5, objects: 5 };
+for (const [flag, v] of Object.entries({ clusters: N, minutes: RUN_MS, hubs: Number(args.hubs) }))
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${flag} must be a positive number`);
+if (N > 20_000) throw new Error(`--clusters ${N}: at most 20,000`);
+if (KILL_EVERY_MS < 30_000) throw new Error('--kill-every must be at least 30s');
+
+const MiB = 1048576;
+const sec = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : '—');
+const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT MET');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface KillFigures {
+  at: number;
+  replica: string;
+  holder: boolean;
+  midFanout: boolean;
+  /** Agents whose session the kill ended. */
+  dropped: number;
+  takeoverMs: number;
+  agentsMs: number;
+  statusMs: number;
+}
+
+interface RssSample {
+  at: number;
+  replica: string;
+  /** The process (a replica started again is a new one). */
+  pid: number;
+  rss: number;
+}
+
+/** Agents as the simulator's records show them, incrementally: connected, or away by their own churn. */
+class AgentWatch {
+  private seen = 0;
+  /** Agents whose last session end was not their own (the hub went away), with when. */
+  readonly lost = new Map<string, number>();
+  /** Every session end that was not the agent's own: agent and when. */
+  private readonly ends: { agent: string; at: number }[] = [];
+
+  constructor(private readonly sim: Simulator) {}
+
+  update(): void {
+    const all = this.sim.records();
+    for (; this.seen < all.length; this.seen++) {
+      const r = all[this.seen]!;
+      if (r.k === 'connected') this.lost.delete(r.agent);
+      // A churned agent stops its own connection ("closed"); the hub ending it leaves a backoff.
+      else if (r.k === 'disconnected' && r.reason !== 'closed') {
+        this.lost.set(r.agent, r.at);
+        this.ends.push({ agent: r.agent, at: r.at });
+      }
+    }
+  }
+
+  droppedSince(t: number): number {
+    this.update();
+    return new Set(this.ends.filter((e) => e.at >= t).map((e) => e.agent)).size;
+  }
+
+  /** Every agent reachable (no session lost to a hub) and applied `revision`. */
+  converged(revision: string): boolean {
+    this.update();
+    return this.lost.size === 0 && this.sim.agents().every((a) => a.appliedRevision === revision);
+  }
+}
+
+async function statusAtHead(set: ReplicaSet, revision: string): Promise<boolean> {
+  for (const r of set.replicas) {
+    if (!r.proc) return false;
+    const res = await fetch(`${r.httpUrl}/api/v1/clusters`).catch(() => undefined);
+    if (!res?.ok) return false;
+    const { clusters } = (await res.json()) as { clusters: { appliedRevision?: string }[] };
+    if (clusters.filter((c) => c.appliedRevision === revision).length < N) return false;
+  }
+  return true;
+}
+
+async function pushVersion(set: ReplicaSet, version: number): Promise<string> {
+  await set.repo.writeFiles(simFleetBump({ ...SHAPE, version }));
+  return set.repo.commitAndPush(`Fleet version ${version}`);
+}
+
+/** One kill: SIGKILL, down for DOWN_MS, start again; then waits for convergence (at most untilMs). */
+async function killOnce(
+  set: ReplicaSet,
+  sim: Simulator,
+  watch: AgentWatch,
+  victim: Replica,
+  head: string,
+  midFanout: boolean,
+  untilMs: number,
+): Promise<KillFigures> {
+  const holder = (await set.leaseHolder()) === victim.name;
+  const at = nowMs();
+  await set.kill(victim);
+  let takeoverMs = NaN;
+  const takeover = holder
+    ? (async () => {
+        while (nowMs() < untilMs) {
+          const h = await set.leaseHolder().catch(() => undefined);
+          if (h && h !== victim.name) return (takeoverMs = nowMs() - at);
+          await sleep(50);
+        }
+        return NaN;
+      })()
+    : Promise.resolve(NaN);
+  await sleep(DOWN_MS);
+  await set.start(victim);
+  let agentsMs = NaN;
+  const agents = sim
+    .waitUntil(() => watch.converged(head), 'agents converged', Math.max(1, untilMs - nowMs()))
+    .then(
+      () => (agentsMs = nowMs() - at),
+      () => undefined,
+    );
+  let statusMs = NaN;
+  while (nowMs() < untilMs) {
+    if (await statusAtHead(set, head)) {
+      statusMs = nowMs() - at;
+      break;
+    }
+    await sleep(500);
+  }
+  await Promise.all([agents, takeover]);
+  return {
+    at,
+    replica: victim.name,
+    holder,
+    midFanout,
+    dropped: watch.droppedSince(at),
+    takeoverMs,
+    agentsMs,
+    statusMs,
+  };
+}
+
+interface Incarnation {
+  replica: string;
+  start: number;
+  samples: RssSample[];
+}
+
+/** RSS growth of each process that lived at least warm-up + 2 minutes: median of its last minute over the minute after warm-up. */
+function rssGrowth(
+  samples: RssSample[],
+): (Incarnation & { warm: number; last: number; growth: number })[] {
+  const byProc = new Map<number, Incarnation>();
+  // A process's start is its first sample (sampled every 10 s from its start).
+  for (const s of samples) {
+    const inc = byProc.get(s.pid) ?? { replica: s.replica, start: s.at, samples: [] };
+    inc.samples.push(s);
+    byProc.set(s.pid, inc);
+  }
+  const out = [];
+  for (const inc of byProc.values()) {
+    const end = inc.samples[inc.samples.length - 1]!.at;
+    if (end - inc.start < WARMUP_MS + 120_000) continue;
+    const warm = median(
+      inc.samples
+        .filter((s) => s.at >= inc.start + WARMUP_MS && s.at < inc.start + WARMUP_MS + 60_000)
+        .map((s) => s.rss),
+    );
+    const last = median(inc.samples.filter((s) => s.at > end - 60_000).map((s) => s.rss));
+    out.push({ ...inc, warm, last, growth: last / warm - 1 });
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const logDir = args['log-dir'] ?? (await mkdtemp(join(tmpdir(), 'flotilla-soak-')));
+  const load0 = loadAverage();
+  console.log(
+    `soak: ${N} clusters, ${args.hubs} hub replicas on 3 NATS nodes, ${args.minutes} min, a kill every ${args['kill-every']} (down ${args.down}), churn ${args.churn}/min, drift ${args.drift}/min per agent, simulator in ${args.processes} processes; Node ${process.version}, ${cpus().length} cores, load average ${load0}; logs in ${logDir}`,
+  );
+  const set = await startReplicaSet({
+    repoFiles: simFleetFiles({ ...SHAPE, version: 1 }),
+    logDir,
+    replicas: Number(args.hubs),
+  });
+  let sim: Simulator | undefined;
+  const rss: RssSample[] = [];
+  const sampler = setInterval(() => {
+    for (const r of set.replicas) {
+      if (!r.proc) continue;
+      const bytes = rssOf(r.proc.pid);
+      if (bytes > 0) rss.push({ at: nowMs(), replica: r.name, pid: r.proc.pid, rss: bytes });
+    }
+  }, RSS_EVERY_MS);
+  const loads: number[] = [load0];
+  try {
+    sim = await Simulator.start({
+      hub: set.grpcAddresses,
+      nats: set.nats.url,
+      agents: N,
+      processes: Number(args.processes),
+      auth: { kind: 'token', token: set.agentToken },
+      churnPerMinute: Number(args.churn),
+      driftPerMinute: Number(args.drift),
+      seed: Number(args.seed),
+      logDir: join(logDir, 'sim'),
+    });
+    const watch = new AgentWatch(sim);
+    await sim.allAt(set.firstCommit, 600_000);
+    const t0 = nowMs();
+    console.log(`every agent at the first commit; soak starts (load ${loadAverage()})`);
+    const kills: KillFigures[] = [];
+    const rng = seededRng(Number(args.seed), 'soak-victims');
+    let version = 1;
+    const cycles = Math.max(1, Math.floor(RUN_MS / KILL_EVERY_MS));
+    for (let cycle = 0; cycle < cycles; cycle++) {
+      const cycleEnd = t0 + (cycle + 1) * KILL_EVERY_MS;
+      version += 1;
+      const head = await pushVersion(set, version);
+      // Even cycles: the lease holder, a few seconds after the push (poll 2 s + render, while
+      // states go out). Odd cycles: any replica, once the commit has settled.
+      const midFanout = cycle % 2 === 0;
+      await sleep(midFanout ? 3_000 : KILL_EVERY_MS / 3);
+      const holderName = await set.leaseHolder();
+      const victim = midFanout
+        ? (set.replicas.find((r) => r.name === holderName) ?? set.replicas[0]!)
+        : set.replicas[Math.floor(rng() * set.replicas.length)]!;
+      const k = await killOnce(set, sim, watch, victim, head, midFanout, cycleEnd - 2_000);
+      kills.push(k);
+      loads.push(loadAverage());
+      console.log(
+        `kill ${kills.length} at ${sec(k.at - t0)}: ${k.replica}${k.holder ? ' (lease holder)' : ''}${k.midFanout ? ' mid fan-out' : ''}; ${k.dropped} sessions ended; takeover ${sec(k.takeoverMs)}; agents converged ${sec(k.agentsMs)}; status on every replica ${sec(k.statusMs)}; load ${loadAverage()}`,
+      );
+      await sleep(Math.max(0, cycleEnd - nowMs()));
+    }
+    const simMid = await sim.stats();
+    const final = await sim.stop();
+    sim = undefined;
+    clearInterval(sampler);
+    // Folded: every replica's consumer caught up, and its status counts what was published.
+    const stored = await storedAgentEvents(set.jsm);
+    const storedTotal = Object.values(stored).reduce((a, b) => a + b, 0);
+    const published = final?.publishedByKind ?? {};
+    const publishedTotal = final?.published ?? NaN;
+    const driftPublished = published['drift-detected'] ?? 0;
+    const folded: { replica: string; pending: number; ackPending: number; drift: number }[] = [];
+    for (const r of set.replicas) {
+      const name = set.consumerName(r);
+      let info = await set.jsm.consumers.info('FLOTILLA_EVENTS', name);
+      let drift = NaN;
+      await waitForQuiet(async () => {
+        info = await set.jsm.consumers.info('FLOTILLA_EVENTS', name);
+        drift = await driftCounted(r);
+        return info.num_pending === 0 && info.num_ack_pending === 0 && drift === driftPublished;
+      }, 120_000);
+      folded.push({
+        replica: r.name,
+        pending: info.num_pending,
+        ackPending: info.num_ack_pending,
+        drift,
+      });
+    }
+
+    const growth = rssGrowth(rss);
+    console.log(
+      `\nsummary: ${kills.length} kills in ${sec(nowMs() - t0)}; load average ${load0} at start, median ${median(loads)} during, ${loadAverage()} at the end`,
+    );
+    console.log(
+      '  kill  replica  holder  mid-fan-out  sessions ended  takeover  agents converged  status converged',
+    );
+    kills.forEach((k, i) =>
+      console.log(
+        `  ${String(i + 1).padEnd(5)} ${k.replica.padEnd(8)} ${(k.holder ? 'yes' : 'no').padEnd(7)} ${(k.midFanout ? 'yes' : 'no').padEnd(12)} ${String(k.dropped).padEnd(15)} ${sec(k.takeoverMs).padEnd(9)} ${sec(k.agentsMs).padEnd(17)} ${sec(k.statusMs)}`,
+      ),
+    );
+    console.log('  events by kind: published (acked by JetStream) / stored in the stream');
+    for (const kind of new Set([...Object.keys(published), ...Object.keys(stored)]))
+      console.log(`    ${kind.padEnd(16)} ${published[kind] ?? 0} / ${stored[kind] ?? 0}`);
+    console.log(
+      `  simulator: published ${publishedTotal}, pending at stop ${final?.pending ?? NaN}, dropped ${final?.dropped ?? NaN}; CPU ${sec(final?.cpuMs ?? NaN)} (${sec(simMid.cpuMs)} before stopping)`,
+    );
+    for (const f of folded)
+      console.log(
+        `  ${f.replica}: consumer pending ${f.pending}, awaiting ack ${f.ackPending}; drift-detected in status ${f.drift} of ${driftPublished} published`,
+      );
+    console.log('  RSS per hub process (lived ≥ warm-up + 2 min): after warm-up → last minute');
+    for (const g of growth)
+      console.log(
+        `    ${g.replica} started at ${sec(g.start - t0)}: ${Math.round(g.warm / MiB)} MiB → ${Math.round(g.last / MiB)} MiB (${(g.growth * 100).toFixed(1)} %), ${g.samples.length} samples`,
+      );
+    const eventsOk =
+      storedTotal === publishedTotal &&
+      (final?.dropped ?? 1) === 0 &&
+      folded.every((f) => f.pending === 0 && f.ackPending === 0 && f.drift === driftPublished);
+    const rssOk = growth.every((g) => g.growth <= RSS_GROWTH_TARGET);
+    const convergedOk = kills.every(
+      (k) => Number.isFinite(k.agentsMs) && Number.isFinite(k.statusMs),
+    );
+    const takeovers = kills.filter((k) => k.holder);
+    const takeoverOk = takeovers.every((k) => k.takeoverMs <= TAKEOVER_TARGET_MS);
+    console.log('\nverdict:');
+    console.log(
+      `  events published = stored = folded by every replica: ${verdict(eventsOk)} (published ${publishedTotal}, stored ${storedTotal})`,
+    );
+    console.log(
+      growth.length === 0
+        ? '  RSS growth after warm-up ≤ 10 %: not measured (no hub process lived warm-up + 2 min)'
+        : `  RSS growth after warm-up ≤ 10 %: ${verdict(rssOk)} (worst ${(Math.max(...growth.map((g) => g.growth)) * 100).toFixed(1)} % over ${growth.length} processes)`,
+    );
+    console.log(
+      `  every kill converged (agents and status) before the next: ${verdict(convergedOk)} (agents median ${sec(median(kills.map((k) => k.agentsMs)))}, status median ${sec(median(kills.map((k) => k.statusMs)))})`,
+    );
+    console.log(
+      `  lease taken over within 5 s of the holder's kill: ${verdict(takeoverOk)} (${takeovers.map((k) => sec(k.takeoverMs)).join(', ')})`,
+    );
+    console.log(
+      JSON.stringify({
+        clusters: N,
+        minutes: Number(args.minutes),
+        kills: kills.map((k) => ({ ...k, at: Math.round(k.at - t0) })),
+        published,
+        stored,
+        folded,
+        rss: growth.map((g) => ({
+          replica: g.replica,
+          warm: g.warm,
+          last: g.last,
+          growth: g.growth,
+        })),
+        load: { start: load0, median: median(loads), end: loadAverage() },
+        verdict: { eventsOk, rssOk, convergedOk, takeoverOk },
+      }),
+    );
+  } finally {
+    clearInterval(sampler);
+    await sim?.stop().catch(() => undefined);
+    await set.stop();
+  }
+}
+
+/** Sum of driftEvents over every deployment in a replica's status. */
+async function driftCounted(r: Replica): Promise<number> {
+  const res = await fetch(`${r.httpUrl}/api/v1/deployments`);
+  if (!res.ok) return NaN;
+  const { deployments } = (await res.json()) as { deployments: { driftEvents: number }[] };
+  return deployments.reduce((n, d) => n + d.driftEvents, 0);
+}
+
+/** Polls check every second until true or timeoutMs passed (the figures are then reported as they are). */
+async function waitForQuiet(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = nowMs() + timeoutMs;
+  while (nowMs() < until) {
+    if (await check().catch(() => false)) return;
+    await sleep(1_000);
+  }
+}
+
+quietDependencyWarnings();
+await main();
+process.exit(0);
