@@ -1,9 +1,11 @@
 // Three hub replicas (one hub.yaml, one hubId, a replicaId each) on a three-node NATS
 // JetStream cluster, as real processes: a real agent on a real kube-apiserver, a smart-HTTP
 // Git server, a webhook receiver, and events published to JetStream as agents publish them
-// for twenty more clusters. The replica holding the once-only work lease is SIGKILLed right
-// after a push: another takes the lease within 5 s, every replica converges, no event is
-// lost and no alert is sent twice. Then one NATS node is killed: nothing is lost.
+// for twenty more clusters, and thirty simulated agents (the fleet simulator: the real
+// protocol, churn and drift) given all three hubs. The replica holding the once-only work
+// lease is SIGKILLed right after a push: another takes the lease within 5 s, every replica
+// and every simulated cluster converges, no event is lost and no alert is sent twice. Then
+// one NATS node is killed: nothing is lost.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -30,12 +32,18 @@ import {
   waitFor,
 } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
+import { simClusterName } from '../sim/config.js';
+import { Simulator } from '../sim/simulator.js';
 import { FLOTILLA_BIN } from '../system/fleet.js';
 
 const skip = await requireEnv(['cluster', 'nats', 'git']);
 const HUB_ID = 'fleet-hub';
 const REAL = 'real';
 const SIMULATED = Array.from({ length: 20 }, (_, i) => `sim-${String(i).padStart(2, '0')}`);
+const PUBLISHED_FOR = new Set(SIMULATED);
+/** Simulated agents (the fleet simulator) beside the real one: simagent-00000 … */
+const SIM_PREFIX = 'simagent';
+const SIM_AGENTS = Array.from({ length: 30 }, (_, i) => simClusterName(i, SIM_PREFIX));
 const BUNDLE = `apiVersion: flotilla.dev/v1alpha1
 kind: Bundle
 metadata:
@@ -94,6 +102,16 @@ interface Hub {
 type Row = { name: string; appliedRevision?: string; state: string };
 type Deployment = { cluster: string; driftEvents: number };
 
+/** Agent events of the simulated agents stored in the events stream (all kinds). */
+async function storedSimEvents(nc: NatsConnection): Promise<number> {
+  const info = await (
+    await jetstreamManager(nc)
+  ).streams.info(EVENTS_STREAM, { subjects_filter: 'flotilla.events.>' });
+  return Object.entries(info.state.subjects ?? {})
+    .filter(([subject]) => subject.split('.')[2]?.startsWith(`${SIM_PREFIX}-`))
+    .reduce((n, [, count]) => n + count, 0);
+}
+
 test(
   'three-hub-replicas-survive-the-lease-holder-killed-mid-fan-out-and-a-nats-node-lost',
   { skip, timeout: 420_000 },
@@ -119,6 +137,7 @@ test(
     const nc = await connect({ servers: nats.url.split(','), reconnectTimeWait: 250 });
     const hubs: Hub[] = [];
     let agent: ManagedProcess | undefined;
+    let sim: Simulator | undefined;
     try {
       const repoUrl = await git.createRepo('fleet');
       const repo = await createWorkRepo(repoUrl);
@@ -126,7 +145,9 @@ test(
         `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${n}\n`;
       await repo.writeFiles({
         [`clusters/${REAL}.yaml`]: declare(REAL),
-        ...Object.fromEntries(SIMULATED.map((n) => [`clusters/${n}.yaml`, declare(n)])),
+        ...Object.fromEntries(
+          [...SIMULATED, ...SIM_AGENTS].map((n) => [`clusters/${n}.yaml`, declare(n)]),
+        ),
         'bundles/app/bundle.yaml': BUNDLE,
         'bundles/app/manifests/namespace.yaml':
           'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n',
@@ -249,18 +270,40 @@ test(
           .clusters;
       const applied = async (h: Hub, rev: string): Promise<boolean> =>
         (await rows(h)).some((r) => r.name === REAL && r.appliedRevision === rev);
-      const folded = async (h: Hub): Promise<number> =>
+      const driftIn = async (h: Hub, clusters: (c: string) => boolean): Promise<number> =>
         (
           (await (await fetch(`${h.httpUrl}/api/v1/deployments?bundle=app`)).json()) as {
             deployments: Deployment[];
           }
-        ).deployments.reduce((n, d) => n + d.driftEvents, 0);
+        ).deployments
+          .filter((d) => clusters(d.cluster))
+          .reduce((n, d) => n + d.driftEvents, 0);
+      const folded = (h: Hub): Promise<number> => driftIn(h, (c) => PUBLISHED_FOR.has(c));
+      const simAt = async (h: Hub, rev: string): Promise<boolean> =>
+        (await rows(h)).filter(
+          (r) => r.name.startsWith(`${SIM_PREFIX}-`) && r.appliedRevision === rev,
+        ).length === SIM_AGENTS.length;
+      // Alerts of the drift published above (the simulated agents' drift is alerted too).
+      const ours = (): typeof alerts => alerts.filter((a) => PUBLISHED_FOR.has(a.cluster));
+      // Simulated agents get every hub, each starting at a different one: a third of them
+      // are on the lease holder when it is killed.
+      sim = await Simulator.start({
+        hub: hubs.map((h) => h.grpc).join(','),
+        nats: nats.url,
+        agents: SIM_AGENTS.length,
+        prefix: SIM_PREFIX,
+        auth: { kind: 'token', token: 'hub-replicas-token' },
+        driftPerMinute: 2,
+        churnPerMinute: 1,
+        logDir: join(work, 'sim'),
+      });
       for (const h of hubs)
         await waitFor(() => applied(h, first), {
           what: `${h.replica} showing ${REAL} at the first commit (logs in ${work})`,
           timeoutMs: 90_000,
           intervalMs: 250,
         });
+      await sim.allAt(first, 90_000);
 
       // Round 1: drift in eight simulated clusters, folded and alerted before the kill.
       await publish(
@@ -279,7 +322,7 @@ test(
         }),
       );
       t.diagnostic(`status on every replica ${seenMs.join(' / ')} ms after the events were stored`);
-      await waitFor(async () => alerts.length >= 8, {
+      await waitFor(async () => ours().length >= 8, {
         what: 'the first eight drift alerts delivered',
         timeoutMs: 20_000,
       });
@@ -313,12 +356,19 @@ test(
           timeoutMs: 60_000,
           intervalMs: 250,
         });
+      await sim.allAt(second, 90_000);
+      for (const h of followers)
+        await waitFor(() => simAt(h, second), {
+          what: `${h.replica} showing every simulated cluster at the second commit`,
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        });
       for (const h of followers)
         await waitFor(async () => (await folded(h)) === 16, {
           what: `${h.replica} folding all 16 drift events`,
           timeoutMs: 20_000,
         });
-      await waitFor(async () => alerts.length >= 16, {
+      await waitFor(async () => ours().length >= 16, {
         what: 'all 16 drift alerts delivered',
         timeoutMs: 20_000,
       });
@@ -344,13 +394,41 @@ test(
           intervalMs: 250,
         });
       }
-      await waitFor(async () => alerts.length >= 20, {
+      await sim.allAt(third, 90_000);
+      for (const h of followers)
+        await waitFor(() => simAt(h, third), {
+          what: `${h.replica} showing every simulated cluster at the third commit`,
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        });
+      // No simulated agent's event lost: what they published is stored, and every drift
+      // detection is counted in the status of every replica still running.
+      const final = await sim.stop();
+      sim = undefined;
+      assert.ok(final, 'the simulator reported its counters');
+      assert.equal(final.pending, 0, 'simulated events still waiting to be published');
+      assert.equal(final.dropped, 0, 'simulated events dropped');
+      assert.equal(await storedSimEvents(nc), final.published, 'simulated events stored');
+      const simDrift = final.publishedByKind['drift-detected'] ?? 0;
+      assert.ok(simDrift > 0, 'the simulated agents detected drift');
+      t.diagnostic(
+        `simulated agents: ${final.published} events published and stored, ${simDrift} drift detections`,
+      );
+      for (const h of followers)
+        await waitFor(
+          async () => (await driftIn(h, (c) => c.startsWith(`${SIM_PREFIX}-`))) === simDrift,
+          {
+            what: `${h.replica} counting all ${simDrift} simulated drift detections`,
+            timeoutMs: 30_000,
+          },
+        );
+      await waitFor(async () => ours().length >= 20, {
         what: 'all 20 drift alerts delivered',
         timeoutMs: 20_000,
       });
       // Give a duplicate time to arrive before counting.
       await new Promise((r) => setTimeout(r, 2_000));
-      const keys = alerts.map((a) => `${a.cluster}/${a.objects?.[0]?.name ?? ''}`);
+      const keys = ours().map((a) => `${a.cluster}/${a.objects?.[0]?.name ?? ''}`);
       assert.deepEqual(
         keys.filter((k, i) => keys.indexOf(k) !== i),
         [],
@@ -359,6 +437,7 @@ test(
       assert.equal(new Set(keys).size, 20, 'every drift alerted once');
       await node.start();
     } finally {
+      await sim?.stop();
       await agent?.stop();
       for (const h of hubs) await h.proc?.stop();
       await nc.close().catch(() => undefined);
