@@ -183,6 +183,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly nats: NatsLink;
   private readonly events: EventsConsumer;
   private readonly persistence: KvStatusPersistence;
+  /** Settles once the persisted status was read (or the read failed); the consumer starts then. */
+  private statusRestored: Promise<void> = Promise.resolve();
   /** The once-only work lease, when this hub is one of several replicas (replicaId set). */
   private readonly lease: Lease | undefined;
   /** Replicas: webhooks received elsewhere make this one fetch, and the other way round. */
@@ -516,7 +518,10 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       },
       identity?.tls,
     );
-    this.events.start();
+    // Events are folded onto the restored records only: the consumer resumes after what
+    // this replica acked before, which the saved status holds, so folding before a slow
+    // restore settled would build records the restore then has to merge into.
+    void this.statusRestored.then(() => this.events.start());
     this.persistence.start();
     this.capabilitiesKv.start();
     this.http = await startHttpApi(
@@ -679,6 +684,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       (n) => ({ n }),
       (err: unknown) => ({ err }),
     );
+    this.statusRestored = restoring.then(() => undefined);
     const outcome = await Promise.race([restoring, timeout]);
     clearTimeout(timer);
     if (outcome === 'timeout')

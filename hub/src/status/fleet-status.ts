@@ -326,12 +326,26 @@ export class FleetStatus implements SessionObserver {
       rec.lastConvergedMs = Math.max(rec.lastConvergedMs ?? 0, atMs);
   }
 
-  /** Loads persisted records (at start, before sessions exist): nobody is connected yet. */
+  /**
+   * Loads persisted records. Nobody is connected in a saved record. The hub bounds its
+   * restore by a short window, so a slow one may finish after the first render and the
+   * first sessions made records of their own: those are merged (mergeRestored), not
+   * skipped — skipping lost every applied state and drift count the saved record held.
+   */
   restore(records: readonly ClusterRecord[]): void {
     for (const r of records) {
-      if (this.records.has(r.name)) continue;
-      this.records.set(r.name, { ...emptyRecord(r.name), ...r, connected: false, session: '' });
+      const saved: ClusterRecord = { ...emptyRecord(r.name), ...r, connected: false, session: '' };
+      const live = this.records.get(r.name);
+      if (!live) {
+        this.records.set(r.name, saved);
+        this.sorted = undefined;
+        continue;
+      }
+      const merged = mergeRestored(saved, live);
+      this.markConverged(merged, merged.appliedAtMs);
+      this.records.set(r.name, merged);
       this.sorted = undefined;
+      this.touch(r.name);
     }
   }
 
@@ -754,4 +768,59 @@ export class FleetStatus implements SessionObserver {
 /** A record only the fleet repo made: no agent ever connected or reported for it. */
 function neverSeenByAgent(rec: ClusterRecord): boolean {
   return !rec.connected && rec.lastSeenMs === 0 && rec.appliedDigest === '' && rec.session === '';
+}
+
+/**
+ * A saved record restored after the hub made one of its own for the same cluster: what the
+ * live record learned since the start wins — the render's desired state, sessions, an
+ * agent's word on what it applied (its hello) — and what only events taught (apply
+ * results, bundle facts with their drift counts, the clock offset) comes from the saved
+ * record, unless the live one folded newer events. The hub folds no event before its
+ * restore settled, so the live record has none of those at first.
+ */
+export function mergeRestored(saved: ClusterRecord, live: ClusterRecord): ClusterRecord {
+  const out: ClusterRecord = { ...saved };
+  if (live.inFleet) {
+    out.inFleet = true;
+    out.labels = live.labels;
+    out.desiredRevision = live.desiredRevision;
+    out.desiredDigest = live.desiredDigest;
+    if (live.desiredBundles) out.desiredBundles = live.desiredBundles;
+    else delete out.desiredBundles;
+    if (live.renderFailures) out.renderFailures = live.renderFailures;
+    else delete out.renderFailures;
+    if (live.rolloutHolds) out.rolloutHolds = live.rolloutHolds;
+    else delete out.rolloutHolds;
+  }
+  out.connected = live.connected;
+  out.session = live.session;
+  out.lastSeenMs = Math.max(saved.lastSeenMs, live.lastSeenMs);
+  if (live.agentVersion !== undefined) out.agentVersion = live.agentVersion;
+  if (live.lastConnectedMs !== undefined) out.lastConnectedMs = live.lastConnectedMs;
+  if (live.lastDisconnectedMs !== undefined) {
+    out.lastDisconnectedMs = live.lastDisconnectedMs;
+    out.lastDisconnectReason = live.lastDisconnectReason ?? '';
+  }
+  if (live.clockOffsetMs !== undefined) out.clockOffsetMs = live.clockOffsetMs;
+  if (live.appliedAtMs > saved.appliedAtMs) {
+    out.appliedDigest = live.appliedDigest;
+    out.appliedRevision = live.appliedRevision;
+    out.appliedAtMs = live.appliedAtMs;
+  }
+  if (live.lastEventMs > saved.lastEventMs) {
+    out.lastEventMs = live.lastEventMs;
+    out.lastAttempt = live.lastAttempt;
+    out.bundles = live.bundles;
+  }
+  if (live.bundleFacts) {
+    const facts = { ...saved.bundleFacts };
+    for (const [bundle, f] of Object.entries(live.bundleFacts)) {
+      const s = facts[bundle];
+      if (!s || f.lastTransitionMs > s.lastTransitionMs) facts[bundle] = f;
+    }
+    out.bundleFacts = facts;
+  }
+  if (live.lastConvergedMs !== undefined)
+    out.lastConvergedMs = Math.max(saved.lastConvergedMs ?? 0, live.lastConvergedMs);
+  return out;
 }
