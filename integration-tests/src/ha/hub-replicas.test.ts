@@ -217,10 +217,20 @@ test(
 
       // One consumer per replica, and three copies of what the hubs store.
       const jsm = await jetstreamManager(nc);
-      const durables: string[] = [];
-      for await (const c of jsm.consumers.list(EVENTS_STREAM)) durables.push(c.name);
-      for (const h of hubs)
-        assert.ok(durables.includes(`flotilla-hub-status-${HUB_ID}-${h.replica}`));
+      // Readiness does not wait for the status consumer (it is made in the background, with
+      // retries): wait for the three durables rather than list them once.
+      const missingDurables = async (): Promise<string[]> => {
+        const durables: string[] = [];
+        for await (const c of jsm.consumers.list(EVENTS_STREAM)) durables.push(c.name);
+        return hubs
+          .map((h) => `flotilla-hub-status-${HUB_ID}-${h.replica}`)
+          .filter((d) => !durables.includes(d));
+      };
+      await waitFor(async () => (await missingDurables()).length === 0, {
+        what: 'one durable status consumer per replica',
+        timeoutMs: 30_000,
+      });
+      assert.deepEqual(await missingDurables(), []);
       for (const stream of [EVENTS_STREAM, `KV_${LEASE_BUCKET}`, 'KV_flotilla-status'])
         assert.equal((await jsm.streams.info(stream)).config.num_replicas, 3, stream);
       const leases = await new Kvm(nc).open(LEASE_BUCKET);
