@@ -45,7 +45,13 @@ test('a-person-certificate-is-checked-by-serial-and-revoked-at-once', async () =
   assert.equal(a.verifyPeer(root).name, 'flotilla-admin');
   const alice = await a.admins.add('alice', createCsr(generateKeyPem(), 'alice'), 0, 'admin x');
   const alicePeer = peer(alice.certPem);
-  assert.deepEqual(a.verifyPeer(alicePeer), { role: 'admin', name: 'alice', serial: alice.serial });
+  // Peers' serials are compared without leading zeros (how TLS reports them varies by
+  // Node version), so a serial that happens to start with 0 is shown without it.
+  assert.deepEqual(a.verifyPeer(alicePeer), {
+    role: 'admin',
+    name: 'alice',
+    serial: alice.serial.replace(/^0+/, ''),
+  });
   // Default lifetime 12 h.
   assert.ok(Math.abs(alice.notAfter.getTime() - Date.now() - 12 * 3_600_000) < 120_000);
   let closed = 0;
