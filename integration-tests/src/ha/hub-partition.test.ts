@@ -11,11 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/transport-node';
-import type { FlotillaEvent } from '@flotilla/common';
-import { createEvent, eventSubject } from '@flotilla/common';
 import { ensureEventsStream } from '@flotilla/hub';
 import {
   createWorkRepo,
@@ -28,7 +24,14 @@ import {
 } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
 import { FLOTILLA_BIN } from '../system/fleet.js';
-import { getJson, leaseHolder, startReplica, writeReplicas } from './replicas.js';
+import {
+  driftEvent,
+  getJson,
+  leaseHolder,
+  publishDrift,
+  startReplica,
+  writeReplicas,
+} from './replicas.js';
 import type { Replica } from './replicas.js';
 
 const skip = await requireEnv(['cluster', 'nats', 'git']);
@@ -48,38 +51,6 @@ spec:
 `;
 const configMap = (message: string): string =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  message: ${message}\n`;
-
-function drift(cluster: string, revision: string): FlotillaEvent {
-  return createEvent(cluster, 'drift-detected', {
-    bundle: 'app',
-    revision,
-    object: { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'app', name: 'app-config' },
-    deleted: false,
-    changes: [{ path: '/data/message', old: 'a', new: 'b' }],
-    manager: 'kubectl-edit',
-    mode: 'warn',
-    heals: 0,
-    fight: false,
-  });
-}
-
-async function publish(nc: NatsConnection, events: FlotillaEvent[]): Promise<void> {
-  const js = jetstream(nc);
-  for (const ev of events)
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await js.publish(eventSubject(ev.flotillacluster, 'drift-detected'), JSON.stringify(ev), {
-          msgID: ev.id,
-          timeout: 2_000,
-        });
-        break;
-      } catch (err) {
-        // A stream leader moving off the stopped node: the agent's publisher retries the same.
-        if (attempt >= 120) throw err;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-}
 
 /** Agent sessions a replica opened since it started (its own, not the fleet's). */
 async function sessionsOpened(h: Replica): Promise<number> {
@@ -212,9 +183,9 @@ test(
       );
 
       // Events keep coming while the replica is cut off.
-      await publish(
+      await publishDrift(
         nc,
-        SIMULATED.map((c) => drift(c, first)),
+        SIMULATED.map((c) => driftEvent(c, first)),
       );
 
       // The cut replica turns unready and sends its agent away; the agent moves on.

@@ -14,12 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { FlotillaEvent } from '@flotilla/common';
-import { createEvent, EVENTS_STREAM, eventSubject } from '@flotilla/common';
+import { EVENTS_STREAM } from '@flotilla/common';
 import { ensureEventsStream, LEASE_BUCKET } from '@flotilla/hub';
 import {
   createWorkRepo,
@@ -33,6 +32,7 @@ import {
 } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
 import { simClusterName } from '../sim/config.js';
+import { driftEvent, publishDrift } from './replicas.js';
 import { Simulator } from '../sim/simulator.js';
 import { FLOTILLA_BIN } from '../system/fleet.js';
 
@@ -57,39 +57,6 @@ spec:
 `;
 const configMap = (message: string): string =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  message: ${message}\n`;
-
-// A drift-detected event as the agent publishes it: one object, the fields, who changed them.
-function drift(cluster: string, object: string, revision: string): FlotillaEvent {
-  return createEvent(cluster, 'drift-detected', {
-    bundle: 'app',
-    revision,
-    object: { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'app', name: object },
-    deleted: false,
-    changes: [{ path: '/data/message', old: 'a', new: 'b' }],
-    manager: 'kubectl-edit',
-    mode: 'warn',
-    heals: 0,
-    fight: false,
-  });
-}
-
-async function publish(nc: NatsConnection, events: FlotillaEvent[]): Promise<void> {
-  const js = jetstream(nc);
-  for (const ev of events)
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await js.publish(eventSubject(ev.flotillacluster, 'drift-detected'), JSON.stringify(ev), {
-          msgID: ev.id,
-          timeout: 2_000,
-        });
-        break;
-      } catch (err) {
-        // A stream leader moving to another node: the agent's publisher retries the same.
-        if (attempt >= 120) throw err;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-}
 
 interface Hub {
   replica: string;
@@ -316,9 +283,9 @@ test(
       await sim.allAt(first, 90_000);
 
       // Round 1: drift in eight simulated clusters, folded and alerted before the kill.
-      await publish(
+      await publishDrift(
         nc,
-        SIMULATED.slice(0, 8).map((c) => drift(c, 'round-1', first)),
+        SIMULATED.slice(0, 8).map((c) => driftEvent(c, first, 'round-1')),
       );
       const publishedAt = Date.now();
       const seenMs = await Promise.all(
@@ -341,9 +308,9 @@ test(
       const second = await repo.commitAndPush('second', {
         'bundles/app/manifests/config.yaml': configMap('second'),
       });
-      const roundTwo = publish(
+      const roundTwo = publishDrift(
         nc,
-        SIMULATED.slice(8, 16).map((c) => drift(c, 'round-2', first)),
+        SIMULATED.slice(8, 16).map((c) => driftEvent(c, first, 'round-2')),
       );
       const killedAt = Date.now();
       process.kill(leaderHub.proc!.pid, 'SIGKILL');
@@ -388,9 +355,9 @@ test(
       // One NATS node lost: events keep coming in and nothing is lost.
       const node = nats.nodes[2]!;
       await node.stop({ kill: true });
-      await publish(
+      await publishDrift(
         nc,
-        SIMULATED.slice(16).map((c) => drift(c, 'round-3', first)),
+        SIMULATED.slice(16).map((c) => driftEvent(c, first, 'round-3')),
       );
       const third = await repo.commitAndPush('third', {
         'bundles/app/manifests/config.yaml': configMap('third'),

@@ -7,6 +7,8 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { FlotillaEvent } from '@flotilla/common';
+import { createEvent, eventSubject } from '@flotilla/common';
 import { LEASE_BUCKET } from '@flotilla/hub';
 import { freePort, spawnServer, waitFor } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
@@ -102,4 +104,44 @@ export async function getJson<T>(h: Replica, path: string): Promise<T> {
   const res = await fetch(`${h.httpUrl}${path}`);
   if (!res.ok) throw new Error(`${h.replica} GET ${path}: ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
+}
+
+/** A drift-detected event as an agent publishes it: one ConfigMap field changed by kubectl. */
+export function driftEvent(
+  cluster: string,
+  revision: string,
+  object = 'app-config',
+): FlotillaEvent {
+  return createEvent(cluster, 'drift-detected', {
+    bundle: 'app',
+    revision,
+    object: { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'app', name: object },
+    deleted: false,
+    changes: [{ path: '/data/message', old: 'a', new: 'b' }],
+    manager: 'kubectl-edit',
+    mode: 'warn',
+    heals: 0,
+    fight: false,
+  });
+}
+
+/**
+ * Publishes drift events to JetStream, de-duplicated by id, retrying each for up to 30 s as
+ * the agent's publisher does while a stream leader moves to another node.
+ */
+export async function publishDrift(nc: NatsConnection, events: FlotillaEvent[]): Promise<void> {
+  const js = jetstream(nc);
+  for (const ev of events)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await js.publish(eventSubject(ev.flotillacluster, 'drift-detected'), JSON.stringify(ev), {
+          msgID: ev.id,
+          timeout: 2_000,
+        });
+        break;
+      } catch (err) {
+        if (attempt >= 120) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
 }
