@@ -5,12 +5,19 @@
 // listeners close the person's open streams. The first administrator is the
 // certificate the hub writes into its state directory at first start (admin.crt,
 // CN=flotilla-admin): it is recorded here like any other, and can be revoked too.
+//
+// "Never revoke the last administrator" is a rule over every person, while records change
+// one at a time (hub replicas share them by compare-and-set per key). So the people not
+// revoked are also listed in one record, the roster `admins`: a revocation first removes
+// its person there by compare-and-set, checking that someone else on the roster still has
+// a live certificate. Two revocations at the same moment on two replicas are then ordered
+// by that one write, and the second sees the first.
 import type { Logger } from '@flotilla/common';
 import { FlotillaError, ValidationError, isDnsLabel } from '@flotilla/common';
 import { IdentityRefusedError } from './errors.js';
 import { ADMIN_ORG } from './pki.js';
 import type { IssuedCert } from './pki.js';
-import type { AdminRecord } from './store.js';
+import type { AdminRecord, RosterRecord } from './store.js';
 import { UNCHANGED } from './records.js';
 import type { IdentityRecords } from './records.js';
 
@@ -42,6 +49,9 @@ export interface AdminInfo {
 export interface AdminSigner {
   issueFromCsr(csrPem: string, cn: string, org: string, validityMs: number): IssuedCert;
 }
+
+/** The roster (records.ts `rosters`) of the people not revoked. */
+export const ADMIN_ROSTER = 'admins';
 
 /** Strips the leading zeros node and forge may disagree on; serials compare upper-case. */
 export function normalSerial(serial: string): string {
@@ -109,6 +119,7 @@ export class Admins {
       return record;
     });
     if (!recorded) return;
+    await this.join(BOOTSTRAP_ADMIN);
     this.logger.info({ admin: BOOTSTRAP_ADMIN }, 'first administrator recorded');
   }
 
@@ -138,6 +149,7 @@ export class Admins {
       record.lastIssuedAtMs = now;
       return record;
     });
+    await this.join(name);
     this.logger.info(
       { admin: name, by, serial: issued.serial, notAfter: issued.notAfter.toISOString() },
       'administrator certificate issued',
@@ -148,20 +160,28 @@ export class Admins {
   /**
    * Revokes every certificate of a person and closes their streams; returns how many.
    * Revoking the last person with a live certificate is a CONFLICT: nobody could add one.
+   * The check and the person's leaving the roster are one compare-and-set (file comment).
    */
   async revoke(name: string): Promise<number> {
-    const r = this.records[name];
-    if (!r) throw new ValidationError(`administrator "${name}" does not exist`);
+    if (!this.records[name]) throw new ValidationError(`administrator "${name}" does not exist`);
     const now = this.now();
-    const othersLive = Object.values(this.records).some(
-      (o) => o.name !== name && o.revokedAtMs === undefined && this.liveSerials(o, now) > 0,
-    );
-    if (!othersLive && r.revokedAtMs === undefined)
-      throw new FlotillaError(
-        'CONFLICT',
-        `administrator "${name}" is the last one with a valid certificate: add another first`,
-        { details: { reason: 'last-admin' } },
-      );
+    await this.store.update('rosters', ADMIN_ROSTER, (roster) => {
+      const names = new Set(this.rosterNames(roster));
+      // Written even when the person is not on it (revoked already, as this replica sees
+      // it): the compare-and-set is what proves that view of the roster was the newest.
+      const live = (r: AdminRecord | undefined): boolean =>
+        r !== undefined && r.revokedAtMs === undefined && this.liveSerials(r, now) > 0;
+      // Off the roster with a live certificate: its joining failed; checked all the same.
+      if (!names.delete(name) && !live(this.records[name])) return { names: [...names].sort() };
+      const othersLive = [...names].some((o) => live(this.records[o]));
+      if (!othersLive)
+        throw new FlotillaError(
+          'CONFLICT',
+          `administrator "${name}" is the last one with a valid certificate: add another first`,
+          { details: { reason: 'last-admin' } },
+        );
+      return { names: [...names].sort() };
+    });
     await this.store.update('admins', name, (cur) => {
       if (!cur) throw new ValidationError(`administrator "${name}" does not exist`);
       cur.revokedAtMs ??= now;
@@ -171,6 +191,27 @@ export class Admins {
     const closed = this.closeStreams(name);
     this.logger.warn({ admin: name, streamsClosed: closed }, 'administrator revoked');
     return closed;
+  }
+
+  /**
+   * The roster's names; before the first roster was written (records from an earlier
+   * version), the people whose record is not revoked.
+   */
+  private rosterNames(roster: RosterRecord | undefined): string[] {
+    if (roster) return roster.names;
+    return Object.values(this.records)
+      .filter((r) => r.revokedAtMs === undefined)
+      .map((r) => r.name);
+  }
+
+  // Puts a person (re-)added on the roster. Joining after the record is written is safe:
+  // until then the check does not count the person, which can only refuse a revocation.
+  private async join(name: string): Promise<void> {
+    await this.store.update('rosters', ADMIN_ROSTER, (roster) => {
+      const names = this.rosterNames(roster);
+      if (roster && names.includes(name)) return UNCHANGED;
+      return { names: [...new Set([...names, name])].sort() };
+    });
   }
 
   private liveSerials(r: AdminRecord, now: number): number {

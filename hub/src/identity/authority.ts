@@ -86,8 +86,6 @@ export class IdentityAuthority {
   private people!: Admins;
   private readonly now: () => number;
   private readonly revokeListeners: Array<(cluster: string) => number> = [];
-  /** When each cluster last renewed (this process): renewals are rate-limited. */
-  private readonly renewedAt = new Map<string, number>();
   private natsRevoker: (() => Promise<boolean>) | undefined;
 
   constructor(private readonly opts: IdentityAuthorityOptions) {
@@ -313,22 +311,31 @@ export class IdentityAuthority {
     const validity = this.opts.certValidityMs ?? IDENTITY_DEFAULTS.certValidityMs;
     const now = this.now();
     const minInterval = Math.min(IDENTITY_DEFAULTS.maxRenewIntervalMs, validity / 4);
-    const last = this.renewedAt.get(peer.name);
-    if (last !== undefined && now - last < minInterval)
-      throw new RenewalTooSoonError(peer.name, minInterval - (now - last));
+    // The last renewal is in the cluster's record, so the limit holds across hub replicas
+    // (an agent hopping between them) and restarts. Checked on the view first (no signing
+    // for a refusal), then again inside the compare-and-set, against the newest record.
+    const tooSoon = (c: ClusterRecord | undefined): void => {
+      if (c?.renewedAtMs === undefined) return;
+      // Replicas' clocks differ a little: a renewal "in the future" counts as just now.
+      const elapsed = Math.max(0, now - c.renewedAtMs);
+      if (elapsed < minInterval && c.renewedAtMs - now < minInterval)
+        throw new RenewalTooSoonError(peer.name, minInterval - elapsed);
+    };
+    tooSoon(this.records.view.clusters[peer.name]);
     const issued = this.ca.issueFromCsr(csrPem, peer.name, CLUSTER_ORG, validity);
-    this.renewedAt.set(peer.name, now);
     // Superseded certificates are revoked: only the one that asked (an open stream or
     // channel may still use it until it re-dials) and the new one stay live, so a burst of
     // renewals never leaves a trail of valid certificates.
     await this.records.update('clusters', peer.name, (c) => {
       if (!c || c.revokedAtMs !== undefined)
         throw new IdentityRefusedError(`cluster "${peer.name}" has been revoked`);
+      tooSoon(c);
       const presented = Object.keys(c.serials).find(
         (s) => s.replace(/^0+/, '') === peer.serial.replace(/^0+/, ''),
       );
       c.serials = presented && c.serials[presented] ? { [presented]: c.serials[presented] } : {};
       this.recordIssued(c, issued);
+      c.renewedAtMs = now;
       return c;
     });
     this.opts.logger.info(

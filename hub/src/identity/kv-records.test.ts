@@ -12,7 +12,7 @@ import type { TestNats } from '@flotilla/test-env';
 import { NatsLink } from '../status/nats-link.js';
 import { IdentityAuthority } from './authority.js';
 import type { PeerCertificateLike } from './authority.js';
-import { BootstrapTokenError, IdentityRefusedError } from './errors.js';
+import { BootstrapTokenError, IdentityRefusedError, RenewalTooSoonError } from './errors.js';
 import { KvIdentityRecords } from './kv-records.js';
 import { createCsr, generateKeyPem } from './pki.js';
 
@@ -246,5 +246,111 @@ test(
     const b = await replica(dir, 'imported', file);
     await b.register('old', token, csrOf('old'));
     await assert.rejects(a.register('old', token, csrOf('old')), BootstrapTokenError);
+  },
+);
+
+/** People with a live certificate, as one replica sees them. */
+function liveAdmins(a: IdentityAuthority): string[] {
+  return a.admins
+    .list()
+    .filter((p) => p.revokedAtMs === 0 && p.certificates > 0)
+    .map((p) => p.name);
+}
+
+test(
+  'two-replicas-revoking-the-last-two-administrators-at-the-same-moment-leave-one-20-times',
+  { skip, timeout: 180_000 },
+  async () => {
+    const dir = await stateDir();
+    const a = await replica(dir, 'last-admin');
+    const b = await replica(dir, 'last-admin');
+    const csr = (name: string): string => createCsr(key, name);
+    await a.admins.add('alice', csr('alice'), 0, 'admin flotilla-admin');
+    await a.admins.add('bob', csr('bob'), 0, 'admin flotilla-admin');
+    await until(() => liveAdmins(b).length === 3, 'replica b sees alice and bob');
+    await b.admins.revoke('flotilla-admin');
+    for (let i = 0; i < 20; i++) {
+      await until(
+        () => liveAdmins(a).join() === 'alice,bob' && liveAdmins(b).join() === 'alice,bob',
+        `round ${i}: both replicas see alice and bob, and only them`,
+      );
+      // Each replica revokes a different person: each alone would be allowed.
+      const [onA, onB] = i % 2 === 0 ? ['alice', 'bob'] : ['bob', 'alice'];
+      const outcomes = await Promise.allSettled([
+        a.admins.revoke(onA as string),
+        b.admins.revoke(onB as string),
+      ]);
+      const won = outcomes.filter((o) => o.status === 'fulfilled');
+      const lost = outcomes.filter((o) => o.status === 'rejected');
+      assert.equal(won.length, 1, `round ${i}: exactly one revocation succeeds`);
+      const err = lost[0]?.reason as unknown;
+      assert.ok(err instanceof FlotillaError, `round ${i}: ${String(err)}`);
+      assert.equal(err.code, 'CONFLICT');
+      assert.equal(err.details?.reason, 'last-admin');
+      assert.match(err.message, /is the last one with a valid certificate: add another first/);
+      const left = outcomes[0]?.status === 'rejected' ? onA : onB;
+      const gone = left === 'alice' ? 'bob' : 'alice';
+      for (const r of [a, b])
+        await until(
+          () => liveAdmins(r).join() === left,
+          `round ${i}: ${left} is the one administrator left on both replicas`,
+        );
+      // The revoked person is added back for the next round, on either replica.
+      await (i % 3 === 0 ? a : b).admins.add(gone, csr(gone), 0, `admin ${left}`);
+    }
+  },
+);
+
+test(
+  'renewals-are-rate-limited-across-replicas-an-agent-hopping-between-them-gains-nothing',
+  { skip, timeout: 60_000 },
+  async () => {
+    const dir = await stateDir();
+    const a = await replica(dir, 'renew');
+    const b = await replica(dir, 'renew');
+    const { token } = await a.addCluster('hopper', {});
+    let current = await a.register('hopper', token, csrOf('hopper'));
+    await until(() => {
+      try {
+        return b.verifyPeer(peer(current.certPem)).name === 'hopper';
+      } catch {
+        return false;
+      }
+    }, 'replica b accepts the certificate');
+    current = await a.renew(a.verifyPeer(peer(current.certPem)), csrOf('hopper'));
+    // The renewal is in the shared record: replica b refuses the next one.
+    const renewed = current;
+    await until(() => {
+      try {
+        return b.verifyPeer(peer(renewed.certPem)).name === 'hopper';
+      } catch {
+        return false;
+      }
+    }, 'replica b sees the renewed certificate');
+    await assert.rejects(
+      b.renew(b.verifyPeer(peer(current.certPem)), csrOf('hopper')),
+      (e: unknown) => {
+        assert.ok(e instanceof RenewalTooSoonError, String(e));
+        assert.match(e.message, /renewed its certificate moments ago: retry in \d+ s/);
+        return true;
+      },
+    );
+    // Two renewals at the same moment on two replicas of a cluster that may renew: one wins.
+    const { token: t2 } = await a.addCluster('racer', {});
+    const first = await a.register('racer', t2, csrOf('racer'));
+    await until(() => {
+      try {
+        return b.verifyPeer(peer(first.certPem)).name === 'racer';
+      } catch {
+        return false;
+      }
+    }, 'replica b accepts racer');
+    const outcomes = await Promise.allSettled([
+      a.renew(a.verifyPeer(peer(first.certPem)), csrOf('racer')),
+      b.renew(b.verifyPeer(peer(first.certPem)), csrOf('racer')),
+    ]);
+    assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1);
+    const lost = outcomes.find((o) => o.status === 'rejected');
+    assert.ok(lost?.reason instanceof RenewalTooSoonError, String(lost?.reason));
   },
 );

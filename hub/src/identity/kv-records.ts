@@ -1,6 +1,7 @@
 // Identity records of hub replicas in a JetStream KV bucket (flotilla-identity-<hubId>),
 // one key per record: `cluster.<name>`, `bootstrap.<token id>`, `apitoken.<name>`,
-// `admin.<name>`, `natsrevoked.<public key>`, and `ca` (the CA certificate's fingerprint,
+// `admin.<name>`, `natsrevoked.<public key>`, `roster.admins` (the people not revoked:
+// the last-administrator check is one compare-and-set on it), and `ca` (the CA certificate's fingerprint,
 // so replicas mounting different CAs are refused). Values are JSON and hold no secret:
 // tokens are sha256 digests, certificates are serials.
 //
@@ -39,6 +40,7 @@ const PREFIX: Record<RecordKind, string> = {
   apiTokens: 'apitoken',
   admins: 'admin',
   natsRevocations: 'natsrevoked',
+  rosters: 'roster',
 };
 const KIND_OF = new Map(Object.entries(PREFIX).map(([k, p]) => [p, k as RecordKind]));
 /** The key holding the CA certificate's fingerprint. */

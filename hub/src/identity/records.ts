@@ -10,6 +10,7 @@ import type {
   ClusterRecord,
   IdentityState,
   NatsRevocation,
+  RosterRecord,
   TokenRecord,
 } from './store.js';
 
@@ -22,6 +23,8 @@ export interface IdentityView {
   admins: Record<string, AdminRecord>;
   /** Revoked NATS user keys (public key → when revoked, when their JWT expires anyway). */
   natsRevocations: Record<string, NatsRevocation>;
+  /** Sets of names changed as one record (store.ts RosterRecord), by key. */
+  rosters: Record<string, RosterRecord>;
 }
 
 /** A kind of record. */
@@ -71,7 +74,14 @@ export interface IdentityRecords {
 
 /** An empty view. */
 export function emptyView(): IdentityView {
-  return { clusters: {}, tokens: {}, apiTokens: {}, admins: {}, natsRevocations: {} };
+  return {
+    clusters: {},
+    tokens: {},
+    apiTokens: {},
+    admins: {},
+    natsRevocations: {},
+    rosters: {},
+  };
 }
 
 /** The view of an identity-state.json. */
@@ -82,6 +92,7 @@ export function viewOfState(state: IdentityState): IdentityView {
     apiTokens: { ...(state.apiTokens ?? {}) },
     admins: { ...(state.admins ?? {}) },
     natsRevocations: { ...(state.natsRevocations ?? {}) },
+    rosters: { ...(state.rosters ?? {}) },
   };
 }
 
@@ -94,6 +105,7 @@ export function stateOfView(view: IdentityView): IdentityState {
     natsRevocations: view.natsRevocations,
     apiTokens: view.apiTokens,
     admins: view.admins,
+    rosters: view.rosters,
   };
 }
 

@@ -16,6 +16,11 @@ export interface ClusterRecord {
   /** Certificates issued, not revoked and not expired: serial (upper-case hex) → notAfter (ms). */
   serials: Record<string, number>;
   lastIssuedAtMs?: number;
+  /**
+   * When the cluster last renewed its certificate (ms, the writing replica's clock): the
+   * renewal rate limit, shared by hub replicas through the record.
+   */
+  renewedAtMs?: number;
   /** NATS user public keys the hub signed JWTs for → when those JWTs expire (ms). */
   natsKeys?: Record<string, number>;
 }
@@ -60,6 +65,16 @@ export interface AdminRecord {
   lastIssuedAtMs?: number;
 }
 
+/**
+ * The names of a set of records kept in one record, so that a rule over the whole set is
+ * one compare-and-set. Key `admins`: the people not revoked; every revocation removes its
+ * person here first, so two revocations at the same moment (two hub replicas) cannot
+ * both pass the last-administrator check.
+ */
+export interface RosterRecord {
+  names: string[];
+}
+
 /** A revoked NATS user key: when revoked (s), and when its JWT expires anyway (ms). */
 export interface NatsRevocation {
   revokedAtS: number;
@@ -77,6 +92,8 @@ export interface IdentityState {
   apiTokens?: Record<string, ApiTokenRecord>;
   /** Administrators by name (`flotilla admin`); absent in files written before they existed. */
   admins?: Record<string, AdminRecord>;
+  /** Rosters by key (RosterRecord); absent in files written before they existed. */
+  rosters?: Record<string, RosterRecord>;
 }
 
 /** Reads and writes identity-state.json; writes are serialized. */
