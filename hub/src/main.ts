@@ -8,6 +8,7 @@ import { ExitCode } from './cli/io.js';
 
 /** Usage text of `flotilla hub`. */
 export const HUB_USAGE = `Usage: flotilla hub --config hub.yaml [--insecure]
+       flotilla hub init --identity-dir DIR   (the CA and first administrator, for replicas)
 
 Runs the hub: follows the fleet repo, streams desired state to agents, serves status.
 TLS (and per-cluster mTLS for agents) is on by default; --insecure (or "insecure: true"
@@ -18,6 +19,8 @@ when several hubs share one hub.yaml (replicaId; e.g. the pod's name).
 
 /** Runs the hub until a signal; returns the exit code. */
 export async function hubCommand(argv: string[], io: CliIo): Promise<number> {
+  if (argv[0] === 'init')
+    return (await import('./cli/hub-init.js')).hubInitCommand(argv.slice(1), io);
   const { values } = parseArgs({
     args: argv,
     options: {

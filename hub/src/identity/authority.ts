@@ -8,7 +8,13 @@ import { X509Certificate, createHash, randomBytes, timingSafeEqual } from 'node:
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '@flotilla/common';
-import { LogFields, ValidationError, isDnsLabel } from '@flotilla/common';
+import {
+  ConfigError,
+  LogFields,
+  ValidationError,
+  errorMessage,
+  isDnsLabel,
+} from '@flotilla/common';
 import { BootstrapTokenError, IdentityRefusedError, RenewalTooSoonError } from './errors.js';
 import { ADMIN_ORG, CLUSTER_ORG, CertificateAuthority, HUB_ORG, createCa } from './pki.js';
 import type { IssuedCert, KeyPairPem } from './pki.js';
@@ -145,8 +151,17 @@ export class IdentityAuthority {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     const pair = create();
-    await writeFile(keyFile, pair.keyPem, { mode: 0o600 });
-    await writeFile(certFile, pair.certPem, { mode: 0o644 });
+    try {
+      await writeFile(keyFile, pair.keyPem, { mode: 0o600 });
+      await writeFile(certFile, pair.certPem, { mode: 0o644 });
+    } catch (err) {
+      // Replicas mount the directory read-only (a Secret): the files are made beforehand.
+      throw new ConfigError(
+        'identity.stateDir',
+        `${certFile} is missing and cannot be created (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}): make the hub's identity with \`flotilla hub init --identity-dir DIR\` and give every replica those files (docs/install.md)`,
+        { cause: err },
+      );
+    }
     this.opts.logger.info({ file: certFile }, `created ${name} certificate`);
     return { certPem: pair.certPem, keyPem: pair.keyPem };
   }

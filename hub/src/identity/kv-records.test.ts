@@ -2,7 +2,7 @@
 // authorities (two replicas) over one bucket.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -13,6 +13,7 @@ import { NatsLink } from '../status/nats-link.js';
 import { IdentityAuthority } from './authority.js';
 import type { PeerCertificateLike } from './authority.js';
 import { BootstrapTokenError, IdentityRefusedError, RenewalTooSoonError } from './errors.js';
+import { initIdentityDir } from './init-dir.js';
 import { KvIdentityRecords } from './kv-records.js';
 import { createCsr, generateKeyPem } from './pki.js';
 
@@ -352,5 +353,44 @@ test(
     assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1);
     const lost = outcomes.find((o) => o.status === 'rejected');
     assert.ok(lost?.reason instanceof RenewalTooSoonError, String(lost?.reason));
+  },
+);
+
+/** Every file of a directory with its size and modification time. */
+async function snapshot(dir: string): Promise<string[]> {
+  const names = (await readdir(dir)).sort();
+  return Promise.all(
+    names.map(async (n) => {
+      const s = await stat(join(dir, n));
+      return `${n} ${s.size} ${s.mtimeMs}`;
+    }),
+  );
+}
+
+test(
+  'replicas-start-from-an-identity-directory-made-by-hub-init-and-never-write-to-it',
+  { skip, timeout: 60_000 },
+  async () => {
+    // What a Secret mounted read-only in every pod holds: no shared writable volume.
+    const dir = await stateDir();
+    await initIdentityDir(dir);
+    const before = await snapshot(dir);
+    const a = await replica(dir, 'from-secret');
+    const b = await replica(dir, 'from-secret');
+    const admin = peer(await readFile(join(dir, 'admin.crt'), 'utf8'));
+    assert.equal(a.verifyPeer(admin).name, 'flotilla-admin');
+    assert.equal(b.verifyPeer(admin).name, 'flotilla-admin');
+    const { token } = await a.addCluster('edge', {});
+    const cert = peer((await b.register('edge', token, csrOf('edge'))).certPem);
+    await until(() => {
+      try {
+        return a.verifyPeer(cert).name === 'edge';
+      } catch {
+        return false;
+      }
+    }, 'replica a accepts the certificate replica b issued');
+    await a.stop();
+    await b.stop();
+    assert.deepEqual(await snapshot(dir), before, 'nothing written into the identity directory');
   },
 );

@@ -73,6 +73,8 @@ const CHART_VALUES = [
   'sources[0].name=fleet',
   '--set',
   'sources[0].url=https://git.example.com/fleet.git',
+  '--set',
+  'identity.secretName=flotilla-hub-identity',
 ];
 
 test('hub-chart-passes-a-source-path-and-poll-jitter-to-the-hub', { skip: skipHelm }, async () => {
@@ -169,6 +171,12 @@ test(
           spec: {
             containers: {
               env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+              volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+            }[];
+            volumes: {
+              name: string;
+              secret?: { secretName: string; defaultMode: number };
+              persistentVolumeClaim?: { claimName: string };
             }[];
             affinity?: {
               podAntiAffinity?: {
@@ -221,11 +229,27 @@ test(
     });
     assert.equal(cfg.nats.replicas, 3);
     assert.equal(cfg.status.hubId, 'main');
-    // The identity volume is shared by the replicas until identity state is in NATS KV.
-    const pvc = objects.find((o) => o.kind === 'PersistentVolumeClaim') as unknown as {
-      spec: { accessModes: string[] };
-    };
-    assert.deepEqual(pvc.spec.accessModes, ['ReadWriteMany']);
+    // The CA comes from one Secret mounted read-only in every replica (made by `flotilla
+    // hub init`); the records are in NATS KV, so there is no shared volume at all.
+    assert.equal(
+      objects.find((o) => o.kind === 'PersistentVolumeClaim'),
+      undefined,
+      'no identity volume with replicas',
+    );
+    const pod = dep.spec.template.spec;
+    assert.deepEqual(pod.volumes.find((v) => v.name === 'identity')?.secret, {
+      secretName: 'flotilla-hub-identity',
+      defaultMode: 0o400,
+    });
+    assert.deepEqual(
+      pod.containers[0]?.volumeMounts.find((m) => m.name === 'identity'),
+      { name: 'identity', mountPath: cfg.identity.stateDir, readOnly: true },
+    );
+    // Without the Secret the chart refuses, naming the command that makes it.
+    await assert.rejects(
+      render('identity.secretName='),
+      /identity\.secretName is required with replicas > 1: make the hub's identity once with `flotilla hub init --identity-dir DIR`/,
+    );
 
     // One replica: a single hub as before, no PDB (it would block every drain).
     const one = await render('replicas=1');
@@ -233,6 +257,14 @@ test(
     assert.equal(single.spec.replicas, 1);
     assert.equal(single.spec.strategy.type, 'Recreate');
     assert.equal(single.spec.template.spec.containers[0]?.env, undefined);
+    // It makes its own CA and keeps its records on a ReadWriteOnce volume.
+    const pvc = one.find((o) => o.kind === 'PersistentVolumeClaim') as unknown as {
+      spec: { accessModes: string[] };
+    };
+    assert.deepEqual(pvc.spec.accessModes, ['ReadWriteOnce']);
+    assert.ok(
+      single.spec.template.spec.volumes.find((v) => v.name === 'identity')?.persistentVolumeClaim,
+    );
     assert.equal(
       one.find((o) => o.kind === 'PodDisruptionBudget'),
       undefined,
@@ -261,13 +293,12 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
   assert.deepEqual(kinds, [
     'ConfigMap',
     'Deployment',
-    'PersistentVolumeClaim',
     'PodDisruptionBudget',
     'Service',
     'ServiceAccount',
   ]);
   const withNs = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flotilla-system\n---\n${text.replace(/^(metadata:)$/gm, '$1\n  namespace: flotilla-system')}`;
-  assert.equal(await dryRun(withNs), 7);
+  assert.equal(await dryRun(withNs), 6);
   // The hub.yaml the chart writes is one the hub accepts.
   const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as {
     data: Record<string, string>;

@@ -12,9 +12,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
-{{/* Access mode of the identity volume: shared by every replica when there are several. */}}
-{{- define "flotilla-hub.identityAccessMode" -}}
-{{- .Values.identity.persistence.accessMode | default (ternary "ReadWriteMany" "ReadWriteOnce" (gt (int .Values.replicas) 1)) -}}
+{{/* The Secret of the replicas' identity directory (CA, first administrator); required with replicas > 1. */}}
+{{- define "flotilla-hub.identitySecret" -}}
+{{- required "identity.secretName is required with replicas > 1: make the hub's identity once with `flotilla hub init --identity-dir DIR`, then `kubectl create secret generic flotilla-hub-identity --from-file=DIR` (docs/install.md)" .Values.identity.secretName -}}
 {{- end -}}
 
 {{/* Selector labels. */}}
