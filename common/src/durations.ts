@@ -94,6 +94,13 @@ export const durations = {
    * new ones (readiness false), so agents move to replicas that can reach NATS (10 s).
    */
   natsPartitionGrace: 10_000,
+  /**
+   * Hub replicas: a replica cut from NATS asks its peers (over HTTP) this often whether one
+   * of them reaches NATS, to send its agents there or take them back (5 s).
+   */
+  natsPeerRecheck: 5_000,
+  /** Hub replicas: time allowed to one peer's /readyz answer (2 s). */
+  peerProbeTimeout: 2_000,
 } as const;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -40,6 +40,7 @@ import { LeaderRollouts } from './lease/leader-rollouts.js';
 import { ReplicaFetchTriggers } from './lease/fetch-triggers.js';
 import { RolloutActionForwarding } from './lease/forward-actions.js';
 import { NatsPartitionGuard, refusingWhile } from './lease/nats-partition.js';
+import { PeerProbe } from './lease/peer-probe.js';
 import { alertOnTransitions } from './notify/status-alerts.js';
 import type { FleetEntry } from './status/fleet-status.js';
 import { KvStatusPersistence } from './status/kv-persistence.js';
@@ -362,12 +363,23 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         },
         logger: this.log.child({ [LogFields.component]: 'webhook' }),
       });
+      // Before sending its agents away, a replica cut from NATS asks the others over HTTP
+      // whether one reaches NATS (hub.yaml peers); with no peers it sends them away.
+      const peers =
+        config.status.peers.length > 0
+          ? new PeerProbe({
+              peers: config.status.peers,
+              caPem: () => (config.insecure ? undefined : this.identity?.caPem),
+              logger: this.log.child({ [LogFields.component]: 'nats' }),
+            })
+          : undefined;
       this.partition = new NatsPartitionGuard({
         isConnected: () => this.nats.connected,
         onCut: (reason) => {
           const n = this.stream?.closeAll(reason) ?? 0;
           this.log.warn({ streams: n }, 'agent streams closed: NATS unreachable');
         },
+        ...(peers ? { servingPeer: () => peers.servingPeer() } : {}),
         logger: this.log.child({ [LogFields.component]: 'nats' }),
       });
     } else this.rollouts = controller(rolloutStore);
@@ -1047,7 +1059,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       out.push({
         reason: 'nats',
         since: down.toISOString(),
-        message: `NATS unreachable since ${down.toISOString()}: agents' events are not folded, status and rollouts are not saved`,
+        message: `NATS unreachable since ${down.toISOString()}: agents' events are not folded, status and rollouts are not saved${this.partition?.outage ? `; ${this.partition.outage}` : ''}`,
       });
     return out;
   }

@@ -255,3 +255,18 @@ test('several-nats-servers-and-replicas-for-a-hub-replica', () => {
   assert.equal(cfg.nats.url, 'nats://127.0.0.1:4222, nats://127.0.0.1:4223');
   assert.equal(cfg.status.replicaId, 'hub-0');
 });
+
+test('replica-peers-are-host-port-addresses-and-bad-ones-name-the-field', () => {
+  assert.deepEqual(compileHubConfig(minimal, 'f', OPTS).status.peers, []);
+  const cfg = compileHubConfig(
+    { ...minimal, replicaId: 'hub-0', peers: ['hubs.ns.svc:7080', '10.0.0.5:7080', '[::1]:7080'] },
+    'f',
+    OPTS,
+  );
+  assert.deepEqual(cfg.status.peers, ['hubs.ns.svc:7080', '10.0.0.5:7080', '[::1]:7080']);
+  for (const peers of ['hub:7080', ['http://hub:7080'], ['hub'], [7080]]) {
+    const err = configError(() => compileHubConfig({ ...minimal, peers }, 'f', OPTS));
+    assert.equal(err.field, 'peers');
+    assert.match(err.message, /"host:port" HTTP addresses of the other replicas/);
+  }
+});

@@ -200,6 +200,7 @@ const TOP_FIELDS = [
   'identity',
   'hubId',
   'replicaId',
+  'peers',
   'history',
   'notify',
   'render',

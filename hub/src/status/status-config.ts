@@ -24,6 +24,13 @@ export interface StatusConfig {
    * consumer (flotilla-hub-status-<hubId>-<replicaId>). Unset: one hub, one durable.
    */
   replicaId?: string;
+  /**
+   * The other replicas' HTTP addresses ("host:port"; a name resolving to several addresses,
+   * such as a headless Service, stands for each of them), asked over HTTP before this
+   * replica, cut from NATS, sends its agents away (lease/peer-probe.ts). Empty: it sends
+   * them away without asking.
+   */
+  peers: string[];
   /** How long the event history is kept and replayed at start (default 7 d, the events stream's max age). */
   history: { retentionMs: number };
   notify: { webhooks: WebhookConfig[]; dedupeWindowMs: number };
@@ -101,6 +108,19 @@ export function compileStatusConfig(top: Obj, file: string): StatusConfig {
     throw new ConfigError('replicaId', 'must be a DNS label (lower-case letters, digits, "-")', {
       file,
     });
+  const peers = top.peers ?? [];
+  if (
+    !Array.isArray(peers) ||
+    peers.length > 64 ||
+    peers.some(
+      (p) => typeof p !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^:[\]\s/]+):\d{1,5}$/.test(p),
+    )
+  )
+    throw new ConfigError(
+      'peers',
+      'must be a list of at most 64 "host:port" HTTP addresses of the other replicas',
+      { file },
+    );
   const history = obj(top.history, 'history', ['retention'], file);
   const notify = obj(top.notify, 'notify', ['webhooks', 'dedupeWindow'], file);
   if (notify.webhooks !== undefined && !Array.isArray(notify.webhooks))
@@ -109,6 +129,7 @@ export function compileStatusConfig(top: Obj, file: string): StatusConfig {
   return {
     hubId,
     ...(replicaId !== undefined ? { replicaId } : {}),
+    peers: peers as string[],
     history: {
       retentionMs: duration(
         history.retention,

@@ -229,6 +229,14 @@ test(
     });
     assert.equal(cfg.nats.replicas, 3);
     assert.equal(cfg.status.hubId, 'main');
+    // Replicas ask each other over HTTP (a headless Service of ready pods) before a
+    // replica cut from NATS sends its agents away.
+    const peers = objects.find(
+      (o) => o.kind === 'Service' && (o.metadata as { name: string }).name.endsWith('-peers'),
+    ) as unknown as { metadata: { name: string }; spec: { clusterIP: string; selector: unknown } };
+    assert.equal(peers.spec.clusterIP, 'None');
+    assert.deepEqual(peers.spec.selector, dep.spec.selector.matchLabels);
+    assert.deepEqual(cfg.status.peers, [`${peers.metadata.name}.default.svc:7080`]);
     // The CA comes from one Secret mounted read-only in every replica (made by `flotilla
     // hub init`); the records are in NATS KV, so there is no shared volume at all.
     assert.equal(
@@ -257,6 +265,7 @@ test(
     assert.equal(single.spec.replicas, 1);
     assert.equal(single.spec.strategy.type, 'Recreate');
     assert.equal(single.spec.template.spec.containers[0]?.env, undefined);
+    assert.equal(one.filter((o) => o.kind === 'Service').length, 1, 'no peers Service');
     // It makes its own CA and keeps its records on a ReadWriteOnce volume.
     const pvc = one.find((o) => o.kind === 'PersistentVolumeClaim') as unknown as {
       spec: { accessModes: string[] };
@@ -295,10 +304,11 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
     'Deployment',
     'PodDisruptionBudget',
     'Service',
+    'Service',
     'ServiceAccount',
   ]);
   const withNs = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flotilla-system\n---\n${text.replace(/^(metadata:)$/gm, '$1\n  namespace: flotilla-system')}`;
-  assert.equal(await dryRun(withNs), 6);
+  assert.equal(await dryRun(withNs), 7);
   // The hub.yaml the chart writes is one the hub accepts.
   const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as {
     data: Record<string, string>;

@@ -34,12 +34,19 @@ export interface ReplicaOptions {
   lines: string[];
 }
 
-/** Writes one hub.yaml per replica (hub-a, hub-b, …). */
+/**
+ * Writes one hub.yaml per replica (hub-a, hub-b, …). Each lists every replica's HTTP
+ * address as `peers` (its own too, as a headless Service would), asked before a replica
+ * cut from NATS sends its agents away.
+ */
 export async function writeReplicas(o: ReplicaOptions): Promise<Replica[]> {
+  const ports: Array<[number, number]> = [];
+  for (let i = 0; i < o.natsUrls.length; i++) ports.push([await freePort(), await freePort()]);
+  const peers = `peers: [${ports.map(([, http]) => `"127.0.0.1:${http}"`).join(', ')}]`;
   const out: Replica[] = [];
   for (const [i, natsUrl] of o.natsUrls.entries()) {
     const replica = `hub-${String.fromCharCode(97 + i)}`;
-    const [grpcPort, httpPort] = [await freePort(), await freePort()];
+    const [grpcPort, httpPort] = ports[i] as [number, number];
     const config = join(o.work, `${replica}.yaml`);
     await writeFile(
       config,
@@ -49,6 +56,7 @@ export async function writeReplicas(o: ReplicaOptions): Promise<Replica[]> {
         `http:\n  listen: 127.0.0.1:${httpPort}`,
         `nats:\n  url: ${natsUrl}\n  replicas: 3`,
         `hubId: ${o.hubId}`,
+        peers,
         `cacheDir: ${join(o.work, `cache-${replica}`)}`,
         '',
       ].join('\n'),
