@@ -6,7 +6,8 @@ import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { FlotillaError, silentLogger, sleep } from '@flotilla/common';
+import { Writable } from 'node:stream';
+import { FlotillaError, createLogger, silentLogger, sleep } from '@flotilla/common';
 import { requireEnv, startNats } from '@flotilla/test-env';
 import type { TestNats } from '@flotilla/test-env';
 import { NatsLink } from '../status/nats-link.js';
@@ -381,6 +382,8 @@ test(
     assert.equal(a.verifyPeer(admin).name, 'flotilla-admin');
     assert.equal(b.verifyPeer(admin).name, 'flotilla-admin');
     const { token } = await a.addCluster('edge', {});
+    const id = token.split('.')[1] as string;
+    await until(() => recordsOf.get(b)?.view.tokens[id] !== undefined, 'replica b sees the token');
     const cert = peer((await b.register('edge', token, csrOf('edge'))).certPem);
     await until(() => {
       try {
@@ -392,5 +395,79 @@ test(
     await a.stop();
     await b.stop();
     assert.deepEqual(await snapshot(dir), before, 'nothing written into the identity directory');
+  },
+);
+
+test(
+  'a-replica-started-while-nats-is-down-waits-saying-why-and-starts-once-nats-is-back',
+  { skip, timeout: 90_000 },
+  async () => {
+    const own = await startNats();
+    const dir = await stateDir();
+    let link: NatsLink | undefined;
+    let b: IdentityAuthority | undefined;
+    try {
+      // Records exist: a cluster registered through a first replica.
+      const firstLink = new NatsLink({ url: own.url, logger: silentLogger() });
+      firstLink.start();
+      const firstRecords = new KvIdentityRecords({
+        connection: () => firstLink.connection(),
+        hubId: 'waits',
+        logger: silentLogger(),
+      });
+      const a = new IdentityAuthority({
+        stateDir: dir,
+        hosts: [],
+        logger: silentLogger(),
+        records: firstRecords,
+      });
+      await a.start();
+      await a.addCluster('kept', {});
+      await a.stop();
+      await firstLink.stop();
+      await own.stop();
+
+      // A replica starting now cannot read them: it waits, and says why.
+      const lines: string[] = [];
+      const logger = createLogger({
+        name: 'test',
+        destination: new Writable({
+          write(chunk: Buffer, _enc, done) {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      });
+      link = new NatsLink({ url: own.url, logger: silentLogger() });
+      link.start();
+      const records = new KvIdentityRecords({
+        connection: () => (link as NatsLink).connection(),
+        hubId: 'waits',
+        logger,
+        waitLogMs: 200,
+      });
+      b = new IdentityAuthority({ stateDir: dir, hosts: [], logger: silentLogger(), records });
+      let started = false;
+      const starting = b.start().then(() => {
+        started = true;
+      });
+      await until(
+        () => lines.some((l) => /identity records cannot be read yet \(NATS unreachable\)/.test(l)),
+        'the replica saying it waits for NATS',
+      );
+      assert.equal(started, false, 'not started (not serving) without its records');
+      assert.match(lines.join(''), /flotilla-identity-waits/);
+
+      await own.start();
+      await starting;
+      assert.deepEqual(
+        b.list().map((c) => c.name),
+        ['kept'],
+      );
+    } finally {
+      await b?.stop().catch(() => undefined);
+      await link?.stop();
+      await own.stop();
+    }
   },
 );

@@ -60,6 +60,8 @@ export interface KvIdentityRecordsOptions {
   logger: Logger;
   /** An identity-state.json whose records are copied in when the bucket holds none. */
   importFrom?: string;
+  /** How often a start waiting for NATS says so in the log (default 5 s). */
+  waitLogMs?: number;
 }
 
 function isConflict(err: unknown): boolean {
@@ -95,8 +97,29 @@ export class KvIdentityRecords implements IdentityRecords {
     return `JetStream KV bucket ${this.bucketName}`;
   }
 
-  /** Opens the bucket, reads every record through the watch, then keeps following it. */
+  /**
+   * Opens the bucket, reads every record through the watch, then keeps following it. Waits
+   * for NATS, saying so every `waitLogMs`: a replica cannot check any certificate without
+   * the records, and a copy kept from an earlier run would accept certificates revoked
+   * since, so it does not serve (is not ready) until it has read them.
+   */
   async start(): Promise<void> {
+    const began = performance.now();
+    const waiting = setInterval(() => {
+      this.opts.logger.warn(
+        { bucket: this.bucketName, waitedMs: Math.round(performance.now() - began) },
+        'identity records cannot be read yet (NATS unreachable): this replica cannot check certificates and is not ready until it reads them',
+      );
+    }, this.opts.waitLogMs ?? 5_000);
+    waiting.unref();
+    try {
+      await this.load();
+    } finally {
+      clearInterval(waiting);
+    }
+  }
+
+  private async load(): Promise<void> {
     const kv = await openKv(
       await this.opts.connection(),
       this.bucketName,
