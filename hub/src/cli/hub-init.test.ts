@@ -45,6 +45,18 @@ test('hub-init-writes-a-ca-and-the-first-administrator-once-keys-private', async
     return true;
   });
   assert.equal(await readFile(join(dir, 'ca.key'), 'utf8'), before);
+  // --new-admin: a new first administrator from the same CA, nothing else touched.
+  const oldAdmin = await readFile(join(dir, 'admin.crt'), 'utf8');
+  assert.equal(await hubInitCommand(['--identity-dir', dir, '--new-admin'], cli), 0);
+  const renewed = new X509Certificate(await readFile(join(dir, 'admin.crt')));
+  assert.notEqual(renewed.toString(), oldAdmin);
+  assert.ok(renewed.verify(ca.publicKey));
+  assert.equal(await readFile(join(dir, 'ca.key'), 'utf8'), before);
+  assert.equal((await stat(join(dir, 'admin.key'))).mode & 0o777, 0o600);
+  await assert.rejects(
+    hubInitCommand(['--identity-dir', join(base, 'empty'), '--new-admin'], cli),
+    /holds no CA \(ca\.crt and ca\.key\)/,
+  );
 });
 
 test('hub-init-rejects-bad-command-lines', async () => {

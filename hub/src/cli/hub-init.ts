@@ -3,12 +3,12 @@
 // files (mode 0600), never to the terminal.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initIdentityDir } from '../identity/init-dir.js';
+import { initIdentityDir, newFirstAdmin } from '../identity/init-dir.js';
 import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 
 /** Usage text of `flotilla hub init`. */
-export const HUB_INIT_USAGE = `Usage: flotilla hub init --identity-dir DIR
+export const HUB_INIT_USAGE = `Usage: flotilla hub init --identity-dir DIR [--new-admin]
 
 Writes the hub's CA and the first administrator's certificate (flotilla-admin) into DIR
 (created mode 0700; refused if any of the files exists):
@@ -18,6 +18,9 @@ Give every replica the same files read-only as identity.stateDir; in Kubernetes:
   kubectl -n flotilla-system create secret generic flotilla-hub-identity --from-file=DIR
   helm install ... --set identity.secretName=flotilla-hub-identity
 A single hub does not need this: it makes them itself at first start.
+--new-admin: only a new admin.crt/admin.key from the CA in DIR, when nobody holds a valid
+administrator certificate any more; update the Secret and restart the replicas: the hub
+re-admits flotilla-admin with it.
 `;
 
 /** Runs `flotilla hub init ...`; returns the exit code. */
@@ -27,6 +30,7 @@ export async function hubInitCommand(argv: string[], io: CliIo): Promise<number>
     allowPositionals: true,
     options: {
       'identity-dir': { type: 'string' },
+      'new-admin': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -37,7 +41,8 @@ export async function hubInitCommand(argv: string[], io: CliIo): Promise<number>
   if (positionals.length > 0)
     throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
   if (!values['identity-dir']) throw new UsageError('--identity-dir DIR is required');
-  const written = await initIdentityDir(resolve(io.cwd, values['identity-dir']));
+  const dir = resolve(io.cwd, values['identity-dir']);
+  const written = values['new-admin'] ? await newFirstAdmin(dir) : await initIdentityDir(dir);
   const keys = written.filter((f) => f.endsWith('.key'));
   const certs = written.filter((f) => !f.endsWith('.key'));
   io.stdout.write(`wrote ${certs.join(', ')} and, secret (mode 0600): ${keys.join(', ')}\n`);

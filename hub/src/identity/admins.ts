@@ -15,7 +15,7 @@
 import type { Logger } from '@flotilla/common';
 import { FlotillaError, ValidationError, isDnsLabel } from '@flotilla/common';
 import { IdentityRefusedError } from './errors.js';
-import { ADMIN_ORG } from './pki.js';
+import { ADMIN_ORG, NOT_BEFORE_SLACK_MS } from './pki.js';
 import type { IssuedCert } from './pki.js';
 import type { AdminRecord, RosterRecord } from './store.js';
 import { UNCHANGED } from './records.js';
@@ -101,14 +101,24 @@ export class Admins {
   /**
    * Records the hub's own admin.crt as the first administrator. A state written before
    * people existed (or a new hub) adopts it; a certificate the hub has just re-created
-   * (the file was deleted: the recovery path) re-admits the person; otherwise a revoked
-   * bootstrap certificate stays revoked.
+   * (the file was deleted: the recovery path), or one issued after the person's record
+   * last changed (`flotilla hub init --new-admin`, the recovery path of replicas, whose
+   * directory is read-only: only a holder of the CA key can make one), re-admits the
+   * person; otherwise a revoked bootstrap certificate stays revoked.
    */
-  async adoptBootstrap(serial: string, notAfterMs: number, created: boolean): Promise<void> {
+  async adoptBootstrap(
+    serial: string,
+    notAfterMs: number,
+    created: boolean,
+    notBeforeMs = 0,
+  ): Promise<void> {
     const now = this.now();
     let recorded = false;
     await this.store.update('admins', BOOTSTRAP_ADMIN, (existing) => {
-      if (existing && !created) return UNCHANGED;
+      const newer = (r: AdminRecord): boolean =>
+        !Object.keys(r.serials).some((s) => normalSerial(s) === normalSerial(serial)) &&
+        notBeforeMs + NOT_BEFORE_SLACK_MS > (r.revokedAtMs ?? r.lastIssuedAtMs ?? r.addedAtMs);
+      if (existing && !created && !newer(existing)) return UNCHANGED;
       const record: AdminRecord =
         existing && existing.revokedAtMs === undefined
           ? existing

@@ -135,7 +135,12 @@ export class IdentityAuthority {
       }
     });
     const cert = forge.pki.certificateFromPem(bootstrap.certPem);
-    await this.people.adoptBootstrap(cert.serialNumber, cert.validity.notAfter.getTime(), created);
+    await this.people.adoptBootstrap(
+      cert.serialNumber,
+      cert.validity.notAfter.getTime(),
+      created,
+      cert.validity.notBefore.getTime(),
+    );
     this.opts.logger.info(
       { stateDir: dir, records: this.records.where, clusters: this.list().length },
       'identity authority ready',

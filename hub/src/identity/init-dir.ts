@@ -4,7 +4,7 @@
 // admin.key). A single hub still makes them itself at first start; replicas must share
 // one CA, so they are made once, here, by `flotilla hub init`.
 import { constants } from 'node:fs';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/common';
 import { BOOTSTRAP_ADMIN } from './admins.js';
@@ -50,4 +50,35 @@ export async function initIdentityDir(dir: string): Promise<string[]> {
   for (const [name, text, mode] of files)
     await writeFile(join(dir, name), text, { mode, flag: 'wx' });
   return files.map(([name]) => join(dir, name));
+}
+
+/**
+ * Issues a new certificate for the first administrator from the CA in dir, replacing
+ * admin.crt and admin.key: the recovery path when nobody holds a valid administrator
+ * certificate and the hub's directory is read-only (replicas). A hub re-admits
+ * flotilla-admin at its next start, since the certificate is newer than the person's
+ * record. Returns the paths written.
+ */
+export async function newFirstAdmin(dir: string): Promise<string[]> {
+  let caPair: { certPem: string; keyPem: string };
+  try {
+    caPair = {
+      certPem: await readFile(join(dir, 'ca.crt'), 'utf8'),
+      keyPem: await readFile(join(dir, 'ca.key'), 'utf8'),
+    };
+  } catch (err) {
+    throw new FlotillaError(
+      'NOT_FOUND',
+      `${dir} holds no CA (ca.crt and ca.key): --new-admin needs the directory \`flotilla hub init\` made (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+      { cause: err },
+    );
+  }
+  const admin = new CertificateAuthority(caPair).issueKeyPair(
+    BOOTSTRAP_ADMIN,
+    ADMIN_ORG,
+    FIRST_ADMIN_VALIDITY_MS,
+  );
+  await writeFile(join(dir, 'admin.key'), admin.keyPem, { mode: 0o600 });
+  await writeFile(join(dir, 'admin.crt'), admin.certPem, { mode: 0o644 });
+  return [join(dir, 'admin.key'), join(dir, 'admin.crt')];
 }

@@ -14,7 +14,7 @@ import { NatsLink } from '../status/nats-link.js';
 import { IdentityAuthority } from './authority.js';
 import type { PeerCertificateLike } from './authority.js';
 import { BootstrapTokenError, IdentityRefusedError, RenewalTooSoonError } from './errors.js';
-import { initIdentityDir } from './init-dir.js';
+import { initIdentityDir, newFirstAdmin } from './init-dir.js';
 import { KvIdentityRecords } from './kv-records.js';
 import { createCsr, generateKeyPem } from './pki.js';
 
@@ -469,5 +469,36 @@ test(
       await link?.stop();
       await own.stop();
     }
+  },
+);
+
+test(
+  'replicas-re-admit-the-first-administrator-from-a-new-admin-crt-made-with-the-ca',
+  { skip, timeout: 60_000 },
+  async () => {
+    const dir = await stateDir();
+    await initIdentityDir(dir);
+    const a = await replica(dir, 'recovery');
+    const old = peer(await readFile(join(dir, 'admin.crt'), 'utf8'));
+    await a.admins.add('alice', createCsr(key, 'alice'), 0, 'admin flotilla-admin');
+    await a.admins.revoke('flotilla-admin');
+    assert.throws(() => a.verifyPeer(old), /has been revoked/);
+    // A replica restarted with the same files keeps it revoked.
+    await a.stop();
+    const again = await replica(dir, 'recovery');
+    assert.throws(() => again.verifyPeer(old), /has been revoked/);
+    // `flotilla hub init --new-admin`: a new admin.crt from the CA, then a restart.
+    await newFirstAdmin(dir);
+    const fresh = peer(await readFile(join(dir, 'admin.crt'), 'utf8'));
+    const b = await replica(dir, 'recovery');
+    assert.equal(b.verifyPeer(fresh).name, 'flotilla-admin');
+    await until(() => {
+      try {
+        return again.verifyPeer(fresh).name === 'flotilla-admin';
+      } catch {
+        return false;
+      }
+    }, 'the other replica accepting the new certificate');
+    assert.throws(() => b.verifyPeer(old), IdentityRefusedError, 'the old one stays refused');
   },
 );

@@ -13,6 +13,9 @@ export const ADMIN_ORG = 'flotilla-admin';
 /** Subject organization of the hub's serving certificate. */
 export const HUB_ORG = 'flotilla-hub';
 
+/** How far before its issue a certificate is valid from: a minute, for clocks slightly behind. */
+export const NOT_BEFORE_SLACK_MS = 60_000;
+
 /** A certificate and its private key, both PEM. */
 export interface KeyPairPem {
   certPem: string;
@@ -53,8 +56,7 @@ function baseCert(
   const serial = newSerial();
   cert.publicKey = publicKey;
   cert.serialNumber = serial.toLowerCase();
-  // A minute of slack for clocks that are slightly behind.
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notBefore = new Date(Date.now() - NOT_BEFORE_SLACK_MS);
   cert.validity.notAfter = notAfter;
   cert.setSubject([
     { name: 'commonName', value: cn },
