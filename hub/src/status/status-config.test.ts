@@ -6,6 +6,7 @@ import { compileStatusConfig } from './status-config.js';
 test('status-config-defaults-and-webhooks', () => {
   assert.deepEqual(compileStatusConfig({}, 'hub.yaml'), {
     hubId: 'main',
+    peers: [],
     history: { retentionMs: 7 * 86_400_000 },
     notify: { webhooks: [], dedupeWindowMs: 600_000 },
   });
