@@ -70,9 +70,10 @@ export const durations = {
   rolloutDebounce: 50,
   /**
    * Hub: a rollout decision stops taking bundles once it has run this long; the rest are
-   * decided in the next one, at once (5 ms: a tick stays short when a commit starts many).
+   * decided in the next one, at once (2 ms: a tick stays short when a commit starts many,
+   * with room for one bundle's slice and a garbage-collection pause within 10 ms).
    */
-  rolloutDecisionBudget: 5,
+  rolloutDecisionBudget: 2,
   /** Hub: retry saving rollout state after a failed write, growing to the max (1 s .. 30 s). */
   rolloutSaveRetryInitial: 1_000,
   rolloutSaveRetryMax: 30_000,

@@ -111,6 +111,19 @@ const DELIVER_MAX_DELAY_MS = 100;
  */
 export const DECISION_SLICE_CLUSTERS = 100;
 
+// Observations that carry nothing of their own, shared (decisions read them, never change them).
+const HEALTHY: ClusterObservation = Object.freeze({ healthy: true, unhealthy: false, reason: '' });
+const OFFLINE: ClusterObservation = Object.freeze({
+  healthy: false,
+  unhealthy: true,
+  reason: 'cluster is offline',
+});
+const NOT_YET: ClusterObservation = Object.freeze({
+  healthy: false,
+  unhealthy: false,
+  reason: 'no health reported at the new revision yet',
+});
+
 /** Sent states remembered per cluster, to tell which bundle rendering a health report is about (4). */
 const SENT_KEPT = 4;
 
@@ -512,24 +525,20 @@ export class RolloutController {
   // the rollout's new rendering: never a report about the previous one.
   private observe(cluster: string, bundle: string, to: string | undefined): ClusterObservation {
     const f = this.opts.status.bundleHealth(cluster, bundle);
-    if (!f || f.offline) return { healthy: false, unhealthy: true, reason: 'cluster is offline' };
+    if (!f || f.offline) return OFFLINE;
     const at = this.sent
       .get(cluster)
       ?.find((s) => s.digest === f.healthDigest)
       ?.bundles.get(bundle)?.digest;
     const current = to !== undefined && at === to;
-    if (current && f.health === 'Ready') return { healthy: true, unhealthy: false, reason: '' };
+    if (current && f.health === 'Ready') return HEALTHY;
     if (current && f.health !== '')
       return {
         healthy: false,
         unhealthy: true,
         reason: `${f.health}${f.healthReason ? ` (${f.healthReason})` : ''}`,
       };
-    return {
-      healthy: false,
-      unhealthy: false,
-      reason: 'no health reported at the new revision yet',
-    };
+    return NOT_YET;
   }
 
   // Saves renderings first, then states; only then are they the committed state. The

@@ -156,8 +156,11 @@ function quiet(r: Rollout | undefined): boolean {
   if (!r || r.phase === 'Superseded' || r.phase === 'RolledBack' || r.phase === 'Aborted')
     return true;
   if (r.phase !== 'Completed') return false;
-  for (const c of Object.values(r.clusters))
-    if (c.phase === 'Waiting' || c.phase === 'Updating') return false;
+  // for-in, not Object.values: asked of every completed bundle at every decision.
+  for (const name in r.clusters) {
+    const phase = (r.clusters[name] as { phase: string }).phase;
+    if (phase === 'Waiting' || phase === 'Updating') return false;
+  }
   return true;
 }
 

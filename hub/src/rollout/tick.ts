@@ -8,7 +8,9 @@
 import { ADMITTED } from './model.js';
 import type { ClusterRun, Observer, Rollout } from './model.js';
 import {
+  admittedBy,
   concurrencyOf,
+  healthyAt,
   failureBudgetOf,
   inWindow,
   membersOf,
@@ -110,7 +112,7 @@ function watchOne(
   if (!due && !changed) return;
   const o = observe.health(name);
   if (c.phase === 'Updating' && o.healthy)
-    setClusterPhase(d, name, 'Healthy', `healthy at ${r.revision.slice(0, 12)}`);
+    setClusterPhase(d, name, 'Healthy', healthyAt(r.revision));
   else if (due)
     setClusterPhase(
       d,
@@ -235,7 +237,7 @@ function admit(d: Draft, s: number): void {
       r.pending = 'admit';
       return;
     }
-    setClusterPhase(d, name, 'Updating', `admitted by ${stageLabel(r, s)}`);
+    setClusterPhase(d, name, 'Updating', admittedBy(r, s));
     d.moves--;
     inFlight++;
   }

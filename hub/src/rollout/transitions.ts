@@ -2,7 +2,7 @@
 // checked against the tables in model.ts (a change they do not allow is a bug, thrown
 // as such) and recorded as a Transition for history, alerts and metrics.
 import { FlotillaError } from '@flotilla/common';
-import type { Amount, StagePolicy, TimeWindow } from '../render/types.js';
+import type { Amount, RolloutStrategy, StagePolicy, TimeWindow } from '../render/types.js';
 import type { Journal } from './journal.js';
 import { CLUSTER_TRANSITIONS, ROLLOUT_TRANSITIONS } from './model.js';
 import type { ClusterPhase, ClusterRun, Rollout, RolloutPhase, Transition } from './model.js';
@@ -302,8 +302,42 @@ export function nextWindowOpen(windows: readonly TimeWindow[], nowMs: number): n
   return best;
 }
 
+// Words that repeat in every cluster's reason (a stage's label, "admitted by" it, "healthy
+// at" a revision) are made once and shared: a stage start of hundreds of clusters then
+// allocates no string per cluster, and every run's reason refers to the same one.
+const LABELS = new WeakMap<RolloutStrategy, { label: string[]; admitted: string[] }>();
+
+function labelsOf(r: Rollout): { label: string[]; admitted: string[] } {
+  let l = LABELS.get(r.strategy);
+  if (!l) {
+    const n = r.strategy.stages.length;
+    const label = r.strategy.stages.map((s: StagePolicy, i) => `stage ${i + 1}/${n} (${s.name})`);
+    l = { label, admitted: label.map((x) => `admitted by ${x}`) };
+    LABELS.set(r.strategy, l);
+  }
+  return l;
+}
+
 /** The stage's name as messages show it: "stage 2/3 (prod)". */
 export function stageLabel(r: Rollout, stage: number): string {
-  const s: StagePolicy | undefined = r.strategy.stages[stage];
-  return `stage ${stage + 1}/${r.strategy.stages.length} (${s?.name ?? '?'})`;
+  return labelsOf(r).label[stage] ?? `stage ${stage + 1}/${r.strategy.stages.length} (?)`;
+}
+
+/** "admitted by stage 2/3 (prod)": the reason of a cluster its stage admits (shared). */
+export function admittedBy(r: Rollout, stage: number): string {
+  return labelsOf(r).admitted[stage] ?? `admitted by ${stageLabel(r, stage)}`;
+}
+
+// A few recent revisions' "healthy at <rev>" (bounded: revisions only ever move on).
+const HEALTHY_AT = new Map<string, string>();
+
+/** "healthy at 1a2b3c4d5e6f": the reason of a cluster healthy at the revision (shared). */
+export function healthyAt(revision: string): string {
+  let s = HEALTHY_AT.get(revision);
+  if (s === undefined) {
+    if (HEALTHY_AT.size >= 64) HEALTHY_AT.clear();
+    s = `healthy at ${revision.slice(0, 12)}`;
+    HEALTHY_AT.set(revision, s);
+  }
+  return s;
 }
