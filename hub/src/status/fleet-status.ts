@@ -121,6 +121,9 @@ function pruneObjects(objects: Record<string, { atMs: number; drifted: boolean }
   for (const k of settled.slice(0, keys.length - MAX_DRIFT_OBJECTS)) delete objects[k];
 }
 
+/** Clusters whose change listeners are told per turn of the event loop (100). */
+export const NOTIFY_SLICE = 100;
+
 /** In-memory fleet status model. */
 export class FleetStatus implements SessionObserver {
   private readonly records = new Map<string, ClusterRecord>();
@@ -174,11 +177,19 @@ export class FleetStatus implements SessionObserver {
     }
   }
 
+  // At most NOTIFY_SLICE clusters per turn of the event loop: a fan-out changes every
+  // cluster within a second, and telling every listener (watch streams serialize each view)
+  // of a thousand at once held the loop while queries waited. The rest stay pending, in
+  // order, for the next turn; a cluster touched again meanwhile is still told once.
   private notify(): void {
-    this.notifyScheduled = false;
-    const names = [...this.pending];
-    this.pending.clear();
-    for (const name of names) this.emit(name);
+    let n = 0;
+    for (const name of this.pending) {
+      if (n++ >= NOTIFY_SLICE) break;
+      this.pending.delete(name);
+      this.emit(name);
+    }
+    if (this.pending.size > 0) setImmediate(() => this.notify());
+    else this.notifyScheduled = false;
   }
 
   private emit(name: string): void {

@@ -21,6 +21,9 @@ export const STATUS_BUCKET = 'flotilla-status';
 /** How often changed records are written (1 s). */
 export const STATUS_FLUSH_INTERVAL_MS = 1_000;
 
+/** Writes a flush starts per turn of the event loop (100). */
+export const FLUSH_SLICE = 100;
+
 /** What persistence needs from the status model. */
 export interface PersistableStatus {
   /** Changed records; they may be live objects, so they are serialized at once. */
@@ -156,17 +159,24 @@ export class KvStatusPersistence {
     const writes = records.map((r) => ({ name: r.name, json: this.fitted(r, budget) }));
     await this.deleteRemoved(kv);
     const failed: { name: string; err: string }[] = [];
-    await Promise.all(
-      writes.map(async ({ name, json }) => {
-        try {
-          if (json === undefined)
-            throw new Error(`record over the ${budget}-byte budget even when shrunk`);
-          await kv.put(name, json);
-        } catch (err) {
-          failed.push({ name, err: errorMessage(err) });
-        }
-      }),
-    );
+    const put = async ({ name, json }: { name: string; json: string | undefined }) => {
+      try {
+        if (json === undefined)
+          throw new Error(`record over the ${budget}-byte budget even when shrunk`);
+        await kv.put(name, json);
+      } catch (err) {
+        failed.push({ name, err: errorMessage(err) });
+      }
+    };
+    // Started FLUSH_SLICE at a time, one slice per turn of the event loop, all in flight
+    // together: a fan-out makes every record dirty, and starting a thousand requests at
+    // once held the loop (queries waited behind it) for as long as encoding them took.
+    const puts: Promise<void>[] = [];
+    for (let i = 0; i < writes.length; i++) {
+      if (i > 0 && i % FLUSH_SLICE === 0) await new Promise((r) => setImmediate(r));
+      puts.push(put(writes[i] as { name: string; json: string | undefined }));
+    }
+    await Promise.all(puts);
     if (failed.length === 0) return checkpoint?.commit();
     this.opts.status.markDirty(failed.map((f) => f.name));
     if (failed.length === writes.length && writes.some((w) => w.json !== undefined)) {

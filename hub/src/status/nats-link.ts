@@ -95,6 +95,9 @@ export class NatsLink {
           name: this.opts.name ?? 'flotilla-hub',
           maxReconnectAttempts: -1,
           reconnectTimeWait: 1_000,
+          // No stack trace captured per request (each KV put, each JetStream publish):
+          // 6 % of the hub's busy time during a fan-out. Errors keep their messages.
+          noAsyncTraces: true,
           ...natsTlsConnectOptions(this.opts.tls),
           ...(this.opts.authenticator ? { authenticator: this.opts.authenticator } : {}),
         });
