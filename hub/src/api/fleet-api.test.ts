@@ -166,7 +166,10 @@ test('http-watch-streams-snapshot-then-changes', async () => {
     await until(/event: synced/);
     assert.equal(text.match(/event: snapshot/g)?.length, 1, 'only edge-1 matches the selector');
     fold('drift-corrected', driftEvent('edge-1', 'app', new Date(), { kind: 'drift-corrected' }));
-    await until(/event: changed/);
+    await until(/event: changed\ndata: .*\n\n/);
+    // The JSON sent (the status model's cached JSON of the view) is the view as it is now.
+    const sent = /event: changed\ndata: (.*)\n\n/.exec(text)?.[1] as string;
+    assert.deepEqual(JSON.parse(sent), JSON.parse(JSON.stringify(status.get('edge-1'))));
   } finally {
     ac.abort();
     await srv.stop();

@@ -219,13 +219,16 @@ function watchRoute(
     'cache-control': 'no-cache',
     connection: 'keep-alive',
   });
-  const write = (type: string, cluster: unknown): void => {
-    res.write(`event: ${type}\ndata: ${JSON.stringify(cluster)}\n\n`);
+  const write = (type: string, json: string): void => {
+    res.write(`event: ${type}\ndata: ${json}\n\n`);
   };
-  for (const c of deps.status.list(selector)) write('snapshot', c);
+  // The views' JSON comes from the status model's cache: made once per change, it is then
+  // what the next `flotilla status` list sends too, instead of being serialized again.
+  for (const json of deps.status.listJson(selector)) write('snapshot', json);
   res.write('event: synced\ndata: {}\n\n');
   const off = deps.status.onChange((c) => {
-    if (!selector || selector.matches(c.labels)) write('changed', c);
+    if (!selector || selector.matches(c.labels))
+      write('changed', deps.status.clusterJson?.(c.name) ?? JSON.stringify(c));
   });
   const keepalive = setInterval(() => res.write(': keepalive\n\n'), WATCH_KEEPALIVE_MS);
   keepalive.unref();

@@ -13,6 +13,8 @@ export interface StatusQuery {
   /** list(filter), each cluster as its JSON text. */
   listJson(filter?: Selector | ClusterFilter): string[];
   get(name: string): ClusterStatus | undefined;
+  /** get(name) as its JSON text (cached until the cluster changes); absent: serialize get(name). */
+  clusterJson?(name: string): string | undefined;
   describe(name: string): { cluster: ClusterStatus; deployments: BundleDeployment[] } | undefined;
   deployments(filter?: DeploymentFilter): BundleDeployment[];
   /** deployments(filter), each as its JSON text. */

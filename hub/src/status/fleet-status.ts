@@ -722,6 +722,14 @@ export class FleetStatus implements SessionObserver {
     );
   }
 
+  /** get(name) as its JSON text, cached until the cluster changes (as listJson's), or undefined. */
+  clusterJson(name: string): string | undefined {
+    const rec = this.records.get(name);
+    return rec
+      ? this.json.json(rec, this.stamps.get(name) ?? 0, this.now(), this.opts.offlineAfterMs)
+      : undefined;
+  }
+
   /** One cluster's status, or undefined. */
   get(name: string): ClusterStatus | undefined {
     const rec = this.records.get(name);
