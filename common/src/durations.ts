@@ -56,6 +56,10 @@ export const durations = {
    * state from the re-render they cause, or after this long at most (10 s).
    */
   capabilitiesRenderWait: 10_000,
+  /** Hub: how often the renderer (render.remote) is probed for the hub's degraded status (5 s). */
+  rendererProbeInterval: 5_000,
+  /** Hub: deadline of one probe of the renderer (3 s). */
+  rendererProbeTimeout: 3_000,
   /** Hub: capability reports arriving within this window share one re-render (1 s). */
   capabilitiesRerenderDelay: 1_000,
   /** Hub: a failed write of reported capabilities to KV is retried after this delay (1 s). */

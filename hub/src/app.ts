@@ -60,6 +60,7 @@ import { renderOptionsOf, renderProgramsOf } from './render/render-config.js';
 import { sandboxFor } from './render/sandbox.js';
 import type { RenderFailure, RenderInputs } from './render/types.js';
 import { WorkerRenderer } from './render/worker-renderer.js';
+import { RendererLink } from './render/remote/link.js';
 import { LastRenderingFile } from './render/last-rendering.js';
 import { CapabilitiesStore } from './capabilities/store.js';
 import { KvCapabilitiesPersistence } from './capabilities/kv.js';
@@ -197,6 +198,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private readonly capabilities: CapabilitiesStore;
   private readonly capabilitiesKv: KvCapabilitiesPersistence;
   private rerenderTimer: NodeJS.Timeout | undefined;
+  /** The renderer, when kustomize and helm run there (render.remote). */
+  private rendererLink: RendererLink | undefined;
   private chartsTimer: NodeJS.Timeout | undefined;
   private readonly sessionEvents: SessionEventPublisher;
   private readonly sources: SourceEntry<S>[] = [];
@@ -427,6 +430,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     const token = await readAgentToken(cfg);
     const identity = await this.startIdentity(token);
     this.startSandbox();
+    this.startRendererLink();
     for (const [i, s] of cfg.sources.entries()) {
       const source = await this.parts.createSource(cfg, i, this.log);
       this.sources.push({
@@ -1000,15 +1004,32 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       asked: render.sandbox.mode,
       ...(sandbox.uid !== undefined ? { uid: sandbox.uid, gid: sandbox.gid } : {}),
     };
-    if (sandbox.level === 'user')
-      this.log.info(fields, 'kustomize, helm and sops run as another user without network');
+    // With a renderer only sops runs here: it parses ciphertext with a key the hub holds anyway.
+    const tools = render.remote ? 'sops runs' : 'kustomize, helm and sops run';
+    if (sandbox.level === 'user') this.log.info(fields, `${tools} as another user without network`);
     else
       this.log.warn(
         { ...fields, why: sandbox.weaker },
         sandbox.level === 'network'
-          ? 'render sandbox is weaker: kustomize, helm and sops run without network but as the hub user, so they could read files the hub can read'
-          : 'render sandbox is weaker: kustomize, helm and sops run as the hub user with network access to local addresses',
+          ? `render sandbox is weaker: ${tools} without network but as the hub user, so they could read files the hub can read`
+          : `render sandbox is weaker: ${tools} as the hub user with network access to local addresses`,
       );
+  }
+
+  // render.remote: the renderer is probed; while it is away the hub is degraded, and when
+  // it is back every source renders again (bundles that failed for want of it get theirs).
+  private startRendererLink(): void {
+    const remote = this.config.render.remote;
+    if (!remote) return;
+    this.log.info(
+      { [LogFields.component]: 'render', address: remote.address },
+      'kustomize and helm run on the renderer; sops here',
+    );
+    this.rendererLink = new RendererLink(remote, {
+      logger: this.log.child({ [LogFields.component]: 'render' }),
+      onBack: () => this.scheduleRerender(),
+    });
+    this.rendererLink.start();
   }
 
   // Ready = able to serve agents and reads: running, and a rendering (rendered, or saved
@@ -1054,6 +1075,13 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
           message: `source ${name}: ${serving} until the render of the fetched revision finishes`,
         });
     }
+    const away = this.rendererLink?.downSince;
+    if (away)
+      out.push({
+        reason: 'renderer',
+        since: away.toISOString(),
+        message: `renderer ${this.config.render.remote?.address ?? ''} unreachable since ${away.toISOString()}: Kustomize and Helm bundles that changed keep their last rendering (${this.rendererLink?.lastError ?? ''})`,
+      });
     const down = this.nats.downSince;
     if (down)
       out.push({
@@ -1125,6 +1153,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await step('session events', () => this.sessionEvents.stop(SESSION_EVENTS_STOP_GRACE_MS));
     clearInterval(this.sweeper);
     clearTimeout(this.rerenderTimer);
+    this.rendererLink?.stop();
     clearInterval(this.chartsTimer);
     await step('events consumer', () => this.events.stop());
     this.alerts?.stop();

@@ -111,8 +111,11 @@ export interface CapabilitiesQuery {
 
 /** Something the hub depends on is failing, while the hub keeps serving (GET /api/v1/hub). */
 export interface Degradation {
-  /** git: a source cannot be fetched; rendering: a saved rendering is served until a render finishes; nats: NATS is not connected. */
-  reason: 'git' | 'rendering' | 'nats';
+  /**
+   * git: a source cannot be fetched; rendering: a saved rendering is served until a render
+   * finishes; nats: NATS is not connected; renderer: the renderer (render.remote) is unreachable.
+   */
+  reason: 'git' | 'rendering' | 'nats' | 'renderer';
   /** The source, for git and rendering. */
   source?: string;
   /** ISO time it started. */

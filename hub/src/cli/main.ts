@@ -13,6 +13,7 @@ export const USAGE = `Usage: flotilla <command> [options]
 
 Commands:
   hub      run the hub (--config hub.yaml)
+  renderer run kustomize and helm for the hub as another user (render.remote); certs: its TLS material
   agent    run the agent in a cluster
   render   render a fleet repo locally and print each cluster's desired state
   diff     show which clusters and objects a change between two revisions touches
@@ -67,6 +68,7 @@ async function lazy(specifier: string, exportName: string, what: string): Promis
 // starts without loading the hub.
 const COMMANDS: Record<string, () => Promise<Command>> = {
   hub: async () => (await import('../main.js')).hubCommand,
+  renderer: async () => (await import('./renderer.js')).rendererCommand,
   agent: async () => {
     const run = await lazy('@flotilla/agent', 'runAgentCli', 'agent command');
     return (argv) => run(argv, processIo());

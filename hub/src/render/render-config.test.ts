@@ -24,6 +24,7 @@ describe('render config', () => {
       workerMaxHeapBytes: 1024 * MiB,
       defaultCapabilities: BUILTIN_CAPABILITIES,
       sandbox: { mode: 'auto', uid: 65534, gid: 65534 },
+      remote: undefined,
     });
     assert.deepEqual(renderOptionsOf(cfg), {
       maxClusterBytes: 16 * MiB,
@@ -81,6 +82,7 @@ describe('render config', () => {
         apiVersions: ['monitoring.coreos.com/v1', 'v1'],
       },
       sandbox: { mode: 'user', uid: 10002, gid: 10003 },
+      remote: undefined,
     });
     assert.deepEqual(compileRenderConfig({ render: { sandboxUser: 10002 } }, 'h').sandbox, {
       mode: 'auto',

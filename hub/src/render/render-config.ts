@@ -21,6 +21,8 @@ import type { SandboxMode, SandboxSetting } from './sandbox.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
 import type { RenderOptions } from './types.js';
 import { DEFAULT_RENDER_WORKER_HEAP } from './worker-renderer.js';
+import type { RemoteRendererSettings } from './remote/client.js';
+import { DEFAULT_MAX_JOB_BYTES } from './remote/protocol.js';
 
 /** The compiled render settings (every field present; undefined program paths mean PATH lookup). */
 export interface RenderConfig {
@@ -55,6 +57,8 @@ export interface RenderConfig {
   defaultCapabilities: ClusterCapabilities;
   /** Where kustomize, helm and sops run (render.sandbox, default auto; render.sandboxUser, default 65534:65534). */
   sandbox: SandboxSetting;
+  /** render.remote: kustomize and helm run on this renderer (`flotilla renderer`); default undefined, locally. */
+  remote: RemoteRendererSettings | undefined;
 }
 
 const FIELDS = [
@@ -74,6 +78,7 @@ const FIELDS = [
   'defaultApiVersions',
   'sandbox',
   'sandboxUser',
+  'remote',
 ];
 
 const MiB = 1024 * 1024;
@@ -152,6 +157,58 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
     ),
     defaultCapabilities: defaultCapabilities(r, fail),
     sandbox: sandboxSetting(r, fail),
+    remote: remoteSetting(r.remote, fail),
+  };
+}
+
+const REMOTE_FIELDS = ['address', 'caFile', 'certFile', 'keyFile', 'serverName', 'maxJobBytes'];
+
+function remoteSetting(
+  v: unknown,
+  fail: (field: string, problem: string) => never,
+): RemoteRendererSettings | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v))
+    return fail('remote', 'must be a mapping (address, caFile, certFile, keyFile)');
+  const r = v as Record<string, unknown>;
+  for (const key of Object.keys(r))
+    if (!REMOTE_FIELDS.includes(key))
+      fail(`remote.${key}`, `unknown field (allowed: ${REMOTE_FIELDS.join(', ')})`);
+  const address = r.address;
+  if (
+    typeof address !== 'string' ||
+    !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(address) ||
+    Number(address.slice(address.lastIndexOf(':') + 1)) > 65535
+  )
+    fail('remote.address', 'must be host:port of the renderer (e.g. flotilla-renderer:7444)');
+  // Checked at start: a missing Secret mount stops the hub with the field's name.
+  const file = (key: string): string => {
+    const f = r[key];
+    if (typeof f !== 'string' || f.trim() === '')
+      return fail(`remote.${key}`, 'is required: a file path (PEM)');
+    try {
+      accessSync(f, constants.R_OK);
+    } catch (err) {
+      fail(
+        `remote.${key}`,
+        `cannot read "${f}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+    return f;
+  };
+  const serverName = r.serverName;
+  if (serverName !== undefined && (typeof serverName !== 'string' || serverName === ''))
+    fail('remote.serverName', 'must be a host name');
+  const max = r.maxJobBytes ?? DEFAULT_MAX_JOB_BYTES;
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < MiB)
+    fail('remote.maxJobBytes', 'must be a whole number of bytes, at least 1 MiB');
+  return {
+    address: address as string,
+    caFile: file('caFile'),
+    certFile: file('certFile'),
+    keyFile: file('keyFile'),
+    ...(serverName !== undefined ? { serverName: serverName as string } : {}),
+    maxJobBytes: max as number,
   };
 }
 
@@ -176,8 +233,10 @@ function sandboxSetting(
   return { mode: mode as SandboxMode, uid, gid };
 }
 
-/** The kustomize, helm and sops programs a RenderConfig runs (names are looked up on PATH). */
+/** The kustomize, helm and sops programs a RenderConfig runs in the hub (names are looked up on PATH). */
 export function renderProgramsOf(cfg: RenderConfig): string[] {
+  // With a renderer, only sops runs here.
+  if (cfg.remote) return [cfg.sopsPath ?? 'sops'];
   return [cfg.kustomizePath ?? 'kustomize', cfg.helmPath ?? 'helm', cfg.sopsPath ?? 'sops'];
 }
 
@@ -224,5 +283,6 @@ export function renderOptionsOf(cfg: RenderConfig): RenderOptions {
     ...(cfg.helmPath !== undefined ? { helmPath: cfg.helmPath } : {}),
     ...(cfg.sopsPath !== undefined ? { sopsPath: cfg.sopsPath } : {}),
     ...(cfg.sopsAgeKeyFile !== undefined ? { sopsAgeKeyFile: cfg.sopsAgeKeyFile } : {}),
+    ...(cfg.remote !== undefined ? { remoteRenderer: cfg.remote } : {}),
   };
 }

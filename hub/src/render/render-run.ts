@@ -17,6 +17,7 @@ import type { ChartFetcher } from './charts/resolver.js';
 import { helmInvocation, helmKey, prepareHelm, prepareKustomize } from './tool-sources.js';
 import type { FetchedCharts, HelmInvocation } from './tool-sources.js';
 import type { ToolRunner } from './tools.js';
+import { isTransientRenderError } from './remote/client.js';
 import { resolveVariable } from './vars.js';
 import { stageGroups } from './rollout-spec.js';
 import type { VarScope } from './vars.js';
@@ -329,7 +330,8 @@ export class RenderRun {
     make: () => Promise<T> | T,
   ): Promise<Cached<T>> {
     let v = used.get(key) ?? old.get(key);
-    if (v === undefined) {
+    // The renderer unreachable last time is no verdict on the input: try again.
+    if (v === undefined || (isTransientRenderError(v) && !used.has(key))) {
       try {
         v = await make();
       } catch (err) {

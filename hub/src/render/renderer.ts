@@ -9,6 +9,7 @@ import {
   LogFields,
   TooLargeError,
   desiredStateDigest,
+  durations,
 } from '@flotilla/common';
 import type { ClusterCapabilities, DesiredState, Logger, PrunePolicy } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
@@ -30,7 +31,8 @@ import type { BundleDef, ClusterDef, ClusterGroupDef } from './spec.js';
 import { LazyChartFetcher } from './charts/lazy.js';
 import type { ChartFetcher } from './charts/resolver.js';
 import { defaultChartCache, defaultChartSettings } from './charts/settings.js';
-import { ExecToolRunner } from './tools.js';
+import { DEFAULT_MAX_TOOL_OUTPUT, DEFAULT_TOOL_MAX_MEMORY, ExecToolRunner } from './tools.js';
+import { RemoteToolRunner } from './remote/client.js';
 import type { ToolRunner } from './tools.js';
 import { SopsDecrypter } from './sops.js';
 import type { SecretDecrypter } from './sops.js';
@@ -86,7 +88,7 @@ export class FleetRenderer {
     };
     this.log = opts.logger;
     this.defaultCapabilities = opts.defaultCapabilities ?? BUILTIN_CAPABILITIES;
-    this.tools =
+    const local =
       opts.tools ??
       new ExecToolRunner({
         ...(opts.kustomizePath !== undefined ? { kustomizePath: opts.kustomizePath } : {}),
@@ -99,6 +101,19 @@ export class FleetRenderer {
         ...(opts.sopsPath !== undefined ? { sopsPath: opts.sopsPath } : {}),
         ...(opts.toolSandbox !== undefined ? { sandbox: opts.toolSandbox } : {}),
       });
+    // render.remote: kustomize and helm run on the renderer, sops here (the hub holds its key).
+    this.tools = opts.remoteRenderer
+      ? new RemoteToolRunner(
+          opts.remoteRenderer,
+          {
+            timeoutMs: opts.toolTimeoutMs ?? durations.renderToolTimeout,
+            maxCpuMs: opts.toolMaxCpuMs ?? durations.renderToolCpuTime,
+            maxMemoryBytes: opts.toolMaxMemoryBytes ?? DEFAULT_TOOL_MAX_MEMORY,
+            maxOutputBytes: DEFAULT_MAX_TOOL_OUTPUT,
+          },
+          local,
+        )
+      : local;
     this.secrets =
       opts.secrets ??
       new SopsDecrypter(this.tools, {

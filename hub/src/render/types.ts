@@ -1,5 +1,6 @@
 // Shapes the renderer hands to the rest of the hub.
 import type { ToolSandbox } from './sandbox.js';
+import type { RemoteRendererSettings } from './remote/client.js';
 import type { ClusterCapabilities, DesiredState } from '@flotilla/common';
 import type { ChartSettings } from './charts/settings.js';
 
@@ -122,6 +123,8 @@ export interface RenderOptions {
   chartSettings?: ChartSettings;
   /** Where kustomize, helm and sops run (resolveSandbox at hub start; default NO_SANDBOX). */
   toolSandbox?: ToolSandbox;
+  /** render.remote: kustomize and helm run on this renderer instead (default: locally). */
+  remoteRenderer?: RemoteRendererSettings;
 }
 
 /**
