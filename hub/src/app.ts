@@ -56,7 +56,7 @@ import { WebhookHandler } from './source/webhook.js';
 import { describeRef } from './source/refs.js';
 import type { WebhookTarget } from './source/webhook.js';
 import type { SourceSnapshot } from './source/git-source.js';
-import { renderOptionsOf, renderProgramsOf } from './render/render-config.js';
+import { checkRemoteFiles, renderOptionsOf, renderProgramsOf } from './render/render-config.js';
 import { sandboxFor } from './render/sandbox.js';
 import type { RenderFailure, RenderInputs } from './render/types.js';
 import { WorkerRenderer } from './render/worker-renderer.js';
@@ -1021,6 +1021,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private startRendererLink(): void {
     const remote = this.config.render.remote;
     if (!remote) return;
+    checkRemoteFiles(remote);
     this.log.info(
       { [LogFields.component]: 'render', address: remote.address },
       'kustomize and helm run on the renderer; sops here',

@@ -161,6 +161,26 @@ export function compileRenderConfig(top: Record<string, unknown>, file: string):
   };
 }
 
+/**
+ * Throws a ConfigError naming the field when a render.remote file cannot be read: called
+ * at hub start, so a missing Secret mount stops the hub instead of failing every
+ * Kustomize and Helm bundle. (Not at compile time: the chart's config is compiled in CI
+ * where the mounts do not exist.)
+ */
+export function checkRemoteFiles(remote: RemoteRendererSettings, file = 'hub config'): void {
+  for (const key of ['caFile', 'certFile', 'keyFile'] as const) {
+    try {
+      accessSync(remote[key], constants.R_OK);
+    } catch (err) {
+      throw new ConfigError(
+        `render.remote.${key}`,
+        `cannot read "${remote[key]}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        { file },
+      );
+    }
+  }
+}
+
 const REMOTE_FIELDS = ['address', 'caFile', 'certFile', 'keyFile', 'serverName', 'maxJobBytes'];
 
 function remoteSetting(
@@ -181,19 +201,11 @@ function remoteSetting(
     Number(address.slice(address.lastIndexOf(':') + 1)) > 65535
   )
     fail('remote.address', 'must be host:port of the renderer (e.g. flotilla-renderer:7444)');
-  // Checked at start: a missing Secret mount stops the hub with the field's name.
+  // Readable or not is checked when the hub starts (checkRemoteFiles).
   const file = (key: string): string => {
     const f = r[key];
     if (typeof f !== 'string' || f.trim() === '')
       return fail(`remote.${key}`, 'is required: a file path (PEM)');
-    try {
-      accessSync(f, constants.R_OK);
-    } catch (err) {
-      fail(
-        `remote.${key}`,
-        `cannot read "${f}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      );
-    }
     return f;
   };
   const serverName = r.serverName;

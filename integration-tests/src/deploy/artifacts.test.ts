@@ -302,13 +302,21 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
   assert.deepEqual(kinds, [
     'ConfigMap',
     'Deployment',
+    'Deployment',
+    'NetworkPolicy',
     'PodDisruptionBudget',
+    'Secret',
+    'Service',
     'Service',
     'Service',
     'ServiceAccount',
   ]);
   const withNs = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flotilla-system\n---\n${text.replace(/^(metadata:)$/gm, '$1\n  namespace: flotilla-system')}`;
-  assert.equal(await dryRun(withNs), 7);
+  assert.equal(
+    await dryRun(withNs),
+    11,
+    'the renderer, its Service, NetworkPolicy and TLS Secret too',
+  );
   // The hub.yaml the chart writes is one the hub accepts.
   const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as {
     data: Record<string, string>;
@@ -328,7 +336,9 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
   // The render worker's heap stays well under the pod's 1Gi memory limit.
   assert.equal(cfg.render.workerMaxHeapBytes, 512 * 1024 * 1024);
   // Non-root, read-only root filesystem.
-  const dep = objects.find((o) => o.kind === 'Deployment') as unknown as {
+  const dep = objects.find(
+    (o) => o.kind === 'Deployment' && o.metadata?.name === 'flotilla-hub',
+  ) as unknown as {
     spec: {
       template: {
         spec: {
@@ -351,6 +361,140 @@ test('hub-chart-renders-and-passes-a-server-side-dry-run', { skip: skipHelm }, a
     ),
   );
 });
+
+type PodSpec = {
+  automountServiceAccountToken?: boolean;
+  securityContext: { runAsUser: number; runAsNonRoot: boolean; seccompProfile?: { type: string } };
+  containers: {
+    args?: string[];
+    env?: unknown[];
+    securityContext: { readOnlyRootFilesystem: boolean; allowPrivilegeEscalation: boolean };
+    volumeMounts: { name: string; mountPath: string }[];
+  }[];
+  volumes: {
+    name: string;
+    secret?: { secretName: string; items?: { key: string; path: string }[] };
+    emptyDir?: object;
+    persistentVolumeClaim?: object;
+    configMap?: object;
+  }[];
+};
+type Workload = {
+  metadata: { name: string };
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+  };
+};
+
+test(
+  'hub-chart-runs-kustomize-and-helm-in-a-renderer-with-its-own-uid-no-credentials-and-no-egress',
+  { skip: skipHelm },
+  async () => {
+    const objects = parseManifests(
+      await helm([
+        'template',
+        'flotilla-hub',
+        CHART,
+        '--namespace',
+        'flotilla-system',
+        '--kube-version',
+        '1.35.4',
+        ...CHART_VALUES,
+        '--set',
+        'sops.ageKeySecretName=flotilla-sops-age',
+      ]),
+    );
+    const deployments = objects.filter((o) => o.kind === 'Deployment') as unknown as Workload[];
+    const hub = deployments.find((d) => d.metadata.name === 'flotilla-hub');
+    const renderer = deployments.find((d) => d.metadata.name === 'flotilla-hub-renderer');
+    assert.ok(hub && renderer, 'a hub and a renderer Deployment');
+    const pod = renderer.spec.template.spec;
+    const hubPod = hub.spec.template.spec;
+    // Its own uid, non-root, read-only root, writable /tmp only, no token.
+    assert.equal(pod.securityContext.runAsUser, 10002);
+    assert.notEqual(pod.securityContext.runAsUser, hubPod.securityContext.runAsUser);
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(pod.securityContext.seccompProfile?.type, 'RuntimeDefault');
+    assert.equal(pod.automountServiceAccountToken, false);
+    const [c] = pod.containers;
+    assert.equal(c?.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(c?.securityContext.allowPrivilegeEscalation, false);
+    assert.equal(c?.env, undefined, 'no environment (no credentials)');
+    assert.equal(c?.args?.[0], 'renderer');
+    assert.ok(pod.volumes.find((v) => v.name === 'tmp')?.emptyDir, '/tmp is an emptyDir');
+    // The only Secret is its TLS material, and never the hub's client key.
+    const secrets = pod.volumes.filter((v) => v.secret);
+    assert.deepEqual(
+      secrets.map((v) => v.secret?.items?.map((i) => i.key)),
+      [['ca.crt', 'renderer.crt', 'renderer.key']],
+    );
+    assert.ok(!pod.volumes.some((v) => v.persistentVolumeClaim || v.configMap));
+    // The renderer's pods are not the hub's, and the other way round.
+    const hubLabels = hub.spec.selector.matchLabels;
+    const podLabels = renderer.spec.template.metadata.labels;
+    assert.ok(
+      Object.entries(hubLabels).some(([k, v]) => podLabels[k] !== v),
+      "the hub's selector does not pick the renderer's pods",
+    );
+    // NetworkPolicy: no egress at all, ingress from hub pods on the render port only.
+    const np = objects.find((o) => o.kind === 'NetworkPolicy') as unknown as {
+      spec: {
+        podSelector: { matchLabels: Record<string, string> };
+        policyTypes: string[];
+        egress: unknown[];
+        ingress: {
+          from: { podSelector?: { matchLabels: Record<string, string> } }[];
+          ports: { port: number; protocol: string }[];
+        }[];
+      };
+    };
+    assert.deepEqual(np.spec.podSelector.matchLabels, renderer.spec.selector.matchLabels);
+    assert.deepEqual([...np.spec.policyTypes].sort(), ['Egress', 'Ingress']);
+    assert.deepEqual(np.spec.egress, []);
+    assert.equal(np.spec.ingress.length, 1);
+    assert.deepEqual(np.spec.ingress[0]?.from, [{ podSelector: { matchLabels: hubLabels } }]);
+    assert.deepEqual(np.spec.ingress[0]?.ports, [{ protocol: 'TCP', port: 7444 }]);
+    // The hub is configured to use it, with the client half of the TLS material.
+    const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as {
+      data: Record<string, string>;
+    };
+    const hubYaml = parse(cm.data['hub.yaml'] as string) as { render: Record<string, unknown> };
+    assert.equal(
+      hubYaml.render.sopsAgeKeyFile,
+      '/etc/flotilla/sops/keys.txt',
+      'sops stays in the hub',
+    );
+    delete hubYaml.render.sopsAgeKeyFile; // not mounted here
+    const cfg = compileHubConfig(hubYaml, 'hub.yaml', { defaultCacheDir: '/tmp' });
+    assert.deepEqual(cfg.render.remote, {
+      address: 'flotilla-hub-renderer.flotilla-system.svc:7444',
+      caFile: '/etc/flotilla/renderer-tls/ca.crt',
+      certFile: '/etc/flotilla/renderer-tls/hub.crt',
+      keyFile: '/etc/flotilla/renderer-tls/hub.key',
+      maxJobBytes: 128 * 1024 * 1024,
+    });
+    assert.deepEqual(
+      hubPod.volumes.find((v) => v.name === 'renderer-tls')?.secret?.items?.map((i) => i.key),
+      ['ca.crt', 'hub.crt', 'hub.key'],
+    );
+    // renderer.enabled=false: kustomize and helm in the hub, as before.
+    const off = parseManifests(
+      await helm([
+        'template',
+        'flotilla-hub',
+        CHART,
+        '--kube-version',
+        '1.35.4',
+        ...CHART_VALUES,
+        '--set',
+        'renderer.enabled=false',
+      ]),
+    );
+    assert.equal(off.filter((o) => o.kind === 'Deployment').length, 1);
+    assert.ok(!off.some((o) => o.kind === 'NetworkPolicy' || o.kind === 'Secret'));
+  },
+);
 
 const INSTALL = {
   cluster: 'edge-eu',

@@ -22,3 +22,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app.kubernetes.io/name: flotilla-hub
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/* Name of the renderer's Deployment, Service and NetworkPolicy. */}}
+{{- define "flotilla-hub.rendererName" -}}
+{{- printf "%s-renderer" (include "flotilla-hub.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels of the renderer's pods (never matched by the hub's selector). */}}
+{{- define "flotilla-hub.rendererSelector" -}}
+app.kubernetes.io/name: flotilla-renderer
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The Secret holding the renderer's TLS material (ca.crt, renderer.crt/key, hub.crt/key). */}}
+{{- define "flotilla-hub.rendererTlsSecret" -}}
+{{- .Values.renderer.tls.existingSecret | default (printf "%s-renderer-tls" (include "flotilla-hub.fullname" .)) -}}
+{{- end -}}

@@ -17,7 +17,7 @@ import { bundleYaml, clusterYaml, repo } from '../testing.js';
 import { ExecToolRunner } from '../tools.js';
 import { RemoteToolRunner, RendererUnavailableError, probeRenderer } from './client.js';
 import type { RemoteRendererSettings } from './client.js';
-import { compileRenderConfig } from '../render-config.js';
+import { checkRemoteFiles, compileRenderConfig } from '../render-config.js';
 import { startRenderServer } from './server.js';
 import type { RunningRenderServer } from './server.js';
 
@@ -207,11 +207,13 @@ describe('remote renderer', () => {
   test('render-remote-config-is-checked-and-names-the-field', () => {
     const cfg = (remote: unknown) => compileRenderConfig({ render: { remote } }, 'hub.yaml');
     assert.throws(() => cfg({ address: 'nope' }), /render\.remote\.address: must be host:port/);
-    assert.throws(
-      () =>
-        cfg({ address: 'r:7444', caFile: join(dir, 'missing.crt'), certFile: 'x', keyFile: 'y' }),
-      /render\.remote\.caFile: cannot read/,
-    );
+    const missing = cfg({
+      address: 'r:7444',
+      caFile: join(dir, 'missing.crt'),
+      certFile: settings.certFile,
+      keyFile: settings.keyFile,
+    }).remote;
+    assert.throws(() => checkRemoteFiles(missing!), /render\.remote\.caFile: cannot read/);
     assert.throws(
       () => cfg({ address: 'r:7444', bogus: 1 }),
       /render\.remote\.bogus: unknown field/,
