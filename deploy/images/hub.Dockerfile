@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # The hub image: `flotilla` (hub, CLI) on Node.js 24, non-root, read-only root filesystem,
 # with the pinned kustomize, helm and sops the renderer runs for Kustomize and Helm bundles
-# and SOPS-encrypted files.
+# and SOPS-encrypted files. The same image runs the renderer (`flotilla renderer`, uid 10002 in the chart).
 # Build from the repository root:  docker build -f deploy/images/hub.Dockerfile -t flotilla-hub .
 
 ARG NODE_IMAGE=node:24-bookworm-slim

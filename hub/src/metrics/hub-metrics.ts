@@ -15,7 +15,7 @@
 //   flotilla_rollout_decision_seconds             one decision tick over rollout bundles (histogram)
 //   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
 //   flotilla_render_sandbox{level}                1 for the sandbox kustomize/helm/sops run in (user|network|none)
-//   flotilla_hub_degraded{reason,source}          1 while a dependency fails and the hub serves without it (git|rendering|nats)
+//   flotilla_hub_degraded{reason,source}          1 while a dependency fails and the hub serves without it (git|rendering|nats|renderer)
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import type { Ack__Output } from '@flotilla/proto';
 import type { HelloSummary, SessionObserver } from '../stream/types.js';
@@ -100,7 +100,7 @@ export class HubMetrics {
     r.add(
       new Gauge(
         'flotilla_hub_degraded',
-        'What the hub serves without: 1 per failing dependency (reason git or rendering with the source, or nats); nats is always present.',
+        'What the hub serves without: 1 per failing dependency (reason git or rendering with the source, nats, or renderer); nats is always present.',
         () => {
           const list = this.degraded?.() ?? [];
           const out: [Record<string, string>, number][] = list.map((d) => [
