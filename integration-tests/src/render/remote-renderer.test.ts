@@ -63,6 +63,7 @@ let rendererStarts = 0;
 let address = '';
 let tls = '';
 let hostile = '';
+let helmBin = '';
 let caKeyFile = '';
 let seedFile = '';
 const requests: string[] = [];
@@ -93,6 +94,8 @@ async function startRenderer(sandbox: 'none' | 'network'): Promise<void> {
       join(tls, 'ca.crt'),
       '--kustomize',
       hostile,
+      '--helm',
+      helmBin,
       '--sandbox',
       sandbox,
     ],
@@ -134,6 +137,9 @@ before(async () => {
   const kustomize = join(bin, 'kustomize');
   await copyFile(binaryPaths().kustomize, kustomize);
   await chmod(kustomize, 0o755);
+  helmBin = join(bin, 'helm');
+  await copyFile(binaryPaths().helm, helmBin);
+  await chmod(helmBin, 0o755);
   address = `127.0.0.1:${await freePort()}`;
   fleet = await startFleet({
     clusters: [CLUSTER],
@@ -142,6 +148,14 @@ before(async () => {
       'bundles/app/bundle.yaml': bundle('app', '{ kustomize: { path: k } }'),
       'bundles/app/k/kustomization.yaml': 'resources: [cm.yaml]\n',
       'bundles/app/k/cm.yaml': cm('built', 'one'),
+      // A chart kept in the repo, with values: helm runs on the renderer too.
+      'bundles/web/bundle.yaml': bundle(
+        'web',
+        '{ helm: { chart: chart, releaseName: web, values: { greeting: hello-from-helm } } }',
+      ),
+      'bundles/web/chart/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
+      'bundles/web/chart/templates/cm.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\ndata:\n  value: {{ .Values.greeting | quote }}\n',
       'bundles/plain/bundle.yaml': bundle('plain', '{ path: m }'),
       'bundles/plain/m/cm.yaml': cm('plain', 'one'),
     },
@@ -199,12 +213,13 @@ async function hubDegraded(): Promise<{ reason: string; message: string }[]> {
 }
 
 test(
-  'a-kustomize-bundle-renders-on-the-renderer-and-the-renderer-user-cannot-read-the-hubs-keys',
+  'kustomize-and-helm-bundles-render-on-the-renderer-and-its-user-cannot-read-the-hubs-keys',
   { skip, timeout: 300_000 },
   async () => {
     const f = fleet!;
     await f.waitForRevision(f.firstCommit, 120_000);
     assert.deepEqual(await data('built'), { value: 'one' }, 'built by kustomize on the renderer');
+    assert.deepEqual(await data('web-greeting'), { value: 'hello-from-helm' }, 'and helm');
     const stolen = Buffer.from((await data('stolen'))?.b64 ?? '', 'base64').toString('utf8');
     const caKey = await readFile(caKeyFile, 'utf8');
     const seed = (await readFile(seedFile, 'utf8')).trim();
