@@ -265,7 +265,11 @@ test(
     assert.equal(single.spec.replicas, 1);
     assert.equal(single.spec.strategy.type, 'Recreate');
     assert.equal(single.spec.template.spec.containers[0]?.env, undefined);
-    assert.equal(one.filter((o) => o.kind === 'Service').length, 1, 'no peers Service');
+    assert.equal(
+      one.filter((o) => o.kind === 'Service' && !o.metadata?.name?.endsWith('-renderer')).length,
+      1,
+      'no peers Service',
+    );
     // It makes its own CA and keeps its records on a ReadWriteOnce volume.
     const pvc = one.find((o) => o.kind === 'PersistentVolumeClaim') as unknown as {
       spec: { accessModes: string[] };
