@@ -279,6 +279,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       // Persist, then ack: an event is acked only once the status holding it is in KV.
       ackAfterSave: true,
       onBacklog: () => void this.persistence.flush(),
+      // A replica acks what it folds without the lease, unsaved: after a restart it folds
+      // again from where the restored status (the lease holder's save) ends.
+      resumeAfter: () => this.persistence.eventsSeq,
     });
     this.sessionEvents = new SessionEventPublisher({
       publish: jetStreamPublish(() => this.nats.connection()),

@@ -91,6 +91,8 @@ export const SAVE_AFTER_EVENTS = 20_000;
 
 /** A point in the stream: commit() acks every event folded before checkpoint() was taken. */
 export interface EventsCheckpoint {
+  /** Stream sequence of the newest event folded by then (0: none yet): every event up to it is folded. */
+  readonly seq: number;
   commit(): void;
 }
 
@@ -129,6 +131,15 @@ export interface EventsConsumerOptions {
    * events are never asked. Default: every event is admitted.
    */
   admit?: (cluster: string, storedAtMs: number) => boolean;
+  /**
+   * Asked once, when the consumer first starts: the stream sequence up to which the
+   * restored status holds every event (undefined: unknown). When that is before the
+   * durable's ack floor, the consumer resumes right after it, so no event is acked and
+   * missing from the status: a hub replica that does not hold the lease acks what it
+   * folded without saving it, and the status it restores after a restart is the one the
+   * lease holder saved, which may be behind.
+   */
+  resumeAfter?: () => number | undefined;
 }
 
 /** Counters of what the consumer did, for tests, metrics and readiness. */
@@ -237,12 +248,16 @@ function consumerConfig(
 // received but never acked would only come back after ack_wait: the consumer is made
 // again from its ack floor so they are redelivered at once. Each hub has its own
 // durable (STATUS_CONSUMER-<hubId>), so nobody else holds those deliveries.
+// With resumeAfter (fresh only), events after that sequence are delivered again even
+// when acked: the restored status does not hold them. Returns the sequence delivery
+// resumes after (0: from the stream's start).
 async function ensureConsumer(
   jsm: JetStreamManager,
   durable: string,
   fresh: boolean,
   inactiveMs?: number,
-): Promise<void> {
+  resumeAfter?: number,
+): Promise<number> {
   let info: ConsumerInfo;
   try {
     info = await jsm.consumers.info(EVENTS_STREAM, durable);
@@ -250,24 +265,27 @@ async function ensureConsumer(
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound)
       throw err;
     await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable, undefined, inactiveMs));
-    return;
+    return 0;
   }
   const outdated =
     info.config.max_ack_pending !== MAX_ACK_PENDING ||
     info.config.ack_wait !== nanos(EVENTS_ACK_WAIT_MS);
-  if (fresh && info.num_ack_pending > 0) {
+  const floor = info.ack_floor.stream_seq;
+  const behind = resumeAfter !== undefined && resumeAfter < floor;
+  if (fresh && (info.num_ack_pending > 0 || behind)) {
+    const after = Math.min(floor, resumeAfter ?? floor);
     await jsm.consumers.delete(EVENTS_STREAM, durable);
-    await jsm.consumers.add(
-      EVENTS_STREAM,
-      consumerConfig(durable, info.ack_floor.stream_seq + 1, inactiveMs),
-    );
-  } else if (outdated) {
+    await jsm.consumers.add(EVENTS_STREAM, consumerConfig(durable, after + 1, inactiveMs));
+    return after;
+  }
+  if (outdated) {
     // Made by an older hub: JetStream refuses to create it again with another configuration.
     await jsm.consumers.update(EVENTS_STREAM, durable, {
       max_ack_pending: MAX_ACK_PENDING,
       ack_wait: nanos(EVENTS_ACK_WAIT_MS),
     });
   }
+  return floor;
 }
 
 // Waiting for NATS must end when the consumer stops, even if NATS never comes.
@@ -308,6 +326,8 @@ export class EventsConsumer {
   // Events handled since start, and how many of them a committed checkpoint covers.
   private handled = 0;
   private committed = 0;
+  // Stream sequence of the newest event handled.
+  private newestSeq = 0;
 
   constructor(private readonly opts: EventsConsumerOptions) {}
 
@@ -335,7 +355,15 @@ export class EventsConsumer {
         const nc = await untilAborted(this.opts.connection(), this.abort.signal);
         await ensureEventsStream(nc, this.opts.replicas);
         const jsm = await jetstreamManager(nc);
-        await ensureConsumer(jsm, durable, first, this.opts.inactiveThresholdMs);
+        const after = await ensureConsumer(
+          jsm,
+          durable,
+          first,
+          this.opts.inactiveThresholdMs,
+          first ? this.opts.resumeAfter?.() : undefined,
+        );
+        // What the status held before the first event: every event up to there.
+        if (first) this.newestSeq = Math.max(this.newestSeq, after);
         first = false;
         const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, durable);
         // Bounded in bytes: the client then asks for at most 100 messages a pull.
@@ -372,6 +400,7 @@ export class EventsConsumer {
     const m = this.unacked;
     const handled = this.handled;
     return {
+      seq: this.newestSeq,
       commit: () => {
         if (!m || handled <= this.committed) return;
         // AckPolicy.All: this one ack covers every earlier event as well.
@@ -385,6 +414,7 @@ export class EventsConsumer {
   private ackLater(m: JsMsg): void {
     // A redelivery can be older than what we hold: keep the newest, its ack covers both.
     if (!this.unacked || m.seq >= this.unacked.seq) this.unacked = m;
+    this.newestSeq = Math.max(this.newestSeq, m.seq);
     this.handled++;
     if (this.opts.ackAfterSave) {
       if ((this.handled - this.committed) % SAVE_AFTER_EVENTS === 0) this.opts.onBacklog?.();

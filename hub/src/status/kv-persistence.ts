@@ -8,6 +8,10 @@
 // on its cluster (degraded, with the reason) and retried, and the acks go on: one
 // cluster's record must never hold back the events of the whole fleet. Only a flush
 // where every write failed (NATS itself in trouble) leaves the events unacked.
+// After each save the writer also records the stream sequence the bucket now holds every
+// event up to (EVENTS_SEQ_KEY): hub replicas that do not hold the lease ack what they fold
+// without saving it, so a replica restarting from the bucket resumes its consumer from
+// there, not from its own ack floor, which may be ahead of what the bucket holds.
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@flotilla/common';
@@ -18,6 +22,11 @@ import { openKv } from './jetstream-replicas.js';
 
 /** KV bucket holding one ClusterRecord (JSON) per cluster. */
 export const STATUS_BUCKET = 'flotilla-status';
+/**
+ * Key of the bucket's events position (not a cluster: names are DNS labels, no "_"):
+ * JSON { seq }, every event up to seq is in the saved records.
+ */
+export const EVENTS_SEQ_KEY = '_events-seq';
 /** How often changed records are written (1 s). */
 export const STATUS_FLUSH_INTERVAL_MS = 1_000;
 
@@ -49,9 +58,10 @@ export interface KvStatusPersistenceOptions {
   flushIntervalMs?: number;
   /**
    * Taken together with the changed records; committed once they are written
-   * (EventsConsumer.checkpoint: acks the events folded into them).
+   * (EventsConsumer.checkpoint: acks the events folded into them). Its seq is saved as
+   * the bucket's events position.
    */
-  checkpoint?: () => { commit(): void };
+  checkpoint?: () => { readonly seq?: number; commit(): void };
   /** Replicas of the bucket when created (default 1; hub.yaml nats.replicas). */
   replicas?: number;
   /**
@@ -76,6 +86,9 @@ export class KvStatusPersistence {
   private flushing: Promise<void> | undefined;
   // The server's max_payload (0 until connected).
   private maxPayload = 0;
+  private restoredSeq: number | undefined;
+  // The events position last written (undefined: none since start).
+  private savedSeq: number | undefined;
 
   constructor(private readonly opts: KvStatusPersistenceOptions) {}
 
@@ -87,7 +100,16 @@ export class KvStatusPersistence {
     return this.kv;
   }
 
-  /** Reads every record into the model; returns how many. */
+  /**
+   * The stream sequence the restored records hold every event up to, as their writer
+   * saved it (0 for an empty bucket); undefined before restore() or when records were
+   * saved without it (by an older hub).
+   */
+  get eventsSeq(): number | undefined {
+    return this.restoredSeq;
+  }
+
+  /** Reads every record into the model (and the events position); returns how many. */
   async restore(): Promise<number> {
     const kv = await this.bucket();
     const records: ClusterRecord[] = [];
@@ -95,11 +117,19 @@ export class KvStatusPersistence {
       const entry = await kv.get(key);
       if (!entry || entry.operation !== 'PUT') continue;
       try {
+        if (key === EVENTS_SEQ_KEY) {
+          const seq = entry.json<{ seq?: unknown }>().seq;
+          if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0)
+            this.restoredSeq = seq;
+          continue;
+        }
         records.push(entry.json<ClusterRecord>());
       } catch (err) {
         this.opts.logger.warn({ key, err: errorMessage(err) }, 'unreadable status record skipped');
       }
     }
+    // An empty bucket holds no event: a replica that acked events nobody saved folds them again.
+    if (this.restoredSeq === undefined && records.length === 0) this.restoredSeq = 0;
     this.opts.status.restore(records);
     return records.length;
   }
@@ -177,7 +207,7 @@ export class KvStatusPersistence {
       puts.push(put(writes[i] as { name: string; json: string | undefined }));
     }
     await Promise.all(puts);
-    if (failed.length === 0) return checkpoint?.commit();
+    if (failed.length === 0) return this.commit(kv, checkpoint);
     this.opts.status.markDirty(failed.map((f) => f.name));
     if (failed.length === writes.length && writes.some((w) => w.json !== undefined)) {
       // Nothing could be written: NATS is in trouble, not a record. Acks wait.
@@ -198,7 +228,28 @@ export class KvStatusPersistence {
       },
       'some status records could not be saved; their clusters are marked degraded',
     );
-    checkpoint?.commit();
+    await this.commit(kv, checkpoint);
+  }
+
+  // Acks the saved events and records the position the bucket holds them up to. The
+  // position is written after the records, so it never claims more than they hold; a
+  // failed write leaves an older one, which only makes a restart fold a few events again.
+  private async commit(
+    kv: KV,
+    checkpoint: { readonly seq?: number; commit(): void } | undefined,
+  ): Promise<void> {
+    if (!checkpoint) return;
+    checkpoint.commit();
+    if (checkpoint.seq === undefined || checkpoint.seq === this.savedSeq) return;
+    try {
+      await kv.put(EVENTS_SEQ_KEY, JSON.stringify({ seq: checkpoint.seq }));
+      this.savedSeq = checkpoint.seq;
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: errorMessage(err) },
+        'saving the status events position failed, will retry',
+      );
+    }
   }
 
   // Budget of one record: the configured one, and never above half of what the server
