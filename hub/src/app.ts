@@ -259,6 +259,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.metrics = new HubMetrics(this.status);
     this.status.onCut((cluster, what) => this.metrics.inputCut(cluster, what));
     this.metrics.degradedFrom(() => this.degraded());
+    this.metrics.historyFrom(() => ({ entries: this.history.size, bytes: this.history.bytesOf() }));
     const rate = new ClusterEventRate({
       onLimited: (cluster) => this.status.noteCut(cluster, 'events.rate', rate.describe()),
     });

@@ -79,3 +79,16 @@ test('the-render-sandbox-level-is-one-series-set-to-1', () => {
   assert.match(text, /\nflotilla_render_sandbox\{level="user"\} 0\n/);
   assert.match(text, /\nflotilla_render_sandbox\{level="none"\} 0\n/);
 });
+
+test('memory-is-split-into-heap-and-history-so-growth-can-be-attributed', () => {
+  const m = new HubMetrics({ list: () => [] }, () => NOW);
+  assert.doesNotMatch(m.render(), /\nflotilla_history_entries /, 'no history wired: no series');
+  m.historyFrom(() => ({ entries: 1_234, bytes: 567_890 }));
+  const text = m.render();
+  const value = (name: string) => Number(new RegExp(`\\n${name} (\\d+)\\n`).exec(text)?.[1]);
+  assert.ok(value('process_resident_memory_bytes') > 0);
+  assert.ok(value('nodejs_heap_size_used_bytes') > 0);
+  assert.ok(value('nodejs_heap_size_used_bytes') <= value('nodejs_heap_size_total_bytes'));
+  assert.equal(value('flotilla_history_entries'), 1_234);
+  assert.equal(value('flotilla_history_bytes'), 567_890);
+});

@@ -60,6 +60,7 @@ export class HubMetrics {
   private readonly stageDuration: Histogram;
   private readonly decision: Histogram;
   private degraded: (() => { reason: string; source?: string | undefined }[]) | undefined;
+  private history: (() => { entries: number; bytes: number }) | undefined;
   /** When each running stage started ("<rollout>/<stage>" → ms), for its duration. */
   private readonly stageStarts = new Map<string, number>();
   private readonly cuts: Counter;
@@ -111,6 +112,34 @@ export class HubMetrics {
             out.push([{ reason: 'nats' }, 0]);
           return out;
         },
+      ),
+    );
+    // The process's memory, so growth can be told apart: V8's heap (where the status and
+    // history live) from the rest of the RSS (buffers, code, the allocator's slack).
+    const memory: [string, string, (m: NodeJS.MemoryUsage) => number][] = [
+      ['process_resident_memory_bytes', 'Resident set size of the hub process.', (m) => m.rss],
+      ['nodejs_heap_size_used_bytes', 'V8 heap in use.', (m) => m.heapUsed],
+      ['nodejs_heap_size_total_bytes', 'V8 heap reserved.', (m) => m.heapTotal],
+      [
+        'nodejs_external_memory_bytes',
+        'Memory of C++ objects bound to JavaScript ones (buffers).',
+        (m) => m.external,
+      ],
+    ];
+    for (const [name, help, pick] of memory)
+      r.add(new Gauge(name, help, () => [[{}, pick(process.memoryUsage())]]));
+    r.add(
+      new Gauge(
+        'flotilla_history_entries',
+        'Entries the history holds (bounded by retention, count and bytes).',
+        () => (this.history ? [[{}, this.history().entries]] : []),
+      ),
+    );
+    r.add(
+      new Gauge(
+        'flotilla_history_bytes',
+        "Estimated bytes of the history's entries (bounded by history's byte caps).",
+        () => (this.history ? [[{}, this.history().bytes]] : []),
       ),
     );
     r.add(
@@ -264,6 +293,11 @@ export class HubMetrics {
   /** Where flotilla_hub_degraded reads what is degraded (the hub's readiness). */
   degradedFrom(list: () => { reason: string; source?: string | undefined }[]): void {
     this.degraded = list;
+  }
+
+  /** Where the history gauges read from (none until set). */
+  historyFrom(read: () => { entries: number; bytes: number }): void {
+    this.history = read;
   }
 
   render(): string {
