@@ -24,6 +24,8 @@ export interface TestNatsNode {
   monitorUrl: string;
   /** True while its process runs. */
   readonly running: boolean;
+  /** Its process id while it runs (for RSS figures). */
+  readonly pid: number | undefined;
   /** Stops the node: SIGTERM (a clean shutdown), or SIGKILL with kill; ports and store stay. */
   stop(options?: { kill?: boolean }): Promise<void>;
   /** Starts it again on the same ports and store (no-op while running). */
@@ -114,6 +116,9 @@ export async function startNatsCluster(
       monitorUrl: `http://127.0.0.1:${p.monitor}`,
       get running() {
         return proc?.isRunning() ?? false;
+      },
+      get pid() {
+        return proc?.isRunning() ? proc.pid : undefined;
       },
       async start() {
         if (proc?.isRunning()) return;

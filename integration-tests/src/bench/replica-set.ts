@@ -47,6 +47,8 @@ export interface ReplicaSetOptions {
   hubId?: string;
   /** Git poll interval of every replica (default "2s"). */
   pollInterval?: string;
+  /** history.retention of every replica (default: the hub's). */
+  historyRetention?: string;
 }
 
 /** The running replicas and their servers. */
@@ -118,6 +120,7 @@ export async function startReplicaSet(o: ReplicaSetOptions): Promise<ReplicaSet>
           `auth:\n  tokenFile: ${tokenFile}`,
           `hubId: ${hubId}`,
           `cacheDir: ${join(work, `cache-${name}`)}`,
+          ...(o.historyRetention ? [`history:\n  retention: ${o.historyRetention}`] : []),
           '',
         ].join('\n'),
       );
@@ -185,5 +188,19 @@ export async function storedAgentEvents(jsm: JetStreamManager): Promise<Record<s
     const kind = subject.slice(subject.lastIndexOf('.') + 1);
     out[kind] = (out[kind] ?? 0) + n;
   }
+  return out;
+}
+
+/** Agent events of one kind in the events stream, per cluster (from the stream's subject counts). */
+export async function storedPerCluster(
+  jsm: JetStreamManager,
+  kind: string,
+): Promise<Map<string, number>> {
+  const info = await jsm.streams.info(EVENTS_STREAM, {
+    subjects_filter: `flotilla.events.*.${kind}`,
+  });
+  const out = new Map<string, number>();
+  for (const [subject, n] of Object.entries(info.state.subjects ?? {}))
+    out.set(subject.split('.')[2] ?? subject, n);
   return out;
 }

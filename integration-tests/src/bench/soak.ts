@@ -12,12 +12,19 @@
 //     folded, per replica = its durable status consumer acknowledged every stored event
 //       (nothing pending, nothing awaiting ack), and the drift-detected events its status
 //       counts (sum of driftEvents over every deployment) equal those published;
-//   - RSS of each hub process sampled every 10 s; per process that lived long enough, the
-//     growth from the minute after its warm-up to its last minute (target ≤ 10 %).
+//     When a replica's count differs, the clusters whose count differs are listed (stored
+//     per cluster, from the stream's subject counts, vs counted in that replica's status);
+//   - memory sampled every 10 s, per process kind: hub replicas (RSS, V8 heap in use and the
+//     history's entries and estimated bytes, from /metrics), NATS nodes (RSS) and simulator
+//     workers (RSS). Per process that lived long enough, the growth from the minute after its
+//     warm-up to its last minute; the target (≤ 10 %) is the hub replicas' RSS.
 // Run (after `npx turbo run build`):
 //   node integration-tests/dist/bench/soak.js [--clusters 1000] [--minutes 30]
 //        [--kill-every 3m] [--down 5s] [--hubs 3] [--processes 2] [--churn 0.5]
-//        [--drift 0.5] [--warmup 2m] [--seed 1] [--log-dir DIR]
+//        [--drift 0.5] [--warmup 2m] [--history-retention D] [--seed 1] [--log-dir DIR]
+// --history-retention sets the replicas' history.retention (default the hub's, 7 d): the
+// in-memory history grows with the stream until its retention or its caps (250,000 entries,
+// 256 MiB), so a retention shorter than the warm-up makes RSS growth after it measure leaks.
 import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +35,7 @@ import { nowMs } from '../sim/sim-agent.js';
 import { seededRng } from '../sim/random.js';
 import { Simulator } from '../sim/simulator.js';
 import { loadAverage, median, rssOf } from './proc-stats.js';
-import { startReplicaSet, storedAgentEvents } from './replica-set.js';
+import { startReplicaSet, storedAgentEvents, storedPerCluster } from './replica-set.js';
 import type { Replica, ReplicaSet } from './replica-set.js';
 
 const { values: args } = parseArgs({
@@ -42,6 +49,7 @@ const { values: args } = parseArgs({
     churn: { type: 'string', default: '0.5' },
     drift: { type: 'string', default: '0.5' },
     warmup: { type: 'string', default: '2m' },
+    'history-retention': { type: 'string' },
     seed: { type: 'string', default: '1' },
     'log-dir': { type: 'string' },
   },
@@ -77,12 +85,21 @@ interface KillFigures {
   statusMs: number;
 }
 
+/** What a sampled process is: a hub replica, a NATS node or a simulator worker. */
+type ProcKind = 'hub' | 'nats' | 'sim';
+
 interface RssSample {
   at: number;
-  replica: string;
+  kind: ProcKind;
+  /** Replica, node or worker name. */
+  name: string;
   /** The process (a replica started again is a new one). */
   pid: number;
   rss: number;
+  /** Hub replicas only, from /metrics: V8 heap in use, history entries and estimated bytes. */
+  heapUsed?: number;
+  historyEntries?: number;
+  historyBytes?: number;
 }
 
 /** Agents as the simulator's records show them, incrementally: connected, or away by their own churn. */
@@ -191,19 +208,33 @@ async function killOnce(
 }
 
 interface Incarnation {
-  replica: string;
+  kind: ProcKind;
+  name: string;
   start: number;
   samples: RssSample[];
 }
 
-/** RSS growth of each process that lived at least warm-up + 2 minutes: median of its last minute over the minute after warm-up. */
-function rssGrowth(
-  samples: RssSample[],
-): (Incarnation & { warm: number; last: number; growth: number })[] {
+/** One figure of a process: median of the minute after its warm-up, of its last minute, growth. */
+interface Growth {
+  warm: number;
+  last: number;
+  growth: number;
+}
+
+/**
+ * Memory growth of each process that lived at least warm-up + 2 minutes: median of its last
+ * minute over the minute after warm-up, for RSS and (hubs) heap in use and history size.
+ */
+function memoryGrowth(samples: RssSample[]): (Incarnation & {
+  rss: Growth;
+  heap?: Growth;
+  historyBytes?: Growth;
+  historyEntries?: Growth;
+})[] {
   const byProc = new Map<number, Incarnation>();
   // A process's start is its first sample (sampled every 10 s from its start).
   for (const s of samples) {
-    const inc = byProc.get(s.pid) ?? { replica: s.replica, start: s.at, samples: [] };
+    const inc = byProc.get(s.pid) ?? { kind: s.kind, name: s.name, start: s.at, samples: [] };
     inc.samples.push(s);
     byProc.set(s.pid, inc);
   }
@@ -211,14 +242,72 @@ function rssGrowth(
   for (const inc of byProc.values()) {
     const end = inc.samples[inc.samples.length - 1]!.at;
     if (end - inc.start < WARMUP_MS + 120_000) continue;
-    const warm = median(
-      inc.samples
-        .filter((s) => s.at >= inc.start + WARMUP_MS && s.at < inc.start + WARMUP_MS + 60_000)
-        .map((s) => s.rss),
+    const warmSamples = inc.samples.filter(
+      (s) => s.at >= inc.start + WARMUP_MS && s.at < inc.start + WARMUP_MS + 60_000,
     );
-    const last = median(inc.samples.filter((s) => s.at > end - 60_000).map((s) => s.rss));
-    out.push({ ...inc, warm, last, growth: last / warm - 1 });
+    const lastSamples = inc.samples.filter((s) => s.at > end - 60_000);
+    const growthOf = (pick: (s: RssSample) => number | undefined): Growth | undefined => {
+      const values = (list: RssSample[]): number[] =>
+        list.map(pick).filter((v): v is number => v !== undefined);
+      const [w, l] = [values(warmSamples), values(lastSamples)];
+      if (w.length === 0 || l.length === 0) return undefined;
+      const [warm, last] = [median(w), median(l)];
+      return { warm, last, growth: last / warm - 1 };
+    };
+    const rss = growthOf((s) => s.rss);
+    if (!rss) continue;
+    const heap = growthOf((s) => s.heapUsed);
+    const historyBytes = growthOf((s) => s.historyBytes);
+    const historyEntries = growthOf((s) => s.historyEntries);
+    out.push({
+      ...inc,
+      rss,
+      ...(heap ? { heap } : {}),
+      ...(historyBytes ? { historyBytes } : {}),
+      ...(historyEntries ? { historyEntries } : {}),
+    });
   }
+  return out;
+}
+
+/** A hub replica's memory figures from its /metrics (undefined when it does not answer). */
+async function hubMemory(
+  r: Replica,
+): Promise<{ heapUsed: number; historyEntries: number; historyBytes: number } | undefined> {
+  const res = await fetch(`${r.httpUrl}/metrics`, { signal: AbortSignal.timeout(5_000) }).catch(
+    () => undefined,
+  );
+  if (!res?.ok) return undefined;
+  const text = await res.text();
+  const value = (name: string): number =>
+    Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    heapUsed: value('nodejs_heap_size_used_bytes'),
+    historyEntries: value('flotilla_history_entries'),
+    historyBytes: value('flotilla_history_bytes'),
+  };
+}
+
+/** Samples every hub replica, NATS node and simulator worker once. */
+async function sampleMemory(set: ReplicaSet, sim: Simulator | undefined): Promise<RssSample[]> {
+  const at = nowMs();
+  const out: RssSample[] = [];
+  const add = (kind: ProcKind, name: string, pid: number | undefined): RssSample | undefined => {
+    const rss = pid === undefined ? 0 : rssOf(pid);
+    if (pid === undefined || rss === 0) return undefined;
+    const s: RssSample = { at, kind, name, pid, rss };
+    out.push(s);
+    return s;
+  };
+  await Promise.all(
+    set.replicas.map(async (r) => {
+      const s = add('hub', r.name, r.proc?.pid);
+      const m = s ? await hubMemory(r) : undefined;
+      if (s && m) Object.assign(s, m);
+    }),
+  );
+  set.nats.nodes.forEach((n) => add('nats', n.name, n.pid));
+  (sim?.pids ?? []).forEach((pid, i) => add('sim', `worker-${i + 1}`, pid));
   return out;
 }
 
@@ -232,15 +321,17 @@ async function main(): Promise<void> {
     repoFiles: simFleetFiles({ ...SHAPE, version: 1 }),
     logDir,
     replicas: Number(args.hubs),
+    ...(args['history-retention'] ? { historyRetention: args['history-retention'] } : {}),
   });
   let sim: Simulator | undefined;
   const rss: RssSample[] = [];
+  let sampling = false;
   const sampler = setInterval(() => {
-    for (const r of set.replicas) {
-      if (!r.proc) continue;
-      const bytes = rssOf(r.proc.pid);
-      if (bytes > 0) rss.push({ at: nowMs(), replica: r.name, pid: r.proc.pid, rss: bytes });
-    }
+    if (sampling) return;
+    sampling = true;
+    void sampleMemory(set, sim)
+      .then((list) => rss.push(...list))
+      .finally(() => (sampling = false));
   }, RSS_EVERY_MS);
   const loads: number[] = [load0];
   try {
@@ -310,8 +401,24 @@ async function main(): Promise<void> {
         drift,
       });
     }
+    // Where a count differs: per cluster, stored vs counted, to tell a lost event from a
+    // twice-counted one and a few clusters from many.
+    const differing = new Map<string, string[]>();
+    if (folded.some((f) => f.drift !== driftPublished)) {
+      const perCluster = await storedPerCluster(set.jsm, 'drift-detected');
+      for (const r of set.replicas) {
+        const counted = await driftPerCluster(r);
+        const lines: string[] = [];
+        for (const c of new Set([...perCluster.keys(), ...counted.keys()])) {
+          const [want, got] = [perCluster.get(c) ?? 0, counted.get(c) ?? 0];
+          if (want !== got) lines.push(`${c} ${got}/${want}`);
+        }
+        if (lines.length > 0) differing.set(r.name, lines);
+      }
+    }
 
-    const growth = rssGrowth(rss);
+    const growth = memoryGrowth(rss);
+    const hubGrowth = growth.filter((g) => g.kind === 'hub');
     console.log(
       `\nsummary: ${kills.length} kills in ${sec(nowMs() - t0)}; load average ${load0} at start, median ${median(loads)} during, ${loadAverage()} at the end`,
     );
@@ -329,20 +436,37 @@ async function main(): Promise<void> {
     console.log(
       `  simulator: published ${publishedTotal}, pending at stop ${final?.pending ?? NaN}, dropped ${final?.dropped ?? NaN}; CPU ${sec(final?.cpuMs ?? NaN)} (${sec(simMid.cpuMs)} before stopping)`,
     );
-    for (const f of folded)
+    for (const f of folded) {
       console.log(
         `  ${f.replica}: consumer pending ${f.pending}, awaiting ack ${f.ackPending}; drift-detected in status ${f.drift} of ${driftPublished} published`,
       );
-    console.log('  RSS per hub process (lived ≥ warm-up + 2 min): after warm-up → last minute');
-    for (const g of growth)
-      console.log(
-        `    ${g.replica} started at ${sec(g.start - t0)}: ${Math.round(g.warm / MiB)} MiB → ${Math.round(g.last / MiB)} MiB (${(g.growth * 100).toFixed(1)} %), ${g.samples.length} samples`,
-      );
+      const lines = differing.get(f.replica);
+      if (lines)
+        console.log(
+          `    ${lines.length} clusters differ (counted/stored): ${lines.slice(0, 12).join(', ')}${lines.length > 12 ? ', ...' : ''}`,
+        );
+    }
+    const mib = (g: Growth | undefined): string =>
+      g
+        ? `${(g.warm / MiB).toFixed(1)} → ${(g.last / MiB).toFixed(1)} MiB (${(g.growth * 100).toFixed(1)} %)`
+        : '—';
+    console.log(
+      '  memory per process (lived ≥ warm-up + 2 min): minute after warm-up → last minute',
+    );
+    for (const kind of ['hub', 'nats', 'sim'] as const)
+      for (const g of growth.filter((x) => x.kind === kind))
+        console.log(
+          `    ${kind.padEnd(4)} ${g.name.padEnd(18)} started at ${sec(g.start - t0).padEnd(8)} RSS ${mib(g.rss)}${
+            kind === 'hub'
+              ? `; heap used ${mib(g.heap)}; history ${Math.round(g.historyEntries?.warm ?? NaN)} → ${Math.round(g.historyEntries?.last ?? NaN)} entries, est. ${mib(g.historyBytes)}`
+              : ''
+          }`,
+        );
     const eventsOk =
       storedTotal === publishedTotal &&
       (final?.dropped ?? 1) === 0 &&
       folded.every((f) => f.pending === 0 && f.ackPending === 0 && f.drift === driftPublished);
-    const rssOk = growth.every((g) => g.growth <= RSS_GROWTH_TARGET);
+    const rssOk = hubGrowth.every((g) => g.rss.growth <= RSS_GROWTH_TARGET);
     const convergedOk = kills.every(
       (k) => Number.isFinite(k.agentsMs) && Number.isFinite(k.statusMs),
     );
@@ -353,9 +477,9 @@ async function main(): Promise<void> {
       `  events published = stored = folded by every replica: ${verdict(eventsOk)} (published ${publishedTotal}, stored ${storedTotal})`,
     );
     console.log(
-      growth.length === 0
-        ? '  RSS growth after warm-up ≤ 10 %: not measured (no hub process lived warm-up + 2 min)'
-        : `  RSS growth after warm-up ≤ 10 %: ${verdict(rssOk)} (worst ${(Math.max(...growth.map((g) => g.growth)) * 100).toFixed(1)} % over ${growth.length} processes)`,
+      hubGrowth.length === 0
+        ? '  hub RSS growth after warm-up ≤ 10 %: not measured (no hub process lived warm-up + 2 min)'
+        : `  hub RSS growth after warm-up ≤ 10 %: ${verdict(rssOk)} (worst ${(Math.max(...hubGrowth.map((g) => g.rss.growth)) * 100).toFixed(1)} % over ${hubGrowth.length} processes; history retention ${args['history-retention'] ?? "the hub's default"})`,
     );
     console.log(
       `  every kill converged (agents and status) before the next: ${verdict(convergedOk)} (agents median ${sec(median(kills.map((k) => k.agentsMs)))}, status median ${sec(median(kills.map((k) => k.statusMs)))})`,
@@ -371,12 +495,15 @@ async function main(): Promise<void> {
         published,
         stored,
         folded,
-        rss: growth.map((g) => ({
-          replica: g.replica,
-          warm: g.warm,
-          last: g.last,
-          growth: g.growth,
+        memory: growth.map((g) => ({
+          kind: g.kind,
+          name: g.name,
+          rss: g.rss,
+          heap: g.heap,
+          historyBytes: g.historyBytes,
+          historyEntries: g.historyEntries,
         })),
+        differing: Object.fromEntries(differing),
         load: { start: load0, median: median(loads), end: loadAverage() },
         verdict: { eventsOk, rssOk, convergedOk, takeoverOk },
       }),
@@ -394,6 +521,18 @@ async function driftCounted(r: Replica): Promise<number> {
   if (!res.ok) return NaN;
   const { deployments } = (await res.json()) as { deployments: { driftEvents: number }[] };
   return deployments.reduce((n, d) => n + d.driftEvents, 0);
+}
+
+/** Drift detections a replica's status counts, per cluster. */
+async function driftPerCluster(r: Replica): Promise<Map<string, number>> {
+  const res = await fetch(`${r.httpUrl}/api/v1/deployments`);
+  const out = new Map<string, number>();
+  if (!res.ok) return out;
+  const { deployments } = (await res.json()) as {
+    deployments: { cluster: string; driftEvents: number }[];
+  };
+  for (const d of deployments) out.set(d.cluster, (out.get(d.cluster) ?? 0) + d.driftEvents);
+  return out;
 }
 
 /** Polls check every second until true or timeoutMs passed (the figures are then reported as they are). */

@@ -302,6 +302,13 @@ export class Simulator {
     await this.askAll((id) => ({ t: 'burst', id, perAgent }));
   }
 
+  /** Process ids of the worker processes still running (for RSS figures). */
+  get pids(): number[] {
+    return this.workers.flatMap((w) =>
+      w.child.pid !== undefined && w.child.exitCode === null ? [w.child.pid] : [],
+    );
+  }
+
   /** Stops every agent (streams closed, events flushed briefly) and the workers; returns their final stats. */
   async stop(): Promise<SimStats | undefined> {
     if (this.stopped) return undefined;
