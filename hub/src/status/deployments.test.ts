@@ -82,6 +82,26 @@ test('a-redelivered-drift-event-is-counted-once', () => {
   assert.equal(seen.length, 1);
 });
 
+// The hub's estimate of an agent's clock moves with each session (a hello delayed by a
+// busy hub reads as an offset): a drift event folded again after it moved (redelivered, or
+// folded again by a restarted replica) must not look newer than itself.
+test('a-drift-event-folded-again-after-the-clock-estimate-moved-is-counted-once', () => {
+  const { status, clock } = model();
+  const hello = { cluster: 'edge-1', agentVersion: '', appliedDigest: '', appliedRevision: '' };
+  status.connected('edge-1', 's1', { ...hello, protocolVersion: 1, sentAtMs: clock.now });
+  const first = driftEvent('edge-1', 'app', at(2), { name: 'web' });
+  status.foldEvent('drift-detected', first);
+  status.foldEvent('drift-detected', driftEvent('edge-1', 'app', at(3), { name: 'api' }));
+  // A new session whose hello waited 5 s in a busy hub: the estimate is now 5 s.
+  status.connected('edge-1', 's2', { ...hello, protocolVersion: 1, sentAtMs: clock.now - 5_000 });
+  assert.equal(status.foldEvent('drift-detected', first), 'stale');
+  assert.equal(status.describe('edge-1')?.deployments[0]?.driftEvents, 2);
+  // The estimate moves back: a new detection a second after the last one still counts.
+  status.connected('edge-1', 's3', { ...hello, protocolVersion: 1, sentAtMs: clock.now });
+  status.foldEvent('drift-detected', driftEvent('edge-1', 'app', at(4), { name: 'api' }));
+  assert.equal(status.describe('edge-1')?.deployments[0]?.driftEvents, 3);
+});
+
 test('bundle-summaries-count-every-cluster-per-state', () => {
   const { status } = model();
   status.foldEvent(

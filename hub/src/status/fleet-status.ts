@@ -565,6 +565,9 @@ export class FleetStatus implements SessionObserver {
     const drift = readDrift(event.data, this.cutOf(event.flotillacluster));
     const rec = this.record(event.flotillacluster);
     const atMs = this.hubTimeOf(rec, event);
+    // Objects are ordered on the agent's own clock: the hub's estimate of its offset moves
+    // between sessions, and an event folded again after it moved must not look newer.
+    const agentMs = Date.parse(event.time);
     let changed = false;
     const detected = kind === 'drift-detected';
     let refused = 0;
@@ -577,11 +580,11 @@ export class FleetStatus implements SessionObserver {
       const objects = (f.objects ??= {});
       const keys = drift.objects.filter((o) => o.bundle === bundle).map(objectKeyOf);
       if (keys.length === 0) keys.push('*');
-      const fresh = keys.filter((k) => (objects[k]?.atMs ?? -1) < atMs);
+      const fresh = keys.filter((k) => (objects[k]?.atMs ?? -1) < agentMs);
       if (fresh.length === 0) continue;
-      for (const k of fresh) objects[k] = { atMs, drifted: detected };
+      for (const k of fresh) objects[k] = { atMs: agentMs, drifted: detected };
       if (!detected && keys[0] === '*')
-        for (const o of Object.values(objects)) if (o.atMs <= atMs) o.drifted = false;
+        for (const o of Object.values(objects)) if (o.atMs <= agentMs) o.drifted = false;
       pruneObjects(objects);
       if (detected) f.driftEvents++;
       f.drifted = Object.values(objects).filter((o) => o.drifted).length;

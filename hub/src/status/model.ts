@@ -88,7 +88,7 @@ export interface DegradedNote {
 export interface BundleFacts {
   /** Objects drifted now (set by drift-detected, cleared by drift-corrected or a clean apply). */
   drifted: number;
-  /** Those objects ("Kind/namespace/name") → time of the newest drift event about each, for ordering. */
+  /** Those objects ("Kind/namespace/name") → time of the newest drift event about each on the agent's clock, for ordering. */
   objects?: Record<string, { atMs: number; drifted: boolean }>;
   /** Drift events seen in total. */
   driftEvents: number;

@@ -87,8 +87,22 @@ export async function startNatsCluster(
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-nats-cluster-'));
   removeOnExit(dir);
   const ports: { client: number; monitor: number; route: number }[] = [];
+  // freePort() may hand out a port twice when the machine is short of them (a port freed
+  // is free again): every node's ports must differ.
+  const taken = new Set<number>();
+  const distinctPort = async (): Promise<number> => {
+    for (let i = 0; i < 100; i++) {
+      const port = await freePort();
+      if (!taken.has(port)) return (taken.add(port), port);
+    }
+    throw new Error('no free loopback port found for the NATS cluster after 100 tries');
+  };
   for (let i = 0; i < size; i++)
-    ports.push({ client: await freePort(), monitor: await freePort(), route: await freePort() });
+    ports.push({
+      client: await distinctPort(),
+      monitor: await distinctPort(),
+      route: await distinctPort(),
+    });
   const routes = ports.map((p) => `nats-route://127.0.0.1:${p.route}`);
   const nodes = ports.map((p, i) => {
     const name = `flotilla-test-n${i}`;
