@@ -8,6 +8,7 @@ import type { Logger } from '@flotilla/common';
 import { LogFields, errorMessage } from '@flotilla/common';
 import type { AgentMessage__Output, AgentStreamHandlers, HubMessage } from '@flotilla/proto';
 import { EncodingCache } from './chunks.js';
+import { HeartbeatWheel } from './heartbeats.js';
 import { Session } from './session.js';
 import type { SessionWire } from './session.js';
 import type { CapabilitiesSink, DesiredStateSource, SessionObserver } from './types.js';
@@ -77,6 +78,7 @@ export class AgentStreamService {
   private readonly generations = new Map<string, number>();
   private readonly warnedUnknown = new Set<string>();
   private readonly cache = new EncodingCache();
+  private readonly heartbeats: HeartbeatWheel;
   private readonly tokenDigest: Buffer | undefined;
   /** Certificate cluster of each session (mTLS mode), to close them on revocation. */
   private readonly peers = new Map<Session, string>();
@@ -91,6 +93,7 @@ export class AgentStreamService {
   constructor(private readonly opts: AgentStreamOptions) {
     this.tokenDigest = opts.token === undefined ? undefined : digestToken(opts.token);
     this.sliceSize = Math.max(1, opts.notifySlice ?? NOTIFY_SLICE);
+    this.heartbeats = new HeartbeatWheel({ intervalMs: opts.heartbeatIntervalMs });
     this.unsubscribe = opts.source.subscribe((clusters) => this.desiredChanged(clusters));
   }
 
@@ -147,6 +150,7 @@ export class AgentStreamService {
       cache: this.cache,
       logger: this.opts.logger,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      heartbeats: this.heartbeats,
       nextGeneration: (cluster) => this.nextGeneration(cluster),
       onActive: (s) => this.activate(s),
       onClosing: (s) => {
@@ -274,5 +278,6 @@ export class AgentStreamService {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     for (const s of [...this.live]) s.close('hub shutting down', GrpcStatus.UNAVAILABLE);
+    this.heartbeats.stop();
   }
 }

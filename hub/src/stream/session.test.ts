@@ -7,6 +7,7 @@ import { silentLogger } from '@flotilla/common';
 import type { AgentMessage__Output, Hello__Output, HubMessage } from '@flotilla/proto';
 import { EncodingCache } from './chunks.js';
 import { configMap, desiredState } from './fixtures.js';
+import { HeartbeatWheel, STALL_MIN_MS } from './heartbeats.js';
 import { Session } from './session.js';
 import type { SessionWire } from './session.js';
 import type { SessionObserver } from './types.js';
@@ -82,6 +83,7 @@ function harness(
     onClosing: () => {},
     logger: silentLogger(),
     heartbeatIntervalMs,
+    heartbeats: new HeartbeatWheel({ intervalMs: heartbeatIntervalMs, slots: 1 }),
   });
   return { wire, events, session, reports, hellos, cache };
 }
@@ -200,10 +202,29 @@ test('unknown-cluster-keeps-session-and-gets-state-when-it-appears', async () =>
 test('silent-agent-is-closed-after-three-heartbeat-intervals', async () => {
   const { wire, session, events } = harness(new Map(), 20);
   session.received(hello('c1'));
-  await delay(120);
+  // Bounded: on a busy machine the wheel's ticks may be late (and a late tick judges nothing).
+  for (let waited = 0; wire.ended === undefined && waited < 5_000; waited += 20) await delay(20);
   assert.ok(wire.kinds().includes('heartbeat'), 'idle hub sends heartbeats');
   assert.equal(typeof wire.ended === 'object' && wire.ended.code, GrpcStatus.DEADLINE_EXCEEDED);
   assert.match(events.at(-1) ?? '', /^disconnected c1 nothing received/);
+});
+
+test('agent-heartbeat-waiting-behind-a-hub-stall-does-not-close-the-session', async () => {
+  const intervalMs = 200;
+  const { wire, session, events } = harness(new Map(), intervalMs);
+  session.received(hello('c1'));
+  await delay(20);
+  // The hub's loop is held longer than three intervals; the agent's heartbeat sits in the
+  // socket meanwhile and is read after this turn's timers (a timer due after them).
+  const until = Date.now() + Math.max(4 * intervalMs, STALL_MIN_MS + 100);
+  while (Date.now() < until) {
+    /* held */
+  }
+  setTimeout(() => session.received({ kind: 'heartbeat', heartbeat: { sentAtMs: 1 } }), 1);
+  await delay(50);
+  assert.equal(wire.ended, undefined, `closed after a stall: ${events.join('; ')}`);
+  assert.equal(session.state, 'active');
+  session.close('test');
 });
 
 test('capabilities-in-hello-and-later-messages-go-to-the-sink-not-to-observers', async () => {

@@ -15,6 +15,7 @@ import type {
 } from '@flotilla/proto';
 import { PROTOCOL_VERSION } from '@flotilla/proto';
 import type { EncodingCache } from './chunks.js';
+import type { HeartbeatSubject, HeartbeatWheel } from './heartbeats.js';
 import { Outbox } from './outbox.js';
 import type {
   CapabilitiesSink,
@@ -61,6 +62,8 @@ export interface SessionContext {
   onClosing(session: Session): void;
   logger: Logger;
   heartbeatIntervalMs: number;
+  /** The one timer that ticks every session's heartbeat (see heartbeats.ts). */
+  heartbeats: HeartbeatWheel;
   /** Longest hold of the first state for a capabilities re-render (default durations.capabilitiesRenderWait). */
   renderWaitMs?: number;
   now?: () => number;
@@ -73,7 +76,7 @@ interface Sent {
 }
 
 /** One agent's stream: handshake, desired state delivery, acks and heartbeats. */
-export class Session {
+export class Session implements HeartbeatSubject {
   private stateValue: SessionState = 'awaiting-hello';
   private clusterName = '';
   private hello: HelloSummary | undefined;
@@ -82,7 +85,6 @@ export class Session {
   private sent: Sent | undefined;
   private lastReceived: number;
   private lastWritten: number;
-  private timer: NodeJS.Timeout | undefined;
   /** Set while the first state waits for the re-render the hello's capabilities cause. */
   private held: NodeJS.Timeout | undefined;
   /** While held: the capabilities version of this agent's report; a state rendered with an older one is not sent. */
@@ -99,8 +101,7 @@ export class Session {
     this.lastReceived = this.now();
     this.lastWritten = this.now();
     this.log = ctx.logger.child({ [LogFields.session]: id });
-    this.timer = setInterval(() => this.tick(), ctx.heartbeatIntervalMs);
-    this.timer.unref();
+    ctx.heartbeats.add(this);
   }
 
   /** Current lifecycle state. */
@@ -315,10 +316,14 @@ export class Session {
     );
   }
 
-  private tick(): void {
+  /**
+   * Called by the heartbeat wheel once per interval: a heartbeat when idle, and, when
+   * `judge` (the hub's loop was not just held), the end of a session silent for too long.
+   */
+  heartbeatTick(judge: boolean): void {
     const now = this.now();
     const interval = this.ctx.heartbeatIntervalMs;
-    if (now - this.lastReceived >= MISSED_HEARTBEATS_LIMIT * interval) {
+    if (judge && now - this.lastReceived >= MISSED_HEARTBEATS_LIMIT * interval) {
       const what = this.stateValue === 'awaiting-hello' ? 'no hello' : 'nothing received';
       this.close(`${what} for ${now - this.lastReceived} ms`, GrpcStatus.DEADLINE_EXCEEDED);
       return;
@@ -339,8 +344,7 @@ export class Session {
   close(reason: string, code?: GrpcStatus): void {
     const wasActive = this.stateValue === 'active';
     if (!this.transition('closing', reason)) return;
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.ctx.heartbeats.remove(this);
     clearTimeout(this.held);
     this.held = undefined;
     this.ctx.onClosing(this);
