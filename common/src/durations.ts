@@ -15,6 +15,13 @@ export const durations = {
   /** Agent: reconnect backoff, first and longest delay (0.5 s .. 30 s). */
   reconnectInitial: 500,
   reconnectMax: 30_000,
+  /**
+   * Agent: how long a dialled hub may take to welcome the hello before the agent dials
+   * again (2 min). A hub admitting a storm of thousands of agents welcomes late but does
+   * welcome; dialling again would only add to its queue. gRPC keepalive still notices a
+   * hub that is gone.
+   */
+  welcomeWait: 120_000,
   /** Agent: re-apply the last desired state this often, as a safety net for missed watches (5 min). */
   resyncInterval: 300_000,
   /** Agent: retry a failed apply after this delay, growing to 2 min. */

@@ -6,7 +6,7 @@ import { configMap, makeState } from '../testing/desired.js';
 import { ScriptedHub, sendState, until, within } from '../testing/scripted-hub.js';
 import type { ServerCall } from '../testing/scripted-hub.js';
 import { HubConnection } from './hub-connection.js';
-import type { HubHandler, ReceivedState } from './hub-connection.js';
+import type { HubConnectionOptions, HubHandler, ReceivedState } from './hub-connection.js';
 
 const state = makeState('east', 'rev1', [
   { name: 'web', objects: [configMap('web', 'a', { x: '1' })] },
@@ -29,7 +29,11 @@ describe('hub connection', () => {
 
   const CAPS = { kubeVersion: 'v1.35.4', apiVersions: ['apps/v1', 'apps/v1/Deployment', 'v1'] };
 
-  function connect(received: ReceivedState[], heartbeatMs = 10_000): HubConnection {
+  function connect(
+    received: ReceivedState[],
+    heartbeatMs = 10_000,
+    more: Partial<HubConnectionOptions> = {},
+  ): HubConnection {
     const handler: HubHandler = {
       appliedMark: () => ({ digest: 'sha256:old', revision: 'rev0' }),
       capabilities: () => CAPS,
@@ -49,6 +53,7 @@ describe('hub connection', () => {
         reconnectMaxMs: 50,
         heartbeatMs,
         logger: silentLogger(),
+        ...more,
       },
       handler,
     );
@@ -158,5 +163,52 @@ describe('hub connection', () => {
     // While connected the agent sends heartbeats at the hub's interval.
     assert.ok(hub.streams[1]?.received.some((m) => m.heartbeat));
     await conn.stop();
+  });
+
+  it('a-hub-that-welcomes-late-is-waited-for-not-dialled-again', async () => {
+    hub.streams = [];
+    // A hub admitting a storm: the welcome comes after several of the default intervals.
+    hub.onStream = (call) => {
+      const timer = setTimeout(
+        () =>
+          call.write({
+            welcome: { session: 'late', heartbeatIntervalMs: 10_000, protocolVersion: 1 },
+          }),
+        600,
+      );
+      call.on('close', () => clearTimeout(timer));
+    };
+    const conn = connect([], 100);
+    conn.start();
+    await until(() => conn.machine.state === 'connected', 'welcomed', 10_000);
+    assert.equal(hub.streams.length, 1, 'one stream: the agent waited for the welcome');
+  });
+
+  it('a-hub-that-never-welcomes-is-dialled-again-after-the-welcome-wait', async () => {
+    hub.streams = [];
+    hub.onStream = () => {};
+    const conn = connect([], 10_000, { welcomeWaitMs: 300 });
+    conn.start();
+    await until(() => hub.streams.length >= 2, 'a second dial', 10_000);
+  });
+
+  it('sessions-dropped-right-after-their-welcome-come-back-with-a-growing-backoff', async () => {
+    hub.streams = [];
+    const opened: number[] = [];
+    hub.onStream = (call) => {
+      opened.push(Date.now());
+      call.write({
+        welcome: { session: 'brief', heartbeatIntervalMs: 10_000, protocolVersion: 1 },
+      });
+      setTimeout(() => call.end(), 5);
+    };
+    const conn = connect([], 10_000, { reconnectInitialMs: 20, reconnectMaxMs: 10_000 });
+    conn.start();
+    await until(() => opened.length >= 6, 'six sessions', 15_000);
+    await conn.stop();
+    // Delays of at least 10, 20, 40, 80 and 160 ms (each half its doubling base): a reset
+    // at every welcome would have made them all 10-20 ms.
+    const spanMs = (opened[5] as number) - (opened[0] as number);
+    assert.ok(spanMs >= 310, `six brief sessions within ${spanMs} ms`);
   });
 });

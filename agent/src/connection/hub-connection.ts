@@ -2,7 +2,15 @@
 // re-dialled with jittered backoff whenever it breaks. It only receives, verifies and
 // hands over desired states; applying them is the caller's job (see app.ts).
 import * as grpc from '@grpc/grpc-js';
-import { Backoff, EVENT_LIMITS, LogFields, clipText, errorMessage, sleep } from '@flotilla/common';
+import {
+  Backoff,
+  EVENT_LIMITS,
+  LogFields,
+  clipText,
+  durations,
+  errorMessage,
+  sleep,
+} from '@flotilla/common';
 import type { ClusterCapabilities, DesiredState, Logger } from '@flotilla/common';
 import { PROTOCOL_VERSION, loadFlotillaProto } from '@flotilla/proto';
 import type { AgentMessage, AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
@@ -34,6 +42,8 @@ export interface HubConnectionOptions {
   reconnectMaxMs: number;
   /** Heartbeat interval assumed until the hub's Welcome says otherwise. */
   heartbeatMs: number;
+  /** How long a dialled hub may take to welcome the hello (default durations.welcomeWait). */
+  welcomeWaitMs?: number;
   logger: Logger;
   /**
    * Extra grpc-js channel options (default none). A process holding many connections to
@@ -87,6 +97,13 @@ const ACK_RESULT = {
 /** Missed heartbeat intervals after which the stream is presumed dead. */
 export const MISSED_HEARTBEATS = 3;
 
+/**
+ * A watchdog tick later than this (or two of its periods) means the agent's own event loop
+ * was held: what the hub sent meanwhile is still in the socket, read after this turn's
+ * timers, so that tick judges nothing (250 ms).
+ */
+export const WATCHDOG_STALL_MS = 250;
+
 /** The hub addresses of a comma-separated list (one or more; blanks dropped). */
 export function hubAddresses(list: string): string[] {
   const out = list
@@ -108,6 +125,9 @@ export class HubConnection {
   private creds: grpc.ChannelCredentials;
   /** The current session was welcomed by its hub. */
   private welcomed = false;
+  /** When the current session was welcomed, and the heartbeat interval it was given. */
+  private welcomedAt = 0;
+  private welcomedInterval = 0;
   /** Sessions in a row that ended without a welcome. */
   private failedInRow = 0;
   private readonly stopping = new AbortController();
@@ -212,8 +232,12 @@ export class HubConnection {
       }
       this.machine.transition('connecting', `dial ${this.address}`);
       this.welcomed = false;
-      const reason = await this.runSession(backoff);
+      const reason = await this.runSession();
       if (signal.aborted) break;
+      // The backoff starts over only after a session that lasted a heartbeat interval: a
+      // hub that welcomes and then drops its agents (overloaded, in a connect storm) gets
+      // them back later each time, not all at once every half second.
+      if (this.welcomed && Date.now() - this.welcomedAt >= this.welcomedInterval) backoff.reset();
       const hub = this.address;
       // Several hubs: the next session dials the next one. A hub that never welcomed us
       // is skipped at once, until every hub failed once in a row; then the backoff waits.
@@ -238,7 +262,7 @@ export class HubConnection {
   }
 
   /** One stream, from dial to its end; resolves with the reason it ended. */
-  private runSession(backoff: Backoff): Promise<string> {
+  private runSession(): Promise<string> {
     const md = new grpc.Metadata();
     if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
     const call = this.client.Connect(md);
@@ -261,15 +285,25 @@ export class HubConnection {
         call.cancel();
         resolve(reason);
       };
-      // Before Welcome the default interval bounds how long a silent hub is waited for.
-      const watchdog = setInterval(
-        () => {
-          const silentMs = Date.now() - lastSeen;
-          if (silentMs > MISSED_HEARTBEATS * intervalMs)
-            finish(`no message from the hub for ${silentMs} ms`);
-        },
-        Math.max(50, Math.floor(this.opts.heartbeatMs / 4)),
-      );
+      // Before Welcome the hub is given welcomeWait (it may be admitting a storm); after,
+      // MISSED_HEARTBEATS of its interval.
+      const welcomeWaitMs = this.opts.welcomeWaitMs ?? durations.welcomeWait;
+      const periodMs = Math.max(50, Math.floor(this.opts.heartbeatMs / 4));
+      let lastCheck = Date.now();
+      const watchdog = setInterval(() => {
+        const now = Date.now();
+        const stalled = now - lastCheck > Math.max(2 * periodMs, WATCHDOG_STALL_MS);
+        lastCheck = now;
+        if (stalled) return;
+        const silentMs = now - lastSeen;
+        const limitMs = this.welcomed ? MISSED_HEARTBEATS * intervalMs : welcomeWaitMs;
+        if (silentMs > limitMs)
+          finish(
+            this.welcomed
+              ? `no message from the hub for ${silentMs} ms`
+              : `no welcome from the hub for ${silentMs} ms`,
+          );
+      }, periodMs);
       call.on('data', (m: HubMessage__Output) => {
         lastSeen = Date.now();
         if (m.kind === 'welcome' && m.welcome) {
@@ -278,7 +312,7 @@ export class HubConnection {
               ? m.welcome.heartbeatIntervalMs
               : this.opts.heartbeatMs;
           clearInterval(heartbeat);
-          heartbeat = this.onWelcome(call, m.welcome, intervalMs, backoff);
+          heartbeat = this.onWelcome(call, m.welcome, intervalMs);
         } else if (m.kind === 'desired' && m.desired) {
           this.onChunk(call, assembler, m.desired);
         } else if (m.kind === 'upToDate' && m.upToDate) {
@@ -321,11 +355,11 @@ export class HubConnection {
     call: Call,
     welcome: NonNullable<HubMessage__Output['welcome']>,
     intervalMs: number,
-    backoff: Backoff,
   ): NodeJS.Timeout {
     this.session = welcome.session;
     this.welcomed = true;
-    backoff.reset();
+    this.welcomedAt = Date.now();
+    this.welcomedInterval = intervalMs;
     this.machine.transition('connected', 'welcome');
     this.opts.logger.info(
       {
