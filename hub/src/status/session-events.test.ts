@@ -2,8 +2,14 @@
 // into the status model and the history, and the subject rule that stops forgeries.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import type { FlotillaEvent } from '@flotilla/common';
-import { ValidationError, createEvent, parseEvent, silentLogger } from '@flotilla/common';
+import type { FlotillaEvent, Logger } from '@flotilla/common';
+import {
+  ValidationError,
+  createEvent,
+  createLogger,
+  parseEvent,
+  silentLogger,
+} from '@flotilla/common';
 import type { Hello__Output } from '@flotilla/proto';
 import { HistoryLog } from '../history/history-log.js';
 import { nullObserver } from '../stream/types.js';
@@ -166,6 +172,86 @@ test('a-failing-publish-is-retried-and-never-reaches-the-stream', async () => {
   assert.doesNotThrow(() => observer.connected('edge-1', 's1', hello('edge-1')));
   await p.idle();
   assert.deepEqual(stored, ['s1.connected']);
+  await p.stop(0);
+});
+
+/** A logger that keeps its lines, parsed. */
+function keptLogger(): { logger: Logger; lines: { msg: string; err?: string }[] } {
+  const lines: { msg: string; err?: string }[] = [];
+  const logger = createLogger({
+    name: 'test',
+    destination: {
+      write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) > 0,
+    } as unknown as NodeJS.WritableStream,
+  });
+  return { logger, lines };
+}
+
+test('session-events-are-published-many-at-once-not-one-round-trip-each', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const release: (() => void)[] = [];
+  const p = new SessionEventPublisher({
+    publish: async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise<void>((r) => release.push(r));
+      inFlight--;
+    },
+    hubId: 'hub-a',
+    logger: silentLogger(),
+    window: 8,
+  });
+  const observer = p.observe(nullObserver);
+  for (let i = 0; i < 20; i++) observer.connected(`edge-${i}`, `s${i}`, hello(`edge-${i}`));
+  for (let turn = 0; p.buffered > 0 && turn < 1_000; turn++) {
+    release.splice(0).forEach((r) => r());
+    await new Promise((r) => setImmediate(r));
+  }
+  await p.idle();
+  assert.equal(p.counts.published, 20);
+  assert.equal(most, 8, 'the window is used: 8 publishes in flight at once');
+});
+
+test('a-full-buffer-while-publishing-is-slow-says-it-is-behind-not-that-nats-is-unreachable', async () => {
+  const release: (() => void)[] = [];
+  const { logger, lines } = keptLogger();
+  const p = new SessionEventPublisher({
+    publish: () => new Promise<void>((r) => release.push(r)),
+    hubId: 'hub-a',
+    logger,
+    maxBuffered: 3,
+    window: 1,
+  });
+  const observer = p.observe(nullObserver);
+  for (let i = 0; i < 6; i++) observer.connected(`edge-${i}`, `s${i}`, hello(`edge-${i}`));
+  assert.equal(p.counts.dropped, 3);
+  const dropped = lines.find((l) => l.msg.startsWith('session event dropped'));
+  assert.match(dropped?.msg ?? '', /publishing to JetStream is behind/);
+  assert.doesNotMatch(dropped?.msg ?? '', /unreachable/);
+  for (let turn = 0; p.buffered > 0 && turn < 100; turn++) {
+    release.splice(0).forEach((r) => r());
+    await new Promise((r) => setImmediate(r));
+  }
+  await p.stop(0);
+});
+
+test('a-full-buffer-while-publishes-fail-says-nats-is-unreachable-and-why', async () => {
+  const { logger, lines } = keptLogger();
+  const p = new SessionEventPublisher({
+    publish: () => Promise.reject(new Error('503 no responders')),
+    hubId: 'hub-a',
+    logger,
+    maxBuffered: 2,
+  });
+  const observer = p.observe(nullObserver);
+  observer.connected('edge-1', 's1', hello('edge-1'));
+  // The first publish fails (the pump is then in its backoff); more sessions fill the buffer.
+  for (let i = 0; i < 20 && !lines.some((l) => l.msg.startsWith('publishing')); i++)
+    await new Promise((r) => setImmediate(r));
+  for (let i = 2; i < 5; i++) observer.connected(`edge-${i}`, `s${i}`, hello(`edge-${i}`));
+  const dropped = lines.find((l) => l.msg.startsWith('session event dropped'));
+  assert.match(dropped?.msg ?? '', /NATS is unreachable/);
+  assert.equal(dropped?.err, '503 no responders');
   await p.stop(0);
 });
 

@@ -1,8 +1,9 @@
 // Publishes a session event for every agent stream session that starts or ends. It sits
 // beside the stream's SessionObserver and must never slow or fail a stream: events go
-// into a bounded buffer at once, a background pump publishes them in order (retrying
-// with backoff while NATS is down), and when the buffer is full the oldest waiting
-// event is dropped, counted and logged.
+// into a bounded buffer at once, a background pump publishes them in order, up to
+// SESSION_PUBLISH_WINDOW at a time (retrying with backoff while NATS is down), and when
+// the buffer is full the oldest waiting event is dropped, counted and logged with why:
+// NATS unreachable, or publishing behind the sessions (a connect storm).
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { FlotillaEvent, Logger } from '@flotilla/common';
@@ -12,8 +13,18 @@ import type { HelloSummary, SessionObserver } from '../stream/types.js';
 import { sessionEvent, sessionSubject } from './session-events.js';
 import type { SessionEventData, SessionEventKind } from './session-events.js';
 
-/** Session events buffered while NATS is unreachable, at most (10,000); older ones are dropped. */
-export const SESSION_EVENTS_MAX_BUFFERED = 10_000;
+/**
+ * Session events buffered, at most (20,000: a start and an end for each cluster of a
+ * 10,000-cluster fleet, as a hub restart makes); older ones are dropped.
+ */
+export const SESSION_EVENTS_MAX_BUFFERED = 20_000;
+
+/**
+ * Session events published at once (256). One at a time, each waiting for JetStream's
+ * acknowledgement, a connect storm of 10,000 agents took longer to record than to admit,
+ * and the buffer overflowed.
+ */
+export const SESSION_PUBLISH_WINDOW = 256;
 
 /** At shutdown, how long buffered session events may take to publish (2 s). */
 export const SESSION_EVENTS_STOP_GRACE_MS = 2_000;
@@ -40,6 +51,8 @@ export interface SessionEventPublisherOptions {
   logger: Logger;
   /** Buffer bound (default SESSION_EVENTS_MAX_BUFFERED). */
   maxBuffered?: number;
+  /** Publishes in flight at once (default SESSION_PUBLISH_WINDOW). */
+  window?: number;
   /** Told about every event published or dropped. */
   onOutcome?: (outcome: SessionEventOutcome) => void;
   now?: () => number;
@@ -76,7 +89,10 @@ export class SessionEventPublisher {
   private readonly idleWaiters: (() => void)[] = [];
   private readonly now: () => number;
   private pumping = false;
-  private inFlight = false;
+  /** Events at the head of the queue being published now; never dropped for room. */
+  private inFlight = 0;
+  /** Why the last publish failed; cleared by the next success. */
+  private lastError: string | undefined;
   private droppedSinceLog = 0;
   private publishedCount = 0;
   private droppedCount = 0;
@@ -127,9 +143,11 @@ export class SessionEventPublisher {
       };
       const event = sessionEvent(cluster, kind, data, new Date(this.now()));
       const max = this.opts.maxBuffered ?? SESSION_EVENTS_MAX_BUFFERED;
-      // The event being published stays at the head; the oldest one only waiting goes.
+      // Events being published stay at the head; the oldest one only waiting goes (this
+      // one, when every buffered event is in flight).
       if (this.queue.length >= max) {
-        this.queue.splice(this.inFlight ? 1 : 0, 1);
+        if (this.inFlight >= this.queue.length) return this.drop(cluster);
+        this.queue.splice(this.inFlight, 1);
         this.drop(cluster);
       }
       this.queue.push({ subject: sessionSubject(cluster), event });
@@ -147,49 +165,80 @@ export class SessionEventPublisher {
     this.droppedCount++;
     this.opts.onOutcome?.('dropped');
     // One warning per burst of drops (and a count when it ends), not one per event.
-    if (this.droppedSinceLog === 0)
+    if (this.droppedSinceLog === 0) {
+      const max = this.opts.maxBuffered ?? SESSION_EVENTS_MAX_BUFFERED;
       this.opts.logger.warn(
-        { [LogFields.cluster]: cluster, buffered: this.queue.length },
-        'session event dropped: NATS has been unreachable for too long',
+        { [LogFields.cluster]: cluster, buffered: this.queue.length, max, ...this.why() },
+        this.lastError === undefined
+          ? 'session event dropped: the buffer is full, publishing to JetStream is behind the sessions'
+          : 'session event dropped: the buffer is full, NATS is unreachable',
       );
+    }
     this.droppedSinceLog++;
   }
 
+  /** The last publish error, for logs (absent when publishing works but is behind). */
+  private why(): { err?: string } {
+    return this.lastError === undefined ? {} : { err: this.lastError };
+  }
+
+  // Publishes the head of the queue, up to `window` events at once, in queue order. Those
+  // that fail stay at the head, in order, and are tried again after a backoff.
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     const backoff = new Backoff({ initialMs: 250, maxMs: 10_000 });
+    const window = Math.max(1, this.opts.window ?? SESSION_PUBLISH_WINDOW);
     try {
       while (this.queue.length > 0 && !this.abort.signal.aborted) {
-        const item = this.queue[0] as Pending;
-        this.inFlight = true;
-        try {
-          const { subject, event } = item;
-          await this.opts.publish(subject, JSON.stringify(event), event.id, this.abort.signal);
-          if (this.queue[0] === item) this.queue.shift();
-          this.publishedCount++;
-          this.opts.onOutcome?.('published');
+        const batch = this.queue.slice(0, window);
+        this.inFlight = batch.length;
+        const results = await Promise.allSettled(
+          batch.map(({ subject, event }) =>
+            this.opts.publish(subject, JSON.stringify(event), event.id, this.abort.signal),
+          ),
+        );
+        this.inFlight = 0;
+        // The batch is still the queue's head: only the pump takes from it, and drops
+        // for room skip what is in flight.
+        const failed: Pending[] = [];
+        let error: unknown;
+        for (const [i, r] of results.entries()) {
+          const item = batch[i] as Pending;
+          if (r.status === 'fulfilled') {
+            this.publishedCount++;
+            this.opts.onOutcome?.('published');
+          } else if (this.abort.signal.aborted) {
+            // Stopped while it was in flight: it counts as dropped, like those left waiting.
+            this.drop(item.event.flotillacluster);
+          } else {
+            failed.push(item);
+            error = r.reason;
+          }
+        }
+        this.queue.splice(0, batch.length, ...failed);
+        if (this.abort.signal.aborted) break;
+        if (failed.length === 0) {
           backoff.reset();
+          this.lastError = undefined;
           if (this.droppedSinceLog > 0) {
             this.opts.logger.warn({ dropped: this.droppedSinceLog }, 'session events dropped');
             this.droppedSinceLog = 0;
           }
-        } catch (err) {
-          if (this.abort.signal.aborted) {
-            // Stopped while it was in flight: it counts as dropped, like those left waiting.
-            if (this.queue[0] === item) this.queue.shift();
-            this.drop(item.event.flotillacluster);
-            break;
-          }
-          const delay = backoff.next();
-          this.opts.logger.warn(
-            { err: errorMessage(err), buffered: this.queue.length, retryInMs: delay },
-            'publishing a session event failed, retrying',
-          );
-          await sleep(delay, this.abort.signal);
-        } finally {
-          this.inFlight = false;
+          continue;
         }
+        this.lastError = errorMessage(error);
+        const delay = backoff.next();
+        this.opts.logger.warn(
+          {
+            err: this.lastError,
+            failed: failed.length,
+            buffered: this.queue.length,
+            retryInMs: delay,
+          },
+          'publishing session events failed, retrying',
+        );
+        await sleep(delay, this.abort.signal);
       }
     } finally {
       this.pumping = false;
@@ -215,13 +264,15 @@ export class SessionEventPublisher {
     ]);
     clearTimeout(timer);
     this.abort.abort();
-    // One still in flight is counted by its own outcome (published, or dropped if it fails).
-    const left = this.queue.splice(this.inFlight ? 1 : 0);
+    // Those still in flight are counted by their own outcome (published, or dropped if they fail).
+    const left = this.queue.splice(this.inFlight);
     for (const p of left) this.drop(p.event.flotillacluster);
     if (left.length > 0)
       this.opts.logger.warn(
-        { dropped: left.length },
-        'session events not published before shutdown: NATS unreachable',
+        { dropped: left.length, graceMs, ...this.why() },
+        this.lastError === undefined
+          ? 'session events not published before shutdown: publishing was behind when the grace ended'
+          : 'session events not published before shutdown: NATS unreachable',
       );
     for (const w of this.idleWaiters.splice(0)) w();
   }
