@@ -15,9 +15,11 @@
 // --profile runs the hub with --cpu-prof and prints where its CPU went in each phase.
 // --connect-only stops after the connect storm: the RSS per connected cluster, in minutes.
 // --heap-snapshots writes the hub's heap, idle and connected, to the log directory.
+import { fork } from 'node:child_process';
 import { mkdtemp, readdir, rename, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { quietDependencyWarnings } from '@flotilla/common';
 import { simFleetBump, simFleetFiles } from '../sim/fleet-repo.js';
@@ -107,6 +109,45 @@ async function heapSnapshot(pid: number, dir: string, label: string): Promise<vo
   }
 }
 
+/**
+ * RSS per idle stream of the bare grpc-js server (bare-server.ts, its own process) with N
+ * simulated agents connected: the floor of the hub's RSS per connected cluster.
+ */
+async function bareIdleStreams(natsUrl: string, logDir: string): Promise<number> {
+  const child = fork(fileURLToPath(new URL('./bare-server.js', import.meta.url)), [], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    execArgv: [],
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  let bareSim: Simulator | undefined;
+  try {
+    const { port } = await new Promise<{ port: number }>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as { port: number }));
+      child.once('exit', (code) => reject(new Error(`bare server exited (${code})`)));
+    });
+    const pid = child.pid as number;
+    const idle = await steadyRss(pid);
+    bareSim = await Simulator.start({
+      hub: `127.0.0.1:${port}`,
+      nats: natsUrl,
+      agents: N,
+      processes: P,
+      auth: { kind: 'token' },
+      logDir: join(logDir, 'sim-bare-idle'),
+    });
+    await bareSim.allConnected(600_000);
+    const connected = await steadyRss(pid);
+    console.log(
+      `bare grpc-js server: RSS idle ${Math.round(idle / MiB)} MiB, ${N} idle streams ${Math.round(connected / MiB)} MiB`,
+    );
+    return (connected - idle) / N;
+  } finally {
+    await bareSim?.stop();
+    child.disconnect();
+    await exited;
+  }
+}
+
 async function bareFanout(
   repoDir: string,
   revision: string,
@@ -185,18 +226,29 @@ async function main(): Promise<void> {
     });
     await sim.allConnected(600_000);
     const connectMs = nowMs() - c0;
+    // More sessions than agents: some timed out or were dropped during the storm and dialled again.
+    const sessions = sim.agents().reduce((n, a) => n + a.sessions, 0);
     await statusShows(hub, hub.firstCommit, N);
     const firstMs = nowMs() - c0;
     windows.push({ label: 'connect storm + first state', fromUs: cu0, toUs: monotonicUs() });
     let steady = await steadyRss(hub.hub.pid);
     const connectedRss = steady;
     console.log(
-      `connected ${N} agents in ${fmt(connectMs)}, all Ready at the first commit after ${fmt(firstMs)}; hub RSS idle ${Math.round(idleRss / MiB)} MiB, connected ${Math.round(connectedRss / MiB)} MiB`,
+      `connected ${N} agents in ${fmt(connectMs)} (${sessions} sessions welcomed), all Ready at the first commit after ${fmt(firstMs)}; hub RSS idle ${Math.round(idleRss / MiB)} MiB, connected ${Math.round(connectedRss / MiB)} MiB`,
     );
     if (args['heap-snapshots']) await heapSnapshot(hub.hub.pid, logDir, 'connected');
     if (args['connect-only']) {
+      const perCluster = (connectedRss - idleRss) / N;
       console.log(
-        `hub RSS per connected cluster ${((connectedRss - idleRss) / N / 1024).toFixed(1)} KiB (target ≤ 50 KiB); load average ${load0} → ${loadAverage()}`,
+        `hub RSS per connected cluster ${(perCluster / 1024).toFixed(1)} KiB (target ≤ 50 KiB); load average ${load0} → ${loadAverage()}`,
+      );
+      if (args['no-bare']) return;
+      await sim.stop();
+      sim = undefined;
+      await hub.stopHub();
+      const floor = await bareIdleStreams(hub.nats.url, logDir);
+      console.log(
+        `bare grpc-js server RSS per idle stream ${(floor / 1024).toFixed(1)} KiB; hub/bare ${(perCluster / floor).toFixed(2)}×; load average ${loadAverage()}`,
       );
       return;
     }
