@@ -211,4 +211,30 @@ describe('hub connection', () => {
     const spanMs = (opened[5] as number) - (opened[0] as number);
     assert.ok(spanMs >= 310, `six brief sessions within ${spanMs} ms`);
   });
+
+  it('a-watchdog-tick-late-after-the-agents-own-loop-was-held-does-not-drop-the-hub', async () => {
+    hub.streams = [];
+    const timers: NodeJS.Timeout[] = [];
+    hub.onStream = (call) => {
+      call.write({ welcome: { session: 'held', heartbeatIntervalMs: 400, protocolVersion: 1 } });
+      const t = setInterval(() => call.write({ heartbeat: { sentAtMs: Date.now() } }), 20);
+      timers.push(t);
+      call.on('close', () => clearInterval(t));
+    };
+    try {
+      const conn = connect([], 400);
+      conn.start();
+      await until(() => conn.machine.state === 'connected', 'welcomed');
+      // Held for more than three of the hub's intervals: the hub's heartbeats wait in the socket.
+      const heldUntil = Date.now() + 1_500;
+      while (Date.now() < heldUntil) {
+        /* held */
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(conn.machine.state, 'connected');
+      assert.equal(hub.streams.length, 1, 'the agent did not dial again');
+    } finally {
+      for (const t of timers) clearInterval(t);
+    }
+  });
 });
