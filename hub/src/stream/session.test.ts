@@ -227,6 +227,24 @@ test('agent-heartbeat-waiting-behind-a-hub-stall-does-not-close-the-session', as
   session.close('test');
 });
 
+test('heartbeats-go-out-while-the-state-waits-in-the-encoding-queue', async () => {
+  const states = new Map([['c1', desiredState('c1', 'r1')]]);
+  const { wire, session, cache } = harness(states, 50);
+  // A connect storm: this session's encoding is far down the queue.
+  let release!: () => void;
+  const queued = new Promise<void>((r) => (release = r));
+  const get = cache.get.bind(cache);
+  Object.assign(cache, { get: (s: DesiredState) => queued.then(() => get(s)) });
+  session.received(hello('c1'));
+  for (let waited = 0; !wire.kinds().includes('heartbeat') && waited < 5_000; waited += 20)
+    await delay(20);
+  assert.deepEqual(wire.kinds().slice(0, 2), ['welcome', 'heartbeat']);
+  release();
+  await sent(wire, 3);
+  assert.ok(wire.kinds().includes('desired'), 'the state follows once encoded');
+  session.close('test');
+});
+
 test('capabilities-in-hello-and-later-messages-go-to-the-sink-not-to-observers', async () => {
   const { wire, session, reports, hellos } = harness(new Map());
   const caps = { kubeVersion: 'v1.35.4', apiVersions: ['apps/v1', 'apps/v1/Deployment', 'v1'] };

@@ -82,6 +82,8 @@ export class Session implements HeartbeatSubject {
   private hello: HelloSummary | undefined;
   private readonly outbox = new Outbox();
   private pumping = false;
+  /** The pump waits for this session's state to be encoded (nothing is being written). */
+  private encoding = false;
   private sent: Sent | undefined;
   private lastReceived: number;
   private lastWritten: number;
@@ -284,7 +286,10 @@ export class Session implements HeartbeatSubject {
       this.sent = { digest: state.digest, revision: state.revision };
       return;
     }
-    const encoded = await this.ctx.cache.get(state);
+    // The encoding queue may be long (a connect storm: one state per new agent); the
+    // heartbeat goes out meanwhile, or the agent would presume the hub dead.
+    this.encoding = true;
+    const encoded = await this.ctx.cache.get(state).finally(() => (this.encoding = false));
     // A newer state arrived while encoding: skip this one, the newer one is next.
     if (this.outbox.hasState || this.stateValue !== 'active') return;
     const generation = this.ctx.nextGeneration(this.clusterName);
@@ -328,15 +333,14 @@ export class Session implements HeartbeatSubject {
       this.close(`${what} for ${now - this.lastReceived} ms`, GrpcStatus.DEADLINE_EXCEEDED);
       return;
     }
-    // Only when idle: anything else written is already a sign of life.
-    if (
-      this.stateValue === 'active' &&
-      this.outbox.idle &&
-      !this.pumping &&
-      now - this.lastWritten >= interval * 0.9
-    ) {
+    // Only when nothing else is written: anything else is already a sign of life.
+    if (this.stateValue !== 'active' || now - this.lastWritten < interval * 0.9) return;
+    if (this.outbox.idle && !this.pumping) {
       this.outbox.pushMessage({ heartbeat: { sentAtMs: now } });
       void this.pump();
+    } else if (this.encoding) {
+      // The pump waits for an encoding, not for the wire: a heartbeat fits in between.
+      void this.write({ heartbeat: { sentAtMs: now } });
     }
   }
 
