@@ -22,6 +22,13 @@ export const durations = {
    * hub that is gone.
    */
   welcomeWait: 120_000,
+  /**
+   * Hub → agent: a hub shutting down on purpose asks its agents to dial again about this
+   * often (jittered, half to whole) rather than backing off (1 s), for hubRestartRedialWindow
+   * after the last time it said so (60 s); then the backoff above applies again.
+   */
+  hubRestartRedial: 1_000,
+  hubRestartRedialWindow: 60_000,
   /** Agent: re-apply the last desired state this often, as a safety net for missed watches (5 min). */
   resyncInterval: 300_000,
   /** Agent: retry a failed apply after this delay, growing to 2 min. */
@@ -40,6 +47,11 @@ export const durations = {
   healthDebounce: 200,
   /** Both: time allowed for a clean shutdown before exiting anyway (10 s). */
   shutdownGrace: 10_000,
+  /**
+   * Hub: at shutdown, after every agent stream was ended with its status, how long the gRPC
+   * server waits for its clients to close before closing their connections itself (1 s).
+   */
+  grpcShutdownDrain: 1_000,
   /** Agent: a Helm hook Job or Pod that has not finished after this long fails its bundle, like helm's --timeout (5 min). */
   hookTimeout: 300_000,
   /** Agent: how often a running Helm hook (or one being deleted) is looked at (1 s). */

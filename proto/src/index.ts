@@ -40,6 +40,14 @@ export type {
   WatchEvent__Output,
 } from './generated/flotilla/v1/WatchEvent.js';
 
+/**
+ * Trailer of the UNAVAILABLE status a hub ends agent streams with when it shuts down on
+ * purpose (a restart, a rolling update), in ms: the agent dials again about that far apart
+ * (jittered) for a while instead of backing off, so the fleet is back soon after the hub.
+ * Like gRPC's `grpc-retry-pushback-ms`; agents that predate it back off as before.
+ */
+export const RECONNECT_TRAILER = 'flotilla-reconnect-ms';
+
 /** Protocol version an agent announces in Hello; bumped only for incompatible changes. */
 export const PROTOCOL_VERSION = 1;
 

@@ -12,7 +12,7 @@ import {
   sleep,
 } from '@flotilla/common';
 import type { ClusterCapabilities, DesiredState, Logger } from '@flotilla/common';
-import { PROTOCOL_VERSION, loadFlotillaProto } from '@flotilla/proto';
+import { PROTOCOL_VERSION, RECONNECT_TRAILER, loadFlotillaProto } from '@flotilla/proto';
 import type { AgentMessage, AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
 import { ChunkAssembler, decodeDesiredState } from './chunks.js';
 import { ConnectionStateMachine } from './state.js';
@@ -40,6 +40,14 @@ export interface HubConnectionOptions {
   keepaliveTimeoutMs: number;
   reconnectInitialMs: number;
   reconnectMaxMs: number;
+  /**
+   * After a hub ended the stream saying it stops on purpose (RECONNECT_TRAILER), dial again
+   * at the pace it asked for, instead of backing off, for this long (default
+   * durations.hubRestartRedialWindow, 60 s).
+   */
+  redialWindowMs?: number;
+  /** Source of randomness in [0, 1) for reconnect delays (default Math.random; tests). */
+  random?: () => number;
   /** Heartbeat interval assumed until the hub's Welcome says otherwise. */
   heartbeatMs: number;
   /** How long a dialled hub may take to welcome the hello (default durations.welcomeWait). */
@@ -94,6 +102,23 @@ const ACK_RESULT = {
   failed: 'ACK_RESULT_FAILED',
   waiting: 'ACK_RESULT_WAITING',
 } as const;
+/** Shortest and longest redial pace a hub may ask for (100 ms .. 30 s). */
+export const REDIAL_BOUNDS = { minMs: 100, maxMs: 30_000 } as const;
+
+/** The redial pace a stream's trailers ask for (bounded), or undefined. */
+export function redialHint(metadata: grpc.Metadata | undefined): number | undefined {
+  const v = metadata?.get(RECONNECT_TRAILER)[0];
+  const ms = typeof v === 'string' && /^\d{1,9}$/.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(ms) || ms <= 0) return undefined;
+  return Math.min(REDIAL_BOUNDS.maxMs, Math.max(REDIAL_BOUNDS.minMs, ms));
+}
+
+/** Why a session ended, and the redial pace its hub asked for. */
+interface SessionEnd {
+  reason: string;
+  redialMs?: number | undefined;
+}
+
 /** Missed heartbeat intervals after which the stream is presumed dead. */
 export const MISSED_HEARTBEATS = 3;
 
@@ -219,11 +244,16 @@ export class HubConnection {
   }
 
   private async run(): Promise<void> {
+    const random = this.opts.random ?? Math.random;
     const backoff = new Backoff({
       initialMs: this.opts.reconnectInitialMs,
       maxMs: this.opts.reconnectMaxMs,
+      random,
     });
     const signal = this.stopping.signal;
+    const windowMs = this.opts.redialWindowMs ?? durations.hubRestartRedialWindow;
+    // A hub that said it is restarting: redial at its pace until this time.
+    let redial: { ms: number; until: number } | undefined;
     while (!signal.aborted) {
       if (this.nextClient) {
         this.client.close();
@@ -232,12 +262,14 @@ export class HubConnection {
       }
       this.machine.transition('connecting', `dial ${this.address}`);
       this.welcomed = false;
-      const reason = await this.runSession();
+      const { reason, redialMs } = await this.runSession();
       if (signal.aborted) break;
       // The backoff starts over only after a session that lasted a heartbeat interval: a
       // hub that welcomes and then drops its agents (overloaded, in a connect storm) gets
       // them back later each time, not all at once every half second.
       if (this.welcomed && Date.now() - this.welcomedAt >= this.welcomedInterval) backoff.reset();
+      if (redialMs !== undefined) redial = { ms: redialMs, until: Date.now() + windowMs };
+      else if (redial && Date.now() >= redial.until) redial = undefined;
       const hub = this.address;
       // Several hubs: the next session dials the next one. A hub that never welcomed us
       // is skipped at once, until every hub failed once in a row; then the backoff waits.
@@ -248,12 +280,23 @@ export class HubConnection {
         this.index = (this.index + 1) % this.addresses.length;
         this.useCredentials(this.creds); // a client for the next hub
       }
-      const delayMs = failover ? 0 : backoff.next();
+      // Half to whole the asked pace: the fleet comes back spread over it, not at once.
+      const delayMs = failover
+        ? 0
+        : redial
+          ? Math.round(redial.ms / 2 + (random() * redial.ms) / 2)
+          : backoff.next();
       this.machine.transition('backoff', reason);
       this.opts.logger.warn(
         failover
           ? { reason, hub, next: this.address }
-          : { reason, delayMs, attempt: backoff.attempts, hub },
+          : {
+              reason,
+              delayMs,
+              attempt: backoff.attempts,
+              hub,
+              ...(redial ? { redial: true } : {}),
+            },
         failover ? 'hub unreachable; trying the next hub' : 'hub connection failed; retrying',
       );
       if (delayMs > 0) await sleep(delayMs, signal);
@@ -262,7 +305,7 @@ export class HubConnection {
   }
 
   /** One stream, from dial to its end; resolves with the reason it ended. */
-  private runSession(): Promise<string> {
+  private runSession(): Promise<SessionEnd> {
     const md = new grpc.Metadata();
     if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
     const call = this.client.Connect(md);
@@ -273,7 +316,7 @@ export class HubConnection {
     let heartbeat: NodeJS.Timeout | undefined;
     return new Promise((resolve) => {
       let done = false;
-      const finish = (reason: string): void => {
+      const finish = (reason: string, redialMs?: number): void => {
         if (done) return;
         done = true;
         clearInterval(heartbeat);
@@ -283,7 +326,7 @@ export class HubConnection {
           this.session = '';
         }
         call.cancel();
-        resolve(reason);
+        resolve({ reason, redialMs });
       };
       // Before Welcome the hub is given welcomeWait (it may be admitting a storm); after,
       // MISSED_HEARTBEATS of its interval.
@@ -320,7 +363,10 @@ export class HubConnection {
         }
       });
       call.on('error', (err: grpc.ServiceError) =>
-        finish(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`),
+        finish(
+          `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`,
+          err.code === grpc.status.UNAVAILABLE ? redialHint(err.metadata) : undefined,
+        ),
       );
       call.on('end', () => finish('the hub closed the stream'));
       const mark = this.handler.appliedMark();

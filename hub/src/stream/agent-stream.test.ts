@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { credentials, Metadata, status as GrpcStatus } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
-import { silentLogger } from '@flotilla/common';
+import { durations, silentLogger } from '@flotilla/common';
 import type { AgentMessage, AgentStreamClient, HubMessage__Output } from '@flotilla/proto';
-import { loadFlotillaProto } from '@flotilla/proto';
+import { RECONNECT_TRAILER, loadFlotillaProto } from '@flotilla/proto';
 import { AgentStreamService } from './agent-stream.js';
 import { decodeDesiredState } from './chunks.js';
 import { DesiredStateStore } from './desired-store.js';
@@ -120,6 +120,33 @@ test('grpc-hello-welcome-desired-ack-round-trip', async () => {
       'acked edge-1 1 ACK_RESULT_APPLIED',
       'disconnected edge-1 agent',
     ]);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('a-stopping-hub-ends-streams-unavailable-asking-agents-to-redial-soon', async () => {
+  const h = await setup();
+  try {
+    const a = open(h.client, TOKEN);
+    a.send(hello('edge-1'));
+    await a.until(2);
+    h.service.stop();
+    const st = await a.status;
+    assert.notEqual(st, 'ok');
+    assert.equal((st as ServiceError).code, GrpcStatus.UNAVAILABLE);
+    assert.deepEqual((st as ServiceError).metadata.get(RECONNECT_TRAILER), [
+      String(durations.hubRestartRedial),
+    ]);
+    // A stream opened while the hub stops is refused with the same request.
+    const b = open(h.client, TOKEN);
+    b.send(hello('edge-1'));
+    const st2 = await b.status;
+    assert.equal((st2 as ServiceError).code, GrpcStatus.UNAVAILABLE);
+    assert.deepEqual((st2 as ServiceError).metadata.get(RECONNECT_TRAILER), [
+      String(durations.hubRestartRedial),
+    ]);
+    assert.ok(h.seen.includes('disconnected edge-1 hub'), h.seen.join('; '));
   } finally {
     await h.stop();
   }

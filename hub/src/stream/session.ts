@@ -43,8 +43,8 @@ export interface SessionWire {
   write(message: HubMessage): boolean;
   /** Resolves on 'drain' or when the stream closes. */
   waitDrain(): Promise<void>;
-  /** Ends the stream, with an error status when given. */
-  end(error?: { code: GrpcStatus; details: string }): void;
+  /** Ends the stream, with an error status (and its trailers) when given. */
+  end(error?: { code: GrpcStatus; details: string; trailers?: Record<string, string> }): void;
 }
 
 /** Hub-wide services a session uses. */
@@ -344,8 +344,11 @@ export class Session implements HeartbeatSubject {
     }
   }
 
-  /** Starts closing: ends the stream (with an error status when code is given) and reports it once. */
-  close(reason: string, code?: GrpcStatus): void {
+  /**
+   * Starts closing: ends the stream (with an error status when code is given, carrying
+   * `trailers`) and reports it once.
+   */
+  close(reason: string, code?: GrpcStatus, trailers?: Record<string, string>): void {
     const wasActive = this.stateValue === 'active';
     if (!this.transition('closing', reason)) return;
     this.ctx.heartbeats.remove(this);
@@ -353,7 +356,7 @@ export class Session implements HeartbeatSubject {
     this.held = undefined;
     this.ctx.onClosing(this);
     if (code === undefined || code === GrpcStatus.OK) this.wire.end();
-    else this.wire.end({ code, details: reason });
+    else this.wire.end({ code, details: reason, ...(trailers ? { trailers } : {}) });
     if (wasActive) {
       this.ctx.observer.disconnected(this.clusterName, this.id, reason);
       this.log.info({ reason }, 'agent disconnected');

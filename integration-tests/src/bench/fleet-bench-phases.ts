@@ -231,22 +231,63 @@ export interface RestartFigures {
   resyncMs: number;
   /** SIGTERM → the new hub's /readyz. */
   hubReadyMs: number;
-  /** Desired states sent to agents whose applied digest was current (must be 0). */
-  resentToCurrent: number;
   /** Desired states sent in all during the resync. */
   resent: number;
+  /** Desired states sent to agents whose applied digest was current (must be 0). */
+  resentToCurrent: number;
+  /** Where the time went, ms after SIGTERM (NaN when not seen). */
+  timeline: RestartTimeline;
   window: Window;
+}
+
+/** A restart's milestones, ms after SIGTERM. */
+export interface RestartTimeline {
+  /** The old hub's process exited. */
+  exited: number;
+  /** The old hub's own account of its shutdown (its "hub stopped" line). */
+  oldStopMs: number;
+  oldSlowSteps: Record<string, number>;
+  /** The new hub process logged its first line (module loading done). */
+  newFirstLog: number;
+  /** The new hub's gRPC and HTTP servers listen. */
+  listening: number;
+  /** The new hub replayed its history (in the background). */
+  historyReplayed: number;
+  historyEvents: number;
+  /** Agents back (welcomed again): first, half, all. */
+  firstBack: number;
+  halfBack: number;
+  allBack: number;
+}
+
+interface LogLine {
+  time: string;
+  msg: string;
+  ms?: number;
+  slowSteps?: Record<string, number>;
+  events?: number;
+}
+
+async function logLines(file: string): Promise<LogLine[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
 }
 
 /** Restarts the hub (SIGTERM, start) and measures until every agent is back and resynced. */
 export async function restart(hub: SimHub, sim: Simulator): Promise<RestartFigures> {
   const from = sim.records().length;
+  const oldLog = hub.hub.logFile;
   const t0 = nowMs();
   const fromUs = monotonicUs();
   await hub.stopHub();
+  const exited = nowMs() - t0;
   await hub.startHub();
   const hubReadyMs = nowMs() - t0;
   const resyncedAt = new Map<string, number>();
+  const backAt = new Map<string, number>();
   const connected = new Set<string>();
   let seen = from;
   await sim.waitUntil(
@@ -255,7 +296,10 @@ export async function restart(hub: SimHub, sim: Simulator): Promise<RestartFigur
       for (; seen < recs.length; seen++) {
         const r = recs[seen];
         if (!r) continue;
-        if (r.k === 'connected') connected.add(r.agent);
+        if (r.k === 'connected') {
+          connected.add(r.agent);
+          if (!backAt.has(r.agent)) backAt.set(r.agent, r.at - t0);
+        }
         if (
           (r.k === 'desired' || r.k === 'up-to-date') &&
           connected.has(r.agent) &&
@@ -270,11 +314,28 @@ export async function restart(hub: SimHub, sim: Simulator): Promise<RestartFigur
   );
   const after = sim.records().slice(from);
   const desired = after.filter((r) => r.k === 'desired');
+  const at = (l: LogLine | undefined): number => (l ? Date.parse(l.time) - t0 : NaN);
+  const old = (await logLines(oldLog)).find((l) => l.msg === 'hub stopped');
+  const lines = await logLines(hub.hub.logFile);
+  const replayed = lines.find((l) => l.msg === 'history replayed');
+  const back = [...backAt.values()].sort((a, b) => a - b);
   return {
     resyncMs: Math.max(...resyncedAt.values()) - t0,
     hubReadyMs,
     resentToCurrent: desired.filter((r) => r.k === 'desired' && r.redundant).length,
     resent: desired.length,
+    timeline: {
+      exited,
+      oldStopMs: old?.ms ?? NaN,
+      oldSlowSteps: old?.slowSteps ?? {},
+      newFirstLog: at(lines[0]),
+      listening: at(lines.find((l) => l.msg === 'hub listening')),
+      historyReplayed: at(replayed),
+      historyEvents: replayed?.events ?? NaN,
+      firstBack: back[0] ?? NaN,
+      halfBack: back[Math.floor(back.length / 2)] ?? NaN,
+      allBack: back[back.length - 1] ?? NaN,
+    },
     window: { label: 'restart', fromUs, toUs: monotonicUs() },
   };
 }

@@ -12,8 +12,11 @@
 // Beside each figure: the simulator's own CPU. Run (after `npx turbo run build`):
 //   node integration-tests/dist/bench/fleet-bench.js [--clusters 1000] [--processes 2]
 //        [--rounds 3] [--burst 20] [--profile] [--no-bare] [--log-dir DIR] [--connect-only]
+//        [--restart-only]
 // --profile runs the hub with --cpu-prof and prints where its CPU went in each phase.
 // --connect-only stops after the connect storm: the RSS per connected cluster, in minutes.
+// --restart-only: the connect storm, the ingest burst (it fills the history a restarted
+// hub replays; --burst 0 skips it), then the restart with its timeline; no fan-out.
 // --heap-snapshots writes the hub's heap, idle and connected, to the log directory.
 import { fork } from 'node:child_process';
 import { mkdtemp, readdir, rename, stat } from 'node:fs/promises';
@@ -30,7 +33,7 @@ import { encodeAll, startBareFanout } from './bare-fanout.js';
 import { formatProfile, monotonicUs, summarizeProfile } from './cpu-profile.js';
 import { fanout, ingest, renderFleet, restart, statusShows } from './fleet-bench-phases.js';
 import { StatusWatch } from './status-watch.js';
-import type { FanoutFigures, Window } from './fleet-bench-phases.js';
+import type { FanoutFigures, RestartFigures, Window } from './fleet-bench-phases.js';
 import { loadAverage, median, percentile, sampleRss } from './proc-stats.js';
 
 const { values: args } = parseArgs({
@@ -45,6 +48,7 @@ const { values: args } = parseArgs({
     'no-bare': { type: 'boolean', default: false },
     'log-dir': { type: 'string' },
     'connect-only': { type: 'boolean', default: false },
+    'restart-only': { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
   },
 });
@@ -191,6 +195,34 @@ async function bareFanout(
   return out;
 }
 
+/** Prints each window's CPU profile summary (the restart's from the second hub process). */
+async function printProfiles(profileDir: string, windows: Window[]): Promise<void> {
+  const files = (await readdir(profileDir))
+    // Main threads only (CPU.<date>.<time>.<pid>.<thread>.<seq>): the render worker has its own.
+    .filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f))
+    .sort();
+  for (const w of windows) {
+    const after = w.label === 'restart';
+    const file = files[after ? files.length - 1 : 0];
+    if (!file) continue;
+    for (const line of formatProfile(w.label, await summarizeProfile(join(profileDir, file), w)))
+      console.log(line);
+  }
+}
+
+function printRestart(rs: RestartFigures): void {
+  const t = rs.timeline;
+  const slow = Object.entries(t.oldSlowSteps)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(', ');
+  console.log(
+    `restart: every agent back and resynced ${fmt(rs.resyncMs)} after SIGTERM (hub ready after ${fmt(rs.hubReadyMs)}); desired states re-sent ${rs.resent}, to agents already current ${rs.resentToCurrent}`,
+  );
+  console.log(
+    `  ms after SIGTERM: old hub exited ${fmt(t.exited)} (its stop ${fmt(t.oldStopMs)}${slow ? `: ${slow}` : ''}); new hub first log ${fmt(t.newFirstLog)}, listening ${fmt(t.listening)}, history replayed ${fmt(t.historyReplayed)} (${t.historyEvents} events); agents back: first ${fmt(t.firstBack)}, half ${fmt(t.halfBack)}, all ${fmt(t.allBack)}; all resynced ${fmt(rs.resyncMs)}`,
+  );
+}
+
 async function main(): Promise<void> {
   const logDir = args['log-dir'] ?? (await mkdtemp(join(tmpdir(), 'flotilla-fleet-bench-')));
   const load0 = loadAverage();
@@ -252,6 +284,26 @@ async function main(): Promise<void> {
       );
       return;
     }
+    if (args['restart-only']) {
+      if (Number(args.burst) > 0) {
+        const ing = await ingest(hub, sim, Number(args.burst));
+        console.log(`ingest (history for the restart): ${ing.events} events`);
+      }
+      const rs = await restart(hub, sim);
+      windows.push(rs.window);
+      printRestart(rs);
+      console.log(
+        JSON.stringify({
+          clusters: N,
+          restartMs: Math.round(rs.resyncMs),
+          resentToCurrent: rs.resentToCurrent,
+          ...rs.timeline,
+          load: [load0, loadAverage()],
+        }),
+      );
+      if (args.profile) await printProfiles(profileDir, windows);
+      return;
+    }
     const rounds: FanoutFigures[] = [];
     const watch = await StatusWatch.open(hub.httpUrl);
     for (let r = 0; r < ROUNDS; r++) {
@@ -285,9 +337,7 @@ async function main(): Promise<void> {
     );
     const rs = await restart(hub, sim);
     windows.push(rs.window);
-    console.log(
-      `restart: every agent back and resynced ${fmt(rs.resyncMs)} after SIGTERM (hub ready after ${fmt(rs.hubReadyMs)}); desired states re-sent ${rs.resent}, to agents already current ${rs.resentToCurrent}`,
-    );
+    printRestart(rs);
     const finalSim = await sim.stop();
     sim = undefined;
     await hub.stopHub();
@@ -383,23 +433,7 @@ async function main(): Promise<void> {
         load: [load0, loadAverage()],
       }),
     );
-    if (args.profile) {
-      const files = (await readdir(profileDir))
-        // Main threads only (CPU.<date>.<time>.<pid>.<thread>.<seq>): the render worker has its own.
-        .filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f))
-        .sort();
-      for (const w of windows) {
-        // The restart is in the second hub process's profile.
-        const after = w.label === 'restart';
-        const file = files[after ? files.length - 1 : 0];
-        if (!file) continue;
-        for (const line of formatProfile(
-          w.label,
-          await summarizeProfile(join(profileDir, file), w),
-        ))
-          console.log(line);
-      }
-    }
+    if (args.profile) await printProfiles(profileDir, windows);
   } finally {
     await sim?.stop();
     await hub.stop();
