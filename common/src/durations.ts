@@ -45,6 +45,12 @@ export const durations = {
   fightWindow: 60_000,
   /** Agent: bundle health changes are published this long after the first change, coalesced (200 ms). */
   healthDebounce: 200,
+  /**
+   * Hub: at start, the history replay waits until no agent session has started for this
+   * long (1 s), or this long at most (15 s): agents reconnecting after a restart go first.
+   */
+  historyReplayQuiet: 1_000,
+  historyReplayMaxDelay: 15_000,
   /** Both: time allowed for a clean shutdown before exiting anyway (10 s). */
   shutdownGrace: 10_000,
   /**

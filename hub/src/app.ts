@@ -10,6 +10,7 @@ import type { DesiredState, Logger } from '@flotilla/common';
 import { FlotillaError, LogFields, durations, errorMessage, shortDigest } from '@flotilla/common';
 import type { HubConfig } from './config/hub-config.js';
 import { readAgentToken } from './config/load.js';
+import { whenQuiet } from './history/replay-when-quiet.js';
 import { startHttpApi } from './api/http.js';
 import type { RunningHttpApi } from './api/http.js';
 import { fleetServiceHandlers } from './api/grpc-fleet.js';
@@ -179,6 +180,9 @@ interface SourceEntry<S extends FleetSnapshot> {
 export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   private stateValue: HubState = 'new';
   private startedAt: Date | undefined;
+  /** The history replay has not finished (or failed) yet: history reads are partial. */
+  private historyLoading = true;
+  private readonly stopSignal = new AbortController();
   private readonly log: Logger;
   private readonly desired = new DesiredStateStore();
   private readonly status: FleetStatus;
@@ -458,7 +462,13 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     await this.restoreRollouts();
     // Served at once, whether Git and NATS are up or not; the first render replaces it.
     await this.restoreRenderings();
-    void this.replayHistory();
+    // After the agents that dial back at a restart: they are served first.
+    void whenQuiet(
+      () => this.stream?.sessionsStarted ?? 0,
+      durations.historyReplayQuiet,
+      durations.historyReplayMaxDelay,
+      this.stopSignal.signal,
+    ).then(() => (this.stopSignal.signal.aborted ? undefined : this.replayHistory()));
     this.lease?.start();
     this.actionForwarding?.start();
     this.fetchTriggers?.start();
@@ -838,6 +848,8 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       log.info({ records: audits.length }, 'audit log replayed');
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'history replay failed: history starts from now');
+    } finally {
+      this.historyLoading = false;
     }
   }
 
@@ -1088,6 +1100,13 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
         message: `renderer ${this.config.render.remote?.address ?? ''} unreachable since ${away.toISOString()}: Kustomize and Helm bundles that changed keep their last rendering (${this.rendererLink?.lastError ?? ''})`,
       });
     const down = this.nats.downSince;
+    // While NATS is down the replay waits for it, and the NATS line below says so.
+    if (this.historyLoading && this.stateValue === 'running' && !down)
+      out.push({
+        reason: 'history',
+        since: (this.startedAt ?? new Date()).toISOString(),
+        message: `history loading: the events of the retention period are being replayed (${this.history.size} entries so far); until then history shows only part of them`,
+      });
     if (down)
       out.push({
         reason: 'nats',
@@ -1132,6 +1151,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   async stop(graceMs = 5_000): Promise<void> {
     if (this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
     this.transition('stopping');
+    this.stopSignal.abort();
     const began = performance.now();
     // Where a shutdown's time goes, one line at the end (steps over 50 ms).
     const slow: Record<string, number> = {};

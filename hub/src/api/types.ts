@@ -113,9 +113,10 @@ export interface CapabilitiesQuery {
 export interface Degradation {
   /**
    * git: a source cannot be fetched; rendering: a saved rendering is served until a render
-   * finishes; nats: NATS is not connected; renderer: the renderer (render.remote) is unreachable.
+   * finishes; nats: NATS is not connected; renderer: the renderer (render.remote) is
+   * unreachable; history: the history is being rebuilt at start.
    */
-  reason: 'git' | 'rendering' | 'nats' | 'renderer';
+  reason: 'git' | 'rendering' | 'nats' | 'renderer' | 'history';
   /** The source, for git and rendering. */
   source?: string;
   /** ISO time it started. */

@@ -15,7 +15,7 @@
 //   flotilla_rollout_decision_seconds             one decision tick over rollout bundles (histogram)
 //   flotilla_input_cut_total{cluster,what}       agent input cut at the hub's edge, records shrunk or not saved
 //   flotilla_render_sandbox{level}                1 for the sandbox kustomize/helm/sops run in (user|network|none)
-//   flotilla_hub_degraded{reason,source}          1 while a dependency fails and the hub serves without it (git|rendering|nats|renderer)
+//   flotilla_hub_degraded{reason,source}          1 while a dependency fails and the hub serves without it (git|rendering|nats|renderer|history)
 import type { AppliedData, EventKind, FlotillaEvent } from '@flotilla/common';
 import type { Ack__Output } from '@flotilla/proto';
 import type { HelloSummary, SessionObserver } from '../stream/types.js';

@@ -107,6 +107,7 @@ export class AgentStreamService {
   private renderPending = false;
   private notifying: NodeJS.Immediate | undefined;
   private readonly sliceSize: number;
+  private started = 0;
 
   constructor(private readonly opts: AgentStreamOptions) {
     this.tokenDigest = opts.token === undefined ? undefined : digestToken(opts.token);
@@ -123,6 +124,11 @@ export class AgentStreamService {
   /** Number of active sessions. */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Sessions started (welcomed) since the service was created. */
+  get sessionsStarted(): number {
+    return this.started;
   }
 
   private authorized(metadata: Metadata): boolean {
@@ -211,6 +217,7 @@ export class AgentStreamService {
   }
 
   private activate(session: Session): void {
+    this.started++;
     const old = this.sessions.get(session.cluster);
     this.sessions.set(session.cluster, session);
     if (old && old !== session) old.close(`replaced by session ${session.id}`, GrpcStatus.ABORTED);

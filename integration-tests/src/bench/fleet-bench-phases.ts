@@ -254,6 +254,8 @@ export interface RestartTimeline {
   /** The new hub replayed its history (in the background). */
   historyReplayed: number;
   historyEvents: number;
+  /** The new hub's first render after the restart finished (it replaces the saved one). */
+  rendered: number;
   /** Agents back (welcomed again): first, half, all. */
   firstBack: number;
   halfBack: number;
@@ -332,6 +334,7 @@ export async function restart(hub: SimHub, sim: Simulator): Promise<RestartFigur
       listening: at(lines.find((l) => l.msg === 'hub listening')),
       historyReplayed: at(replayed),
       historyEvents: replayed?.events ?? NaN,
+      rendered: at(lines.find((l) => l.msg === 'rendered fleet')),
       firstBack: back[0] ?? NaN,
       halfBack: back[Math.floor(back.length / 2)] ?? NaN,
       allBack: back[back.length - 1] ?? NaN,

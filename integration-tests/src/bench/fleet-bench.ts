@@ -219,7 +219,7 @@ function printRestart(rs: RestartFigures): void {
     `restart: every agent back and resynced ${fmt(rs.resyncMs)} after SIGTERM (hub ready after ${fmt(rs.hubReadyMs)}); desired states re-sent ${rs.resent}, to agents already current ${rs.resentToCurrent}`,
   );
   console.log(
-    `  ms after SIGTERM: old hub exited ${fmt(t.exited)} (its stop ${fmt(t.oldStopMs)}${slow ? `: ${slow}` : ''}); new hub first log ${fmt(t.newFirstLog)}, listening ${fmt(t.listening)}, history replayed ${fmt(t.historyReplayed)} (${t.historyEvents} events); agents back: first ${fmt(t.firstBack)}, half ${fmt(t.halfBack)}, all ${fmt(t.allBack)}; all resynced ${fmt(rs.resyncMs)}`,
+    `  ms after SIGTERM: old hub exited ${fmt(t.exited)} (its stop ${fmt(t.oldStopMs)}${slow ? `: ${slow}` : ''}); new hub first log ${fmt(t.newFirstLog)}, listening ${fmt(t.listening)}, history replayed ${fmt(t.historyReplayed)} (${t.historyEvents} events), rendered ${fmt(t.rendered)}; agents back: first ${fmt(t.firstBack)}, half ${fmt(t.halfBack)}, all ${fmt(t.allBack)}; all resynced ${fmt(rs.resyncMs)}`,
   );
 }
 
@@ -301,6 +301,8 @@ async function main(): Promise<void> {
           load: [load0, loadAverage()],
         }),
       );
+      // The new hub writes its profile when it exits.
+      await hub.stopHub();
       if (args.profile) await printProfiles(profileDir, windows);
       return;
     }
