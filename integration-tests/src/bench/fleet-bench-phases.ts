@@ -237,6 +237,9 @@ export interface RestartFigures {
   resentToCurrent: number;
   /** Where the time went, ms after SIGTERM (NaN when not seen). */
   timeline: RestartTimeline;
+  /** CPU of the new hub process from its start to the resync (all threads), and the simulator's over the whole restart. */
+  newHubCpuMs: number;
+  simCpuMs: number;
   window: Window;
 }
 
@@ -281,6 +284,7 @@ async function logLines(file: string): Promise<LogLine[]> {
 /** Restarts the hub (SIGTERM, start) and measures until every agent is back and resynced. */
 export async function restart(hub: SimHub, sim: Simulator): Promise<RestartFigures> {
   const from = sim.records().length;
+  const simCpu0 = (await sim.stats()).cpuMs;
   const oldLog = hub.hub.logFile;
   const t0 = nowMs();
   const fromUs = monotonicUs();
@@ -314,6 +318,8 @@ export async function restart(hub: SimHub, sim: Simulator): Promise<RestartFigur
     'every agent reconnected and resynced',
     600_000,
   );
+  const newHubCpuMs = cpuMsOf(hub.hub.pid);
+  const simCpuMs = (await sim.stats()).cpuMs - simCpu0;
   const after = sim.records().slice(from);
   const desired = after.filter((r) => r.k === 'desired');
   const at = (l: LogLine | undefined): number => (l ? Date.parse(l.time) - t0 : NaN);
@@ -326,6 +332,8 @@ export async function restart(hub: SimHub, sim: Simulator): Promise<RestartFigur
     hubReadyMs,
     resentToCurrent: desired.filter((r) => r.k === 'desired' && r.redundant).length,
     resent: desired.length,
+    newHubCpuMs,
+    simCpuMs,
     timeline: {
       exited,
       oldStopMs: old?.ms ?? NaN,

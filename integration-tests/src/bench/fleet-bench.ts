@@ -221,6 +221,9 @@ function printRestart(rs: RestartFigures): void {
   console.log(
     `  ms after SIGTERM: old hub exited ${fmt(t.exited)} (its stop ${fmt(t.oldStopMs)}${slow ? `: ${slow}` : ''}); new hub first log ${fmt(t.newFirstLog)}, listening ${fmt(t.listening)}, history replayed ${fmt(t.historyReplayed)} (${t.historyEvents} events), rendered ${fmt(t.rendered)}; agents back: first ${fmt(t.firstBack)}, half ${fmt(t.halfBack)}, all ${fmt(t.allBack)}; all resynced ${fmt(rs.resyncMs)}`,
   );
+  console.log(
+    `  CPU: new hub ${fmt(rs.newHubCpuMs)} (start to resync), simulator ${fmt(rs.simCpuMs)} (SIGTERM to resync)`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -297,6 +300,8 @@ async function main(): Promise<void> {
           clusters: N,
           restartMs: Math.round(rs.resyncMs),
           resentToCurrent: rs.resentToCurrent,
+          newHubCpuMs: rs.newHubCpuMs,
+          simCpuMs: rs.simCpuMs,
           ...rs.timeline,
           load: [load0, loadAverage()],
         }),
