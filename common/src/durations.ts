@@ -46,8 +46,9 @@ export const durations = {
   /** Agent: bundle health changes are published this long after the first change, coalesced (200 ms). */
   healthDebounce: 200,
   /**
-   * Hub: at start, the history replay waits until no agent session has started for this
-   * long (1 s), or this long at most (15 s): agents reconnecting after a restart go first.
+   * Hub: at start, the history replay (and the first fetch of a source served from its
+   * saved rendering) waits until no agent session has started for this long (1 s), or
+   * this long at most (15 s): agents reconnecting after a restart go first.
    */
   historyReplayQuiet: 1_000,
   historyReplayMaxDelay: 15_000,

@@ -463,12 +463,13 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     // Served at once, whether Git and NATS are up or not; the first render replaces it.
     await this.restoreRenderings();
     // After the agents that dial back at a restart: they are served first.
-    void whenQuiet(
+    const agentsBack = whenQuiet(
       () => this.stream?.sessionsStarted ?? 0,
       durations.historyReplayQuiet,
       durations.historyReplayMaxDelay,
       this.stopSignal.signal,
-    ).then(() => (this.stopSignal.signal.aborted ? undefined : this.replayHistory()));
+    );
+    void agentsBack.then(() => (this.stopSignal.signal.aborted ? undefined : this.replayHistory()));
     this.lease?.start();
     this.actionForwarding?.start();
     this.fetchTriggers?.start();
@@ -584,7 +585,14 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     );
     for (const entry of this.sources) {
       entry.source.onSnapshot((snap) => this.onSnapshot(entry, snap));
-      entry.source.start();
+      // Served from its saved rendering, a source is fetched (and rendered, in most
+      // restarts to the same states) once the agents dialling back have been served: the
+      // fetch runs on this thread and the render takes the other core.
+      if (entry.restored)
+        void agentsBack.then(() => {
+          if (!this.stopSignal.signal.aborted) entry.source.start();
+        });
+      else entry.source.start();
     }
   }
 
