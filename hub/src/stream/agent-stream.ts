@@ -315,12 +315,8 @@ export class AgentStreamService {
     this.toNotify.clear();
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-<<<<<<< HEAD
-    for (const s of [...this.live]) s.close('hub shutting down', GrpcStatus.UNAVAILABLE);
-    this.heartbeats.stop();
-=======
     const trailers = this.redialTrailers();
     for (const s of [...this.live]) s.close('hub shutting down', GrpcStatus.UNAVAILABLE, trailers);
->>>>>>> 362947e (Hub restart: a stopping hub asks agents to redial at 1 s (flotilla-reconnect-ms trailer) instead of backing off; session ends published 64 at a time; gRPC drain 1 s in parallel; fleet-bench --restart-only with the restart's timeline)
+    this.heartbeats.stop();
   }
 }
