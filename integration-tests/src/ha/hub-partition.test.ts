@@ -6,30 +6,30 @@
 // converges there on the next commit; every event published meanwhile is folded. Once its
 // node is back, the cut replica is ready again.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { connect } from '@nats-io/transport-node';
 import { ensureEventsStream } from '@flotilla/hub';
 import {
   createWorkRepo,
   requireEnv,
-  spawnServer,
   startCluster,
   startGitServer,
   startNatsCluster,
   waitFor,
 } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
-import { FLOTILLA_BIN } from '../system/fleet.js';
 import {
   driftEvent,
   getJson,
   leaseHolder,
   publishDrift,
+  showsApplied,
+  startRealAgent,
   startReplica,
+  waitAppliedOnEvery,
   writeReplicas,
 } from './replicas.js';
 import type { Replica } from './replicas.js';
@@ -59,7 +59,6 @@ async function sessionsOpened(h: Replica): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-type Row = { name: string; appliedRevision?: string };
 type Deployment = { cluster: string; driftEvents: number };
 
 test(
@@ -118,46 +117,15 @@ test(
       const others = hubs.filter((h) => h !== cut);
 
       // The agent knows every hub and starts on the lease holder.
-      const kc = new KubeConfig();
-      kc.loadFromFile(cluster.kubeconfigPath);
-      await kc
-        .makeApiClient(CoreV1Api)
-        .createNamespace({ body: { metadata: { name: 'flotilla-system' } } })
-        .catch(() => undefined);
-      const bufferDir = join(work, 'agent-buffer');
-      await mkdir(bufferDir, { recursive: true });
-      agent = spawnServer(
-        'agent',
-        process.execPath,
-        [
-          FLOTILLA_BIN,
-          'agent',
-          '--cluster',
-          REAL,
-          '--hub',
-          [cut, ...others].map((h) => h.grpc).join(','),
-          '--nats',
-          nats.url,
-          '--kubeconfig',
-          cluster.kubeconfigPath,
-          '--token-file',
-          token,
-          '--insecure',
-          '--event-buffer-dir',
-          bufferDir,
-        ],
-        { logFile: join(work, 'agent.log') },
-      );
-      const applied = async (h: Replica, rev: string): Promise<boolean> =>
-        (await getJson<{ clusters: Row[] }>(h, '/api/v1/clusters')).clusters.some(
-          (r) => r.name === REAL && r.appliedRevision === rev,
-        );
-      for (const h of hubs)
-        await waitFor(() => applied(h, first), {
-          what: `${h.replica} showing ${REAL} at the first commit (logs in ${work})`,
-          timeoutMs: 90_000,
-          intervalMs: 250,
-        });
+      agent = await startRealAgent({
+        work,
+        cluster: REAL,
+        hubs: [cut, ...others],
+        natsUrl: nats.url,
+        kubeconfigPath: cluster.kubeconfigPath,
+        tokenFile: token,
+      });
+      await waitAppliedOnEvery(hubs, REAL, first, work);
       assert.equal(await sessionsOpened(cut), 1, `the agent is on ${cut.replica}`);
       const before = await Promise.all(others.map(sessionsOpened));
       assert.deepEqual(before, [0, 0]);
@@ -209,7 +177,7 @@ test(
         'bundles/app/manifests/config.yaml': configMap('second'),
       });
       for (const h of others)
-        await waitFor(() => applied(h, second), {
+        await waitFor(() => showsApplied(h, REAL, second), {
           what: `${h.replica} showing ${REAL} at the second commit`,
           timeoutMs: 60_000,
           intervalMs: 250,

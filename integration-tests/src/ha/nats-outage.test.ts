@@ -6,7 +6,7 @@
 // Once NATS is back, what the agent buffered meanwhile (the apply, a drift and its heal)
 // is folded by every replica: nothing lost.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
@@ -16,15 +16,20 @@ import { ensureEventsStream } from '@flotilla/hub';
 import {
   createWorkRepo,
   requireEnv,
-  spawnServer,
   startCluster,
   startGitServer,
   startNatsCluster,
   waitFor,
 } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
-import { FLOTILLA_BIN } from '../system/fleet.js';
-import { getJson, startReplica, writeReplicas } from './replicas.js';
+import {
+  getJson,
+  showsApplied,
+  startRealAgent,
+  startReplica,
+  waitAppliedOnEvery,
+  writeReplicas,
+} from './replicas.js';
 import type { Replica } from './replicas.js';
 
 const skip = await requireEnv(['cluster', 'nats', 'git']);
@@ -51,7 +56,6 @@ async function metric(h: Replica, name: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-type Row = { name: string; appliedRevision?: string };
 type Deployment = { cluster: string; driftEvents: number };
 type Readyz = { ready: boolean; degraded: string[] };
 
@@ -102,46 +106,18 @@ test(
       await Promise.all(hubs.map(startReplica));
       const [home, ...others] = hubs as [Replica, ...Replica[]];
 
+      agent = await startRealAgent({
+        work,
+        cluster: REAL,
+        hubs: hubs,
+        natsUrl: nats.url,
+        kubeconfigPath: cluster.kubeconfigPath,
+        tokenFile: token,
+      });
+      await waitAppliedOnEvery(hubs, REAL, first, work);
       const kc = new KubeConfig();
       kc.loadFromFile(cluster.kubeconfigPath);
       const api = kc.makeApiClient(CoreV1Api);
-      await api
-        .createNamespace({ body: { metadata: { name: 'flotilla-system' } } })
-        .catch(() => undefined);
-      const bufferDir = join(work, 'agent-buffer');
-      await mkdir(bufferDir, { recursive: true });
-      agent = spawnServer(
-        'agent',
-        process.execPath,
-        [
-          FLOTILLA_BIN,
-          'agent',
-          '--cluster',
-          REAL,
-          '--hub',
-          hubs.map((h) => h.grpc).join(','),
-          '--nats',
-          nats.url,
-          '--kubeconfig',
-          cluster.kubeconfigPath,
-          '--token-file',
-          token,
-          '--insecure',
-          '--event-buffer-dir',
-          bufferDir,
-        ],
-        { logFile: join(work, 'agent.log') },
-      );
-      const applied = async (h: Replica, rev: string): Promise<boolean> =>
-        (await getJson<{ clusters: Row[] }>(h, '/api/v1/clusters')).clusters.some(
-          (r) => r.name === REAL && r.appliedRevision === rev,
-        );
-      for (const h of hubs)
-        await waitFor(() => applied(h, first), {
-          what: `${h.replica} showing ${REAL} at the first commit (logs in ${work})`,
-          timeoutMs: 90_000,
-          intervalMs: 250,
-        });
       assert.equal(await metric(home, 'flotilla_stream_sessions'), 1, `agent on ${home.replica}`);
 
       // Every NATS node goes away.
@@ -209,7 +185,7 @@ test(
       await Promise.all(nats.nodes.map((n) => n.start()));
       const restartedAt = Date.now();
       for (const h of hubs)
-        await waitFor(() => applied(h, second), {
+        await waitFor(() => showsApplied(h, REAL, second), {
           what: `${h.replica} showing ${REAL} at the second commit once NATS is back (logs in ${work})`,
           timeoutMs: 120_000,
           intervalMs: 250,

@@ -1,8 +1,9 @@
 // Hub replicas as real processes for the HA scenarios: one hub.yaml per replica (the same
 // but for listen ports and, where a test says so, the NATS node it reaches), each named by
 // FLOTILLA_HUB_REPLICA as a pod would be, and the lease holder read from NATS KV.
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
@@ -152,4 +153,77 @@ export async function publishDrift(nc: NatsConnection, events: FlotillaEvent[]):
         await new Promise((r) => setTimeout(r, 250));
       }
     }
+}
+
+/** Options of startRealAgent(). */
+export interface RealAgentOptions {
+  /** The test's work directory: the agent's log and event buffer go there. */
+  work: string;
+  cluster: string;
+  /** The replicas the agent is given, in the order it tries them. */
+  hubs: Replica[];
+  natsUrl: string;
+  kubeconfigPath: string;
+  /** The shared agent token the replicas accept (`auth.tokenFile`). */
+  tokenFile: string;
+}
+
+/**
+ * Starts the real agent against the replicas given (insecure, with the shared token), its
+ * event buffer in the work directory, after creating its namespace on the cluster.
+ */
+export async function startRealAgent(o: RealAgentOptions): Promise<ManagedProcess> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(o.kubeconfigPath);
+  await kc
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name: 'flotilla-system' } } })
+    .catch(() => undefined);
+  const bufferDir = join(o.work, 'agent-buffer');
+  await mkdir(bufferDir, { recursive: true });
+  return spawnServer(
+    'agent',
+    process.execPath,
+    [
+      FLOTILLA_BIN,
+      'agent',
+      '--cluster',
+      o.cluster,
+      '--hub',
+      o.hubs.map((h) => h.grpc).join(','),
+      '--nats',
+      o.natsUrl,
+      '--kubeconfig',
+      o.kubeconfigPath,
+      '--token-file',
+      o.tokenFile,
+      '--insecure',
+      '--event-buffer-dir',
+      bufferDir,
+    ],
+    { logFile: join(o.work, 'agent.log') },
+  );
+}
+
+/** True when the replica shows the cluster applied at the revision. */
+export async function showsApplied(h: Replica, cluster: string, rev: string): Promise<boolean> {
+  const { clusters } = await getJson<{
+    clusters: Array<{ name: string; appliedRevision?: string }>;
+  }>(h, '/api/v1/clusters');
+  return clusters.some((r) => r.name === cluster && r.appliedRevision === rev);
+}
+
+/** Waits until every replica shows the cluster applied at the revision. */
+export async function waitAppliedOnEvery(
+  hubs: Replica[],
+  cluster: string,
+  rev: string,
+  logs: string,
+): Promise<void> {
+  for (const h of hubs)
+    await waitFor(() => showsApplied(h, cluster, rev), {
+      what: `${h.replica} showing ${cluster} at ${rev.slice(0, 12)} (logs in ${logs})`,
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
 }
