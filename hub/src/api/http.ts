@@ -203,7 +203,9 @@ function historyRoute(
     untilMs: timeParam(q.get('until'), 'until', now),
     limit: limitParam(q.get('limit')),
   });
-  sendList(res, 'entries', entries);
+  // While a restarted hub replays its history, reads are partial: the answer says so.
+  const partial = deps.readiness.check().degraded?.find((d) => d.reason === 'history')?.message;
+  sendList(res, 'entries', entries, partial ? { partial } : {});
 }
 
 function watchRoute(

@@ -10,6 +10,7 @@ import type { EventKind, FlotillaEvent } from '@flotilla/common';
 import { EVENT_TYPES, UnavailableError, createEvent, silentLogger } from '@flotilla/common';
 import { startHttpApi } from '../api/http.js';
 import type { RunningHttpApi } from '../api/http.js';
+import type { Degradation } from '../api/types.js';
 import { HistoryLog } from '../history/history-log.js';
 import type { HistoryEntry } from '../history/history-log.js';
 import { FleetStatus } from '../status/fleet-status.js';
@@ -39,7 +40,10 @@ function session(id: string, agentVersion: string, reason = '') {
 }
 
 // A hub whose history holds one day of a small fleet, at a fixed NOW.
-async function hub(withHistory = true): Promise<{ api: RunningHttpApi; url: string }> {
+async function hub(
+  withHistory = true,
+  degraded: Degradation[] = [],
+): Promise<{ api: RunningHttpApi; url: string }> {
   const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
   status.setFleet(
     ['edge-1', 'edge-2', 'lab-1'].map((name) => ({
@@ -98,7 +102,7 @@ async function hub(withHistory = true): Promise<{ api: RunningHttpApi; url: stri
     status,
     ...(withHistory ? { history } : {}),
     sources: { sources: () => [] },
-    readiness: { check: () => ({ ready: true, reasons: [] }) },
+    readiness: { check: () => ({ ready: true, reasons: [], degraded }) },
     logger: silentLogger(),
     now: () => NOW,
   });
@@ -268,4 +272,40 @@ test('history-shows-the-hubs-error-for-an-unknown-cluster-or-no-history', async 
     (err: Error) => err instanceof UnavailableError && err.message.startsWith(`hub at ${closed}`),
     'no hub there',
   );
+});
+
+test('a-hub-still-replaying-its-history-marks-answers-partial-and-the-cli-warns-on-stderr', async () => {
+  const loading =
+    'history loading: the events of the retention period are being replayed (8 entries so far); until then history shows only part of them';
+  const { api, url } = await hub(true, [
+    { reason: 'history', since: at('26T12:00:00').toISOString(), message: loading },
+  ]);
+  try {
+    const raw = (await (await fetch(`${url}/api/v1/history`)).json()) as {
+      entries: unknown[];
+      partial?: string;
+    };
+    assert.equal(raw.partial, loading);
+    assert.equal(raw.entries.length, 8);
+    const t = captureIo();
+    assert.equal(
+      await historyCommand(['-o', 'json', '--hub-url', url], t.cli, fetch, () => NOW),
+      0,
+    );
+    assert.equal(t.out.stderr, `warning: ${loading}\n`);
+    assert.ok((JSON.parse(t.out.stdout) as { entries: unknown[] }).entries.length > 0);
+  } finally {
+    await api.stop();
+  }
+  // Once replayed, answers are whole: no mark, no warning.
+  const whole = await hub();
+  try {
+    const t = captureIo();
+    assert.equal(await historyCommand(['--hub-url', whole.url], t.cli, fetch, () => NOW), 0);
+    assert.equal(t.out.stderr, '');
+    const raw = (await (await fetch(`${whole.url}/api/v1/history`)).json()) as object;
+    assert.equal('partial' in raw, false);
+  } finally {
+    await whole.api.stop();
+  }
 });

@@ -101,7 +101,10 @@ export async function historyCommand(
   });
   const body = (await getJson(fetchFn, `${base}/api/v1/history${query}`)) as {
     entries: HistoryEntry[];
+    partial?: string;
   };
+  // A hub still replaying its history answers part of it: said on stderr, so -o json stays parseable.
+  if (body.partial) io.stderr.write(`warning: ${body.partial}\n`);
   io.stdout.write(formatHistory(body.entries, format, nowMs));
   return ExitCode.ok;
 }

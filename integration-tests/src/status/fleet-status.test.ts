@@ -193,7 +193,19 @@ test('hub-restart-mid-stream-loses-nothing-and-duplicates-are-harmless', { skip 
       [],
       'duplicates and out-of-order events changed nothing',
     );
-    const history = await api<{ entries: unknown[] }>(hub, '/api/v1/history?limit=10000');
+    // The restarted hub replays its history once agents stopped dialling back; until then
+    // history answers are marked partial.
+    const history = await waitFor(
+      async () => {
+        const h = await api<{ entries: unknown[]; partial?: string }>(
+          hub,
+          '/api/v1/history?limit=10000',
+        );
+        if (h.partial !== undefined) assert.match(h.partial, /^history loading: /);
+        return h.partial === undefined ? h : undefined;
+      },
+      { what: 'the history replayed after the restart', timeoutMs: 30_000 },
+    );
     assert.equal(
       history.entries.length,
       events.length + 1,
