@@ -140,7 +140,7 @@ test('every-write-is-audited-durably-and-survives-a-hub-restart', { skip }, asyn
       const now = await audit();
       return want.every((w) => now.includes(w));
     },
-    { what: 'every audit entry back after the restart', timeoutMs: 15_000, intervalMs: 250 },
+    { what: 'every audit entry back after the restart', timeoutMs: 60_000, intervalMs: 250 },
   );
   const table = await f.cli(['history', '--kind', 'audit']);
   assert.match(table, /audit\s+.*denied\s+token reader: rollout\.approve web/);

@@ -133,7 +133,8 @@ test('agent-sessions-are-durable-history-across-a-hub-restart', { skip }, async 
     await hub.start();
     await waitFor(async () => (await sessions(hub)).length === 4, {
       what: 'the history replayed after the restart, with the shutdown disconnect',
-      timeoutMs: 15_000,
+      // The replay waits for agents dialling back (1 s quiet, 15 s at most), then runs.
+      timeoutMs: 60_000,
     });
     const after = await sessions(hub);
     assert.deepEqual(
