@@ -72,9 +72,18 @@ describe('render worker', () => {
       const huge = {
         'clusters/c1.yaml': clusterYaml('c1'),
         'bundles/huge/bundle.yaml': bundleYaml('huge', '  targets:\n    - clusterSelector: {}\n'),
-        'bundles/huge/manifests/cm.yaml': Array.from({ length: 200_000 }, (_, i) =>
-          configMap(`cm-${i}`, { k: 'v'.repeat(40) }),
-        ).join('---\n'),
+        // 200 files of 1,000 documents: the heap fills through many separate allocations.
+        // One file of 200,000 documents fills it through one growing array, and then V8
+        // can abort the whole process instead of ending the worker (a Node.js limit of
+        // resourceLimits, nodejs/node#47224; 1 run in 10 here): see docs/decisions.md.
+        ...Object.fromEntries(
+          Array.from({ length: 200 }, (_, f) => [
+            `bundles/huge/manifests/cm-${f}.yaml`,
+            Array.from({ length: 1_000 }, (_, i) =>
+              configMap(`cm-${f}-${i}`, { k: 'v'.repeat(40) }),
+            ).join('---\n'),
+          ]),
+        ),
       };
       await assert.rejects(worker.render(repo(huge), 'r1'), (err: unknown) => {
         assert.ok(err instanceof RenderWorkerError);
