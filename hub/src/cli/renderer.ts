@@ -8,7 +8,7 @@ import { createLogger, durations, errorMessage } from '@flotilla/common';
 import { CertificateAuthority, createCa } from '../identity/pki.js';
 import { RENDERER_CLIENT_NAME } from '../render/remote/protocol.js';
 import { startRenderServer } from '../render/remote/server.js';
-import { DEFAULT_SANDBOX_USER, resolveSandbox } from '../render/sandbox.js';
+import { DEFAULT_SANDBOX_USER, parseSandboxUser, resolveSandbox } from '../render/sandbox.js';
 import type { SandboxMode } from '../render/sandbox.js';
 import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
@@ -113,12 +113,10 @@ export async function rendererCommand(argv: string[], io: CliIo): Promise<number
 
 function sandboxUser(text: string | undefined): { uid: number; gid: number } {
   if (text === undefined) return { ...DEFAULT_SANDBOX_USER };
-  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(text);
-  const uid = Number(m?.[1]);
-  const gid = Number(m?.[2] ?? m?.[1]);
-  if (!m || uid === 0 || gid === 0 || uid > 0xfffffffe || gid > 0xfffffffe)
+  const ids = parseSandboxUser(text);
+  if (typeof ids === 'string')
     throw new UsageError('--sandbox-user must be UID or UID:GID, not root');
-  return { uid, gid };
+  return ids;
 }
 
 const TEN_YEARS = 10 * 365 * 86_400_000;

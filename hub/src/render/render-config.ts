@@ -16,7 +16,7 @@ import type { ClusterCapabilities } from '@flotilla/common';
 import { BUILTIN_CAPABILITIES } from './capabilities.js';
 import { DEFAULT_RENDER_LIMITS } from './limits.js';
 import { DEFAULT_TOOL_MAX_MEMORY } from './tools.js';
-import { DEFAULT_SANDBOX_USER } from './sandbox.js';
+import { DEFAULT_SANDBOX_USER, parseSandboxUser } from './sandbox.js';
 import type { SandboxMode, SandboxSetting } from './sandbox.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
 import type { RenderOptions } from './types.js';
@@ -235,14 +235,14 @@ function sandboxSetting(
     fail('sandbox', `must be one of ${SANDBOX_MODES.join(', ')}`);
   const user = r.sandboxUser ?? undefined;
   if (user === undefined) return { mode: mode as SandboxMode, ...DEFAULT_SANDBOX_USER };
-  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(String(user));
-  const uid = Number(m?.[1]);
-  const gid = Number(m?.[2] ?? m?.[1]);
-  if (!m || (typeof user !== 'number' && typeof user !== 'string'))
+  const ids =
+    typeof user === 'number' || typeof user === 'string'
+      ? parseSandboxUser(String(user))
+      : 'format';
+  if (ids === 'format')
     return fail('sandboxUser', 'must be a numeric user id, or uid:gid ("65534:65534")');
-  if (uid === 0 || gid === 0 || uid > 0xfffffffe || gid > 0xfffffffe)
-    return fail('sandboxUser', 'must not be root (0) and at most 4294967294');
-  return { mode: mode as SandboxMode, uid, gid };
+  if (ids === 'root') return fail('sandboxUser', 'must not be root (0) and at most 4294967294');
+  return { mode: mode as SandboxMode, ...ids };
 }
 
 /** The kustomize, helm and sops programs a RenderConfig runs in the hub (names are looked up on PATH). */

@@ -41,6 +41,20 @@ export interface SandboxSetting {
 export const DEFAULT_SANDBOX_USER = { uid: 65534, gid: 65534 } as const;
 
 /**
+ * Reads a sandbox user written "UID" or "UID:GID" (render.sandboxUser, `flotilla renderer
+ * --sandbox-user`): the ids, or what is wrong with it ("format", or "root" for 0 and ids
+ * past 4294967294).
+ */
+export function parseSandboxUser(text: string): { uid: number; gid: number } | 'format' | 'root' {
+  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(text);
+  if (!m) return 'format';
+  const uid = Number(m[1]);
+  const gid = Number(m[2] ?? m[1]);
+  if (uid === 0 || gid === 0 || uid > 0xfffffffe || gid > 0xfffffffe) return 'root';
+  return { uid, gid };
+}
+
+/**
  * How the runner starts a tool: a plain-data value, so it crosses to the render worker.
  * The command line is `wrapper… /bin/sh -c <limits> program args`.
  */

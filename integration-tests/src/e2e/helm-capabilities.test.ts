@@ -8,13 +8,13 @@
 // first and on the other later, outside Flotilla, as a platform team would.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { AppsV1Api, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
+import { KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { K8S_VERSION, binaryPaths, requireEnv, waitFor } from '@flotilla/test-env';
 import { applyManifests, parseManifests } from '../system/install.js';
 import { startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
-import { CHART, SERVICE_MONITOR_CRD } from './shop-chart.js';
+import { CHART, SERVICE_MONITOR_CRD, rollOutShop } from './shop-chart.js';
 
 const skip = await requireEnv(['cluster', 'nats', 'git']);
 // Agents started below re-read their cluster's capabilities every second (default 60 s),
@@ -85,23 +85,6 @@ async function read(
   }
 }
 
-// Plays the Deployment controller on a server that runs none: the rollout is done.
-async function rollOut(clusterName: string): Promise<void> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(fleet!.clusters.get(clusterName)!.kubeconfigPath);
-  const apps = kc.makeApiClient(AppsV1Api);
-  const d = await apps.readNamespacedDeployment({ name: 'web-shop', namespace: 'shop' });
-  d.status = {
-    observedGeneration: d.metadata?.generation ?? 1,
-    replicas: 2,
-    updatedReplicas: 2,
-    readyReplicas: 2,
-    availableReplicas: 2,
-    conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
-  };
-  await apps.replaceNamespacedDeploymentStatus({ name: 'web-shop', namespace: 'shop', body: d });
-}
-
 const kindsOf = (yamlStream: string): string[] =>
   parseManifests(yamlStream)
     .map((o) => `${o.apiVersion} ${o.kind}`)
@@ -158,7 +141,7 @@ test(
           what: `${name}: the PDB (policy/v1), HPA (autoscaling/v2), RoleBinding and .Capabilities.KubeVersion ${minor}.0 (logs in ${f.logDir})`,
         },
       );
-      await rollOut(name);
+      await rollOutShop(fleet!.clusters.get(name)!.kubeconfigPath);
     }
     await f.waitForRevision(f.firstCommit, 120_000);
     assert.equal(

@@ -4,6 +4,8 @@
 // autoscaling/v2 HPA by version), has RBAC and a helper template, and renders a
 // ServiceMonitor only where monitoring.coreos.com/v1 is served.
 
+import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
+
 export const CHART: Record<string, string> = {
   'Chart.yaml': `apiVersion: v2
 name: shop
@@ -219,3 +221,23 @@ spec:
           properties:
             spec: { type: object, x-kubernetes-preserve-unknown-fields: true }
 `;
+
+/**
+ * Plays the Deployment controller for the chart's Deployment (release "web", namespace
+ * "shop") on a test API server, which runs no controllers: its rollout is done.
+ */
+export async function rollOutShop(kubeconfigPath: string): Promise<void> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const d = await apps.readNamespacedDeployment({ name: 'web-shop', namespace: 'shop' });
+  d.status = {
+    observedGeneration: d.metadata?.generation ?? 1,
+    replicas: 2,
+    updatedReplicas: 2,
+    readyReplicas: 2,
+    availableReplicas: 2,
+    conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
+  };
+  await apps.replaceNamespacedDeploymentStatus({ name: 'web-shop', namespace: 'shop', body: d });
+}

@@ -15,9 +15,9 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
-import { AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
 import { requireEnv, waitFor } from '@flotilla/test-env';
-import { CHART, SERVICE_MONITOR_CRD } from '../e2e/shop-chart.js';
+import { CHART, SERVICE_MONITOR_CRD, rollOutShop } from '../e2e/shop-chart.js';
 import { applyManifests } from '../system/install.js';
 import { startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
@@ -105,21 +105,6 @@ async function serviceMonitorUid(): Promise<string | undefined> {
   }
 }
 
-// Plays the Deployment controller: the chart's rollout is done.
-async function rollOut(): Promise<void> {
-  const apps = kubeConfig().makeApiClient(AppsV1Api);
-  const d = await apps.readNamespacedDeployment({ name: 'web-shop', namespace: 'shop' });
-  d.status = {
-    observedGeneration: d.metadata?.generation ?? 1,
-    replicas: 2,
-    updatedReplicas: 2,
-    readyReplicas: 2,
-    availableReplicas: 2,
-    conditions: [{ type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' }],
-  };
-  await apps.replaceNamespacedDeploymentStatus({ name: 'web-shop', namespace: 'shop', body: d });
-}
-
 async function deployments(f: Fleet): Promise<Deployment[]> {
   return (
     JSON.parse(await f.cli(['get', 'deployments', '-o', 'json'])) as { deployments: Deployment[] }
@@ -177,12 +162,15 @@ test(
       intervalMs: 250,
     });
     await waitFor(
-      async () =>
-        (await kubeConfig()
-          .makeApiClient(AppsV1Api)
-          .readNamespacedDeployment({ name: 'web-shop', namespace: 'shop' })
-          .then(() => true)
-          .catch(() => false)) && (await rollOut().then(() => true)),
+      () =>
+        rollOutShop(f.clusters.get(CLUSTER)!.kubeconfigPath).then(
+          () => true,
+          (err: unknown) => {
+            // Not there yet: the agent has not applied the chart's Deployment.
+            if ((err as { code?: number }).code === 404) return false;
+            throw err;
+          },
+        ),
       { what: 'the chart Deployment rolled out', timeoutMs: 60_000 },
     );
     await assertHonestStatus(f, 'before the restart');

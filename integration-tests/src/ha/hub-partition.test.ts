@@ -22,6 +22,8 @@ import {
 } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
 import {
+  appConfigMap,
+  appFleetFiles,
   driftEvent,
   getJson,
   leaseHolder,
@@ -38,20 +40,6 @@ const skip = await requireEnv(['cluster', 'nats', 'git']);
 const HUB_ID = 'partition-hub';
 const REAL = 'real';
 const SIMULATED = Array.from({ length: 10 }, (_, i) => `sim-${i}`);
-const BUNDLE = `apiVersion: flotilla.dev/v1alpha1
-kind: Bundle
-metadata:
-  name: app
-spec:
-  source:
-    path: manifests
-  namespace: app
-  targets:
-    - clusterSelector: {}
-`;
-const configMap = (message: string): string =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  message: ${message}\n`;
-
 /** Agent sessions a replica opened since it started (its own, not the fleet's). */
 async function sessionsOpened(h: Replica): Promise<number> {
   const text = await (await fetch(`${h.httpUrl}/metrics`)).text();
@@ -78,16 +66,7 @@ test(
     try {
       const repoUrl = await git.createRepo('fleet');
       const repo = await createWorkRepo(repoUrl);
-      const declare = (n: string): string =>
-        `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${n}\n`;
-      await repo.writeFiles({
-        [`clusters/${REAL}.yaml`]: declare(REAL),
-        ...Object.fromEntries(SIMULATED.map((n) => [`clusters/${n}.yaml`, declare(n)])),
-        'bundles/app/bundle.yaml': BUNDLE,
-        'bundles/app/manifests/namespace.yaml':
-          'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n',
-        'bundles/app/manifests/config.yaml': configMap('first'),
-      });
+      await repo.writeFiles(appFleetFiles([REAL, ...SIMULATED], 'first'));
       const first = await repo.commitAndPush('first');
       const token = join(work, 'agent-token');
       await writeFile(token, 'hub-partition-token', { mode: 0o600 });
@@ -174,7 +153,7 @@ test(
 
       // A new commit reaches the agent through the replica it moved to.
       const second = await repo.commitAndPush('second', {
-        'bundles/app/manifests/config.yaml': configMap('second'),
+        'bundles/app/manifests/config.yaml': appConfigMap('second'),
       });
       for (const h of others)
         await waitFor(() => showsApplied(h, REAL, second), {

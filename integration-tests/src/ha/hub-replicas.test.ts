@@ -32,7 +32,7 @@ import {
 } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
 import { simClusterName } from '../sim/config.js';
-import { driftEvent, publishDrift } from './replicas.js';
+import { appConfigMap, appFleetFiles, driftEvent, publishDrift } from './replicas.js';
 import { Simulator } from '../sim/simulator.js';
 import { FLOTILLA_BIN } from '../system/fleet.js';
 
@@ -44,20 +44,6 @@ const PUBLISHED_FOR = new Set(SIMULATED);
 /** Simulated agents (the fleet simulator) beside the real one: simagent-00000 … */
 const SIM_PREFIX = 'simagent';
 const SIM_AGENTS = Array.from({ length: 30 }, (_, i) => simClusterName(i, SIM_PREFIX));
-const BUNDLE = `apiVersion: flotilla.dev/v1alpha1
-kind: Bundle
-metadata:
-  name: app
-spec:
-  source:
-    path: manifests
-  namespace: app
-  targets:
-    - clusterSelector: {}
-`;
-const configMap = (message: string): string =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  message: ${message}\n`;
-
 interface Hub {
   replica: string;
   httpUrl: string;
@@ -108,18 +94,7 @@ test(
     try {
       const repoUrl = await git.createRepo('fleet');
       const repo = await createWorkRepo(repoUrl);
-      const declare = (n: string): string =>
-        `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${n}\n`;
-      await repo.writeFiles({
-        [`clusters/${REAL}.yaml`]: declare(REAL),
-        ...Object.fromEntries(
-          [...SIMULATED, ...SIM_AGENTS].map((n) => [`clusters/${n}.yaml`, declare(n)]),
-        ),
-        'bundles/app/bundle.yaml': BUNDLE,
-        'bundles/app/manifests/namespace.yaml':
-          'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n',
-        'bundles/app/manifests/config.yaml': configMap('first'),
-      });
+      await repo.writeFiles(appFleetFiles([REAL, ...SIMULATED, ...SIM_AGENTS], 'first'));
       const first = await repo.commitAndPush('first');
       const token = join(work, 'agent-token');
       await writeFile(token, 'hub-replicas-token', { mode: 0o600 });
@@ -306,7 +281,7 @@ test(
 
       // A push, and the lease holder SIGKILLed while the fleet takes it in.
       const second = await repo.commitAndPush('second', {
-        'bundles/app/manifests/config.yaml': configMap('second'),
+        'bundles/app/manifests/config.yaml': appConfigMap('second'),
       });
       const roundTwo = publishDrift(
         nc,
@@ -360,7 +335,7 @@ test(
         SIMULATED.slice(16).map((c) => driftEvent(c, first, 'round-3')),
       );
       const third = await repo.commitAndPush('third', {
-        'bundles/app/manifests/config.yaml': configMap('third'),
+        'bundles/app/manifests/config.yaml': appConfigMap('third'),
       });
       for (const h of followers) {
         await waitFor(async () => (await folded(h)) === 20, {

@@ -23,6 +23,8 @@ import {
 } from '@flotilla/test-env';
 import type { ManagedProcess } from '@flotilla/test-env';
 import {
+  appConfigMap,
+  appFleetFiles,
   getJson,
   showsApplied,
   startRealAgent,
@@ -35,20 +37,6 @@ import type { Replica } from './replicas.js';
 const skip = await requireEnv(['cluster', 'nats', 'git']);
 const HUB_ID = 'outage-hub';
 const REAL = 'real';
-const BUNDLE = `apiVersion: flotilla.dev/v1alpha1
-kind: Bundle
-metadata:
-  name: app
-spec:
-  source:
-    path: manifests
-  namespace: app
-  targets:
-    - clusterSelector: {}
-`;
-const configMap = (message: string): string =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  message: ${message}\n`;
-
 /** A counter or gauge of a replica's /metrics (0 when absent). */
 async function metric(h: Replica, name: string): Promise<number> {
   const text = await (await fetch(`${h.httpUrl}/metrics`)).text();
@@ -75,13 +63,7 @@ test(
     try {
       const repoUrl = await git.createRepo('fleet');
       const repo = await createWorkRepo(repoUrl);
-      await repo.writeFiles({
-        [`clusters/${REAL}.yaml`]: `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${REAL}\n`,
-        'bundles/app/bundle.yaml': BUNDLE,
-        'bundles/app/manifests/namespace.yaml':
-          'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n',
-        'bundles/app/manifests/config.yaml': configMap('first'),
-      });
+      await repo.writeFiles(appFleetFiles([REAL], 'first'));
       const first = await repo.commitAndPush('first');
       const token = join(work, 'agent-token');
       await writeFile(token, 'nats-outage-token', { mode: 0o600 });
@@ -155,7 +137,7 @@ test(
 
       // The agent still has its stream on the same replica, and receives a new commit.
       const second = await repo.commitAndPush('second', {
-        'bundles/app/manifests/config.yaml': configMap('second'),
+        'bundles/app/manifests/config.yaml': appConfigMap('second'),
       });
       const message = async (): Promise<string | undefined> =>
         (await api.readNamespacedConfigMap({ name: 'app-config', namespace: 'app' })).data?.message;

@@ -227,3 +227,28 @@ export async function waitAppliedOnEvery(
       intervalMs: 250,
     });
 }
+
+/** The app bundle's ConfigMap, saying `message`: a new message is a new commit's change. */
+export function appConfigMap(message: string): string {
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  message: ${message}\n`;
+}
+
+/**
+ * The fleet of the HA tests: every cluster declared, and one bundle "app" for all of them
+ * (a Namespace and the ConfigMap saying `message`).
+ */
+export function appFleetFiles(clusters: string[], message: string): Record<string, string> {
+  return {
+    ...Object.fromEntries(
+      clusters.map((n) => [
+        `clusters/${n}.yaml`,
+        `apiVersion: flotilla.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: ${n}\n`,
+      ]),
+    ),
+    'bundles/app/bundle.yaml':
+      'apiVersion: flotilla.dev/v1alpha1\nkind: Bundle\nmetadata:\n  name: app\nspec:\n  source:\n    path: manifests\n  namespace: app\n  targets:\n    - clusterSelector: {}\n',
+    'bundles/app/manifests/namespace.yaml':
+      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n',
+    'bundles/app/manifests/config.yaml': appConfigMap(message),
+  };
+}
