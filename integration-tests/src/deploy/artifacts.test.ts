@@ -171,6 +171,12 @@ test(
           spec: {
             containers: {
               env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+              startupProbe?: {
+                httpGet: { path: string };
+                periodSeconds: number;
+                failureThreshold: number;
+              };
+              livenessProbe?: { httpGet: { path: string } };
               volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
             }[];
             volumes: {
@@ -217,6 +223,15 @@ test(
       term?.podAffinityTerm.labelSelector.matchLabels,
       dep.spec.selector.matchLabels,
     );
+    // A replica's start waits for NATS (its identity records): liveness is held back by a
+    // startup probe for 5 minutes, so the kubelet does not restart a replica that waits.
+    const probe = dep.spec.template.spec.containers[0]?.startupProbe;
+    assert.equal(probe?.httpGet.path, '/healthz');
+    assert.ok(
+      (probe?.periodSeconds ?? 10) * (probe?.failureThreshold ?? 3) >= 300,
+      'startup ≥ 5 min',
+    );
+    assert.equal(dep.spec.template.spec.containers[0]?.livenessProbe?.httpGet.path, '/healthz');
     const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as unknown as Pdb;
     assert.equal(pdb.spec.maxUnavailable, 1);
     assert.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
