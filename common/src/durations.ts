@@ -9,9 +9,15 @@ export const durations = {
   sourcePollJitter: 0.1,
   /** Both: heartbeat on the agent stream when idle (10 s). */
   streamHeartbeat: 10_000,
-  /** Both: gRPC keepalive ping interval (20 s) and the time to wait for its answer (10 s). */
+  /** Both: gRPC keepalive ping interval (20 s). */
   grpcKeepaliveTime: 20_000,
-  grpcKeepaliveTimeout: 10_000,
+  /**
+   * Both: how long a keepalive ping may wait for its answer (30 s, the stream's own
+   * heartbeat tolerance). grpc-js judges it with a timer, which runs before the socket
+   * holding the answer is read: a loop held longer than this (a loaded hub, a starved
+   * simulator) dropped every connection whose ping was out, though the peer had answered.
+   */
+  grpcKeepaliveTimeout: 30_000,
   /** Agent: reconnect backoff, first and longest delay (0.5 s .. 30 s). */
   reconnectInitial: 500,
   reconnectMax: 30_000,
