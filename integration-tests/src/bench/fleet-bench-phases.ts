@@ -72,6 +72,7 @@ export async function statusShows(
   revision: string,
   n: number,
   timeoutMs = 300_000,
+  intervalMs = STATUS_POLL_MS,
 ): Promise<number> {
   return waitFor(
     async () => {
@@ -83,7 +84,7 @@ export async function statusShows(
     {
       what: `status: ${n} clusters Ready at ${revision.slice(0, 12)}`,
       timeoutMs,
-      intervalMs: STATUS_POLL_MS,
+      intervalMs,
     },
   );
 }
