@@ -71,6 +71,43 @@ test('a-tick-after-the-hubs-loop-was-held-closes-nothing-the-next-one-judges', a
   }
 });
 
+test('a-late-tick-serves-every-slot-that-came-due-meanwhile', async () => {
+  // Subjects ticked in the same turn of the loop share a batch number.
+  let batch = 0;
+  let open = false;
+  const ticks: Tick[] = [];
+  const batchOf = (): number => {
+    if (!open) {
+      open = true;
+      batch++;
+      queueMicrotask(() => (open = false));
+    }
+    return batch;
+  };
+  // 10 slots of one subject each, a tick every 100 ms.
+  const wheel = new HeartbeatWheel({ intervalMs: 1_000, slots: 10 });
+  for (const s of subjects(10, ticks, batchOf)) wheel.add(s);
+  try {
+    const held = Date.now() + 650;
+    while (Date.now() < held) {
+      /* the loop is held for six periods and more */
+    }
+    await until(() => ticks.length > 0, 'the first tick');
+    const first = ticks.filter((t) => t.tick === ticks[0]?.tick);
+    assert.ok(
+      first.length >= 6,
+      `the late tick serves the 6 slots that came due, served ${first.length}`,
+    );
+    assert.ok(
+      first.every((t) => !t.judge),
+      'a late tick closes nothing',
+    );
+    assert.equal(new Set(first.map((t) => t.subject)).size, first.length);
+  } finally {
+    wheel.stop();
+  }
+});
+
 test('a-removed-session-is-not-ticked-and-the-last-one-stops-the-timer', async () => {
   const ticks: Tick[] = [];
   const wheel = new HeartbeatWheel({ intervalMs: 20, slots: 2 });

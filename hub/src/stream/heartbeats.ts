@@ -93,15 +93,23 @@ export class HeartbeatWheel {
     this.timer = undefined;
   }
 
-  /** One tick: the next slot's subjects. */
+  /**
+   * One tick: the next slot's subjects, or after a late tick every slot that came due
+   * meanwhile (all of them at most). Node runs a late interval once, not once per period
+   * missed: one slot per tick made a hub whose loop turned every 3 s (a connect storm on a
+   * loaded machine) send each session a heartbeat every 30 s, and its agents gave up on it.
+   */
   private tick(): void {
     const now = this.now();
-    const judge =
-      now - this.lastTick <= Math.max(STALLED_TICK_PERIODS * this.periodMs, STALL_MIN_MS);
+    const elapsed = now - this.lastTick;
+    const judge = elapsed <= Math.max(STALLED_TICK_PERIODS * this.periodMs, STALL_MIN_MS);
     if (!judge) this.stalls++;
     this.lastTick = now;
-    const slot = this.slots[this.cursor] as Set<HeartbeatSubject>;
-    this.cursor = (this.cursor + 1) % this.slots.length;
-    for (const subject of [...slot]) subject.heartbeatTick(judge);
+    const due = judge ? 1 : Math.min(this.slots.length, Math.floor(elapsed / this.periodMs));
+    for (let i = 0; i < due; i++) {
+      const slot = this.slots[this.cursor] as Set<HeartbeatSubject>;
+      this.cursor = (this.cursor + 1) % this.slots.length;
+      for (const subject of [...slot]) subject.heartbeatTick(judge);
+    }
   }
 }
