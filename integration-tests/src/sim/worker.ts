@@ -13,6 +13,7 @@ import type { SimConfig } from './config.js';
 import { adminIdentityClient, obtainIdentity } from './identity.js';
 import type { SimIdentity } from './identity.js';
 import type { FromWorker, SimRecord, ToWorker, WorkerStats } from './protocol.js';
+import { NATS_DIALS_PER_SECOND, Pacer, pacedSink } from './paced-sink.js';
 import { seededRng } from './random.js';
 import { SimAgent } from './sim-agent.js';
 
@@ -60,6 +61,7 @@ async function startAgents(worker: number, cfg: SimConfig, names: string[]): Pro
   let admin: Promise<IdentityClient> | undefined;
   const auth = cfg.auth;
   const queue = [...names];
+  const natsDials = new Pacer(NATS_DIALS_PER_SECOND);
   const startOne = async (name: string): Promise<void> => {
     const log: Logger = logger.child({ cluster: name });
     let identity: SimIdentity | undefined;
@@ -75,12 +77,16 @@ async function startAgents(worker: number, cfg: SimConfig, names: string[]): Pro
     }
     const agent = new SimAgent(name, cfg, {
       sink: counting(
-        natsSink({
-          servers: cfg.nats,
-          name: `flotilla-sim-${name}`,
-          logger: log,
-          ...identity?.nats,
-        }),
+        pacedSink(
+          () =>
+            natsSink({
+              servers: cfg.nats,
+              name: `flotilla-sim-${name}`,
+              logger: log,
+              ...identity?.nats,
+            }),
+          natsDials,
+        ),
       ),
       rng: seededRng(cfg.seed, name),
       logger: log,
