@@ -12,15 +12,13 @@
 // Beside each figure: the simulator's own CPU. Run (after `npx turbo run build`):
 //   node integration-tests/dist/bench/fleet-bench.js [--clusters 1000] [--processes 2]
 //        [--rounds 3] [--burst 20] [--profile] [--no-bare] [--log-dir DIR] [--connect-only]
-//        [--restart-only] [--fanout-only]
+//        [--restart-only]
 // --profile runs the hub with --cpu-prof and prints where its CPU went in each phase.
 // --connect-only stops after the connect storm: the RSS per connected cluster, in minutes.
 // --restart-only: the connect storm, the ingest burst (it fills the history a restarted
 // hub replays; --burst 0 skips it), then the restart with its timeline; no fan-out.
-// --fanout-only: the connect storm, then the fan-outs (push → agents, push → status, queries,
-// peak RSS) and the bare fan-out at the same N; no ingest, no restart. With --connect-only
-// and --restart-only it splits a 10,000-cluster run into parts that each fit a time slot.
 // --heap-snapshots writes the hub's heap, idle and connected, to the log directory.
+// --fanout-only: the connect storm, the fan-outs and the bare server's; no ingest or restart.
 import { fork } from 'node:child_process';
 import { mkdtemp, readdir, rename, stat } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -31,7 +29,6 @@ import { quietDependencyWarnings } from '@flotilla/common';
 import { simFleetBump, simFleetFiles } from '../sim/fleet-repo.js';
 import { nowMs } from '../sim/sim-agent.js';
 import { startSimHub } from '../sim/sim-hub.js';
-import type { SimHub } from '../sim/sim-hub.js';
 import { Simulator } from '../sim/simulator.js';
 import { encodeAll, startBareFanout } from './bare-fanout.js';
 import { formatProfile, monotonicUs, summarizeProfile } from './cpu-profile.js';
@@ -53,8 +50,8 @@ const { values: args } = parseArgs({
     'log-dir': { type: 'string' },
     'connect-only': { type: 'boolean', default: false },
     'restart-only': { type: 'boolean', default: false },
-    'fanout-only': { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
+    'fanout-only': { type: 'boolean', default: false },
   },
 });
 const N = Number(args.clusters);
@@ -249,118 +246,6 @@ function stopOnSignal(cleanup: () => Promise<void>): void {
     });
 }
 
-/** Seconds since the benchmark started, for progress lines of long runs. */
-const elapsed = (): string => `[${Math.round(performance.now() / 1000)} s]`;
-
-/**
- * --fanout-only: the fan-outs on an already connected fleet, then (unless --no-bare) the
- * bare grpc-js server's fan-out to the same N agents, and the rows they fill. Stops `sim`.
- */
-async function fanoutOnly(
-  hub: SimHub,
-  sim: Simulator,
-  at: { idleRss: number; connectedRss: number; load0: number; logDir: string },
-  windows: Window[],
-): Promise<void> {
-  const rounds: FanoutFigures[] = [];
-  let steady = at.connectedRss;
-  const watch = await StatusWatch.open(hub.httpUrl);
-  try {
-    for (let r = 0; r < ROUNDS; r++) {
-      console.log(`${elapsed()} fan-out ${r + 1}: pushing`);
-      const files = simFleetBump({ ...SHAPE, version: r + 2 });
-      const f = await fanout(hub, sim, watch, files, `v${r + 2}`, steady);
-      rounds.push(f);
-      windows.push(f.window);
-      const q = Object.entries(f.queryP99Ms).map(([k, v]) => `${k} ${fmt(v)}`);
-      console.log(
-        `${elapsed()} fan-out ${r + 1}: receive p50 ${fmt(f.receiveP50Ms)} p99 ${fmt(f.receiveP99Ms)} max ${fmt(f.receiveMaxMs)}; status ${fmt(f.statusMs)}; hub CPU ${fmt(f.hubCpuMs)} (main thread ${fmt(f.hubMainCpuMs)}), sim CPU ${fmt(f.simCpuMs)}; peak RSS ${Math.round(f.peakRssBytes / MiB)} MiB (steady ${Math.round(f.steadyRssBytes / MiB)}); ${f.queries} queries, p99 ${q.join(', ')}`,
-      );
-      const h = f.hub;
-      console.log(
-        `  hub log, ms after the webhook was sent: received ${h.webhook}, fetched ${h.fetched}, rendered ${h.rendered}, sessions notified ${h.published}, first state sent ${h.firstSent}, last ${h.lastSent}`,
-      );
-      steady = await steadyRss(hub.hub.pid);
-    }
-  } finally {
-    watch.close();
-  }
-  const sessions = sim.agents().reduce((n, a) => n + a.sessions, 0);
-  const loadAfter = loadAverage();
-  await sim.stop();
-  await hub.stopHub();
-  const lastRevision = rounds[rounds.length - 1]?.revision ?? hub.firstCommit;
-  console.log(`${elapsed()} bare fan-out`);
-  const bare = args['no-bare']
-    ? []
-    : await bareFanout(hub.repo.dir, lastRevision, hub.nats.url, at.logDir);
-  for (const b of bare)
-    console.log(
-      `bare fan-out: receive p50 ${fmt(b.p50)} p99 ${fmt(b.p99)}; sim CPU ${fmt(b.simCpuMs)}`,
-    );
-  const m = (f: (x: FanoutFigures) => number): number => median(rounds.map(f));
-  const p99 = m((f) => f.receiveP99Ms);
-  const bareP99 = median(bare.map((b) => b.p99));
-  const perClusterKiB = (at.connectedRss - at.idleRss) / N / 1024;
-  const peakRatio = m((f) => f.peakRssBytes / f.steadyRssBytes);
-  const worstQuery = m((f) => Math.max(...Object.values(f.queryP99Ms)));
-  console.log(
-    `\nsummary, fan-out only (medians of ${ROUNDS} fan-outs; ${sessions} sessions welcomed for ${N} agents; load average ${at.load0} → ${loadAfter} → ${loadAverage()}):`,
-  );
-  const row = (what: string, figure: string, target: string, extra = ''): void =>
-    console.log(`  ${what.padEnd(44)} ${figure.padEnd(26)} ${target.padEnd(22)} ${extra}`);
-  row('measure', 'figure', 'target', 'limit / CPU');
-  row(
-    'push → every agent has it, p50 / p99',
-    `${fmt(m((f) => f.receiveP50Ms))} / ${fmt(p99)}`,
-    `≤ ${fmt(TARGETS.receiveP99Ms)} ${verdict(p99 <= TARGETS.receiveP99Ms)}`,
-    `bare p99 ${fmt(bareP99)} (sim CPU ${fmt(median(bare.map((b) => b.simCpuMs)))}), ratio ${(p99 / bareP99).toFixed(1)}× (goal ≤ ${FANOUT_GOAL}×); sim CPU ${fmt(m((f) => f.simCpuMs))}, hub CPU ${fmt(m((f) => f.hubCpuMs))} (main ${fmt(m((f) => f.hubMainCpuMs))})`,
-  );
-  row(
-    'push → status shows every cluster',
-    fmt(m((f) => f.statusMs)),
-    `≤ ${fmt(TARGETS.statusMs)} ${verdict(m((f) => f.statusMs) <= TARGETS.statusMs)}`,
-    `webhook→rendered ${fmt(m((f) => f.hub.rendered))}, →last state sent ${fmt(m((f) => f.hub.lastSent))}; sim CPU ${fmt(m((f) => f.simCpuMs))}`,
-  );
-  row(
-    'hub RSS per connected cluster',
-    `${perClusterKiB.toFixed(1)} KiB`,
-    `≤ ${TARGETS.rssPerClusterKiB} KiB ${verdict(perClusterKiB <= TARGETS.rssPerClusterKiB)}`,
-    `idle ${Math.round(at.idleRss / MiB)} MiB, connected ${Math.round(at.connectedRss / MiB)} MiB`,
-  );
-  row(
-    'peak RSS during a fan-out / steady',
-    `${peakRatio.toFixed(2)}×`,
-    `≤ ${PEAK_RSS_TARGET}× ${verdict(peakRatio <= PEAK_RSS_TARGET)}`,
-  );
-  row(
-    'query p99 while a commit fans out (worst)',
-    fmt(worstQuery),
-    `≤ ${fmt(TARGETS.queryP99Ms)} ${verdict(worstQuery <= TARGETS.queryP99Ms)}`,
-    Object.entries(rounds[0]?.queryP99Ms ?? {})
-      .map(([k]) => `${k} ${fmt(m((f) => f.queryP99Ms[k] ?? NaN))}`)
-      .join(', '),
-  );
-  console.log(
-    JSON.stringify({
-      clusters: N,
-      mode: 'fanout-only',
-      sessions,
-      receiveP50Ms: Math.round(m((f) => f.receiveP50Ms)),
-      receiveP99Ms: Math.round(p99),
-      bareP99Ms: Math.round(bareP99),
-      statusMs: Math.round(m((f) => f.statusMs)),
-      rssPerClusterKiB: Number(perClusterKiB.toFixed(1)),
-      peakRssRatio: Number(peakRatio.toFixed(2)),
-      worstQueryP99Ms: Math.round(worstQuery),
-      simCpuMs: Math.round(m((f) => f.simCpuMs)),
-      hubCpuMs: Math.round(m((f) => f.hubCpuMs)),
-      hubMainCpuMs: Math.round(m((f) => f.hubMainCpuMs)),
-      load: [at.load0, loadAfter],
-    }),
-  );
-}
-
 async function main(): Promise<void> {
   const logDir = args['log-dir'] ?? (await mkdtemp(join(tmpdir(), 'flotilla-fleet-bench-')));
   const load0 = loadAverage();
@@ -426,11 +311,6 @@ async function main(): Promise<void> {
       );
       return;
     }
-    if (args['fanout-only']) {
-      await fanoutOnly(hub, sim, { idleRss, connectedRss, load0, logDir }, windows);
-      if (args.profile) await printProfiles(profileDir, windows);
-      return;
-    }
     if (args['restart-only']) {
       if (Number(args.burst) > 0) {
         const ing = await ingest(hub, sim, Number(args.burst));
@@ -481,14 +361,21 @@ async function main(): Promise<void> {
     watch.close();
     // Ingest before the restart: a restarted hub replays its history and takes its agents
     // back for a while, which would be measured with it.
-    const ing = await ingest(hub, sim, Number(args.burst));
-    windows.push(ing.window);
+    const fanoutOnly = args['fanout-only'];
+    const ing = fanoutOnly
+      ? { events: NaN, hubMs: NaN, bareMs: NaN }
+      : await ingest(hub, sim, Number(args.burst));
+    if ('window' in ing) windows.push(ing.window);
     console.log(
       `ingest: ${ing.events} events, hub ${fmt(ing.hubMs)} (${Math.round((ing.events * 1000) / ing.hubMs)}/s), bare consumer ${fmt(ing.bareMs)} (${Math.round((ing.events * 1000) / ing.bareMs)}/s)`,
     );
-    const rs = await restart(hub, sim);
-    windows.push(rs.window);
-    printRestart(rs);
+    const rs = fanoutOnly
+      ? { resyncMs: NaN, resentToCurrent: NaN, hubReadyMs: NaN }
+      : await restart(hub, sim);
+    if ('window' in rs) {
+      windows.push(rs.window);
+      printRestart(rs);
+    }
     const finalSim = await sim.stop();
     sim = undefined;
     await hub.stopHub();
