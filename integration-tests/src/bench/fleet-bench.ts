@@ -267,7 +267,9 @@ async function main(): Promise<void> {
   const windows: Window[] = [];
   let sim: Simulator | undefined;
   stopOnSignal(async () => {
-    await sim?.stop();
+    // Starved workers stopping 10,000 agents took minutes: they get 10 s, then end with
+    // this process (their IPC channel closes).
+    await Promise.race([sim?.stop(), new Promise((r) => setTimeout(r, 10_000))]);
     await hub.stop();
   });
   try {
