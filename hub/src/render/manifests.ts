@@ -62,7 +62,7 @@ export function parseManifestDocs(
   const out: ManifestDoc[] = [];
   let line = 1;
   try {
-    for (const doc of composeDocuments(text, lineCounter)) {
+    for (const doc of composeDocuments(text, lineCounter, 'kubernetes')) {
       line = lineCounter.linePos(doc.contents?.range?.[0] ?? doc.range[0]).line;
       const e = doc.errors[0];
       if (e) {

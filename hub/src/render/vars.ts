@@ -140,14 +140,22 @@ function fillString(s: string, t: Template, file: string, scope: VarScope): unkn
   return plain ? typePlainScalar(text) : text;
 }
 
-/** Types a plain scalar as the YAML 1.2 core schema does (null, bool, int, float, else string). */
+/**
+ * Types a plain scalar of a manifest as the whole document is read (yaml-spec.ts, the
+ * 'kubernetes' dialect: Go's YAML 1.1 rules): null, bool (yes/no/on/off/y/n too), int
+ * (`0755` octal, `0x1f`, `0b101`, `1_000`), float, else string.
+ */
 export function typePlainScalar(s: string): unknown {
   if (/^(?:~|[Nn]ull|NULL)?$/.test(s)) return null;
-  if (/^(?:[Tt]rue|TRUE)$/.test(s)) return true;
-  if (/^(?:[Ff]alse|FALSE)$/.test(s)) return false;
-  if (/^[-+]?[0-9]+$/.test(s)) return Number(s);
-  if (/^0o[0-7]+$/.test(s)) return Number.parseInt(s.slice(2), 8);
-  if (/^0x[0-9a-fA-F]+$/.test(s)) return Number.parseInt(s.slice(2), 16);
+  if (/^(?:[Tt]rue|TRUE|[Yy]es|YES|[Oo]n|ON|[Yy])$/.test(s)) return true;
+  if (/^(?:[Ff]alse|FALSE|[Nn]o|NO|[Oo]ff|OFF|[Nn])$/.test(s)) return false;
+  const sign = s.startsWith('-') ? -1 : 1;
+  const digits = s.replace(/^[-+]/, '').replaceAll('_', '');
+  if (/^[-+]?0[0-7_]+$/.test(s)) return sign * Number.parseInt(digits, 8);
+  if (/^[-+]?[0-9][0-9_]*$/.test(s)) return sign * Number(digits);
+  if (/^[-+]?0o[0-7]+$/.test(s)) return sign * Number.parseInt(digits.slice(2), 8);
+  if (/^[-+]?0x[0-9a-fA-F_]+$/.test(s)) return sign * Number.parseInt(digits.slice(2), 16);
+  if (/^[-+]?0b[01_]+$/.test(s)) return sign * Number.parseInt(digits.slice(2), 2);
   if (/^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/.test(s)) return Number(s);
   if (/^[-+]?\.(?:inf|Inf|INF)$/.test(s)) return s.startsWith('-') ? -Infinity : Infinity;
   if (/^\.(?:nan|NaN|NAN)$/.test(s)) return NaN;

@@ -1,11 +1,56 @@
 // Parsing of the fleet repo's own files (Cluster, Bundle) with the line of every field,
 // so a validation error points at the line to fix, not just the file.
 import { Composer, LineCounter, Parser, isMap, isNode, isScalar, isSeq } from 'yaml';
-import type { Document } from 'yaml';
+import type { Document, ScalarTag, Tags } from 'yaml';
 import { ValidationError, errorMessage } from '@flotilla/common';
 
 /** Documents (empty ones included) a Cluster, ClusterGroup or Bundle file may hold: it needs one. */
 const MAX_SPEC_DOCUMENTS = 100;
+
+/**
+ * How a YAML stream is read. 'kubernetes' reads Kubernetes manifests as kubectl, helm and
+ * the controllers do (Go's YAML 1.1 libraries, sigs.k8s.io/yaml): `0755` is octal (493),
+ * `yes`/`no`/`on`/`off`/`y`/`n` are booleans and `<<` merges a mapping. Timestamps,
+ * sexagesimal numbers (`10:30`) and the other YAML 1.1 types stay strings, as they do
+ * there. 'spec' is YAML 1.2 (the core schema), for Flotilla's own files.
+ */
+export type YamlDialect = 'kubernetes' | 'spec';
+
+// YAML 1.1 types Go's libraries do not resolve when decoding into plain values.
+const NOT_KUBERNETES = new Set([
+  'tag:yaml.org,2002:timestamp',
+  'tag:yaml.org,2002:binary',
+  'tag:yaml.org,2002:omap',
+  'tag:yaml.org,2002:pairs',
+  'tag:yaml.org,2002:set',
+]);
+
+// Go reads `0o755` as octal too (YAML 1.1 alone would leave it a string).
+const INT_OCT_O: ScalarTag = {
+  identify: (value) => typeof value === 'number' && Number.isInteger(value),
+  default: true,
+  tag: 'tag:yaml.org,2002:int',
+  format: 'OCT',
+  test: /^[-+]?0o[0-7_]+$/,
+  resolve: (str) => {
+    const n = Number.parseInt(str.replace(/^[-+]?0o/, '').replaceAll('_', ''), 8);
+    return str.startsWith('-') ? -n : n;
+  },
+};
+
+const DIALECTS = {
+  spec: {},
+  kubernetes: {
+    version: '1.1',
+    customTags: (tags: Tags): Tags => [
+      INT_OCT_O,
+      ...tags.filter((t) => {
+        if (typeof t !== 'object') return true;
+        return !NOT_KUBERNETES.has(t.tag) && t.format !== 'TIME';
+      }),
+    ],
+  },
+} as const;
 
 /**
  * The documents of a YAML stream, composed one at a time, so a caller can stop reading
@@ -14,9 +59,12 @@ const MAX_SPEC_DOCUMENTS = 100;
 export function composeDocuments(
   text: string,
   lineCounter: LineCounter,
+  dialect: YamlDialect = 'spec',
 ): Generator<Document.Parsed> {
   const parser = new Parser(lineCounter.addNewLine);
-  return new Composer({ prettyErrors: false, uniqueKeys: true }).compose(parser.parse(text));
+  return new Composer({ prettyErrors: false, uniqueKeys: true, ...DIALECTS[dialect] }).compose(
+    parser.parse(text),
+  );
 }
 
 /**
