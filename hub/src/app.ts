@@ -1223,6 +1223,9 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
   }
 }
 
+/** Directory under cacheDir keeping helm's output by its inputs (render/kept-output.ts). */
+export const HELM_OUTPUT_DIR = '.helm-output';
+
 /** Directory under cacheDir holding each source's last good rendering (`<source>.json.gz`). */
 export const SAVED_RENDERINGS_DIR = '.rendered';
 
@@ -1283,7 +1286,7 @@ export function realHubParts(logger: Logger): HubParts<SourceSnapshot> {
  */
 export function sourceRenderers(
   logger: Logger,
-  config: () => Pick<HubConfig, 'render' | 'prune' | 'charts'> | undefined,
+  config: () => Pick<HubConfig, 'render' | 'prune' | 'charts' | 'cacheDir'> | undefined,
 ): HubRenderer<SourceSnapshot> {
   const renderers = new Map<string, WorkerRenderer>();
   return {
@@ -1302,6 +1305,7 @@ export function sourceRenderers(
                 maxPruneShare: cfg.prune.maxShare,
                 maxHeapBytes: cfg.render.workerMaxHeapBytes,
                 chartSettings: cfg.charts,
+                helmOutputDir: join(cfg.cacheDir, HELM_OUTPUT_DIR),
               }
             : {}),
           logger: logger.child({

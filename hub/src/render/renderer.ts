@@ -37,6 +37,7 @@ import type { ToolRunner } from './tools.js';
 import { SopsDecrypter } from './sops.js';
 import type { SecretDecrypter } from './sops.js';
 import { DEFAULT_MAX_CLUSTER_BYTES } from './types.js';
+import { KeptHelmOutput } from './kept-output.js';
 import type {
   RenderInputs,
   RenderOptions,
@@ -102,7 +103,7 @@ export class FleetRenderer {
         ...(opts.toolSandbox !== undefined ? { sandbox: opts.toolSandbox } : {}),
       });
     // render.remote: kustomize and helm run on the renderer, sops here (the hub holds its key).
-    this.tools = opts.remoteRenderer
+    const tools = opts.remoteRenderer
       ? new RemoteToolRunner(
           opts.remoteRenderer,
           {
@@ -114,6 +115,9 @@ export class FleetRenderer {
           local,
         )
       : local;
+    this.tools = opts.helmOutputDir
+      ? new KeptHelmOutput(tools, { dir: opts.helmOutputDir })
+      : tools;
     this.secrets =
       opts.secrets ??
       new SopsDecrypter(this.tools, {

@@ -125,6 +125,12 @@ export interface RenderOptions {
   toolSandbox?: ToolSandbox;
   /** render.remote: kustomize and helm run on this renderer instead (default: locally). */
   remoteRenderer?: RemoteRendererSettings;
+  /**
+   * Where helm's output is kept by the digest of its inputs (kept-output.ts), so the same
+   * inputs render to the same bytes in a new process; the hub uses `<cacheDir>/.helm-output`.
+   * Default none: every new renderer runs helm again.
+   */
+  helmOutputDir?: string;
 }
 
 /**
