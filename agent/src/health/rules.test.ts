@@ -206,3 +206,29 @@ it('bundle-state-is-failed-then-degraded-then-progressing-then-ready', () => {
     counts: { ready: 2, progressing: 0, degraded: 0, failed: 0 },
   });
 });
+
+// Public charts (databases, brokers) roll StatefulSets out OnDelete or in partitions; the
+// controller then leaves pods at the old revision on purpose, and never counts them as
+// updated: they were Progressing for ever.
+it('statefulset-ondelete-and-partitioned-rollouts-are-ready-when-the-controller-is-done', () => {
+  const sts = (updateStrategy: unknown, status: Record<string, unknown>) =>
+    objectHealth(
+      o('StatefulSet', { replicas: 3, updateStrategy }, { observedGeneration: 1, ...status }),
+    );
+  const oldPods = { replicas: 3, readyReplicas: 3, currentRevision: 'a', updateRevision: 'b' };
+  assert.deepEqual(sts({ type: 'OnDelete' }, { ...oldPods, updatedReplicas: 0 }), {
+    state: 'Ready',
+  });
+  assert.equal(sts({ type: 'OnDelete' }, { ...oldPods, readyReplicas: 2 }).state, 'Progressing');
+  const partitioned = { type: 'RollingUpdate', rollingUpdate: { partition: 2 } };
+  assert.deepEqual(sts(partitioned, { ...oldPods, updatedReplicas: 1 }), { state: 'Ready' });
+  assert.deepEqual(sts(partitioned, { ...oldPods, updatedReplicas: 0 }), {
+    state: 'Progressing',
+    message: '0 of 1 replicas updated (partition 2)',
+  });
+  // Without a partition the old rule holds: every replica at the new revision.
+  assert.equal(
+    sts({ type: 'RollingUpdate' }, { ...oldPods, updatedReplicas: 1 }).state,
+    'Progressing',
+  );
+});

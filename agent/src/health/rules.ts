@@ -36,23 +36,42 @@ function num(v: unknown, fallback = 0): number {
   return typeof v === 'number' ? v : fallback;
 }
 
+type StatefulSetStrategy = {
+  type?: string;
+  rollingUpdate?: { partition?: number };
+};
+
 function replicasHealth(kind: string, obj: KubeObject, status: Status): ObjectHealth {
-  const want = num((obj.spec as { replicas?: number } | undefined)?.replicas, 1);
+  const spec = obj.spec as { replicas?: number; updateStrategy?: StatefulSetStrategy } | undefined;
+  const want = num(spec?.replicas, 1);
   const p = condition(status, 'Progressing');
   if (p?.status === 'False' && p.reason === 'ProgressDeadlineExceeded')
     return degraded(p.message ?? 'progress deadline exceeded');
+  // A StatefulSet updated OnDelete, or only above a partition, is rolled out when the
+  // controller did what it was asked: the pods left at the old revision wait for a person
+  // (or a partition change), as kstatus and Argo CD read it.
+  const strategy = kind === 'StatefulSet' ? spec?.updateStrategy : undefined;
+  const onDelete = strategy?.type === 'OnDelete';
+  const partition =
+    strategy?.type !== 'OnDelete' ? Math.max(0, num(strategy?.rollingUpdate?.partition)) : 0;
+  const toUpdate = Math.max(0, want - partition);
   const updated = num(
     kind === 'StatefulSet'
       ? (status.updatedReplicas ?? status.currentReplicas)
       : status.updatedReplicas,
   );
-  if (updated < want) return progressing(`${updated} of ${want} replicas updated`);
+  if (!onDelete && updated < toUpdate)
+    return progressing(
+      `${updated} of ${toUpdate} replicas updated${partition > 0 ? ` (partition ${partition})` : ''}`,
+    );
   const available = num(kind === 'StatefulSet' ? status.readyReplicas : status.availableReplicas);
   if (available < want) return progressing(`${available} of ${want} replicas available`);
   if (num(status.replicas, want) > want)
     return progressing(`${num(status.replicas)} replicas, ${want} wanted: old ones terminating`);
   if (
     kind === 'StatefulSet' &&
+    !onDelete &&
+    partition === 0 &&
     status.updateRevision &&
     status.currentRevision !== status.updateRevision
   )
