@@ -3,6 +3,7 @@
 // every limit crossed is an error of the bundle (or of the bundle on one cluster) that
 // names the file and the setting, and the other bundles render as usual.
 import { ValidationError } from '@flotilla/common';
+import { HeapGuard } from './heap-guard.js';
 
 /** Limits on documents and objects; part of RenderOptions and the hub config's `render:`. */
 export interface RenderLimits {
@@ -23,17 +24,19 @@ export const DEFAULT_RENDER_LIMITS: Readonly<RenderLimits> = {
 
 /**
  * Counts one bundle version's documents and objects while they are parsed, so parsing
- * stops at the first document over a limit instead of after the last one.
+ * stops at the first document over a limit instead of after the last one, or once the
+ * heap is close to full (HeapGuard).
  */
 export class BundleBudget {
   private documents = 0;
   private objects = 0;
+  private readonly heap = new HeapGuard();
 
   constructor(
     private readonly limits: Pick<RenderLimits, 'maxBundleDocuments' | 'maxBundleObjects'>,
   ) {}
 
-  /** Counts a document (empty or not); throws ValidationError at file:line past the limit. */
+  /** Counts a document (empty or not); throws ValidationError at file:line past the limit or with the heap nearly full. */
   document(file: string, line: number): void {
     const max = this.limits.maxBundleDocuments;
     if (++this.documents > max)
@@ -41,6 +44,7 @@ export class BundleBudget {
         `the bundle has more than ${max} YAML documents (render.maxBundleDocuments); reading stopped here`,
         { file, line },
       );
+    this.heap.document(file, line);
   }
 
   /** Counts an object; throws ValidationError at file:line past the limit. */

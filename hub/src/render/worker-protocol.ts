@@ -1,11 +1,12 @@
-// The messages between the hub and its render worker. Everything crosses as plain data
-// (the structured clone algorithm): the tree as one transferred buffer, the render's
+// The messages between the hub and its render worker process. Everything crosses as
+// plain data (the IPC channel's "advanced" serialization, the structured clone
+// algorithm): the tree as one buffer, the render's
 // other inputs and its result as they are, so whatever render() takes and RenderResult
 // holds reaches the other side without this file knowing its fields. One exception,
 // for cost: a bundle's content (its objects) crosses once. The hub keeps the bundles of
 // the last result by digest, and a result names the bundles the hub already has by
 // digest; new contents arrive first, in batches of bounded size, each sent only once
-// the hub has taken in the one before (a port delivers everything queued in one turn of
+// the hub has taken in the one before (a channel delivers everything queued in one turn of
 // the event loop), so the hub's thread never spends long on a result, however large.
 import type { BundleDesiredState, DesiredState } from '@flotilla/common';
 import { MapRepoTree } from '../source/tree.js';
@@ -25,9 +26,16 @@ export interface PackedTree {
   rejected: RejectedEntry[];
 }
 
-/** The worker's settings, given when it starts. */
+/** The worker's settings: the first message it gets. */
 export interface WorkerSettings {
   options: RenderOptions;
+  /** The worker's heap limit (its --max-old-space-size), bytes: what the heap guard measures against. */
+  heapBytes: number;
+}
+
+/** Hub → worker, first and only once: the renderer's settings. */
+export interface SettingsMessage {
+  settings: WorkerSettings;
 }
 
 /** Hub → worker: render this tree with these inputs. */
@@ -41,6 +49,9 @@ export interface RenderRequest {
 export interface BatchAck {
   ack: number;
 }
+
+/** Everything the hub sends its worker. */
+export type WorkerRequest = SettingsMessage | RenderRequest | BatchAck;
 
 /** A desired state whose bundles are indexes into WireResult.digests. */
 export type WireState = Omit<DesiredState, 'bundles'> & { bundles: number[] };
@@ -136,7 +147,7 @@ export class ResultDecoder {
   }
 }
 
-/** Copies a tree's files into one buffer, to be transferred rather than cloned file by file. */
+/** Copies a tree's files into one buffer, to cross as one piece rather than file by file. */
 export function packTree(tree: RepoTree): PackedTree {
   const paths = [...tree.paths()];
   const files = paths.map((p) => tree.read(p) ?? Buffer.alloc(0));
