@@ -20,6 +20,11 @@ export const HEAP_GUARD_SHARE = 0.5;
 
 const MiB = 1024 * 1024;
 
+// After a full GC left the heap under the share, the next one waits until an eighth of
+// the limit more is in use: live data past the share is seen at most that late, and a
+// heap near the share with garbage does not pay for a full GC at every look.
+let collectAbove = 0;
+
 // The old generation's limit when known (the render worker's --max-old-space-size): V8's
 // heap_size_limit adds the young generation to it (48 MiB on Node.js 20), which for a
 // small limit is most of the figure.
@@ -35,8 +40,7 @@ export function setHeapGuardLimit(bytes: number): void {
  * holds more than HEAP_GUARD_SHARE of its limit. A bundle of fewer than HEAP_CHECK_EVERY
  * documents is never looked at: small bundles cannot fill the heap by themselves.
  * Garbage counts as used until a GC: with --expose-gc (the render worker has it) a full
- * GC decides, so a heap past half with garbage costs one full GC per look; without
- * (in-process renders), the bundle fails on what the heap holds.
+ * GC decides; without (in-process renders), the bundle fails on what the heap holds.
  */
 export class HeapGuard {
   private documents = 0;
@@ -47,13 +51,16 @@ export class HeapGuard {
     const stats = getHeapStatistics();
     const used = stats.used_heap_size;
     const limit = oldGenerationLimit ?? stats.heap_size_limit;
-    if (used <= limit * HEAP_GUARD_SHARE) return;
+    if (used <= Math.max(limit * HEAP_GUARD_SHARE, collectAbove)) return;
     const gc = (globalThis as { gc?: () => void }).gc;
     let held = used;
     if (gc) {
       gc();
       held = getHeapStatistics().used_heap_size;
-      if (held <= limit * HEAP_GUARD_SHARE) return;
+      if (held <= limit * HEAP_GUARD_SHARE) {
+        collectAbove = held + limit / 8;
+        return;
+      }
     }
     throw new ValidationError(
       `reading this bundle took the render worker's heap past half its limit (${Math.round(held / MiB)} of ${Math.round(limit / MiB)} MiB in use; render.workerMaxHeapBytes); reading stopped here`,
