@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { renderFleet } from './renderer.js';
 import { bundleYaml, clusterYaml, configMap, repo } from './testing.js';
-import { RenderWorkerError, WorkerRenderer } from './worker-renderer.js';
+import { RenderWorkerError, WorkerRenderer, exitReason } from './worker-renderer.js';
 
 const MiB = 1024 * 1024;
 const NO_LIMITS = {
@@ -131,5 +131,22 @@ describe('render worker', () => {
     const worker = new WorkerRenderer();
     await worker.stop();
     await assert.rejects(worker.render(repo(fleet(1)), 'r1'), RenderWorkerError);
+  });
+
+  test('a-worker-that-ended-says-why-out-of-memory-killed-or-crashed', () => {
+    const oom = exitReason(
+      null,
+      'SIGABRT',
+      'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n 1: 0xb78db3 node::OOMErrorHandler',
+      512,
+    );
+    assert.equal(oom.code, 'TOO_LARGE');
+    assert.match(oom.message, /may use 512 MiB of heap \(render\.workerMaxHeapBytes\)/);
+    const killed = exitReason(null, 'SIGKILL', '', 512);
+    assert.equal(killed.code, 'TOO_LARGE');
+    assert.match(killed.message, /killed \(SIGKILL/);
+    const crashed = exitReason(1, null, 'file:///x.js:1\nError: boom\n', 512);
+    assert.equal(crashed.code, 'UNAVAILABLE');
+    assert.equal(crashed.message, 'the render worker exited (code 1): Error: boom');
   });
 });

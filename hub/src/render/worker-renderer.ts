@@ -30,7 +30,7 @@ import type { RenderOptions, RenderResult } from './types.js';
 export const DEFAULT_RENDER_WORKER_HEAP = 1024 * 1024 * 1024;
 
 /** Bytes of the worker's last stderr output kept to say why it ended. */
-const STDERR_TAIL_BYTES = 4096;
+const STDERR_TAIL_BYTES = 16 * 1024;
 
 /** Options of WorkerRenderer: the renderer's own, plus the worker's. */
 export interface WorkerRendererOptions extends RenderOptions {
