@@ -48,7 +48,7 @@ export interface RenderConfig {
   maxBundleDocuments: number;
   /** Objects in one bundle (default 5,000). */
   maxBundleObjects: number;
-  /** V8 heap of the render worker thread, bytes (default 1 GiB). */
+  /** V8 heap (old generation) of the render worker process, bytes (default 1 GiB). */
   workerMaxHeapBytes: number;
   /**
    * Helm capabilities of a cluster that has not reported its own and declares none
