@@ -20,7 +20,7 @@
 // --heap-snapshots writes the hub's heap, idle and connected, to the log directory.
 // --fanout-only: the connect storm, the fan-outs and the bare server's; no ingest or restart.
 import { fork } from 'node:child_process';
-import { mkdtemp, readdir, rename, stat } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,7 @@ import { startSimHub } from '../sim/sim-hub.js';
 import { Simulator } from '../sim/simulator.js';
 import { encodeAll, startBareFanout } from './bare-fanout.js';
 import { formatProfile, monotonicUs, summarizeProfile } from './cpu-profile.js';
+import { heapSnapshot, heapSnapshotArgs } from './heap-snapshot.js';
 import { fanout, ingest, renderFleet, restart, statusShows } from './fleet-bench-phases.js';
 import { StatusWatch } from './status-watch.js';
 import type { FanoutFigures, RestartFigures, Window } from './fleet-bench-phases.js';
@@ -94,31 +95,6 @@ async function steadyRss(pid: number, durationMs = 2_000): Promise<number> {
   const s = sampleRss(pid, 50);
   await new Promise((r) => setTimeout(r, durationMs)); // a sampling window, not a synchronization
   return s.stop().median;
-}
-
-/** Has the hub write a heap snapshot (SIGUSR2) into dir and waits for it, renamed `<label>.heapsnapshot`. */
-async function heapSnapshot(pid: number, dir: string, label: string): Promise<void> {
-  const before = new Set(await readdir(dir));
-  process.kill(pid, 'SIGUSR2');
-  const deadline = nowMs() + 300_000;
-  for (;;) {
-    const made = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
-    // Written in one go by V8; its size stops growing when done.
-    if (made) {
-      let last = -1;
-      for (;;) {
-        const { size } = await stat(join(dir, made));
-        if (size === last && size > 0) break;
-        last = size;
-        await new Promise((r) => setTimeout(r, 1_000));
-      }
-      await rename(join(dir, made), join(dir, `${label}.heapsnapshot`));
-      console.log(`heap snapshot (${label}): ${join(dir, `${label}.heapsnapshot`)}`);
-      return;
-    }
-    if (nowMs() > deadline) throw new Error(`no heap snapshot from pid ${pid} after 300 s`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 /**
@@ -259,9 +235,7 @@ async function main(): Promise<void> {
     logDir,
     hubNodeArgs: [
       ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-      ...(args['heap-snapshots']
-        ? [`--diagnostic-dir=${logDir}`, '--heapsnapshot-signal=SIGUSR2']
-        : []),
+      ...(args['heap-snapshots'] ? heapSnapshotArgs(logDir) : []),
     ],
   });
   const windows: Window[] = [];
@@ -274,7 +248,8 @@ async function main(): Promise<void> {
   });
   try {
     const idleRss = await steadyRss(hub.hub.pid);
-    if (args['heap-snapshots']) await heapSnapshot(hub.hub.pid, logDir, 'idle');
+    if (args['heap-snapshots'])
+      console.log(`heap snapshot (idle): ${await heapSnapshot(hub.hub.pid, logDir, 'idle')}`);
     const c0 = nowMs();
     const cu0 = monotonicUs();
     sim = await Simulator.start({
@@ -297,7 +272,10 @@ async function main(): Promise<void> {
     console.log(
       `connected ${N} agents in ${fmt(connectMs)} (${sessions} sessions welcomed), all Ready at the first commit after ${fmt(firstMs)}; hub RSS idle ${Math.round(idleRss / MiB)} MiB, connected ${Math.round(connectedRss / MiB)} MiB`,
     );
-    if (args['heap-snapshots']) await heapSnapshot(hub.hub.pid, logDir, 'connected');
+    if (args['heap-snapshots'])
+      console.log(
+        `heap snapshot (connected): ${await heapSnapshot(hub.hub.pid, logDir, 'connected')}`,
+      );
     if (args['connect-only']) {
       const perCluster = (connectedRss - idleRss) / N;
       console.log(

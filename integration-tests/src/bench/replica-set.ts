@@ -49,6 +49,8 @@ export interface ReplicaSetOptions {
   pollInterval?: string;
   /** history.retention of every replica (default: the hub's). */
   historyRetention?: string;
+  /** Node.js arguments of every replica's process (e.g. heapSnapshotArgs). */
+  hubNodeArgs?: string[];
 }
 
 /** The running replicas and their servers. */
@@ -135,10 +137,15 @@ export async function startReplicaSet(o: ReplicaSetOptions): Promise<ReplicaSet>
     }
     const start = async (r: Replica): Promise<void> => {
       r.starts += 1;
-      const p = spawnServer(r.name, process.execPath, [FLOTILLA_BIN, 'hub', '--config', r.config], {
-        logFile: join(o.logDir, `${r.name}-${r.starts}.log`),
-        env: { ...process.env, FLOTILLA_HUB_REPLICA: r.name },
-      });
+      const p = spawnServer(
+        r.name,
+        process.execPath,
+        [...(o.hubNodeArgs ?? []), FLOTILLA_BIN, 'hub', '--config', r.config],
+        {
+          logFile: join(o.logDir, `${r.name}-${r.starts}.log`),
+          env: { ...process.env, FLOTILLA_HUB_REPLICA: r.name },
+        },
+      );
       r.proc = p;
       await waitFor(
         async () => {

@@ -22,9 +22,14 @@
 //   node integration-tests/dist/bench/soak.js [--clusters 1000] [--minutes 30]
 //        [--kill-every 3m] [--down 5s] [--hubs 3] [--processes 2] [--churn 0.5]
 //        [--drift 0.5] [--warmup 2m] [--history-retention D] [--seed 1] [--log-dir DIR]
+//        [--heap-snapshots]
 // --history-retention sets the replicas' history.retention (default the hub's, 7 d): the
 // in-memory history grows with the stream until its retention or its caps (250,000 entries,
 // 256 MiB), so a retention shorter than the warm-up makes RSS growth after it measure leaks.
+// --heap-snapshots has every live replica write a heap snapshot when the warm-up ends and
+// at the end (agents still connected), and prints what grew in between by constructor,
+// per history entry added; the snapshots pause the replicas and disturb their RSS, so a
+// run with them is for finding what grows, not for the RSS figure.
 import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +39,7 @@ import { simFleetBump, simFleetFiles } from '../sim/fleet-repo.js';
 import { nowMs } from '../sim/sim-agent.js';
 import { seededRng } from '../sim/random.js';
 import { Simulator } from '../sim/simulator.js';
+import { formatHeapGrowth, heapGrowth, heapSnapshot, heapSnapshotArgs } from './heap-snapshot.js';
 import { loadAverage, median, rssOf } from './proc-stats.js';
 import { startReplicaSet, storedAgentEvents, storedPerCluster } from './replica-set.js';
 import type { Replica, ReplicaSet } from './replica-set.js';
@@ -52,6 +58,7 @@ const { values: args } = parseArgs({
     'history-retention': { type: 'string' },
     seed: { type: 'string', default: '1' },
     'log-dir': { type: 'string' },
+    'heap-snapshots': { type: 'boolean', default: false },
   },
 });
 const N = Number(args.clusters);
@@ -322,6 +329,7 @@ async function main(): Promise<void> {
     logDir,
     replicas: Number(args.hubs),
     ...(args['history-retention'] ? { historyRetention: args['history-retention'] } : {}),
+    ...(args['heap-snapshots'] ? { hubNodeArgs: heapSnapshotArgs(logDir) } : {}),
   });
   let sim: Simulator | undefined;
   const rss: RssSample[] = [];
@@ -350,6 +358,14 @@ async function main(): Promise<void> {
     await sim.allAt(set.firstCommit, 600_000);
     const t0 = nowMs();
     console.log(`every agent at the first commit; soak starts (load ${loadAverage()})`);
+    const warmSnapshots = new Map<number, HubSnapshot>();
+    const warmTimer = args['heap-snapshots']
+      ? setTimeout(() => {
+          void snapshotHubs(set, logDir, 'warm').then((list) =>
+            list.forEach((h) => warmSnapshots.set(h.pid, h)),
+          );
+        }, WARMUP_MS)
+      : undefined;
     const kills: KillFigures[] = [];
     const rng = seededRng(Number(args.seed), 'soak-victims');
     let version = 1;
@@ -373,6 +389,18 @@ async function main(): Promise<void> {
         `kill ${kills.length} at ${sec(k.at - t0)}: ${k.replica}${k.holder ? ' (lease holder)' : ''}${k.midFanout ? ' mid fan-out' : ''}; ${k.dropped} sessions ended; takeover ${sec(k.takeoverMs)}; agents converged ${sec(k.agentsMs)}; status on every replica ${sec(k.statusMs)}; load ${loadAverage()}`,
       );
       await sleep(Math.max(0, cycleEnd - nowMs()));
+    }
+    clearTimeout(warmTimer);
+    if (args['heap-snapshots']) {
+      // The replicas that lived from the warm-up to the end: what their heap gained.
+      for (const late of await snapshotHubs(set, logDir, 'end')) {
+        const warm = warmSnapshots.get(late.pid);
+        if (!warm) continue;
+        const added = late.historyEntries - warm.historyEntries;
+        console.log(
+          `heap growth of ${late.name} (pid ${late.pid}) from the warm-up to the end: history +${added} entries (estimated +${((late.historyBytes - warm.historyBytes) / MiB).toFixed(1)} MiB); by constructor:\n${formatHeapGrowth(heapGrowth(warm.path, late.path), { n: added, what: 'history entry' })}`,
+        );
+      }
     }
     const simMid = await sim.stats();
     const final = await sim.stop();
@@ -513,6 +541,29 @@ async function main(): Promise<void> {
     await sim?.stop().catch(() => undefined);
     await set.stop();
   }
+}
+
+interface HubSnapshot {
+  name: string;
+  pid: number;
+  path: string;
+  historyEntries: number;
+  historyBytes: number;
+}
+
+/** A heap snapshot of every live replica, one after the other, with its history's size then. */
+async function snapshotHubs(set: ReplicaSet, dir: string, label: string): Promise<HubSnapshot[]> {
+  const out: HubSnapshot[] = [];
+  for (const r of set.replicas) {
+    const pid = r.proc?.pid;
+    if (pid === undefined) continue;
+    const m = await hubMemory(r);
+    const path = await heapSnapshot(pid, dir, `${r.name}-${pid}-${label}`).catch(() => undefined);
+    if (!path || !m) continue;
+    console.log(`heap snapshot of ${r.name} (pid ${pid}, ${label}): ${path}`);
+    out.push({ name: r.name, pid, path, ...m });
+  }
+  return out;
 }
 
 /** Sum of driftEvents over every deployment in a replica's status. */
