@@ -5,99 +5,27 @@
 // (which JetStream keeps for at least as long), so no second store must be kept in step.
 // It is bounded in bytes per cluster and in all, not only in entries: each event's data
 // is bounded by the readers (event-data.ts), and a cluster over its budget loses its own
-// oldest entries, never another cluster's.
+// oldest entries, never another cluster's. The bytes are the heap the entries take
+// (history-entry.ts), within the factor history-entry.test.ts checks.
 import type { EventKind, FlotillaEvent } from '@flotilla/common';
-import { readApplied, readDrift, readDropped, readHealth } from '../status/event-data.js';
-import type { DriftedObject } from '../status/event-data.js';
-import { isSessionKind, readSession } from '../status/session-events.js';
-import type { SessionEventKind } from '../status/session-events.js';
+import { auditEntry, rolloutEntry, toEntry } from './history-entry.js';
+import type {
+  AuditEntryRecord,
+  HistoryEntry,
+  HistoryKind,
+  RolloutTransitionRecord,
+  StoredEntry,
+} from './history-entry.js';
 
-/** What a history entry is about: an agent or session event, a rollout transition, or a write (audit). */
-export type HistoryKind = EventKind | 'rollout' | 'audit';
-
-/** Who did what to what, on an audit entry: never a secret. */
-export interface AuditInfo {
-  /** "admin alice", "token ci", or what was presented when it was refused. */
-  actor: string;
-  /** e.g. cluster.add, token.revoke, admin.add, rollout.approve. */
-  action: string;
-  /** The cluster, token, person or bundle acted on. */
-  target: string;
-}
-
-/** A write action as the audit log records it (AuditRecord of audit/audit-log.ts). */
-export interface AuditEntryRecord extends AuditInfo {
-  id: string;
-  atMs: number;
-  /** ok, denied or failed. */
-  result: string;
-  message: string;
-}
-
-/** A rollout transition as history shows it (HistoryRecord of rollout/bundle-state.ts). */
-export interface RolloutTransitionRecord {
-  id: string;
-  atMs: number;
-  /** "" for the rollout itself. */
-  cluster: string;
-  bundle: string;
-  rollout: string;
-  revision: string;
-  /** Stage index; -1 when not about a stage. */
-  stage: number;
-  from: string;
-  to: string;
-  message: string;
-}
-
-/** One event as the history keeps it. */
-export interface HistoryEntry {
-  id: string;
-  /** ISO time of the event. */
-  time: string;
-  timeMs: number;
-  /** The cluster; "" for a rollout transition of the rollout itself. */
-  cluster: string;
-  kind: HistoryKind;
-  revision: string;
-  digest: string;
-  /** applied | partial | failed for applies; the health for health-changed; "" otherwise. */
-  result: string;
-  message: string;
-  /** Bundles the event is about. */
-  bundles: string[];
-  /** Digests of those bundles, for applies (empty otherwise). */
-  bundleDigests: string[];
-  drift: DriftedObject[];
-  /** For connected and disconnected: the session, its agent version and why it ended. */
-  session?: SessionInfo;
-  /** For rollout transitions: the rollout, what changed and the stage (-1: none). */
-  rollout?: { id: string; from: string; to: string; stage: number };
-  /** For applies: the remote Helm chart each bundle was rendered from (only bundles that have one). */
-  charts?: HistoryChart[];
-  /** For audit entries: who did what to what. */
-  audit?: AuditInfo;
-}
-
-/** The chart version an applied bundle came from. */
-export interface HistoryChart {
-  bundle: string;
-  /** Repository URL or oci:// reference. */
-  repo: string;
-  name: string;
-  version: string;
-  digest: string;
-}
-
-/** The session a connected or disconnected entry is about. */
-export interface SessionInfo {
-  id: string;
-  agentVersion: string;
-  /** Why the session ended ("" for connected). */
-  reason: string;
-  /** The hub that served it. */
-  hub: string;
-}
+export type {
+  AuditEntryRecord,
+  AuditInfo,
+  HistoryChart,
+  HistoryEntry,
+  HistoryKind,
+  RolloutTransitionRecord,
+  SessionInfo,
+} from './history-entry.js';
 
 /** Filters of a history query; all optional, combined with AND. */
 export interface HistoryQuery {
@@ -117,14 +45,14 @@ export interface HistoryQuery {
 
 /** Entries a query returns when it sets no limit (1,000). */
 export const HISTORY_DEFAULT_LIMIT = 1_000;
-/** Entries kept at most, whatever the retention, to bound memory (250,000 ≈ 100 MiB). */
+/** Entries kept at most, whatever the retention, to bound memory (250,000 ≈ 80 MiB of heap). */
 export const HISTORY_MAX_ENTRIES = 250_000;
 /**
- * Estimated bytes of entries kept per cluster at most (8 MiB, about 25,000 ordinary
+ * Bytes of heap of entries kept per cluster at most (8 MiB, about 25,000 ordinary
  * entries): a cluster flooding the hub pushes out only its own oldest entries.
  */
 export const HISTORY_MAX_CLUSTER_BYTES = 8 * 1024 * 1024;
-/** Estimated bytes of entries kept in all at most (256 MiB), whatever the retention. */
+/** Bytes of heap of entries kept in all at most (256 MiB), whatever the retention. */
 export const HISTORY_MAX_BYTES = 256 * 1024 * 1024;
 
 /** Options of HistoryLog. */
@@ -137,274 +65,6 @@ export interface HistoryLogOptions {
   /** Default HISTORY_MAX_BYTES. */
   maxBytes?: number;
   now?: () => number;
-}
-
-// Names, revisions and digests repeat across thousands of entries; JSON.parse makes a
-// new string each time. Sharing one copy keeps the log's memory to what is distinct.
-const pool = new Map<string, string>();
-function intern(s: string): string {
-  const known = pool.get(s);
-  if (known !== undefined) return known;
-  if (pool.size > 100_000) pool.clear();
-  pool.set(s, s);
-  return s;
-}
-
-// Every apply of a revision lists the same bundles (and mostly the same digests) on
-// every cluster: one shared, frozen list per distinct content instead of one per event.
-const lists = new Map<string, readonly string[]>();
-const NO_STRINGS: readonly string[] = Object.freeze([]);
-const NO_DRIFT: readonly DriftedObject[] = Object.freeze([]);
-function internList(items: readonly string[]): readonly string[] {
-  if (items.length === 0) return NO_STRINGS;
-  const key = items.join('\n');
-  const known = lists.get(key);
-  if (known !== undefined) return known;
-  if (lists.size > 20_000) lists.clear();
-  const list = Object.freeze(items.map(intern));
-  lists.set(key, list);
-  return list;
-}
-
-// How an entry is held: one fixed shape, shared strings and lists, no ISO time (made
-// from timeMs when a query returns it). 100,000 entries took 107 MiB as plain
-// HistoryEntry objects and take about a fifth of that this way.
-class StoredEntry {
-  /** Estimated bytes held by this entry alone (shared strings and lists not counted). */
-  readonly bytes: number;
-  /** False once removed from its cluster's list (the time-ordered list drops it later). */
-  alive = true;
-
-  constructor(
-    readonly id: string,
-    readonly timeMs: number,
-    readonly cluster: string,
-    readonly kind: HistoryKind,
-    readonly revision: string,
-    readonly digest: string,
-    readonly result: string,
-    public message: string,
-    readonly bundles: readonly string[],
-    readonly bundleDigests: readonly string[],
-    public drift: readonly DriftedObject[],
-    readonly session: SessionInfo | undefined = undefined,
-    readonly rollout: HistoryEntry['rollout'] = undefined,
-    /** "bundle\trepo\tname\tversion\tdigest" per bundle with a remote chart (shared lists). */
-    readonly charts: readonly string[] = NO_STRINGS,
-    readonly audit: AuditInfo | undefined = undefined,
-  ) {
-    this.bytes = estimateBytes(this);
-  }
-
-  /** Marks it removed and lets go of what it held. */
-  release(): void {
-    this.alive = false;
-    this.message = '';
-    this.drift = NO_DRIFT;
-  }
-
-  view(): HistoryEntry {
-    return {
-      id: this.id,
-      time: new Date(this.timeMs).toISOString(),
-      timeMs: this.timeMs,
-      cluster: this.cluster,
-      kind: this.kind,
-      revision: this.revision,
-      digest: this.digest,
-      result: this.result,
-      message: this.message,
-      bundles: [...this.bundles],
-      bundleDigests: [...this.bundleDigests],
-      drift: this.drift.map((d) => ({ ...d, fields: [...d.fields], changedBy: [...d.changedBy] })),
-      ...(this.session ? { session: { ...this.session } } : {}),
-      ...(this.rollout ? { rollout: { ...this.rollout } } : {}),
-      ...(this.charts.length > 0 ? { charts: this.charts.map(chartOf) } : {}),
-      ...(this.audit ? { audit: { ...this.audit } } : {}),
-    };
-  }
-}
-
-// A rollout transition as the history keeps it: result is the phase it went to.
-function rolloutEntry(r: RolloutTransitionRecord): StoredEntry {
-  return new StoredEntry(
-    r.id,
-    r.atMs,
-    intern(r.cluster),
-    'rollout',
-    intern(r.revision),
-    '',
-    intern(r.to),
-    r.message,
-    internList([r.bundle]),
-    NO_STRINGS,
-    NO_DRIFT,
-    undefined,
-    { id: intern(r.rollout), from: intern(r.from), to: intern(r.to), stage: r.stage },
-  );
-}
-
-function auditEntry(r: AuditEntryRecord): StoredEntry {
-  return new StoredEntry(
-    r.id,
-    r.atMs,
-    '',
-    'audit',
-    '',
-    '',
-    intern(r.result),
-    r.message,
-    r.action.startsWith('rollout.') ? internList([r.target]) : NO_STRINGS,
-    NO_STRINGS,
-    NO_DRIFT,
-    undefined,
-    undefined,
-    NO_STRINGS,
-    { actor: intern(r.actor), action: intern(r.action), target: intern(r.target) },
-  );
-}
-
-function chartOf(line: string): HistoryChart {
-  const [bundle = '', repo = '', name = '', version = '', digest = ''] = line.split('\t');
-  return { bundle, repo, name, version, digest };
-}
-
-// What an entry holds beyond the shared strings: its object, its id and texts. A rough
-// figure (characters, not bytes of the heap), enough to keep memory in proportion.
-const ENTRY_BYTES = 160;
-function estimateBytes(e: StoredEntry): number {
-  let n = ENTRY_BYTES + e.id.length + e.message.length;
-  for (const d of e.drift) {
-    n += 64 + d.bundle.length + d.kind.length + d.namespace.length + d.name.length;
-    for (const f of d.fields) n += 16 + f.length;
-    for (const c of d.changedBy) n += 16 + c.length;
-  }
-  if (e.session) n += 64 + e.session.id.length + e.session.reason.length;
-  if (e.rollout) n += 48;
-  if (e.audit) n += 48 + e.audit.actor.length + e.audit.target.length;
-  return n;
-}
-
-// A connected or disconnected event as the history keeps it.
-function sessionEntry(
-  kind: SessionEventKind,
-  e: FlotillaEvent,
-  timeMs: number,
-  cluster: string,
-): StoredEntry {
-  const d = readSession(e.data);
-  const session = {
-    id: d.session,
-    agentVersion: intern(d.agentVersion),
-    reason: d.reason,
-    hub: intern(d.hub),
-  };
-  // The message says it all for readers of the plain fields (gRPC, the drift-style tables).
-  const message =
-    kind === 'connected'
-      ? `session ${d.session} started, agent ${d.agentVersion || 'unknown'}`
-      : `session ${d.session} ended: ${d.reason || 'no reason given'}`;
-  return new StoredEntry(
-    e.id,
-    timeMs,
-    cluster,
-    kind,
-    // What the agent said it ran when it connected; an end names no revision.
-    kind === 'connected' ? intern(d.appliedRevision) : '',
-    kind === 'connected' ? intern(d.appliedDigest) : '',
-    '',
-    message,
-    NO_STRINGS,
-    NO_STRINGS,
-    NO_DRIFT,
-    session,
-  );
-}
-
-function toEntry(kind: EventKind, e: FlotillaEvent): StoredEntry {
-  const timeMs = Date.parse(e.time);
-  const cluster = intern(e.flotillacluster);
-  if (kind === 'applied' || kind === 'apply-failed') {
-    const d = readApplied(e.data);
-    const failures = d.bundles
-      .flatMap((b) => b.failures ?? [])
-      .slice(0, 3)
-      .join('; ');
-    const digest = intern(d.digest);
-    const result = intern(d.result);
-    const names = internList(d.bundles.map((b) => b.name));
-    const digests = internList(d.bundles.map((b) => b.digest));
-    const charts = internList(
-      d.bundles.flatMap((b) =>
-        b.chart
-          ? [[b.name, b.chart.repo, b.chart.name, b.chart.version, b.chart.digest].join('\t')]
-          : [],
-      ),
-    );
-    return new StoredEntry(
-      e.id,
-      timeMs,
-      cluster,
-      kind,
-      intern(d.revision),
-      digest,
-      result,
-      d.message ?? failures,
-      names,
-      digests,
-      NO_DRIFT,
-      undefined,
-      undefined,
-      charts,
-    );
-  }
-  if (isSessionKind(kind)) return sessionEntry(kind, e, timeMs, cluster);
-  if (kind === 'events-dropped') {
-    const d = readDropped(e.data);
-    return new StoredEntry(
-      e.id,
-      timeMs,
-      cluster,
-      kind,
-      '',
-      '',
-      '',
-      d.message,
-      NO_STRINGS,
-      NO_STRINGS,
-      NO_DRIFT,
-    );
-  }
-  if (kind === 'health-changed') {
-    const h = readHealth(e.data);
-    return new StoredEntry(
-      e.id,
-      timeMs,
-      cluster,
-      kind,
-      '',
-      '',
-      intern(h.health),
-      h.message,
-      internList([h.bundle]),
-      NO_STRINGS,
-      NO_DRIFT,
-    );
-  }
-  const d = readDrift(e.data);
-  return new StoredEntry(
-    e.id,
-    timeMs,
-    cluster,
-    kind,
-    intern(d.revision),
-    '',
-    '',
-    '',
-    internList(d.bundles),
-    NO_STRINGS,
-    d.objects.length > 0 ? d.objects : NO_DRIFT,
-  );
 }
 
 function matches(e: StoredEntry, q: HistoryQuery): boolean {
@@ -460,7 +120,7 @@ export class HistoryLog {
     return this.entries.length - this.released;
   }
 
-  /** Estimated bytes held by the entries of one cluster (all clusters without one). */
+  /** Heap bytes held by the entries of one cluster (all clusters without one), as history-entry.ts accounts them. */
   bytesOf(cluster?: string): number {
     return cluster === undefined ? this.bytes : (this.clusterBytes.get(cluster) ?? 0);
   }
@@ -553,11 +213,12 @@ export class HistoryLog {
 
   // Releases one entry: its id, its bytes; returns the bytes.
   private forget(e: StoredEntry): number {
+    const bytes = e.bytes;
     this.ids.delete(e.id);
-    this.bytes -= e.bytes;
+    this.bytes -= bytes;
     this.released++;
     e.release();
-    return e.bytes;
+    return bytes;
   }
 
   private drop(n: number): void {
