@@ -138,7 +138,7 @@ export class HubMetrics {
     r.add(
       new Gauge(
         'flotilla_history_bytes',
-        "Estimated bytes of the history's entries (bounded by history's byte caps).",
+        "Heap bytes of the history's entries as accounted (history-entry.ts), bounded by the history's byte caps.",
         () => (this.history ? [[{}, this.history().bytes]] : []),
       ),
     );
