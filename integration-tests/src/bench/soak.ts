@@ -31,7 +31,7 @@
 // at the end (agents still connected), and prints what grew in between by constructor,
 // per history entry added; the snapshots pause the replicas and disturb their RSS, so a
 // run with them is for finding what grows, not for the RSS figure.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -331,6 +331,7 @@ async function sampleMemory(set: ReplicaSet, sim: Simulator | undefined): Promis
 
 async function main(): Promise<void> {
   const logDir = args['log-dir'] ?? (await mkdtemp(join(tmpdir(), 'flotilla-soak-')));
+  await mkdir(logDir, { recursive: true });
   const load0 = loadAverage();
   console.log(
     `soak: ${N} clusters, ${args.hubs} hub replicas on 3 NATS nodes, ${args.minutes} min, a kill every ${args['kill-every']} (down ${args.down}), churn ${args.churn}/min, drift ${args.drift}/min per agent, simulator in ${args.processes} processes; Node ${process.version}, ${cpus().length} cores, load average ${load0}; logs in ${logDir}`,
