@@ -7,6 +7,7 @@ import type { EventKind, FlotillaEvent } from '@flotilla/common';
 import { readApplied, readDrift, readDropped, readHealth } from '../status/event-data.js';
 import type { DriftedObject } from '../status/event-data.js';
 import { isSessionKind, readSession } from '../status/session-events.js';
+import { shared } from '../status/shared-strings.js';
 
 /** What a history entry is about: an agent or session event, a rollout transition, or a write (audit). */
 export type HistoryKind = EventKind | 'rollout' | 'audit';
@@ -95,19 +96,10 @@ export interface SessionInfo {
   hub: string;
 }
 
-// Names, revisions and digests repeat across thousands of entries; JSON.parse makes a
-// new string each time. Sharing one copy keeps the log's memory to what is distinct.
-// The pool is bounded (POOL_MAX strings) and not accounted to entries; what an entry
-// holds of its own (ids, messages, drift) is.
-const POOL_MAX = 100_000;
-const pool = new Map<string, string>();
-function intern(s: string): string {
-  const known = pool.get(s);
-  if (known !== undefined) return known;
-  if (pool.size >= POOL_MAX) pool.clear();
-  pool.set(s, s);
-  return s;
-}
+// Names, revisions and digests come from the pool status records share them from
+// (shared-strings.ts): bounded, and not accounted to entries; what an entry holds of its
+// own (ids, messages, drift) is.
+const intern = shared;
 
 // Every apply of a revision lists the same bundles (and mostly the same digests) on
 // every cluster: one shared, frozen list per distinct content instead of one per event.

@@ -6,6 +6,7 @@
 import type { HealthFacts } from './event-data.js';
 import type { BundleFacts, ClusterRecord, ClusterStatus } from './model.js';
 import type { BundleDeployment } from './deployments.js';
+import { shared } from './shared-strings.js';
 
 /** The content a health fact or event is about. */
 interface Content {
@@ -42,8 +43,8 @@ export function foldHealthFacts(
   if (f.health !== h.health) f.lastTransitionMs = atMs;
   f.health = h.health;
   f.healthReason = h.health === 'Ready' ? '' : h.reason;
-  f.healthRevision = h.revision;
-  f.healthDigest = h.digest;
+  f.healthRevision = shared(h.revision);
+  f.healthDigest = shared(h.digest);
   return true;
 }
 

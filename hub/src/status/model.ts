@@ -4,6 +4,7 @@
 import type { BundleApplyResult, BundleChart } from '@flotilla/common';
 import { durations } from '@flotilla/common';
 import { clusterRenderMessage } from './render-failures.js';
+import { shared } from './shared-strings.js';
 import type { RenderFailureRecord } from './render-failures.js';
 import { clusterHoldMessage } from './rollout-holds.js';
 import type { RolloutHoldRecord } from './rollout-holds.js';
@@ -186,10 +187,14 @@ export function emptyRecord(name: string): ClusterRecord {
 /** Records an apply outcome unless a newer one is already known; returns true when it changed the record. */
 export function recordAttempt(rec: ClusterRecord, attempt: ApplyAttempt): boolean {
   if (rec.lastAttempt && rec.lastAttempt.atMs > attempt.atMs) return false;
-  rec.lastAttempt = attempt;
+  rec.lastAttempt = {
+    ...attempt,
+    digest: shared(attempt.digest),
+    revision: shared(attempt.revision),
+  };
   if (attempt.result === 'applied' && attempt.atMs >= rec.appliedAtMs) {
-    rec.appliedDigest = attempt.digest;
-    rec.appliedRevision = attempt.revision;
+    rec.appliedDigest = rec.lastAttempt.digest;
+    rec.appliedRevision = rec.lastAttempt.revision;
     rec.appliedAtMs = attempt.atMs;
   }
   return true;
@@ -199,8 +204,8 @@ export function recordAttempt(rec: ClusterRecord, attempt: ApplyAttempt): boolea
 export function bundleCounts(results: readonly BundleApplyResult[]): BundleStatus[] {
   return results
     .map((b) => ({
-      name: b.name,
-      digest: b.digest,
+      name: shared(b.name),
+      digest: shared(b.digest),
       created: b.created,
       configured: b.configured,
       unchanged: b.unchanged,
