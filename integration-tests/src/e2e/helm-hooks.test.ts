@@ -10,6 +10,7 @@ import { BatchV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { accessSync, constants } from 'node:fs';
 import { binaryPaths, requireEnv, requirePrerequisite, waitFor } from '@flotilla/test-env';
 import { startFleet } from '../system/fleet.js';
+import { completeJob } from '../system/job-controller.js';
 import type { Fleet } from '../system/fleet.js';
 
 const CHART = {
@@ -122,26 +123,6 @@ const absent = async (read: () => Promise<unknown>): Promise<boolean> =>
     (err: { code?: number }) => err.code === 404,
   );
 
-// What the Job controller writes when the Job completes (Kubernetes 1.31+ wants
-// SuccessCriteriaMet first, and start and completion times).
-async function completeJob(batch: BatchV1Api, name: string): Promise<void> {
-  const job = await batch.readNamespacedJob({ name, namespace: 'app' });
-  const now = new Date();
-  const cond = (type: string) => ({
-    type,
-    status: 'True',
-    lastProbeTime: now,
-    lastTransitionTime: now,
-  });
-  job.status = {
-    startTime: now,
-    completionTime: now,
-    succeeded: 1,
-    conditions: [cond('SuccessCriteriaMet'), cond('Complete')],
-  };
-  await batch.replaceNamespacedJobStatus({ name, namespace: 'app', body: job });
-}
-
 interface DeploymentRow {
   bundle: string;
   state: string;
@@ -187,7 +168,7 @@ test(
     assert.equal(row?.state, 'Progressing');
 
     // The "Job controller" completes it: the rest of the bundle is applied.
-    await completeJob(batch, 'app-migrate');
+    await completeJob(batch, 'app-migrate', 'app');
     await f.waitForRevision(f.firstCommit, 60_000);
     assert.equal((await settings()).data?.message, 'one');
     // The test hook was skipped; the pre-delete hook does not run at install.
@@ -226,7 +207,7 @@ test(
       'pre-upgrade hook Job/app/app-migrate',
     );
     assert.equal((await settings()).data?.message, 'one', 'the old version runs meanwhile');
-    await completeJob(batch, 'app-migrate');
+    await completeJob(batch, 'app-migrate', 'app');
     await f.waitForRevision(second, 60_000);
     assert.equal((await settings()).data?.message, 'two');
 
@@ -240,7 +221,7 @@ test(
       { what: 'the pre-delete hook Job', timeoutMs: 60_000, intervalMs: 250 },
     );
     assert.equal((await settings()).data?.message, 'two', 'objects stay until it completes');
-    await completeJob(batch, 'app-cleanup');
+    await completeJob(batch, 'app-cleanup', 'app');
     await f.waitForRevision(third, 60_000);
     assert.ok(await absent(settings));
     assert.ok(

@@ -21,6 +21,7 @@ import {
 } from '@kubernetes/client-node';
 import { binaryPaths, requireEnv, waitFor } from '@flotilla/test-env';
 import { startFleet } from '../system/fleet.js';
+import { completeJob } from '../system/job-controller.js';
 import type { Fleet } from '../system/fleet.js';
 import {
   PUBLIC_FIXTURES,
@@ -124,25 +125,6 @@ async function deployments(f: Fleet): Promise<Map<string, Row>> {
     { deployments: Row[] } | Row[];
   const rows = Array.isArray(out) ? out : out.deployments;
   return new Map(rows.map((r) => [r.bundle, r]));
-}
-
-// What the Job controller writes when a Job completes (1.31+: SuccessCriteriaMet first).
-async function completeJob(batch: BatchV1Api, name: string, namespace: string): Promise<void> {
-  const job = await batch.readNamespacedJob({ name, namespace });
-  const now = new Date();
-  const cond = (type: string) => ({
-    type,
-    status: 'True',
-    lastProbeTime: now,
-    lastTransitionTime: now,
-  });
-  job.status = {
-    startTime: now,
-    completionTime: now,
-    succeeded: 1,
-    conditions: [cond('SuccessCriteriaMet'), cond('Complete')],
-  };
-  await batch.replaceNamespacedJobStatus({ name, namespace, body: job });
 }
 
 /**
