@@ -57,7 +57,13 @@ export type { RenderFailureRecord } from './status/render-failures.js';
 export { AgentStreamService } from './stream/agent-stream.js';
 export { DesiredStateStore } from './stream/desired-store.js';
 export { startGrpcServer, GRPC_SERVER_OPTIONS } from './stream/grpc-server.js';
-export { encodeDesiredState, decodeDesiredState, MAX_CHUNK_BYTES } from './stream/chunks.js';
+export {
+  BundleMembers,
+  encodeDesiredState,
+  encodeDesiredStateSync,
+  decodeDesiredState,
+  MAX_CHUNK_BYTES,
+} from './stream/chunks.js';
 export type { DesiredStateSource, SessionObserver } from './stream/types.js';
 export { FleetStatus } from './status/fleet-status.js';
 export { EventsConsumer, ensureEventsStream, STATUS_CONSUMER } from './status/events-consumer.js';

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { bundleDigest, desiredStateDigest } from '@flotilla/common';
+import type { BundleDesiredState, DesiredState, KubeObject } from '@flotilla/common';
 import {
+  BundleMembers,
   EncodingCache,
   MAX_CHUNK_BYTES,
   decodeDesiredState,
@@ -8,6 +12,16 @@ import {
   encodeDesiredStateSync,
 } from './chunks.js';
 import { configMap, desiredState } from './fixtures.js';
+
+function bundle(name: string, objects: KubeObject[]): BundleDesiredState {
+  const b = {
+    name,
+    drift: { mode: 'enforce' as const, ignore: [] },
+    forceConflicts: true,
+    objects,
+  };
+  return { ...b, digest: bundleDigest(b) };
+}
 
 test('large-state-travels-as-several-1mib-chunks-and-round-trips', async () => {
   const objects = Array.from({ length: 6 }, (_, i) => configMap(`big-${i}`, 900_000, i + 1));
@@ -120,4 +134,68 @@ test('an-encoding-that-throws-rejects-and-the-next-one-is-still-done', async () 
   const good = cache.get(desiredState('good', 'r1'));
   await assert.rejects(bad, /cannot encode/);
   assert.equal((await good).revision, 'r1');
+});
+
+/** A fleet where every cluster gets one bundle of its own and two bundles shared by all. */
+function fleetSharing(n: number): DesiredState[] {
+  const shared = [
+    bundle('shared-a', [configMap('a', 2_000, 7)]),
+    bundle('shared-b', [configMap('b', 2_000, 9)]),
+  ];
+  return Array.from({ length: n }, (_, i) => {
+    const own = bundle('own', [configMap(`own-${i}`, 500, i + 1)]);
+    const bundles = [own, ...shared];
+    return {
+      cluster: `c${i}`,
+      revision: 'r1',
+      digest: desiredStateDigest(`c${i}`, bundles),
+      bundles,
+      prune: { maxShare: 0.5 },
+    };
+  });
+}
+
+test('a-bundle-shared-by-many-clusters-is-compressed-once-and-every-state-round-trips', async () => {
+  const cache = new EncodingCache();
+  const states = fleetSharing(20);
+  const encoded = await Promise.all(states.map((s) => cache.get(s)));
+  assert.equal(cache.encodeCount, 20, 'each cluster has its own state');
+  // The first state carries the shared bundles inline; the second compresses them once.
+  assert.equal(cache.members.compressed, 2);
+  assert.equal(cache.members.reused, 2 * 18);
+  for (const [i, e] of encoded.entries()) {
+    const chunks = e.slices.map((data, index) => ({
+      digest: e.digest,
+      index,
+      total: e.slices.length,
+      data,
+      compressedSize: e.compressedSize,
+    }));
+    assert.deepEqual(await decodeDesiredState(chunks), states[i]);
+    // What agents run: one synchronous gunzip of the whole payload.
+    assert.deepEqual(JSON.parse(gunzipSync(Buffer.concat(e.slices)).toString()), states[i]);
+  }
+});
+
+test('a-bundle-of-one-cluster-is-not-kept-between-states', () => {
+  const members = new BundleMembers();
+  for (const s of fleetSharing(5)) encodeDesiredStateSync(s, MAX_CHUNK_BYTES, members);
+  assert.equal(members.compressed, 2, 'only the shared bundles got members of their own');
+});
+
+test('shared-members-are-cut-into-chunks-like-any-payload', async () => {
+  const states = fleetSharing(3);
+  const members = new BundleMembers();
+  for (const s of states) {
+    const e = encodeDesiredStateSync(s, 512, members);
+    assert.ok(e.slices.length > 1 && e.slices.every((x) => x.length <= 512));
+    const chunks = e.slices.map((data, index) => ({
+      digest: e.digest,
+      index,
+      total: e.slices.length,
+      data,
+      compressedSize: e.compressedSize,
+    }));
+    assert.deepEqual(await decodeDesiredState(chunks), s);
+  }
 });

@@ -4,7 +4,12 @@
 // encoding on the clock: what is left is grpc-js and HTTP/2 writing the same bytes.
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { GRPC_SERVER_OPTIONS, MAX_CHUNK_BYTES, encodeDesiredState } from '@flotilla/hub';
+import {
+  BundleMembers,
+  GRPC_SERVER_OPTIONS,
+  MAX_CHUNK_BYTES,
+  encodeDesiredStateSync,
+} from '@flotilla/hub';
 import type { DesiredState } from '@flotilla/common';
 import { PROTOCOL_VERSION, loadFlotillaProto } from '@flotilla/proto';
 import type { AgentMessage__Output, HubMessage } from '@flotilla/proto';
@@ -21,13 +26,14 @@ export interface BareFanout {
   stop(): Promise<void>;
 }
 
-/** Encodes desired states into the chunk messages the hub would send (generation 1). */
+/** Encodes desired states into the chunk messages the hub would send (generation 1): the same bytes, shared bundles as their own gzip members. */
 export async function encodeAll(
   states: ReadonlyMap<string, DesiredState>,
 ): Promise<Map<string, HubMessage[]>> {
   const out = new Map<string, HubMessage[]>();
+  const members = new BundleMembers();
   for (const [cluster, state] of states) {
-    const e = await encodeDesiredState(state, MAX_CHUNK_BYTES);
+    const e = encodeDesiredStateSync(state, MAX_CHUNK_BYTES, members);
     out.set(
       cluster,
       e.slices.map((data, index) => ({
