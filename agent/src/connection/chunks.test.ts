@@ -31,6 +31,29 @@ function chunksOf(
 }
 
 describe('chunk reassembly', () => {
+  it('a-payload-of-several-gzip-members-decodes-as-one-state', () => {
+    // The hub compresses a bundle shared by many clusters once, as a member of its own.
+    const [bundle] = state.bundles;
+    const text = JSON.stringify(state);
+    const at = text.indexOf(JSON.stringify(bundle));
+    const payload = Buffer.concat([
+      gzipSync(text.slice(0, at)),
+      gzipSync(JSON.stringify(bundle)),
+      gzipSync(text.slice(at + JSON.stringify(bundle).length)),
+    ]);
+    const assembled = new ChunkAssembler().add({
+      generation: 1,
+      digest: state.digest,
+      revision: 'abc123',
+      index: 0,
+      total: 1,
+      data: payload,
+      compressedSize: payload.length,
+    });
+    assert.ok(assembled);
+    assert.deepEqual(decodeDesiredState(assembled, 'east'), state);
+  });
+
   it('the-prune-policy-is-covered-by-the-digest-an-added-opt-in-is-rejected', () => {
     const prune = { maxShare: 0.5 };
     const hubState = {
