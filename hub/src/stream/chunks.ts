@@ -167,72 +167,83 @@ function sliced(state: DesiredState, payload: Buffer, maxChunk: number): Encoded
   return { digest: state.digest, revision: state.revision, slices, compressedSize: payload.length };
 }
 
-/** Longest stretch of encoding in one turn of the event loop by default (10 ms). */
+/** Longest stretch of sending (encoding and writing) in one turn of the event loop by default (10 ms). */
 export const DEFAULT_ENCODE_BUDGET_MS = 10;
 
 /** Options of EncodingCache. */
 export interface EncodingCacheOptions {
-  /** Longest stretch of encoding per turn of the event loop (default DEFAULT_ENCODE_BUDGET_MS); at least one state is encoded per turn. */
+  /** Longest stretch of queued sends per turn of the event loop (default DEFAULT_ENCODE_BUDGET_MS); at least one runs per turn. */
   budgetMs?: number;
   /** The encoder (default encodeDesiredStateSync with the cache's BundleMembers); tests pass a slower or counting one. */
   encode?: (state: DesiredState) => EncodedDesiredState;
 }
 
-interface EncodeJob {
-  state: DesiredState;
-  resolve: (e: EncodedDesiredState) => void;
+interface Task {
+  run: () => unknown;
+  resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 
 /**
- * Caches the encoding of each cluster's current desired state. Only the latest
- * (digest, revision) per cluster is kept: older ones are never sent again.
+ * Caches the encoding of each cluster's current desired state, and runs the sessions'
+ * sends in turns. Only the latest (digest, revision) per cluster is kept: older ones are
+ * never sent again.
  *
- * Encodings wait in a FIFO and are done on the event loop's thread, in stretches of at
- * most budgetMs per turn. A render changes every cluster at once: starting every async
- * gzip together held 1,000 deflate states (~256 KiB each) until libuv's pool drained them
- * (peak RSS 1.75x steady at 1,000 clusters); a queue of 16 async gzips bounded that, but
- * each state then needed a hop between the pool and the loop, and on a loaded machine
- * every hop waited for a core: the last state went out 9-30 s after the first. Done
- * here, one deflate state lives at a time, a turn encodes as many states as fit in its
- * budget (a 9 KB state takes ~0.3 ms), and heartbeats, acks and queries run between turns.
+ * A send (encode, then write the chunks) waits in a FIFO and runs on the event loop's
+ * thread, in stretches of at most budgetMs per turn; heartbeats, acks and queries run
+ * between turns. The budget covers the writes: when a turn only encoded and the sessions
+ * wrote afterwards (each resuming from its awaited encoding, all in the same turn's
+ * microtasks), a turn lasted its budget plus every write it released. History: starting
+ * every async gzip together held 1,000 deflate states (~256 KiB each) until libuv's pool
+ * drained them (peak RSS 1.75x steady at 1,000 clusters); a queue of 16 async gzips
+ * bounded that, but each state then needed a hop between the pool and the loop, and on a
+ * loaded machine every hop waited for a core: the last state went out 9-30 s after the
+ * first. Done here, one deflate state lives at a time.
  */
 export class EncodingCache {
-  private readonly byCluster = new Map<
-    string,
-    { key: string; encoded: Promise<EncodedDesiredState> }
-  >();
-  private readonly waiting: EncodeJob[] = [];
+  private readonly byCluster = new Map<string, { key: string; encoded: EncodedDesiredState }>();
+  private readonly waiting: Task[] = [];
   private scheduled: NodeJS.Immediate | undefined;
   private encodes = 0;
+  private turns = 0;
   private readonly budgetMs: number;
-  private readonly encode: (state: DesiredState) => EncodedDesiredState;
+  private readonly encoder: (state: DesiredState) => EncodedDesiredState;
   /** Members of bundles shared between clusters' states. */
   readonly members = new BundleMembers();
 
   constructor(opts: EncodingCacheOptions = {}) {
     this.budgetMs = Math.max(0, opts.budgetMs ?? DEFAULT_ENCODE_BUDGET_MS);
-    this.encode =
+    this.encoder =
       opts.encode ?? ((state) => encodeDesiredStateSync(state, MAX_CHUNK_BYTES, this.members));
   }
 
-  /** The encoding of state, computed at most once per (cluster, digest, revision). */
-  get(state: DesiredState): Promise<EncodedDesiredState> {
+  /** The encoding of state now, computed at most once per (cluster, digest, revision); throws what the encoder throws. */
+  encodeNow(state: DesiredState): EncodedDesiredState {
     const key = `${state.digest}@${state.revision}`;
     const hit = this.byCluster.get(state.cluster);
     if (hit && hit.key === key) return hit.encoded;
     this.encodes++;
-    const encoded = new Promise<EncodedDesiredState>((resolve, reject) => {
-      this.waiting.push({ state, resolve, reject });
-    });
-    this.schedule();
-    // A failed encoding must not stay cached: the next session retries it.
-    encoded.catch(() => {
-      if (this.byCluster.get(state.cluster)?.encoded === encoded)
-        this.byCluster.delete(state.cluster);
-    });
+    // A failed encoding is not cached: the next session retries it.
+    const encoded = this.encoder(state);
     this.byCluster.set(state.cluster, { key, encoded });
     return encoded;
+  }
+
+  /** The encoding of state, in its turn (see turn). */
+  get(state: DesiredState): Promise<EncodedDesiredState> {
+    return this.turn(() => this.encodeNow(state));
+  }
+
+  /**
+   * Runs work (a session's send: encodeNow and its writes) in a later turn of the event
+   * loop, in FIFO order with the other sends; resolves with its result.
+   */
+  turn<T>(work: () => T): Promise<T> {
+    const done = new Promise<T>((resolve, reject) => {
+      this.waiting.push({ run: work, resolve: resolve as (v: unknown) => void, reject });
+    });
+    this.schedule();
+    return done;
   }
 
   private schedule(): void {
@@ -242,14 +253,15 @@ export class EncodingCache {
 
   private drain(): void {
     this.scheduled = undefined;
+    this.turns++;
     const start = performance.now();
     do {
-      const job = this.waiting.shift();
-      if (!job) break;
+      const task = this.waiting.shift();
+      if (!task) break;
       try {
-        job.resolve(this.encode(job.state));
+        task.resolve(task.run());
       } catch (err) {
-        job.reject(err);
+        task.reject(err);
       }
     } while (performance.now() - start < this.budgetMs);
     this.schedule();
@@ -259,7 +271,6 @@ export class EncodingCache {
    * The state's encoding was written to its agent: dropped, unless a newer one replaced it.
    * Kept, 1,000 clusters' encodings would stay in memory between commits for the rare
    * agent that reconnects without having applied its state; that one is encoded again.
-   * Sessions already waiting for it keep their reference.
    */
   release(state: DesiredState): void {
     const hit = this.byCluster.get(state.cluster);
@@ -281,7 +292,12 @@ export class EncodingCache {
     return this.encodes;
   }
 
-  /** Encodings waiting for their turn. */
+  /** Turns of the event loop that ran queued sends, for tests. */
+  get turnCount(): number {
+    return this.turns;
+  }
+
+  /** Sends waiting for their turn. */
   get pending(): number {
     return this.waiting.length;
   }

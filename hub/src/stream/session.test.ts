@@ -227,14 +227,14 @@ test('agent-heartbeat-waiting-behind-a-hub-stall-does-not-close-the-session', as
   session.close('test');
 });
 
-test('heartbeats-go-out-while-the-state-waits-in-the-encoding-queue', async () => {
+test('heartbeats-go-out-while-the-state-waits-in-the-send-queue', async () => {
   const states = new Map([['c1', desiredState('c1', 'r1')]]);
   const { wire, session, cache } = harness(states, 50);
-  // A connect storm: this session's encoding is far down the queue.
+  // A connect storm: this session's send is far down the queue.
   let release!: () => void;
   const queued = new Promise<void>((r) => (release = r));
-  const get = cache.get.bind(cache);
-  Object.assign(cache, { get: (s: DesiredState) => queued.then(() => get(s)) });
+  const turn = cache.turn.bind(cache);
+  Object.assign(cache, { turn: <T>(work: () => T) => queued.then(() => turn(work)) });
   session.received(hello('c1'));
   for (let waited = 0; !wire.kinds().includes('heartbeat') && waited < 5_000; waited += 20)
     await delay(20);
@@ -321,4 +321,53 @@ test('a-held-first-state-goes-out-after-the-wait-when-no-render-comes', async ()
   await sent(wire, 2);
   assert.deepEqual(wire.kinds(), ['welcome', 'desired']);
   session.close('test');
+});
+
+test('a-fan-out-writes-in-turns-and-other-work-runs-between-them', async () => {
+  // Writes cost time too: a turn's budget covers encoding and writing, so a query waits
+  // for one turn, not for every session that the turn's encodings released.
+  const busy = (ms: number): void => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  class SlowWire extends FakeWire {
+    override write(m: HubMessage): boolean {
+      if (m.desired) busy(2);
+      return super.write(m);
+    }
+  }
+  const cache = new EncodingCache({ budgetMs: 5 });
+  const n = 20;
+  const wires = Array.from({ length: n }, () => new SlowWire());
+  const sessions = wires.map(
+    (wire, i) =>
+      new Session(`s${i}`, wire, {
+        source: { get: (c) => desiredState(c, 'r1'), subscribe: () => () => {} },
+        observer: { connected() {}, seen() {}, acked() {}, disconnected() {} },
+        cache,
+        nextGeneration: () => 1,
+        onActive: () => {},
+        onClosing: () => {},
+        logger: silentLogger(),
+        heartbeatIntervalMs: 60_000,
+        heartbeats: new HeartbeatWheel({ intervalMs: 60_000, slots: 1 }),
+      }),
+  );
+  const written = (): number => wires.filter((w) => w.kinds().includes('desired')).length;
+  // Between turns of the loop, what else waits (a query) sees how far the fan-out got.
+  const seen: number[] = [];
+  const watch = (): void => {
+    seen.push(written());
+    if (written() < n && seen.length < 10_000) setImmediate(watch);
+  };
+  sessions.forEach((s, i) => s.received(hello(`c${i}`)));
+  setImmediate(watch);
+  for (let waited = 0; written() < n && waited < 5_000; waited += 5) await delay(5);
+  assert.equal(written(), n);
+  assert.ok(
+    seen.some((k) => k > 0 && k < n),
+    `other work ran only before or after the whole fan-out: ${seen.join(',')}`,
+  );
+  assert.ok(cache.turnCount > 1);
+  for (const s of sessions) s.close('test');
 });

@@ -286,36 +286,61 @@ export class Session implements HeartbeatSubject {
       this.sent = { digest: state.digest, revision: state.revision };
       return;
     }
-    // The encoding queue may be long (a connect storm: one state per new agent); the
-    // heartbeat goes out meanwhile, or the agent would presume the hub dead.
+    // Sends wait for their turn (a fan-out queues one per session, a connect storm one per
+    // new agent); the heartbeat goes out meanwhile, or the agent would presume the hub dead.
     this.encoding = true;
-    const encoded = await this.ctx.cache.get(state).finally(() => (this.encoding = false));
-    // A newer state arrived while encoding: skip this one, the newer one is next.
-    if (this.outbox.hasState || this.stateValue !== 'active') return;
+    const started = await this.ctx.cache
+      .turn(() => this.startSend(state))
+      .finally(() => (this.encoding = false));
+    if (!started) return;
+    await this.wire.waitDrain();
+    for (const message of started.rest) await this.write(message);
+    this.sent = { digest: state.digest, revision: state.revision };
+    this.sentLog(state, started.total, started.bytes, started.generation);
+  }
+
+  // In the send's turn: encodes the state (or takes the encoding another session made) and
+  // writes its chunks until the wire asks to wait. Undefined when done, or when a newer
+  // state arrived while this one waited (the newer one is next); else the chunks left.
+  private startSend(
+    state: DesiredState,
+  ): { rest: HubMessage[]; total: number; bytes: number; generation: number } | undefined {
+    if (this.outbox.hasState || this.stateValue !== 'active') return undefined;
+    const encoded = this.ctx.cache.encodeNow(state);
     const generation = this.ctx.nextGeneration(this.clusterName);
     const total = encoded.slices.length;
-    for (const [index, data] of encoded.slices.entries()) {
-      await this.write({
-        desired: {
-          generation,
-          digest: encoded.digest,
-          revision: encoded.revision,
-          index,
-          total,
-          data,
-          compressedSize: encoded.compressedSize,
-        },
-      });
+    const chunk = (index: number): HubMessage => ({
+      desired: {
+        generation,
+        digest: encoded.digest,
+        revision: encoded.revision,
+        index,
+        total,
+        data: encoded.slices[index],
+        compressedSize: encoded.compressedSize,
+      },
+    });
+    this.ctx.cache.release(state);
+    for (let index = 0; index < total; index++) {
+      this.lastWritten = this.now();
+      if (this.wire.write(chunk(index))) continue;
+      const rest: HubMessage[] = [];
+      for (let i = index + 1; i < total; i++) rest.push(chunk(i));
+      return { rest, total, bytes: encoded.compressedSize, generation };
     }
     this.sent = { digest: state.digest, revision: state.revision };
-    this.ctx.cache.release(state);
+    this.sentLog(state, total, encoded.compressedSize, generation);
+    return undefined;
+  }
+
+  private sentLog(state: DesiredState, chunks: number, bytes: number, generation: number): void {
     this.log.info(
       {
         [LogFields.generation]: generation,
         [LogFields.digest]: state.digest,
         [LogFields.revision]: state.revision,
-        chunks: total,
-        bytes: encoded.compressedSize,
+        chunks,
+        bytes,
       },
       'desired state sent',
     );
