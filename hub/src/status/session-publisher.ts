@@ -119,7 +119,8 @@ export class SessionEventPublisher {
         this.sessions.set(session, hello);
         this.record(cluster, 'connected', session, '');
       },
-      seen: (cluster: string, session: string) => inner.seen(cluster, session),
+      seen: (cluster: string, session: string, agentClockMs?: number) =>
+        inner.seen(cluster, session, agentClockMs),
       acked: (cluster: string, ack: Ack__Output) => inner.acked(cluster, ack),
       disconnected: (cluster: string, session: string, reason: string) => {
         inner.disconnected(cluster, session, reason);

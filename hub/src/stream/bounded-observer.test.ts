@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { EVENT_LIMITS } from '@flotilla/common';
+import { EVENT_LIMITS, silentLogger } from '@flotilla/common';
 import type { Ack__Output } from '@flotilla/proto';
+import { HubMetrics } from '../metrics/hub-metrics.js';
+import { SessionEventPublisher } from '../status/session-publisher.js';
 import { boundedObserver } from './bounded-observer.js';
 import { nullObserver } from './types.js';
 import type { HelloSummary } from './types.js';
@@ -38,4 +40,23 @@ test('an-ack-message-is-cut-before-status-and-session-events-see-it', () => {
   assert.equal(seen.ack?.message.length, EVENT_LIMITS.textChars);
   assert.equal(seen.ack?.objectsFailed, 1);
   assert.deepEqual(cuts, ['edge-1:hello.agentVersion', 'edge-1:ack.message']);
+});
+
+test('a-heartbeats-agent-clock-reaches-status-through-every-observer-on-the-way', () => {
+  // The chain the hub builds (app.ts): edge bounds → session events → metrics → status.
+  const clocks: (number | undefined)[] = [];
+  const status = {
+    ...nullObserver,
+    seen: (_c: string, _s: string, ms?: number) => clocks.push(ms),
+  };
+  const events = new SessionEventPublisher({
+    publish: () => Promise.resolve(),
+    hubId: 'hub-a',
+    logger: silentLogger(),
+  });
+  const metrics = new HubMetrics({ list: () => [] }, () => 0);
+  const observer = boundedObserver(events.observe(metrics.observeSessions(status)), () => {});
+  observer.seen('edge-1', 's1', 1_700_000_000_123);
+  observer.seen('edge-1', 's1');
+  assert.deepEqual(clocks, [1_700_000_000_123, undefined]);
 });

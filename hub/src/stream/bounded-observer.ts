@@ -27,7 +27,8 @@ export function boundedObserver(inner: SessionObserver, onCut: StreamCutListener
       };
       inner.connected(cluster, session, bounded);
     },
-    seen: (cluster: string, session: string) => inner.seen(cluster, session),
+    seen: (cluster: string, session: string, agentClockMs?: number) =>
+      inner.seen(cluster, session, agentClockMs),
     acked(cluster: string, ack: Ack__Output) {
       const bounded: Ack__Output = {
         ...ack,
