@@ -18,9 +18,16 @@ import { openKv } from '../status/jetstream-replicas.js';
 /** KV bucket recording the alerts sent (per hubId), kept for the de-duplication window. */
 export const ALERT_LEDGER_BUCKET = 'flotilla-hub-alerts';
 
-/** Tries at recording an alert before sending it without the ledger (3, 300 ms apart, growing). */
-const LEDGER_ATTEMPTS = 3;
+/**
+ * How long a holder keeps trying to record an alert before sending it without the ledger
+ * (default 20 s; tries 300 ms apart, growing to 2 s). A NATS node lost or a JetStream
+ * leader being elected makes KV answer "no responders" for a few seconds: an alert sent
+ * without the ledger then, and again by the next holder, is sent twice. Waiting costs a
+ * few seconds of delay; the lease moving meanwhile hands the alert to the next holder.
+ */
+export const DEFAULT_LEDGER_PATIENCE_MS = 20_000;
 const LEDGER_RETRY_MS = 300;
+const LEDGER_RETRY_MAX_MS = 2_000;
 
 /** Alerts a follower keeps for a takeover (at most 1,000, for keepMs). */
 const FOLLOWER_BUFFER = 1_000;
@@ -45,6 +52,8 @@ export interface LeaderAlertsOptions {
   /** How long a follower keeps an alert for a takeover (a few lease TTLs). */
   keepMs: number;
   replicas?: number;
+  /** How long to try recording an alert before sending it anyway (DEFAULT_LEDGER_PATIENCE_MS). */
+  ledgerPatienceMs?: number;
   logger: Logger;
   now?: () => number;
 }
@@ -107,6 +116,7 @@ export class LeaderAlerts {
     if (generation === undefined) return;
     const key = `${this.opts.hubId}.${createHash('sha256').update(alertKey(a)).digest('hex')}`;
     const value = JSON.stringify({ generation, kind: a.kind, cluster: a.cluster });
+    const giveUpAt = performance.now() + (this.opts.ledgerPatienceMs ?? DEFAULT_LEDGER_PATIENCE_MS);
     for (let attempt = 1; ; attempt++) {
       try {
         const kv = await this.ledger();
@@ -121,8 +131,11 @@ export class LeaderAlerts {
             err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
         )
           return; // Sent already, by this holder or an earlier one.
-        if (attempt < LEDGER_ATTEMPTS && this.opts.lease.generation === generation) {
-          await new Promise((r) => setTimeout(r, LEDGER_RETRY_MS * attempt));
+        // The lease moved while the ledger was away: the next holder sends it.
+        if (this.opts.lease.generation !== generation) return;
+        if (performance.now() < giveUpAt) {
+          const pause = Math.min(LEDGER_RETRY_MS * attempt, LEDGER_RETRY_MAX_MS);
+          await new Promise((r) => setTimeout(r, pause));
           continue;
         }
         // No ledger (NATS away): an alert sent twice beats one never sent.
