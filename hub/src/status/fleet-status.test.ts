@@ -240,6 +240,23 @@ test('restored-records-are-served-as-disconnected', () => {
   assert.deepEqual(status.takeDirty(), [], 'dirty set is cleared');
 });
 
+test('a-restarted-hub-gives-restored-clusters-offlineAfter-to-dial-back-before-a-rollout-counts-them-offline', () => {
+  const { status, clock } = model();
+  status.connected('edge-1', 's1', hello('sha256:d2'));
+  const records = status.takeDirty();
+  // The hub restarts a minute later: the saved record was last seen long ago.
+  const restarted = { now: clock.now + 60_000 };
+  const other = new FleetStatus({
+    offlineAfterMs: 45_000,
+    logger: silentLogger(),
+    now: () => restarted.now,
+  });
+  other.restore(records);
+  assert.equal(other.bundleHealth('edge-1', 'app')?.offline, false, 'not yet: it may dial back');
+  restarted.now += 45_001;
+  assert.equal(other.bundleHealth('edge-1', 'app')?.offline, true, 'it did not come back');
+});
+
 test('touch-listeners-hear-of-every-change-and-of-a-cluster-going-offline', () => {
   const { status, clock } = model();
   const told: string[] = [];

@@ -149,8 +149,12 @@ export class FleetStatus implements SessionObserver {
   /** Records sorted by name; undefined after a record was added or replaced. */
   private sorted: ClusterRecord[] | undefined;
 
+  /** When this status began (the hub's start): restored clusters had no chance to dial back before. */
+  private readonly startedMs: number;
+
   constructor(private readonly opts: FleetStatusOptions) {
     this.now = opts.now ?? Date.now;
+    this.startedMs = this.now();
   }
 
   private record(name: string): ClusterRecord {
@@ -626,10 +630,17 @@ export class FleetStatus implements SessionObserver {
   ): { offline: boolean; health: string; healthDigest: string; healthReason: string } | undefined {
     const rec = this.records.get(cluster);
     if (!rec) return undefined;
-    const state = stateOf(rec, this.now(), this.opts.offlineAfterMs, true).state;
+    const now = this.now();
+    const state = stateOf(rec, now, this.opts.offlineAfterMs, true).state;
     const f = rec.bundleFacts?.[bundle];
+    // A restarted hub's restored clusters are all disconnected until their agents dial
+    // back: a rollout counts one offline only after offlineAfterMs since this hub started
+    // (status itself still says when it was last seen).
+    const offline =
+      state === 'Pending' ||
+      (state === 'Offline' && now - this.startedMs > this.opts.offlineAfterMs);
     return {
-      offline: state === 'Offline' || state === 'Pending',
+      offline,
       health: f?.health ?? '',
       healthDigest: f?.healthDigest ?? '',
       healthReason: f?.healthReason ?? '',
