@@ -36,7 +36,7 @@ import { HubMetrics } from './metrics/hub-metrics.js';
 import { notifierFromConfig } from './notify/from-config.js';
 import type { Alert, Notifier } from './notify/notifier.js';
 import { Lease } from './lease/lease.js';
-import { LeaderAlerts } from './lease/leader-alerts.js';
+import { KvAlertLedger, LeaderAlerts } from './lease/leader-alerts.js';
 import { LeaderRollouts } from './lease/leader-rollouts.js';
 import { ReplicaFetchTriggers } from './lease/fetch-triggers.js';
 import { RolloutActionForwarding } from './lease/forward-actions.js';
@@ -483,13 +483,15 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
     this.notifier = notifier;
     if (notifier && this.lease)
       this.alerts = new LeaderAlerts({
-        connection: () => this.nats.connection(),
+        ledger: new KvAlertLedger({
+          connection: () => this.nats.connection(),
+          dedupeWindowMs: cfg.status.notify.dedupeWindowMs,
+          replicas: cfg.nats.replicas,
+        }),
         lease: this.lease,
         sink: notifier,
         hubId: cfg.status.hubId,
-        dedupeWindowMs: cfg.status.notify.dedupeWindowMs,
         keepMs: 4 * durations.hubLeaseTtl,
-        replicas: cfg.nats.replicas,
         logger: this.log.child({ [LogFields.component]: 'notify' }),
       });
     if (this.alerts) alertOnTransitions(this.status, this.alerts);

@@ -69,7 +69,7 @@ export { FleetStatus } from './status/fleet-status.js';
 export { EventsConsumer, ensureEventsStream, STATUS_CONSUMER } from './status/events-consumer.js';
 export { Lease, LEASE_BUCKET } from './lease/lease.js';
 export type { LeaseOptions, LeaseRecord, LeaseState } from './lease/lease.js';
-export { ALERT_LEDGER_BUCKET, LeaderAlerts } from './lease/leader-alerts.js';
+export { ALERT_LEDGER_BUCKET, KvAlertLedger, LeaderAlerts } from './lease/leader-alerts.js';
 export { LeaderRollouts } from './lease/leader-rollouts.js';
 export type { LeaderRolloutsOptions } from './lease/leader-rollouts.js';
 export { KvStatusPersistence, STATUS_BUCKET } from './status/kv-persistence.js';
