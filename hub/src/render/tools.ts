@@ -102,6 +102,11 @@ export const DEFAULT_TOOL_MAX_MEMORY = 512 * 1024 * 1024;
 const LIMITED_EXEC =
   'ulimit -d "$FLOTILLA_LIMIT_DATA_KB" && ulimit -t "$FLOTILLA_LIMIT_CPU_S" && exec "$0" "$@"';
 
+// Advice about the program's own flags ("Use --debug flag to render out invalid YAML",
+// which helm adds to every template error): the user cannot pass flags to the hub's runs,
+// so the line only hides the reason.
+const FLAG_HINT = /^\s*Use --[a-z-]+ flag to /;
+
 /** Runs tools as child processes, at most as many at once as there are cores. */
 export class ExecToolRunner implements ToolRunner {
   private readonly paths: Record<ToolName, string>;
@@ -273,7 +278,7 @@ export class ExecToolRunner implements ToolRunner {
         t.replace(new RegExp(`(^|[\\s'"(])${escapeRegExp(from)}/`, 'g'), `$1${to}/`),
       text,
     );
-    const lines = renamed.split('\n').filter((l) => l.trim() !== '');
+    const lines = renamed.split('\n').filter((l) => l.trim() !== '' && !FLAG_HINT.test(l));
     const shown = lines.slice(-8).join('\n  ');
     return `${tool} failed (exit ${String(err.code ?? 'signal')}): ${shown || 'no error output'}`;
   }
