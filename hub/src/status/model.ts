@@ -151,6 +151,12 @@ export interface ClusterStatus {
   /** What failed to render for this cluster at the last render; [] when nothing did. */
   renderFailures?: RenderFailureRecord[];
   /**
+   * Why the agent's last apply of the desired state failed (objects the API server refused,
+   * by RBAC or an admission webhook, …); "" when it applied, waits, or is on its way.
+   * Shown beside render failures, which otherwise take the cluster's message.
+   */
+  applyFailure?: string;
+  /**
    * What the hub cut of this cluster's input or could not save, while that happened within
    * durations.statusDegradedFor (1 h); "" otherwise.
    */
@@ -235,9 +241,16 @@ export function stateOf(
       message: `no contact since ${new Date(rec.lastSeenMs).toISOString()}`,
     };
   }
-  // Not Ready while anything failed to render at the desired revision, whatever was applied.
-  if (!ignoreRenderFailures && rec.renderFailures && rec.renderFailures.length > 0)
-    return { state: 'Failed', message: clusterRenderMessage(rec.renderFailures) };
+  // Not Ready while anything failed to render at the desired revision, whatever was applied;
+  // what the agent could not apply of the rest is said too, not hidden behind it.
+  if (!ignoreRenderFailures && rec.renderFailures && rec.renderFailures.length > 0) {
+    const rendered = clusterRenderMessage(rec.renderFailures);
+    const applied = applyFailureOf(rec);
+    return {
+      state: 'Failed',
+      message: applied ? `${rendered}; and apply failed: ${applied}` : rendered,
+    };
+  }
   if (!rec.inFleet || rec.desiredDigest === '') {
     return { state: 'OutOfSync', message: 'cluster is not declared in the fleet repo' };
   }
@@ -260,6 +273,17 @@ export function stateOf(
       message: `applying revision ${rec.desiredRevision.slice(0, 12)}`,
     };
   return { state: 'OutOfSync', message: 'agent disconnected before reaching the desired state' };
+}
+
+/**
+ * Why the last apply of the desired state failed: its message when the agent's last attempt
+ * was at the desired digest and did not apply (nor wait); "" otherwise.
+ */
+export function applyFailureOf(rec: ClusterRecord): string {
+  const a = rec.lastAttempt;
+  if (!a || rec.desiredDigest === '' || a.digest !== rec.desiredDigest) return '';
+  if (a.result === 'applied' || a.result === 'waiting') return '';
+  return a.message || `apply ${a.result}`;
 }
 
 /** What the hub cut of a record's input, while recent (durations.statusDegradedFor); "" otherwise. */
@@ -293,6 +317,7 @@ export function viewOf(rec: ClusterRecord, nowMs: number, offlineAfterMs: number
       : null,
     lastDisconnectReason: rec.lastDisconnectReason ?? '',
     renderFailures: (rec.renderFailures ?? []).map((f) => ({ ...f })),
+    applyFailure: applyFailureOf(rec),
     degraded: degradedOf(rec, nowMs),
     lastDegraded: rec.degraded ? new Date(rec.degraded.atMs).toISOString() : null,
     rolloutHolds: (rec.rolloutHolds ?? []).map((h) => ({ ...h })),

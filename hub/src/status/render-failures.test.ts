@@ -181,3 +181,38 @@ test('a-long-tool-message-is-bounded', () => {
   const g = renderFailureRecord('h', NEW, ['a', 'b', 'c', 'd', 'e'], '');
   assert.equal(g.message, 'a; b; c (and 2 more)');
 });
+
+test('an-apply-failure-beside-a-render-failure-is-in-the-clusters-message-too', () => {
+  const status = newStatus();
+  const web = renderFailureRecord('web', NEW, [BROKEN], '');
+  status.setFleet([entry('edge-1', NEW, [web])]);
+  running(status, OLD);
+  // The agent could not apply app at NEW: the API server refused one of its objects.
+  const refused =
+    'ClusterRole/reports: clusterroles.rbac.authorization.k8s.io "reports" is forbidden: attempting to grant RBAC permissions not currently held';
+  status.foldEvent(
+    'apply-failed',
+    appliedEvent('edge-1', NEW, 'sha256:2222', { app: 'sha256:app-2222' }, at(2), {
+      result: 'failed',
+      failures: { app: [refused] },
+      kind: 'apply-failed',
+    }),
+  );
+  const c = status.get('edge-1');
+  assert.equal(c?.state, 'Failed');
+  assert.equal(
+    c?.message,
+    `bundle web: 2222222bbbbb failed to render: ${BROKEN}; and apply failed: ${refused}`,
+  );
+  assert.equal(c?.applyFailure, refused);
+  // Once app applies, only the render failure is left.
+  status.foldEvent(
+    'applied',
+    appliedEvent('edge-1', NEW, 'sha256:2222', { app: 'sha256:app-2222' }, at(3)),
+  );
+  assert.equal(
+    status.get('edge-1')?.message,
+    `bundle web: 2222222bbbbb failed to render: ${BROKEN}`,
+  );
+  assert.equal(status.get('edge-1')?.applyFailure, '');
+});
