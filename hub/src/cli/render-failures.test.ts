@@ -35,7 +35,8 @@ const SOURCE: SourceStatus = {
 };
 
 // edge-1 and edge-2 run app at NEW; web failed to render at NEW and serves OLD's rendering.
-async function hub() {
+// With refused, edge-1's agent could not apply app at NEW: its cluster refused an object.
+async function hub(refused?: string) {
   const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
   const clusters = ['edge-1', 'edge-2'];
   status.setFleet(
@@ -64,6 +65,15 @@ async function hub() {
     const bundles = { app: 'sha256:a2', web: 'sha256:w1' };
     status.foldEvent('applied', appliedEvent(c, NEW, 'sha256:d2', bundles, new Date()));
   }
+  if (refused)
+    status.foldEvent(
+      'apply-failed',
+      appliedEvent('edge-1', NEW, 'sha256:d2', { app: 'sha256:a2' }, new Date(Date.now() + 1), {
+        result: 'failed',
+        failures: { app: [refused] },
+        kind: 'apply-failed',
+      }),
+    );
   const api = await startHttpApi('127.0.0.1', 0, {
     status,
     sources: { sources: () => [SOURCE] },
@@ -181,3 +191,34 @@ test('wait-exits-1-at-once-when-the-revision-failed-to-render', { timeout: 30_00
     await api.stop();
   }
 });
+
+test('wait-and-status-at-a-render-failure-also-name-what-failed-to-apply', async () => {
+  const refused =
+    'Deployment/jobs/worker: admission webhook "registries.policy.example.com" denied the request: image docker.io/library/worker:latest is not from an allowed registry';
+  const { api, env } = await hub(refused);
+  try {
+    const args = ['wait', '--for', `revision=${NEW.slice(0, 7)}`, '--timeout', '1h'];
+    const { code, stderr } = await run(env, args);
+    assert.equal(code, 1);
+    assert.equal(
+      stderr,
+      `revision 2222222 failed to render; it cannot reach these clusters until a commit fixes it:\n  edge-1: bundle web: ${REASON}\n  edge-2: bundle web: ${REASON}\nand what was rendered failed to apply:\n  edge-1: ${refused}\n`,
+    );
+    const status = await run(env, ['status']);
+    assert.match(
+      status.stdout,
+      new RegExp(`\nFailed to apply[^\n]*\n  bundle app on edge-1: ${escape(refused)}\n$`),
+    );
+    const wide = await run(env, ['status', '-o', 'wide']);
+    assert.match(
+      wide.stdout,
+      new RegExp(`edge-1 .*failed to render: .*; and apply failed: ${escape(refused)}`),
+    );
+  } finally {
+    await api.stop();
+  }
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -53,6 +53,39 @@ export function formatRenderFailures(clusters: readonly ClusterStatus[]): string
   return `\nFailed to render (these clusters are not Ready until a commit fixes it):\n${[...lines, ...more].join('\n')}\n`;
 }
 
+/**
+ * The "Failed to apply" section under `flotilla status`: one line per set of bundles and
+ * reason, with the clusters whose agent could not apply them at their desired state (the
+ * API server refused objects: RBAC, an admission webhook, …); "" when none. A cluster that
+ * also failed to render shows here too, so neither failure hides the other.
+ */
+export function formatApplyFailures(clusters: readonly ClusterStatus[]): string {
+  const groups = new Map<string, { what: string; reason: string; clusters: string[] }>();
+  for (const c of clusters) {
+    if (!c.applyFailure) continue;
+    const failed = c.bundles.filter((b) => b.failed > 0).map((b) => b.name);
+    const what =
+      failed.length === 0 ? '' : `bundle${failed.length > 1 ? 's' : ''} ${failed.join(', ')}`;
+    const reason = c.applyFailure.replace(/\n\s*/g, ' ');
+    const key = `${what}\0${reason}`;
+    const g = groups.get(key) ?? { what, reason, clusters: [] };
+    g.clusters.push(c.name);
+    groups.set(key, g);
+  }
+  if (groups.size === 0) return '';
+  const lines = [...groups.values()]
+    .slice(0, STATUS_FAILURE_GROUPS)
+    .map(
+      (g) =>
+        `  ${g.what ? `${g.what} on ` : ''}${names(g.clusters, g.clusters.length)}: ${g.reason}`,
+    );
+  const more =
+    groups.size > STATUS_FAILURE_GROUPS
+      ? [`  … and ${groups.size - STATUS_FAILURE_GROUPS} more`]
+      : [];
+  return `\nFailed to apply (objects the cluster refused; flotilla get deployments --state Failed):\n${[...lines, ...more].join('\n')}\n`;
+}
+
 function errorsTable(errors: readonly SourceRenderError[]): string {
   return renderTable(
     ['BUNDLE', 'CLUSTERS', 'MESSAGE'],

@@ -156,3 +156,46 @@ test('status-command-reports-hub-error-body', async () => {
     /404 NOT_FOUND: cluster "x" not found/,
   );
 });
+
+test('status-lists-what-a-cluster-refused-to-apply-beside-what-failed-to-render', async () => {
+  const counts = { created: 0, configured: 0, unchanged: 1, deleted: 0, failed: 0 };
+  const refused =
+    'ClusterRole/reports: clusterroles.rbac.authorization.k8s.io "reports" is forbidden: attempting to grant RBAC permissions not currently held:\n{APIGroups:["*"], Resources:["*"], Verbs:["*"]}';
+  const rendered =
+    'bundles/legacy/chart/Chart.yaml: helm failed (exit 1): Error: chart requires kubeVersion';
+  const edge: ClusterStatus = {
+    ...(CLUSTERS[0] as ClusterStatus),
+    state: 'Failed',
+    message: `bundle legacy: 3f2a9c1d8e7b failed to render: ${rendered}; and apply failed: ${refused}`,
+    bundles: [
+      { name: 'access', digest: 'sha256:a', ...counts, failed: 1 },
+      { name: 'web', digest: 'sha256:w', ...counts },
+    ],
+    renderFailures: [
+      {
+        bundle: 'legacy',
+        revision: '3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39',
+        message: rendered,
+        servingRevision: '',
+      },
+    ],
+    applyFailure: refused,
+  };
+  const fetchFn: Fetch = async (url) => ({
+    ok: true,
+    status: 200,
+    text: async () =>
+      JSON.stringify(url.endsWith('/api/v1/hub') ? { ready: true } : { clusters: [edge] }),
+  });
+  const t = io({ FLOTILLA_HUB_URL: 'http://hub:9000' });
+  assert.equal(await statusCommand([], t.cli, fetchFn, () => NOW), 0);
+  const out = t.out();
+  assert.match(
+    out,
+    /Failed to render[^\n]*\n {2}bundle legacy on edge-1: 3f2a9c1d8e7b failed to render/,
+  );
+  assert.match(
+    out,
+    /\nFailed to apply[^\n]*\n {2}bundle access on edge-1: ClusterRole\/reports: .*not currently held: \{APIGroups:\["\*"\], Resources:\["\*"\], Verbs:\["\*"\]\}\n$/,
+  );
+});

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { ClusterStatus } from '../status/model.js';
 import { OPTIONS, checkSelector, outputFormat } from './fleet.js';
 import { formatClusters } from './format.js';
-import { formatRenderFailures } from './source-format.js';
+import { formatApplyFailures, formatRenderFailures } from './source-format.js';
 import { ExitCode, UsageError } from './io.js';
 import type { CliIo } from './io.js';
 import { DEFAULT_HUB_URL, getJson, hubBase, queryString } from './hub-client.js';
@@ -17,7 +17,8 @@ export type { Fetch } from './hub-client.js';
 export const STATUS_USAGE = `Usage: flotilla status [CLUSTER] [--hub-url URL] [-l SELECTOR] [-o table|wide|json|yaml]
 
 Shows each cluster's connection, state, desired and applied revision, then the bundles
-that failed to render, with the clusters each keeps from the new revision and why.
+that failed to render, with the clusters each keeps from the new revision and why, and
+the bundles whose objects a cluster refused (RBAC, admission webhooks), with the reason.
 What the hub serves without (Git or NATS unreachable) comes first, one line each
 (on stderr with -o json|yaml, so the output stays the list of clusters).
 
@@ -70,7 +71,8 @@ export async function statusCommand(
     );
   if (table && degraded.length > 0) io.stdout.write('\n');
   io.stdout.write(formatClusters(clusters, format, now()));
-  if (format === 'table' || format === 'wide') io.stdout.write(formatRenderFailures(clusters));
+  if (format === 'table' || format === 'wide')
+    io.stdout.write(formatRenderFailures(clusters) + formatApplyFailures(clusters));
   return ExitCode.ok;
 }
 

@@ -80,6 +80,16 @@ function renderFailedAt(clusters: readonly ClusterStatus[], sha: string): string
   return [...out.slice(0, WAIT_FAILURES_SHOWN), `  … and ${out.length - WAIT_FAILURES_SHOWN} more`];
 }
 
+// What the agents could not apply at SHA (objects their clusters refused), one line each:
+// printed with the render failures, so fixing those is not mistaken for fixing everything.
+function applyFailedAt(clusters: readonly ClusterStatus[], sha: string): string[] {
+  const out = clusters
+    .filter((c) => c.applyFailure && c.desiredRevision.startsWith(sha))
+    .map((c) => `  ${c.name}: ${(c.applyFailure ?? '').replace(/\n\s*/g, ' ')}`);
+  if (out.length <= WAIT_FAILURES_SHOWN) return out;
+  return [...out.slice(0, WAIT_FAILURES_SHOWN), `  … and ${out.length - WAIT_FAILURES_SHOWN} more`];
+}
+
 // Deployments of the given (Ready at SHA) clusters whose health is not Ready about what
 // their cluster applied, one line each with the health and its first reason.
 function unhealthy(deployments: BundleDeployment[], clusters: ClusterStatus[]): string[] {
@@ -153,8 +163,12 @@ export async function waitCommand(
       const { clusters } = (await getJson(fetchFn, url)) as { clusters: ClusterStatus[] };
       const failed = renderFailedAt(clusters, sha);
       if (failed.length > 0) {
+        const refused = applyFailedAt(clusters, sha);
         io.stderr.write(
-          `revision ${sha} failed to render; it cannot reach these clusters until a commit fixes it:\n${failed.join('\n')}\n`,
+          `revision ${sha} failed to render; it cannot reach these clusters until a commit fixes it:\n${failed.join('\n')}\n` +
+            (refused.length > 0
+              ? `and what was rendered failed to apply:\n${refused.join('\n')}\n`
+              : ''),
         );
         return ExitCode.error;
       }
