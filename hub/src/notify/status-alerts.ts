@@ -1,7 +1,8 @@
-// Turns status changes into alerts: a cluster entering Failed or Offline, and every new
-// drift event. Only transitions alert; a cluster staying Failed does not repeat. A cluster
-// Failed because bundles failed to render is not an apply failure: that has its own
-// alert, once per bundle and revision (render-alerts.ts).
+// Turns status changes into alerts: a cluster entering Failed or Offline, a bundle that
+// starts failing to apply on a cluster already Failed (for a render failure or another
+// bundle), and every new drift event. Only transitions alert; a cluster staying Failed for
+// the same bundles does not repeat. A render failure is not an apply failure: it has its
+// own alert, once per bundle and revision (render-alerts.ts).
 import type { ClusterState, ClusterStatus } from '../status/model.js';
 import type { DriftListener, StatusListener } from '../status/fleet-status.js';
 import type { Alert } from './notifier.js';
@@ -28,25 +29,36 @@ export function alertOnTransitions(
   sink: AlertSink,
   now: () => number = Date.now,
 ): () => void {
+  // Per cluster, the bundles failing to apply when it last showed Failed: a bundle not
+  // among them is a new failure. Forgotten when the cluster leaves Failed, so a later
+  // commit failing again alerts again, as the cluster's own transition does.
+  const failing = new Map<string, ReadonlySet<string>>();
   const offChange = source.onChange((c: ClusterStatus, previous: ClusterState | undefined) => {
     const kind = ALERTING[c.state];
-    if (!kind || previous === c.state) return;
-    if (c.state === 'Failed' && (c.renderFailures?.length ?? 0) > 0) return;
-    const bundle =
-      c.state === 'Failed'
-        ? c.bundles
-            .filter((b) => b.failed > 0)
-            .map((b) => b.name)
-            .join(',')
-        : '';
-    sink.alert({
-      kind,
-      cluster: c.name,
-      bundle,
-      revision: c.desiredRevision,
-      message: c.message,
-      time: new Date(now()).toISOString(),
-    });
+    const failed = c.bundles.filter((b) => b.failed > 0).map((b) => b.name);
+    const known = failing.get(c.name);
+    if (c.state === 'Failed') failing.set(c.name, new Set(failed));
+    else failing.delete(c.name);
+    if (!kind) return;
+    const alert = (bundle: string, message: string): void =>
+      sink.alert({
+        kind,
+        cluster: c.name,
+        bundle,
+        revision: c.desiredRevision,
+        message,
+        time: new Date(now()).toISOString(),
+      });
+    if (c.state !== 'Failed') {
+      if (previous !== c.state) alert('', c.message);
+      return;
+    }
+    const rendering = (c.renderFailures?.length ?? 0) > 0;
+    // Failed before this bridge saw it (a hub restart): those failures were alerted then.
+    if (known === undefined && previous === 'Failed') return;
+    const fresh = failed.filter((b) => !known?.has(b));
+    if (fresh.length > 0) alert(fresh.join(','), c.applyFailure || c.message);
+    else if (previous !== 'Failed' && !rendering) alert('', c.message);
   });
   const offDrift = source.onDrift((cluster, drift, atMs) => {
     for (const bundle of drift.bundles) {
