@@ -27,6 +27,7 @@ import { InventoryStore } from './inventory/inventory.js';
 import { StateStore } from './inventory/state-store.js';
 import type { AppliedMark } from './inventory/state-store.js';
 import { KubeClient, loadKubeConfig } from './kube/client.js';
+import { applyMessage } from './report/apply-message.js';
 import { natsSink } from './report/nats-sink.js';
 import { EventPublisher } from './report/publisher.js';
 import type { EventSink } from './report/publisher.js';
@@ -506,8 +507,7 @@ export class AgentApp {
     // While a hold is reported, re-applies of the earlier state must not cover it up.
     if (this.heldDigest !== '' && this.heldDigest !== s.digest) return;
     this.lastPublished = said;
-    const message =
-      error ?? outcome?.held?.message ?? (waits.length > 0 ? waits.join('; ') : undefined);
+    const message = applyMessage(outcome, error);
     const data: AppliedData = {
       revision: s.revision,
       digest: s.digest,
@@ -528,12 +528,7 @@ export class AgentApp {
     outcome: ReconcileOutcome | undefined,
     error: string | undefined,
   ): AckInput {
-    const failures = (outcome?.bundles ?? []).flatMap((b) => b.failures);
-    const waits = (outcome?.bundles ?? []).flatMap((b) =>
-      b.waiting ? [`bundle ${b.name} ${b.waiting.reason}`] : [],
-    );
-    const message =
-      error ?? outcome?.held?.message ?? [...failures, ...waits].slice(0, 5).join('; ');
+    const message = applyMessage(outcome, error);
     return {
       generation: job.generation,
       digest: job.state.digest,
