@@ -147,6 +147,28 @@ describe('kustomize bases anywhere in the fleet repo', () => {
     }
   });
 
+  test('helm-charts-in-a-kustomization-are-refused-at-their-line-naming-what-to-use', async () => {
+    const tools = new RecordingTools();
+    const out = await renderFleet(
+      repo(
+        broken(
+          'resources: [../../../apps/base]\nhelmCharts:\n  - name: podinfo\n    repo: https://stefanprodan.github.io/podinfo\n    version: 6.5.0\n',
+        ),
+      ),
+      'r',
+      { tools },
+    );
+    assert.deepEqual(
+      out.errors.map((e) => [e.bundle, e.file, e.line]),
+      [['web', 'bundles/web/overlay/kustomization.yaml', 2]],
+    );
+    assert.match(
+      out.errors[0]?.message ?? '',
+      /helmCharts: Kustomize Helm chart inflation is not supported .*: deploy the chart as a Helm bundle \(spec\.source\.helm\)/,
+    );
+    assert.deepEqual(tools.take(), ['api', 'solo'], 'kustomize never runs for it');
+  });
+
   test('a-symlinked-base-is-an-error-and-an-unused-symlink-is-ignored', async () => {
     const files = new Map(Object.entries(FILES).map(([p, t]) => [p, Buffer.from(t)]));
     const rejected = [

@@ -63,6 +63,7 @@ export function kustomizeInputs(tree: RepoTree, dir: string): string[] {
     if (bad && kfile) throw new ValidationError(`${bad.path}: ${bad.reason}`, { file: kfile });
     if (!kfile) continue;
     const doc = parseSpecDocument((tree.read(kfile) as Buffer).toString('utf8'), kfile);
+    refuseHelmCharts(doc);
     for (const ref of references(doc.value)) {
       const target = resolve(tree, doc, next, ref);
       if (target === undefined) continue;
@@ -160,6 +161,18 @@ function references(k: Record<string, unknown>): Ref[] {
   if (isRecord(openapi) && typeof openapi.path === 'string')
     refs.push({ value: openapi.path, field: ['openapi', 'path'], kind: 'file' });
   return refs;
+}
+
+// kustomize inflates `helmCharts` only with --enable-helm, which the hub never passes (the
+// chart would be fetched over the network at build time): kustomize's own refusal dumps
+// the chart's config and asks for a flag the user cannot give, so say it plainly here.
+function refuseHelmCharts(doc: SpecDocument): void {
+  const charts = doc.value.helmCharts;
+  if (!Array.isArray(charts) || charts.length === 0) return;
+  throw new ValidationError(
+    "helmCharts: Kustomize Helm chart inflation is not supported (the hub runs kustomize without --enable-helm): deploy the chart as a Helm bundle (spec.source.helm) and use targets' patches for what the overlay changed",
+    { file: doc.file, line: doc.lineOf(['helmCharts']) },
+  );
 }
 
 /**
