@@ -2,6 +2,7 @@
 // shared file changes, and which references are refused before kustomize runs.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ValidationError } from '@flotilla/common';
 import { MapRepoTree } from '../source/tree.js';
 import { FleetRenderer, renderFleet } from './renderer.js';
 import { bundleYaml, clusterYaml, configMap, repo } from './testing.js';
@@ -167,6 +168,35 @@ describe('kustomize bases anywhere in the fleet repo', () => {
       /helmCharts: Kustomize Helm chart inflation is not supported .*: deploy the chart as a Helm bundle \(spec\.source\.helm\)/,
     );
     assert.deepEqual(tools.take(), ['api', 'solo'], 'kustomize never runs for it');
+  });
+
+  test('a-broken-yaml-file-in-a-shared-base-is-named-at-its-line-when-kustomize-fails', async () => {
+    // kustomize fails as it does on such a file (a fake of our own ToolRunner).
+    const failing: ToolRunner = {
+      run: (req) =>
+        Promise.reject(
+          new ValidationError(
+            "kustomize failed (exit 1): Error: accumulating resources from 'broken.yaml': MalformedYAMLError: yaml: line 6: mapping values are not allowed in this context in File: broken.yaml",
+            { file: req.errorFile },
+          ),
+        ),
+    };
+    const out = await renderFleet(
+      repo({
+        ...FILES,
+        'apps/base/kustomization.yaml': 'resources: [../common, cm.yaml, broken.yaml]\n',
+        'apps/base/broken.yaml':
+          'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b: c\n',
+      }),
+      'r',
+      { tools: failing },
+    );
+    const web = out.errors.find((e) => e.bundle === 'web');
+    assert.deepEqual([web?.file, web?.line], ['apps/base/broken.yaml', 6]);
+    assert.match(
+      web?.message ?? '',
+      /^apps\/base\/broken\.yaml:6: invalid YAML: .*\(bundles\/web\/overlay\/kustomization\.yaml: kustomize failed \(exit 1\): .*broken\.yaml\)$/,
+    );
   });
 
   test('a-symlinked-base-is-an-error-and-an-unused-symlink-is-ignored', async () => {

@@ -3,12 +3,14 @@
 // plain YAML, when the bundle opts in); helm runs once per distinct set of values (per-target
 // values with variables substituted) and cluster capabilities, and its output is taken as is.
 import { posix } from 'node:path';
-import { ValidationError, digestOf } from '@flotilla/common';
+import { LineCounter } from 'yaml';
+import { ValidationError, digestOf, errorMessage } from '@flotilla/common';
 import type { ClusterCapabilities } from '@flotilla/common';
 import type { RepoTree } from '../source/tree.js';
 import { prepareTexts } from './bundle.js';
 import type { ManifestText, PreparedBundle } from './bundle.js';
 import { kustomizationFile } from './kustomize-inputs.js';
+import { composeDocuments } from './yaml-spec.js';
 import type { RenderLimits } from './limits.js';
 import { digestOfCapabilities } from './capabilities.js';
 import { mergePatch } from './patch.js';
@@ -43,18 +45,64 @@ export async function prepareKustomize(
       { file: def.file },
     );
   }
-  const out = await tools.run({
-    tool: 'kustomize',
-    files: filesOf(tree, paths),
-    args: (root) => ['build', dir === '' ? root : posix.join(root, dir)],
-    errorFile: kfile,
-  });
+  const out = await tools
+    .run({
+      tool: 'kustomize',
+      files: filesOf(tree, paths),
+      args: (root) => ['build', dir === '' ? root : posix.join(root, dir)],
+      errorFile: kfile,
+    })
+    .catch((err: unknown) => {
+      const bad = err instanceof ValidationError ? brokenYaml(tree, paths) : undefined;
+      if (!bad) throw err;
+      throw new ValidationError(`invalid YAML: ${bad.message} (${errorMessage(err)})`, {
+        file: bad.file,
+        ...(bad.line !== undefined ? { line: bad.line } : {}),
+        cause: err,
+      });
+    });
   return prepareTexts(
     def,
     digest,
     [{ path: `${kfile} (kustomize build output)`, text: out, substitute: def.substitute }],
     limits,
   );
+}
+
+/** Documents read per file when looking for the broken one (brokenYaml). */
+const BROKEN_YAML_DOCUMENTS = 10_000;
+
+/**
+ * After kustomize failed: the first YAML file among its inputs that does not parse, with
+ * its line. kustomize names such a file only by its base name, relative to a kustomization
+ * it does not name ("in File: broken.yaml"); plain bundles give file:line. Only read on
+ * failure, so a build that works costs nothing more.
+ */
+function brokenYaml(
+  tree: RepoTree,
+  paths: readonly string[],
+): { file: string; line?: number; message: string } | undefined {
+  for (const file of paths) {
+    if (!/\.ya?ml$/.test(file)) continue;
+    const text = tree.read(file)?.toString('utf8') ?? '';
+    const lines = new LineCounter();
+    try {
+      let n = 0;
+      for (const doc of composeDocuments(text, lines, 'kubernetes')) {
+        const e = doc.errors[0];
+        if (e)
+          return {
+            file,
+            line: lines.linePos(e.pos[0]).line,
+            message: e.message.split('\n')[0] ?? '',
+          };
+        if (++n >= BROKEN_YAML_DOCUMENTS) break;
+      }
+    } catch (err) {
+      return { file, message: errorMessage(err).split('\n')[0] ?? '' };
+    }
+  }
+  return undefined;
 }
 
 /** One `helm template` run: everything that changes its output. */
