@@ -521,6 +521,7 @@ export class HubApp<S extends FleetSnapshot = FleetSnapshot> {
       logger: this.log.child({ [LogFields.component]: 'stream' }),
       token,
       heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+      sendBudgetMs: cfg.grpc.sendBudgetMs,
       ...(identity ? { authenticate: (call) => identity.clusterOf(call) } : {}),
     });
     if (identity)

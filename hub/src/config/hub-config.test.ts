@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { ConfigError, ValidationError } from '@flotilla/common';
+import { DEFAULT_ENCODE_BUDGET_MS } from '../stream/chunks.js';
 import { compileHubConfig } from './hub-config.js';
 import { loadHubConfig, resolveSourceAuth } from './load.js';
 
@@ -41,6 +42,7 @@ test('minimal-config-gets-every-default', () => {
   assert.equal(cfg.cacheDir, '/cache');
   assert.equal(cfg.heartbeatIntervalMs, 10_000);
   assert.equal(cfg.offlineAfterMs, 45_000);
+  assert.equal(cfg.grpc.sendBudgetMs, DEFAULT_ENCODE_BUDGET_MS);
 });
 
 test('durations-are-compiled-to-milliseconds', () => {
@@ -49,6 +51,7 @@ test('durations-are-compiled-to-milliseconds', () => {
       ...minimal,
       heartbeatInterval: '2s',
       offlineAfter: '1m',
+      grpc: { sendBudget: '40ms' },
       sources: [{ ...minimal.sources[0], pollInterval: '1m30s' }],
     },
     'hub.yaml',
@@ -56,6 +59,7 @@ test('durations-are-compiled-to-milliseconds', () => {
   );
   assert.equal(cfg.heartbeatIntervalMs, 2_000);
   assert.equal(cfg.offlineAfterMs, 60_000);
+  assert.equal(cfg.grpc.sendBudgetMs, 40);
   assert.equal(cfg.sources[0]?.pollIntervalMs, 90_000);
 });
 
@@ -95,6 +99,7 @@ test('bad-values-name-their-field', () => {
       'sources[0].auth.token',
     ],
     [{ ...minimal, grpc: { listen: 'localhost' } }, 'grpc.listen'],
+    [{ ...minimal, grpc: { sendBudget: '0ms' } }, 'grpc.sendBudget'],
     [{ ...minimal, http: { listen: '127.0.0.1:7443' } }, 'http.listen'],
     [{ ...minimal, nats: { url: 'http://x' } }, 'nats.url'],
     [{ ...minimal, nats: { url: 'nats://127.0.0.1:4222,http://x' } }, 'nats.url'],

@@ -11,6 +11,7 @@ import {
   parseDuration,
 } from '@flotilla/common';
 import { compileStatusConfig } from '../status/status-config.js';
+import { DEFAULT_ENCODE_BUDGET_MS } from '../stream/chunks.js';
 import { validateSourceRef } from '../source/refs.js';
 import { validateFleetPath } from '../source/fleet-path.js';
 import type { SourceRef } from '../source/refs.js';
@@ -65,7 +66,8 @@ export interface HubConfig {
   file: string;
   sources: SourceConfig[];
   /** gRPC listen address for agents and FleetService (default 127.0.0.1:7443). */
-  grpc: { listen: ListenAddress };
+  /** gRPC listen address; sendBudgetMs: longest stretch of desired-state sends per turn of the event loop (default DEFAULT_ENCODE_BUDGET_MS). */
+  grpc: { listen: ListenAddress; sendBudgetMs: number };
   /** HTTP listen address of the JSON API (default 127.0.0.1:7080). */
   http: { listen: ListenAddress };
   /** NATS server URL (default nats://127.0.0.1:4222); with decentralized auth, the hub's creds and the account seed it signs agents' JWTs with. */
@@ -123,6 +125,7 @@ export const HUB_CONFIG_DEFAULTS = {
   pollInterval: durations.sourcePollInterval,
   pollJitter: durations.sourcePollJitter,
   grpcListen: '127.0.0.1:7443',
+  sendBudget: DEFAULT_ENCODE_BUDGET_MS,
   httpListen: '127.0.0.1:7080',
   natsUrl: 'nats://127.0.0.1:4222',
   heartbeatInterval: durations.streamHeartbeat,
@@ -458,7 +461,7 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
   if (sourcesRaw.length === 0) c.fail('sources', 'at least one source is required');
   const seen = new Set<string>();
   const sources = sourcesRaw.map((s, i) => compileSource(c, s, `sources[${i}]`, seen));
-  const grpc = c.object(top.grpc, 'grpc', ['listen']);
+  const grpc = c.object(top.grpc, 'grpc', ['listen', 'sendBudget']);
   const http = c.object(top.http, 'http', ['listen']);
   const auth = c.object(top.auth, 'auth', ['tokenFile']);
   const heartbeatIntervalMs = c.duration(
@@ -477,7 +480,10 @@ export function compileHubConfig(raw: unknown, file: string, opts: CompileOption
   const cfg: HubConfig = {
     file,
     sources,
-    grpc: { listen: c.listen(grpc.listen, 'grpc.listen', HUB_CONFIG_DEFAULTS.grpcListen) },
+    grpc: {
+      listen: c.listen(grpc.listen, 'grpc.listen', HUB_CONFIG_DEFAULTS.grpcListen),
+      sendBudgetMs: c.duration(grpc.sendBudget, 'grpc.sendBudget', HUB_CONFIG_DEFAULTS.sendBudget),
+    },
     http: { listen: c.listen(http.listen, 'http.listen', HUB_CONFIG_DEFAULTS.httpListen) },
     nats: compileNats(c, top.nats),
     auth: { tokenFile: c.string(auth.tokenFile, 'auth.tokenFile') },

@@ -15,7 +15,12 @@ import { CapabilitiesStore } from '../capabilities/store.js';
 
 const TOKEN = 'sekret-token';
 
-async function setup(clusters = ['edge-1'], notifySlice?: number, capabilities?: CapabilitiesSink) {
+async function setup(
+  clusters = ['edge-1'],
+  notifySlice?: number,
+  capabilities?: CapabilitiesSink,
+  sendBudgetMs?: number,
+) {
   const store = new DesiredStateStore();
   store.replace(new Map(clusters.map((c) => [c, desiredState(c, 'rev-1')])));
   const seen: string[] = [];
@@ -33,6 +38,7 @@ async function setup(clusters = ['edge-1'], notifySlice?: number, capabilities?:
     heartbeatIntervalMs: 10_000,
     ...(notifySlice ? { notifySlice } : {}),
     ...(capabilities ? { capabilities } : {}),
+    ...(sendBudgetMs !== undefined ? { sendBudgetMs } : {}),
   });
   const server = await startGrpcServer('127.0.0.1:0', {
     agentStream: service.handlers(),
@@ -206,6 +212,72 @@ test('a-fan-out-is-told-after-the-render-returns-in-slices-and-reaches-every-ses
     assert.equal(reads, names.length, 'no session is told inside the render that changed it');
     await Promise.all(agents.map((a) => a.until(3)));
     assert.equal(reads, 2 * names.length);
+    for (const a of agents) {
+      const chunk = a.received[2]?.desired;
+      assert.ok(chunk, `expected a new state, got ${a.received[2]?.kind}`);
+      assert.equal((await decodeDesiredState([chunk])).revision, 'rev-2');
+    }
+    for (const a of agents) a.call.end();
+    await Promise.all(agents.map((a) => a.status));
+  } finally {
+    await h.stop();
+  }
+});
+
+/** Resolves after the immediates queued before it (one turn of the event loop's check phase). */
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
+/** Opens a session per cluster and waits for its welcome and first state. */
+async function connectAll(h: Awaited<ReturnType<typeof setup>>, names: string[]) {
+  const agents = names.map((c) => {
+    const a = open(h.client, TOKEN);
+    a.send(hello(c));
+    return a;
+  });
+  await Promise.all(agents.map((a) => a.until(2)));
+  return agents;
+}
+
+test('a-fan-out-to-150-sessions-tells-every-one-in-a-single-turn-of-the-event-loop', async () => {
+  const names = Array.from({ length: 150 }, (_, i) => `edge-${i}`);
+  const h = await setup(names, undefined, undefined, 60_000);
+  try {
+    const agents = await connectAll(h, names);
+    let reads = 0;
+    const get = h.store.get.bind(h.store);
+    h.store.get = (c) => (reads++, get(c));
+    h.store.replace(new Map(names.map((c) => [c, desiredState(c, 'rev-2', [configMap('b')])])));
+    assert.equal(reads, names.length, 'the render itself tells no session');
+    await nextTurn();
+    // Telling a session only queues its send: ten turns of 100, each after a pass over
+    // acks, events and queries, delayed the fan-out's last sends.
+    assert.equal(reads, 2 * names.length, 'every session was told in the first turn');
+    await Promise.all(agents.map((a) => a.until(3)));
+    for (const a of agents) a.call.end();
+    await Promise.all(agents.map((a) => a.status));
+  } finally {
+    await h.stop();
+  }
+});
+
+test('telling-sessions-stops-for-the-turn-once-it-has-taken-the-send-budget', async () => {
+  const names = ['edge-1', 'edge-2', 'edge-3', 'edge-4', 'edge-5'];
+  const h = await setup(names, undefined, undefined, 1);
+  try {
+    const agents = await connectAll(h, names);
+    let reads = 0;
+    const get = h.store.get.bind(h.store);
+    h.store.get = (c) => {
+      reads++;
+      // A read longer than the 1 ms budget: each turn tells one session.
+      const until = performance.now() + 3;
+      while (performance.now() < until);
+      return get(c);
+    };
+    h.store.replace(new Map(names.map((c) => [c, desiredState(c, 'rev-2', [configMap('b')])])));
+    await nextTurn();
+    assert.equal(reads, names.length + 1, 'one session told in the first turn');
+    await Promise.all(agents.map((a) => a.until(3)));
     for (const a of agents) {
       const chunk = a.received[2]?.desired;
       assert.ok(chunk, `expected a new state, got ${a.received[2]?.kind}`);

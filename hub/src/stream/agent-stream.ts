@@ -8,7 +8,7 @@ import type { Logger } from '@flotilla/common';
 import { LogFields, durations, errorMessage } from '@flotilla/common';
 import { RECONNECT_TRAILER } from '@flotilla/proto';
 import type { AgentMessage__Output, AgentStreamHandlers, HubMessage } from '@flotilla/proto';
-import { EncodingCache } from './chunks.js';
+import { DEFAULT_ENCODE_BUDGET_MS, EncodingCache } from './chunks.js';
 import { HeartbeatWheel } from './heartbeats.js';
 import { Session } from './session.js';
 import type { SessionWire } from './session.js';
@@ -31,8 +31,10 @@ export interface AgentStreamOptions {
    * not consulted and hello.cluster must equal the certificate's cluster.
    */
   authenticate?: (call: Call) => string;
-  /** Sessions told of a new desired state per turn of the event loop (default NOTIFY_SLICE). */
+  /** Most sessions told of a new desired state per turn of the event loop (default NOTIFY_SLICE). */
   notifySlice?: number;
+  /** Longest stretch of desired-state sends per turn of the event loop (default DEFAULT_ENCODE_BUDGET_MS). */
+  sendBudgetMs?: number;
   /**
    * When the hub stops, agents are asked to dial again about this often instead of backing
    * off (the RECONNECT_TRAILER; default durations.hubRestartRedial, 1 s; 0 asks nothing).
@@ -40,8 +42,14 @@ export interface AgentStreamOptions {
   redialMs?: number;
 }
 
-/** Sessions told of a new desired state per turn of the event loop (100). */
-export const NOTIFY_SLICE = 100;
+/**
+ * Most sessions told of a new desired state per turn of the event loop (1,000); a turn
+ * also stops once it has taken the send budget. Telling a session costs microseconds (its
+ * send waits in the send queue): with 100 per turn, a fan-out of 1,000 needed ten turns
+ * of the loop, each after a pass over acks, events and queries, before its last send was
+ * even queued.
+ */
+export const NOTIFY_SLICE = 1_000;
 
 /** A server-side AgentStream call. */
 export type Call = ServerDuplexStream<AgentMessage__Output, HubMessage>;
@@ -95,7 +103,7 @@ export class AgentStreamService {
   private readonly live = new Set<Session>();
   private readonly generations = new Map<string, number>();
   private readonly warnedUnknown = new Set<string>();
-  private readonly cache = new EncodingCache();
+  private readonly cache: EncodingCache;
   private readonly heartbeats: HeartbeatWheel;
   private readonly tokenDigest: Buffer | undefined;
   /** Certificate cluster of each session (mTLS mode), to close them on revocation. */
@@ -107,11 +115,14 @@ export class AgentStreamService {
   private renderPending = false;
   private notifying: NodeJS.Immediate | undefined;
   private readonly sliceSize: number;
+  private readonly budgetMs: number;
   private started = 0;
 
   constructor(private readonly opts: AgentStreamOptions) {
     this.tokenDigest = opts.token === undefined ? undefined : digestToken(opts.token);
     this.sliceSize = Math.max(1, opts.notifySlice ?? NOTIFY_SLICE);
+    this.budgetMs = Math.max(0, opts.sendBudgetMs ?? DEFAULT_ENCODE_BUDGET_MS);
+    this.cache = new EncodingCache({ budgetMs: this.budgetMs });
     this.heartbeats = new HeartbeatWheel({ intervalMs: opts.heartbeatIntervalMs });
     this.unsubscribe = opts.source.subscribe((clusters) => this.desiredChanged(clusters));
   }
@@ -239,7 +250,8 @@ export class AgentStreamService {
   // Sessions are told in slices, each in its own turn of the event loop: a render that
   // changes every cluster must not hold the loop (heartbeats, acks, queries) until every
   // session has been told. A cluster already waiting is not queued twice; its session
-  // reads the latest state when its turn comes.
+  // reads the latest state when its turn comes. Telling a session only queues its send
+  // (the send queue has its own budget), so a slice is bounded by the same budget.
   private desiredChanged(clusters: string[]): void {
     for (const cluster of clusters) {
       if (!this.opts.source.get(cluster)) this.cache.forget(cluster);
@@ -266,9 +278,11 @@ export class AgentStreamService {
   private notifySlice(): void {
     this.notifying = undefined;
     if (this.stopping) return;
+    const start = performance.now();
     let n = 0;
     for (const cluster of this.toNotify) {
-      if (n++ >= this.sliceSize) break;
+      if (n > 0 && (n >= this.sliceSize || performance.now() - start >= this.budgetMs)) break;
+      n++;
       this.toNotify.delete(cluster);
       this.sessions.get(cluster)?.desiredChanged();
     }

@@ -36,6 +36,8 @@ export interface SimHubOptions {
   hubEnv?: NodeJS.ProcessEnv;
   /** Git poll interval (default 1h: pushes arrive by webhook). */
   pollInterval?: string;
+  /** The hub's grpc.sendBudget (e.g. "25ms"); default the hub's. */
+  sendBudget?: string;
   /** hub.yaml lines added at the top level (e.g. "heartbeatInterval: 2s"). */
   hubConfigExtra?: string[];
 }
@@ -132,6 +134,7 @@ export async function startSimHub(options: SimHubOptions): Promise<SimHub> {
         `      secretFile: ${join(work, 'webhook-secret')}`,
         'grpc:',
         `  listen: ${grpcAddress}`,
+        ...(options.sendBudget ? [`  sendBudget: ${options.sendBudget}`] : []),
         'http:',
         `  listen: 127.0.0.1:${httpPort}`,
         'nats:',
