@@ -62,6 +62,29 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
+test('a-save-encodes-nothing-until-its-delay-and-flush-writes-it-at-once', () =>
+  withDir(async (dir) => {
+    const file = new LastRenderingFile({
+      dir,
+      source,
+      logger: logged().logger,
+      saveDelayMs: 60_000,
+    });
+    // The fan-out of a rendering runs in the turns after it is saved: the save must not
+    // serialize the fleet before them.
+    let reads = 0;
+    const r = rendering();
+    const clusters = r.clusters;
+    Object.defineProperty(r, 'clusters', { get: () => (reads++, clusters) });
+    file.save(r);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(reads, 0, 'nothing encoded by save() or in the next turns');
+    await assert.rejects(readFile(file.path), { code: 'ENOENT' });
+    await file.flush();
+    assert.ok(reads > 0);
+    assert.deepEqual([...((await file.load())?.rendering.clusters ?? [])], [...clusters]);
+  }));
+
 test('a-saved-rendering-reads-back-with-the-same-states-digests-labels-and-plans', () =>
   withDir(async (dir) => {
     const file = new LastRenderingFile({ dir, source, logger: logged().logger });
