@@ -167,8 +167,14 @@ function sliced(state: DesiredState, payload: Buffer, maxChunk: number): Encoded
   return { digest: state.digest, revision: state.revision, slices, compressedSize: payload.length };
 }
 
-/** Longest stretch of sending (encoding and writing) in one turn of the event loop by default (10 ms). */
-export const DEFAULT_ENCODE_BUDGET_MS = 10;
+/**
+ * Longest stretch of sending (encoding and writing) in one turn of the event loop by
+ * default (25 ms; hub.yaml grpc.sendBudget). With 10 ms a fan-out of 1,000 took 3-6 s from
+ * its first send to its last on a loaded machine, each turn followed by a pass over acks,
+ * events and queries; 50-100 ms took 1.3-4.4 s (docs/benchmarks.md). A query arriving
+ * during a turn waits for it: 25 ms is the middle.
+ */
+export const DEFAULT_ENCODE_BUDGET_MS = 25;
 
 /** Options of EncodingCache. */
 export interface EncodingCacheOptions {
