@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: prerequisites; build + lint + every package's tests through turbo on this
-# machine's Node.js; every package's tests again on Node.js 24 (what the images run;
-# FLOTILLA_SKIP_NODE24=1 skips that pass); then one summary line over everything
+# machine's Node.js; the tests again on Node.js 24 (what the images run): every package's
+# unit tests and the integration files in integration-tests/tools/node24-tests.txt
+# (FLOTILLA_SKIP_NODE24=1 skips that pass); then one summary line over everything
 # ("N passed, N failed, N skipped").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -18,7 +19,7 @@ if [[ "$rc" == 0 && -z "${FLOTILLA_SKIP_NODE24:-}" ]]; then
   node24="$(bash integration-tests/tools/node24.sh)" || rc=1
   if [[ "$rc" == 0 ]]; then
     echo "flotilla: test again on Node.js $("$node24" --version)"
-    PATH="$(dirname "$node24"):$PATH" npx turbo run test --concurrency=2 "$@" 2>&1 | tee "$logs/node-24.log"
+    FLOTILLA_TEST_SUBSET=node24 PATH="$(dirname "$node24"):$PATH" npx turbo run test --concurrency=2 "$@" 2>&1 | tee "$logs/node-24.log"
     rc=${PIPESTATUS[0]}
   fi
 fi
