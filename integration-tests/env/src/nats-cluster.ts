@@ -64,49 +64,9 @@ function healthz(port: number, path: string): Promise<boolean> {
   });
 }
 
-interface MetaClusterView {
-  meta_cluster?: { replicas?: { current?: boolean; offline?: boolean }[] };
-}
-
-function jsz(port: number): Promise<MetaClusterView> {
-  return new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path: '/jsz', timeout: 2_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-        if (body.length > 1_000_000) req.destroy(new Error('/jsz answer over 1 MB'));
-      });
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(body) as MetaClusterView);
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('/jsz request timed out')));
-    req.on('error', reject);
-  });
-}
-
-/** True once the meta leader (the node whose /jsz lists its followers) sees every peer online. */
-async function metaPeersOnline(monitorPorts: number[]): Promise<boolean> {
-  for (const port of monitorPorts) {
-    const replicas = (await jsz(port)).meta_cluster?.replicas;
-    if (replicas === undefined) continue;
-    return (
-      replicas.length === monitorPorts.length - 1 &&
-      replicas.every((r) => r.current === true && r.offline !== true)
-    );
-  }
-  return monitorPorts.length === 1;
-}
-
 /**
  * Starts a JetStream cluster of `size` nodes (the cached nats-server binary) and resolves
- * once every node reports /healthz ok with JetStream enabled (a meta leader elected) and the
- * meta leader sees every peer online.
+ * once every node reports /healthz ok with JetStream enabled (a meta leader elected).
  */
 export async function startNatsCluster(
   options: StartNatsClusterOptions = {},
@@ -210,12 +170,6 @@ export async function startNatsCluster(
       }),
     ),
   );
-  // A leader that has not yet heard from a peer refuses a replicated stream ("no suitable
-  // peers for placement, peer offline"): seen on a loaded machine right after /healthz.
-  await waitFor(() => metaPeersOnline(ports.map((p) => p.monitor)), {
-    what: 'every NATS node online at the JetStream meta leader',
-    timeoutMs: NATS_READY_TIMEOUT_MS,
-  });
   return {
     url: nodes.map((n) => n.url).join(','),
     nodes,
