@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { requireEnv, startNatsCluster } from './index.js';
 import type { TestNatsCluster } from './index.js';
 
@@ -19,7 +19,18 @@ test(
     const nc = await connect({ servers: cluster.url.split(','), reconnectTimeWait: 200 });
     try {
       const jsm = await jetstreamManager(nc);
-      const info = await jsm.streams.add({ name: 'R3', subjects: ['r3.>'], num_replicas: 3 });
+      // On a loaded machine the meta leader can answer before it has every peer's first
+      // report and refuse the placement ("peer offline", 10005) for a moment.
+      let info;
+      for (let i = 0; ; i++) {
+        try {
+          info = await jsm.streams.add({ name: 'R3', subjects: ['r3.>'], num_replicas: 3 });
+          break;
+        } catch (err) {
+          if (!(err instanceof JetStreamApiError) || err.code !== 10005 || i >= 100) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
       assert.equal(info.config.num_replicas, 3);
       const js = jetstream(nc);
       await js.publish('r3.a', 'one');
