@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The integration tests' `npm test` (turbo runs it in integration-tests/). Test files run
-# FLOTILLA_TEST_CONCURRENCY at a time (3 by default: they wait on real processes more than
+# FLOTILLA_TEST_CONCURRENCY at a time (2 by default: they wait on real processes more than
 # they compute; node --test starts them in name order whatever order they are given in).
 # FLOTILLA_TEST_SUBSET=node24 runs only the files in node24-tests.txt: test.sh's Node.js 24
 # pass (docs/testing.md says why those).
@@ -18,4 +18,4 @@ case "${FLOTILLA_TEST_SUBSET:-}" in
     ;;
   *) echo "FLOTILLA_TEST_SUBSET: unknown subset '${FLOTILLA_TEST_SUBSET}' (known: node24)" >&2; exit 1 ;;
 esac
-exec node --test --test-concurrency="${FLOTILLA_TEST_CONCURRENCY:-3}" --enable-source-maps "${files[@]}"
+exec node --test --test-concurrency="${FLOTILLA_TEST_CONCURRENCY:-2}" --enable-source-maps "${files[@]}"
