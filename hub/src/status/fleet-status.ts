@@ -752,8 +752,8 @@ export class FleetStatus implements SessionObserver {
 
   /**
    * The records changed since the last call, for persistence. They are the live records,
-   * not copies (a copy of every record each second was most of the save's garbage):
-   * serialize them before yielding to the event loop.
+   * not copies (a copy of every record each second was most of the save's garbage): one
+   * serialized after a later fold holds more than was taken, and is dirty again.
    */
   takeDirty(): readonly ClusterRecord[] {
     const out: ClusterRecord[] = [];

@@ -35,7 +35,7 @@ export const FLUSH_SLICE = 100;
 
 /** What persistence needs from the status model. */
 export interface PersistableStatus {
-  /** Changed records; they may be live objects, so they are serialized at once. */
+  /** Changed records; they may be live objects, serialized a slice per turn of the event loop (a later fold only adds to them). */
   takeDirty(): readonly ClusterRecord[];
   markDirty(names: readonly string[]): void;
   /** Clusters whose records were deleted (their keys go too); absent: none ever are. */
@@ -185,31 +185,37 @@ export class KvStatusPersistence {
     if (this.opts.writes && !this.opts.writes()) return checkpoint?.commit();
     const records = this.opts.status.takeDirty();
     const budget = this.recordBudget();
-    // Serialized before any await, so later folds cannot leak into this write.
-    const writes = records.map((r) => ({ name: r.name, json: this.fitted(r, budget) }));
     await this.deleteRemoved(kv);
     const failed: { name: string; err: string }[] = [];
-    const put = async ({ name, json }: { name: string; json: string | undefined }) => {
+    let serialized = 0;
+    const put = async (name: string, json: string | undefined) => {
       try {
         if (json === undefined)
           throw new Error(`record over the ${budget}-byte budget even when shrunk`);
+        serialized++;
         await kv.put(name, json);
       } catch (err) {
         failed.push({ name, err: errorMessage(err) });
       }
     };
-    // Started FLUSH_SLICE at a time, one slice per turn of the event loop, all in flight
-    // together: a fan-out makes every record dirty, and starting a thousand requests at
-    // once held the loop (queries waited behind it) for as long as encoding them took.
+    // Serialized and started FLUSH_SLICE at a time, one slice per turn of the event loop,
+    // all in flight together: a fan-out makes every record dirty, and serializing a
+    // thousand records at once (20-30 ms) or starting their requests at once held the loop
+    // while queries waited. A record folded further between two slices is written with
+    // more than the checkpoint covers, never less: the checkpoint was taken first, and a
+    // record holding newer events is what a crash between a save and its ack leaves too
+    // (a restart folds those events again, which changes nothing). The fold made it
+    // dirty again, so the next flush writes it once more.
     const puts: Promise<void>[] = [];
-    for (let i = 0; i < writes.length; i++) {
+    for (let i = 0; i < records.length; i++) {
       if (i > 0 && i % FLUSH_SLICE === 0) await new Promise((r) => setImmediate(r));
-      puts.push(put(writes[i] as { name: string; json: string | undefined }));
+      const r = records[i] as ClusterRecord;
+      puts.push(put(r.name, this.fitted(r, budget)));
     }
     await Promise.all(puts);
     if (failed.length === 0) return this.commit(kv, checkpoint);
     this.opts.status.markDirty(failed.map((f) => f.name));
-    if (failed.length === writes.length && writes.some((w) => w.json !== undefined)) {
+    if (failed.length === records.length && serialized > 0) {
       // Nothing could be written: NATS is in trouble, not a record. Acks wait.
       this.opts.logger.warn(
         { records: records.length, err: failed[0]?.err },

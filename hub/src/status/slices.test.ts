@@ -1,8 +1,8 @@
 // Work that a fan-out makes for every cluster at once is done in slices, one per turn of
 // the event loop, so that queries are answered between them: change notifications
 // (NOTIFY_SLICE) and the KV writes of a status flush (FLUSH_SLICE, against a real
-// nats-server). Every cluster is still told once, in order, and every record written
-// before the events are acked.
+// nats-server), and the serialization of those records. Every cluster is still told
+// once, in order, and every record written before the events are acked.
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import type { KV } from '@nats-io/kv';
@@ -107,6 +107,70 @@ test(
       await kv.flush();
       clock.stop();
       assert.equal(started.length, N);
+    } finally {
+      await link.stop();
+      await nats.stop();
+    }
+  },
+);
+
+test(
+  'a-flush-serializes-its-records-in-slices-and-a-record-changed-meanwhile-is-written-again',
+  { skip },
+  async () => {
+    const nats = await startNats();
+    const link = new NatsLink({ url: nats.url, logger: silentLogger() });
+    try {
+      link.start();
+      await link.connection();
+      const status = new FleetStatus({ offlineAfterMs: 45_000, logger: silentLogger() });
+      status.setFleet(fleet('rev-1'));
+      // Each record taken reports the turn in which it is serialized (JSON.stringify reads
+      // its labels; nothing else in a flush does).
+      const serializedIn = new Map<string, number>();
+      let clock = turns();
+      const take = status.takeDirty.bind(status);
+      status.takeDirty = () =>
+        take().map((rec) => {
+          let labels = rec.labels;
+          Object.defineProperty(rec, 'labels', {
+            enumerable: true,
+            configurable: true,
+            get: () => (serializedIn.set(rec.name, clock.now()), labels),
+            set: (v: Record<string, string>) => void (labels = v),
+          });
+          return rec;
+        });
+      const kv = new KvStatusPersistence({
+        connection: () => link.connection(),
+        isConnected: () => link.connected,
+        status,
+        logger: silentLogger(),
+      });
+      const last = names[N - 1] as string;
+      const flushing = kv.flush();
+      // A change of the last record while the first slice is written: after the flush
+      // took it, before its slice.
+      await new Promise((r) => setImmediate(r));
+      status.setFleet(
+        fleet('rev-1').map((e) => (e.name === last ? { ...e, labels: { env: 'staging' } } : e)),
+      );
+      await flushing;
+      clock.stop();
+      assert.equal(serializedIn.size, N, 'every dirty record serialized');
+      const perTurn = new Map<number, number>();
+      for (const t of serializedIn.values()) perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
+      assert.ok(
+        Math.max(...perTurn.values()) <= FLUSH_SLICE,
+        `at most ${FLUSH_SLICE} records serialized per turn (${[...perTurn.values()].join(', ')})`,
+      );
+      // The change made the record dirty again: the next flush writes what it now holds.
+      clock = turns();
+      await kv.flush();
+      clock.stop();
+      const bucket = await openStatusBucket(await link.connection());
+      const saved = (await bucket.get(last))?.json<{ labels: Record<string, string> }>();
+      assert.deepEqual(saved?.labels, { env: 'staging' });
     } finally {
       await link.stop();
       await nats.stop();
