@@ -34,12 +34,12 @@ export function scopedStatus(status: StatusQuery, scope: Selector): StatusQuery 
     status.deployments({ ...filter, selector: bothSelectors(scope, filter.selector) });
   return {
     list: (filter) => status.list(narrow(filter)),
-    listJson: (filter) => status.listJson(narrow(filter)),
+    listBytes: (filter) => status.listBytes(narrow(filter)),
     get: (name) => visible(status.get(name)),
     describe: (name) => (visible(status.get(name)) ? status.describe(name) : undefined),
     deployments,
-    deploymentsJson: (filter: DeploymentFilter = {}) =>
-      status.deploymentsJson({ ...filter, selector: bothSelectors(scope, filter.selector) }),
+    deploymentsBytes: (filter: DeploymentFilter = {}) =>
+      status.deploymentsBytes({ ...filter, selector: bothSelectors(scope, filter.selector) }),
     bundleSummaries: () => summaries(deployments()),
     onChange: (listener) =>
       status.onChange((c, previous) => {

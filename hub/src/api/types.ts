@@ -10,15 +10,15 @@ import type { RolloutSummary, RolloutView } from '../rollout/view.js';
 /** Read access to the fleet status (FleetStatus implements it). */
 export interface StatusQuery {
   list(filter?: Selector | ClusterFilter): ClusterStatus[];
-  /** list(filter), each cluster as its JSON text. */
-  listJson(filter?: Selector | ClusterFilter): string[];
+  /** list(filter), each cluster as its JSON in UTF-8 bytes (not to be changed). */
+  listBytes(filter?: Selector | ClusterFilter): Uint8Array[];
   get(name: string): ClusterStatus | undefined;
-  /** get(name) as its JSON text (cached until the cluster changes); absent: serialize get(name). */
-  clusterJson?(name: string): string | undefined;
+  /** get(name) as its JSON in UTF-8 bytes (cached until the cluster changes); absent: serialize get(name). */
+  clusterBytes?(name: string): Uint8Array | undefined;
   describe(name: string): { cluster: ClusterStatus; deployments: BundleDeployment[] } | undefined;
   deployments(filter?: DeploymentFilter): BundleDeployment[];
-  /** deployments(filter), each as its JSON text. */
-  deploymentsJson(filter?: DeploymentFilter): string[];
+  /** deployments(filter), each as its JSON in UTF-8 bytes (not to be changed). */
+  deploymentsBytes(filter?: DeploymentFilter): Uint8Array[];
   bundleSummaries(): BundleSummary[];
   onChange(listener: StatusListener): () => void;
 }

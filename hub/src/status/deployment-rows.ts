@@ -1,16 +1,18 @@
 // A cluster's deployment rows (every bundle), kept per record until the record or the
-// cluster's delivery state changes, with each row's JSON. A fleet query during a commit's
-// fan-out (`flotilla get deployments -l env=prod` over 1,000 clusters × 5 bundles) used to
-// rebuild and serialize every row on every request; now it only picks cached rows of the
-// clusters that match, and rebuilds those of the clusters that changed since.
+// cluster's delivery state changes, with each row's JSON as UTF-8 bytes. A fleet query
+// during a commit's fan-out (`flotilla get deployments -l env=prod` over 1,000 clusters ×
+// 5 bundles) used to rebuild and serialize every row on every request; now it only picks
+// cached rows of the clusters that match, and rebuilds those of the clusters that changed
+// since. The rows of a cluster share one buffer (one allocation per cluster, not per row).
+import { ownBytes } from './cluster-json.js';
 import type { BundleDeployment } from './deployments.js';
 import { deploymentsOf } from './deployments.js';
 import type { ClusterRecord, ClusterState } from './model.js';
 
-/** One deployment with its JSON text. */
+/** One deployment with its JSON (UTF-8 bytes the caller must not change). */
 export interface DeploymentRow {
   deployment: BundleDeployment;
-  json: string;
+  bytes: Buffer;
 }
 
 /** Deployment rows per cluster record, cached until its stamp or delivery state changes. */
@@ -27,10 +29,16 @@ export class DeploymentRowsCache {
     const key = `${stamp}|${clusterState}`;
     const hit = this.cache.get(rec);
     if (hit?.key === key) return hit.rows;
-    const rows = deploymentsOf(rec, clusterState).map((deployment) => ({
-      deployment,
-      json: JSON.stringify(deployment),
-    }));
+    const deployments = deploymentsOf(rec, clusterState);
+    const texts = deployments.map((d) => JSON.stringify(d));
+    const all = ownBytes(texts.join(''));
+    let offset = 0;
+    const rows = deployments.map((deployment, i) => {
+      const end = offset + Buffer.byteLength(texts[i] as string);
+      const bytes = all.subarray(offset, end);
+      offset = end;
+      return { deployment, bytes };
+    });
     this.cache.set(rec, { key, rows });
     return rows;
   }

@@ -267,12 +267,12 @@ test('a-waiting-ack-shows-the-cluster-progressing-with-the-agents-message', () =
 
 test('deployment-rows-are-cached-until-their-cluster-changes-and-time-turns-it-offline', () => {
   const { status, clock } = model();
-  const order = (rows: string[]) =>
+  const order = (rows: Uint8Array[]) =>
     rows.map((j) => {
-      const d = JSON.parse(j) as { bundle: string; cluster: string; state: string };
+      const d = JSON.parse(String(j)) as { bundle: string; cluster: string; state: string };
       return `${d.bundle}/${d.cluster}/${d.state}`;
     });
-  const first = status.deploymentsJson();
+  const first = status.deploymentsBytes();
   // Sorted by bundle, then cluster; the JSON is the deployments' own.
   assert.deepEqual(order(first), [
     'app/edge-1/Progressing',
@@ -283,17 +283,17 @@ test('deployment-rows-are-cached-until-their-cluster-changes-and-time-turns-it-o
     'db/edge-3/Pending',
   ]);
   assert.deepEqual(
-    first,
+    first.map(String),
     status.deployments().map((d) => JSON.stringify(d)),
   );
-  // Unchanged clusters give the very same strings (cached, not serialized again).
-  const again = status.deploymentsJson();
+  // Unchanged clusters give the very same bytes (cached, not serialized again).
+  const again = status.deploymentsBytes();
   assert.ok(first.every((j, i) => j === again[i]));
   status.foldEvent(
     'applied',
     appliedEvent('edge-2', REV, 'sha256:d1', { app: 'sha256:app1', db: 'sha256:db1' }, at(1)),
   );
-  const changed = status.deploymentsJson({ bundle: 'app' });
+  const changed = status.deploymentsBytes({ bundle: 'app' });
   assert.deepEqual(order(changed), [
     'app/edge-1/Progressing',
     'app/edge-2/Ready',
@@ -304,7 +304,7 @@ test('deployment-rows-are-cached-until-their-cluster-changes-and-time-turns-it-o
   clock.now += 10 * 60_000;
   status.disconnected('edge-1', 's-edge-1', 'gone');
   clock.now += 10 * 60_000;
-  assert.deepEqual(order(status.deploymentsJson({ cluster: 'edge-1' })), [
+  assert.deepEqual(order(status.deploymentsBytes({ cluster: 'edge-1' })), [
     'app/edge-1/Offline',
     'db/edge-1/Offline',
   ]);

@@ -652,9 +652,9 @@ export class FleetStatus implements SessionObserver {
     return this.deploymentRows(filter).map((r) => r.deployment);
   }
 
-  /** What deployments(filter) returns, each as its JSON text (cached until its cluster changes). */
-  deploymentsJson(filter: DeploymentFilter = {}): string[] {
-    return this.deploymentRows(filter).map((r) => r.json);
+  /** What deployments(filter) returns, each as its JSON in UTF-8 bytes (cached until its cluster changes; not to be changed). */
+  deploymentsBytes(filter: DeploymentFilter = {}): Buffer[] {
+    return this.deploymentRows(filter).map((r) => r.bytes);
   }
 
   private deploymentRows(filter: DeploymentFilter): DeploymentRow[] {
@@ -728,19 +728,19 @@ export class FleetStatus implements SessionObserver {
     return this.matching(filter, now).map((r) => viewOf(r, now, this.opts.offlineAfterMs));
   }
 
-  /** What list(filter) returns, each cluster as its JSON text (cached until it changes). */
-  listJson(filter?: Selector | ClusterFilter): string[] {
+  /** What list(filter) returns, each cluster as its JSON in UTF-8 bytes (cached until it changes; not to be changed). */
+  listBytes(filter?: Selector | ClusterFilter): Buffer[] {
     const now = this.now();
     return this.matching(filter, now).map((r) =>
-      this.json.json(r, this.stamps.get(r.name) ?? 0, now, this.opts.offlineAfterMs),
+      this.json.bytes(r, this.stamps.get(r.name) ?? 0, now, this.opts.offlineAfterMs),
     );
   }
 
-  /** get(name) as its JSON text, cached until the cluster changes (as listJson's), or undefined. */
-  clusterJson(name: string): string | undefined {
+  /** get(name) as its JSON in UTF-8 bytes, cached until the cluster changes (as listBytes's), or undefined. */
+  clusterBytes(name: string): Buffer | undefined {
     const rec = this.records.get(name);
     return rec
-      ? this.json.json(rec, this.stamps.get(name) ?? 0, this.now(), this.opts.offlineAfterMs)
+      ? this.json.bytes(rec, this.stamps.get(name) ?? 0, this.now(), this.opts.offlineAfterMs)
       : undefined;
   }
 
