@@ -56,6 +56,8 @@ import type { RolloutAction } from '../rollout/machine.js';
 import { actionParam } from './rollouts-api.js';
 import { writerOf } from './access.js';
 import { sendUiAsset, uiAsset } from './ui/serve.js';
+import { jsonBytesOf } from '../status/cluster-json.js';
+import type { JsonBytes } from '../status/cluster-json.js';
 
 /** What the HTTP API reads from. */
 export interface HttpApiDeps {
@@ -147,9 +149,33 @@ function sendList(
   res.end(`${items.length > parts.length && parts.length > 0 ? ',' : ''}${parts.join(',')}]}`);
 }
 
-const COMMA = Buffer.from(',');
 const LIST_END = Buffer.from(']}');
+const NOTHING = Buffer.alloc(0);
 const EVENT_END = Buffer.from('\n\n');
+
+// items[from, to) as one buffer: lead, the items separated by commas (one before the
+// first too when comma), trail.
+function joinedBytes(
+  items: readonly JsonBytes[],
+  from: number,
+  to: number,
+  lead: Buffer,
+  trail: Buffer,
+  comma: boolean,
+): Buffer {
+  let size = lead.length + trail.length + (to - from);
+  for (let i = from; i < to; i++)
+    size += (items[i] as JsonBytes).end - (items[i] as JsonBytes).start;
+  const out = Buffer.allocUnsafe(size);
+  let o = lead.copy(out, 0);
+  for (let i = from; i < to; i++) {
+    const j = items[i] as JsonBytes;
+    if (i > from || comma) out[o++] = 0x2c;
+    o += j.bytes.copy(out, o, j.start, j.end);
+  }
+  o += trail.copy(out, o);
+  return o === size ? out : out.subarray(0, o);
+}
 
 // A list of items already serialized as UTF-8 JSON (cached per cluster by the status
 // model): chunks are copies of those bytes, with no text to join and encode per request
@@ -157,28 +183,23 @@ const EVENT_END = Buffer.from('\n\n');
 function sendBytesList(
   res: ServerResponse,
   key: string,
-  items: readonly Uint8Array[],
+  items: readonly JsonBytes[],
   head: object = {},
 ): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
   const opening = JSON.stringify(head).slice(0, -1);
-  let parts: Uint8Array[] = [
-    Buffer.from(`${opening}${opening.length > 1 ? ',' : ''}${JSON.stringify(key)}:[`),
-  ];
+  let lead = Buffer.from(`${opening}${opening.length > 1 ? ',' : ''}${JSON.stringify(key)}:[`);
+  let from = 0;
   let size = 0;
   for (let i = 0; i < items.length; i++) {
-    const item = items[i] as Uint8Array;
-    if (i > 0) parts.push(COMMA);
-    parts.push(item);
-    size += item.byteLength + 1;
-    if (size >= JSON_CHUNK_BYTES) {
-      res.write(Buffer.concat(parts));
-      parts = [];
-      size = 0;
-    }
+    size += (items[i] as JsonBytes).end - (items[i] as JsonBytes).start + 1;
+    if (size < JSON_CHUNK_BYTES) continue;
+    res.write(joinedBytes(items, from, i + 1, lead, NOTHING, from > 0));
+    lead = NOTHING;
+    from = i + 1;
+    size = 0;
   }
-  parts.push(LIST_END);
-  res.end(Buffer.concat(parts));
+  res.end(joinedBytes(items, from, items.length, lead, LIST_END, from > 0));
 }
 
 function sendError(res: ServerResponse, err: FlotillaError): void {
@@ -254,8 +275,8 @@ function watchRoute(
     'cache-control': 'no-cache',
     connection: 'keep-alive',
   });
-  const write = (type: string, json: Uint8Array | string): void => {
-    res.write(Buffer.concat([Buffer.from(`event: ${type}\ndata: `), Buffer.from(json), EVENT_END]));
+  const write = (type: string, json: JsonBytes): void => {
+    res.write(joinedBytes([json], 0, 1, Buffer.from(`event: ${type}\ndata: `), EVENT_END, false));
   };
   // The views' JSON comes from the status model's cache: made once per change, it is then
   // what the next `flotilla status` list sends too, instead of being serialized again.
@@ -263,7 +284,10 @@ function watchRoute(
   res.write('event: synced\ndata: {}\n\n');
   const off = deps.status.onChange((c) => {
     if (!selector || selector.matches(c.labels))
-      write('changed', deps.status.clusterBytes?.(c.name) ?? JSON.stringify(c));
+      write(
+        'changed',
+        deps.status.clusterBytes?.(c.name) ?? jsonBytesOf(Buffer.from(JSON.stringify(c))),
+      );
   });
   const keepalive = setInterval(() => res.write(': keepalive\n\n'), WATCH_KEEPALIVE_MS);
   keepalive.unref();

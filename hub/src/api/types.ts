@@ -1,6 +1,7 @@
 // What the API serves, declared here so the API depends on small interfaces only.
 import type { ClusterCapabilities, Selector } from '@flotilla/common';
 import type { HistoryEntry, HistoryQuery } from '../history/history-log.js';
+import type { JsonBytes } from '../status/cluster-json.js';
 import type { BundleDeployment, BundleSummary } from '../status/deployments.js';
 import type { ClusterFilter, DeploymentFilter, StatusListener } from '../status/fleet-status.js';
 import type { ClusterStatus } from '../status/model.js';
@@ -11,14 +12,14 @@ import type { RolloutSummary, RolloutView } from '../rollout/view.js';
 export interface StatusQuery {
   list(filter?: Selector | ClusterFilter): ClusterStatus[];
   /** list(filter), each cluster as its JSON in UTF-8 bytes (not to be changed). */
-  listBytes(filter?: Selector | ClusterFilter): Uint8Array[];
+  listBytes(filter?: Selector | ClusterFilter): JsonBytes[];
   get(name: string): ClusterStatus | undefined;
   /** get(name) as its JSON in UTF-8 bytes (cached until the cluster changes); absent: serialize get(name). */
-  clusterBytes?(name: string): Uint8Array | undefined;
+  clusterBytes?(name: string): JsonBytes | undefined;
   describe(name: string): { cluster: ClusterStatus; deployments: BundleDeployment[] } | undefined;
   deployments(filter?: DeploymentFilter): BundleDeployment[];
   /** deployments(filter), each as its JSON in UTF-8 bytes (not to be changed). */
-  deploymentsBytes(filter?: DeploymentFilter): Uint8Array[];
+  deploymentsBytes(filter?: DeploymentFilter): JsonBytes[];
   bundleSummaries(): BundleSummary[];
   onChange(listener: StatusListener): () => void;
 }

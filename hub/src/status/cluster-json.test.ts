@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { silentLogger } from '@flotilla/common';
 import type { Hello__Output } from '@flotilla/proto';
+import { jsonText } from './cluster-json.js';
+import type { JsonBytes } from './cluster-json.js';
 import { FleetStatus } from './fleet-status.js';
 import { sessionEvent } from './session-events.js';
 import { appliedEvent, driftEvent, healthEvent } from './testing.js';
@@ -30,7 +32,7 @@ test('cached-cluster-json-follows-every-change-and-the-clock', () => {
   const at = () => new Date(clock.now);
   const same = (step: string) => {
     assert.deepEqual(
-      status.listBytes().map(String),
+      status.listBytes().map(jsonText),
       status.list().map((c) => JSON.stringify(c)),
       step,
     );
@@ -94,5 +96,5 @@ test('cached-cluster-json-follows-every-change-and-the-clock', () => {
   same('offline by the clock alone');
   status.restore([]);
   same('after restore');
-  assert.equal(JSON.parse(String(status.listBytes()[0])).state, 'Offline');
+  assert.equal(JSON.parse(jsonText(status.listBytes()[0] as JsonBytes)).state, 'Offline');
 });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { createEvent, silentLogger } from '@flotilla/common';
+import { jsonText } from './cluster-json.js';
+import type { JsonBytes } from './cluster-json.js';
 import { FleetStatus } from './fleet-status.js';
 import type { DriftFacts } from './event-data.js';
 import { appliedEvent, driftEvent } from './testing.js';
@@ -267,9 +269,9 @@ test('a-waiting-ack-shows-the-cluster-progressing-with-the-agents-message', () =
 
 test('deployment-rows-are-cached-until-their-cluster-changes-and-time-turns-it-offline', () => {
   const { status, clock } = model();
-  const order = (rows: Uint8Array[]) =>
+  const order = (rows: JsonBytes[]) =>
     rows.map((j) => {
-      const d = JSON.parse(String(j)) as { bundle: string; cluster: string; state: string };
+      const d = JSON.parse(jsonText(j)) as { bundle: string; cluster: string; state: string };
       return `${d.bundle}/${d.cluster}/${d.state}`;
     });
   const first = status.deploymentsBytes();
@@ -283,7 +285,7 @@ test('deployment-rows-are-cached-until-their-cluster-changes-and-time-turns-it-o
     'db/edge-3/Pending',
   ]);
   assert.deepEqual(
-    first.map(String),
+    first.map(jsonText),
     status.deployments().map((d) => JSON.stringify(d)),
   );
   // Unchanged clusters give the very same bytes (cached, not serialized again).

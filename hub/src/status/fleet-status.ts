@@ -11,6 +11,7 @@ import type { CutListener, DriftFacts } from './event-data.js';
 import { foldHealthFacts } from './health.js';
 import { bundleCounts, emptyFacts, emptyRecord, recordAttempt, stateOf, viewOf } from './model.js';
 import { ClusterJsonCache } from './cluster-json.js';
+import type { JsonBytes } from './cluster-json.js';
 import { AgentClocks, CLOCK_OFFSET_RESOLUTION_MS, CLOCK_SKEW_WARN_MS } from './agent-clock.js';
 import { DeploymentRowsCache } from './deployment-rows.js';
 import type { DeploymentRow } from './deployment-rows.js';
@@ -653,8 +654,8 @@ export class FleetStatus implements SessionObserver {
   }
 
   /** What deployments(filter) returns, each as its JSON in UTF-8 bytes (cached until its cluster changes; not to be changed). */
-  deploymentsBytes(filter: DeploymentFilter = {}): Buffer[] {
-    return this.deploymentRows(filter).map((r) => r.bytes);
+  deploymentsBytes(filter: DeploymentFilter = {}): JsonBytes[] {
+    return this.deploymentRows(filter).map((r) => r.json);
   }
 
   private deploymentRows(filter: DeploymentFilter): DeploymentRow[] {
@@ -729,7 +730,7 @@ export class FleetStatus implements SessionObserver {
   }
 
   /** What list(filter) returns, each cluster as its JSON in UTF-8 bytes (cached until it changes; not to be changed). */
-  listBytes(filter?: Selector | ClusterFilter): Buffer[] {
+  listBytes(filter?: Selector | ClusterFilter): JsonBytes[] {
     const now = this.now();
     return this.matching(filter, now).map((r) =>
       this.json.bytes(r, this.stamps.get(r.name) ?? 0, now, this.opts.offlineAfterMs),
@@ -737,7 +738,7 @@ export class FleetStatus implements SessionObserver {
   }
 
   /** get(name) as its JSON in UTF-8 bytes, cached until the cluster changes (as listBytes's), or undefined. */
-  clusterBytes(name: string): Buffer | undefined {
+  clusterBytes(name: string): JsonBytes | undefined {
     const rec = this.records.get(name);
     return rec
       ? this.json.bytes(rec, this.stamps.get(name) ?? 0, this.now(), this.opts.offlineAfterMs)
