@@ -25,6 +25,7 @@ import { completeJob } from '../system/job-controller.js';
 import type { Fleet } from '../system/fleet.js';
 import {
   PUBLIC_FIXTURES,
+  bundle,
   fixtureFiles,
   helmCreate,
   operatorBundleFiles,
@@ -41,17 +42,6 @@ const OPERATOR_KINDS = [
   'Probe',
   'PodMonitor',
 ];
-
-const bundle = (name: string, source: string, namespace: string): string =>
-  `apiVersion: flotilla.dev/v1alpha1
-kind: Bundle
-metadata: { name: ${name} }
-spec:
-  source:
-${source}
-  namespace: ${namespace}
-  targets: [ { clusterSelector: {} } ]
-`;
 
 const CERTIFICATE = `apiVersion: cert-manager.io/v1
 kind: Certificate

@@ -373,3 +373,15 @@ spec:
 `;
   return files;
 }
+
+/** A Bundle document for every cluster, with the given source block and namespace. */
+export const bundle = (name: string, source: string, namespace: string): string =>
+  `apiVersion: flotilla.dev/v1alpha1
+kind: Bundle
+metadata: { name: ${name} }
+spec:
+  source:
+${source}
+  namespace: ${namespace}
+  targets: [ { clusterSelector: {} } ]
+`;

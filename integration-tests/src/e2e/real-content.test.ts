@@ -9,7 +9,6 @@
 // took `bind`/`escalate` from it (docs/install.md). What a user sees is checked:
 // `flotilla get deployments`, `status`, `wait`, the HTTP API the page reads, and alerts.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { request } from 'node:https';
 import { readFile } from 'node:fs/promises';
@@ -29,20 +28,11 @@ import { startFleet } from '../system/fleet.js';
 import { applyManifests } from '../system/install.js';
 import { completeJob } from '../system/job-controller.js';
 import type { Fleet } from '../system/fleet.js';
-import { fixtureFiles } from './public-content.js';
+import { startAlertReceiver } from '../system/alert-receiver.js';
+import type { AlertReceiver } from '../system/alert-receiver.js';
+import { bundle, fixtureFiles } from './public-content.js';
 
 const skip = await requireEnv(['cluster', 'nats', 'git']);
-
-const bundle = (name: string, source: string, namespace: string): string =>
-  `apiVersion: flotilla.dev/v1alpha1
-kind: Bundle
-metadata: { name: ${name} }
-spec:
-  source:
-${source}
-  namespace: ${namespace}
-  targets: [ { clusterSelector: {} } ]
-`;
 
 // A team's workload from a registry the cluster's policy does not allow (the webhook
 // below rejects it), beside a ConfigMap that is fine.
@@ -95,9 +85,8 @@ interface Alert {
 }
 
 let fleet: Fleet | undefined;
-let receiver: Server | undefined;
+let receiver: AlertReceiver<Alert> | undefined;
 let webhook: Server | undefined;
-const alerts: Alert[] = [];
 let jobsRunning = true;
 let jobs: Promise<void> | undefined;
 /** Hook Jobs the test completed, in order (hook-succeeded deletes them right after). */
@@ -145,16 +134,8 @@ async function startPolicyWebhook(): Promise<{ url: string; caPem: string }> {
 
 before(async () => {
   if (skip) return;
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      alerts.push(JSON.parse(body) as Alert);
-      res.writeHead(200).end('ok');
-    });
-  });
-  await new Promise<void>((r) => receiver!.listen(0, '127.0.0.1', r));
-  const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  receiver = await startAlertReceiver<Alert>();
+  const hook = receiver.url;
   const legacyChart = await fixtureFiles('store/chart', 'bundles/legacy/chart');
   // The same chart, for an older platform: its constraint excludes this cluster (v1.35).
   legacyChart['bundles/legacy/chart/Chart.yaml'] = legacyChart[
@@ -212,8 +193,8 @@ after(async () => {
   jobsRunning = false;
   await jobs;
   await fleet?.stop();
-  for (const s of [receiver, webhook])
-    await new Promise<void>((r) => (s ? s.close(() => r()) : r()));
+  await receiver?.stop();
+  await new Promise<void>((r) => (webhook ? webhook.close(() => r()) : r()));
 });
 
 function api<T>(f: Fleet, type: new (...args: never[]) => T): T {
@@ -465,11 +446,11 @@ webhooks:
     assert.match(cluster.message, /bundle legacy: .*; and apply failed: .*not currently held/s);
     assert.match(cluster.applyFailure, DENIED);
     // An alert for each bundle the cluster refused, though the cluster was already Failed.
-    await waitFor(() => alerts.filter((a) => a.kind === 'failed').length >= 1, {
+    await waitFor(() => receiver!.alerts.filter((a) => a.kind === 'failed').length >= 1, {
       what: 'the apply-failed alert',
       timeoutMs: 30_000,
     });
-    const failedAlerts = alerts.filter((a) => a.kind === 'failed');
+    const failedAlerts = receiver!.alerts.filter((a) => a.kind === 'failed');
     assert.deepEqual(failedAlerts.flatMap((a) => (a.bundle ?? '').split(',')).sort(), [
       'access',
       'guarded',

@@ -5,12 +5,11 @@
 // reason; a fixing commit makes everything Ready. A bundle without substitution holding a
 // shell script and a Grafana dashboard full of `${...}` deploys byte for byte unchanged.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { requireEnv, waitFor } from '@flotilla/test-env';
+import { startAlertReceiver } from '../system/alert-receiver.js';
+import type { AlertReceiver } from '../system/alert-receiver.js';
 import { startFleet } from '../system/fleet.js';
 import type { Fleet } from '../system/fleet.js';
 
@@ -84,21 +83,12 @@ type Deployment = { bundle: string; cluster: string; state: string; reason: stri
 
 const skip = await requireEnv(['cluster', 'nats', 'git']);
 let fleet: Fleet | undefined;
-let receiver: Server | undefined;
-const alerts: Alert[] = [];
+let receiver: AlertReceiver<Alert> | undefined;
 
 before(async () => {
   if (skip) return;
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      alerts.push(JSON.parse(body) as Alert);
-      res.writeHead(200).end('ok');
-    });
-  });
-  await new Promise<void>((r) => receiver!.listen(0, '127.0.0.1', r));
-  const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  receiver = await startAlertReceiver<Alert>();
+  const hook = receiver.url;
   fleet = await startFleet({
     clusters: ['eu', 'us'],
     insecure: true,
@@ -132,7 +122,7 @@ before(async () => {
 
 after(async () => {
   await fleet?.stop();
-  await new Promise<void>((r) => (receiver ? receiver.close(() => r()) : r()));
+  await receiver?.stop();
 });
 
 async function deployments(f: Fleet): Promise<Deployment[]> {
@@ -239,11 +229,11 @@ test(
     assert.match(us.renderFailures[0]?.message ?? '', BROKEN_AT);
 
     // One alert per bundle and revision at the webhook.
-    await waitFor(() => alerts.filter((a) => a.kind === 'render').length >= 2, {
+    await waitFor(() => receiver!.alerts.filter((a) => a.kind === 'render').length >= 2, {
       what: 'the render alerts',
     });
     const byBundle = Object.fromEntries(
-      alerts.filter((a) => a.kind === 'render').map((a) => [a.bundle, a]),
+      receiver!.alerts.filter((a) => a.kind === 'render').map((a) => [a.bundle, a]),
     );
     assert.deepEqual(byBundle.broken?.clusters, ['eu', 'us']);
     assert.equal(byBundle.broken?.revision, first);
