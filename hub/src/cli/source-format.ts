@@ -29,28 +29,18 @@ function names(list: readonly string[], total: number, max = NAMES_PER_GROUP): s
  * with the clusters it concerns; "" when nothing failed to render.
  */
 export function formatRenderFailures(clusters: readonly ClusterStatus[]): string {
-  const groups = new Map<string, { what: string; reason: string; clusters: string[] }>();
-  for (const c of clusters) {
-    for (const f of c.renderFailures ?? []) {
-      const what = f.bundle ? `bundle ${f.bundle}` : 'desired state';
-      const reason = renderFailureReason(f);
-      const key = `${what}\0${reason}`;
-      const g = groups.get(key) ?? { what, reason, clusters: [] };
-      g.clusters.push(c.name);
-      groups.set(key, g);
-    }
-  }
-  if (groups.size === 0) return '';
-  const lines = [...groups.values()]
-    .slice(0, STATUS_FAILURE_GROUPS)
-    .map((g) => `  ${g.what} on ${names(g.clusters, g.clusters.length)}: ${g.reason}`);
-  const more =
-    groups.size > STATUS_FAILURE_GROUPS
-      ? [
-          `  … and ${groups.size - STATUS_FAILURE_GROUPS} more (flotilla get deployments --state Failed)`,
-        ]
-      : [];
-  return `\nFailed to render (these clusters are not Ready until a commit fixes it):\n${[...lines, ...more].join('\n')}\n`;
+  const entries = clusters.flatMap((c) =>
+    (c.renderFailures ?? []).map((f) => ({
+      what: f.bundle ? `bundle ${f.bundle}` : 'desired state',
+      reason: renderFailureReason(f),
+      cluster: c.name,
+    })),
+  );
+  return failureSection(
+    'Failed to render (these clusters are not Ready until a commit fixes it)',
+    entries,
+    ' (flotilla get deployments --state Failed)',
+  );
 }
 
 /**
@@ -60,16 +50,34 @@ export function formatRenderFailures(clusters: readonly ClusterStatus[]): string
  * also failed to render shows here too, so neither failure hides the other.
  */
 export function formatApplyFailures(clusters: readonly ClusterStatus[]): string {
-  const groups = new Map<string, { what: string; reason: string; clusters: string[] }>();
-  for (const c of clusters) {
-    if (!c.applyFailure) continue;
+  const entries = clusters.flatMap((c) => {
+    if (!c.applyFailure) return [];
     const failed = c.bundles.filter((b) => b.failed > 0).map((b) => b.name);
     const what =
       failed.length === 0 ? '' : `bundle${failed.length > 1 ? 's' : ''} ${failed.join(', ')}`;
-    const reason = c.applyFailure.replace(/\n\s*/g, ' ');
-    const key = `${what}\0${reason}`;
-    const g = groups.get(key) ?? { what, reason, clusters: [] };
-    g.clusters.push(c.name);
+    return [{ what, reason: c.applyFailure.replace(/\n\s*/g, ' '), cluster: c.name }];
+  });
+  return failureSection(
+    'Failed to apply (objects the cluster refused; flotilla get deployments --state Failed)',
+    entries,
+    '',
+  );
+}
+
+/**
+ * A failure section under `flotilla status`: one line per (what, reason) with its
+ * clusters, at most STATUS_FAILURE_GROUPS lines and then how many more; "" when none.
+ */
+function failureSection(
+  title: string,
+  entries: readonly { what: string; reason: string; cluster: string }[],
+  moreHint: string,
+): string {
+  const groups = new Map<string, { what: string; reason: string; clusters: string[] }>();
+  for (const e of entries) {
+    const key = `${e.what}\0${e.reason}`;
+    const g = groups.get(key) ?? { what: e.what, reason: e.reason, clusters: [] };
+    g.clusters.push(e.cluster);
     groups.set(key, g);
   }
   if (groups.size === 0) return '';
@@ -79,11 +87,9 @@ export function formatApplyFailures(clusters: readonly ClusterStatus[]): string 
       (g) =>
         `  ${g.what ? `${g.what} on ` : ''}${names(g.clusters, g.clusters.length)}: ${g.reason}`,
     );
-  const more =
-    groups.size > STATUS_FAILURE_GROUPS
-      ? [`  … and ${groups.size - STATUS_FAILURE_GROUPS} more`]
-      : [];
-  return `\nFailed to apply (objects the cluster refused; flotilla get deployments --state Failed):\n${[...lines, ...more].join('\n')}\n`;
+  if (groups.size > STATUS_FAILURE_GROUPS)
+    lines.push(`  … and ${groups.size - STATUS_FAILURE_GROUPS} more${moreHint}`);
+  return `\n${title}:\n${lines.join('\n')}\n`;
 }
 
 function errorsTable(errors: readonly SourceRenderError[]): string {

@@ -2,6 +2,11 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import type { ClusterStatus } from '../status/model.js';
 import { formatClusters } from './format.js';
+import {
+  STATUS_FAILURE_GROUPS,
+  formatApplyFailures,
+  formatRenderFailures,
+} from './source-format.js';
 import type { CliIo } from './io.js';
 import { runCli } from './main.js';
 import { statusCommand } from './status.js';
@@ -198,4 +203,34 @@ test('status-lists-what-a-cluster-refused-to-apply-beside-what-failed-to-render'
     out,
     /\nFailed to apply[^\n]*\n {2}bundle access on edge-1: ClusterRole\/reports: .*not currently held: \{APIGroups:\["\*"\], Resources:\["\*"\], Verbs:\["\*"\]\}\n$/,
   );
+});
+
+test('failure-sections-group-clusters-by-reason-and-say-how-many-more-past-the-limit', () => {
+  const counts = { created: 0, configured: 0, unchanged: 0, deleted: 0, failed: 1 };
+  const cluster = (name: string, reason: string): ClusterStatus => ({
+    ...(CLUSTERS[0] as ClusterStatus),
+    name,
+    state: 'Failed',
+    bundles: [{ name: 'web', digest: 'sha256:w', ...counts }],
+    renderFailures: [{ bundle: 'web', revision: 'r1', message: reason, servingRevision: '' }],
+    applyFailure: reason,
+  });
+  // Two clusters share a reason; then one reason per cluster past the limit.
+  const clusters = [
+    cluster('a', 'same reason'),
+    cluster('b', 'same reason'),
+    ...Array.from({ length: STATUS_FAILURE_GROUPS + 2 }, (_, i) => cluster(`c${i}`, `reason ${i}`)),
+  ];
+  for (const [section, title] of [
+    [formatRenderFailures(clusters), 'Failed to render'],
+    [formatApplyFailures(clusters), 'Failed to apply'],
+  ] as const) {
+    const lines = section.trim().split('\n');
+    assert.match(lines[0] ?? '', new RegExp(`^${title}`));
+    assert.match(lines[1] ?? '', /^ {2}bundle web on a,b: /, 'one line for both clusters');
+    assert.equal(lines.length, 1 + STATUS_FAILURE_GROUPS + 1);
+    assert.match(lines.at(-1) ?? '', /^ {2}… and 3 more/, `${title}: 23 groups, 20 shown`);
+  }
+  assert.equal(formatRenderFailures([CLUSTERS[0] as ClusterStatus]), '');
+  assert.equal(formatApplyFailures([CLUSTERS[0] as ClusterStatus]), '');
 });
